@@ -1,0 +1,85 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Q-SSL",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "QSSLWire", targets: ["QSSLWire"]),
+        .library(name: "QSSL", targets: ["QSSL"]),
+        .library(name: "QSSLSwiftCrypto", targets: ["QSSLSwiftCrypto"]),
+        .library(name: "QSSLX509", targets: ["QSSLX509"]),
+        .library(name: "NIOQSSL", targets: ["NIOQSSL"]),
+        .executable(name: "qssl", targets: ["QSSLTool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // TLS presentation language, code points and messages. No dependencies at all.
+        .target(name: "QSSLWire"),
+        // The sans-I/O protocol core and the provider protocols it is written against.
+        // Imports neither NIO, Foundation nor any crypto implementation.
+        .target(name: "QSSL", dependencies: ["QSSLWire"]),
+        // The default crypto provider on swift-crypto.
+        .target(
+            name: "QSSLSwiftCrypto",
+            dependencies: [
+                "QSSL",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // Certificates, private keys and chain verification on swift-certificates.
+        .target(
+            name: "QSSLX509",
+            dependencies: [
+                "QSSL", "QSSLSwiftCrypto",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // SwiftNIO adapter: a ChannelHandler that carries the core over a Channel.
+        .target(
+            name: "NIOQSSL",
+            dependencies: [
+                "QSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "QSSLTool",
+            dependencies: [
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
+        .testTarget(
+            name: "QSSLTests",
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Resources")]
+        ),
+        .testTarget(
+            name: "QSSLInteropTests",
+            dependencies: [
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+    ]
+)

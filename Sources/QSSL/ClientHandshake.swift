@@ -1,0 +1,308 @@
+import QSSLWire
+
+/// Client handshake: one case per message we are waiting for (RFC 8446 §2).
+enum ClientState {
+    case expectServerHello(ExpectServerHello)
+    case expectEncryptedExtensions(ClientHandshakeKeys)
+    case expectCertificateOrCertificateRequest(ClientHandshakeKeys)
+    case expectCertificate(ClientHandshakeKeys)
+    case expectCertificateVerify(ClientHandshakeKeys, any PeerPublicKey)
+    case expectFinished(ClientHandshakeKeys, ServerIdentityVerified)
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        switch self {
+        case .expectServerHello(let s):
+            return try s.handle(message, context: &context)
+        case .expectEncryptedExtensions(var keys):
+            try keys.processEncryptedExtensions(message)
+            return .client(.expectCertificateOrCertificateRequest(keys))
+        case .expectCertificateOrCertificateRequest(var keys):
+            if message.type == .certificateRequest {
+                try keys.processCertificateRequest(message)
+                return .client(.expectCertificate(keys))
+            }
+            let peerKey = try keys.processCertificate(message)
+            return .client(.expectCertificateVerify(keys, peerKey))
+        case .expectCertificate(var keys):
+            let peerKey = try keys.processCertificate(message)
+            return .client(.expectCertificateVerify(keys, peerKey))
+        case .expectCertificateVerify(var keys, let peerKey):
+            let verified = try keys.processCertificateVerify(message, peerKey: peerKey)
+            return .client(.expectFinished(keys, verified))
+        case .expectFinished(var keys, let verified):
+            return .traffic(try keys.processFinished(message, verified: verified, context: &context))
+        }
+    }
+}
+
+/// Capability token: only `processCertificateVerify` can make one, and traffic needs one.
+struct ServerIdentityVerified {
+    fileprivate init() {}
+}
+
+/// Waiting for ServerHello (or HelloRetryRequest).
+struct ExpectServerHello {
+    let config: ClientConfiguration
+    let serverName: String?
+    var clientHello: ClientHello
+    var pending: [any PendingKeyExchange]
+    var transcript = Transcript()
+    /// Suite and group of a HelloRetryRequest already received.
+    var retry: (suite: TLS13CipherSuite, group: NamedGroup?)?
+    var sentChangeCipherSpec = false
+
+    /// Builds and sends the first ClientHello.
+    static func start(config: ClientConfiguration, serverName: String?, context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
+        var pending: [any PendingKeyExchange] = []
+        var shares: [KeyShareEntry] = []
+        var shareGroups = config.keyShareGroups.filter { config.groups.contains($0) }
+        if config.requirePostQuantum { shareGroups = shareGroups.filter(\.isPostQuantum) }
+        if shareGroups.isEmpty, let first = config.groups.first(where: { !config.requirePostQuantum || $0.isPostQuantum }) {
+            shareGroups = [first]
+        }
+        for group in shareGroups {
+            guard let kx = config.provider.keyExchange(for: group) else { throw .misuse("group \(group) not implemented") }
+            let (share, p) = try kx.generateClientShare()
+            shares.append(KeyShareEntry(group: group, keyExchange: share))
+            pending.append(p)
+        }
+        var ext = ExtensionList()
+        if let serverName, !isIPAddress(serverName) {
+            ext.append(.serverName, ExtensionBody.encodeServerName(serverName))
+        }
+        ext.append(.supportedGroups, ExtensionBody.encodeU16List(config.groups.map(\.rawValue)))
+        ext.append(.signatureAlgorithms, ExtensionBody.encodeU16List(config.verifier.supportedSchemes.map(\.rawValue)))
+        if !config.alpnProtocols.isEmpty { ext.append(.alpn, ExtensionBody.encodeALPN(config.alpnProtocols)) }
+        ext.append(.supportedVersions, ExtensionBody.encodeU16List([ProtocolVersion.tls13.rawValue], prefix: .uint8(allowEmpty: false)))
+        ext.append(.keyShare, ExtensionBody.encodeClientKeyShares(shares))
+        let hello = ClientHello(
+            random: context.primitives.randomBytes(32),
+            legacySessionID: config.middleboxCompatibility ? context.primitives.randomBytes(32) : [],
+            cipherSuites: config.cipherSuites.map(\.suite),
+            extensions: ext)
+        var state = ExpectServerHello(config: config, serverName: serverName, clientHello: hello, pending: pending)
+        context.records.useLegacyRecordVersion = true
+        context.send(HandshakeMessage(hello), transcript: &state.transcript)
+        try context.flush()
+        context.records.useLegacyRecordVersion = false
+        return state
+    }
+
+    var offeredExtensions: Set<ExtensionType> { Set(clientHello.extensions.types) }
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        let hello = try message.require(ServerHello.self)
+        try checkServerHello(hello)
+        let suite = TLS13CipherSuite.named(hello.cipherSuite)!   // checked to be one we offered
+        if hello.isHelloRetryRequest {
+            return .client(.expectServerHello(try processHelloRetryRequest(hello, message, suite: suite, context: &context)))
+        }
+        return .client(.expectEncryptedExtensions(try processServerHello(hello, message, suite: suite, context: &context)))
+    }
+
+    /// Checks ServerHello and HelloRetryRequest share (RFC 8446 §4.1.3, §4.1.4).
+    private func checkServerHello(_ hello: ServerHello) throws(TLSError) {
+        guard let versionExt = hello.extensions[.supportedVersions] else {
+            // A server that does not select TLS 1.3 must not be talking to a 1.3-capable
+            // client through a downgrade: RFC 8446 §4.1.3.
+            if hello.random.suffix(8).elementsEqual(ServerHello.downgradeTLS12) || hello.random.suffix(8).elementsEqual(ServerHello.downgradeTLS11) {
+                throw .misbehaved(.sentDowngradeSentinel)
+            }
+            throw .incompatible(.noCommonVersion, "server selected \(hello.legacyVersion); only TLS 1.3 was offered")
+        }
+        let version = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverSupportedVersion(versionExt) }
+        guard version == .tls13 else { throw .misbehaved(.selectedUnofferedVersion, "server selected \(version)") }
+        guard hello.legacyVersion == .tls12 else { throw .misbehaved(.selectedUnofferedVersion, "legacy_version \(hello.legacyVersion)") }
+        guard hello.legacySessionIDEcho == clientHello.legacySessionID else { throw .misbehaved(.echoedWrongSessionID) }
+        guard clientHello.cipherSuites.contains(hello.cipherSuite), TLS13CipherSuite.named(hello.cipherSuite) != nil else {
+            throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
+        }
+        guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
+        let permitted: Set<ExtensionType> = hello.isHelloRetryRequest
+            ? [.supportedVersions, .keyShare, .cookie] : [.supportedVersions, .keyShare, .preSharedKey]
+        try checkServerExtensions(hello.extensions, offered: offeredExtensions.union([.cookie]), permitted: permitted,
+                                  message: hello.isHelloRetryRequest ? "HelloRetryRequest" : "ServerHello")
+        if let retry, hello.cipherSuite != retry.suite.suite {
+            throw .misbehaved(.changedCipherSuiteAfterHelloRetryRequest)
+        }
+    }
+
+    /// RFC 8446 §4.1.4: answer a HelloRetryRequest with a second ClientHello.
+    private func processHelloRetryRequest(_ hrr: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
+        guard retry == nil else { throw .misbehaved(.sentSecondHelloRetryRequest) }
+        var group: NamedGroup?
+        if let data = hrr.extensions[.keyShare] {
+            let selected = try decodeExtension { () throws(DecodeError) in try ExtensionBody.helloRetryKeyShare(data) }
+            guard config.groups.contains(selected) else { throw .misbehaved(.selectedUnofferedGroup, "\(selected)") }
+            guard !pending.contains(where: { $0.group == selected }) else { throw .misbehaved(.helloRetryRequestForGroupAlreadyShared, "\(selected)") }
+            if config.requirePostQuantum && !selected.isPostQuantum {
+                throw .incompatible(.postQuantumKeyExchangeRequired, "server asked for \(selected)")
+            }
+            group = selected
+        }
+        let cookie = try hrr.extensions[.cookie].map { (data) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.cookie(data) } }
+        guard group != nil || cookie != nil else { throw .misbehaved(.helloRetryRequestChangedNothing) }
+
+        var next = self
+        let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
+        next.transcript.replaceWithMessageHash(hkdf)
+        next.transcript.append(message)
+        // RFC 8446 §4.1.2: the same ClientHello, with key_share replaced, early_data removed
+        // and the cookie echoed.
+        var ext = ExtensionList(clientHello.extensions.items.filter { ![.keyShare, .earlyData, .cookie].contains($0.type) })
+        if let cookie { ext.append(.cookie, ExtensionBody.encodeCookie(cookie)) }
+        if let group {
+            guard let kx = config.provider.keyExchange(for: group) else { throw .misbehaved(.selectedUnofferedGroup) }
+            let (share, p) = try kx.generateClientShare()
+            next.pending = [p]
+            ext.append(.keyShare, ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: group, keyExchange: share)]))
+        } else {
+            ext.items.append(Extension(type: .keyShare, data: clientHello.extensions[.keyShare] ?? []))
+        }
+        next.clientHello.extensions = ext
+        next.retry = (suite, group)
+        if config.middleboxCompatibility && !sentChangeCipherSpec {
+            try context.sendChangeCipherSpec()
+            next.sentChangeCipherSpec = true
+        }
+        context.send(HandshakeMessage(next.clientHello), transcript: &next.transcript)
+        return next
+    }
+
+    private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ClientHandshakeKeys {
+        guard let data = hello.extensions[.keyShare] else { throw .misbehaved(.sentMissingKeyShare) }
+        let share = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverKeyShare(data) }
+        guard let kx = pending.first(where: { $0.group == share.group }) else {
+            throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group)")
+        }
+        if let retry, let g = retry.group, g != share.group {
+            throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group) differs from HelloRetryRequest's \(g)")
+        }
+        if config.requirePostQuantum && !share.group.isPostQuantum {
+            throw .incompatible(.postQuantumKeyExchangeRequired, "server selected \(share.group)")
+        }
+        let sharedSecret = try kx.complete(serverShare: share.keyExchange)
+
+        var transcript = self.transcript
+        transcript.append(message)
+        let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
+        let handshake = TLS13KeySchedule.Early(hkdf: hkdf).handshake(sharedSecret: sharedSecret)
+        let th = transcript.hash(hkdf)
+        let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
+        let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
+        try context.installReadKeys(secret: serverSecret, suite: suite)
+        var sentCCS = sentChangeCipherSpec
+        if config.middleboxCompatibility && !sentCCS {
+            try context.sendChangeCipherSpec()
+            sentCCS = true
+        }
+        // From here on the client's alerts are protected with its handshake keys.
+        try context.installWriteKeys(secret: clientSecret, suite: suite)
+        return ClientHandshakeKeys(
+            config: config, serverName: serverName, offered: offeredExtensions, suite: suite, hkdf: hkdf,
+            schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret, transcript: transcript,
+            group: share.group, helloRetryRequest: retry != nil)
+    }
+}
+
+/// Everything the client holds after ServerHello, carried through the encrypted server flight.
+struct ClientHandshakeKeys {
+    let config: ClientConfiguration
+    let serverName: String?
+    let offered: Set<ExtensionType>
+    let suite: TLS13CipherSuite
+    let hkdf: HKDF
+    let schedule: TLS13KeySchedule.Handshake
+    let clientSecret: [UInt8]
+    let serverSecret: [UInt8]
+    var transcript: Transcript
+    let group: NamedGroup
+    let helloRetryRequest: Bool
+    var alpn: String?
+    var certificateRequestContext: [UInt8]?
+    var peerChain: [[UInt8]] = []
+    var peerScheme: SignatureScheme?
+
+    mutating func processEncryptedExtensions(_ message: HandshakeMessage) throws(TLSError) {
+        let ee = try message.require(EncryptedExtensions.self)
+        try checkServerExtensions(ee.extensions, offered: offered, permitted: [.serverName, .supportedGroups, .alpn, .recordSizeLimit, .earlyData],
+                                  message: "EncryptedExtensions")
+        if let sni = ee.extensions[.serverName], !sni.isEmpty { throw .decode(.trailingData(in: "server_name acknowledgement")) }
+        if let data = ee.extensions[.alpn] {
+            let list = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
+            guard list.count == 1, config.alpnProtocols.contains(list[0]) else {
+                throw .misbehaved(.selectedUnofferedApplicationProtocol, "\(list)")
+            }
+            alpn = list[0]
+        }
+        transcript.append(message)
+    }
+
+    mutating func processCertificateRequest(_ message: HandshakeMessage) throws(TLSError) {
+        let request = try message.require(CertificateRequest.self)
+        // RFC 8446 §4.3.2: the context is zero length unless used for post-handshake authentication.
+        guard request.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
+        guard request.extensions.contains(.signatureAlgorithms) else { throw .misbehaved(.sentMissingSignatureAlgorithms) }
+        certificateRequestContext = request.requestContext
+        transcript.append(message)
+    }
+
+    mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> any PeerPublicKey {
+        let certificate = try message.require(CertificateMessage.self)
+        guard certificate.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
+        // RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
+        guard !certificate.entries.isEmpty else { throw .misbehaved(.sentEmptyCertificateChain) }
+        peerChain = certificate.entries.map(\.data)
+        let key = try config.verifier.verify(chain: peerChain, role: .server(name: serverName))
+        transcript.append(message)
+        return key
+    }
+
+    mutating func processCertificateVerify(_ message: HandshakeMessage, peerKey: any PeerPublicKey) throws(TLSError) -> ServerIdentityVerified {
+        let verify = try message.require(CertificateVerify.self)
+        guard config.verifier.supportedSchemes.contains(verify.scheme) else {
+            throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
+        }
+        let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
+        try peerKey.verify(signature: verify.signature, scheme: verify.scheme, message: content)
+        peerScheme = verify.scheme
+        transcript.append(message)
+        return ServerIdentityVerified()
+    }
+
+    mutating func processFinished(_ message: HandshakeMessage, verified: ServerIdentityVerified, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+        let finished = try message.require(Finished.self)
+        let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
+        let finishedVerified = try FinishedVerified(expected: expected, received: finished.verifyData)
+        transcript.append(message)
+
+        let master = schedule.master()
+        let thServerFinished = transcript.hash(hkdf)
+        let clientApp = master.clientTrafficSecret(transcriptHash: thServerFinished)
+        let serverApp = master.serverTrafficSecret(transcriptHash: thServerFinished)
+        try context.installReadKeys(secret: serverApp, suite: suite)
+
+        if let requestContext = certificateRequestContext {
+            // Client authentication arrives with its own issue; until then we answer with an
+            // empty Certificate, which RFC 8446 §4.4.2 allows.
+            context.send(HandshakeMessage(CertificateMessage(requestContext: requestContext, certificates: [])), transcript: &transcript)
+        }
+        let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientSecret, transcriptHash: transcript.hash(hkdf))
+        context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+        try context.installWriteKeys(secret: clientApp, suite: suite)
+
+        let summary = HandshakeSummary(
+            version: .tls13, cipherSuite: suite.suite, group: group, peerSignatureScheme: peerScheme,
+            localSignatureScheme: nil, helloRetryRequest: helloRetryRequest, resumed: false, peerCertificates: peerChain,
+            alpnProtocol: alpn, serverName: serverName)
+        return TrafficState(isClient: true, suite: suite, hkdf: hkdf, clientSecret: clientApp, serverSecret: serverApp,
+                            summary: summary, finished: finishedVerified)
+    }
+}
+
+/// Whether `name` is an IPv4 or IPv6 literal (RFC 6066 §3: such names are not sent as SNI).
+func isIPAddress(_ name: String) -> Bool {
+    if name.contains(":") { return true }
+    let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+    return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+}

@@ -1,0 +1,109 @@
+import QSSLWire
+
+/// Defaults and their reasons (PROTOCOL.md §1).
+public enum Defaults {
+    /// Server preference: hybrids first (strongest first), then classical.
+    public static let groups: [NamedGroup] = [
+        .secp384r1MLKEM1024, .x25519MLKEM768, .secp256r1MLKEM768, .x25519, .secp384r1, .secp256r1,
+    ]
+    /// Client key shares sent in the first ClientHello: the seed's hybrid, and x25519 for
+    /// classical-only servers; anything else is reached by HelloRetryRequest.
+    public static let clientKeyShares: [NamedGroup] = [.secp384r1MLKEM1024, .x25519]
+    public static let tls13CipherSuites: [TLS13CipherSuite] = [.aes256GCMSHA384, .aes128GCMSHA256, .chaCha20Poly1305SHA256]
+}
+
+/// Protocol configuration of a client. One value, built once, shared by many connections.
+public struct ClientConfiguration: Sendable {
+    public var provider: CryptoProvider
+    /// Verifies the server's chain. Required unless verification is dangerously disabled.
+    public var verifier: any CertificateVerifier
+    /// Groups offered in supported_groups, in preference order.
+    public var groups: [NamedGroup] = Defaults.groups
+    /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
+    public var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
+    public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
+    public var alpnProtocols: [String] = []
+    /// Refuse any handshake whose key exchange has no ML-KEM part (insufficient_security).
+    public var requirePostQuantum = false
+    /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
+    public var middleboxCompatibility = true
+    /// A client certificate, sent if the server asks for one.
+    public var clientCertificate: CertifiedKey?
+
+    public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
+        self.provider = provider
+        self.verifier = verifier
+    }
+
+    func validate() throws(TLSError) {
+        guard !groups.isEmpty else { throw .misuse("no key exchange groups configured") }
+        guard !cipherSuites.isEmpty else { throw .misuse("no cipher suites configured") }
+        for g in groups where provider.keyExchange(for: g) == nil {
+            throw .misuse("group \(g) is not implemented by the crypto provider")
+        }
+        if requirePostQuantum && !groups.contains(where: \.isPostQuantum) {
+            throw .misuse("post-quantum key exchange is required but no ML-KEM group is configured")
+        }
+    }
+}
+
+/// Protocol configuration of a server.
+public struct ServerConfiguration: Sendable {
+    public var provider: CryptoProvider
+    /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
+    public var certificates: [CertifiedKey]
+    public var groups: [NamedGroup] = Defaults.groups
+    public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
+    /// Server-preference ALPN list; empty means ALPN is not negotiated.
+    public var alpnProtocols: [String] = []
+    public var requirePostQuantum = false
+    /// Verifies client certificates when client authentication is requested.
+    public var clientVerifier: (any CertificateVerifier)?
+    public var requireClientCertificate = false
+
+    public init(provider: CryptoProvider, certificates: [CertifiedKey]) {
+        self.provider = provider
+        self.certificates = certificates
+    }
+
+    func validate() throws(TLSError) {
+        guard !certificates.isEmpty else { throw .misuse("no server certificate configured") }
+        guard !groups.isEmpty else { throw .misuse("no key exchange groups configured") }
+        guard !cipherSuites.isEmpty else { throw .misuse("no cipher suites configured") }
+        for g in groups where provider.keyExchange(for: g) == nil {
+            throw .misuse("group \(g) is not implemented by the crypto provider")
+        }
+        if requirePostQuantum && !groups.contains(where: \.isPostQuantum) {
+            throw .misuse("post-quantum key exchange is required but no ML-KEM group is configured")
+        }
+    }
+}
+
+/// What was negotiated, reported when the handshake completes.
+public struct HandshakeSummary: Sendable, Hashable {
+    public var version: ProtocolVersion
+    public var cipherSuite: CipherSuite
+    public var group: NamedGroup
+    /// The scheme the server (on a client) or the client (on a server, with mTLS) signed with.
+    public var peerSignatureScheme: SignatureScheme?
+    /// The scheme we signed with, if we did.
+    public var localSignatureScheme: SignatureScheme?
+    public var helloRetryRequest: Bool
+    public var resumed: Bool
+    /// The peer's DER certificates, leaf first.
+    public var peerCertificates: [[UInt8]]
+    public var alpnProtocol: String?
+    public var serverName: String?
+
+    public var usedPostQuantumKeyExchange: Bool { group.isPostQuantum }
+}
+
+/// One handshake message as it crossed the wire, for traces (`qssl demo`).
+public struct HandshakeTraceEntry: Sendable, Hashable {
+    public enum Direction: Sendable, Hashable { case sent, received }
+    public var direction: Direction
+    public var message: String
+    public var length: Int
+    /// Nanoseconds since the connection was created (a monotonic clock).
+    public var elapsedNanoseconds: Int64
+}

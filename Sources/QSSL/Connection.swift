@@ -1,0 +1,266 @@
+import QSSLWire
+
+/// What the caller learns from `receive`.
+public enum TLSEvent: Sendable, Hashable {
+    /// The handshake finished; application data may flow.
+    case handshakeCompleted(HandshakeSummary)
+    /// Decrypted application data from the peer.
+    case applicationData([UInt8])
+    /// The peer sent close_notify: it will send nothing more.
+    case closeNotify
+    /// The peer updated its keys (RFC 8446 §4.6.3).
+    case peerKeyUpdate
+}
+
+enum ConnectionPhase {
+    case client(ClientState)
+    case server(ServerState)
+    case traffic(TrafficState)
+    case failed(TLSError)
+    /// Only while a state is being handled: the stored state has been moved out.
+    case transitioning
+}
+
+/// A TLS connection, client or server, with no I/O of its own: feed it the bytes read from the
+/// peer, send what `takeOutput()` returns, and act on the events.
+///
+/// ```swift
+/// var connection = try TLSConnection.client(configuration: config, serverName: "example.com")
+/// send(connection.takeOutput())                      // ClientHello
+/// for event in try connection.receive(bytesFromPeer) { … }
+/// send(connection.takeOutput())
+/// ```
+///
+/// When `receive` throws, the connection has failed for good; `takeOutput()` then still holds
+/// the alert to send before closing the transport.
+public struct TLSConnection: Sendable {
+    private var phase: ConnectionPhase
+    private var context: HandshakeContext
+    private var bufferedApplicationData: [[UInt8]] = []
+    private var receivedFirstClientHello: Bool
+    public private(set) var summary: HandshakeSummary?
+    public private(set) var sentCloseNotify = false
+    public private(set) var receivedCloseNotify = false
+    public let isClient: Bool
+
+    /// Creates a client and queues its ClientHello.
+    /// - Parameter serverName: sent as SNI (unless an IP literal) and checked against the certificate.
+    public static func client(configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws(TLSError) -> TLSConnection {
+        try configuration.validate()
+        var context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
+        let state = try ExpectServerHello.start(config: configuration, serverName: serverName, context: &context)
+        return TLSConnection(phase: .client(.expectServerHello(state)), context: context, isClient: true)
+    }
+
+    /// Creates a server waiting for a ClientHello.
+    public static func server(configuration: ServerConfiguration, recordTrace: Bool = false) throws(TLSError) -> TLSConnection {
+        try configuration.validate()
+        let context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
+        return TLSConnection(phase: .server(.expectClientHello(ExpectClientHello(config: configuration))), context: context, isClient: false)
+    }
+
+    private init(phase: ConnectionPhase, context: HandshakeContext, isClient: Bool) {
+        self.phase = phase
+        self.context = context
+        self.isClient = isClient
+        self.receivedFirstClientHello = isClient
+    }
+
+    public var isHandshakeComplete: Bool { summary != nil }
+    public var isHandshaking: Bool {
+        switch phase {
+        case .client, .server, .transitioning: return true
+        case .traffic, .failed: return false
+        }
+    }
+    /// The error that failed the connection, if it has failed.
+    public var failure: TLSError? {
+        if case .failed(let e) = phase { return e }
+        return nil
+    }
+    /// Handshake messages sent and received, with sizes and times (when `recordTrace` was set).
+    public var trace: [HandshakeTraceEntry] { context.trace }
+
+    /// Bytes to send to the peer. Call after every other method.
+    public mutating func takeOutput() -> [UInt8] { context.records.takeOutbound() }
+
+    /// Feeds bytes read from the peer and returns what happened.
+    public mutating func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
+        if case .failed(let error) = phase { throw error }
+        context.records.feed(bytes)
+        var events: [TLSEvent] = []
+        do {
+            while !receivedCloseNotify, let (type, payload) = try context.records.readRecord() {
+                try process(type, payload, into: &events)
+            }
+            try context.flush()
+        } catch {
+            fail(with: error)
+            throw error
+        }
+        return events
+    }
+
+    /// Queues application data. Before the handshake completes it is buffered and sent right after.
+    public mutating func send(_ data: [UInt8]) throws(TLSError) {
+        if case .failed(let error) = phase { throw error }
+        guard !sentCloseNotify else { throw .misuse("send after close") }
+        guard case .traffic = phase else {
+            bufferedApplicationData.append(data)
+            return
+        }
+        do { try context.records.write(.applicationData, data) } catch { fail(with: error); throw error }
+    }
+
+    /// Sends close_notify (RFC 8446 §6.1). Reading may continue until the peer's close_notify.
+    public mutating func close() {
+        guard !sentCloseNotify else { return }
+        sentCloseNotify = true
+        if case .failed = phase { return }
+        try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
+    }
+
+    /// Updates our sending keys, optionally asking the peer to update its own (RFC 8446 §4.6.3).
+    public mutating func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
+        guard case .traffic(var traffic) = phase else { throw .misuse("key update before the handshake completed") }
+        do {
+            try traffic.sendKeyUpdate(request: requestPeerUpdate, context: &context)
+            phase = .traffic(traffic)
+        } catch { fail(with: error); throw error }
+    }
+
+    private mutating func process(_ type: ContentType, _ payload: [UInt8], into events: inout [TLSEvent]) throws(TLSError) {
+        switch type {
+        case .changeCipherSpec:
+            // RFC 8446 §5: a compatibility CCS of one byte 0x01 is ignored between the first
+            // ClientHello and the peer's Finished; anything else is unexpected_message.
+            guard isHandshaking, receivedFirstClientHello, payload == [0x01] else {
+                throw .misbehaved(.sentUnexpectedChangeCipherSpec)
+            }
+            context.note(.received, "ChangeCipherSpec", 1)
+        case .alert:
+            guard payload.count == 2 else { throw .misbehaved(.sentInvalidAlert, "alert of \(payload.count) bytes") }
+            let description = AlertDescription(rawValue: payload[1])
+            if description == .closeNotify {
+                receivedCloseNotify = true
+                events.append(.closeNotify)
+            } else if description == .userCanceled && payload[0] == AlertLevel.warning.rawValue {
+                // RFC 8446 §6.1: user_canceled is followed by close_notify; nothing to do.
+            } else {
+                // RFC 8446 §6: every other alert is fatal, whatever level it claims.
+                let error = TLSError(.alertReceived(description))
+                phase = .failed(error)
+                throw error
+            }
+        case .handshake:
+            guard !payload.isEmpty else { throw .misbehaved(.sentEmptyHandshakeRecord) }
+            context.joiner.append(payload)
+            while let message = try context.joiner.next() {
+                try handle(message, into: &events)
+            }
+        case .applicationData:
+            guard case .traffic = phase else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
+            events.append(.applicationData(payload))
+        default:
+            throw .misbehaved(.sentRecordWithInvalidContentType)
+        }
+    }
+
+    private mutating func handle(_ message: HandshakeMessage, into events: inout [TLSEvent]) throws(TLSError) {
+        let current = phase
+        phase = .transitioning
+        let next: ConnectionPhase
+        switch current {
+        case .client(let state):
+            traceReceived(message)
+            next = try state.handle(message, context: &context)
+        case .server(let state):
+            traceReceived(message)
+            receivedFirstClientHello = true
+            next = try state.handle(message, context: &context)
+        case .traffic(var traffic):
+            if try traffic.handlePostHandshake(message, context: &context) { events.append(.peerKeyUpdate) }
+            next = .traffic(traffic)
+        case .failed(let error):
+            throw error
+        case .transitioning:
+            preconditionFailure("handle re-entered while transitioning")   // the driver is not re-entrant
+        }
+        phase = next
+        if case .traffic(let traffic) = next, summary == nil {
+            summary = traffic.summary
+            events.append(.handshakeCompleted(traffic.summary))
+            try context.flush()
+            for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
+            bufferedApplicationData = []
+        }
+    }
+
+    private mutating func traceReceived(_ message: HandshakeMessage) {
+        guard context.recordTrace else { return }
+        var name = "\(message.type)"
+        if message.type == .serverHello, message.body.count >= 34,
+           Array(message.body[2..<34]) == ServerHello.helloRetryRequestRandom {
+            name = "HelloRetryRequest"
+        }
+        context.note(.received, name, message.body.count + 4)
+    }
+
+    /// Sticky failure: the state becomes `.failed` and the one alert for the error is queued.
+    private mutating func fail(with error: TLSError) {
+        if case .failed = phase { return }
+        phase = .failed(error)
+        if let alert = error.alert {
+            try? context.records.write(.alert, [AlertLevel.fatal.rawValue, alert.rawValue])
+        }
+    }
+}
+
+/// After the handshake: application traffic secrets and post-handshake messages.
+struct TrafficState {
+    let isClient: Bool
+    let suite: TLS13CipherSuite
+    let hkdf: HKDF
+    var clientSecret: [UInt8]
+    var serverSecret: [UInt8]
+    let summary: HandshakeSummary
+    let finished: FinishedVerified
+
+    /// Returns true when the peer updated its keys.
+    mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Bool {
+        switch message.type {
+        case .keyUpdate:
+            let update = try message.require(KeyUpdate.self)
+            // RFC 8446 §4.6.3 and §5.1: no handshake data may straddle the key change.
+            guard context.joiner.isEmpty else { throw .misbehaved(.sentKeyUpdateWithPendingHandshakeData) }
+            if isClient {
+                serverSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, serverSecret)
+                try context.installReadKeys(secret: serverSecret, suite: suite)
+            } else {
+                clientSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, clientSecret)
+                try context.installReadKeys(secret: clientSecret, suite: suite)
+            }
+            if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
+            return true
+        case .newSessionTicket where isClient:
+            // Resumption arrives with its own issue; a well-formed ticket is accepted and unused.
+            _ = try message.require(NewSessionTicket.self)
+            return false
+        default:
+            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
+        }
+    }
+
+    mutating func sendKeyUpdate(request: Bool, context: inout HandshakeContext) throws(TLSError) {
+        var scratch = Transcript()
+        context.send(HandshakeMessage(KeyUpdate(requestUpdate: request)), transcript: &scratch)
+        try context.flush()
+        if isClient {
+            clientSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, clientSecret)
+            try context.installWriteKeys(secret: clientSecret, suite: suite)
+        } else {
+            serverSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, serverSecret)
+            try context.installWriteKeys(secret: serverSecret, suite: suite)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import QSSLWire
+
+/// What a handshake step may touch besides its own state: the record layer (to send messages
+/// and install keys), the trace, and the clock. Steps never write records directly.
+struct HandshakeContext {
+    var records = RecordLayer()
+    var joiner = HandshakeJoiner()
+    var trace: [HandshakeTraceEntry] = []
+    let primitives: any CryptoPrimitives
+    let started = ContinuousClock.now
+    let recordTrace: Bool
+    private var pendingHandshake: [UInt8] = []
+
+    init(primitives: any CryptoPrimitives, recordTrace: Bool) {
+        self.primitives = primitives
+        self.recordTrace = recordTrace
+    }
+
+    /// Queues a handshake message and appends it to the transcript. Messages queued together are
+    /// coalesced into as few records as possible when the flight is flushed.
+    mutating func send(_ message: HandshakeMessage, transcript: inout Transcript) {
+        let bytes = message.encoded
+        transcript.append(raw: bytes)
+        pendingHandshake.append(contentsOf: bytes)
+        note(.sent, "\(message.type)", bytes.count)
+    }
+
+    /// Writes queued handshake messages into records under the current write keys.
+    mutating func flush() throws(TLSError) {
+        guard !pendingHandshake.isEmpty else { return }
+        let bytes = pendingHandshake
+        pendingHandshake = []
+        try records.write(.handshake, bytes)
+    }
+
+    mutating func sendChangeCipherSpec() throws(TLSError) {
+        try flush()
+        records.writeChangeCipherSpec()
+        note(.sent, "ChangeCipherSpec", 1)
+    }
+
+    mutating func installWriteKeys(secret: [UInt8], suite: TLS13CipherSuite) throws(TLSError) {
+        try flush()
+        let hkdf = HKDF(primitives: primitives, hash: suite.hash)
+        let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
+        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv)
+        records.useLegacyRecordVersion = false
+    }
+
+    /// RFC 8446 §5.1: "Handshake messages MUST NOT span key changes."
+    mutating func installReadKeys(secret: [UInt8], suite: TLS13CipherSuite) throws(TLSError) {
+        guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
+        let hkdf = HKDF(primitives: primitives, hash: suite.hash)
+        let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv))
+    }
+
+    mutating func note(_ direction: HandshakeTraceEntry.Direction, _ message: String, _ length: Int) {
+        guard recordTrace else { return }
+        let d = ContinuousClock.now - started
+        let ns = d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+        trace.append(HandshakeTraceEntry(direction: direction, message: message, length: length, elapsedNanoseconds: ns))
+    }
+}
+
+/// RFC 8446 §4.4.3: the content covered by a CertificateVerify signature.
+func certificateVerifyContent(server: Bool, transcriptHash: [UInt8]) -> [UInt8] {
+    var content = [UInt8](repeating: 0x20, count: 64)
+    content.append(contentsOf: Array((server ? "TLS 1.3, server CertificateVerify" : "TLS 1.3, client CertificateVerify").utf8))
+    content.append(0)
+    content.append(contentsOf: transcriptHash)
+    return content
+}
+
+extension HandshakeMessage {
+    /// Decodes the body as `M` if the type matches; otherwise the peer sent the wrong message.
+    func require<M: HandshakeBody>(_ type: M.Type) throws(TLSError) -> M {
+        guard self.type == M.handshakeType else {
+            throw .misbehaved(.sentUnexpectedMessage, "expected \(M.handshakeType), got \(self.type)")
+        }
+        do {
+            return try decode(as: M.self)
+        } catch {
+            throw .decode(error)
+        }
+    }
+}
+
+/// Wraps a decode of an extension body so failures become TLS errors.
+func decodeExtension<T>(_ body: () throws(DecodeError) -> T) throws(TLSError) -> T {
+    do { return try body() } catch { throw .decode(error) }
+}
+
+/// RFC 8446 §4.2: checks the extensions a server sent in `message` against what the client
+/// offered and what the message may carry.
+func checkServerExtensions(_ extensions: ExtensionList, offered: Set<ExtensionType>, permitted: Set<ExtensionType>, message: String) throws(TLSError) {
+    for type in extensions.types {
+        guard offered.contains(type) else {
+            throw .misbehaved(.sentUnsolicitedExtension, "\(type) in \(message) was not offered")
+        }
+        guard permitted.contains(type) else {
+            throw .misbehaved(.sentForbiddenExtension, "\(type) is not allowed in \(message)")
+        }
+    }
+}

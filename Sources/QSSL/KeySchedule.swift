@@ -1,0 +1,140 @@
+import QSSLWire
+
+/// RFC 5869 HKDF and RFC 8446 §7.1 HKDF-Expand-Label over the provider's HMAC.
+struct HKDF {
+    let primitives: any CryptoPrimitives
+    let hash: HashAlgorithm
+
+    func extract(salt: [UInt8], ikm: [UInt8]) -> [UInt8] {
+        primitives.hmac(hash, key: salt.isEmpty ? [UInt8](repeating: 0, count: hash.digestLength) : salt, data: ikm)
+    }
+
+    func expand(prk: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        var t: [UInt8] = []
+        var counter: UInt8 = 1
+        while out.count < length {
+            t = primitives.hmac(hash, key: prk, data: t + info + [counter])
+            out.append(contentsOf: t)
+            counter &+= 1
+        }
+        return Array(out.prefix(length))
+    }
+
+    func expandLabel(secret: [UInt8], label: String, context: [UInt8], length: Int) -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        w.write(UInt16(length))
+        w.writeOpaque(.uint8(allowEmpty: false), Array("tls13 \(label)".utf8))
+        w.writeOpaque(.uint8(allowEmpty: true), context)
+        return expand(prk: secret, info: w.bytes, length: length)
+    }
+
+    func deriveSecret(_ secret: [UInt8], label: String, transcriptHash: [UInt8]) -> [UInt8] {
+        expandLabel(secret: secret, label: label, context: transcriptHash, length: hash.digestLength)
+    }
+
+    var emptyHash: [UInt8] { primitives.hash(hash, []) }
+}
+
+/// Key and IV derived from a traffic secret (RFC 8446 §7.3).
+struct TrafficKeys {
+    let key: [UInt8]
+    let iv: [UInt8]
+
+    init(secret: [UInt8], hkdf: HKDF, aead: AEADAlgorithm) {
+        key = hkdf.expandLabel(secret: secret, label: "key", context: [], length: aead.keyLength)
+        iv = hkdf.expandLabel(secret: secret, label: "iv", context: [], length: aead.nonceLength)
+    }
+}
+
+/// The TLS 1.3 key schedule as typestates (RFC 8446 §7.1): each stage offers only the
+/// derivations allowed at that point.
+enum TLS13KeySchedule {
+    struct Early {
+        let hkdf: HKDF
+        let secret: [UInt8]
+        init(hkdf: HKDF, psk: [UInt8]? = nil) {
+            self.hkdf = hkdf
+            secret = hkdf.extract(salt: [], ikm: psk ?? [UInt8](repeating: 0, count: hkdf.hash.digestLength))
+        }
+        func handshake(sharedSecret: [UInt8]) -> Handshake {
+            let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
+            return Handshake(hkdf: hkdf, secret: hkdf.extract(salt: derived, ikm: sharedSecret))
+        }
+    }
+
+    struct Handshake {
+        let hkdf: HKDF
+        let secret: [UInt8]
+        func clientTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+            hkdf.deriveSecret(secret, label: "c hs traffic", transcriptHash: transcriptHash)
+        }
+        func serverTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+            hkdf.deriveSecret(secret, label: "s hs traffic", transcriptHash: transcriptHash)
+        }
+        func master() -> Master {
+            let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
+            return Master(hkdf: hkdf, secret: hkdf.extract(salt: derived, ikm: [UInt8](repeating: 0, count: hkdf.hash.digestLength)))
+        }
+    }
+
+    struct Master {
+        let hkdf: HKDF
+        let secret: [UInt8]
+        func clientTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+            hkdf.deriveSecret(secret, label: "c ap traffic", transcriptHash: transcriptHash)
+        }
+        func serverTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+            hkdf.deriveSecret(secret, label: "s ap traffic", transcriptHash: transcriptHash)
+        }
+        func exporterMasterSecret(transcriptHash: [UInt8]) -> [UInt8] {
+            hkdf.deriveSecret(secret, label: "exp master", transcriptHash: transcriptHash)
+        }
+        func resumptionMasterSecret(transcriptHash: [UInt8]) -> [UInt8] {
+            hkdf.deriveSecret(secret, label: "res master", transcriptHash: transcriptHash)
+        }
+    }
+
+    /// RFC 8446 §4.4.4: finished_key and verify_data.
+    static func finishedVerifyData(hkdf: HKDF, baseSecret: [UInt8], transcriptHash: [UInt8]) -> [UInt8] {
+        let finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
+        return hkdf.primitives.hmac(hkdf.hash, key: finishedKey, data: transcriptHash)
+    }
+
+    /// RFC 8446 §7.2: application_traffic_secret_N+1.
+    static func nextTrafficSecret(hkdf: HKDF, _ secret: [UInt8]) -> [UInt8] {
+        hkdf.expandLabel(secret: secret, label: "traffic upd", context: [], length: hkdf.hash.digestLength)
+    }
+}
+
+/// The running handshake transcript. Messages are kept as bytes so the hash can be chosen
+/// after ServerHello and HelloRetryRequest can replace ClientHello1 by message_hash (§4.4.1).
+struct Transcript {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func append(_ message: HandshakeMessage) { bytes.append(contentsOf: message.encoded) }
+    mutating func append(raw: [UInt8]) { bytes.append(contentsOf: raw) }
+
+    func hash(_ hkdf: HKDF) -> [UInt8] { hkdf.primitives.hash(hkdf.hash, bytes) }
+
+    /// RFC 8446 §4.4.1: replace ClientHello1 by message_hash ‖ 00 00 Hash.length ‖ Hash(CH1).
+    mutating func replaceWithMessageHash(_ hkdf: HKDF) {
+        let h = hash(hkdf)
+        bytes = [HandshakeType.messageHash.rawValue, 0, 0, UInt8(h.count)] + h
+    }
+}
+
+/// The TLS 1.3 cipher suites and what they use.
+public struct TLS13CipherSuite: Hashable, Sendable {
+    public let suite: CipherSuite
+    public let hash: HashAlgorithm
+    public let aead: AEADAlgorithm
+
+    public static let aes128GCMSHA256 = TLS13CipherSuite(suite: .tlsAES128GCMSHA256, hash: .sha256, aead: .aes128GCM)
+    public static let aes256GCMSHA384 = TLS13CipherSuite(suite: .tlsAES256GCMSHA384, hash: .sha384, aead: .aes256GCM)
+    public static let chaCha20Poly1305SHA256 = TLS13CipherSuite(suite: .tlsChaCha20Poly1305SHA256, hash: .sha256, aead: .chaCha20Poly1305)
+    public static let all: [TLS13CipherSuite] = [.aes256GCMSHA384, .aes128GCMSHA256, .chaCha20Poly1305SHA256]
+
+    public static func named(_ suite: CipherSuite) -> TLS13CipherSuite? { all.first { $0.suite == suite } }
+}

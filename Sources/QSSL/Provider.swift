@@ -1,0 +1,134 @@
+import QSSLWire
+
+/// Hash functions the key schedule and transcript use.
+public struct HashAlgorithm: Hashable, Sendable, CustomStringConvertible {
+    public let digestLength: Int
+    let id: UInt8
+    public static let sha256 = HashAlgorithm(digestLength: 32, id: 1)
+    public static let sha384 = HashAlgorithm(digestLength: 48, id: 2)
+    public var description: String { self == .sha256 ? "SHA-256" : "SHA-384" }
+}
+
+/// AEAD algorithms of the record layer.
+public struct AEADAlgorithm: Hashable, Sendable, CustomStringConvertible {
+    public let keyLength: Int
+    let id: UInt8
+    public static let aes128GCM = AEADAlgorithm(keyLength: 16, id: 1)
+    public static let aes256GCM = AEADAlgorithm(keyLength: 32, id: 2)
+    public static let chaCha20Poly1305 = AEADAlgorithm(keyLength: 32, id: 3)
+    public var nonceLength: Int { 12 }
+    public var tagLength: Int { 16 }
+    public var description: String {
+        switch id {
+        case 1: return "AES-128-GCM"
+        case 2: return "AES-256-GCM"
+        default: return "ChaCha20-Poly1305"
+        }
+    }
+}
+
+/// An AEAD key ready to seal and open records.
+public protocol AEADCipher: Sendable {
+    /// Returns ciphertext ‖ tag.
+    func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8]
+    /// Opens ciphertext ‖ tag; throws `decryptFailed` when authentication fails.
+    func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8]
+}
+
+/// Hashing, HMAC, AEAD and randomness: the primitives the protocol core is written against.
+public protocol CryptoPrimitives: Sendable {
+    func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8]
+    func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8]
+    func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher
+    func randomBytes(_ count: Int) -> [UInt8]
+}
+
+/// A TLS 1.3 key exchange group framed as a KEM: the client offers a share, the server answers
+/// with ciphertext (or its own DH share), and both hold the same secret (RFC 8446 §4.2.8,
+/// draft-ietf-tls-ecdhe-mlkem). Hybrids are compositions of two groups.
+public protocol KeyExchangeGroup: Sendable {
+    var group: NamedGroup { get }
+    /// Client side: a fresh key pair; `share` goes into key_share.
+    func generateClientShare() throws(TLSError) -> (share: [UInt8], pending: any PendingKeyExchange)
+    /// Server side: validates the client's share and answers it. Throws a `peerMisbehaved`
+    /// error (illegal_parameter) for a share that fails any check of PROTOCOL.md §1.
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8])
+}
+
+/// The client's half of a key exchange awaiting the server's share.
+public protocol PendingKeyExchange: Sendable {
+    var group: NamedGroup { get }
+    func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8]
+}
+
+/// A private key that signs handshake messages: in memory, or in an HSM.
+public protocol SigningKey: Sendable {
+    /// Schemes this key can produce, in preference order.
+    var supportedSchemes: [SignatureScheme] { get }
+    /// Signs `message` (the full to-be-signed content; the key hashes as the scheme says).
+    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8]
+}
+
+extension SigningKey {
+    /// The first of our schemes that the peer offered.
+    public func chooseScheme(offered: [SignatureScheme]) -> SignatureScheme? {
+        supportedSchemes.first { offered.contains($0) }
+    }
+}
+
+/// A certificate chain and the key for its leaf.
+public struct CertifiedKey: Sendable {
+    /// DER certificates, leaf first.
+    public var chain: [[UInt8]]
+    public var key: any SigningKey
+    public init(chain: [[UInt8]], key: any SigningKey) {
+        self.chain = chain
+        self.key = key
+    }
+}
+
+/// Who is being verified.
+public enum PeerRole: Sendable, Hashable {
+    case server(name: String?)
+    case client
+}
+
+/// The public key of a verified peer, able to check its handshake signatures.
+public protocol PeerPublicKey: Sendable {
+    /// Throws `.misbehaved(.sentInvalidSignature)` (decrypt_error) when the signature is invalid.
+    func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError)
+    /// Schemes this key can be verified with.
+    var supportedSchemes: [SignatureScheme] { get }
+}
+
+/// Verifies a peer's certificate chain and yields its leaf key.
+public protocol CertificateVerifier: Sendable {
+    /// Signature schemes to offer in signature_algorithms.
+    var supportedSchemes: [SignatureScheme] { get }
+    /// Verifies `chain` (DER, leaf first) for `role`. Throws a `certificateRejected` error.
+    func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey
+}
+
+/// What a TLS stack needs from its crypto implementation.
+public struct CryptoProvider: Sendable {
+    public var primitives: any CryptoPrimitives
+    /// Every key exchange group this provider implements.
+    public var keyExchangeGroups: [any KeyExchangeGroup]
+
+    public init(primitives: any CryptoPrimitives, keyExchangeGroups: [any KeyExchangeGroup]) {
+        self.primitives = primitives
+        self.keyExchangeGroups = keyExchangeGroups
+    }
+
+    public func keyExchange(for group: NamedGroup) -> (any KeyExchangeGroup)? {
+        keyExchangeGroups.first { $0.group == group }
+    }
+}
+
+/// Constant-time comparison of two byte strings (lengths are public).
+public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var diff: UInt8 = 0
+    for i in 0..<a.count { diff |= a[i] ^ b[i] }
+    return diff == 0
+}

@@ -1,0 +1,175 @@
+import QSSLWire
+
+/// RFC 8446 §5.1: plaintext fragments are at most 2^14 bytes.
+let maxPlaintextLength = 1 << 14
+/// RFC 8446 §5.2: TLSCiphertext.length MUST NOT exceed 2^14 + 256.
+let maxCiphertextLength = (1 << 14) + 256
+/// Largest handshake message accepted: certificate chains with ML-DSA keys are large, but not
+/// this large. Anything bigger is refused before it is buffered.
+let maxHandshakeMessageLength = 1 << 18
+
+/// One direction's AEAD state (RFC 8446 §5.3): key, static IV and the record sequence number.
+struct RecordProtection {
+    let cipher: any AEADCipher
+    let iv: [UInt8]
+    private(set) var sequence: UInt64 = 0
+
+    init(cipher: any AEADCipher, iv: [UInt8]) {
+        self.cipher = cipher
+        self.iv = iv
+    }
+
+    mutating func nextNonce() -> [UInt8] {
+        var nonce = iv
+        let n = nonce.count
+        for i in 0..<8 { nonce[n - 1 - i] ^= UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i))) }
+        sequence &+= 1
+        return nonce
+    }
+}
+
+/// Frames, protects and deprotects records. Knows nothing of handshake states.
+struct RecordLayer {
+    var readProtection: RecordProtection?
+    var writeProtection: RecordProtection?
+    /// Set until the first protected record is read under the current read keys: a peer that
+    /// rejects our flight may send its alert in plaintext, and that alert should be surfaced.
+    private var awaitingFirstProtectedRecord = false
+    private var inbound: [UInt8] = []
+    private var inboundStart = 0
+    /// Bytes to send, already framed (and protected).
+    var outbound: [UInt8] = []
+    /// Whether the first ClientHello is still to be written (legacy_record_version 0x0301).
+    var useLegacyRecordVersion = false
+
+    mutating func installReadKeys(_ protection: RecordProtection) {
+        readProtection = protection
+        awaitingFirstProtectedRecord = true
+    }
+
+    mutating func feed<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        if inboundStart > 0 && inboundStart == inbound.count {
+            inbound.removeAll(keepingCapacity: true)
+            inboundStart = 0
+        } else if inboundStart > 65536 {
+            inbound.removeFirst(inboundStart)
+            inboundStart = 0
+        }
+        inbound.append(contentsOf: bytes)
+    }
+
+    var hasBufferedInput: Bool { inboundStart < inbound.count }
+
+    /// Returns the next complete record's content type and plaintext, or nil if more bytes are needed.
+    mutating func readRecord() throws(TLSError) -> (ContentType, [UInt8])? {
+        let available = inbound.count - inboundStart
+        guard available >= 5 else { return nil }
+        let type = ContentType(rawValue: inbound[inboundStart])
+        let length = Int(inbound[inboundStart + 3]) << 8 | Int(inbound[inboundStart + 4])
+        guard [ContentType.handshake, .alert, .applicationData, .changeCipherSpec].contains(type) else {
+            throw .misbehaved(.sentRecordWithInvalidContentType, "record type \(type.rawValue)")
+        }
+        guard inbound[inboundStart + 1] == 0x03 else {
+            throw .decode(.invalidValue(field: "TLSPlaintext.legacy_record_version"))
+        }
+        guard length <= maxCiphertextLength else { throw .misbehaved(.sentOversizedRecord, "record of \(length) bytes") }
+        guard available >= 5 + length else { return nil }
+        let header = Array(inbound[inboundStart..<(inboundStart + 5)])
+        let body = inbound[(inboundStart + 5)..<(inboundStart + 5 + length)]
+        inboundStart += 5 + length
+
+        // RFC 8446 §5: change_cipher_spec is never protected; the handshake decides whether it is allowed.
+        if type == .changeCipherSpec { return (type, Array(body)) }
+        guard var protection = readProtection else {
+            guard length <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord) }
+            return (type, Array(body))
+        }
+        if type == .alert && awaitingFirstProtectedRecord && length == 2 {
+            return (type, Array(body))
+        }
+        guard type == .applicationData else {
+            throw .misbehaved(.sentUnexpectedMessage, "unprotected \(type) record after keys were installed")
+        }
+        let plaintext = try protection.cipher.open(nonce: protection.nextNonce(), aad: header, ciphertext: body)
+        readProtection = protection
+        awaitingFirstProtectedRecord = false
+        // RFC 8446 §5.4: strip zero padding; the last non-zero byte is the real content type.
+        guard let last = plaintext.lastIndex(where: { $0 != 0 }) else {
+            throw .misbehaved(.sentUnexpectedMessage, "protected record without a content type")
+        }
+        guard last <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord, "inner plaintext too long") }
+        let innerType = ContentType(rawValue: plaintext[last])
+        guard [ContentType.handshake, .alert, .applicationData].contains(innerType) else {
+            throw .misbehaved(.sentRecordWithInvalidContentType, "inner content type \(innerType.rawValue)")
+        }
+        return (innerType, Array(plaintext[..<last]))
+    }
+
+    /// Writes `payload` as one or more records of `type`, protected if write keys are installed.
+    mutating func write(_ type: ContentType, _ payload: [UInt8]) throws(TLSError) {
+        var offset = 0
+        repeat {
+            let end = min(offset + maxPlaintextLength, payload.count)
+            try writeFragment(type, payload[offset..<end])
+            offset = end
+        } while offset < payload.count
+    }
+
+    private mutating func writeFragment(_ type: ContentType, _ fragment: ArraySlice<UInt8>) throws(TLSError) {
+        guard var protection = writeProtection else {
+            let version: UInt16 = useLegacyRecordVersion ? 0x0301 : 0x0303
+            outbound.append(type.rawValue)
+            outbound.append(UInt8(version >> 8)); outbound.append(UInt8(version & 0xFF))
+            outbound.append(UInt8(fragment.count >> 8)); outbound.append(UInt8(fragment.count & 0xFF))
+            outbound.append(contentsOf: fragment)
+            return
+        }
+        var inner = [UInt8]()
+        inner.reserveCapacity(fragment.count + 1)
+        inner.append(contentsOf: fragment)
+        inner.append(type.rawValue)
+        let length = inner.count + protection.cipher.tagLengthHint
+        let header: [UInt8] = [ContentType.applicationData.rawValue, 0x03, 0x03, UInt8(length >> 8), UInt8(length & 0xFF)]
+        let sealed = try protection.cipher.seal(nonce: protection.nextNonce(), aad: header, plaintext: inner[...])
+        writeProtection = protection
+        outbound.append(contentsOf: header)
+        outbound.append(contentsOf: sealed)
+    }
+
+    /// A middlebox-compatibility change_cipher_spec record (RFC 8446 Appendix D.4).
+    mutating func writeChangeCipherSpec() {
+        outbound.append(contentsOf: [ContentType.changeCipherSpec.rawValue, 0x03, 0x03, 0x00, 0x01, 0x01])
+    }
+
+    mutating func takeOutbound() -> [UInt8] {
+        defer { outbound.removeAll(keepingCapacity: true) }
+        return outbound
+    }
+}
+
+extension AEADCipher {
+    var tagLengthHint: Int { 16 }
+}
+
+/// Reassembles handshake messages from handshake records (RFC 8446 §5.1: messages may be
+/// coalesced into one record or fragmented across several).
+struct HandshakeJoiner {
+    private var buffer: [UInt8] = []
+
+    var isEmpty: Bool { buffer.isEmpty }
+
+    mutating func append(_ fragment: [UInt8]) { buffer.append(contentsOf: fragment) }
+
+    /// The next complete message with its exact bytes, or nil if more records are needed.
+    mutating func next() throws(TLSError) -> HandshakeMessage? {
+        guard buffer.count >= 4 else { return nil }
+        let length = Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+        guard length <= maxHandshakeMessageLength else {
+            throw .misbehaved(.sentOversizedHandshakeMessage, "handshake message of \(length) bytes")
+        }
+        guard buffer.count >= 4 + length else { return nil }
+        let message = HandshakeMessage(type: HandshakeType(rawValue: buffer[0]), body: Array(buffer[4..<(4 + length)]))
+        buffer.removeFirst(4 + length)
+        return message
+    }
+}

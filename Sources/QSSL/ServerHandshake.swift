@@ -1,0 +1,226 @@
+import QSSLWire
+
+/// Server handshake: one case per message we are waiting for.
+enum ServerState {
+    case expectClientHello(ExpectClientHello)
+    case expectClientHelloAfterRetry(ExpectClientHelloAfterRetry)
+    case expectFinished(ServerHandshakeKeys)
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        switch self {
+        case .expectClientHello(let s): return try s.handle(message, context: &context)
+        case .expectClientHelloAfterRetry(let s): return try s.handle(message, context: &context)
+        case .expectFinished(let keys): return .traffic(try keys.processFinished(message, context: &context))
+        }
+    }
+}
+
+/// What the server decided from a ClientHello.
+struct ServerNegotiation {
+    let suite: TLS13CipherSuite
+    let group: NamedGroup
+    /// The client's share for `group`, or nil if a HelloRetryRequest must ask for one.
+    let clientShare: [UInt8]?
+    let certificate: CertifiedKey
+    let scheme: SignatureScheme
+    let alpn: String?
+    let serverName: String?
+}
+
+/// Capability token: the client's Finished was checked in constant time. Only this initialiser
+/// makes one, and traffic keys are handed out only with one.
+struct FinishedVerified {
+    init(expected: [UInt8], received: [UInt8]) throws(TLSError) {
+        guard constantTimeEquals(expected, received) else { throw .misbehaved(.sentWrongFinished) }
+    }
+}
+
+struct ExpectClientHello {
+    let config: ServerConfiguration
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        let hello = try message.require(ClientHello.self)
+        let negotiation = try negotiate(hello, config: config)
+        var transcript = Transcript()
+        transcript.append(message)
+        guard let share = negotiation.clientShare else {
+            // RFC 8446 §4.1.4: ask for a share of the group we want, with a cookie to be echoed.
+            let hkdf = HKDF(primitives: context.primitives, hash: negotiation.suite.hash)
+            transcript.replaceWithMessageHash(hkdf)
+            let cookie = context.primitives.randomBytes(32)
+            var ext = ExtensionList()
+            ext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
+            ext.append(.keyShare) { $0.write(negotiation.group.rawValue) }
+            ext.append(.cookie, ExtensionBody.encodeCookie(cookie))
+            let hrr = ServerHello(random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
+                                  cipherSuite: negotiation.suite.suite, extensions: ext)
+            context.send(HandshakeMessage(hrr), transcript: &transcript)
+            if !hello.legacySessionID.isEmpty { try context.sendChangeCipherSpec() }
+            return .server(.expectClientHelloAfterRetry(ExpectClientHelloAfterRetry(
+                config: config, firstHello: hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
+        }
+        return .server(.expectFinished(try sendServerFlight(
+            hello: hello, negotiation: negotiation, clientShare: share, transcript: transcript, retried: false,
+            config: config, context: &context)))
+    }
+}
+
+/// After a HelloRetryRequest: the second ClientHello must be the first with only the
+/// permitted changes (RFC 8446 §4.1.2).
+struct ExpectClientHelloAfterRetry {
+    let config: ServerConfiguration
+    let firstHello: ClientHello
+    let negotiation: ServerNegotiation
+    let cookie: [UInt8]
+    var transcript: Transcript
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        let hello = try message.require(ClientHello.self)
+        guard hello.random == firstHello.random, hello.legacySessionID == firstHello.legacySessionID,
+              hello.cipherSuites == firstHello.cipherSuites,
+              hello.legacyCompressionMethods == firstHello.legacyCompressionMethods,
+              hello.extensions[.supportedVersions] == firstHello.extensions[.supportedVersions],
+              hello.extensions[.supportedGroups] == firstHello.extensions[.supportedGroups]
+        else { throw .misbehaved(.changedClientHelloAfterHelloRetryRequest) }
+        guard let cookieData = hello.extensions[.cookie],
+              try decodeExtension({ () throws(DecodeError) in try ExtensionBody.cookie(cookieData) }) == cookie
+        else { throw .misbehaved(.sentWrongCookie) }
+        guard let shareData = hello.extensions[.keyShare] else { throw .misbehaved(.sentMissingKeyShare) }
+        let shares = try decodeExtension { () throws(DecodeError) in try ExtensionBody.clientKeyShares(shareData) }
+        guard shares.count == 1, shares[0].group == negotiation.group else {
+            throw .misbehaved(.sentWrongKeyShareAfterHelloRetryRequest)
+        }
+        var transcript = self.transcript
+        transcript.append(message)
+        return .server(.expectFinished(try sendServerFlight(
+            hello: hello, negotiation: negotiation, clientShare: shares[0].keyExchange, transcript: transcript,
+            retried: true, config: config, context: &context)))
+    }
+}
+
+/// RFC 8446 §4.1.1: version, suite, group, certificate and ALPN from a ClientHello.
+func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> ServerNegotiation {
+    let ext = hello.extensions
+    guard let versionsData = ext[.supportedVersions] else {
+        throw .incompatible(.missingSupportedVersions, "client offered only \(hello.legacyVersion)")
+    }
+    let versions = try decodeExtension { () throws(DecodeError) in try ExtensionBody.clientSupportedVersions(versionsData) }
+    guard versions.contains(.tls13) else { throw .incompatible(.noCommonVersion, "client offered \(versions)") }
+    guard hello.legacyCompressionMethods == [0] else { throw .misbehaved(.offeredNullCompressionMissing) }
+
+    guard let suite = config.cipherSuites.first(where: { hello.cipherSuites.contains($0.suite) }) else {
+        throw .incompatible(.noCommonCipherSuite)
+    }
+    guard let sigData = ext[.signatureAlgorithms] else { throw .misbehaved(.sentMissingSignatureAlgorithms) }
+    let schemes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(sigData) }
+    guard let groupsData = ext[.supportedGroups] else { throw .misbehaved(.sentMissingSupportedGroups) }
+    let clientGroups = try decodeExtension { () throws(DecodeError) in try ExtensionBody.supportedGroups(groupsData) }
+    guard let sharesData = ext[.keyShare] else { throw .misbehaved(.sentMissingKeyShare) }
+    let shares = try decodeExtension { () throws(DecodeError) in try ExtensionBody.clientKeyShares(sharesData) }
+    var seen = Set<NamedGroup>()
+    for share in shares {
+        guard seen.insert(share.group).inserted else { throw .misbehaved(.sentDuplicateKeyShare, "\(share.group)") }
+        guard clientGroups.contains(share.group) else { throw .misbehaved(.sentKeyShareNotInSupportedGroups, "\(share.group)") }
+    }
+
+    // PROTOCOL.md §1: a hybrid group beats a classical one; among equals prefer one the client
+    // already sent a share for (no extra round trip), in our configured order.
+    let common = config.groups.filter { clientGroups.contains($0) }
+    let postQuantum = common.filter(\.isPostQuantum)
+    if config.requirePostQuantum && postQuantum.isEmpty {
+        throw .incompatible(.postQuantumKeyExchangeRequired, "client offered \(clientGroups.filter { !$0.isGrease })")
+    }
+    let tier = postQuantum.isEmpty ? common : postQuantum
+    guard let preferred = tier.first else { throw .incompatible(.noCommonGroup, "client offered \(clientGroups.filter { !$0.isGrease })") }
+    let group = tier.first { g in shares.contains { $0.group == g } } ?? preferred
+    let clientShare = shares.first { $0.group == group }?.keyExchange
+
+    var chosen: (CertifiedKey, SignatureScheme)?
+    for candidate in config.certificates {
+        if let scheme = candidate.key.chooseScheme(offered: schemes) { chosen = (candidate, scheme); break }
+    }
+    guard let (certificate, scheme) = chosen else {
+        throw .incompatible(.noCommonSignatureScheme, "client offered \(schemes)")
+    }
+
+    var alpn: String?
+    if let data = ext[.alpn], !config.alpnProtocols.isEmpty {
+        let offered = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
+        guard let match = config.alpnProtocols.first(where: offered.contains) else {
+            throw .incompatible(.noCommonApplicationProtocol, "client offered \(offered)")
+        }
+        alpn = match
+    }
+    let serverName = try ext[.serverName].flatMap { (data) throws(TLSError) in
+        try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverName(data) }
+    }
+    return ServerNegotiation(suite: suite, group: group, clientShare: clientShare, certificate: certificate,
+                             scheme: scheme, alpn: alpn, serverName: serverName)
+}
+
+/// ServerHello through server Finished (RFC 8446 §2, first server flight).
+func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8], transcript: Transcript,
+                      retried: Bool, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+    guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
+    let (serverShare, sharedSecret) = try kx.respond(toClientShare: clientShare)
+    var transcript = transcript
+    var ext = ExtensionList()
+    ext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
+    ext.append(.keyShare, KeyShareEntry(group: n.group, keyExchange: serverShare).encodedBytes)
+    let serverHello = ServerHello(random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
+                                  cipherSuite: n.suite.suite, extensions: ext)
+    context.send(HandshakeMessage(serverHello), transcript: &transcript)
+    // RFC 8446 Appendix D.4: a compatibility change_cipher_spec right after the first server
+    // message, unless one already followed the HelloRetryRequest.
+    if !hello.legacySessionID.isEmpty && !retried { try context.sendChangeCipherSpec() }
+
+    let hkdf = HKDF(primitives: context.primitives, hash: n.suite.hash)
+    let handshake = TLS13KeySchedule.Early(hkdf: hkdf).handshake(sharedSecret: sharedSecret)
+    let th = transcript.hash(hkdf)
+    let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
+    let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
+    try context.installWriteKeys(secret: serverSecret, suite: n.suite)
+    try context.installReadKeys(secret: clientSecret, suite: n.suite)
+
+    var ee = ExtensionList()
+    if n.serverName != nil { ee.append(.serverName, []) }
+    if let alpn = n.alpn { ee.append(.alpn, ExtensionBody.encodeALPN([alpn])) }
+    context.send(HandshakeMessage(EncryptedExtensions(extensions: ee)), transcript: &transcript)
+    context.send(HandshakeMessage(CertificateMessage(certificates: n.certificate.chain)), transcript: &transcript)
+    let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
+    let signature = try n.certificate.key.sign(content, scheme: n.scheme)
+    context.send(HandshakeMessage(CertificateVerify(scheme: n.scheme, signature: signature)), transcript: &transcript)
+    let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
+    context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+
+    let master = handshake.master()
+    let th2 = transcript.hash(hkdf)
+    let clientApp = master.clientTrafficSecret(transcriptHash: th2)
+    let serverApp = master.serverTrafficSecret(transcriptHash: th2)
+    try context.installWriteKeys(secret: serverApp, suite: n.suite)
+    let summary = HandshakeSummary(
+        version: .tls13, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
+        helloRetryRequest: retried, resumed: false, peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
+    return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, clientApp: clientApp,
+                               serverApp: serverApp, transcript: transcript, summary: summary)
+}
+
+/// Waiting for the client's Finished.
+struct ServerHandshakeKeys {
+    let suite: TLS13CipherSuite
+    let hkdf: HKDF
+    let clientHandshakeSecret: [UInt8]
+    let clientApp: [UInt8]
+    let serverApp: [UInt8]
+    var transcript: Transcript
+    let summary: HandshakeSummary
+
+    func processFinished(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+        let finished = try message.require(Finished.self)
+        let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
+        let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
+        try context.installReadKeys(secret: clientApp, suite: suite)
+        return TrafficState(isClient: false, suite: suite, hkdf: hkdf, clientSecret: clientApp, serverSecret: serverApp,
+                            summary: summary, finished: verified)
+    }
+}

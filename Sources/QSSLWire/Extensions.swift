@@ -1,0 +1,197 @@
+/// One extension as it appears on the wire. Bodies are parsed by the typed accessors below, in
+/// the message that carries them, so unknown extensions (GREASE included) are carried and ignored.
+public struct Extension: Hashable, Sendable {
+    public var type: ExtensionType
+    public var data: [UInt8]
+    public init(type: ExtensionType, data: [UInt8]) {
+        self.type = type
+        self.data = data
+    }
+}
+
+/// An ordered extension block with duplicate detection (RFC 8446 §4.2: "There MUST NOT be more
+/// than one extension of the same type in a given extension block").
+public struct ExtensionList: Hashable, Sendable, WireEncodable {
+    public var items: [Extension]
+
+    public init(_ items: [Extension] = []) { self.items = items }
+
+    public init(from reader: inout ByteReader, context: String, allowEmpty: Bool = true) throws(DecodeError) {
+        var body = try reader.readLengthPrefixed(.uint16(allowEmpty: allowEmpty), "\(context).extensions")
+        var seen = Set<UInt16>()
+        var items: [Extension] = []
+        while !body.isEmpty {
+            let type = ExtensionType(rawValue: try body.readUInt16("\(context).extension_type"))
+            let data = try body.readOpaque(.uint16(allowEmpty: true), "\(context).\(type).extension_data")
+            guard seen.insert(type.rawValue).inserted else { throw .duplicateExtension(type) }
+            items.append(Extension(type: type, data: data))
+        }
+        self.items = items
+    }
+
+    public func encode(to writer: inout ByteWriter) {
+        writer.writeLengthPrefixed(.uint16(allowEmpty: true)) { w in
+            for e in items {
+                w.write(e.type.rawValue)
+                w.writeOpaque(.uint16(allowEmpty: true), e.data)
+            }
+        }
+    }
+
+    public subscript(type: ExtensionType) -> [UInt8]? { items.first { $0.type == type }?.data }
+    public func contains(_ type: ExtensionType) -> Bool { items.contains { $0.type == type } }
+    public var types: [ExtensionType] { items.map(\.type) }
+
+    public mutating func append(_ type: ExtensionType, _ data: [UInt8]) {
+        items.append(Extension(type: type, data: data))
+    }
+    public mutating func append(_ type: ExtensionType, _ body: (inout ByteWriter) -> Void) {
+        var w = ByteWriter()
+        body(&w)
+        items.append(Extension(type: type, data: w.bytes))
+    }
+}
+
+/// RFC 8446 §4.2.8: one key share.
+public struct KeyShareEntry: Hashable, Sendable, WireEncodable {
+    public var group: NamedGroup
+    public var keyExchange: [UInt8]
+    public init(group: NamedGroup, keyExchange: [UInt8]) {
+        self.group = group
+        self.keyExchange = keyExchange
+    }
+    public init(from reader: inout ByteReader) throws(DecodeError) {
+        group = NamedGroup(rawValue: try reader.readUInt16("KeyShareEntry.group"))
+        keyExchange = try reader.readOpaque(.uint16(allowEmpty: false), "KeyShareEntry.key_exchange")
+    }
+    public func encode(to writer: inout ByteWriter) {
+        writer.write(group.rawValue)
+        writer.writeOpaque(.uint16(allowEmpty: false), keyExchange)
+    }
+}
+
+/// Decoders and encoders of the extension bodies Q-SSL understands. Each decoder consumes the
+/// whole body and fails on trailing bytes.
+public enum ExtensionBody {
+    public static func decodeU16List(_ data: [UInt8], _ field: String, prefix: LengthPrefix = .uint16(allowEmpty: false)) throws(DecodeError) -> [UInt16] {
+        var r = ByteReader(data)
+        var body = try r.readLengthPrefixed(prefix, field)
+        try r.finish(field)
+        guard body.remaining % 2 == 0 else { throw .invalidValue(field: field) }
+        var out: [UInt16] = []
+        out.reserveCapacity(body.remaining / 2)
+        while !body.isEmpty { out.append(try body.readUInt16(field)) }
+        return out
+    }
+
+    public static func encodeU16List(_ values: [UInt16], prefix: LengthPrefix = .uint16(allowEmpty: false)) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeLengthPrefixed(prefix) { for v in values { $0.write(v) } }
+        return w.bytes
+    }
+
+    public static func supportedGroups(_ data: [UInt8]) throws(DecodeError) -> [NamedGroup] {
+        try decodeU16List(data, "supported_groups").map(NamedGroup.init(rawValue:))
+    }
+    public static func signatureAlgorithms(_ data: [UInt8], _ field: String = "signature_algorithms") throws(DecodeError) -> [SignatureScheme] {
+        try decodeU16List(data, field).map(SignatureScheme.init(rawValue:))
+    }
+    public static func clientSupportedVersions(_ data: [UInt8]) throws(DecodeError) -> [ProtocolVersion] {
+        try decodeU16List(data, "supported_versions", prefix: .uint8(allowEmpty: false)).map(ProtocolVersion.init(rawValue:))
+    }
+    public static func serverSupportedVersion(_ data: [UInt8]) throws(DecodeError) -> ProtocolVersion {
+        var r = ByteReader(data)
+        let v = try r.readUInt16("supported_versions.selected_version")
+        try r.finish("supported_versions")
+        return ProtocolVersion(rawValue: v)
+    }
+
+    public static func clientKeyShares(_ data: [UInt8]) throws(DecodeError) -> [KeyShareEntry] {
+        var r = ByteReader(data)
+        var body = try r.readLengthPrefixed(.uint16(allowEmpty: true), "key_share.client_shares")
+        try r.finish("key_share")
+        var out: [KeyShareEntry] = []
+        while !body.isEmpty { out.append(try KeyShareEntry(from: &body)) }
+        return out
+    }
+    public static func encodeClientKeyShares(_ shares: [KeyShareEntry]) -> [UInt8] {
+        var w = ByteWriter(capacity: 4096)
+        w.writeLengthPrefixed(.uint16(allowEmpty: true)) { for s in shares { s.encode(to: &$0) } }
+        return w.bytes
+    }
+    public static func serverKeyShare(_ data: [UInt8]) throws(DecodeError) -> KeyShareEntry {
+        var r = ByteReader(data)
+        let e = try KeyShareEntry(from: &r)
+        try r.finish("key_share")
+        return e
+    }
+    public static func helloRetryKeyShare(_ data: [UInt8]) throws(DecodeError) -> NamedGroup {
+        var r = ByteReader(data)
+        let g = try r.readUInt16("key_share.selected_group")
+        try r.finish("key_share")
+        return NamedGroup(rawValue: g)
+    }
+
+    /// RFC 6066 §3: returns the host_name, if any.
+    public static func serverName(_ data: [UInt8]) throws(DecodeError) -> String? {
+        var r = ByteReader(data)
+        var list = try r.readLengthPrefixed(.uint16(allowEmpty: false), "server_name.server_name_list")
+        try r.finish("server_name")
+        var host: String?
+        while !list.isEmpty {
+            let type = try list.readUInt8("server_name.name_type")
+            let name = try list.readOpaque(.uint16(allowEmpty: false), "server_name.host_name")
+            if type == 0 {
+                // "The ServerNameList MUST NOT contain more than one name of the same name_type."
+                guard host == nil else { throw .invalidValue(field: "server_name.host_name") }
+                guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .invalidValue(field: "server_name.host_name") }
+                host = String(decoding: name, as: UTF8.self)
+            }
+        }
+        return host
+    }
+    public static func encodeServerName(_ host: String) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeLengthPrefixed(.uint16(allowEmpty: false)) {
+            $0.write(UInt8(0))
+            $0.writeOpaque(.uint16(allowEmpty: false), Array(host.utf8))
+        }
+        return w.bytes
+    }
+
+    /// RFC 7301 §3.1.
+    public static func alpn(_ data: [UInt8]) throws(DecodeError) -> [String] {
+        var r = ByteReader(data)
+        var list = try r.readLengthPrefixed(.uint16(allowEmpty: false), "alpn.protocol_name_list")
+        try r.finish("alpn")
+        var out: [String] = []
+        while !list.isEmpty {
+            out.append(String(decoding: try list.readOpaque(.uint8(allowEmpty: false), "alpn.protocol_name"), as: UTF8.self))
+        }
+        return out
+    }
+    public static func encodeALPN(_ protocols: [String]) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeLengthPrefixed(.uint16(allowEmpty: false)) { for p in protocols { $0.writeOpaque(.uint8(allowEmpty: false), Array(p.utf8)) } }
+        return w.bytes
+    }
+
+    public static func cookie(_ data: [UInt8]) throws(DecodeError) -> [UInt8] {
+        var r = ByteReader(data)
+        let c = try r.readOpaque(.uint16(allowEmpty: false), "cookie")
+        try r.finish("cookie")
+        return c
+    }
+    public static func encodeCookie(_ cookie: [UInt8]) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeOpaque(.uint16(allowEmpty: false), cookie)
+        return w.bytes
+    }
+
+    public static func pskKeyExchangeModes(_ data: [UInt8]) throws(DecodeError) -> [PSKKeyExchangeMode] {
+        var r = ByteReader(data)
+        let modes = try r.readOpaque(.uint8(allowEmpty: false), "psk_key_exchange_modes")
+        try r.finish("psk_key_exchange_modes")
+        return modes.map(PSKKeyExchangeMode.init(rawValue:))
+    }
+}
