@@ -1,0 +1,96 @@
+import Crypto
+import _CryptoExtras
+import Foundation
+import QSSL
+import QSSLWire
+
+/// An in-memory private key of any algorithm Q-SSL signs with.
+public enum SwiftCryptoSigningKey: SigningKey {
+    case p256(P256.Signing.PrivateKey)
+    case p384(P384.Signing.PrivateKey)
+    case ed25519(Curve25519.Signing.PrivateKey)
+    case rsa(_RSA.Signing.PrivateKey)
+    case mldsa65(MLDSA65.PrivateKey)
+    case mldsa87(MLDSA87.PrivateKey)
+
+    public var supportedSchemes: [SignatureScheme] {
+        switch self {
+        case .p256: return [.ecdsaSecp256r1SHA256]
+        case .p384: return [.ecdsaSecp384r1SHA384]
+        case .ed25519: return [.ed25519]
+        case .rsa: return [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512]
+        case .mldsa65: return [.mldsa65]
+        case .mldsa87: return [.mldsa87]
+        }
+    }
+
+    public func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] {
+        guard supportedSchemes.contains(scheme) else { throw .misuse("key cannot sign with \(scheme)") }
+        do {
+            switch self {
+            case .p256(let k): return Array(try k.signature(for: message).derRepresentation)
+            case .p384(let k): return Array(try k.signature(for: message).derRepresentation)
+            case .ed25519(let k): return Array(try k.signature(for: message))
+            case .rsa(let k):
+                switch scheme {
+                case .rsaPSSRSAESHA256: return Array(try k.signature(for: SHA256.hash(data: message), padding: .PSS).rawRepresentation)
+                case .rsaPSSRSAESHA384: return Array(try k.signature(for: SHA384.hash(data: message), padding: .PSS).rawRepresentation)
+                default: return Array(try k.signature(for: SHA512.hash(data: message), padding: .PSS).rawRepresentation)
+                }
+            case .mldsa65(let k): return Array(try k.signature(for: message))
+            case .mldsa87(let k): return Array(try k.signature(for: message))
+            }
+        } catch {
+            throw .crypto("signing with \(scheme) failed: \(error)")
+        }
+    }
+}
+
+/// A peer's public key, checking handshake signatures with swift-crypto.
+public enum SwiftCryptoPublicKey: PeerPublicKey {
+    case p256(P256.Signing.PublicKey)
+    case p384(P384.Signing.PublicKey)
+    case ed25519(Curve25519.Signing.PublicKey)
+    case rsa(_RSA.Signing.PublicKey)
+    case mldsa65(MLDSA65.PublicKey)
+    case mldsa87(MLDSA87.PublicKey)
+
+    public var supportedSchemes: [SignatureScheme] {
+        switch self {
+        case .p256: return [.ecdsaSecp256r1SHA256]
+        case .p384: return [.ecdsaSecp384r1SHA384]
+        case .ed25519: return [.ed25519]
+        case .rsa: return [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512]
+        case .mldsa65: return [.mldsa65]
+        case .mldsa87: return [.mldsa87]
+        }
+    }
+
+    public func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
+        // RFC 8446 §4.4.3: the scheme must suit the certificate's key.
+        guard supportedSchemes.contains(scheme) else {
+            throw .misbehaved(.usedUnofferedSignatureScheme, "\(scheme) does not match the certificate key")
+        }
+        let valid: Bool
+        switch self {
+        case .p256(let k):
+            valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: message) } ?? false
+        case .p384(let k):
+            valid = (try? P384.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: message) } ?? false
+        case .ed25519(let k):
+            valid = k.isValidSignature(signature, for: message)
+        case .rsa(let k):
+            let sig = _RSA.Signing.RSASignature(rawRepresentation: signature)
+            switch scheme {
+            case .rsaPSSRSAESHA256: valid = k.isValidSignature(sig, for: SHA256.hash(data: message), padding: .PSS)
+            case .rsaPSSRSAESHA384: valid = k.isValidSignature(sig, for: SHA384.hash(data: message), padding: .PSS)
+            default: valid = k.isValidSignature(sig, for: SHA512.hash(data: message), padding: .PSS)
+            }
+        case .mldsa65(let k):
+            valid = k.isValidSignature(signature, for: message)
+        case .mldsa87(let k):
+            valid = k.isValidSignature(signature, for: message)
+        }
+        guard valid else { throw .misbehaved(.sentInvalidSignature, "\(scheme) signature does not verify") }
+    }
+}

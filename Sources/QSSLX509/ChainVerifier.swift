@@ -1,0 +1,194 @@
+import Crypto
+import _CryptoExtras
+import Foundation
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import SwiftASN1
+import X509
+
+/// Verifies peer certificate chains against a set of trust anchors (RFC 5280 §6, simplified to
+/// what TLS needs): path building through the presented intermediates, signatures, validity,
+/// basicConstraints and pathLen, keyUsage/extendedKeyUsage, and DNS/IP names.
+public struct X509CertificateVerifier: CertificateVerifier {
+    public var roots: [Certificate]
+    /// The time against which validity is checked.
+    public var now: @Sendable () -> Date = { Date() }
+    public var supportedSchemes: [SignatureScheme] = X509CertificateVerifier.defaultSchemes
+
+    /// Schemes offered in signature_algorithms, strongest first.
+    public static let defaultSchemes: [SignatureScheme] = [
+        .ecdsaSecp384r1SHA384, .ecdsaSecp256r1SHA256, .ed25519,
+        .rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512,
+    ]
+
+    public init(roots: [Certificate]) { self.roots = roots }
+
+    /// Trust anchors from a PEM file's contents.
+    public init(rootsPEM: String) throws {
+        self.init(roots: try CertificateFiles.certificates(fromPEM: rootsPEM))
+    }
+
+    public func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey {
+        var parsed: [Certificate] = []
+        for (i, der) in chain.enumerated() {
+            do { parsed.append(try Certificate(derEncoded: der)) } catch {
+                throw .rejected(.malformed, "certificate \(i) does not parse: \(error)")
+            }
+        }
+        guard let leaf = parsed.first else { throw .rejected(.malformed, "empty chain") }
+        let path = try buildPath(leaf: leaf, presented: Array(parsed.dropFirst()))
+        let date = now()
+        for (depth, cert) in path.enumerated() {
+            if date < cert.notValidBefore {
+                throw .rejected(.notYetValid, "\(cert.subject) is not valid before \(cert.notValidBefore)")
+            }
+            if date > cert.notValidAfter {
+                throw .rejected(.expired, "\(cert.subject) expired at \(cert.notValidAfter)")
+            }
+            if depth > 0 { try checkIssuer(cert, belowCount: depth - 1) }
+        }
+        try checkLeafPurpose(leaf, role: role)
+        if case .server(let name?) = role { try checkName(leaf, name) }
+        return try Self.publicKey(of: leaf)
+    }
+
+    /// Leaf first, then issuers, ending with a trust anchor.
+    private func buildPath(leaf: Certificate, presented: [Certificate]) throws(TLSError) -> [Certificate] {
+        if roots.contains(leaf) { return [leaf] }
+        var path = [leaf]
+        var pool = presented
+        var sawBadSignature = false
+        while path.count <= 10 {
+            let current = path[path.count - 1]
+            if let anchor = roots.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+                path.append(anchor)
+                return path
+            }
+            if roots.contains(where: { $0.subject == current.issuer }) { sawBadSignature = true }
+            guard let i = pool.firstIndex(where: { $0.subject == current.issuer && $0 != current }) else { break }
+            let issuer = pool.remove(at: i)
+            guard issuer.publicKey.isValidSignature(current.signature, for: current) else {
+                sawBadSignature = true
+                break
+            }
+            path.append(issuer)
+        }
+        if sawBadSignature {
+            throw .rejected(.badSignature, "the signature on \(path[path.count - 1].subject) does not verify")
+        }
+        throw .rejected(.unknownIssuer, "no trusted root for issuer \(path[path.count - 1].issuer)")
+    }
+
+    /// An issuing certificate must be a CA allowed to sign certificates, with a path length
+    /// constraint that admits the `belowCount` intermediates under it.
+    private func checkIssuer(_ cert: Certificate, belowCount: Int) throws(TLSError) {
+        let constraints: BasicConstraints?
+        let usage: KeyUsage?
+        do {
+            constraints = try cert.extensions.basicConstraints
+            usage = try cert.extensions.keyUsage
+        } catch {
+            throw .rejected(.malformed, "\(cert.subject): \(error)")
+        }
+        guard case .isCertificateAuthority(let maxPathLength) = constraints else {
+            throw .rejected(.other("issuer is not a CA"), "\(cert.subject) lacks basicConstraints cA")
+        }
+        if let maxPathLength, belowCount > maxPathLength {
+            throw .rejected(.other("path length exceeded"), "\(cert.subject) allows \(maxPathLength) intermediates")
+        }
+        if let usage, !usage.keyCertSign {
+            throw .rejected(.invalidPurpose, "\(cert.subject) keyUsage lacks keyCertSign")
+        }
+    }
+
+    private func checkLeafPurpose(_ leaf: Certificate, role: PeerRole) throws(TLSError) {
+        do {
+            if let usage = try leaf.extensions.keyUsage, !usage.digitalSignature {
+                throw TLSError.rejected(.invalidPurpose, "keyUsage lacks digitalSignature")
+            }
+            if let eku = try leaf.extensions.extendedKeyUsage {
+                let wanted: ExtendedKeyUsage.Usage = role == .client ? .clientAuth : .serverAuth
+                guard eku.contains(wanted) || eku.contains(.any) else {
+                    throw TLSError.rejected(.invalidPurpose, "extendedKeyUsage lacks \(wanted)")
+                }
+            }
+        } catch let error as TLSError {
+            throw error
+        } catch {
+            throw .rejected(.malformed, "leaf extensions: \(error)")
+        }
+    }
+
+    /// RFC 6125 / RFC 9525: DNS names (one leading wildcard label) and IP addresses from the SAN.
+    private func checkName(_ leaf: Certificate, _ name: String) throws(TLSError) {
+        let sans: SubjectAlternativeNames?
+        do { sans = try leaf.extensions.subjectAlternativeNames } catch {
+            throw .rejected(.malformed, "subjectAlternativeName: \(error)")
+        }
+        let host = name.lowercased().hasSuffix(".") ? String(name.lowercased().dropLast()) : name.lowercased()
+        let ip = IPAddress.parse(host)
+        for san in sans ?? SubjectAlternativeNames([]) {
+            switch san {
+            case .dnsName(let dns) where ip == nil:
+                if Self.dnsMatches(pattern: dns.lowercased(), host: host) { return }
+            case .ipAddress(let bytes):
+                if let ip, ip == Array(bytes.bytes) { return }
+            default:
+                continue
+            }
+        }
+        throw .rejected(.nameMismatch, "certificate is not valid for \(name)")
+    }
+
+    static func dnsMatches(pattern: String, host: String) -> Bool {
+        if pattern == host { return true }
+        guard pattern.hasPrefix("*.") else { return false }
+        let suffix = pattern.dropFirst(1)   // ".example.com"
+        guard host.hasSuffix(suffix) else { return false }
+        let label = host.dropLast(suffix.count)
+        return !label.isEmpty && !label.contains(".")
+    }
+
+    /// The leaf's key as a verifier of handshake signatures.
+    public static func publicKey(of cert: Certificate) throws(TLSError) -> any PeerPublicKey {
+        let key = cert.publicKey
+        if let k = P384.Signing.PublicKey(key) { return SwiftCryptoPublicKey.p384(k) }
+        if let k = P256.Signing.PublicKey(key) { return SwiftCryptoPublicKey.p256(k) }
+        if let k = Curve25519.Signing.PublicKey(key) { return SwiftCryptoPublicKey.ed25519(k) }
+        if let k = _RSA.Signing.PublicKey(key) {
+            guard k.keySizeInBits >= 2048 else { throw .rejected(.unsupportedAlgorithm, "RSA key of \(k.keySizeInBits) bits") }
+            return SwiftCryptoPublicKey.rsa(k)
+        }
+        throw .rejected(.unsupportedAlgorithm, "unsupported public key in \(cert.subject)")
+    }
+}
+
+/// IPv4 and IPv6 literals as bytes.
+enum IPAddress {
+    static func parse(_ s: String) -> [UInt8]? {
+        let v4 = s.split(separator: ".", omittingEmptySubsequences: false)
+        if v4.count == 4 {
+            let bytes = v4.compactMap { UInt8($0) }
+            return bytes.count == 4 ? bytes : nil
+        }
+        guard s.contains(":") else { return nil }
+        var text = s
+        if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        let halves = text.components(separatedBy: "::")
+        guard halves.count <= 2 else { return nil }
+        func groups(_ part: String) -> [UInt16]? {
+            if part.isEmpty { return [] }
+            let g = part.split(separator: ":", omittingEmptySubsequences: false).map { UInt16($0, radix: 16) }
+            return g.contains(where: { $0 == nil }) ? nil : g.map { $0! }
+        }
+        guard let head = groups(halves[0]) else { return nil }
+        var all = head
+        if halves.count == 2 {
+            guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
+            all += [UInt16](repeating: 0, count: 8 - head.count - tail.count) + tail
+        }
+        guard all.count == 8 else { return nil }
+        return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+    }
+}

@@ -1,0 +1,106 @@
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+import Testing
+
+@Suite("TLS 1.3 handshakes between Q-SSL peers")
+struct HandshakeTests {
+    @Test("the default handshake uses SecP384r1MLKEM1024 without a HelloRetryRequest")
+    func defaultHybrid() throws {
+        var o = try runPair(client: clientConfig(), server: serverConfig())
+        #expect(o.clientError == nil && o.serverError == nil)
+        let summary = try #require(o.client.summary)
+        #expect(summary.group == .secp384r1MLKEM1024)
+        #expect(summary.cipherSuite == .tlsAES256GCMSHA384)
+        #expect(summary.peerSignatureScheme == .ecdsaSecp384r1SHA384)
+        #expect(!summary.helloRetryRequest)
+        #expect(summary.usedPostQuantumKeyExchange)
+        #expect(o.server.summary?.group == .secp384r1MLKEM1024)
+
+        try o.client.send(Array("ping".utf8))
+        let events = try o.server.receive(o.client.takeOutput())
+        #expect(events == [.applicationData(Array("ping".utf8))])
+        try o.server.send(Array("pong".utf8))
+        #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData(Array("pong".utf8))])
+    }
+
+    @Test("every group and cipher suite completes a handshake", arguments: [
+        NamedGroup.secp384r1MLKEM1024, .x25519MLKEM768, .secp256r1MLKEM768, .mlkem1024, .x25519, .secp384r1, .secp256r1,
+    ], [TLS13CipherSuite.aes128GCMSHA256, .aes256GCMSHA384, .chaCha20Poly1305SHA256])
+    func everyGroup(group: NamedGroup, suite: TLS13CipherSuite) throws {
+        let o = try runPair(
+            client: clientConfig { $0.groups = [group]; $0.keyShareGroups = [group]; $0.cipherSuites = [suite] },
+            server: serverConfig { $0.groups = Defaults.groups + [.mlkem1024] })
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(o.client.summary?.group == group)
+        #expect(o.client.summary?.cipherSuite == suite.suite)
+    }
+
+    @Test("pure MLKEM1024 is opt-in: a default server refuses it with handshake_failure")
+    func pureMLKEMOptIn() throws {
+        let o = try runPair(client: clientConfig { $0.groups = [.mlkem1024]; $0.keyShareGroups = [.mlkem1024] }, server: serverConfig())
+        #expect(o.serverError?.alert == .handshakeFailure)
+        #expect(o.clientError?.alertSentOrReceived == .handshakeFailure)
+    }
+
+    @Test("a server preferring a hybrid the client did not share asks with HelloRetryRequest")
+    func helloRetryRequest() throws {
+        let o = try runPair(
+            client: clientConfig { $0.keyShareGroups = [.x25519] },
+            server: serverConfig())
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(o.client.summary?.helloRetryRequest == true)
+        #expect(o.client.summary?.group == .secp384r1MLKEM1024)
+        #expect(o.server.summary?.helloRetryRequest == true)
+    }
+
+    @Test("a hybrid share already sent beats a more preferred hybrid that would need a round trip")
+    func sharedHybridPreferred() throws {
+        let o = try runPair(client: clientConfig { $0.keyShareGroups = [.x25519MLKEM768, .x25519] }, server: serverConfig())
+        #expect(o.client.summary?.group == .x25519MLKEM768)
+        #expect(o.client.summary?.helloRetryRequest == false)
+    }
+
+    @Test("key updates in both directions keep the connection usable")
+    func keyUpdate() throws {
+        var o = try runPair(client: clientConfig(), server: serverConfig())
+        try o.client.updateKeys(requestPeerUpdate: true)
+        try o.client.send([1, 2, 3])
+        let e1 = try o.server.receive(o.client.takeOutput())
+        #expect(e1 == [.peerKeyUpdate, .applicationData([1, 2, 3])])
+        try o.server.send([4])
+        let e2 = try o.client.receive(o.server.takeOutput())
+        #expect(e2 == [.peerKeyUpdate, .applicationData([4])])
+    }
+
+    @Test("large writes are fragmented into 2^14-byte records and reassembled")
+    func fragmentation() throws {
+        var o = try runPair(client: clientConfig(), server: serverConfig())
+        let big = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
+        try o.client.send(big)
+        let wire = o.client.takeOutput()
+        var received: [UInt8] = []
+        // Feed one byte at a time for the first record, then the rest.
+        for b in wire.prefix(20000) {
+            for case .applicationData(let d) in try o.server.receive([b]) { received += d }
+        }
+        for case .applicationData(let d) in try o.server.receive(wire.dropFirst(20000)) { received += d }
+        #expect(received == big)
+    }
+
+    @Test("close_notify is delivered as an event")
+    func closeNotify() throws {
+        var o = try runPair(client: clientConfig(), server: serverConfig())
+        o.client.close()
+        #expect(try o.server.receive(o.client.takeOutput()) == [.closeNotify])
+    }
+
+    @Test("ALPN picks the server's first protocol the client offers")
+    func alpn() throws {
+        let o = try runPair(client: clientConfig { $0.alpnProtocols = ["http/1.1", "h2"] },
+                            server: serverConfig { $0.alpnProtocols = ["h2", "http/1.1"] })
+        #expect(o.client.summary?.alpnProtocol == "h2")
+        #expect(o.server.summary?.alpnProtocol == "h2")
+    }
+}

@@ -1,0 +1,58 @@
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+import Testing
+
+/// Shared PKI: key generation is slow enough to do once.
+let sharedPKI = try! DemoPKI()
+
+func serverConfig(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> ServerConfiguration {
+    var c = ServerConfiguration(provider: .swiftCrypto, certificates: [try sharedPKI.serverCertifiedKey])
+    configure(&c)
+    return c
+}
+
+func clientConfig(_ configure: (inout ClientConfiguration) -> Void = { _ in }) -> ClientConfiguration {
+    var c = ClientConfiguration(provider: .swiftCrypto, verifier: sharedPKI.verifier)
+    configure(&c)
+    return c
+}
+
+/// Outcome of driving a client and a server against each other in memory.
+struct PairOutcome {
+    var client: TLSConnection
+    var server: TLSConnection
+    var clientEvents: [TLSEvent] = []
+    var serverEvents: [TLSEvent] = []
+    var clientError: TLSError?
+    var serverError: TLSError?
+}
+
+/// Moves bytes between the two until neither has anything to say. `tamper` may rewrite each
+/// flight in flight (direction: true = client to server).
+func runPair(client: ClientConfiguration, server: ServerConfiguration, serverName: String? = "localhost",
+             tamper: (Bool, [UInt8]) -> [UInt8] = { $1 }) throws -> PairOutcome {
+    var outcome = PairOutcome(client: try TLSConnection.client(configuration: client, serverName: serverName),
+                              server: try TLSConnection.server(configuration: server))
+    for _ in 0..<20 {
+        let toServer = outcome.client.takeOutput()
+        if !toServer.isEmpty, outcome.serverError == nil {
+            do { outcome.serverEvents += try outcome.server.receive(tamper(true, toServer)) } catch { outcome.serverError = error }
+        }
+        let toClient = outcome.server.takeOutput()
+        if !toClient.isEmpty, outcome.clientError == nil {
+            do { outcome.clientEvents += try outcome.client.receive(tamper(false, toClient)) } catch { outcome.clientError = error }
+        }
+        if toServer.isEmpty && toClient.isEmpty { break }
+    }
+    return outcome
+}
+
+extension TLSError {
+    /// The alert this error sent, or the one it received.
+    var alertSentOrReceived: AlertDescription? {
+        if case .alertReceived(let a) = code { return a }
+        return alert
+    }
+}
