@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "QSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
@@ -60,7 +61,10 @@ let package = Package(
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),

@@ -106,4 +106,6 @@ public struct HandshakeTraceEntry: Sendable, Hashable {
     public var length: Int
     /// Nanoseconds since the connection was created (a monotonic clock).
     public var elapsedNanoseconds: Int64
+    /// When it happened, comparable across connections in one process.
+    public var instant: ContinuousClock.Instant
 }

@@ -57,9 +57,10 @@ struct HandshakeContext {
 
     mutating func note(_ direction: HandshakeTraceEntry.Direction, _ message: String, _ length: Int) {
         guard recordTrace else { return }
-        let d = ContinuousClock.now - started
+        let now = ContinuousClock.now
+        let d = now - started
         let ns = d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
-        trace.append(HandshakeTraceEntry(direction: direction, message: message, length: length, elapsedNanoseconds: ns))
+        trace.append(HandshakeTraceEntry(direction: direction, message: message, length: length, elapsedNanoseconds: ns, instant: now))
     }
 }
 

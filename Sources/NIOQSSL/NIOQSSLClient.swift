@@ -1,0 +1,131 @@
+import NIOCore
+import NIOPosix
+import QSSL
+
+/// A simple client session over TCP: connect, handshake, exchange bytes, close. For tools and
+/// tests; applications with their own pipelines add `NIOQSSLHandler` directly.
+public final class NIOQSSLClient: @unchecked Sendable {
+    public let channel: Channel
+    public let handler: NIOQSSLHandler
+    private let collector: Collector
+    /// What was negotiated.
+    public let summary: HandshakeSummary
+    /// From TCP connection established to handshake completed.
+    public let handshakeDuration: Duration
+
+    /// Connects and completes the handshake, or throws the handshake's error.
+    public static func connect(host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
+                               recordTrace: Bool = false, timeout: TimeAmount = .seconds(10),
+                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> NIOQSSLClient {
+        let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, recordTrace: recordTrace)
+        let collector = Collector()
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                collector.handshake = channel.eventLoop.makePromise()
+                collector.closed = channel.eventLoop.makePromise()
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([handler, collector])
+                }
+            }
+            .connect(host: host, port: port).get()
+        let started = ContinuousClock.now
+        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) {
+            collector.handshake?.fail(ChannelError.connectTimeout(timeout))
+            channel.close(promise: nil)
+        }
+        let summary: HandshakeSummary
+        do {
+            summary = try await collector.handshake!.futureResult.get()
+        } catch {
+            timeoutTask.cancel()
+            try? await channel.close()
+            throw error
+        }
+        timeoutTask.cancel()
+        return NIOQSSLClient(channel: channel, handler: handler, collector: collector, summary: summary,
+                             duration: ContinuousClock.now - started)
+    }
+
+    private init(channel: Channel, handler: NIOQSSLHandler, collector: Collector, summary: HandshakeSummary, duration: Duration) {
+        self.channel = channel
+        self.handler = handler
+        self.collector = collector
+        self.summary = summary
+        self.handshakeDuration = duration
+    }
+
+    public func send(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
+    }
+
+    /// Reads until the peer closes, `expectedBytes` have arrived, or nothing arrives for `idleTimeout`.
+    public func read(expectedBytes: Int? = nil, idleTimeout: TimeAmount = .seconds(2)) async throws -> [UInt8] {
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: [UInt8].self)
+        loop.execute { self.collector.waitForData(expected: expectedBytes, idle: idleTimeout, promise: promise, loop: loop) }
+        return try await promise.futureResult.get()
+    }
+
+    /// Sends close_notify and closes the connection.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    /// Error reported by the connection after the handshake, if any.
+    public var error: Error? { get async { try? await channel.eventLoop.submit { self.collector.error }.get() } }
+
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var handshake: EventLoopPromise<HandshakeSummary>?
+        var closed: EventLoopPromise<Void>?
+        var received: [UInt8] = []
+        var error: Error?
+        var isClosed = false
+        private var waiter: (expected: Int?, promise: EventLoopPromise<[UInt8]>, idle: TimeAmount)?
+        private var idleTask: Scheduled<Void>?
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e { handshake?.succeed(s) }
+            context.fireUserInboundEventTriggered(event)
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+            check(loop: context.eventLoop)
+        }
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            if self.error == nil { self.error = error }
+            handshake?.fail(error)
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            isClosed = true
+            handshake?.fail(error ?? ChannelError.eof)
+            closed?.succeed(())
+            check(loop: context.eventLoop)
+        }
+
+        func waitForData(expected: Int?, idle: TimeAmount, promise: EventLoopPromise<[UInt8]>, loop: EventLoop) {
+            waiter = (expected, promise, idle)
+            check(loop: loop)
+        }
+
+        private func check(loop: EventLoop) {
+            guard let w = waiter else { return }
+            if isClosed || (w.expected.map { received.count >= $0 } ?? false) {
+                finish()
+                return
+            }
+            idleTask?.cancel()
+            idleTask = loop.scheduleTask(in: w.idle) { self.finish() }
+        }
+
+        private func finish() {
+            guard let w = waiter else { return }
+            waiter = nil
+            idleTask?.cancel()
+            let data = received
+            received = []
+            w.promise.succeed(data)
+        }
+    }
+}

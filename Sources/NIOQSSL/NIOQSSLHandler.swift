@@ -1,0 +1,171 @@
+import NIOCore
+import NIOTLS
+import QSSL
+import QSSLWire
+
+/// Q-SSL-specific events fired through the pipeline next to NIO's `TLSUserEvent`s.
+public enum QSSLUserEvent: Sendable {
+    /// The handshake completed; the summary says what was negotiated.
+    case handshakeCompleted(HandshakeSummary)
+}
+
+/// Errors the handler surfaces through `errorCaught`.
+public enum NIOQSSLError: Error, CustomStringConvertible {
+    /// The handshake or the connection failed; the error says why and which alert went out or came in.
+    case tls(TLSError)
+    /// The transport closed before close_notify (a truncation attack, or a peer that just hung up).
+    case uncleanShutdown
+
+    public var description: String {
+        switch self {
+        case .tls(let e): return e.description
+        case .uncleanShutdown: return "connection closed without close_notify"
+        }
+    }
+}
+
+/// Carries a Q-SSL connection over a NIO `Channel`: ciphertext `ByteBuffer`s below,
+/// plaintext `ByteBuffer`s above. Translation and lifecycle only; every protocol decision is
+/// the core's.
+public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private var connection: TLSConnection
+    private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    private var closePromise: EventLoopPromise<Void>?
+    private var failed = false
+    private var closing = false
+
+    /// A client handler; the ClientHello goes out when the channel becomes active.
+    public init(client configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws {
+        connection = try TLSConnection.client(configuration: configuration, serverName: serverName, recordTrace: recordTrace)
+    }
+
+    /// A server handler.
+    public init(server configuration: ServerConfiguration, recordTrace: Bool = false) throws {
+        connection = try TLSConnection.server(configuration: configuration, recordTrace: recordTrace)
+    }
+
+    /// The negotiated parameters, once the handshake has completed.
+    public var summary: HandshakeSummary? { connection.summary }
+    /// The handshake messages with sizes and times (when created with `recordTrace`).
+    public var trace: [HandshakeTraceEntry] { connection.trace }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { flushOutput(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        flushOutput(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        let buffer = unwrapInboundIn(data)
+        let events: [TLSEvent]
+        do {
+            events = try connection.receive(buffer.readableBytesView)
+        } catch {
+            fail(context: context, error: error)
+            return
+        }
+        for event in events {
+            switch event {
+            case .handshakeCompleted(let summary):
+                context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: summary.alpnProtocol))
+                context.fireUserInboundEventTriggered(QSSLUserEvent.handshakeCompleted(summary))
+                for (data, promise) in pendingWrites { write(context: context, data: wrapOutboundOut(data), promise: promise) }
+                pendingWrites = []
+            case .applicationData(let bytes):
+                context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
+            case .closeNotify:
+                // RFC 8446 §6.1: answer close_notify with our own and close the transport.
+                connection.close()
+                flushOutput(context: context)
+                context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
+                context.close(promise: closePromise)
+                closePromise = nil
+            case .peerKeyUpdate:
+                break
+            }
+        }
+        flushOutput(context: context)
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if !failed && !connection.receivedCloseNotify && !closing {
+            context.fireErrorCaught(NIOQSSLError.uncleanShutdown)
+        }
+        for (_, promise) in pendingWrites { promise?.fail(ChannelError.ioOnClosedChannel) }
+        pendingWrites = []
+        context.fireChannelInactive()
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let buffer = unwrapOutboundIn(data)
+        guard connection.isHandshakeComplete else {
+            pendingWrites.append((buffer, promise))
+            return
+        }
+        do {
+            try connection.send(Array(buffer.readableBytesView))
+        } catch {
+            promise?.fail(NIOQSSLError.tls(error))
+            fail(context: context, error: error)
+            return
+        }
+        let output = connection.takeOutput()
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)), promise: promise)
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all, !failed, connection.isHandshakeComplete, !connection.sentCloseNotify else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        // Send close_notify, then close the transport once it is written; we do not wait for
+        // the peer's close_notify (RFC 8446 §6.1 allows this).
+        closing = true
+        connection.close()
+        let output = connection.takeOutput()
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
+            context.close(mode: .all, promise: promise)
+        }
+    }
+
+    private func flushOutput(context: ChannelHandlerContext) {
+        let output = connection.takeOutput()
+        guard !output.isEmpty else { return }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)), promise: nil)
+    }
+
+    private func fail(context: ChannelHandlerContext, error: TLSError) {
+        failed = true
+        let output = connection.takeOutput()   // the alert, if one is owed
+        context.fireErrorCaught(NIOQSSLError.tls(error))
+        for (_, promise) in pendingWrites { promise?.fail(NIOQSSLError.tls(error)) }
+        pendingWrites = []
+        if output.isEmpty {
+            context.close(promise: nil)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension NIOQSSLHandler: Sendable {}

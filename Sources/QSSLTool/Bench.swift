@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure full handshakes per second and record-layer throughput in one process (no sockets).")
+
+    @Option(help: "Handshakes per group.")
+    var handshakes: Int = 200
+
+    @Option(help: "Comma-separated groups to measure.")
+    var groups: String = "SecP384r1MLKEM1024,X25519MLKEM768,x25519"
+
+    @Option(help: "Megabytes to push through the record layer per cipher suite.")
+    var megabytes: Int = 256
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let pki = try DemoPKI()
+        var results: [[String: Any]] = []
+        for group in try parseGroups(groups) ?? [] {
+            var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+            server.groups = [group]
+            var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.groups = [group]
+            client.keyShareGroups = [group]
+            _ = try handshake(client: client, server: server)   // warm-up
+            let start = ContinuousClock.now
+            for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
+            let seconds = milliseconds(ContinuousClock.now - start) / 1000
+            let rate = Double(handshakes) / seconds
+            results.append(["kind": "handshake", "group": group.description, "handshakes_per_second": rate,
+                            "ms_per_handshake_both_sides": 1000 / rate])
+            if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server)", group.description as NSString, rate, 1000 / rate)) }
+        }
+        for suite in TLS13CipherSuite.all {
+            var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+            server.cipherSuites = [suite]
+            var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.cipherSuites = [suite]
+            var (c, s) = try handshake(client: client, server: server)
+            let chunk = [UInt8](repeating: 0x5A, count: 1 << 14)
+            let total = megabytes << 20
+            var moved = 0
+            let start = ContinuousClock.now
+            while moved < total {
+                try c.send(chunk)
+                let wire = c.takeOutput()
+                for case .applicationData(let d) in try s.receive(wire) { moved += d.count }
+            }
+            let seconds = milliseconds(ContinuousClock.now - start) / 1000
+            let mbps = Double(moved) / 1_048_576 / seconds
+            results.append(["kind": "bulk", "cipher_suite": suite.suite.description, "megabytes_per_second": mbps])
+            if !json { print(String(format: "%-30@ %8.1f MB/s  (seal + open, 16 KiB records)", suite.suite.description as NSString, mbps)) }
+        }
+        if json { printJSON(["results": results]) }
+    }
+
+    private func handshake(client: ClientConfiguration, server: ServerConfiguration) throws -> (TLSConnection, TLSConnection) {
+        var c = try TLSConnection.client(configuration: client, serverName: "localhost")
+        var s = try TLSConnection.server(configuration: server)
+        while !(c.isHandshakeComplete && s.isHandshakeComplete) {
+            let a = c.takeOutput()
+            if !a.isEmpty { _ = try s.receive(a) }
+            let b = s.takeOutput()
+            if !b.isEmpty { _ = try c.receive(b) }
+            if a.isEmpty && b.isEmpty { throw Failure(message: "handshake stalled", code: 1) }
+        }
+        return (c, s)
+    }
+}

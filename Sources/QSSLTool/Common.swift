@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOQSSL
+import QSSL
+import QSSLWire
+import X509
+
+/// Parses a comma-separated list of IANA group names.
+func parseGroups(_ text: String?) throws -> [NamedGroup]? {
+    guard let text else { return nil }
+    var groups: [NamedGroup] = []
+    for name in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+        guard let g = NamedGroup(name: name) else {
+            throw ValidationError("unknown group '\(name)'; known: \(Defaults.groups.map(\.description).joined(separator: ", ")), MLKEM1024")
+        }
+        groups.append(g)
+    }
+    guard !groups.isEmpty else { throw ValidationError("--groups is empty") }
+    return groups
+}
+
+func parseTLSVersions(_ text: String) throws {
+    let versions = Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+    guard versions.contains("1.3") else {
+        throw ValidationError("only TLS 1.3 is implemented so far (TLS 1.2 arrives with its own issue); got --tls-versions \(text)")
+    }
+    guard versions.isSubset(of: ["1.3"]) else {
+        throw ValidationError("TLS \(versions.subtracting(["1.3"]).sorted().joined(separator: ",")) is not implemented yet")
+    }
+}
+
+/// HOST:PORT, with [v6]:port accepted.
+func parseHostPort(_ text: String, defaultPort: Int = 443) throws -> (host: String, port: Int) {
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+        let host = String(text[text.index(after: text.startIndex)..<close])
+        let rest = text[text.index(after: close)...]
+        if rest.isEmpty { return (host, defaultPort) }
+        guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()) else { throw ValidationError("bad address \(text)") }
+        return (host, port)
+    }
+    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+    if parts.count == 1 { return (text, defaultPort) }
+    guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else { throw ValidationError("bad address \(text), expected HOST:PORT") }
+    return (String(parts[0]), port)
+}
+
+/// Subject names of DER certificates, for display.
+func subjects(_ chain: [[UInt8]]) -> [String] {
+    chain.map { der in (try? Certificate(derEncoded: der)).map { "\($0.subject)" } ?? "<unparseable certificate>" }
+}
+
+/// The alert an error sent or received, as "sent handshake_failure(40)" or "received …".
+func alertText(_ error: Error) -> (name: String?, direction: String?) {
+    let tls: TLSError?
+    if let e = error as? NIOQSSLError, case .tls(let t) = e { tls = t } else { tls = error as? TLSError }
+    guard let tls else { return (nil, nil) }
+    if case .alertReceived(let a) = tls.code { return (a.name ?? "\(a.rawValue)", "received") }
+    if let a = tls.alert { return (a.name ?? "\(a.rawValue)", "sent") }
+    return (nil, nil)
+}
+
+func isVerificationFailure(_ error: Error) -> Bool {
+    if let e = error as? NIOQSSLError, case .tls(let t) = e, case .certificateRejected = t.code { return true }
+    return false
+}
+
+func milliseconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+}
+
+func printJSON(_ object: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]),
+       let text = String(data: data, encoding: .utf8) {
+        print(text)
+    }
+}
+
+func summaryJSON(_ s: HandshakeSummary, handshakeMilliseconds: Double) -> [String: Any] {
+    [
+        "version": s.version.description,
+        "cipher_suite": s.cipherSuite.description,
+        "group": s.group.description,
+        "signature_scheme": s.peerSignatureScheme?.description ?? s.localSignatureScheme?.description ?? NSNull(),
+        "post_quantum": s.usedPostQuantumKeyExchange,
+        "hello_retry_request": s.helloRetryRequest,
+        "resumed": s.resumed,
+        "peer_certificates": subjects(s.peerCertificates),
+        "alpn": s.alpnProtocol ?? NSNull(),
+        "handshake_ms": (handshakeMilliseconds * 1000).rounded() / 1000,
+    ]
+}
+
+func summaryLines(_ s: HandshakeSummary, handshakeMilliseconds: Double?) -> [String] {
+    var lines = [
+        "Protocol:          \(s.version)",
+        "Cipher suite:      \(s.cipherSuite)",
+        "Key exchange:      \(s.group)\(s.usedPostQuantumKeyExchange ? " (post-quantum hybrid)" : " (classical only)")",
+        "Signature scheme:  \(s.peerSignatureScheme?.description ?? s.localSignatureScheme?.description ?? "-")",
+        "HelloRetryRequest: \(s.helloRetryRequest ? "yes" : "no")",
+        "Resumed:           \(s.resumed ? "yes" : "no")",
+    ]
+    if let alpn = s.alpnProtocol { lines.append("ALPN:              \(alpn)") }
+    if let ms = handshakeMilliseconds { lines.append(String(format: "Handshake time:    %.2f ms", ms)) }
+    let subs = subjects(s.peerCertificates)
+    if !subs.isEmpty {
+        lines.append("Peer certificates:")
+        for (i, sub) in subs.enumerated() { lines.append("  \(i): \(sub)") }
+    }
+    return lines
+}
+
+/// An exit with a message on stderr.
+struct Failure: Error, CustomStringConvertible {
+    let message: String
+    let code: Int32
+    var description: String { message }
+}
