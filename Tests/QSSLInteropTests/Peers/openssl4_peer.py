@@ -1,0 +1,84 @@
+"""OpenSSL 4.0 (bundled in PyPI's cryptography, driven through pyOpenSSL) as a TLS peer.
+
+server: python openssl4_peer.py server PORT CERT KEY GROUPS     -> prints "ready", echoes one message
+client: python openssl4_peer.py client PORT CA SERVERNAME GROUPS -> prints one JSON line
+Every outcome is printed as one JSON line so the Swift tests can assert on it.
+"""
+import json
+import socket
+import sys
+
+from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
+
+
+def context(groups):
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+    if _lib.SSL_CTX_set1_curves_list(ctx._context, groups.encode()) != 1:
+        raise SystemExit("OpenSSL refused groups " + groups)
+    return ctx
+
+
+def describe(conn, **extra):
+    out = {
+        "ok": True,
+        "version": conn.get_protocol_version_name(),
+        "cipher": conn.get_cipher_name(),
+        "openssl": SSL.SSLeay_version(SSL.SSLEAY_VERSION).decode(),
+    }
+    out.update(extra)
+    return out
+
+
+def server(port, cert, key, groups):
+    ctx = context(groups)
+    ctx.use_certificate_chain_file(cert)
+    ctx.use_privatekey_file(key)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1)
+    listener.settimeout(30)
+    print("ready", flush=True)
+    sock, _ = listener.accept()
+    sock.settimeout(None)  # pyOpenSSL needs blocking sockets; the tests bound the run time
+    conn = SSL.Connection(ctx, sock)
+    conn.set_accept_state()
+    try:
+        conn.do_handshake()
+        data = conn.recv(65536)
+        conn.sendall(data)
+        print(json.dumps(describe(conn, received=data.decode(errors="replace"))), flush=True)
+        conn.shutdown()
+    except SSL.Error as e:
+        print(json.dumps({"ok": False, "error": str(e)}), flush=True)
+    sock.close()
+
+
+def client(port, ca, server_name, groups):
+    ctx = context(groups)
+    ctx.load_verify_locations(ca)
+    ctx.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.settimeout(None)
+    conn = SSL.Connection(ctx, sock)
+    conn.set_tlsext_host_name(server_name.encode())
+    conn.set_connect_state()
+    try:
+        conn.do_handshake()
+        conn.sendall(b"hello from OpenSSL 4")
+        data = conn.recv(65536)
+        print(json.dumps(describe(conn, received=data.decode(errors="replace"))), flush=True)
+        conn.shutdown()
+    except SSL.Error as e:
+        print(json.dumps({"ok": False, "error": str(e)}), flush=True)
+    sock.close()
+
+
+if __name__ == "__main__":
+    role, port = sys.argv[1], int(sys.argv[2])
+    if role == "server":
+        server(port, sys.argv[3], sys.argv[4], sys.argv[5])
+    else:
+        client(port, sys.argv[3], sys.argv[4], sys.argv[5])
