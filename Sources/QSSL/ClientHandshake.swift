@@ -72,6 +72,9 @@ struct ExpectServerHello {
         }
         ext.append(.supportedGroups, ExtensionBody.encodeU16List(config.groups.map(\.rawValue)))
         ext.append(.signatureAlgorithms, ExtensionBody.encodeU16List(config.verifier.supportedSchemes.map(\.rawValue)))
+        // RFC 8446 §4.2.3: certificates may be signed with schemes we never accept in
+        // CertificateVerify (RSA PKCS#1 v1.5 above all), so list those separately.
+        ext.append(.signatureAlgorithmsCert, ExtensionBody.encodeU16List(config.verifier.supportedCertificateSchemes.map(\.rawValue)))
         if !config.alpnProtocols.isEmpty { ext.append(.alpn, ExtensionBody.encodeALPN(config.alpnProtocols)) }
         ext.append(.supportedVersions, ExtensionBody.encodeU16List([ProtocolVersion.tls13.rawValue], prefix: .uint8(allowEmpty: false)))
         ext.append(.keyShare, ExtensionBody.encodeClientKeyShares(shares))

@@ -105,6 +105,8 @@ public protocol PeerPublicKey: Sendable {
 public protocol CertificateVerifier: Sendable {
     /// Signature schemes to offer in signature_algorithms.
     var supportedSchemes: [SignatureScheme] { get }
+    /// Signature schemes accepted on certificates, offered in signature_algorithms_cert.
+    var supportedCertificateSchemes: [SignatureScheme] { get }
     /// Verifies `chain` (DER, leaf first) for `role`. Throws a `certificateRejected` error.
     func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey
 }

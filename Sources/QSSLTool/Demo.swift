@@ -25,7 +25,7 @@ struct Demo: AsyncParsableCommand {
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
         serverConfig.groups = Defaults.groups + (Defaults.groups.contains(group) ? [] : [group])
         let serverHandlers = HandlerBox()
-        let server = try await QSSLServer.start(
+        let server = try await NIOQSSLServer.start(
             host: "127.0.0.1", port: 0, configuration: serverConfig, mode: .echo, recordTrace: true,
             onHandler: { h in serverHandlers.append(h) }, log: { _ in })
         let port = server.channel.localAddress?.port ?? 0

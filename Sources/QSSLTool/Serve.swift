@@ -52,7 +52,7 @@ struct Serve: AsyncParsableCommand {
         if let g = try parseGroups(groups) { config.groups = g }
         config.requirePostQuantum = pqRequired
         if let alpn { config.alpnProtocols = alpn.split(separator: ",").map(String.init) }
-        let server = try await QSSLServer.start(host: host, port: port, configuration: config, mode: http ? .http : .echo) { line in
+        let server = try await NIOQSSLServer.start(host: host, port: port, configuration: config, mode: http ? .http : .echo) { line in
             print(json ? line.json : line.text)
             fflush(nil)
         }
@@ -62,103 +62,89 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// A TLS server on NIO: the engine of `qssl serve` and `qssl demo`.
-final class QSSLServer: @unchecked Sendable {
-    enum Mode { case echo, http }
+/// The application behind `qssl serve` and `qssl demo`.
+enum ServeMode { case echo, http }
 
-    /// One line of connection log.
-    struct LogLine {
-        var text: String
-        var json: String
-    }
+/// One line of connection log, as text and as JSON.
+struct LogLine {
+    var text: String
+    var json: String
+}
 
-    let channel: Channel
-    var localAddress: String { channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?" }
-
-    private init(channel: Channel) { self.channel = channel }
-
-    static func start(host: String, port: Int, configuration: ServerConfiguration, mode: Mode, recordTrace: Bool = false,
+extension NIOQSSLServer {
+    static func start(host: String, port: Int, configuration: ServerConfiguration, mode: ServeMode, recordTrace: Bool = false,
                       onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
-                      log: @escaping @Sendable (LogLine) -> Void) async throws -> QSSLServer {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let tls = try NIOQSSLHandler(server: configuration, recordTrace: recordTrace)
-                    onHandler?(tls)
-                    try channel.pipeline.syncOperations.addHandlers([tls, ApplicationHandler(mode: mode, log: log)])
-                }
-            }
-            .bind(host: host, port: port).get()
-        return QSSLServer(channel: channel)
+                      log: @escaping @Sendable (LogLine) -> Void) async throws -> NIOQSSLServer {
+        try await start(host: host, port: port, configuration: configuration, recordTrace: recordTrace, onHandler: onHandler) {
+            [ApplicationHandler(mode: mode, log: log)]
+        }
+    }
+}
+
+/// Echo or HTTP behind the TLS handler, logging each connection's outcome.
+final class ApplicationHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let mode: ServeMode
+    let log: @Sendable (LogLine) -> Void
+    var summary: HandshakeSummary?
+    var request: [UInt8] = []
+    var answered = false
+
+    init(mode: ServeMode, log: @escaping @Sendable (LogLine) -> Void) {
+        self.mode = mode
+        self.log = log
     }
 
-    /// Echo or HTTP behind the TLS handler, logging each connection's outcome.
-    final class ApplicationHandler: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        typealias OutboundOut = ByteBuffer
-        let mode: Mode
-        let log: @Sendable (LogLine) -> Void
-        var summary: HandshakeSummary?
-        var request: [UInt8] = []
-        var answered = false
-
-        init(mode: Mode, log: @escaping @Sendable (LogLine) -> Void) {
-            self.mode = mode
-            self.log = log
-        }
-
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e {
-                summary = s
-                let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-                var object = summaryJSON(s, handshakeMilliseconds: 0)
-                object.removeValue(forKey: "handshake_ms")
-                object["peer"] = peer
-                object["event"] = "handshake"
-                let json = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")", json: json))
-            }
-            context.fireUserInboundEventTriggered(event)
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = unwrapInboundIn(data)
-            switch mode {
-            case .echo:
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-            case .http:
-                request.append(contentsOf: buffer.readableBytesView)
-                guard !answered, request.count > 16384 || containsEndOfHeaders(request) else { return }
-                answered = true
-                let body = httpBody()
-                let head = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: head + body))).whenComplete { _ in
-                    context.close(promise: nil)
-                }
-            }
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e {
+            summary = s
             let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-            if let e = error as? NIOQSSLError, case .uncleanShutdown = e, summary != nil { return }
-            let (alert, direction) = alertText(error)
-            var object: [String: Any] = ["event": "error", "peer": peer, "error": "\(error)"]
-            if let alert { object["alert"] = alert; object["alert_direction"] = direction }
+            var object = summaryJSON(s, handshakeMilliseconds: 0)
+            object.removeValue(forKey: "handshake_ms")
+            object["peer"] = peer
+            object["event"] = "handshake"
             let json = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-            log(LogLine(text: "\(peer): error: \(error)\(alert.map { " [alert \($0) \(direction ?? "")]" } ?? "")", json: json))
+            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")", json: json))
         }
+        context.fireUserInboundEventTriggered(event)
+    }
 
-        private func containsEndOfHeaders(_ bytes: [UInt8]) -> Bool {
-            let marker: [UInt8] = [13, 10, 13, 10]
-            guard bytes.count >= 4 else { return false }
-            return (0...(bytes.count - 4)).contains { Array(bytes[$0..<($0 + 4)]) == marker }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        switch mode {
+        case .echo:
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        case .http:
+            request.append(contentsOf: buffer.readableBytesView)
+            guard !answered, request.count > 16384 || containsEndOfHeaders(request) else { return }
+            answered = true
+            let body = httpBody()
+            let head = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: head + body))).whenComplete { _ in
+                context.close(promise: nil)
+            }
         }
+    }
 
-        private func httpBody() -> String {
-            guard let s = summary else { return "Q-SSL\n" }
-            return "Hello from Q-SSL\n" + summaryLines(s, handshakeMilliseconds: nil).joined(separator: "\n") + "\n"
-        }
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        if let e = error as? NIOQSSLError, case .uncleanShutdown = e, summary != nil { return }
+        let (alert, direction) = alertText(error)
+        var object: [String: Any] = ["event": "error", "peer": peer, "error": "\(error)"]
+        if let alert { object["alert"] = alert; object["alert_direction"] = direction }
+        let json = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        log(LogLine(text: "\(peer): error: \(error)\(alert.map { " [alert \($0) \(direction ?? "")]" } ?? "")", json: json))
+    }
+
+    private func containsEndOfHeaders(_ bytes: [UInt8]) -> Bool {
+        let marker: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4 else { return false }
+        return (0...(bytes.count - 4)).contains { Array(bytes[$0..<($0 + 4)]) == marker }
+    }
+
+    private func httpBody() -> String {
+        guard let s = summary else { return "Q-SSL\n" }
+        return "Hello from Q-SSL\n" + summaryLines(s, handshakeMilliseconds: nil).joined(separator: "\n") + "\n"
     }
 }

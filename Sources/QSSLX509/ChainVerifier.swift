@@ -22,6 +22,11 @@ public struct X509CertificateVerifier: CertificateVerifier {
         .rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512,
     ]
 
+    /// Certificate signatures we verify: the handshake schemes plus RSA PKCS#1 v1.5.
+    public var supportedCertificateSchemes: [SignatureScheme] {
+        supportedSchemes + [.rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512]
+    }
+
     public init(roots: [Certificate]) { self.roots = roots }
 
     /// Trust anchors from a PEM file's contents.
@@ -61,12 +66,13 @@ public struct X509CertificateVerifier: CertificateVerifier {
         var sawBadSignature = false
         while path.count <= 10 {
             let current = path[path.count - 1]
-            if let anchor = roots.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+            let candidates = roots.filter { Self.mayHaveIssued($0, current) }
+            if let anchor = candidates.first(where: { $0.publicKey.isValidSignature(current.signature, for: current) }) {
                 path.append(anchor)
                 return path
             }
-            if roots.contains(where: { $0.subject == current.issuer }) { sawBadSignature = true }
-            guard let i = pool.firstIndex(where: { $0.subject == current.issuer && $0 != current }) else { break }
+            if !candidates.isEmpty { sawBadSignature = true }
+            guard let i = pool.firstIndex(where: { Self.mayHaveIssued($0, current) && $0 != current }) else { break }
             let issuer = pool.remove(at: i)
             guard issuer.publicKey.isValidSignature(current.signature, for: current) else {
                 sawBadSignature = true
@@ -78,6 +84,16 @@ public struct X509CertificateVerifier: CertificateVerifier {
             throw .rejected(.badSignature, "the signature on \(path[path.count - 1].subject) does not verify")
         }
         throw .rejected(.unknownIssuer, "no trusted root for issuer \(path[path.count - 1].issuer)")
+    }
+
+    /// RFC 5280 §4.2.1.1: the issuer's name matches and, when both carry key identifiers, the
+    /// authority key identifier names the issuer's key. A name match with another key is a
+    /// different CA (unknown_ca), not a bad signature.
+    static func mayHaveIssued(_ issuer: Certificate, _ cert: Certificate) -> Bool {
+        guard issuer.subject == cert.issuer else { return false }
+        guard let aki = (try? cert.extensions.authorityKeyIdentifier)??.keyIdentifier,
+              let ski = (try? issuer.extensions.subjectKeyIdentifier)??.keyIdentifier else { return true }
+        return aki == ski
     }
 
     /// An issuing certificate must be a CA allowed to sign certificates, with a path length

@@ -37,6 +37,7 @@ public struct PKIBuilder {
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength))
             Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+            SubjectKeyIdentifier(hash: try publicKey(key))
         }
         let cert = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: publicKey(key), notValidBefore: notBefore, notValidAfter: notAfter,
@@ -64,6 +65,8 @@ public struct PKIBuilder {
                 try ExtendedKeyUsage(client ? [.clientAuth] : [.serverAuth, .clientAuth])
             }
             if !sans.isEmpty { SubjectAlternativeNames(sans) }
+            SubjectKeyIdentifier(hash: try publicKey(key))
+            AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: issuer.certificate.publicKey).keyIdentifier)
         }
         return try Certificate(
             version: .v3, serialNumber: .init(), publicKey: publicKey(key), notValidBefore: notBefore, notValidAfter: notAfter,
@@ -129,7 +132,7 @@ public struct DemoPKI: Sendable {
     public let serverKey: SwiftCryptoSigningKey
 
     public init(algorithm: PKIBuilder.Algorithm = .ecdsaP384, serverName: String = "localhost") throws {
-        ca = try PKIBuilder.makeCA(subject: "CN=Q-SSL Demo Root CA, O=Q-SSL", key: algorithm.generateKey())
+        ca = try PKIBuilder.makeCA(subject: "CN=Q-SSL Demo Root CA (\(algorithm.rawValue)), O=Q-SSL", key: algorithm.generateKey())
         serverKey = try algorithm.generateKey()
         serverCertificate = try PKIBuilder.issue(subject: "CN=\(serverName)", key: serverKey, by: ca,
                                                  dnsNames: [serverName], ipAddresses: ["127.0.0.1", "::1"])

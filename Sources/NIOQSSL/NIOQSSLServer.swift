@@ -1,0 +1,42 @@
+import NIOCore
+import NIOPosix
+import QSSL
+
+/// A TCP server whose connections run Q-SSL: each accepted channel gets a `NIOQSSLHandler`
+/// followed by the application's handlers.
+public final class NIOQSSLServer: Sendable {
+    public let channel: Channel
+
+    /// The bound address as "host:port".
+    public var localAddress: String { channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?" }
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    private init(channel: Channel) { self.channel = channel }
+
+    /// Binds and starts accepting.
+    /// - Parameters:
+    ///   - onHandler: called with each connection's TLS handler, on its event loop.
+    ///   - applicationHandlers: the handlers behind TLS for one connection.
+    public static func start(host: String, port: Int, configuration: ServerConfiguration, recordTrace: Bool = false,
+                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                             onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
+                             applicationHandlers: @escaping @Sendable () -> [ChannelHandler]) async throws -> NIOQSSLServer {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let tls = try NIOQSSLHandler(server: configuration, recordTrace: recordTrace)
+                    onHandler?(tls)
+                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandlers(applicationHandlers())
+                }
+            }
+            .bind(host: host, port: port).get()
+        return NIOQSSLServer(channel: channel)
+    }
+
+    public func close() async throws {
+        try await channel.close()
+    }
+}

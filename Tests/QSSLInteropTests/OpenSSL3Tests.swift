@@ -1,0 +1,119 @@
+import Foundation
+import NIOQSSL
+import QSSL
+import QSSLWire
+import Testing
+
+/// OpenSSL 3.0 (Debian's `openssl`): classical TLS 1.3 groups, ECDSA and RSA-PSS certificates.
+@Suite("Interop: OpenSSL 3.0 s_server / s_client", .serialized)
+struct OpenSSL3Tests {
+    static let cases: [(String, String)] = [
+        ("x25519", "ecdsa"), ("secp384r1", "ecdsa"), ("secp256r1", "ecdsa"),
+        ("x25519", "rsa"), ("secp384r1", "rsa"), ("secp256r1", "rsa"),
+    ]
+
+    @Test("Q-SSL client completes a handshake with s_server", arguments: cases)
+    func qsslClient(group: String, pki: String) async throws {
+        let pkiFiles = InteropPKI.shared
+        let port = try Peers.freePort()
+        let server = try PeerProcess(try Peers.executable("openssl"), [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", pkiFiles.path("\(pki).pem"), "-key", pkiFiles.path("\(pki).key"),
+            "-www", "-tls1_3", "-groups", group,
+        ])
+        defer { server.terminate() }
+        try Peers.waitForListener(port: port)
+        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(pki: pki), serverName: "localhost")
+        try await client.send(Array("GET / HTTP/1.0\r\n\r\n".utf8))
+        let answer = String(decoding: try await client.read(), as: UTF8.self)
+        await client.close()
+        #expect(answer.hasPrefix("HTTP/1.0 200 ok"))
+        #expect(client.summary.group == NamedGroup(name: group))
+        #expect(client.summary.peerSignatureScheme == (pki == "rsa" ? .rsaPSSRSAESHA384 : .ecdsaSecp384r1SHA384))
+        // Our default shares are SecP384r1MLKEM1024 and x25519, so any other classical group needs a HelloRetryRequest.
+        #expect(client.summary.helloRetryRequest == (group != "x25519"))
+    }
+
+    @Test("s_client completes a handshake with the Q-SSL server", arguments: cases)
+    func qsslServer(group: String, pki: String) async throws {
+        let (server, outcomes) = try await startQSSLServer(pki: pki)
+        let pkiFiles = InteropPKI.shared
+        let client = try PeerProcess(try Peers.executable("openssl"), [
+            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", pkiFiles.path("\(pki)-ca.pem"), "-servername", "localhost",
+            "-verify_return_error", "-tls1_3", "-groups", group,
+        ], stdin: "hello-from-openssl\n")
+        try client.waitFor("Verify return code: 0 (ok)")
+        try client.waitFor("---\nhello-from-openssl")
+        client.terminate()
+        try await server.close()
+        #expect(outcomes.summaries.first?.group == NamedGroup(name: group))
+        #expect(outcomes.errors.isEmpty)
+    }
+
+    @Test("a Q-SSL server preferring secp384r1 makes s_client retry with HelloRetryRequest")
+    func serverHelloRetryRequest() async throws {
+        let (server, outcomes) = try await startQSSLServer { $0.groups = [.secp384r1] }
+        let client = try PeerProcess(try Peers.executable("openssl"), [
+            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+            "-servername", "localhost", "-verify_return_error", "-tls1_3", "-groups", "x25519:secp384r1",
+        ], stdin: "hrr\n")
+        try client.waitFor("Verify return code: 0 (ok)")
+        try client.waitFor("---\nhrr")
+        client.terminate()
+        try await server.close()
+        #expect(outcomes.summaries.first?.helloRetryRequest == true)
+        #expect(outcomes.summaries.first?.group == .secp384r1)
+    }
+
+    @Test("a PQ-required Q-SSL server refuses classical-only s_client with insufficient_security")
+    func pqRequiredServer() async throws {
+        let (server, outcomes) = try await startQSSLServer { $0.requirePostQuantum = true }
+        let client = try PeerProcess(try Peers.executable("openssl"), [
+            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+            "-servername", "localhost", "-tls1_3",
+        ], stdin: "x\n")
+        let output = client.finish(timeout: 10)
+        try await server.close()
+        #expect(output.contains("alert insufficient security"), "s_client said: \(output)")
+        #expect(outcomes.errors.compactMap { tlsError($0)?.alert }.first == .insufficientSecurity)
+    }
+
+    @Test("a PQ-required Q-SSL client refuses classical-only s_server with insufficient_security")
+    func pqRequiredClient() async throws {
+        let port = try Peers.freePort()
+        let server = try PeerProcess(try Peers.executable("openssl"), [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+            "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3",
+        ])
+        defer { server.terminate() }
+        try Peers.waitForListener(port: port)
+        await #expect(throws: (any Error).self) {
+            _ = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.requirePostQuantum = true },
+                                                serverName: "localhost")
+        }
+        do {
+            _ = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.requirePostQuantum = true },
+                                                serverName: "localhost")
+        } catch {
+            #expect(tlsError(error)?.alert == .insufficientSecurity)
+        }
+        try server.waitFor("insufficient security", timeout: 10)
+    }
+
+    @Test("a Q-SSL client that does not trust the server's root sends unknown_ca to s_server")
+    func unknownCA() async throws {
+        let port = try Peers.freePort()
+        let server = try PeerProcess(try Peers.executable("openssl"), [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("rsa.pem"),
+            "-key", InteropPKI.shared.path("rsa.key"), "-www", "-tls1_3",
+        ])
+        defer { server.terminate() }
+        try Peers.waitForListener(port: port)
+        do {
+            _ = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(pki: "ecdsa"), serverName: "localhost")
+            Issue.record("handshake with an untrusted root succeeded")
+        } catch {
+            #expect(tlsError(error)?.alert == .unknownCA)
+        }
+        try server.waitFor("unknown ca", timeout: 10)
+    }
+}
