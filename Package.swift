@@ -73,6 +73,9 @@ let package = Package(
             dependencies: [
                 "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             resources: [.copy("Resources")]
         ),

@@ -59,6 +59,12 @@ public struct TLSConnection: Sendable {
         return TLSConnection(phase: .server(.expectClientHello(ExpectClientHello(config: configuration))), context: context, isClient: false)
     }
 
+    /// Test hook for known-answer replays (RFC 8448): a client whose ClientHello and key
+    /// shares were fixed by the caller and already sent.
+    static func replayingClient(_ state: ExpectServerHello, context: HandshakeContext) -> TLSConnection {
+        TLSConnection(phase: .client(.expectServerHello(state)), context: context, isClient: true)
+    }
+
     private init(phase: ConnectionPhase, context: HandshakeContext, isClient: Bool) {
         self.phase = phase
         self.context = context
