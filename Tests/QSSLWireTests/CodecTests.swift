@@ -1,0 +1,111 @@
+import QSSLWire
+import Testing
+
+@Suite("QSSLWire codec")
+struct CodecTests {
+    static func sampleMessages() -> [HandshakeMessage] {
+        var ext = ExtensionList()
+        ext.append(.serverName, ExtensionBody.encodeServerName("example.com"))
+        ext.append(.supportedGroups, ExtensionBody.encodeU16List([NamedGroup.secp384r1MLKEM1024.rawValue, NamedGroup.x25519.rawValue]))
+        ext.append(.keyShare, ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: .x25519, keyExchange: Array(repeating: 7, count: 32))]))
+        ext.append(.alpn, ExtensionBody.encodeALPN(["h2", "http/1.1"]))
+        let hello = ClientHello(random: Array(repeating: 1, count: 32), legacySessionID: Array(repeating: 2, count: 32),
+                                cipherSuites: [.tlsAES128GCMSHA256, .tlsAES256GCMSHA384], extensions: ext)
+        var sext = ExtensionList()
+        sext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
+        let serverHello = ServerHello(random: Array(repeating: 3, count: 32), legacySessionIDEcho: [], cipherSuite: .tlsAES128GCMSHA256, extensions: sext)
+        return [
+            HandshakeMessage(hello), HandshakeMessage(serverHello), HandshakeMessage(EncryptedExtensions(extensions: ExtensionList())),
+            HandshakeMessage(CertificateMessage(certificates: [[1, 2, 3], [4, 5]])),
+            HandshakeMessage(CertificateVerify(scheme: .ecdsaSecp384r1SHA384, signature: [9, 9, 9])),
+            HandshakeMessage(NewSessionTicket(lifetime: 7200, ageAdd: 5, nonce: [0], ticket: [1, 2, 3])),
+            HandshakeMessage(KeyUpdate(requestUpdate: true)),
+            HandshakeMessage(CertificateRequest(requestContext: [], extensions: ExtensionList([Extension(type: .signatureAlgorithms, data: ExtensionBody.encodeU16List([0x0503]))]))),
+        ]
+    }
+
+    static func roundTrip(_ m: HandshakeMessage) throws -> [UInt8] {
+        switch m.type {
+        case .clientHello: return HandshakeMessage(try m.decode(as: ClientHello.self)).body
+        case .serverHello: return HandshakeMessage(try m.decode(as: ServerHello.self)).body
+        case .encryptedExtensions: return HandshakeMessage(try m.decode(as: EncryptedExtensions.self)).body
+        case .certificate: return HandshakeMessage(try m.decode(as: CertificateMessage.self)).body
+        case .certificateVerify: return HandshakeMessage(try m.decode(as: CertificateVerify.self)).body
+        case .newSessionTicket: return HandshakeMessage(try m.decode(as: NewSessionTicket.self)).body
+        case .keyUpdate: return HandshakeMessage(try m.decode(as: KeyUpdate.self)).body
+        case .certificateRequest: return HandshakeMessage(try m.decode(as: CertificateRequest.self)).body
+        default: return m.body
+        }
+    }
+
+    @Test("every message round-trips byte for byte", arguments: sampleMessages())
+    func roundTrips(message: HandshakeMessage) throws {
+        #expect(try Self.roundTrip(message) == message.body)
+    }
+
+    @Test("every strict prefix of every message fails to decode", arguments: sampleMessages())
+    func prefixesFail(message: HandshakeMessage) {
+        // ClientHello and ServerHello may legally end before their extensions block (RFC 5246),
+        // so the prefix that stops exactly there decodes; every other prefix must fail.
+        let extensionsStart: Int? = switch message.type {
+        case .clientHello, .serverHello:
+            message.body.count - (try! ByteReader(message.body).extensionsBlockLength(for: message))
+        default: nil
+        }
+        for n in 0..<message.body.count where n != extensionsStart {
+            let prefix = HandshakeMessage(type: message.type, body: Array(message.body.prefix(n)))
+            #expect(throws: DecodeError.self, "prefix of \(n) bytes of \(message.type)") { _ = try Self.roundTrip(prefix) }
+        }
+    }
+
+    @Test("trailing bytes after a message are rejected", arguments: sampleMessages().filter { $0.type != .clientHello && $0.type != .serverHello })
+    func trailing(message: HandshakeMessage) {
+        #expect(throws: DecodeError.self) { _ = try Self.roundTrip(HandshakeMessage(type: message.type, body: message.body + [0])) }
+    }
+
+    @Test("duplicate extensions are rejected")
+    func duplicates() {
+        var w = ByteWriter()
+        ExtensionList([Extension(type: .alpn, data: []), Extension(type: .alpn, data: [])]).encode(to: &w)
+        var r = ByteReader(w.bytes)
+        #expect(throws: DecodeError.duplicateExtension(.alpn)) { _ = try ExtensionList(from: &r, context: "test") }
+    }
+
+    @Test("length-prefix policy: empty vectors where the RFC forbids them")
+    func emptyVectors() {
+        #expect(throws: DecodeError.illegalEmptyList("supported_groups")) { _ = try ExtensionBody.supportedGroups([0, 0]) }
+        #expect(throws: DecodeError.self) { _ = try ExtensionBody.supportedGroups([0, 3, 0, 1, 2]) }   // odd length
+        #expect(throws: DecodeError.self) { _ = try ExtensionBody.alpn([0, 1, 0]) }                     // empty protocol name
+    }
+
+    @Test("server_name: one host name, printable ASCII")
+    func serverName() throws {
+        #expect(try ExtensionBody.serverName(ExtensionBody.encodeServerName("a.example")) == "a.example")
+        #expect(throws: DecodeError.self) { _ = try ExtensionBody.serverName(ExtensionBody.encodeServerName("a\u{0}b")) }
+    }
+
+    @Test("code points print their IANA names")
+    func names() {
+        #expect(NamedGroup.secp384r1MLKEM1024.description == "SecP384r1MLKEM1024")
+        #expect(NamedGroup(name: "x25519mlkem768") == .x25519MLKEM768)
+        #expect(NamedGroup(rawValue: 0x1234).description == "0x1234")
+        #expect(AlertDescription.insufficientSecurity.description == "insufficient_security(71)")
+        #expect(SignatureScheme.qsslMLDSA65ECDSASecp384r1SHA512.rawValue == 0xFE46)
+    }
+}
+
+extension ByteReader {
+    /// Length of the extensions block (with its 2-byte prefix) at the end of a hello.
+    func extensionsBlockLength(for message: HandshakeMessage) throws -> Int {
+        var r = self
+        _ = try r.readBytes(count: 34)
+        _ = try r.readOpaque(.uint8(allowEmpty: true), "session_id")
+        if message.type == .clientHello {
+            _ = try r.readOpaque(.uint16(allowEmpty: false), "suites")
+            _ = try r.readOpaque(.uint8(allowEmpty: false), "compression")
+        } else {
+            _ = try r.readBytes(count: 3)
+        }
+        return r.remaining
+    }
+}
