@@ -73,6 +73,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             fail(context: context, error: error)
             return
         }
+        handle(events, context: context)
+    }
+
+    private func handle(_ events: [TLSEvent], context: ChannelHandlerContext) {
         for event in events {
             switch event {
             case .handshakeCompleted(let summary):
@@ -91,9 +95,31 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 closePromise = nil
             case .peerKeyUpdate:
                 break
+            case .signatureRequested(let request):
+                // The key signs off the event loop (an HSM round trip must not stall other
+                // connections); the handshake resumes on the loop when it answers.
+                flushOutput(context: context)
+                let promise = context.eventLoop.makePromise(of: [UInt8].self)
+                promise.completeWithTask { try await request.sign() }
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                promise.futureResult.whenComplete { result in
+                    let (handler, context) = loopBound.value
+                    handler.resume(with: result, context: context)
+                }
             }
         }
         flushOutput(context: context)
+    }
+
+    private func resume(with result: Result<[UInt8], Error>, context: ChannelHandlerContext) {
+        guard !failed else { return }
+        do {
+            handle(try connection.provideSignature(result.get()), context: context)
+        } catch let error as TLSError {
+            fail(context: context, error: error)
+        } catch {
+            fail(context: context, error: .crypto("signing failed: \(error)"))
+        }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {

@@ -10,6 +10,13 @@ public enum TLSEvent: Sendable, Hashable {
     case closeNotify
     /// The peer updated its keys (RFC 8446 §4.6.3).
     case peerKeyUpdate
+    /// The handshake is paused until `provideSignature(_:)` is called with a signature for the request.
+    case signatureRequested(SignatureRequest)
+}
+
+extension SignatureRequest: Hashable {
+    public static func == (a: SignatureRequest, b: SignatureRequest) -> Bool { a.message == b.message && a.scheme == b.scheme }
+    public func hash(into h: inout Hasher) { h.combine(message); h.combine(scheme) }
 }
 
 enum ConnectionPhase {
@@ -193,7 +200,31 @@ public struct TLSConnection: Sendable {
             preconditionFailure("handle re-entered while transitioning")   // the driver is not re-entrant
         }
         phase = next
-        if case .traffic(let traffic) = next, summary == nil {
+        if case .server(.awaitingSignature(let pending)) = next {
+            events.append(.signatureRequested(pending.request))
+        }
+        try completeIfTraffic(into: &events)
+    }
+
+    /// Resumes a handshake paused by `.signatureRequested` with the requested signature.
+    public mutating func provideSignature(_ signature: [UInt8]) throws(TLSError) -> [TLSEvent] {
+        if case .failed(let error) = phase { throw error }
+        guard case .server(.awaitingSignature(let pending)) = phase else { throw .misuse("no signature was requested") }
+        var events: [TLSEvent] = []
+        do {
+            phase = .server(.expectFinished(try pending.complete(signature: signature, context: &context)))
+            try context.flush()
+            // Records that arrived while paused are processed now.
+            events = try receive([UInt8]())
+        } catch {
+            fail(with: error)
+            throw error
+        }
+        return events
+    }
+
+    private mutating func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
+        if case .traffic(let traffic) = phase, summary == nil {
             summary = traffic.summary
             events.append(.handshakeCompleted(traffic.summary))
             try context.flush()

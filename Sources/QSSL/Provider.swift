@@ -62,14 +62,28 @@ public protocol PendingKeyExchange: Sendable {
 }
 
 /// A private key that signs handshake messages: in memory, or in an HSM.
+///
+/// Keys that answer at once (in memory) sign inside the handshake. Keys that wait on a device
+/// or a network (`isSynchronous == false`) never block the core: the connection pauses with
+/// `TLSEvent.signatureRequested`, the caller runs `signAsynchronously` wherever it likes, and
+/// resumes the handshake with `TLSConnection.provideSignature(_:)`.
 public protocol SigningKey: Sendable {
     /// Schemes this key can produce, in preference order.
     var supportedSchemes: [SignatureScheme] { get }
+    /// Whether `sign` may be called on the connection's thread. Defaults to true.
+    var isSynchronous: Bool { get }
     /// Signs `message` (the full to-be-signed content; the key hashes as the scheme says).
     func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8]
+    /// Signs without blocking the caller's thread. Defaults to `sign`.
+    func signAsynchronously(_ message: [UInt8], scheme: SignatureScheme) async throws(TLSError) -> [UInt8]
 }
 
 extension SigningKey {
+    public var isSynchronous: Bool { true }
+    public func signAsynchronously(_ message: [UInt8], scheme: SignatureScheme) async throws(TLSError) -> [UInt8] {
+        try sign(message, scheme: scheme)
+    }
+
     /// The first of our schemes that the peer offered.
     public func chooseScheme(offered: [SignatureScheme]) -> SignatureScheme? {
         supportedSchemes.first { offered.contains($0) }

@@ -4,12 +4,16 @@ import QSSLWire
 enum ServerState {
     case expectClientHello(ExpectClientHello)
     case expectClientHelloAfterRetry(ExpectClientHelloAfterRetry)
+    /// Paused: the certificate's key signs elsewhere; `provideSignature` resumes.
+    case awaitingSignature(ServerAwaitingSignature)
     case expectFinished(ServerHandshakeKeys)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectClientHello(let s): return try s.handle(message, context: &context)
         case .expectClientHelloAfterRetry(let s): return try s.handle(message, context: &context)
+        case .awaitingSignature:
+            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before the server's flight")
         case .expectFinished(let keys): return .traffic(try keys.processFinished(message, context: &context))
         }
     }
@@ -59,9 +63,9 @@ struct ExpectClientHello {
             return .server(.expectClientHelloAfterRetry(ExpectClientHelloAfterRetry(
                 config: config, firstHello: hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
         }
-        return .server(.expectFinished(try sendServerFlight(
+        return .server(try sendServerFlight(
             hello: hello, negotiation: negotiation, clientShare: share, transcript: transcript, retried: false,
-            config: config, context: &context)))
+            config: config, context: &context))
     }
 }
 
@@ -92,9 +96,9 @@ struct ExpectClientHelloAfterRetry {
         }
         var transcript = self.transcript
         transcript.append(message)
-        return .server(.expectFinished(try sendServerFlight(
+        return .server(try sendServerFlight(
             hello: hello, negotiation: negotiation, clientShare: shares[0].keyExchange, transcript: transcript,
-            retried: true, config: config, context: &context)))
+            retried: true, config: config, context: &context))
     }
 }
 
@@ -158,9 +162,10 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
                              scheme: scheme, alpn: alpn, serverName: serverName)
 }
 
-/// ServerHello through server Finished (RFC 8446 §2, first server flight).
+/// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
+/// CertificateVerify when the key signs asynchronously.
 func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8], transcript: Transcript,
-                      retried: Bool, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+                      retried: Bool, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ServerState {
     guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
     let (serverShare, sharedSecret) = try kx.respond(toClientShare: clientShare)
     var transcript = transcript
@@ -188,21 +193,57 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     context.send(HandshakeMessage(EncryptedExtensions(extensions: ee)), transcript: &transcript)
     context.send(HandshakeMessage(CertificateMessage(certificates: n.certificate.chain)), transcript: &transcript)
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
-    let signature = try n.certificate.key.sign(content, scheme: n.scheme)
-    context.send(HandshakeMessage(CertificateVerify(scheme: n.scheme, signature: signature)), transcript: &transcript)
-    let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
-    context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+    let pending = ServerAwaitingSignature(
+        negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
+        transcript: transcript, retried: retried, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
+    guard n.certificate.key.isSynchronous else {
+        try context.flush()
+        return .awaitingSignature(pending)
+    }
+    return .expectFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context))
+}
 
-    let master = handshake.master()
-    let th2 = transcript.hash(hkdf)
-    let clientApp = master.clientTrafficSecret(transcriptHash: th2)
-    let serverApp = master.serverTrafficSecret(transcriptHash: th2)
-    try context.installWriteKeys(secret: serverApp, suite: n.suite)
-    let summary = HandshakeSummary(
-        version: .tls13, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
-        helloRetryRequest: retried, resumed: false, peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
-    return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, clientApp: clientApp,
-                               serverApp: serverApp, transcript: transcript, summary: summary)
+/// What the application owes to resume a paused handshake: a signature over `message`.
+public struct SignatureRequest: Sendable {
+    /// The full to-be-signed content (RFC 8446 §4.4.3).
+    public let message: [UInt8]
+    public let scheme: SignatureScheme
+    public let key: any SigningKey
+
+    /// Runs the key's asynchronous signing.
+    public func sign() async throws(TLSError) -> [UInt8] { try await key.signAsynchronously(message, scheme: scheme) }
+}
+
+/// The server flight up to Certificate, waiting for the CertificateVerify signature.
+struct ServerAwaitingSignature {
+    let negotiation: ServerNegotiation
+    let hkdf: HKDF
+    let schedule: TLS13KeySchedule.Handshake
+    let clientSecret: [UInt8]
+    let serverSecret: [UInt8]
+    let transcript: Transcript
+    let retried: Bool
+    let request: SignatureRequest
+
+    /// CertificateVerify and Finished, then application keys for writing.
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+        let n = negotiation
+        var transcript = self.transcript
+        context.send(HandshakeMessage(CertificateVerify(scheme: n.scheme, signature: signature)), transcript: &transcript)
+        let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
+        context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+
+        let master = schedule.master()
+        let th = transcript.hash(hkdf)
+        let clientApp = master.clientTrafficSecret(transcriptHash: th)
+        let serverApp = master.serverTrafficSecret(transcriptHash: th)
+        try context.installWriteKeys(secret: serverApp, suite: n.suite)
+        let summary = HandshakeSummary(
+            version: .tls13, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
+            helloRetryRequest: retried, resumed: false, peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
+        return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, clientApp: clientApp,
+                                   serverApp: serverApp, transcript: transcript, summary: summary)
+    }
 }
 
 /// Waiting for the client's Finished.

@@ -4,16 +4,12 @@ import Foundation
 import QSSL
 import QSSLWire
 
-/// An in-memory private key of any algorithm Q-SSL signs with.
-public enum SwiftCryptoSigningKey: SigningKey {
-    case p256(P256.Signing.PrivateKey)
-    case p384(P384.Signing.PrivateKey)
-    case ed25519(Curve25519.Signing.PrivateKey)
-    case rsa(_RSA.Signing.PrivateKey)
-    case mldsa65(MLDSA65.PrivateKey)
-    case mldsa87(MLDSA87.PrivateKey)
+/// The key algorithms of the swift-crypto provider and the TLS schemes each signs with.
+public enum KeyAlgorithm: Sendable {
+    case p256, p384, ed25519, rsa, mldsa65, mldsa87
 
-    public var supportedSchemes: [SignatureScheme] {
+    /// RFC 8446 §4.2.3: ECDSA schemes bind the curve; RSA keys sign with RSA-PSS only.
+    public var schemes: [SignatureScheme] {
         switch self {
         case .p256: return [.ecdsaSecp256r1SHA256]
         case .p384: return [.ecdsaSecp384r1SHA384]
@@ -23,6 +19,29 @@ public enum SwiftCryptoSigningKey: SigningKey {
         case .mldsa87: return [.mldsa87]
         }
     }
+}
+
+/// An in-memory private key of any algorithm Q-SSL signs with.
+public enum SwiftCryptoSigningKey: SigningKey {
+    case p256(P256.Signing.PrivateKey)
+    case p384(P384.Signing.PrivateKey)
+    case ed25519(Curve25519.Signing.PrivateKey)
+    case rsa(_RSA.Signing.PrivateKey)
+    case mldsa65(MLDSA65.PrivateKey)
+    case mldsa87(MLDSA87.PrivateKey)
+
+    public var algorithm: KeyAlgorithm {
+        switch self {
+        case .p256: return .p256
+        case .p384: return .p384
+        case .ed25519: return .ed25519
+        case .rsa: return .rsa
+        case .mldsa65: return .mldsa65
+        case .mldsa87: return .mldsa87
+        }
+    }
+
+    public var supportedSchemes: [SignatureScheme] { algorithm.schemes }
 
     public func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] {
         guard supportedSchemes.contains(scheme) else { throw .misuse("key cannot sign with \(scheme)") }
@@ -55,16 +74,18 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
     case mldsa65(MLDSA65.PublicKey)
     case mldsa87(MLDSA87.PublicKey)
 
-    public var supportedSchemes: [SignatureScheme] {
+    public var algorithm: KeyAlgorithm {
         switch self {
-        case .p256: return [.ecdsaSecp256r1SHA256]
-        case .p384: return [.ecdsaSecp384r1SHA384]
-        case .ed25519: return [.ed25519]
-        case .rsa: return [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512]
-        case .mldsa65: return [.mldsa65]
-        case .mldsa87: return [.mldsa87]
+        case .p256: return .p256
+        case .p384: return .p384
+        case .ed25519: return .ed25519
+        case .rsa: return .rsa
+        case .mldsa65: return .mldsa65
+        case .mldsa87: return .mldsa87
         }
     }
+
+    public var supportedSchemes: [SignatureScheme] { algorithm.schemes }
 
     public func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
         // RFC 8446 §4.4.3: the scheme must suit the certificate's key.

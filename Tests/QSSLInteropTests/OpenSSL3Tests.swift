@@ -1,6 +1,7 @@
 import Foundation
 import NIOQSSL
 import QSSL
+import QSSLSwiftCrypto
 import QSSLWire
 import Testing
 
@@ -46,6 +47,23 @@ struct OpenSSL3Tests {
         client.terminate()
         try await server.close()
         #expect(outcomes.summaries.first?.group == NamedGroup(name: group))
+        #expect(outcomes.errors.isEmpty)
+    }
+
+    @Test("a Q-SSL server whose key signs asynchronously (as an HSM does) serves s_client")
+    func asynchronousKey() async throws {
+        let pki = InteropPKI.shared.ecdsa
+        let key = SlowKey(inner: pki.serverKey)
+        let (server, outcomes) = try await startQSSLServer { $0.certificates = [CertifiedKey(chain: try! pki.serverCertifiedKey.chain, key: key)] }
+        let client = try PeerProcess(try Peers.executable("openssl"), [
+            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+            "-servername", "localhost", "-verify_return_error", "-tls1_3",
+        ], stdin: "hsm\n")
+        try client.waitFor("Verify return code: 0 (ok)")
+        try client.waitFor("---\nhsm")
+        client.terminate()
+        try await server.close()
+        #expect(outcomes.summaries.count == 1)
         #expect(outcomes.errors.isEmpty)
     }
 
@@ -115,5 +133,20 @@ struct OpenSSL3Tests {
             #expect(tlsError(error)?.alert == .unknownCA)
         }
         try server.waitFor("unknown ca", timeout: 10)
+    }
+}
+
+/// Signs off the event loop after a delay, like a network HSM.
+struct SlowKey: SigningKey {
+    let inner: SwiftCryptoSigningKey
+    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
+    var isSynchronous: Bool { false }
+    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] {
+        Issue.record("the event loop must not sign with an asynchronous key")
+        return try inner.sign(message, scheme: scheme)
+    }
+    func signAsynchronously(_ message: [UInt8], scheme: SignatureScheme) async throws(TLSError) -> [UInt8] {
+        try? await Task.sleep(for: .milliseconds(20))
+        return try inner.sign(message, scheme: scheme)
     }
 }

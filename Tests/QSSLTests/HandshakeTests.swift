@@ -62,6 +62,23 @@ struct HandshakeTests {
         #expect(o.client.summary?.helloRetryRequest == false)
     }
 
+    @Test("a key that signs asynchronously pauses the server until provideSignature")
+    func asynchronousKey() throws {
+        let key = AsyncOnlyKey(inner: sharedPKI.serverKey)
+        let chain = try sharedPKI.serverCertifiedKey.chain
+        let o = try runPair(client: clientConfig(), server: ServerConfiguration(provider: .swiftCrypto, certificates: [CertifiedKey(chain: chain, key: key)]))
+        #expect(o.serverEvents.contains { if case .signatureRequested(let r) = $0 { r.scheme == .ecdsaSecp384r1SHA384 } else { false } })
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(o.client.summary?.peerSignatureScheme == .ecdsaSecp384r1SHA384)
+    }
+
+    @Test("provideSignature without a pending request is API misuse and sends nothing")
+    func provideSignatureMisuse() throws {
+        var server = try TLSConnection.server(configuration: serverConfig())
+        #expect(throws: TLSError.misuse("no signature was requested")) { _ = try server.provideSignature([1]) }
+        #expect(server.takeOutput().isEmpty)
+    }
+
     @Test("key updates in both directions keep the connection usable")
     func keyUpdate() throws {
         var o = try runPair(client: clientConfig(), server: serverConfig())
@@ -102,5 +119,17 @@ struct HandshakeTests {
                             server: serverConfig { $0.alpnProtocols = ["h2", "http/1.1"] })
         #expect(o.client.summary?.alpnProtocol == "h2")
         #expect(o.server.summary?.alpnProtocol == "h2")
+    }
+}
+
+/// A key that, like an HSM, does not sign on the connection's thread.
+struct AsyncOnlyKey: SigningKey {
+    let inner: SwiftCryptoSigningKey
+    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
+    var isSynchronous: Bool { false }
+    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] { try inner.sign(message, scheme: scheme) }
+    func signAsynchronously(_ message: [UInt8], scheme: SignatureScheme) async throws(TLSError) -> [UInt8] {
+        try? await Task.sleep(for: .milliseconds(5))
+        return try inner.sign(message, scheme: scheme)
     }
 }

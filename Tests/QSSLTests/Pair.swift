@@ -38,7 +38,13 @@ func runPair(client: ClientConfiguration, server: ServerConfiguration, serverNam
     for _ in 0..<20 {
         let toServer = outcome.client.takeOutput()
         if !toServer.isEmpty, outcome.serverError == nil {
-            do { outcome.serverEvents += try outcome.server.receive(tamper(true, toServer)) } catch { outcome.serverError = error }
+            do {
+                outcome.serverEvents += try outcome.server.receive(tamper(true, toServer))
+                // A paused handshake (asynchronous key): sign here and resume.
+                if case .signatureRequested(let request)? = outcome.serverEvents.last {
+                    outcome.serverEvents += try outcome.server.provideSignature(try request.key.sign(request.message, scheme: request.scheme))
+                }
+            } catch { outcome.serverError = error }
         }
         let toClient = outcome.server.takeOutput()
         if !toClient.isEmpty, outcome.clientError == nil {
