@@ -17,7 +17,8 @@ public final class NIOQSSLClient: @unchecked Sendable {
     public static func connect(host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
                                recordTrace: Bool = false, timeout: TimeAmount = .seconds(10),
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> NIOQSSLClient {
-        let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, recordTrace: recordTrace)
+        // Created here so the caller can read its trace; handed to the channel's loop once, below.
+        nonisolated(unsafe) let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, recordTrace: recordTrace)
         let collector = Collector()
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(timeout)

@@ -166,8 +166,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         closing = true
         connection.close()
         let output = connection.takeOutput()
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
-            context.close(mode: .all, promise: promise)
+            bound.value.close(mode: .all, promise: promise)
         }
     }
 
@@ -186,8 +187,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         if output.isEmpty {
             context.close(promise: nil)
         } else {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
-                context.close(promise: nil)
+                bound.value.close(promise: nil)
             }
         }
     }

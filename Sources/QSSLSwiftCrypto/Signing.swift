@@ -14,7 +14,7 @@ public enum KeyAlgorithm: Sendable {
         case .p256: return [.ecdsaSecp256r1SHA256]
         case .p384: return [.ecdsaSecp384r1SHA384]
         case .ed25519: return [.ed25519]
-        case .rsa: return [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512]
+        case .rsa: return [.rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512]
         case .mldsa65: return [.mldsa65]
         case .mldsa87: return [.mldsa87]
         }

@@ -121,8 +121,9 @@ final class ApplicationHandler: ChannelInboundHandler {
             answered = true
             let body = httpBody()
             let head = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: head + body))).whenComplete { _ in
-                context.close(promise: nil)
+                bound.value.close(promise: nil)
             }
         }
     }

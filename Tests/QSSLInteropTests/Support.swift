@@ -38,6 +38,13 @@ final class PeerProcess: @unchecked Sendable {
     }
     private var keepInput: Pipe?
 
+    /// Runs a command to completion and returns its output.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) -> String {
+        guard let p = try? PeerProcess(executable, arguments) else { return "" }
+        return p.finish(timeout: 60)
+    }
+
     var text: String {
         lock.lock()
         defer { lock.unlock() }

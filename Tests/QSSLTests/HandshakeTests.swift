@@ -44,6 +44,18 @@ struct HandshakeTests {
         #expect(o.clientError?.alertSentOrReceived == .handshakeFailure)
     }
 
+    @Test("server certificates of every classical algorithm authenticate", arguments: PKIBuilder.Algorithm.allCases)
+    func certificateAlgorithms(algorithm: PKIBuilder.Algorithm) throws {
+        let pki = try DemoPKI(algorithm: algorithm)
+        let o = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier),
+                            server: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey]))
+        #expect(o.clientError == nil && o.serverError == nil)
+        let expected: [PKIBuilder.Algorithm: SignatureScheme] = [
+            .ecdsaP384: .ecdsaSecp384r1SHA384, .ecdsaP256: .ecdsaSecp256r1SHA256, .ed25519: .ed25519, .rsa3072PSS: .rsaPSSRSAESHA384,
+        ]
+        #expect(o.client.summary?.peerSignatureScheme == expected[algorithm])
+    }
+
     @Test("a server preferring a hybrid the client did not share asks with HelloRetryRequest")
     func helloRetryRequest() throws {
         let o = try runPair(

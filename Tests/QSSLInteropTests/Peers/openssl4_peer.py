@@ -76,9 +76,54 @@ def client(port, ca, server_name, groups):
     sock.close()
 
 
+def serve_forever(port, cert, key, groups):
+    """Benchmark server: completes handshakes until killed."""
+    ctx = context(groups)
+    ctx.use_certificate_chain_file(cert)
+    ctx.use_privatekey_file(key)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    print("ready", flush=True)
+    while True:
+        sock, _ = listener.accept()
+        conn = SSL.Connection(ctx, sock)
+        conn.set_accept_state()
+        try:
+            conn.do_handshake()
+            conn.shutdown()
+        except SSL.Error:
+            pass
+        sock.close()
+
+
+def handshake_loop(port, ca, server_name, groups, count):
+    """Benchmark client: `count` sequential full handshakes; prints handshakes per second."""
+    import time
+    ctx = context(groups)
+    ctx.load_verify_locations(ca)
+    ctx.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    start = time.perf_counter()
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        conn = SSL.Connection(ctx, sock)
+        conn.set_tlsext_host_name(server_name.encode())
+        conn.set_connect_state()
+        conn.do_handshake()
+        sock.close()
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"handshakes": count, "seconds": elapsed, "handshakes_per_second": count / elapsed}), flush=True)
+
+
 if __name__ == "__main__":
     role, port = sys.argv[1], int(sys.argv[2])
     if role == "server":
         server(port, sys.argv[3], sys.argv[4], sys.argv[5])
+    elif role == "serve-forever":
+        serve_forever(port, sys.argv[3], sys.argv[4], sys.argv[5])
+    elif role == "loop":
+        handshake_loop(port, sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
     else:
         client(port, sys.argv[3], sys.argv[4], sys.argv[5])
