@@ -55,9 +55,10 @@ struct ExpectServerHello {
     static func start(config: ClientConfiguration, serverName: String?, context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
         var pending: [any PendingKeyExchange] = []
         var shares: [KeyShareEntry] = []
-        var shareGroups = config.keyShareGroups.filter { config.groups.contains($0) }
+        let offersTLS13 = config.versions.contains(.tls13)
+        var shareGroups = !offersTLS13 ? [] : config.keyShareGroups.filter { config.groups.contains($0) }
         if config.requirePostQuantum { shareGroups = shareGroups.filter(\.isPostQuantum) }
-        if shareGroups.isEmpty, let first = config.groups.first(where: { !config.requirePostQuantum || $0.isPostQuantum }) {
+        if offersTLS13, shareGroups.isEmpty, let first = config.groups.first(where: { !config.requirePostQuantum || $0.isPostQuantum }) {
             shareGroups = [first]
         }
         for group in shareGroups {
@@ -76,12 +77,22 @@ struct ExpectServerHello {
         // CertificateVerify (RSA PKCS#1 v1.5 above all), so list those separately.
         ext.append(.signatureAlgorithmsCert, ExtensionBody.encodeU16List(config.verifier.supportedCertificateSchemes.map(\.rawValue)))
         if !config.alpnProtocols.isEmpty { ext.append(.alpn, ExtensionBody.encodeALPN(config.alpnProtocols)) }
-        ext.append(.supportedVersions, ExtensionBody.encodeU16List([ProtocolVersion.tls13.rawValue], prefix: .uint8(allowEmpty: false)))
-        ext.append(.keyShare, ExtensionBody.encodeClientKeyShares(shares))
+        var suites: [CipherSuite] = []
+        if offersTLS13 { suites += config.cipherSuites.map(\.suite) }
+        if config.versions.contains(.tls12) {
+            suites += config.tls12CipherSuites.map(\.suite)
+            ext.append(.ecPointFormats, [1, 0])              // RFC 8422 §5.1.2: uncompressed only
+            ext.append(.extendedMasterSecret, [])          // RFC 7627
+            ext.append(.renegotiationInfo, [0])            // RFC 5746 §3.4: empty renegotiated_connection
+        }
+        if offersTLS13 {
+            ext.append(.supportedVersions, ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)))
+            ext.append(.keyShare, ExtensionBody.encodeClientKeyShares(shares))
+        }
         let hello = ClientHello(
             random: context.primitives.randomBytes(32),
-            legacySessionID: config.middleboxCompatibility ? context.primitives.randomBytes(32) : [],
-            cipherSuites: config.cipherSuites.map(\.suite),
+            legacySessionID: config.middleboxCompatibility && offersTLS13 ? context.primitives.randomBytes(32) : [],
+            cipherSuites: suites,
             extensions: ext)
         var state = ExpectServerHello(config: config, serverName: serverName, clientHello: hello, pending: pending)
         context.records.useLegacyRecordVersion = true
@@ -95,6 +106,9 @@ struct ExpectServerHello {
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let hello = try message.require(ServerHello.self)
+        if hello.extensions[.supportedVersions] == nil && !hello.isHelloRetryRequest && retry == nil {
+            return .client12(try processTLS12ServerHello(hello, message, context: &context))
+        }
         try checkServerHello(hello)
         let suite = TLS13CipherSuite.named(hello.cipherSuite)!   // checked to be one we offered
         if hello.isHelloRetryRequest {
@@ -298,7 +312,7 @@ struct ClientHandshakeKeys {
             version: .tls13, cipherSuite: suite.suite, group: group, peerSignatureScheme: peerScheme,
             localSignatureScheme: nil, helloRetryRequest: helloRetryRequest, resumed: false, peerCertificates: peerChain,
             alpnProtocol: alpn, serverName: serverName)
-        return TrafficState(isClient: true, suite: suite, hkdf: hkdf, clientSecret: clientApp, serverSecret: serverApp,
+        return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
                             summary: summary, finished: finishedVerified)
     }
 }

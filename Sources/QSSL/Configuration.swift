@@ -10,6 +10,9 @@ public enum Defaults {
     /// classical-only servers; anything else is reached by HelloRetryRequest.
     public static let clientKeyShares: [NamedGroup] = [.secp384r1MLKEM1024, .x25519]
     public static let tls13CipherSuites: [TLS13CipherSuite] = [.aes256GCMSHA384, .aes128GCMSHA256, .chaCha20Poly1305SHA256]
+    public static let tls12CipherSuites: [TLS12CipherSuite] = TLS12CipherSuite.all
+    /// TLS 1.3 and TLS 1.2 (with AEAD suites and extended master secret only).
+    public static let versions: [ProtocolVersion] = [.tls13, .tls12]
 }
 
 /// Protocol configuration of a client. One value, built once, shared by many connections.
@@ -22,6 +25,10 @@ public struct ClientConfiguration: Sendable {
     /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
     public var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
     public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
+    /// TLS 1.2 suites offered when `versions` includes TLS 1.2.
+    public var tls12CipherSuites: [TLS12CipherSuite] = Defaults.tls12CipherSuites
+    /// Versions offered, most preferred first.
+    public var versions: [ProtocolVersion] = Defaults.versions
     public var alpnProtocols: [String] = []
     /// Refuse any handshake whose key exchange has no ML-KEM part (insufficient_security).
     public var requirePostQuantum = false
@@ -37,7 +44,7 @@ public struct ClientConfiguration: Sendable {
 
     func validate() throws(TLSError) {
         guard !groups.isEmpty else { throw .misuse("no key exchange groups configured") }
-        guard !cipherSuites.isEmpty else { throw .misuse("no cipher suites configured") }
+        try validateVersions(versions, tls13: cipherSuites, tls12: tls12CipherSuites)
         for g in groups where provider.keyExchange(for: g) == nil {
             throw .misuse("group \(g) is not implemented by the crypto provider")
         }
@@ -54,12 +61,13 @@ public struct ServerConfiguration: Sendable {
     public var certificates: [CertifiedKey]
     public var groups: [NamedGroup] = Defaults.groups
     public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
+    /// TLS 1.2 suites in server preference order.
+    public var tls12CipherSuites: [TLS12CipherSuite] = Defaults.tls12CipherSuites
+    /// Versions accepted; the highest the client also offers is chosen.
+    public var versions: [ProtocolVersion] = Defaults.versions
     /// Server-preference ALPN list; empty means ALPN is not negotiated.
     public var alpnProtocols: [String] = []
     public var requirePostQuantum = false
-    /// Verifies client certificates when client authentication is requested.
-    public var clientVerifier: (any CertificateVerifier)?
-    public var requireClientCertificate = false
 
     public init(provider: CryptoProvider, certificates: [CertifiedKey]) {
         self.provider = provider
@@ -69,7 +77,7 @@ public struct ServerConfiguration: Sendable {
     func validate() throws(TLSError) {
         guard !certificates.isEmpty else { throw .misuse("no server certificate configured") }
         guard !groups.isEmpty else { throw .misuse("no key exchange groups configured") }
-        guard !cipherSuites.isEmpty else { throw .misuse("no cipher suites configured") }
+        try validateVersions(versions, tls13: cipherSuites, tls12: tls12CipherSuites)
         for g in groups where provider.keyExchange(for: g) == nil {
             throw .misuse("group \(g) is not implemented by the crypto provider")
         }
@@ -108,4 +116,11 @@ public struct HandshakeTraceEntry: Sendable, Hashable {
     public var elapsedNanoseconds: Int64
     /// When it happened, comparable across connections in one process.
     public var instant: ContinuousClock.Instant
+}
+
+func validateVersions(_ versions: [ProtocolVersion], tls13: [TLS13CipherSuite], tls12: [TLS12CipherSuite]) throws(TLSError) {
+    guard !versions.isEmpty else { throw .misuse("no protocol versions configured") }
+    for v in versions where v != .tls13 && v != .tls12 { throw .misuse("\(v) is not supported: Q-SSL speaks TLS 1.3 and TLS 1.2") }
+    if versions.contains(.tls13) && tls13.isEmpty { throw .misuse("TLS 1.3 enabled without TLS 1.3 cipher suites") }
+    if versions.contains(.tls12) && tls12.isEmpty { throw .misuse("TLS 1.2 enabled without TLS 1.2 cipher suites") }
 }

@@ -22,6 +22,8 @@ extension SignatureRequest: Hashable {
 enum ConnectionPhase {
     case client(ClientState)
     case server(ServerState)
+    case client12(TLS12ClientState)
+    case server12(TLS12ServerState)
     case traffic(TrafficState)
     case failed(TLSError)
     /// Only while a state is being handled: the stored state has been moved out.
@@ -82,7 +84,7 @@ public struct TLSConnection: Sendable {
     public var isHandshakeComplete: Bool { summary != nil }
     public var isHandshaking: Bool {
         switch phase {
-        case .client, .server, .transitioning: return true
+        case .client, .server, .client12, .server12, .transitioning: return true
         case .traffic, .failed: return false
         }
     }
@@ -145,12 +147,23 @@ public struct TLSConnection: Sendable {
     private mutating func process(_ type: ContentType, _ payload: [UInt8], into events: inout [TLSEvent]) throws(TLSError) {
         switch type {
         case .changeCipherSpec:
-            // RFC 8446 §5: a compatibility CCS of one byte 0x01 is ignored between the first
-            // ClientHello and the peer's Finished; anything else is unexpected_message.
-            guard isHandshaking, receivedFirstClientHello, payload == [0x01] else {
+            guard payload == [0x01] else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+            context.note(.received, "ChangeCipherSpec", 1)
+            switch phase {
+            case .client12(let state):
+                // RFC 5246 §7.1: the peer's CCS switches our reading keys.
+                phase = .transitioning
+                phase = try state.handleChangeCipherSpec(context: &context)
+            case .server12(let state):
+                phase = .transitioning
+                phase = try state.handleChangeCipherSpec(context: &context)
+            case .client, .server:
+                // RFC 8446 §5: a compatibility CCS is ignored between the first ClientHello
+                // and the peer's Finished.
+                guard receivedFirstClientHello else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+            default:
                 throw .misbehaved(.sentUnexpectedChangeCipherSpec)
             }
-            context.note(.received, "ChangeCipherSpec", 1)
         case .alert:
             guard payload.count == 2 else { throw .misbehaved(.sentInvalidAlert, "alert of \(payload.count) bytes") }
             let description = AlertDescription(rawValue: payload[1])
@@ -191,6 +204,12 @@ public struct TLSConnection: Sendable {
             traceReceived(message)
             receivedFirstClientHello = true
             next = try state.handle(message, context: &context)
+        case .client12(let state):
+            traceReceived(message)
+            next = try state.handle(message, context: &context)
+        case .server12(let state):
+            traceReceived(message)
+            next = try state.handle(message, context: &context)
         case .traffic(var traffic):
             if try traffic.handlePostHandshake(message, context: &context) { events.append(.peerKeyUpdate) }
             next = .traffic(traffic)
@@ -212,7 +231,7 @@ public struct TLSConnection: Sendable {
         guard case .server(.awaitingSignature(let pending)) = phase else { throw .misuse("no signature was requested") }
         var events: [TLSEvent] = []
         do {
-            phase = .server(.expectFinished(try pending.complete(signature: signature, context: &context)))
+            phase = try pending.complete(signature: signature, context: &context)
             try context.flush()
             // Records that arrived while paused are processed now.
             events = try receive([UInt8]())
@@ -253,30 +272,45 @@ public struct TLSConnection: Sendable {
     }
 }
 
-/// After the handshake: application traffic secrets and post-handshake messages.
-struct TrafficState {
-    let isClient: Bool
+/// TLS 1.3 application traffic secrets, which KeyUpdate advances (RFC 8446 §7.2).
+struct TLS13TrafficSecrets {
     let suite: TLS13CipherSuite
     let hkdf: HKDF
-    var clientSecret: [UInt8]
-    var serverSecret: [UInt8]
+    var client: [UInt8]
+    var server: [UInt8]
+}
+
+/// After the handshake: post-handshake messages and, in TLS 1.3, key updates.
+struct TrafficState {
+    let isClient: Bool
+    var tls13: TLS13TrafficSecrets?
     let summary: HandshakeSummary
     let finished: FinishedVerified
 
     /// Returns true when the peer updated its keys.
     mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Bool {
+        guard var secrets = tls13 else {
+            // RFC 5746 §4 / RFC 5246 §7.4.1.1: renegotiation is refused with a warning; the
+            // connection goes on.
+            guard message.type == (isClient ? .helloRequest : .clientHello) else {
+                throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
+            }
+            try context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.noRenegotiation.rawValue])
+            return false
+        }
         switch message.type {
         case .keyUpdate:
             let update = try message.require(KeyUpdate.self)
             // RFC 8446 §4.6.3 and §5.1: no handshake data may straddle the key change.
             guard context.joiner.isEmpty else { throw .misbehaved(.sentKeyUpdateWithPendingHandshakeData) }
             if isClient {
-                serverSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, serverSecret)
-                try context.installReadKeys(secret: serverSecret, suite: suite)
+                secrets.server = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.server)
+                try context.installReadKeys(secret: secrets.server, suite: secrets.suite)
             } else {
-                clientSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, clientSecret)
-                try context.installReadKeys(secret: clientSecret, suite: suite)
+                secrets.client = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.client)
+                try context.installReadKeys(secret: secrets.client, suite: secrets.suite)
             }
+            tls13 = secrets
             if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
             return true
         case .newSessionTicket where isClient:
@@ -289,15 +323,17 @@ struct TrafficState {
     }
 
     mutating func sendKeyUpdate(request: Bool, context: inout HandshakeContext) throws(TLSError) {
+        guard var secrets = tls13 else { throw .misuse("KeyUpdate exists only in TLS 1.3") }
         var scratch = Transcript()
         context.send(HandshakeMessage(KeyUpdate(requestUpdate: request)), transcript: &scratch)
         try context.flush()
         if isClient {
-            clientSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, clientSecret)
-            try context.installWriteKeys(secret: clientSecret, suite: suite)
+            secrets.client = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.client)
+            try context.installWriteKeys(secret: secrets.client, suite: secrets.suite)
         } else {
-            serverSecret = TLS13KeySchedule.nextTrafficSecret(hkdf: hkdf, serverSecret)
-            try context.installWriteKeys(secret: serverSecret, suite: suite)
+            secrets.server = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.server)
+            try context.installWriteKeys(secret: secrets.server, suite: secrets.suite)
         }
+        tls13 = secrets
     }
 }

@@ -133,6 +133,8 @@ public enum PeerIncompatibility: String, Hashable, Sendable, CaseIterable, Custo
     case postQuantumKeyExchangeRequired
     case legacyVersionOnly
     case missingSupportedVersions
+    case extendedMasterSecretRequired
+    case secureRenegotiationFailed
 
     public var description: String { rawValue }
 }
@@ -180,7 +182,9 @@ extension AlertDescription {
         case .peerIncompatible(let i):
             switch i {
             case .noCommonVersion, .legacyVersionOnly, .missingSupportedVersions: self = .protocolVersion
-            case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme: self = .handshakeFailure
+            case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired,
+                 .secureRenegotiationFailed:
+                self = .handshakeFailure
             case .noCommonApplicationProtocol: self = .noApplicationProtocol
             case .postQuantumKeyExchangeRequired: self = .insufficientSecurity
             }

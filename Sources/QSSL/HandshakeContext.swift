@@ -55,6 +55,19 @@ struct HandshakeContext {
         records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv))
     }
 
+    /// TLS 1.2: keys take effect at ChangeCipherSpec, per direction (RFC 5246 §7.1).
+    mutating func installTLS12WriteKeys(key: [UInt8], iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
+        try flush()
+        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
+                                                   framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce)
+    }
+
+    mutating func installTLS12ReadKeys(key: [UInt8], iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
+        guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
+                                                 framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce))
+    }
+
     mutating func note(_ direction: HandshakeTraceEntry.Direction, _ message: String, _ length: Int) {
         guard recordTrace else { return }
         let now = ContinuousClock.now

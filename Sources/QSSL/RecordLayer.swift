@@ -8,23 +8,51 @@ let maxCiphertextLength = (1 << 14) + 256
 /// this large. Anything bigger is refused before it is buffered.
 let maxHandshakeMessageLength = 1 << 18
 
-/// One direction's AEAD state (RFC 8446 §5.3): key, static IV and the record sequence number.
+/// One direction's AEAD state: key, IV and the record sequence number.
 struct RecordProtection {
-    let cipher: any AEADCipher
-    let iv: [UInt8]
-    private(set) var sequence: UInt64 = 0
-
-    init(cipher: any AEADCipher, iv: [UInt8]) {
-        self.cipher = cipher
-        self.iv = iv
+    /// How records are framed around the AEAD.
+    enum Framing {
+        /// RFC 8446 §5.2: outer type application_data, inner content type, nonce = IV ⊕ seq.
+        case tls13
+        /// RFC 5288: 4-byte salt ‖ 8-byte explicit nonce carried in the record (AES-GCM).
+        case tls12ExplicitNonce
+        /// RFC 7905: nonce = IV ⊕ seq, nothing extra in the record (ChaCha20-Poly1305).
+        case tls12ImplicitNonce
     }
 
-    mutating func nextNonce() -> [UInt8] {
+    let cipher: any AEADCipher
+    let iv: [UInt8]
+    let framing: Framing
+    private(set) var sequence: UInt64 = 0
+
+    init(cipher: any AEADCipher, iv: [UInt8], framing: Framing = .tls13) {
+        self.cipher = cipher
+        self.iv = iv
+        self.framing = framing
+    }
+
+    /// The nonce for the next record and its sequence number; advances the sequence.
+    mutating func nextNonce() -> (nonce: [UInt8], sequence: UInt64) {
+        let seq = sequence
+        sequence &+= 1
+        if framing == .tls12ExplicitNonce {
+            var nonce = iv
+            for i in (0..<8).reversed() { nonce.append(UInt8(truncatingIfNeeded: seq >> (8 * UInt64(i)))) }
+            return (nonce, seq)
+        }
         var nonce = iv
         let n = nonce.count
-        for i in 0..<8 { nonce[n - 1 - i] ^= UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i))) }
-        sequence &+= 1
-        return nonce
+        for i in 0..<8 { nonce[n - 1 - i] ^= UInt8(truncatingIfNeeded: seq >> (8 * UInt64(i))) }
+        return (nonce, seq)
+    }
+
+    /// RFC 5246 §6.2.3.3: seq_num ‖ type ‖ version ‖ length.
+    static func tls12AAD(sequence: UInt64, type: ContentType, length: Int) -> [UInt8] {
+        var aad: [UInt8] = []
+        aad.reserveCapacity(13)
+        for i in (0..<8).reversed() { aad.append(UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i)))) }
+        aad += [type.rawValue, 3, 3, UInt8(length >> 8), UInt8(length & 0xFF)]
+        return aad
     }
 }
 
@@ -72,7 +100,8 @@ struct RecordLayer {
         guard inbound[inboundStart + 1] == 0x03 else {
             throw .decode(.invalidValue(field: "TLSPlaintext.legacy_record_version"))
         }
-        guard length <= maxCiphertextLength else { throw .misbehaved(.sentOversizedRecord, "record of \(length) bytes") }
+        let limit = readProtection.map { $0.framing == .tls13 ? maxCiphertextLength : maxPlaintextLength + 2048 } ?? maxCiphertextLength
+        guard length <= limit else { throw .misbehaved(.sentOversizedRecord, "record of \(length) bytes") }
         guard available >= 5 + length else { return nil }
         let header = Array(inbound[inboundStart..<(inboundStart + 5)])
         let body = inbound[(inboundStart + 5)..<(inboundStart + 5 + length)]
@@ -87,10 +116,16 @@ struct RecordLayer {
         if type == .alert && awaitingFirstProtectedRecord && length == 2 {
             return (type, Array(body))
         }
+        if protection.framing != .tls13 {
+            let plaintext = try openTLS12(type, body, &protection)
+            readProtection = protection
+            awaitingFirstProtectedRecord = false
+            return (type, plaintext)
+        }
         guard type == .applicationData else {
             throw .misbehaved(.sentUnexpectedMessage, "unprotected \(type) record after keys were installed")
         }
-        let plaintext = try protection.cipher.open(nonce: protection.nextNonce(), aad: header, ciphertext: body)
+        let plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
         readProtection = protection
         awaitingFirstProtectedRecord = false
         // RFC 8446 §5.4: strip zero padding; the last non-zero byte is the real content type.
@@ -103,6 +138,21 @@ struct RecordLayer {
             throw .misbehaved(.sentRecordWithInvalidContentType, "inner content type \(innerType.rawValue)")
         }
         return (innerType, Array(plaintext[..<last]))
+    }
+
+    private func openTLS12(_ type: ContentType, _ body: ArraySlice<UInt8>, _ protection: inout RecordProtection) throws(TLSError) -> [UInt8] {
+        let overhead = (protection.framing == .tls12ExplicitNonce ? 8 : 0) + 16
+        guard body.count >= overhead else { throw TLSError(.decryptFailed) }
+        var (nonce, seq) = protection.nextNonce()
+        var ciphertext = body
+        if protection.framing == .tls12ExplicitNonce {
+            nonce = protection.iv + Array(body.prefix(8))
+            ciphertext = body.dropFirst(8)
+        }
+        let aad = RecordProtection.tls12AAD(sequence: seq, type: type, length: body.count - overhead)
+        let plaintext = try protection.cipher.open(nonce: nonce, aad: aad, ciphertext: ciphertext)
+        guard plaintext.count <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord, "plaintext too long") }
+        return plaintext
     }
 
     /// Writes `payload` as one or more records of `type`, protected if write keys are installed.
@@ -124,13 +174,25 @@ struct RecordLayer {
             outbound.append(contentsOf: fragment)
             return
         }
+        if protection.framing != .tls13 {
+            let (nonce, seq) = protection.nextNonce()
+            let aad = RecordProtection.tls12AAD(sequence: seq, type: type, length: fragment.count)
+            let sealed = try protection.cipher.seal(nonce: nonce, aad: aad, plaintext: fragment)
+            writeProtection = protection
+            let explicit = protection.framing == .tls12ExplicitNonce ? Array(nonce.suffix(8)) : []
+            let length = explicit.count + sealed.count
+            outbound += [type.rawValue, 0x03, 0x03, UInt8(length >> 8), UInt8(length & 0xFF)]
+            outbound += explicit
+            outbound += sealed
+            return
+        }
         var inner = [UInt8]()
         inner.reserveCapacity(fragment.count + 1)
         inner.append(contentsOf: fragment)
         inner.append(type.rawValue)
         let length = inner.count + protection.cipher.tagLengthHint
         let header: [UInt8] = [ContentType.applicationData.rawValue, 0x03, 0x03, UInt8(length >> 8), UInt8(length & 0xFF)]
-        let sealed = try protection.cipher.seal(nonce: protection.nextNonce(), aad: header, plaintext: inner[...])
+        let sealed = try protection.cipher.seal(nonce: protection.nextNonce().nonce, aad: header, plaintext: inner[...])
         writeProtection = protection
         outbound.append(contentsOf: header)
         outbound.append(contentsOf: sealed)

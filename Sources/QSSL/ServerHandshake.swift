@@ -5,7 +5,7 @@ enum ServerState {
     case expectClientHello(ExpectClientHello)
     case expectClientHelloAfterRetry(ExpectClientHelloAfterRetry)
     /// Paused: the certificate's key signs elsewhere; `provideSignature` resumes.
-    case awaitingSignature(ServerAwaitingSignature)
+    case awaitingSignature(PausedServerFlight)
     case expectFinished(ServerHandshakeKeys)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
@@ -44,9 +44,13 @@ struct ExpectClientHello {
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let hello = try message.require(ClientHello.self)
-        let negotiation = try negotiate(hello, config: config)
         var transcript = Transcript()
         transcript.append(message)
+        if try negotiateVersion(hello, config: config) == .tls12 {
+            return try sendTLS12ServerFlight(hello: hello, negotiation: try negotiateTLS12(hello, config: config), transcript: transcript,
+                                             config: config, context: &context)
+        }
+        let negotiation = try negotiate(hello, config: config)
         guard let share = negotiation.clientShare else {
             // RFC 8446 §4.1.4: ask for a share of the group we want, with a cookie to be echoed.
             let hkdf = HKDF(primitives: context.primitives, hash: negotiation.suite.hash)
@@ -102,14 +106,44 @@ struct ExpectClientHelloAfterRetry {
     }
 }
 
-/// RFC 8446 §4.1.1: version, suite, group, certificate and ALPN from a ClientHello.
-func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> ServerNegotiation {
-    let ext = hello.extensions
-    guard let versionsData = ext[.supportedVersions] else {
-        throw .incompatible(.missingSupportedVersions, "client offered only \(hello.legacyVersion)")
+/// RFC 8446 §4.2.1 and RFC 5246 Appendix E: the highest version both sides speak.
+func negotiateVersion(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> ProtocolVersion {
+    guard let versionsData = hello.extensions[.supportedVersions] else {
+        // A client without supported_versions speaks TLS 1.2 at most (legacy negotiation).
+        guard config.versions.contains(.tls12), hello.legacyVersion.rawValue >= ProtocolVersion.tls12.rawValue else {
+            throw .incompatible(.missingSupportedVersions, "client offered only \(hello.legacyVersion)")
+        }
+        return .tls12
     }
     let versions = try decodeExtension { () throws(DecodeError) in try ExtensionBody.clientSupportedVersions(versionsData) }
-    guard versions.contains(.tls13) else { throw .incompatible(.noCommonVersion, "client offered \(versions)") }
+    for v in config.versions where versions.contains(v) { return v }
+    throw .incompatible(.noCommonVersion, "client offered \(versions.filter { !$0.isGrease })")
+}
+
+/// ALPN and server_name, negotiated the same way in TLS 1.3 and TLS 1.2.
+struct NegotiatedNames {
+    let alpn: String?
+    let serverName: String?
+}
+
+func negotiateNames(_ ext: ExtensionList, config: ServerConfiguration) throws(TLSError) -> NegotiatedNames {
+    var alpn: String?
+    if let data = ext[.alpn], !config.alpnProtocols.isEmpty {
+        let offered = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
+        guard let match = config.alpnProtocols.first(where: offered.contains) else {
+            throw .incompatible(.noCommonApplicationProtocol, "client offered \(offered)")
+        }
+        alpn = match
+    }
+    let serverName = try ext[.serverName].flatMap { (data) throws(TLSError) in
+        try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverName(data) }
+    }
+    return NegotiatedNames(alpn: alpn, serverName: serverName)
+}
+
+/// RFC 8446 §4.1.1: suite, group, certificate and ALPN from a ClientHello.
+func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> ServerNegotiation {
+    let ext = hello.extensions
     guard hello.legacyCompressionMethods == [0] else { throw .misbehaved(.offeredNullCompressionMissing) }
 
     guard let suite = config.cipherSuites.first(where: { hello.cipherSuites.contains($0.suite) }) else {
@@ -147,19 +181,9 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
         throw .incompatible(.noCommonSignatureScheme, "client offered \(schemes)")
     }
 
-    var alpn: String?
-    if let data = ext[.alpn], !config.alpnProtocols.isEmpty {
-        let offered = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
-        guard let match = config.alpnProtocols.first(where: offered.contains) else {
-            throw .incompatible(.noCommonApplicationProtocol, "client offered \(offered)")
-        }
-        alpn = match
-    }
-    let serverName = try ext[.serverName].flatMap { (data) throws(TLSError) in
-        try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverName(data) }
-    }
+    let names = try negotiateNames(ext, config: config)
     return ServerNegotiation(suite: suite, group: group, clientShare: clientShare, certificate: certificate,
-                             scheme: scheme, alpn: alpn, serverName: serverName)
+                             scheme: scheme, alpn: names.alpn, serverName: names.serverName)
 }
 
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
@@ -193,12 +217,12 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     context.send(HandshakeMessage(EncryptedExtensions(extensions: ee)), transcript: &transcript)
     context.send(HandshakeMessage(CertificateMessage(certificates: n.certificate.chain)), transcript: &transcript)
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
-    let pending = ServerAwaitingSignature(
+    let pending = TLS13ServerAwaitingSignature(
         negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
         transcript: transcript, retried: retried, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else {
         try context.flush()
-        return .awaitingSignature(pending)
+        return .awaitingSignature(.tls13(pending))
     }
     return .expectFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context))
 }
@@ -214,8 +238,28 @@ public struct SignatureRequest: Sendable {
     public func sign() async throws(TLSError) -> [UInt8] { try await key.signAsynchronously(message, scheme: scheme) }
 }
 
+/// A server flight paused for its signature, in either version.
+enum PausedServerFlight {
+    case tls13(TLS13ServerAwaitingSignature)
+    case tls12(TLS12ServerAwaitingSignature)
+
+    var request: SignatureRequest {
+        switch self {
+        case .tls13(let p): return p.request
+        case .tls12(let p): return p.request
+        }
+    }
+
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        switch self {
+        case .tls13(let p): return .server(.expectFinished(try p.complete(signature: signature, context: &context)))
+        case .tls12(let p): return .server12(try p.complete(signature: signature, context: &context))
+        }
+    }
+}
+
 /// The server flight up to Certificate, waiting for the CertificateVerify signature.
-struct ServerAwaitingSignature {
+struct TLS13ServerAwaitingSignature {
     let negotiation: ServerNegotiation
     let hkdf: HKDF
     let schedule: TLS13KeySchedule.Handshake
@@ -261,7 +305,7 @@ struct ServerHandshakeKeys {
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
         try context.installReadKeys(secret: clientApp, suite: suite)
-        return TrafficState(isClient: false, suite: suite, hkdf: hkdf, clientSecret: clientApp, serverSecret: serverApp,
+        return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
                             summary: summary, finished: verified)
     }
 }

@@ -20,14 +20,18 @@ func parseGroups(_ text: String?) throws -> [NamedGroup]? {
     return groups
 }
 
-func parseTLSVersions(_ text: String) throws {
-    let versions = Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-    guard versions.contains("1.3") else {
-        throw ValidationError("only TLS 1.3 is implemented so far (TLS 1.2 arrives with its own issue); got --tls-versions \(text)")
+/// "1.3", "1.2" or "1.2,1.3" to protocol versions, most preferred first.
+func parseTLSVersions(_ text: String) throws -> [ProtocolVersion] {
+    var versions: [ProtocolVersion] = []
+    for v in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        switch v {
+        case "1.3": versions.append(.tls13)
+        case "1.2": versions.append(.tls12)
+        default: throw ValidationError("unsupported TLS version '\(v)': Q-SSL speaks 1.2 and 1.3")
+        }
     }
-    guard versions.isSubset(of: ["1.3"]) else {
-        throw ValidationError("TLS \(versions.subtracting(["1.3"]).sorted().joined(separator: ",")) is not implemented yet")
-    }
+    guard !versions.isEmpty else { throw ValidationError("--tls-versions is empty") }
+    return versions.sorted { $0.rawValue > $1.rawValue }
 }
 
 /// HOST:PORT, with [v6]:port accepted.

@@ -28,8 +28,8 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "Groups to send key shares for in the first ClientHello (default: the first hybrid and x25519 among --groups).")
     var keyShares: String?
 
-    @Option(help: "TLS versions to offer.")
-    var tlsVersions: String = "1.3"
+    @Option(help: "TLS versions to offer: 1.3, 1.2 or 1.2,1.3.")
+    var tlsVersions: String = "1.2,1.3"
 
     @Flag(help: "Fail unless the key exchange includes ML-KEM (insufficient_security).")
     var pqRequired = false
@@ -47,7 +47,7 @@ struct Connect: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        try parseTLSVersions(tlsVersions)
+        let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(address)
         let roots: X509CertificateVerifier
         if let ca {
@@ -62,6 +62,7 @@ struct Connect: AsyncParsableCommand {
         }
         if let k = try parseGroups(keyShares) { config.keyShareGroups = k }
         config.requirePostQuantum = pqRequired
+        config.versions = versions
         if let alpn { config.alpnProtocols = alpn.split(separator: ",").map(String.init) }
 
         let client: NIOQSSLClient

@@ -23,8 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Comma-separated groups in preference order, IANA names.")
     var groups: String?
 
-    @Option(help: "TLS versions to accept.")
-    var tlsVersions: String = "1.3"
+    @Option(help: "TLS versions to accept: 1.3, 1.2 or 1.2,1.3.")
+    var tlsVersions: String = "1.2,1.3"
 
     @Flag(help: "Refuse handshakes without ML-KEM (insufficient_security).")
     var pqRequired = false
@@ -46,11 +46,12 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try parseTLSVersions(tlsVersions)
+        let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(listen, defaultPort: 8443)
         var config = ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)])
         if let g = try parseGroups(groups) { config.groups = g }
         config.requirePostQuantum = pqRequired
+        config.versions = versions
         if let alpn { config.alpnProtocols = alpn.split(separator: ",").map(String.init) }
         let server = try await NIOQSSLServer.start(host: host, port: port, configuration: config, mode: http ? .http : .echo) { line in
             print(json ? line.json : line.text)

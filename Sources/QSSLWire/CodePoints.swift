@@ -98,7 +98,7 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, CustomStringCon
         case .tlsAES256GCMSHA384: return "TLS_AES_256_GCM_SHA384"
         case .tlsChaCha20Poly1305SHA256: return "TLS_CHACHA20_POLY1305_SHA256"
         case .emptyRenegotiationInfoSCSV: return "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"
-        default: return hex16(rawValue)
+        default: return tls12Name ?? hex16(rawValue)
         }
     }
 }

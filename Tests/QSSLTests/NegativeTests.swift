@@ -201,9 +201,9 @@ struct KeyShareValidationTests {
         }
     }
 
-    @Test("client: ServerHello choosing TLS 1.2 → protocol_version")
+    @Test("client: ServerHello choosing TLS 1.2 when only TLS 1.3 was offered → protocol_version")
     func tls12Chosen() throws {
-        try expectClientAlert(.protocolVersion) { hello in
+        try expectClientAlert(.protocolVersion, client: clientConfig { $0.versions = [.tls13] }) { hello in
             hello.extensions.items.removeAll { $0.type == .supportedVersions }
         }
     }
@@ -271,9 +271,9 @@ struct NegotiationFailureTests {
         #expect(o.clientError?.code == .alertReceived(.noApplicationProtocol))
     }
 
-    @Test("a ClientHello offering only TLS 1.2 → protocol_version on both sides")
+    @Test("a ClientHello offering only TLS 1.2 to a TLS 1.3-only server → protocol_version on both sides")
     func onlyTLS12() throws {
-        try expectServerAlert(.protocolVersion) { hello in hello.extensions.items.removeAll { $0.type == .supportedVersions } }
+        try expectServerAlert(.protocolVersion, server: try serverConfig { $0.versions = [.tls13] }) { hello in hello.extensions.items.removeAll { $0.type == .supportedVersions } }
     }
 
     @Test("a ClientHello without key_share → missing_extension")

@@ -1,0 +1,195 @@
+import QSSLWire
+
+/// TLS 1.2 client handshake (RFC 5246 §7.3), one case per message awaited.
+enum TLS12ClientState {
+    case expectCertificate(TLS12ClientHandshake)
+    case expectServerKeyExchange(TLS12ClientHandshake, any PeerPublicKey)
+    case expectCertificateRequestOrServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
+    case expectServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
+    case expectChangeCipherSpec(TLS12Finishing)
+    case expectFinished(TLS12Finishing)
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        switch self {
+        case .expectCertificate(var hs):
+            let key = try hs.processCertificate(message)
+            return .client12(.expectServerKeyExchange(hs, key))
+        case .expectServerKeyExchange(var hs, let key):
+            let share = try hs.processServerKeyExchange(message, peerKey: key)
+            return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
+        case .expectCertificateRequestOrServerHelloDone(var hs, let share):
+            if message.type == .certificateRequest {
+                _ = try message.require(TLS12CertificateRequest.self)
+                hs.certificateRequested = true
+                hs.transcript.append(message)
+                return .client12(.expectServerHelloDone(hs, share))
+            }
+            return .client12(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context)))
+        case .expectServerHelloDone(let hs, let share):
+            return .client12(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context)))
+        case .expectChangeCipherSpec:
+            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before ChangeCipherSpec")
+        case .expectFinished(let finishing):
+            return .traffic(try finishing.processPeerFinished(message, context: &context))
+        }
+    }
+
+    /// RFC 5246 §7.1: the server's ChangeCipherSpec switches our reading keys.
+    func handleChangeCipherSpec(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        guard case .expectChangeCipherSpec(let finishing) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+        try finishing.installPeerKeys(context: &context)
+        return .client12(.expectFinished(finishing))
+    }
+}
+
+extension ExpectServerHello {
+    /// RFC 5246 §7.4.1.3 and RFC 8446 §4.1.3: a ServerHello without supported_versions.
+    func processTLS12ServerHello(_ hello: ServerHello, _ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLS12ClientState {
+        if config.versions.contains(.tls13) {
+            // A 1.3-capable client must refuse a downgrade the server marked.
+            let tail = Array(hello.random.suffix(8))
+            if tail == ServerHello.downgradeTLS12 || tail == ServerHello.downgradeTLS11 { throw .misbehaved(.sentDowngradeSentinel) }
+        }
+        guard config.versions.contains(.tls12), hello.legacyVersion == .tls12 else {
+            throw .incompatible(.noCommonVersion, "server selected \(hello.legacyVersion)")
+        }
+        guard hello.legacySessionIDEcho == clientHello.legacySessionID || clientHello.legacySessionID.isEmpty else {
+            throw .misbehaved(.echoedWrongSessionID)
+        }
+        guard clientHello.cipherSuites.contains(hello.cipherSuite), let suite = TLS12CipherSuite.named(hello.cipherSuite) else {
+            throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
+        }
+        guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
+        try checkServerExtensions(hello.extensions, offered: offeredExtensions,
+                                  permitted: [.serverName, .ecPointFormats, .extendedMasterSecret, .renegotiationInfo, .alpn, .sessionTicket],
+                                  message: "ServerHello")
+        // RFC 5746 §3.4: on an initial handshake the server's renegotiated_connection is empty.
+        if let reneg = hello.extensions[.renegotiationInfo], reneg != [0] {
+            throw .incompatible(.secureRenegotiationFailed, "non-empty renegotiation_info on an initial handshake")
+        }
+        let ems = hello.extensions.contains(.extendedMasterSecret)
+        // PROTOCOL.md §3: the hybrid suites require extended master secret.
+        if suite.isHybrid && !ems { throw .incompatible(.extendedMasterSecretRequired, "hybrid suite without extended master secret") }
+        if config.requirePostQuantum && !suite.isHybrid {
+            throw .incompatible(.postQuantumKeyExchangeRequired, "server selected \(suite.suite.tls12Name ?? "\(suite.suite)")")
+        }
+        var alpn: String?
+        if let data = hello.extensions[.alpn] {
+            let list = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
+            guard list.count == 1, config.alpnProtocols.contains(list[0]) else { throw .misbehaved(.selectedUnofferedApplicationProtocol) }
+            alpn = list[0]
+        }
+        var transcript = self.transcript
+        transcript.append(message)
+        return .expectCertificate(TLS12ClientHandshake(
+            config: config, serverName: serverName, suite: suite, prf: TLS12PRF(primitives: context.primitives, hash: suite.hash),
+            clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn))
+    }
+}
+
+/// The client's key exchange answer, computed from ServerKeyExchange and sent after ServerHelloDone.
+struct TLS12ClientKeyShare {
+    let group: NamedGroup
+    let exchange: [UInt8]
+    let secret: [UInt8]
+}
+
+struct TLS12ClientHandshake {
+    let config: ClientConfiguration
+    let serverName: String?
+    let suite: TLS12CipherSuite
+    let prf: TLS12PRF
+    let clientRandom: [UInt8]
+    let serverRandom: [UInt8]
+    var transcript: Transcript
+    let extendedMasterSecret: Bool
+    let alpn: String?
+    var peerChain: [[UInt8]] = []
+    var peerScheme: SignatureScheme?
+    var certificateRequested = false
+
+    mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> any PeerPublicKey {
+        let certificate = try message.require(TLS12Certificate.self)
+        guard !certificate.certificates.isEmpty else { throw .misbehaved(.sentEmptyCertificateChain) }
+        peerChain = certificate.certificates
+        let key = try config.verifier.verify(chain: peerChain, role: .server(name: serverName))
+        transcript.append(message)
+        return key
+    }
+
+    /// RFC 8422 §5.4 / PROTOCOL.md §3: check the group and the signature, then answer the share.
+    mutating func processServerKeyExchange(_ message: HandshakeMessage, peerKey: any PeerPublicKey) throws(TLSError) -> TLS12ClientKeyShare {
+        let ske = try message.require(ServerKeyExchange.self)
+        guard config.groups.contains(ske.group), ske.group.isPostQuantum == suite.isHybrid,
+              let kx = config.provider.keyExchange(for: ske.group) else {
+            throw .misbehaved(.selectedUnofferedGroup, "\(ske.group) with \(suite.suite.tls12Name ?? "")")
+        }
+        guard config.verifier.supportedSchemes.contains(ske.scheme), suite.permits(ske.scheme) else {
+            throw .misbehaved(.usedUnofferedSignatureScheme, "\(ske.scheme)")
+        }
+        try peerKey.verify(signature: ske.signature, scheme: ske.scheme, message: clientRandom + serverRandom + ske.params)
+        peerScheme = ske.scheme
+        // The server owns the key pair here; the client answers as a TLS 1.3 server would.
+        let (exchange, secret) = try kx.respond(toClientShare: ske.publicValue)
+        transcript.append(message)
+        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: secret)
+    }
+
+    func processServerHelloDone(_ message: HandshakeMessage, share: TLS12ClientKeyShare, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+        _ = try message.require(ServerHelloDone.self)
+        var transcript = self.transcript
+        transcript.append(message)
+        if certificateRequested {
+            // Client authentication arrives with its own issue; an empty Certificate is allowed (RFC 5246 §7.4.6).
+            context.send(HandshakeMessage(TLS12Certificate(certificates: [])), transcript: &transcript)
+        }
+        context.send(ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid), transcript: &transcript)
+        let pms = tls12PreMasterSecret(share.secret, hybrid: suite.isHybrid, primitives: context.primitives)
+        let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
+        let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
+        let keys = TLS12KeyBlock(prf: prf, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom, suite: suite)
+        try context.sendChangeCipherSpec()
+        try context.installTLS12WriteKeys(key: keys.clientKey, iv: keys.clientIV, suite: suite)
+        let verifyData = prf.verifyData(masterSecret: master, client: true, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
+        context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+        let summary = HandshakeSummary(
+            version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: peerScheme, localSignatureScheme: nil,
+            helloRetryRequest: false, resumed: false, peerCertificates: peerChain, alpnProtocol: alpn, serverName: serverName)
+        return TLS12Finishing(isClient: true, suite: suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary)
+    }
+}
+
+/// Both sides after their key exchange: waiting for the peer's ChangeCipherSpec and Finished.
+struct TLS12Finishing {
+    let isClient: Bool
+    let suite: TLS12CipherSuite
+    let prf: TLS12PRF
+    let masterSecret: [UInt8]
+    let keys: TLS12KeyBlock
+    var transcript: Transcript
+    let summary: HandshakeSummary
+
+    func installPeerKeys(context: inout HandshakeContext) throws(TLSError) {
+        if isClient {
+            try context.installTLS12ReadKeys(key: keys.serverKey, iv: keys.serverIV, suite: suite)
+        } else {
+            try context.installTLS12ReadKeys(key: keys.clientKey, iv: keys.clientIV, suite: suite)
+        }
+    }
+
+    /// Checks the peer's Finished (constant time). The server then sends its own flight end.
+    func processPeerFinished(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+        let finished = try message.require(Finished.self)
+        let expected = prf.verifyData(masterSecret: masterSecret, client: !isClient, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
+        let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
+        if !isClient {
+            var transcript = self.transcript
+            transcript.append(message)
+            try context.sendChangeCipherSpec()
+            try context.installTLS12WriteKeys(key: keys.serverKey, iv: keys.serverIV, suite: suite)
+            let verifyData = prf.verifyData(masterSecret: masterSecret, client: false, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
+            context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+        }
+        return TrafficState(isClient: isClient, tls13: nil, summary: summary, finished: verified)
+    }
+}

@@ -1,0 +1,159 @@
+import QSSLWire
+
+/// TLS 1.2 server handshake after its first flight.
+enum TLS12ServerState {
+    case expectClientKeyExchange(TLS12ServerHandshake)
+    case expectChangeCipherSpec(TLS12Finishing)
+    case expectFinished(TLS12Finishing)
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        switch self {
+        case .expectClientKeyExchange(let hs):
+            return .server12(.expectChangeCipherSpec(try hs.processClientKeyExchange(message, context: &context)))
+        case .expectChangeCipherSpec:
+            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before ChangeCipherSpec")
+        case .expectFinished(let finishing):
+            return .traffic(try finishing.processPeerFinished(message, context: &context))
+        }
+    }
+
+    func handleChangeCipherSpec(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        guard case .expectChangeCipherSpec(let finishing) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+        try finishing.installPeerKeys(context: &context)
+        return .server12(.expectFinished(finishing))
+    }
+}
+
+/// What the server chose for a TLS 1.2 handshake.
+struct TLS12ServerNegotiation {
+    let suite: TLS12CipherSuite
+    let group: NamedGroup
+    let certificate: CertifiedKey
+    let scheme: SignatureScheme
+    let names: NegotiatedNames
+    let extendedMasterSecret: Bool
+    let secureRenegotiation: Bool
+    let pointFormats: Bool
+}
+
+/// RFC 5246 §7.4.1.2, RFC 8422 §5.1, PROTOCOL.md §3: suite, group and certificate for TLS 1.2.
+func negotiateTLS12(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> TLS12ServerNegotiation {
+    let ext = hello.extensions
+    guard hello.legacyCompressionMethods.contains(0) else { throw .misbehaved(.offeredNullCompressionMissing) }
+    if let reneg = ext[.renegotiationInfo], reneg != [0] {
+        throw .incompatible(.secureRenegotiationFailed, "non-empty renegotiation_info on an initial handshake")
+    }
+    let secureRenegotiation = ext.contains(.renegotiationInfo) || hello.cipherSuites.contains(.emptyRenegotiationInfoSCSV)
+    let ems = ext.contains(.extendedMasterSecret)
+    // RFC 8422 §4: without supported_groups the server may choose; we take the classical ones.
+    let clientGroups = try ext[.supportedGroups].map { (d) throws(TLSError) in
+        try decodeExtension { () throws(DecodeError) in try ExtensionBody.supportedGroups(d) }
+    } ?? [.x25519, .secp256r1, .secp384r1]
+    let schemes = try ext[.signatureAlgorithms].map { (d) throws(TLSError) in
+        try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(d) }
+    } ?? []
+    let names = try negotiateNames(ext, config: config)
+
+    var refusedForPostQuantum = false
+    var refusedForEMS = false
+    for suite in config.tls12CipherSuites where hello.cipherSuites.contains(suite.suite) {
+        if config.requirePostQuantum && !suite.isHybrid { refusedForPostQuantum = true; continue }
+        if suite.isHybrid && !ems { refusedForEMS = true; continue }
+        // PROTOCOL.md §1, §3: hybrid groups only with the hybrid suites, classical ones only with standard suites.
+        guard let group = config.groups.first(where: {
+            clientGroups.contains($0) && $0.isPostQuantum == suite.isHybrid && $0 != .mlkem1024 && config.provider.keyExchange(for: $0) != nil
+        }) else { continue }
+        for candidate in config.certificates {
+            if let scheme = candidate.key.supportedSchemes.first(where: { schemes.contains($0) && suite.permits($0) }) {
+                return TLS12ServerNegotiation(suite: suite, group: group, certificate: candidate, scheme: scheme, names: names,
+                                              extendedMasterSecret: ems, secureRenegotiation: secureRenegotiation,
+                                              pointFormats: ext.contains(.ecPointFormats))
+            }
+        }
+    }
+    if refusedForPostQuantum { throw .incompatible(.postQuantumKeyExchangeRequired, "no hybrid TLS 1.2 suite in common") }
+    if refusedForEMS { throw .incompatible(.extendedMasterSecretRequired, "hybrid suites need extended master secret") }
+    throw .incompatible(.noCommonCipherSuite, "no TLS 1.2 suite, group and certificate in common")
+}
+
+/// ServerHello, Certificate, ServerKeyExchange, ServerHelloDone (RFC 5246 §7.3).
+func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotiation, transcript: Transcript,
+                           config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+    var random = context.primitives.randomBytes(32)
+    // RFC 8446 §4.1.3: a server able to do TLS 1.3 marks a TLS 1.2 ServerHello.
+    if config.versions.contains(.tls13) { random = Array(random.prefix(24)) + ServerHello.downgradeTLS12 }
+    var ext = ExtensionList()
+    if n.secureRenegotiation { ext.append(.renegotiationInfo, [0]) }
+    if n.extendedMasterSecret { ext.append(.extendedMasterSecret, []) }
+    if n.pointFormats { ext.append(.ecPointFormats, [1, 0]) }
+    if n.names.serverName != nil { ext.append(.serverName, []) }
+    if let alpn = n.names.alpn { ext.append(.alpn, ExtensionBody.encodeALPN([alpn])) }
+    var transcript = transcript
+    context.send(HandshakeMessage(ServerHello(random: random, legacySessionIDEcho: [], cipherSuite: n.suite.suite, extensions: ext)),
+                 transcript: &transcript)
+    context.send(HandshakeMessage(TLS12Certificate(certificates: n.certificate.chain)), transcript: &transcript)
+    guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
+    // PROTOCOL.md §3: the server owns the (hybrid) key pair and publishes the client-share layout.
+    let (publicValue, pending) = try kx.generateClientShare()
+    let params = ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: []).params
+    let paused = TLS12ServerAwaitingSignature(
+        negotiation: n, clientRandom: hello.random, serverRandom: random, publicValue: publicValue, pending: pending, transcript: transcript,
+        request: SignatureRequest(message: hello.random + random + params, scheme: n.scheme, key: n.certificate.key))
+    guard n.certificate.key.isSynchronous else {
+        try context.flush()
+        return .server(.awaitingSignature(.tls12(paused)))
+    }
+    return .server12(try paused.complete(signature: try n.certificate.key.sign(paused.request.message, scheme: n.scheme), context: &context))
+}
+
+/// The TLS 1.2 flight up to Certificate, waiting for the ServerKeyExchange signature.
+struct TLS12ServerAwaitingSignature {
+    let negotiation: TLS12ServerNegotiation
+    let clientRandom: [UInt8]
+    let serverRandom: [UInt8]
+    let publicValue: [UInt8]
+    let pending: any PendingKeyExchange
+    let transcript: Transcript
+    let request: SignatureRequest
+
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TLS12ServerState {
+        let n = negotiation
+        var transcript = self.transcript
+        context.send(HandshakeMessage(ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: signature)),
+                     transcript: &transcript)
+        context.send(HandshakeMessage(ServerHelloDone()), transcript: &transcript)
+        return .expectClientKeyExchange(TLS12ServerHandshake(
+            negotiation: n, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
+            serverRandom: serverRandom, pending: pending, transcript: transcript))
+    }
+}
+
+struct TLS12ServerHandshake {
+    let negotiation: TLS12ServerNegotiation
+    let prf: TLS12PRF
+    let clientRandom: [UInt8]
+    let serverRandom: [UInt8]
+    let pending: any PendingKeyExchange
+    let transcript: Transcript
+
+    /// RFC 8422 §5.7 / PROTOCOL.md §3: the client's point (and ML-KEM ciphertext), then the keys.
+    func processClientKeyExchange(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+        guard message.type == .clientKeyExchange else {
+            throw .misbehaved(.sentUnexpectedMessage, "expected ClientKeyExchange, got \(message.type)")
+        }
+        let n = negotiation
+        let cke: ClientKeyExchange
+        do { cke = try ClientKeyExchange.decode(message, hybrid: n.suite.isHybrid) } catch { throw .decode(error) }
+        let secret = try pending.complete(serverShare: cke.exchange)
+        var transcript = self.transcript
+        transcript.append(message)
+        let pms = tls12PreMasterSecret(secret, hybrid: n.suite.isHybrid, primitives: context.primitives)
+        let sessionHash = n.extendedMasterSecret ? context.primitives.hash(n.suite.hash, transcript.bytes) : nil
+        let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
+        let keys = TLS12KeyBlock(prf: prf, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom, suite: n.suite)
+        let summary = HandshakeSummary(
+            version: .tls12, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
+            helloRetryRequest: false, resumed: false, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
+        return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary)
+    }
+}
