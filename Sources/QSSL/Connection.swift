@@ -96,6 +96,14 @@ public struct TLSConnection: Sendable {
     /// Handshake messages sent and received, with sizes and times (when `recordTrace` was set).
     public var trace: [HandshakeTraceEntry] { context.trace }
 
+    private var isTLS12: Bool {
+        switch phase {
+        case .client12, .server12: return true
+        case .traffic(let t): return t.tls13 == nil
+        default: return false
+        }
+    }
+
     /// Bytes to send to the peer. Call after every other method.
     public mutating func takeOutput() -> [UInt8] { context.records.takeOutbound() }
 
@@ -125,6 +133,11 @@ public struct TLSConnection: Sendable {
             return
         }
         do { try context.records.write(.applicationData, data) } catch { fail(with: error); throw error }
+    }
+
+    /// Test hook: writes a handshake message as is under the current keys.
+    mutating func sendRawHandshakeForTesting(_ message: HandshakeMessage) throws(TLSError) {
+        try context.records.write(.handshake, message.encoded)
     }
 
     /// Sends close_notify (RFC 8446 §6.1). Reading may continue until the peer's close_notify.
@@ -172,6 +185,8 @@ public struct TLSConnection: Sendable {
                 events.append(.closeNotify)
             } else if description == .userCanceled && payload[0] == AlertLevel.warning.rawValue {
                 // RFC 8446 §6.1: user_canceled is followed by close_notify; nothing to do.
+            } else if payload[0] == AlertLevel.warning.rawValue && isTLS12 {
+                // RFC 5246 §7.2: TLS 1.2 warnings (no_renegotiation above all) do not end the connection.
             } else {
                 // RFC 8446 §6: every other alert is fatal, whatever level it claims.
                 let error = TLSError(.alertReceived(description))

@@ -53,9 +53,7 @@ extension ExpectServerHello {
         guard config.versions.contains(.tls12), hello.legacyVersion == .tls12 else {
             throw .incompatible(.noCommonVersion, "server selected \(hello.legacyVersion)")
         }
-        guard hello.legacySessionIDEcho == clientHello.legacySessionID || clientHello.legacySessionID.isEmpty else {
-            throw .misbehaved(.echoedWrongSessionID)
-        }
+        // In TLS 1.2 the session ID is the server's choice (RFC 5246 §7.4.1.3); it matters only on resumption.
         guard clientHello.cipherSuites.contains(hello.cipherSuite), let suite = TLS12CipherSuite.named(hello.cipherSuite) else {
             throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
         }
