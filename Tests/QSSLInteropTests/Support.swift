@@ -15,10 +15,11 @@ final class PeerProcess: @unchecked Sendable {
     private var output = ""
     let commandLine: String
 
-    init(_ executable: String, _ arguments: [String], stdin: String? = nil) throws {
+    init(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws {
         commandLine = ([executable] + arguments).joined(separator: " ")
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

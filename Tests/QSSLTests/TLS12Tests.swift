@@ -87,7 +87,8 @@ struct TLS12HandshakeTests {
         TLS12CipherSuite.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithChaCha20Poly1305SHA256,
     ], [NamedGroup.x25519, .secp384r1, .secp256r1])
     func standardECDSA(suite: TLS12CipherSuite, group: NamedGroup) throws {
-        let o = try runPair(client: Self.config12 { $0.tls12CipherSuites = [suite]; $0.groups = [group] }, server: Self.server())
+        let o = try runPair(client: Self.config12 { $0.tls12CipherSuites = [suite]; $0.groups = [group, .secp384r1] },
+                            server: Self.server { $0.groups = [group] + Defaults.groups })
         #expect(o.clientError == nil && o.serverError == nil, "\(String(describing: o.clientError)) \(String(describing: o.serverError))")
         #expect(o.client.summary?.cipherSuite == suite.suite)
         #expect(o.client.summary?.group == group)
@@ -145,6 +146,14 @@ struct TLS12HandshakeTests {
                             server: Self.server())
         #expect(o.serverError?.alert == .handshakeFailure)
         #expect(o.clientError?.code == .alertReceived(.handshakeFailure))
+    }
+
+    @Test("an ECDSA certificate's curve must be among the client's groups in TLS 1.2 (RFC 8422 §5.1)")
+    func certificateCurve() throws {
+        let o = try runPair(client: Self.config12 { $0.groups = [.x25519]; $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] }, server: Self.server())
+        #expect(o.serverError?.alert == .handshakeFailure)
+        let ok = try runPair(client: Self.config12 { $0.groups = [.x25519, .secp384r1]; $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] }, server: Self.server())
+        #expect(ok.client.summary?.group == .x25519)
     }
 
     @Test("a peer offering only standard suites never lands on a hybrid suite")

@@ -64,7 +64,9 @@ func negotiateTLS12(_ hello: ClientHello, config: ServerConfiguration) throws(TL
             clientGroups.contains($0) && $0.isPostQuantum == suite.isHybrid && $0 != .mlkem1024 && config.provider.keyExchange(for: $0) != nil
         }) else { continue }
         for candidate in config.certificates {
-            if let scheme = candidate.key.supportedSchemes.first(where: { schemes.contains($0) && suite.permits($0) }) {
+            if let scheme = candidate.key.supportedSchemes.first(where: {
+                schemes.contains($0) && suite.permits($0) && (suite.isHybrid || certificateCurveAllowed($0, clientGroups))
+            }) {
                 return TLS12ServerNegotiation(suite: suite, group: group, certificate: candidate, scheme: scheme, names: names,
                                               extendedMasterSecret: ems, secureRenegotiation: secureRenegotiation,
                                               pointFormats: ext.contains(.ecPointFormats))
@@ -155,5 +157,17 @@ struct TLS12ServerHandshake {
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
             helloRetryRequest: false, resumed: false, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
         return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary)
+    }
+}
+
+/// RFC 8422 §5.1: in TLS 1.2 the curve of an ECDSA certificate must be one the client listed
+/// in supported_groups (signature_algorithms names only the hash). OpenSSL and tlslite-ng
+/// enforce this. The hybrid suites are Q-SSL's own and exempt.
+func certificateCurveAllowed(_ scheme: SignatureScheme, _ clientGroups: [NamedGroup]) -> Bool {
+    switch scheme {
+    case .ecdsaSecp256r1SHA256: return clientGroups.contains(.secp256r1)
+    case .ecdsaSecp384r1SHA384: return clientGroups.contains(.secp384r1)
+    case .ecdsaSecp521r1SHA512: return clientGroups.contains(.secp521r1)
+    default: return true
     }
 }

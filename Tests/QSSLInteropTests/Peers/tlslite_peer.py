@@ -2,7 +2,8 @@
 
 server: python tlslite_peer.py server PORT CERT KEY GROUPS              -> prints "ready", echoes once
 client: python tlslite_peer.py client PORT SERVERNAME GROUPS KEYSHARES  -> prints one JSON line
-GROUPS and KEYSHARES are comma-separated tlslite names (e.g. secp384r1mlkem1024,x25519).
+GROUPS and KEYSHARES are comma-separated tlslite names (e.g. secp384r1mlkem1024,x25519);
+TLSLITE_VERSION=1.2 in the environment limits the peer to TLS 1.2.
 tlslite-ng validates no certificate chains; the Q-SSL side does.
 """
 import json
@@ -14,17 +15,20 @@ from tlslite.errors import TLSError
 from tlslite.constants import GroupName
 
 
+VERSION = (3, 4)
+
+
 def settings(groups, key_shares=None):
     s = HandshakeSettings()
-    s.minVersion = (3, 4)
-    s.maxVersion = (3, 4)
+    s.minVersion = VERSION
+    s.maxVersion = VERSION
     s.eccCurves = groups.split(",")
     s.keyShares = (key_shares or groups).split(",") if key_shares != "" else []
     return s
 
 
 def describe(conn, **extra):
-    out = {"ok": True, "version": conn.version[1] == 4 and "TLSv1.3" or str(conn.version),
+    out = {"ok": True, "version": {4: "TLSv1.3", 3: "TLSv1.2"}.get(conn.version[1], str(conn.version)),
            "cipher": conn.getCipherName(), "group": GroupName.toStr(conn.session.ecdhCurve) if hasattr(conn.session, "ecdhCurve") else None}
     out.update(extra)
     return out
@@ -67,6 +71,10 @@ def client(port, server_name, groups, key_shares):
 
 
 if __name__ == "__main__":
+    # TLSLITE_VERSION=1.2 limits the peer to TLS 1.2.
+    import os
+    if os.environ.get("TLSLITE_VERSION") == "1.2":
+        VERSION = (3, 3)
     role, port = sys.argv[1], int(sys.argv[2])
     if role == "server":
         server(port, sys.argv[3], sys.argv[4], sys.argv[5])
