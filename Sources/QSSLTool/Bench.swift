@@ -28,6 +28,7 @@ struct Bench: ParsableCommand {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
             server.groups = [group]
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.versions = [.tls13]
             client.groups = [group]
             client.keyShareGroups = [group]
             _ = try handshake(client: client, server: server)   // warm-up
@@ -37,7 +38,21 @@ struct Bench: ParsableCommand {
             let rate = Double(handshakes) / seconds
             results.append(["kind": "handshake", "group": group.description, "handshakes_per_second": rate,
                             "ms_per_handshake_both_sides": 1000 / rate])
-            if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server)", group.description as NSString, rate, 1000 / rate)) }
+            if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.3", group.description as NSString, rate, 1000 / rate)) }
+        }
+        // The seed's TLS 1.2 hybrid (PROTOCOL.md §3) next to TLS 1.3 with the same group.
+        do {
+            var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+            server.versions = [.tls12]
+            var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.versions = [.tls12]
+            _ = try handshake(client: client, server: server)
+            let start = ContinuousClock.now
+            for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
+            let rate = Double(handshakes) / (milliseconds(ContinuousClock.now - start) / 1000)
+            results.append(["kind": "handshake", "version": "TLSv1.2", "group": "SecP384r1MLKEM1024", "handshakes_per_second": rate,
+                            "ms_per_handshake_both_sides": 1000 / rate])
+            if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.2 hybrid suite", "SecP384r1MLKEM1024" as NSString, rate, 1000 / rate)) }
         }
         for suite in TLS13CipherSuite.all {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])

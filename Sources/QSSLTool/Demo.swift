@@ -18,20 +18,36 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Share only x25519 first, so the server asks for the hybrid with a HelloRetryRequest.")
     var helloRetry = false
 
+    @Option(help: "Versions to show, in order: 1.3, 1.2 or both.")
+    var tlsVersions: String = "1.3,1.2"
+
     func run() async throws {
         guard let group = NamedGroup(name: group) else { throw ValidationError("unknown group \(self.group)") }
+        let versions = try tlsVersions.split(separator: ",").map { v -> ProtocolVersion in
+            switch v.trimmingCharacters(in: .whitespaces) {
+            case "1.3": return .tls13
+            case "1.2": return .tls12
+            default: throw ValidationError("unsupported TLS version '\(v)'")
+            }
+        }
         print("Q-SSL demo: building an in-memory PKI (ECDSA P-384 root CA and server certificate for localhost)…")
         let pki = try DemoPKI()
+        for version in versions {
+            try await show(version: version, group: group, pki: pki)
+        }
+    }
+
+    private func show(version: ProtocolVersion, group: NamedGroup, pki: DemoPKI) async throws {
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
         serverConfig.groups = Defaults.groups + (Defaults.groups.contains(group) ? [] : [group])
         let serverHandlers = HandlerBox()
         let server = try await NIOQSSLServer.start(
             host: "127.0.0.1", port: 0, configuration: serverConfig, mode: .echo, recordTrace: true,
             onHandler: { h in serverHandlers.append(h) }, log: { _ in })
-        let port = server.channel.localAddress?.port ?? 0
-        print("Server listening on 127.0.0.1:\(port)")
+        let port = server.port
 
         var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        clientConfig.versions = [version]
         clientConfig.groups = [group] + Defaults.groups.filter { $0 != group }
         clientConfig.keyShareGroups = helloRetry ? [.x25519] : [group]
         if helloRetry { clientConfig.groups = clientConfig.groups.filter { $0 != .x25519 } + [.x25519] }
@@ -43,14 +59,17 @@ struct Demo: AsyncParsableCommand {
         let echoed = try await client.read(expectedBytes: message.count)
         await client.close()
         let serverTrace = try await server.channel.eventLoop.submit { serverHandlers.first?.trace ?? [] }.get()
-        try await server.channel.close()
+        try await server.close()
 
         print("")
-        print("TLS 1.3 full handshake (1-RTT), as in the seed's diagram 2.1")
+        if version == .tls13 {
+            print("TLS 1.3 full handshake (1-RTT), as in the seed's diagram 2.1 — server on 127.0.0.1:\(port)")
+        } else {
+            print("TLS 1.2 full handshake (2-RTT) with the Q-SSL hybrid suite, as in the seed's diagram 1.1 — server on 127.0.0.1:\(port)")
+        }
         printTimeline(client: client.handler.trace, server: serverTrace)
         print("")
         summaryLines(client.summary, handshakeMilliseconds: milliseconds(client.handshakeDuration)).forEach { print($0) }
-        print("")
         print("Application data: sent \(message.count) bytes, echoed back \(echoed.count) bytes: \"\(String(decoding: echoed, as: UTF8.self))\"")
         guard echoed == message else { throw Failure(message: "echo mismatch", code: 1) }
     }
