@@ -61,6 +61,8 @@ public enum CompositeMLDSA65ECDSAP384 {
         public let mldsa: MLDSA65.PrivateKey
         public let ecdsa: P384.Signing.PrivateKey
         let seed: [UInt8]
+        /// The 32-byte ML-DSA-65 seed.
+        public var seedBytes: [UInt8] { seed }
 
         /// ML-DSA-65 seed (32) ‖ RFC 5915 ECPrivateKey (DER, no public key field).
         public init(rawRepresentation raw: [UInt8]) throws(TLSError) {

@@ -6,7 +6,7 @@ import QSSLWire
 
 /// The key algorithms of the swift-crypto provider and the TLS schemes each signs with.
 public enum KeyAlgorithm: Sendable {
-    case p256, p384, ed25519, rsa, mldsa65, mldsa87
+    case p256, p384, ed25519, rsa, mldsa65, mldsa87, mldsa65ECDSAP384
 
     /// RFC 8446 §4.2.3: ECDSA schemes bind the curve; RSA keys sign with RSA-PSS only.
     public var schemes: [SignatureScheme] {
@@ -17,6 +17,7 @@ public enum KeyAlgorithm: Sendable {
         case .rsa: return [.rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512]
         case .mldsa65: return [.mldsa65]
         case .mldsa87: return [.mldsa87]
+        case .mldsa65ECDSAP384: return [.qsslMLDSA65ECDSASecp384r1SHA512]
         }
     }
 }
@@ -29,6 +30,8 @@ public enum SwiftCryptoSigningKey: SigningKey {
     case rsa(_RSA.Signing.PrivateKey)
     case mldsa65(MLDSA65.PrivateKey)
     case mldsa87(MLDSA87.PrivateKey)
+    /// The seed's hybrid: composite ML-DSA-65 + ECDSA-P384 (PROTOCOL.md §2).
+    case composite(CompositeMLDSA65ECDSAP384.PrivateKey)
 
     public var algorithm: KeyAlgorithm {
         switch self {
@@ -38,6 +41,7 @@ public enum SwiftCryptoSigningKey: SigningKey {
         case .rsa: return .rsa
         case .mldsa65: return .mldsa65
         case .mldsa87: return .mldsa87
+        case .composite: return .mldsa65ECDSAP384
         }
     }
 
@@ -58,6 +62,7 @@ public enum SwiftCryptoSigningKey: SigningKey {
                 }
             case .mldsa65(let k): return Array(try k.signature(for: message))
             case .mldsa87(let k): return Array(try k.signature(for: message))
+            case .composite(let k): return try k.signature(for: message)
             }
         } catch {
             throw .crypto("signing with \(scheme) failed: \(error)")
@@ -73,6 +78,7 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
     case rsa(_RSA.Signing.PublicKey)
     case mldsa65(MLDSA65.PublicKey)
     case mldsa87(MLDSA87.PublicKey)
+    case composite(CompositeMLDSA65ECDSAP384.PublicKey)
 
     public var algorithm: KeyAlgorithm {
         switch self {
@@ -82,6 +88,7 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
         case .rsa: return .rsa
         case .mldsa65: return .mldsa65
         case .mldsa87: return .mldsa87
+        case .composite: return .mldsa65ECDSAP384
         }
     }
 
@@ -111,6 +118,13 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
             valid = k.isValidSignature(signature, for: message)
         case .mldsa87(let k):
             valid = k.isValidSignature(signature, for: message)
+        case .composite(let k):
+            // PROTOCOL.md §2: AND verification; say which half failed.
+            let failed = k.failingHalves(signature, for: message)
+            guard failed.isEmpty else {
+                throw .misbehaved(.sentInvalidSignature, "composite signature: \(failed.joined(separator: " and ")) half does not verify")
+            }
+            valid = true
         }
         guard valid else { throw .misbehaved(.sentInvalidSignature, "\(scheme) signature does not verify") }
     }

@@ -4,7 +4,7 @@ import NIOCore
 import NIOQSSL
 import QSSL
 import QSSLWire
-import X509
+import QSSLX509
 
 /// Parses a comma-separated list of IANA group names.
 func parseGroups(_ text: String?) throws -> [NamedGroup]? {
@@ -51,7 +51,7 @@ func parseHostPort(_ text: String, defaultPort: Int = 443) throws -> (host: Stri
 
 /// Subject names of DER certificates, for display.
 func subjects(_ chain: [[UInt8]]) -> [String] {
-    chain.map { der in (try? Certificate(derEncoded: der)).map { "\($0.subject)" } ?? "<unparseable certificate>" }
+    chain.map { der in (try? X509Certificate(der: der)).map { "\($0.subject)" } ?? "<unparseable certificate>" }
 }
 
 /// The alert an error sent or received, as "sent handshake_failure(40)" or "received …".

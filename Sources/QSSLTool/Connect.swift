@@ -7,7 +7,6 @@ import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import SwiftASN1
-import X509
 
 struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -114,11 +113,11 @@ func defaultKeyShares(for groups: [NamedGroup]) -> [NamedGroup] {
 }
 
 /// The system's trusted roots (Debian's bundle), if present.
-func systemRoots() throws -> [X509.Certificate] {
+func systemRoots() throws -> [X509Certificate] {
     for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] where FileManager.default.fileExists(atPath: path) {
         let pem = try String(contentsOfFile: path, encoding: .utf8)
         // One unparseable root must not cost the others.
-        return (try PEMDocument.parseMultiple(pemString: pem)).compactMap { try? X509.Certificate(derEncoded: $0.derBytes) }
+        return (try PEMDocument.parseMultiple(pemString: pem)).compactMap { try? X509Certificate(der: $0.derBytes) }
     }
     return []
 }

@@ -11,13 +11,14 @@ import X509
 /// what TLS needs): path building through the presented intermediates, signatures, validity,
 /// basicConstraints and pathLen, keyUsage/extendedKeyUsage, and DNS/IP names.
 public struct X509CertificateVerifier: CertificateVerifier {
-    public var roots: [Certificate]
+    public var roots: [X509Certificate]
     /// The time against which validity is checked.
     public var now: @Sendable () -> Date = { Date() }
     public var supportedSchemes: [SignatureScheme] = X509CertificateVerifier.defaultSchemes
 
     /// Schemes offered in signature_algorithms, strongest first.
     public static let defaultSchemes: [SignatureScheme] = [
+        .qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87,
         .ecdsaSecp384r1SHA384, .ecdsaSecp256r1SHA256, .ed25519,
         .rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512,
     ]
@@ -27,7 +28,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
         supportedSchemes + [.rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512]
     }
 
-    public init(roots: [Certificate]) { self.roots = roots }
+    public init(roots: [X509Certificate]) { self.roots = roots }
 
     /// Trust anchors from a PEM file's contents.
     public init(rootsPEM: String) throws {
@@ -35,21 +36,21 @@ public struct X509CertificateVerifier: CertificateVerifier {
     }
 
     public func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey {
-        var parsed: [Certificate] = []
+        var parsed: [X509Certificate] = []
         for (i, der) in chain.enumerated() {
-            do { parsed.append(try Certificate(derEncoded: der)) } catch {
-                throw .rejected(.malformed, "certificate \(i) does not parse: \(error)")
+            do { parsed.append(try X509Certificate(der: der)) } catch {
+                throw .rejected(.malformed, "certificate \(i): \(error.detail ?? "\(error)")")
             }
         }
         guard let leaf = parsed.first else { throw .rejected(.malformed, "empty chain") }
         let path = try buildPath(leaf: leaf, presented: Array(parsed.dropFirst()))
         let date = now()
         for (depth, cert) in path.enumerated() {
-            if date < cert.notValidBefore {
-                throw .rejected(.notYetValid, "\(cert.subject) is not valid before \(cert.notValidBefore)")
+            if date < cert.notBefore {
+                throw .rejected(.notYetValid, "\(cert.subject) is not valid before \(cert.notBefore)")
             }
-            if date > cert.notValidAfter {
-                throw .rejected(.expired, "\(cert.subject) expired at \(cert.notValidAfter)")
+            if date > cert.notAfter {
+                throw .rejected(.expired, "\(cert.subject) expired at \(cert.notAfter)")
             }
             if depth > 0 { try checkIssuer(cert, belowCount: depth - 1) }
         }
@@ -59,7 +60,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
     }
 
     /// Leaf first, then issuers, ending with a trust anchor.
-    private func buildPath(leaf: Certificate, presented: [Certificate]) throws(TLSError) -> [Certificate] {
+    private func buildPath(leaf: X509Certificate, presented: [X509Certificate]) throws(TLSError) -> [X509Certificate] {
         if roots.contains(leaf) { return [leaf] }
         var path = [leaf]
         var pool = presented
@@ -67,21 +68,22 @@ public struct X509CertificateVerifier: CertificateVerifier {
         while path.count <= 10 {
             let current = path[path.count - 1]
             let candidates = roots.filter { Self.mayHaveIssued($0, current) }
-            if let anchor = candidates.first(where: { $0.publicKey.isValidSignature(current.signature, for: current) }) {
+            if let anchor = candidates.first(where: { current.isSigned(by: $0) }) {
                 path.append(anchor)
                 return path
             }
             if !candidates.isEmpty { sawBadSignature = true }
             guard let i = pool.firstIndex(where: { Self.mayHaveIssued($0, current) && $0 != current }) else { break }
             let issuer = pool.remove(at: i)
-            guard issuer.publicKey.isValidSignature(current.signature, for: current) else {
+            guard current.isSigned(by: issuer) else {
                 sawBadSignature = true
                 break
             }
             path.append(issuer)
         }
         if sawBadSignature {
-            throw .rejected(.badSignature, "the signature on \(path[path.count - 1].subject) does not verify")
+            let cert = path[path.count - 1]
+            throw .rejected(.badSignature, "the \(cert.signatureAlgorithmName) signature on \(cert.subject) does not verify")
         }
         throw .rejected(.unknownIssuer, "no trusted root for issuer \(path[path.count - 1].issuer)")
     }
@@ -89,7 +91,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
     /// RFC 5280 §4.2.1.1: the issuer's name matches and, when both carry key identifiers, the
     /// authority key identifier names the issuer's key. A name match with another key is a
     /// different CA (unknown_ca), not a bad signature.
-    static func mayHaveIssued(_ issuer: Certificate, _ cert: Certificate) -> Bool {
+    static func mayHaveIssued(_ issuer: X509Certificate, _ cert: X509Certificate) -> Bool {
         guard issuer.subject == cert.issuer else { return false }
         guard let aki = (try? cert.extensions.authorityKeyIdentifier)??.keyIdentifier,
               let ski = (try? issuer.extensions.subjectKeyIdentifier)??.keyIdentifier else { return true }
@@ -98,7 +100,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
 
     /// An issuing certificate must be a CA allowed to sign certificates, with a path length
     /// constraint that admits the `belowCount` intermediates under it.
-    private func checkIssuer(_ cert: Certificate, belowCount: Int) throws(TLSError) {
+    private func checkIssuer(_ cert: X509Certificate, belowCount: Int) throws(TLSError) {
         let constraints: BasicConstraints?
         let usage: KeyUsage?
         do {
@@ -118,7 +120,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
         }
     }
 
-    private func checkLeafPurpose(_ leaf: Certificate, role: PeerRole) throws(TLSError) {
+    private func checkLeafPurpose(_ leaf: X509Certificate, role: PeerRole) throws(TLSError) {
         do {
             if let usage = try leaf.extensions.keyUsage, !usage.digitalSignature {
                 throw TLSError.rejected(.invalidPurpose, "keyUsage lacks digitalSignature")
@@ -137,7 +139,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
     }
 
     /// RFC 6125 / RFC 9525: DNS names (one leading wildcard label) and IP addresses from the SAN.
-    private func checkName(_ leaf: Certificate, _ name: String) throws(TLSError) {
+    private func checkName(_ leaf: X509Certificate, _ name: String) throws(TLSError) {
         let sans: SubjectAlternativeNames?
         do { sans = try leaf.extensions.subjectAlternativeNames } catch {
             throw .rejected(.malformed, "subjectAlternativeName: \(error)")
@@ -167,16 +169,11 @@ public struct X509CertificateVerifier: CertificateVerifier {
     }
 
     /// The leaf's key as a verifier of handshake signatures.
-    public static func publicKey(of cert: Certificate) throws(TLSError) -> any PeerPublicKey {
-        let key = cert.publicKey
-        if let k = P384.Signing.PublicKey(key) { return SwiftCryptoPublicKey.p384(k) }
-        if let k = P256.Signing.PublicKey(key) { return SwiftCryptoPublicKey.p256(k) }
-        if let k = Curve25519.Signing.PublicKey(key) { return SwiftCryptoPublicKey.ed25519(k) }
-        if let k = _RSA.Signing.PublicKey(key) {
-            guard k.keySizeInBits >= 2048 else { throw .rejected(.unsupportedAlgorithm, "RSA key of \(k.keySizeInBits) bits") }
-            return SwiftCryptoPublicKey.rsa(k)
+    public static func publicKey(of cert: X509Certificate) throws(TLSError) -> any PeerPublicKey {
+        if case .rsa(let k) = cert.publicKey.key, k.keySizeInBits < 2048 {
+            throw .rejected(.unsupportedAlgorithm, "RSA key of \(k.keySizeInBits) bits")
         }
-        throw .rejected(.unsupportedAlgorithm, "unsupported public key in \(cert.subject)")
+        return cert.publicKey.key
     }
 }
 

@@ -6,10 +6,14 @@ import QSSLSwiftCrypto
 import SwiftASN1
 import X509
 
-/// Makes certificate authorities and leaf certificates: for `qssl demo`, tests and `qssl cert`.
+/// Makes certificate authorities and leaf certificates: for `qssl cert`, `qssl demo` and tests.
 public struct PKIBuilder {
-    /// Key algorithms the builder can issue for.
+    /// Key algorithms (the `--alg` names of `qssl cert`).
     public enum Algorithm: String, CaseIterable, Sendable {
+        case mldsa65ECDSAP384 = "mldsa65-ecdsa-p384"
+        case mldsa65
+        case mldsa87
+        case mldsa44
         case ecdsaP384 = "ecdsa-p384"
         case ecdsaP256 = "ecdsa-p256"
         case rsa3072PSS = "rsa3072-pss"
@@ -17,6 +21,10 @@ public struct PKIBuilder {
 
         public func generateKey() throws -> SwiftCryptoSigningKey {
             switch self {
+            case .mldsa65ECDSAP384: return .composite(try CompositeMLDSA65ECDSAP384.PrivateKey())
+            case .mldsa65: return .mldsa65(try MLDSA65.PrivateKey())
+            case .mldsa87: return .mldsa87(try MLDSA87.PrivateKey())
+            case .mldsa44: throw CertificateFiles.LoadError.unsupportedKey("ML-DSA-44 keys cannot be generated: swift-crypto has no ML-DSA-44")
             case .ecdsaP384: return .p384(P384.Signing.PrivateKey())
             case .ecdsaP256: return .p256(P256.Signing.PrivateKey())
             case .rsa3072PSS: return .rsa(try _RSA.Signing.PrivateKey(keySize: .bits3072))
@@ -27,8 +35,12 @@ public struct PKIBuilder {
 
     /// An issuer: certificate and key.
     public struct Issuer: Sendable {
-        public let certificate: Certificate
+        public let certificate: X509Certificate
         public let key: SwiftCryptoSigningKey
+        public init(certificate: X509Certificate, key: SwiftCryptoSigningKey) {
+            self.certificate = certificate
+            self.key = key
+        }
     }
 
     public static func makeCA(subject: String, key: SwiftCryptoSigningKey, notBefore: Date = Date().addingTimeInterval(-3600),
@@ -37,24 +49,23 @@ public struct PKIBuilder {
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength))
             Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
-            SubjectKeyIdentifier(hash: try publicKey(key))
+            try keyIdentifier(key)
         }
-        let cert = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: publicKey(key), notValidBefore: notBefore, notValidAfter: notAfter,
-            issuer: name, subject: name, signatureAlgorithm: signatureAlgorithm(key), extensions: extensions,
-            issuerPrivateKey: privateKey(key))
+        let cert = try CertificateWriter.issue(serial: serialNumber(), issuer: name, subject: name, notBefore: notBefore, notAfter: notAfter,
+                                               subjectKey: key, extensions: extensions, issuerKey: key)
         return Issuer(certificate: cert, key: key)
     }
 
     /// Issues an end-entity (or, with `isCA`, an intermediate) certificate.
     public static func issue(subject: String, key: SwiftCryptoSigningKey, by issuer: Issuer, dnsNames: [String] = [], ipAddresses: [String] = [],
                              client: Bool = false, isCA: Bool = false,
-                             notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> Certificate {
+                             notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
-            guard let bytes = IPAddress.parse(ip) else { throw CertificateFiles.LoadError.unsupportedKey("bad IP \(ip)") }
+            guard let bytes = IPAddress.parse(ip) else { throw CertificateFiles.LoadError.unsupportedKey("bad IP address \(ip)") }
             sans.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...])))
         }
+        let authority = try keyIdentifierBytes(issuer.certificate.publicKey.spki)
         let extensions = try Certificate.Extensions {
             if isCA {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
@@ -65,13 +76,32 @@ public struct PKIBuilder {
                 try ExtendedKeyUsage(client ? [.clientAuth] : [.serverAuth, .clientAuth])
             }
             if !sans.isEmpty { SubjectAlternativeNames(sans) }
-            SubjectKeyIdentifier(hash: try publicKey(key))
-            AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: issuer.certificate.publicKey).keyIdentifier)
+            try keyIdentifier(key)
+            AuthorityKeyIdentifier(keyIdentifier: authority[...])
         }
-        return try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: publicKey(key), notValidBefore: notBefore, notValidAfter: notAfter,
-            issuer: issuer.certificate.subject, subject: try distinguishedName(subject), signatureAlgorithm: signatureAlgorithm(issuer.key),
-            extensions: extensions, issuerPrivateKey: privateKey(issuer.key))
+        return try CertificateWriter.issue(serial: serialNumber(), issuer: issuer.certificate.subject, subject: try distinguishedName(subject),
+                                           notBefore: notBefore, notAfter: notAfter, subjectKey: key, extensions: extensions, issuerKey: issuer.key)
+    }
+
+    /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING.
+    static func keyIdentifier(_ key: SwiftCryptoSigningKey) throws -> SubjectKeyIdentifier {
+        SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(key.subjectPublicKeyInfo())[...])
+    }
+
+    static func keyIdentifierBytes(_ spki: [UInt8]) throws -> [UInt8] {
+        let bits = try DER.sequence(try DER.parse(spki), identifier: .sequence) { nodes in
+            _ = nodes.next()
+            return try ASN1BitString(derEncoded: &nodes)
+        }
+        return Array(Insecure.SHA1.hash(data: bits.bytes))
+    }
+
+    /// A positive 16-byte serial number (RFC 5280 §4.1.2.2).
+    static func serialNumber() -> [UInt8] {
+        var rng = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
+        bytes[0] = (bytes[0] & 0x7F) | 0x01
+        return bytes
     }
 
     /// "CN=…, O=…, C=…" to a distinguished name.
@@ -97,38 +127,13 @@ public struct PKIBuilder {
         }
         return DistinguishedName(rdns)
     }
-
-    static func publicKey(_ key: SwiftCryptoSigningKey) throws -> Certificate.PublicKey {
-        guard let pub = CertificateFiles.certificatePublicKey(of: key) else { throw CertificateFiles.LoadError.unsupportedKey("\(key)") }
-        return pub
-    }
-
-    static func privateKey(_ key: SwiftCryptoSigningKey) throws -> Certificate.PrivateKey {
-        switch key {
-        case .p256(let k): return Certificate.PrivateKey(k)
-        case .p384(let k): return Certificate.PrivateKey(k)
-        case .rsa(let k): return Certificate.PrivateKey(k)
-        case .ed25519(let k): return Certificate.PrivateKey(k)
-        case .mldsa65, .mldsa87: throw CertificateFiles.LoadError.unsupportedKey("ML-DSA issuing")
-        }
-    }
-
-    static func signatureAlgorithm(_ key: SwiftCryptoSigningKey) throws -> Certificate.SignatureAlgorithm {
-        switch key {
-        case .p256: return .ecdsaWithSHA256
-        case .p384: return .ecdsaWithSHA384
-        case .rsa: return .sha256WithRSAEncryption
-        case .ed25519: return .ed25519
-        case .mldsa65, .mldsa87: throw CertificateFiles.LoadError.unsupportedKey("ML-DSA issuing")
-        }
-    }
 }
 
 /// A complete in-memory PKI for demos and tests: a root CA and a server certificate for
 /// localhost, 127.0.0.1 and ::1.
 public struct DemoPKI: Sendable {
     public let ca: PKIBuilder.Issuer
-    public let serverCertificate: Certificate
+    public let serverCertificate: X509Certificate
     public let serverKey: SwiftCryptoSigningKey
 
     public init(algorithm: PKIBuilder.Algorithm = .ecdsaP384, serverName: String = "localhost") throws {

@@ -95,7 +95,7 @@ struct AuthenticationTests {
 
     @Test("a certificate whose signature does not verify → bad_certificate")
     func badSignature() throws {
-        var der = try CertificateFiles.derBytes(sharedPKI.serverCertificate)
+        var der = sharedPKI.serverCertificate.der
         der[der.count - 5] ^= 0x01   // inside the ECDSA signature value
         let o = try runPair(client: clientConfig(), server: ServerConfiguration(
             provider: .swiftCrypto, certificates: [CertifiedKey(chain: [der], key: sharedPKI.serverKey)]))

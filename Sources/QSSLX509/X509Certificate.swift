@@ -1,0 +1,175 @@
+import Foundation
+import QSSL
+import QSSLSwiftCrypto
+import SwiftASN1
+import X509
+
+/// An X.509 certificate parsed by Q-SSL itself (RFC 5280 §4.1), so that ML-DSA and composite
+/// keys and signatures, which swift-certificates cannot parse, are first-class. Extension
+/// values reuse swift-certificates' public types.
+public struct X509Certificate: Sendable, Hashable {
+    public let der: [UInt8]
+    let tbs: ArraySlice<UInt8>
+    public let signatureAlgorithm: ASN1ObjectIdentifier
+    let signature: [UInt8]
+    public let serialNumber: [UInt8]
+    public let issuer: DistinguishedName
+    public let subject: DistinguishedName
+    public let notBefore: Date
+    public let notAfter: Date
+    public let publicKey: X509PublicKey
+    public let extensions: Certificate.Extensions
+
+    public static func == (a: X509Certificate, b: X509Certificate) -> Bool { a.der == b.der }
+    public func hash(into h: inout Hasher) { h.combine(der) }
+
+    /// Parses DER; any structural problem is `bad_certificate` with the reason.
+    public init(der: [UInt8]) throws(TLSError) {
+        self.der = der
+        do {
+            let root = try DER.parse(der)
+            var parsed: (ArraySlice<UInt8>, ASN1ObjectIdentifier, [UInt8])!
+            try DER.sequence(root, identifier: .sequence) { nodes in
+                guard let tbsNode = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no TBSCertificate") }
+                let (oid, _) = try X509PublicKey.algorithmIdentifier(&nodes)
+                let bits = try ASN1BitString(derEncoded: &nodes)
+                parsed = (tbsNode.encodedBytes, oid, Array(bits.bytes))
+            }
+            (tbs, signatureAlgorithm, signature) = parsed
+            var fields: (serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
+                         spki: ASN1Node, extensions: [Certificate.Extension], innerAlgorithm: ASN1ObjectIdentifier)!
+            try DER.sequence(try DER.parse(tbs), identifier: .sequence) { nodes in
+                let version = try DER.optionalExplicitlyTagged(&nodes, tagNumber: 0, tagClass: .contextSpecific) { try Int(derEncoded: $0) }
+                guard version == nil || version == 2 else { throw ASN1Error.invalidASN1Object(reason: "only v3 certificates") }
+                let serial = try ArraySlice<UInt8>(derEncoded: &nodes)
+                let (inner, _) = try X509PublicKey.algorithmIdentifier(&nodes)
+                let issuer = try DistinguishedName(derEncoded: &nodes)
+                guard let validity = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no validity") }
+                let (nb, na) = try DER.sequence(validity, identifier: .sequence) { v in
+                    guard let a = v.next(), let b = v.next() else { throw ASN1Error.invalidASN1Object(reason: "validity") }
+                    return (try X509Time.date(a), try X509Time.date(b))
+                }
+                let subject = try DistinguishedName(derEncoded: &nodes)
+                guard let spki = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no subjectPublicKeyInfo") }
+                // issuerUniqueID [1] and subjectUniqueID [2] are skipped if present.
+                var exts: [Certificate.Extension] = []
+                while let node = nodes.next() {
+                    guard node.identifier == ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific) else { continue }
+                    exts = try DER.explicitlyTagged(node, tagNumber: 3, tagClass: .contextSpecific) { seq in
+                        try DER.sequence(of: Certificate.Extension.self, identifier: .sequence, rootNode: seq)
+                    }
+                }
+                fields = (Array(serial), issuer, subject, nb, na, spki, exts, inner)
+            }
+            // RFC 5280 §4.1.1.2: the outer and inner algorithms must match.
+            guard fields.innerAlgorithm == signatureAlgorithm else { throw ASN1Error.invalidASN1Object(reason: "signature algorithm mismatch") }
+            serialNumber = fields.serial
+            issuer = fields.issuer
+            subject = fields.subject
+            notBefore = fields.notBefore
+            notAfter = fields.notAfter
+            publicKey = try X509PublicKey(spki: fields.spki)
+            extensions = try Certificate.Extensions(fields.extensions)
+        } catch let error as TLSError {
+            throw error
+        } catch {
+            throw .rejected(.malformed, "certificate does not parse: \(error)")
+        }
+    }
+
+    /// Whether `issuer`'s key signed this certificate.
+    public func isSigned(by issuer: X509Certificate) -> Bool {
+        issuer.publicKey.verifies(signature, over: tbs, algorithm: signatureAlgorithm)
+    }
+
+    public var signatureAlgorithmName: String { X509OID.name(signatureAlgorithm) }
+}
+
+enum X509Time {
+    /// Time ::= UTCTime | GeneralizedTime (RFC 5280 §4.1.2.5).
+    static func date(_ node: ASN1Node) throws -> Date {
+        if node.identifier == UTCTime.defaultIdentifier {
+            let t = try UTCTime(derEncoded: node)
+            return date(t.year, t.month, t.day, t.hours, t.minutes, t.seconds)
+        }
+        let t = try GeneralizedTime(derEncoded: node)
+        return date(t.year, t.month, t.day, t.hours, t.minutes, t.seconds)
+    }
+
+    /// Days from the civil calendar (proleptic Gregorian, UTC) without Calendar's overhead.
+    static func date(_ y: Int, _ m: Int, _ d: Int, _ h: Int, _ min: Int, _ s: Int) -> Date {
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Date(timeIntervalSince1970: TimeInterval(days * 86400 + h * 3600 + min * 60 + s))
+    }
+}
+
+/// Builds and signs v3 certificates for any Q-SSL key, PQ and composite included.
+enum CertificateWriter {
+    static func issue(serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
+                      subjectKey: SwiftCryptoSigningKey, extensions: Certificate.Extensions, issuerKey: SwiftCryptoSigningKey) throws -> X509Certificate {
+        let algorithm = issuerKey.certificateSignatureAlgorithm
+        var t = DER.Serializer()
+        try t.appendConstructedNode(identifier: .sequence) { s in
+            try s.serialize(2, explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific)
+            try s.serialize(ArraySlice(serial))
+            try writeAlgorithm(&s, algorithm)
+            try s.serialize(issuer)
+            try s.appendConstructedNode(identifier: .sequence) { v in
+                try writeTime(&v, notBefore)
+                try writeTime(&v, notAfter)
+            }
+            try s.serialize(subject)
+            s.serializeRawBytes(try subjectKey.subjectPublicKeyInfo())
+            try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific)) { e in
+                try e.serializeSequenceOf(extensions)
+            }
+        }
+        let tbs = t.serializedBytes
+        let (oid, signature) = try issuerKey.signCertificate(tbs)
+        precondition(oid == algorithm)   // local invariant: one key, one algorithm
+        var c = DER.Serializer()
+        try c.appendConstructedNode(identifier: .sequence) { s in
+            s.serializeRawBytes(tbs)
+            try writeAlgorithm(&s, algorithm)
+            try s.serialize(ASN1BitString(bytes: signature[...]))
+        }
+        return try X509Certificate(der: c.serializedBytes)
+    }
+
+    /// RFC 5280 §4.1.1.2; RSA PKCS#1 v1.5 carries NULL parameters, the others none.
+    static func writeAlgorithm(_ s: inout DER.Serializer, _ oid: ASN1ObjectIdentifier) throws {
+        try s.appendConstructedNode(identifier: .sequence) { a in
+            try a.serialize(oid)
+            if [X509OID.sha256WithRSAEncryption, X509OID.sha384WithRSAEncryption, X509OID.sha512WithRSAEncryption].contains(oid) {
+                try a.serialize(ASN1Null())
+            }
+        }
+    }
+
+    /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after.
+    static func writeTime(_ s: inout DER.Serializer, _ date: Date) throws {
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        var days = seconds / 86400
+        var rem = seconds % 86400
+        if rem < 0 { rem += 86400; days -= 1 }
+        let z = days + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        if y >= 1950 && y < 2050 {
+            try s.serialize(UTCTime(year: y, month: m, day: d, hours: rem / 3600, minutes: rem % 3600 / 60, seconds: rem % 60))
+        } else {
+            try s.serialize(GeneralizedTime(year: y, month: m, day: d, hours: rem / 3600, minutes: rem % 3600 / 60, seconds: rem % 60, fractionalSeconds: 0))
+        }
+    }
+}
