@@ -9,5 +9,5 @@ struct QSSLCommand: AsyncParsableCommand {
             Exit codes: 0 success; 1 handshake or connection failed (the alert is printed);
             2 certificate verification failed; 64 usage error.
             """,
-        subcommands: [Demo.self, Serve.self, Connect.self, Bench.self])
+        subcommands: [Demo.self, Serve.self, Connect.self, Cert.self, Bench.self])
 }

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import QSSL
+import QSSLSwiftCrypto
+import QSSLX509
+import SwiftASN1
+import X509
+
+struct Cert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make and inspect certificates: classical, ML-DSA and composite ML-DSA-65 + ECDSA-P384.",
+        subcommands: [CA.self, Issue.self, Show.self])
+
+    static let algorithmHelp = ArgumentHelp(
+        "Key algorithm: \(PKIBuilder.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (mldsa44 can be verified but not generated).")
+
+    struct CA: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a self-signed CA as DIR/ca.pem and DIR/ca.key.")
+
+        @Option(help: "Directory for ca.pem and ca.key.")
+        var out: String
+
+        @Option(help: Cert.algorithmHelp)
+        var alg: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
+
+        @Option(help: "Subject, e.g. \"CN=QSIGN Root CA, O=QSIGN, C=KR\".")
+        var subject: String
+
+        @Option(help: "Days of validity.")
+        var days: Int = 3650
+
+        func run() throws {
+            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let ca = try PKIBuilder.makeCA(subject: subject, key: try algorithm.generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
+            try CertificateFiles.pem([ca.certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
+            try writePrivate(try CertificateFiles.pkcs8PEM(ca.key), to: out + "/ca.key")
+            print("wrote \(out)/ca.pem and \(out)/ca.key (\(ca.certificate.publicKey.description), \(ca.certificate.signatureAlgorithmName))")
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue a server or client certificate as PREFIX.pem (leaf, then chain) and PREFIX.key.")
+
+        @Option(help: "CA directory made by `qssl cert ca`.")
+        var ca: String
+
+        @Option(help: Cert.algorithmHelp)
+        var alg: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
+
+        @Option(help: "Subject, e.g. \"CN=server.example\".")
+        var subject: String
+
+        @Option(help: "Subject alternative names: DNS:name,IP:address,…")
+        var san: String?
+
+        @Flag(help: "A client certificate (extendedKeyUsage clientAuth).")
+        var client = false
+
+        @Option(help: "Days of validity from now.")
+        var days: Int?
+
+        @Option(help: "Start of validity, ISO 8601 (e.g. 2026-01-01T00:00:00Z).")
+        var notBefore: String?
+
+        @Option(help: "End of validity, ISO 8601.")
+        var notAfter: String?
+
+        @Option(help: "Output prefix: writes PREFIX.pem and PREFIX.key.")
+        var out: String
+
+        func run() throws {
+            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
+            let caChain = try CertificateFiles.certificates(atPath: ca + "/ca.pem")
+            let caKey = try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: ca + "/ca.key", encoding: .utf8))
+            let issuer = PKIBuilder.Issuer(certificate: caChain[0], key: caKey)
+            var dns: [String] = []
+            var ips: [String] = []
+            for entry in (san ?? "").split(separator: ",") {
+                let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw ValidationError("bad --san entry \(entry): use DNS:name or IP:address") }
+                switch parts[0].uppercased() {
+                case "DNS": dns.append(parts[1])
+                case "IP": ips.append(parts[1])
+                default: throw ValidationError("bad --san entry \(entry): use DNS:name or IP:address")
+                }
+            }
+            let iso = ISO8601DateFormatter()
+            let start = try notBefore.map { guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-before \($0)") }; return d }
+                ?? Date().addingTimeInterval(-300)
+            let end = try notAfter.map { guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-after \($0)") }; return d }
+                ?? start.addingTimeInterval(Double(days ?? 365) * 86400)
+            let key = try algorithm.generateKey()
+            let cert = try PKIBuilder.issue(subject: subject, key: key, by: issuer, dnsNames: dns, ipAddresses: ips, client: client,
+                                            notBefore: start, notAfter: end)
+            try CertificateFiles.pem([cert] + caChain).write(toFile: out + ".pem", atomically: true, encoding: .utf8)
+            try writePrivate(try CertificateFiles.pkcs8PEM(key), to: out + ".key")
+            print("wrote \(out).pem and \(out).key (\(cert.publicKey.description), signed with \(cert.signatureAlgorithmName))")
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a certificate (chain) or private key readably.")
+
+        @Argument(help: "A PEM file.")
+        var file: String
+
+        func run() throws {
+            let pem = try String(contentsOfFile: file, encoding: .utf8)
+            let documents = try PEMDocument.parseMultiple(pemString: pem)
+            for document in documents {
+                switch document.discriminator {
+                case "CERTIFICATE":
+                    printCertificate(try X509Certificate(der: document.derBytes))
+                case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
+                    let key = try CertificateFiles.privateKey(fromPEM: document.pemString)
+                    print("Private key: \(describe(key))")
+                    print("  Signature schemes: \(key.supportedSchemes.map(\.description).joined(separator: ", "))")
+                default:
+                    print("(\(document.discriminator) block skipped)")
+                }
+            }
+        }
+
+        func printCertificate(_ cert: X509Certificate) {
+            print("Certificate:")
+            print("  Subject:       \(cert.subject)")
+            print("  Issuer:        \(cert.issuer)")
+            print("  Serial:        \(cert.serialNumber.map { String(format: "%02x", $0) }.joined())")
+            print("  Validity:      \(cert.notBefore) … \(cert.notAfter)")
+            print("  Public key:    \(cert.publicKey.description)")
+            if case .composite(let k) = cert.publicKey.key {
+                print("    ML-DSA-65 half:  \(k.mldsa.rawRepresentation.count) bytes")
+                print("    ECDSA P-384 half: \(k.ecdsa.x963Representation.count) bytes (uncompressed point)")
+            }
+            print("  Signature:     \(cert.signatureAlgorithmName)")
+            if let bc = try? cert.extensions.basicConstraints { print("  Basic constraints: \(bc)") }
+            if let ku = try? cert.extensions.keyUsage { print("  Key usage:     \(ku)") }
+            if let eku = try? cert.extensions.extendedKeyUsage { print("  Extended key usage: \(eku)") }
+            if let sans = try? cert.extensions.subjectAlternativeNames {
+                print("  SANs:          \(sans.map { "\($0)" }.joined(separator: ", "))")
+            }
+        }
+
+        func describe(_ key: SwiftCryptoSigningKey) -> String {
+            switch key {
+            case .p256: return "ECDSA P-256"
+            case .p384: return "ECDSA P-384"
+            case .ed25519: return "Ed25519"
+            case .rsa(let k): return "RSA \(k.keySizeInBits)"
+            case .mldsa65: return "ML-DSA-65 (seed form)"
+            case .mldsa87: return "ML-DSA-87 (seed form)"
+            case .composite: return "composite ML-DSA-65 (seed) + ECDSA P-384"
+            }
+        }
+    }
+}
+
+/// Private keys are written readable by the owner only.
+func writePrivate(_ text: String, to path: String) throws {
+    FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+    guard FileManager.default.fileExists(atPath: path) else { throw Failure(message: "cannot write \(path)", code: 1) }
+}
