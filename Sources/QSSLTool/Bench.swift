@@ -74,6 +74,29 @@ struct Bench: ParsableCommand {
             results.append(["kind": "bulk", "cipher_suite": suite.suite.description, "megabytes_per_second": mbps])
             if !json { print(String(format: "%-30@ %8.1f MB/s  (seal + open, 16 KiB records)", suite.suite.description as NSString, mbps)) }
         }
+        // Certificate-chain verification (root → leaf) per algorithm, and full TLS 1.3 handshakes
+        // with a composite chain next to an ECDSA-P384 chain.
+        for algorithm in [PKIBuilder.Algorithm.mldsa65ECDSAP384, .mldsa65, .mldsa87, .ecdsaP384, .ecdsaP256, .rsa3072PSS, .ed25519] {
+            let chainPKI = try algorithm == .ecdsaP384 ? pki : DemoPKI(algorithm: algorithm)
+            let verifier = chainPKI.verifier
+            let chain = [chainPKI.serverCertificate.der]
+            let n = max(handshakes, 100)
+            let start = ContinuousClock.now
+            for _ in 0..<n { _ = try verifier.verify(chain: chain, role: .server(name: "localhost")) }
+            let rate = Double(n) / (milliseconds(ContinuousClock.now - start) / 1000)
+            results.append(["kind": "chain_verification", "algorithm": algorithm.rawValue, "verifications_per_second": rate])
+            if !json { print(String(format: "%-20@ %8.1f chain verifications/s (parse + path + signature)", algorithm.rawValue as NSString, rate)) }
+            guard algorithm == .mldsa65ECDSAP384 || algorithm == .ecdsaP384 else { continue }
+            let server = ServerConfiguration(provider: .swiftCrypto, certificates: [try chainPKI.serverCertifiedKey])
+            var client = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
+            client.versions = [.tls13]
+            let hsStart = ContinuousClock.now
+            for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
+            let hsRate = Double(handshakes) / (milliseconds(ContinuousClock.now - hsStart) / 1000)
+            results.append(["kind": "handshake", "version": "TLSv1.3", "group": "SecP384r1MLKEM1024", "certificate": algorithm.rawValue,
+                            "handshakes_per_second": hsRate])
+            if !json { print(String(format: "%-20@ %8.1f full handshakes/s with a %@ chain (SecP384r1MLKEM1024, TLS 1.3)", algorithm.rawValue as NSString, hsRate, algorithm.rawValue as NSString)) }
+        }
         if json { printJSON(["results": results]) }
     }
 

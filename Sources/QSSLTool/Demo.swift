@@ -18,6 +18,9 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Share only x25519 first, so the server asks for the hybrid with a HelloRetryRequest.")
     var helloRetry = false
 
+    @Option(name: .customLong("alg"), help: "Certificate algorithm (default: the seed's hybrid, composite ML-DSA-65 + ECDSA-P384).")
+    var certificateAlgorithm: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
+
     @Option(help: "Versions to show, in order: 1.3, 1.2 or both.")
     var tlsVersions: String = "1.3,1.2"
 
@@ -30,8 +33,9 @@ struct Demo: AsyncParsableCommand {
             default: throw ValidationError("unsupported TLS version '\(v)'")
             }
         }
-        print("Q-SSL demo: building an in-memory PKI (ECDSA P-384 root CA and server certificate for localhost)…")
-        let pki = try DemoPKI()
+        guard let algorithm = PKIBuilder.Algorithm(rawValue: certificateAlgorithm) else { throw ValidationError("unknown --alg \(certificateAlgorithm)") }
+        print("Q-SSL demo: building an in-memory PKI (\(algorithm.rawValue) root CA and server certificate for localhost)…")
+        let pki = try DemoPKI(algorithm: algorithm)
         for version in versions {
             try await show(version: version, group: group, pki: pki)
         }
