@@ -6,8 +6,7 @@ enum TLS12ClientState {
     case expectServerKeyExchange(TLS12ClientHandshake, any PeerPublicKey)
     case expectCertificateRequestOrServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
     case expectServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
-    case expectChangeCipherSpec(TLS12Finishing)
-    case expectFinished(TLS12Finishing)
+    case finishing(TLS12FinishingState)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
@@ -24,21 +23,37 @@ enum TLS12ClientState {
                 hs.transcript.append(message)
                 return .client12(.expectServerHelloDone(hs, share))
             }
-            return .client12(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context)))
+            return .client12(.finishing(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context))))
         case .expectServerHelloDone(let hs, let share):
-            return .client12(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context)))
-        case .expectChangeCipherSpec:
-            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before ChangeCipherSpec")
-        case .expectFinished(let finishing):
-            return .traffic(try finishing.processPeerFinished(message, context: &context))
+            return .client12(.finishing(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context))))
+        case .finishing(let state):
+            return .traffic(try state.handle(message, context: &context))
         }
     }
 
-    /// RFC 5246 §7.1: the server's ChangeCipherSpec switches our reading keys.
     func handleChangeCipherSpec(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        guard case .finishing(let state) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+        return .client12(.finishing(try state.handleChangeCipherSpec(context: &context)))
+    }
+}
+
+/// Both sides' end of a TLS 1.2 handshake: the peer's ChangeCipherSpec, then its Finished.
+enum TLS12FinishingState {
+    case expectChangeCipherSpec(TLS12Finishing)
+    case expectFinished(TLS12Finishing)
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+        guard case .expectFinished(let finishing) = self else {
+            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before ChangeCipherSpec")
+        }
+        return try finishing.processPeerFinished(message, context: &context)
+    }
+
+    /// RFC 5246 §7.1: the peer's ChangeCipherSpec switches our reading keys.
+    func handleChangeCipherSpec(context: inout HandshakeContext) throws(TLSError) -> TLS12FinishingState {
         guard case .expectChangeCipherSpec(let finishing) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
         try finishing.installPeerKeys(context: &context)
-        return .client12(.expectFinished(finishing))
+        return .expectFinished(finishing)
     }
 }
 

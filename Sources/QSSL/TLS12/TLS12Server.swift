@@ -3,24 +3,20 @@ import QSSLWire
 /// TLS 1.2 server handshake after its first flight.
 enum TLS12ServerState {
     case expectClientKeyExchange(TLS12ServerHandshake)
-    case expectChangeCipherSpec(TLS12Finishing)
-    case expectFinished(TLS12Finishing)
+    case finishing(TLS12FinishingState)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectClientKeyExchange(let hs):
-            return .server12(.expectChangeCipherSpec(try hs.processClientKeyExchange(message, context: &context)))
-        case .expectChangeCipherSpec:
-            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before ChangeCipherSpec")
-        case .expectFinished(let finishing):
-            return .traffic(try finishing.processPeerFinished(message, context: &context))
+            return .server12(.finishing(.expectChangeCipherSpec(try hs.processClientKeyExchange(message, context: &context))))
+        case .finishing(let state):
+            return .traffic(try state.handle(message, context: &context))
         }
     }
 
     func handleChangeCipherSpec(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        guard case .expectChangeCipherSpec(let finishing) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
-        try finishing.installPeerKeys(context: &context)
-        return .server12(.expectFinished(finishing))
+        guard case .finishing(let state) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+        return .server12(.finishing(try state.handleChangeCipherSpec(context: &context)))
     }
 }
 
