@@ -95,9 +95,13 @@ public struct CertifiedKey: Sendable {
     /// DER certificates, leaf first.
     public var chain: [[UInt8]]
     public var key: any SigningKey
-    public init(chain: [[UInt8]], key: any SigningKey) {
+    /// The schemes the chain's certificates are signed with, when known; a server prefers a
+    /// chain the client's signature_algorithms_cert covers (RFC 8446 §4.4.2.2).
+    public var chainSignatureSchemes: [SignatureScheme]?
+    public init(chain: [[UInt8]], key: any SigningKey, chainSignatureSchemes: [SignatureScheme]? = nil) {
         self.chain = chain
         self.key = key
+        self.chainSignatureSchemes = chainSignatureSchemes
     }
 }
 

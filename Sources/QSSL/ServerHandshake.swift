@@ -173,9 +173,16 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
     let group = tier.first { g in shares.contains { $0.group == g } } ?? preferred
     let clientShare = shares.first { $0.group == group }?.keyExchange
 
+    // RFC 8446 §4.4.2.2: prefer a chain signed only with algorithms the client listed in
+    // signature_algorithms_cert (or signature_algorithms); otherwise send one of our choice.
+    let certSchemes = try ext[.signatureAlgorithmsCert].map { (d) throws(TLSError) in
+        try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(d, "signature_algorithms_cert") }
+    } ?? schemes
     var chosen: (CertifiedKey, SignatureScheme)?
     for candidate in config.certificates {
-        if let scheme = candidate.key.chooseScheme(offered: schemes) { chosen = (candidate, scheme); break }
+        guard let scheme = candidate.key.chooseScheme(offered: schemes) else { continue }
+        if candidate.chainSignatureSchemes?.allSatisfy(certSchemes.contains) ?? true { chosen = (candidate, scheme); break }
+        if chosen == nil { chosen = (candidate, scheme) }
     }
     guard let (certificate, scheme) = chosen else {
         throw .incompatible(.noCommonSignatureScheme, "client offered \(schemes)")

@@ -2,6 +2,7 @@ import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import SwiftASN1
+import QSSLWire
 import X509
 
 /// An X.509 certificate parsed by Q-SSL itself (RFC 5280 §4.1), so that ML-DSA and composite
@@ -83,6 +84,23 @@ public struct X509Certificate: Sendable, Hashable {
     }
 
     public var signatureAlgorithmName: String { X509OID.name(signatureAlgorithm) }
+
+    /// The TLS scheme naming this certificate's signature algorithm (signature_algorithms_cert).
+    public var signatureScheme: SignatureScheme? {
+        switch signatureAlgorithm {
+        case X509OID.ecdsaWithSHA256: return .ecdsaSecp256r1SHA256
+        case X509OID.ecdsaWithSHA384: return .ecdsaSecp384r1SHA384
+        case X509OID.ed25519: return .ed25519
+        case X509OID.sha256WithRSAEncryption: return .rsaPKCS1SHA256
+        case X509OID.sha384WithRSAEncryption: return .rsaPKCS1SHA384
+        case X509OID.sha512WithRSAEncryption: return .rsaPKCS1SHA512
+        case X509OID.mldsa44: return .mldsa44
+        case X509OID.mldsa65: return .mldsa65
+        case X509OID.mldsa87: return .mldsa87
+        case X509OID.mldsa65ECDSAP384SHA512: return .qsslMLDSA65ECDSASecp384r1SHA512
+        default: return nil
+        }
+    }
 }
 
 enum X509Time {

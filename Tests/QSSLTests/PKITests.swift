@@ -143,6 +143,22 @@ struct PKITests {
         }
     }
 
+    @Test("a server with a composite and an ECDSA chain serves each client the chain it can verify")
+    func certificateSelection() throws {
+        let ecdsa = sharedPKI
+        let server = ServerConfiguration(provider: .swiftCrypto, certificates: [try Self.composite.serverCertifiedKey, try ecdsa.serverCertifiedKey])
+        // A PQ-aware client gets the composite chain.
+        let pq = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: [Self.composite.ca.certificate, ecdsa.ca.certificate])),
+                             server: server)
+        #expect(pq.client.summary?.peerSignatureScheme == .qsslMLDSA65ECDSASecp384r1SHA512)
+        // A classical client (OpenSSL 3.0 offers no PQ schemes) gets the ECDSA chain.
+        var classical = X509CertificateVerifier(roots: [ecdsa.ca.certificate])
+        classical.supportedSchemes = [.ecdsaSecp384r1SHA384, .rsaPSSRSAESHA256]
+        let old = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: classical), server: server)
+        #expect(old.clientError == nil)
+        #expect(old.client.summary?.peerSignatureScheme == .ecdsaSecp384r1SHA384)
+    }
+
     @Test("a client certificate (clientAuth only) is refused as a server certificate")
     func clientOnlyEKU() throws {
         let key = try PKIBuilder.Algorithm.mldsa65ECDSAP384.generateKey()
