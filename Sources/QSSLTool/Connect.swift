@@ -33,6 +33,9 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Fail unless the key exchange includes ML-KEM (insufficient_security).")
     var pqRequired = false
 
+    @Flag(help: "Accept only post-quantum certificate chains: ML-DSA or composite signatures and leaf key (bad_certificate otherwise).")
+    var pqCertificates = false
+
     @Option(help: "Comma-separated ALPN protocols to offer.")
     var alpn: String?
 
@@ -48,12 +51,13 @@ struct Connect: AsyncParsableCommand {
     func run() async throws {
         let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(address)
-        let roots: X509CertificateVerifier
+        var roots: X509CertificateVerifier
         if let ca {
             roots = try X509CertificateVerifier(rootsPEM: String(contentsOfFile: ca, encoding: .utf8))
         } else {
             roots = try X509CertificateVerifier(roots: systemRoots())
         }
+        if pqCertificates { roots.requirePostQuantumChains() }
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
         if let g = try parseGroups(groups) {
             config.groups = g

@@ -28,6 +28,19 @@ public struct X509CertificateVerifier: CertificateVerifier {
         supportedSchemes + [.rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512]
     }
 
+    /// Policy: when set, every certificate signature on the path (trust anchors' self-signatures
+    /// excepted) must use one of these schemes, e.g. `[.qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87]`
+    /// for post-quantum chains only. Violations are bad_certificate.
+    public var allowedCertificateSignatures: Set<SignatureScheme>?
+    /// Policy: when set, the leaf's key must sign with one of these schemes.
+    public var allowedKeySchemes: Set<SignatureScheme>?
+
+    /// Chains whose signatures and leaf key are post-quantum (ML-DSA or composite).
+    public mutating func requirePostQuantumChains() {
+        allowedCertificateSignatures = [.qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87]
+        allowedKeySchemes = allowedCertificateSignatures
+    }
+
     public init(roots: [X509Certificate]) { self.roots = roots }
 
     /// Trust anchors from a PEM file's contents.
@@ -53,6 +66,17 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 throw .rejected(.expired, "\(cert.subject) expired at \(cert.notAfter)")
             }
             if depth > 0 { try checkIssuer(cert, belowCount: depth - 1) }
+            // Policy: the signatures the path relies on (not the anchor's self-signature).
+            if let allowed = allowedCertificateSignatures, depth < path.count - 1 || path.count == 1 {
+                guard let scheme = cert.signatureScheme, allowed.contains(scheme) else {
+                    throw .rejected(.other("signature algorithm not allowed by policy"),
+                                    "\(cert.subject) is signed with \(cert.signatureAlgorithmName), which the policy does not allow")
+                }
+            }
+            if let allowed = allowedKeySchemes, depth == 0,
+               !cert.publicKey.key.supportedSchemes.contains(where: allowed.contains) {
+                throw .rejected(.other("key algorithm not allowed by policy"), "\(cert.subject) has a \(cert.publicKey.description) key")
+            }
         }
         try checkLeafPurpose(leaf, role: role)
         if case .server(let name?) = role { try checkName(leaf, name) }

@@ -159,6 +159,25 @@ struct PKITests {
         #expect(old.client.summary?.peerSignatureScheme == .ecdsaSecp384r1SHA384)
     }
 
+    @Test("policy: a post-quantum-only verifier accepts composite and ML-DSA chains and refuses ECDSA ones with bad_certificate")
+    func signaturePolicy() throws {
+        var pqOnly = X509CertificateVerifier(roots: [Self.composite.ca.certificate, sharedPKI.ca.certificate])
+        pqOnly.requirePostQuantumChains()
+        #expect(throws: Never.self) { _ = try pqOnly.verify(chain: [Self.composite.serverCertificate.der], role: .server(name: "localhost")) }
+        #expect(throws: TLSError.rejected(.other("signature algorithm not allowed by policy"))) {
+            _ = try pqOnly.verify(chain: [sharedPKI.serverCertificate.der], role: .server(name: "localhost"))
+        }
+        // A composite-signed leaf with a classical key fails the key policy.
+        let ecdsaKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
+        let mixed = try PKIBuilder.issue(subject: "CN=localhost", key: ecdsaKey, by: Self.composite.ca, dnsNames: ["localhost"])
+        #expect(throws: TLSError.rejected(.other("key algorithm not allowed by policy"))) {
+            _ = try pqOnly.verify(chain: [mixed.der], role: .server(name: "localhost"))
+        }
+        let o = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: pqOnly), server: serverConfig())
+        #expect(o.clientError?.alert == .badCertificate)
+        #expect(o.serverError?.code == .alertReceived(.badCertificate))
+    }
+
     @Test("a client certificate (clientAuth only) is refused as a server certificate")
     func clientOnlyEKU() throws {
         let key = try PKIBuilder.Algorithm.mldsa65ECDSAP384.generateKey()
