@@ -125,7 +125,7 @@ struct RecordLayer {
         guard type == .applicationData else {
             throw .misbehaved(.sentUnexpectedMessage, "unprotected \(type) record after keys were installed")
         }
-        let plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
+        var plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
         readProtection = protection
         awaitingFirstProtectedRecord = false
         // RFC 8446 §5.4: strip zero padding; the last non-zero byte is the real content type.
@@ -137,7 +137,8 @@ struct RecordLayer {
         guard [ContentType.handshake, .alert, .applicationData].contains(innerType) else {
             throw .misbehaved(.sentRecordWithInvalidContentType, "inner content type \(innerType.rawValue)")
         }
-        return (innerType, Array(plaintext[..<last]))
+        plaintext.removeSubrange(last...)   // in place: padding and the content type byte
+        return (innerType, plaintext)
     }
 
     private func openTLS12(_ type: ContentType, _ body: ArraySlice<UInt8>, _ protection: inout RecordProtection) throws(TLSError) -> [UInt8] {
