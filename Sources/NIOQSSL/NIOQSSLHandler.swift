@@ -35,7 +35,6 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private var connection: TLSConnection
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
-    private var closePromise: EventLoopPromise<Void>?
     private var failed = false
     private var closing = false
 
@@ -91,8 +90,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 connection.close()
                 flushOutput(context: context)
                 context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
-                context.close(promise: closePromise)
-                closePromise = nil
+                context.close(promise: nil)
             case .peerKeyUpdate:
                 break
             case .signatureRequested(let request):

@@ -79,7 +79,6 @@ public enum PeerMisbehavior: String, Hashable, Sendable, CaseIterable, CustomStr
     case sentOversizedHandshakeMessage
     case sentUnexpectedMessage
     case sentInvalidAlert
-    case sentDataAfterCloseNotify
     // Hellos
     case offeredNullCompressionMissing
     case selectedUnofferedCipherSuite
@@ -131,7 +130,6 @@ public enum PeerIncompatibility: String, Hashable, Sendable, CaseIterable, Custo
     case noCommonSignatureScheme
     case noCommonApplicationProtocol
     case postQuantumKeyExchangeRequired
-    case legacyVersionOnly
     case missingSupportedVersions
     case extendedMasterSecretRequired
     case secureRenegotiationFailed
@@ -181,7 +179,7 @@ extension AlertDescription {
         case .peerMisbehaved(let m): self = Self.alert(for: m)
         case .peerIncompatible(let i):
             switch i {
-            case .noCommonVersion, .legacyVersionOnly, .missingSupportedVersions: self = .protocolVersion
+            case .noCommonVersion, .missingSupportedVersions: self = .protocolVersion
             case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired,
                  .secureRenegotiationFailed:
                 self = .handshakeFailure
@@ -208,7 +206,7 @@ extension AlertDescription {
         case .sentOversizedRecord: return .recordOverflow
         case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
              .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
-             .sentDataAfterCloseNotify, .sentKeyUpdateWithPendingHandshakeData:
+             .sentKeyUpdateWithPendingHandshakeData:
             return .unexpectedMessage
         case .sentOversizedHandshakeMessage, .sentInvalidAlert: return .decodeError
         case .sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms: return .missingExtension
