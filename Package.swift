@@ -80,6 +80,15 @@ let package = Package(
             resources: [.copy("Resources")]
         ),
         .testTarget(
+            name: "NIOQSSLTests",
+            dependencies: [
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "QSSLInteropTests",
             dependencies: [
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",

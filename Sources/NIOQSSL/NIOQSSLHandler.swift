@@ -81,8 +81,11 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .handshakeCompleted(let summary):
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: summary.alpnProtocol))
                 context.fireUserInboundEventTriggered(QSSLUserEvent.handshakeCompleted(summary))
-                for (data, promise) in pendingWrites { write(context: context, data: wrapOutboundOut(data), promise: promise) }
+                // Writes made during the handshake go out now, behind our last flight.
+                let pending = pendingWrites
                 pendingWrites = []
+                for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
+                if !pending.isEmpty { context.flush() }
             case .applicationData(let bytes):
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
             case .closeNotify:

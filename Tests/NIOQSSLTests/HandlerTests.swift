@@ -1,0 +1,120 @@
+import NIOCore
+import NIOEmbedded
+import NIOQSSL
+import NIOTLS
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+import Testing
+
+let pki = try! DemoPKI()
+
+/// Records what reaches the application above the TLS handler.
+final class Recorder: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    var data: [UInt8] = []
+    var events: [String] = []
+    var errors: [Error] = []
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.data += unwrapInboundIn(data).readableBytesView
+    }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? TLSUserEvent {
+            switch e {
+            case .handshakeCompleted(let alpn): events.append("handshakeCompleted(\(alpn ?? "-"))")
+            case .shutdownCompleted: events.append("shutdownCompleted")
+            }
+        }
+    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { errors.append(error) }
+}
+
+/// Two EmbeddedChannels joined back to back.
+struct Pair {
+    let client: EmbeddedChannel
+    let server: EmbeddedChannel
+    let clientApp = Recorder()
+    let serverApp = Recorder()
+
+    init(client clientConfig: ClientConfiguration? = nil, server serverConfig: ServerConfiguration? = nil) throws {
+        var c = clientConfig ?? ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        c.alpnProtocols = c.alpnProtocols.isEmpty ? ["h2"] : c.alpnProtocols
+        var s = try serverConfig ?? ServerConfiguration(provider: .swiftCrypto, certificates: [pki.serverCertifiedKey])
+        s.alpnProtocols = ["h2"]
+        client = EmbeddedChannel()
+        server = EmbeddedChannel()
+        try client.pipeline.syncOperations.addHandlers([try NIOQSSLHandler(client: c, serverName: "localhost"), clientApp])
+        try server.pipeline.syncOperations.addHandlers([try NIOQSSLHandler(server: s), serverApp])
+        _ = try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        _ = try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    }
+
+    /// Moves bytes until neither side writes anything more.
+    func interact() throws {
+        for _ in 0..<50 {
+            var moved = false
+            while let out = try client.readOutbound(as: ByteBuffer.self) { moved = true; if server.isActive { try server.writeInbound(out) } }
+            while let out = try server.readOutbound(as: ByteBuffer.self) { moved = true; if client.isActive { try client.writeInbound(out) } }
+            if !moved { return }
+        }
+    }
+}
+
+@Suite("NIOQSSLHandler back to back on EmbeddedChannels")
+struct HandlerTests {
+    @Test("the handshake fires TLSUserEvent.handshakeCompleted with the ALPN protocol on both sides")
+    func handshakeEvents() throws {
+        let pair = try Pair()
+        try pair.interact()
+        #expect(pair.clientApp.events == ["handshakeCompleted(h2)"])
+        #expect(pair.serverApp.events == ["handshakeCompleted(h2)"])
+    }
+
+    @Test("writes made before the handshake completes are buffered and delivered after it")
+    func earlyWrites() throws {
+        let pair = try Pair()
+        pair.client.writeAndFlush(pair.client.allocator.buffer(string: "early"), promise: nil)
+        try pair.interact()
+        #expect(pair.serverApp.data == Array("early".utf8))
+        pair.server.writeAndFlush(pair.server.allocator.buffer(string: "reply"), promise: nil)
+        try pair.interact()
+        #expect(pair.clientApp.data == Array("reply".utf8))
+    }
+
+    @Test("close sends close_notify; the peer answers, reports shutdownCompleted and closes")
+    func cleanShutdown() throws {
+        let pair = try Pair()
+        try pair.interact()
+        let closed = pair.client.close()
+        try pair.interact()
+        try closed.wait()
+        #expect(pair.serverApp.events.contains("shutdownCompleted"))
+        #expect(!pair.server.isActive)
+        #expect(pair.serverApp.errors.isEmpty)
+    }
+
+    @Test("a failed handshake surfaces the TLS error, writes the alert and closes the channel")
+    func failure() throws {
+        var client = ClientConfiguration(provider: .swiftCrypto, verifier: try DemoPKI().verifier)   // trusts another root
+        client.alpnProtocols = ["h2"]
+        let pair = try Pair(client: client)
+        try pair.interact()
+        let clientError = try #require(pair.clientApp.errors.first as? NIOQSSLError)
+        guard case .tls(let e) = clientError else { Issue.record("\(clientError)"); return }
+        #expect(e.alert == .unknownCA)
+        #expect(!pair.client.isActive)
+        let serverError = try #require(pair.serverApp.errors.first as? NIOQSSLError)
+        guard case .tls(let s) = serverError else { Issue.record("\(serverError)"); return }
+        #expect(s.code == .alertReceived(.unknownCA))
+    }
+
+    @Test("a transport closed before close_notify is reported as an unclean shutdown")
+    func uncleanShutdown() throws {
+        let pair = try Pair()
+        try pair.interact()
+        _ = try? pair.server.finish()
+        pair.client.pipeline.fireChannelInactive()
+        #expect(pair.clientApp.errors.contains { ($0 as? NIOQSSLError).map { if case .uncleanShutdown = $0 { true } else { false } } ?? false })
+    }
+}
