@@ -291,6 +291,31 @@ struct NegotiationFailureTests {
         try expectServerAlert(.illegalParameter) { hello in hello.extensions.items.append(hello.extensions.items[0]) }
     }
 
+    @Test("a second ClientHello with a wrong cookie, or without the requested share → illegal_parameter", arguments: [true, false])
+    func helloRetryCookie(breakCookie: Bool) throws {
+        var flights = 0
+        let o = try runPair(client: clientConfig { $0.keyShareGroups = [.x25519] }, server: serverConfig()) { toServer, bytes in
+            guard toServer else { return bytes }
+            flights += 1
+            guard flights == 2 else { return bytes }
+            // The second flight is the compatibility CCS record, then ClientHello2.
+            return Array(bytes.prefix(6)) + rewriteFirstMessage(Array(bytes.dropFirst(6)), as: ClientHello.self) { hello in
+                if breakCookie {
+                    var cookie = try! ExtensionBody.cookie(hello.extensions[.cookie]!)
+                    cookie[0] ^= 1
+                    replace(&hello.extensions, .cookie, ExtensionBody.encodeCookie(cookie))
+                } else {
+                    changeClientShare(&hello, group: .secp384r1MLKEM1024) { _ in }
+                    let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
+                    replace(&hello.extensions, .keyShare, ExtensionBody.encodeClientKeyShares(shares.map { KeyShareEntry(group: .x25519, keyExchange: Array($0.keyExchange.prefix(32))) }))
+                }
+            }
+        }
+        #expect(o.serverError?.alert == .illegalParameter)
+        #expect(o.serverError?.code == .peerMisbehaved(breakCookie ? .sentWrongCookie : .sentWrongKeyShareAfterHelloRetryRequest))
+        #expect(o.clientError?.code == .alertReceived(.illegalParameter))
+    }
+
     @Test("GREASE values and unknown extensions from a client are ignored")
     func grease() throws {
         var client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
