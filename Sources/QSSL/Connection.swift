@@ -132,7 +132,21 @@ public struct TLSConnection: Sendable {
             bufferedApplicationData.append(data)
             return
         }
-        do { try context.records.write(.applicationData, data) } catch { fail(with: error); throw error }
+        do {
+            try context.records.write(.applicationData, data)
+            try updateKeysIfWornOut()
+        } catch { fail(with: error); throw error }
+    }
+
+    /// RFC 8446 §5.5: AES-GCM keys may protect about 2^24.5 full records; we update our
+    /// sending keys well before that, without asking the peer to.
+    var automaticKeyUpdateRecords: UInt64 = 1 << 23
+
+    private mutating func updateKeysIfWornOut() throws(TLSError) {
+        guard case .traffic(var traffic) = phase, traffic.tls13 != nil,
+              let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords else { return }
+        try traffic.sendKeyUpdate(request: false, context: &context)
+        phase = .traffic(traffic)
     }
 
     /// Test hook: writes a handshake message as is under the current keys.

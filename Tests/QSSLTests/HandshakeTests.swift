@@ -1,4 +1,4 @@
-import QSSL
+@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
@@ -102,6 +102,26 @@ struct HandshakeTests {
         try o.server.send([4])
         let e2 = try o.client.receive(o.server.takeOutput())
         #expect(e2 == [.peerKeyUpdate, .applicationData([4])])
+    }
+
+    @Test("sending keys are updated automatically before the AES-GCM record limit")
+    func automaticKeyUpdate() throws {
+        var o = try runPair(client: clientConfig(), server: serverConfig())
+        o.client.automaticKeyUpdateRecords = 3
+        var received: [UInt8] = []
+        var updates = 0
+        for i in 0..<10 {
+            try o.client.send([UInt8(i)])
+            for event in try o.server.receive(o.client.takeOutput()) {
+                switch event {
+                case .applicationData(let d): received += d
+                case .peerKeyUpdate: updates += 1
+                default: break
+                }
+            }
+        }
+        #expect(received == Array(0..<10))
+        #expect(updates >= 2)
     }
 
     @Test("large writes are fragmented into 2^14-byte records and reassembled")
