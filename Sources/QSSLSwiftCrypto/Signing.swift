@@ -6,7 +6,7 @@ import QSSLWire
 
 /// The key algorithms of the swift-crypto provider and the TLS schemes each signs with.
 public enum KeyAlgorithm: Sendable {
-    case p256, p384, ed25519, rsa, mldsa65, mldsa87, mldsa65ECDSAP384
+    case p256, p384, ed25519, rsa, mldsa44, mldsa65, mldsa87, mldsa65ECDSAP384
 
     /// RFC 8446 §4.2.3: ECDSA schemes bind the curve; RSA keys sign with RSA-PSS only.
     public var schemes: [SignatureScheme] {
@@ -15,6 +15,7 @@ public enum KeyAlgorithm: Sendable {
         case .p384: return [.ecdsaSecp384r1SHA384]
         case .ed25519: return [.ed25519]
         case .rsa: return [.rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512]
+        case .mldsa44: return [.mldsa44]
         case .mldsa65: return [.mldsa65]
         case .mldsa87: return [.mldsa87]
         case .mldsa65ECDSAP384: return [.qsslMLDSA65ECDSASecp384r1SHA512]
@@ -78,6 +79,8 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
     case rsa(_RSA.Signing.PublicKey)
     case mldsa65(MLDSA65.PublicKey)
     case mldsa87(MLDSA87.PublicKey)
+    /// Verification only: Q-SSL's own FIPS 204 ML-DSA-44 verifier.
+    case mldsa44(MLDSA44PublicKey)
     case composite(CompositeMLDSA65ECDSAP384.PublicKey)
 
     public var algorithm: KeyAlgorithm {
@@ -88,6 +91,7 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
         case .rsa: return .rsa
         case .mldsa65: return .mldsa65
         case .mldsa87: return .mldsa87
+        case .mldsa44: return .mldsa44
         case .composite: return .mldsa65ECDSAP384
         }
     }
@@ -117,6 +121,8 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
         case .mldsa65(let k):
             valid = k.isValidSignature(signature, for: message)
         case .mldsa87(let k):
+            valid = k.isValidSignature(signature, for: message)
+        case .mldsa44(let k):
             valid = k.isValidSignature(signature, for: message)
         case .composite(let k):
             // PROTOCOL.md §2: AND verification; say which half failed.

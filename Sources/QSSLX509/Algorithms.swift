@@ -95,7 +95,8 @@ public struct X509PublicKey: Sendable {
         case X509OID.mldsa65ECDSAP384SHA512:
             return .composite(try CompositeMLDSA65ECDSAP384.PublicKey(rawRepresentation: bits))
         case X509OID.mldsa44:
-            throw TLSError.rejected(.unsupportedAlgorithm, "ML-DSA-44 keys (swift-crypto has no ML-DSA-44)")
+            guard params == nil else { throw TLSError.rejected(.malformed, "ML-DSA parameters must be absent (RFC 9881)") }
+            return .mldsa44(try MLDSA44PublicKey(rawRepresentation: bits))
         default:
             throw TLSError.rejected(.unsupportedAlgorithm, "public key algorithm \(oid)")
         }
@@ -124,6 +125,8 @@ public struct X509PublicKey: Sendable {
             return k.isValidSignature(signature, for: tbs)
         case (.mldsa87(let k), X509OID.mldsa87):
             return k.isValidSignature(signature, for: tbs)
+        case (.mldsa44(let k), X509OID.mldsa44):
+            return k.isValidSignature(signature, for: Array(tbs))
         case (.composite(let k), X509OID.mldsa65ECDSAP384SHA512):
             return k.isValidSignature(signature, for: Array(tbs))
         default:
@@ -140,6 +143,7 @@ public struct X509PublicKey: Sendable {
         case .rsa(let k): return "RSA \(k.keySizeInBits)"
         case .mldsa65: return "ML-DSA-65 (1952-byte public key)"
         case .mldsa87: return "ML-DSA-87 (2592-byte public key)"
+        case .mldsa44: return "ML-DSA-44 (1312-byte public key, verification only)"
         case .composite: return "composite ML-DSA-65 (1952 bytes) + ECDSA P-384 (97 bytes)"
         }
     }

@@ -18,7 +18,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
 
     /// Schemes offered in signature_algorithms, strongest first.
     public static let defaultSchemes: [SignatureScheme] = [
-        .qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87,
+        .qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87, .mldsa44,
         .ecdsaSecp384r1SHA384, .ecdsaSecp256r1SHA256, .ed25519,
         .rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512,
     ]
@@ -37,7 +37,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
 
     /// Chains whose signatures and leaf key are post-quantum (ML-DSA or composite).
     public mutating func requirePostQuantumChains() {
-        allowedCertificateSignatures = [.qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87]
+        allowedCertificateSignatures = [.qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87, .mldsa44]
         allowedKeySchemes = allowedCertificateSignatures
     }
 

@@ -109,3 +109,53 @@ struct MLDSAInteropTests {
         #expect(try peerResult(peer.finish(timeout: 60))["ok"] as? Bool == true)
     }
 }
+
+/// ML-DSA-44, which swift-crypto lacks: Q-SSL's own FIPS 204 verifier against OpenSSL 4.0's signer.
+@Suite("Interop: ML-DSA-44 verification against OpenSSL 4.0", .serialized)
+struct MLDSA44InteropTests {
+    static func bytes(_ hex: Any?) -> [UInt8] {
+        guard let s = hex as? String else { return [] }
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+        return out
+    }
+
+    @Test("signatures made by OpenSSL 4.0 verify, with and without context; tampering fails", arguments: 0..<3)
+    func verifiesOpenSSLSignatures(run: Int) throws {
+        let r = try peerResult(PeerProcess.run(try Peers.requirePython(), [Peers.script("mldsa_pki.py"), "sign44"]))
+        let key = try MLDSA44PublicKey(rawRepresentation: Self.bytes(r["pk"]))
+        let message = Self.bytes(r["message"])
+        let signature = Self.bytes(r["signature"])
+        let withContext = Self.bytes(r["signature_ctx"])
+        #expect(key.isValidSignature(signature, for: message))
+        #expect(key.isValidSignature(withContext, for: message, context: Array("qssl".utf8)))
+        #expect(!key.isValidSignature(withContext, for: message))
+        #expect(!key.isValidSignature(signature, for: message + [0]))
+        var tampered = signature
+        tampered[100] ^= 0x01
+        #expect(!key.isValidSignature(tampered, for: message))
+        #expect(!key.isValidSignature(Array(signature.dropLast()), for: message))
+    }
+
+    @Test("an ML-DSA-44 chain made by cryptography verifies, and an OpenSSL 4 server authenticates with mldsa44 (0x0904)")
+    func chainAndHandshake() async throws {
+        let dir = try MLDSAInteropTests.cryptographyFiles("mldsa44")
+        let roots = try CertificateFiles.certificates(atPath: dir + "/ca.pem")
+        let chain = try CertificateFiles.certificates(atPath: dir + "/server.pem")
+        let verifier = X509CertificateVerifier(roots: roots)
+        #expect(throws: Never.self) { _ = try verifier.verify(chain: chain.map(\.der), role: .server(name: "localhost")) }
+
+        let port = try Peers.freePort()
+        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "X25519MLKEM768"])
+        defer { peer.terminate() }
+        try peer.waitFor("ready")
+        var config = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
+        config.versions = [.tls13]
+        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost")
+        try await client.send(Array("44".utf8))
+        _ = try await client.read(expectedBytes: 2)
+        await client.close()
+        #expect(client.summary.peerSignatureScheme == .mldsa44)
+    }
+}

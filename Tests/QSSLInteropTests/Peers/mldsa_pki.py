@@ -1,6 +1,7 @@
 """ML-DSA certificates with PyPI's cryptography (OpenSSL 4.0): an independent X.509 implementation.
 
-make DIR ALG          -> DIR/ca.pem, DIR/server.pem (leaf only), DIR/server.key (PKCS#8), ALG = mldsa65 | mldsa87
+make DIR ALG          -> DIR/ca.pem, DIR/server.pem (leaf only), DIR/server.key (PKCS#8), ALG = mldsa44 | mldsa65 | mldsa87
+sign44                -> one JSON line: an ML-DSA-44 public key and signatures over a message, with and without context
 check CA LEAF KEY     -> verifies LEAF against CA and that KEY matches LEAF; prints one JSON line
 """
 import datetime
@@ -14,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def make(directory, alg):
-    gen = {"mldsa65": mldsa.MLDSA65PrivateKey, "mldsa87": mldsa.MLDSA87PrivateKey}[alg].generate
+    gen = {"mldsa44": mldsa.MLDSA44PrivateKey, "mldsa65": mldsa.MLDSA65PrivateKey, "mldsa87": mldsa.MLDSA87PrivateKey}[alg].generate
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, leaf_key = gen(), gen()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cryptography ML-DSA CA")])
@@ -50,8 +51,17 @@ def check(ca_path, leaf_path, key_path):
         print(json.dumps({"ok": False, "error": repr(e)}), flush=True)
 
 
+def sign44():
+    key = mldsa.MLDSA44PrivateKey.generate()
+    message = b"Q-SSL verifies ML-DSA-44 on its own"
+    print(json.dumps({"pk": key.public_key().public_bytes_raw().hex(), "message": message.hex(),
+                      "signature": key.sign(message).hex(), "signature_ctx": key.sign(message, b"qssl").hex()}), flush=True)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "make":
+    if sys.argv[1] == "sign44":
+        sign44()
+    elif sys.argv[1] == "make":
         make(sys.argv[2], sys.argv[3])
     else:
         check(sys.argv[2], sys.argv[3], sys.argv[4])
