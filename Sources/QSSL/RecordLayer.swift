@@ -94,7 +94,8 @@ struct RecordLayer {
         guard available >= 5 else { return nil }
         let type = ContentType(rawValue: inbound[inboundStart])
         let length = Int(inbound[inboundStart + 3]) << 8 | Int(inbound[inboundStart + 4])
-        guard [ContentType.handshake, .alert, .applicationData, .changeCipherSpec].contains(type) else {
+        // change_cipher_spec (20) … application_data (23), checked without building a list per record.
+        guard (ContentType.changeCipherSpec.rawValue...ContentType.applicationData.rawValue).contains(type.rawValue) else {
             throw .misbehaved(.sentRecordWithInvalidContentType, "record type \(type.rawValue)")
         }
         guard inbound[inboundStart + 1] == 0x03 else {
@@ -134,7 +135,7 @@ struct RecordLayer {
         }
         guard last <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord, "inner plaintext too long") }
         let innerType = ContentType(rawValue: plaintext[last])
-        guard [ContentType.handshake, .alert, .applicationData].contains(innerType) else {
+        guard (ContentType.alert.rawValue...ContentType.applicationData.rawValue).contains(innerType.rawValue) else {
             throw .misbehaved(.sentRecordWithInvalidContentType, "inner content type \(innerType.rawValue)")
         }
         plaintext.removeSubrange(last...)   // in place: padding and the content type byte
