@@ -20,6 +20,29 @@ def context(groups):
     return ctx
 
 
+def server_context(cert, key, groups):
+    ctx = context(groups)
+    ctx.use_certificate_chain_file(cert)
+    ctx.use_privatekey_file(key)
+    return ctx
+
+
+def client_context(ca, groups):
+    ctx = context(groups)
+    ctx.load_verify_locations(ca)
+    ctx.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
+    return ctx
+
+
+def listen(port, backlog):
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(backlog)
+    print("ready", flush=True)
+    return listener
+
+
 def describe(conn, **extra):
     out = {
         "ok": True,
@@ -32,15 +55,9 @@ def describe(conn, **extra):
 
 
 def server(port, cert, key, groups):
-    ctx = context(groups)
-    ctx.use_certificate_chain_file(cert)
-    ctx.use_privatekey_file(key)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(1)
+    ctx = server_context(cert, key, groups)
+    listener = listen(port, 1)
     listener.settimeout(30)
-    print("ready", flush=True)
     sock, _ = listener.accept()
     sock.settimeout(None)  # pyOpenSSL needs blocking sockets; the tests bound the run time
     conn = SSL.Connection(ctx, sock)
@@ -57,9 +74,7 @@ def server(port, cert, key, groups):
 
 
 def client(port, ca, server_name, groups):
-    ctx = context(groups)
-    ctx.load_verify_locations(ca)
-    ctx.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
+    ctx = client_context(ca, groups)
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.settimeout(None)
     conn = SSL.Connection(ctx, sock)
@@ -78,14 +93,8 @@ def client(port, ca, server_name, groups):
 
 def serve_forever(port, cert, key, groups):
     """Benchmark server: completes handshakes until killed."""
-    ctx = context(groups)
-    ctx.use_certificate_chain_file(cert)
-    ctx.use_privatekey_file(key)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(64)
-    print("ready", flush=True)
+    ctx = server_context(cert, key, groups)
+    listener = listen(port, 64)
     while True:
         sock, _ = listener.accept()
         conn = SSL.Connection(ctx, sock)
@@ -101,9 +110,7 @@ def serve_forever(port, cert, key, groups):
 def handshake_loop(port, ca, server_name, groups, count):
     """Benchmark client: `count` sequential full handshakes; prints handshakes per second."""
     import time
-    ctx = context(groups)
-    ctx.load_verify_locations(ca)
-    ctx.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
+    ctx = client_context(ca, groups)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     start = time.perf_counter()
     for _ in range(count):
