@@ -1,4 +1,5 @@
 import ArgumentParser
+import QSSL
 
 @main
 struct QSSLCommand: AsyncParsableCommand {
@@ -9,5 +10,6 @@ struct QSSLCommand: AsyncParsableCommand {
             Exit codes: 0 success; 1 handshake or connection failed (the alert is printed);
             2 certificate verification failed; 64 usage error.
             """,
+        version: QSSLVersion.summary,
         subcommands: [Demo.self, Serve.self, Connect.self, Cert.self, Bench.self])
 }

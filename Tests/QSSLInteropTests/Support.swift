@@ -17,8 +17,13 @@ final class PeerProcess: @unchecked Sendable {
 
     init(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws {
         commandLine = ([executable] + arguments).joined(separator: " ")
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        // The test process blocks SIGTERM and friends in its signal mask, and a spawned child
+        // inherits that mask: `terminate()` would do nothing and the peer would outlive the test
+        // run. Start every peer through perl (Essential in Debian) with an empty signal mask,
+        // default handlers and a process group of its own, so that it and its children can be
+        // ended as one.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
+        process.arguments = ["-e", Self.cleanExec, executable] + arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -73,9 +78,30 @@ final class PeerProcess: @unchecked Sendable {
     }
 
     func terminate() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning {
+            let pid = process.processIdentifier
+            // The group first (the peer and anything it started), then the process itself in
+            // case it has not reached setpgid yet; SIGKILL if SIGTERM is not enough.
+            kill(-pid, SIGTERM)
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(2)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            if process.isRunning {
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+            }
+            process.waitUntilExit()
+        }
         try? keepInput?.fileHandleForWriting.close()
     }
+
+    /// Perl that clears the signal mask, restores default dispositions, makes a new process group
+    /// and execs its arguments.
+    static let cleanExec = """
+        use POSIX; POSIX::sigprocmask(POSIX::SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!";
+        $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP PIPE QUIT USR1 USR2);
+        POSIX::setpgid(0, 0); exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!";
+        """
 
     deinit { terminate() }
 }

@@ -4,7 +4,7 @@ import QSSLSwiftCrypto
 import Testing
 
 /// draft-ietf-lamps-pq-composite-sigs-19's own vectors for id-MLDSA65-ECDSA-P384-SHA512
-/// (../shared/vectors, beside the repository).
+/// (copied into Tests/QSSLTests/Resources).
 struct CompositeVectors {
     let message: [UInt8]
     let context: [UInt8]
@@ -13,12 +13,18 @@ struct CompositeVectors {
     let signature: [UInt8]
     let signatureWithContext: [UInt8]
 
-    init() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let url = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/composite-sigs-draft19-testvectors.json")
+    /// The draft's top-level JSON and its `id-MLDSA65-ECDSA-P384-SHA512` test case, copied into
+    /// Resources/ (see Resources/README.md for where they come from).
+    static func load() throws -> (json: [String: Any], test: [String: String]) {
+        let url = try #require(Bundle.module.url(forResource: "composite-sigs-draft19-mldsa65-ecdsa-p384", withExtension: "json", subdirectory: "Resources"))
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let tests = try #require(json["tests"] as? [[String: String]])
         let t = try #require(tests.first { $0["tcId"] == "id-MLDSA65-ECDSA-P384-SHA512" })
+        return (json, t)
+    }
+
+    init() throws {
+        let (json, t) = try Self.load()
         func b64(_ s: String?) throws -> [UInt8] {
             let text = try #require(s)
             return Array(try #require(Data(base64Encoded: text)))

@@ -21,11 +21,7 @@ struct PKITests {
 
     @Test("the draft's composite self-signed certificate and PKCS#8 key parse and agree")
     func draftCertificateAndPKCS8() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let url = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/composite-sigs-draft19-testvectors.json")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-        let tests = try #require(json["tests"] as? [[String: String]])
-        let t = try #require(tests.first { $0["tcId"] == "id-MLDSA65-ECDSA-P384-SHA512" })
+        let (_, t) = try CompositeVectors.load()
         let x5cText = try #require(t["x5c"])
         let pkcs8Text = try #require(t["sk_pkcs8"])
         let x5c = Array(try #require(Data(base64Encoded: x5cText)))
