@@ -179,20 +179,22 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)), promise: nil)
     }
 
+    /// The alert goes out first (written and flushed), then the error is fired: an application
+    /// that closes the channel in `errorCaught`, as most do, must not lose the alert.
     private func fail(context: ChannelHandlerContext, error: TLSError) {
         failed = true
         let output = connection.takeOutput()   // the alert, if one is owed
+        let written: EventLoopFuture<Void>
+        if output.isEmpty {
+            written = context.eventLoop.makeSucceededVoidFuture()
+        } else {
+            written = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)))
+        }
         context.fireErrorCaught(NIOQSSLError.tls(error))
         for (_, promise) in pendingWrites { promise?.fail(NIOQSSLError.tls(error)) }
         pendingWrites = []
-        if output.isEmpty {
-            context.close(promise: nil)
-        } else {
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
-                bound.value.close(promise: nil)
-            }
-        }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.whenComplete { _ in bound.value.close(promise: nil) }
     }
 }
 

@@ -69,14 +69,14 @@ struct ExpectServerHello {
         }
         var ext = ExtensionList()
         if let serverName, !isIPAddress(serverName) {
-            ext.append(.serverName, ExtensionBody.encodeServerName(serverName))
+            ext.append(.serverName, try encoding { () throws(EncodeError) in try ExtensionBody.encodeServerName(serverName) })
         }
-        ext.append(.supportedGroups, ExtensionBody.encodeU16List(config.groups.map(\.rawValue)))
-        ext.append(.signatureAlgorithms, ExtensionBody.encodeU16List(config.verifier.supportedSchemes.map(\.rawValue)))
+        ext.append(.supportedGroups, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.groups.map(\.rawValue)) })
+        ext.append(.signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.verifier.supportedSchemes.map(\.rawValue)) })
         // RFC 8446 §4.2.3: certificates may be signed with schemes we never accept in
         // CertificateVerify (RSA PKCS#1 v1.5 above all), so list those separately.
-        ext.append(.signatureAlgorithmsCert, ExtensionBody.encodeU16List(config.verifier.supportedCertificateSchemes.map(\.rawValue)))
-        if !config.alpnProtocols.isEmpty { ext.append(.alpn, ExtensionBody.encodeALPN(config.alpnProtocols)) }
+        ext.append(.signatureAlgorithmsCert, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.verifier.supportedCertificateSchemes.map(\.rawValue)) })
+        if !config.alpnProtocols.isEmpty { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN(config.alpnProtocols) }) }
         var suites: [CipherSuite] = []
         if offersTLS13 { suites += config.cipherSuites.map(\.suite) }
         if config.versions.contains(.tls12) {
@@ -86,8 +86,8 @@ struct ExpectServerHello {
             ext.append(.renegotiationInfo, [0])            // RFC 5746 §3.4: empty renegotiated_connection
         }
         if offersTLS13 {
-            ext.append(.supportedVersions, ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)))
-            ext.append(.keyShare, ExtensionBody.encodeClientKeyShares(shares))
+            ext.append(.supportedVersions, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)) })
+            ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares(shares) })
         }
         let hello = ClientHello(
             random: context.primitives.randomBytes(32),
@@ -96,7 +96,7 @@ struct ExpectServerHello {
             extensions: ext)
         var state = ExpectServerHello(config: config, serverName: serverName, clientHello: hello, pending: pending)
         context.records.useLegacyRecordVersion = true
-        context.send(HandshakeMessage(hello), transcript: &state.transcript)
+        try context.send(hello, transcript: &state.transcript)
         try context.flush()
         context.records.useLegacyRecordVersion = false
         return state
@@ -167,22 +167,28 @@ struct ExpectServerHello {
         // RFC 8446 §4.1.2: the same ClientHello, with key_share replaced, early_data removed
         // and the cookie echoed.
         var ext = ExtensionList(clientHello.extensions.items.filter { ![.keyShare, .earlyData, .cookie].contains($0.type) })
-        if let cookie { ext.append(.cookie, ExtensionBody.encodeCookie(cookie)) }
+        if let cookie { ext.append(.cookie, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCookie(cookie) }) }
         if let group {
             guard let kx = config.provider.keyExchange(for: group) else { throw .misbehaved(.selectedUnofferedGroup) }
             let (share, p) = try kx.generateClientShare()
             next.pending = [p]
-            ext.append(.keyShare, ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: group, keyExchange: share)]))
+            ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: group, keyExchange: share)]) })
         } else {
             ext.items.append(Extension(type: .keyShare, data: clientHello.extensions[.keyShare] ?? []))
         }
         next.clientHello.extensions = ext
         next.retry = (suite, group)
+        // The cookie is the server's data: one that leaves no room in ClientHello2's 16-bit
+        // extensions block is the server's fault, answered with illegal_parameter.
+        let secondHello: HandshakeMessage
+        do { secondHello = try HandshakeMessage(next.clientHello) } catch {
+            throw .misbehaved(.sentCookieTooLargeToEcho, "a cookie of \(cookie?.count ?? 0) bytes does not fit ClientHello2: \(error)")
+        }
         if config.middleboxCompatibility && !sentChangeCipherSpec {
             try context.sendChangeCipherSpec()
             next.sentChangeCipherSpec = true
         }
-        context.send(HandshakeMessage(next.clientHello), transcript: &next.transcript)
+        context.send(secondHello, transcript: &next.transcript)
         return next
     }
 
@@ -207,7 +213,7 @@ struct ExpectServerHello {
         let th = transcript.hash(hkdf)
         let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
         let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
-        try context.installReadKeys(secret: serverSecret, suite: suite)
+        try context.installReadKeys(secret: serverSecret, suite: suite, duringHandshake: true)
         var sentCCS = sentChangeCipherSpec
         if config.middleboxCompatibility && !sentCCS {
             try context.sendChangeCipherSpec()
@@ -297,15 +303,15 @@ struct ClientHandshakeKeys {
         let thServerFinished = transcript.hash(hkdf)
         let clientApp = master.clientTrafficSecret(transcriptHash: thServerFinished)
         let serverApp = master.serverTrafficSecret(transcriptHash: thServerFinished)
-        try context.installReadKeys(secret: serverApp, suite: suite)
+        try context.installReadKeys(secret: serverApp, suite: suite, duringHandshake: false)
 
         if let requestContext = certificateRequestContext {
             // Client authentication arrives with its own issue; until then we answer with an
             // empty Certificate, which RFC 8446 §4.4.2 allows.
-            context.send(HandshakeMessage(CertificateMessage(requestContext: requestContext, certificates: [])), transcript: &transcript)
+            try context.send(CertificateMessage(requestContext: requestContext, certificates: []), transcript: &transcript)
         }
         let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientSecret, transcriptHash: transcript.hash(hkdf))
-        context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
         try context.installWriteKeys(secret: clientApp, suite: suite)
 
         let summary = HandshakeSummary(

@@ -36,6 +36,9 @@ public struct ClientConfiguration: Sendable {
     public var middleboxCompatibility = true
     /// A client certificate, sent if the server asks for one.
     public var clientCertificate: CertifiedKey?
+    /// Connect without a server name: the chain is still verified, but a certificate for ANY
+    /// name is accepted. Only for tests and for peers identified some other way.
+    public var dangerouslySkipServerNameVerification = false
 
     public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
         self.provider = provider

@@ -34,7 +34,7 @@ enum ConnectionPhase {
 /// peer, send what `takeOutput()` returns, and act on the events.
 ///
 /// ```swift
-/// var connection = try TLSConnection.client(configuration: config, serverName: "example.com")
+/// let connection = try TLSConnection.client(configuration: config, serverName: "example.com")
 /// send(connection.takeOutput())                      // ClientHello
 /// for event in try connection.receive(bytesFromPeer) { … }
 /// send(connection.takeOutput())
@@ -42,11 +42,16 @@ enum ConnectionPhase {
 ///
 /// When `receive` throws, the connection has failed for good; `takeOutput()` then still holds
 /// the alert to send before closing the transport.
-public struct TLSConnection: Sendable {
+///
+/// A connection is a class, not a value: a copy of its state would reuse record sequence
+/// numbers, and so AEAD nonces. It is not `Sendable`; use it from one thread (or event loop)
+/// at a time.
+public final class TLSConnection {
     private var phase: ConnectionPhase
     private var context: HandshakeContext
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
+    private var consecutiveIgnoredRecords = 0
     public private(set) var summary: HandshakeSummary?
     public private(set) var sentCloseNotify = false
     public private(set) var receivedCloseNotify = false
@@ -54,8 +59,15 @@ public struct TLSConnection: Sendable {
 
     /// Creates a client and queues its ClientHello.
     /// - Parameter serverName: sent as SNI (unless an IP literal) and checked against the certificate.
+    ///   Required: without a name the server's certificate could be any valid certificate of
+    ///   any name. Pass nil only with `ClientConfiguration.dangerouslySkipServerNameVerification`.
     public static func client(configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws(TLSError) -> TLSConnection {
         try configuration.validate()
+        let serverName = serverName.flatMap { $0.isEmpty ? nil : $0 }
+        if serverName == nil && !configuration.dangerouslySkipServerNameVerification {
+            throw .misuse("a server name is required to verify the server's certificate "
+                + "(set ClientConfiguration.dangerouslySkipServerNameVerification to accept a certificate for any name)")
+        }
         var context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
         let state = try ExpectServerHello.start(config: configuration, serverName: serverName, context: &context)
         return TLSConnection(phase: .client(.expectServerHello(state)), context: context, isClient: true)
@@ -105,10 +117,10 @@ public struct TLSConnection: Sendable {
     }
 
     /// Bytes to send to the peer. Call after every other method.
-    public mutating func takeOutput() -> [UInt8] { context.records.takeOutbound() }
+    public func takeOutput() -> [UInt8] { context.records.takeOutbound() }
 
     /// Feeds bytes read from the peer and returns what happened.
-    public mutating func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
+    public func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
         if case .failed(let error) = phase { throw error }
         context.records.feed(bytes)
         var events: [TLSEvent] = []
@@ -125,7 +137,7 @@ public struct TLSConnection: Sendable {
     }
 
     /// Queues application data. Before the handshake completes it is buffered and sent right after.
-    public mutating func send(_ data: [UInt8]) throws(TLSError) {
+    public func send(_ data: [UInt8]) throws(TLSError) {
         if case .failed(let error) = phase { throw error }
         guard !sentCloseNotify else { throw .misuse("send after close") }
         guard case .traffic = phase else {
@@ -142,7 +154,7 @@ public struct TLSConnection: Sendable {
     /// sending keys well before that, without asking the peer to.
     var automaticKeyUpdateRecords: UInt64 = 1 << 23
 
-    private mutating func updateKeysIfWornOut() throws(TLSError) {
+    private func updateKeysIfWornOut() throws(TLSError) {
         guard case .traffic(var traffic) = phase, traffic.tls13 != nil,
               let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords else { return }
         try traffic.sendKeyUpdate(request: false, context: &context)
@@ -150,12 +162,12 @@ public struct TLSConnection: Sendable {
     }
 
     /// Test hook: writes a handshake message as is under the current keys.
-    mutating func sendRawHandshakeForTesting(_ message: HandshakeMessage) throws(TLSError) {
+    func sendRawHandshakeForTesting(_ message: HandshakeMessage) throws(TLSError) {
         try context.records.write(.handshake, message.encoded)
     }
 
     /// Sends close_notify (RFC 8446 §6.1). Reading may continue until the peer's close_notify.
-    public mutating func close() {
+    public func close() {
         guard !sentCloseNotify else { return }
         sentCloseNotify = true
         if case .failed = phase { return }
@@ -163,7 +175,7 @@ public struct TLSConnection: Sendable {
     }
 
     /// Updates our sending keys, optionally asking the peer to update its own (RFC 8446 §4.6.3).
-    public mutating func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
+    public func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
         guard case .traffic(var traffic) = phase else { throw .misuse("key update before the handshake completed") }
         do {
             try traffic.sendKeyUpdate(request: requestPeerUpdate, context: &context)
@@ -171,7 +183,25 @@ public struct TLSConnection: Sendable {
         } catch { fail(with: error); throw error }
     }
 
-    private mutating func process(_ type: ContentType, _ payload: [UInt8], into events: inout [TLSEvent]) throws(TLSError) {
+    /// RFC 5246 §7.2 warnings and empty records are ignored, but not without end: a peer that
+    /// sends only these makes us spin (and, for renegotiation, answer) for nothing.
+    static let maxConsecutiveIgnoredRecords = 32
+
+    private func process(_ type: ContentType, _ payload: [UInt8], into events: inout [TLSEvent]) throws(TLSError) {
+        // RFC 8446 §5.1: a handshake message split over records may not have other records
+        // between its fragments.
+        if type != .handshake && !context.joiner.isEmpty {
+            throw .misbehaved(.sentUnexpectedMessage, "\(type) record inside a fragmented handshake message")
+        }
+        // Records that carry nothing: at most a few in a row.
+        if payload.isEmpty || (type == .alert && payload.first == AlertLevel.warning.rawValue) {
+            consecutiveIgnoredRecords += 1
+            if consecutiveIgnoredRecords > Self.maxConsecutiveIgnoredRecords {
+                throw .misbehaved(.sentTooManyEmptyRecordsOrWarnings, "\(consecutiveIgnoredRecords) in a row")
+            }
+        } else {
+            consecutiveIgnoredRecords = 0
+        }
         switch type {
         case .changeCipherSpec:
             guard payload == [0x01] else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
@@ -192,6 +222,9 @@ public struct TLSConnection: Sendable {
                 throw .misbehaved(.sentUnexpectedChangeCipherSpec)
             }
         case .alert:
+            // RFC 8446 §5.1: zero-length alert fragments are forbidden (unexpected_message);
+            // any other length but 2 cannot be decoded.
+            guard !payload.isEmpty else { throw .misbehaved(.sentUnexpectedMessage, "empty alert record") }
             guard payload.count == 2 else { throw .misbehaved(.sentInvalidAlert, "alert of \(payload.count) bytes") }
             let description = AlertDescription(rawValue: payload[1])
             if description == .closeNotify {
@@ -221,7 +254,7 @@ public struct TLSConnection: Sendable {
         }
     }
 
-    private mutating func handle(_ message: HandshakeMessage, into events: inout [TLSEvent]) throws(TLSError) {
+    private func handle(_ message: HandshakeMessage, into events: inout [TLSEvent]) throws(TLSError) {
         let current = phase
         phase = .transitioning
         let next: ConnectionPhase
@@ -255,7 +288,7 @@ public struct TLSConnection: Sendable {
     }
 
     /// Resumes a handshake paused by `.signatureRequested` with the requested signature.
-    public mutating func provideSignature(_ signature: [UInt8]) throws(TLSError) -> [TLSEvent] {
+    public func provideSignature(_ signature: [UInt8]) throws(TLSError) -> [TLSEvent] {
         if case .failed(let error) = phase { throw error }
         guard case .server(.awaitingSignature(let pending)) = phase else { throw .misuse("no signature was requested") }
         var events: [TLSEvent] = []
@@ -271,7 +304,7 @@ public struct TLSConnection: Sendable {
         return events
     }
 
-    private mutating func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
+    private func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
         if case .traffic(let traffic) = phase, summary == nil {
             summary = traffic.summary
             events.append(.handshakeCompleted(traffic.summary))
@@ -281,7 +314,7 @@ public struct TLSConnection: Sendable {
         }
     }
 
-    private mutating func traceReceived(_ message: HandshakeMessage) {
+    private func traceReceived(_ message: HandshakeMessage) {
         guard context.recordTrace else { return }
         var name = "\(message.type)"
         if message.type == .serverHello, message.body.count >= 34,
@@ -292,7 +325,7 @@ public struct TLSConnection: Sendable {
     }
 
     /// Sticky failure: the state becomes `.failed` and the one alert for the error is queued.
-    private mutating func fail(with error: TLSError) {
+    private func fail(with error: TLSError) {
         if case .failed = phase { return }
         phase = .failed(error)
         if let alert = error.alert {
@@ -315,6 +348,8 @@ struct TrafficState {
     var tls13: TLS13TrafficSecrets?
     let summary: HandshakeSummary
     let finished: FinishedVerified
+    var refusedRenegotiations = 0
+    static let maxRefusedRenegotiations = 3
 
     /// Returns true when the peer updated its keys.
     mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Bool {
@@ -323,6 +358,12 @@ struct TrafficState {
             // connection goes on.
             guard message.type == (isClient ? .helloRequest : .clientHello) else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
+            }
+            // Each refusal costs a sealed record: a few are answered, then the peer is cut off
+            // (a stream of 4-byte HelloRequests must not become a stream of 31-byte alerts).
+            refusedRenegotiations += 1
+            guard refusedRenegotiations <= Self.maxRefusedRenegotiations else {
+                throw .misbehaved(.sentUnexpectedMessage, "renegotiation asked \(refusedRenegotiations) times")
             }
             try context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.noRenegotiation.rawValue])
             return false
@@ -334,10 +375,10 @@ struct TrafficState {
             guard context.joiner.isEmpty else { throw .misbehaved(.sentKeyUpdateWithPendingHandshakeData) }
             if isClient {
                 secrets.server = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.server)
-                try context.installReadKeys(secret: secrets.server, suite: secrets.suite)
+                try context.installReadKeys(secret: secrets.server, suite: secrets.suite, duringHandshake: false)
             } else {
                 secrets.client = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.client)
-                try context.installReadKeys(secret: secrets.client, suite: secrets.suite)
+                try context.installReadKeys(secret: secrets.client, suite: secrets.suite, duringHandshake: false)
             }
             tls13 = secrets
             if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
@@ -354,7 +395,7 @@ struct TrafficState {
     mutating func sendKeyUpdate(request: Bool, context: inout HandshakeContext) throws(TLSError) {
         guard var secrets = tls13 else { throw .misuse("KeyUpdate exists only in TLS 1.3") }
         var scratch = Transcript()
-        context.send(HandshakeMessage(KeyUpdate(requestUpdate: request)), transcript: &scratch)
+        try context.send(KeyUpdate(requestUpdate: request), transcript: &scratch)
         try context.flush()
         if isClient {
             secrets.client = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.client)

@@ -33,6 +33,8 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
         case peerIncompatible(PeerIncompatibility)
         /// The peer's certificate chain was rejected.
         case certificateRejected(CertificateRejection)
+        /// A message of ours could not be encoded (a vector too long for its length prefix).
+        case encodeFailure(EncodeError)
         /// A record failed authentication.
         case decryptFailed
         /// The peer sent a fatal alert.
@@ -50,6 +52,7 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
             case .peerMisbehaved(let e): return "peer misbehaved: \(e)"
             case .peerIncompatible(let e): return "peer incompatible: \(e)"
             case .certificateRejected(let e): return "certificate rejected: \(e)"
+            case .encodeFailure(let e): return "cannot encode message: \(e)"
             case .decryptFailed: return "record authentication failed"
             case .alertReceived(let a): return "received alert \(a)"
             case .apiMisuse(let s): return "API misuse: \(s)"
@@ -79,6 +82,7 @@ public enum PeerMisbehavior: String, Hashable, Sendable, CaseIterable, CustomStr
     case sentOversizedHandshakeMessage
     case sentUnexpectedMessage
     case sentInvalidAlert
+    case sentTooManyEmptyRecordsOrWarnings
     // Hellos
     case offeredNullCompressionMissing
     case selectedUnofferedCipherSuite
@@ -91,6 +95,7 @@ public enum PeerMisbehavior: String, Hashable, Sendable, CaseIterable, CustomStr
     case changedCipherSuiteAfterHelloRetryRequest
     case sentWrongKeyShareAfterHelloRetryRequest
     case sentWrongCookie
+    case sentCookieTooLargeToEcho
     case changedClientHelloAfterHelloRetryRequest
     case sentDuplicateKeyShare
     case sentKeyShareNotInSupportedGroups
@@ -173,7 +178,7 @@ extension AlertDescription {
         switch error.code {
         case .decodeFailure(let e):
             switch e {
-            case .duplicateExtension: self = .illegalParameter
+            case .duplicateExtension, .illegalValue: self = .illegalParameter
             default: self = .decodeError
             }
         case .peerMisbehaved(let m): self = Self.alert(for: m)
@@ -196,7 +201,7 @@ extension AlertDescription {
             case .invalidPurpose: self = .unsupportedCertificate
             }
         case .decryptFailed: self = .badRecordMAC
-        case .cryptoFailure: self = .internalError
+        case .cryptoFailure, .encodeFailure: self = .internalError
         case .alertReceived, .apiMisuse, .closed: return nil
         }
     }
@@ -204,7 +209,7 @@ extension AlertDescription {
     static func alert(for m: PeerMisbehavior) -> AlertDescription {
         switch m {
         case .sentOversizedRecord: return .recordOverflow
-        case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
+        case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentHandshakeMessageSpanningKeyChange,
              .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
              .sentKeyUpdateWithPendingHandshakeData:
             return .unexpectedMessage
@@ -217,7 +222,7 @@ extension AlertDescription {
         case .offeredNullCompressionMissing, .selectedUnofferedCipherSuite, .selectedUnofferedVersion,
              .selectedUnofferedGroup, .sentKeyShareForUnofferedGroup, .helloRetryRequestChangedNothing,
              .helloRetryRequestForGroupAlreadyShared, .sentSecondHelloRetryRequest,
-             .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest, .sentWrongCookie,
+             .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest, .sentWrongCookie, .sentCookieTooLargeToEcho,
              .changedClientHelloAfterHelloRetryRequest, .sentDuplicateKeyShare, .sentKeyShareNotInSupportedGroups,
              .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression, .sentForbiddenExtension,
              .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,

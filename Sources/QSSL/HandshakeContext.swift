@@ -25,6 +25,11 @@ struct HandshakeContext {
         note(.sent, "\(message.type)", bytes.count)
     }
 
+    /// Encodes and queues a handshake message (see `send(_:transcript:)` above).
+    mutating func send<M: HandshakeBody>(_ body: M, transcript: inout Transcript) throws(TLSError) {
+        send(try encoding { () throws(EncodeError) in try HandshakeMessage(body) }, transcript: &transcript)
+    }
+
     /// Writes queued handshake messages into records under the current write keys.
     mutating func flush() throws(TLSError) {
         guard !pendingHandshake.isEmpty else { return }
@@ -48,11 +53,14 @@ struct HandshakeContext {
     }
 
     /// RFC 8446 §5.1: "Handshake messages MUST NOT span key changes."
-    mutating func installReadKeys(secret: [UInt8], suite: TLS13CipherSuite) throws(TLSError) {
+    /// `duringHandshake`: handshake keys (a plaintext alert may still precede the first
+    /// protected record), not application keys or KeyUpdate.
+    mutating func installReadKeys(secret: [UInt8], suite: TLS13CipherSuite, duringHandshake: Bool) throws(TLSError) {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
         let hkdf = HKDF(primitives: primitives, hash: suite.hash)
         let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv))
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv),
+                                duringHandshake: duringHandshake)
     }
 
     /// TLS 1.2: keys take effect at ChangeCipherSpec, per direction (RFC 5246 §7.1).
@@ -65,7 +73,8 @@ struct HandshakeContext {
     mutating func installTLS12ReadKeys(key: [UInt8], iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
         records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
-                                                 framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce))
+                                                 framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce),
+                                duringHandshake: true)
     }
 
     mutating func note(_ direction: HandshakeTraceEntry.Direction, _ message: String, _ length: Int) {
@@ -99,6 +108,16 @@ extension HandshakeMessage {
         }
     }
 }
+
+/// Runs a wire encoder. A vector that does not fit its length prefix fails the connection with
+/// internal_error instead of trapping; where a peer's data could cause it (a HelloRetryRequest
+/// cookie), the handshake checks first and answers with the peer's alert.
+func encoding<T>(_ body: () throws(EncodeError) -> T) throws(TLSError) -> T {
+    do { return try body() } catch { throw TLSError(.encodeFailure(error), error.description) }
+}
+
+/// Two bytes, big-endian.
+func bigEndianBytes(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
 
 /// Wraps a decode of an extension body so failures become TLS errors.
 func decodeExtension<T>(_ body: () throws(DecodeError) -> T) throws(TLSError) -> T {

@@ -23,11 +23,17 @@ struct HKDF {
     }
 
     func expandLabel(secret: [UInt8], label: String, context: [UInt8], length: Int) -> [UInt8] {
-        var w = ByteWriter(capacity: 64)
-        w.write(UInt16(length))
-        w.writeOpaque(.uint8(allowEmpty: false), Array("tls13 \(label)".utf8))
-        w.writeOpaque(.uint8(allowEmpty: true), context)
-        return expand(prk: secret, info: w.bytes, length: length)
+        // HkdfLabel (RFC 8446 §7.1). Labels are ours and contexts are hashes (or empty): every
+        // length fits its one-byte prefix.
+        let fullLabel = Array("tls13 \(label)".utf8)
+        var info: [UInt8] = []
+        info.reserveCapacity(4 + fullLabel.count + context.count)
+        info += bigEndianBytes(UInt16(truncatingIfNeeded: length))
+        info.append(UInt8(truncatingIfNeeded: fullLabel.count))
+        info += fullLabel
+        info.append(UInt8(truncatingIfNeeded: context.count))
+        info += context
+        return expand(prk: secret, info: info, length: length)
     }
 
     func deriveSecret(_ secret: [UInt8], label: String, transcriptHash: [UInt8]) -> [UInt8] {

@@ -60,9 +60,11 @@ struct RecordProtection {
 struct RecordLayer {
     var readProtection: RecordProtection?
     var writeProtection: RecordProtection?
-    /// Set until the first protected record is read under the current read keys: a peer that
-    /// rejects our flight may send its alert in plaintext, and that alert should be surfaced.
-    private var awaitingFirstProtectedRecord = false
+    /// Set only for read keys installed while the handshake runs, until the first protected
+    /// record arrives under them: a peer that rejects our flight may send its alert in
+    /// plaintext before it has switched keys. Never set for application keys or KeyUpdate: an
+    /// unprotected alert there would let an on-path attacker forge a clean close (truncation).
+    private var acceptsPlaintextAlert = false
     private var inbound: [UInt8] = []
     private var inboundStart = 0
     /// Bytes to send, already framed (and protected).
@@ -70,9 +72,11 @@ struct RecordLayer {
     /// Whether the first ClientHello is still to be written (legacy_record_version 0x0301).
     var useLegacyRecordVersion = false
 
-    mutating func installReadKeys(_ protection: RecordProtection) {
+    /// - Parameter duringHandshake: true for handshake keys (TLS 1.3) and the keys a TLS 1.2
+    ///   ChangeCipherSpec installs before Finished; false for application keys and KeyUpdate.
+    mutating func installReadKeys(_ protection: RecordProtection, duringHandshake: Bool) {
         readProtection = protection
-        awaitingFirstProtectedRecord = true
+        acceptsPlaintextAlert = duringHandshake
     }
 
     mutating func feed<C: Collection>(_ bytes: C) where C.Element == UInt8 {
@@ -114,13 +118,17 @@ struct RecordLayer {
             guard length <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord) }
             return (type, Array(body))
         }
-        if type == .alert && awaitingFirstProtectedRecord && length == 2 {
+        if type == .alert && length <= 2 {
+            // A plaintext alert (no protected record is this short) under read keys.
+            guard acceptsPlaintextAlert, length == 2 else {
+                throw .misbehaved(.sentUnexpectedMessage, "unprotected alert record after keys were installed")
+            }
             return (type, Array(body))
         }
         if protection.framing != .tls13 {
             let plaintext = try openTLS12(type, body, &protection)
             readProtection = protection
-            awaitingFirstProtectedRecord = false
+            acceptsPlaintextAlert = false
             return (type, plaintext)
         }
         guard type == .applicationData else {
@@ -128,7 +136,7 @@ struct RecordLayer {
         }
         var plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
         readProtection = protection
-        awaitingFirstProtectedRecord = false
+        acceptsPlaintextAlert = false
         // RFC 8446 §5.4: strip zero padding; the last non-zero byte is the real content type.
         guard let last = plaintext.lastIndex(where: { $0 != 0 }) else {
             throw .misbehaved(.sentUnexpectedMessage, "protected record without a content type")
@@ -219,21 +227,37 @@ extension AEADCipher {
 /// coalesced into one record or fragmented across several).
 struct HandshakeJoiner {
     private var buffer: [UInt8] = []
+    /// Start of the unread bytes: messages are taken by advancing it, and the consumed prefix is
+    /// dropped only when everything was read or it has grown large (no quadratic copying).
+    private var start = 0
 
-    var isEmpty: Bool { buffer.isEmpty }
+    var isEmpty: Bool { start == buffer.count }
 
-    mutating func append(_ fragment: [UInt8]) { buffer.append(contentsOf: fragment) }
+    mutating func append(_ fragment: [UInt8]) {
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start >= 1 << 16 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        buffer.append(contentsOf: fragment)
+    }
 
     /// The next complete message with its exact bytes, or nil if more records are needed.
     mutating func next() throws(TLSError) -> HandshakeMessage? {
-        guard buffer.count >= 4 else { return nil }
-        let length = Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+        guard buffer.count - start >= 4 else { return nil }
+        let length = Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
         guard length <= maxHandshakeMessageLength else {
             throw .misbehaved(.sentOversizedHandshakeMessage, "handshake message of \(length) bytes")
         }
-        guard buffer.count >= 4 + length else { return nil }
-        let message = HandshakeMessage(type: HandshakeType(rawValue: buffer[0]), body: Array(buffer[4..<(4 + length)]))
-        buffer.removeFirst(4 + length)
+        guard buffer.count - start >= 4 + length else { return nil }
+        let message = HandshakeMessage(type: HandshakeType(rawValue: buffer[start]), body: Array(buffer[(start + 4)..<(start + 4 + length)]))
+        start += 4 + length
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
         return message
     }
 }

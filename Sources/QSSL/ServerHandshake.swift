@@ -35,6 +35,11 @@ struct ServerNegotiation {
 /// makes one, and traffic keys are handed out only with one.
 struct FinishedVerified {
     init(expected: [UInt8], received: [UInt8]) throws(TLSError) {
+        // A Finished of the wrong length is malformed (decode_error), decided before any
+        // comparison of the MAC (RFC 8446 §4.4.4: verify_data is Hash.length bytes).
+        guard received.count == expected.count else {
+            throw .decode(.lengthOutOfRange(field: "Finished.verify_data", length: received.count))
+        }
         guard constantTimeEquals(expected, received) else { throw .misbehaved(.sentWrongFinished) }
     }
 }
@@ -57,12 +62,12 @@ struct ExpectClientHello {
             transcript.replaceWithMessageHash(hkdf)
             let cookie = context.primitives.randomBytes(32)
             var ext = ExtensionList()
-            ext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
-            ext.append(.keyShare) { $0.write(negotiation.group.rawValue) }
-            ext.append(.cookie, ExtensionBody.encodeCookie(cookie))
+            ext.append(.supportedVersions, bigEndianBytes(ProtocolVersion.tls13.rawValue))
+            ext.append(.keyShare, bigEndianBytes(negotiation.group.rawValue))
+            ext.append(.cookie, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCookie(cookie) })
             let hrr = ServerHello(random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
                                   cipherSuite: negotiation.suite.suite, extensions: ext)
-            context.send(HandshakeMessage(hrr), transcript: &transcript)
+            try context.send(hrr, transcript: &transcript)
             if !hello.legacySessionID.isEmpty { try context.sendChangeCipherSpec() }
             return .server(.expectClientHelloAfterRetry(ExpectClientHelloAfterRetry(
                 config: config, firstHello: hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
@@ -108,6 +113,11 @@ struct ExpectClientHelloAfterRetry {
 
 /// RFC 8446 §4.2.1 and RFC 5246 Appendix E: the highest version both sides speak.
 func negotiateVersion(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> ProtocolVersion {
+    // RFC 8446 Appendix D.5: a ClientHello whose legacy_version is SSL 3.0 or lower MUST be
+    // refused with protocol_version, whatever supported_versions offers.
+    guard hello.legacyVersion.rawValue > 0x0300 else {
+        throw .incompatible(.noCommonVersion, "ClientHello.legacy_version \(hello.legacyVersion)")
+    }
     guard let versionsData = hello.extensions[.supportedVersions] else {
         // A client without supported_versions speaks TLS 1.2 at most (legacy negotiation).
         guard config.versions.contains(.tls12), hello.legacyVersion.rawValue >= ProtocolVersion.tls12.rawValue else {
@@ -201,11 +211,11 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     let (serverShare, sharedSecret) = try kx.respond(toClientShare: clientShare)
     var transcript = transcript
     var ext = ExtensionList()
-    ext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
-    ext.append(.keyShare, KeyShareEntry(group: n.group, keyExchange: serverShare).encodedBytes)
+    ext.append(.supportedVersions, bigEndianBytes(ProtocolVersion.tls13.rawValue))
+    ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: serverShare).encodedBytes() })
     let serverHello = ServerHello(random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
                                   cipherSuite: n.suite.suite, extensions: ext)
-    context.send(HandshakeMessage(serverHello), transcript: &transcript)
+    try context.send(serverHello, transcript: &transcript)
     // RFC 8446 Appendix D.4: a compatibility change_cipher_spec right after the first server
     // message, unless one already followed the HelloRetryRequest.
     if !hello.legacySessionID.isEmpty && !retried { try context.sendChangeCipherSpec() }
@@ -216,13 +226,13 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
     let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
     try context.installWriteKeys(secret: serverSecret, suite: n.suite)
-    try context.installReadKeys(secret: clientSecret, suite: n.suite)
+    try context.installReadKeys(secret: clientSecret, suite: n.suite, duringHandshake: true)
 
     var ee = ExtensionList()
     if n.serverName != nil { ee.append(.serverName, []) }
-    if let alpn = n.alpn { ee.append(.alpn, ExtensionBody.encodeALPN([alpn])) }
-    context.send(HandshakeMessage(EncryptedExtensions(extensions: ee)), transcript: &transcript)
-    context.send(HandshakeMessage(CertificateMessage(certificates: n.certificate.chain)), transcript: &transcript)
+    if let alpn = n.alpn { ee.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
+    try context.send(EncryptedExtensions(extensions: ee), transcript: &transcript)
+    try context.send(CertificateMessage(certificates: n.certificate.chain), transcript: &transcript)
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
     let pending = TLS13ServerAwaitingSignature(
         negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
@@ -280,9 +290,9 @@ struct TLS13ServerAwaitingSignature {
     func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
         let n = negotiation
         var transcript = self.transcript
-        context.send(HandshakeMessage(CertificateVerify(scheme: n.scheme, signature: signature)), transcript: &transcript)
+        try context.send(CertificateVerify(scheme: n.scheme, signature: signature), transcript: &transcript)
         let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
-        context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
 
         let master = schedule.master()
         let th = transcript.hash(hkdf)
@@ -311,7 +321,7 @@ struct ServerHandshakeKeys {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
-        try context.installReadKeys(secret: clientApp, suite: suite)
+        try context.installReadKeys(secret: clientApp, suite: suite, duringHandshake: false)
         return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
                             summary: summary, finished: verified)
     }

@@ -14,8 +14,10 @@ public enum DecodeError: Error, Hashable, Sendable, CustomStringConvertible {
     case lengthOutOfRange(field: String, length: Int)
     /// The same extension appeared twice in one message.
     case duplicateExtension(ExtensionType)
-    /// A field holds a value the protocol forbids.
+    /// A field's encoding is invalid (e.g. an odd length for a list of 16-bit values).
     case invalidValue(field: String)
+    /// A field decodes but holds a value the protocol forbids (illegal_parameter, RFC 8446 §6.2).
+    case illegalValue(field: String)
 
     public var description: String {
         switch self {
@@ -24,7 +26,8 @@ public enum DecodeError: Error, Hashable, Sendable, CustomStringConvertible {
         case .illegalEmptyList(let name): return "empty \(name)"
         case .lengthOutOfRange(let field, let length): return "length \(length) out of range for \(field)"
         case .duplicateExtension(let type): return "duplicate extension \(type)"
-        case .invalidValue(let field): return "invalid value in \(field)"
+        case .invalidValue(let field): return "invalid encoding of \(field)"
+        case .illegalValue(let field): return "forbidden value in \(field)"
         }
     }
 }

@@ -45,10 +45,10 @@ public struct ExtensionList: Hashable, Sendable, WireEncodable {
     public mutating func append(_ type: ExtensionType, _ data: [UInt8]) {
         items.append(Extension(type: type, data: data))
     }
-    public mutating func append(_ type: ExtensionType, _ body: (inout ByteWriter) -> Void) {
+    public mutating func append(_ type: ExtensionType, _ body: (inout ByteWriter) -> Void) throws(EncodeError) {
         var w = ByteWriter()
         body(&w)
-        items.append(Extension(type: type, data: w.bytes))
+        items.append(Extension(type: type, data: try w.finish()))
     }
 }
 
@@ -84,10 +84,10 @@ public enum ExtensionBody {
         return out
     }
 
-    public static func encodeU16List(_ values: [UInt16], prefix: LengthPrefix = .uint16(allowEmpty: false)) -> [UInt8] {
+    public static func encodeU16List(_ values: [UInt16], prefix: LengthPrefix = .uint16(allowEmpty: false)) throws(EncodeError) -> [UInt8] {
         var w = ByteWriter()
         w.writeLengthPrefixed(prefix) { for v in values { $0.write(v) } }
-        return w.bytes
+        return try w.finish()
     }
 
     public static func supportedGroups(_ data: [UInt8]) throws(DecodeError) -> [NamedGroup] {
@@ -114,10 +114,10 @@ public enum ExtensionBody {
         while !body.isEmpty { out.append(try KeyShareEntry(from: &body)) }
         return out
     }
-    public static func encodeClientKeyShares(_ shares: [KeyShareEntry]) -> [UInt8] {
+    public static func encodeClientKeyShares(_ shares: [KeyShareEntry]) throws(EncodeError) -> [UInt8] {
         var w = ByteWriter(capacity: 4096)
         w.writeLengthPrefixed(.uint16(allowEmpty: true)) { for s in shares { s.encode(to: &$0) } }
-        return w.bytes
+        return try w.finish()
     }
     public static func serverKeyShare(_ data: [UInt8]) throws(DecodeError) -> KeyShareEntry {
         var r = ByteReader(data)
@@ -143,20 +143,20 @@ public enum ExtensionBody {
             let name = try list.readOpaque(.uint16(allowEmpty: false), "server_name.host_name")
             if type == 0 {
                 // "The ServerNameList MUST NOT contain more than one name of the same name_type."
-                guard host == nil else { throw .invalidValue(field: "server_name.host_name") }
-                guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .invalidValue(field: "server_name.host_name") }
+                guard host == nil else { throw .illegalValue(field: "server_name.host_name") }
+                guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .illegalValue(field: "server_name.host_name") }
                 host = String(decoding: name, as: UTF8.self)
             }
         }
         return host
     }
-    public static func encodeServerName(_ host: String) -> [UInt8] {
+    public static func encodeServerName(_ host: String) throws(EncodeError) -> [UInt8] {
         var w = ByteWriter()
         w.writeLengthPrefixed(.uint16(allowEmpty: false)) {
             $0.write(UInt8(0))
             $0.writeOpaque(.uint16(allowEmpty: false), Array(host.utf8))
         }
-        return w.bytes
+        return try w.finish()
     }
 
     /// RFC 7301 §3.1.
@@ -170,10 +170,10 @@ public enum ExtensionBody {
         }
         return out
     }
-    public static func encodeALPN(_ protocols: [String]) -> [UInt8] {
+    public static func encodeALPN(_ protocols: [String]) throws(EncodeError) -> [UInt8] {
         var w = ByteWriter()
         w.writeLengthPrefixed(.uint16(allowEmpty: false)) { for p in protocols { $0.writeOpaque(.uint8(allowEmpty: false), Array(p.utf8)) } }
-        return w.bytes
+        return try w.finish()
     }
 
     public static func cookie(_ data: [UInt8]) throws(DecodeError) -> [UInt8] {
@@ -182,10 +182,10 @@ public enum ExtensionBody {
         try r.finish("cookie")
         return c
     }
-    public static func encodeCookie(_ cookie: [UInt8]) -> [UInt8] {
+    public static func encodeCookie(_ cookie: [UInt8]) throws(EncodeError) -> [UInt8] {
         var w = ByteWriter()
         w.writeOpaque(.uint16(allowEmpty: false), cookie)
-        return w.bytes
+        return try w.finish()
     }
 
     public static func pskKeyExchangeModes(_ data: [UInt8]) throws(DecodeError) -> [PSKKeyExchangeMode] {

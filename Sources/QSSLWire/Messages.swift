@@ -9,11 +9,15 @@ public struct HandshakeMessage: Hashable, Sendable {
         self.body = body
     }
 
-    public init<M: HandshakeBody>(_ message: M) {
+    /// Encodes `message`; throws when a vector does not fit its length prefix or the body
+    /// exceeds the 24-bit message length.
+    public init<M: HandshakeBody>(_ message: M) throws(EncodeError) {
         self.type = M.handshakeType
         var w = ByteWriter(capacity: 512)
         message.encode(to: &w)
-        self.body = w.bytes
+        let body = try w.finish()
+        guard body.count <= 0xFF_FFFF else { throw EncodeError(field: "\(M.handshakeType) body", length: body.count, maximum: 0xFF_FFFF) }
+        self.body = body
     }
 
     /// The framed bytes: header and body.
@@ -265,7 +269,7 @@ public struct KeyUpdate: HandshakeBody, Hashable, Sendable {
     public init(requestUpdate: Bool) { self.requestUpdate = requestUpdate }
     public init(from r: inout ByteReader) throws(DecodeError) {
         let v = try r.readUInt8("KeyUpdate.request_update")
-        guard v <= 1 else { throw .invalidValue(field: "KeyUpdate.request_update") }
+        guard v <= 1 else { throw .illegalValue(field: "KeyUpdate.request_update") }
         requestUpdate = v == 1
     }
     public func encode(to w: inout ByteWriter) { w.write(UInt8(requestUpdate ? 1 : 0)) }

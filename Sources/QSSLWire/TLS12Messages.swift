@@ -61,7 +61,7 @@ public struct ServerKeyExchange: HandshakeBody, Hashable, Sendable {
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
-        guard try r.readUInt8("ServerKeyExchange.curve_type") == 3 else { throw .invalidValue(field: "ServerKeyExchange.curve_type") }
+        guard try r.readUInt8("ServerKeyExchange.curve_type") == 3 else { throw .illegalValue(field: "ServerKeyExchange.curve_type") }
         group = NamedGroup(rawValue: try r.readUInt16("ServerKeyExchange.named_curve"))
         publicValue = try r.readOpaque(group.isPostQuantum ? .uint16(allowEmpty: false) : .uint8(allowEmpty: false), "ServerKeyExchange.public")
         scheme = SignatureScheme(rawValue: try r.readUInt16("ServerKeyExchange.algorithm"))
@@ -69,16 +69,18 @@ public struct ServerKeyExchange: HandshakeBody, Hashable, Sendable {
     }
 
     /// ServerECDHParams: what the signature covers after the two randoms.
-    public var params: [UInt8] {
+    public func params() throws(EncodeError) -> [UInt8] {
         var w = ByteWriter(capacity: publicValue.count + 6)
         w.write(UInt8(3))
         w.write(group.rawValue)
         w.writeOpaque(group.isPostQuantum ? .uint16(allowEmpty: false) : .uint8(allowEmpty: false), publicValue)
-        return w.bytes
+        return try w.finish()
     }
 
     public func encode(to w: inout ByteWriter) {
-        w.write(bytes: params)
+        w.write(UInt8(3))
+        w.write(group.rawValue)
+        w.writeOpaque(group.isPostQuantum ? .uint16(allowEmpty: false) : .uint8(allowEmpty: false), publicValue)
         w.write(scheme.rawValue)
         w.writeOpaque(.uint16(allowEmpty: false), signature)
     }
@@ -97,10 +99,10 @@ public struct ClientKeyExchange: Hashable, Sendable {
         return ClientKeyExchange(exchange: e)
     }
 
-    public func message(hybrid: Bool) -> HandshakeMessage {
+    public func message(hybrid: Bool) throws(EncodeError) -> HandshakeMessage {
         var w = ByteWriter(capacity: exchange.count + 2)
         w.writeOpaque(hybrid ? .uint16(allowEmpty: false) : .uint8(allowEmpty: false), exchange)
-        return HandshakeMessage(type: .clientKeyExchange, body: w.bytes)
+        return HandshakeMessage(type: .clientKeyExchange, body: try w.finish())
     }
 }
 

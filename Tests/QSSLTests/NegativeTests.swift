@@ -11,7 +11,7 @@ func rewriteFirstMessage<M: HandshakeBody>(_ wire: [UInt8], as: M.Type, _ change
     let record = Array(wire[5..<(5 + length)])
     var message = try! HandshakeMessage(type: M.handshakeType, body: Array(record.dropFirst(4))).decode(as: M.self)
     change(&message)
-    let body = HandshakeMessage(message).encoded
+    let body = try! HandshakeMessage(message).encoded
     return Array(wire[0..<3]) + [UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body + Array(wire[(5 + length)...])
 }
 
@@ -19,7 +19,7 @@ func rewriteFirstMessage<M: HandshakeBody>(_ wire: [UInt8], as: M.Type, _ change
 func changeClientShare(_ hello: inout ClientHello, group: NamedGroup, _ change: (inout [UInt8]) -> Void) {
     var shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
     for i in shares.indices where shares[i].group == group { change(&shares[i].keyExchange) }
-    replace(&hello.extensions, .keyShare, ExtensionBody.encodeClientKeyShares(shares))
+    replace(&hello.extensions, .keyShare, try! ExtensionBody.encodeClientKeyShares(shares))
 }
 
 func replace(_ list: inout ExtensionList, _ type: ExtensionType, _ data: [UInt8]) {
@@ -30,7 +30,7 @@ func replace(_ list: inout ExtensionList, _ type: ExtensionType, _ data: [UInt8]
 func changeServerShare(_ hello: inout ServerHello, _ change: (inout KeyShareEntry) -> Void) {
     var share = try! ExtensionBody.serverKeyShare(hello.extensions[.keyShare]!)
     change(&share)
-    replace(&hello.extensions, .keyShare, share.encodedBytes)
+    replace(&hello.extensions, .keyShare, try! share.encodedBytes())
 }
 
 /// Runs a pair where `tamper` rewrites the client's first flight, and checks that the server
@@ -132,7 +132,7 @@ struct KeyShareValidationTests {
     @Test("server: a key share for a group missing from supported_groups → illegal_parameter")
     func shareForUnofferedGroup() throws {
         try expectServerAlert(.illegalParameter) { hello in
-            replace(&hello.extensions, .supportedGroups, ExtensionBody.encodeU16List([NamedGroup.x25519.rawValue]))
+            replace(&hello.extensions, .supportedGroups, try! ExtensionBody.encodeU16List([NamedGroup.x25519.rawValue]))
         }
     }
 
@@ -140,7 +140,7 @@ struct KeyShareValidationTests {
     func duplicateShare() throws {
         try expectServerAlert(.illegalParameter, client: Self.only(.x25519)) { hello in
             let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
-            replace(&hello.extensions, .keyShare, ExtensionBody.encodeClientKeyShares(shares + shares))
+            replace(&hello.extensions, .keyShare, try! ExtensionBody.encodeClientKeyShares(shares + shares))
         }
     }
 
@@ -211,7 +211,7 @@ struct KeyShareValidationTests {
     @Test("client: ServerHello with an unsolicited extension → unsupported_extension")
     func unsolicitedExtension() throws {
         try expectClientAlert(.unsupportedExtension) { hello in
-            hello.extensions.append(.alpn, ExtensionBody.encodeALPN(["h2"]))
+            hello.extensions.append(.alpn, try! ExtensionBody.encodeALPN(["h2"]))
         }
     }
 
@@ -303,11 +303,11 @@ struct NegotiationFailureTests {
                 if breakCookie {
                     var cookie = try! ExtensionBody.cookie(hello.extensions[.cookie]!)
                     cookie[0] ^= 1
-                    replace(&hello.extensions, .cookie, ExtensionBody.encodeCookie(cookie))
+                    replace(&hello.extensions, .cookie, try! ExtensionBody.encodeCookie(cookie))
                 } else {
                     changeClientShare(&hello, group: .secp384r1MLKEM1024) { _ in }
                     let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
-                    replace(&hello.extensions, .keyShare, ExtensionBody.encodeClientKeyShares(shares.map { KeyShareEntry(group: .x25519, keyExchange: Array($0.keyExchange.prefix(32))) }))
+                    replace(&hello.extensions, .keyShare, try! ExtensionBody.encodeClientKeyShares(shares.map { KeyShareEntry(group: .x25519, keyExchange: Array($0.keyExchange.prefix(32))) }))
                 }
             }
         }
@@ -322,11 +322,11 @@ struct NegotiationFailureTests {
         let hello = rewriteFirstMessage(client.takeOutput(), as: ClientHello.self) { hello in
             hello.cipherSuites.insert(CipherSuite(rawValue: 0x0A0A), at: 0)
             let groups = try! ExtensionBody.supportedGroups(hello.extensions[.supportedGroups]!)
-            replace(&hello.extensions, .supportedGroups, ExtensionBody.encodeU16List([0x1A1A] + groups.map(\.rawValue)))
+            replace(&hello.extensions, .supportedGroups, try! ExtensionBody.encodeU16List([0x1A1A] + groups.map(\.rawValue)))
             let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
-            replace(&hello.extensions, .keyShare, ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: NamedGroup(rawValue: 0x1A1A), keyExchange: [0])] + shares))
+            replace(&hello.extensions, .keyShare, try! ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: NamedGroup(rawValue: 0x1A1A), keyExchange: [0])] + shares))
             let schemes = try! ExtensionBody.signatureAlgorithms(hello.extensions[.signatureAlgorithms]!)
-            replace(&hello.extensions, .signatureAlgorithms, ExtensionBody.encodeU16List([0x0A0A] + schemes.map(\.rawValue)))
+            replace(&hello.extensions, .signatureAlgorithms, try! ExtensionBody.encodeU16List([0x0A0A] + schemes.map(\.rawValue)))
             hello.extensions.items.insert(Extension(type: ExtensionType(rawValue: 0x2A2A), data: []), at: 0)
             hello.extensions.append(ExtensionType(rawValue: 0xFADE), [1, 2, 3])
         }

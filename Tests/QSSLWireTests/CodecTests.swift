@@ -3,47 +3,47 @@ import Testing
 
 @Suite("QSSLWire codec")
 struct CodecTests {
-    static func sampleMessages() -> [HandshakeMessage] {
+    static func sampleMessages() throws -> [HandshakeMessage] {
         var ext = ExtensionList()
-        ext.append(.serverName, ExtensionBody.encodeServerName("example.com"))
-        ext.append(.supportedGroups, ExtensionBody.encodeU16List([NamedGroup.secp384r1MLKEM1024.rawValue, NamedGroup.x25519.rawValue]))
-        ext.append(.keyShare, ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: .x25519, keyExchange: Array(repeating: 7, count: 32))]))
-        ext.append(.alpn, ExtensionBody.encodeALPN(["h2", "http/1.1"]))
+        ext.append(.serverName, try ExtensionBody.encodeServerName("example.com"))
+        ext.append(.supportedGroups, try ExtensionBody.encodeU16List([NamedGroup.secp384r1MLKEM1024.rawValue, NamedGroup.x25519.rawValue]))
+        ext.append(.keyShare, try ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: .x25519, keyExchange: Array(repeating: 7, count: 32))]))
+        ext.append(.alpn, try ExtensionBody.encodeALPN(["h2", "http/1.1"]))
         let hello = ClientHello(random: Array(repeating: 1, count: 32), legacySessionID: Array(repeating: 2, count: 32),
                                 cipherSuites: [.tlsAES128GCMSHA256, .tlsAES256GCMSHA384], extensions: ext)
         var sext = ExtensionList()
-        sext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
+        try sext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
         let serverHello = ServerHello(random: Array(repeating: 3, count: 32), legacySessionIDEcho: [], cipherSuite: .tlsAES128GCMSHA256, extensions: sext)
         return [
-            HandshakeMessage(hello), HandshakeMessage(serverHello), HandshakeMessage(EncryptedExtensions(extensions: ExtensionList())),
-            HandshakeMessage(CertificateMessage(certificates: [[1, 2, 3], [4, 5]])),
-            HandshakeMessage(CertificateVerify(scheme: .ecdsaSecp384r1SHA384, signature: [9, 9, 9])),
-            HandshakeMessage(NewSessionTicket(lifetime: 7200, ageAdd: 5, nonce: [0], ticket: [1, 2, 3])),
-            HandshakeMessage(KeyUpdate(requestUpdate: true)),
-            HandshakeMessage(CertificateRequest(requestContext: [], extensions: ExtensionList([Extension(type: .signatureAlgorithms, data: ExtensionBody.encodeU16List([0x0503]))]))),
+            try HandshakeMessage(hello), try HandshakeMessage(serverHello), try HandshakeMessage(EncryptedExtensions(extensions: ExtensionList())),
+            try HandshakeMessage(CertificateMessage(certificates: [[1, 2, 3], [4, 5]])),
+            try HandshakeMessage(CertificateVerify(scheme: .ecdsaSecp384r1SHA384, signature: [9, 9, 9])),
+            try HandshakeMessage(NewSessionTicket(lifetime: 7200, ageAdd: 5, nonce: [0], ticket: [1, 2, 3])),
+            try HandshakeMessage(KeyUpdate(requestUpdate: true)),
+            try HandshakeMessage(CertificateRequest(requestContext: [], extensions: ExtensionList([Extension(type: .signatureAlgorithms, data: try ExtensionBody.encodeU16List([0x0503]))]))),
         ]
     }
 
     static func roundTrip(_ m: HandshakeMessage) throws -> [UInt8] {
         switch m.type {
-        case .clientHello: return HandshakeMessage(try m.decode(as: ClientHello.self)).body
-        case .serverHello: return HandshakeMessage(try m.decode(as: ServerHello.self)).body
-        case .encryptedExtensions: return HandshakeMessage(try m.decode(as: EncryptedExtensions.self)).body
-        case .certificate: return HandshakeMessage(try m.decode(as: CertificateMessage.self)).body
-        case .certificateVerify: return HandshakeMessage(try m.decode(as: CertificateVerify.self)).body
-        case .newSessionTicket: return HandshakeMessage(try m.decode(as: NewSessionTicket.self)).body
-        case .keyUpdate: return HandshakeMessage(try m.decode(as: KeyUpdate.self)).body
-        case .certificateRequest: return HandshakeMessage(try m.decode(as: CertificateRequest.self)).body
+        case .clientHello: return try HandshakeMessage(try m.decode(as: ClientHello.self)).body
+        case .serverHello: return try HandshakeMessage(try m.decode(as: ServerHello.self)).body
+        case .encryptedExtensions: return try HandshakeMessage(try m.decode(as: EncryptedExtensions.self)).body
+        case .certificate: return try HandshakeMessage(try m.decode(as: CertificateMessage.self)).body
+        case .certificateVerify: return try HandshakeMessage(try m.decode(as: CertificateVerify.self)).body
+        case .newSessionTicket: return try HandshakeMessage(try m.decode(as: NewSessionTicket.self)).body
+        case .keyUpdate: return try HandshakeMessage(try m.decode(as: KeyUpdate.self)).body
+        case .certificateRequest: return try HandshakeMessage(try m.decode(as: CertificateRequest.self)).body
         default: return m.body
         }
     }
 
-    @Test("every message round-trips byte for byte", arguments: sampleMessages())
+    @Test("every message round-trips byte for byte", arguments: try! sampleMessages())
     func roundTrips(message: HandshakeMessage) throws {
         #expect(try Self.roundTrip(message) == message.body)
     }
 
-    @Test("every strict prefix of every message fails to decode", arguments: sampleMessages())
+    @Test("every strict prefix of every message fails to decode", arguments: try! sampleMessages())
     func prefixesFail(message: HandshakeMessage) {
         // ClientHello and ServerHello may legally end before their extensions block (RFC 5246),
         // so the prefix that stops exactly there decodes; every other prefix must fail.
@@ -58,16 +58,16 @@ struct CodecTests {
         }
     }
 
-    @Test("trailing bytes after a message are rejected", arguments: sampleMessages().filter { $0.type != .clientHello && $0.type != .serverHello })
+    @Test("trailing bytes after a message are rejected", arguments: try! sampleMessages().filter { $0.type != .clientHello && $0.type != .serverHello })
     func trailing(message: HandshakeMessage) {
         #expect(throws: DecodeError.self) { _ = try Self.roundTrip(HandshakeMessage(type: message.type, body: message.body + [0])) }
     }
 
     @Test("duplicate extensions are rejected")
-    func duplicates() {
+    func duplicates() throws {
         var w = ByteWriter()
         ExtensionList([Extension(type: .alpn, data: []), Extension(type: .alpn, data: [])]).encode(to: &w)
-        var r = ByteReader(w.bytes)
+        var r = ByteReader(try w.finish())
         #expect(throws: DecodeError.duplicateExtension(.alpn)) { _ = try ExtensionList(from: &r, context: "test") }
     }
 
@@ -80,8 +80,8 @@ struct CodecTests {
 
     @Test("server_name: one host name, printable ASCII")
     func serverName() throws {
-        #expect(try ExtensionBody.serverName(ExtensionBody.encodeServerName("a.example")) == "a.example")
-        #expect(throws: DecodeError.self) { _ = try ExtensionBody.serverName(ExtensionBody.encodeServerName("a\u{0}b")) }
+        #expect(try ExtensionBody.serverName(try ExtensionBody.encodeServerName("a.example")) == "a.example")
+        #expect(throws: DecodeError.self) { _ = try ExtensionBody.serverName(try ExtensionBody.encodeServerName("a\u{0}b")) }
     }
 
     @Test("code points print their IANA names")

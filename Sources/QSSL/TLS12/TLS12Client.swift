@@ -140,7 +140,7 @@ struct TLS12ClientHandshake {
         guard config.verifier.supportedSchemes.contains(ske.scheme), suite.permits(ske.scheme) else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(ske.scheme)")
         }
-        try peerKey.verify(signature: ske.signature, scheme: ske.scheme, message: clientRandom + serverRandom + ske.params)
+        try peerKey.verify(signature: ske.signature, scheme: ske.scheme, message: clientRandom + serverRandom + encoding { () throws(EncodeError) in try ske.params() })
         peerScheme = ske.scheme
         // The server owns the key pair here; the client answers as a TLS 1.3 server would.
         let (exchange, secret) = try kx.respond(toClientShare: ske.publicValue)
@@ -154,9 +154,9 @@ struct TLS12ClientHandshake {
         transcript.append(message)
         if certificateRequested {
             // Client authentication arrives with its own issue; an empty Certificate is allowed (RFC 5246 §7.4.6).
-            context.send(HandshakeMessage(TLS12Certificate(certificates: [])), transcript: &transcript)
+            try context.send(TLS12Certificate(certificates: []), transcript: &transcript)
         }
-        context.send(ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid), transcript: &transcript)
+        context.send(try encoding { () throws(EncodeError) in try ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid) }, transcript: &transcript)
         let pms = tls12PreMasterSecret(share.secret, hybrid: suite.isHybrid, primitives: context.primitives)
         let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
         let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
@@ -164,7 +164,7 @@ struct TLS12ClientHandshake {
         try context.sendChangeCipherSpec()
         try context.installTLS12WriteKeys(key: keys.clientKey, iv: keys.clientIV, suite: suite)
         let verifyData = prf.verifyData(masterSecret: master, client: true, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
-        context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: peerScheme, localSignatureScheme: nil,
             helloRetryRequest: false, resumed: false, peerCertificates: peerChain, alpnProtocol: alpn, serverName: serverName)
@@ -201,7 +201,7 @@ struct TLS12Finishing {
             try context.sendChangeCipherSpec()
             try context.installTLS12WriteKeys(key: keys.serverKey, iv: keys.serverIV, suite: suite)
             let verifyData = prf.verifyData(masterSecret: masterSecret, client: false, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
-            context.send(HandshakeMessage(Finished(verifyData: verifyData)), transcript: &transcript)
+            try context.send(Finished(verifyData: verifyData), transcript: &transcript)
         }
         return TrafficState(isClient: isClient, tls13: nil, summary: summary, finished: verified)
     }

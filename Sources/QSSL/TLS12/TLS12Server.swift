@@ -85,15 +85,15 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
     if n.extendedMasterSecret { ext.append(.extendedMasterSecret, []) }
     if n.pointFormats { ext.append(.ecPointFormats, [1, 0]) }
     if n.names.serverName != nil { ext.append(.serverName, []) }
-    if let alpn = n.names.alpn { ext.append(.alpn, ExtensionBody.encodeALPN([alpn])) }
+    if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
     var transcript = transcript
-    context.send(HandshakeMessage(ServerHello(random: random, legacySessionIDEcho: [], cipherSuite: n.suite.suite, extensions: ext)),
+    try context.send(ServerHello(random: random, legacySessionIDEcho: [], cipherSuite: n.suite.suite, extensions: ext),
                  transcript: &transcript)
-    context.send(HandshakeMessage(TLS12Certificate(certificates: n.certificate.chain)), transcript: &transcript)
+    try context.send(TLS12Certificate(certificates: n.certificate.chain), transcript: &transcript)
     guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
     // PROTOCOL.md §3: the server owns the (hybrid) key pair and publishes the client-share layout.
     let (publicValue, pending) = try kx.generateClientShare()
-    let params = ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: []).params
+    let params = try encoding { () throws(EncodeError) in try ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: []).params() }
     let paused = TLS12ServerAwaitingSignature(
         negotiation: n, clientRandom: hello.random, serverRandom: random, publicValue: publicValue, pending: pending, transcript: transcript,
         request: SignatureRequest(message: hello.random + random + params, scheme: n.scheme, key: n.certificate.key))
@@ -117,9 +117,9 @@ struct TLS12ServerAwaitingSignature {
     func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TLS12ServerState {
         let n = negotiation
         var transcript = self.transcript
-        context.send(HandshakeMessage(ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: signature)),
+        try context.send(ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: signature),
                      transcript: &transcript)
-        context.send(HandshakeMessage(ServerHelloDone()), transcript: &transcript)
+        try context.send(ServerHelloDone(), transcript: &transcript)
         return .expectClientKeyExchange(TLS12ServerHandshake(
             negotiation: n, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
             serverRandom: serverRandom, pending: pending, transcript: transcript))
