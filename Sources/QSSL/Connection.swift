@@ -166,6 +166,11 @@ public final class TLSConnection {
         try context.records.write(.handshake, message.encoded)
     }
 
+    /// Test hook: writes one record of any type as is under the current keys.
+    func sendRawRecordForTesting(_ type: ContentType, _ payload: [UInt8], padding: Int = 0) throws(TLSError) {
+        try context.records.writeRawForTesting(type, payload, padding: padding)
+    }
+
     /// Sends close_notify (RFC 8446 §6.1). Reading may continue until the peer's close_notify.
     public func close() {
         guard !sentCloseNotify else { return }
@@ -248,7 +253,7 @@ public final class TLSConnection {
             }
         case .applicationData:
             guard case .traffic = phase else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
-            events.append(.applicationData(payload))
+            if !payload.isEmpty { events.append(.applicationData(payload)) }
         default:
             throw .misbehaved(.sentRecordWithInvalidContentType)
         }

@@ -175,7 +175,12 @@ struct RecordLayer {
         } while offset < payload.count
     }
 
-    private mutating func writeFragment(_ type: ContentType, _ fragment: ArraySlice<UInt8>) throws(TLSError) {
+    /// Test hook: one record of any type and length (empty included), with TLS 1.3 padding.
+    mutating func writeRawForTesting(_ type: ContentType, _ payload: [UInt8], padding: Int) throws(TLSError) {
+        try writeFragment(type, payload[...], padding: padding)
+    }
+
+    private mutating func writeFragment(_ type: ContentType, _ fragment: ArraySlice<UInt8>, padding: Int = 0) throws(TLSError) {
         guard var protection = writeProtection else {
             let version: UInt16 = useLegacyRecordVersion ? 0x0301 : 0x0303
             outbound.append(type.rawValue)
@@ -200,6 +205,7 @@ struct RecordLayer {
         inner.reserveCapacity(fragment.count + 1)
         inner.append(contentsOf: fragment)
         inner.append(type.rawValue)
+        if padding > 0 { inner.append(contentsOf: repeatElement(0, count: padding)) }
         let length = inner.count + protection.cipher.tagLengthHint
         let header: [UInt8] = [ContentType.applicationData.rawValue, 0x03, 0x03, UInt8(length >> 8), UInt8(length & 0xFF)]
         let sealed = try protection.cipher.seal(nonce: protection.nextNonce().nonce, aad: header, plaintext: inner[...])

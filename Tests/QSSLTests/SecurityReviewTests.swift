@@ -1,0 +1,256 @@
+@testable import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+import Testing
+
+/// The findings of the outside security review (issue 7), each provoked the way an attacker
+/// would: an on-path proxy rewriting, dropping or injecting records, or a fake server.
+@Suite("Security review: hostile peers")
+struct SecurityReviewTests {
+    static func established(tls12: Bool) throws -> PairOutcome {
+        let o = try runPair(client: clientConfig { if tls12 { $0.versions = [.tls12] } }, server: try serverConfig())
+        try #require(o.client.isHandshakeComplete && o.server.isHandshakeComplete)
+        return o
+    }
+
+    static let forgedCloseNotify: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00]
+
+    /// Delivers `victim`'s alert to `peer` and returns what `peer` learnt.
+    static func alertSeenBy(_ peer: TLSConnection, from victim: TLSConnection) -> AlertDescription? {
+        do { _ = try peer.receive(victim.takeOutput()) } catch { return error.alertSentOrReceived }
+        return nil
+    }
+
+    @Test("finding 1: a plaintext close_notify injected after the peer's first record was dropped is unexpected_message, never a clean close",
+          arguments: [(victimIsClient: true, tls12: false), (false, false), (true, true), (false, true)])
+    func forgedClose(victimIsClient: Bool, tls12: Bool) throws {
+        let o = try Self.established(tls12: tls12)
+        let (sender, victim) = victimIsClient ? (o.server, o.client) : (o.client, o.server)
+        try sender.send(Array("hello".utf8))
+        _ = sender.takeOutput()   // the attacker drops it
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try victim.receive(Self.forgedCloseNotify) }
+        #expect(!victim.receivedCloseNotify)
+        #expect(Self.alertSeenBy(sender, from: victim) == .unexpectedMessage)
+    }
+
+    @Test("finding 1: the same after a KeyUpdate (new read keys, no protected record yet)", arguments: [true, false])
+    func forgedCloseAfterKeyUpdate(victimIsClient: Bool) throws {
+        let o = try Self.established(tls12: false)
+        let (sender, victim) = victimIsClient ? (o.server, o.client) : (o.client, o.server)
+        try sender.updateKeys(requestPeerUpdate: false)
+        #expect(try victim.receive(sender.takeOutput()) == [.peerKeyUpdate])
+        try sender.send(Array("after the update".utf8))
+        _ = sender.takeOutput()
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try victim.receive(Self.forgedCloseNotify) }
+        #expect(!victim.receivedCloseNotify)
+        #expect(Self.alertSeenBy(sender, from: victim) == .unexpectedMessage)
+    }
+
+    @Test("finding 1: a plaintext alert from a server rejecting the client's flight is still surfaced during the handshake")
+    func plaintextAlertDuringHandshake() throws {
+        let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        _ = try server.receive(client.takeOutput())
+        let flight = server.takeOutput()
+        // The client has the server's flight up to and including its ServerHello only: it has
+        // handshake read keys and no protected record under them yet.
+        let serverHelloRecord = Array(flight.prefix(5 + (Int(flight[3]) << 8 | Int(flight[4]))))
+        _ = try client.receive(serverHelloRecord)
+        #expect(throws: TLSError(.alertReceived(.handshakeFailure))) { try client.receive([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]) }
+    }
+
+    /// The client's ClientHello, from its first record.
+    static func clientHello(_ wire: [UInt8]) throws -> ClientHello {
+        let length = Int(wire[3]) << 8 | Int(wire[4])
+        return try HandshakeMessage(type: .clientHello, body: Array(wire[9..<(5 + length)])).decode(as: ClientHello.self)
+    }
+
+    /// Frames a handshake message into plaintext records of at most 2^14 bytes.
+    static func records(_ message: HandshakeMessage, type: UInt8 = 0x16) -> [UInt8] {
+        let bytes = message.encoded
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let chunk = bytes[i..<min(i + 16384, bytes.count)]
+            out += [type, 0x03, 0x03, UInt8(chunk.count >> 8), UInt8(chunk.count & 0xFF)] + chunk
+            i += chunk.count
+        }
+        return out
+    }
+
+    @Test("finding 2: a HelloRetryRequest whose cookie cannot fit ClientHello2 is illegal_parameter, not a crash")
+    func hugeCookie() throws {
+        let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+        let hello = try Self.clientHello(client.takeOutput())
+        var ext = ExtensionList()
+        ext.append(.supportedVersions, [0x03, 0x04])
+        ext.append(.cookie, try ExtensionBody.encodeCookie(Array(repeating: 0xAB, count: 65_000)))
+        let hrr = ServerHello(random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
+                              cipherSuite: .tlsAES256GCMSHA384, extensions: ext)
+        #expect(throws: TLSError(.peerMisbehaved(.sentCookieTooLargeToEcho))) { try client.receive(Self.records(try HandshakeMessage(hrr))) }
+        #expect(client.failure?.alert == .illegalParameter)
+        // The alert is the only output: a plaintext fatal illegal_parameter.
+        #expect(client.takeOutput().suffix(2) == [0x02, 47])
+    }
+
+    @Test("finding 2: vectors too long for their length prefix are errors, not traps")
+    func encoderOverflowThrows() throws {
+        #expect(throws: EncodeError.self) { try ExtensionBody.encodeALPN([String(repeating: "a", count: 300)]) }
+        #expect(throws: EncodeError.self) { try ExtensionBody.encodeCookie(Array(repeating: 1, count: 70_000)) }
+        var w = ByteWriter()
+        w.writeOpaque(.uint8(allowEmpty: false), Array(repeating: 0, count: 256))
+        #expect(throws: EncodeError.self) { try w.finish() }
+        let cert = CertificateMessage(certificates: [Array(repeating: 0, count: 1 << 24)])
+        #expect(throws: EncodeError.self) { try HandshakeMessage(cert) }
+        // A client configured with an ALPN name too long for its prefix fails cleanly.
+        #expect(throws: TLSError.self) {
+            try TLSConnection.client(configuration: clientConfig { $0.alpnProtocols = [String(repeating: "x", count: 256)] }, serverName: "localhost")
+        }
+    }
+
+    @Test("finding 5: a client without a server name is refused unless name checks are explicitly skipped")
+    func serverNameRequired() throws {
+        #expect(throws: TLSError.self) { try TLSConnection.client(configuration: clientConfig(), serverName: nil) }
+        #expect(throws: TLSError.self) { try TLSConnection.client(configuration: clientConfig(), serverName: "") }
+        let o = try runPair(client: clientConfig { $0.dangerouslySkipServerNameVerification = true }, server: try serverConfig(), serverName: nil)
+        #expect(o.client.isHandshakeComplete)
+        // With a name, the name is checked.
+        let wrong = try runPair(client: clientConfig(), server: try serverConfig(), serverName: "other.example")
+        #expect(wrong.clientError?.alert == .badCertificate)
+    }
+
+    @Test("finding 6: a connection is a reference: an alias cannot replay record sequence numbers")
+    func connectionIsAReference() throws {
+        let o = try Self.established(tls12: false)
+        let alias = o.client
+        try alias.send([1])
+        try o.client.send([2])
+        // Both records arrive in order under distinct nonces.
+        #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([1]), .applicationData([2])])
+    }
+
+    @Test("finding 8: renegotiation requests are refused a few times, then the peer is cut off")
+    func renegotiationFlood() throws {
+        let o = try Self.established(tls12: true)
+        for i in 1...TrafficState.maxRefusedRenegotiations {
+            try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .helloRequest, body: []))
+            #expect(try o.client.receive(o.server.takeOutput()).isEmpty, "request \(i)")
+            #expect(!o.client.takeOutput().isEmpty, "no_renegotiation \(i)")
+        }
+        try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .helloRequest, body: []))
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o.client.receive(o.server.takeOutput()) }
+    }
+
+    @Test("finding 8: endless TLS 1.2 warning alerts or empty records end the connection", arguments: [true, false])
+    func ignoredRecordFlood(warnings: Bool) throws {
+        let o = try Self.established(tls12: warnings)
+        for _ in 0..<TLSConnection.maxConsecutiveIgnoredRecords {
+            try o.server.sendRawRecordForTesting(warnings ? .alert : .applicationData, warnings ? [1, 100] : [])
+        }
+        #expect(try o.client.receive(o.server.takeOutput()) == [])
+        try o.server.sendRawRecordForTesting(warnings ? .alert : .applicationData, warnings ? [1, 100] : [])
+        #expect(throws: TLSError(.peerMisbehaved(.sentTooManyEmptyRecordsOrWarnings))) { try o.client.receive(o.server.takeOutput()) }
+        #expect(Self.alertSeenBy(o.server, from: o.client) == .unexpectedMessage)
+    }
+
+    @Test("finding 8: data between ignored records resets the count")
+    func ignoredRecordsWithData() throws {
+        let o = try Self.established(tls12: false)
+        for _ in 0..<(3 * TLSConnection.maxConsecutiveIgnoredRecords) {
+            try o.server.sendRawRecordForTesting(.applicationData, [])
+            try o.server.sendRawRecordForTesting(.applicationData, [7])
+        }
+        #expect(try o.client.receive(o.server.takeOutput()).count == 3 * TLSConnection.maxConsecutiveIgnoredRecords)
+    }
+
+    @Test("finding 9: no alert, CCS or application data between the fragments of a handshake message",
+          arguments: [[0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00], [0x14, 0x03, 0x03, 0x00, 0x01, 0x01], [0x17, 0x03, 0x03, 0x00, 0x01, 0x41]] as [[UInt8]])
+    func interleaving(intruder: [UInt8]) throws {
+        let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        let wire = client.takeOutput()
+        let length = Int(wire[3]) << 8 | Int(wire[4])
+        let body = Array(wire[5..<(5 + length)])
+        let half = body.count / 2
+        let split = [0x16, 0x03, 0x01, UInt8(half >> 8), UInt8(half & 0xFF)] + body[..<half] + intruder
+            + [0x16, 0x03, 0x01, UInt8((body.count - half) >> 8), UInt8((body.count - half) & 0xFF)] + body[half...]
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try server.receive(split) }
+        #expect(server.failure?.alert == .unexpectedMessage)
+        #expect(!server.receivedCloseNotify)
+    }
+
+    @Test("finding 11 / conformance: KeyUpdate with request_update other than 0 or 1 → illegal_parameter on both sides")
+    func keyUpdateBadValue() throws {
+        let o = try Self.established(tls12: false)
+        try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .keyUpdate, body: [2]))
+        #expect(throws: TLSError.self) { try o.client.receive(o.server.takeOutput()) }
+        #expect(o.client.failure?.alert == .illegalParameter)
+        #expect(Self.alertSeenBy(o.server, from: o.client) == .illegalParameter)
+    }
+
+    /// Rewrites the handshake message of `type` inside a plaintext flight (records may coalesce
+    /// several messages), reframing the flight.
+    static func rewritePlaintextMessage(_ wire: [UInt8], type: HandshakeType, _ change: (inout [UInt8]) -> Void) -> [UInt8] {
+        var handshake: [UInt8] = []
+        var rest: [UInt8] = []
+        var i = 0
+        while i + 5 <= wire.count {
+            let length = Int(wire[i + 3]) << 8 | Int(wire[i + 4])
+            if wire[i] == 0x16 && rest.isEmpty { handshake += wire[(i + 5)..<(i + 5 + length)] } else { rest += wire[i..<(i + 5 + length)] }
+            i += 5 + length
+        }
+        var messages: [HandshakeMessage] = []
+        var j = 0
+        while j < handshake.count {
+            let length = Int(handshake[j + 1]) << 16 | Int(handshake[j + 2]) << 8 | Int(handshake[j + 3])
+            var m = HandshakeMessage(type: HandshakeType(rawValue: handshake[j]), body: Array(handshake[(j + 4)..<(j + 4 + length)]))
+            if m.type == type { change(&m.body) }
+            messages.append(m)
+            j += 4 + length
+        }
+        return messages.flatMap { records($0) } + rest
+    }
+
+    @Test("finding 11: a ServerKeyExchange curve_type other than named_curve → illegal_parameter on both sides")
+    func serverKeyExchangeCurveType() throws {
+        var first = true
+        let o = try runPair(client: clientConfig { $0.versions = [.tls12] }, server: try serverConfig()) { toServer, bytes in
+            guard !toServer, first else { return bytes }
+            first = false
+            return Self.rewritePlaintextMessage(bytes, type: .serverKeyExchange) { $0[0] = 1 }
+        }
+        #expect(o.clientError?.alert == .illegalParameter)
+        #expect(o.serverError?.code == .alertReceived(.illegalParameter))
+    }
+
+    @Test("conformance: a zero-length alert record → unexpected_message (application keys, with and without padding; plaintext)",
+          arguments: [(tls12: false, padding: 0), (false, 5), (true, 0)])
+    func zeroLengthAlert(tls12: Bool, padding: Int) throws {
+        let o = try Self.established(tls12: tls12)
+        try o.server.sendRawRecordForTesting(.alert, [], padding: padding)
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o.client.receive(o.server.takeOutput()) }
+        #expect(Self.alertSeenBy(o.server, from: o.client) == .unexpectedMessage)
+        // In plaintext, before any keys.
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try server.receive([0x15, 0x03, 0x03, 0x00, 0x00]) }
+    }
+
+    @Test("conformance: a Finished of the wrong length is decode_error before any MAC comparison")
+    func finishedLength() throws {
+        let expected = Array(repeating: UInt8(1), count: 48)
+        for received in [[], expected + [0], Array(expected.prefix(32))] {
+            #expect(throws: TLSError.decode(.lengthOutOfRange(field: "Finished.verify_data", length: received.count))) {
+                try FinishedVerified(expected: expected, received: received)
+            }
+        }
+        #expect(throws: TLSError(.peerMisbehaved(.sentWrongFinished))) { try FinishedVerified(expected: expected, received: Array(repeating: 2, count: 48)) }
+        #expect(TLSError.decode(.lengthOutOfRange(field: "x", length: 0)).alert == .decodeError)
+    }
+
+    @Test("conformance: a ClientHello with legacy_version SSL 3.0 or lower → protocol_version, even offering TLS 1.3",
+          arguments: [0x0300, 0x0200, 0x0000] as [UInt16])
+    func oldLegacyVersion(version: UInt16) throws {
+        try expectServerAlert(.protocolVersion) { $0.legacyVersion = ProtocolVersion(rawValue: version) }
+    }
+}
