@@ -100,4 +100,53 @@ struct NameConstraintTests {
         #expect(o.clientError?.alert == .badCertificate, "\(String(describing: o.clientError))")
         #expect(o.serverError?.code == .alertReceived(.badCertificate), "\(String(describing: o.serverError))")
     }
+
+    @Test("the TLS server name itself is checked against the constraints on the path")
+    func serverNameConstrained() throws {
+        let path = [try HardeningChains.certificate("ex-ok"), try HardeningChains.certificate("int-exclude"), try HardeningChains.certificate("root")]
+        #expect(throws: Never.self) { try X509CertificateVerifier.checkNameConstraints(path, serverName: "good.example") }
+        #expect(throws: TLSError.rejected(.nameConstraintViolation)) {
+            try X509CertificateVerifier.checkNameConstraints(path, serverName: "WWW.Bad.Example.")
+        }
+        #expect(throws: TLSError.rejected(.nameConstraintViolation)) {
+            try X509CertificateVerifier.checkNameConstraints(path, serverName: "127.8.9.10")
+        }
+    }
+
+    @Test("DNS subtree matching: plain, leading-dot and empty constraints; wildcards")
+    func dnsMatching() {
+        typealias N = NameConstraintSet
+        #expect(N.dnsWithin("allowed.example", "allowed.example"))
+        #expect(N.dnsWithin("a.b.allowed.example", "allowed.example"))
+        #expect(!N.dnsWithin("notallowed.example", "allowed.example"))
+        #expect(!N.dnsWithin("allowed.example", ".allowed.example"))
+        #expect(N.dnsWithin("www.allowed.example", ".allowed.example"))
+        #expect(N.dnsWithin("anything.test", ""))
+        #expect(N.dnsWithin("*.allowed.example", "allowed.example"))
+        #expect(!N.dnsWithin("*.example", "allowed.example"))
+        // Excluded subtrees: a wildcard meets every subtree one of its matches lies in.
+        #expect(N.dnsIntersects("*.example", "bad.example"))
+        #expect(!N.dnsIntersects("*.example", ".bad.example"))
+        #expect(!N.dnsIntersects("*.example", "x.bad.example"))
+        #expect(N.dnsIntersects("*.bad.example", "bad.example"))
+        #expect(N.dnsIntersects("*.bad.example", ".bad.example"))
+        #expect(!N.dnsIntersects("*.good.example", "bad.example"))
+        #expect(N.normalize("WWW.Allowed.Example.") == "www.allowed.example")
+    }
+
+    @Test("IP ranges: address and mask, same family only; masks must be contiguous; CNs that look like hostnames")
+    func ipMatching() {
+        typealias N = NameConstraintSet
+        let net127: (base: [UInt8], mask: [UInt8]) = ([127, 0, 0, 0], [255, 0, 0, 0])
+        #expect(N.ipWithin([127, 1, 2, 3], net127))
+        #expect(!N.ipWithin([128, 0, 0, 1], net127))
+        #expect(!N.ipWithin([UInt8](repeating: 0, count: 15) + [1], net127))
+        #expect(N.isContiguous([255, 255, 240, 0]))
+        #expect(!N.isContiguous([255, 0, 255, 0]))
+        #expect(ConstrainedNames.looksLikeHostname("www.other.example"))
+        #expect(ConstrainedNames.looksLikeHostname("*.other.example"))
+        #expect(ConstrainedNames.looksLikeHostname("localhost"))
+        #expect(!ConstrainedNames.looksLikeHostname("Q-SSL Hardening Test Root"))
+        #expect(!ConstrainedNames.looksLikeHostname("a..example"))
+    }
 }
