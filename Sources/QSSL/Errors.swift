@@ -153,6 +153,11 @@ public enum CertificateRejection: Hashable, Sendable, CustomStringConvertible {
     case nameMismatch
     case unsupportedAlgorithm
     case invalidPurpose
+    /// A name in the chain (or the server name) is outside a CA's permitted subtrees or inside
+    /// its excluded subtrees, or the constraints use a name form we do not implement (RFC 5280 §4.2.1.10).
+    case nameConstraintViolation
+    /// A certificate carries a critical extension the verifier does not process (RFC 5280 §4.2).
+    case unhandledCriticalExtension
     case other(String)
 
     public var description: String {
@@ -166,6 +171,8 @@ public enum CertificateRejection: Hashable, Sendable, CustomStringConvertible {
         case .nameMismatch: return "certificate does not match the server name"
         case .unsupportedAlgorithm: return "unsupported certificate algorithm"
         case .invalidPurpose: return "certificate not valid for this purpose"
+        case .nameConstraintViolation: return "name constraints violated"
+        case .unhandledCriticalExtension: return "unhandled critical certificate extension"
         case .other(let s): return s
         }
     }
@@ -196,9 +203,8 @@ extension AlertDescription {
             case .expired, .notYetValid: self = .certificateExpired
             case .revoked: self = .certificateRevoked
             case .unknownIssuer: self = .unknownCA
-            case .badSignature, .malformed, .nameMismatch, .other: self = .badCertificate
-            case .unsupportedAlgorithm: self = .unsupportedCertificate
-            case .invalidPurpose: self = .unsupportedCertificate
+            case .badSignature, .malformed, .nameMismatch, .nameConstraintViolation, .other: self = .badCertificate
+            case .unsupportedAlgorithm, .invalidPurpose, .unhandledCriticalExtension: self = .unsupportedCertificate
             }
         case .decryptFailed: self = .badRecordMAC
         case .cryptoFailure, .encodeFailure: self = .internalError

@@ -33,8 +33,9 @@ struct Cert: ParsableCommand {
             guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let ca = try PKIBuilder.makeCA(subject: subject, key: try algorithm.generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
-            try CertificateFiles.pem([ca.certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
+            // The key first: if it cannot be written, the old certificate and key still belong together.
             try writePrivate(try CertificateFiles.pkcs8PEM(ca.key), to: out + "/ca.key")
+            try CertificateFiles.pem([ca.certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
             print("wrote \(out)/ca.pem and \(out)/ca.key (\(ca.certificate.publicKey.description), \(ca.certificate.signatureAlgorithmName))")
         }
     }
@@ -93,8 +94,8 @@ struct Cert: ParsableCommand {
             let key = try algorithm.generateKey()
             let cert = try PKIBuilder.issue(subject: subject, key: key, by: issuer, dnsNames: dns, ipAddresses: ips, client: client,
                                             notBefore: start, notAfter: end)
-            try CertificateFiles.pem([cert] + caChain).write(toFile: out + ".pem", atomically: true, encoding: .utf8)
             try writePrivate(try CertificateFiles.pkcs8PEM(key), to: out + ".key")
+            try CertificateFiles.pem([cert] + caChain).write(toFile: out + ".pem", atomically: true, encoding: .utf8)
             print("wrote \(out).pem and \(out).key (\(cert.publicKey.description), signed with \(cert.signatureAlgorithmName))")
         }
     }
@@ -156,8 +157,10 @@ struct Cert: ParsableCommand {
     }
 }
 
-/// Private keys are written readable by the owner only.
+/// Private keys are written readable by the owner only, from the first byte; any failure
+/// (including a symbolic link at the target) is an error and a non-zero exit.
 func writePrivate(_ text: String, to path: String) throws {
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-    guard FileManager.default.fileExists(atPath: path) else { throw Failure(message: "cannot write \(path)", code: 1) }
+    do { try CertificateFiles.writePrivateKey(text, toPath: path) } catch let error as CertificateFiles.WriteError {
+        throw Failure(message: "\(error) (private key not written)", code: 1)
+    }
 }

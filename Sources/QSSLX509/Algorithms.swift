@@ -67,7 +67,11 @@ public struct X509PublicKey: Sendable {
 
     static func algorithmIdentifier(_ nodes: inout ASN1NodeCollection.Iterator) throws -> (ASN1ObjectIdentifier, ASN1Node?) {
         guard let node = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "missing AlgorithmIdentifier") }
-        return try DER.sequence(node, identifier: .sequence) { inner in
+        return try algorithmIdentifier(node)
+    }
+
+    static func algorithmIdentifier(_ node: ASN1Node) throws -> (ASN1ObjectIdentifier, ASN1Node?) {
+        try DER.sequence(node, identifier: .sequence) { inner in
             let oid = try ASN1ObjectIdentifier(derEncoded: &inner)
             return (oid, inner.next())
         }

@@ -9,7 +9,8 @@ import X509
 
 /// Verifies peer certificate chains against a set of trust anchors (RFC 5280 §6, simplified to
 /// what TLS needs): path building through the presented intermediates, signatures, validity,
-/// basicConstraints and pathLen, keyUsage/extendedKeyUsage, and DNS/IP names.
+/// basicConstraints and pathLen, keyUsage/extendedKeyUsage, DNS/IP name constraints, critical
+/// extensions, and DNS/IP names.
 public struct X509CertificateVerifier: CertificateVerifier {
     public var roots: [X509Certificate]
     /// The time against which validity is checked.
@@ -66,6 +67,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 throw .rejected(.expired, "\(cert.subject) expired at \(cert.notAfter)")
             }
             if depth > 0 { try checkIssuer(cert, belowCount: depth - 1) }
+            try Self.checkCriticalExtensions(cert)
             // Policy: the signatures the path relies on (not the anchor's self-signature).
             if let allowed = allowedCertificateSignatures, depth < path.count - 1 || path.count == 1 {
                 guard let scheme = cert.signatureScheme, allowed.contains(scheme) else {
@@ -78,8 +80,11 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 throw .rejected(.other("key algorithm not allowed by policy"), "\(cert.subject) has a \(cert.publicKey.description) key")
             }
         }
+        var serverName: String?
+        if case .server(let name?) = role { serverName = name }
+        try Self.checkNameConstraints(path, serverName: serverName)
         try checkLeafPurpose(leaf, role: role)
-        if case .server(let name?) = role { try checkName(leaf, name) }
+        if let serverName { try checkName(leaf, serverName) }
         return try Self.publicKey(of: leaf)
     }
 
@@ -192,12 +197,212 @@ public struct X509CertificateVerifier: CertificateVerifier {
         return !label.isEmpty && !label.contains(".")
     }
 
+    /// The extensions this verifier acts on. A critical extension outside this list means the
+    /// issuer relies on a rule we would silently ignore, so the certificate is refused (RFC 5280 §4.2).
+    static let processedExtensions: Set<ASN1ObjectIdentifier> = [
+        .X509ExtensionID.basicConstraints, .X509ExtensionID.keyUsage, .X509ExtensionID.extendedKeyUsage,
+        .X509ExtensionID.subjectAlternativeName, .X509ExtensionID.nameConstraints,
+        .X509ExtensionID.authorityKeyIdentifier, .X509ExtensionID.subjectKeyIdentifier,
+    ]
+
+    static func checkCriticalExtensions(_ cert: X509Certificate) throws(TLSError) {
+        for ext in cert.extensions where ext.critical && !processedExtensions.contains(ext.oid) {
+            throw .rejected(.unhandledCriticalExtension, "\(cert.subject) carries the critical extension \(ext.oid), which Q-SSL does not process")
+        }
+    }
+
+    /// RFC 5280 §4.2.1.10 and §6.1.3 (b), (g): the name constraints of every CA on the path
+    /// (the trust anchor's included) apply to the names of every certificate below it and to the
+    /// server name being checked. Only the dNSName and iPAddress forms are implemented; a CA
+    /// constraining any other form is refused rather than half-enforced.
+    static func checkNameConstraints(_ path: [X509Certificate], serverName: String?) throws(TLSError) {
+        guard path.count > 1 else { return }
+        var constraints: [(depth: Int, ca: X509Certificate, set: NameConstraintSet)] = []
+        for depth in 1..<path.count {
+            if let set = try NameConstraintSet(path[depth]) { constraints.append((depth, path[depth], set)) }
+        }
+        guard !constraints.isEmpty else { return }
+        for depth in 0..<(path.count - 1) {
+            let cert = path[depth]
+            // Self-issued intermediates are exempt (RFC 5280 §6.1.3 (b)); the leaf never is.
+            if depth > 0 && cert.subject == cert.issuer { continue }
+            let names = try ConstrainedNames(cert, isLeaf: depth == 0)
+            for c in constraints where c.depth > depth {
+                try c.set.check(names, of: "\(cert.subject)", by: c.ca)
+            }
+        }
+        if let serverName {
+            let names = ConstrainedNames(serverName: serverName)
+            for c in constraints { try c.set.check(names, of: "server name \(serverName)", by: c.ca) }
+        }
+    }
+
     /// The leaf's key as a verifier of handshake signatures.
     public static func publicKey(of cert: X509Certificate) throws(TLSError) -> any PeerPublicKey {
         if case .rsa(let k) = cert.publicKey.key, k.keySizeInBits < 2048 {
             throw .rejected(.unsupportedAlgorithm, "RSA key of \(k.keySizeInBits) bits")
         }
         return cert.publicKey.key
+    }
+}
+
+/// The names of one certificate that name constraints apply to: subjectAltName dNSName and
+/// iPAddress entries and, for a leaf without SAN DNS names, a subject CN that looks like a
+/// hostname or an IP address (as OpenSSL and browsers do).
+struct ConstrainedNames {
+    var dns: [String] = []
+    var ips: [[UInt8]] = []
+
+    init(_ cert: X509Certificate, isLeaf: Bool) throws(TLSError) {
+        let sans: SubjectAlternativeNames?
+        do { sans = try cert.extensions.subjectAlternativeNames } catch {
+            throw .rejected(.malformed, "\(cert.subject) subjectAlternativeName: \(error)")
+        }
+        for san in sans ?? SubjectAlternativeNames([]) {
+            switch san {
+            case .dnsName(let name): dns.append(name)
+            case .ipAddress(let bytes):
+                guard bytes.bytes.count == 4 || bytes.bytes.count == 16 else {
+                    throw .rejected(.malformed, "\(cert.subject) has an iPAddress name of \(bytes.bytes.count) bytes")
+                }
+                ips.append(Array(bytes.bytes))
+            default: continue   // forms whose constraints are refused outright (NameConstraintSet)
+            }
+        }
+        guard isLeaf && dns.isEmpty else { return }
+        for rdn in cert.subject {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                guard let cn = String(attribute.value) else { continue }
+                if let ip = IPAddress.parse(cn) { ips.append(ip) } else if Self.looksLikeHostname(cn) { dns.append(cn) }
+            }
+        }
+    }
+
+    init(serverName: String) {
+        if let ip = IPAddress.parse(serverName) { ips = [ip] } else { dns = [serverName] }
+    }
+
+    /// LDH labels (underscores tolerated), optionally a leading "*" label, at most 253 characters.
+    static func looksLikeHostname(_ s: String) -> Bool {
+        let name = s.hasSuffix(".") ? String(s.dropLast()) : s
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        for (i, label) in labels.enumerated() {
+            if i == 0 && label == "*" && labels.count > 1 { continue }
+            guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-",
+                  label.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0)
+                                          || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else { return false }
+        }
+        return true
+    }
+}
+
+/// One CA's name constraints, DNS and IP forms (RFC 5280 §4.2.1.10).
+struct NameConstraintSet {
+    var permittedDNS: [String] = []
+    var excludedDNS: [String] = []
+    var permittedIP: [(base: [UInt8], mask: [UInt8])] = []
+    var excludedIP: [(base: [UInt8], mask: [UInt8])] = []
+
+    /// Nil when the certificate has no nameConstraints extension.
+    init?(_ cert: X509Certificate) throws(TLSError) {
+        guard let ext = cert.extensions[oid: .X509ExtensionID.nameConstraints] else { return nil }
+        let parsed: NameConstraints
+        do { parsed = try NameConstraints(ext) } catch {
+            throw .rejected(.malformed, "\(cert.subject) nameConstraints: \(error)")
+        }
+        for (subtrees, permitted) in [(parsed.permittedSubtrees, true), (parsed.excludedSubtrees, false)] {
+            for name in subtrees {
+                switch name {
+                case .dnsName(let domain):
+                    if permitted { permittedDNS.append(Self.normalize(domain)) } else { excludedDNS.append(Self.normalize(domain)) }
+                case .ipAddress(let octets):
+                    let bytes = Array(octets.bytes)
+                    guard bytes.count == 8 || bytes.count == 32 else {
+                        throw .rejected(.malformed, "\(cert.subject) has an iPAddress name constraint of \(bytes.count) bytes")
+                    }
+                    let range = (base: Array(bytes[..<(bytes.count / 2)]), mask: Array(bytes[(bytes.count / 2)...]))
+                    guard Self.isContiguous(range.mask) else {
+                        throw .rejected(.malformed, "\(cert.subject) has an iPAddress name constraint with a non-contiguous mask")
+                    }
+                    if permitted { permittedIP.append(range) } else { excludedIP.append(range) }
+                default:
+                    throw .rejected(.nameConstraintViolation,
+                                    "\(cert.subject) constrains \(name), a name form Q-SSL does not implement (only DNS and IP)")
+                }
+            }
+        }
+    }
+
+    func check(_ names: ConstrainedNames, of what: String, by ca: X509Certificate) throws(TLSError) {
+        for raw in names.dns {
+            let name = Self.normalize(raw)
+            if let c = excludedDNS.first(where: { Self.dnsIntersects(name, $0) }) {
+                throw .rejected(.nameConstraintViolation, "\(what): DNS name \(raw) is in the subtree \(c) excluded by \(ca.subject)")
+            }
+            if !permittedDNS.isEmpty && !permittedDNS.contains(where: { Self.dnsWithin(name, $0) }) {
+                throw .rejected(.nameConstraintViolation, "\(what): DNS name \(raw) is outside the subtrees permitted by \(ca.subject)")
+            }
+        }
+        for ip in names.ips {
+            if excludedIP.contains(where: { Self.ipWithin(ip, $0) }) {
+                throw .rejected(.nameConstraintViolation, "\(what): IP address \(Self.show(ip)) is in a range excluded by \(ca.subject)")
+            }
+            if !permittedIP.isEmpty && !permittedIP.contains(where: { Self.ipWithin(ip, $0) }) {
+                throw .rejected(.nameConstraintViolation, "\(what): IP address \(Self.show(ip)) is outside the ranges permitted by \(ca.subject)")
+            }
+        }
+    }
+
+    static func normalize(_ name: String) -> String {
+        let lower = name.lowercased()
+        return lower.hasSuffix(".") ? String(lower.dropLast()) : lower
+    }
+
+    /// Every host `name` stands for lies in the subtree: "example.com" holds itself and its
+    /// subdomains, ".example.com" only its subdomains, "" everything. A wildcard name "*.S" is
+    /// within when S is within (or, with a leading-dot constraint, when S is the constraint's domain).
+    static func dnsWithin(_ name: String, _ constraint: String) -> Bool {
+        if constraint.isEmpty { return true }
+        if constraint.hasPrefix(".") { return name.hasSuffix(constraint) && name.count > constraint.count }
+        return name == constraint || name.hasSuffix("." + constraint)
+    }
+
+    /// Some host `name` stands for lies in the (excluded) subtree. A wildcard "*.S" stands for
+    /// every one-label child of S, so it also meets a subtree rooted at such a child.
+    static func dnsIntersects(_ name: String, _ constraint: String) -> Bool {
+        if dnsWithin(name, constraint) { return true }
+        guard name.hasPrefix("*.") else { return false }
+        let parent = String(name.dropFirst(2))
+        let domain = constraint.hasPrefix(".") ? String(constraint.dropFirst()) : constraint
+        // S within the domain: every child of S is a proper subdomain of it, excluded by both forms.
+        if dnsWithin(parent, domain) { return true }
+        // The constraint is itself a child of S, which the wildcard matches ("D" only, not ".D").
+        guard !constraint.hasPrefix("."), let dot = constraint.firstIndex(of: ".") else { return false }
+        return constraint[constraint.index(after: dot)...] == parent
+    }
+
+    static func ipWithin(_ ip: [UInt8], _ range: (base: [UInt8], mask: [UInt8])) -> Bool {
+        guard ip.count == range.base.count else { return false }
+        for i in 0..<ip.count where ip[i] & range.mask[i] != range.base[i] & range.mask[i] { return false }
+        return true
+    }
+
+    static func isContiguous(_ mask: [UInt8]) -> Bool {
+        var seenZero = false
+        for byte in mask {
+            for bit in (0..<8).reversed() {
+                let set = byte & (1 << bit) != 0
+                if set && seenZero { return false }
+                if !set { seenZero = true }
+            }
+        }
+        return true
+    }
+
+    static func show(_ ip: [UInt8]) -> String {
+        if ip.count == 4 { return ip.map(String.init).joined(separator: ".") }
+        return stride(from: 0, to: ip.count, by: 2).map { String(UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]), radix: 16) }.joined(separator: ":")
     }
 }
 

@@ -24,26 +24,82 @@ public struct X509Certificate: Sendable, Hashable {
     public static func == (a: X509Certificate, b: X509Certificate) -> Bool { a.der == b.der }
     public func hash(into h: inout Hasher) { h.combine(der) }
 
-    /// Parses DER; any structural problem is `bad_certificate` with the reason.
+    /// Parses DER exactly as RFC 5280 §4.1 lays the structure out; any structural problem is
+    /// `bad_certificate` with the reason.
     public init(der: [UInt8]) throws(TLSError) {
         self.der = der
         do {
+            // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
             let root = try DER.parse(der)
-            var parsed: (ArraySlice<UInt8>, ASN1ObjectIdentifier, [UInt8])!
+            var parsed: (ArraySlice<UInt8>, ASN1ObjectIdentifier, ArraySlice<UInt8>, [UInt8])!
             try DER.sequence(root, identifier: .sequence) { nodes in
                 guard let tbsNode = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no TBSCertificate") }
-                let (oid, _) = try X509PublicKey.algorithmIdentifier(&nodes)
+                guard let algorithmNode = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no signatureAlgorithm") }
+                let (oid, _) = try X509PublicKey.algorithmIdentifier(algorithmNode)
                 let bits = try ASN1BitString(derEncoded: &nodes)
-                parsed = (tbsNode.encodedBytes, oid, Array(bits.bytes))
+                parsed = (tbsNode.encodedBytes, oid, algorithmNode.encodedBytes, Array(bits.bytes))
             }
-            (tbs, signatureAlgorithm, signature) = parsed
-            var fields: (serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
-                         spki: ASN1Node, extensions: [Certificate.Extension], innerAlgorithm: ASN1ObjectIdentifier)!
+            let outerAlgorithm: ArraySlice<UInt8>
+            (tbs, signatureAlgorithm, outerAlgorithm, signature) = parsed
+            let fields = try TBSFields(tbs)
+            // RFC 5280 §4.1.1.2: the two AlgorithmIdentifiers must be identical, parameters included.
+            guard fields.innerAlgorithm == outerAlgorithm else {
+                throw ASN1Error.invalidASN1Object(reason: "the signature AlgorithmIdentifiers of the certificate and the TBSCertificate differ")
+            }
+            serialNumber = fields.serial
+            issuer = fields.issuer
+            subject = fields.subject
+            notBefore = fields.notBefore
+            notAfter = fields.notAfter
+            publicKey = try X509PublicKey(spki: fields.spki)
+            extensions = try Certificate.Extensions(fields.extensions)   // rejects duplicate OIDs
+        } catch let error as TLSError {
+            throw error
+        } catch {
+            throw .rejected(.malformed, "certificate does not parse: \(error)")
+        }
+    }
+
+    /// TBSCertificate ::= SEQUENCE {
+    ///     version         [0]  EXPLICIT Version DEFAULT v1,
+    ///     serialNumber         CertificateSerialNumber,
+    ///     signature            AlgorithmIdentifier,
+    ///     issuer               Name,
+    ///     validity             Validity,
+    ///     subject              Name,
+    ///     subjectPublicKeyInfo SubjectPublicKeyInfo,
+    ///     issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,  -- v2 or v3
+    ///     subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,  -- v2 or v3
+    ///     extensions      [3]  EXPLICIT Extensions OPTIONAL }       -- v3
+    /// Each element in its place, each at most once, nothing else.
+    struct TBSFields {
+        var serial: [UInt8]
+        var innerAlgorithm: ArraySlice<UInt8>
+        var issuer: DistinguishedName
+        var notBefore: Date
+        var notAfter: Date
+        var subject: DistinguishedName
+        var spki: ASN1Node
+        var extensions: [Certificate.Extension]
+
+        init(_ tbs: ArraySlice<UInt8>) throws {
+            var result: TBSFields!
             try DER.sequence(try DER.parse(tbs), identifier: .sequence) { nodes in
-                let version = try DER.optionalExplicitlyTagged(&nodes, tagNumber: 0, tagClass: .contextSpecific) { try Int(derEncoded: $0) }
-                guard version == nil || version == 2 else { throw ASN1Error.invalidASN1Object(reason: "only v3 certificates") }
-                let serial = try ArraySlice<UInt8>(derEncoded: &nodes)
-                let (inner, _) = try X509PublicKey.algorithmIdentifier(&nodes)
+                var node = nodes.next()
+                // Version ::= INTEGER { v1(0), v2(1), v3(2) }; DER omits the default, so an explicit v1 is invalid.
+                var version = 0
+                if let n = node, n.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) {
+                    version = try DER.explicitlyTagged(n, tagNumber: 0, tagClass: .contextSpecific) { try Int(derEncoded: $0) }
+                    guard version == 1 || version == 2 else {
+                        throw ASN1Error.invalidASN1Object(reason: version == 0 ? "v1 encoded explicitly (DER omits the default)" : "unknown certificate version \(version)")
+                    }
+                    node = nodes.next()
+                }
+                // CertificateSerialNumber ::= INTEGER, positive, at most 20 octets (RFC 5280 §4.1.2.2).
+                guard let serialNode = node else { throw ASN1Error.invalidASN1Object(reason: "no serialNumber") }
+                let serial = try TBSFields.serialNumber(serialNode)
+                guard let algorithmNode = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no signature AlgorithmIdentifier") }
+                _ = try X509PublicKey.algorithmIdentifier(algorithmNode)
                 let issuer = try DistinguishedName(derEncoded: &nodes)
                 guard let validity = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no validity") }
                 let (nb, na) = try DER.sequence(validity, identifier: .sequence) { v in
@@ -51,30 +107,55 @@ public struct X509Certificate: Sendable, Hashable {
                     return (try X509Time.date(a), try X509Time.date(b))
                 }
                 let subject = try DistinguishedName(derEncoded: &nodes)
-                guard let spki = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "no subjectPublicKeyInfo") }
-                // issuerUniqueID [1] and subjectUniqueID [2] are skipped if present.
-                var exts: [Certificate.Extension] = []
-                while let node = nodes.next() {
-                    guard node.identifier == ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific) else { continue }
-                    exts = try DER.explicitlyTagged(node, tagNumber: 3, tagClass: .contextSpecific) { seq in
+                guard let spki = nodes.next(), spki.identifier == .sequence else {
+                    throw ASN1Error.invalidASN1Object(reason: "no subjectPublicKeyInfo")
+                }
+                node = nodes.next()
+                for tag in [1, 2] {
+                    guard let n = node, n.identifier == ASN1Identifier(tagWithNumber: UInt(tag), tagClass: .contextSpecific) else { continue }
+                    guard version >= 1 else { throw ASN1Error.invalidASN1Object(reason: "unique identifiers in a v1 certificate") }
+                    _ = try ASN1BitString(derEncoded: n, withIdentifier: n.identifier)
+                    node = nodes.next()
+                }
+                var extensions: [Certificate.Extension] = []
+                if let n = node, n.identifier == ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific) {
+                    guard version == 2 else { throw ASN1Error.invalidASN1Object(reason: "extensions in a v\(version + 1) certificate") }
+                    extensions = try DER.explicitlyTagged(n, tagNumber: 3, tagClass: .contextSpecific) { seq in
                         try DER.sequence(of: Certificate.Extension.self, identifier: .sequence, rootNode: seq)
                     }
+                    // Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension
+                    guard !extensions.isEmpty else { throw ASN1Error.invalidASN1Object(reason: "empty extensions") }
+                    node = nodes.next()
                 }
-                fields = (Array(serial), issuer, subject, nb, na, spki, exts, inner)
+                if let n = node { throw ASN1Error.invalidASN1Object(reason: "unexpected element \(n.identifier) in TBSCertificate") }
+                result = TBSFields(serial: serial, innerAlgorithm: algorithmNode.encodedBytes, issuer: issuer, notBefore: nb, notAfter: na,
+                                   subject: subject, spki: spki, extensions: extensions)
             }
-            // RFC 5280 §4.1.1.2: the outer and inner algorithms must match.
-            guard fields.innerAlgorithm == signatureAlgorithm else { throw ASN1Error.invalidASN1Object(reason: "signature algorithm mismatch") }
-            serialNumber = fields.serial
-            issuer = fields.issuer
-            subject = fields.subject
-            notBefore = fields.notBefore
-            notAfter = fields.notAfter
-            publicKey = try X509PublicKey(spki: fields.spki)
-            extensions = try Certificate.Extensions(fields.extensions)
-        } catch let error as TLSError {
-            throw error
-        } catch {
-            throw .rejected(.malformed, "certificate does not parse: \(error)")
+            self = result
+        }
+
+        init(serial: [UInt8], innerAlgorithm: ArraySlice<UInt8>, issuer: DistinguishedName, notBefore: Date, notAfter: Date,
+             subject: DistinguishedName, spki: ASN1Node, extensions: [Certificate.Extension]) {
+            self.serial = serial
+            self.innerAlgorithm = innerAlgorithm
+            self.issuer = issuer
+            self.notBefore = notBefore
+            self.notAfter = notAfter
+            self.subject = subject
+            self.spki = spki
+            self.extensions = extensions
+        }
+
+        /// The serial's magnitude, big-endian without the sign octet.
+        static func serialNumber(_ node: ASN1Node) throws -> [UInt8] {
+            guard node.identifier == .integer, case .primitive(let content) = node.content, let first = content.first else {
+                throw ASN1Error.invalidASN1Object(reason: "serialNumber is not an INTEGER")
+            }
+            guard first & 0x80 == 0 else { throw ASN1Error.invalidASN1Object(reason: "negative serialNumber") }
+            let magnitude = try ArraySlice<UInt8>(derEncoded: node)   // checks the minimal encoding
+            guard magnitude.contains(where: { $0 != 0 }) else { throw ASN1Error.invalidASN1Object(reason: "serialNumber is zero") }
+            guard magnitude.count <= 20 else { throw ASN1Error.invalidASN1Object(reason: "serialNumber longer than 20 octets") }
+            return Array(magnitude)
         }
     }
 
