@@ -52,6 +52,10 @@ public final class TLSConnection {
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
     private var consecutiveIgnoredRecords = 0
+    /// TLS 1.2 warning alerts received and ignored (the last few), for tests and diagnostics.
+    private(set) var receivedWarnings: [AlertDescription] = [] {
+        didSet { if receivedWarnings.count > 8 { receivedWarnings.removeFirst() } }
+    }
     public private(set) var summary: HandshakeSummary?
     public private(set) var sentCloseNotify = false
     public private(set) var receivedCloseNotify = false
@@ -239,6 +243,7 @@ public final class TLSConnection {
                 // RFC 8446 §6.1: user_canceled is followed by close_notify; nothing to do.
             } else if payload[0] == AlertLevel.warning.rawValue && isTLS12 {
                 // RFC 5246 §7.2: TLS 1.2 warnings (no_renegotiation above all) do not end the connection.
+                receivedWarnings.append(description)
             } else {
                 // RFC 8446 §6: every other alert is fatal, whatever level it claims.
                 let error = TLSError(.alertReceived(description))

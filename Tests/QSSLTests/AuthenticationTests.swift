@@ -212,26 +212,70 @@ struct RecordLayerTests {
         #expect(throws: TLSError(.peerMisbehaved(.sentRecordWithInvalidContentType))) { try server.send([1]) }
     }
 
-    @Test("random and truncated input never crashes or hangs either side")
+    @Test("random and truncated input never crashes or hangs: every input ends in a failure with an alert, or a clean wait")
     func garbage() throws {
-        var rng = SystemRandomNumberGenerator()
-        var client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+        var rng = SplitMix64(seed: 0x5153_534C)   // fixed: a failure reproduces
+        let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
         let hello = client.takeOutput()
-        var server = try TLSConnection.server(configuration: serverConfig())
+        let server = try TLSConnection.server(configuration: serverConfig())
         _ = try server.receive(hello)
         let flight = server.takeOutput()
-        for i in 0..<300 {
-            // Every prefix of a real flight is either incomplete or an error, never a crash.
-            var s = try TLSConnection.server(configuration: serverConfig())
-            _ = try? s.receive(hello.prefix(i * hello.count / 300))
-            var c = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
-            var mutated = flight
-            for _ in 0..<3 { mutated[Int.random(in: 0..<mutated.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
-            _ = try? c.receive(mutated)
-            let junk = (0..<Int.random(in: 0..<600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            var s2 = try TLSConnection.server(configuration: serverConfig())
-            _ = try? s2.receive([22, 3, 1, UInt8(junk.count >> 8), UInt8(junk.count & 0xFF)] + junk)
+        /// Either the input was consumed with nothing decided (waiting for more), or the
+        /// connection failed for good, queued its alert and stays failed.
+        func check(_ connection: TLSConnection, _ input: [UInt8], _ what: String) {
+            do {
+                _ = try connection.receive(input)
+                #expect(connection.failure == nil, "\(what)")
+            } catch {
+                #expect(connection.failure == error, "\(what): the failure is sticky")
+                if let alert = error.alert {
+                    let out = connection.takeOutput()
+                    #expect(!out.isEmpty, "\(what): \(alert) was not queued")
+                    if !connection.isHandshakeComplete, out.count >= 7, out[out.count - 7] == 0x15, out[out.count - 3] == 0x02 {
+                        #expect(out.last == alert.rawValue, "\(what): the plaintext alert is the error's")
+                    }
+                } else {
+                    #expect(error.code == .alertReceived(AlertDescription(rawValue: 0)) || { if case .alertReceived = error.code { true } else { false } }(),
+                            "\(what): only a received alert ends a connection without sending one: \(error)")
+                }
+                #expect(throws: error) { try connection.receive([0x17]) }
+            }
         }
+        for i in 0..<300 {
+            // Every prefix of a real ClientHello is incomplete: the server waits.
+            let s = try TLSConnection.server(configuration: serverConfig())
+            let prefix = Array(hello.prefix(i * hello.count / 300))
+            #expect(try s.receive(prefix).isEmpty, "prefix \(prefix.count)")
+            #expect(s.failure == nil && s.takeOutput().isEmpty, "prefix \(prefix.count)")
+            // A real server flight with three random bytes changed.
+            let c = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+            _ = c.takeOutput()
+            var mutated = flight
+            for _ in 0..<3 { mutated[Int(rng.next() % UInt64(mutated.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            check(c, mutated, "mutated flight \(i)")
+            // Junk inside a handshake record.
+            let junk = (0..<Int(rng.next() % 600)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let s2 = try TLSConnection.server(configuration: serverConfig())
+            check(s2, [22, 3, 1, UInt8(junk.count >> 8), UInt8(junk.count & 0xFF)] + junk, "junk \(i)")
+            // It waits only while the junk's own handshake header promises more bytes than it has
+            // (and no more than the 2^18 we accept); otherwise it has failed.
+            let declared = junk.count >= 4 ? Int(junk[1]) << 16 | Int(junk[2]) << 8 | Int(junk[3]) : 0
+            let incomplete = junk.count < 4 || (declared + 4 > junk.count && declared <= 1 << 18)
+            #expect((s2.failure == nil) == incomplete, "junk \(i): \(junk.count) bytes declaring \(declared)")
+        }
+    }
+}
+
+/// A small deterministic generator for reproducible random tests.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
@@ -257,6 +301,50 @@ struct AlertMappingTests {
     ])
     func table(error: TLSError, alert: AlertDescription) {
         #expect(error.alert == alert)
+    }
+
+    /// Every misbehaviour with the alert RFC 8446 §6.2 / PROTOCOL.md §5 prescribes. A new case
+    /// without a row here fails `everyCaseHasARow`.
+    static let misbehaviourAlerts: [PeerMisbehavior: AlertDescription] = {
+        var t: [PeerMisbehavior: AlertDescription] = [:]
+        for c: PeerMisbehavior in [.sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
+                                   .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
+                                   .sentTooManyEmptyRecordsOrWarnings, .sentKeyUpdateWithPendingHandshakeData] { t[c] = .unexpectedMessage }
+        t[.sentOversizedRecord] = .recordOverflow
+        for c: PeerMisbehavior in [.sentOversizedHandshakeMessage, .sentInvalidAlert, .sentEmptyCertificateChain] { t[c] = .decodeError }
+        for c: PeerMisbehavior in [.sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms] { t[c] = .missingExtension }
+        t[.sentUnsolicitedExtension] = .unsupportedExtension
+        for c: PeerMisbehavior in [.sentInvalidSignature, .sentWrongFinished] { t[c] = .decryptError }
+        for c: PeerMisbehavior in [.offeredNullCompressionMissing, .selectedUnofferedCipherSuite, .selectedUnofferedVersion, .selectedUnofferedGroup,
+                                   .sentKeyShareForUnofferedGroup, .helloRetryRequestChangedNothing, .helloRetryRequestForGroupAlreadyShared,
+                                   .sentSecondHelloRetryRequest, .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest,
+                                   .sentWrongCookie, .sentCookieTooLargeToEcho, .changedClientHelloAfterHelloRetryRequest, .sentDuplicateKeyShare,
+                                   .sentKeyShareNotInSupportedGroups, .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression,
+                                   .sentForbiddenExtension, .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,
+                                   .sentPointNotOnCurve, .sentKeyShareWrongLength, .sentInvalidMLKEMKey, .sentMLKEMCiphertextWrongLength,
+                                   .sentAllZeroSharedSecret, .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext] { t[c] = .illegalParameter }
+        return t
+    }()
+
+    @Test("every misbehaviour case has its alert", arguments: PeerMisbehavior.allCases)
+    func everyMisbehaviour(_ m: PeerMisbehavior) {
+        #expect(TLSError.misbehaved(m).alert == Self.misbehaviourAlerts[m], "\(m)")
+    }
+
+    @Test("the table covers every misbehaviour case")
+    func everyCaseHasARow() {
+        #expect(Set(Self.misbehaviourAlerts.keys) == Set(PeerMisbehavior.allCases))
+    }
+
+    @Test("every incompatibility case has its alert", arguments: PeerIncompatibility.allCases)
+    func everyIncompatibility(_ i: PeerIncompatibility) {
+        let expected: AlertDescription = switch i {
+        case .noCommonVersion, .missingSupportedVersions: .protocolVersion
+        case .noCommonApplicationProtocol: .noApplicationProtocol
+        case .postQuantumKeyExchangeRequired: .insufficientSecurity
+        case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired, .secureRenegotiationFailed: .handshakeFailure
+        }
+        #expect(TLSError.incompatible(i).alert == expected)
     }
 
     @Test("API misuse and received alerts send nothing")

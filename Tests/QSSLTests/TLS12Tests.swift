@@ -266,6 +266,7 @@ struct TLS12HandshakeTests {
         #expect(events.isEmpty)
         let warning = try o.client.receive(o.server.takeOutput())
         #expect(warning.isEmpty)
+        #expect(o.client.receivedWarnings == [.noRenegotiation], "the server answered with a no_renegotiation warning")
         try o.client.send([5])
         #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([5])])
     }
