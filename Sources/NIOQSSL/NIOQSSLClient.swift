@@ -60,7 +60,17 @@ public final class NIOQSSLClient: @unchecked Sendable {
         try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
     }
 
+    /// The connection ended with an error (for instance closed without close_notify, which may
+    /// be a truncation attack) before or while reading: `received` is what arrived, and may be
+    /// incomplete.
+    public struct IncompleteRead: Error, CustomStringConvertible {
+        public let received: [UInt8]
+        public let underlying: Error
+        public var description: String { "connection failed after \(received.count) bytes: \(underlying)" }
+    }
+
     /// Reads until the peer closes, `expectedBytes` have arrived, or nothing arrives for `idleTimeout`.
+    /// Throws `IncompleteRead` when the connection ended with an error rather than close_notify.
     public func read(expectedBytes: Int? = nil, idleTimeout: TimeAmount = .seconds(2)) async throws -> [UInt8] {
         let loop = channel.eventLoop
         let promise = loop.makePromise(of: [UInt8].self)
@@ -126,7 +136,14 @@ public final class NIOQSSLClient: @unchecked Sendable {
             idleTask?.cancel()
             let data = received
             received = []
-            w.promise.succeed(data)
+            // A connection that ended with an error (an unclean shutdown without close_notify,
+            // a bad record) did not deliver everything: never hand partial data over as if it
+            // were complete.
+            if isClosed, let error {
+                w.promise.fail(NIOQSSLClient.IncompleteRead(received: data, underlying: error))
+            } else {
+                w.promise.succeed(data)
+            }
         }
     }
 }

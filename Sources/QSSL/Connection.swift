@@ -52,6 +52,12 @@ public final class TLSConnection {
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
     private var consecutiveIgnoredRecords = 0
+    private var postHandshakeMessagesSinceData = 0
+    private var renegotiationRequestsSinceData = 0
+    static let maxPostHandshakeMessagesBetweenData = 32
+    /// Each refusal costs a sealed warning: a few are answered, then the peer is cut off (a
+    /// stream of 4-byte HelloRequests must not become a stream of 31-byte alerts).
+    static let maxRefusedRenegotiations = 3
     /// TLS 1.2 warning alerts received and ignored (the last few), for tests and diagnostics.
     private(set) var receivedWarnings: [AlertDescription] = [] {
         didSet { if receivedWarnings.count > 8 { receivedWarnings.removeFirst() } }
@@ -126,6 +132,8 @@ public final class TLSConnection {
     /// Feeds bytes read from the peer and returns what happened.
     public func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
         if case .failed(let error) = phase { throw error }
+        // After the peer's close_notify nothing more is read: do not buffer what follows.
+        guard !receivedCloseNotify else { return [] }
         context.records.feed(bytes)
         var events: [TLSEvent] = []
         do {
@@ -203,7 +211,7 @@ public final class TLSConnection {
             throw .misbehaved(.sentUnexpectedMessage, "\(type) record inside a fragmented handshake message")
         }
         // Records that carry nothing: at most a few in a row.
-        if payload.isEmpty || (type == .alert && payload.first == AlertLevel.warning.rawValue) {
+        if payload.isEmpty || type == .changeCipherSpec || (type == .alert && payload.first == AlertLevel.warning.rawValue) {
             consecutiveIgnoredRecords += 1
             if consecutiveIgnoredRecords > Self.maxConsecutiveIgnoredRecords {
                 throw .misbehaved(.sentTooManyEmptyRecordsOrWarnings, "\(consecutiveIgnoredRecords) in a row")
@@ -237,6 +245,13 @@ public final class TLSConnection {
             guard payload.count == 2 else { throw .misbehaved(.sentInvalidAlert, "alert of \(payload.count) bytes") }
             let description = AlertDescription(rawValue: payload[1])
             if description == .closeNotify {
+                // A close before the handshake completed is a failed handshake, not a clean
+                // shutdown (an attacker may inject one while plaintext alerts are still read).
+                guard !isHandshaking else {
+                    let error = TLSError(.alertReceived(.closeNotify), "close_notify before the handshake completed")
+                    phase = .failed(error)
+                    throw error
+                }
                 receivedCloseNotify = true
                 events.append(.closeNotify)
             } else if description == .userCanceled && payload[0] == AlertLevel.warning.rawValue {
@@ -258,7 +273,11 @@ public final class TLSConnection {
             }
         case .applicationData:
             guard case .traffic = phase else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
-            if !payload.isEmpty { events.append(.applicationData(payload)) }
+            if !payload.isEmpty {
+                events.append(.applicationData(payload))
+                postHandshakeMessagesSinceData = 0
+                renegotiationRequestsSinceData = 0
+            }
         default:
             throw .misbehaved(.sentRecordWithInvalidContentType)
         }
@@ -283,6 +302,15 @@ public final class TLSConnection {
             traceReceived(message)
             next = try state.handle(message, context: &context)
         case .traffic(var traffic):
+            // Post-handshake messages that cost us work or a reply (KeyUpdate with
+            // update_requested, refused renegotiation) are bounded between application data
+            // records: a peer that sends only these is cut off instead of being answered forever.
+            postHandshakeMessagesSinceData += 1
+            if message.type == .helloRequest || message.type == .clientHello { renegotiationRequestsSinceData += 1 }
+            guard postHandshakeMessagesSinceData <= Self.maxPostHandshakeMessagesBetweenData,
+                  renegotiationRequestsSinceData <= Self.maxRefusedRenegotiations else {
+                throw .misbehaved(.sentUnexpectedMessage, "\(postHandshakeMessagesSinceData) post-handshake messages without application data")
+            }
             if try traffic.handlePostHandshake(message, context: &context) { events.append(.peerKeyUpdate) }
             next = .traffic(traffic)
         case .failed(let error):
@@ -358,8 +386,6 @@ struct TrafficState {
     var tls13: TLS13TrafficSecrets?
     let summary: HandshakeSummary
     let finished: FinishedVerified
-    var refusedRenegotiations = 0
-    static let maxRefusedRenegotiations = 3
 
     /// Returns true when the peer updated its keys.
     mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Bool {
@@ -368,12 +394,6 @@ struct TrafficState {
             // connection goes on.
             guard message.type == (isClient ? .helloRequest : .clientHello) else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
-            }
-            // Each refusal costs a sealed record: a few are answered, then the peer is cut off
-            // (a stream of 4-byte HelloRequests must not become a stream of 31-byte alerts).
-            refusedRenegotiations += 1
-            guard refusedRenegotiations <= Self.maxRefusedRenegotiations else {
-                throw .misbehaved(.sentUnexpectedMessage, "renegotiation asked \(refusedRenegotiations) times")
             }
             try context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.noRenegotiation.rawValue])
             return false

@@ -78,7 +78,15 @@ struct Connect: AsyncParsableCommand {
         var received: [UInt8] = []
         if let send {
             try await client.send(Array(send.replacingOccurrences(of: "\\n", with: "\n").utf8))
-            received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
+            do {
+                received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
+            } catch let incomplete as NIOQSSLClient.IncompleteRead {
+                // Possibly truncated by an attacker: say so and fail, whatever arrived.
+                report(failure: incomplete.underlying, what: "connection failed")
+                FileHandle.standardError.write(Data("qssl: \(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated\n".utf8))
+                await client.close()
+                throw ExitCode(1)
+            }
         }
         await client.close()
         let ms = milliseconds(client.handshakeDuration)
@@ -96,12 +104,12 @@ struct Connect: AsyncParsableCommand {
         }
     }
 
-    private func report(failure error: Error) {
+    private func report(failure error: Error, what: String = "handshake failed") {
         let (alert, direction) = alertText(error)
         if json {
             printJSON(["error": "\(error)", "alert": alert ?? NSNull(), "alert_direction": direction ?? NSNull()])
         } else {
-            var line = "handshake failed: \(error)"
+            var line = "\(what): \(error)"
             if let alert, let direction { line += " [alert \(alert) \(direction)]" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

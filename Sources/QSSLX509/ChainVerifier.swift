@@ -67,7 +67,10 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 throw .rejected(.expired, "\(cert.subject) expired at \(cert.notAfter)")
             }
             if depth > 0 { try checkIssuer(cert, belowCount: depth - 1) }
-            try Self.checkCriticalExtensions(cert)
+            // A trust anchor is trusted as configured (RFC 5280 §6.1: its extensions are not
+            // processed as a certificate of the path); every other certificate must not carry a
+            // critical extension we do not process.
+            if !(depth == path.count - 1 && roots.contains(cert)) { try Self.checkCriticalExtensions(cert) }
             // Policy: the signatures the path relies on (not the anchor's self-signature).
             if let allowed = allowedCertificateSignatures, depth < path.count - 1 || path.count == 1 {
                 guard let scheme = cert.signatureScheme, allowed.contains(scheme) else {
@@ -178,7 +181,8 @@ public struct X509CertificateVerifier: CertificateVerifier {
         for san in sans ?? SubjectAlternativeNames([]) {
             switch san {
             case .dnsName(let dns) where ip == nil:
-                if Self.dnsMatches(pattern: dns.lowercased(), host: host) { return }
+                let pattern = dns.lowercased().hasSuffix(".") ? String(dns.lowercased().dropLast()) : dns.lowercased()
+                if Self.dnsMatches(pattern: pattern, host: host) { return }
             case .ipAddress(let bytes):
                 if let ip, ip == Array(bytes.bytes) { return }
             default:
@@ -279,7 +283,8 @@ struct ConstrainedNames {
     }
 
     init(serverName: String) {
-        if let ip = IPAddress.parse(serverName) { ips = [ip] } else { dns = [serverName] }
+        let name = serverName.hasSuffix(".") ? String(serverName.dropLast()) : serverName
+        if let ip = IPAddress.parse(name) { ips = [ip] } else { dns = [name.lowercased()] }
     }
 
     /// LDH labels (underscores tolerated), optionally a leading "*" label, at most 253 characters.
@@ -382,7 +387,17 @@ struct NameConstraintSet {
         return constraint[constraint.index(after: dot)...] == parent
     }
 
-    static func ipWithin(_ ip: [UInt8], _ range: (base: [UInt8], mask: [UInt8])) -> Bool {
+    static let ipv4MappedPrefix: [UInt8] = Array(repeating: 0, count: 10) + [0xFF, 0xFF]
+
+    static func ipWithin(_ address: [UInt8], _ range: (base: [UInt8], mask: [UInt8])) -> Bool {
+        // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address it carries: it must
+        // not escape an IPv4 constraint, nor an IPv4 address a mapped IPv6 one.
+        var ip = address
+        if ip.count == 16 && range.base.count == 4 && Array(ip.prefix(12)) == Self.ipv4MappedPrefix {
+            ip = Array(ip.suffix(4))
+        } else if ip.count == 4 && range.base.count == 16 {
+            ip = Self.ipv4MappedPrefix + ip
+        }
         guard ip.count == range.base.count else { return false }
         for i in 0..<ip.count where ip[i] & range.mask[i] != range.base[i] & range.mask[i] { return false }
         return true
@@ -411,6 +426,10 @@ enum IPAddress {
     static func parse(_ s: String) -> [UInt8]? {
         let v4 = s.split(separator: ".", omittingEmptySubsequences: false)
         if v4.count == 4 {
+            // Decimal octets only, without leading zeros: "010.0.0.1" means 8.0.0.1 to
+            // inet_aton, so it must not be read as 10.0.0.1 here.
+            guard v4.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 3 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) }
+                                  && ($0.utf8.count == 1 || $0.utf8.first != 0x30) }) else { return nil }
             let bytes = v4.compactMap { UInt8($0) }
             return bytes.count == 4 ? bytes : nil
         }

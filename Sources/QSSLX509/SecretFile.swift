@@ -53,9 +53,9 @@ extension CertificateFiles {
             if isOpen { _ = close(fd) }
             if !renamed { _ = unlink(temporary) }
         }
+        try created(temporary)   // before fchmod: a test sees the mode open() gave the file
         // The umask can only have removed bits from 0600; make it exactly 0600.
         guard fchmod(fd, 0o600) == 0 else { throw failure("fchmod") }
-        try created(temporary)
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { buffer in write(fd, buffer.baseAddress! + offset, buffer.count - offset) }

@@ -133,7 +133,7 @@ struct SecurityReviewTests {
     @Test("finding 8: renegotiation requests are refused a few times, then the peer is cut off")
     func renegotiationFlood() throws {
         let o = try Self.established(tls12: true)
-        for i in 1...TrafficState.maxRefusedRenegotiations {
+        for i in 1...TLSConnection.maxRefusedRenegotiations {
             try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .helloRequest, body: []))
             #expect(try o.client.receive(o.server.takeOutput()).isEmpty, "request \(i)")
             #expect(!o.client.takeOutput().isEmpty, "no_renegotiation \(i)")
@@ -252,5 +252,70 @@ struct SecurityReviewTests {
           arguments: [0x0300, 0x0200, 0x0000] as [UInt16])
     func oldLegacyVersion(version: UInt16) throws {
         try expectServerAlert(.protocolVersion) { $0.legacyVersion = ProtocolVersion(rawValue: version) }
+    }
+
+    @Test("review 2: KeyUpdates asking for an update are answered a bounded number of times without application data")
+    func keyUpdateFlood() throws {
+        let o = try Self.established(tls12: false)
+        for _ in 0..<TLSConnection.maxPostHandshakeMessagesBetweenData {
+            try o.server.updateKeys(requestPeerUpdate: true)
+        }
+        #expect(try o.client.receive(o.server.takeOutput()).count == TLSConnection.maxPostHandshakeMessagesBetweenData)
+        _ = try o.server.receive(o.client.takeOutput())   // the client's answers
+        try o.server.send([1])
+        #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData([1])], "data resets the count")
+        for _ in 0...TLSConnection.maxPostHandshakeMessagesBetweenData { try o.server.updateKeys(requestPeerUpdate: true) }
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o.client.receive(o.server.takeOutput()) }
+    }
+
+    @Test("review 3: renegotiation requests far apart, with data between them, do not end the connection")
+    func renegotiationWithData() throws {
+        let o = try Self.established(tls12: true)
+        for i in 0..<(2 * TLSConnection.maxRefusedRenegotiations) {
+            try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .helloRequest, body: []))
+            try o.server.send([UInt8(i)])
+            #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData([UInt8(i)])])
+        }
+    }
+
+    @Test("review 4: close_notify before the handshake completed is a failed handshake, not a clean close")
+    func closeNotifyDuringHandshake() throws {
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        #expect(throws: TLSError(.alertReceived(.closeNotify))) { try server.receive(Self.forgedCloseNotify) }
+        #expect(!server.receivedCloseNotify)
+        #expect(server.failure != nil)
+    }
+
+    @Test("review 10: a plaintext alert after the first protected handshake record is refused")
+    func plaintextAlertAfterProtectedHandshakeRecord() throws {
+        let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        _ = try server.receive(client.takeOutput())
+        // The server's flight: ServerHello, (CCS,) then protected records. Deliver up to and
+        // including the first protected record (EncryptedExtensions).
+        let flight = server.takeOutput()
+        var i = 0
+        var delivered: [UInt8] = []
+        while i < flight.count {
+            let length = Int(flight[i + 3]) << 8 | Int(flight[i + 4])
+            delivered += flight[i..<(i + 5 + length)]
+            let protected = flight[i] == 0x17
+            i += 5 + length
+            if protected { break }
+        }
+        _ = try client.receive(delivered)
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try client.receive([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]) }
+    }
+
+    @Test("review 8: compatibility CCS records are ignored, but not without end")
+    func ccsFlood() throws {
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
+        _ = try server.receive(client.takeOutput())
+        _ = server.takeOutput()
+        let ccs: [UInt8] = [0x14, 0x03, 0x03, 0x00, 0x01, 0x01]
+        #expect(throws: TLSError(.peerMisbehaved(.sentTooManyEmptyRecordsOrWarnings))) {
+            try server.receive(Array((0...TLSConnection.maxConsecutiveIgnoredRecords).map { _ in ccs }.joined()))
+        }
     }
 }

@@ -43,11 +43,13 @@ struct NameConstraintTests {
     @Test("permitted DNS:allowed.example: a localhost leaf → bad_certificate, www.allowed.example → accepted")
     func permittedDNS() throws {
         let outside = try HardeningChains.verify("nc-localhost", "int-permit", role: .server(name: "localhost"))
-        #expect(outside?.alert == .badCertificate, "\(String(describing: outside))")
+        #expect(outside?.code == .certificateRejected(.nameConstraintViolation), "\(String(describing: outside))")
+        #expect(outside?.alert == .badCertificate)
         #expect(outside?.code.description.contains("name constraints") == true, "\(String(describing: outside))")
         // Without a server name to check, the leaf's own SAN still violates the constraint.
         let asClient = try HardeningChains.verify("nc-localhost", "int-permit", role: .client)
-        #expect(asClient?.alert == .badCertificate, "\(String(describing: asClient))")
+        #expect(asClient?.code == .certificateRejected(.nameConstraintViolation), "\(String(describing: asClient))")
+        #expect(asClient?.alert == .badCertificate)
 
         let inside = try HardeningChains.verify("nc-allowed", "int-permit", role: .server(name: "www.allowed.example"))
         #expect(inside == nil, "\(String(describing: inside))")
@@ -56,16 +58,18 @@ struct NameConstraintTests {
     @Test("a leaf without SAN DNS names is constrained through its hostname-like subject CN")
     func commonNameConstrained() throws {
         let error = try HardeningChains.verify("nc-cn-only", "int-permit", role: .client)
-        #expect(error?.alert == .badCertificate, "\(String(describing: error))")
+        #expect(error?.code == .certificateRejected(.nameConstraintViolation), "\(String(describing: error))")
     }
 
     @Test("excluded DNS:bad.example and IP:127.0.0.0/8: leaves in them → bad_certificate, others accepted")
     func excludedSubtrees() throws {
         let dns = try HardeningChains.verify("ex-dns", "int-exclude", role: .server(name: "www.bad.example"))
-        #expect(dns?.alert == .badCertificate, "\(String(describing: dns))")
+        #expect(dns?.code == .certificateRejected(.nameConstraintViolation), "\(String(describing: dns))")
+        #expect(dns?.alert == .badCertificate)
         // The SAN IP 127.0.0.1 is excluded even when the connection uses the permitted DNS name.
         let ip = try HardeningChains.verify("ex-ip", "int-exclude", role: .server(name: "good.example"))
-        #expect(ip?.alert == .badCertificate, "\(String(describing: ip))")
+        #expect(ip?.code == .certificateRejected(.nameConstraintViolation), "\(String(describing: ip))")
+        #expect(ip?.alert == .badCertificate)
         let ok = try HardeningChains.verify("ex-ok", "int-exclude", role: .server(name: "good.example"))
         #expect(ok == nil, "\(String(describing: ok))")
         let okIP = try HardeningChains.verify("ex-ok", "int-exclude", role: .server(name: "192.0.2.1"))
@@ -148,5 +152,34 @@ struct NameConstraintTests {
         #expect(ConstrainedNames.looksLikeHostname("localhost"))
         #expect(!ConstrainedNames.looksLikeHostname("Q-SSL Hardening Test Root"))
         #expect(!ConstrainedNames.looksLikeHostname("a..example"))
+    }
+}
+
+@Suite("X.509 hardening: address forms an attacker can use to slip past a constraint")
+struct AddressFormTests {
+    @Test("an IPv4-mapped IPv6 address is constrained as the IPv4 address it carries, both ways")
+    func ipv4Mapped() {
+        let loopback8: (base: [UInt8], mask: [UInt8]) = ([127, 0, 0, 0], [255, 0, 0, 0])
+        let mapped = NameConstraintSet.ipv4MappedPrefix + [127, 0, 0, 1]
+        #expect(NameConstraintSet.ipWithin(mapped, loopback8))
+        #expect(!NameConstraintSet.ipWithin(NameConstraintSet.ipv4MappedPrefix + [10, 0, 0, 1], loopback8))
+        let mappedRange = (base: NameConstraintSet.ipv4MappedPrefix + [127, 0, 0, 0], mask: [UInt8](repeating: 255, count: 13) + [0, 0, 0])
+        #expect(NameConstraintSet.ipWithin([127, 0, 0, 1], mappedRange))
+        // A real IPv6 address is not an IPv4 one.
+        #expect(!NameConstraintSet.ipWithin([UInt8](repeating: 0, count: 15) + [1], loopback8))
+    }
+
+    @Test("IPv4 literals with leading zeros, signs or empty octets are not addresses")
+    func strictIPv4() {
+        #expect(IPAddress.parse("10.0.0.1") == [10, 0, 0, 1])
+        for bad in ["010.0.0.1", "10.0.0.01", "+1.0.0.1", "1..0.1", "1.0.0.256", "0x7f.0.0.1"] {
+            #expect(IPAddress.parse(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("a trailing dot on the server name or the SAN does not change the name")
+    func trailingDots() {
+        #expect(ConstrainedNames(serverName: "WWW.Bad.Example.").dns == ["www.bad.example"])
+        #expect(ConstrainedNames(serverName: "10.0.0.1.").ips == [[10, 0, 0, 1]])
     }
 }
