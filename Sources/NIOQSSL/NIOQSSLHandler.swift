@@ -37,6 +37,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var failed = false
     private var closing = false
+    /// A decision is being resolved off the loop: reads wait.
+    private var paused = false
+    private var readPending = false
 
     /// A client handler; the ClientHello goes out when the channel becomes active.
     public init(client configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws {
@@ -96,30 +99,46 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.close(promise: nil)
             case .peerKeyUpdate:
                 break
-            case .signatureRequested(let request):
-                // The key signs off the event loop (an HSM round trip must not stall other
-                // connections); the handshake resumes on the loop when it answers.
+            case .decisionNeeded(let decision):
+                // The core's one pause (a signature in an HSM, a peer verification that fetches
+                // OCSP, a configuration chosen by SNI): resolved off the event loop so that it
+                // never stalls other connections, and resumed on the loop. Reads stop meanwhile
+                // (back-pressure); what already arrived waits in the core.
                 flushOutput(context: context)
-                let promise = context.eventLoop.makePromise(of: [UInt8].self)
-                promise.completeWithTask { try await request.sign() }
+                paused = true
+                let promise = context.eventLoop.makePromise(of: DecisionAnswer.self)
+                promise.completeWithTask { await decision.resolve() }
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                promise.futureResult.whenComplete { result in
+                promise.futureResult.whenSuccess { answer in
                     let (handler, context) = loopBound.value
-                    handler.resume(with: result, context: context)
+                    handler.resume(with: answer, context: context)
                 }
             }
         }
         flushOutput(context: context)
     }
 
-    private func resume(with result: Result<[UInt8], Error>, context: ChannelHandlerContext) {
-        guard !failed else { return }
+    private func resume(with answer: DecisionAnswer, context: ChannelHandlerContext) {
+        paused = false
+        guard !failed, context.channel.isActive else { return }
         do {
-            handle(try connection.provideSignature(result.get()), context: context)
-        } catch let error as TLSError {
-            fail(context: context, error: error)
+            handle(try connection.resume(with: answer), context: context)
         } catch {
-            fail(context: context, error: .crypto("signing failed: \(error)"))
+            fail(context: context, error: error)
+            return
+        }
+        if !paused && readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// While a decision is pending, reads are held back (and replayed on resume).
+    public func read(context: ChannelHandlerContext) {
+        if paused {
+            readPending = true
+        } else {
+            context.read()
         }
     }
 

@@ -6,8 +6,8 @@ enum ClientState {
     case expectEncryptedExtensions(ClientHandshakeKeys)
     case expectCertificateOrCertificateRequest(ClientHandshakeKeys)
     case expectCertificate(ClientHandshakeKeys)
-    case expectCertificateVerify(ClientHandshakeKeys, any PeerPublicKey)
-    case expectFinished(ClientHandshakeKeys, ServerIdentityVerified)
+    case expectCertificateVerify(ClientHandshakeKeys, VerifiedPeer)
+    case expectFinished(ClientHandshakeKeys, PeerSignatureVerified)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
@@ -21,23 +21,16 @@ enum ClientState {
                 try keys.processCertificateRequest(message)
                 return .client(.expectCertificate(keys))
             }
-            let peerKey = try keys.processCertificate(message)
-            return .client(.expectCertificateVerify(keys, peerKey))
+            return try keys.certificateReceived(message)
         case .expectCertificate(var keys):
-            let peerKey = try keys.processCertificate(message)
-            return .client(.expectCertificateVerify(keys, peerKey))
-        case .expectCertificateVerify(var keys, let peerKey):
-            let verified = try keys.processCertificateVerify(message, peerKey: peerKey)
+            return try keys.certificateReceived(message)
+        case .expectCertificateVerify(var keys, let peer):
+            let verified = try keys.processCertificateVerify(message, peer: peer)
             return .client(.expectFinished(keys, verified))
         case .expectFinished(var keys, let verified):
             return .traffic(try keys.processFinished(message, verified: verified, context: &context))
         }
     }
-}
-
-/// Capability token: only `processCertificateVerify` can make one, and traffic needs one.
-struct ServerIdentityVerified {
-    fileprivate init() {}
 }
 
 /// Waiting for ServerHello (or HelloRetryRequest).
@@ -270,30 +263,42 @@ struct ClientHandshakeKeys {
         transcript.append(message)
     }
 
-    mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> any PeerPublicKey {
+    /// The server's Certificate: verified in place, or through the verify-peer pause.
+    mutating func certificateReceived(_ message: HandshakeMessage) throws(TLSError) -> ConnectionPhase {
+        let request = try processCertificate(message)
+        let keys = self
+        return try verifyPeerOrPause(request, pause: { .clientVerifyPeer13(keys, $0) }, then: { .client(.expectCertificateVerify(keys, $0)) })
+    }
+
+    mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> PeerVerificationRequest {
         let certificate = try message.require(CertificateMessage.self)
         guard certificate.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
         // RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
         guard !certificate.entries.isEmpty else { throw .misbehaved(.sentEmptyCertificateChain) }
         peerChain = certificate.entries.map(\.data)
-        let key = try config.verifier.verify(chain: peerChain, role: .server(name: serverName))
+        let leaf = certificate.entries[0].extensions
+        let staple = try leaf[.statusRequest].map { (d) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.ocspStatus(d) } }
+        let scts = try leaf[.signedCertificateTimestamp].map { (d) throws(TLSError) in
+            try decodeExtension { () throws(DecodeError) in try ExtensionBody.signedCertificateTimestamps(d) }
+        } ?? []
         transcript.append(message)
-        return key
+        return PeerVerificationRequest(chain: peerChain, stapledOCSPResponse: staple, signedCertificateTimestamps: scts,
+                                       role: .server(name: serverName), verifier: config.verifier)
     }
 
-    mutating func processCertificateVerify(_ message: HandshakeMessage, peerKey: any PeerPublicKey) throws(TLSError) -> ServerIdentityVerified {
+    mutating func processCertificateVerify(_ message: HandshakeMessage, peer: VerifiedPeer) throws(TLSError) -> PeerSignatureVerified {
         let verify = try message.require(CertificateVerify.self)
         guard config.verifier.supportedSchemes.contains(verify.scheme) else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
         }
         let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
-        try peerKey.verify(signature: verify.signature, scheme: verify.scheme, message: content)
+        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
         peerScheme = verify.scheme
         transcript.append(message)
-        return ServerIdentityVerified()
+        return verified
     }
 
-    mutating func processFinished(_ message: HandshakeMessage, verified: ServerIdentityVerified, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+    mutating func processFinished(_ message: HandshakeMessage, verified: PeerSignatureVerified, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
         let finishedVerified = try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -319,7 +324,7 @@ struct ClientHandshakeKeys {
             localSignatureScheme: nil, helloRetryRequest: helloRetryRequest, resumed: false, peerCertificates: peerChain,
             alpnProtocol: alpn, serverName: serverName)
         return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: finishedVerified)
+                            summary: summary, finished: finishedVerified, peer: .authenticated(verified))
     }
 }
 

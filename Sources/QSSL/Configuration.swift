@@ -62,6 +62,10 @@ public struct ServerConfiguration: Sendable {
     public var provider: CryptoProvider
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
     public var certificates: [CertifiedKey]
+    /// Chooses the configuration for each ClientHello (by SNI, say): synchronously in place, or
+    /// through the pause (`TLSEvent.decisionNeeded`). The chosen configuration replaces this one
+    /// for the connection (its provider's primitives excepted, which are fixed at creation).
+    public var configurationSelector: (any ServerConfigurationSelector)?
     public var groups: [NamedGroup] = Defaults.groups
     public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
     /// TLS 1.2 suites in server preference order.
@@ -105,6 +109,8 @@ public struct HandshakeSummary: Sendable, Hashable {
     public var peerCertificates: [[UInt8]]
     public var alpnProtocol: String?
     public var serverName: String?
+    /// Who the peer proved to be; nil when it was not asked to authenticate.
+    public var peerIdentity: PeerIdentity?
 
     public var usedPostQuantumKeyExchange: Bool { group.isPostQuantum }
 }

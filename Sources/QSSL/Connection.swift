@@ -10,13 +10,15 @@ public enum TLSEvent: Sendable, Hashable {
     case closeNotify
     /// The peer updated its keys (RFC 8446 §4.6.3).
     case peerKeyUpdate
-    /// The handshake is paused until `provideSignature(_:)` is called with a signature for the request.
-    case signatureRequested(SignatureRequest)
+    /// The handshake is paused until the application answers with `resume(with:)` (the core's
+    /// one pause: a signature, a peer verification, a server configuration). Nothing more is
+    /// read meanwhile; bytes fed in are buffered.
+    case decisionNeeded(PendingDecision)
 }
 
-extension SignatureRequest: Hashable {
-    public static func == (a: SignatureRequest, b: SignatureRequest) -> Bool { a.message == b.message && a.scheme == b.scheme }
-    public func hash(into h: inout Hasher) { h.combine(message); h.combine(scheme) }
+extension PendingDecision: Hashable {
+    public static func == (a: PendingDecision, b: PendingDecision) -> Bool { a.description == b.description }
+    public func hash(into h: inout Hasher) { h.combine(description) }
 }
 
 enum ConnectionPhase {
@@ -24,6 +26,8 @@ enum ConnectionPhase {
     case server(ServerState)
     case client12(TLS12ClientState)
     case server12(TLS12ServerState)
+    /// The one pause, for either side and version.
+    case paused(PausedHandshake)
     case traffic(TrafficState)
     case failed(TLSError)
     /// Only while a state is being handled: the stored state has been moved out.
@@ -106,7 +110,7 @@ public final class TLSConnection {
     public var isHandshakeComplete: Bool { summary != nil }
     public var isHandshaking: Bool {
         switch phase {
-        case .client, .server, .client12, .server12, .transitioning: return true
+        case .client, .server, .client12, .server12, .paused, .transitioning: return true
         case .traffic, .failed: return false
         }
     }
@@ -115,6 +119,9 @@ public final class TLSConnection {
         if case .failed(let e) = phase { return e }
         return nil
     }
+    /// Who the peer proved to be (its verified chain and handshake signature), once the
+    /// handshake completed; nil for a client that was not asked to authenticate.
+    public var peerIdentity: PeerIdentity? { summary?.peerIdentity }
     /// Handshake messages sent and received, with sizes and times (when `recordTrace` was set).
     public var trace: [HandshakeTraceEntry] { context.trace }
 
@@ -137,15 +144,61 @@ public final class TLSConnection {
         context.records.feed(bytes)
         var events: [TLSEvent] = []
         do {
-            while !receivedCloseNotify, let (type, payload) = try context.records.readRecord() {
-                try process(type, payload, into: &events)
-            }
-            try context.flush()
+            try drive(into: &events)
         } catch {
             fail(with: error)
             throw error
         }
         return events
+    }
+
+    /// Handles buffered handshake messages and records until more bytes are needed, the
+    /// handshake pauses for a decision, or the peer closed.
+    private func drive(into events: inout [TLSEvent]) throws(TLSError) {
+        while !receivedCloseNotify && !isPaused {
+            if let message = try context.joiner.next() {
+                try handle(message, into: &events)
+                continue
+            }
+            guard let (type, payload) = try context.records.readRecord() else { break }
+            try process(type, payload, into: &events)
+        }
+        try context.flush()
+    }
+
+    private var isPaused: Bool {
+        if case .paused = phase { return true }
+        return false
+    }
+
+    /// The decision the handshake waits for, if it is paused.
+    public var pendingDecision: PendingDecision? {
+        if case .paused(let p) = phase { return p.decision }
+        return nil
+    }
+
+    /// Answers the pending decision and goes on with the handshake, processing whatever arrived
+    /// meanwhile. A `.failure` answer fails the connection with that error's alert.
+    public func resume(with answer: DecisionAnswer) throws(TLSError) -> [TLSEvent] {
+        if case .failed(let error) = phase { throw error }
+        guard case .paused(let paused) = phase else { throw .misuse("no decision is pending") }
+        var events: [TLSEvent] = []
+        do {
+            phase = .transitioning
+            phase = try paused.resume(with: answer, context: &context)
+            try afterTransition(into: &events)
+            try drive(into: &events)
+        } catch {
+            fail(with: error)
+            throw error
+        }
+        return events
+    }
+
+    /// Resumes a handshake paused for a signature (`resume(with: .signature(signature))`).
+    public func provideSignature(_ signature: [UInt8]) throws(TLSError) -> [TLSEvent] {
+        guard pendingDecision?.signatureRequest != nil || failure != nil else { throw .misuse("no signature was requested") }
+        return try resume(with: .signature(signature))
     }
 
     /// Queues application data. Before the handshake completes it is buffered and sent right after.
@@ -267,10 +320,7 @@ public final class TLSConnection {
             }
         case .handshake:
             guard !payload.isEmpty else { throw .misbehaved(.sentEmptyHandshakeRecord) }
-            context.joiner.append(payload)
-            while let message = try context.joiner.next() {
-                try handle(message, into: &events)
-            }
+            context.joiner.append(payload)   // its messages are handled by `drive`
         case .applicationData:
             guard case .traffic = phase else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
             if !payload.isEmpty {
@@ -313,33 +363,25 @@ public final class TLSConnection {
             }
             if try traffic.handlePostHandshake(message, context: &context) { events.append(.peerKeyUpdate) }
             next = .traffic(traffic)
+        case .paused:
+            // Local invariant: `drive` reads nothing while paused.
+            preconditionFailure("a message was handled while the handshake was paused")
         case .failed(let error):
             throw error
         case .transitioning:
             preconditionFailure("handle re-entered while transitioning")   // the driver is not re-entrant
         }
         phase = next
-        if case .server(.awaitingSignature(let pending)) = next {
-            events.append(.signatureRequested(pending.request))
-        }
-        try completeIfTraffic(into: &events)
+        try afterTransition(into: &events)
     }
 
-    /// Resumes a handshake paused by `.signatureRequested` with the requested signature.
-    public func provideSignature(_ signature: [UInt8]) throws(TLSError) -> [TLSEvent] {
-        if case .failed(let error) = phase { throw error }
-        guard case .server(.awaitingSignature(let pending)) = phase else { throw .misuse("no signature was requested") }
-        var events: [TLSEvent] = []
-        do {
-            phase = try pending.complete(signature: signature, context: &context)
-            try context.flush()
-            // Records that arrived while paused are processed now.
-            events = try receive([UInt8]())
-        } catch {
-            fail(with: error)
-            throw error
+    /// Surfaces a pause, or completes the handshake when traffic was reached.
+    private func afterTransition(into events: inout [TLSEvent]) throws(TLSError) {
+        if case .paused(let p) = phase {
+            try context.flush()   // what precedes the pause goes out now
+            events.append(.decisionNeeded(p.decision))
         }
-        return events
+        try completeIfTraffic(into: &events)
     }
 
     private func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
@@ -385,7 +427,19 @@ struct TrafficState {
     let isClient: Bool
     var tls13: TLS13TrafficSecrets?
     let summary: HandshakeSummary
+    /// The proofs that make traffic possible: the peer's Finished, and its authentication.
     let finished: FinishedVerified
+    let peer: PeerAuthentication
+
+    init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication) {
+        self.isClient = isClient
+        self.tls13 = tls13
+        var summary = summary
+        summary.peerIdentity = peer.identity
+        self.summary = summary
+        self.finished = finished
+        self.peer = peer
+    }
 
     /// Returns true when the peer updated its keys.
     mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Bool {

@@ -65,8 +65,8 @@ public protocol PendingKeyExchange: Sendable {
 ///
 /// Keys that answer at once (in memory) sign inside the handshake. Keys that wait on a device
 /// or a network (`isSynchronous == false`) never block the core: the connection pauses with
-/// `TLSEvent.signatureRequested`, the caller runs `signAsynchronously` wherever it likes, and
-/// resumes the handshake with `TLSConnection.provideSignature(_:)`.
+/// `TLSEvent.decisionNeeded`, the caller runs `signAsynchronously` wherever it likes, and
+/// resumes the handshake with `TLSConnection.resume(with: .signature(…))`.
 public protocol SigningKey: Sendable {
     /// Schemes this key can produce, in preference order.
     var supportedSchemes: [SignatureScheme] { get }
@@ -119,14 +119,35 @@ public protocol PeerPublicKey: Sendable {
     var supportedSchemes: [SignatureScheme] { get }
 }
 
-/// Verifies a peer's certificate chain and yields its leaf key.
+/// Verifies a peer's certificate chain and yields its leaf key and identity.
+///
+/// A verifier that can answer at once (local trust anchors, CRLs in memory) is asked in place.
+/// One that must wait on the network (OCSP) sets `isSynchronous` to false: the handshake pauses
+/// with `TLSEvent.decisionNeeded`, `verifyPeerAsynchronously` runs wherever the caller likes,
+/// and `TLSConnection.resume(with: .peerVerified(…))` goes on.
 public protocol CertificateVerifier: Sendable {
     /// Signature schemes to offer in signature_algorithms.
     var supportedSchemes: [SignatureScheme] { get }
     /// Signature schemes accepted on certificates, offered in signature_algorithms_cert.
     var supportedCertificateSchemes: [SignatureScheme] { get }
-    /// Verifies `chain` (DER, leaf first) for `role`. Throws a `certificateRejected` error.
-    func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey
+    /// Whether `verifyPeer` may run on the connection's thread. Defaults to true.
+    var isSynchronous: Bool { get }
+    /// Verifies the request's chain (DER, leaf first) for its role. Throws a
+    /// `certificateRejected` error, which becomes the alert.
+    func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer
+    /// Verifies without blocking the caller's thread. Defaults to `verifyPeer`.
+    func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer
+}
+
+extension CertificateVerifier {
+    public var isSynchronous: Bool { true }
+    public func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {
+        try verifyPeer(request)
+    }
+    /// Verifies a chain with nothing stapled (tools and tests).
+    public func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> VerifiedPeer {
+        try verifyPeer(PeerVerificationRequest(chain: chain, role: role, verifier: self))
+    }
 }
 
 /// What a TLS stack needs from its crypto implementation.

@@ -4,16 +4,12 @@ import QSSLWire
 enum ServerState {
     case expectClientHello(ExpectClientHello)
     case expectClientHelloAfterRetry(ExpectClientHelloAfterRetry)
-    /// Paused: the certificate's key signs elsewhere; `provideSignature` resumes.
-    case awaitingSignature(PausedServerFlight)
     case expectFinished(ServerHandshakeKeys)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectClientHello(let s): return try s.handle(message, context: &context)
         case .expectClientHelloAfterRetry(let s): return try s.handle(message, context: &context)
-        case .awaitingSignature:
-            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before the server's flight")
         case .expectFinished(let keys): return .traffic(try keys.processFinished(message, context: &context))
         }
     }
@@ -31,24 +27,20 @@ struct ServerNegotiation {
     let serverName: String?
 }
 
-/// Capability token: the client's Finished was checked in constant time. Only this initialiser
-/// makes one, and traffic keys are handed out only with one.
-struct FinishedVerified {
-    init(expected: [UInt8], received: [UInt8]) throws(TLSError) {
-        // A Finished of the wrong length is malformed (decode_error), decided before any
-        // comparison of the MAC (RFC 8446 §4.4.4: verify_data is Hash.length bytes).
-        guard received.count == expected.count else {
-            throw .decode(.lengthOutOfRange(field: "Finished.verify_data", length: received.count))
-        }
-        guard constantTimeEquals(expected, received) else { throw .misbehaved(.sentWrongFinished) }
-    }
-}
-
 struct ExpectClientHello {
     let config: ServerConfiguration
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let hello = try message.require(ClientHello.self)
+        guard let selector = config.configurationSelector else { return try proceed(hello, message, context: &context) }
+        // The application chooses the configuration for this ClientHello (SNI): in place when
+        // the selector can answer at once, otherwise through the pause.
+        let selecting = SelectingServerConfiguration(hello: hello, message: message, summary: try ClientHelloSummary(hello), selector: selector)
+        guard selector.isSynchronous else { return .paused(.serverSelectConfiguration(selecting)) }
+        return try selecting.proceed(with: try selector.select(for: selecting.summary), context: &context)
+    }
+
+    func proceed(_ hello: ClientHello, _ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         var transcript = Transcript()
         transcript.append(message)
         if try negotiateVersion(hello, config: config) == .tls12 {
@@ -72,9 +64,43 @@ struct ExpectClientHello {
             return .server(.expectClientHelloAfterRetry(ExpectClientHelloAfterRetry(
                 config: config, firstHello: hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
         }
-        return .server(try sendServerFlight(
+        return try sendServerFlight(
             hello: hello, negotiation: negotiation, clientShare: share, transcript: transcript, retried: false,
-            config: config, context: &context))
+            config: config, context: &context)
+    }
+}
+
+/// A ClientHello waiting for the application to choose the server configuration.
+struct SelectingServerConfiguration {
+    let hello: ClientHello
+    let message: HandshakeMessage
+    let summary: ClientHelloSummary
+    let selector: any ServerConfigurationSelector
+
+    func proceed(with configuration: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        var chosen = configuration
+        chosen.configurationSelector = nil   // chosen once per connection
+        do { try chosen.validate() } catch {
+            throw .crypto("the selected server configuration is unusable: \(error)")
+        }
+        return try ExpectClientHello(config: chosen).proceed(hello, message, context: &context)
+    }
+}
+
+extension ClientHelloSummary {
+    /// What a configuration selector may look at. Malformed extensions are the client's fault.
+    init(_ hello: ClientHello) throws(TLSError) {
+        let ext = hello.extensions
+        serverName = try ext[.serverName].flatMap { (d) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverName(d) } }
+        alpnProtocols = try ext[.alpn].map { (d) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(d) } } ?? []
+        groups = try ext[.supportedGroups].map { (d) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.supportedGroups(d) } } ?? []
+        signatureSchemes = try ext[.signatureAlgorithms].map { (d) throws(TLSError) in
+            try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(d) }
+        } ?? []
+        cipherSuites = hello.cipherSuites
+        versions = try ext[.supportedVersions].map { (d) throws(TLSError) in
+            try decodeExtension { () throws(DecodeError) in try ExtensionBody.clientSupportedVersions(d) }
+        } ?? [hello.legacyVersion]
     }
 }
 
@@ -105,9 +131,9 @@ struct ExpectClientHelloAfterRetry {
         }
         var transcript = self.transcript
         transcript.append(message)
-        return .server(try sendServerFlight(
+        return try sendServerFlight(
             hello: hello, negotiation: negotiation, clientShare: shares[0].keyExchange, transcript: transcript,
-            retried: true, config: config, context: &context))
+            retried: true, config: config, context: &context)
     }
 }
 
@@ -206,7 +232,7 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
 /// CertificateVerify when the key signs asynchronously.
 func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8], transcript: Transcript,
-                      retried: Bool, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ServerState {
+                      retried: Bool, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
     guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
     let (serverShare, sharedSecret) = try kx.respond(toClientShare: clientShare)
     var transcript = transcript
@@ -237,42 +263,8 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     let pending = TLS13ServerAwaitingSignature(
         negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
         transcript: transcript, retried: retried, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
-    guard n.certificate.key.isSynchronous else {
-        try context.flush()
-        return .awaitingSignature(.tls13(pending))
-    }
-    return .expectFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context))
-}
-
-/// What the application owes to resume a paused handshake: a signature over `message`.
-public struct SignatureRequest: Sendable {
-    /// The full to-be-signed content (RFC 8446 §4.4.3).
-    public let message: [UInt8]
-    public let scheme: SignatureScheme
-    public let key: any SigningKey
-
-    /// Runs the key's asynchronous signing.
-    public func sign() async throws(TLSError) -> [UInt8] { try await key.signAsynchronously(message, scheme: scheme) }
-}
-
-/// A server flight paused for its signature, in either version.
-enum PausedServerFlight {
-    case tls13(TLS13ServerAwaitingSignature)
-    case tls12(TLS12ServerAwaitingSignature)
-
-    var request: SignatureRequest {
-        switch self {
-        case .tls13(let p): return p.request
-        case .tls12(let p): return p.request
-        }
-    }
-
-    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        switch self {
-        case .tls13(let p): return .server(.expectFinished(try p.complete(signature: signature, context: &context)))
-        case .tls12(let p): return .server12(try p.complete(signature: signature, context: &context))
-        }
-    }
+    guard n.certificate.key.isSynchronous else { return .paused(.serverSignature13(pending)) }
+    return .server(.expectFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
 }
 
 /// The server flight up to Certificate, waiting for the CertificateVerify signature.
@@ -323,6 +315,6 @@ struct ServerHandshakeKeys {
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
         try context.installReadKeys(secret: clientApp, suite: suite, duringHandshake: false)
         return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: verified)
+                            summary: summary, finished: verified, peer: .notRequested)
     }
 }

@@ -188,6 +188,26 @@ public enum ExtensionBody {
         return try w.finish()
     }
 
+    /// RFC 8446 §4.4.2.1 / RFC 6066 §8: CertificateStatus in a CertificateEntry (status_type
+    /// ocsp, then the DER OCSPResponse).
+    public static func ocspStatus(_ data: [UInt8]) throws(DecodeError) -> [UInt8] {
+        var r = ByteReader(data)
+        guard try r.readUInt8("CertificateStatus.status_type") == 1 else { throw .illegalValue(field: "CertificateStatus.status_type") }
+        let response = try r.readOpaque(.uint24(allowEmpty: false), "CertificateStatus.ocsp_response")
+        try r.finish("CertificateStatus")
+        return response
+    }
+
+    /// RFC 6962 §3.3: SignedCertificateTimestampList.
+    public static func signedCertificateTimestamps(_ data: [UInt8]) throws(DecodeError) -> [[UInt8]] {
+        var r = ByteReader(data)
+        var list = try r.readLengthPrefixed(.uint16(allowEmpty: false), "SignedCertificateTimestampList")
+        try r.finish("signed_certificate_timestamp")
+        var out: [[UInt8]] = []
+        while !list.isEmpty { out.append(try list.readOpaque(.uint16(allowEmpty: false), "SerializedSCT")) }
+        return out
+    }
+
     public static func pskKeyExchangeModes(_ data: [UInt8]) throws(DecodeError) -> [PSKKeyExchangeMode] {
         var r = ByteReader(data)
         let modes = try r.readOpaque(.uint8(allowEmpty: false), "psk_key_exchange_modes")

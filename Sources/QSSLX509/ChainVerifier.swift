@@ -49,7 +49,9 @@ public struct X509CertificateVerifier: CertificateVerifier {
         self.init(roots: try CertificateFiles.certificates(fromPEM: rootsPEM))
     }
 
-    public func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey {
+    public func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer {
+        let chain = request.chain
+        let role = request.role
         var parsed: [X509Certificate] = []
         for (i, der) in chain.enumerated() {
             do { parsed.append(try X509Certificate(der: der)) } catch {
@@ -88,7 +90,22 @@ public struct X509CertificateVerifier: CertificateVerifier {
         try Self.checkNameConstraints(path, serverName: serverName)
         try checkLeafPurpose(leaf, role: role)
         if let serverName { try checkName(leaf, serverName) }
-        return try Self.publicKey(of: leaf)
+        return VerifiedPeer(publicKey: try Self.publicKey(of: leaf), identity: Self.identity(leaf, path: path))
+    }
+
+    /// Who the leaf names, for `PeerIdentity`.
+    static func identity(_ leaf: X509Certificate, path: [X509Certificate]) -> PeerIdentity {
+        var names: [String] = []
+        let sans = (try? leaf.extensions.subjectAlternativeNames) ?? nil
+        for san in sans ?? SubjectAlternativeNames([]) {
+            switch san {
+            case .dnsName(let dns): names.append("DNS:\(dns)")
+            case .ipAddress(let bytes): names.append("IP:" + IPAddress.format(Array(bytes.bytes)))
+            default: continue
+            }
+        }
+        return PeerIdentity(verifiedChain: path.map(\.der), subject: "\(leaf.subject)", subjectAlternativeNames: names,
+                            keyAlgorithm: leaf.publicKey.description, certificateSignatureAlgorithm: leaf.signatureAlgorithmName)
     }
 
     /// Leaf first, then issuers, ending with a trust anchor.
@@ -423,6 +440,12 @@ struct NameConstraintSet {
 
 /// IPv4 and IPv6 literals as bytes.
 enum IPAddress {
+    static func format(_ bytes: [UInt8]) -> String {
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        guard bytes.count == 16 else { return bytes.map { String($0, radix: 16) }.joined(separator: ":") }
+        return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":")
+    }
+
     static func parse(_ s: String) -> [UInt8]? {
         let v4 = s.split(separator: ".", omittingEmptySubsequences: false)
         if v4.count == 4 {

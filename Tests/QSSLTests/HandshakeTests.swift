@@ -80,7 +80,7 @@ struct HandshakeTests {
         let key = AsyncOnlyKey(inner: sharedPKI.serverKey)
         let chain = try sharedPKI.serverCertifiedKey.chain
         let o = try runPair(client: clientConfig(), server: ServerConfiguration(provider: .swiftCrypto, certificates: [CertifiedKey(chain: chain, key: key)]))
-        #expect(o.serverEvents.contains { if case .signatureRequested(let r) = $0 { r.scheme == .ecdsaSecp384r1SHA384 } else { false } })
+        #expect(o.serverEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest?.scheme == .ecdsaSecp384r1SHA384 } else { false } })
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(o.client.summary?.peerSignatureScheme == .ecdsaSecp384r1SHA384)
     }

@@ -1,4 +1,4 @@
-import QSSL
+@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
@@ -40,19 +40,46 @@ func runPair(client: ClientConfiguration, server: ServerConfiguration, serverNam
         if !toServer.isEmpty, outcome.serverError == nil {
             do {
                 outcome.serverEvents += try outcome.server.receive(tamper(true, toServer))
-                // A paused handshake (asynchronous key): sign here and resume.
-                if case .signatureRequested(let request)? = outcome.serverEvents.last {
-                    outcome.serverEvents += try outcome.server.provideSignature(try request.key.sign(request.message, scheme: request.scheme))
-                }
+                try resumeWhilePaused(outcome.server, &outcome.serverEvents)
             } catch { outcome.serverError = error }
         }
         let toClient = outcome.server.takeOutput()
         if !toClient.isEmpty, outcome.clientError == nil {
-            do { outcome.clientEvents += try outcome.client.receive(tamper(false, toClient)) } catch { outcome.clientError = error }
+            do {
+                outcome.clientEvents += try outcome.client.receive(tamper(false, toClient))
+                try resumeWhilePaused(outcome.client, &outcome.clientEvents)
+            } catch { outcome.clientError = error }
         }
         if toServer.isEmpty && toClient.isEmpty { break }
     }
     return outcome
+}
+
+/// Answers every pause through the real pause: the event, then `resume(with:)`. The providers
+/// of these tests are in memory, so the answer is computed here on the test's thread (what
+/// `PendingDecision.resolve()` would do off the event loop).
+func resumeWhilePaused(_ connection: TLSConnection, _ events: inout [TLSEvent]) throws(TLSError) {
+    while let decision = connection.pendingDecision {
+        #expect(events.contains { if case .decisionNeeded = $0 { true } else { false } }, "the pause was surfaced as an event")
+        events += try connection.resume(with: answerInPlace(decision))
+    }
+}
+
+func answerInPlace(_ decision: PendingDecision) -> DecisionAnswer {
+    do {
+        if let r = decision.signatureRequest { return .signature(try r.key.sign(r.message, scheme: r.scheme)) }
+        if let r = decision.peerVerification { return .peerVerified(try r.verifier.verifyPeer(r)) }
+        if let hello = decision.clientHello, let selector = pendingSelector(decision) { return .serverConfiguration(try selector.select(for: hello)) }
+        return .failure(.misuse("unknown decision \(decision)"))
+    } catch {
+        return .failure(error)
+    }
+}
+
+/// The selector behind a configuration decision (tests only).
+func pendingSelector(_ decision: PendingDecision) -> (any ServerConfigurationSelector)? {
+    if case .selectServerConfiguration(_, let selector) = decision.kind { return selector }
+    return nil
 }
 
 extension TLSError {

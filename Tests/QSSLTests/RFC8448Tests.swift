@@ -219,7 +219,12 @@ struct FixedX25519: PendingKeyExchange {
 struct RFC8448Verifier: CertificateVerifier {
     var supportedSchemes: [SignatureScheme] { [.rsaPSSRSAESHA256] }
     var supportedCertificateSchemes: [SignatureScheme] { [.rsaPKCS1SHA256] }
-    func verify(chain: [[UInt8]], role: PeerRole) throws(TLSError) -> any PeerPublicKey {
+    func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer {
+        VerifiedPeer(publicKey: try key(request.chain),
+                     identity: PeerIdentity(verifiedChain: request.chain, subject: "CN=rsa", subjectAlternativeNames: [],
+                                            keyAlgorithm: "RSA-1024", certificateSignatureAlgorithm: "sha256WithRSAEncryption"))
+    }
+    func key(_ chain: [[UInt8]]) throws(TLSError) -> any PeerPublicKey {
         do {
             // swift-certificates refuses RSA keys under 2048 bits, so take the SPKI out of the
             // TBSCertificate by hand: version, serial, signature, issuer, validity, subject, SPKI.

@@ -3,7 +3,7 @@ import QSSLWire
 /// TLS 1.2 client handshake (RFC 5246 §7.3), one case per message awaited.
 enum TLS12ClientState {
     case expectCertificate(TLS12ClientHandshake)
-    case expectServerKeyExchange(TLS12ClientHandshake, any PeerPublicKey)
+    case expectServerKeyExchange(TLS12ClientHandshake, VerifiedPeer)
     case expectCertificateRequestOrServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
     case expectServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
     case finishing(TLS12FinishingState)
@@ -11,10 +11,12 @@ enum TLS12ClientState {
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectCertificate(var hs):
-            let key = try hs.processCertificate(message)
-            return .client12(.expectServerKeyExchange(hs, key))
-        case .expectServerKeyExchange(var hs, let key):
-            let share = try hs.processServerKeyExchange(message, peerKey: key)
+            let request = try hs.processCertificate(message)
+            let handshake = hs
+            return try verifyPeerOrPause(request, pause: { .clientVerifyPeer12(handshake, $0) },
+                                         then: { .client12(.expectServerKeyExchange(handshake, $0)) })
+        case .expectServerKeyExchange(var hs, let peer):
+            let share = try hs.processServerKeyExchange(message, peer: peer)
             return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
         case .expectCertificateRequestOrServerHelloDone(var hs, let share):
             if message.type == .certificateRequest {
@@ -105,6 +107,8 @@ struct TLS12ClientKeyShare {
     let group: NamedGroup
     let exchange: [UInt8]
     let secret: [UInt8]
+    /// The ServerKeyExchange signature verified with the certified key.
+    let proof: PeerSignatureVerified
 }
 
 struct TLS12ClientHandshake {
@@ -121,17 +125,16 @@ struct TLS12ClientHandshake {
     var peerScheme: SignatureScheme?
     var certificateRequested = false
 
-    mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> any PeerPublicKey {
+    mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> PeerVerificationRequest {
         let certificate = try message.require(TLS12Certificate.self)
         guard !certificate.certificates.isEmpty else { throw .misbehaved(.sentEmptyCertificateChain) }
         peerChain = certificate.certificates
-        let key = try config.verifier.verify(chain: peerChain, role: .server(name: serverName))
         transcript.append(message)
-        return key
+        return PeerVerificationRequest(chain: peerChain, role: .server(name: serverName), verifier: config.verifier)
     }
 
     /// RFC 8422 §5.4 / PROTOCOL.md §3: check the group and the signature, then answer the share.
-    mutating func processServerKeyExchange(_ message: HandshakeMessage, peerKey: any PeerPublicKey) throws(TLSError) -> TLS12ClientKeyShare {
+    mutating func processServerKeyExchange(_ message: HandshakeMessage, peer: VerifiedPeer) throws(TLSError) -> TLS12ClientKeyShare {
         let ske = try message.require(ServerKeyExchange.self)
         guard config.groups.contains(ske.group), ske.group.isPostQuantum == suite.isHybrid,
               let kx = config.provider.keyExchange(for: ske.group) else {
@@ -140,12 +143,13 @@ struct TLS12ClientHandshake {
         guard config.verifier.supportedSchemes.contains(ske.scheme), suite.permits(ske.scheme) else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(ske.scheme)")
         }
-        try peerKey.verify(signature: ske.signature, scheme: ske.scheme, message: clientRandom + serverRandom + encoding { () throws(EncodeError) in try ske.params() })
+        let proof = try PeerSignatureVerified(signature: ske.signature, scheme: ske.scheme,
+                                              content: clientRandom + serverRandom + encoding { () throws(EncodeError) in try ske.params() }, peer: peer)
         peerScheme = ske.scheme
         // The server owns the key pair here; the client answers as a TLS 1.3 server would.
         let (exchange, secret) = try kx.respond(toClientShare: ske.publicValue)
         transcript.append(message)
-        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: secret)
+        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: secret, proof: proof)
     }
 
     func processServerHelloDone(_ message: HandshakeMessage, share: TLS12ClientKeyShare, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
@@ -168,7 +172,8 @@ struct TLS12ClientHandshake {
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: peerScheme, localSignatureScheme: nil,
             helloRetryRequest: false, resumed: false, peerCertificates: peerChain, alpnProtocol: alpn, serverName: serverName)
-        return TLS12Finishing(isClient: true, suite: suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary)
+        return TLS12Finishing(isClient: true, suite: suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
+                              peer: .authenticated(share.proof))
     }
 }
 
@@ -181,6 +186,7 @@ struct TLS12Finishing {
     let keys: TLS12KeyBlock
     var transcript: Transcript
     let summary: HandshakeSummary
+    let peer: PeerAuthentication
 
     func installPeerKeys(context: inout HandshakeContext) throws(TLSError) {
         if isClient {
@@ -203,6 +209,6 @@ struct TLS12Finishing {
             let verifyData = prf.verifyData(masterSecret: masterSecret, client: false, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
             try context.send(Finished(verifyData: verifyData), transcript: &transcript)
         }
-        return TrafficState(isClient: isClient, tls13: nil, summary: summary, finished: verified)
+        return TrafficState(isClient: isClient, tls13: nil, summary: summary, finished: verified, peer: peer)
     }
 }

@@ -97,10 +97,7 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
     let paused = TLS12ServerAwaitingSignature(
         negotiation: n, clientRandom: hello.random, serverRandom: random, publicValue: publicValue, pending: pending, transcript: transcript,
         request: SignatureRequest(message: hello.random + random + params, scheme: n.scheme, key: n.certificate.key))
-    guard n.certificate.key.isSynchronous else {
-        try context.flush()
-        return .server(.awaitingSignature(.tls12(paused)))
-    }
+    guard n.certificate.key.isSynchronous else { return .paused(.serverSignature12(paused)) }
     return .server12(try paused.complete(signature: try n.certificate.key.sign(paused.request.message, scheme: n.scheme), context: &context))
 }
 
@@ -152,7 +149,8 @@ struct TLS12ServerHandshake {
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
             helloRetryRequest: false, resumed: false, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
-        return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary)
+        return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
+                              peer: .notRequested)
     }
 }
 

@@ -1,0 +1,60 @@
+import QSSLWire
+
+/// The one pause of the handshake, client or server, TLS 1.3 or TLS 1.2: the state to go on
+/// from and the decision it waits for. `TLSConnection` holds it as `.paused` and reads nothing
+/// until `resume(with:)` answers.
+enum PausedHandshake {
+    case serverSignature13(TLS13ServerAwaitingSignature)
+    case serverSignature12(TLS12ServerAwaitingSignature)
+    case clientVerifyPeer13(ClientHandshakeKeys, PeerVerificationRequest)
+    case clientVerifyPeer12(TLS12ClientHandshake, PeerVerificationRequest)
+    case serverSelectConfiguration(SelectingServerConfiguration)
+
+    var decision: PendingDecision {
+        switch self {
+        case .serverSignature13(let p): return PendingDecision(kind: .sign(p.request))
+        case .serverSignature12(let p): return PendingDecision(kind: .sign(p.request))
+        case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r): return PendingDecision(kind: .verifyPeer(r))
+        case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
+        }
+    }
+
+    /// Whether `answer` answers this decision (a failure answers any).
+    func accepts(_ answer: DecisionAnswer) -> Bool {
+        switch (self, answer.kind) {
+        case (_, .failure), (.serverSignature13, .signature), (.serverSignature12, .signature),
+             (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified),
+             (.serverSelectConfiguration, .serverConfiguration):
+            return true
+        default:
+            return false
+        }
+    }
+
+    func resume(with answer: DecisionAnswer, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        switch (self, answer.kind) {
+        case (_, .failure(let error)):
+            throw error
+        case (.serverSignature13(let p), .signature(let signature)):
+            return .server(.expectFinished(try p.complete(signature: signature, context: &context)))
+        case (.serverSignature12(let p), .signature(let signature)):
+            return .server12(try p.complete(signature: signature, context: &context))
+        case (.clientVerifyPeer13(let keys, _), .peerVerified(let peer)):
+            return .client(.expectCertificateVerify(keys, peer))
+        case (.clientVerifyPeer12(let handshake, _), .peerVerified(let peer)):
+            return .client12(.expectServerKeyExchange(handshake, peer))
+        case (.serverSelectConfiguration(let s), .serverConfiguration(let configuration)):
+            return try s.proceed(with: configuration, context: &context)
+        default:
+            // Local invariant: `TLSConnection.resume` checks `accepts` first.
+            preconditionFailure("answer does not match the pending decision")
+        }
+    }
+}
+
+/// Verifies the peer in place when the verifier can answer at once; otherwise pauses.
+func verifyPeerOrPause(_ request: PeerVerificationRequest, pause: (PeerVerificationRequest) -> PausedHandshake,
+                       then next: (VerifiedPeer) -> ConnectionPhase) throws(TLSError) -> ConnectionPhase {
+    guard request.verifier.isSynchronous else { return .paused(pause(request)) }
+    return next(try request.verifier.verifyPeer(request))
+}
