@@ -182,6 +182,7 @@ public final class TLSConnection {
     public func resume(with answer: DecisionAnswer) throws(TLSError) -> [TLSEvent] {
         if case .failed(let error) = phase { throw error }
         guard case .paused(let paused) = phase else { throw .misuse("no decision is pending") }
+        guard paused.accepts(answer) else { throw .misuse("the answer does not match the pending decision \(paused.decision)") }
         var events: [TLSEvent] = []
         do {
             phase = .transitioning
@@ -237,10 +238,19 @@ public final class TLSConnection {
     }
 
     /// Sends close_notify (RFC 8446 §6.1). Reading may continue until the peer's close_notify.
+    ///
+    /// Closing while a decision is pending cancels the handshake: user_canceled, then
+    /// close_notify; a later `resume` answers `closed`.
     public func close() {
         guard !sentCloseNotify else { return }
         sentCloseNotify = true
         if case .failed = phase { return }
+        if case .paused = phase {
+            try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.userCanceled.rawValue])
+            try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
+            phase = .failed(TLSError(.closed, "closed while a decision was pending"))
+            return
+        }
         try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
     }
 

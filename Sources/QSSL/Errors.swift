@@ -138,6 +138,8 @@ public enum PeerIncompatibility: String, Hashable, Sendable, CaseIterable, Custo
     case missingSupportedVersions
     case extendedMasterSecretRequired
     case secureRenegotiationFailed
+    /// The server has no configuration for the name the client asked for (RFC 6066 §3).
+    case unrecognizedServerName
 
     public var description: String { rawValue }
 }
@@ -196,6 +198,7 @@ extension AlertDescription {
                  .secureRenegotiationFailed:
                 self = .handshakeFailure
             case .noCommonApplicationProtocol: self = .noApplicationProtocol
+            case .unrecognizedServerName: self = .unrecognizedName
             case .postQuantumKeyExchangeRequired: self = .insufficientSecurity
             }
         case .certificateRejected(let r):

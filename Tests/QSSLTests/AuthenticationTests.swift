@@ -341,6 +341,7 @@ struct AlertMappingTests {
         let expected: AlertDescription = switch i {
         case .noCommonVersion, .missingSupportedVersions: .protocolVersion
         case .noCommonApplicationProtocol: .noApplicationProtocol
+        case .unrecognizedServerName: .unrecognizedName
         case .postQuantumKeyExchangeRequired: .insufficientSecurity
         case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired, .secureRenegotiationFailed: .handshakeFailure
         }
