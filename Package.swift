@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
