@@ -229,8 +229,8 @@ struct ClientHandshakeKeys {
     let suite: TLS13CipherSuite
     let hkdf: HKDF
     let schedule: TLS13KeySchedule.Handshake
-    let clientSecret: [UInt8]
-    let serverSecret: [UInt8]
+    let clientSecret: SecretBytes
+    let serverSecret: SecretBytes
     var transcript: Transcript
     let group: NamedGroup
     let helloRetryRequest: Bool

@@ -428,8 +428,8 @@ public final class TLSConnection {
 struct TLS13TrafficSecrets {
     let suite: TLS13CipherSuite
     let hkdf: HKDF
-    var client: [UInt8]
-    var server: [UInt8]
+    var client: SecretBytes
+    var server: SecretBytes
 }
 
 /// After the handshake: post-handshake messages and, in TLS 1.3, key updates.

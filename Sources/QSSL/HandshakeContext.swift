@@ -44,35 +44,35 @@ struct HandshakeContext {
         note(.sent, "ChangeCipherSpec", 1)
     }
 
-    mutating func installWriteKeys(secret: [UInt8], suite: TLS13CipherSuite) throws(TLSError) {
+    mutating func installWriteKeys(secret: SecretBytes, suite: TLS13CipherSuite) throws(TLSError) {
         try flush()
         let hkdf = HKDF(primitives: primitives, hash: suite.hash)
         let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
-        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv)
+        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key.bytes), iv: keys.iv)
         records.useLegacyRecordVersion = false
     }
 
     /// RFC 8446 §5.1: "Handshake messages MUST NOT span key changes."
     /// `duringHandshake`: handshake keys (a plaintext alert may still precede the first
     /// protected record), not application keys or KeyUpdate.
-    mutating func installReadKeys(secret: [UInt8], suite: TLS13CipherSuite, duringHandshake: Bool) throws(TLSError) {
+    mutating func installReadKeys(secret: SecretBytes, suite: TLS13CipherSuite, duringHandshake: Bool) throws(TLSError) {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
         let hkdf = HKDF(primitives: primitives, hash: suite.hash)
         let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv),
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key.bytes), iv: keys.iv),
                                 duringHandshake: duringHandshake)
     }
 
     /// TLS 1.2: keys take effect at ChangeCipherSpec, per direction (RFC 5246 §7.1).
-    mutating func installTLS12WriteKeys(key: [UInt8], iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
+    mutating func installTLS12WriteKeys(key: SecretBytes, iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         try flush()
-        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
+        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key.bytes), iv: iv,
                                                    framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce)
     }
 
-    mutating func installTLS12ReadKeys(key: [UInt8], iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
+    mutating func installTLS12ReadKeys(key: SecretBytes, iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key.bytes), iv: iv,
                                                  framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce),
                                 duringHandshake: true)
     }

@@ -22,7 +22,7 @@ struct HKDF {
         return Array(out.prefix(length))
     }
 
-    func expandLabel(secret: [UInt8], label: String, context: [UInt8], length: Int) -> [UInt8] {
+    func expandLabel(secret: SecretBytes, label: String, context: [UInt8], length: Int) -> [UInt8] {
         // HkdfLabel (RFC 8446 §7.1). Labels are ours and contexts are hashes (or empty): every
         // length fits its one-byte prefix.
         let fullLabel = Array("tls13 \(label)".utf8)
@@ -33,11 +33,11 @@ struct HKDF {
         info += fullLabel
         info.append(UInt8(truncatingIfNeeded: context.count))
         info += context
-        return expand(prk: secret, info: info, length: length)
+        return expand(prk: secret.bytes, info: info, length: length)
     }
 
-    func deriveSecret(_ secret: [UInt8], label: String, transcriptHash: [UInt8]) -> [UInt8] {
-        expandLabel(secret: secret, label: label, context: transcriptHash, length: hash.digestLength)
+    func deriveSecret(_ secret: SecretBytes, label: String, transcriptHash: [UInt8]) -> SecretBytes {
+        SecretBytes(expandLabel(secret: secret, label: label, context: transcriptHash, length: hash.digestLength))
     }
 
     var emptyHash: [UInt8] { primitives.hash(hash, []) }
@@ -45,11 +45,11 @@ struct HKDF {
 
 /// Key and IV derived from a traffic secret (RFC 8446 §7.3).
 struct TrafficKeys {
-    let key: [UInt8]
+    let key: SecretBytes
     let iv: [UInt8]
 
-    init(secret: [UInt8], hkdf: HKDF, aead: AEADAlgorithm) {
-        key = hkdf.expandLabel(secret: secret, label: "key", context: [], length: aead.keyLength)
+    init(secret: SecretBytes, hkdf: HKDF, aead: AEADAlgorithm) {
+        key = SecretBytes(hkdf.expandLabel(secret: secret, label: "key", context: [], length: aead.keyLength))
         iv = hkdf.expandLabel(secret: secret, label: "iv", context: [], length: aead.nonceLength)
     }
 }
@@ -59,58 +59,58 @@ struct TrafficKeys {
 enum TLS13KeySchedule {
     struct Early {
         let hkdf: HKDF
-        let secret: [UInt8]
-        init(hkdf: HKDF, psk: [UInt8]? = nil) {
+        let secret: SecretBytes
+        init(hkdf: HKDF, psk: SecretBytes? = nil) {
             self.hkdf = hkdf
-            secret = hkdf.extract(salt: [], ikm: psk ?? [UInt8](repeating: 0, count: hkdf.hash.digestLength))
+            secret = SecretBytes(hkdf.extract(salt: [], ikm: psk?.bytes ?? [UInt8](repeating: 0, count: hkdf.hash.digestLength)))
         }
         func handshake(sharedSecret: [UInt8]) -> Handshake {
             let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
-            return Handshake(hkdf: hkdf, secret: hkdf.extract(salt: derived, ikm: sharedSecret))
+            return Handshake(hkdf: hkdf, secret: SecretBytes(hkdf.extract(salt: derived.bytes, ikm: sharedSecret)))
         }
     }
 
     struct Handshake {
         let hkdf: HKDF
-        let secret: [UInt8]
-        func clientTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+        let secret: SecretBytes
+        func clientTrafficSecret(transcriptHash: [UInt8]) -> SecretBytes {
             hkdf.deriveSecret(secret, label: "c hs traffic", transcriptHash: transcriptHash)
         }
-        func serverTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+        func serverTrafficSecret(transcriptHash: [UInt8]) -> SecretBytes {
             hkdf.deriveSecret(secret, label: "s hs traffic", transcriptHash: transcriptHash)
         }
         func master() -> Master {
             let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
-            return Master(hkdf: hkdf, secret: hkdf.extract(salt: derived, ikm: [UInt8](repeating: 0, count: hkdf.hash.digestLength)))
+            return Master(hkdf: hkdf, secret: SecretBytes(hkdf.extract(salt: derived.bytes, ikm: [UInt8](repeating: 0, count: hkdf.hash.digestLength))))
         }
     }
 
     struct Master {
         let hkdf: HKDF
-        let secret: [UInt8]
-        func clientTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+        let secret: SecretBytes
+        func clientTrafficSecret(transcriptHash: [UInt8]) -> SecretBytes {
             hkdf.deriveSecret(secret, label: "c ap traffic", transcriptHash: transcriptHash)
         }
-        func serverTrafficSecret(transcriptHash: [UInt8]) -> [UInt8] {
+        func serverTrafficSecret(transcriptHash: [UInt8]) -> SecretBytes {
             hkdf.deriveSecret(secret, label: "s ap traffic", transcriptHash: transcriptHash)
         }
-        func exporterMasterSecret(transcriptHash: [UInt8]) -> [UInt8] {
+        func exporterMasterSecret(transcriptHash: [UInt8]) -> SecretBytes {
             hkdf.deriveSecret(secret, label: "exp master", transcriptHash: transcriptHash)
         }
-        func resumptionMasterSecret(transcriptHash: [UInt8]) -> [UInt8] {
+        func resumptionMasterSecret(transcriptHash: [UInt8]) -> SecretBytes {
             hkdf.deriveSecret(secret, label: "res master", transcriptHash: transcriptHash)
         }
     }
 
     /// RFC 8446 §4.4.4: finished_key and verify_data.
-    static func finishedVerifyData(hkdf: HKDF, baseSecret: [UInt8], transcriptHash: [UInt8]) -> [UInt8] {
+    static func finishedVerifyData(hkdf: HKDF, baseSecret: SecretBytes, transcriptHash: [UInt8]) -> [UInt8] {
         let finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
         return hkdf.primitives.hmac(hkdf.hash, key: finishedKey, data: transcriptHash)
     }
 
     /// RFC 8446 §7.2: application_traffic_secret_N+1.
-    static func nextTrafficSecret(hkdf: HKDF, _ secret: [UInt8]) -> [UInt8] {
-        hkdf.expandLabel(secret: secret, label: "traffic upd", context: [], length: hkdf.hash.digestLength)
+    static func nextTrafficSecret(hkdf: HKDF, _ secret: SecretBytes) -> SecretBytes {
+        SecretBytes(hkdf.expandLabel(secret: secret, label: "traffic upd", context: [], length: hkdf.hash.digestLength))
     }
 }
 

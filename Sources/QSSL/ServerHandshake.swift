@@ -272,8 +272,8 @@ struct TLS13ServerAwaitingSignature {
     let negotiation: ServerNegotiation
     let hkdf: HKDF
     let schedule: TLS13KeySchedule.Handshake
-    let clientSecret: [UInt8]
-    let serverSecret: [UInt8]
+    let clientSecret: SecretBytes
+    let serverSecret: SecretBytes
     let transcript: Transcript
     let retried: Bool
     let request: SignatureRequest
@@ -303,9 +303,9 @@ struct TLS13ServerAwaitingSignature {
 struct ServerHandshakeKeys {
     let suite: TLS13CipherSuite
     let hkdf: HKDF
-    let clientHandshakeSecret: [UInt8]
-    let clientApp: [UInt8]
-    let serverApp: [UInt8]
+    let clientHandshakeSecret: SecretBytes
+    let clientApp: SecretBytes
+    let serverApp: SecretBytes
     var transcript: Transcript
     let summary: HandshakeSummary
 

@@ -240,3 +240,6 @@ struct RFC8448Verifier: CertificateVerifier {
         }
     }
 }
+
+/// Known-answer comparisons of a secret with the published bytes (tests only).
+func == (a: SecretBytes, b: [UInt8]) -> Bool { a.bytes == b }

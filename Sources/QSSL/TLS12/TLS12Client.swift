@@ -182,7 +182,7 @@ struct TLS12Finishing {
     let isClient: Bool
     let suite: TLS12CipherSuite
     let prf: TLS12PRF
-    let masterSecret: [UInt8]
+    let masterSecret: SecretBytes
     let keys: TLS12KeyBlock
     var transcript: Transcript
     let summary: HandshakeSummary

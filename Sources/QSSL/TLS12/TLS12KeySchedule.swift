@@ -64,32 +64,33 @@ struct TLS12PRF {
     }
 
     /// RFC 7627 §4 (extended master secret) or RFC 5246 §8.1.
-    func masterSecret(preMasterSecret: [UInt8], sessionHash: [UInt8]?, clientRandom: [UInt8], serverRandom: [UInt8]) -> [UInt8] {
+    func masterSecret(preMasterSecret: [UInt8], sessionHash: [UInt8]?, clientRandom: [UInt8], serverRandom: [UInt8]) -> SecretBytes {
         if let sessionHash {
-            return self(secret: preMasterSecret, label: "extended master secret", seed: sessionHash, length: 48)
+            return SecretBytes(self(secret: preMasterSecret, label: "extended master secret", seed: sessionHash, length: 48))
         }
-        return self(secret: preMasterSecret, label: "master secret", seed: clientRandom + serverRandom, length: 48)
+        return SecretBytes(self(secret: preMasterSecret, label: "master secret", seed: clientRandom + serverRandom, length: 48))
     }
 
     /// RFC 5246 §7.4.9: 12 bytes of verify_data.
-    func verifyData(masterSecret: [UInt8], client: Bool, transcriptHash: [UInt8]) -> [UInt8] {
-        self(secret: masterSecret, label: client ? "client finished" : "server finished", seed: transcriptHash, length: 12)
+    func verifyData(masterSecret: SecretBytes, client: Bool, transcriptHash: [UInt8]) -> [UInt8] {
+        self(secret: masterSecret.bytes, label: client ? "client finished" : "server finished", seed: transcriptHash, length: 12)
     }
 }
 
 /// RFC 5246 §6.3: the AEAD key block.
 struct TLS12KeyBlock {
-    let clientKey: [UInt8]
-    let serverKey: [UInt8]
+    let clientKey: SecretBytes
+    let serverKey: SecretBytes
     let clientIV: [UInt8]
     let serverIV: [UInt8]
 
-    init(prf: TLS12PRF, masterSecret: [UInt8], clientRandom: [UInt8], serverRandom: [UInt8], suite: TLS12CipherSuite) {
+    init(prf: TLS12PRF, masterSecret: SecretBytes, clientRandom: [UInt8], serverRandom: [UInt8], suite: TLS12CipherSuite) {
         let k = suite.aead.keyLength
         let i = suite.fixedIVLength
-        let block = prf(secret: masterSecret, label: "key expansion", seed: serverRandom + clientRandom, length: 2 * (k + i))
-        clientKey = Array(block[0..<k])
-        serverKey = Array(block[k..<(2 * k)])
+        var block = prf(secret: masterSecret.bytes, label: "key expansion", seed: serverRandom + clientRandom, length: 2 * (k + i))
+        defer { block.withUnsafeMutableBytes { zeroise($0) } }
+        clientKey = SecretBytes(Array(block[0..<k]))
+        serverKey = SecretBytes(Array(block[k..<(2 * k)]))
         clientIV = Array(block[(2 * k)..<(2 * k + i)])
         serverIV = Array(block[(2 * k + i)..<(2 * k + 2 * i)])
     }
