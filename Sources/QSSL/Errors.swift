@@ -24,30 +24,73 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The alert this error sends, or nil for errors that send none (API misuse, received alerts).
     public var alert: AlertDescription? { AlertDescription(for: self) }
 
-    public enum Code: Hashable, Sendable, CustomStringConvertible {
+    /// Who is at fault and why. A struct (with static constructors that read like cases) so
+    /// that kinds can be added without breaking callers; inspect it with the accessors.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        enum Kind: Hashable, Sendable {
+            case decodeFailure(DecodeError)
+            case peerMisbehaved(PeerMisbehavior)
+            case peerIncompatible(PeerIncompatibility)
+            case certificateRejected(CertificateRejection)
+            case encodeFailure(EncodeError)
+            case decryptFailed
+            case alertReceived(AlertDescription)
+            case apiMisuse(String)
+            case cryptoFailure(String)
+            case closed
+        }
+        let kind: Kind
+
         /// A message could not be decoded.
-        case decodeFailure(DecodeError)
+        public static func decodeFailure(_ e: DecodeError) -> Code { Code(kind: .decodeFailure(e)) }
         /// The peer broke the protocol.
-        case peerMisbehaved(PeerMisbehavior)
+        public static func peerMisbehaved(_ e: PeerMisbehavior) -> Code { Code(kind: .peerMisbehaved(e)) }
         /// The peer lacks something we require.
-        case peerIncompatible(PeerIncompatibility)
+        public static func peerIncompatible(_ e: PeerIncompatibility) -> Code { Code(kind: .peerIncompatible(e)) }
         /// The peer's certificate chain was rejected.
-        case certificateRejected(CertificateRejection)
+        public static func certificateRejected(_ e: CertificateRejection) -> Code { Code(kind: .certificateRejected(e)) }
         /// A message of ours could not be encoded (a vector too long for its length prefix).
-        case encodeFailure(EncodeError)
+        public static func encodeFailure(_ e: EncodeError) -> Code { Code(kind: .encodeFailure(e)) }
         /// A record failed authentication.
-        case decryptFailed
+        public static let decryptFailed = Code(kind: .decryptFailed)
         /// The peer sent a fatal alert.
-        case alertReceived(AlertDescription)
+        public static func alertReceived(_ a: AlertDescription) -> Code { Code(kind: .alertReceived(a)) }
         /// The caller used the API out of order; determined by the call sequence, never by peer data.
-        case apiMisuse(String)
+        public static func apiMisuse(_ s: String) -> Code { Code(kind: .apiMisuse(s)) }
         /// The crypto provider failed (not the peer's fault).
-        case cryptoFailure(String)
-        /// The connection was closed by the peer's close_notify and nothing more can be read.
-        case closed
+        public static func cryptoFailure(_ s: String) -> Code { Code(kind: .cryptoFailure(s)) }
+        /// The connection was closed and nothing more can be read or resumed.
+        public static let closed = Code(kind: .closed)
+
+        /// The alert the peer sent, if that is what ended the connection.
+        public var receivedAlert: AlertDescription? {
+            if case .alertReceived(let a) = kind { return a }
+            return nil
+        }
+        public var decodeError: DecodeError? {
+            if case .decodeFailure(let e) = kind { return e }
+            return nil
+        }
+        public var misbehavior: PeerMisbehavior? {
+            if case .peerMisbehaved(let e) = kind { return e }
+            return nil
+        }
+        public var incompatibility: PeerIncompatibility? {
+            if case .peerIncompatible(let e) = kind { return e }
+            return nil
+        }
+        public var certificateRejection: CertificateRejection? {
+            if case .certificateRejected(let e) = kind { return e }
+            return nil
+        }
+        /// True for caller bugs (no alert is sent).
+        public var isAPIMisuse: Bool {
+            if case .apiMisuse = kind { return true }
+            return false
+        }
 
         public var description: String {
-            switch self {
+            switch kind {
             case .decodeFailure(let e): return "malformed message: \(e)"
             case .peerMisbehaved(let e): return "peer misbehaved: \(e)"
             case .peerIncompatible(let e): return "peer incompatible: \(e)"
@@ -70,100 +113,189 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func crypto(_ s: String) -> TLSError { TLSError(.cryptoFailure(s)) }
 }
 
-/// The peer broke the protocol. Case names are sentences about the peer.
-public enum PeerMisbehavior: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
-    // Records
-    case sentOversizedRecord
-    case sentRecordWithInvalidContentType
-    case sentEmptyHandshakeRecord
-    case sentHandshakeMessageSpanningKeyChange
-    case sentUnexpectedChangeCipherSpec
-    case sentApplicationDataBeforeHandshake
-    case sentOversizedHandshakeMessage
-    case sentUnexpectedMessage
-    case sentInvalidAlert
-    case sentTooManyEmptyRecordsOrWarnings
-    // Hellos
-    case offeredNullCompressionMissing
-    case selectedUnofferedCipherSuite
-    case selectedUnofferedVersion
-    case selectedUnofferedGroup
-    case sentKeyShareForUnofferedGroup
-    case helloRetryRequestChangedNothing
-    case helloRetryRequestForGroupAlreadyShared
-    case sentSecondHelloRetryRequest
-    case changedCipherSuiteAfterHelloRetryRequest
-    case sentWrongKeyShareAfterHelloRetryRequest
-    case sentWrongCookie
-    case sentCookieTooLargeToEcho
-    case changedClientHelloAfterHelloRetryRequest
-    case sentDuplicateKeyShare
-    case sentKeyShareNotInSupportedGroups
-    case echoedWrongSessionID
-    case sentDowngradeSentinel
-    case sentNonZeroCompression
-    case sentUnsolicitedExtension
-    case sentForbiddenExtension
-    case sentMissingKeyShare
-    case sentMissingSupportedGroups
-    case sentMissingSignatureAlgorithms
-    case selectedUnofferedApplicationProtocol
-    // Key exchange (PROTOCOL.md §1)
-    case sentInvalidKeyShare
-    case sentPointNotUncompressed
-    case sentPointNotOnCurve
-    case sentKeyShareWrongLength
-    case sentInvalidMLKEMKey
-    case sentMLKEMCiphertextWrongLength
-    case sentAllZeroSharedSecret
-    // Authentication
-    case sentEmptyCertificateChain
-    case usedUnofferedSignatureScheme
-    case sentInvalidSignature
-    case sentWrongFinished
-    case sentNonEmptyCertificateRequestContext
-    case sentKeyUpdateWithPendingHandshakeData
+/// The peer broke the protocol. Names are sentences about the peer.
+///
+/// A struct, not an enum, so that new reasons are not a breaking change: compare with `==`
+/// against the static members; `allCases` lists them all.
+public struct PeerMisbehavior: Hashable, Sendable, CustomStringConvertible {
+    enum Reason: String, CaseIterable, Sendable {
+        // Records
+        case sentOversizedRecord
+        case sentRecordWithInvalidContentType
+        case sentEmptyHandshakeRecord
+        case sentHandshakeMessageSpanningKeyChange
+        case sentUnexpectedChangeCipherSpec
+        case sentApplicationDataBeforeHandshake
+        case sentOversizedHandshakeMessage
+        case sentUnexpectedMessage
+        case sentInvalidAlert
+        case sentTooManyEmptyRecordsOrWarnings
+        // Hellos
+        case offeredNullCompressionMissing
+        case selectedUnofferedCipherSuite
+        case selectedUnofferedVersion
+        case selectedUnofferedGroup
+        case sentKeyShareForUnofferedGroup
+        case helloRetryRequestChangedNothing
+        case helloRetryRequestForGroupAlreadyShared
+        case sentSecondHelloRetryRequest
+        case changedCipherSuiteAfterHelloRetryRequest
+        case sentWrongKeyShareAfterHelloRetryRequest
+        case sentWrongCookie
+        case sentCookieTooLargeToEcho
+        case changedClientHelloAfterHelloRetryRequest
+        case sentDuplicateKeyShare
+        case sentKeyShareNotInSupportedGroups
+        case echoedWrongSessionID
+        case sentDowngradeSentinel
+        case sentNonZeroCompression
+        case sentUnsolicitedExtension
+        case sentForbiddenExtension
+        case sentMissingKeyShare
+        case sentMissingSupportedGroups
+        case sentMissingSignatureAlgorithms
+        case selectedUnofferedApplicationProtocol
+        // Key exchange (PROTOCOL.md §1)
+        case sentInvalidKeyShare
+        case sentPointNotUncompressed
+        case sentPointNotOnCurve
+        case sentKeyShareWrongLength
+        case sentInvalidMLKEMKey
+        case sentMLKEMCiphertextWrongLength
+        case sentAllZeroSharedSecret
+        // Authentication
+        case sentEmptyCertificateChain
+        case usedUnofferedSignatureScheme
+        case sentInvalidSignature
+        case sentWrongFinished
+        case sentNonEmptyCertificateRequestContext
+        case sentKeyUpdateWithPendingHandshakeData
+    }
+    let reason: Reason
+    private init(_ reason: Reason) { self.reason = reason }
 
-    public var description: String { rawValue }
+    public static let sentOversizedRecord = PeerMisbehavior(.sentOversizedRecord)
+    public static let sentRecordWithInvalidContentType = PeerMisbehavior(.sentRecordWithInvalidContentType)
+    public static let sentEmptyHandshakeRecord = PeerMisbehavior(.sentEmptyHandshakeRecord)
+    public static let sentHandshakeMessageSpanningKeyChange = PeerMisbehavior(.sentHandshakeMessageSpanningKeyChange)
+    public static let sentUnexpectedChangeCipherSpec = PeerMisbehavior(.sentUnexpectedChangeCipherSpec)
+    public static let sentApplicationDataBeforeHandshake = PeerMisbehavior(.sentApplicationDataBeforeHandshake)
+    public static let sentOversizedHandshakeMessage = PeerMisbehavior(.sentOversizedHandshakeMessage)
+    public static let sentUnexpectedMessage = PeerMisbehavior(.sentUnexpectedMessage)
+    public static let sentInvalidAlert = PeerMisbehavior(.sentInvalidAlert)
+    public static let sentTooManyEmptyRecordsOrWarnings = PeerMisbehavior(.sentTooManyEmptyRecordsOrWarnings)
+    public static let offeredNullCompressionMissing = PeerMisbehavior(.offeredNullCompressionMissing)
+    public static let selectedUnofferedCipherSuite = PeerMisbehavior(.selectedUnofferedCipherSuite)
+    public static let selectedUnofferedVersion = PeerMisbehavior(.selectedUnofferedVersion)
+    public static let selectedUnofferedGroup = PeerMisbehavior(.selectedUnofferedGroup)
+    public static let sentKeyShareForUnofferedGroup = PeerMisbehavior(.sentKeyShareForUnofferedGroup)
+    public static let helloRetryRequestChangedNothing = PeerMisbehavior(.helloRetryRequestChangedNothing)
+    public static let helloRetryRequestForGroupAlreadyShared = PeerMisbehavior(.helloRetryRequestForGroupAlreadyShared)
+    public static let sentSecondHelloRetryRequest = PeerMisbehavior(.sentSecondHelloRetryRequest)
+    public static let changedCipherSuiteAfterHelloRetryRequest = PeerMisbehavior(.changedCipherSuiteAfterHelloRetryRequest)
+    public static let sentWrongKeyShareAfterHelloRetryRequest = PeerMisbehavior(.sentWrongKeyShareAfterHelloRetryRequest)
+    public static let sentWrongCookie = PeerMisbehavior(.sentWrongCookie)
+    public static let sentCookieTooLargeToEcho = PeerMisbehavior(.sentCookieTooLargeToEcho)
+    public static let changedClientHelloAfterHelloRetryRequest = PeerMisbehavior(.changedClientHelloAfterHelloRetryRequest)
+    public static let sentDuplicateKeyShare = PeerMisbehavior(.sentDuplicateKeyShare)
+    public static let sentKeyShareNotInSupportedGroups = PeerMisbehavior(.sentKeyShareNotInSupportedGroups)
+    public static let echoedWrongSessionID = PeerMisbehavior(.echoedWrongSessionID)
+    public static let sentDowngradeSentinel = PeerMisbehavior(.sentDowngradeSentinel)
+    public static let sentNonZeroCompression = PeerMisbehavior(.sentNonZeroCompression)
+    public static let sentUnsolicitedExtension = PeerMisbehavior(.sentUnsolicitedExtension)
+    public static let sentForbiddenExtension = PeerMisbehavior(.sentForbiddenExtension)
+    public static let sentMissingKeyShare = PeerMisbehavior(.sentMissingKeyShare)
+    public static let sentMissingSupportedGroups = PeerMisbehavior(.sentMissingSupportedGroups)
+    public static let sentMissingSignatureAlgorithms = PeerMisbehavior(.sentMissingSignatureAlgorithms)
+    public static let selectedUnofferedApplicationProtocol = PeerMisbehavior(.selectedUnofferedApplicationProtocol)
+    public static let sentInvalidKeyShare = PeerMisbehavior(.sentInvalidKeyShare)
+    public static let sentPointNotUncompressed = PeerMisbehavior(.sentPointNotUncompressed)
+    public static let sentPointNotOnCurve = PeerMisbehavior(.sentPointNotOnCurve)
+    public static let sentKeyShareWrongLength = PeerMisbehavior(.sentKeyShareWrongLength)
+    public static let sentInvalidMLKEMKey = PeerMisbehavior(.sentInvalidMLKEMKey)
+    public static let sentMLKEMCiphertextWrongLength = PeerMisbehavior(.sentMLKEMCiphertextWrongLength)
+    public static let sentAllZeroSharedSecret = PeerMisbehavior(.sentAllZeroSharedSecret)
+    public static let sentEmptyCertificateChain = PeerMisbehavior(.sentEmptyCertificateChain)
+    public static let usedUnofferedSignatureScheme = PeerMisbehavior(.usedUnofferedSignatureScheme)
+    public static let sentInvalidSignature = PeerMisbehavior(.sentInvalidSignature)
+    public static let sentWrongFinished = PeerMisbehavior(.sentWrongFinished)
+    public static let sentNonEmptyCertificateRequestContext = PeerMisbehavior(.sentNonEmptyCertificateRequestContext)
+    public static let sentKeyUpdateWithPendingHandshakeData = PeerMisbehavior(.sentKeyUpdateWithPendingHandshakeData)
+
+    public static var allCases: [PeerMisbehavior] { Reason.allCases.map(PeerMisbehavior.init) }
+    public var description: String { reason.rawValue }
 }
 
-/// The peer lacks something we require.
-public enum PeerIncompatibility: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
-    case noCommonVersion
-    case noCommonCipherSuite
-    case noCommonGroup
-    case noCommonSignatureScheme
-    case noCommonApplicationProtocol
-    case postQuantumKeyExchangeRequired
-    case missingSupportedVersions
-    case extendedMasterSecretRequired
-    case secureRenegotiationFailed
-    /// The server has no configuration for the name the client asked for (RFC 6066 §3).
-    case unrecognizedServerName
+/// The peer lacks something we require. A struct so that reasons can be added.
+public struct PeerIncompatibility: Hashable, Sendable, CustomStringConvertible {
+    enum Reason: String, CaseIterable, Sendable {
+        case noCommonVersion
+        case noCommonCipherSuite
+        case noCommonGroup
+        case noCommonSignatureScheme
+        case noCommonApplicationProtocol
+        case postQuantumKeyExchangeRequired
+        case missingSupportedVersions
+        case extendedMasterSecretRequired
+        case secureRenegotiationFailed
+        /// The server has no configuration for the name the client asked for (RFC 6066 §3).
+        case unrecognizedServerName
+    }
+    let reason: Reason
+    private init(_ reason: Reason) { self.reason = reason }
 
-    public var description: String { rawValue }
+    public static let noCommonVersion = PeerIncompatibility(.noCommonVersion)
+    public static let noCommonCipherSuite = PeerIncompatibility(.noCommonCipherSuite)
+    public static let noCommonGroup = PeerIncompatibility(.noCommonGroup)
+    public static let noCommonSignatureScheme = PeerIncompatibility(.noCommonSignatureScheme)
+    public static let noCommonApplicationProtocol = PeerIncompatibility(.noCommonApplicationProtocol)
+    public static let postQuantumKeyExchangeRequired = PeerIncompatibility(.postQuantumKeyExchangeRequired)
+    public static let missingSupportedVersions = PeerIncompatibility(.missingSupportedVersions)
+    public static let extendedMasterSecretRequired = PeerIncompatibility(.extendedMasterSecretRequired)
+    public static let secureRenegotiationFailed = PeerIncompatibility(.secureRenegotiationFailed)
+    public static let unrecognizedServerName = PeerIncompatibility(.unrecognizedServerName)
+
+    public static var allCases: [PeerIncompatibility] { Reason.allCases.map(PeerIncompatibility.init) }
+    public var description: String { reason.rawValue }
 }
 
-/// Why a certificate chain was rejected (PROTOCOL.md §5).
-public enum CertificateRejection: Hashable, Sendable, CustomStringConvertible {
-    case expired
-    case notYetValid
-    case revoked
-    case unknownIssuer
-    case badSignature
-    case malformed
-    case nameMismatch
-    case unsupportedAlgorithm
-    case invalidPurpose
+/// Why a certificate chain was rejected (PROTOCOL.md §5). A struct so that reasons can be added.
+public struct CertificateRejection: Hashable, Sendable, CustomStringConvertible {
+    enum Reason: Hashable, Sendable {
+        case expired
+        case notYetValid
+        case revoked
+        case unknownIssuer
+        case badSignature
+        case malformed
+        case nameMismatch
+        case unsupportedAlgorithm
+        case invalidPurpose
+        case nameConstraintViolation
+        case unhandledCriticalExtension
+        case other(String)
+    }
+    let reason: Reason
+    private init(_ reason: Reason) { self.reason = reason }
+
+    public static let expired = CertificateRejection(.expired)
+    public static let notYetValid = CertificateRejection(.notYetValid)
+    public static let revoked = CertificateRejection(.revoked)
+    public static let unknownIssuer = CertificateRejection(.unknownIssuer)
+    public static let badSignature = CertificateRejection(.badSignature)
+    public static let malformed = CertificateRejection(.malformed)
+    public static let nameMismatch = CertificateRejection(.nameMismatch)
+    public static let unsupportedAlgorithm = CertificateRejection(.unsupportedAlgorithm)
+    public static let invalidPurpose = CertificateRejection(.invalidPurpose)
+    public static let nameConstraintViolation = CertificateRejection(.nameConstraintViolation)
+    public static let unhandledCriticalExtension = CertificateRejection(.unhandledCriticalExtension)
     /// A name in the chain (or the server name) is outside a CA's permitted subtrees or inside
-    /// its excluded subtrees, or the constraints use a name form we do not implement (RFC 5280 §4.2.1.10).
-    case nameConstraintViolation
-    /// A certificate carries a critical extension the verifier does not process (RFC 5280 §4.2).
-    case unhandledCriticalExtension
-    case other(String)
+    /// its excluded subtrees, or the constraints use a name form we do not implement (RFC 5280
+    /// §4.2.1.10): see `nameConstraintViolation`. A policy reason of the verifier's own:
+    public static func other(_ reason: String) -> CertificateRejection { CertificateRejection(.other(reason)) }
 
     public var description: String {
-        switch self {
+        switch reason {
         case .expired: return "certificate expired"
         case .notYetValid: return "certificate not yet valid"
         case .revoked: return "certificate revoked"
@@ -184,15 +316,12 @@ extension AlertDescription {
     /// The single place where errors become alerts (PROTOCOL.md §5, RFC 8446 §6.2).
     /// Returns nil for errors that send no alert.
     public init?(for error: TLSError) {
-        switch error.code {
+        switch error.code.kind {
         case .decodeFailure(let e):
-            switch e {
-            case .duplicateExtension, .illegalValue: self = .illegalParameter
-            default: self = .decodeError
-            }
+            self = e.isIllegalValue ? .illegalParameter : .decodeError
         case .peerMisbehaved(let m): self = Self.alert(for: m)
         case .peerIncompatible(let i):
-            switch i {
+            switch i.reason {
             case .noCommonVersion, .missingSupportedVersions: self = .protocolVersion
             case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired,
                  .secureRenegotiationFailed:
@@ -202,7 +331,7 @@ extension AlertDescription {
             case .postQuantumKeyExchangeRequired: self = .insufficientSecurity
             }
         case .certificateRejected(let r):
-            switch r {
+            switch r.reason {
             case .expired, .notYetValid: self = .certificateExpired
             case .revoked: self = .certificateRevoked
             case .unknownIssuer: self = .unknownCA
@@ -216,7 +345,7 @@ extension AlertDescription {
     }
 
     static func alert(for m: PeerMisbehavior) -> AlertDescription {
-        switch m {
+        switch m.reason {
         case .sentOversizedRecord: return .recordOverflow
         case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentHandshakeMessageSpanningKeyChange,
              .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,

@@ -59,13 +59,13 @@ func alertText(_ error: Error) -> (name: String?, direction: String?) {
     let tls: TLSError?
     if let e = error as? NIOQSSLError, case .tls(let t) = e { tls = t } else { tls = error as? TLSError }
     guard let tls else { return (nil, nil) }
-    if case .alertReceived(let a) = tls.code { return (a.name ?? "\(a.rawValue)", "received") }
+    if let a = tls.code.receivedAlert { return (a.name ?? "\(a.rawValue)", "received") }
     if let a = tls.alert { return (a.name ?? "\(a.rawValue)", "sent") }
     return (nil, nil)
 }
 
 func isVerificationFailure(_ error: Error) -> Bool {
-    if let e = error as? NIOQSSLError, case .tls(let t) = e, case .certificateRejected = t.code { return true }
+    if let e = error as? NIOQSSLError, case .tls(let t) = e, t.code.certificateRejection != nil { return true }
     return false
 }
 

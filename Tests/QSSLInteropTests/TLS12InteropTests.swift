@@ -184,7 +184,7 @@ struct TLS12InteropTests {
 
 extension TLSError {
     var alertSentOrReceived: AlertDescription? {
-        if case .alertReceived(let a) = code { return a }
+        if let a = code.receivedAlert { return a }
         return alert
     }
 }

@@ -85,7 +85,7 @@ func pendingSelector(_ decision: PendingDecision) -> (any ServerConfigurationSel
 extension TLSError {
     /// The alert this error sent, or the one it received.
     var alertSentOrReceived: AlertDescription? {
-        if case .alertReceived(let a) = code { return a }
+        if let a = code.receivedAlert { return a }
         return alert
     }
 }
