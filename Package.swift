@@ -67,6 +67,21 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // Library examples (README): built with everything else, so they cannot rot.
+        .executableTarget(
+            name: "SNIEchoServer",
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Examples/SNIEchoServer"
+        ),
+        .executableTarget(
+            name: "IdentityCheckingClient",
+            dependencies: ["QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL"],
+            path: "Examples/IdentityCheckingClient"
+        ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
         .testTarget(
             name: "QSSLTests",
