@@ -108,6 +108,35 @@ struct TLS12InteropTests {
         #expect(outcomes.summaries.first?.version == .tls12)
     }
 
+    @Test("without extended master secret (a legacy TLS 1.2 peer): the legacy master secret, and data flows both ways")
+    func legacyMasterSecret() async throws {
+        // tlslite-ng client without EMS → Q-SSL server (standard suites only: the hybrid ones require EMS).
+        let (server, outcomes) = try await startQSSLServer()
+        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1"],
+                                   environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_NO_EMS": "1"])
+        let result = try peerResult(peer.finish(timeout: 60))
+        try await server.close()
+        #expect(result["ok"] as? Bool == true, "\(result)")
+        #expect(result["received"] as? String == "hello from tlslite-ng", "the echo came back through the legacy-master-secret keys")
+        #expect(outcomes.summaries.first?.version == .tls12)
+        #expect(outcomes.summaries.first.map { TLS12CipherSuite.named($0.cipherSuite)?.isHybrid == false } == true)
+
+        // Q-SSL client → tlslite-ng server without EMS.
+        let port = try Peers.freePort()
+        let serverPeer = try PeerProcess(try Peers.requirePython(), [
+            Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), "x25519,secp256r1",
+        ], environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_NO_EMS": "1"])
+        defer { serverPeer.terminate() }
+        try serverPeer.waitFor("ready")
+        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost",
+                                                     timeout: .seconds(60))
+        try await client.send(Array("legacy".utf8))
+        #expect(try await client.read(expectedBytes: 6, idleTimeout: .seconds(20)) == Array("legacy".utf8))
+        await client.close()
+        #expect(client.summary.version == .tls12)
+        #expect(try peerResult(serverPeer.finish(timeout: 60))["ok"] as? Bool == true)
+    }
+
     @Test("Q-SSL client ↔ tlslite-ng server over TLS 1.2")
     func tlsliteServer() async throws {
         let port = try Peers.freePort()

@@ -3,10 +3,12 @@
 server: python tlslite_peer.py server PORT CERT KEY GROUPS              -> prints "ready", echoes once
 client: python tlslite_peer.py client PORT SERVERNAME GROUPS KEYSHARES  -> prints one JSON line
 GROUPS and KEYSHARES are comma-separated tlslite names (e.g. secp384r1mlkem1024,x25519);
-TLSLITE_VERSION=1.2 in the environment limits the peer to TLS 1.2.
+TLSLITE_VERSION=1.2 in the environment limits the peer to TLS 1.2; TLSLITE_NO_EMS=1 turns off
+extended master secret.
 tlslite-ng validates no certificate chains; the Q-SSL side does.
 """
 import json
+import os
 import socket
 import sys
 
@@ -24,6 +26,10 @@ def settings(groups, key_shares=None):
     s.maxVersion = VERSION
     s.eccCurves = groups.split(",")
     s.keyShares = (key_shares or groups).split(",") if key_shares != "" else []
+    if os.environ.get("TLSLITE_NO_EMS") == "1":
+        # A TLS 1.2 peer without RFC 7627: the legacy master secret.
+        s.useExtendedMasterSecret = False
+        s.requireExtendedMasterSecret = False
     return s
 
 
