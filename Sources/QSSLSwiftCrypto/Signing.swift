@@ -4,23 +4,28 @@ import Foundation
 import QSSL
 import QSSLWire
 
-/// The key algorithms of the swift-crypto provider and the TLS schemes each signs with.
-public enum KeyAlgorithm: Sendable {
-    case p256, p384, ed25519, rsa, mldsa44, mldsa65, mldsa87, mldsa65ECDSAP384
-
+/// The key algorithms of the swift-crypto provider and the TLS schemes each signs with. A
+/// struct with case-like static members, so that algorithms can be added without breaking
+/// callers.
+public struct KeyAlgorithm: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
     /// RFC 8446 §4.2.3: ECDSA schemes bind the curve; RSA keys sign with RSA-PSS only.
-    public var schemes: [SignatureScheme] {
-        switch self {
-        case .p256: return [.ecdsaSecp256r1SHA256]
-        case .p384: return [.ecdsaSecp384r1SHA384]
-        case .ed25519: return [.ed25519]
-        case .rsa: return [.rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512]
-        case .mldsa44: return [.mldsa44]
-        case .mldsa65: return [.mldsa65]
-        case .mldsa87: return [.mldsa87]
-        case .mldsa65ECDSAP384: return [.qsslMLDSA65ECDSASecp384r1SHA512]
-        }
+    public let schemes: [SignatureScheme]
+    private init(_ name: String, _ schemes: [SignatureScheme]) {
+        self.name = name
+        self.schemes = schemes
     }
+
+    public static let p256 = KeyAlgorithm("ECDSA P-256", [.ecdsaSecp256r1SHA256])
+    public static let p384 = KeyAlgorithm("ECDSA P-384", [.ecdsaSecp384r1SHA384])
+    public static let ed25519 = KeyAlgorithm("Ed25519", [.ed25519])
+    public static let rsa = KeyAlgorithm("RSA", [.rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512])
+    public static let mldsa44 = KeyAlgorithm("ML-DSA-44", [.mldsa44])
+    public static let mldsa65 = KeyAlgorithm("ML-DSA-65", [.mldsa65])
+    public static let mldsa87 = KeyAlgorithm("ML-DSA-87", [.mldsa87])
+    public static let mldsa65ECDSAP384 = KeyAlgorithm("ML-DSA-65 + ECDSA P-384", [.qsslMLDSA65ECDSASecp384r1SHA512])
+
+    public var description: String { name }
 }
 
 /// An in-memory private key of any algorithm Q-SSL signs with.
