@@ -40,6 +40,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A decision is being resolved off the loop: reads wait.
     private var paused = false
     private var readPending = false
+    /// The task resolving it, cancelled if the connection goes away first.
+    private var resolving: Task<Void, Never>?
+    private var removed = false
 
     /// A client handler; the ClientHello goes out when the channel becomes active.
     public init(client configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws {
@@ -107,7 +110,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 flushOutput(context: context)
                 paused = true
                 let promise = context.eventLoop.makePromise(of: DecisionAnswer.self)
-                promise.completeWithTask { await decision.resolve() }
+                resolving = Task { promise.succeed(await decision.resolve()) }
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 promise.futureResult.whenSuccess { answer in
                     let (handler, context) = loopBound.value
@@ -120,7 +123,8 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func resume(with answer: DecisionAnswer, context: ChannelHandlerContext) {
         paused = false
-        guard !failed, context.channel.isActive else { return }
+        resolving = nil
+        guard !failed, !removed, context.channel.isActive else { return }
         do {
             handle(try connection.resume(with: answer), context: context)
         } catch {
@@ -146,7 +150,21 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.fireChannelReadComplete()
     }
 
+    /// A pending decision is abandoned: its work is cancelled and the core cancels the handshake.
+    private func abandonPause() {
+        guard paused else { return }
+        resolving?.cancel()
+        resolving = nil
+        connection.close()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
+        abandonPause()
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
+        abandonPause()
         if !failed && !connection.receivedCloseNotify && !closing {
             context.fireErrorCaught(NIOQSSLError.uncleanShutdown)
         }
@@ -177,6 +195,17 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all && paused {
+            // Closing mid-decision: the core cancels the handshake (user_canceled, close_notify).
+            abandonPause()
+            closing = true
+            let output = connection.takeOutput()
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
+                bound.value.close(mode: .all, promise: promise)
+            }
+            return
+        }
         guard mode == .all, !failed, connection.isHandshakeComplete, !connection.sentCloseNotify else {
             context.close(mode: mode, promise: promise)
             return

@@ -17,7 +17,14 @@ public enum TLSEvent: Sendable, Hashable {
 }
 
 extension PendingDecision: Hashable {
-    public static func == (a: PendingDecision, b: PendingDecision) -> Bool { a.description == b.description }
+    public static func == (a: PendingDecision, b: PendingDecision) -> Bool {
+        switch (a.kind, b.kind) {
+        case (.sign(let x), .sign(let y)): return x.message == y.message && x.scheme == y.scheme
+        case (.verifyPeer(let x), .verifyPeer(let y)): return x.chain == y.chain && x.role == y.role
+        case (.selectServerConfiguration(let x, _), .selectServerConfiguration(let y, _)): return x == y
+        default: return false
+        }
+    }
     public func hash(into h: inout Hasher) { h.combine(description) }
 }
 
@@ -56,6 +63,8 @@ public final class TLSConnection {
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
     private var consecutiveIgnoredRecords = 0
+    /// Bytes held unprocessed while paused: a whole flight and some early data fit.
+    static let maxBufferedWhilePaused = 1 << 20
     private var postHandshakeMessagesSinceData = 0
     private var renegotiationRequestsSinceData = 0
     static let maxPostHandshakeMessagesBetweenData = 32
@@ -141,6 +150,13 @@ public final class TLSConnection {
         if case .failed(let error) = phase { throw error }
         // After the peer's close_notify nothing more is read: do not buffer what follows.
         guard !receivedCloseNotify else { return [] }
+        // While a decision is pending nothing is processed, so what arrives is only buffered:
+        // bounded, or a peer could make us hold any amount during a slow OCSP fetch.
+        if isPaused && context.records.bufferedInputCount + bytes.count > Self.maxBufferedWhilePaused {
+            let error = TLSError.misbehaved(.sentTooMuchWhileWaiting, "more than \(Self.maxBufferedWhilePaused) bytes while a decision was pending")
+            fail(with: error)
+            throw error
+        }
         context.records.feed(bytes)
         var events: [TLSEvent] = []
         do {

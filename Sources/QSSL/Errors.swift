@@ -130,6 +130,7 @@ public struct PeerMisbehavior: Hashable, Sendable, CustomStringConvertible {
         case sentUnexpectedMessage
         case sentInvalidAlert
         case sentTooManyEmptyRecordsOrWarnings
+        case sentTooMuchWhileWaiting
         // Hellos
         case offeredNullCompressionMissing
         case selectedUnofferedCipherSuite
@@ -184,6 +185,7 @@ public struct PeerMisbehavior: Hashable, Sendable, CustomStringConvertible {
     public static let sentUnexpectedMessage = PeerMisbehavior(.sentUnexpectedMessage)
     public static let sentInvalidAlert = PeerMisbehavior(.sentInvalidAlert)
     public static let sentTooManyEmptyRecordsOrWarnings = PeerMisbehavior(.sentTooManyEmptyRecordsOrWarnings)
+    public static let sentTooMuchWhileWaiting = PeerMisbehavior(.sentTooMuchWhileWaiting)
     public static let offeredNullCompressionMissing = PeerMisbehavior(.offeredNullCompressionMissing)
     public static let selectedUnofferedCipherSuite = PeerMisbehavior(.selectedUnofferedCipherSuite)
     public static let selectedUnofferedVersion = PeerMisbehavior(.selectedUnofferedVersion)
@@ -287,11 +289,12 @@ public struct CertificateRejection: Hashable, Sendable, CustomStringConvertible 
     public static let nameMismatch = CertificateRejection(.nameMismatch)
     public static let unsupportedAlgorithm = CertificateRejection(.unsupportedAlgorithm)
     public static let invalidPurpose = CertificateRejection(.invalidPurpose)
+    /// A name in the chain (or the server name) is outside a CA's permitted subtrees or inside its
+    /// excluded subtrees, or the constraints use a name form we do not implement (RFC 5280 §4.2.1.10).
     public static let nameConstraintViolation = CertificateRejection(.nameConstraintViolation)
+    /// A certificate carries a critical extension the verifier does not process (RFC 5280 §4.2).
     public static let unhandledCriticalExtension = CertificateRejection(.unhandledCriticalExtension)
-    /// A name in the chain (or the server name) is outside a CA's permitted subtrees or inside
-    /// its excluded subtrees, or the constraints use a name form we do not implement (RFC 5280
-    /// §4.2.1.10): see `nameConstraintViolation`. A policy reason of the verifier's own:
+    /// A policy reason of the verifier's own (bad_certificate).
     public static func other(_ reason: String) -> CertificateRejection { CertificateRejection(.other(reason)) }
 
     public var description: String {
@@ -347,7 +350,7 @@ extension AlertDescription {
     static func alert(for m: PeerMisbehavior) -> AlertDescription {
         switch m.reason {
         case .sentOversizedRecord: return .recordOverflow
-        case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentHandshakeMessageSpanningKeyChange,
+        case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentHandshakeMessageSpanningKeyChange,
              .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
              .sentKeyUpdateWithPendingHandshakeData:
             return .unexpectedMessage

@@ -6,7 +6,8 @@ struct HandshakeContext {
     var records = RecordLayer()
     var joiner = HandshakeJoiner()
     var trace: [HandshakeTraceEntry] = []
-    let primitives: any CryptoPrimitives
+    /// Fixed once the server configuration is chosen (before anything was derived with it).
+    var primitives: any CryptoPrimitives
     let started = ContinuousClock.now
     let recordTrace: Bool
     private var pendingHandshake: [UInt8] = []

@@ -34,14 +34,19 @@ enum PausedHandshake {
     func resume(with answer: DecisionAnswer, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch (self, answer.kind) {
         case (_, .failure(let error)):
+            // Every failure answer sends an alert: one that would send none (a misuse code, a
+            // received alert) would leave the peer waiting.
+            guard error.alert != nil else { throw .crypto("the pending decision failed: \(error)") }
             throw error
         case (.serverSignature13(let p), .signature(let signature)):
             return .server(.expectFinished(try p.complete(signature: signature, context: &context)))
         case (.serverSignature12(let p), .signature(let signature)):
             return .server12(try p.complete(signature: signature, context: &context))
-        case (.clientVerifyPeer13(let keys, _), .peerVerified(let peer)):
+        case (.clientVerifyPeer13(let keys, let request), .peerVerified(let peer)):
+            try checkAnswers(request, peer)
             return .client(.expectCertificateVerify(keys, peer))
-        case (.clientVerifyPeer12(let handshake, _), .peerVerified(let peer)):
+        case (.clientVerifyPeer12(let handshake, let request), .peerVerified(let peer)):
+            try checkAnswers(request, peer)
             return .client12(.expectServerKeyExchange(handshake, peer))
         case (.serverSelectConfiguration(let s), .serverConfiguration(let configuration)):
             return try s.proceed(with: configuration, context: &context)
@@ -56,5 +61,16 @@ enum PausedHandshake {
 func verifyPeerOrPause(_ request: PeerVerificationRequest, pause: (PeerVerificationRequest) -> PausedHandshake,
                        then next: (VerifiedPeer) -> ConnectionPhase) throws(TLSError) -> ConnectionPhase {
     guard request.verifier.isSynchronous else { return .paused(pause(request)) }
-    return next(try request.verifier.verifyPeer(request))
+    let peer = try request.verifier.verifyPeer(request)
+    try checkAnswers(request, peer)
+    return next(peer)
+}
+
+/// A verification answer must be about the certificate the peer sent: a cached or mixed-up
+/// answer for another certificate would let the handshake signature be checked against a key
+/// the peer never presented.
+func checkAnswers(_ request: PeerVerificationRequest, _ peer: VerifiedPeer) throws(TLSError) {
+    guard let leaf = peer.identity.verifiedChain.first, let sent = request.chain.first, leaf == sent else {
+        throw .rejected(.other("the verification answer is for another certificate than the peer's"))
+    }
 }

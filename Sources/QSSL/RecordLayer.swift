@@ -91,6 +91,7 @@ struct RecordLayer {
     }
 
     var hasBufferedInput: Bool { inboundStart < inbound.count }
+    var bufferedInputCount: Int { inbound.count - inboundStart }
 
     /// Returns the next complete record's content type and plaintext, or nil if more bytes are needed.
     mutating func readRecord() throws(TLSError) -> (ContentType, [UInt8])? {

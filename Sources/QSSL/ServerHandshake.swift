@@ -35,7 +35,8 @@ struct ExpectClientHello {
         guard let selector = config.configurationSelector else { return try proceed(hello, message, context: &context) }
         // The application chooses the configuration for this ClientHello (SNI): in place when
         // the selector can answer at once, otherwise through the pause.
-        let selecting = SelectingServerConfiguration(hello: hello, message: message, summary: try ClientHelloSummary(hello), selector: selector)
+        let selecting = SelectingServerConfiguration(base: config, hello: hello, message: message, summary: try ClientHelloSummary(hello),
+                                                     selector: selector)
         guard selector.isSynchronous else { return .paused(.serverSelectConfiguration(selecting)) }
         return try selecting.proceed(with: try selector.select(for: selecting.summary), context: &context)
     }
@@ -72,17 +73,30 @@ struct ExpectClientHello {
 
 /// A ClientHello waiting for the application to choose the server configuration.
 struct SelectingServerConfiguration {
+    let base: ServerConfiguration
     let hello: ClientHello
     let message: HandshakeMessage
     let summary: ClientHelloSummary
     let selector: any ServerConfigurationSelector
 
+    /// The chosen configuration applies within the base configuration's policy: the base is a
+    /// floor that no name can lower (post-quantum requirement, versions).
     func proceed(with configuration: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         var chosen = configuration
         chosen.configurationSelector = nil   // chosen once per connection
-        do { try chosen.validate() } catch {
-            throw .crypto("the selected server configuration is unusable: \(error)")
+        chosen.requirePostQuantum = chosen.requirePostQuantum || base.requirePostQuantum
+        chosen.versions = chosen.versions.filter(base.versions.contains)
+        guard !chosen.versions.isEmpty else {
+            throw .incompatible(.noCommonVersion, "the configuration for \(summary.serverName ?? "this name") has no version the policy allows")
         }
+        if chosen.requirePostQuantum && !chosen.groups.contains(where: \.isPostQuantum) {
+            throw .incompatible(.postQuantumKeyExchangeRequired, "the configuration for \(summary.serverName ?? "this name") has no ML-KEM group")
+        }
+        do { try chosen.validate() } catch {
+            throw .crypto("the selected server configuration is unusable within the base policy: \(error)")
+        }
+        // Nothing has been derived yet: the chosen provider's primitives serve the whole handshake.
+        context.primitives = chosen.provider.primitives
         return try ExpectClientHello(config: chosen).proceed(hello, message, context: &context)
     }
 }

@@ -5,44 +5,57 @@ import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
+import Synchronization
 import Testing
 
-/// A key whose signatures take a while and must not be made on the event loop (an HSM).
+/// Counts the asynchronous answers, and which thread gave them.
+final class Calls: Sendable {
+    let count = Mutex(0)
+    func hit() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
+/// A key whose signatures take a while and must not be made on the event loop (an HSM). Its
+/// synchronous path fails: the pause is the only way through.
 struct SlowKey: SigningKey {
     let inner: SwiftCryptoSigningKey
+    let calls: Calls
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var isSynchronous: Bool { false }
-    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] { try inner.sign(message, scheme: scheme) }
+    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] { throw .crypto("signed on the event loop") }
     func signAsynchronously(_ message: [UInt8], scheme: SignatureScheme) async throws(TLSError) -> [UInt8] {
         try? await Task.sleep(for: .milliseconds(20))
+        calls.hit()
         return try inner.sign(message, scheme: scheme)
     }
 }
 
-/// A verifier that waits (an OCSP fetch) before it answers.
+/// A verifier that waits (an OCSP fetch) before it answers; no synchronous path.
 struct SlowVerifier: CertificateVerifier {
     let inner: X509CertificateVerifier
+    let calls: Calls
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
     var isSynchronous: Bool { false }
-    func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }
+    func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { throw .crypto("verified on the event loop") }
     func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {
         try? await Task.sleep(for: .milliseconds(20))
+        calls.hit()
         return try inner.verifyPeer(request)
     }
 }
 
-/// Chooses by SNI after a lookup that takes a while.
+/// Chooses by SNI after a lookup that takes a while; no synchronous path.
 struct SlowSNISelector: ServerConfigurationSelector {
     let configuration: ServerConfiguration
+    let calls: Calls
     var isSynchronous: Bool { false }
-    func select(for hello: ClientHelloSummary) throws(TLSError) -> ServerConfiguration {
-        guard hello.serverName == "localhost" else { throw .incompatible(.unrecognizedServerName) }
-        return configuration
-    }
+    func select(for hello: ClientHelloSummary) throws(TLSError) -> ServerConfiguration { throw .crypto("selected on the event loop") }
     func selectAsynchronously(for hello: ClientHelloSummary) async throws(TLSError) -> ServerConfiguration {
         try? await Task.sleep(for: .milliseconds(20))
-        return try select(for: hello)
+        calls.hit()
+        guard hello.serverName == "localhost" else { throw .incompatible(.unrecognizedServerName) }
+        return configuration
     }
 }
 
@@ -56,18 +69,25 @@ final class Echo: ChannelInboundHandler, Sendable {
 struct PauseLoopbackTests {
     @Test("SNI selection, HSM-style signing and a waiting verifier, in both versions", arguments: [[ProtocolVersion.tls13], [.tls12]])
     func allPauses(versions: [ProtocolVersion]) async throws {
+        let (signs, verifies, selects) = (Calls(), Calls(), Calls())
         let certified = try pki.serverCertifiedKey
-        let chosen = ServerConfiguration(provider: .swiftCrypto,
-                                         certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey))])
-        var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [certified])
-        serverConfig.configurationSelector = SlowSNISelector(configuration: chosen)
+        var chosen = ServerConfiguration(provider: .swiftCrypto,
+                                         certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: signs))])
+        chosen.alpnProtocols = ["chosen"]
+        // The base configuration has no usable key: only the selected one can complete.
+        var serverConfig = ServerConfiguration(provider: .swiftCrypto,
+                                               certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: Calls()))])
+        serverConfig.configurationSelector = SlowSNISelector(configuration: chosen, calls: selects)
         let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [Echo()] }
         defer { Task { try? await server.close() } }
 
-        var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: SlowVerifier(inner: pki.verifier))
+        var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: SlowVerifier(inner: pki.verifier, calls: verifies))
         clientConfig.versions = versions
+        clientConfig.alpnProtocols = ["chosen"]
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: clientConfig, serverName: "localhost")
         #expect(client.summary.version == versions[0])
+        #expect(client.summary.alpnProtocol == "chosen", "the selected configuration was used")
+        #expect((signs.value, verifies.value, selects.value) == (1, 1, 1), "each decision was resolved once, asynchronously")
         let identity = try #require(client.summary.peerIdentity)
         #expect(identity.subjectAlternativeNames.contains("DNS:localhost"))
         try await client.send(Array("ping".utf8))
@@ -78,7 +98,7 @@ struct PauseLoopbackTests {
     @Test("a selector's error reaches the client as its alert")
     func selectionFails() async throws {
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
-        serverConfig.configurationSelector = SlowSNISelector(configuration: serverConfig)
+        serverConfig.configurationSelector = SlowSNISelector(configuration: serverConfig, calls: Calls())
         let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [Echo()] }
         defer { Task { try? await server.close() } }
         var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)

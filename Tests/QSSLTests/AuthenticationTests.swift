@@ -309,7 +309,7 @@ struct AlertMappingTests {
         var t: [PeerMisbehavior: AlertDescription] = [:]
         for c: PeerMisbehavior in [.sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
                                    .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
-                                   .sentTooManyEmptyRecordsOrWarnings, .sentKeyUpdateWithPendingHandshakeData] { t[c] = .unexpectedMessage }
+                                   .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentKeyUpdateWithPendingHandshakeData] { t[c] = .unexpectedMessage }
         t[.sentOversizedRecord] = .recordOverflow
         for c: PeerMisbehavior in [.sentOversizedHandshakeMessage, .sentInvalidAlert, .sentEmptyCertificateChain] { t[c] = .decodeError }
         for c: PeerMisbehavior in [.sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms] { t[c] = .missingExtension }

@@ -85,8 +85,16 @@ struct PauseTests {
         let (client, server) = try Self.pausedClient(versions: versions)
         client.close()
         #expect(throws: TLSError(.closed)) { try client.resume(with: .failure(.rejected(.revoked))) }
+        let output = client.takeOutput()
+        if versions == [.tls12] {
+            // Plaintext here: user_canceled, then close_notify, both warnings.
+            #expect(output.suffix(14) == [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 90, 0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00])
+        } else {
+            // Under the client's handshake keys: two protected alert records after the CCS.
+            #expect(output.filter { _ in true }.count > 2 * (5 + 2 + 1 + 16) - 1)
+        }
         // The server learns that the handshake was abandoned, not completed.
-        #expect(throws: TLSError(.alertReceived(.closeNotify))) { try server.receive(client.takeOutput()) }
+        #expect(throws: TLSError(.alertReceived(.closeNotify))) { try server.receive(output) }
         #expect(!server.isHandshakeComplete)
     }
 
@@ -96,6 +104,13 @@ struct PauseTests {
         // The server's flight arrived in one piece; the client stopped at its Certificate.
         #expect(try client.receive([]) == [])
         #expect(client.pendingDecision != nil)
+        // A record that would be fatal is not even looked at while paused.
+        let paused = try Self.pausedClient(versions: versions)
+        #expect(try paused.client.receive([0x63, 0x03, 0x03, 0x00, 0x01, 0x00]) == [], "buffered, not processed")
+        #expect(paused.client.failure == nil && paused.client.pendingDecision != nil)
+        #expect(throws: TLSError(.peerMisbehaved(.sentRecordWithInvalidContentType))) {
+            try paused.client.resume(with: answerInPlace(try #require(paused.client.pendingDecision)))
+        }
         let decision = try #require(client.pendingDecision)
         var events = try client.resume(with: answerInPlace(decision))
         _ = try server.receive(client.takeOutput())
@@ -168,5 +183,70 @@ struct PauseTests {
                             server: try Self.selectingServer(synchronous: false), serverName: "unknown.example")
         #expect(o.serverError?.alert == .unrecognizedName)
         #expect(o.clientError?.code == .alertReceived(.unrecognizedName))
+    }
+
+    @Test("a verification answer for another certificate than the peer's is bad_certificate, not trusted")
+    func mismatchedAnswer() throws {
+        let (client, server) = try Self.pausedClient(versions: [.tls13])
+        let other = try DemoPKI()
+        let foreign = try other.verifier.verify(chain: [other.serverCertificate.der], role: .server(name: "localhost"))
+        #expect(throws: TLSError.self) { try client.resume(with: .peerVerified(foreign)) }
+        #expect(client.failure?.alert == .badCertificate)
+        #expect(throws: TLSError(.alertReceived(.badCertificate))) { try server.receive(client.takeOutput()) }
+    }
+
+    @Test("double resume is misuse; resume after a failure rethrows the failure")
+    func doubleResume() throws {
+        let (client, _) = try Self.pausedClient(versions: [.tls13])
+        let answer = answerInPlace(try #require(client.pendingDecision))
+        _ = try client.resume(with: answer)
+        #expect(throws: TLSError.misuse("no decision is pending")) { try client.resume(with: answer) }
+        let (failed, _) = try Self.pausedClient(versions: [.tls12])
+        #expect(throws: TLSError.rejected(.expired)) { try failed.resume(with: .failure(.rejected(.expired))) }
+        #expect(throws: TLSError.rejected(.expired)) { try failed.resume(with: answer) }
+    }
+
+    @Test("a failure answer with no alert of its own still sends one (internal_error)")
+    func silentFailureAnswer() throws {
+        let (client, server) = try Self.pausedClient(versions: [.tls12])
+        #expect(throws: TLSError.self) { try client.resume(with: .failure(.misuse("oops"))) }
+        #expect(client.failure?.alert == .internalError)
+        #expect(throws: TLSError(.alertReceived(.internalError))) { try server.receive(client.takeOutput()) }
+    }
+
+    @Test("the base configuration is a floor: a selected configuration cannot drop requirePostQuantum or add versions")
+    func selectionWithinPolicy() throws {
+        var classical = try serverConfig()
+        classical.groups = [.x25519]
+        classical.versions = [.tls13, .tls12]
+        var base = try serverConfig()
+        base.requirePostQuantum = true
+        base.versions = [.tls13]
+        base.configurationSelector = SNISelector(byName: ["localhost": classical])
+        let o = try runPair(client: clientConfig { $0.groups = [.x25519] }, server: base)
+        #expect(o.serverError?.alert == .insufficientSecurity, "\(String(describing: o.serverError))")
+        var both = try serverConfig()
+        both.versions = [.tls13, .tls12]
+        var base13 = try serverConfig()
+        base13.versions = [.tls13]
+        base13.configurationSelector = SNISelector(byName: ["localhost": both])
+        let o12 = try runPair(client: clientConfig { $0.versions = [.tls12] }, server: base13)
+        #expect(o12.serverError?.alert == .protocolVersion, "\(String(describing: o12.serverError))")
+    }
+
+    @Test("what a peer sends while a decision is pending is bounded")
+    func boundedWhilePaused() throws {
+        let (client, _) = try Self.pausedClient(versions: [.tls13])
+        let record: [UInt8] = [0x17, 0x03, 0x03, 0x40, 0x00] + [UInt8](repeating: 0, count: 0x4000)
+        var threw = false
+        for _ in 0..<200 {
+            do { _ = try client.receive(record) } catch {
+                #expect(error == TLSError.misbehaved(.sentTooMuchWhileWaiting))
+                threw = true
+                break
+            }
+        }
+        #expect(threw, "more than \(TLSConnection.maxBufferedWhilePaused) bytes are refused")
+        #expect(client.failure?.alert == .unexpectedMessage)
     }
 }

@@ -106,7 +106,7 @@ extension ExpectServerHello {
 struct TLS12ClientKeyShare {
     let group: NamedGroup
     let exchange: [UInt8]
-    let secret: [UInt8]
+    let secret: SecretBytes
     /// The ServerKeyExchange signature verified with the certified key.
     let proof: PeerSignatureVerified
 }
@@ -149,7 +149,7 @@ struct TLS12ClientHandshake {
         // The server owns the key pair here; the client answers as a TLS 1.3 server would.
         let (exchange, secret) = try kx.respond(toClientShare: ske.publicValue)
         transcript.append(message)
-        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: secret, proof: proof)
+        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: SecretBytes(secret), proof: proof)
     }
 
     func processServerHelloDone(_ message: HandshakeMessage, share: TLS12ClientKeyShare, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
@@ -161,7 +161,8 @@ struct TLS12ClientHandshake {
             try context.send(TLS12Certificate(certificates: []), transcript: &transcript)
         }
         context.send(try encoding { () throws(EncodeError) in try ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid) }, transcript: &transcript)
-        let pms = tls12PreMasterSecret(share.secret, hybrid: suite.isHybrid, primitives: context.primitives)
+        var pms = tls12PreMasterSecret(share.secret.bytes, hybrid: suite.isHybrid, primitives: context.primitives)
+        defer { pms.withUnsafeMutableBytes { zeroise($0) } }
         let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
         let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
         let keys = TLS12KeyBlock(prf: prf, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom, suite: suite)
