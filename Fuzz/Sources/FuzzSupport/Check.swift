@@ -107,13 +107,6 @@ public struct Endpoint {
             if !connection.sentCloseNotify { sentData += data }
             return takeOutput()
         } catch {
-            if case .apiMisuse = error.code, wasFailed {
-                // updateKeys checks the phase before the failure: a failed connection answers
-                // "key update before the handshake completed". Nothing may be written.
-                let out = takeOutput()
-                require(out.isEmpty, "updateKeys on a failed connection wrote \(out.count) bytes")
-                return out
-            }
             if case .apiMisuse = error.code, !wasFailed { return takeOutput() }   // send after close
             return failed(with: error, wasFailed: wasFailed)
         }

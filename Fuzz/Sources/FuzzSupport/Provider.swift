@@ -45,6 +45,9 @@ public enum Tap {
         public var skip: Int
         public var offset: Int
         public var xor: UInt8
+        /// TLS 1.3 only: set the inner content type to this instead (a record of application
+        /// data becomes a handshake message, an alert, …).
+        public var retype: UInt8? = nil
     }
     public static var sealed: [[SealedRecord]] = [[], []]
     public static var armed: [Mutation?] = [nil, nil]
@@ -85,7 +88,12 @@ public enum Tap {
             armed[side.rawValue] = m
         } else {
             armed[side.rawValue] = nil
-            if !plaintext.isEmpty {
+            if let type = m.retype {
+                if aad.count != 13, let last = plaintext.lastIndex(where: { $0 != 0 }) {
+                    plaintext[last] = type
+                    mutatedSeals[side.rawValue] = true
+                }
+            } else if !plaintext.isEmpty {
                 plaintext[m.offset % plaintext.count] ^= m.xor == 0 ? 1 : m.xor
                 mutatedSeals[side.rawValue] = true
             }

@@ -149,8 +149,10 @@ public enum PairScript {
                     pair.queues[v].replaceSubrange(0..<1, with: [Array(first[..<k]), Array(first[k...])])
                 }
             case 11:   // change the plaintext of a record the peer will seal, before it is encrypted
-                let skip = Int(r.byte() & 7), offset = r.u16(), xor = r.byte()
-                Tap.armed[peer.rawValue] = Tap.Mutation(skip: skip, offset: offset, xor: xor)
+                let how = r.byte(), offset = r.u16(), value = r.byte()
+                // Bit 3 of `how`: TLS 1.3 content type := value (then offset is unused).
+                Tap.armed[peer.rawValue] = Tap.Mutation(skip: Int(how & 7), offset: offset, xor: value,
+                                                        retype: how & 8 != 0 ? value : nil)
                 pair.benign = false
             case 12:
                 let side = Side(rawValue: Int(op >> 4) & 1)!
@@ -163,8 +165,8 @@ public enum PairScript {
                 if !wasFailed && pair.ends[side.rawValue].failure != nil { pair.benign = false }
             case 14:
                 let side = Side(rawValue: Int(op >> 4) & 1)!
-                let n = Int(r.byte())
-                let data = (0..<n).map { UInt8(truncatingIfNeeded: $0 &+ ops) }
+                // Data from the script: with op 11's retype it becomes any post-handshake message.
+                let data = r.take(Int(r.byte()))
                 pair.enqueue(pair.ends[side.rawValue].send(data), to: side.other)
             default:   // 15: two records to the victim in one receive call
                 if pair.queues[v].count >= 2 {

@@ -52,21 +52,37 @@ struct CorpusMaker {
         x509()
     }
 
-    /// Scripts shared by both state-machine targets (see PairScript for the operations).
-    static let scripts: [(String, [UInt8])] = [
-        ("pump", [0xF2]),
-        ("stepwise", [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]),
-        ("split-coalesce", [0x0A, 0x00, 0x03, 0x0F, 0x02, 0x0A, 0x00, 0x20, 0xF2]),
-        ("data-keyupdate-close", [0xF2, 0x0E, 16, 0x1E, 16, 0x2D, 0xF2, 0x3D, 0xF2, 0x0E, 200, 0x0C, 0xF2, 0x1C, 0xF2]),
-        ("data-before-finished", [0x0E, 8, 0x1E, 8, 0xF2]),
-        ("seal-mutation", [0x0B, 0, 0, 5, 0x80, 0xF2]),
-        ("seal-mutation-later", [0x0B, 2, 0, 9, 0x01, 0xF2]),
-        ("flip-first", [0x03, 0x00, 0x30, 0x01, 0xF2]),
-        ("truncate", [0x05, 0x00, 0x40, 0x00, 0xF2]),
-        ("drop-dup-swap", [0x02, 0x07, 0x02, 0x06, 0x09, 0xF2]),
-        ("inject-ccs", [0x08, 6, 20, 3, 3, 0, 1, 1, 0xF2]),
-        ("inject-alert", [0x02, 0x08, 7, 21, 3, 3, 0, 2, 1, 0, 0xF2]),
-    ]
+    /// Scripts for both state-machine targets (see PairScript for the operations); `p` is the
+    /// op-14 byte with which the victim's peer sends data.
+    static func scripts(peerSends p: UInt8, tls13: Bool) -> [(String, [UInt8])] {
+        var all: [(String, [UInt8])] = [
+            ("pump", [0xF2]),
+            ("stepwise", [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]),
+            ("split-coalesce", [0x0A, 0x00, 0x03, 0x0F, 0x02, 0x0A, 0x00, 0x20, 0xF2]),
+            ("data-keyupdate-close", [0xF2, 0x0E, 4, 1, 2, 3, 4, 0x1E, 4, 5, 6, 7, 8, 0x2D, 0xF2, 0x3D, 0xF2, 0x0E, 3, 9, 9, 9, 0x0C, 0xF2, 0x1C, 0xF2]),
+            ("data-before-finished", [0x0E, 2, 0x41, 0x42, 0x1E, 2, 0x43, 0x44, 0xF2]),
+            ("seal-mutation", [0x0B, 0, 0, 5, 0x80, 0xF2]),
+            ("seal-mutation-later", [0x0B, 2, 0, 9, 0x01, 0xF2]),
+            ("flip-first", [0x03, 0x00, 0x30, 0x01, 0xF2]),
+            ("truncate", [0x05, 0x00, 0x40, 0x00, 0xF2]),
+            ("drop-dup-swap", [0x02, 0x07, 0x02, 0x06, 0x09, 0xF2]),
+            ("inject-ccs", [0x08, 6, 20, 3, 3, 0, 1, 1, 0xF2]),
+            ("inject-alert", [0x02, 0x08, 7, 21, 3, 3, 0, 2, 1, 0, 0xF2]),
+        ]
+        if tls13 {
+            // The peer's application data, retyped before sealing: post-handshake messages.
+            let keyUpdate: [UInt8] = [24, 0, 0, 1, 1]
+            let ticket: [UInt8] = [4, 0, 0, 14, 0, 0, 0, 60, 1, 2, 3, 4, 0, 0, 1, 0x41, 0, 0]
+            let hello: [UInt8] = [1, 0, 0, 0]
+            all += [
+                ("post-handshake-keyupdate", [0xF2, 0x0B, 0x08, 0, 0, 22, p, UInt8(keyUpdate.count)] + keyUpdate + [0xF2]),
+                ("post-handshake-ticket", [0xF2, 0x0B, 0x08, 0, 0, 22, p, UInt8(ticket.count)] + ticket + [0xF2]),
+                ("post-handshake-hello", [0xF2, 0x0B, 0x08, 0, 0, 22, p, UInt8(hello.count)] + hello + [0xF2]),
+                ("post-handshake-alert", [0xF2, 0x0B, 0x08, 0, 0, 21, p, 2, 2, 40, 0xF2]),
+            ]
+        }
+        return all
+    }
 
     mutating func pairs(_ configs: [PairConfig], server: String, client: String, recordsOffset: Int) {
         for (i, config) in configs.enumerated() {
@@ -83,10 +99,9 @@ struct CorpusMaker {
             write(server, "raw-\(i)", [c | 1, 0] + toServer)
             write(client, "raw-\(i)", [c | 1, 0] + toClient)
             write(server, "raw-\(i)-chunk7", [c | 1, 7] + toServer)
-            for (name, ops) in Self.scripts {
-                write(server, "script-\(i)-\(name)", [c] + ops)
-                write(client, "script-\(i)-\(name)", [c] + ops)
-            }
+            let tls13 = server.hasSuffix("13")
+            for (name, ops) in Self.scripts(peerSends: 0x0E, tls13: tls13) { write(server, "script-\(i)-\(name)", [c] + ops) }
+            for (name, ops) in Self.scripts(peerSends: 0x1E, tls13: tls13) { write(client, "script-\(i)-\(name)", [c] + ops) }
             let r = UInt8(recordsOffset + i)
             write("FuzzRecords", "server-\(r)", [r] + toServer)
             write("FuzzRecords", "client-\(r)", [r | 0x10] + toClient)
