@@ -267,8 +267,16 @@ public final class TLSConnection {
             phase = .failed(TLSError(.closed, "closed while a decision was pending"))
             return
         }
+        // Data queued before the handshake completed goes out first: close_notify must be the
+        // last thing we send (RFC 8446 §6.1), so it waits for the handshake with that data.
+        guard bufferedApplicationData.isEmpty || isHandshakeComplete else {
+            closeAfterBufferedData = true
+            return
+        }
         try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
     }
+    /// close() was called with application data still waiting for the handshake.
+    private var closeAfterBufferedData = false
 
     /// Updates our sending keys, optionally asking the peer to update its own (RFC 8446 §4.6.3).
     public func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
@@ -417,6 +425,10 @@ public final class TLSConnection {
             try context.flush()
             for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
             bufferedApplicationData = []
+            if closeAfterBufferedData {
+                closeAfterBufferedData = false
+                try context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
+            }
         }
     }
 

@@ -318,4 +318,21 @@ struct SecurityReviewTests {
             try server.receive(Array((0...TLSConnection.maxConsecutiveIgnoredRecords).map { _ in ccs }.joined()))
         }
     }
+
+    @Test("fuzzer find: data sent before the handshake completed goes out before a close_notify asked for meanwhile",
+          arguments: [false, true])
+    func dataBeforeCloseNotify(tls12: Bool) throws {
+        let client = try TLSConnection.client(configuration: clientConfig { if tls12 { $0.versions = [.tls12] } }, serverName: "localhost")
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        try client.send([0x41])
+        client.close()
+        var serverEvents: [TLSEvent] = []
+        for _ in 0..<4 {
+            serverEvents += try server.receive(client.takeOutput())
+            _ = try? client.receive(server.takeOutput())
+        }
+        let data = serverEvents.firstIndex { if case .applicationData([0x41]) = $0 { true } else { false } }
+        let close = serverEvents.firstIndex(of: .closeNotify)
+        #expect(data != nil && close != nil && data! < close!, "\(serverEvents)")
+    }
 }
