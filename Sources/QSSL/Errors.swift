@@ -83,6 +83,11 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
             if case .certificateRejected(let e) = kind { return e }
             return nil
         }
+        /// True when the crypto provider failed (internal_error).
+        public var isProviderFailure: Bool {
+            if case .cryptoFailure = kind { return true }
+            return false
+        }
         /// True for caller bugs (no alert is sent).
         public var isAPIMisuse: Bool {
             if case .apiMisuse = kind { return true }

@@ -87,8 +87,8 @@ public struct Endpoint {
                     receivedCloseNotify = true
                 case .peerKeyUpdate:
                     require(summary != nil, "KeyUpdate before handshakeCompleted")
-                case .signatureRequested:
-                    violated("signatureRequested with an in-memory key")
+                case .decisionNeeded(let d):
+                    violated("decisionNeeded (\(d)) with in-memory providers")
                 }
             }
             let out = takeOutput()
@@ -107,7 +107,7 @@ public struct Endpoint {
             if !connection.sentCloseNotify { sentData += data }
             return takeOutput()
         } catch {
-            if case .apiMisuse = error.code, !wasFailed { return takeOutput() }   // send after close
+            if error.code.isAPIMisuse, !wasFailed { return takeOutput() }   // send after close
             return failed(with: error, wasFailed: wasFailed)
         }
     }
@@ -119,14 +119,14 @@ public struct Endpoint {
             require(!wasFailed, "updateKeys succeeded on a failed connection")
             return takeOutput()
         } catch {
-            if case .apiMisuse = error.code, wasFailed {
+            if error.code.isAPIMisuse, wasFailed {
                 // updateKeys checks the phase before the failure: a failed connection answers
                 // "key update before the handshake completed". Nothing may be written.
                 let out = takeOutput()
                 require(out.isEmpty, "updateKeys on a failed connection wrote \(out.count) bytes")
                 return out
             }
-            if case .apiMisuse = error.code, !wasFailed {
+            if error.code.isAPIMisuse, !wasFailed {
                 // Before the handshake completed (the connection goes on), or on TLS 1.2, where
                 // the core fails the connection for good: remember that as our own failure.
                 if connection.failure != nil { failure = error }
@@ -148,10 +148,9 @@ public struct Endpoint {
 
     private mutating func failed(with error: TLSError, wasFailed: Bool) -> [UInt8] {
         if !wasFailed {
-            switch error.code {
-            case .apiMisuse(let s): violated("apiMisuse from peer bytes: \(s)")
-            case .cryptoFailure(let s): violated("cryptoFailure from peer bytes with a provider that cannot fail: \(s)")
-            default: break
+            if error.code.isAPIMisuse { violated("apiMisuse from peer bytes: \(error)") }
+            if error.code.isProviderFailure {
+                violated("cryptoFailure from peer bytes with a provider that cannot fail: \(error)")
             }
         }
         require(connection.failure != nil, "threw \(error) but the connection is not failed")

@@ -169,9 +169,7 @@ public enum ExtensionDecoders {
     }
 
     static func encode<T: WireEncodable>(_ value: T) -> [UInt8]? {
-        var w = ByteWriter()
-        guard (try? value.encode(to: &w)) != nil else { return nil }
-        return w.bytes
+        try? value.encodedBytes()
     }
 }
 

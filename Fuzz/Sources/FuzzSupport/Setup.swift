@@ -56,6 +56,7 @@ public enum FuzzConfigs {
         plain.server.cipherSuites = [.aes128GCMSHA256]
         plain.client.middleboxCompatibility = false
         plain.serverName = nil
+        plain.client.dangerouslySkipServerNameVerification = true
         all.append(plain)
         var both = base("1.3 both versions on both sides")
         both.client.keyShareGroups = [.secp256r1, .x25519]
@@ -99,6 +100,7 @@ public enum FuzzConfigs {
         var sentinel = c; sentinel.name = "1.2 client, server offering 1.3 and 1.2, no SNI"
         sentinel.server.versions = [.tls13, .tls12]
         sentinel.serverName = nil
+        sentinel.client.dangerouslySkipServerNameVerification = true
         all.append(sentinel)
         return all
     }()
