@@ -280,7 +280,10 @@ public final class TLSConnection {
 
     /// Updates our sending keys, optionally asking the peer to update its own (RFC 8446 §4.6.3).
     public func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
+        if case .failed(let error) = phase { throw error }
         guard case .traffic(var traffic) = phase else { throw .misuse("key update before the handshake completed") }
+        // A caller bug, not a reason to fail the connection.
+        guard traffic.tls13 != nil else { throw .misuse("KeyUpdate exists only in TLS 1.3") }
         do {
             try traffic.sendKeyUpdate(request: requestPeerUpdate, context: &context)
             phase = .traffic(traffic)

@@ -335,4 +335,16 @@ struct SecurityReviewTests {
         let close = serverEvents.firstIndex(of: .closeNotify)
         #expect(data != nil && close != nil && data! < close!, "\(serverEvents)")
     }
+
+    @Test("updateKeys on TLS 1.2 is misuse that leaves the connection usable; on a failed connection it answers the failure")
+    func updateKeysMisuse() throws {
+        let o = try Self.established(tls12: true)
+        #expect(throws: TLSError.misuse("KeyUpdate exists only in TLS 1.3")) { try o.client.updateKeys(requestPeerUpdate: false) }
+        #expect(o.client.failure == nil)
+        try o.client.send([1])
+        #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([1])])
+        let server = try TLSConnection.server(configuration: try serverConfig())
+        _ = try? server.receive([0x63, 0x03, 0x03, 0x00, 0x01, 0x00])
+        #expect(throws: TLSError(.peerMisbehaved(.sentRecordWithInvalidContentType))) { try server.updateKeys(requestPeerUpdate: false) }
+    }
 }

@@ -30,6 +30,10 @@ enum KnownIssues {
     }()
 }
 
+/// TLSError.Code is an enum in some versions of the core and a struct in others: its
+/// description is the same in both.
+func isMisuse(_ error: TLSError) -> Bool { error.code.description.hasPrefix("API misuse") }
+
 /// Splits a byte stream into TLS records (5-byte header + body); a trailing partial record stays one piece.
 public func splitRecords(_ bytes: [UInt8]) -> [[UInt8]] {
     var out: [[UInt8]] = []

@@ -168,8 +168,13 @@ public enum ExtensionDecoders {
         }
     }
 
-    static func encode<T: WireEncodable>(_ value: T) -> [UInt8]? {
-        try? value.encodedBytes()
+    /// Encodings through public API that exists whether encoders throw or not.
+    static func encode(_ list: ExtensionList) -> [UInt8]? {
+        (try? HandshakeMessage(EncryptedExtensions(extensions: list)))?.body
+    }
+
+    static func encode(_ entry: KeyShareEntry) -> [UInt8]? {
+        (try? ExtensionBody.encodeClientKeyShares([entry])).map { Array($0.dropFirst(2)) }
     }
 }
 

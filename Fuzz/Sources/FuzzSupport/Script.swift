@@ -123,7 +123,7 @@ public enum PairScript {
         }
         var pair = Pair(config)
         let v = victim.rawValue, peer = victim.other
-        var ops = 0
+        var ops = 0, keyUpdates = 0
         while !r.isEmpty, ops < 256 {
             ops += 1
             let op = r.byte()
@@ -172,6 +172,9 @@ public enum PairScript {
                 let wasFailed = pair.ends[side.rawValue].failure != nil
                 pair.enqueue(pair.ends[side.rawValue].updateKeys(request: op & 0x20 != 0), to: side.other)
                 if !wasFailed && pair.ends[side.rawValue].failure != nil { pair.benign = false }
+                // Cores may bound post-handshake messages without application data (a DoS limit).
+                keyUpdates += 1
+                if keyUpdates > 8 { pair.benign = false }
             case 14:
                 let side = Side(rawValue: Int(op >> 4) & 1)!
                 // Data from the script: with op 11's retype it becomes any post-handshake message.

@@ -52,11 +52,11 @@ public enum FuzzConfigs {
         chacha.client.alpnProtocols = ["h2", "http/1.1"]
         chacha.server.alpnProtocols = ["http/1.1"]
         all.append(chacha)
-        var plain = c; plain.name = "1.3 AES-128, no middlebox compatibility, no SNI"
+        // An IP literal: no SNI is sent (a nil name is refused by newer cores).
+        var plain = c; plain.name = "1.3 AES-128, no middlebox compatibility, no SNI (127.0.0.1)"
         plain.server.cipherSuites = [.aes128GCMSHA256]
         plain.client.middleboxCompatibility = false
-        plain.serverName = nil
-        plain.client.dangerouslySkipServerNameVerification = true
+        plain.serverName = "127.0.0.1"
         all.append(plain)
         var both = base("1.3 both versions on both sides")
         both.client.keyShareGroups = [.secp256r1, .x25519]
@@ -72,8 +72,8 @@ public enum FuzzConfigs {
         hrrALPN.server.alpnProtocols = ["h2"]
         hrrALPN.client.middleboxCompatibility = false
         all.append(hrrALPN)
-        var ip = c; ip.name = "1.3 server name 127.0.0.1"
-        ip.serverName = "127.0.0.1"
+        var ip = c; ip.name = "1.3 server name LOCALHOST."
+        ip.serverName = "LOCALHOST."
         all.append(ip)
         return all
     }()
@@ -97,10 +97,9 @@ public enum FuzzConfigs {
         var downgrade = c; downgrade.name = "1.2 server, client offering 1.3 and 1.2"
         downgrade.client.versions = [.tls13, .tls12]
         all.append(downgrade)
-        var sentinel = c; sentinel.name = "1.2 client, server offering 1.3 and 1.2, no SNI"
+        var sentinel = c; sentinel.name = "1.2 client, server offering 1.3 and 1.2, no SNI (127.0.0.1)"
         sentinel.server.versions = [.tls13, .tls12]
-        sentinel.serverName = nil
-        sentinel.client.dangerouslySkipServerNameVerification = true
+        sentinel.serverName = "127.0.0.1"
         all.append(sentinel)
         return all
     }()
