@@ -195,24 +195,16 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if mode == .all && paused {
-            // Closing mid-decision: the core cancels the handshake (user_canceled, close_notify).
-            abandonPause()
-            closing = true
-            let output = connection.takeOutput()
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
-                bound.value.close(mode: .all, promise: promise)
-            }
-            return
-        }
-        guard mode == .all, !failed, connection.isHandshakeComplete, !connection.sentCloseNotify else {
+        // Closing mid-decision cancels the handshake (the core sends user_canceled, close_notify).
+        let cancelsPause = mode == .all && paused
+        guard cancelsPause || (mode == .all && !failed && connection.isHandshakeComplete && !connection.sentCloseNotify) else {
             context.close(mode: mode, promise: promise)
             return
         }
         // Send close_notify, then close the transport once it is written; we do not wait for
         // the peer's close_notify (RFC 8446 §6.1 allows this).
         closing = true
+        abandonPause()
         connection.close()
         let output = connection.takeOutput()
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

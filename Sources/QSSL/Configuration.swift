@@ -63,8 +63,9 @@ public struct ServerConfiguration: Sendable {
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
     public var certificates: [CertifiedKey]
     /// Chooses the configuration for each ClientHello (by SNI, say): synchronously in place, or
-    /// through the pause (`TLSEvent.decisionNeeded`). The chosen configuration replaces this one
-    /// for the connection (its provider's primitives excepted, which are fixed at creation).
+    /// through the pause (`TLSEvent.decisionNeeded`). The chosen configuration, provider included,
+    /// replaces this one for the connection, within this one's policy (requirePostQuantum and
+    /// versions are a floor).
     public var configurationSelector: (any ServerConfigurationSelector)?
     public var groups: [NamedGroup] = Defaults.groups
     public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites

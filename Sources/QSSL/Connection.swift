@@ -262,8 +262,8 @@ public final class TLSConnection {
         sentCloseNotify = true
         if case .failed = phase { return }
         if case .paused = phase {
-            try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.userCanceled.rawValue])
-            try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
+            try? context.records.writeAlert(.warning, .userCanceled)
+            try? context.records.writeAlert(.warning, .closeNotify)
             phase = .failed(TLSError(.closed, "closed while a decision was pending"))
             return
         }
@@ -273,7 +273,7 @@ public final class TLSConnection {
             closeAfterBufferedData = true
             return
         }
-        try? context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
+        try? context.records.writeAlert(.warning, .closeNotify)
     }
     /// close() was called with application data still waiting for the handshake.
     private var closeAfterBufferedData = false
@@ -430,7 +430,7 @@ public final class TLSConnection {
             bufferedApplicationData = []
             if closeAfterBufferedData {
                 closeAfterBufferedData = false
-                try context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.closeNotify.rawValue])
+                try context.records.writeAlert(.warning, .closeNotify)
             }
         }
     }
@@ -450,7 +450,7 @@ public final class TLSConnection {
         if case .failed = phase { return }
         phase = .failed(error)
         if let alert = error.alert {
-            try? context.records.write(.alert, [AlertLevel.fatal.rawValue, alert.rawValue])
+            try? context.records.writeAlert(.fatal, alert)
         }
     }
 }
@@ -490,7 +490,7 @@ struct TrafficState {
             guard message.type == (isClient ? .helloRequest : .clientHello) else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
             }
-            try context.records.write(.alert, [AlertLevel.warning.rawValue, AlertDescription.noRenegotiation.rawValue])
+            try context.records.writeAlert(.warning, .noRenegotiation)
             return false
         }
         switch message.type {

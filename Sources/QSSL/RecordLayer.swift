@@ -215,6 +215,11 @@ struct RecordLayer {
         outbound.append(contentsOf: sealed)
     }
 
+    /// One alert record under the current write keys.
+    mutating func writeAlert(_ level: AlertLevel, _ description: AlertDescription) throws(TLSError) {
+        try write(.alert, [level.rawValue, description.rawValue])
+    }
+
     /// A middlebox-compatibility change_cipher_spec record (RFC 8446 Appendix D.4).
     mutating func writeChangeCipherSpec() {
         outbound.append(contentsOf: [ContentType.changeCipherSpec.rawValue, 0x03, 0x03, 0x00, 0x01, 0x01])

@@ -193,13 +193,12 @@ public struct X509CertificateVerifier: CertificateVerifier {
         do { sans = try leaf.extensions.subjectAlternativeNames } catch {
             throw .rejected(.malformed, "subjectAlternativeName: \(error)")
         }
-        let host = name.lowercased().hasSuffix(".") ? String(name.lowercased().dropLast()) : name.lowercased()
+        let host = NameConstraintSet.normalize(name)
         let ip = IPAddress.parse(host)
         for san in sans ?? SubjectAlternativeNames([]) {
             switch san {
             case .dnsName(let dns) where ip == nil:
-                let pattern = dns.lowercased().hasSuffix(".") ? String(dns.lowercased().dropLast()) : dns.lowercased()
-                if Self.dnsMatches(pattern: pattern, host: host) { return }
+                if Self.dnsMatches(pattern: NameConstraintSet.normalize(dns), host: host) { return }
             case .ipAddress(let bytes):
                 if let ip, ip == Array(bytes.bytes) { return }
             default:
@@ -300,8 +299,8 @@ struct ConstrainedNames {
     }
 
     init(serverName: String) {
-        let name = serverName.hasSuffix(".") ? String(serverName.dropLast()) : serverName
-        if let ip = IPAddress.parse(name) { ips = [ip] } else { dns = [name.lowercased()] }
+        let name = NameConstraintSet.normalize(serverName)
+        if let ip = IPAddress.parse(name) { ips = [ip] } else { dns = [name] }
     }
 
     /// LDH labels (underscores tolerated), optionally a leading "*" label, at most 253 characters.
@@ -376,6 +375,7 @@ struct NameConstraintSet {
         }
     }
 
+    /// Lower case, without a trailing dot: the form every DNS comparison here uses.
     static func normalize(_ name: String) -> String {
         let lower = name.lowercased()
         return lower.hasSuffix(".") ? String(lower.dropLast()) : lower
