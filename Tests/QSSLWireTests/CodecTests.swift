@@ -109,3 +109,25 @@ extension ByteReader {
         return r.remaining
     }
 }
+
+@Suite("CertificateEntry extensions a client hands to its verifier")
+struct CertificateEntryExtensionTests {
+    @Test("a stapled OCSP response: status_type ocsp and a 24-bit length, exactly; anything else is refused")
+    func ocspStaple() throws {
+        #expect(try ExtensionBody.ocspStatus([1, 0, 0, 3, 0xAA, 0xBB, 0xCC]) == [0xAA, 0xBB, 0xCC])
+        #expect(throws: DecodeError.illegalValue(field: "CertificateStatus.status_type")) { try ExtensionBody.ocspStatus([2, 0, 0, 1, 0]) }
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 4, 0xAA]) }          // truncated
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 1, 0xAA, 0xBB]) }    // trailing
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 0]) }                // empty response
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([]) }
+    }
+
+    @Test("an SCT list: 16-bit list of non-empty 16-bit SCTs, exactly")
+    func scts() throws {
+        #expect(try ExtensionBody.signedCertificateTimestamps([0, 7, 0, 2, 1, 2, 0, 1, 3]) == [[1, 2], [3]])
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 0]) }                 // empty list
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 2, 0, 0]) }           // empty SCT
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 5, 0, 9, 1, 2, 3]) } // SCT overruns
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 3, 0, 1, 1, 9]) }    // trailing
+    }
+}

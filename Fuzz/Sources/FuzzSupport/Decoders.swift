@@ -105,7 +105,21 @@ public enum ExtensionDecoders {
     }
 
     static func decodeAll(_ list: ExtensionList) {
-        for e in list.items { for s in selectors(for: e.type) { run(s, e.data) } }
+        for e in list.items {
+            for s in selectors(for: e.type) { run(s, e.data) }
+            certificateEntryExtension(e.type, e.data)
+        }
+    }
+
+    /// The CertificateEntry extensions a client reads for peer verification (no encoders):
+    /// status_request (a stapled OCSP response) and signed_certificate_timestamp.
+    static func certificateEntryExtension(_ type: ExtensionType, _ data: [UInt8]) {
+        if type == .statusRequest, let staple = try? ExtensionBody.ocspStatus(data) {
+            require(!staple.isEmpty && staple.count + 4 == data.count && Array(data.suffix(staple.count)) == staple, "ocsp staple: not the body's tail")
+        }
+        if type == .signedCertificateTimestamp, let scts = try? ExtensionBody.signedCertificateTimestamps(data) {
+            require(!scts.contains(where: \.isEmpty) && scts.reduce(2) { $0 + 2 + $1.count } == data.count, "SCT list: lengths do not add up")
+        }
     }
 
     static func canonical(_ data: [UInt8], _ encoded: [UInt8]?, _ name: String) {
@@ -164,7 +178,9 @@ public enum ExtensionDecoders {
         default:
             var r = ByteReader(data)
             guard let type = try? r.readUInt16() else { return }
-            for s in selectors(for: ExtensionType(rawValue: type)) { run(s, Array(r.readRest())) }
+            let body = Array(r.readRest())
+            for s in selectors(for: ExtensionType(rawValue: type)) { run(s, body) }
+            certificateEntryExtension(ExtensionType(rawValue: type), body)
         }
     }
 
