@@ -7,6 +7,8 @@ import QSSLWire
 public enum QSSLUserEvent: Sendable {
     /// The handshake completed; the summary says what was negotiated.
     case handshakeCompleted(HandshakeSummary)
+    /// The server issued a resumable session (TLS 1.3 NewSessionTicket, TLS 1.2 session).
+    case sessionIssued(TLSSession)
 }
 
 /// Errors the handler surfaces through `errorCaught`.
@@ -102,6 +104,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.close(promise: nil)
             case .peerKeyUpdate:
                 break
+            case .sessionIssued(let session):
+                // Already in the configuration's session store; passed on for applications that
+                // keep sessions elsewhere (a file, `qssl connect --session-out`).
+                context.fireUserInboundEventTriggered(QSSLUserEvent.sessionIssued(session))
             case .decisionNeeded(let decision):
                 // The core's one pause (a signature in an HSM, a peer verification that fetches
                 // OCSP, a configuration chosen by SNI): resolved off the event loop so that it

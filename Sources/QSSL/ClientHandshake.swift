@@ -7,7 +7,8 @@ enum ClientState {
     case expectCertificateOrCertificateRequest(ClientHandshakeKeys)
     case expectCertificate(ClientHandshakeKeys)
     case expectCertificateVerify(ClientHandshakeKeys, VerifiedPeer)
-    case expectFinished(ClientHandshakeKeys, PeerSignatureVerified)
+    /// After CertificateVerify, or right after EncryptedExtensions on a resumption.
+    case expectFinished(ClientHandshakeKeys, PeerAuthentication)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
@@ -15,6 +16,8 @@ enum ClientState {
             return try s.handle(message, context: &context)
         case .expectEncryptedExtensions(var keys):
             try keys.processEncryptedExtensions(message)
+            // RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
+            if let resumed = keys.resumption { return .client(.expectFinished(keys, .resumed(resumed))) }
             return .client(.expectCertificateOrCertificateRequest(keys))
         case .expectCertificateOrCertificateRequest(var keys):
             if message.type == .certificateRequest {
@@ -26,9 +29,9 @@ enum ClientState {
             return try keys.certificateReceived(message)
         case .expectCertificateVerify(var keys, let peer):
             let verified = try keys.processCertificateVerify(message, peer: peer)
-            return .client(.expectFinished(keys, verified))
+            return .client(.expectFinished(keys, .authenticated(verified)))
         case .expectFinished(var keys, let verified):
-            return .traffic(try keys.processFinished(message, verified: verified, context: &context))
+            return .traffic(try keys.processFinished(message, peer: verified, context: &context))
         }
     }
 }
@@ -43,9 +46,16 @@ struct ExpectServerHello {
     /// Suite and group of a HelloRetryRequest already received.
     var retry: (suite: TLS13CipherSuite, group: NamedGroup?)?
     var sentChangeCipherSpec = false
+    /// The TLS 1.3 session offered as a PSK, if any.
+    var pskOffer: PSKOffer? = nil
+    /// The TLS 1.2 session offered by session ID or ticket, if any.
+    var tls12Session: TLSSession? = nil
+    /// Where sessions the server issues on this connection are kept.
+    var sessionKey: String = ""
 
     /// Builds and sends the first ClientHello.
-    static func start(config: ClientConfiguration, serverName: String?, context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
+    static func start(config: ClientConfiguration, serverName: String?, session: TLSSession?, sessionKey: String,
+                      context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
         var pending: [any PendingKeyExchange] = []
         var shares: [KeyShareEntry] = []
         let offersTLS13 = config.versions.contains(.tls13)
@@ -72,22 +82,39 @@ struct ExpectServerHello {
         if !config.alpnProtocols.isEmpty { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN(config.alpnProtocols) }) }
         var suites: [CipherSuite] = []
         if offersTLS13 { suites += config.cipherSuites.map(\.suite) }
+        // A TLS 1.2 session is offered by its ID (RFC 5246 §7.4.1.2) or its ticket (RFC 5077 §3.4,
+        // with an ID of our own that the server echoes when it accepts).
+        let tls12Session = session.flatMap { s in
+            tls12SessionOfferable(s, config: config, serverName: serverName) ? s : nil
+        }
+        var legacySessionID: [UInt8] = config.middleboxCompatibility && offersTLS13 ? context.primitives.randomBytes(32) : []
+        if let tls12Session {
+            legacySessionID = tls12Session.sessionID.isEmpty ? context.primitives.randomBytes(32) : tls12Session.sessionID
+        }
         if config.versions.contains(.tls12) {
             suites += config.tls12CipherSuites.map(\.suite)
             ext.append(.ecPointFormats, [1, 0])              // RFC 8422 §5.1.2: uncompressed only
             ext.append(.extendedMasterSecret, [])          // RFC 7627
             ext.append(.renegotiationInfo, [0])            // RFC 5746 §3.4: empty renegotiated_connection
+            if config.tls12SessionTickets || tls12Session?.ticket != nil {
+                ext.append(.sessionTicket, tls12Session?.ticket ?? [])
+            }
         }
         if offersTLS13 {
             ext.append(.supportedVersions, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)) })
             ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares(shares) })
         }
-        let hello = ClientHello(
+        var hello = ClientHello(
             random: context.primitives.randomBytes(32),
-            legacySessionID: config.middleboxCompatibility && offersTLS13 ? context.primitives.randomBytes(32) : [],
+            legacySessionID: legacySessionID,
             cipherSuites: suites,
             extensions: ext)
-        var state = ExpectServerHello(config: config, serverName: serverName, clientHello: hello, pending: pending)
+        let pskOffer = offersTLS13 ? session.flatMap { PSKOffer(session: $0, config: config, serverName: serverName) } : nil
+        if let pskOffer {
+            try pskOffer.attach(to: &hello, transcriptBefore: Transcript(), now: config.clock.nowMilliseconds(), primitives: context.primitives)
+        }
+        var state = ExpectServerHello(config: config, serverName: serverName, clientHello: hello, pending: pending,
+                                      pskOffer: pskOffer, tls12Session: tls12Session, sessionKey: sessionKey)
         context.records.useLegacyRecordVersion = true
         try context.send(hello, transcript: &state.transcript)
         try context.flush()
@@ -159,7 +186,7 @@ struct ExpectServerHello {
         next.transcript.append(message)
         // RFC 8446 §4.1.2: the same ClientHello, with key_share replaced, early_data removed
         // and the cookie echoed.
-        var ext = ExtensionList(clientHello.extensions.items.filter { ![.keyShare, .earlyData, .cookie].contains($0.type) })
+        var ext = ExtensionList(clientHello.extensions.items.filter { ![.keyShare, .earlyData, .cookie, .preSharedKey].contains($0.type) })
         if let cookie { ext.append(.cookie, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCookie(cookie) }) }
         if let group {
             guard let kx = config.provider.keyExchange(for: group) else { throw .misbehaved(.selectedUnofferedGroup) }
@@ -174,7 +201,17 @@ struct ExpectServerHello {
         // The cookie is the server's data: one that leaves no room in ClientHello2's 16-bit
         // extensions block is the server's fault, answered with illegal_parameter.
         let secondHello: HandshakeMessage
-        do { secondHello = try HandshakeMessage(next.clientHello) } catch {
+        do {
+            // RFC 8446 §4.1.2: the PSK stays (last, with a fresh age and a binder over both
+            // hellos) only if its hash matches the suite the server chose.
+            if let offer = pskOffer, offer.hash == suite.hash {
+                try offer.attach(to: &next.clientHello, transcriptBefore: next.transcript, now: config.clock.nowMilliseconds(),
+                                 primitives: context.primitives)
+            } else {
+                next.pskOffer = nil
+            }
+            secondHello = try HandshakeMessage(next.clientHello)
+        } catch {
             throw .misbehaved(.sentCookieTooLargeToEcho, "a cookie of \(cookie?.count ?? 0) bytes does not fit ClientHello2: \(error)")
         }
         if config.middleboxCompatibility && !sentChangeCipherSpec {
@@ -186,23 +223,41 @@ struct ExpectServerHello {
     }
 
     private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ClientHandshakeKeys {
-        guard let data = hello.extensions[.keyShare] else { throw .misbehaved(.sentMissingKeyShare) }
-        let share = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverKeyShare(data) }
-        guard let kx = pending.first(where: { $0.group == share.group }) else {
-            throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group)")
+        // RFC 8446 §4.2.11: the server may select the one PSK we offered, with a suite of its hash.
+        var resumption: ResumptionAccepted?
+        if let data = hello.extensions[.preSharedKey] {
+            let index = try decodeExtension { () throws(DecodeError) in try ExtensionBody.selectedPSKIdentity(data) }
+            guard let offer = pskOffer, index == 0 else { throw .misbehaved(.selectedUnofferedPSK, "identity \(index)") }
+            guard offer.hash == suite.hash else { throw .misbehaved(.selectedUnofferedPSK, "\(suite.suite) does not match the session's hash") }
+            resumption = ResumptionAccepted(state: offer.session.state)
         }
-        if let retry, let g = retry.group, g != share.group {
-            throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group) differs from HelloRetryRequest's \(g)")
+        let group: NamedGroup
+        let sharedSecret: [UInt8]
+        if let data = hello.extensions[.keyShare] {
+            let share = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverKeyShare(data) }
+            guard let kx = pending.first(where: { $0.group == share.group }) else {
+                throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group)")
+            }
+            if let retry, let g = retry.group, g != share.group {
+                throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group) differs from HelloRetryRequest's \(g)")
+            }
+            if config.requirePostQuantum && !share.group.isPostQuantum {
+                throw .incompatible(.postQuantumKeyExchangeRequired, "server selected \(share.group)")
+            }
+            group = share.group
+            sharedSecret = try kx.complete(serverShare: share.keyExchange)
+        } else {
+            // psk_ke: only if we offered it (never under the PQ policy); the session keeps its group.
+            guard let resumption, pskOffer?.modes.contains(.pskKE) == true else { throw .misbehaved(.sentMissingKeyShare) }
+            group = resumption.state.group
+            sharedSecret = [UInt8](repeating: 0, count: suite.hash.digestLength)
         }
-        if config.requirePostQuantum && !share.group.isPostQuantum {
-            throw .incompatible(.postQuantumKeyExchangeRequired, "server selected \(share.group)")
-        }
-        let sharedSecret = try kx.complete(serverShare: share.keyExchange)
 
         var transcript = self.transcript
         transcript.append(message)
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
-        let handshake = TLS13KeySchedule.Early(hkdf: hkdf).handshake(sharedSecret: sharedSecret)
+        let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: resumption.map { _ in pskOffer!.session.state.secret })
+        let handshake = early.handshake(sharedSecret: sharedSecret)
         let th = transcript.hash(hkdf)
         let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
         let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
@@ -217,7 +272,7 @@ struct ExpectServerHello {
         return ClientHandshakeKeys(
             config: config, serverName: serverName, offered: offeredExtensions, suite: suite, hkdf: hkdf,
             schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret, transcript: transcript,
-            group: share.group, helloRetryRequest: retry != nil)
+            group: group, helloRetryRequest: retry != nil, resumption: resumption, sessionKey: sessionKey)
     }
 }
 
@@ -234,6 +289,9 @@ struct ClientHandshakeKeys {
     var transcript: Transcript
     let group: NamedGroup
     let helloRetryRequest: Bool
+    /// The offered PSK the server selected: no certificate follows.
+    let resumption: ResumptionAccepted?
+    let sessionKey: String
     var alpn: String?
     var certificateRequestContext: [UInt8]?
     var peerChain: [[UInt8]] = []
@@ -298,7 +356,7 @@ struct ClientHandshakeKeys {
         return verified
     }
 
-    mutating func processFinished(_ message: HandshakeMessage, verified: PeerSignatureVerified, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+    mutating func processFinished(_ message: HandshakeMessage, peer: PeerAuthentication, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
         let finishedVerified = try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -321,10 +379,17 @@ struct ClientHandshakeKeys {
 
         let summary = HandshakeSummary(
             version: .tls13, cipherSuite: suite.suite, group: group, peerSignatureScheme: peerScheme,
-            localSignatureScheme: nil, helloRetryRequest: helloRetryRequest, resumed: false, peerCertificates: peerChain,
+            localSignatureScheme: nil, helloRetryRequest: helloRetryRequest, resumed: resumption != nil, peerCertificates: peerChain,
             alpnProtocol: alpn, serverName: serverName)
+        // The tickets that follow are bound to the transcript through our Finished (RFC 8446 §4.6.1).
+        let tickets = config.sessionStore.map { store in
+            ClientTicketReceiver(
+                hkdf: hkdf, resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), suite: suite,
+                group: group, serverName: serverName, alpn: alpn, peerIdentity: peer.identity,
+                createdAt: resumption?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: sessionKey, clock: config.clock)
+        }
         return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: finishedVerified, peer: .authenticated(verified))
+                            summary: summary, finished: finishedVerified, peer: peer, tickets: tickets)
     }
 }
 

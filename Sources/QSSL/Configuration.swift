@@ -39,6 +39,17 @@ public struct ClientConfiguration: Sendable {
     /// Connect without a server name: the chain is still verified, but a certificate for ANY
     /// name is accepted. Only for tests and for peers identified some other way.
     public var dangerouslySkipServerNameVerification = false
+    /// Where sessions the server issues are kept and offered from (PROTOCOL.md §4); nil turns
+    /// resumption off. The default keeps them in memory, shared by connections that share this
+    /// configuration, keyed by server name (or the key passed to `TLSConnection.client`).
+    public var sessionStore: (any ClientSessionStore)? = InMemoryClientSessionStore()
+    /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
+    /// or a fresh ML-KEM part). Off by default, and never offered under `requirePostQuantum`.
+    public var offerPSKWithoutKeyExchange = false
+    /// Ask TLS 1.2 servers for RFC 5077 tickets.
+    public var tls12SessionTickets = true
+    /// The clock for ticket ages and session lifetimes.
+    public var clock: any WallClock = SystemClock()
 
     public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
         self.provider = provider
@@ -76,10 +87,34 @@ public struct ServerConfiguration: Sendable {
     /// Server-preference ALPN list; empty means ALPN is not negotiated.
     public var alpnProtocols: [String] = []
     public var requirePostQuantum = false
+    /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
+    /// default is in memory; a cache that answers asynchronously (another process) is asked
+    /// through the pause.
+    public var sessionCache: (any ServerSessionCache)? = InMemorySessionCache()
+    /// Seals TLS 1.2 (RFC 5077) and TLS 1.3 tickets; nil: no tickets are issued or accepted.
+    /// The default is a rotating in-memory key set (12 h rotation, 36 h kept); several servers
+    /// share tickets by loading one key file.
+    public var ticketKeys: (any TicketSealer)?
+    /// Lifetime of sessions and tickets, in seconds (TLS 1.2 lifetime hint, TLS 1.3
+    /// ticket_lifetime; at most 604800).
+    public var sessionLifetimeSeconds: UInt32 = 3600
+    /// TLS 1.3 NewSessionTicket messages sent after each handshake.
+    public var tls13TicketCount = 2
+    /// Accept psk_ke (resumption without a fresh key exchange). Off by default; never under
+    /// `requirePostQuantum`.
+    public var acceptPSKWithoutKeyExchange = false
+    /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.
+    public var ticketAgeToleranceMilliseconds: UInt64 = 10_000
+    /// Early data a client sends is never accepted; up to this many bytes of it are skipped
+    /// (RFC 8446 §4.2.10) before the connection is failed.
+    public var maxSkippedEarlyData = 16 * 1024 + 256
+    /// The clock for session lifetimes and ticket ages.
+    public var clock: any WallClock = SystemClock()
 
     public init(provider: CryptoProvider, certificates: [CertifiedKey]) {
         self.provider = provider
         self.certificates = certificates
+        self.ticketKeys = TicketKeySet(primitives: provider.primitives)
     }
 
     func validate() throws(TLSError) {
@@ -92,6 +127,10 @@ public struct ServerConfiguration: Sendable {
         if requirePostQuantum && !groups.contains(where: \.isPostQuantum) {
             throw .misuse("post-quantum key exchange is required but no ML-KEM group is configured")
         }
+        guard sessionLifetimeSeconds > 0, sessionLifetimeSeconds <= 604_800 else {
+            throw .misuse("session lifetime must be 1 to 604800 seconds (RFC 8446 §4.6.1)")
+        }
+        guard (0...16).contains(tls13TicketCount) else { throw .misuse("tls13TicketCount must be 0 to 16") }
     }
 }
 

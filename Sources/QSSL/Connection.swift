@@ -11,9 +11,12 @@ public enum TLSEvent: Sendable, Hashable {
     /// The peer updated its keys (RFC 8446 §4.6.3).
     case peerKeyUpdate
     /// The handshake is paused until the application answers with `resume(with:)` (the core's
-    /// one pause: a signature, a peer verification, a server configuration). Nothing more is
-    /// read meanwhile; bytes fed in are buffered.
+    /// one pause: a signature, a peer verification, a server configuration, a session lookup).
+    /// Nothing more is read meanwhile; bytes fed in are buffered.
     case decisionNeeded(PendingDecision)
+    /// The server issued a session this client may resume later (already saved in the
+    /// configuration's session store, if any).
+    case sessionIssued(TLSSession)
 }
 
 extension PendingDecision: Hashable {
@@ -84,7 +87,10 @@ public final class TLSConnection {
     /// - Parameter serverName: sent as SNI (unless an IP literal) and checked against the certificate.
     ///   Required: without a name the server's certificate could be any valid certificate of
     ///   any name. Pass nil only with `ClientConfiguration.dangerouslySkipServerNameVerification`.
-    public static func client(configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws(TLSError) -> TLSConnection {
+    /// - Parameter session: a session to offer; by default one is taken from the configuration's
+    ///   session store under `sessionKey` (the server name unless given).
+    public static func client(configuration: ClientConfiguration, serverName: String?, session: TLSSession? = nil,
+                              sessionKey: String? = nil, recordTrace: Bool = false) throws(TLSError) -> TLSConnection {
         try configuration.validate()
         let serverName = serverName.flatMap { $0.isEmpty ? nil : $0 }
         if serverName == nil && !configuration.dangerouslySkipServerNameVerification {
@@ -92,7 +98,10 @@ public final class TLSConnection {
                 + "(set ClientConfiguration.dangerouslySkipServerNameVerification to accept a certificate for any name)")
         }
         var context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
-        let state = try ExpectServerHello.start(config: configuration, serverName: serverName, context: &context)
+        let key = sessionKey ?? serverName ?? ""
+        let offered = session ?? configuration.sessionStore?.takeSession(for: key)
+        let state = try ExpectServerHello.start(config: configuration, serverName: serverName, session: offered, sessionKey: key,
+                                                context: &context)
         return TLSConnection(phase: .client(.expectServerHello(state)), context: context, isClient: true)
     }
 
@@ -398,7 +407,7 @@ public final class TLSConnection {
                   renegotiationRequestsSinceData <= Self.maxRefusedRenegotiations else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(postHandshakeMessagesSinceData) post-handshake messages without application data")
             }
-            if try traffic.handlePostHandshake(message, context: &context) { events.append(.peerKeyUpdate) }
+            if let event = try traffic.handlePostHandshake(message, context: &context) { events.append(event) }
             next = .traffic(traffic)
         case .paused:
             // Local invariant: `drive` reads nothing while paused.
@@ -471,8 +480,12 @@ struct TrafficState {
     /// The proofs that make traffic possible: the peer's Finished, and its authentication.
     let finished: FinishedVerified
     let peer: PeerAuthentication
+    /// A TLS 1.3 client's receiver of NewSessionTicket messages.
+    let tickets: ClientTicketReceiver?
 
-    init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication) {
+    init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication,
+         tickets: ClientTicketReceiver? = nil) {
+        self.tickets = tickets
         self.isClient = isClient
         self.tls13 = tls13
         var summary = summary
@@ -482,8 +495,8 @@ struct TrafficState {
         self.peer = peer
     }
 
-    /// Returns true when the peer updated its keys.
-    mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Bool {
+    /// Returns what the application should hear of the message, if anything.
+    mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLSEvent? {
         guard var secrets = tls13 else {
             // RFC 5746 §4 / RFC 5246 §7.4.1.1: renegotiation is refused with a warning; the
             // connection goes on.
@@ -491,7 +504,7 @@ struct TrafficState {
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
             }
             try context.records.writeAlert(.warning, .noRenegotiation)
-            return false
+            return nil
         }
         switch message.type {
         case .keyUpdate:
@@ -507,11 +520,10 @@ struct TrafficState {
             }
             tls13 = secrets
             if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
-            return true
+            return .peerKeyUpdate
         case .newSessionTicket where isClient:
-            // Resumption arrives with its own issue; a well-formed ticket is accepted and unused.
-            _ = try message.require(NewSessionTicket.self)
-            return false
+            let ticket = try message.require(NewSessionTicket.self)
+            return tickets?.receive(ticket).map { .sessionIssued($0) }
         default:
             throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
         }

@@ -176,6 +176,16 @@ public struct PeerMisbehavior: Hashable, Sendable, CustomStringConvertible {
         case sentWrongFinished
         case sentNonEmptyCertificateRequestContext
         case sentKeyUpdateWithPendingHandshakeData
+        // Resumption (PROTOCOL.md §4)
+        case sentPreSharedKeyNotLast
+        case sentPSKWithoutKeyExchangeModes
+        case sentWrongPSKBinder
+        case selectedUnofferedPSK
+        case sentEarlyDataAfterHelloRetryRequest
+        case sentTooMuchEarlyData
+        case resumedUnofferedSession
+        case changedSessionParametersOnResumption
+        case sentUnexpectedNewSessionTicket
     }
     let reason: Reason
     private init(_ reason: Reason) { self.reason = reason }
@@ -228,6 +238,15 @@ public struct PeerMisbehavior: Hashable, Sendable, CustomStringConvertible {
     public static let sentWrongFinished = PeerMisbehavior(.sentWrongFinished)
     public static let sentNonEmptyCertificateRequestContext = PeerMisbehavior(.sentNonEmptyCertificateRequestContext)
     public static let sentKeyUpdateWithPendingHandshakeData = PeerMisbehavior(.sentKeyUpdateWithPendingHandshakeData)
+    public static let sentPreSharedKeyNotLast = PeerMisbehavior(.sentPreSharedKeyNotLast)
+    public static let sentPSKWithoutKeyExchangeModes = PeerMisbehavior(.sentPSKWithoutKeyExchangeModes)
+    public static let sentWrongPSKBinder = PeerMisbehavior(.sentWrongPSKBinder)
+    public static let selectedUnofferedPSK = PeerMisbehavior(.selectedUnofferedPSK)
+    public static let sentEarlyDataAfterHelloRetryRequest = PeerMisbehavior(.sentEarlyDataAfterHelloRetryRequest)
+    public static let sentTooMuchEarlyData = PeerMisbehavior(.sentTooMuchEarlyData)
+    public static let resumedUnofferedSession = PeerMisbehavior(.resumedUnofferedSession)
+    public static let changedSessionParametersOnResumption = PeerMisbehavior(.changedSessionParametersOnResumption)
+    public static let sentUnexpectedNewSessionTicket = PeerMisbehavior(.sentUnexpectedNewSessionTicket)
 
     public static var allCases: [PeerMisbehavior] { Reason.allCases.map(PeerMisbehavior.init) }
     public var description: String { reason.rawValue }
@@ -357,12 +376,13 @@ extension AlertDescription {
         case .sentOversizedRecord: return .recordOverflow
         case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentHandshakeMessageSpanningKeyChange,
              .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
-             .sentKeyUpdateWithPendingHandshakeData:
+             .sentKeyUpdateWithPendingHandshakeData, .sentTooMuchEarlyData, .sentUnexpectedNewSessionTicket:
             return .unexpectedMessage
         case .sentOversizedHandshakeMessage, .sentInvalidAlert: return .decodeError
-        case .sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms: return .missingExtension
+        case .sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms, .sentPSKWithoutKeyExchangeModes:
+            return .missingExtension
         case .sentUnsolicitedExtension: return .unsupportedExtension
-        case .sentInvalidSignature, .sentWrongFinished: return .decryptError
+        case .sentInvalidSignature, .sentWrongFinished, .sentWrongPSKBinder: return .decryptError
         case .sentEmptyCertificateChain: return .decodeError
         case .sentAllZeroSharedSecret: return .illegalParameter
         case .offeredNullCompressionMissing, .selectedUnofferedCipherSuite, .selectedUnofferedVersion,
@@ -373,7 +393,9 @@ extension AlertDescription {
              .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression, .sentForbiddenExtension,
              .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,
              .sentPointNotOnCurve, .sentKeyShareWrongLength, .sentInvalidMLKEMKey, .sentMLKEMCiphertextWrongLength,
-             .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext:
+             .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext, .sentPreSharedKeyNotLast,
+             .selectedUnofferedPSK, .sentEarlyDataAfterHelloRetryRequest, .resumedUnofferedSession,
+             .changedSessionParametersOnResumption:
             return .illegalParameter
         }
     }

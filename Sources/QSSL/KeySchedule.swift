@@ -64,6 +64,8 @@ enum TLS13KeySchedule {
             self.hkdf = hkdf
             secret = SecretBytes(hkdf.extract(salt: [], ikm: psk?.bytes ?? [UInt8](repeating: 0, count: hkdf.hash.digestLength)))
         }
+        /// RFC 8446 §4.2.11.2: the key PSK binders are computed with (resumption PSKs only).
+        func binderKey() -> SecretBytes { hkdf.deriveSecret(secret, label: "res binder", transcriptHash: hkdf.emptyHash) }
         func handshake(sharedSecret: [UInt8]) -> Handshake {
             let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
             return Handshake(hkdf: hkdf, secret: SecretBytes(hkdf.extract(salt: derived.bytes, ikm: sharedSecret)))
@@ -106,6 +108,11 @@ enum TLS13KeySchedule {
     static func finishedVerifyData(hkdf: HKDF, baseSecret: SecretBytes, transcriptHash: [UInt8]) -> [UInt8] {
         let finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
         return hkdf.primitives.hmac(hkdf.hash, key: finishedKey, data: transcriptHash)
+    }
+
+    /// RFC 8446 §4.6.1: the PSK a NewSessionTicket stands for.
+    static func ticketPSK(hkdf: HKDF, resumptionMasterSecret: SecretBytes, nonce: [UInt8]) -> SecretBytes {
+        SecretBytes(hkdf.expandLabel(secret: resumptionMasterSecret, label: "resumption", context: nonce, length: hkdf.hash.digestLength))
     }
 
     /// RFC 8446 §7.2: application_traffic_secret_N+1.

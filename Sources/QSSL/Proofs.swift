@@ -35,11 +35,17 @@ struct PeerSignatureVerified {
 enum PeerAuthentication {
     /// Certified and proved possession of its key.
     case authenticated(PeerSignatureVerified)
+    /// Proved knowledge of a resumed session's PSK; who it is comes from that session's full
+    /// handshake (nil when it was not asked to authenticate then).
+    case resumed(ResumptionAccepted)
     /// Not asked to authenticate (a client, when the server does not request certificates).
     case notRequested
 
     var identity: PeerIdentity? {
-        if case .authenticated(let proof) = self { return proof.identity }
-        return nil
+        switch self {
+        case .authenticated(let proof): return proof.identity
+        case .resumed(let proof): return proof.identity
+        case .notRequested: return nil
+        }
     }
 }

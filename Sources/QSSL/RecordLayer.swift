@@ -93,8 +93,31 @@ struct RecordLayer {
     var hasBufferedInput: Bool { inboundStart < inbound.count }
     var bufferedInputCount: Int { inbound.count - inboundStart }
 
+    /// Set by a server that refuses a client's 0-RTT data (RFC 8446 §4.2.10): protected records
+    /// that fail to decrypt under the handshake keys (or, after a HelloRetryRequest, unprotected
+    /// application_data records) are skipped, up to this many bytes, until one decrypts.
+    var earlyDataSkipBudget: Int?
+    private var skippedRecord = false
+
     /// Returns the next complete record's content type and plaintext, or nil if more bytes are needed.
     mutating func readRecord() throws(TLSError) -> (ContentType, [UInt8])? {
+        while true {
+            skippedRecord = false
+            let record = try readOneRecord()
+            if !skippedRecord { return record }
+        }
+    }
+
+    /// Counts a skipped early-data record against the budget.
+    private mutating func skipEarlyData(_ length: Int) throws(TLSError) {
+        guard let budget = earlyDataSkipBudget else { return }
+        let left = budget - 5 - length
+        guard left >= 0 else { throw .misbehaved(.sentTooMuchEarlyData, "more than the \(budget) bytes of early data we skip") }
+        earlyDataSkipBudget = left
+        skippedRecord = true
+    }
+
+    private mutating func readOneRecord() throws(TLSError) -> (ContentType, [UInt8])? {
         let available = inbound.count - inboundStart
         guard available >= 5 else { return nil }
         let type = ContentType(rawValue: inbound[inboundStart])
@@ -117,6 +140,10 @@ struct RecordLayer {
         if type == .changeCipherSpec { return (type, Array(body)) }
         guard var protection = readProtection else {
             guard length <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord) }
+            if type == .applicationData && earlyDataSkipBudget != nil {
+                try skipEarlyData(length)
+                return nil
+            }
             return (type, Array(body))
         }
         if type == .alert && length <= 2 {
@@ -135,7 +162,17 @@ struct RecordLayer {
         guard type == .applicationData else {
             throw .misbehaved(.sentUnexpectedMessage, "unprotected \(type) record after keys were installed")
         }
-        var plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
+        var plaintext: [UInt8]
+        if earlyDataSkipBudget != nil {
+            // Trial decryption: a failure does not advance the sequence number.
+            do { plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body) } catch {
+                try skipEarlyData(length)
+                return nil
+            }
+            earlyDataSkipBudget = nil
+        } else {
+            plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
+        }
         readProtection = protection
         acceptsPlaintextAlert = false
         // RFC 8446 §5.4: strip zero padding; the last non-zero byte is the real content type.

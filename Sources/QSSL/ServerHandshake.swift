@@ -49,7 +49,15 @@ struct ExpectClientHello {
                                              config: config, context: &context)
         }
         let negotiation = try negotiate(hello, config: config)
-        guard let share = negotiation.clientShare else {
+        let earlyData = hello.extensions.contains(.earlyData)
+        // A ticket is looked at now when the client's share lets us answer at once (or psk_ke
+        // needs none); otherwise after the HelloRetryRequest, with the binder over both hellos.
+        var psk: AcceptedPSK?
+        if negotiation.clientShare != nil || config.acceptPSKWithoutKeyExchange {
+            psk = try acceptPSK(hello: hello, message: message, suite: negotiation.suite, serverName: negotiation.serverName,
+                                transcriptBefore: Transcript(), config: config, context: context)
+        }
+        guard negotiation.clientShare != nil || psk?.mode == .pskKE else {
             // RFC 8446 §4.1.4: ask for a share of the group we want, with a cookie to be echoed.
             let hkdf = HKDF(primitives: context.primitives, hash: negotiation.suite.hash)
             transcript.replaceWithMessageHash(hkdf)
@@ -62,12 +70,14 @@ struct ExpectClientHello {
                                   cipherSuite: negotiation.suite.suite, extensions: ext)
             try context.send(hrr, transcript: &transcript)
             if !hello.legacySessionID.isEmpty { try context.sendChangeCipherSpec() }
+            // RFC 8446 §4.2.10: 0-RTT records sent after the first ClientHello are skipped.
+            if earlyData { context.records.earlyDataSkipBudget = config.maxSkippedEarlyData }
             return .server(.expectClientHelloAfterRetry(ExpectClientHelloAfterRetry(
                 config: config, firstHello: hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
         }
         return try sendServerFlight(
-            hello: hello, negotiation: negotiation, clientShare: share, transcript: transcript, retried: false,
-            config: config, context: &context)
+            hello: hello, negotiation: negotiation, clientShare: negotiation.clientShare, psk: psk, earlyData: earlyData,
+            transcript: transcript, retried: false, config: config, context: &context)
     }
 }
 
@@ -143,11 +153,16 @@ struct ExpectClientHelloAfterRetry {
         guard shares.count == 1, shares[0].group == negotiation.group else {
             throw .misbehaved(.sentWrongKeyShareAfterHelloRetryRequest)
         }
+        // RFC 8446 §4.1.2: the second ClientHello drops early_data.
+        guard !hello.extensions.contains(.earlyData) else { throw .misbehaved(.sentEarlyDataAfterHelloRetryRequest) }
+        context.records.earlyDataSkipBudget = nil
+        let psk = try acceptPSK(hello: hello, message: message, suite: negotiation.suite, serverName: negotiation.serverName,
+                                transcriptBefore: self.transcript, config: config, context: context)
         var transcript = self.transcript
         transcript.append(message)
         return try sendServerFlight(
-            hello: hello, negotiation: negotiation, clientShare: shares[0].keyExchange, transcript: transcript,
-            retried: true, config: config, context: &context)
+            hello: hello, negotiation: negotiation, clientShare: shares[0].keyExchange, psk: psk, earlyData: false,
+            transcript: transcript, retried: true, config: config, context: &context)
     }
 }
 
@@ -244,15 +259,23 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
 }
 
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
-/// CertificateVerify when the key signs asynchronously.
-func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8], transcript: Transcript,
-                      retried: Bool, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-    guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
-    let (serverShare, sharedSecret) = try kx.respond(toClientShare: clientShare)
+/// CertificateVerify when the key signs asynchronously. With an accepted PSK there is no
+/// Certificate or CertificateVerify (§2.2).
+func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8]?, psk: AcceptedPSK?, earlyData: Bool,
+                      transcript: Transcript, retried: Bool, config: ServerConfiguration,
+                      context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+    let hkdf = HKDF(primitives: context.primitives, hash: n.suite.hash)
     var transcript = transcript
     var ext = ExtensionList()
     ext.append(.supportedVersions, bigEndianBytes(ProtocolVersion.tls13.rawValue))
-    ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: serverShare).encodedBytes() })
+    var sharedSecret = [UInt8](repeating: 0, count: hkdf.hash.digestLength)   // psk_ke: no (EC)DHE input
+    if psk?.mode != .pskKE {
+        guard let clientShare, let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
+        let (serverShare, secret) = try kx.respond(toClientShare: clientShare)
+        sharedSecret = secret
+        ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: serverShare).encodedBytes() })
+    }
+    if let psk { ext.append(.preSharedKey, bigEndianBytes(psk.index)) }
     let serverHello = ServerHello(random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
                                   cipherSuite: n.suite.suite, extensions: ext)
     try context.send(serverHello, transcript: &transcript)
@@ -260,43 +283,48 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     // message, unless one already followed the HelloRetryRequest.
     if !hello.legacySessionID.isEmpty && !retried { try context.sendChangeCipherSpec() }
 
-    let hkdf = HKDF(primitives: context.primitives, hash: n.suite.hash)
-    let handshake = TLS13KeySchedule.Early(hkdf: hkdf).handshake(sharedSecret: sharedSecret)
+    let handshake = (psk?.early ?? TLS13KeySchedule.Early(hkdf: hkdf)).handshake(sharedSecret: sharedSecret)
     let th = transcript.hash(hkdf)
     let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
     let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
     try context.installWriteKeys(secret: serverSecret, suite: n.suite)
     try context.installReadKeys(secret: clientSecret, suite: n.suite, duringHandshake: true)
+    // RFC 8446 §4.2.10: early data is never accepted; the client's 0-RTT records (which fail
+    // to decrypt under the handshake keys) are skipped up to a bound.
+    if earlyData { context.records.earlyDataSkipBudget = config.maxSkippedEarlyData }
 
     var ee = ExtensionList()
-    if n.serverName != nil { ee.append(.serverName, []) }
+    if n.serverName != nil && psk == nil { ee.append(.serverName, []) }
     if let alpn = n.alpn { ee.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
     try context.send(EncryptedExtensions(extensions: ee), transcript: &transcript)
+    let flight = TLS13ServerFlight(negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
+                                   retried: retried, config: config, resumption: psk)
+    if psk != nil {
+        return .server(.expectFinished(try flight.finish(transcript: transcript, context: &context)))
+    }
     try context.send(CertificateMessage(certificates: n.certificate.chain), transcript: &transcript)
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
     let pending = TLS13ServerAwaitingSignature(
-        negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
-        transcript: transcript, retried: retried, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
+        flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else { return .paused(.serverSignature13(pending)) }
     return .server(.expectFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
 }
 
-/// The server flight up to Certificate, waiting for the CertificateVerify signature.
-struct TLS13ServerAwaitingSignature {
+/// What the server's first flight established, up to its Finished.
+struct TLS13ServerFlight {
     let negotiation: ServerNegotiation
     let hkdf: HKDF
     let schedule: TLS13KeySchedule.Handshake
     let clientSecret: SecretBytes
     let serverSecret: SecretBytes
-    let transcript: Transcript
     let retried: Bool
-    let request: SignatureRequest
+    let config: ServerConfiguration
+    let resumption: AcceptedPSK?
 
-    /// CertificateVerify and Finished, then application keys for writing.
-    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+    /// Finished, then application keys for writing.
+    func finish(transcript: Transcript, context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
         let n = negotiation
-        var transcript = self.transcript
-        try context.send(CertificateVerify(scheme: n.scheme, signature: signature), transcript: &transcript)
+        var transcript = transcript
         let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
         try context.send(Finished(verifyData: verifyData), transcript: &transcript)
 
@@ -305,11 +333,32 @@ struct TLS13ServerAwaitingSignature {
         let clientApp = master.clientTrafficSecret(transcriptHash: th)
         let serverApp = master.serverTrafficSecret(transcriptHash: th)
         try context.installWriteKeys(secret: serverApp, suite: n.suite)
+        let resumed = resumption?.proof.state
+        // psk_ke runs no key exchange: the session keeps the group of the handshake that created it.
+        let group = resumption?.mode == .pskKE ? (resumed?.group ?? n.group) : n.group
         let summary = HandshakeSummary(
-            version: .tls13, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
-            helloRetryRequest: retried, resumed: false, peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
-        return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, clientApp: clientApp,
-                                   serverApp: serverApp, transcript: transcript, summary: summary)
+            version: .tls13, cipherSuite: n.suite.suite, group: group, peerSignatureScheme: nil,
+            localSignatureScheme: resumption == nil ? n.scheme : nil, helloRetryRequest: retried, resumed: resumption != nil,
+            peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
+        let issuer = TicketIssuer(suite: n.suite, hkdf: hkdf, group: group, serverName: n.serverName, alpn: n.alpn,
+                                  peerIdentity: resumed?.peerIdentity, createdAt: resumed?.createdAt)
+        return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
+                                   serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
+                                   peer: resumption.map { .resumed($0.proof) } ?? .notRequested)
+    }
+}
+
+/// The server flight up to Certificate, waiting for the CertificateVerify signature.
+struct TLS13ServerAwaitingSignature {
+    let flight: TLS13ServerFlight
+    let transcript: Transcript
+    let request: SignatureRequest
+
+    /// CertificateVerify, Finished, then application keys for writing.
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+        var transcript = self.transcript
+        try context.send(CertificateVerify(scheme: flight.negotiation.scheme, signature: signature), transcript: &transcript)
+        return try flight.finish(transcript: transcript, context: &context)
     }
 }
 
@@ -318,17 +367,25 @@ struct ServerHandshakeKeys {
     let suite: TLS13CipherSuite
     let hkdf: HKDF
     let clientHandshakeSecret: SecretBytes
+    let master: TLS13KeySchedule.Master
     let clientApp: SecretBytes
     let serverApp: SecretBytes
     var transcript: Transcript
     let summary: HandshakeSummary
+    let config: ServerConfiguration
+    let issuer: TicketIssuer
+    let peer: PeerAuthentication
 
     func processFinished(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
         try context.installReadKeys(secret: clientApp, suite: suite, duringHandshake: false)
+        // RFC 8446 §4.6.1: tickets follow the client's Finished, whose transcript they are bound to.
+        var transcript = self.transcript
+        transcript.append(message)
+        try issuer.issue(resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config, context: &context)
         return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: verified, peer: .notRequested)
+                            summary: summary, finished: verified, peer: peer)
     }
 }

@@ -215,3 +215,89 @@ public enum ExtensionBody {
         return modes.map(PSKKeyExchangeMode.init(rawValue:))
     }
 }
+
+/// RFC 8446 §4.2.11: one PSK the client offers, and its binder.
+public struct PSKIdentity: Hashable, Sendable {
+    public var identity: [UInt8]
+    public var obfuscatedTicketAge: UInt32
+    public init(identity: [UInt8], obfuscatedTicketAge: UInt32) {
+        self.identity = identity
+        self.obfuscatedTicketAge = obfuscatedTicketAge
+    }
+}
+
+/// RFC 8446 §4.2.11: the client's pre_shared_key extension.
+public struct OfferedPSKs: Hashable, Sendable {
+    public var identities: [PSKIdentity]
+    public var binders: [[UInt8]]
+    public init(identities: [PSKIdentity], binders: [[UInt8]]) {
+        self.identities = identities
+        self.binders = binders
+    }
+
+    public init(decoding data: [UInt8]) throws(DecodeError) {
+        var r = ByteReader(data)
+        var ids = try r.readLengthPrefixed(.uint16(allowEmpty: false), "OfferedPsks.identities")
+        var identities: [PSKIdentity] = []
+        while !ids.isEmpty {
+            let identity = try ids.readOpaque(.uint16(allowEmpty: false), "PskIdentity.identity")
+            identities.append(PSKIdentity(identity: identity, obfuscatedTicketAge: try ids.readUInt32("PskIdentity.obfuscated_ticket_age")))
+        }
+        var list = try r.readLengthPrefixed(.uint16(allowEmpty: false), "OfferedPsks.binders")
+        var binders: [[UInt8]] = []
+        while !list.isEmpty { binders.append(try list.readOpaque(.uint8(allowEmpty: false), "PskBinderEntry")) }
+        try r.finish("pre_shared_key")
+        // §4.2.11: as many binders as identities; a binder is at least 32 bytes (a hash).
+        guard binders.count == identities.count else { throw .illegalValue(field: "OfferedPsks: \(identities.count) identities, \(binders.count) binders") }
+        guard binders.allSatisfy({ $0.count >= 32 }) else { throw .illegalValue(field: "PskBinderEntry shorter than 32 bytes") }
+        self.identities = identities
+        self.binders = binders
+    }
+
+    public func encoded() throws(EncodeError) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeLengthPrefixed(.uint16(allowEmpty: false)) { w in
+            for id in identities {
+                w.writeOpaque(.uint16(allowEmpty: false), id.identity)
+                w.write(id.obfuscatedTicketAge)
+            }
+        }
+        w.write(bytes: try encodedBinders())
+        return try w.finish()
+    }
+
+    /// The binders list as it ends the ClientHello: what is cut off to compute the binders over
+    /// the partial ClientHello (§4.2.11.2).
+    public func encodedBinders() throws(EncodeError) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeLengthPrefixed(.uint16(allowEmpty: false)) { w in
+            for b in binders { w.writeOpaque(.uint8(allowEmpty: false), b) }
+        }
+        return try w.finish()
+    }
+}
+
+extension ExtensionBody {
+    /// The server's pre_shared_key: the selected identity.
+    public static func selectedPSKIdentity(_ data: [UInt8]) throws(DecodeError) -> UInt16 {
+        var r = ByteReader(data)
+        let index = try r.readUInt16("pre_shared_key.selected_identity")
+        try r.finish("pre_shared_key")
+        return index
+    }
+
+    public static func encodePSKKeyExchangeModes(_ modes: [PSKKeyExchangeMode]) throws(EncodeError) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeOpaque(.uint8(allowEmpty: false), modes.map(\.rawValue))
+        return try w.finish()
+    }
+
+    /// RFC 5077 §3.2: the session_ticket extension is the ticket itself (possibly empty).
+    /// RFC 8446 §4.2.10: early_data in NewSessionTicket carries max_early_data_size.
+    public static func maxEarlyDataSize(_ data: [UInt8]) throws(DecodeError) -> UInt32 {
+        var r = ByteReader(data)
+        let size = try r.readUInt32("early_data.max_early_data_size")
+        try r.finish("early_data")
+        return size
+    }
+}

@@ -140,3 +140,23 @@ public struct ServerHelloDone: HandshakeBody, Hashable, Sendable {
     public init(from r: inout ByteReader) throws(DecodeError) {}
     public func encode(to w: inout ByteWriter) {}
 }
+
+/// RFC 5077 §3.3: the TLS 1.2 NewSessionTicket (same handshake type as TLS 1.3's, another body).
+public struct TLS12NewSessionTicket: HandshakeBody, Hashable, Sendable {
+    public static let handshakeType = HandshakeType.newSessionTicket
+    public var lifetimeHint: UInt32
+    /// Empty when the server will not renew the ticket it was offered.
+    public var ticket: [UInt8]
+    public init(lifetimeHint: UInt32, ticket: [UInt8]) {
+        self.lifetimeHint = lifetimeHint
+        self.ticket = ticket
+    }
+    public init(from r: inout ByteReader) throws(DecodeError) {
+        lifetimeHint = try r.readUInt32("NewSessionTicket.ticket_lifetime_hint")
+        ticket = try r.readOpaque(.uint16(allowEmpty: true), "NewSessionTicket.ticket")
+    }
+    public func encode(to w: inout ByteWriter) {
+        w.write(lifetimeHint)
+        w.writeOpaque(.uint16(allowEmpty: true), ticket)
+    }
+}

@@ -1,0 +1,207 @@
+import QSSLWire
+
+// TLS 1.3 resumption with tickets (RFC 8446 §2.2, §4.2.11, §4.6.1; PROTOCOL.md §4): the server
+// side accepts a ticket PSK after checking its binder, the client side offers one; both run
+// psk_dhe_ke (a fresh, by default hybrid, key exchange on top of the PSK) unless psk_ke was
+// explicitly allowed on both sides.
+
+/// The proof that a PSK was accepted: the server checked the client's binder, or the client saw
+/// the server select the PSK it offered. Made only here; traffic reached through a resumption
+/// carries it instead of a certificate signature.
+struct ResumptionAccepted {
+    let state: SessionState
+    /// Who the peer proved to be on the full handshake that created the session.
+    var identity: PeerIdentity? { state.peerIdentity }
+    /// Only after the binder was verified (server) or the server selected our PSK (client, whose
+    /// handshake then still needs the server's Finished, keyed by that PSK).
+    init(state: SessionState) { self.state = state }
+}
+
+/// The PSK a server accepted from a ClientHello.
+struct AcceptedPSK {
+    let proof: ResumptionAccepted
+    let index: UInt16
+    let mode: PSKKeyExchangeMode
+    let early: TLS13KeySchedule.Early
+}
+
+/// RFC 8446 §4.2.11: at most this many identities are tried (each costs a ticket decryption).
+let maxPSKIdentitiesTried = 8
+
+/// The binder over a partial ClientHello: everything up to the binders list (§4.2.11.2), after
+/// what the transcript held before it (message_hash and HelloRetryRequest on a retry).
+func pskBinder(early: TLS13KeySchedule.Early, transcriptBefore: Transcript, partialHello: ArraySlice<UInt8>) -> [UInt8] {
+    var transcript = transcriptBefore
+    transcript.append(raw: Array(partialHello))
+    return TLS13KeySchedule.finishedVerifyData(hkdf: early.hkdf, baseSecret: early.binderKey(), transcriptHash: transcript.hash(early.hkdf))
+}
+
+/// Server: the first offered ticket that opens, is current, fits the negotiated suite, name and
+/// policy, with its binder verified. A ticket that fails any check is skipped (full handshake,
+/// RFC 8446 §4.2.11: "the server SHOULD … ignore"); a bad binder on the chosen one is fatal.
+func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
+               config: ServerConfiguration, context: HandshakeContext) throws(TLSError) -> AcceptedPSK? {
+    let ext = hello.extensions
+    guard let data = ext[.preSharedKey] else { return nil }
+    // §4.2.11: pre_shared_key MUST be the last extension of the ClientHello.
+    guard ext.items.last?.type == .preSharedKey else { throw .misbehaved(.sentPreSharedKeyNotLast) }
+    // §4.2.9: a client offering a PSK MUST send psk_key_exchange_modes.
+    guard let modesData = ext[.pskKeyExchangeModes] else { throw .misbehaved(.sentPSKWithoutKeyExchangeModes) }
+    let modes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.pskKeyExchangeModes(modesData) }
+    let offered = try decodeExtension { () throws(DecodeError) in try OfferedPSKs(decoding: data) }
+
+    let mode: PSKKeyExchangeMode
+    if modes.contains(.pskDHEKE) {
+        mode = .pskDHEKE
+    } else if modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum {
+        mode = .pskKE
+    } else {
+        return nil
+    }
+    guard let sealer = config.ticketKeys else { return nil }
+    let now = config.clock.nowMilliseconds()
+    for (index, identity) in offered.identities.prefix(maxPSKIdentitiesTried).enumerated() {
+        guard let (plaintext, _) = sealer.open(identity.identity),
+              let state = try? SessionState(decoding: plaintext),
+              state.version == .tls13,
+              let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
+              state.isValid(at: now), state.secret.count == suite.hash.digestLength,
+              state.serverName == serverName,
+              !config.requirePostQuantum || state.usedPostQuantumKeyExchange
+        else { continue }
+        // §4.2.11.1 and §8.3: the client's view of the ticket age against ours.
+        let clientAge = UInt64(identity.obfuscatedTicketAge &- state.ageAdd)
+        let serverAge = now >= state.issuedAt ? now - state.issuedAt : 0
+        let skew = clientAge > serverAge ? clientAge - serverAge : serverAge - clientAge
+        guard skew <= config.ticketAgeToleranceMilliseconds, clientAge <= UInt64(state.lifetimeSeconds) * 1000 else { continue }
+
+        let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
+        let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: state.secret)
+        let bindersLength = try encoding { () throws(EncodeError) in try offered.encodedBinders() }.count
+        let encoded = message.encoded
+        let expected = pskBinder(early: early, transcriptBefore: transcriptBefore, partialHello: encoded[..<(encoded.count - bindersLength)])
+        guard offered.binders[index].count == expected.count, constantTimeEquals(expected, offered.binders[index]) else {
+            throw .misbehaved(.sentWrongPSKBinder, "binder of PSK identity \(index)")
+        }
+        return AcceptedPSK(proof: ResumptionAccepted(state: state), index: UInt16(index), mode: mode, early: early)
+    }
+    return nil
+}
+
+/// Server, after the client's Finished: NewSessionTicket messages under the application keys.
+struct TicketIssuer {
+    let suite: TLS13CipherSuite
+    let hkdf: HKDF
+    let group: NamedGroup
+    let serverName: String?
+    let alpn: String?
+    let peerIdentity: PeerIdentity?
+    /// The original full handshake's time when this handshake was a resumption.
+    let createdAt: UInt64?
+
+    func issue(resumptionMasterSecret: SecretBytes, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) {
+        guard let sealer = config.ticketKeys, config.tls13TicketCount > 0 else { return }
+        let now = config.clock.nowMilliseconds()
+        var scratch = Transcript()   // post-handshake messages are not part of the transcript
+        for i in 0..<config.tls13TicketCount {
+            let nonce = [UInt8(truncatingIfNeeded: i)]
+            let ageAdd = context.primitives.randomBytes(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            let state = SessionState(
+                version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
+                alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: nonce),
+                createdAt: createdAt ?? now, issuedAt: now, lifetimeSeconds: config.sessionLifetimeSeconds, ageAdd: ageAdd,
+                peerIdentity: peerIdentity)
+            let ticket = try sealer.seal(try encoding { () throws(EncodeError) in try state.encoded() })
+            // A session never outlives the full handshake that created it.
+            let remaining = (UInt64(config.sessionLifetimeSeconds) * 1000).subtractingReportingOverflow(now - min(now, state.createdAt)).partialValue
+            let lifetime = UInt32(min(UInt64(config.sessionLifetimeSeconds), remaining / 1000))
+            guard lifetime > 0 else { return }
+            try context.send(NewSessionTicket(lifetime: lifetime, ageAdd: ageAdd, nonce: nonce, ticket: ticket), transcript: &scratch)
+        }
+        try context.flush()
+    }
+}
+
+/// Client: the PSK offer for a TLS 1.3 session, if the session may be offered under `config`.
+struct PSKOffer {
+    let session: TLSSession
+    let suite: TLS13CipherSuite
+    let modes: [PSKKeyExchangeMode]
+
+    init?(session: TLSSession, config: ClientConfiguration, serverName: String?) {
+        let state = session.state
+        guard state.version == .tls13, config.versions.contains(.tls13), let ticket = session.ticket, !ticket.isEmpty,
+              let sessionSuite = TLS13CipherSuite.named(state.cipherSuite),
+              let suite = config.cipherSuites.first(where: { $0.hash == sessionSuite.hash }),
+              state.serverName == serverName, state.isValid(at: config.clock.nowMilliseconds()),
+              // PROTOCOL.md §4: under the PQ policy a classical session is never resumed.
+              !config.requirePostQuantum || state.usedPostQuantumKeyExchange
+        else { return nil }
+        self.session = session
+        self.suite = suite
+        modes = config.offerPSKWithoutKeyExchange && !config.requirePostQuantum ? [.pskDHEKE, .pskKE] : [.pskDHEKE]
+    }
+
+    var hash: HashAlgorithm { suite.hash }
+
+    func obfuscatedAge(now: UInt64) -> UInt32 {
+        let age = now >= session.receivedAt ? now - session.receivedAt : 0
+        return UInt32(truncatingIfNeeded: age) &+ session.state.ageAdd
+    }
+
+    /// Appends psk_key_exchange_modes and pre_shared_key (last) to `hello`, with the binder
+    /// computed over the partial ClientHello after `transcriptBefore`.
+    func attach(to hello: inout ClientHello, transcriptBefore: Transcript, now: UInt64, primitives: any CryptoPrimitives) throws(TLSError) {
+        var items = hello.extensions.items.filter { $0.type != .preSharedKey && $0.type != .pskKeyExchangeModes }
+        items.append(Extension(type: .pskKeyExchangeModes, data: try encoding { () throws(EncodeError) in try ExtensionBody.encodePSKKeyExchangeModes(modes) }))
+        let hkdf = HKDF(primitives: primitives, hash: hash)
+        var offered = OfferedPSKs(identities: [PSKIdentity(identity: session.ticket ?? [], obfuscatedTicketAge: obfuscatedAge(now: now))],
+                                  binders: [[UInt8](repeating: 0, count: hash.digestLength)])
+        hello.extensions = ExtensionList(items + [Extension(type: .preSharedKey, data: try encoding { () throws(EncodeError) in try offered.encoded() })])
+        let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: session.state.secret)
+        let encoded = try encoding { () throws(EncodeError) in try HandshakeMessage(hello) }.encoded
+        let bindersLength = try encoding { () throws(EncodeError) in try offered.encodedBinders() }.count
+        offered.binders = [pskBinder(early: early, transcriptBefore: transcriptBefore, partialHello: encoded[..<(encoded.count - bindersLength)])]
+        hello.extensions = ExtensionList(items + [Extension(type: .preSharedKey, data: try encoding { () throws(EncodeError) in try offered.encoded() })])
+    }
+}
+
+/// Client, after the handshake: turns each NewSessionTicket into a stored session.
+struct ClientTicketReceiver {
+    let hkdf: HKDF
+    let resumptionMasterSecret: SecretBytes
+    let suite: TLS13CipherSuite
+    let group: NamedGroup
+    let serverName: String?
+    let alpn: String?
+    let peerIdentity: PeerIdentity?
+    let createdAt: UInt64
+    let store: any ClientSessionStore
+    let key: String
+    let clock: any WallClock
+
+    /// The session the ticket stands for, saved in the store; nil for a ticket that must not be
+    /// used (lifetime 0, RFC 8446 §4.6.1).
+    func receive(_ ticket: NewSessionTicket) -> TLSSession? {
+        guard ticket.lifetime > 0 else { return nil }
+        let now = clock.nowMilliseconds()
+        let state = SessionState(
+            version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
+            alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: ticket.nonce),
+            createdAt: createdAt, issuedAt: now, lifetimeSeconds: min(ticket.lifetime, 604_800), ageAdd: ticket.ageAdd,
+            peerIdentity: peerIdentity)
+        let session = TLSSession(state: state, ticket: ticket.ticket, sessionID: [], receivedAt: now)
+        store.save(session, for: key)
+        return session
+    }
+}
+
+/// Whether a TLS 1.2 session may be offered under `config` to `serverName`.
+func tls12SessionOfferable(_ session: TLSSession, config: ClientConfiguration, serverName: String?) -> Bool {
+    let state = session.state
+    return state.version == .tls12 && config.versions.contains(.tls12)
+        && (!session.sessionID.isEmpty || !(session.ticket ?? []).isEmpty)
+        && config.tls12CipherSuites.contains(where: { $0.suite == state.cipherSuite })
+        && state.serverName == serverName && state.isValid(at: config.clock.nowMilliseconds())
+        && (!config.requirePostQuantum || state.usedPostQuantumKeyExchange)
+}

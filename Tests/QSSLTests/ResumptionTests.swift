@@ -1,0 +1,49 @@
+@testable import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import Synchronization
+import Testing
+
+/// A clock the tests move by hand.
+final class FakeClock: WallClock, @unchecked Sendable {
+    private let now = Mutex<UInt64>(1_800_000_000_000)
+    func nowMilliseconds() -> UInt64 { now.withLock { $0 } }
+    func advance(seconds: Double) { now.withLock { $0 += UInt64(seconds * 1000) } }
+}
+
+private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
+    for case .handshakeCompleted(let s) in events { return s }
+    return nil
+}
+
+private func issued(_ events: [TLSEvent]) -> [TLSSession] {
+    events.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }
+}
+
+@Suite("Resumption")
+struct ResumptionTests {
+    @Test("TLS 1.3: a ticket resumes with psk_dhe_ke on the hybrid group, identity carried, single use")
+    func tls13Resumption() throws {
+        let client = clientConfig()
+        let server = try serverConfig()
+        let first = try runPair(client: client, server: server)
+        #expect(first.clientError == nil && first.serverError == nil)
+        let full = try #require(summary(first.clientEvents))
+        #expect(!full.resumed)
+        #expect(issued(first.clientEvents).count == 2)
+
+        let second = try runPair(client: client, server: server)
+        #expect(second.clientError == nil && second.serverError == nil)
+        let resumed = try #require(summary(second.clientEvents))
+        let serverSide = try #require(summary(second.serverEvents))
+        #expect(resumed.resumed && serverSide.resumed)
+        #expect(resumed.group == .secp384r1MLKEM1024)
+        #expect(resumed.peerIdentity == full.peerIdentity)
+        #expect(resumed.peerIdentity != nil)
+        #expect(issued(second.clientEvents).count == 2)
+        // Data flows on the resumed connection.
+        try second.client.send(Array("ping".utf8))
+        let events = try second.server.receive(second.client.takeOutput())
+        #expect(events.contains(.applicationData(Array("ping".utf8))))
+    }
+}
