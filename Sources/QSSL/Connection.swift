@@ -25,6 +25,7 @@ extension PendingDecision: Hashable {
         case (.sign(let x), .sign(let y)): return x.message == y.message && x.scheme == y.scheme
         case (.verifyPeer(let x), .verifyPeer(let y)): return x.chain == y.chain && x.role == y.role
         case (.selectServerConfiguration(let x, _), .selectServerConfiguration(let y, _)): return x == y
+        case (.lookUpSession(let x), .lookUpSession(let y)): return x.sessionID == y.sessionID
         default: return false
         }
     }
@@ -434,6 +435,7 @@ public final class TLSConnection {
         if case .traffic(let traffic) = phase, summary == nil {
             summary = traffic.summary
             events.append(.handshakeCompleted(traffic.summary))
+            if let session = traffic.issuedSession { events.append(.sessionIssued(session)) }
             try context.flush()
             for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
             bufferedApplicationData = []
@@ -482,6 +484,8 @@ struct TrafficState {
     let peer: PeerAuthentication
     /// A TLS 1.3 client's receiver of NewSessionTicket messages.
     let tickets: ClientTicketReceiver?
+    /// A TLS 1.2 client's session, kept when the handshake completed (reported once).
+    var issuedSession: TLSSession?
 
     init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication,
          tickets: ClientTicketReceiver? = nil) {

@@ -17,6 +17,7 @@ public struct PendingDecision: Sendable {
         case sign(SignatureRequest)
         case verifyPeer(PeerVerificationRequest)
         case selectServerConfiguration(ClientHelloSummary, any ServerConfigurationSelector)
+        case lookUpSession(SessionLookupRequest)
     }
     let kind: Kind
 
@@ -36,6 +37,12 @@ public struct PendingDecision: Sendable {
         return nil
     }
 
+    /// A TLS 1.2 session ID to look up in a cache that answers asynchronously.
+    public var sessionLookup: SessionLookupRequest? {
+        if case .lookUpSession(let r) = kind { return r }
+        return nil
+    }
+
     /// Runs the configured provider for this decision (off the connection's thread, as the
     /// caller likes) and returns the answer for `TLSConnection.resume(with:)`. A provider's
     /// error is returned as the answer too, so that it becomes the connection's alert.
@@ -45,6 +52,7 @@ public struct PendingDecision: Sendable {
             case .sign(let r): return .signature(try await r.sign())
             case .verifyPeer(let r): return .peerVerified(try await r.verify())
             case .selectServerConfiguration(let h, let selector): return .serverConfiguration(try await selector.selectAsynchronously(for: h))
+            case .lookUpSession(let r): return .session(await r.lookUp())
             }
         } catch {
             return .failure(error)
@@ -58,6 +66,7 @@ extension PendingDecision: CustomStringConvertible {
         case .sign(let r): return "sign(\(r.scheme))"
         case .verifyPeer(let r): return "verifyPeer(\(r.chain.count) certificates, \(r.role))"
         case .selectServerConfiguration(let h, _): return "selectServerConfiguration(\(h.serverName ?? "no SNI"))"
+        case .lookUpSession(let r): return "lookUpSession(\(r.sessionID.count)-byte ID)"
         }
     }
 }
@@ -68,6 +77,7 @@ public struct DecisionAnswer: Sendable {
         case signature([UInt8])
         case peerVerified(VerifiedPeer)
         case serverConfiguration(ServerConfiguration)
+        case session(SessionState?)
         case failure(TLSError)
     }
     let kind: Kind
@@ -77,6 +87,8 @@ public struct DecisionAnswer: Sendable {
     public static func serverConfiguration(_ configuration: ServerConfiguration) -> DecisionAnswer {
         DecisionAnswer(kind: .serverConfiguration(configuration))
     }
+    /// The cached session for the ID, or nil for a miss (a full handshake follows).
+    public static func session(_ state: SessionState?) -> DecisionAnswer { DecisionAnswer(kind: .session(state)) }
     /// The decision failed: the connection fails with this error and sends its alert
     /// (certificate_revoked for a revoked peer, internal_error for a signing failure, …).
     public static func failure(_ error: TLSError) -> DecisionAnswer { DecisionAnswer(kind: .failure(error)) }

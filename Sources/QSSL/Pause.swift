@@ -9,6 +9,7 @@ enum PausedHandshake {
     case clientVerifyPeer13(ClientHandshakeKeys, PeerVerificationRequest)
     case clientVerifyPeer12(TLS12ClientHandshake, PeerVerificationRequest)
     case serverSelectConfiguration(SelectingServerConfiguration)
+    case serverLookUpSession(TLS12ServerStart, SessionLookupRequest)
 
     var decision: PendingDecision {
         switch self {
@@ -16,6 +17,7 @@ enum PausedHandshake {
         case .serverSignature12(let p): return PendingDecision(kind: .sign(p.request))
         case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r): return PendingDecision(kind: .verifyPeer(r))
         case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
+        case .serverLookUpSession(_, let r): return PendingDecision(kind: .lookUpSession(r))
         }
     }
 
@@ -24,7 +26,7 @@ enum PausedHandshake {
         switch (self, answer.kind) {
         case (_, .failure), (.serverSignature13, .signature), (.serverSignature12, .signature),
              (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified),
-             (.serverSelectConfiguration, .serverConfiguration):
+             (.serverSelectConfiguration, .serverConfiguration), (.serverLookUpSession, .session):
             return true
         default:
             return false
@@ -50,6 +52,8 @@ enum PausedHandshake {
             return .client12(.expectServerKeyExchange(handshake, peer))
         case (.serverSelectConfiguration(let s), .serverConfiguration(let configuration)):
             return try s.proceed(with: configuration, context: &context)
+        case (.serverLookUpSession(let start, _), .session(let state)):
+            return try start.proceed(withCached: state, context: &context)
         default:
             // Local invariant: `TLSConnection.resume` checks `accepts` first.
             preconditionFailure("answer does not match the pending decision")

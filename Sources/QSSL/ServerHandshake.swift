@@ -45,8 +45,8 @@ struct ExpectClientHello {
         var transcript = Transcript()
         transcript.append(message)
         if try negotiateVersion(hello, config: config) == .tls12 {
-            return try sendTLS12ServerFlight(hello: hello, negotiation: try negotiateTLS12(hello, config: config), transcript: transcript,
-                                             config: config, context: &context)
+            return try TLS12ServerStart(hello: hello, negotiation: try negotiateTLS12(hello, config: config), transcript: transcript,
+                                        config: config).proceed(context: &context)
         }
         let negotiation = try negotiate(hello, config: config)
         let earlyData = hello.extensions.contains(.earlyData)

@@ -69,6 +69,7 @@ func answerInPlace(_ decision: PendingDecision) -> DecisionAnswer {
     do {
         if let r = decision.signatureRequest { return .signature(try r.key.sign(r.message, scheme: r.scheme)) }
         if let r = decision.peerVerification { return .peerVerified(try r.verifier.verifyPeer(r)) }
+        if let r = decision.sessionLookup { return .session(r.cache.lookUp(sessionID: r.sessionID)) }
         if let hello = decision.clientHello, let selector = pendingSelector(decision) { return .serverConfiguration(try selector.select(for: hello)) }
         return .failure(.misuse("unknown decision \(decision)"))
     } catch {

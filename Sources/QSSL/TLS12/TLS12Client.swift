@@ -29,7 +29,10 @@ enum TLS12ClientState {
         case .expectServerHelloDone(let hs, let share):
             return .client12(.finishing(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context))))
         case .finishing(let state):
-            return .traffic(try state.handle(message, context: &context))
+            switch try state.handle(message, context: &context) {
+            case .next(let next): return .client12(.finishing(next))
+            case .traffic(let traffic): return .traffic(traffic)
+            }
         }
     }
 
@@ -39,21 +42,42 @@ enum TLS12ClientState {
     }
 }
 
-/// Both sides' end of a TLS 1.2 handshake: the peer's ChangeCipherSpec, then its Finished.
+/// Both sides' end of a TLS 1.2 handshake: the peer's ChangeCipherSpec, then its Finished
+/// (and, for a client the server promised a ticket, a NewSessionTicket before them).
 enum TLS12FinishingState {
     case expectChangeCipherSpec(TLS12Finishing)
     case expectFinished(TLS12Finishing)
 
-    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
-        guard case .expectFinished(let finishing) = self else {
-            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) before ChangeCipherSpec")
+    enum Step {
+        case next(TLS12FinishingState)
+        case traffic(TrafficState)
+    }
+
+    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> Step {
+        switch self {
+        case .expectChangeCipherSpec(var finishing):
+            // RFC 5077 §3.3: the ticket the server announced in its ServerHello, before its CCS.
+            guard message.type == .newSessionTicket, finishing.isClient, let session = finishing.clientSession,
+                  session.expectsTicket, session.receivedTicket == nil else {
+                throw .misbehaved(message.type == .newSessionTicket ? .sentUnexpectedNewSessionTicket : .sentUnexpectedMessage,
+                                  "\(message.type) before ChangeCipherSpec")
+            }
+            let ticket = try message.require(TLS12NewSessionTicket.self)
+            finishing.clientSession?.receivedTicket = ticket
+            finishing.transcript.append(message)
+            return .next(.expectChangeCipherSpec(finishing))
+        case .expectFinished(let finishing):
+            return .traffic(try finishing.processPeerFinished(message, context: &context))
         }
-        return try finishing.processPeerFinished(message, context: &context)
     }
 
     /// RFC 5246 §7.1: the peer's ChangeCipherSpec switches our reading keys.
     func handleChangeCipherSpec(context: inout HandshakeContext) throws(TLSError) -> TLS12FinishingState {
         guard case .expectChangeCipherSpec(let finishing) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
+        // A ticket promised in the ServerHello must come before the server's CCS (RFC 5077 §3.3).
+        if let session = finishing.clientSession, session.expectsTicket, session.receivedTicket == nil {
+            throw .misbehaved(.sentUnexpectedChangeCipherSpec, "ChangeCipherSpec before the promised NewSessionTicket")
+        }
         try finishing.installPeerKeys(context: &context)
         return .expectFinished(finishing)
     }
@@ -96,9 +120,34 @@ extension ExpectServerHello {
         }
         var transcript = self.transcript
         transcript.append(message)
+        let expectsTicket = hello.extensions.contains(.sessionTicket)
+        let prf = TLS12PRF(primitives: context.primitives, hash: suite.hash)
+        // RFC 5246 §7.4.1.3, RFC 5077 §3.4: the server echoing our session ID resumes the session
+        // we offered; it cannot resume one we did not (our ID may be a random one for middleboxes).
+        if !hello.legacySessionIDEcho.isEmpty && hello.legacySessionIDEcho == clientHello.legacySessionID {
+            guard let session = tls12Session else { throw .misbehaved(.resumedUnofferedSession, "the ServerHello echoes a session ID we did not offer") }
+            let state = session.state
+            guard hello.cipherSuite == state.cipherSuite else {
+                throw .misbehaved(.changedSessionParametersOnResumption, "resumed with \(suite.suite.tls12Name ?? "another suite")")
+            }
+            // RFC 7627 §5.3: the client aborts when EMS differs from the session's.
+            guard ems == state.extendedMasterSecret else {
+                throw .incompatible(.extendedMasterSecretRequired, "extended master secret differs from the resumed session's")
+            }
+            let keys = TLS12KeyBlock(prf: prf, masterSecret: state.secret, clientRandom: clientHello.random, serverRandom: hello.random, suite: suite)
+            let summary = HandshakeSummary(
+                version: .tls12, cipherSuite: suite.suite, group: state.group, peerSignatureScheme: nil, localSignatureScheme: nil,
+                helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: alpn, serverName: serverName)
+            let keep = TLS12ClientSessionKeeping(config: config, key: sessionKey, state: state, sessionID: session.sessionID,
+                                                 offeredTicket: session.ticket, expectsTicket: expectsTicket)
+            return .finishing(.expectChangeCipherSpec(TLS12Finishing(
+                isClient: true, suite: suite, prf: prf, masterSecret: state.secret, keys: keys, transcript: transcript, summary: summary,
+                peer: .resumed(ResumptionAccepted(state: state)), respondsWithFinished: true, clientSession: keep)))
+        }
         return .expectCertificate(TLS12ClientHandshake(
-            config: config, serverName: serverName, suite: suite, prf: TLS12PRF(primitives: context.primitives, hash: suite.hash),
-            clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn))
+            config: config, serverName: serverName, suite: suite, prf: prf,
+            clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn,
+            sessionID: hello.legacySessionIDEcho, expectsTicket: expectsTicket, sessionKey: sessionKey))
     }
 }
 
@@ -121,6 +170,10 @@ struct TLS12ClientHandshake {
     var transcript: Transcript
     let extendedMasterSecret: Bool
     let alpn: String?
+    /// The session ID the server assigned, and whether it announced a ticket.
+    let sessionID: [UInt8]
+    let expectsTicket: Bool
+    let sessionKey: String
     var peerChain: [[UInt8]] = []
     var peerScheme: SignatureScheme?
     var certificateRequested = false
@@ -173,8 +226,60 @@ struct TLS12ClientHandshake {
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: peerScheme, localSignatureScheme: nil,
             helloRetryRequest: false, resumed: false, peerCertificates: peerChain, alpnProtocol: alpn, serverName: serverName)
+        let now = config.clock.nowMilliseconds()
+        let state = SessionState(
+            version: .tls12, cipherSuite: suite.suite, group: share.group, extendedMasterSecret: extendedMasterSecret,
+            serverName: serverName, alpnProtocol: alpn, secret: master, createdAt: now, issuedAt: now,
+            lifetimeSeconds: 86_400, peerIdentity: share.proof.identity)
+        let keep = TLS12ClientSessionKeeping(config: config, key: sessionKey, state: state, sessionID: sessionID, offeredTicket: nil,
+                                             expectsTicket: expectsTicket)
         return TLS12Finishing(isClient: true, suite: suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
-                              peer: .authenticated(share.proof))
+                              peer: .authenticated(share.proof), respondsWithFinished: false, clientSession: keep)
+    }
+}
+
+/// A TLS 1.2 client's session once the server's Finished verified: kept in the store under
+/// its ID and/or ticket.
+struct TLS12ClientSessionKeeping {
+    let config: ClientConfiguration
+    let key: String
+    var state: SessionState
+    let sessionID: [UInt8]
+    let offeredTicket: [UInt8]?
+    let expectsTicket: Bool
+    var receivedTicket: TLS12NewSessionTicket? = nil
+
+    func keep() -> TLSSession? {
+        guard let store = config.sessionStore else { return nil }
+        var state = self.state
+        // An empty NewSessionTicket means the server will not renew the one we hold.
+        var ticket = offeredTicket
+        if let received = receivedTicket, !received.ticket.isEmpty {
+            ticket = received.ticket
+            // RFC 5077 §3.3: the hint is advisory; 0 means unspecified. The session's own
+            // lifetime is kept below a day either way.
+            if received.lifetimeHint > 0 { state.lifetimeSeconds = min(state.lifetimeSeconds, received.lifetimeHint) }
+        }
+        guard !sessionID.isEmpty || !(ticket ?? []).isEmpty else { return nil }
+        let session = TLSSession(state: state, ticket: ticket, sessionID: sessionID, receivedAt: config.clock.nowMilliseconds())
+        store.save(session, for: key)
+        return session
+    }
+}
+
+/// A TLS 1.2 server's session after a full handshake: cached under its new ID and/or sealed
+/// into a ticket sent before the server's ChangeCipherSpec.
+struct TLS12ServerSessionIssue {
+    let plan: TLS12SessionPlan
+    let state: SessionState
+    let config: ServerConfiguration
+
+    func issue(transcript: inout Transcript, context: inout HandshakeContext) throws(TLSError) {
+        if plan.issueTicket, let sealer = config.ticketKeys {
+            let ticket = try sealer.seal(try encoding { () throws(EncodeError) in try state.encoded() })
+            try context.send(TLS12NewSessionTicket(lifetimeHint: config.sessionLifetimeSeconds, ticket: ticket), transcript: &transcript)
+        }
+        if !plan.sessionID.isEmpty, let cache = config.sessionCache { cache.save(state, sessionID: plan.sessionID) }
     }
 }
 
@@ -188,6 +293,11 @@ struct TLS12Finishing {
     var transcript: Transcript
     let summary: HandshakeSummary
     let peer: PeerAuthentication
+    /// Whether our ChangeCipherSpec and Finished follow the peer's: the server's on a full
+    /// handshake, the client's on an abbreviated one (RFC 5246 §7.3).
+    let respondsWithFinished: Bool
+    var clientSession: TLS12ClientSessionKeeping? = nil
+    var serverSession: TLS12ServerSessionIssue? = nil
 
     func installPeerKeys(context: inout HandshakeContext) throws(TLSError) {
         if isClient {
@@ -202,14 +312,17 @@ struct TLS12Finishing {
         let finished = try message.require(Finished.self)
         let expected = prf.verifyData(masterSecret: masterSecret, client: !isClient, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
-        if !isClient {
+        if respondsWithFinished {
             var transcript = self.transcript
             transcript.append(message)
+            try serverSession?.issue(transcript: &transcript, context: &context)
             try context.sendChangeCipherSpec()
-            try context.installTLS12WriteKeys(key: keys.serverKey, iv: keys.serverIV, suite: suite)
-            let verifyData = prf.verifyData(masterSecret: masterSecret, client: false, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
+            try context.installTLS12WriteKeys(key: isClient ? keys.clientKey : keys.serverKey, iv: isClient ? keys.clientIV : keys.serverIV, suite: suite)
+            let verifyData = prf.verifyData(masterSecret: masterSecret, client: isClient, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
             try context.send(Finished(verifyData: verifyData), transcript: &transcript)
         }
-        return TrafficState(isClient: isClient, tls13: nil, summary: summary, finished: verified, peer: peer)
+        var traffic = TrafficState(isClient: isClient, tls13: nil, summary: summary, finished: verified, peer: peer)
+        traffic.issuedSession = clientSession?.keep()
+        return traffic
     }
 }

@@ -10,7 +10,10 @@ enum TLS12ServerState {
         case .expectClientKeyExchange(let hs):
             return .server12(.finishing(.expectChangeCipherSpec(try hs.processClientKeyExchange(message, context: &context))))
         case .finishing(let state):
-            return .traffic(try state.handle(message, context: &context))
+            switch try state.handle(message, context: &context) {
+            case .next(let next): return .server12(.finishing(next))
+            case .traffic(let traffic): return .traffic(traffic)
+            }
         }
     }
 
@@ -18,6 +21,118 @@ enum TLS12ServerState {
         guard case .finishing(let state) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
         return .server12(.finishing(try state.handleChangeCipherSpec(context: &context)))
     }
+}
+
+/// What a TLS 1.2 server does about sessions on a full handshake, decided with its ServerHello.
+struct TLS12SessionPlan {
+    /// The new session ID (empty when there is no session cache).
+    let sessionID: [UInt8]
+    /// Whether a NewSessionTicket follows the client's Finished (RFC 5077 §3.1).
+    let issueTicket: Bool
+}
+
+/// A TLS 1.2 ClientHello, negotiated, before the server chose between a full and an
+/// abbreviated handshake.
+struct TLS12ServerStart {
+    let hello: ClientHello
+    let negotiation: TLS12ServerNegotiation
+    let transcript: Transcript
+    let config: ServerConfiguration
+
+    /// A ticket first (stateless, PROTOCOL.md §4's recommended mode), then the session ID
+    /// through the cache (which may pause), else a full handshake.
+    func proceed(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        if let ticket = hello.extensions[.sessionTicket], !ticket.isEmpty, let sealer = config.ticketKeys,
+           let (plaintext, byCurrentKey) = sealer.open(ticket), let state = try? SessionState(decoding: plaintext),
+           let suite = try resumable(state) {
+            return try resume(state, suite: suite, renewTicket: !byCurrentKey, context: &context)
+        }
+        if !hello.legacySessionID.isEmpty, let cache = config.sessionCache {
+            guard cache.isSynchronous else { return .paused(.serverLookUpSession(self, SessionLookupRequest(sessionID: hello.legacySessionID, cache: cache))) }
+            return try proceed(withCached: cache.lookUp(sessionID: hello.legacySessionID), context: &context)
+        }
+        return try full(context: &context)
+    }
+
+    /// After the session-ID lookup.
+    func proceed(withCached state: SessionState?, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        if let state, let suite = try resumable(state) {
+            return try resume(state, suite: suite, renewTicket: false, context: &context)
+        }
+        return try full(context: &context)
+    }
+
+    private func full(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        let plan = TLS12SessionPlan(sessionID: config.sessionCache != nil ? context.primitives.randomBytes(32) : [],
+                                    issueTicket: hello.extensions.contains(.sessionTicket) && config.ticketKeys != nil)
+        return try sendTLS12ServerFlight(hello: hello, negotiation: negotiation, plan: plan, transcript: transcript, config: config, context: &context)
+    }
+
+    /// The suite to resume `state` with, or nil for a full handshake (PROTOCOL.md §4: a session
+    /// that does not fit is never an error), except the one case RFC 7627 §5.3 makes fatal.
+    func resumable(_ state: SessionState) throws(TLSError) -> TLS12CipherSuite? {
+        guard state.version == .tls12, state.isValid(at: config.clock.nowMilliseconds()),
+              state.serverName == negotiation.names.serverName, state.secret.count == 48,
+              let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
+              hello.cipherSuites.contains(state.cipherSuite),
+              !config.requirePostQuantum || (suite.isHybrid && state.usedPostQuantumKeyExchange)
+        else { return nil }
+        // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
+        // without it (abort); one without it is not resumed into a connection with it (full).
+        if state.extendedMasterSecret && !negotiation.extendedMasterSecret {
+            throw .incompatible(.extendedMasterSecretRequired, "the session used extended master secret; this ClientHello does not offer it")
+        }
+        guard state.extendedMasterSecret == negotiation.extendedMasterSecret else { return nil }
+        return suite
+    }
+
+    /// RFC 5246 §7.3 abbreviated handshake: ServerHello, [NewSessionTicket], ChangeCipherSpec,
+    /// Finished; then the client's.
+    private func resume(_ state: SessionState, suite: TLS12CipherSuite, renewTicket: Bool, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        let n = negotiation
+        let random = serverRandom(config: config, context: &context)
+        var ext = ExtensionList()
+        if n.secureRenegotiation { ext.append(.renegotiationInfo, [0]) }
+        if state.extendedMasterSecret { ext.append(.extendedMasterSecret, []) }
+        if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
+        if renewTicket { ext.append(.sessionTicket, []) }
+        var transcript = self.transcript
+        try context.send(ServerHello(random: random, legacySessionIDEcho: hello.legacySessionID, cipherSuite: suite.suite, extensions: ext),
+                         transcript: &transcript)
+        // A ticket opened with an older key is replaced by one under the current key.
+        if renewTicket, let sealer = config.ticketKeys {
+            var renewed = state
+            renewed.issuedAt = config.clock.nowMilliseconds()
+            let ticket = try sealer.seal(try encoding { () throws(EncodeError) in try renewed.encoded() })
+            try context.send(TLS12NewSessionTicket(lifetimeHint: config.sessionLifetimeSeconds, ticket: ticket), transcript: &transcript)
+        }
+        let prf = TLS12PRF(primitives: context.primitives, hash: suite.hash)
+        let keys = TLS12KeyBlock(prf: prf, masterSecret: state.secret, clientRandom: hello.random, serverRandom: random, suite: suite)
+        try context.sendChangeCipherSpec()
+        try context.installTLS12WriteKeys(key: keys.serverKey, iv: keys.serverIV, suite: suite)
+        let verifyData = prf.verifyData(masterSecret: state.secret, client: false, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
+        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
+        let summary = HandshakeSummary(
+            version: .tls12, cipherSuite: suite.suite, group: state.group, peerSignatureScheme: nil, localSignatureScheme: nil,
+            helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
+        return .server12(.finishing(.expectChangeCipherSpec(TLS12Finishing(
+            isClient: false, suite: suite, prf: prf, masterSecret: state.secret, keys: keys, transcript: transcript, summary: summary,
+            peer: .resumed(ResumptionAccepted(state: state)), respondsWithFinished: false))))
+    }
+}
+
+/// A session ID waiting for an asynchronous cache.
+public struct SessionLookupRequest: Sendable {
+    public let sessionID: [UInt8]
+    public let cache: any ServerSessionCache
+
+    public func lookUp() async -> SessionState? { await cache.lookUpAsynchronously(sessionID: sessionID) }
+}
+
+/// RFC 8446 §4.1.3: a server able to do TLS 1.3 marks a TLS 1.2 ServerHello.
+func serverRandom(config: ServerConfiguration, context: inout HandshakeContext) -> [UInt8] {
+    let random = context.primitives.randomBytes(32)
+    return config.versions.contains(.tls13) ? Array(random.prefix(24)) + ServerHello.downgradeTLS12 : random
 }
 
 /// What the server chose for a TLS 1.2 handshake.
@@ -75,19 +190,18 @@ func negotiateTLS12(_ hello: ClientHello, config: ServerConfiguration) throws(TL
 }
 
 /// ServerHello, Certificate, ServerKeyExchange, ServerHelloDone (RFC 5246 §7.3).
-func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotiation, transcript: Transcript,
+func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotiation, plan: TLS12SessionPlan, transcript: Transcript,
                            config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-    var random = context.primitives.randomBytes(32)
-    // RFC 8446 §4.1.3: a server able to do TLS 1.3 marks a TLS 1.2 ServerHello.
-    if config.versions.contains(.tls13) { random = Array(random.prefix(24)) + ServerHello.downgradeTLS12 }
+    let random = serverRandom(config: config, context: &context)
     var ext = ExtensionList()
     if n.secureRenegotiation { ext.append(.renegotiationInfo, [0]) }
     if n.extendedMasterSecret { ext.append(.extendedMasterSecret, []) }
     if n.pointFormats { ext.append(.ecPointFormats, [1, 0]) }
     if n.names.serverName != nil { ext.append(.serverName, []) }
     if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
+    if plan.issueTicket { ext.append(.sessionTicket, []) }
     var transcript = transcript
-    try context.send(ServerHello(random: random, legacySessionIDEcho: [], cipherSuite: n.suite.suite, extensions: ext),
+    try context.send(ServerHello(random: random, legacySessionIDEcho: plan.sessionID, cipherSuite: n.suite.suite, extensions: ext),
                  transcript: &transcript)
     try context.send(TLS12Certificate(certificates: n.certificate.chain), transcript: &transcript)
     guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
@@ -95,7 +209,8 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
     let (publicValue, pending) = try kx.generateClientShare()
     let params = try encoding { () throws(EncodeError) in try ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: []).params() }
     let paused = TLS12ServerAwaitingSignature(
-        negotiation: n, clientRandom: hello.random, serverRandom: random, publicValue: publicValue, pending: pending, transcript: transcript,
+        negotiation: n, plan: plan, config: config, clientRandom: hello.random, serverRandom: random, publicValue: publicValue,
+        pending: pending, transcript: transcript,
         request: SignatureRequest(message: hello.random + random + params, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else { return .paused(.serverSignature12(paused)) }
     return .server12(try paused.complete(signature: try n.certificate.key.sign(paused.request.message, scheme: n.scheme), context: &context))
@@ -104,6 +219,8 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
 /// The TLS 1.2 flight up to Certificate, waiting for the ServerKeyExchange signature.
 struct TLS12ServerAwaitingSignature {
     let negotiation: TLS12ServerNegotiation
+    let plan: TLS12SessionPlan
+    let config: ServerConfiguration
     let clientRandom: [UInt8]
     let serverRandom: [UInt8]
     let publicValue: [UInt8]
@@ -118,13 +235,15 @@ struct TLS12ServerAwaitingSignature {
                      transcript: &transcript)
         try context.send(ServerHelloDone(), transcript: &transcript)
         return .expectClientKeyExchange(TLS12ServerHandshake(
-            negotiation: n, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
+            negotiation: n, plan: plan, config: config, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
             serverRandom: serverRandom, pending: pending, transcript: transcript))
     }
 }
 
 struct TLS12ServerHandshake {
     let negotiation: TLS12ServerNegotiation
+    let plan: TLS12SessionPlan
+    let config: ServerConfiguration
     let prf: TLS12PRF
     let clientRandom: [UInt8]
     let serverRandom: [UInt8]
@@ -150,8 +269,14 @@ struct TLS12ServerHandshake {
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
             helloRetryRequest: false, resumed: false, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
+        let now = config.clock.nowMilliseconds()
+        let session = SessionState(
+            version: .tls12, cipherSuite: n.suite.suite, group: n.group, extendedMasterSecret: n.extendedMasterSecret,
+            serverName: n.names.serverName, alpnProtocol: n.names.alpn, secret: master, createdAt: now, issuedAt: now,
+            lifetimeSeconds: config.sessionLifetimeSeconds, peerIdentity: nil)
         return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
-                              peer: .notRequested)
+                              peer: .notRequested, respondsWithFinished: true,
+                              serverSession: TLS12ServerSessionIssue(plan: plan, state: session, config: config))
     }
 }
 
