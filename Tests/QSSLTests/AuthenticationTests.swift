@@ -309,7 +309,13 @@ struct AlertMappingTests {
         var t: [PeerMisbehavior: AlertDescription] = [:]
         for c: PeerMisbehavior in [.sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
                                    .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
-                                   .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentKeyUpdateWithPendingHandshakeData] { t[c] = .unexpectedMessage }
+                                   .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentKeyUpdateWithPendingHandshakeData,
+                                   .sentTooMuchEarlyData, .sentUnexpectedNewSessionTicket] { t[c] = .unexpectedMessage }
+        // Resumption (RFC 8446 §4.2.9–§4.2.11, RFC 5246 §7.4.1.3)
+        t[.sentPSKWithoutKeyExchangeModes] = .missingExtension
+        t[.sentWrongPSKBinder] = .decryptError
+        for c: PeerMisbehavior in [.sentPreSharedKeyNotLast, .selectedUnofferedPSK, .sentEarlyDataAfterHelloRetryRequest,
+                                   .resumedUnofferedSession, .changedSessionParametersOnResumption] { t[c] = .illegalParameter }
         t[.sentOversizedRecord] = .recordOverflow
         for c: PeerMisbehavior in [.sentOversizedHandshakeMessage, .sentInvalidAlert, .sentEmptyCertificateChain] { t[c] = .decodeError }
         for c: PeerMisbehavior in [.sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms] { t[c] = .missingExtension }
