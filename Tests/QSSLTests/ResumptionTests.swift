@@ -4,13 +4,6 @@ import QSSLWire
 import Synchronization
 import Testing
 
-/// A clock the tests move by hand.
-final class FakeClock: WallClock, @unchecked Sendable {
-    private let now = Mutex<UInt64>(1_800_000_000_000)
-    func nowMilliseconds() -> UInt64 { now.withLock { $0 } }
-    func advance(seconds: Double) { now.withLock { $0 += UInt64(seconds * 1000) } }
-}
-
 private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
     for case .handshakeCompleted(let s) in events { return s }
     return nil
