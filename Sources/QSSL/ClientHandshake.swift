@@ -104,6 +104,7 @@ struct ExpectServerHello {
             ext.append(.supportedVersions, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)) })
             ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares(shares) })
         }
+        if config.offerEarlyDataForTesting { ext.append(.earlyData, []) }
         var hello = ClientHello(
             random: context.primitives.randomBytes(32),
             legacySessionID: legacySessionID,

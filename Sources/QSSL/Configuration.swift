@@ -50,6 +50,9 @@ public struct ClientConfiguration: Sendable {
     public var tls12SessionTickets = true
     /// The clock for ticket ages and session lifetimes.
     public var clock: any WallClock = SystemClock()
+    /// Test hook: sends an early_data extension (without early data support, to see servers
+    /// skip 0-RTT records).
+    var offerEarlyDataForTesting = false
 
     public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
         self.provider = provider
@@ -100,7 +103,8 @@ public struct ServerConfiguration: Sendable {
     public var sessionLifetimeSeconds: UInt32 = 3600
     /// TLS 1.3 NewSessionTicket messages sent after each handshake.
     public var tls13TicketCount = 2
-    /// Accept psk_ke (resumption without a fresh key exchange). Off by default; never under
+    /// Resume with psk_ke (no fresh key exchange: faster, but without forward secrecy or a fresh
+    /// ML-KEM part) when the client offers it. Off by default (psk_dhe_ke); never under
     /// `requirePostQuantum`.
     public var acceptPSKWithoutKeyExchange = false
     /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.

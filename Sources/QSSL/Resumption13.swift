@@ -50,11 +50,13 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
     let modes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.pskKeyExchangeModes(modesData) }
     let offered = try decodeExtension { () throws(DecodeError) in try OfferedPSKs(decoding: data) }
 
+    // psk_dhe_ke unless the operator chose psk_ke (speed over forward secrecy) and the client
+    // offers it; never psk_ke under the PQ policy.
     let mode: PSKKeyExchangeMode
-    if modes.contains(.pskDHEKE) {
-        mode = .pskDHEKE
-    } else if modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum {
+    if modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum {
         mode = .pskKE
+    } else if modes.contains(.pskDHEKE) {
+        mode = .pskDHEKE
     } else {
         return nil
     }

@@ -9,9 +9,11 @@ import Testing
 func rewriteFirstMessage<M: HandshakeBody>(_ wire: [UInt8], as: M.Type, _ change: (inout M) -> Void) -> [UInt8] {
     let length = Int(wire[3]) << 8 | Int(wire[4])
     let record = Array(wire[5..<(5 + length)])
-    var message = try! HandshakeMessage(type: M.handshakeType, body: Array(record.dropFirst(4))).decode(as: M.self)
+    // The first message of the record; messages coalesced after it stay as they are.
+    let bodyLength = Int(record[1]) << 16 | Int(record[2]) << 8 | Int(record[3])
+    var message = try! HandshakeMessage(type: M.handshakeType, body: Array(record[4..<(4 + bodyLength)])).decode(as: M.self)
     change(&message)
-    let body = try! HandshakeMessage(message).encoded
+    let body = try! HandshakeMessage(message).encoded + record[(4 + bodyLength)...]
     return Array(wire[0..<3]) + [UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body + Array(wire[(5 + length)...])
 }
 
