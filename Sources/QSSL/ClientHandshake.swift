@@ -31,7 +31,7 @@ enum ClientState {
             let verified = try keys.processCertificateVerify(message, peer: peer)
             return .client(.expectFinished(keys, .authenticated(verified)))
         case .expectFinished(var keys, let verified):
-            return .traffic(try keys.processFinished(message, peer: verified, context: &context))
+            return try keys.processFinished(message, peer: verified, context: &context)
         }
     }
 }
@@ -294,7 +294,7 @@ struct ClientHandshakeKeys {
     let resumption: ResumptionAccepted?
     let sessionKey: String
     var alpn: String?
-    var certificateRequestContext: [UInt8]?
+    var certificateRequest: ClientCertificateRequest?
     var peerChain: [[UInt8]] = []
     var peerScheme: SignatureScheme?
 
@@ -317,8 +317,7 @@ struct ClientHandshakeKeys {
         let request = try message.require(CertificateRequest.self)
         // RFC 8446 §4.3.2: the context is zero length unless used for post-handshake authentication.
         guard request.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
-        guard request.extensions.contains(.signatureAlgorithms) else { throw .misbehaved(.sentMissingSignatureAlgorithms) }
-        certificateRequestContext = request.requestContext
+        certificateRequest = try ClientCertificateRequest(request)
         transcript.append(message)
     }
 
@@ -357,7 +356,9 @@ struct ClientHandshakeKeys {
         return verified
     }
 
-    mutating func processFinished(_ message: HandshakeMessage, peer: PeerAuthentication, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+    /// The server's Finished; then our Certificate and CertificateVerify if asked (pausing for
+    /// an asynchronous key), and our Finished.
+    mutating func processFinished(_ message: HandshakeMessage, peer: PeerAuthentication, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
         let finishedVerified = try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -368,29 +369,104 @@ struct ClientHandshakeKeys {
         let clientApp = master.clientTrafficSecret(transcriptHash: thServerFinished)
         let serverApp = master.serverTrafficSecret(transcriptHash: thServerFinished)
         try context.installReadKeys(secret: serverApp, suite: suite, duringHandshake: false)
+        var flight = ClientFinalFlight(keys: self, master: master, clientApp: clientApp, serverApp: serverApp, finished: finishedVerified, peer: peer)
 
-        if let requestContext = certificateRequestContext {
-            // Client authentication arrives with its own issue; until then we answer with an
-            // empty Certificate, which RFC 8446 §4.4.2 allows.
-            try context.send(CertificateMessage(requestContext: requestContext, certificates: []), transcript: &transcript)
+        if let request = certificateRequest {
+            // RFC 8446 §4.4.2: a certificate the server can accept, or an empty Certificate.
+            guard let (certificate, scheme) = chooseClientCertificate(config.clientCertificates, request: request) else {
+                try context.send(CertificateMessage(requestContext: request.context, certificates: []), transcript: &flight.keys.transcript)
+                return .traffic(try flight.finish(context: &context))
+            }
+            try context.send(CertificateMessage(requestContext: request.context, certificates: certificate.chain), transcript: &flight.keys.transcript)
+            let content = certificateVerifyContent(server: false, transcriptHash: flight.keys.transcript.hash(hkdf))
+            let awaiting = ClientAwaitingSignature13(flight: flight, request: SignatureRequest(message: content, scheme: scheme, key: certificate.key))
+            guard certificate.key.isSynchronous else { return .paused(.clientSignature13(awaiting)) }
+            return .traffic(try awaiting.complete(signature: try certificate.key.sign(content, scheme: scheme), context: &context))
         }
-        let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientSecret, transcriptHash: transcript.hash(hkdf))
-        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
-        try context.installWriteKeys(secret: clientApp, suite: suite)
+        return .traffic(try flight.finish(context: &context))
+    }
+}
 
-        let summary = HandshakeSummary(
-            version: .tls13, cipherSuite: suite.suite, group: group, peerSignatureScheme: peerScheme,
-            localSignatureScheme: nil, helloRetryRequest: helloRetryRequest, resumed: resumption != nil, peerCertificates: peerChain,
-            alpnProtocol: alpn, serverName: serverName)
+/// What a server's CertificateRequest asks of the client (TLS 1.3 or TLS 1.2).
+struct ClientCertificateRequest {
+    let context: [UInt8]
+    let schemes: [SignatureScheme]
+    let authorities: [[UInt8]]
+
+    init(_ request: CertificateRequest) throws(TLSError) {
+        // RFC 8446 §4.3.2: signature_algorithms MUST be present.
+        guard let sigData = request.extensions[.signatureAlgorithms] else { throw .misbehaved(.sentMissingSignatureAlgorithms) }
+        context = request.requestContext
+        schemes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(sigData) }
+        authorities = try request.extensions[.certificateAuthorities].map { (d) throws(TLSError) in
+            try decodeExtension { () throws(DecodeError) in try ExtensionBody.certificateAuthorities(d) }
+        } ?? []
+    }
+
+    init(_ request: TLS12CertificateRequest) {
+        context = []
+        schemes = request.schemes
+        authorities = request.authorities
+    }
+}
+
+/// The first certificate whose key signs with a scheme the server listed and whose chain
+/// reaches a listed CA (when the server listed CAs and the chain's issuers are known).
+func chooseClientCertificate(_ candidates: [CertifiedKey], request: ClientCertificateRequest,
+                             permits: (SignatureScheme) -> Bool = { _ in true }) -> (CertifiedKey, SignatureScheme)? {
+    for candidate in candidates {
+        guard let scheme = candidate.key.supportedSchemes.first(where: { request.schemes.contains($0) && permits($0) }) else { continue }
+        if !request.authorities.isEmpty, let issuers = candidate.issuerNames, !issuers.contains(where: request.authorities.contains) { continue }
+        return (candidate, scheme)
+    }
+    return nil
+}
+
+/// The client's last flight in TLS 1.3: after the server's Finished, up to our own.
+struct ClientFinalFlight {
+    var keys: ClientHandshakeKeys
+    let master: TLS13KeySchedule.Master
+    let clientApp: SecretBytes
+    let serverApp: SecretBytes
+    let finished: FinishedVerified
+    let peer: PeerAuthentication
+    var signedWith: SignatureScheme?
+
+    func finish(context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+        var transcript = keys.transcript
+        let hkdf = keys.hkdf
+        let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: keys.clientSecret, transcriptHash: transcript.hash(hkdf))
+        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
+        try context.installWriteKeys(secret: clientApp, suite: keys.suite)
+
+        let config = keys.config
+        var summary = HandshakeSummary(
+            version: .tls13, cipherSuite: keys.suite.suite, group: keys.group, peerSignatureScheme: keys.peerScheme,
+            localSignatureScheme: signedWith, helloRetryRequest: keys.helloRetryRequest, resumed: keys.resumption != nil,
+            peerCertificates: keys.peerChain, alpnProtocol: keys.alpn, serverName: keys.serverName)
+        summary.clientCertificateSent = signedWith != nil
         // The tickets that follow are bound to the transcript through our Finished (RFC 8446 §4.6.1).
         let tickets = config.sessionStore.map { store in
             ClientTicketReceiver(
-                hkdf: hkdf, resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), suite: suite,
-                group: group, serverName: serverName, alpn: alpn, peerIdentity: peer.identity,
-                createdAt: resumption?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: sessionKey, clock: config.clock)
+                hkdf: hkdf, resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), suite: keys.suite,
+                group: keys.group, serverName: keys.serverName, alpn: keys.alpn, peerIdentity: peer.identity,
+                createdAt: keys.resumption?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: keys.sessionKey, clock: config.clock)
         }
-        return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: finishedVerified, peer: peer, tickets: tickets)
+        return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: keys.suite, hkdf: hkdf, client: clientApp, server: serverApp),
+                            summary: summary, finished: finished, peer: peer, tickets: tickets)
+    }
+}
+
+/// Our Certificate is out; waiting for the CertificateVerify signature.
+struct ClientAwaitingSignature13 {
+    let flight: ClientFinalFlight
+    let request: SignatureRequest
+
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+        var flight = self.flight
+        try context.send(CertificateVerify(scheme: request.scheme, signature: signature), transcript: &flight.keys.transcript)
+        flight.signedWith = request.scheme
+        return try flight.finish(context: &context)
     }
 }
 

@@ -34,8 +34,16 @@ public struct ClientConfiguration: Sendable {
     public var requirePostQuantum = false
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
     public var middleboxCompatibility = true
-    /// A client certificate, sent if the server asks for one.
-    public var clientCertificate: CertifiedKey?
+    /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
+    /// the server listed, and an issuer among its certificate_authorities when both are known).
+    public var clientCertificate: CertifiedKey? {
+        get { clientCertificates.first }
+        set { clientCertificates = newValue.map { [$0] } ?? [] }
+    }
+    /// Client certificates to choose from, in preference order.
+    public var clientCertificates: [CertifiedKey] = []
+    /// Offer post-handshake client authentication (RFC 8446 §4.6.2) to TLS 1.3 servers.
+    public var offerPostHandshakeAuthentication = false
     /// Connect without a server name: the chain is still verified, but a certificate for ANY
     /// name is accepted. Only for tests and for peers identified some other way.
     public var dangerouslySkipServerNameVerification = false
@@ -90,6 +98,11 @@ public struct ServerConfiguration: Sendable {
     /// Server-preference ALPN list; empty means ALPN is not negotiated.
     public var alpnProtocols: [String] = []
     public var requirePostQuantum = false
+    /// Whether clients are asked for a certificate (CertificateRequest).
+    public var clientAuthentication: ClientAuthenticationPolicy = .none
+    /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
+    /// make the certificate_authorities list. Required unless `clientAuthentication` is none.
+    public var clientCertificateVerifier: (any CertificateVerifier)?
     /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
     /// default is in memory; a cache that answers asynchronously (another process) is asked
     /// through the pause.
@@ -135,7 +148,25 @@ public struct ServerConfiguration: Sendable {
             throw .misuse("session lifetime must be 1 to 604800 seconds (RFC 8446 §4.6.1)")
         }
         guard (0...16).contains(tls13TicketCount) else { throw .misuse("tls13TicketCount must be 0 to 16") }
+        if clientAuthentication != .none && clientCertificateVerifier == nil {
+            throw .misuse("client authentication is \(clientAuthentication) but no clientCertificateVerifier is configured")
+        }
     }
+}
+
+/// Whether a server asks clients for a certificate (seed chapter 5).
+public struct ClientAuthenticationPolicy: Hashable, Sendable, CustomStringConvertible {
+    enum Kind: String { case none, optional, required }
+    let kind: Kind
+    /// No CertificateRequest.
+    public static let none = ClientAuthenticationPolicy(kind: .none)
+    /// A certificate is asked for; a client without one is served anonymously, one with an
+    /// invalid one is refused.
+    public static let optional = ClientAuthenticationPolicy(kind: .optional)
+    /// A client without a valid certificate is refused (certificate_required in TLS 1.3,
+    /// handshake_failure in TLS 1.2).
+    public static let required = ClientAuthenticationPolicy(kind: .required)
+    public var description: String { kind.rawValue }
 }
 
 /// What was negotiated, reported when the handshake completes.
@@ -155,6 +186,8 @@ public struct HandshakeSummary: Sendable, Hashable {
     public var serverName: String?
     /// Who the peer proved to be; nil when it was not asked to authenticate.
     public var peerIdentity: PeerIdentity?
+    /// A client: whether it sent a certificate (and signed with it) because the server asked.
+    public var clientCertificateSent = false
 
     public var usedPostQuantumKeyExchange: Bool { group.isPostQuantum }
 }

@@ -266,6 +266,10 @@ public struct PeerIncompatibility: Hashable, Sendable, CustomStringConvertible {
         case secureRenegotiationFailed
         /// The server has no configuration for the name the client asked for (RFC 6066 §3).
         case unrecognizedServerName
+        /// TLS 1.3: the server requires a client certificate and none was sent (certificate_required).
+        case clientCertificateRequired
+        /// TLS 1.2: the same, answered with handshake_failure (RFC 5246 §7.4.6).
+        case clientCertificateRequiredTLS12
     }
     let reason: Reason
     private init(_ reason: Reason) { self.reason = reason }
@@ -280,6 +284,8 @@ public struct PeerIncompatibility: Hashable, Sendable, CustomStringConvertible {
     public static let extendedMasterSecretRequired = PeerIncompatibility(.extendedMasterSecretRequired)
     public static let secureRenegotiationFailed = PeerIncompatibility(.secureRenegotiationFailed)
     public static let unrecognizedServerName = PeerIncompatibility(.unrecognizedServerName)
+    public static let clientCertificateRequired = PeerIncompatibility(.clientCertificateRequired)
+    public static let clientCertificateRequiredTLS12 = PeerIncompatibility(.clientCertificateRequiredTLS12)
 
     public static var allCases: [PeerIncompatibility] { Reason.allCases.map(PeerIncompatibility.init) }
     public var description: String { reason.rawValue }
@@ -351,8 +357,9 @@ extension AlertDescription {
             switch i.reason {
             case .noCommonVersion, .missingSupportedVersions: self = .protocolVersion
             case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired,
-                 .secureRenegotiationFailed:
+                 .secureRenegotiationFailed, .clientCertificateRequiredTLS12:
                 self = .handshakeFailure
+            case .clientCertificateRequired: self = .certificateRequired
             case .noCommonApplicationProtocol: self = .noApplicationProtocol
             case .unrecognizedServerName: self = .unrecognizedName
             case .postQuantumKeyExchangeRequired: self = .insufficientSecurity

@@ -10,12 +10,19 @@ enum PausedHandshake {
     case clientVerifyPeer12(TLS12ClientHandshake, PeerVerificationRequest)
     case serverSelectConfiguration(SelectingServerConfiguration)
     case serverLookUpSession(TLS12ServerStart, SessionLookupRequest)
+    case serverVerifyPeer13(ServerHandshakeKeys, PeerVerificationRequest)
+    case clientSignature13(ClientAwaitingSignature13)
+    case clientSignature12(TLS12ClientAwaitingSignature)
+    case serverVerifyPeer12(TLS12ServerHandshake, PeerVerificationRequest)
 
     var decision: PendingDecision {
         switch self {
         case .serverSignature13(let p): return PendingDecision(kind: .sign(p.request))
         case .serverSignature12(let p): return PendingDecision(kind: .sign(p.request))
-        case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r): return PendingDecision(kind: .verifyPeer(r))
+        case .clientSignature13(let p): return PendingDecision(kind: .sign(p.request))
+        case .clientSignature12(let p): return PendingDecision(kind: .sign(p.request))
+        case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r), .serverVerifyPeer13(_, let r), .serverVerifyPeer12(_, let r):
+            return PendingDecision(kind: .verifyPeer(r))
         case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
         case .serverLookUpSession(_, let r): return PendingDecision(kind: .lookUpSession(r))
         }
@@ -24,8 +31,9 @@ enum PausedHandshake {
     /// Whether `answer` answers this decision (a failure answers any).
     func accepts(_ answer: DecisionAnswer) -> Bool {
         switch (self, answer.kind) {
-        case (_, .failure), (.serverSignature13, .signature), (.serverSignature12, .signature),
-             (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified),
+        case (_, .failure), (.serverSignature13, .signature), (.serverSignature12, .signature), (.clientSignature13, .signature), (.clientSignature12, .signature),
+             (.serverVerifyPeer12, .peerVerified),
+             (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified), (.serverVerifyPeer13, .peerVerified),
              (.serverSelectConfiguration, .serverConfiguration), (.serverLookUpSession, .session):
             return true
         default:
@@ -41,7 +49,14 @@ enum PausedHandshake {
             guard error.alert != nil else { throw .crypto("the pending decision failed: \(error)") }
             throw error
         case (.serverSignature13(let p), .signature(let signature)):
-            return .server(.expectFinished(try p.complete(signature: signature, context: &context)))
+            return .server(ServerState.afterServerFinished(try p.complete(signature: signature, context: &context)))
+        case (.clientSignature13(let p), .signature(let signature)):
+            return .traffic(try p.complete(signature: signature, context: &context))
+        case (.clientSignature12(let p), .signature(let signature)):
+            return .client12(.finishing(.expectChangeCipherSpec(try p.complete(signature: signature, context: &context))))
+        case (.serverVerifyPeer12(let hs, let request), .peerVerified(let peer)):
+            try checkAnswers(request, peer)
+            return .server12(.expectClientKeyExchange(hs, peer))
         case (.serverSignature12(let p), .signature(let signature)):
             return .server12(try p.complete(signature: signature, context: &context))
         case (.clientVerifyPeer13(let keys, let request), .peerVerified(let peer)):
@@ -50,6 +65,9 @@ enum PausedHandshake {
         case (.clientVerifyPeer12(let handshake, let request), .peerVerified(let peer)):
             try checkAnswers(request, peer)
             return .client12(.expectServerKeyExchange(handshake, peer))
+        case (.serverVerifyPeer13(let keys, let request), .peerVerified(let peer)):
+            try checkAnswers(request, peer)
+            return .server(.expectCertificateVerify(keys, peer))
         case (.serverSelectConfiguration(let s), .serverConfiguration(let configuration)):
             return try s.proceed(with: configuration, context: &context)
         case (.serverLookUpSession(let start, _), .session(let state)):

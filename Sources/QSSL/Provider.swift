@@ -98,10 +98,14 @@ public struct CertifiedKey: Sendable {
     /// The schemes the chain's certificates are signed with, when known; a server prefers a
     /// chain the client's signature_algorithms_cert covers (RFC 8446 §4.4.2.2).
     public var chainSignatureSchemes: [SignatureScheme]?
-    public init(chain: [[UInt8]], key: any SigningKey, chainSignatureSchemes: [SignatureScheme]? = nil) {
+    /// DER issuer names of the chain's certificates, when known: a client picks a certificate
+    /// whose chain reaches one of the CAs a server lists in certificate_authorities.
+    public var issuerNames: [[UInt8]]?
+    public init(chain: [[UInt8]], key: any SigningKey, chainSignatureSchemes: [SignatureScheme]? = nil, issuerNames: [[UInt8]]? = nil) {
         self.chain = chain
         self.key = key
         self.chainSignatureSchemes = chainSignatureSchemes
+        self.issuerNames = issuerNames
     }
 }
 
@@ -132,6 +136,9 @@ public protocol CertificateVerifier: Sendable {
     var supportedCertificateSchemes: [SignatureScheme] { get }
     /// Whether `verifyPeer` may run on the connection's thread. Defaults to true.
     var isSynchronous: Bool { get }
+    /// DER subject names of the trust anchors, sent in certificate_authorities when this
+    /// verifier checks client certificates. Defaults to none (the list is then omitted).
+    var acceptableIssuerNames: [[UInt8]] { get }
     /// Verifies the request's chain (DER, leaf first) for its role. Throws a
     /// `certificateRejected` error, which becomes the alert.
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer
@@ -141,6 +148,7 @@ public protocol CertificateVerifier: Sendable {
 
 extension CertificateVerifier {
     public var isSynchronous: Bool { true }
+    public var acceptableIssuerNames: [[UInt8]] { [] }
     public func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {
         try verifyPeer(request)
     }

@@ -69,7 +69,10 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
               let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
               state.isValid(at: now), state.secret.count == suite.hash.digestLength,
               state.serverName == serverName,
-              !config.requirePostQuantum || state.usedPostQuantumKeyExchange
+              !config.requirePostQuantum || state.usedPostQuantumKeyExchange,
+              // A session made without a client certificate does not satisfy a server that now
+              // requires one (the identity is never upgraded by a resumption).
+              config.clientAuthentication != .required || state.peerIdentity != nil
         else { continue }
         // §4.2.11.1 and §8.3: the client's view of the ticket age against ours.
         let clientAge = UInt64(identity.obfuscatedTicketAge &- state.ageAdd)
@@ -97,7 +100,7 @@ struct TicketIssuer {
     let group: NamedGroup
     let serverName: String?
     let alpn: String?
-    let peerIdentity: PeerIdentity?
+    var peerIdentity: PeerIdentity?
     /// The original full handshake's time when this handshake was a resumption.
     let createdAt: UInt64?
 

@@ -4,13 +4,25 @@ import QSSLWire
 enum ServerState {
     case expectClientHello(ExpectClientHello)
     case expectClientHelloAfterRetry(ExpectClientHelloAfterRetry)
-    case expectFinished(ServerHandshakeKeys)
+    /// After a CertificateRequest (RFC 8446 §4.4.2): the client's Certificate, possibly empty.
+    case expectCertificate(ServerHandshakeKeys)
+    case expectCertificateVerify(ServerHandshakeKeys, VerifiedPeer)
+    case expectFinished(ServerHandshakeKeys, PeerAuthentication)
+
+    /// Where the server waits once its Finished is out.
+    static func afterServerFinished(_ keys: ServerHandshakeKeys) -> ServerState {
+        keys.requestedClientCertificate ? .expectCertificate(keys) : .expectFinished(keys, keys.resumedPeer)
+    }
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectClientHello(let s): return try s.handle(message, context: &context)
         case .expectClientHelloAfterRetry(let s): return try s.handle(message, context: &context)
-        case .expectFinished(let keys): return .traffic(try keys.processFinished(message, context: &context))
+        case .expectCertificate(var keys): return try keys.processClientCertificate(message)
+        case .expectCertificateVerify(var keys, let peer):
+            let verified = try keys.processClientCertificateVerify(message, peer: peer)
+            return .server(.expectFinished(keys, .authenticated(verified)))
+        case .expectFinished(let keys, let peer): return .traffic(try keys.processFinished(message, peer: peer, context: &context))
         }
     }
 }
@@ -300,14 +312,27 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     let flight = TLS13ServerFlight(negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
                                    retried: retried, config: config, resumption: psk)
     if psk != nil {
-        return .server(.expectFinished(try flight.finish(transcript: transcript, context: &context)))
+        return .server(ServerState.afterServerFinished(try flight.finish(transcript: transcript, context: &context)))
+    }
+    if flight.requestsClientCertificate, let verifier = config.clientCertificateVerifier {
+        // RFC 8446 §4.3.2: an empty context in the main handshake; the schemes and CAs we accept.
+        var ext = ExtensionList()
+        ext.append(.signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(verifier.supportedSchemes.map(\.rawValue)) })
+        ext.append(.signatureAlgorithmsCert, try encoding { () throws(EncodeError) in
+            try ExtensionBody.encodeU16List(verifier.supportedCertificateSchemes.map(\.rawValue))
+        })
+        let authorities = verifier.acceptableIssuerNames
+        if !authorities.isEmpty {
+            ext.append(.certificateAuthorities, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCertificateAuthorities(authorities) })
+        }
+        try context.send(CertificateRequest(requestContext: [], extensions: ext), transcript: &transcript)
     }
     try context.send(CertificateMessage(certificates: n.certificate.chain), transcript: &transcript)
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
     let pending = TLS13ServerAwaitingSignature(
         flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else { return .paused(.serverSignature13(pending)) }
-    return .server(.expectFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
+    return .server(ServerState.afterServerFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
 }
 
 /// What the server's first flight established, up to its Finished.
@@ -320,6 +345,10 @@ struct TLS13ServerFlight {
     let retried: Bool
     let config: ServerConfiguration
     let resumption: AcceptedPSK?
+
+    /// RFC 8446 §4.3.2: servers authenticating with a PSK do not request a certificate in the
+    /// main handshake (a resumed session keeps the client identity it was created with).
+    var requestsClientCertificate: Bool { resumption == nil && config.clientAuthentication != .none }
 
     /// Finished, then application keys for writing.
     func finish(transcript: Transcript, context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
@@ -344,7 +373,8 @@ struct TLS13ServerFlight {
                                   peerIdentity: resumed?.peerIdentity, createdAt: resumed?.createdAt)
         return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
                                    serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
-                                   peer: resumption.map { .resumed($0.proof) } ?? .notRequested)
+                                   resumedPeer: resumption.map { .resumed($0.proof) } ?? .notRequested,
+                                   requestedClientCertificate: requestsClientCertificate)
     }
 }
 
@@ -373,10 +403,45 @@ struct ServerHandshakeKeys {
     var transcript: Transcript
     let summary: HandshakeSummary
     let config: ServerConfiguration
-    let issuer: TicketIssuer
-    let peer: PeerAuthentication
+    var issuer: TicketIssuer
+    /// The client's standing on a resumption (from the session), else not requested.
+    let resumedPeer: PeerAuthentication
+    let requestedClientCertificate: Bool
+    var clientChain: [[UInt8]] = []
 
-    func processFinished(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+    /// The client's Certificate: empty (refused if required), or verified in place or through the
+    /// verify-peer pause with the client-certificate policy (EKU clientAuth).
+    mutating func processClientCertificate(_ message: HandshakeMessage) throws(TLSError) -> ConnectionPhase {
+        let certificate = try message.require(CertificateMessage.self)
+        // RFC 8446 §4.4.2: the context of the CertificateRequest it answers (empty here).
+        guard certificate.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
+        transcript.append(message)
+        guard !certificate.entries.isEmpty else {
+            if config.clientAuthentication == .required {
+                throw .incompatible(.clientCertificateRequired, "the client sent no certificate")
+            }
+            return .server(.expectFinished(self, .notRequested))
+        }
+        guard let verifier = config.clientCertificateVerifier else { throw .misbehaved(.sentUnexpectedMessage) }
+        clientChain = certificate.entries.map(\.data)
+        let request = PeerVerificationRequest(chain: clientChain, role: .client, verifier: verifier)
+        let keys = self
+        return try verifyPeerOrPause(request, pause: { .serverVerifyPeer13(keys, $0) }, then: { .server(.expectCertificateVerify(keys, $0)) })
+    }
+
+    /// RFC 8446 §4.4.3: the client's signature over the transcript through its Certificate.
+    mutating func processClientCertificateVerify(_ message: HandshakeMessage, peer: VerifiedPeer) throws(TLSError) -> PeerSignatureVerified {
+        let verify = try message.require(CertificateVerify.self)
+        guard config.clientCertificateVerifier?.supportedSchemes.contains(verify.scheme) == true else {
+            throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
+        }
+        let content = certificateVerifyContent(server: false, transcriptHash: transcript.hash(hkdf))
+        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
+        transcript.append(message)
+        return verified
+    }
+
+    func processFinished(_ message: HandshakeMessage, peer: PeerAuthentication, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -384,7 +449,13 @@ struct ServerHandshakeKeys {
         // RFC 8446 §4.6.1: tickets follow the client's Finished, whose transcript they are bound to.
         var transcript = self.transcript
         transcript.append(message)
+        // Tickets carry the client identity: a resumption never adds or drops it.
+        var issuer = self.issuer
+        issuer.peerIdentity = peer.identity
         try issuer.issue(resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config, context: &context)
+        var summary = self.summary
+        if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
+        if case .authenticated(let proof) = peer { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
         return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
                             summary: summary, finished: verified, peer: peer)
     }

@@ -301,3 +301,23 @@ extension ExtensionBody {
         return size
     }
 }
+
+extension ExtensionBody {
+    /// RFC 8446 §4.2.4: certificate_authorities, DER distinguished names.
+    public static func certificateAuthorities(_ data: [UInt8]) throws(DecodeError) -> [[UInt8]] {
+        var r = ByteReader(data)
+        var list = try r.readLengthPrefixed(.uint16(allowEmpty: false), "certificate_authorities")
+        try r.finish("certificate_authorities")
+        var names: [[UInt8]] = []
+        while !list.isEmpty { names.append(try list.readOpaque(.uint16(allowEmpty: false), "DistinguishedName")) }
+        return names
+    }
+
+    public static func encodeCertificateAuthorities(_ names: [[UInt8]]) throws(EncodeError) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeLengthPrefixed(.uint16(allowEmpty: false)) { w in
+            for n in names { w.writeOpaque(.uint16(allowEmpty: false), n) }
+        }
+        return try w.finish()
+    }
+}

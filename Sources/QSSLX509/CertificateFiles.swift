@@ -148,7 +148,8 @@ public enum CertificateFiles {
     public static func certifiedKey(chain: [X509Certificate], key: SwiftCryptoSigningKey) throws -> CertifiedKey {
         guard let leaf = chain.first else { throw LoadError.noCertificates("chain") }
         guard try key.subjectPublicKeyInfo() == leaf.publicKey.spki else { throw LoadError.keyDoesNotMatchCertificate }
-        return CertifiedKey(chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme))
+        return CertifiedKey(chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme),
+                            issuerNames: chain.compactMap(\.issuerDER))
     }
 
     public static func pem(_ certs: [X509Certificate]) -> String {

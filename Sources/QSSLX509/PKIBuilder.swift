@@ -58,7 +58,7 @@ public struct PKIBuilder {
 
     /// Issues an end-entity (or, with `isCA`, an intermediate) certificate.
     public static func issue(subject: String, key: SwiftCryptoSigningKey, by issuer: Issuer, dnsNames: [String] = [], ipAddresses: [String] = [],
-                             client: Bool = false, isCA: Bool = false,
+                             client: Bool = false, isCA: Bool = false, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
                              notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
@@ -73,7 +73,7 @@ public struct PKIBuilder {
             } else {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage(client ? [.clientAuth] : [.serverAuth, .clientAuth])
+                try ExtendedKeyUsage(extendedKeyUsage ?? (client ? [.clientAuth] : [.serverAuth, .clientAuth]))
             }
             if !sans.isEmpty { SubjectAlternativeNames(sans) }
             try keyIdentifier(key)

@@ -272,3 +272,22 @@ enum CertificateWriter {
         }
     }
 }
+
+extension X509Certificate {
+    /// DER of a distinguished name, as TLS certificate_authorities lists carry it.
+    static func derName(_ name: DistinguishedName) -> [UInt8]? {
+        var serializer = DER.Serializer()
+        guard (try? serializer.serialize(name)) != nil else { return nil }
+        return serializer.serializedBytes
+    }
+    /// The subject's DER encoding.
+    public var subjectDER: [UInt8]? { Self.derName(subject) }
+    /// The issuer's DER encoding.
+    public var issuerDER: [UInt8]? { Self.derName(issuer) }
+}
+
+extension X509CertificateVerifier {
+    /// The trust anchors' subjects: the certificate_authorities a server sends when it asks for
+    /// client certificates (RFC 8446 §4.2.4, RFC 5246 §7.4.4).
+    public var acceptableIssuerNames: [[UInt8]] { roots.compactMap(\.subjectDER) }
+}

@@ -350,6 +350,8 @@ struct AlertMappingTests {
             .postQuantumKeyExchangeRequired: .insufficientSecurity,
             .noCommonCipherSuite: .handshakeFailure, .noCommonGroup: .handshakeFailure, .noCommonSignatureScheme: .handshakeFailure,
             .extendedMasterSecretRequired: .handshakeFailure, .secureRenegotiationFailed: .handshakeFailure,
+            // PROTOCOL.md §5: a required client certificate that is absent.
+            .clientCertificateRequired: .certificateRequired, .clientCertificateRequiredTLS12: .handshakeFailure,
         ]
         let expected = try #require(table[i], "no row for \(i)")
         #expect(TLSError.incompatible(i).alert == expected)

@@ -20,14 +20,13 @@ enum TLS12ClientState {
             return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
         case .expectCertificateRequestOrServerHelloDone(var hs, let share):
             if message.type == .certificateRequest {
-                _ = try message.require(TLS12CertificateRequest.self)
-                hs.certificateRequested = true
+                hs.certificateRequest = ClientCertificateRequest(try message.require(TLS12CertificateRequest.self))
                 hs.transcript.append(message)
                 return .client12(.expectServerHelloDone(hs, share))
             }
-            return .client12(.finishing(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context))))
+            return try hs.processServerHelloDone(message, share: share, context: &context)
         case .expectServerHelloDone(let hs, let share):
-            return .client12(.finishing(.expectChangeCipherSpec(try hs.processServerHelloDone(message, share: share, context: &context))))
+            return try hs.processServerHelloDone(message, share: share, context: &context)
         case .finishing(let state):
             switch try state.handle(message, context: &context) {
             case .next(let next): return .client12(.finishing(next))
@@ -176,7 +175,7 @@ struct TLS12ClientHandshake {
     let sessionKey: String
     var peerChain: [[UInt8]] = []
     var peerScheme: SignatureScheme?
-    var certificateRequested = false
+    var certificateRequest: ClientCertificateRequest?
 
     mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> PeerVerificationRequest {
         let certificate = try message.require(TLS12Certificate.self)
@@ -205,36 +204,87 @@ struct TLS12ClientHandshake {
         return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: SecretBytes(secret), proof: proof)
     }
 
-    func processServerHelloDone(_ message: HandshakeMessage, share: TLS12ClientKeyShare, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+    /// [Certificate], ClientKeyExchange, [CertificateVerify — pausing for an asynchronous key],
+    /// ChangeCipherSpec, Finished (RFC 5246 §7.3).
+    func processServerHelloDone(_ message: HandshakeMessage, share: TLS12ClientKeyShare, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         _ = try message.require(ServerHelloDone.self)
         var transcript = self.transcript
         transcript.append(message)
-        if certificateRequested {
-            // Client authentication arrives with its own issue; an empty Certificate is allowed (RFC 5246 §7.4.6).
-            try context.send(TLS12Certificate(certificates: []), transcript: &transcript)
+        var chosen: (CertifiedKey, SignatureScheme)?
+        if let request = certificateRequest {
+            // RFC 5246 §7.4.6: a certificate the server accepts, or an empty Certificate.
+            chosen = chooseClientCertificate(config.clientCertificates, request: request, permits: { tls12ClientSignatureAllowed($0, suite: suite) })
+            try context.send(TLS12Certificate(certificates: chosen?.0.chain ?? []), transcript: &transcript)
         }
         context.send(try encoding { () throws(EncodeError) in try ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid) }, transcript: &transcript)
         var pms = tls12PreMasterSecret(share.secret.bytes, hybrid: suite.isHybrid, primitives: context.primitives)
         defer { pms.withUnsafeMutableBytes { zeroise($0) } }
+        // RFC 7627 §4: the session hash covers the messages through ClientKeyExchange.
         let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
         let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
-        let keys = TLS12KeyBlock(prf: prf, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom, suite: suite)
+        let final = TLS12ClientFinal(handshake: self, share: share, master: master, transcript: transcript)
+        guard let (certificate, scheme) = chosen else {
+            return .client12(.finishing(.expectChangeCipherSpec(try final.finish(context: &context))))
+        }
+        // RFC 5246 §7.4.8: the signature covers every handshake message so far.
+        let awaiting = TLS12ClientAwaitingSignature(final: final, request: SignatureRequest(message: transcript.bytes, scheme: scheme, key: certificate.key))
+        guard certificate.key.isSynchronous else { return .paused(.clientSignature12(awaiting)) }
+        return .client12(.finishing(.expectChangeCipherSpec(try awaiting.complete(signature: try certificate.key.sign(transcript.bytes, scheme: scheme),
+                                                                                   context: &context))))
+    }
+}
+
+/// TLS 1.2 client-certificate signatures: the suite's authentication family does not bind the
+/// client's key, but the composite scheme is defined only with the hybrid suites and pure
+/// ML-DSA not at all in TLS 1.2 (PROTOCOL.md §3).
+func tls12ClientSignatureAllowed(_ scheme: SignatureScheme, suite: TLS12CipherSuite) -> Bool {
+    if scheme == .qsslMLDSA65ECDSASecp384r1SHA512 { return suite.isHybrid }
+    return ![SignatureScheme.mldsa44, .mldsa65, .mldsa87].contains(scheme)
+}
+
+/// The client after ClientKeyExchange: master secret derived, CertificateVerify (if any) next.
+struct TLS12ClientFinal {
+    let handshake: TLS12ClientHandshake
+    let share: TLS12ClientKeyShare
+    let master: SecretBytes
+    var transcript: Transcript
+    var signedWith: SignatureScheme?
+
+    func finish(context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+        let hs = handshake
+        let suite = hs.suite
+        var transcript = self.transcript
+        let keys = TLS12KeyBlock(prf: hs.prf, masterSecret: master, clientRandom: hs.clientRandom, serverRandom: hs.serverRandom, suite: suite)
         try context.sendChangeCipherSpec()
         try context.installTLS12WriteKeys(key: keys.clientKey, iv: keys.clientIV, suite: suite)
-        let verifyData = prf.verifyData(masterSecret: master, client: true, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
+        let verifyData = hs.prf.verifyData(masterSecret: master, client: true, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
         try context.send(Finished(verifyData: verifyData), transcript: &transcript)
-        let summary = HandshakeSummary(
-            version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: peerScheme, localSignatureScheme: nil,
-            helloRetryRequest: false, resumed: false, peerCertificates: peerChain, alpnProtocol: alpn, serverName: serverName)
-        let now = config.clock.nowMilliseconds()
+        var summary = HandshakeSummary(
+            version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: hs.peerScheme, localSignatureScheme: signedWith,
+            helloRetryRequest: false, resumed: false, peerCertificates: hs.peerChain, alpnProtocol: hs.alpn, serverName: hs.serverName)
+        summary.clientCertificateSent = signedWith != nil
+        let now = hs.config.clock.nowMilliseconds()
         let state = SessionState(
-            version: .tls12, cipherSuite: suite.suite, group: share.group, extendedMasterSecret: extendedMasterSecret,
-            serverName: serverName, alpnProtocol: alpn, secret: master, createdAt: now, issuedAt: now,
+            version: .tls12, cipherSuite: suite.suite, group: share.group, extendedMasterSecret: hs.extendedMasterSecret,
+            serverName: hs.serverName, alpnProtocol: hs.alpn, secret: master, createdAt: now, issuedAt: now,
             lifetimeSeconds: 86_400, peerIdentity: share.proof.identity)
-        let keep = TLS12ClientSessionKeeping(config: config, key: sessionKey, state: state, sessionID: sessionID, offeredTicket: nil,
-                                             expectsTicket: expectsTicket)
-        return TLS12Finishing(isClient: true, suite: suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
+        let keep = TLS12ClientSessionKeeping(config: hs.config, key: hs.sessionKey, state: state, sessionID: hs.sessionID, offeredTicket: nil,
+                                             expectsTicket: hs.expectsTicket)
+        return TLS12Finishing(isClient: true, suite: suite, prf: hs.prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
                               peer: .authenticated(share.proof), respondsWithFinished: false, clientSession: keep)
+    }
+}
+
+/// Waiting for the client's CertificateVerify signature (TLS 1.2).
+struct TLS12ClientAwaitingSignature {
+    let final: TLS12ClientFinal
+    let request: SignatureRequest
+
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+        var final = self.final
+        try context.send(CertificateVerify(scheme: request.scheme, signature: signature), transcript: &final.transcript)
+        final.signedWith = request.scheme
+        return try final.finish(context: &context)
     }
 }
 
@@ -271,7 +321,7 @@ struct TLS12ClientSessionKeeping {
 /// into a ticket sent before the server's ChangeCipherSpec.
 struct TLS12ServerSessionIssue {
     let plan: TLS12SessionPlan
-    let state: SessionState
+    var state: SessionState
     let config: ServerConfiguration
 
     func issue(transcript: inout Transcript, context: inout HandshakeContext) throws(TLSError) {
@@ -291,13 +341,28 @@ struct TLS12Finishing {
     let masterSecret: SecretBytes
     let keys: TLS12KeyBlock
     var transcript: Transcript
-    let summary: HandshakeSummary
-    let peer: PeerAuthentication
+    var summary: HandshakeSummary
+    var peer: PeerAuthentication
     /// Whether our ChangeCipherSpec and Finished follow the peer's: the server's on a full
     /// handshake, the client's on an abbreviated one (RFC 5246 §7.3).
     let respondsWithFinished: Bool
     var clientSession: TLS12ClientSessionKeeping? = nil
     var serverSession: TLS12ServerSessionIssue? = nil
+
+    /// A server: the client's CertificateVerify over the messages through ClientKeyExchange.
+    mutating func processClientCertificateVerify(_ message: HandshakeMessage, peer client: VerifiedPeer) throws(TLSError) {
+        let verify = try message.require(CertificateVerify.self)
+        guard let verifier = serverSession?.config.clientCertificateVerifier ?? nil,
+              verifier.supportedSchemes.contains(verify.scheme), tls12ClientSignatureAllowed(verify.scheme, suite: suite) else {
+            throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
+        }
+        let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: transcript.bytes, peer: client)
+        transcript.append(message)
+        peer = .authenticated(proof)
+        summary.peerSignatureScheme = verify.scheme
+        // The session remembers who the client proved to be.
+        serverSession?.state.peerIdentity = proof.identity
+    }
 
     func installPeerKeys(context: inout HandshakeContext) throws(TLSError) {
         if isClient {

@@ -2,13 +2,25 @@ import QSSLWire
 
 /// TLS 1.2 server handshake after its first flight.
 enum TLS12ServerState {
-    case expectClientKeyExchange(TLS12ServerHandshake)
+    /// After a CertificateRequest: the client's Certificate, possibly empty (RFC 5246 §7.4.6).
+    case expectCertificate(TLS12ServerHandshake)
+    /// With the client's verified chain, if it sent one.
+    case expectClientKeyExchange(TLS12ServerHandshake, VerifiedPeer?)
+    /// RFC 5246 §7.4.8: the client's proof of its key, right after ClientKeyExchange.
+    case expectCertificateVerify(TLS12Finishing, VerifiedPeer)
     case finishing(TLS12FinishingState)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
-        case .expectClientKeyExchange(let hs):
-            return .server12(.finishing(.expectChangeCipherSpec(try hs.processClientKeyExchange(message, context: &context))))
+        case .expectCertificate(let hs):
+            return try hs.processClientCertificate(message)
+        case .expectClientKeyExchange(let hs, let clientPeer):
+            let finishing = try hs.processClientKeyExchange(message, context: &context)
+            if let clientPeer { return .server12(.expectCertificateVerify(finishing, clientPeer)) }
+            return .server12(.finishing(.expectChangeCipherSpec(finishing)))
+        case .expectCertificateVerify(var finishing, let peer):
+            try finishing.processClientCertificateVerify(message, peer: peer)
+            return .server12(.finishing(.expectChangeCipherSpec(finishing)))
         case .finishing(let state):
             switch try state.handle(message, context: &context) {
             case .next(let next): return .server12(.finishing(next))
@@ -75,7 +87,9 @@ struct TLS12ServerStart {
               state.serverName == negotiation.names.serverName, state.secret.count == 48,
               let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
               hello.cipherSuites.contains(state.cipherSuite),
-              !config.requirePostQuantum || (suite.isHybrid && state.usedPostQuantumKeyExchange)
+              !config.requirePostQuantum || (suite.isHybrid && state.usedPostQuantumKeyExchange),
+              // A resumption never upgrades a session made without a client certificate.
+              config.clientAuthentication != .required || state.peerIdentity != nil
         else { return nil }
         // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
         // without it (abort); one without it is not resumed into a connection with it (full).
@@ -233,10 +247,18 @@ struct TLS12ServerAwaitingSignature {
         var transcript = self.transcript
         try context.send(ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: signature),
                      transcript: &transcript)
+        let requestsCertificate = config.clientAuthentication != .none
+        if requestsCertificate, let verifier = config.clientCertificateVerifier {
+            // RFC 5246 §7.4.4 / RFC 8422 §5.5: ecdsa_sign and rsa_sign, the schemes we verify.
+            let schemes = verifier.supportedSchemes.filter { tls12ClientSignatureAllowed($0, suite: n.suite) }
+            try context.send(TLS12CertificateRequest(certificateTypes: [64, 1], schemes: schemes, authorities: verifier.acceptableIssuerNames),
+                             transcript: &transcript)
+        }
         try context.send(ServerHelloDone(), transcript: &transcript)
-        return .expectClientKeyExchange(TLS12ServerHandshake(
+        let handshake = TLS12ServerHandshake(
             negotiation: n, plan: plan, config: config, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
-            serverRandom: serverRandom, pending: pending, transcript: transcript))
+            serverRandom: serverRandom, pending: pending, transcript: transcript)
+        return requestsCertificate ? .expectCertificate(handshake) : .expectClientKeyExchange(handshake, nil)
     }
 }
 
@@ -248,7 +270,28 @@ struct TLS12ServerHandshake {
     let clientRandom: [UInt8]
     let serverRandom: [UInt8]
     let pending: any PendingKeyExchange
-    let transcript: Transcript
+    var transcript: Transcript
+    var clientChain: [[UInt8]] = []
+
+    /// The client's Certificate: empty (refused if required), or verified (in place or through
+    /// the verify-peer pause) with the client-certificate policy.
+    func processClientCertificate(_ message: HandshakeMessage) throws(TLSError) -> ConnectionPhase {
+        let certificate = try message.require(TLS12Certificate.self)
+        var hs = self
+        hs.transcript.append(message)
+        guard !certificate.certificates.isEmpty else {
+            if config.clientAuthentication == .required {
+                throw .incompatible(.clientCertificateRequiredTLS12, "the client sent no certificate")
+            }
+            return .server12(.expectClientKeyExchange(hs, nil))
+        }
+        guard let verifier = config.clientCertificateVerifier else { throw .misbehaved(.sentUnexpectedMessage) }
+        hs.clientChain = certificate.certificates
+        let request = PeerVerificationRequest(chain: certificate.certificates, role: .client, verifier: verifier)
+        let handshake = hs
+        return try verifyPeerOrPause(request, pause: { .serverVerifyPeer12(handshake, $0) },
+                                     then: { .server12(.expectClientKeyExchange(handshake, $0)) })
+    }
 
     /// RFC 8422 §5.7 / PROTOCOL.md §3: the client's point (and ML-KEM ciphertext), then the keys.
     func processClientKeyExchange(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
@@ -268,7 +311,7 @@ struct TLS12ServerHandshake {
         let keys = TLS12KeyBlock(prf: prf, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom, suite: n.suite)
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, peerSignatureScheme: nil, localSignatureScheme: n.scheme,
-            helloRetryRequest: false, resumed: false, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
+            helloRetryRequest: false, resumed: false, peerCertificates: clientChain, alpnProtocol: n.names.alpn, serverName: n.names.serverName)
         let now = config.clock.nowMilliseconds()
         let session = SessionState(
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, extendedMasterSecret: n.extendedMasterSecret,

@@ -1,0 +1,186 @@
+import Foundation
+@testable import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+@testable import QSSLX509
+import Testing
+import X509
+
+/// Client certificates for the mTLS tests, issued by the shared demo CA.
+enum ClientPKI {
+    static func certified(_ algorithm: PKIBuilder.Algorithm = .ecdsaP384, subject: String = "CN=client-1, O=Q-SSL tests",
+                          by issuer: PKIBuilder.Issuer = sharedPKI.ca, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
+                          notAfter: Date = Date().addingTimeInterval(86400)) throws -> CertifiedKey {
+        let key = try algorithm.generateKey()
+        let cert = try PKIBuilder.issue(subject: subject, key: key, by: issuer, client: true, extendedKeyUsage: extendedKeyUsage,
+                                        notBefore: notAfter.addingTimeInterval(-2 * 86400), notAfter: notAfter)
+        return try CertificateFiles.certifiedKey(chain: [cert], key: key)
+    }
+    static let ecdsa = try! certified()
+    static let composite = try! certified(.mldsa65ECDSAP384, subject: "CN=composite-client, O=Q-SSL tests")
+    static let otherCA = try! PKIBuilder.makeCA(subject: "CN=Other CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
+}
+
+func mtlsServer(_ policy: ClientAuthenticationPolicy, _ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> ServerConfiguration {
+    try serverConfig {
+        $0.clientAuthentication = policy
+        $0.clientCertificateVerifier = sharedPKI.verifier
+        configure(&$0)
+    }
+}
+
+private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
+    for case .handshakeCompleted(let s) in events { return s }
+    return nil
+}
+
+/// A key that signs, then corrupts one half of a composite signature (or any signature).
+struct HalfCorruptingKey: SigningKey {
+    let inner: any SigningKey
+    /// Byte offset to flip; negative counts from the end.
+    let offset: Int
+    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
+    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] {
+        var s = try inner.sign(message, scheme: scheme)
+        s[offset >= 0 ? offset : s.count + offset] ^= 0x01
+        return s
+    }
+}
+
+/// An in-memory key that insists on the pause (as an HSM would).
+struct AsynchronousKey: SigningKey {
+    let inner: any SigningKey
+    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
+    var isSynchronous: Bool { false }
+    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] { try inner.sign(message, scheme: scheme) }
+}
+
+@Suite("Mutual TLS: client certificates in TLS 1.3 and 1.2")
+struct MutualTLSTests {
+    static let versions: [ProtocolVersion] = [.tls13, .tls12]
+
+    @Test("required: the client proves its certificate; the server sees its identity", arguments: versions)
+    func required(version: ProtocolVersion) throws {
+        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.ecdsa },
+                            server: try mtlsServer(.required))
+        #expect(o.clientError == nil && o.serverError == nil)
+        let server = try #require(summary(o.serverEvents))
+        let client = try #require(summary(o.clientEvents))
+        #expect(client.clientCertificateSent)
+        #expect(server.peerIdentity?.subject.contains("client-1") == true)
+        #expect(server.peerSignatureScheme == .ecdsaSecp384r1SHA384)
+        #expect(o.server.peerIdentity == server.peerIdentity)
+    }
+
+    @Test("composite client certificates: both halves verified, TLS 1.3 and the TLS 1.2 hybrid suites", arguments: versions)
+    func composite(version: ProtocolVersion) throws {
+        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.composite },
+                            server: try mtlsServer(.required))
+        #expect(o.clientError == nil && o.serverError == nil)
+        let identity = try #require(summary(o.serverEvents)?.peerIdentity)
+        #expect(identity.handshakeSignatureScheme == .qsslMLDSA65ECDSASecp384r1SHA512)
+        #expect(identity.verifiedSignatureComponents == ["ML-DSA-65", "ECDSA-P384"])
+        if version == .tls12 { #expect(summary(o.serverEvents)?.cipherSuite == .ecdheMLKEMECDSAWithAES256GCMSHA384) }
+    }
+
+    @Test("a composite CertificateVerify with one bad half is decrypt_error (ML-DSA half, then ECDSA half)",
+          arguments: [(ProtocolVersion.tls13, 10), (.tls13, -10), (.tls12, 10), (.tls12, -10)])
+    func compositeHalf(version: ProtocolVersion, offset: Int) throws {
+        var bad = ClientPKI.composite
+        bad.key = HalfCorruptingKey(inner: bad.key, offset: offset)
+        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = bad }, server: try mtlsServer(.required))
+        #expect(o.serverError?.alert == .decryptError, "\(String(describing: o.serverError))")
+        #expect(o.clientError?.code == .alertReceived(.decryptError))
+    }
+
+    @Test("required and absent: certificate_required in TLS 1.3, handshake_failure in TLS 1.2", arguments: versions)
+    func requiredAbsent(version: ProtocolVersion) throws {
+        let o = try runPair(client: clientConfig { $0.versions = [version] }, server: try mtlsServer(.required))
+        let alert: AlertDescription = version == .tls13 ? .certificateRequired : .handshakeFailure
+        #expect(o.serverError?.alert == alert)
+        #expect(o.clientError?.code == .alertReceived(alert))
+    }
+
+    @Test("optional and absent: an anonymous client", arguments: versions)
+    func optionalAbsent(version: ProtocolVersion) throws {
+        let o = try runPair(client: clientConfig { $0.versions = [version] }, server: try mtlsServer(.optional))
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(summary(o.serverEvents)?.peerIdentity == nil)
+        #expect(summary(o.clientEvents)?.clientCertificateSent == false)
+    }
+
+    @Test("untrusted → unknown_ca, expired → certificate_expired, server-only EKU → unsupported_certificate, key mismatch → decrypt_error",
+          arguments: versions)
+    func rejections(version: ProtocolVersion) throws {
+        // The client must send these even though their issuer is not listed: clear the issuer names.
+        var untrusted = try ClientPKI.certified(by: ClientPKI.otherCA)
+        untrusted.issuerNames = nil
+        let expired = try ClientPKI.certified(notAfter: Date().addingTimeInterval(-3600))
+        let serverOnly = try ClientPKI.certified(extendedKeyUsage: [.serverAuth])
+        var mismatched = ClientPKI.ecdsa
+        mismatched.key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
+        for (certificate, alert) in [(untrusted, AlertDescription.unknownCA), (expired, .certificateExpired),
+                                     (serverOnly, .unsupportedCertificate), (mismatched, .decryptError)] {
+            let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = certificate },
+                                server: try mtlsServer(.optional))
+            #expect(o.serverError?.alert == alert, "\(alert): \(String(describing: o.serverError))")
+            #expect(o.clientError?.code == .alertReceived(alert), "\(alert)")
+        }
+    }
+
+    @Test("the client sends no certificate whose issuer the server does not list", arguments: versions)
+    func issuerNotListed(version: ProtocolVersion) throws {
+        let other = try ClientPKI.certified(by: ClientPKI.otherCA)
+        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = other }, server: try mtlsServer(.optional))
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(summary(o.clientEvents)?.clientCertificateSent == false)
+        #expect(summary(o.serverEvents)?.peerIdentity == nil)
+    }
+
+    @Test("an asynchronous client key and an asynchronous client verifier go through the pause", arguments: versions)
+    func pauses(version: ProtocolVersion) throws {
+        var cert = ClientPKI.ecdsa
+        cert.key = AsynchronousKey(inner: cert.key)
+        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = cert },
+                            server: try mtlsServer(.required) { $0.clientCertificateVerifier = WaitingVerifier(inner: sharedPKI.verifier) })
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(o.clientEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest != nil } else { false } })
+        #expect(o.serverEvents.contains { if case .decisionNeeded(let d) = $0 { d.peerVerification?.role == .client } else { false } })
+        #expect(summary(o.serverEvents)?.peerIdentity != nil)
+    }
+
+    @Test("a resumed session keeps the client identity it was created with", arguments: versions)
+    func resumptionKeepsIdentity(version: ProtocolVersion) throws {
+        let server = try mtlsServer(.required)
+        let client = clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.ecdsa }
+        let first = try runPair(client: client, server: server)
+        let original = try #require(summary(first.serverEvents)?.peerIdentity)
+        let second = try runPair(client: client, server: server)
+        let resumed = try #require(summary(second.serverEvents))
+        #expect(resumed.resumed)
+        #expect(resumed.peerIdentity == original)
+    }
+
+    @Test("a session made without a client certificate is not resumed by a server that requires one", arguments: versions)
+    func noUpgrade(version: ProtocolVersion) throws {
+        let optional = try mtlsServer(.optional)
+        var required = try mtlsServer(.required)
+        required.ticketKeys = optional.ticketKeys
+        required.sessionCache = optional.sessionCache
+        let client = clientConfig { $0.versions = [version] }
+        let first = try runPair(client: client, server: optional)
+        #expect(summary(first.serverEvents)?.peerIdentity == nil)
+        let second = try runPair(client: client, server: required)
+        #expect(second.serverError?.alert == (version == .tls13 ? .certificateRequired : .handshakeFailure), "full handshake, then refused")
+    }
+}
+
+/// A verifier that answers only through the pause.
+struct WaitingVerifier: CertificateVerifier {
+    let inner: X509CertificateVerifier
+    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
+    var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
+    var acceptableIssuerNames: [[UInt8]] { inner.acceptableIssuerNames }
+    var isSynchronous: Bool { false }
+    func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }
+}
