@@ -9,6 +9,16 @@ public enum QSSLUserEvent: Sendable {
     case handshakeCompleted(HandshakeSummary)
     /// The server issued a resumable session (TLS 1.3 NewSessionTicket, TLS 1.2 session).
     case sessionIssued(TLSSession)
+    /// A server: the client answered a post-handshake certificate request (nil: it declined).
+    case clientAuthenticated(PeerIdentity?)
+}
+
+/// Requests an application sends down the pipeline with `triggerUserOutboundEvent`.
+public enum QSSLOutboundRequest: Sendable {
+    /// A TLS 1.3 server asks the client for a certificate now (RFC 8446 §4.6.2); the answer
+    /// arrives as `QSSLUserEvent.clientAuthenticated`. The promise fails when the client did not
+    /// offer post-handshake authentication.
+    case requestClientCertificate
 }
 
 /// Errors the handler surfaces through `errorCaught`.
@@ -104,6 +114,8 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.close(promise: nil)
             case .peerKeyUpdate:
                 break
+            case .clientAuthenticated(let identity):
+                context.fireUserInboundEventTriggered(QSSLUserEvent.clientAuthenticated(identity))
             case .sessionIssued(let session):
                 // Already in the configuration's session store; passed on for applications that
                 // keep sessions elsewhere (a file, `qssl connect --session-out`).
@@ -198,6 +210,24 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func flush(context: ChannelHandlerContext) {
         context.flush()
+    }
+
+    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let request = event as? QSSLOutboundRequest else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch request {
+        case .requestClientCertificate:
+            do {
+                try connection.requestClientCertificate()
+                flushOutput(context: context)
+                promise?.succeed(())
+            } catch {
+                flushOutput(context: context)
+                promise?.fail(NIOQSSLError.tls(error))
+            }
+        }
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {

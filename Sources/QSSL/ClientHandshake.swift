@@ -104,6 +104,7 @@ struct ExpectServerHello {
             ext.append(.supportedVersions, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)) })
             ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares(shares) })
         }
+        if offersTLS13 && config.offerPostHandshakeAuthentication { ext.append(.postHandshakeAuth, []) }
         if config.offerEarlyDataForTesting { ext.append(.earlyData, []) }
         var hello = ClientHello(
             random: context.primitives.randomBytes(32),
@@ -452,8 +453,10 @@ struct ClientFinalFlight {
                 group: keys.group, serverName: keys.serverName, alpn: keys.alpn, peerIdentity: peer.identity,
                 createdAt: keys.resumption?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: keys.sessionKey, clock: config.clock)
         }
+        let pha = config.offerPostHandshakeAuthentication
+            ? PostHandshakeAuthentication(base: transcript, hkdf: hkdf, side: .client(certificates: config.clientCertificates)) : nil
         return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: keys.suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: finished, peer: peer, tickets: tickets)
+                            summary: summary, finished: finished, peer: peer, tickets: tickets, postHandshakeAuth: pha)
     }
 }
 

@@ -17,6 +17,9 @@ public enum TLSEvent: Sendable, Hashable {
     /// The server issued a session this client may resume later (already saved in the
     /// configuration's session store, if any).
     case sessionIssued(TLSSession)
+    /// A server: the client answered `requestClientCertificate()` (RFC 8446 §4.6.2) with this
+    /// verified identity, or declined with an empty Certificate (nil) where that is allowed.
+    case clientAuthenticated(PeerIdentity?)
 }
 
 extension PendingDecision: Hashable {
@@ -288,6 +291,21 @@ public final class TLSConnection {
     /// close() was called with application data still waiting for the handshake.
     private var closeAfterBufferedData = false
 
+    /// A TLS 1.3 server asks the client for a certificate after the handshake (RFC 8446 §4.6.2);
+    /// the answer arrives as `.clientAuthenticated`. The client must have offered
+    /// post_handshake_auth and a `clientCertificateVerifier` must be configured.
+    public func requestClientCertificate() throws(TLSError) {
+        if case .failed(let error) = phase { throw error }
+        guard case .traffic(var traffic) = phase else { throw .misuse("a certificate can be requested only after the handshake") }
+        guard !sentCloseNotify else { throw .misuse("request after close") }
+        do {
+            try traffic.requestClientCertificate(context: &context)
+            phase = .traffic(traffic)
+        } catch where error.code.isAPIMisuse {
+            throw error
+        } catch { fail(with: error); throw error }
+    }
+
     /// Updates our sending keys, optionally asking the peer to update its own (RFC 8446 §4.6.3).
     public func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
         if case .failed(let error) = phase { throw error }
@@ -408,8 +426,15 @@ public final class TLSConnection {
                   renegotiationRequestsSinceData <= Self.maxRefusedRenegotiations else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(postHandshakeMessagesSinceData) post-handshake messages without application data")
             }
-            if let event = try traffic.handlePostHandshake(message, context: &context) { events.append(event) }
-            next = .traffic(traffic)
+            switch try traffic.handlePostHandshake(message, context: &context) {
+            case .none: next = .traffic(traffic)
+            case .event(let event):
+                events.append(event)
+                // A declined request (nil) leaves the identity the handshake established.
+                if case .clientAuthenticated(let identity?) = event { summary?.peerIdentity = identity }
+                next = .traffic(traffic)
+            case .pause(let paused): next = .paused(paused)
+            }
         case .paused:
             // Local invariant: `drive` reads nothing while paused.
             preconditionFailure("a message was handled while the handshake was paused")
@@ -432,6 +457,16 @@ public final class TLSConnection {
     }
 
     private func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
+        // Back in traffic after a post-handshake pause: data queued meanwhile goes out now.
+        if case .traffic = phase, summary != nil, !bufferedApplicationData.isEmpty {
+            try context.flush()
+            for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
+            bufferedApplicationData = []
+            if closeAfterBufferedData {
+                closeAfterBufferedData = false
+                try context.records.writeAlert(.warning, .closeNotify)
+            }
+        }
         if case .traffic(let traffic) = phase, summary == nil {
             summary = traffic.summary
             events.append(.handshakeCompleted(traffic.summary))
@@ -486,10 +521,13 @@ struct TrafficState {
     let tickets: ClientTicketReceiver?
     /// A TLS 1.2 client's session, kept when the handshake completed (reported once).
     var issuedSession: TLSSession?
+    /// TLS 1.3 post-handshake client authentication, when the client offered it.
+    var postHandshakeAuth: PostHandshakeAuthentication?
 
     init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication,
-         tickets: ClientTicketReceiver? = nil) {
+         tickets: ClientTicketReceiver? = nil, postHandshakeAuth: PostHandshakeAuthentication? = nil) {
         self.tickets = tickets
+        self.postHandshakeAuth = postHandshakeAuth
         self.isClient = isClient
         self.tls13 = tls13
         var summary = summary
@@ -499,8 +537,8 @@ struct TrafficState {
         self.peer = peer
     }
 
-    /// Returns what the application should hear of the message, if anything.
-    mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLSEvent? {
+    /// Returns what the application should hear of the message, or the pause it started.
+    mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> PostHandshakeOutcome {
         guard var secrets = tls13 else {
             // RFC 5746 §4 / RFC 5246 §7.4.1.1: renegotiation is refused with a warning; the
             // connection goes on.
@@ -508,7 +546,7 @@ struct TrafficState {
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
             }
             try context.records.writeAlert(.warning, .noRenegotiation)
-            return nil
+            return .none
         }
         switch message.type {
         case .keyUpdate:
@@ -524,10 +562,12 @@ struct TrafficState {
             }
             tls13 = secrets
             if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
-            return .peerKeyUpdate
+            return .event(.peerKeyUpdate)
         case .newSessionTicket where isClient:
             let ticket = try message.require(NewSessionTicket.self)
-            return tickets?.receive(ticket).map { .sessionIssued($0) }
+            return tickets?.receive(ticket).map { .event(.sessionIssued($0)) } ?? .none
+        case .certificateRequest where isClient, .certificate where !isClient, .certificateVerify where !isClient, .finished where !isClient:
+            return try handlePostHandshakeAuthentication(message, context: &context)
         default:
             throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
         }

@@ -13,6 +13,8 @@ enum PausedHandshake {
     case serverVerifyPeer13(ServerHandshakeKeys, PeerVerificationRequest)
     case clientSignature13(ClientAwaitingSignature13)
     case clientSignature12(TLS12ClientAwaitingSignature)
+    case clientPostHandshakeSignature(TrafficState, ClientPostHandshakeSigning)
+    case serverPostHandshakeVerify(TrafficState, [UInt8], Transcript, PeerVerificationRequest)
     case serverVerifyPeer12(TLS12ServerHandshake, PeerVerificationRequest)
 
     var decision: PendingDecision {
@@ -21,6 +23,8 @@ enum PausedHandshake {
         case .serverSignature12(let p): return PendingDecision(kind: .sign(p.request))
         case .clientSignature13(let p): return PendingDecision(kind: .sign(p.request))
         case .clientSignature12(let p): return PendingDecision(kind: .sign(p.request))
+        case .clientPostHandshakeSignature(_, let p): return PendingDecision(kind: .sign(p.request))
+        case .serverPostHandshakeVerify(_, _, _, let r): return PendingDecision(kind: .verifyPeer(r))
         case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r), .serverVerifyPeer13(_, let r), .serverVerifyPeer12(_, let r):
             return PendingDecision(kind: .verifyPeer(r))
         case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
@@ -32,6 +36,7 @@ enum PausedHandshake {
     func accepts(_ answer: DecisionAnswer) -> Bool {
         switch (self, answer.kind) {
         case (_, .failure), (.serverSignature13, .signature), (.serverSignature12, .signature), (.clientSignature13, .signature), (.clientSignature12, .signature),
+             (.clientPostHandshakeSignature, .signature), (.serverPostHandshakeVerify, .peerVerified),
              (.serverVerifyPeer12, .peerVerified),
              (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified), (.serverVerifyPeer13, .peerVerified),
              (.serverSelectConfiguration, .serverConfiguration), (.serverLookUpSession, .session):
@@ -52,6 +57,13 @@ enum PausedHandshake {
             return .server(ServerState.afterServerFinished(try p.complete(signature: signature, context: &context)))
         case (.clientSignature13(let p), .signature(let signature)):
             return .traffic(try p.complete(signature: signature, context: &context))
+        case (.clientPostHandshakeSignature(let traffic, let p), .signature(let signature)):
+            try p.complete(signature: signature, context: &context)
+            return .traffic(traffic)
+        case (.serverPostHandshakeVerify(var traffic, let requestContext, let transcript, let request), .peerVerified(let peer)):
+            try checkAnswers(request, peer)
+            traffic.acceptVerifiedClient(peer, requestContext: requestContext, transcript: transcript)
+            return .traffic(traffic)
         case (.clientSignature12(let p), .signature(let signature)):
             return .client12(.finishing(.expectChangeCipherSpec(try p.complete(signature: signature, context: &context))))
         case (.serverVerifyPeer12(let hs, let request), .peerVerified(let peer)):

@@ -37,6 +37,8 @@ struct ServerNegotiation {
     let scheme: SignatureScheme
     let alpn: String?
     let serverName: String?
+    /// RFC 8446 §4.2.6: the client may be asked for a certificate after the handshake.
+    var clientOffersPostHandshakeAuth = false
 }
 
 struct ExpectClientHello {
@@ -267,7 +269,8 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
 
     let names = try negotiateNames(ext, config: config)
     return ServerNegotiation(suite: suite, group: group, clientShare: clientShare, certificate: certificate,
-                             scheme: scheme, alpn: names.alpn, serverName: names.serverName)
+                             scheme: scheme, alpn: names.alpn, serverName: names.serverName,
+                             clientOffersPostHandshakeAuth: ext.contains(.postHandshakeAuth))
 }
 
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
@@ -374,7 +377,8 @@ struct TLS13ServerFlight {
         return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
                                    serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
                                    resumedPeer: resumption.map { .resumed($0.proof) } ?? .notRequested,
-                                   requestedClientCertificate: requestsClientCertificate)
+                                   requestedClientCertificate: requestsClientCertificate,
+                                   clientOffersPostHandshakeAuth: n.clientOffersPostHandshakeAuth)
     }
 }
 
@@ -407,6 +411,7 @@ struct ServerHandshakeKeys {
     /// The client's standing on a resumption (from the session), else not requested.
     let resumedPeer: PeerAuthentication
     let requestedClientCertificate: Bool
+    let clientOffersPostHandshakeAuth: Bool
     var clientChain: [[UInt8]] = []
 
     /// The client's Certificate: empty (refused if required), or verified in place or through the
@@ -456,7 +461,12 @@ struct ServerHandshakeKeys {
         var summary = self.summary
         if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
         if case .authenticated(let proof) = peer { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
+        var pha: PostHandshakeAuthentication?
+        if clientOffersPostHandshakeAuth, let verifier = config.clientCertificateVerifier {
+            pha = PostHandshakeAuthentication(base: transcript, hkdf: hkdf,
+                                              side: .server(.init(policy: config.clientAuthentication, verifier: verifier)))
+        }
         return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: verified, peer: peer)
+                            summary: summary, finished: verified, peer: peer, postHandshakeAuth: pha)
     }
 }

@@ -184,3 +184,99 @@ struct WaitingVerifier: CertificateVerifier {
     var isSynchronous: Bool { false }
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }
 }
+
+@Suite("Post-handshake client authentication (RFC 8446 §4.6.2)")
+struct PostHandshakeAuthTests {
+    /// An established TLS 1.3 pair whose client offered post_handshake_auth.
+    static func established(certificate: CertifiedKey?, policy: ClientAuthenticationPolicy = .none, offer: Bool = true) throws -> PairOutcome {
+        let o = try runPair(client: clientConfig { $0.versions = [.tls13]; $0.offerPostHandshakeAuthentication = offer
+                                $0.clientCertificate = certificate },
+                            server: try mtlsServer(policy) { $0.tls13TicketCount = 0 })
+        try #require(o.client.isHandshakeComplete && o.server.isHandshakeComplete)
+        return o
+    }
+
+    /// Moves bytes both ways until quiet, answering pauses; returns the server's events.
+    static func exchange(_ o: PairOutcome) throws -> (server: [TLSEvent], client: [TLSEvent]) {
+        var server: [TLSEvent] = [], client: [TLSEvent] = []
+        for _ in 0..<6 {
+            let toClient = o.server.takeOutput()
+            if !toClient.isEmpty {
+                client += try o.client.receive(toClient)
+                try resumeWhilePaused(o.client, &client)
+            }
+            let toServer = o.client.takeOutput()
+            if !toServer.isEmpty {
+                server += try o.server.receive(toServer)
+                try resumeWhilePaused(o.server, &server)
+            }
+            if toClient.isEmpty && toServer.isEmpty { break }
+        }
+        return (server, client)
+    }
+
+    @Test("the server asks after the handshake; the client proves its certificate; the identity is updated")
+    func answered() throws {
+        let o = try Self.established(certificate: ClientPKI.ecdsa)
+        #expect(o.server.peerIdentity == nil)
+        try o.server.requestClientCertificate()
+        let (events, _) = try Self.exchange(o)
+        let identity = try #require(events.compactMap { if case .clientAuthenticated(let i) = $0 { i } else { nil } }.first)
+        #expect(identity.subject.contains("client-1"))
+        #expect(o.server.peerIdentity == identity)
+        // Traffic goes on under the same keys.
+        try o.client.send([42])
+        #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([42])])
+    }
+
+    @Test("a composite client key in an asynchronous signer: the client pauses mid-traffic, data queued meanwhile follows")
+    func asynchronousComposite() throws {
+        var cert = ClientPKI.composite
+        cert.key = AsynchronousKey(inner: cert.key)
+        let o = try Self.established(certificate: cert)
+        try o.server.requestClientCertificate()
+        let clientEvents = try o.client.receive(o.server.takeOutput())
+        #expect(clientEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest != nil } else { false } })
+        try o.client.send([7])      // queued while paused
+        var resumed = try o.client.resume(with: answerInPlace(try #require(o.client.pendingDecision)))
+        resumed += []
+        let serverEvents = try o.server.receive(o.client.takeOutput())
+        let identity = serverEvents.compactMap { if case .clientAuthenticated(let i) = $0 { i } else { nil } }.first
+        #expect(identity?.verifiedSignatureComponents == ["ML-DSA-65", "ECDSA-P384"])
+        #expect(serverEvents.contains(.applicationData([7])))
+    }
+
+    @Test("no certificate: the client answers with an empty Certificate and the server hears clientAuthenticated(nil)")
+    func declined() throws {
+        let optional = try Self.established(certificate: nil, policy: .optional)
+        try optional.server.requestClientCertificate()
+        let (events, _) = try Self.exchange(optional)
+        #expect(events.contains(.clientAuthenticated(nil)))
+        #expect(optional.server.failure == nil && optional.server.peerIdentity == nil)
+    }
+
+    @Test("a client that did not offer post_handshake_auth cannot be asked, and refuses a request")
+    func notOffered() throws {
+        let o = try Self.established(certificate: ClientPKI.ecdsa, offer: false)
+        #expect(throws: TLSError.self) { try o.server.requestClientCertificate() }
+        #expect(o.server.failure == nil, "misuse does not fail the connection")
+        var ext = ExtensionList()
+        ext.append(.signatureAlgorithms, try ExtensionBody.encodeU16List([SignatureScheme.ecdsaSecp384r1SHA384.rawValue]))
+        try o.server.sendRawHandshakeForTesting(HandshakeMessage(CertificateRequest(requestContext: [1], extensions: ext)))
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o.client.receive(o.server.takeOutput()) }
+    }
+
+    @Test("a bad post-handshake CertificateVerify is decrypt_error; a Certificate for no request is unexpected_message")
+    func hostileAnswers() throws {
+        var bad = ClientPKI.ecdsa
+        bad.key = HalfCorruptingKey(inner: bad.key, offset: -3)
+        let o = try Self.established(certificate: bad)
+        try o.server.requestClientCertificate()
+        _ = try o.client.receive(o.server.takeOutput())
+        #expect(throws: TLSError(.peerMisbehaved(.sentInvalidSignature))) { try o.server.receive(o.client.takeOutput()) }
+
+        let o2 = try Self.established(certificate: ClientPKI.ecdsa)
+        try o2.client.sendRawHandshakeForTesting(HandshakeMessage(CertificateMessage(requestContext: [9], certificates: [])))
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o2.server.receive(o2.client.takeOutput()) }
+    }
+}
