@@ -234,7 +234,7 @@ struct ExpectServerHello {
             resumption = ResumptionAccepted(state: offer.session.state)
         }
         let group: NamedGroup
-        let sharedSecret: [UInt8]
+        var sharedSecret: [UInt8]
         if let data = hello.extensions[.keyShare] {
             let share = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverKeyShare(data) }
             guard let kx = pending.first(where: { $0.group == share.group }) else {
@@ -260,6 +260,7 @@ struct ExpectServerHello {
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
         let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: resumption.map { _ in pskOffer!.session.state.secret })
         let handshake = early.handshake(sharedSecret: sharedSecret)
+        sharedSecret.withUnsafeMutableBytes { zeroise($0) }   // only the handshake secret is kept
         let th = transcript.hash(hkdf)
         let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
         let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)

@@ -15,9 +15,16 @@ struct HKDF {
         var t: [UInt8] = []
         var counter: UInt8 = 1
         while out.count < length {
-            t = primitives.hmac(hash, key: prk, data: t + info + [counter])
+            let next = primitives.hmac(hash, key: prk, data: t + info + [counter])
+            t.withUnsafeMutableBytes { zeroise($0) }
+            t = next
             out.append(contentsOf: t)
             counter &+= 1
+        }
+        // The output is key material: the blocks it was cut from are wiped, not left to the allocator.
+        defer {
+            t.withUnsafeMutableBytes { zeroise($0) }
+            out.withUnsafeMutableBytes { zeroise($0) }
         }
         return Array(out.prefix(length))
     }
@@ -106,7 +113,8 @@ enum TLS13KeySchedule {
 
     /// RFC 8446 §4.4.4: finished_key and verify_data.
     static func finishedVerifyData(hkdf: HKDF, baseSecret: SecretBytes, transcriptHash: [UInt8]) -> [UInt8] {
-        let finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
+        var finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
+        defer { finishedKey.withUnsafeMutableBytes { zeroise($0) } }
         return hkdf.primitives.hmac(hkdf.hash, key: finishedKey, data: transcriptHash)
     }
 

@@ -171,6 +171,9 @@ struct PSKOffer {
     }
 }
 
+/// Tickets longer than this are not kept by a client (ours are 44 bytes plus the sealed state).
+let maxStoredTicketLength = 16 * 1024
+
 /// Client, after the handshake: turns each NewSessionTicket into a stored session.
 struct ClientTicketReceiver {
     let hkdf: HKDF
@@ -188,7 +191,9 @@ struct ClientTicketReceiver {
     /// The session the ticket stands for, saved in the store; nil for a ticket that must not be
     /// used (lifetime 0, RFC 8446 §4.6.1).
     func receive(_ ticket: NewSessionTicket) -> TLSSession? {
-        guard ticket.lifetime > 0 else { return nil }
+        // A server may send tickets up to 64 KiB; the store keeps only reasonable ones so that a
+        // hostile server cannot make every stored session cost that much.
+        guard ticket.lifetime > 0, ticket.ticket.count <= maxStoredTicketLength else { return nil }
         let now = clock.nowMilliseconds()
         let state = SessionState(
             version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,

@@ -299,6 +299,7 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     if !hello.legacySessionID.isEmpty && !retried { try context.sendChangeCipherSpec() }
 
     let handshake = (psk?.early ?? TLS13KeySchedule.Early(hkdf: hkdf)).handshake(sharedSecret: sharedSecret)
+    sharedSecret.withUnsafeMutableBytes { zeroise($0) }   // only the handshake secret is kept
     let th = transcript.hash(hkdf)
     let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
     let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)

@@ -304,7 +304,7 @@ struct TLS12ClientSessionKeeping {
         var state = self.state
         // An empty NewSessionTicket means the server will not renew the one we hold.
         var ticket = offeredTicket
-        if let received = receivedTicket, !received.ticket.isEmpty {
+        if let received = receivedTicket, !received.ticket.isEmpty, received.ticket.count <= maxStoredTicketLength {
             ticket = received.ticket
             // RFC 5077 §3.3: the hint is advisory; 0 means unspecified. The session's own
             // lifetime is kept below a day either way.

@@ -60,6 +60,11 @@ struct TLS12PRF {
             a = primitives.hmac(hash, key: secret, data: a)
             out.append(contentsOf: primitives.hmac(hash, key: secret, data: a + labelSeed))
         }
+        // Master secrets and key blocks are cut from `out`: wipe it (and the chaining values).
+        defer {
+            a.withUnsafeMutableBytes { zeroise($0) }
+            out.withUnsafeMutableBytes { zeroise($0) }
+        }
         return Array(out.prefix(length))
     }
 
