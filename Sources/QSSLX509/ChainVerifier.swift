@@ -42,6 +42,13 @@ public struct X509CertificateVerifier: CertificateVerifier {
         allowedKeySchemes = allowedCertificateSignatures
     }
 
+    /// Certificate revocation lists (RFC 5280 §5), consulted for every certificate of the path
+    /// below its trust anchor: a listed serial is certificate_revoked.
+    public var crls: [CertificateRevocationList] = []
+    /// What a missing, unverifiable or out-of-date CRL means: ignored (soft-fail, the default) or
+    /// a rejected chain (hard-fail).
+    public var revocationPolicy: RevocationPolicy = .softFail
+
     public init(roots: [X509Certificate]) { self.roots = roots }
 
     /// Trust anchors from a PEM file's contents.
@@ -85,12 +92,32 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 throw .rejected(.other("key algorithm not allowed by policy"), "\(cert.subject) has a \(cert.publicKey.description) key")
             }
         }
+        if !crls.isEmpty || revocationPolicy == .hardFail { try checkRevocation(path, at: date) }
         var serverName: String?
         if case .server(let name?) = role { serverName = name }
         try Self.checkNameConstraints(path, serverName: serverName)
         try checkLeafPurpose(leaf, role: role)
         if let serverName { try checkName(leaf, serverName) }
         return VerifiedPeer(publicKey: try Self.publicKey(of: leaf), identity: Self.identity(leaf, path: path))
+    }
+
+    /// RFC 5280 §6.3 (complete CRLs only): each certificate below the anchor against the CRLs its
+    /// issuer signed.
+    func checkRevocation(_ path: [X509Certificate], at date: Date) throws(TLSError) {
+        for depth in 0..<max(0, path.count - 1) {
+            let cert = path[depth]
+            let issuer = path[depth + 1]
+            let signed = crls.filter { $0.isSigned(by: issuer) }
+            let current = signed.filter { $0.thisUpdate <= date && ($0.nextUpdate.map { date <= $0 } ?? true) }
+            if let revoking = current.first(where: { $0.isRevoked(serial: cert.serialNumber) }) {
+                let reason = revoking.revoked[cert.serialNumber].flatMap { $0 }.map { " (\($0))" } ?? ""
+                throw .rejected(.revoked, "\(cert.subject) serial \(hex(cert.serialNumber)) is revoked by \(issuer.subject)'s CRL\(reason)")
+            }
+            if current.isEmpty && revocationPolicy == .hardFail {
+                let why = signed.isEmpty ? "no CRL signed by \(issuer.subject)" : "the CRL of \(issuer.subject) is out of date"
+                throw .rejected(.other("revocation status unknown"), "\(cert.subject): \(why) (hard-fail)")
+            }
+        }
     }
 
     /// Who the leaf names, for `PeerIdentity`.
@@ -476,3 +503,14 @@ enum IPAddress {
         return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
     }
 }
+
+/// What an unknown revocation status means.
+public enum RevocationPolicy: String, Sendable, Hashable {
+    /// A certificate whose status cannot be established is accepted (a revoked one never is).
+    case softFail = "soft-fail"
+    /// A certificate whose status cannot be established is rejected.
+    case hardFail = "hard-fail"
+}
+
+/// Serial numbers as `openssl x509 -serial` prints them: uppercase hex.
+func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02X", $0) }.joined() }
