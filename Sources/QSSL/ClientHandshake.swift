@@ -105,6 +105,7 @@ struct ExpectServerHello {
             ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares(shares) })
         }
         if offersTLS13 && config.offerPostHandshakeAuthentication { ext.append(.postHandshakeAuth, []) }
+        if config.requestOCSPStaple { ext.append(.statusRequest, ExtensionBody.ocspStatusRequest) }
         if config.offerEarlyDataForTesting { ext.append(.earlyData, []) }
         var hello = ClientHello(
             random: context.primitives.randomBytes(32),
@@ -337,6 +338,10 @@ struct ClientHandshakeKeys {
         guard !certificate.entries.isEmpty else { throw .misbehaved(.sentEmptyCertificateChain) }
         peerChain = certificate.entries.map(\.data)
         let leaf = certificate.entries[0].extensions
+        // RFC 8446 §4.4.2.1: a staple only in answer to our status_request.
+        if leaf.contains(.statusRequest) && !offered.contains(.statusRequest) {
+            throw .misbehaved(.sentUnsolicitedExtension, "status_request in a CertificateEntry we did not ask for")
+        }
         let staple = try leaf[.statusRequest].map { (d) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.ocspStatus(d) } }
         let scts = try leaf[.signedCertificateTimestamp].map { (d) throws(TLSError) in
             try decodeExtension { () throws(DecodeError) in try ExtensionBody.signedCertificateTimestamps(d) }

@@ -54,6 +54,9 @@ public struct ClientConfiguration: Sendable {
     /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
     /// or a fresh ML-KEM part). Off by default, and never offered under `requirePostQuantum`.
     public var offerPSKWithoutKeyExchange = false
+    /// Ask servers to staple an OCSP response (status_request, RFC 6066 §8); the verifier checks
+    /// what arrives.
+    public var requestOCSPStaple = true
     /// Ask TLS 1.2 servers for RFC 5077 tickets.
     public var tls12SessionTickets = true
     /// The clock for ticket ages and session lifetimes.

@@ -305,6 +305,7 @@ public struct CertificateRejection: Hashable, Sendable, CustomStringConvertible 
         case invalidPurpose
         case nameConstraintViolation
         case unhandledCriticalExtension
+        case badOCSPResponse
         case other(String)
     }
     let reason: Reason
@@ -324,6 +325,9 @@ public struct CertificateRejection: Hashable, Sendable, CustomStringConvertible 
     public static let nameConstraintViolation = CertificateRejection(.nameConstraintViolation)
     /// A certificate carries a critical extension the verifier does not process (RFC 5280 §4.2).
     public static let unhandledCriticalExtension = CertificateRejection(.unhandledCriticalExtension)
+    /// A stapled or fetched OCSP response that is malformed, unsigned, stale or about another
+    /// certificate (bad_certificate_status_response, RFC 6066 §8).
+    public static let badOCSPResponse = CertificateRejection(.badOCSPResponse)
     /// A policy reason of the verifier's own (bad_certificate).
     public static func other(_ reason: String) -> CertificateRejection { CertificateRejection(.other(reason)) }
 
@@ -340,6 +344,7 @@ public struct CertificateRejection: Hashable, Sendable, CustomStringConvertible 
         case .invalidPurpose: return "certificate not valid for this purpose"
         case .nameConstraintViolation: return "name constraints violated"
         case .unhandledCriticalExtension: return "unhandled critical certificate extension"
+        case .badOCSPResponse: return "bad OCSP response"
         case .other(let s): return s
         }
     }
@@ -371,6 +376,7 @@ extension AlertDescription {
             case .unknownIssuer: self = .unknownCA
             case .badSignature, .malformed, .nameMismatch, .nameConstraintViolation, .other: self = .badCertificate
             case .unsupportedAlgorithm, .invalidPurpose, .unhandledCriticalExtension: self = .unsupportedCertificate
+            case .badOCSPResponse: self = .badCertificateStatusResponse
             }
         case .decryptFailed: self = .badRecordMAC
         case .cryptoFailure, .encodeFailure: self = .internalError

@@ -7,7 +7,8 @@ enum PausedHandshake {
     case serverSignature13(TLS13ServerAwaitingSignature)
     case serverSignature12(TLS12ServerAwaitingSignature)
     case clientVerifyPeer13(ClientHandshakeKeys, PeerVerificationRequest)
-    case clientVerifyPeer12(TLS12ClientHandshake, PeerVerificationRequest)
+    /// With the ServerKeyExchange that arrived in place of a CertificateStatus, if any.
+    case clientVerifyPeer12(TLS12ClientHandshake, PeerVerificationRequest, HandshakeMessage?)
     case serverSelectConfiguration(SelectingServerConfiguration)
     case serverLookUpSession(TLS12ServerStart, SessionLookupRequest)
     case serverVerifyPeer13(ServerHandshakeKeys, PeerVerificationRequest)
@@ -25,7 +26,7 @@ enum PausedHandshake {
         case .clientSignature12(let p): return PendingDecision(kind: .sign(p.request))
         case .clientPostHandshakeSignature(_, let p): return PendingDecision(kind: .sign(p.request))
         case .serverPostHandshakeVerify(_, _, _, let r): return PendingDecision(kind: .verifyPeer(r))
-        case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r), .serverVerifyPeer13(_, let r), .serverVerifyPeer12(_, let r):
+        case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r, _), .serverVerifyPeer13(_, let r), .serverVerifyPeer12(_, let r):
             return PendingDecision(kind: .verifyPeer(r))
         case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
         case .serverLookUpSession(_, let r): return PendingDecision(kind: .lookUpSession(r))
@@ -74,9 +75,10 @@ enum PausedHandshake {
         case (.clientVerifyPeer13(let keys, let request), .peerVerified(let peer)):
             try checkAnswers(request, peer)
             return .client(.expectCertificateVerify(keys, peer))
-        case (.clientVerifyPeer12(let handshake, let request), .peerVerified(let peer)):
+        case (.clientVerifyPeer12(let handshake, let request, let held), .peerVerified(let peer)):
             try checkAnswers(request, peer)
-            return .client12(.expectServerKeyExchange(handshake, peer))
+            guard let held else { return .client12(.expectServerKeyExchange(handshake, peer)) }
+            return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
         case (.serverVerifyPeer13(let keys, let request), .peerVerified(let peer)):
             try checkAnswers(request, peer)
             return .server(.expectCertificateVerify(keys, peer))

@@ -1,4 +1,5 @@
 import QSSLWire
+import Synchronization
 
 /// Hash functions the key schedule and transcript use.
 public struct HashAlgorithm: Hashable, Sendable, CustomStringConvertible {
@@ -101,12 +102,24 @@ public struct CertifiedKey: Sendable {
     /// DER issuer names of the chain's certificates, when known: a client picks a certificate
     /// whose chain reaches one of the CAs a server lists in certificate_authorities.
     public var issuerNames: [[UInt8]]?
+    /// The leaf's OCSP response to staple for clients that ask (status_request), kept fresh by
+    /// whoever fetches it; nil staples nothing.
+    public var ocspStaple: OCSPStaple?
     public init(chain: [[UInt8]], key: any SigningKey, chainSignatureSchemes: [SignatureScheme]? = nil, issuerNames: [[UInt8]]? = nil) {
         self.chain = chain
         self.key = key
         self.chainSignatureSchemes = chainSignatureSchemes
         self.issuerNames = issuerNames
     }
+}
+
+/// A stapled OCSP response that its owner may replace at any time (a background refresh before
+/// it expires); connections read the current one.
+public final class OCSPStaple: Sendable {
+    private let current: Mutex<[UInt8]?>
+    public init(_ response: [UInt8]? = nil) { current = Mutex(response) }
+    public var response: [UInt8]? { current.withLock { $0 } }
+    public func update(_ response: [UInt8]?) { current.withLock { $0 = response } }
 }
 
 /// Who is being verified.

@@ -331,7 +331,12 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
         }
         try context.send(CertificateRequest(requestContext: [], extensions: ext), transcript: &transcript)
     }
-    try context.send(CertificateMessage(certificates: n.certificate.chain), transcript: &transcript)
+    var certificate = CertificateMessage(certificates: n.certificate.chain)
+    // RFC 8446 §4.4.2.1: the staple rides in the leaf's CertificateEntry, if the client asked.
+    if let staple = try stapleRequested(hello, n.certificate) {
+        certificate.entries[0].extensions.append(.statusRequest, try encoding { () throws(EncodeError) in try ExtensionBody.encodeOCSPStatus(staple) })
+    }
+    try context.send(certificate, transcript: &transcript)
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
     let pending = TLS13ServerAwaitingSignature(
         flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
@@ -470,4 +475,11 @@ struct ServerHandshakeKeys {
         return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
                             summary: summary, finished: verified, peer: peer, postHandshakeAuth: pha)
     }
+}
+
+/// The OCSP response to staple for this ClientHello: the client asked for OCSP (status_request)
+/// and the certificate has a current response.
+func stapleRequested(_ hello: ClientHello, _ certificate: CertifiedKey) throws(TLSError) -> [UInt8]? {
+    guard let data = hello.extensions[.statusRequest], let staple = certificate.ocspStaple?.response, !staple.isEmpty else { return nil }
+    return try decodeExtension { () throws(DecodeError) in try ExtensionBody.requestsOCSP(data) } ? staple : nil
 }

@@ -61,6 +61,8 @@ public struct HandshakeType: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let clientKeyExchange = HandshakeType(rawValue: 16)
     public static let finished = HandshakeType(rawValue: 20)
     public static let keyUpdate = HandshakeType(rawValue: 24)
+    /// RFC 6066 §8: TLS 1.2 CertificateStatus (the stapled OCSP response).
+    public static let certificateStatus = HandshakeType(rawValue: 22)
     public static let messageHash = HandshakeType(rawValue: 254)
     public var description: String {
         switch self {
@@ -78,6 +80,7 @@ public struct HandshakeType: RawRepresentable, Hashable, Sendable, CustomStringC
         case .clientKeyExchange: return "ClientKeyExchange"
         case .finished: return "Finished"
         case .keyUpdate: return "KeyUpdate"
+        case .certificateStatus: return "CertificateStatus"
         case .messageHash: return "message_hash"
         default: return "handshake_type(\(rawValue))"
         }

@@ -321,3 +321,27 @@ extension ExtensionBody {
         return try w.finish()
     }
 }
+
+extension ExtensionBody {
+    /// RFC 6066 §8: a ClientHello's status_request asking for an OCSP staple, with no responder
+    /// IDs or request extensions.
+    public static let ocspStatusRequest: [UInt8] = [1, 0, 0, 0, 0]
+
+    public static func encodeOCSPStatus(_ response: [UInt8]) throws(EncodeError) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(UInt8(1))
+        w.writeOpaque(.uint24(allowEmpty: false), response)
+        return try w.finish()
+    }
+
+    /// Whether a ClientHello's status_request asks for OCSP (status_type 1, well formed).
+    public static func requestsOCSP(_ data: [UInt8]) throws(DecodeError) -> Bool {
+        var r = ByteReader(data)
+        let type = try r.readUInt8("CertificateStatusRequest.status_type")
+        guard type == 1 else { return false }
+        _ = try r.readOpaque(.uint16(allowEmpty: true), "OCSPStatusRequest.responder_id_list")
+        _ = try r.readOpaque(.uint16(allowEmpty: true), "OCSPStatusRequest.request_extensions")
+        try r.finish("status_request")
+        return true
+    }
+}

@@ -160,3 +160,18 @@ public struct TLS12NewSessionTicket: HandshakeBody, Hashable, Sendable {
         w.writeOpaque(.uint16(allowEmpty: true), ticket)
     }
 }
+
+/// RFC 6066 §8: CertificateStatus { status_type ocsp(1); opaque OCSPResponse<1..2^24-1> }.
+public struct CertificateStatus: HandshakeBody, Hashable, Sendable {
+    public static let handshakeType = HandshakeType.certificateStatus
+    public var ocspResponse: [UInt8]
+    public init(ocspResponse: [UInt8]) { self.ocspResponse = ocspResponse }
+    public init(from r: inout ByteReader) throws(DecodeError) {
+        guard try r.readUInt8("CertificateStatus.status_type") == 1 else { throw .illegalValue(field: "CertificateStatus.status_type") }
+        ocspResponse = try r.readOpaque(.uint24(allowEmpty: false), "CertificateStatus.ocsp_response")
+    }
+    public func encode(to w: inout ByteWriter) {
+        w.write(UInt8(1))
+        w.writeOpaque(.uint24(allowEmpty: false), ocspResponse)
+    }
+}

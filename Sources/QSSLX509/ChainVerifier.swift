@@ -92,7 +92,14 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 throw .rejected(.other("key algorithm not allowed by policy"), "\(cert.subject) has a \(cert.publicKey.description) key")
             }
         }
-        if !crls.isEmpty || revocationPolicy == .hardFail { try checkRevocation(path, at: date) }
+        // A stapled OCSP response for the leaf (RFC 6066 §8, RFC 8446 §4.4.2.1) is checked
+        // whenever one was sent: revoked is certificate_revoked, a bad one
+        // bad_certificate_status_response.
+        var leafStatusKnown = false
+        if let staple = request.stapledOCSPResponse, path.count > 1 {
+            leafStatusKnown = try checkOCSP(staple, leaf: leaf, issuer: path[1], at: date)
+        }
+        if !crls.isEmpty || revocationPolicy == .hardFail { try checkRevocation(path, at: date, leafStatusKnown: leafStatusKnown) }
         var serverName: String?
         if case .server(let name?) = role { serverName = name }
         try Self.checkNameConstraints(path, serverName: serverName)
@@ -103,8 +110,8 @@ public struct X509CertificateVerifier: CertificateVerifier {
 
     /// RFC 5280 §6.3 (complete CRLs only): each certificate below the anchor against the CRLs its
     /// issuer signed.
-    func checkRevocation(_ path: [X509Certificate], at date: Date) throws(TLSError) {
-        for depth in 0..<max(0, path.count - 1) {
+    func checkRevocation(_ path: [X509Certificate], at date: Date, leafStatusKnown: Bool = false) throws(TLSError) {
+        for depth in (leafStatusKnown ? 1 : 0)..<max(0, path.count - 1) {
             let cert = path[depth]
             let issuer = path[depth + 1]
             let signed = crls.filter { $0.isSigned(by: issuer) }
@@ -117,6 +124,25 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 let why = signed.isEmpty ? "no CRL signed by \(issuer.subject)" : "the CRL of \(issuer.subject) is out of date"
                 throw .rejected(.other("revocation status unknown"), "\(cert.subject): \(why) (hard-fail)")
             }
+        }
+    }
+
+    /// Returns whether the response established the leaf's status (good); throws for revoked
+    /// and for a response that cannot be trusted.
+    func checkOCSP(_ der: [UInt8], leaf: X509Certificate, issuer: X509Certificate, at date: Date) throws(TLSError) -> Bool {
+        let status: OCSPCertStatus
+        do {
+            status = try OCSPResponse(der: der).status(of: leaf, issuer: issuer, at: date)
+        } catch {
+            throw .rejected(.badOCSPResponse, "stapled OCSP response for \(leaf.subject): \(error)")
+        }
+        switch status {
+        case .good: return true
+        case .revoked(let at, let reason):
+            throw .rejected(.revoked, "\(leaf.subject) serial \(hex(leaf.serialNumber)) revoked at \(at)\(reason.map { " (\($0))" } ?? "") (OCSP)")
+        case .unknown:
+            if revocationPolicy == .hardFail { throw .rejected(.other("revocation status unknown"), "the OCSP responder does not know \(leaf.subject)") }
+            return false
         }
     }
 

@@ -4,6 +4,7 @@ import QSSLSwiftCrypto
 import QSSLWire
 @testable import QSSLX509
 import Testing
+import X509
 
 private func resource(_ name: String) throws -> URL {
     try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Resources/crl"))
@@ -122,6 +123,115 @@ struct RevocationTests {
             var bad = der
             bad[i] ^= 0xFF
             _ = try? CertificateRevocationList(der: bad)   // decodes or throws; must not trap
+        }
+    }
+}
+
+@Suite("Revocation: OCSP responses and stapling (RFC 6960, RFC 6066 §8)")
+struct OCSPTests {
+    static let ca = try! PKIBuilder.makeCA(subject: "CN=OCSP CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
+
+    static func server(staple: [UInt8]?) throws -> (ServerConfiguration, X509Certificate) {
+        let (cert, key) = try RevocationTests.leaf(from: ca)
+        var certified = try CertificateFiles.certifiedKey(chain: [cert], key: key)
+        certified.ocspStaple = OCSPStaple(staple)
+        return (ServerConfiguration(provider: .swiftCrypto, certificates: [certified]), cert)
+    }
+
+    static func response(for cert: X509Certificate, _ status: OCSPCertStatus, signer: PKIBuilder.Issuer = ca,
+                         nextUpdate: Date = Date().addingTimeInterval(3600)) throws -> [UInt8] {
+        try OCSPResponseWriter.response(certID: try OCSPCertID(certificate: cert, issuer: ca.certificate), status: status, signer: signer,
+                                        nonce: nil, nextUpdate: nextUpdate)
+    }
+
+    static func run(_ server: ServerConfiguration, version: ProtocolVersion, policy: RevocationPolicy = .softFail) throws -> PairOutcome {
+        var verifier = X509CertificateVerifier(roots: [ca.certificate])
+        verifier.revocationPolicy = policy
+        var client = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
+        client.versions = [version]
+        return try runPair(client: client, server: server)
+    }
+
+    @Test("a good staple is accepted; a revoked one is certificate_revoked on both sides", arguments: [ProtocolVersion.tls13, .tls12])
+    func goodAndRevoked(version: ProtocolVersion) throws {
+        let (server, cert) = try Self.server(staple: nil)
+        server.certificates[0].ocspStaple?.update(try Self.response(for: cert, .good))
+        let ok = try Self.run(server, version: version, policy: .hardFail)   // the staple establishes the status
+        #expect(ok.clientError == nil && ok.serverError == nil, "\(String(describing: ok.clientError))")
+
+        server.certificates[0].ocspStaple?.update(try Self.response(for: cert, .revoked(at: Date(), reason: .keyCompromise)))
+        let revoked = try Self.run(server, version: version)
+        #expect(revoked.clientError?.alert == .certificateRevoked)
+        #expect(revoked.serverError?.code == .alertReceived(.certificateRevoked))
+    }
+
+    @Test("a bad staple is bad_certificate_status_response: garbage, another certificate, expired, signed by a stranger, a delegate without OCSPSigning",
+          arguments: [ProtocolVersion.tls13, .tls12])
+    func badStaples(version: ProtocolVersion) throws {
+        let (server, cert) = try Self.server(staple: nil)
+        let (_, other) = try Self.server(staple: nil)
+        let stranger = try PKIBuilder.makeCA(subject: "CN=OCSP CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
+        let delegateKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
+        let delegate = PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=not a responder", key: delegateKey, by: Self.ca),
+                                         key: delegateKey)
+        let cases: [(String, [UInt8])] = [
+            ("garbage", [0x30, 0x03, 0x0A, 0x01, 0x00]),
+            ("another certificate", try Self.response(for: other, .good)),
+            ("expired", try Self.response(for: cert, .good, nextUpdate: Date().addingTimeInterval(-3600))),
+            ("stranger", try Self.response(for: cert, .good, signer: stranger)),
+            ("delegate without EKU", try Self.response(for: cert, .good, signer: delegate)),
+        ]
+        for (name, staple) in cases {
+            server.certificates[0].ocspStaple?.update(staple)
+            let o = try Self.run(server, version: version)
+            #expect(o.clientError?.alert == .badCertificateStatusResponse, "\(name): \(String(describing: o.clientError))")
+            #expect(o.serverError?.code == .alertReceived(.badCertificateStatusResponse), "\(name)")
+        }
+    }
+
+    @Test("a delegated responder with id-kp-OCSPSigning may sign for its CA")
+    func delegatedResponder() throws {
+        let key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
+        let responder = try PKIBuilder.issue(subject: "CN=OCSP responder", key: key, by: Self.ca,
+                                             extendedKeyUsage: [ExtendedKeyUsage.Usage(oid: OCSPOID.ocspSigning)])
+        let (server, cert) = try Self.server(staple: nil)
+        let der = try OCSPResponseWriter.response(certID: try OCSPCertID(certificate: cert, issuer: Self.ca.certificate), status: .good,
+                                                  signer: PKIBuilder.Issuer(certificate: responder, key: key), nonce: nil,
+                                                  nextUpdate: Date().addingTimeInterval(3600), including: [responder])
+        server.certificates[0].ocspStaple?.update(der)
+        let o = try Self.run(server, version: .tls13, policy: .hardFail)
+        #expect(o.clientError == nil, "\(String(describing: o.clientError))")
+    }
+
+    @Test("hard-fail without any revocation information rejects; a client that did not ask gets no staple")
+    func hardFailAndUnasked() throws {
+        let (server, _) = try Self.server(staple: nil)
+        let o = try Self.run(server, version: .tls13, policy: .hardFail)
+        #expect(o.clientError?.alert == .badCertificate)
+
+        let (stapling, cert) = try Self.server(staple: nil)
+        stapling.certificates[0].ocspStaple?.update(try Self.response(for: cert, .revoked(at: Date(), reason: nil)))
+        var client = ClientConfiguration(provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: [Self.ca.certificate]))
+        client.requestOCSPStaple = false
+        let unasked = try runPair(client: client, server: stapling)
+        #expect(unasked.clientError == nil, "no status_request, no staple (so the revoked staple is never seen)")
+    }
+
+    @Test("OCSP requests round-trip with a nonce; malformed responses never crash")
+    func requestsAndMalformed() throws {
+        let (_, cert) = try Self.server(staple: nil)
+        let id = try OCSPCertID(certificate: cert, issuer: Self.ca.certificate)
+        let request = OCSPRequest(certID: id, nonce: [1, 2, 3, 4])
+        let parsed = try OCSPRequest(der: try request.der())
+        #expect(parsed.certID == id && parsed.nonce == [1, 2, 3, 4])
+        let der = try OCSPResponseWriter.response(certID: id, status: .good, signer: Self.ca, nonce: [1, 2, 3, 4], nextUpdate: Date().addingTimeInterval(60))
+        #expect(try OCSPResponse(der: der).status(of: cert, issuer: Self.ca.certificate, at: Date(), nonce: [1, 2, 3, 4]) == .good)
+        #expect(throws: OCSPError.self) { try OCSPResponse(der: der).status(of: cert, issuer: Self.ca.certificate, at: Date(), nonce: [9]) }
+        for n in 0..<der.count { _ = try? OCSPResponse(der: Array(der.prefix(n))) }
+        for i in 0..<der.count {
+            var bad = der
+            bad[i] ^= 0x5A
+            if let r = try? OCSPResponse(der: bad) { _ = try? r.status(of: cert, issuer: Self.ca.certificate, at: Date()) }
         }
     }
 }

@@ -3,6 +3,9 @@ import QSSLWire
 /// TLS 1.2 client handshake (RFC 5246 §7.3), one case per message awaited.
 enum TLS12ClientState {
     case expectCertificate(TLS12ClientHandshake)
+    /// The server announced a staple (status_request in ServerHello): CertificateStatus, or —
+    /// a server may still send none (RFC 6066 §8) — ServerKeyExchange.
+    case expectCertificateStatusOrServerKeyExchange(TLS12ClientHandshake)
     case expectServerKeyExchange(TLS12ClientHandshake, VerifiedPeer)
     case expectCertificateRequestOrServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
     case expectServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
@@ -12,9 +15,26 @@ enum TLS12ClientState {
         switch self {
         case .expectCertificate(var hs):
             let request = try hs.processCertificate(message)
+            if hs.expectsCertificateStatus { return .client12(.expectCertificateStatusOrServerKeyExchange(hs)) }
             let handshake = hs
-            return try verifyPeerOrPause(request, pause: { .clientVerifyPeer12(handshake, $0) },
+            return try verifyPeerOrPause(request, pause: { .clientVerifyPeer12(handshake, $0, nil) },
                                          then: { .client12(.expectServerKeyExchange(handshake, $0)) })
+        case .expectCertificateStatusOrServerKeyExchange(var hs):
+            var staple: [UInt8]?
+            if message.type == .certificateStatus {
+                staple = try message.require(CertificateStatus.self).ocspResponse
+                hs.transcript.append(message)
+            }
+            let request = PeerVerificationRequest(chain: hs.peerChain, stapledOCSPResponse: staple, role: .server(name: hs.serverName),
+                                                  verifier: hs.config.verifier)
+            let handshake = hs
+            // Without a CertificateStatus, this message is the ServerKeyExchange: handled once the peer is verified.
+            let held = staple == nil ? message : nil
+            guard request.verifier.isSynchronous else { return .paused(.clientVerifyPeer12(handshake, request, held)) }
+            let peer = try request.verifier.verifyPeer(request)
+            try checkAnswers(request, peer)
+            guard let held else { return .client12(.expectServerKeyExchange(handshake, peer)) }
+            return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
         case .expectServerKeyExchange(var hs, let peer):
             let share = try hs.processServerKeyExchange(message, peer: peer)
             return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
@@ -99,7 +119,8 @@ extension ExpectServerHello {
         }
         guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
         try checkServerExtensions(hello.extensions, offered: offeredExtensions,
-                                  permitted: [.serverName, .ecPointFormats, .extendedMasterSecret, .renegotiationInfo, .alpn, .sessionTicket],
+                                  permitted: [.serverName, .ecPointFormats, .extendedMasterSecret, .renegotiationInfo, .alpn, .sessionTicket,
+                                              .statusRequest],
                                   message: "ServerHello")
         // RFC 5746 §3.4: on an initial handshake the server's renegotiated_connection is empty.
         if let reneg = hello.extensions[.renegotiationInfo], reneg != [0] {
@@ -146,7 +167,8 @@ extension ExpectServerHello {
         return .expectCertificate(TLS12ClientHandshake(
             config: config, serverName: serverName, suite: suite, prf: prf,
             clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn,
-            sessionID: hello.legacySessionIDEcho, expectsTicket: expectsTicket, sessionKey: sessionKey))
+            sessionID: hello.legacySessionIDEcho, expectsTicket: expectsTicket, sessionKey: sessionKey,
+            expectsCertificateStatus: hello.extensions.contains(.statusRequest)))
     }
 }
 
@@ -173,6 +195,8 @@ struct TLS12ClientHandshake {
     let sessionID: [UInt8]
     let expectsTicket: Bool
     let sessionKey: String
+    /// RFC 6066 §8: the ServerHello's status_request announces a CertificateStatus.
+    let expectsCertificateStatus: Bool
     var peerChain: [[UInt8]] = []
     var peerScheme: SignatureScheme?
     var certificateRequest: ClientCertificateRequest?

@@ -214,10 +214,13 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
     if n.names.serverName != nil { ext.append(.serverName, []) }
     if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
     if plan.issueTicket { ext.append(.sessionTicket, []) }
+    let staple = try stapleRequested(hello, n.certificate)
+    if staple != nil { ext.append(.statusRequest, []) }   // RFC 6066 §8: a CertificateStatus follows
     var transcript = transcript
     try context.send(ServerHello(random: random, legacySessionIDEcho: plan.sessionID, cipherSuite: n.suite.suite, extensions: ext),
                  transcript: &transcript)
     try context.send(TLS12Certificate(certificates: n.certificate.chain), transcript: &transcript)
+    if let staple { try context.send(CertificateStatus(ocspResponse: staple), transcript: &transcript) }
     guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
     // PROTOCOL.md §3: the server owns the (hybrid) key pair and publishes the client-share layout.
     let (publicValue, pending) = try kx.generateClientShare()
