@@ -1,0 +1,524 @@
+import Foundation
+import NIOCore
+import NIOQSSL
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import Testing
+
+// Session resumption against real peers (issue 9), both directions where the peer can:
+// TLS 1.2 by session ID and by RFC 5077 ticket, TLS 1.3 PSK (psk_dhe_ke) — OpenSSL 3.0's
+// s_server/s_client, GnuTLS, OpenSSL 4.0 through pyOpenSSL (the hybrid SecP384r1MLKEM1024 on the
+// resumed handshake) and tlslite-ng. Each case checks both ends: `resumed` on the Q-SSL side and
+// the peer's own word for it (s_client's and s_server's "Reused, TLSv1.x", GnuTLS's "This is a
+// resumed session", pyOpenSSL's SSL_session_reused, tlslite-ng's `resumed` or the binder it
+// verified). The mechanism is pinned by configuration, not guessed: a session-ID case runs with
+// tickets off on the side that would issue them, a ticket case with the session cache off.
+//
+// TLS 1.3 tickets arrive after the handshake: every Q-SSL client here reads the peer's answer
+// (which the tickets precede) before it closes, and every peer client does the same.
+
+/// How a Q-SSL client resumed, judged from the session it offered.
+enum ResumptionMechanism: String, Sendable, CustomStringConvertible {
+    case sessionID = "TLS 1.2 session ID"
+    case tls12Ticket = "TLS 1.2 ticket"
+    case tls13PSK = "TLS 1.3 PSK"
+    var description: String { rawValue }
+    var version: ProtocolVersion { self == .tls13PSK ? .tls13 : .tls12 }
+
+    /// Whether `session`, offered by the client, is of this kind.
+    func matches(_ session: TLSSession) -> Bool {
+        let ticket = session.ticket.flatMap { $0.isEmpty ? nil : $0 }
+        switch self {
+        case .sessionID: return session.state.version == .tls12 && ticket == nil && !session.sessionID.isEmpty
+        case .tls12Ticket: return session.state.version == .tls12 && ticket != nil
+        case .tls13PSK: return session.state.version == .tls13 && ticket != nil
+        }
+    }
+}
+
+/// A client session store that remembers what it saved and handed out, so that a test knows
+/// which session (session ID, TLS 1.2 ticket, TLS 1.3 ticket) a resumption was offered.
+final class RecordingSessionStore: ClientSessionStore, @unchecked Sendable {
+    private let inner = InMemoryClientSessionStore()
+    private let lock = NSLock()
+    private var _saved: [TLSSession] = []
+    private var _offered: [TLSSession?] = []
+
+    /// Every session the client saved, oldest first.
+    var saved: [TLSSession] { lock.withLock { _saved } }
+    /// What each connection was offered (nil: none), in order.
+    var offered: [TLSSession?] { lock.withLock { _offered } }
+
+    func takeSession(for key: String) -> TLSSession? {
+        let session = inner.takeSession(for: key)
+        lock.withLock { _offered.append(session) }
+        return session
+    }
+    func save(_ session: TLSSession, for key: String) {
+        inner.save(session, for: key)
+        lock.withLock { _saved.append(session) }
+    }
+    func removeSessions(for key: String) { inner.removeSessions(for: key) }
+}
+
+/// What the Q-SSL server's connections completed with, and their handshake traces.
+final class ResumptionOutcomes: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    struct Handshake: Sendable {
+        let summary: HandshakeSummary
+        let trace: [HandshakeTraceEntry]
+    }
+    private let lock = NSLock()
+    private var _handshakes: [Handshake] = []
+    private var _errors: [Error] = []
+
+    var handshakes: [Handshake] { lock.withLock { _handshakes } }
+    var summaries: [HandshakeSummary] { handshakes.map(\.summary) }
+    var errors: [Error] { lock.withLock { _errors } }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let summary) = e {
+            let trace = (try? context.pipeline.syncOperations.handler(type: NIOQSSLHandler.self))?.trace ?? []
+            lock.withLock { _handshakes.append(Handshake(summary: summary, trace: trace)) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let e = error as? NIOQSSLError, case .uncleanShutdown = e { return }
+        lock.withLock { _errors.append(error) }
+    }
+}
+
+/// An in-process Q-SSL echo server (ECDSA P-384 certificate) that records traces.
+func startResumptionServer(configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> (NIOQSSLServer, ResumptionOutcomes) {
+    var config = ServerConfiguration(provider: .swiftCrypto, certificates: [try InteropPKI.shared.ecdsa.serverCertifiedKey])
+    configure(&config)
+    let outcomes = ResumptionOutcomes()
+    let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: config, recordTrace: true) { [EchoHandler(), outcomes] }
+    return (server, outcomes)
+}
+
+/// Server configuration for one resumption mechanism: the other one is turned off, so that a
+/// resumption can only have happened the intended way.
+func onlyMechanism(_ mechanism: ResumptionMechanism) -> (inout ServerConfiguration) -> Void {
+    { config in
+        switch mechanism {
+        case .sessionID:
+            config.versions = [.tls12]
+            config.ticketKeys = nil
+        case .tls12Ticket:
+            config.versions = [.tls12]
+            config.sessionCache = nil
+        case .tls13PSK:
+            config.versions = [.tls13]
+            config.sessionCache = nil
+        }
+    }
+}
+
+/// One Q-SSL client connection: handshake, one request, the answer (read until `expectedBytes`
+/// arrived or the peer closed; TLS 1.3 tickets come before it), close.
+struct ClientExchange {
+    let summary: HandshakeSummary
+    let answer: String
+    let trace: [HandshakeTraceEntry]
+}
+
+func qsslExchange(port: Int, config: ClientConfiguration, request: String, expectedBytes: Int?,
+                  timeout: TimeAmount = .seconds(10)) async throws -> ClientExchange {
+    let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
+                                                 recordTrace: true, timeout: timeout)
+    try await client.send(Array(request.utf8))
+    let answer = try await client.read(expectedBytes: expectedBytes, idleTimeout: timeout)
+    let trace = try await client.channel.eventLoop.submit { client.handler.trace }.get()
+    await client.close()
+    return ClientExchange(summary: client.summary, answer: String(decoding: answer, as: UTF8.self), trace: trace)
+}
+
+/// The size of the ServerHello in a trace (sent by a server, received by a client).
+func serverHelloLength(_ trace: [HandshakeTraceEntry]) -> Int? {
+    trace.first { $0.message == "ServerHello" }?.length
+}
+
+/// A ServerHello that carries a SecP384r1MLKEM1024 share (97 + 1568 bytes): the resumed handshake
+/// ran psk_dhe_ke with the hybrid, not psk_ke.
+let hybridServerHelloMinimum = 97 + 1568
+
+func occurrences(of marker: String, in text: String) -> Int {
+    text.components(separatedBy: marker).count - 1
+}
+
+extension PeerProcess {
+    /// Waits until `marker` has appeared `count` times.
+    func waitFor(_ marker: String, count: Int, timeout: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if occurrences(of: marker, in: text) >= count { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw PeerError("timed out waiting for \(count) × '\(marker)' from \(commandLine):\n\(text)")
+    }
+}
+
+/// Checks what a Q-SSL client saw over a full handshake and the resumptions after it.
+func expectClientResumptions(_ exchanges: [ClientExchange], store: RecordingSessionStore, mechanism: ResumptionMechanism,
+                             group: NamedGroup? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+    guard let full = exchanges.first else { return }
+    #expect(!full.summary.resumed, "the first handshake is a full one", sourceLocation: sourceLocation)
+    #expect(full.summary.version == mechanism.version, sourceLocation: sourceLocation)
+    #expect(full.trace.contains { $0.direction == .received && $0.message == "Certificate" }, sourceLocation: sourceLocation)
+    let offered = store.offered
+    #expect(offered.first.map { $0 == nil } == true, "nothing is offered on the first connection", sourceLocation: sourceLocation)
+    for (i, exchange) in exchanges.enumerated().dropFirst() {
+        let s = exchange.summary
+        #expect(s.resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
+        #expect(s.version == mechanism.version, sourceLocation: sourceLocation)
+        #expect(s.peerIdentity != nil && s.peerIdentity == full.summary.peerIdentity,
+                "the server's identity is carried over from the full handshake", sourceLocation: sourceLocation)
+        #expect(!exchange.trace.contains { $0.direction == .received && $0.message == "Certificate" },
+                "no certificate on a resumed handshake", sourceLocation: sourceLocation)
+        if mechanism.version == .tls12 {
+            #expect(s.cipherSuite == full.summary.cipherSuite, sourceLocation: sourceLocation)
+        }
+        if let group { #expect(s.group == group, "connection \(i + 1): \(s.group)", sourceLocation: sourceLocation) }
+        let session = i < offered.count ? offered[i] : nil
+        #expect(session.map(mechanism.matches) == true,
+                "connection \(i + 1) offered a \(mechanism): \(session.map { "v\($0.state.version) id \($0.sessionID.count) B, ticket \($0.ticket?.count ?? 0) B" } ?? "nothing")",
+                sourceLocation: sourceLocation)
+    }
+}
+
+/// Checks what the Q-SSL server saw over a full handshake and the resumptions after it.
+func expectServerResumptions(_ outcomes: ResumptionOutcomes, count: Int, version: ProtocolVersion, group: NamedGroup? = nil,
+                             sourceLocation: SourceLocation = #_sourceLocation) {
+    let handshakes = outcomes.handshakes
+    #expect(handshakes.count == count, "\(handshakes.count) handshakes completed", sourceLocation: sourceLocation)
+    #expect(outcomes.errors.isEmpty, "\(outcomes.errors)", sourceLocation: sourceLocation)
+    guard let full = handshakes.first else { return }
+    #expect(!full.summary.resumed, sourceLocation: sourceLocation)
+    for (i, h) in handshakes.enumerated() {
+        #expect(h.summary.version == version, sourceLocation: sourceLocation)
+        if let group { #expect(h.summary.group == group, "connection \(i + 1): \(h.summary.group)", sourceLocation: sourceLocation) }
+        guard i > 0 else { continue }
+        #expect(h.summary.resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
+        #expect(!h.trace.contains { $0.direction == .sent && $0.message == "Certificate" }, sourceLocation: sourceLocation)
+        if version == .tls12 { #expect(h.summary.cipherSuite == full.summary.cipherSuite, sourceLocation: sourceLocation) }
+    }
+}
+
+@Suite("Interop: session resumption", .serialized)
+struct ResumptionInteropTests {}
+
+// MARK: - OpenSSL 3.0
+
+extension ResumptionInteropTests {
+    /// OpenSSL 3.0 (Debian): s_server and s_client. Classical groups only.
+    @Suite("OpenSSL 3.0 s_server / s_client")
+    struct OpenSSL3 {
+        /// (mechanism, s_server flags that leave only that mechanism, key exchange, HelloRetryRequest expected)
+        static let serverCases: [(ResumptionMechanism, [String], NamedGroup, Bool)] = [
+            (.sessionID, ["-tls1_2", "-no_ticket"], .x25519, false),
+            (.tls12Ticket, ["-tls1_2", "-no_cache"], .x25519, false),
+            (.tls13PSK, ["-tls1_3"], .x25519, false),
+            // s_server wants only secp384r1, which the Q-SSL client does not share at first: the
+            // resumed ClientHello is retried too, and its binder recomputed over the retry.
+            (.tls13PSK, ["-tls1_3", "-groups", "secp384r1"], .secp384r1, true),
+        ]
+
+        @Test("Q-SSL client resumes with s_server", arguments: serverCases)
+        func qsslClient(mechanism: ResumptionMechanism, flags: [String], group: NamedGroup, retry: Bool) async throws {
+            let port = try Peers.freePort()
+            let server = try PeerProcess(try Peers.executable("openssl"), [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
+            ] + flags)
+            defer { server.terminate() }
+            try Peers.waitForListener(port: port)
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for _ in 0..<3 {
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+                try #require(!store.saved.isEmpty, "no session was saved after connection \(exchanges.count): \(server.text)")
+            }
+            let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
+            #expect(exchanges[0].answer.contains("New, \(tls)"), "\(exchanges[0].answer)")
+            for e in exchanges.dropFirst() {
+                #expect(e.answer.contains("Reused, \(tls)"), "s_server's page: \(e.answer)")
+                #expect(e.summary.helloRetryRequest == retry)
+            }
+            expectClientResumptions(exchanges, store: store, mechanism: mechanism, group: group)
+        }
+
+        /// (mechanism, s_client flags)
+        static let clientCases: [(ResumptionMechanism, [String])] = [
+            (.sessionID, ["-tls1_2", "-no_ticket"]),
+            (.tls12Ticket, ["-tls1_2"]),
+            (.tls13PSK, ["-tls1_3"]),
+        ]
+
+        @Test("s_client resumes with the Q-SSL server (-sess_out, then -sess_in)", arguments: clientCases)
+        func qsslServer(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
+            var outputs: [String] = []
+            for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
+                let marker = "resumption-\(i)-\(UUID().uuidString.prefix(8))"
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", sessionFlag, sessionFile,
+                ] + flags, stdin: marker + "\n")
+                defer { client.terminate() }
+                // The echo comes after the TLS 1.3 tickets, so -sess_out has been written by then.
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+                if i == 0 {
+                    let written = (try? String(contentsOfFile: sessionFile, encoding: .utf8)) ?? ""
+                    try #require(written.contains("BEGIN SSL SESSION PARAMETERS"), "s_client wrote no session: \(client.text)")
+                }
+            }
+            try await server.close()
+            #expect(outputs[0].contains("New, \(tls)"), "\(outputs[0])")
+            #expect(outputs[1].contains("Reused, \(tls)"), "s_client -sess_in: \(outputs[1])")
+            expectServerResumptions(outcomes, count: 2, version: mechanism.version)
+        }
+
+        @Test("s_client -reconnect resumes five times with the Q-SSL server (TLS 1.2 session ID and ticket)",
+              arguments: [ResumptionMechanism.sessionID, .tls12Ticket])
+        func reconnect(mechanism: ResumptionMechanism) async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
+            let client = try PeerProcess(try Peers.executable("openssl"), [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "-servername", "localhost", "-verify_return_error", "-tls1_2", "-reconnect",
+            ] + (mechanism == .sessionID ? ["-no_ticket"] : []), stdin: "")
+            defer { client.terminate() }
+            try client.waitFor("Reused, TLSv1.2", count: 5)
+            let output = client.text
+            client.terminate()
+            try await server.close()
+            #expect(occurrences(of: "New, TLSv1.2", in: output) == 1, "\(output)")
+            expectServerResumptions(outcomes, count: 6, version: .tls12)
+        }
+
+        @Test("s_client resumes with the Q-SSL server across a HelloRetryRequest (TLS 1.3)")
+        func qsslServerHelloRetry() async throws {
+            let (server, outcomes) = try await startResumptionServer { $0.groups = [.secp384r1]; $0.versions = [.tls13] }
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            var outputs: [String] = []
+            for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
+                let marker = "hrr-resumption-\(i)"
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-tls1_3", "-groups", "x25519:secp384r1", sessionFlag, sessionFile,
+                ], stdin: marker + "\n")
+                defer { client.terminate() }
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+            }
+            try await server.close()
+            #expect(outputs[1].contains("Reused, TLSv1.3"), "s_client -sess_in: \(outputs[1])")
+            expectServerResumptions(outcomes, count: 2, version: .tls13, group: .secp384r1)
+            #expect(outcomes.summaries.allSatisfy(\.helloRetryRequest))
+        }
+    }
+}
+
+// MARK: - GnuTLS 3.7
+
+extension ResumptionInteropTests {
+    /// GnuTLS 3.7 (Debian): gnutls-serv and gnutls-cli --resume. Classical groups only.
+    @Suite("GnuTLS gnutls-serv / gnutls-cli")
+    struct GnuTLS {
+        /// (mechanism, gnutls-serv flags that leave only that mechanism, priority)
+        static let serverCases: [(ResumptionMechanism, [String], String)] = [
+            (.sessionID, ["--noticket"], "NORMAL:-VERS-ALL:+VERS-TLS1.2"),
+            (.tls12Ticket, ["--nodb"], "NORMAL:-VERS-ALL:+VERS-TLS1.2"),
+            (.tls13PSK, [], "NORMAL:-VERS-ALL:+VERS-TLS1.3"),
+        ]
+
+        @Test("Q-SSL client resumes with gnutls-serv", arguments: serverCases)
+        func qsslClient(mechanism: ResumptionMechanism, flags: [String], priority: String) async throws {
+            let port = try Peers.freePort()
+            let server = try PeerProcess(try Peers.executable("gnutls-serv"), [
+                "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
+                "--echo", "--priority", priority,
+            ] + flags)
+            defer { server.terminate() }
+            try Peers.waitForListener(port: port)
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for i in 0..<3 {
+                let message = "gnutls-resumption-\(i)\n"
+                let exchange = try await qsslExchange(port: port, config: config, request: message, expectedBytes: message.utf8.count)
+                #expect(exchange.answer == message)
+                exchanges.append(exchange)
+                try #require(!store.saved.isEmpty, "no session was saved after connection \(i + 1): \(server.text)")
+            }
+            try server.waitFor("This is a resumed session", count: 2, timeout: 10)
+            server.terminate()
+            expectClientResumptions(exchanges, store: store, mechanism: mechanism)
+        }
+
+        /// (mechanism, gnutls-cli priority, extra flags)
+        static let clientCases: [(ResumptionMechanism, String, [String])] = [
+            (.sessionID, "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_TICKETS", []),
+            (.tls12Ticket, "NORMAL:-VERS-ALL:+VERS-TLS1.2", []),
+            (.tls13PSK, "NORMAL:-VERS-ALL:+VERS-TLS1.3", ["--waitresumption"]),
+        ]
+
+        @Test("gnutls-cli --resume resumes with the Q-SSL server", arguments: clientCases)
+        func qsslServer(mechanism: ResumptionMechanism, priority: String, flags: [String]) async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
+            let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
+                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", priority, "--resume",
+            ] + flags + ["localhost"], stdin: "hello-after-resumption\n")
+            defer { client.terminate() }
+            try client.waitFor("This is a resumed session")
+            try client.waitFor("hello-after-resumption")
+            client.terminate()
+            try await server.close()
+            expectServerResumptions(outcomes, count: 2, version: mechanism.version)
+        }
+    }
+}
+
+// MARK: - OpenSSL 4.0
+
+extension ResumptionInteropTests {
+    /// OpenSSL 4.0 through pyOpenSSL: TLS 1.3 PSK resumption with SecP384r1MLKEM1024 on the
+    /// resumed handshake too (psk_dhe_ke).
+    @Suite("OpenSSL 4.0 (pyOpenSSL), hybrid psk_dhe_ke")
+    struct OpenSSL4 {
+        @Test("Q-SSL client resumes with an OpenSSL 4 server on SecP384r1MLKEM1024")
+        func qsslClient() async throws {
+            let port = try Peers.freePort()
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
+                InteropPKI.shared.path("ecdsa.key"), "SecP384r1MLKEM1024", "3",
+            ])
+            defer { peer.terminate() }
+            try peer.waitFor("ready")
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for i in 0..<3 {
+                let message = "openssl4-resumption-\(i)"
+                let exchange = try await qsslExchange(port: port, config: config, request: message, expectedBytes: message.utf8.count)
+                #expect(exchange.answer == message)
+                exchanges.append(exchange)
+                try #require(!store.saved.isEmpty, "no ticket was saved after connection \(i + 1): \(peer.text)")
+            }
+            let result = try peerResult(peer.finish())
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            expectClientResumptions(exchanges, store: store, mechanism: .tls13PSK, group: .secp384r1MLKEM1024)
+            for (i, exchange) in exchanges.enumerated() {
+                #expect((serverHelloLength(exchange.trace) ?? 0) >= hybridServerHelloMinimum,
+                        "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(exchange.trace) ?? 0) B)")
+            }
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["reused"] as? Bool } == [false, true, true], "\(connections)")
+            #expect(connections.allSatisfy { $0["group"] as? String == "SecP384r1MLKEM1024" }, "\(connections)")
+        }
+
+        @Test("an OpenSSL 4 client resumes with the Q-SSL server on SecP384r1MLKEM1024")
+        func qsslServer() async throws {
+            let (server, outcomes) = try await startResumptionServer()
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "localhost", "SecP384r1MLKEM1024", "3",
+            ])
+            let result = try peerResult(peer.finish(timeout: 60))
+            try await server.close()
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["reused"] as? Bool } == [false, true, true], "\(connections)")
+            #expect(connections.allSatisfy { $0["group"] as? String == "SecP384r1MLKEM1024" }, "\(connections)")
+            expectServerResumptions(outcomes, count: 3, version: .tls13, group: .secp384r1MLKEM1024)
+            for (i, h) in outcomes.handshakes.enumerated() {
+                #expect((serverHelloLength(h.trace) ?? 0) >= hybridServerHelloMinimum,
+                        "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(h.trace) ?? 0) B)")
+            }
+        }
+    }
+}
+
+// MARK: - tlslite-ng 0.9
+
+extension ResumptionInteropTests {
+    /// tlslite-ng 0.9 (pure Python): TLS 1.3 with the hybrid, TLS 1.2 by session ID and ticket.
+    @Suite("tlslite-ng")
+    struct TLSLite {
+        /// (mechanism, environment of the peer server that leaves only that mechanism, groups)
+        static let serverCases: [(ResumptionMechanism, [String: String], String)] = [
+            (.sessionID, ["TLSLITE_VERSION": "1.2", "TLSLITE_TICKETS": "0"], "x25519,secp256r1"),
+            (.tls12Ticket, ["TLSLITE_VERSION": "1.2", "TLSLITE_SESSION_CACHE": "0"], "x25519,secp256r1"),
+            (.tls13PSK, [:], "secp384r1mlkem1024"),
+        ]
+
+        @Test("Q-SSL client resumes with a tlslite-ng server", arguments: serverCases)
+        func qsslClient(mechanism: ResumptionMechanism, environment: [String: String], groups: String) async throws {
+            let port = try Peers.freePort()
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("tlslite_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
+                InteropPKI.shared.path("ecdsa.key"), groups, "3",
+            ], environment: environment)
+            defer { peer.terminate() }
+            try peer.waitFor("ready")
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for i in 0..<3 {
+                let message = "tlslite-resumption-\(i)"
+                let exchange = try await qsslExchange(port: port, config: config, request: message, expectedBytes: message.utf8.count,
+                                                      timeout: .seconds(60))
+                #expect(exchange.answer == message)
+                exchanges.append(exchange)
+                try #require(!store.saved.isEmpty, "no session was saved after connection \(i + 1): \(peer.text)")
+            }
+            let result = try peerResult(peer.finish(timeout: 60))
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["resumed"] as? Bool } == [false, true, true], "\(connections)")
+            expectClientResumptions(exchanges, store: store, mechanism: mechanism,
+                                    group: mechanism == .tls13PSK ? .secp384r1MLKEM1024 : nil)
+            if mechanism == .tls13PSK {
+                for (i, exchange) in exchanges.enumerated() {
+                    #expect((serverHelloLength(exchange.trace) ?? 0) >= hybridServerHelloMinimum, "connection \(i + 1)")
+                }
+            }
+        }
+
+        /// (mechanism, environment of the peer client, groups)
+        static let clientCases: [(ResumptionMechanism, [String: String], String)] = [
+            (.sessionID, ["TLSLITE_VERSION": "1.2"], "x25519,secp384r1"),
+            (.tls12Ticket, ["TLSLITE_VERSION": "1.2"], "x25519,secp384r1"),
+            (.tls13PSK, [:], "secp384r1mlkem1024"),
+        ]
+
+        @Test("a tlslite-ng client resumes with the Q-SSL server", arguments: clientCases)
+        func qsslServer(mechanism: ResumptionMechanism, environment: [String: String], groups: String) async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("tlslite_peer.py"), "resume-client", "\(server.port)", "localhost", groups, "3",
+            ], environment: environment)
+            let result = try peerResult(peer.finish(timeout: 120))
+            try await server.close()
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["resumed"] as? Bool } == [false, true, true], "\(connections)")
+            expectServerResumptions(outcomes, count: 3, version: mechanism.version,
+                                    group: mechanism == .tls13PSK ? .secp384r1MLKEM1024 : nil)
+            if mechanism == .sessionID {
+                #expect(connections.allSatisfy { $0["tls12_tickets"] as? Int == 0 }, "no ticket was issued: \(connections)")
+            }
+            if mechanism == .tls12Ticket {
+                #expect(connections.allSatisfy { $0["tls12_tickets"] as? Int ?? 0 > 0 }, "\(connections)")
+            }
+        }
+    }
+}
