@@ -322,7 +322,7 @@ extension ResumptionInteropTests {
             try await server.close()
             #expect(outputs[1].contains("Reused, TLSv1.3"), "s_client -sess_in: \(outputs[1])")
             expectServerResumptions(outcomes, count: 2, version: .tls13, group: .secp384r1)
-            #expect(outcomes.summaries.allSatisfy(\.helloRetryRequest))
+            #expect(outcomes.summaries.allSatisfy { $0.helloRetryRequest })
         }
     }
 }
