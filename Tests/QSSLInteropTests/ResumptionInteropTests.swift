@@ -161,31 +161,43 @@ extension PeerProcess {
     }
 }
 
-/// Checks what a Q-SSL client saw over a full handshake and the resumptions after it.
+/// Checks what a Q-SSL client saw over a full handshake and the resumptions after it. (Values
+/// are taken out of the summaries first: a failed expectation on a summary would print its
+/// certificates.)
 func expectClientResumptions(_ exchanges: [ClientExchange], store: RecordingSessionStore, mechanism: ResumptionMechanism,
                              group: NamedGroup? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
     guard let full = exchanges.first else { return }
-    #expect(!full.summary.resumed, "the first handshake is a full one", sourceLocation: sourceLocation)
-    #expect(full.summary.version == mechanism.version, sourceLocation: sourceLocation)
-    #expect(full.trace.contains { $0.direction == .received && $0.message == "Certificate" }, sourceLocation: sourceLocation)
+    let fullResumed = full.summary.resumed, fullVersion = full.summary.version
+    #expect(!fullResumed, "the first handshake is a full one", sourceLocation: sourceLocation)
+    #expect(fullVersion == mechanism.version, sourceLocation: sourceLocation)
+    let fullCertificate = full.trace.contains { $0.direction == .received && $0.message == "Certificate" }
+    #expect(fullCertificate, sourceLocation: sourceLocation)
     let offered = store.offered
-    #expect(offered.first.map { $0 == nil } == true, "nothing is offered on the first connection", sourceLocation: sourceLocation)
+    let firstOffered = offered.first.map { $0 != nil }
+    #expect(firstOffered == false, "nothing is offered on the first connection", sourceLocation: sourceLocation)
     for (i, exchange) in exchanges.enumerated().dropFirst() {
         let s = exchange.summary
-        #expect(s.resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
-        #expect(s.version == mechanism.version, sourceLocation: sourceLocation)
-        #expect(s.peerIdentity != nil && s.peerIdentity == full.summary.peerIdentity,
-                "the server's identity is carried over from the full handshake", sourceLocation: sourceLocation)
-        #expect(!exchange.trace.contains { $0.direction == .received && $0.message == "Certificate" },
-                "no certificate on a resumed handshake", sourceLocation: sourceLocation)
+        let resumed = s.resumed, version = s.version, suite = s.cipherSuite, negotiated = s.group
+        #expect(resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
+        #expect(version == mechanism.version, sourceLocation: sourceLocation)
+        let sameIdentity = s.peerIdentity != nil && s.peerIdentity == full.summary.peerIdentity
+        #expect(sameIdentity, "the server's identity is carried over from the full handshake", sourceLocation: sourceLocation)
+        let certificate = exchange.trace.contains { $0.direction == .received && $0.message == "Certificate" }
+        #expect(!certificate, "no certificate on a resumed handshake", sourceLocation: sourceLocation)
         if mechanism.version == .tls12 {
-            #expect(s.cipherSuite == full.summary.cipherSuite, sourceLocation: sourceLocation)
+            #expect(suite == full.summary.cipherSuite, sourceLocation: sourceLocation)
         }
-        if let group { #expect(s.group == group, "connection \(i + 1): \(s.group)", sourceLocation: sourceLocation) }
+        if let group { #expect(negotiated == group, "connection \(i + 1)", sourceLocation: sourceLocation) }
         let session = i < offered.count ? offered[i] : nil
-        #expect(session.map(mechanism.matches) == true,
+        let matches = session.map(mechanism.matches)
+        #expect(matches == true,
                 "connection \(i + 1) offered a \(mechanism): \(session.map { "v\($0.state.version) id \($0.sessionID.count) B, ticket \($0.ticket?.count ?? 0) B" } ?? "nothing")",
                 sourceLocation: sourceLocation)
+    }
+    if mechanism == .tls13PSK {
+        // RFC 8446 §C.4: a ticket is offered once.
+        let tickets = offered.compactMap { $0?.ticket }
+        #expect(Set(tickets).count == tickets.count, "each TLS 1.3 ticket was offered once", sourceLocation: sourceLocation)
     }
 }
 
@@ -196,14 +208,17 @@ func expectServerResumptions(_ outcomes: ResumptionOutcomes, count: Int, version
     #expect(handshakes.count == count, "\(handshakes.count) handshakes completed", sourceLocation: sourceLocation)
     #expect(outcomes.errors.isEmpty, "\(outcomes.errors)", sourceLocation: sourceLocation)
     guard let full = handshakes.first else { return }
-    #expect(!full.summary.resumed, sourceLocation: sourceLocation)
+    let fullResumed = full.summary.resumed
+    #expect(!fullResumed, sourceLocation: sourceLocation)
     for (i, h) in handshakes.enumerated() {
-        #expect(h.summary.version == version, sourceLocation: sourceLocation)
-        if let group { #expect(h.summary.group == group, "connection \(i + 1): \(h.summary.group)", sourceLocation: sourceLocation) }
+        let resumed = h.summary.resumed, negotiated = h.summary.group, suite = h.summary.cipherSuite, v = h.summary.version
+        #expect(v == version, sourceLocation: sourceLocation)
+        if let group { #expect(negotiated == group, "connection \(i + 1)", sourceLocation: sourceLocation) }
         guard i > 0 else { continue }
-        #expect(h.summary.resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
-        #expect(!h.trace.contains { $0.direction == .sent && $0.message == "Certificate" }, sourceLocation: sourceLocation)
-        if version == .tls12 { #expect(h.summary.cipherSuite == full.summary.cipherSuite, sourceLocation: sourceLocation) }
+        #expect(resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
+        let certificate = h.trace.contains { $0.direction == .sent && $0.message == "Certificate" }
+        #expect(!certificate, sourceLocation: sourceLocation)
+        if version == .tls12 { #expect(suite == full.summary.cipherSuite, sourceLocation: sourceLocation) }
     }
 }
 
@@ -245,8 +260,9 @@ extension ResumptionInteropTests {
             let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
             #expect(exchanges[0].answer.contains("New, \(tls)"), "\(exchanges[0].answer)")
             for e in exchanges.dropFirst() {
+                let retried = e.summary.helloRetryRequest
                 #expect(e.answer.contains("Reused, \(tls)"), "s_server's page: \(e.answer)")
-                #expect(e.summary.helloRetryRequest == retry)
+                #expect(retried == retry)
             }
             expectClientResumptions(exchanges, store: store, mechanism: mechanism, group: group)
         }
@@ -322,7 +338,88 @@ extension ResumptionInteropTests {
             try await server.close()
             #expect(outputs[1].contains("Reused, TLSv1.3"), "s_client -sess_in: \(outputs[1])")
             expectServerResumptions(outcomes, count: 2, version: .tls13, group: .secp384r1)
-            #expect(outcomes.summaries.allSatisfy { $0.helloRetryRequest })
+            let retried = outcomes.summaries.map(\.helloRetryRequest)
+            #expect(retried == [true, true])
+        }
+
+        @Test("s_server whose tickets allow early data (max_early_data): the Q-SSL client keeps them, resumes, sends none")
+        func qsslClientEarlyDataTickets() async throws {
+            let port = try Peers.freePort()
+            let server = try PeerProcess(try Peers.executable("openssl"), [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3", "-max_early_data", "16384",
+            ])
+            defer { server.terminate() }
+            try Peers.waitForListener(port: port)
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for _ in 0..<3 {
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+                try #require(!store.saved.isEmpty, "no session was saved after connection \(exchanges.count): \(server.text)")
+            }
+            for e in exchanges.dropFirst() { #expect(e.answer.contains("Reused, TLSv1.3"), "s_server's page: \(e.answer)") }
+            // (s_server cannot read early data in -www mode; the tickets advertise it all the same.)
+            let earlyData = exchanges.contains { $0.trace.contains { $0.direction == .sent && $0.message == "EndOfEarlyData" } }
+            #expect(!earlyData)
+            expectClientResumptions(exchanges, store: store, mechanism: .tls13PSK, group: .x25519)
+        }
+
+        @Test("a Q-SSL client offering a session a restarted s_server does not know falls back to a full handshake",
+              arguments: [(ResumptionMechanism.sessionID, ["-tls1_2", "-no_ticket"]), (.tls12Ticket, ["-tls1_2", "-no_cache"]), (.tls13PSK, ["-tls1_3"])])
+        func qsslClientUnknownSession(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            // Two s_server processes one after the other: the second has another ticket key and
+            // an empty cache. Sessions are kept by server name, so the port does not matter.
+            for _ in 0..<2 {
+                let port = try Peers.freePort()
+                let server = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
+                ] + flags)
+                defer { server.terminate() }
+                try Peers.waitForListener(port: port)
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+                server.terminate()
+            }
+            let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
+            let resumed = exchanges.map(\.summary.resumed)
+            #expect(resumed == [false, false])
+            #expect(exchanges[1].answer.contains("New, \(tls)"), "\(exchanges[1].answer)")
+            let offered = store.offered
+            #expect(offered.count == 2 && offered[1].map(mechanism.matches) == true, "the second connection offered the first one's session")
+            // The full handshake's new session replaces the refused one.
+            #expect(store.saved.count >= 2)
+        }
+
+        @Test("s_client -sess_in with a session a restarted Q-SSL server cannot open gets a full handshake", arguments: clientCases)
+        func qsslServerUnknownSession(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
+            var outputs: [String] = []
+            var restartedOutcomes: ResumptionOutcomes?
+            // A new server has fresh ticket keys and an empty session cache.
+            for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
+                let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
+                let marker = "restart-\(i)-\(UUID().uuidString.prefix(8))"
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", sessionFlag, sessionFile,
+                ] + flags, stdin: marker + "\n")
+                defer { client.terminate() }
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+                try await server.close()
+                restartedOutcomes = outcomes
+            }
+            #expect(outputs[1].contains("New, \(tls)"), "s_client -sess_in: \(outputs[1])")
+            let outcomes = try #require(restartedOutcomes)
+            let resumed = outcomes.summaries.map(\.resumed)
+            #expect(resumed == [false])
+            #expect(outcomes.errors.isEmpty, "\(outcomes.errors)")
         }
     }
 }
@@ -394,8 +491,8 @@ extension ResumptionInteropTests {
     /// resumed handshake too (psk_dhe_ke).
     @Suite("OpenSSL 4.0 (pyOpenSSL), hybrid psk_dhe_ke")
     struct OpenSSL4 {
-        @Test("Q-SSL client resumes with an OpenSSL 4 server on SecP384r1MLKEM1024")
-        func qsslClient() async throws {
+        @Test("Q-SSL client resumes with an OpenSSL 4 server on SecP384r1MLKEM1024 (and under requirePostQuantum)", arguments: [false, true])
+        func qsslClient(requirePostQuantum: Bool) async throws {
             let port = try Peers.freePort()
             let peer = try PeerProcess(try Peers.requirePython(), [
                 Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
@@ -404,7 +501,7 @@ extension ResumptionInteropTests {
             defer { peer.terminate() }
             try peer.waitFor("ready")
             let store = RecordingSessionStore()
-            let config = qsslClientConfig { $0.sessionStore = store }
+            let config = qsslClientConfig { $0.sessionStore = store; $0.requirePostQuantum = requirePostQuantum }
             var exchanges: [ClientExchange] = []
             for i in 0..<3 {
                 let message = "openssl4-resumption-\(i)"
@@ -425,9 +522,9 @@ extension ResumptionInteropTests {
             #expect(connections.allSatisfy { $0["group"] as? String == "SecP384r1MLKEM1024" }, "\(connections)")
         }
 
-        @Test("an OpenSSL 4 client resumes with the Q-SSL server on SecP384r1MLKEM1024")
-        func qsslServer() async throws {
-            let (server, outcomes) = try await startResumptionServer()
+        @Test("an OpenSSL 4 client resumes with the Q-SSL server on SecP384r1MLKEM1024 (and under requirePostQuantum)", arguments: [false, true])
+        func qsslServer(requirePostQuantum: Bool) async throws {
+            let (server, outcomes) = try await startResumptionServer { $0.requirePostQuantum = requirePostQuantum }
             let peer = try PeerProcess(try Peers.requirePython(), [
                 Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
                 "localhost", "SecP384r1MLKEM1024", "3",
@@ -518,6 +615,58 @@ extension ResumptionInteropTests {
             }
             if mechanism == .tls12Ticket {
                 #expect(connections.allSatisfy { $0["tls12_tickets"] as? Int ?? 0 > 0 }, "\(connections)")
+            }
+        }
+
+        /// A ServerHello with no key share: psk_ke (a TLS 1.3 ServerHello with supported_versions
+        /// and pre_shared_key only is under 100 bytes; an x25519 share alone adds 40).
+        static let pskKEServerHelloMaximum = 100
+
+        @Test("psk_ke: a Q-SSL client that allows it resumes with a tlslite-ng server that accepts only psk_ke")
+        func qsslClientPSKKE() async throws {
+            let port = try Peers.freePort()
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("tlslite_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
+                InteropPKI.shared.path("ecdsa.key"), "secp384r1mlkem1024", "2",
+            ], environment: ["TLSLITE_PSK_MODES": "psk_ke"])
+            defer { peer.terminate() }
+            try peer.waitFor("ready")
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store; $0.offerPSKWithoutKeyExchange = true }
+            var exchanges: [ClientExchange] = []
+            for i in 0..<2 {
+                let message = "psk_ke-\(i)"
+                exchanges.append(try await qsslExchange(port: port, config: config, request: message, expectedBytes: message.utf8.count,
+                                                        timeout: .seconds(60)))
+                try #require(!store.saved.isEmpty, "no session was saved after connection \(i + 1): \(peer.text)")
+            }
+            let result = try peerResult(peer.finish(timeout: 60))
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            expectClientResumptions(exchanges, store: store, mechanism: .tls13PSK)
+            let length = serverHelloLength(exchanges[1].trace) ?? 0
+            #expect(length > 0 && length < Self.pskKEServerHelloMaximum, "the resumed ServerHello (\(length) B) has no key share")
+        }
+
+        @Test("psk_ke: a tlslite-ng client offering only psk_ke resumes with a Q-SSL server that accepts it, and gets full handshakes from one that does not",
+              arguments: [true, false])
+        func qsslServerPSKKE(accept: Bool) async throws {
+            let (server, outcomes) = try await startResumptionServer { $0.versions = [.tls13]; $0.acceptPSKWithoutKeyExchange = accept }
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("tlslite_peer.py"), "resume-client", "\(server.port)", "localhost", "secp384r1mlkem1024", "2",
+            ], environment: ["TLSLITE_PSK_MODES": "psk_ke"])
+            let result = try peerResult(peer.finish(timeout: 120))
+            try await server.close()
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["resumed"] as? Bool } == [false, accept], "\(connections)")
+            if accept {
+                expectServerResumptions(outcomes, count: 2, version: .tls13)
+                let length = outcomes.handshakes.count == 2 ? serverHelloLength(outcomes.handshakes[1].trace) ?? 0 : 0
+                #expect(length > 0 && length < Self.pskKEServerHelloMaximum, "the resumed ServerHello (\(length) B) has no key share")
+            } else {
+                let resumed = outcomes.summaries.map(\.resumed)
+                #expect(resumed == [false, false], "psk_ke is refused by default: a full handshake, not an error")
+                #expect(outcomes.errors.isEmpty, "\(outcomes.errors)")
             }
         }
     }

@@ -4,7 +4,8 @@ server: python tlslite_peer.py server PORT CERT KEY GROUPS              -> print
 client: python tlslite_peer.py client PORT SERVERNAME GROUPS KEYSHARES  -> prints one JSON line
 GROUPS and KEYSHARES are comma-separated tlslite names (e.g. secp384r1mlkem1024,x25519);
 TLSLITE_VERSION=1.2 in the environment limits the peer to TLS 1.2; TLSLITE_NO_EMS=1 turns off
-extended master secret.
+extended master secret; TLSLITE_PSK_MODES=psk_ke (comma-separated) sets the TLS 1.3 PSK key
+exchange modes offered or accepted.
 
 Resumption (one JSON line at the end, with one entry per connection under "connections"):
 resume-server PORT CERT KEY GROUPS COUNT       -> prints "ready", serves COUNT connections one after
@@ -37,6 +38,8 @@ def settings(groups, key_shares=None):
         # A TLS 1.2 peer without RFC 7627: the legacy master secret.
         s.useExtendedMasterSecret = False
         s.requireExtendedMasterSecret = False
+    if os.environ.get("TLSLITE_PSK_MODES"):
+        s.psk_modes = os.environ["TLSLITE_PSK_MODES"].split(",")
     return s
 
 
