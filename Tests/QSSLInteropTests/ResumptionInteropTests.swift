@@ -394,6 +394,134 @@ extension ResumptionInteropTests {
             #expect(store.saved.count >= 2)
         }
 
+        @Test("a Q-SSL client holding a TLS 1.2 session meets a server that now speaks TLS 1.3: a full TLS 1.3 handshake (the echoed legacy_session_id is no resumption)",
+              arguments: [(ResumptionMechanism.sessionID, ["-no_ticket"]), (.tls12Ticket, [])])
+        func qsslClientTLS12SessionToTLS13Server(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for versionFlags in [["-tls1_2"], []] {
+                let port = try Peers.freePort()
+                let server = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
+                ] + versionFlags + flags)
+                defer { server.terminate() }
+                try Peers.waitForListener(port: port)
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+                server.terminate()
+            }
+            let versions = exchanges.map(\.summary.version), resumed = exchanges.map(\.summary.resumed)
+            #expect(versions == [.tls12, .tls13])
+            #expect(resumed == [false, false])
+            #expect(exchanges[1].answer.contains("New, TLSv1.3"), "\(exchanges[1].answer)")
+            let offered = store.offered
+            #expect(offered.count == 2 && offered[1].map(mechanism.matches) == true, "the TLS 1.2 session was offered")
+        }
+
+        @Test("a Q-SSL client holding a TLS 1.3 ticket meets a TLS 1.2-only s_server: a full TLS 1.2 handshake")
+        func qsslClientTLS13TicketToTLS12Server() async throws {
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for versionFlag in ["-tls1_3", "-tls1_2"] {
+                let port = try Peers.freePort()
+                let server = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www", versionFlag,
+                ])
+                defer { server.terminate() }
+                try Peers.waitForListener(port: port)
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+                server.terminate()
+            }
+            let versions = exchanges.map(\.summary.version), resumed = exchanges.map(\.summary.resumed)
+            #expect(versions == [.tls13, .tls12])
+            #expect(resumed == [false, false])
+            let offered = store.offered
+            #expect(offered.count == 2 && offered[1].map(ResumptionMechanism.tls13PSK.matches) == true, "the TLS 1.3 ticket was offered")
+        }
+
+        @Test("ALPN survives resumption: Q-SSL client with s_server -alpn", arguments: serverCases.prefix(3).map { ($0.0, $0.1) })
+        func qsslClientALPN(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let port = try Peers.freePort()
+            let server = try PeerProcess(try Peers.executable("openssl"), [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-alpn", "http/1.1",
+            ] + flags)
+            defer { server.terminate() }
+            try Peers.waitForListener(port: port)
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig { $0.sessionStore = store; $0.alpnProtocols = ["h2", "http/1.1"] }
+            var exchanges: [ClientExchange] = []
+            for _ in 0..<2 {
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+            }
+            expectClientResumptions(exchanges, store: store, mechanism: mechanism)
+            let alpn = exchanges.map(\.summary.alpnProtocol)
+            #expect(alpn == ["http/1.1", "http/1.1"])
+        }
+
+        @Test("ALPN survives resumption: s_client -alpn with the Q-SSL server", arguments: clientCases)
+        func qsslServerALPN(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let (server, outcomes) = try await startResumptionServer {
+                onlyMechanism(mechanism)(&$0)
+                $0.alpnProtocols = ["http/1.1"]
+            }
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            var outputs: [String] = []
+            for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
+                let marker = "alpn-\(i)-\(UUID().uuidString.prefix(8))"
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-alpn", "h2,http/1.1", sessionFlag, sessionFile,
+                ] + flags, stdin: marker + "\n")
+                defer { client.terminate() }
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+            }
+            try await server.close()
+            let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
+            #expect(outputs[1].contains("Reused, \(tls)"), "\(outputs[1])")
+            #expect(outputs.allSatisfy { $0.contains("ALPN protocol: http/1.1") }, "\(outputs)")
+            expectServerResumptions(outcomes, count: 2, version: mechanism.version)
+            let alpn = outcomes.summaries.map(\.alpnProtocol)
+            #expect(alpn == ["http/1.1", "http/1.1"])
+        }
+
+        @Test("s_client -sess_in offering the session under another server name gets a full handshake from the Q-SSL server",
+              arguments: clientCases)
+        func qsslServerOtherServerName(mechanism: ResumptionMechanism, flags: [String]) async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            var outputs: [String] = []
+            for (i, (sessionFlag, name)) in [("-sess_out", "localhost"), ("-sess_in", "other.localhost")].enumerated() {
+                let marker = "sni-\(i)-\(UUID().uuidString.prefix(8))"
+                // No hostname check in s_client (it has none without -verify_hostname): the chain is still verified.
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", name, "-verify_return_error", "-trace", sessionFlag, sessionFile,
+                ] + flags, stdin: marker + "\n")
+                defer { client.terminate() }
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+            }
+            try await server.close()
+            let tls = mechanism.version == .tls13 ? "TLSv1.3" : "TLSv1.2"
+            // s_client did offer the session (OpenSSL clients offer it whatever the name).
+            switch mechanism {
+            case .tls13PSK: #expect(outputs[1].contains("extension_type=psk(41)"), "no PSK offered:\n\(outputs[1])")
+            case .tls12Ticket: #expect(outputs[1].range(of: #"session_ticket\(35\), length=[1-9]"#, options: .regularExpression) != nil, "no ticket offered")
+            case .sessionID: break
+            }
+            #expect(outputs[1].contains("New, \(tls)"), "a session for localhost must not resume under other.localhost:\n\(outputs[1])")
+            let resumed = outcomes.summaries.map(\.resumed)
+            #expect(resumed == [false, false])
+            #expect(outcomes.errors.isEmpty, "\(outcomes.errors)")
+        }
+
         @Test("s_client -sess_in with a session a restarted Q-SSL server cannot open gets a full handshake", arguments: clientCases)
         func qsslServerUnknownSession(mechanism: ResumptionMechanism, flags: [String]) async throws {
             let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
