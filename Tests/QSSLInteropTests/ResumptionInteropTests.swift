@@ -522,6 +522,82 @@ extension ResumptionInteropTests {
             #expect(outcomes.errors.isEmpty, "\(outcomes.errors)")
         }
 
+        /// (first connection's suites, second's, whether the second resumes: RFC 8446 §4.2.11 needs
+        /// the same hash, not the same suite)
+        static let suiteChanges: [(String, String, Bool)] = [
+            ("TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256", true),
+            ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", false),
+        ]
+
+        @Test("TLS 1.3: s_client resumes with another suite of the same hash, and not across hashes (Q-SSL server)", arguments: suiteChanges)
+        func qsslServerSuiteChange(first: String, second: String, resumes: Bool) async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(.tls13PSK))
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            var outputs: [String] = []
+            for (i, (sessionFlag, suite)) in [("-sess_out", first), ("-sess_in", second)].enumerated() {
+                let marker = "suite-\(i)-\(UUID().uuidString.prefix(8))"
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-tls1_3", "-ciphersuites", suite, sessionFlag, sessionFile,
+                ], stdin: marker + "\n")
+                defer { client.terminate() }
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+            }
+            try await server.close()
+            #expect(outputs[1].contains("\(resumes ? "Reused" : "New"), TLSv1.3, Cipher is \(second)"), "\(outputs[1])")
+            let resumed = outcomes.summaries.map(\.resumed), suites = outcomes.summaries.map { "\($0.cipherSuite)" }
+            #expect(resumed == [false, resumes])
+            #expect(suites == [first, second])
+            #expect(outcomes.errors.isEmpty, "\(outcomes.errors)")
+        }
+
+        @Test("TLS 1.3: the Q-SSL client resumes with another suite of the same hash, and not across hashes (s_server)",
+              arguments: [([TLS13CipherSuite.aes128GCMSHA256], [TLS13CipherSuite.chaCha20Poly1305SHA256], true),
+                          ([.aes256GCMSHA384], [.aes128GCMSHA256], false)])
+        func qsslClientSuiteChange(first: [TLS13CipherSuite], second: [TLS13CipherSuite], resumes: Bool) async throws {
+            let port = try Peers.freePort()
+            let server = try PeerProcess(try Peers.executable("openssl"), [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3",
+            ])
+            defer { server.terminate() }
+            try Peers.waitForListener(port: port)
+            let store = RecordingSessionStore()
+            var exchanges: [ClientExchange] = []
+            for suites in [first, second] {
+                let config = qsslClientConfig { $0.sessionStore = store; $0.cipherSuites = suites }
+                exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
+            }
+            let resumed = exchanges.map(\.summary.resumed), suites = exchanges.map(\.summary.cipherSuite)
+            #expect(resumed == [false, resumes])
+            #expect(suites == [first[0].suite, second[0].suite])
+            #expect(exchanges[1].answer.contains(resumes ? "Reused, TLSv1.3" : "New, TLSv1.3"), "\(exchanges[1].answer)")
+        }
+
+        @Test("TLS 1.3: a ticket 11 s old still resumes (ticket age in milliseconds, within the Q-SSL server's 10 s tolerance)")
+        func qsslServerTicketAge() async throws {
+            let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(.tls13PSK))
+            let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
+            var outputs: [String] = []
+            for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
+                if i == 1 { try await Task.sleep(for: .seconds(11)) }
+                let marker = "age-\(i)-\(UUID().uuidString.prefix(8))"
+                let client = try PeerProcess(try Peers.executable("openssl"), [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-tls1_3", sessionFlag, sessionFile,
+                ], stdin: marker + "\n")
+                defer { client.terminate() }
+                try client.waitFor(marker)
+                client.terminate()
+                outputs.append(client.text)
+            }
+            try await server.close()
+            #expect(outputs[1].contains("Reused, TLSv1.3"), "\(outputs[1])")
+            expectServerResumptions(outcomes, count: 2, version: .tls13)
+        }
+
         @Test("s_client -sess_in with a session a restarted Q-SSL server cannot open gets a full handshake", arguments: clientCases)
         func qsslServerUnknownSession(mechanism: ResumptionMechanism, flags: [String]) async throws {
             let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
@@ -668,6 +744,49 @@ extension ResumptionInteropTests {
                 #expect((serverHelloLength(h.trace) ?? 0) >= hybridServerHelloMinimum,
                         "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(h.trace) ?? 0) B)")
             }
+        }
+
+        @Test("an OpenSSL 4 client sharing only x25519 resumes with the Q-SSL server after a HelloRetryRequest to SecP384r1MLKEM1024")
+        func qsslServerHelloRetry() async throws {
+            let (server, outcomes) = try await startResumptionServer()
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "localhost", "x25519:SecP384r1MLKEM1024", "3",
+            ])
+            let result = try peerResult(peer.finish(timeout: 60))
+            try await server.close()
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["reused"] as? Bool } == [false, true, true], "\(connections)")
+            expectServerResumptions(outcomes, count: 3, version: .tls13, group: .secp384r1MLKEM1024)
+            let retried = outcomes.summaries.map(\.helloRetryRequest)
+            #expect(retried == [true, true, true])
+        }
+
+        @Test("a Q-SSL client sharing only x25519 resumes with an OpenSSL 4 server after a HelloRetryRequest to SecP384r1MLKEM1024")
+        func qsslClientHelloRetry() async throws {
+            let port = try Peers.freePort()
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
+                InteropPKI.shared.path("ecdsa.key"), "SecP384r1MLKEM1024", "3",
+            ])
+            defer { peer.terminate() }
+            try peer.waitFor("ready")
+            let store = RecordingSessionStore()
+            let config = qsslClientConfig(groups: [.secp384r1MLKEM1024, .x25519], keyShares: [.x25519]) { $0.sessionStore = store }
+            var exchanges: [ClientExchange] = []
+            for i in 0..<3 {
+                let message = "openssl4-hrr-\(i)"
+                exchanges.append(try await qsslExchange(port: port, config: config, request: message, expectedBytes: message.utf8.count))
+                try #require(!store.saved.isEmpty, "no ticket was saved after connection \(i + 1): \(peer.text)")
+            }
+            let result = try peerResult(peer.finish())
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["reused"] as? Bool } == [false, true, true], "\(connections)")
+            expectClientResumptions(exchanges, store: store, mechanism: .tls13PSK, group: .secp384r1MLKEM1024)
+            let retried = exchanges.map(\.summary.helloRetryRequest)
+            #expect(retried == [true, true, true])
         }
     }
 }
