@@ -117,6 +117,33 @@ func onlyMechanism(_ mechanism: ResumptionMechanism) -> (inout ServerConfigurati
     }
 }
 
+/// Ticket keys under which the first ticket sealed counts as sealed by an older key, as after a
+/// rotation: a TLS 1.2 server that opens it resumes and sends a renewed ticket (RFC 5077 §3.1)
+/// in the abbreviated handshake. Every later ticket is current.
+final class FirstTicketFromOlderKey: TicketSealer, @unchecked Sendable {
+    private let inner: TicketKeySet
+    private let lock = NSLock()
+    private var first: [UInt8]?
+
+    init() { inner = TicketKeySet(primitives: CryptoProvider.swiftCrypto.primitives) }
+
+    func seal(_ plaintext: [UInt8]) throws(TLSError) -> [UInt8] {
+        let ticket = try inner.seal(plaintext)
+        lock.withLock { if first == nil { first = ticket } }
+        return ticket
+    }
+    func open(_ ticket: [UInt8]) -> (plaintext: [UInt8], byCurrentKey: Bool)? {
+        guard let opened = inner.open(ticket) else { return nil }
+        let isFirst = lock.withLock { ticket == first }
+        return (opened.plaintext, opened.byCurrentKey && !isFirst)
+    }
+}
+
+/// Whether the Q-SSL server sent a NewSessionTicket on that handshake.
+func sentTicket(_ handshake: ResumptionOutcomes.Handshake) -> Bool {
+    handshake.trace.contains { $0.direction == .sent && $0.message == "NewSessionTicket" }
+}
+
 /// One Q-SSL client connection: handshake, one request, the answer (read until `expectedBytes`
 /// arrived or the peer closed; TLS 1.3 tickets come before it), close.
 struct ClientExchange {
@@ -337,6 +364,29 @@ extension ResumptionInteropTests {
             client.terminate()
             try await server.close()
             expectServerResumptions(outcomes, count: 6, version: .tls13)
+        }
+
+        @Test("TLS 1.2: s_client -reconnect takes the ticket the Q-SSL server renews in an abbreviated handshake (old key), and resumes with it")
+        func renewedTicket() async throws {
+            let (server, outcomes) = try await startResumptionServer {
+                onlyMechanism(.tls12Ticket)(&$0)
+                $0.ticketKeys = FirstTicketFromOlderKey()
+            }
+            // -reconnect, not -sess_in/-sess_out: s_client 3.0 writes no -sess_out file after a
+            // resumed TLS 1.2 handshake, renewed ticket or not (observed); -reconnect reuses the
+            // connection's current session, which holds the renewed ticket.
+            let client = try PeerProcess(try Peers.executable("openssl"), [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "-servername", "localhost", "-verify_return_error", "-tls1_2", "-reconnect",
+            ], stdin: "")
+            defer { client.terminate() }
+            try client.waitFor("Reused, TLSv1.2", count: 5)
+            client.terminate()
+            try await server.close()
+            expectServerResumptions(outcomes, count: 6, version: .tls12)
+            let tickets = outcomes.handshakes.map(sentTicket)
+            #expect(tickets == [true, true, false, false, false, false],
+                    "ticket sent on: the full handshake, the renewal, then none for the renewed (current) ticket")
         }
 
         @Test("s_client resumes with the Q-SSL server across a HelloRetryRequest (TLS 1.3)")
@@ -705,6 +755,26 @@ extension ResumptionInteropTests {
             try await server.close()
             expectServerResumptions(outcomes, count: 2, version: mechanism.version)
         }
+
+        @Test("TLS 1.2: gnutls-cli --resume takes the ticket the Q-SSL server renews in an abbreviated handshake (old key)")
+        func renewedTicket() async throws {
+            let (server, outcomes) = try await startResumptionServer {
+                onlyMechanism(.tls12Ticket)(&$0)
+                $0.ticketKeys = FirstTicketFromOlderKey()
+            }
+            let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
+                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+                "--resume", "localhost",
+            ], stdin: "hello-after-renewal\n")
+            defer { client.terminate() }
+            try client.waitFor("This is a resumed session")
+            try client.waitFor("hello-after-renewal")
+            client.terminate()
+            try await server.close()
+            expectServerResumptions(outcomes, count: 2, version: .tls12)
+            let tickets = outcomes.handshakes.map(sentTicket)
+            #expect(tickets == [true, true], "the resumed handshake renewed the ticket")
+        }
     }
 }
 
@@ -935,6 +1005,29 @@ extension ResumptionInteropTests {
                 #expect(resumed == [false, false], "psk_ke is refused by default: a full handshake, not an error")
                 #expect(outcomes.errors.isEmpty, "\(outcomes.errors)")
             }
+        }
+
+        @Test("TLS 1.2: a tlslite-ng client takes the ticket the Q-SSL server renews in an abbreviated handshake (old key), and resumes with it")
+        func renewedTicket() async throws {
+            let (server, outcomes) = try await startResumptionServer {
+                onlyMechanism(.tls12Ticket)(&$0)
+                $0.ticketKeys = FirstTicketFromOlderKey()
+            }
+            // tlslite-ng 0.9 reads a ticket renewed in an abbreviated handshake into the connection
+            // but keeps the old session, old ticket included, for the next one:
+            // TLSLITE_TAKE_RENEWED_TICKETS=1 makes the peer script carry the renewed ticket over.
+            let peer = try PeerProcess(try Peers.requirePython(), [
+                Peers.script("tlslite_peer.py"), "resume-client", "\(server.port)", "localhost", "x25519,secp384r1", "3",
+            ], environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_TAKE_RENEWED_TICKETS": "1"])
+            let result = try peerResult(peer.finish(timeout: 120))
+            try await server.close()
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            let connections = result["connections"] as? [[String: Any]] ?? []
+            #expect(connections.map { $0["resumed"] as? Bool } == [false, true, true], "\(connections)")
+            #expect(connections.map { $0["renewed_tls12_ticket"] as? Bool } == [false, true, false], "\(connections)")
+            expectServerResumptions(outcomes, count: 3, version: .tls12)
+            let tickets = outcomes.handshakes.map(sentTicket)
+            #expect(tickets == [true, true, false], "ticket sent on: full handshake, renewal, none for the renewed (current) ticket")
         }
     }
 }

@@ -12,7 +12,9 @@ resume-server PORT CERT KEY GROUPS COUNT       -> prints "ready", serves COUNT c
     the other with one session cache; TLSLITE_TICKETS=0 issues no tickets (TLS 1.2: session IDs
     only), TLSLITE_SESSION_CACHE=0 keeps no session-ID cache (TLS 1.2: tickets only)
 resume-client PORT SERVERNAME GROUPS COUNT     -> COUNT connections, each offering the session of
-    the one before (session= in handshakeClientCert)
+    the one before (session= in handshakeClientCert); "renewed_tls12_ticket" tells whether a
+    resumed TLS 1.2 handshake brought a new ticket. tlslite-ng keeps the old session (and its
+    old ticket) after such a handshake; TLSLITE_TAKE_RENEWED_TICKETS=1 offers the new one next.
 tlslite-ng validates no certificate chains; the Q-SSL side does.
 """
 import json
@@ -150,7 +152,12 @@ def resume_client(port, server_name, groups, count):
             break
         conn = TLSConnection(sock)
         try:
+            offered_tickets = [t.ticket for t in session.tls_1_0_tickets] if session else []
             conn.handshakeClientCert(serverName=server_name, settings=settings(groups), session=session)
+            # A ticket received in a resumed TLS 1.2 handshake lands in the connection's list,
+            # not in the (old) session it resumed.
+            renewed = bool(conn.resumed and conn.version <= (3, 3) and conn.tls_1_0_tickets
+                           and conn.tls_1_0_tickets[-1].ticket not in offered_tickets)
             message = "resumption %d from tlslite-ng" % i
             conn.write(message.encode())
             # Reading also takes in the TLS 1.3 NewSessionTickets that precede the echo.
@@ -159,8 +166,11 @@ def resume_client(port, server_name, groups, count):
                                         offered=session is not None,
                                         tickets=len(conn.session.tickets or []) if conn.session else 0,
                                         tls12_tickets=len(conn.session.tls_1_0_tickets or []) if conn.session else 0,
-                                        session_id=bool(conn.session and conn.session.sessionID)))
+                                        session_id=bool(conn.session and conn.session.sessionID),
+                                        renewed_tls12_ticket=renewed))
             session = conn.session
+            if renewed and os.environ.get("TLSLITE_TAKE_RENEWED_TICKETS") == "1":
+                session.tls_1_0_tickets[:] = conn.tls_1_0_tickets
             conn.close()
         except (TLSError, OSError) as e:
             connections.append({"ok": False, "error": repr(e)})
