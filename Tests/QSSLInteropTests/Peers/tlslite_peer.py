@@ -152,7 +152,7 @@ def resume_client(port, server_name, groups, count):
             break
         conn = TLSConnection(sock)
         try:
-            offered_tickets = [t.ticket for t in session.tls_1_0_tickets] if session else []
+            offered_tickets = [t.ticket for t in (session.tls_1_0_tickets or [])] if session else []
             conn.handshakeClientCert(serverName=server_name, settings=settings(groups), session=session)
             # A ticket received in a resumed TLS 1.2 handshake lands in the connection's list,
             # not in the (old) session it resumed.
