@@ -189,15 +189,28 @@ struct ExpectServerHello {
         next.transcript.append(message)
         // RFC 8446 §4.1.2: the same ClientHello, with key_share replaced, early_data removed
         // and the cookie echoed.
-        var ext = ExtensionList(clientHello.extensions.items.filter { ![.keyShare, .earlyData, .cookie, .preSharedKey].contains($0.type) })
-        if let cookie { ext.append(.cookie, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCookie(cookie) }) }
+        // The extensions keep their order (strict servers compare the two hellos): key_share is
+        // replaced in place with the cookie just before it; early_data and the PSK go (the PSK
+        // comes back last, below).
+        var keyShare = clientHello.extensions[.keyShare] ?? []
         if let group {
             guard let kx = config.provider.keyExchange(for: group) else { throw .misbehaved(.selectedUnofferedGroup) }
             let (share, p) = try kx.generateClientShare()
             next.pending = [p]
-            ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: group, keyExchange: share)]) })
-        } else {
-            ext.items.append(Extension(type: .keyShare, data: clientHello.extensions[.keyShare] ?? []))
+            keyShare = try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: group, keyExchange: share)]) }
+        }
+        let cookieExtension = try cookie.map { (c) throws(TLSError) in
+            Extension(type: .cookie, data: try encoding { () throws(EncodeError) in try ExtensionBody.encodeCookie(c) })
+        }
+        var ext = ExtensionList()
+        for item in clientHello.extensions.items {
+            switch item.type {
+            case .earlyData, .cookie, .preSharedKey: continue
+            case .keyShare:
+                if let cookieExtension { ext.items.append(cookieExtension) }
+                ext.items.append(Extension(type: .keyShare, data: keyShare))
+            default: ext.items.append(item)
+            }
         }
         next.clientHello.extensions = ext
         next.retry = (suite, group)
