@@ -48,7 +48,9 @@ public struct ClientConfiguration: Sendable {
     /// name is accepted. Only for tests and for peers identified some other way.
     public var dangerouslySkipServerNameVerification = false
     /// Where sessions the server issues are kept and offered from (PROTOCOL.md §4); nil turns
-    /// resumption off. The default keeps them in memory, shared by connections that share this
+    /// resumption off. Copies of a configuration share the store (it is a class): give a
+    /// configuration with another trust policy (verifier) a store of its own. Sessions are kept
+    /// apart by the client certificates a configuration presents. The default keeps them in memory, shared by connections that share this
     /// configuration, keyed by server name (or the key passed to `TLSConnection.client`).
     public var sessionStore: (any ClientSessionStore)? = InMemoryClientSessionStore()
     /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
@@ -106,6 +108,10 @@ public struct ServerConfiguration: Sendable {
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
     /// make the certificate_authorities list. Required unless `clientAuthentication` is none.
     public var clientCertificateVerifier: (any CertificateVerifier)?
+    /// Keep what post-handshake client authentication needs (the handshake transcript) for
+    /// clients that offer it, so that `requestClientCertificate()` can be used. Off by default:
+    /// it costs the transcript's bytes for each such connection's lifetime.
+    public var allowPostHandshakeAuthentication = false
     /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
     /// default is in memory; a cache that answers asynchronously (another process) is asked
     /// through the pause.

@@ -102,7 +102,9 @@ public final class TLSConnection {
                 + "(set ClientConfiguration.dangerouslySkipServerNameVerification to accept a certificate for any name)")
         }
         var context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
-        let key = sessionKey ?? serverName ?? ""
+        // Sessions carry the client identity they were made with: a configuration with other
+        // client certificates (a copy sharing the store) must not resume them.
+        let key = (sessionKey ?? serverName ?? "") + clientCredentialTag(configuration)
         let offered = session ?? configuration.sessionStore?.takeSession(for: key)
         let state = try ExpectServerHello.start(config: configuration, serverName: serverName, session: offered, sessionKey: key,
                                                 context: &context)
@@ -499,6 +501,15 @@ public final class TLSConnection {
             try? context.records.writeAlert(.fatal, alert)
         }
     }
+}
+
+/// A short tag of the client certificates a configuration may present ("" for none), appended to
+/// session-store keys.
+func clientCredentialTag(_ configuration: ClientConfiguration) -> String {
+    guard !configuration.clientCertificates.isEmpty else { return "" }
+    let leaves = configuration.clientCertificates.flatMap { $0.chain.first ?? [] }
+    let digest = configuration.provider.primitives.hash(.sha256, leaves)
+    return "#" + digest.prefix(8).map { String($0, radix: 16) }.joined()
 }
 
 /// TLS 1.3 application traffic secrets, which KeyUpdate advances (RFC 8446 §7.2).

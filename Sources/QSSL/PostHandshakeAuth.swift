@@ -109,10 +109,11 @@ extension TrafficState {
                 }
                 let verification = PeerVerificationRequest(chain: certificate.entries.map(\.data), role: .client, verifier: server.verifier)
                 let requestContext = certificate.requestContext
+                // The request is answered (each context is used once): kept before verifying.
+                server.progress = .idle
+                pha.side = .server(server)
+                postHandshakeAuth = pha
                 if !server.verifier.isSynchronous {
-                    server.progress = .idle
-                    pha.side = .server(server)
-                    postHandshakeAuth = pha
                     return .pause(.serverPostHandshakeVerify(self, requestContext, transcript, verification))
                 }
                 let peer = try server.verifier.verifyPeer(verification)

@@ -63,8 +63,10 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
     guard let sealer = config.ticketKeys else { return nil }
     let now = config.clock.nowMilliseconds()
     for (index, identity) in offered.identities.prefix(maxPSKIdentitiesTried).enumerated() {
-        guard let (plaintext, _) = sealer.open(identity.identity),
-              let state = try? SessionState(decoding: plaintext),
+        guard var (plaintext, _) = sealer.open(identity.identity) else { continue }
+        let decoded = try? SessionState(decoding: plaintext)
+        plaintext.withUnsafeMutableBytes { zeroise($0) }
+        guard let state = decoded,
               state.version == .tls13,
               let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
               state.isValid(at: now), state.secret.count == suite.hash.digestLength,
@@ -116,9 +118,13 @@ struct TicketIssuer {
                 alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: nonce),
                 createdAt: createdAt ?? now, issuedAt: now, lifetimeSeconds: config.sessionLifetimeSeconds, ageAdd: ageAdd,
                 peerIdentity: peerIdentity)
-            let ticket = try sealer.seal(try encoding { () throws(EncodeError) in try state.encoded() })
+            // A ticket is an optimisation: one that cannot be made (no key, a state too large)
+            // is not sent, and the connection goes on.
+            guard let ticket = sealTicket(state, sealer) else { return }
             // A session never outlives the full handshake that created it.
-            let remaining = (UInt64(config.sessionLifetimeSeconds) * 1000).subtractingReportingOverflow(now - min(now, state.createdAt)).partialValue
+            let elapsed = now - min(now, state.createdAt)
+            let total = UInt64(config.sessionLifetimeSeconds) * 1000
+            let remaining = elapsed < total ? total - elapsed : 0
             let lifetime = UInt32(min(UInt64(config.sessionLifetimeSeconds), remaining / 1000))
             guard lifetime > 0 else { return }
             try context.send(NewSessionTicket(lifetime: lifetime, ageAdd: ageAdd, nonce: nonce, ticket: ticket), transcript: &scratch)
@@ -214,4 +220,28 @@ func tls12SessionOfferable(_ session: TLSSession, config: ClientConfiguration, s
         && config.tls12CipherSuites.contains(where: { $0.suite == state.cipherSuite })
         && state.serverName == serverName && state.isValid(at: config.clock.nowMilliseconds())
         && (!config.requirePostQuantum || state.usedPostQuantumKeyExchange)
+}
+
+/// Tickets above this size are not issued: the session state carries a compact identity, so only
+/// a pathological certificate gets near it.
+let maxIssuedTicketLength = 8 * 1024
+
+/// Seals a session into a ticket, or nil when it cannot or should not be (no key, too large).
+/// The plaintext, which holds the session's secret, is wiped.
+func sealTicket(_ state: SessionState, _ sealer: any TicketSealer) -> [UInt8]? {
+    var compact = state
+    compact.peerIdentity = state.peerIdentity.map(compactIdentity)
+    guard var plaintext = try? compact.encoded() else { return nil }
+    defer { plaintext.withUnsafeMutableBytes { zeroise($0) } }
+    guard plaintext.count + 64 <= maxIssuedTicketLength, let ticket = try? sealer.seal(plaintext) else { return nil }
+    return ticket
+}
+
+/// What a session remembers of the peer: who it is, with the leaf of its verified chain only (the
+/// intermediates and anchor were checked on the full handshake and would make every ticket big).
+func compactIdentity(_ identity: PeerIdentity) -> PeerIdentity {
+    var compact = identity
+    compact.verifiedChain = Array(identity.verifiedChain.prefix(1))
+    if compact.subjectAlternativeNames.count > 64 { compact.subjectAlternativeNames = Array(compact.subjectAlternativeNames.prefix(64)) }
+    return compact
 }

@@ -468,7 +468,7 @@ struct ServerHandshakeKeys {
         if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
         if case .authenticated(let proof) = peer { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
         var pha: PostHandshakeAuthentication?
-        if clientOffersPostHandshakeAuth, let verifier = config.clientCertificateVerifier {
+        if clientOffersPostHandshakeAuth, config.allowPostHandshakeAuthentication, let verifier = config.clientCertificateVerifier {
             pha = PostHandshakeAuthentication(base: transcript, hkdf: hkdf,
                                               side: .server(.init(policy: config.clientAuthentication, verifier: verifier)))
         }

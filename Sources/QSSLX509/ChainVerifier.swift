@@ -1,3 +1,4 @@
+import Synchronization
 import Crypto
 import _CryptoExtras
 import Foundation
@@ -48,6 +49,12 @@ public struct X509CertificateVerifier: CertificateVerifier {
     /// What a missing, unverifiable or out-of-date CRL means: ignored (soft-fail, the default) or
     /// a rejected chain (hard-fail).
     public var revocationPolicy: RevocationPolicy = .softFail
+    /// Fetches OCSP responses from the responder in a leaf's AIA extension when no staple came
+    /// (`NIOOCSPFetcher` over HTTP); nil checks only staples and CRLs.
+    public var ocspFetcher: (any OCSPFetching)?
+    public var ocspTimeout: Duration = .seconds(5)
+    /// Fetched responses, kept until their nextUpdate (shared by copies of this verifier).
+    public var ocspCache = OCSPResponseCache()
 
     public init(roots: [X509Certificate]) { self.roots = roots }
 
@@ -57,6 +64,66 @@ public struct X509CertificateVerifier: CertificateVerifier {
     }
 
     public func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer {
+        try verify(request, leafStatusFetched: false)
+    }
+
+    /// With an `ocspFetcher`, verification waits on the network: the handshake pauses (never
+    /// the event loop) while the leaf's status is fetched from its AIA responder, unless a staple
+    /// already answered. Soft-fail goes on when the responder is down, slow or answers garbage;
+    /// hard-fail refuses the chain.
+    public var isSynchronous: Bool { ocspFetcher == nil }
+
+    public func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {
+        guard let fetcher = ocspFetcher, request.stapledOCSPResponse == nil else { return try verify(request, leafStatusFetched: false) }
+        // Verify first (no network for a chain we would refuse anyway), then ask about the leaf.
+        _ = try verify(request, leafStatusFetched: true, skipRevocation: true)
+        let parsed = try request.chain.prefix(1).map { (der) throws(TLSError) in try X509Certificate(der: der) }
+        guard let leaf = parsed.first else { throw .rejected(.malformed, "empty chain") }
+        let presented = try request.chain.dropFirst().map { (der) throws(TLSError) in try X509Certificate(der: der) }
+        let path = try buildPath(leaf: leaf, presented: presented)
+        guard path.count > 1 else { return try verify(request, leafStatusFetched: false) }
+        var fetched = false
+        do {
+            let status = try await ocspStatus(of: leaf, issuer: path[1], fetcher: fetcher)
+            switch status {
+            case .good: fetched = true
+            case .revoked(let at, let reason):
+                throw TLSError.rejected(.revoked, "\(leaf.subject) serial \(hex(leaf.serialNumber)) revoked at \(at)\(reason.map { " (\($0))" } ?? "") (OCSP)")
+            case .unknown: fetched = false
+            }
+        } catch let error as TLSError {
+            throw error
+        } catch {
+            if revocationPolicy == .hardFail {
+                throw .rejected(.other("revocation status unknown"), "OCSP for \(leaf.subject): \(error) (hard-fail)")
+            }
+        }
+        return try verify(request, leafStatusFetched: fetched)
+    }
+
+    /// The leaf's status from its responder (or the cache), checked like a staple.
+    func ocspStatus(of leaf: X509Certificate, issuer: X509Certificate, fetcher: any OCSPFetching) async throws -> OCSPCertStatus {
+        let id = try OCSPCertID(certificate: leaf, issuer: issuer)
+        let date = now()
+        if let cached = ocspCache.response(for: id, at: date) {
+            return try OCSPResponse(der: cached).status(of: leaf, issuer: issuer, at: date)
+        }
+        guard let aia = try? leaf.extensions.authorityInformationAccess,
+              let url = aia.lazy.filter({ $0.method == .ocspServer }).compactMap({ d -> String? in
+                  if case .uniformResourceIdentifier(let u) = d.location { return u }
+                  return nil
+              }).first
+        else { throw OCSPError("\(leaf.subject) names no OCSP responder") }
+        let nonce = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let body = try await fetcher.fetch(url: url, request: try OCSPRequest(certID: id, nonce: nonce).der(), timeout: ocspTimeout)
+        let response = try OCSPResponse(der: body)
+        // A responder may ignore the nonce (RFC 8954 §3); one it echoes must match.
+        let status = try response.status(of: leaf, issuer: issuer, at: date, nonce: response.basic?.nonce == nil ? nil : nonce)
+        if let until = response.basic?.responses.first(where: { $0.certID == id })?.nextUpdate { ocspCache.store(body, for: id, until: until) }
+        return status
+    }
+
+    func verify(_ request: PeerVerificationRequest, leafStatusFetched: Bool, skipRevocation: Bool = false) throws(TLSError) -> VerifiedPeer {
         let chain = request.chain
         let role = request.role
         var parsed: [X509Certificate] = []
@@ -95,11 +162,13 @@ public struct X509CertificateVerifier: CertificateVerifier {
         // A stapled OCSP response for the leaf (RFC 6066 §8, RFC 8446 §4.4.2.1) is checked
         // whenever one was sent: revoked is certificate_revoked, a bad one
         // bad_certificate_status_response.
-        var leafStatusKnown = false
+        var leafStatusKnown = leafStatusFetched
         if let staple = request.stapledOCSPResponse, path.count > 1 {
-            leafStatusKnown = try checkOCSP(staple, leaf: leaf, issuer: path[1], at: date)
+            leafStatusKnown = try checkOCSP(staple, leaf: leaf, issuer: path[1], at: date) || leafStatusKnown
         }
-        if !crls.isEmpty || revocationPolicy == .hardFail { try checkRevocation(path, at: date, leafStatusKnown: leafStatusKnown) }
+        if !skipRevocation && (!crls.isEmpty || revocationPolicy == .hardFail) {
+            try checkRevocation(path, at: date, leafStatusKnown: leafStatusKnown)
+        }
         var serverName: String?
         if case .server(let name?) = role { serverName = name }
         try Self.checkNameConstraints(path, serverName: serverName)
@@ -540,3 +609,30 @@ public enum RevocationPolicy: String, Sendable, Hashable {
 
 /// Serial numbers as `openssl x509 -serial` prints them: uppercase hex.
 func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02X", $0) }.joined() }
+
+/// Fetches an OCSP response over the network (RFC 6960 Appendix A: HTTP POST).
+public protocol OCSPFetching: Sendable {
+    func fetch(url: String, request: [UInt8], timeout: Duration) async throws -> [UInt8]
+}
+
+/// OCSP responses by CertID, until their nextUpdate; bounded.
+public final class OCSPResponseCache: Sendable {
+    private let entries = Mutex<[OCSPCertID: (der: [UInt8], until: Date)]>([:])
+    public static let maxEntries = 4096
+    public init() {}
+
+    func response(for id: OCSPCertID, at date: Date) -> [UInt8]? {
+        entries.withLock { e in
+            guard let hit = e[id] else { return nil }
+            if hit.until < date { e[id] = nil; return nil }
+            return hit.der
+        }
+    }
+
+    func store(_ der: [UInt8], for id: OCSPCertID, until: Date) {
+        entries.withLock { e in
+            if e.count >= Self.maxEntries { e.removeAll() }
+            e[id] = (der, until)
+        }
+    }
+}

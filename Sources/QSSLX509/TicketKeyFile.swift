@@ -87,9 +87,12 @@ public final class TicketKeyFile: Sendable {
                                primitives: any CryptoPrimitives = SwiftCryptoPrimitives()) -> [TicketKey] {
         let fresh = TicketKey.generate(primitives: primitives, createdAt: now)
         let limit = keepSeconds.multipliedReportingOverflow(by: 1000)
+        // A key dated in the future (a clock that ran ahead) would stay the sealing key until
+        // that date: a rotation drops it.
         let kept = keys.filter { key in
+            guard key.createdAt <= now else { return false }
             guard !limit.overflow else { return true }
-            return now < key.createdAt || now - key.createdAt < limit.partialValue
+            return now - key.createdAt < limit.partialValue
         }
         return [fresh] + kept.filter { $0.name != fresh.name }
     }

@@ -158,7 +158,9 @@ struct MutualTLSTests {
         let second = try runPair(client: client, server: server)
         let resumed = try #require(summary(second.serverEvents))
         #expect(resumed.resumed)
-        #expect(resumed.peerIdentity == original)
+        // The session remembers the identity with the leaf of its verified path (compactIdentity).
+        #expect(resumed.peerIdentity == compactIdentity(original))
+        #expect(resumed.peerIdentity?.subject == original.subject && resumed.peerIdentity?.verifiedChain.first == original.verifiedChain.first)
     }
 
     @Test("a session made without a client certificate is not resumed by a server that requires one", arguments: versions)
@@ -191,7 +193,7 @@ struct PostHandshakeAuthTests {
     static func established(certificate: CertifiedKey?, policy: ClientAuthenticationPolicy = .none, offer: Bool = true) throws -> PairOutcome {
         let o = try runPair(client: clientConfig { $0.versions = [.tls13]; $0.offerPostHandshakeAuthentication = offer
                                 $0.clientCertificate = certificate },
-                            server: try mtlsServer(policy) { $0.tls13TicketCount = 0 })
+                            server: try mtlsServer(policy) { $0.tls13TicketCount = 0; $0.allowPostHandshakeAuthentication = true })
         try #require(o.client.isHandshakeComplete && o.server.isHandshakeComplete)
         return o
     }
@@ -224,6 +226,12 @@ struct PostHandshakeAuthTests {
         let identity = try #require(events.compactMap { if case .clientAuthenticated(let i) = $0 { i } else { nil } }.first)
         #expect(identity.subject.contains("client-1"))
         #expect(o.server.peerIdentity == identity)
+        // Each answer clears its request (review): more requests than may be outstanding at once.
+        for _ in 0..<(PostHandshakeAuthentication.maxOutstanding + 2) {
+            try o.server.requestClientCertificate()
+            let (more, _) = try Self.exchange(o)
+            #expect(more.contains { if case .clientAuthenticated(.some) = $0 { true } else { false } })
+        }
         // Traffic goes on under the same keys.
         try o.client.send([42])
         #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([42])])
@@ -278,5 +286,51 @@ struct PostHandshakeAuthTests {
         let o2 = try Self.established(certificate: ClientPKI.ecdsa)
         try o2.client.sendRawHandshakeForTesting(HandshakeMessage(CertificateMessage(requestContext: [9], certificates: [])))
         #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o2.server.receive(o2.client.takeOutput()) }
+    }
+}
+
+@Suite("Review fixes: sessions and client identities")
+struct SessionIdentityReviewTests {
+    @Test("a copy of a configuration with other client certificates does not resume the first one's session", arguments: [ProtocolVersion.tls13, .tls12])
+    func copiesDoNotShareIdentity(version: ProtocolVersion) throws {
+        let server = try mtlsServer(.optional)
+        let a = clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.ecdsa }
+        var b = a
+        b.clientCertificate = nil
+        let first = try runPair(client: a, server: server)
+        #expect(first.server.peerIdentity != nil)
+        let second = try runPair(client: b, server: server)
+        #expect(second.server.summary?.resumed == false)
+        #expect(second.server.peerIdentity == nil)
+        let third = try runPair(client: a, server: server)
+        #expect(third.server.summary?.resumed == true && third.server.peerIdentity != nil)
+    }
+
+    @Test("a composite client chain with an intermediate still resumes (tickets carry the leaf, not the path)")
+    func compositeChainResumes() throws {
+        let interKey = try PKIBuilder.Algorithm.mldsa65ECDSAP384.generateKey()
+        let inter = PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=Composite Intermediate", key: interKey, by: sharedPKI.ca, isCA: true),
+                                      key: interKey)
+        let leafKey = try PKIBuilder.Algorithm.mldsa65ECDSAP384.generateKey()
+        let leaf = try PKIBuilder.issue(subject: "CN=composite leaf", key: leafKey, by: inter, client: true)
+        let certified = try CertificateFiles.certifiedKey(chain: [leaf, inter.certificate], key: leafKey)
+        let server = try mtlsServer(.required)
+        let client = clientConfig { $0.clientCertificate = certified }
+        let first = try runPair(client: client, server: server)
+        #expect(first.clientError == nil && first.serverError == nil)
+        #expect(first.clientEvents.contains { if case .sessionIssued = $0 { true } else { false } })
+        let second = try runPair(client: client, server: server)
+        #expect(second.server.summary?.resumed == true)
+        #expect(second.server.peerIdentity?.subject.contains("composite leaf") == true)
+    }
+
+    @Test("a server whose ticket keys cannot seal still completes handshakes (no ticket), both versions",
+          arguments: [ProtocolVersion.tls13, .tls12])
+    func unsealableTickets(version: ProtocolVersion) throws {
+        let server = try serverConfig { $0.ticketKeys = TicketKeySet(keys: [], primitives: $0.provider.primitives, rotatesAutomatically: false)
+            $0.sessionCache = nil }
+        let o = try runPair(client: clientConfig { $0.versions = [version] }, server: server)
+        #expect(o.clientError == nil && o.serverError == nil)
+        #expect(!o.clientEvents.contains { if case .sessionIssued = $0 { true } else { false } })
     }
 }

@@ -350,10 +350,16 @@ struct TLS12ServerSessionIssue {
 
     func issue(transcript: inout Transcript, context: inout HandshakeContext) throws(TLSError) {
         if plan.issueTicket, let sealer = config.ticketKeys {
-            let ticket = try sealer.seal(try encoding { () throws(EncodeError) in try state.encoded() })
-            try context.send(TLS12NewSessionTicket(lifetimeHint: config.sessionLifetimeSeconds, ticket: ticket), transcript: &transcript)
+            // RFC 5077 §3.3: an empty ticket when none can be made; the handshake goes on.
+            let ticket = sealTicket(state, sealer) ?? []
+            try context.send(TLS12NewSessionTicket(lifetimeHint: ticket.isEmpty ? 0 : config.sessionLifetimeSeconds, ticket: ticket),
+                             transcript: &transcript)
         }
-        if !plan.sessionID.isEmpty, let cache = config.sessionCache { cache.save(state, sessionID: plan.sessionID) }
+        if !plan.sessionID.isEmpty, let cache = config.sessionCache {
+            var compact = state
+            compact.peerIdentity = state.peerIdentity.map(compactIdentity)
+            cache.save(compact, sessionID: plan.sessionID)
+        }
     }
 }
 

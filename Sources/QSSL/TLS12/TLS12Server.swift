@@ -55,9 +55,12 @@ struct TLS12ServerStart {
     /// through the cache (which may pause), else a full handshake.
     func proceed(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         if let ticket = hello.extensions[.sessionTicket], !ticket.isEmpty, let sealer = config.ticketKeys,
-           let (plaintext, byCurrentKey) = sealer.open(ticket), let state = try? SessionState(decoding: plaintext),
-           let suite = try resumable(state) {
-            return try resume(state, suite: suite, renewTicket: !byCurrentKey, context: &context)
+           var (plaintext, byCurrentKey) = sealer.open(ticket) {
+            let decoded = try? SessionState(decoding: plaintext)
+            plaintext.withUnsafeMutableBytes { zeroise($0) }
+            if let state = decoded, let suite = try resumable(state) {
+                return try resume(state, suite: suite, renewTicket: !byCurrentKey, context: &context)
+            }
         }
         if !hello.legacySessionID.isEmpty, let cache = config.sessionCache {
             guard cache.isSynchronous else { return .paused(.serverLookUpSession(self, SessionLookupRequest(sessionID: hello.legacySessionID, cache: cache))) }
@@ -117,8 +120,10 @@ struct TLS12ServerStart {
         if renewTicket, let sealer = config.ticketKeys {
             var renewed = state
             renewed.issuedAt = config.clock.nowMilliseconds()
-            let ticket = try sealer.seal(try encoding { () throws(EncodeError) in try renewed.encoded() })
-            try context.send(TLS12NewSessionTicket(lifetimeHint: config.sessionLifetimeSeconds, ticket: ticket), transcript: &transcript)
+            // RFC 5077 §3.3: an empty ticket when none can be made; the handshake goes on.
+            let ticket = sealTicket(renewed, sealer) ?? []
+            try context.send(TLS12NewSessionTicket(lifetimeHint: ticket.isEmpty ? 0 : config.sessionLifetimeSeconds, ticket: ticket),
+                             transcript: &transcript)
         }
         let prf = TLS12PRF(primitives: context.primitives, hash: suite.hash)
         let keys = TLS12KeyBlock(prf: prf, masterSecret: state.secret, clientRandom: hello.random, serverRandom: random, suite: suite)
