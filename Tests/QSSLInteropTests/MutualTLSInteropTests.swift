@@ -149,6 +149,7 @@ func startMTLSServer(policy: ClientAuthenticationPolicy, clientRoots: [X509Certi
     var config = ServerConfiguration(provider: .swiftCrypto, certificates: [try InteropPKI.shared.ecdsa.serverCertifiedKey])
     config.clientAuthentication = policy
     config.clientCertificateVerifier = X509CertificateVerifier(roots: clientRoots)
+    config.allowPostHandshakeAuthentication = requestAfterHandshake
     configure(&config)
     let record = MTLSServerRecord()
     let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: config) {
