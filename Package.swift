@@ -45,14 +45,16 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        // SwiftNIO adapter: a ChannelHandler that carries the core over a Channel.
+        // SwiftNIO adapter: a ChannelHandler that carries the core over a Channel, and OCSP over
+        // HTTP (fetching for the verifier, answering for `qssl ocsp-responder`).
         .target(
             name: "NIOQSSL",
             dependencies: [
-                "QSSL",
+                "QSSL", "QSSLX509",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(

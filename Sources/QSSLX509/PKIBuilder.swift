@@ -59,6 +59,7 @@ public struct PKIBuilder {
     /// Issues an end-entity (or, with `isCA`, an intermediate) certificate.
     public static func issue(subject: String, key: SwiftCryptoSigningKey, by issuer: Issuer, dnsNames: [String] = [], ipAddresses: [String] = [],
                              client: Bool = false, isCA: Bool = false, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
+                             ocspURL: String? = nil, crlURL: String? = nil,
                              notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
@@ -76,11 +77,29 @@ public struct PKIBuilder {
                 try ExtendedKeyUsage(extendedKeyUsage ?? (client ? [.clientAuth] : [.serverAuth, .clientAuth]))
             }
             if !sans.isEmpty { SubjectAlternativeNames(sans) }
+            // RFC 5280 §4.2.2.1: where to ask about this certificate.
+            if let ocspURL { AuthorityInformationAccess([.init(method: .ocspServer, location: .uniformResourceIdentifier(ocspURL))]) }
+            if let crlURL { try crlDistributionPoints(crlURL) }
             try keyIdentifier(key)
             AuthorityKeyIdentifier(keyIdentifier: authority[...])
         }
         return try CertificateWriter.issue(serial: serialNumber(), issuer: issuer.certificate.subject, subject: try distinguishedName(subject),
                                            notBefore: notBefore, notAfter: notAfter, subjectKey: key, extensions: extensions, issuerKey: issuer.key)
+    }
+
+    /// RFC 5280 §4.2.1.13: CRLDistributionPoints with one fullName URI.
+    static func crlDistributionPoints(_ url: String) throws -> Certificate.Extension {
+        var s = DER.Serializer()
+        try s.appendConstructedNode(identifier: .sequence) { points in
+            try points.appendConstructedNode(identifier: .sequence) { point in
+                try point.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { name in
+                    try name.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { full in
+                        full.appendPrimitiveNode(identifier: ASN1Identifier(tagWithNumber: 6, tagClass: .contextSpecific)) { $0.append(contentsOf: Array(url.utf8)) }
+                    }
+                }
+            }
+        }
+        return Certificate.Extension(oid: [2, 5, 29, 31], critical: false, value: s.serializedBytes[...])
     }
 
     /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING.
