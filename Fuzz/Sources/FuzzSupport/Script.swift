@@ -37,11 +37,18 @@ public struct Pair {
     public var fed: [[[UInt8]]] = [[], []]
     public var recordFeeds = false
 
+    /// A pair for one input: fresh session stores (`PairConfig.forOneInput`), the variant's
+    /// session offered.
     public init(_ config: PairConfig) {
+        self.init(prepared: config.forOneInput())
+    }
+
+    /// A pair with the configuration exactly as given (the resumption setup brings its own stores).
+    init(prepared config: PairConfig) {
         FuzzRandom.reset()
         Tap.reset()
         self.config = config
-        let client = try! TLSConnection.client(configuration: config.client, serverName: config.serverName)
+        let client = try! TLSConnection.client(configuration: config.client, serverName: config.serverName, session: config.session)
         let server = try! TLSConnection.server(configuration: config.server)
         ends = [Endpoint(client, side: .client), Endpoint(server, side: .server)]
         enqueue(ends[0].takeOutput(), to: .server)
@@ -84,6 +91,18 @@ public struct Pair {
         if let a = c.summary, let b = s.summary {
             require(a.version == b.version && a.cipherSuite == b.cipherSuite && a.group == b.group && a.alpnProtocol == b.alpnProtocol,
                     "the two ends completed with different parameters: \(a) vs \(b)")
+            require(a.resumed == b.resumed, "one end resumed and the other did not: client \(a.resumed), server \(b.resumed)")
+            require(a.helloRetryRequest == b.helloRetryRequest,
+                    "the ends disagree on HelloRetryRequest: client \(a.helloRetryRequest), server \(b.helloRetryRequest)")
+        }
+        if let a = c.summary, a.resumed {
+            // Only the offered session can be resumed, and a resumption neither adds nor drops
+            // who the server proved to be on the full handshake.
+            guard let offered = config.session else { violated("the client resumed without offering a session") }
+            // RFC 8446 §4.2.11 lets TLS 1.3 resume under another suite of the same hash.
+            require(a.version == offered.state.version && (a.version == .tls13 || a.cipherSuite == offered.state.cipherSuite),
+                    "resumed \(a.version) \(a.cipherSuite), the session was \(offered.state.version) \(offered.state.cipherSuite)")
+            require(a.peerIdentity == offered.state.peerIdentity, "the resumed connection's peer identity is not the session's")
         }
         for side in [Side.client, .server] {
             let receiver = ends[side.rawValue], sender = ends[side.other.rawValue]
@@ -105,6 +124,14 @@ public struct Pair {
             require(c.failure == nil && s.failure == nil, "an untampered run failed: client \(String(describing: c.failure)), server \(String(describing: s.failure))")
             require(c.isComplete && s.isComplete, "an untampered run did not complete the handshake")
             require(c.receivedData == s.sentData && s.receivedData == c.sentData, "an untampered run lost application data")
+            if config.resumes {
+                require(c.summary?.resumed == true && s.summary?.resumed == true, "an untampered run did not resume the offered session")
+            }
+            if config.clientKeepsSessions, let version = c.summary?.version {
+                // TLS 1.3: one session per NewSessionTicket; TLS 1.2: the session, once.
+                let expected = version == .tls13 ? config.server.tls13TicketCount : 1
+                require(c.issuedSessions.count == expected, "an untampered run issued \(c.issuedSessions.count) sessions, expected \(expected)")
+            }
         }
     }
 }
