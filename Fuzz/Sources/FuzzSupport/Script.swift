@@ -141,14 +141,31 @@ public struct Pair {
 /// (mutations) or in either direction (deliveries, API calls). See Fuzz/README.md.
 public enum PairScript {
     public static func run(_ bytes: [UInt8], configs: [PairConfig], victim: Side) {
+        deterministic { runOnce(bytes, configs: configs, victim: victim) }
+    }
+
+    /// With QSSL_FUZZ_DETERMINISM set: runs the input a second time in the same process and
+    /// requires the same bytes and the same ends. State shared across inputs (configurations,
+    /// ticket keys, a session store) would show up here.
+    static func deterministic(_ body: () -> Pair) {
+        let first = body()
+        guard FuzzSetup.checkDeterminism else { return }
+        let second = body()
+        require(first.fed == second.fed, "nondeterministic: the same input fed different bytes the second time")
+        require(zip(first.ends, second.ends).allSatisfy { $0.failure == $1.failure && $0.summary == $1.summary && $0.issuedSessions == $1.issuedSessions },
+                "nondeterministic: the same input ended differently the second time")
+    }
+
+    @discardableResult
+    static func runOnce(_ bytes: [UInt8], configs: [PairConfig], victim: Side) -> Pair {
         var r = InputReader(bytes)
         let head = r.byte()
         let config = configs[Int(head >> 1) % configs.count]
         if head & 1 == 1 {
-            runRaw(config: config, victim: victim, chunk: Int(r.byte()), bytes: r.rest())
-            return
+            return runRawOnce(config: config, victim: victim, chunk: Int(r.byte()), bytes: r.rest())
         }
         var pair = Pair(config)
+        pair.recordFeeds = FuzzSetup.checkDeterminism
         let v = victim.rawValue, peer = victim.other
         var ops = 0, keyUpdates = 0
         while !r.isEmpty, ops < 256 {
@@ -217,20 +234,28 @@ public enum PairScript {
         pair.pump()
         pair.checkOutcome()
         pair.report()
+        return pair
     }
 
     /// A fresh victim (made exactly as in a pair, so recorded flights replay) fed raw bytes,
     /// `chunk` bytes per call (0: all at once).
     public static func runRaw(config: PairConfig, victim: Side, chunk: Int, bytes: [UInt8]) {
+        deterministic { runRawOnce(config: config, victim: victim, chunk: chunk, bytes: bytes) }
+    }
+
+    static func runRawOnce(config: PairConfig, victim: Side, chunk: Int, bytes: [UInt8]) -> Pair {
         var pair = Pair(config)
+        pair.recordFeeds = FuzzSetup.checkDeterminism
         var end = pair.ends[victim.rawValue]
         var i = 0
         repeat {
             let n = chunk == 0 ? bytes.count : chunk
-            _ = end.receive(Array(bytes[i..<min(bytes.count, i + n)]))
+            let out = end.receive(Array(bytes[i..<min(bytes.count, i + n)]))
+            if pair.recordFeeds { pair.fed[victim.other.rawValue].append(out) }   // what the victim answered
             i += n
         } while i < bytes.count
         pair.ends[victim.rawValue] = end
         pair.report()
+        return pair
     }
 }

@@ -6,6 +6,8 @@ import QSSLX509
 
 public enum FuzzSetup {
     public static let verbose = ProcessInfo.processInfo.environment["QSSL_FUZZ_VERBOSE"] != nil
+    /// QSSL_FUZZ_DETERMINISM: every state-machine input runs twice and must behave the same.
+    public static let checkDeterminism = ProcessInfo.processInfo.environment["QSSL_FUZZ_DETERMINISM"] != nil
 
     /// Called from every target's LLVMFuzzerInitialize. With QSSL_FUZZ_MAKE_CORPUS=DIR set, writes
     /// the generated seed corpora under DIR/<Target>/ and exits instead of fuzzing.
