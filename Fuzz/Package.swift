@@ -14,7 +14,7 @@ let qssl: [Target.Dependency] = [
 /// One executable per fuzz target; Fuzz/run runs them all.
 let fuzzTargets = [
     "FuzzRecords", "FuzzHandshakeMessages", "FuzzExtensions", "FuzzX509",
-    "FuzzServer13", "FuzzClient13", "FuzzServer12", "FuzzClient12",
+    "FuzzServer13", "FuzzClient13", "FuzzServer12", "FuzzClient12", "FuzzSessions",
 ]
 
 let package = Package(

@@ -3,12 +3,12 @@
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Swift's own crash backtracer would take over (and wait) on a trap: leave crashes to libFuzzer/ASan.
 export SWIFT_BACKTRACE=enable=no
-all_targets=(FuzzRecords FuzzHandshakeMessages FuzzExtensions FuzzX509 FuzzServer13 FuzzClient13 FuzzServer12 FuzzClient12)
+all_targets=(FuzzRecords FuzzHandshakeMessages FuzzExtensions FuzzX509 FuzzServer13 FuzzClient13 FuzzServer12 FuzzClient12 FuzzSessions)
 build_flags=(-c release --scratch-path "$fuzz_dir/.build" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 max_len_for() {
     case $1 in
-        FuzzExtensions) echo 8192 ;;
+        FuzzExtensions|FuzzSessions) echo 8192 ;;
         FuzzX509) echo 16384 ;;
         FuzzHandshakeMessages) echo 32768 ;;
         *) echo 65536 ;;

@@ -8,7 +8,7 @@ import FuzzSupport
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var r = InputReader(input(data, size))
     let head = r.byte()
-    let configs = FuzzConfigs.tls13 + FuzzConfigs.tls12
+    let configs = FuzzConfigs.records
     let config = configs[Int(head & 0x0F) % configs.count]
     let victim: Side = head & 0x10 == 0 ? .server : .client
     var bytes = r.rest()

@@ -54,7 +54,7 @@ public func splitRecords(_ bytes: [UInt8]) -> [[UInt8]] {
 /// - the output of the failing call holds exactly the one fatal alert the error maps to (none for
 ///   errors without an alert), as its last record; a call that did not fail sends no fatal alert;
 /// - `handshakeCompleted` comes at most once, never after a failure, and application data and
-///   key updates only after it.
+///   key updates only after it; `sessionIssued` only on a client, after it (`checkIssued`).
 public struct Endpoint {
     public var connection: TLSConnection
     public let side: Side
@@ -63,6 +63,8 @@ public struct Endpoint {
     public private(set) var receivedData: [UInt8] = []
     public private(set) var sentData: [UInt8] = []
     public private(set) var receivedCloseNotify = false
+    /// The sessions a client was issued (`sessionIssued`), in order.
+    public private(set) var issuedSessions: [TLSSession] = []
 
     public init(_ connection: TLSConnection, side: Side) {
         self.connection = connection
@@ -93,6 +95,9 @@ public struct Endpoint {
                     require(summary != nil, "KeyUpdate before handshakeCompleted")
                 case .decisionNeeded(let d):
                     violated("decisionNeeded (\(d)) with in-memory providers")
+                case .sessionIssued(let session):
+                    checkIssued(session)
+                    issuedSessions.append(session)
                 }
             }
             let out = takeOutput()
@@ -100,6 +105,33 @@ public struct Endpoint {
             return out
         } catch {
             return failed(with: error, wasFailed: wasFailed)
+        }
+    }
+
+    /// `sessionIssued` comes only to a client, only after its handshake completed, and describes
+    /// that handshake: same version, server name and ALPN; a TLS 1.3 session has a ticket and no
+    /// ID, a TLS 1.2 one an ID or a ticket; it is valid now and survives its own encoding (what
+    /// a client writes to a session file).
+    private func checkIssued(_ session: TLSSession) {
+        require(side == .client, "sessionIssued on a server")
+        guard let summary else { violated("sessionIssued before handshakeCompleted") }
+        let state = session.state
+        require(state.version == summary.version, "issued a \(state.version) session on a \(summary.version) connection")
+        require(state.serverName == summary.serverName && state.alpnProtocol == summary.alpnProtocol,
+                "issued session for \(String(describing: state.serverName))/\(String(describing: state.alpnProtocol)), connection \(String(describing: summary.serverName))/\(String(describing: summary.alpnProtocol))")
+        if state.version == .tls13 {
+            require(!(session.ticket ?? []).isEmpty && session.sessionID.isEmpty, "a TLS 1.3 session without a ticket, or with a session ID")
+        } else {
+            require(!session.sessionID.isEmpty || !(session.ticket ?? []).isEmpty, "a TLS 1.2 session with neither ID nor ticket")
+        }
+        require(state.cipherSuite == summary.cipherSuite, "issued a session of \(state.cipherSuite) on a \(summary.cipherSuite) connection")
+        require(state.isValid(at: FuzzClock.now), "issued a session that is not valid now")
+        do {
+            let encoded = try session.encoded()
+            let decoded = try TLSSession(decoding: encoded)
+            require(decoded == session, "an issued session does not survive its encoding")
+        } catch {
+            violated("an issued session does not encode and decode: \(error)")
         }
     }
 

@@ -5,7 +5,7 @@ public enum MessageDecoders {
     public static let names = [
         "ClientHello", "ServerHello", "EncryptedExtensions", "Certificate", "CertificateRequest", "CertificateVerify",
         "Finished", "NewSessionTicket", "KeyUpdate", "TLS12Certificate", "ServerKeyExchange", "ClientKeyExchange",
-        "ClientKeyExchange(hybrid)", "TLS12CertificateRequest", "ServerHelloDone", "stream",
+        "ClientKeyExchange(hybrid)", "TLS12CertificateRequest", "ServerHelloDone", "stream", "TLS12NewSessionTicket",
     ]
 
     /// Selectors whose decoder reads a message of this handshake type (TLS 1.3 and 1.2 readings).
@@ -18,7 +18,7 @@ public enum MessageDecoders {
         case .certificateRequest: return [4, 13]
         case .certificateVerify: return [5]
         case .finished: return [6]
-        case .newSessionTicket: return [7]
+        case .newSessionTicket: return [7, 16]
         case .keyUpdate: return [8]
         case .serverKeyExchange: return [10]
         case .clientKeyExchange: return [11, 12]
@@ -28,7 +28,7 @@ public enum MessageDecoders {
     }
 
     public static func run(_ selector: Int, _ body: [UInt8]) {
-        switch selector % 16 {
+        switch selector % names.count {
         case 0: roundTrip(ClientHello.self, body)
         case 1: roundTrip(ServerHello.self, body)
         case 2: roundTrip(EncryptedExtensions.self, body)
@@ -40,11 +40,12 @@ public enum MessageDecoders {
         case 8: roundTrip(KeyUpdate.self, body)
         case 9: roundTrip(TLS12Certificate.self, body)
         case 10: roundTrip(ServerKeyExchange.self, body)
-        case 11, 12: clientKeyExchange(body, hybrid: selector % 16 == 12)
+        case 11, 12: clientKeyExchange(body, hybrid: selector % names.count == 12)
         case 13: roundTrip(TLS12CertificateRequest.self, body)
         case 14: roundTrip(ServerHelloDone.self, body)
+        case 16: roundTrip(TLS12NewSessionTicket.self, body)
         default:
-            // A stream of framed messages, each decoded by every decoder of its type.
+            // 15: a stream of framed messages, each decoded by every decoder of its type.
             var r = ByteReader(body)
             while let type = try? r.readUInt8(), let length = try? r.readUInt24(), let b = try? r.readBytes(count: Int(length)) {
                 for s in selectors(for: HandshakeType(rawValue: type)) { run(s, Array(b)) }
@@ -57,7 +58,8 @@ public enum MessageDecoders {
     static func roundTrip<M: HandshakeBody & Equatable>(_ type: M.Type, _ body: [UInt8]) {
         let message = HandshakeMessage(type: M.handshakeType, body: body)
         guard let decoded = try? message.decode(as: M.self) else { return }
-        if let extensions = (decoded as? ClientHello)?.extensions ?? (decoded as? ServerHello)?.extensions {
+        if let extensions = (decoded as? ClientHello)?.extensions ?? (decoded as? ServerHello)?.extensions
+            ?? (decoded as? NewSessionTicket)?.extensions {
             ExtensionDecoders.decodeAll(extensions)
         }
         guard let again = try? HandshakeMessage(decoded) else { return }
@@ -86,7 +88,7 @@ public enum ExtensionDecoders {
         "supported_groups", "signature_algorithms", "supported_versions(client)", "supported_versions(server)",
         "key_share(client)", "key_share(server)", "key_share(HelloRetryRequest)", "server_name", "alpn", "cookie",
         "psk_key_exchange_modes", "ExtensionList", "KeyShareEntry", "u16 list(uint16, may be empty)",
-        "ExtensionList(non-empty)", "by type",
+        "ExtensionList(non-empty)", "by type", "pre_shared_key(client)", "pre_shared_key(server)", "early_data(NewSessionTicket)",
     ]
 
     /// The selectors that read an extension of this type.
@@ -100,6 +102,8 @@ public enum ExtensionDecoders {
         case .alpn: return [8]
         case .cookie: return [9]
         case .pskKeyExchangeModes: return [10]
+        case .preSharedKey: return [16, 17]
+        case .earlyData: return [18]
         default: return []
         }
     }
@@ -128,7 +132,7 @@ public enum ExtensionDecoders {
     }
 
     public static func run(_ selector: Int, _ data: [UInt8]) {
-        switch selector % 16 {
+        switch selector % names.count {
         case 0:
             if let v = try? ExtensionBody.supportedGroups(data) { canonical(data, try? ExtensionBody.encodeU16List(v.map(\.rawValue)), "supported_groups") }
         case 1:
@@ -159,10 +163,13 @@ public enum ExtensionDecoders {
         case 9:
             if let v = try? ExtensionBody.cookie(data) { canonical(data, try? ExtensionBody.encodeCookie(v), "cookie") }
         case 10:
-            if let v = try? ExtensionBody.pskKeyExchangeModes(data) { canonical(data, [UInt8(v.count)] + v.map(\.rawValue), "psk_key_exchange_modes") }
+            if let v = try? ExtensionBody.pskKeyExchangeModes(data) {
+                canonical(data, [UInt8(v.count)] + v.map(\.rawValue), "psk_key_exchange_modes")
+                canonical(data, try? ExtensionBody.encodePSKKeyExchangeModes(v), "psk_key_exchange_modes (encoder)")
+            }
         case 11, 14:
             var r = ByteReader(data)
-            if let list = try? ExtensionList(from: &r, context: "fuzz", allowEmpty: selector % 16 == 11), (try? r.finish("fuzz")) != nil {
+            if let list = try? ExtensionList(from: &r, context: "fuzz", allowEmpty: selector % names.count == 11), (try? r.finish("fuzz")) != nil {
                 canonical(data, encode(list), "ExtensionList")
                 decodeAll(list)
             }
@@ -175,13 +182,33 @@ public enum ExtensionDecoders {
             if let v = try? ExtensionBody.decodeU16List(data, "fuzz", prefix: .uint16(allowEmpty: true)) {
                 canonical(data, try? ExtensionBody.encodeU16List(v, prefix: .uint16(allowEmpty: true)), "u16 list")
             }
+        case 16:
+            if let v = try? OfferedPSKs(decoding: data) { offeredPSKs(v, data) }
+        case 17:
+            if let v = try? ExtensionBody.selectedPSKIdentity(data) { canonical(data, [UInt8(v >> 8), UInt8(v & 0xFF)], "selected_identity") }
+        case 18:
+            if let v = try? ExtensionBody.maxEarlyDataSize(data) { canonical(data, (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) }, "max_early_data_size") }
         default:
+            // 15: a type, then the body, read by every decoder of that type.
             var r = ByteReader(data)
             guard let type = try? r.readUInt16() else { return }
             let body = Array(r.readRest())
             for s in selectors(for: ExtensionType(rawValue: type)) { run(s, body) }
             certificateEntryExtension(ExtensionType(rawValue: type), body)
         }
+    }
+
+    /// RFC 8446 §4.2.11: as many binders as identities, each of a hash's length at least; the
+    /// encoding is canonical, and the binders list is exactly the body's tail (a server cuts it
+    /// off the ClientHello to check the binders, a client to compute them).
+    static func offeredPSKs(_ v: OfferedPSKs, _ data: [UInt8]) {
+        require(!v.identities.isEmpty && v.identities.count == v.binders.count, "pre_shared_key: \(v.identities.count) identities, \(v.binders.count) binders")
+        require(v.identities.allSatisfy { !$0.identity.isEmpty } && v.binders.allSatisfy { $0.count >= 32 }, "pre_shared_key: an empty identity or a short binder")
+        guard let encoded = try? v.encoded() else { violated("pre_shared_key: a decoded value does not encode") }
+        canonical(data, encoded, "pre_shared_key")
+        require((try? OfferedPSKs(decoding: encoded)) == v, "pre_shared_key: decode(encode(x)) != x")
+        guard let binders = try? v.encodedBinders() else { violated("pre_shared_key: the binders do not encode") }
+        require(binders.count < data.count && Array(data.suffix(binders.count)) == binders, "pre_shared_key: the binders are not the body's tail")
     }
 
     /// Encodings through public API that exists whether encoders throw or not.

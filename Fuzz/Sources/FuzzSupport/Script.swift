@@ -37,11 +37,18 @@ public struct Pair {
     public var fed: [[[UInt8]]] = [[], []]
     public var recordFeeds = false
 
+    /// A pair for one input: fresh session stores (`PairConfig.forOneInput`), the variant's
+    /// session offered.
     public init(_ config: PairConfig) {
+        self.init(prepared: config.forOneInput())
+    }
+
+    /// A pair with the configuration exactly as given (the resumption setup brings its own stores).
+    init(prepared config: PairConfig) {
         FuzzRandom.reset()
         Tap.reset()
         self.config = config
-        let client = try! TLSConnection.client(configuration: config.client, serverName: config.serverName)
+        let client = try! TLSConnection.client(configuration: config.client, serverName: config.serverName, session: config.session)
         let server = try! TLSConnection.server(configuration: config.server)
         ends = [Endpoint(client, side: .client), Endpoint(server, side: .server)]
         enqueue(ends[0].takeOutput(), to: .server)
@@ -84,6 +91,18 @@ public struct Pair {
         if let a = c.summary, let b = s.summary {
             require(a.version == b.version && a.cipherSuite == b.cipherSuite && a.group == b.group && a.alpnProtocol == b.alpnProtocol,
                     "the two ends completed with different parameters: \(a) vs \(b)")
+            require(a.resumed == b.resumed, "one end resumed and the other did not: client \(a.resumed), server \(b.resumed)")
+            require(a.helloRetryRequest == b.helloRetryRequest,
+                    "the ends disagree on HelloRetryRequest: client \(a.helloRetryRequest), server \(b.helloRetryRequest)")
+        }
+        if let a = c.summary, a.resumed {
+            // Only the offered session can be resumed, and a resumption neither adds nor drops
+            // who the server proved to be on the full handshake.
+            guard let offered = config.session else { violated("the client resumed without offering a session") }
+            // RFC 8446 §4.2.11 lets TLS 1.3 resume under another suite of the same hash.
+            require(a.version == offered.state.version && (a.version == .tls13 || a.cipherSuite == offered.state.cipherSuite),
+                    "resumed \(a.version) \(a.cipherSuite), the session was \(offered.state.version) \(offered.state.cipherSuite)")
+            require(a.peerIdentity == offered.state.peerIdentity, "the resumed connection's peer identity is not the session's")
         }
         for side in [Side.client, .server] {
             let receiver = ends[side.rawValue], sender = ends[side.other.rawValue]
@@ -105,6 +124,14 @@ public struct Pair {
             require(c.failure == nil && s.failure == nil, "an untampered run failed: client \(String(describing: c.failure)), server \(String(describing: s.failure))")
             require(c.isComplete && s.isComplete, "an untampered run did not complete the handshake")
             require(c.receivedData == s.sentData && s.receivedData == c.sentData, "an untampered run lost application data")
+            if config.resumes {
+                require(c.summary?.resumed == true && s.summary?.resumed == true, "an untampered run did not resume the offered session")
+            }
+            if config.clientKeepsSessions, let version = c.summary?.version {
+                // TLS 1.3: one session per NewSessionTicket; TLS 1.2: the session, once.
+                let expected = version == .tls13 ? config.server.tls13TicketCount : 1
+                require(c.issuedSessions.count == expected, "an untampered run issued \(c.issuedSessions.count) sessions, expected \(expected)")
+            }
         }
     }
 }
@@ -114,14 +141,31 @@ public struct Pair {
 /// (mutations) or in either direction (deliveries, API calls). See Fuzz/README.md.
 public enum PairScript {
     public static func run(_ bytes: [UInt8], configs: [PairConfig], victim: Side) {
+        deterministic { runOnce(bytes, configs: configs, victim: victim) }
+    }
+
+    /// With QSSL_FUZZ_DETERMINISM set: runs the input a second time in the same process and
+    /// requires the same bytes and the same ends. State shared across inputs (configurations,
+    /// ticket keys, a session store) would show up here.
+    static func deterministic(_ body: () -> Pair) {
+        let first = body()
+        guard FuzzSetup.checkDeterminism else { return }
+        let second = body()
+        require(first.fed == second.fed, "nondeterministic: the same input fed different bytes the second time")
+        require(zip(first.ends, second.ends).allSatisfy { $0.failure == $1.failure && $0.summary == $1.summary && $0.issuedSessions == $1.issuedSessions },
+                "nondeterministic: the same input ended differently the second time")
+    }
+
+    @discardableResult
+    static func runOnce(_ bytes: [UInt8], configs: [PairConfig], victim: Side) -> Pair {
         var r = InputReader(bytes)
         let head = r.byte()
         let config = configs[Int(head >> 1) % configs.count]
         if head & 1 == 1 {
-            runRaw(config: config, victim: victim, chunk: Int(r.byte()), bytes: r.rest())
-            return
+            return runRawOnce(config: config, victim: victim, chunk: Int(r.byte()), bytes: r.rest())
         }
         var pair = Pair(config)
+        pair.recordFeeds = FuzzSetup.checkDeterminism
         let v = victim.rawValue, peer = victim.other
         var ops = 0, keyUpdates = 0
         while !r.isEmpty, ops < 256 {
@@ -190,20 +234,28 @@ public enum PairScript {
         pair.pump()
         pair.checkOutcome()
         pair.report()
+        return pair
     }
 
     /// A fresh victim (made exactly as in a pair, so recorded flights replay) fed raw bytes,
     /// `chunk` bytes per call (0: all at once).
     public static func runRaw(config: PairConfig, victim: Side, chunk: Int, bytes: [UInt8]) {
+        deterministic { runRawOnce(config: config, victim: victim, chunk: chunk, bytes: bytes) }
+    }
+
+    static func runRawOnce(config: PairConfig, victim: Side, chunk: Int, bytes: [UInt8]) -> Pair {
         var pair = Pair(config)
+        pair.recordFeeds = FuzzSetup.checkDeterminism
         var end = pair.ends[victim.rawValue]
         var i = 0
         repeat {
             let n = chunk == 0 ? bytes.count : chunk
-            _ = end.receive(Array(bytes[i..<min(bytes.count, i + n)]))
+            let out = end.receive(Array(bytes[i..<min(bytes.count, i + n)]))
+            if pair.recordFeeds { pair.fed[victim.other.rawValue].append(out) }   // what the victim answered
             i += n
         } while i < bytes.count
         pair.ends[victim.rawValue] = end
         pair.report()
+        return pair
     }
 }

@@ -6,6 +6,8 @@ import QSSLX509
 
 public enum FuzzSetup {
     public static let verbose = ProcessInfo.processInfo.environment["QSSL_FUZZ_VERBOSE"] != nil
+    /// QSSL_FUZZ_DETERMINISM: every state-machine input runs twice and must behave the same.
+    public static let checkDeterminism = ProcessInfo.processInfo.environment["QSSL_FUZZ_DETERMINISM"] != nil
 
     /// Called from every target's LLVMFuzzerInitialize. With QSSL_FUZZ_MAKE_CORPUS=DIR set, writes
     /// the generated seed corpora under DIR/<Target>/ and exits instead of fuzzing.
@@ -19,7 +21,9 @@ public enum FuzzSetup {
         selfTest()
     }
 
-    /// Every configuration completes an untampered handshake (else the harness itself is wrong).
+    /// Every configuration completes an untampered handshake, and every resumption variant
+    /// resumes (else the harness itself is wrong: fuzzing a variant whose session is refused
+    /// would only ever see full handshakes).
     static func selfTest() {
         for config in FuzzConfigs.tls13 + FuzzConfigs.tls12 {
             var pair = Pair(config)
@@ -27,6 +31,10 @@ public enum FuzzSetup {
             guard pair.ends.allSatisfy(\.isComplete) else {
                 violated("self-test: configuration '\(config.name)' does not complete: \(pair.ends.map { String(describing: $0.failure) })")
             }
+            if config.resumes, !pair.ends.allSatisfy({ $0.summary?.resumed == true }) {
+                violated("self-test: configuration '\(config.name)' does not resume its session")
+            }
+            pair.checkOutcome()
         }
     }
 }
@@ -47,9 +55,12 @@ struct CorpusMaker {
     }
 
     mutating func makeAll() {
-        pairs(FuzzConfigs.tls13, server: "FuzzServer13", client: "FuzzClient13", recordsOffset: 0)
-        pairs(FuzzConfigs.tls12, server: "FuzzServer12", client: "FuzzClient12", recordsOffset: FuzzConfigs.tls13.count)
+        pairs(FuzzConfigs.tls13, server: "FuzzServer13", client: "FuzzClient13")
+        pairs(FuzzConfigs.tls12, server: "FuzzServer12", client: "FuzzClient12")
         x509()
+        sessions()
+        earlyData()
+        ticketExtensions()
     }
 
     /// Scripts for both state-machine targets (see PairScript for the operations); `p` is the
@@ -84,7 +95,7 @@ struct CorpusMaker {
         return all
     }
 
-    mutating func pairs(_ configs: [PairConfig], server: String, client: String, recordsOffset: Int) {
+    mutating func pairs(_ configs: [PairConfig], server: String, client: String) {
         for (i, config) in configs.enumerated() {
             Tap.captureAll = true
             var pair = Pair(config)
@@ -101,14 +112,82 @@ struct CorpusMaker {
             write(server, "raw-\(i)-chunk7", [c | 1, 7] + toServer)
             let tls13 = server.hasSuffix("13")
             for (name, ops) in Self.scripts(peerSends: 0x0E, tls13: tls13) { write(server, "script-\(i)-\(name)", [c] + ops) }
-            for (name, ops) in Self.scripts(peerSends: 0x1E, tls13: tls13) { write(client, "script-\(i)-\(name)", [c] + ops) }
-            let r = UInt8(recordsOffset + i)
-            write("FuzzRecords", "server-\(r)", [r] + toServer)
-            write("FuzzRecords", "client-\(r)", [r | 0x10] + toClient)
-            write("FuzzRecords", "server-\(r)-hello-chunk1", [r | 0x20] + (pair.fed[1].first ?? []))
-            messages(plaintext: pair.fed[1], sealed: Tap.captured[0], tag: "c\(r)")
-            messages(plaintext: pair.fed[0], sealed: Tap.captured[1], tag: "s\(r)")
+            for (name, ops) in Self.scripts(peerSends: 0x1E, tls13: tls13) {
+                // A client's first mutation needs the server's answer queued (op 1 first).
+                let first: [UInt8] = name == "flip-first" || name == "truncate" ? [0x01] : []
+                write(client, "script-\(i)-\(name)", [c] + first + ops)
+            }
+            if config.resumes {
+                for (name, ops) in Self.resumptionScripts(toServer: pair.fed[1], toClient: pair.fed[0], session: config.session!, victim: .server) {
+                    write(server, "script-\(i)-\(name)", [c] + ops)
+                }
+                for (name, ops) in Self.resumptionScripts(toServer: pair.fed[1], toClient: pair.fed[0], session: config.session!, victim: .client) {
+                    write(client, "script-\(i)-\(name)", [c] + ops)
+                }
+            }
+            // FuzzRecords numbers its configurations on its own (FuzzConfigs.records).
+            let tag = "\(tls13 ? "13" : "12")-\(i)"
+            if let r = FuzzConfigs.records.firstIndex(where: { $0.name == config.name }).map(UInt8.init) {
+                write("FuzzRecords", "server-\(r)", [r] + toServer)
+                write("FuzzRecords", "client-\(r)", [r | 0x10] + toClient)
+                write("FuzzRecords", "server-\(r)-hello-chunk1", [r | 0x20] + (pair.fed[1].first ?? []))
+            }
+            messages(plaintext: pair.fed[1], sealed: Tap.captured[0], tag: "c\(tag)")
+            messages(plaintext: pair.fed[0], sealed: Tap.captured[1], tag: "s\(tag)")
+            flights[config.name] = (toServer: pair.fed[1], toClient: pair.fed[0])
+            for session in pair.ends[0].issuedSessions { issued.append(session) }
         }
+    }
+
+    /// Each configuration's recorded flights, record by record (for the early-data seeds).
+    var flights: [String: (toServer: [[UInt8]], toClient: [[UInt8]])] = [:]
+    /// Sessions the recorded pairs were issued (for the FuzzSessions seeds).
+    var issued: [TLSSession] = []
+
+    /// Scripts aimed at the resumption itself, with offsets found in the recorded flights: a
+    /// changed ticket, ticket age or binder on the way to a server; a changed selected identity
+    /// or session ID echo on the way to a client.
+    static func resumptionScripts(toServer: [[UInt8]], toClient: [[UInt8]], session: TLSSession, victim: Side) -> [(String, [UInt8])] {
+        func u16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        func flip(_ offset: Int) -> [UInt8] { [0x03] + u16(offset) + [0x01, 0xF2] }
+        func set(_ offset: Int, _ value: UInt8) -> [UInt8] { [0x04] + u16(offset) + [value, 0xF2] }
+        var all: [(String, [UInt8])] = []
+        if victim == .server, let hello = toServer.first {
+            if let ticket = session.ticket, let at = firstIndex(of: ticket, in: hello) {
+                all.append(("flip-ticket", flip(at + ticket.count / 2)))
+                all.append(("flip-ticket-name", flip(at + 3)))
+                if session.state.version == .tls13 {
+                    all.append(("ticket-age-skew", flip(at + ticket.count)))   // the obfuscated age's top byte
+                }
+            }
+            if !session.sessionID.isEmpty, let at = firstIndex(of: session.sessionID, in: hello) {
+                all.append(("flip-session-id", flip(at + 7)))
+            }
+            if session.state.version == .tls13 {
+                all.append(("flip-binder", flip(hello.count - 5)))
+                // The binder's length byte (the PSK is as long as the binder: one hash).
+                all.append(("binder-length", set(hello.count - session.state.secret.count - 1, UInt8(session.state.secret.count - 16))))
+            }
+        }
+        // Scripts start with the client's first flight queued to the server: a client's
+        // mutations wait for the server's answer (op 1 delivers the hello).
+        if victim == .client, let serverHello = toClient.first {
+            // pre_shared_key (41), 2 bytes: selected_identity 0.
+            if session.state.version == .tls13, let at = firstIndex(of: [0, 41, 0, 2, 0, 0], in: serverHello) {
+                all.append(("selected-identity-1", [0x01] + set(at + 5, 1)))
+                all.append(("selected-identity-256", [0x01] + set(at + 4, 1)))
+            }
+            if session.state.version == .tls12 {
+                all.append(("flip-session-id-echo", [0x01] + flip(5 + 4 + 2 + 32 + 1 + 3)))
+                all.append(("flip-server-random", [0x01] + flip(5 + 4 + 2 + 5)))
+            }
+        }
+        return all
+    }
+
+    static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
+        return (0...(haystack.count - needle.count)).first { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 
     /// Handshake messages of one direction: plaintext handshake records until the first
