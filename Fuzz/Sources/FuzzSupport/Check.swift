@@ -98,6 +98,10 @@ public struct Endpoint {
                 case .sessionIssued(let session):
                     checkIssued(session)
                     issuedSessions.append(session)
+                case .clientAuthenticated:
+                    // Only a server that requested a certificate after the handshake hears this;
+                    // the fuzz configurations never request one.
+                    violated("clientAuthenticated without a post-handshake request")
                 }
             }
             let out = takeOutput()
