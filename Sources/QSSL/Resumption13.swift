@@ -51,10 +51,11 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
     let offered = try decodeExtension { () throws(DecodeError) in try OfferedPSKs(decoding: data) }
 
     let mode: PSKKeyExchangeMode
-    if modes.contains(.pskDHEKE) {
-        mode = .pskDHEKE
-    } else if modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum {
+    let pskKEAllowed = modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum
+    if pskKEAllowed && (config.preferPSKWithoutKeyExchange || !modes.contains(.pskDHEKE)) {
         mode = .pskKE
+    } else if modes.contains(.pskDHEKE) {
+        mode = .pskDHEKE
     } else {
         return nil
     }
