@@ -138,8 +138,9 @@ final class TicketKeyReloader: Sendable {
         do {
             guard try file.reloadIfChanged() else { return }
             lastError.withLock { $0 = nil }
-            let text = "ticket keys reloaded from \(file.path): \(describe(file.keySet.keys))"
-            log(LogLine(text: text, json: jsonLine(["event": "ticket_keys_reloaded", "path": file.path, "keys": file.keySet.keys.count])))
+            let (path, keys) = (file.path, file.keySet.keys)
+            log(LogLine(text: "ticket keys reloaded from \(path): \(describe(keys))",
+                        json: jsonLine(["event": "ticket_keys_reloaded", "path": path, "keys": keys.count])))
         } catch {
             let message = "\(error)"
             let isNew = lastError.withLock { last -> Bool in
@@ -147,8 +148,9 @@ final class TicketKeyReloader: Sendable {
                 return last != message
             }
             guard isNew else { return }
-            log(LogLine(text: "ticket keys: reload failed, keeping the \(file.keySet.keys.count) loaded: \(message)",
-                        json: jsonLine(["event": "ticket_keys_reload_failed", "path": file.path, "error": message])))
+            let (path, kept) = (file.path, file.keySet.keys.count)
+            log(LogLine(text: "ticket keys: reload failed, keeping the \(kept) loaded: \(message)",
+                        json: jsonLine(["event": "ticket_keys_reload_failed", "path": path, "error": message])))
         }
     }
 }
@@ -160,10 +162,18 @@ func jsonLine(_ object: [String: Any]) -> String {
 /// The application behind `qssl serve` and `qssl demo`.
 enum ServeMode { case echo, http }
 
-/// One line of connection log, as text and as JSON.
+/// One line of connection log, as text and as JSON; each is made only when asked for (the JSON
+/// of a handshake costs more CPU than a resumed TLS 1.2 handshake itself).
 struct LogLine {
-    var text: String
-    var json: String
+    private let makeText: () -> String
+    private let makeJSON: () -> String
+    var text: String { makeText() }
+    var json: String { makeJSON() }
+
+    init(text: @autoclosure @escaping () -> String, json: @autoclosure @escaping () -> String) {
+        makeText = text
+        makeJSON = json
+    }
 }
 
 extension NIOQSSLServer {
@@ -195,12 +205,14 @@ final class ApplicationHandler: ChannelInboundHandler {
         if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e {
             summary = s
             let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-            var object = summaryJSON(s, handshakeMilliseconds: 0)
-            object.removeValue(forKey: "handshake_ms")
-            object["peer"] = peer
-            object["event"] = "handshake"
-            let json = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")", json: json))
+            func json() -> String {
+                var object = summaryJSON(s, handshakeMilliseconds: 0)
+                object.removeValue(forKey: "handshake_ms")
+                object["peer"] = peer
+                object["event"] = "handshake"
+                return jsonLine(object)
+            }
+            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")", json: json()))
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -227,10 +239,12 @@ final class ApplicationHandler: ChannelInboundHandler {
         let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         if let e = error as? NIOQSSLError, case .uncleanShutdown = e, summary != nil { return }
         let (alert, direction) = alertText(error)
-        var object: [String: Any] = ["event": "error", "peer": peer, "error": "\(error)"]
-        if let alert { object["alert"] = alert; object["alert_direction"] = direction }
-        let json = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        log(LogLine(text: "\(peer): error: \(error)\(alert.map { " [alert \($0) \(direction ?? "")]" } ?? "")", json: json))
+        func json() -> String {
+            var object: [String: Any] = ["event": "error", "peer": peer, "error": "\(error)"]
+            if let alert { object["alert"] = alert; object["alert_direction"] = direction }
+            return jsonLine(object)
+        }
+        log(LogLine(text: "\(peer): error: \(error)\(alert.map { " [alert \($0) \(direction ?? "")]" } ?? "")", json: json()))
     }
 
     private func containsEndOfHeaders(_ bytes: [UInt8]) -> Bool {
