@@ -159,10 +159,14 @@ struct Demo: AsyncParsableCommand {
                 line += String(repeating: " ", count: 22)
             }
             if seed {
+                func seedText(_ ms: Double) -> String {
+                    let text = String(format: "~%.0f ms", ms)
+                    return "  " + String(repeating: " ", count: max(0, 7 - text.count)) + text
+                }
                 switch row.kind {
-                case .tls12Full: line += String(format: "  ~%3.0f ms", SeedTimings.tls12FullMilliseconds)
-                case .tls13Full: line += String(format: "  ~%3.0f ms", SeedTimings.tls13FullMilliseconds)
-                case .resumed: line += String(format: "  ~%3.0f ms    −%.0f%%", SeedTimings.resumedMilliseconds, SeedTimings.resumptionSaving * 100)
+                case .tls12Full: line += seedText(SeedTimings.tls12FullMilliseconds)
+                case .tls13Full: line += seedText(SeedTimings.tls13FullMilliseconds)
+                case .resumed: line += seedText(SeedTimings.resumedMilliseconds) + String(format: "    −%.0f%%", SeedTimings.resumptionSaving * 100)
                 }
             }
             while line.last == " " { line.removeLast() }
@@ -278,7 +282,9 @@ func printTimeline(client: [HandshakeTraceEntry], server: [HandshakeTraceEntry])
             let arrival = receivedBy[e.message].flatMap { k < $0.count ? $0[k] : nil }
             let arrow = side == "C" ? "Client ────────▶ Server" : "Client ◀──────── Server"
             let name = e.message == "ServerHello" && sent.contains(where: { $0.message == "HelloRetryRequest" }) ? e.message : e.message
-            let arrives = arrival.map { "processed at \(ms($0.instant)) ms" } ?? ""
+            // A TLS 1.3 client does not trace what arrives after its handshake.
+            let arrives = arrival.map { "processed at \(ms($0.instant)) ms" }
+                ?? (e.message == "NewSessionTicket" && side == "S" ? "(after the handshake; kept to resume)" : "")
             rows.append((e.instant, "\(ms(e.instant)) ms  \(arrow)  \(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(String(format: "%6d", e.length)) B   \(arrives)"))
         }
     }
