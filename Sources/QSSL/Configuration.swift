@@ -103,11 +103,6 @@ public struct ServerConfiguration: Sendable {
     /// Accept psk_ke (resumption without a fresh key exchange). Off by default; never under
     /// `requirePostQuantum`.
     public var acceptPSKWithoutKeyExchange = false
-    /// With `acceptPSKWithoutKeyExchange`, choose psk_ke over psk_dhe_ke when a client offers
-    /// both (as OpenSSL's SSL_OP_PREFER_NO_DHE_KEX): resumption then runs no key exchange at all,
-    /// trading forward secrecy and the fresh ML-KEM part for CPU. Off: psk_dhe_ke is chosen
-    /// whenever offered, and psk_ke only from a client that offers nothing else.
-    public var preferPSKWithoutKeyExchange = false
     /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.
     public var ticketAgeToleranceMilliseconds: UInt64 = 10_000
     /// Early data a client sends is never accepted; up to this many bytes of it are skipped

@@ -51,11 +51,10 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
     let offered = try decodeExtension { () throws(DecodeError) in try OfferedPSKs(decoding: data) }
 
     let mode: PSKKeyExchangeMode
-    let pskKEAllowed = modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum
-    if pskKEAllowed && (config.preferPSKWithoutKeyExchange || !modes.contains(.pskDHEKE)) {
-        mode = .pskKE
-    } else if modes.contains(.pskDHEKE) {
+    if modes.contains(.pskDHEKE) {
         mode = .pskDHEKE
+    } else if modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum {
+        mode = .pskKE
     } else {
         return nil
     }
