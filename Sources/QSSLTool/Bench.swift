@@ -155,8 +155,11 @@ struct Bench: ParsableCommand {
         pskKE.offerPSKWithoutKeyExchange = true
         var pskKEServer = server13
         pskKEServer.acceptPSKWithoutKeyExchange = true
-        pskKEServer.preferPSKWithoutKeyExchange = true   // else a client offering both gets psk_dhe_ke
-        _ = try row("TLS 1.3 resumed, psk_ke (no key exchange)", kind: "tls13_psk_ke", client: pskKE, server: pskKEServer, full: full13Rate)
+        // Which mode the server picks when the client offers both depends on the core's policy:
+        // look at the resumed ServerHello (psk_ke carries no key share) rather than assume.
+        let chosePSKKE = try resumedServerHelloLength(client: pskKE, server: pskKEServer) < 200
+        _ = try row(chosePSKKE ? "TLS 1.3 resumed, psk_ke (no key exchange)" : "TLS 1.3 psk_ke offered, psk_dhe_ke chosen",
+                    kind: chosePSKKE ? "tls13_psk_ke" : "tls13_psk_ke_offered_dhe_chosen", client: pskKE, server: pskKEServer, full: full13Rate)
 
         // TLS 1.2, the Q-SSL hybrid suite.
         var server12 = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
@@ -211,6 +214,22 @@ struct Bench: ParsableCommand {
             }
         }
         return Double(count) / (milliseconds(ContinuousClock.now - start) / 1000)
+    }
+
+    /// The size of the ServerHello on a resumption (one full handshake first, for a ticket).
+    private func resumedServerHelloLength(client: ClientConfiguration, server: ServerConfiguration) throws -> Int {
+        _ = try handshake(client: client, server: server)
+        let c = try TLSConnection.client(configuration: client, serverName: "localhost")
+        let s = try TLSConnection.server(configuration: server, recordTrace: true)
+        for _ in 0..<10 {
+            let a = c.takeOutput()
+            if !a.isEmpty { _ = try s.receive(a) }
+            let b = s.takeOutput()
+            if !b.isEmpty { _ = try c.receive(b) }
+            if a.isEmpty && b.isEmpty { break }
+        }
+        guard c.summary?.resumed == true else { throw Failure(message: "bench: the psk_ke probe did not resume", code: 1) }
+        return s.trace.first { $0.direction == .sent && $0.message == "ServerHello" }?.length ?? 0
     }
 
     /// The sessions a full handshake of `client` issues (TLS 1.3 tickets included).
