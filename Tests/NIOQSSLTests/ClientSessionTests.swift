@@ -26,7 +26,7 @@ struct ClientSessionTests {
         #expect(!first.summary.resumed)
         let session = try #require(await first.waitForSession(timeout: .seconds(5)))
         #expect(session.state.version == version)
-        #expect(first.issuedSessions.last == session)
+        #expect(first.issuedSessions.contains(session))   // a second TLS 1.3 ticket may have followed
         await first.close()
         // Saved under the key given, not under the server name.
         #expect(store.sessionCount(for: key) > 0)
