@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import QSSL
+import Synchronization
 
 /// A simple client session over TCP: connect, handshake, exchange bytes, close. For tools and
 /// tests; applications with their own pipelines add `NIOQSSLHandler` directly.
@@ -14,11 +15,17 @@ public final class NIOQSSLClient: @unchecked Sendable {
     public let handshakeDuration: Duration
 
     /// Connects and completes the handshake, or throws the handshake's error.
+    /// - Parameters:
+    ///   - session: a session to offer; by default one is taken from the configuration's session
+    ///     store under `sessionKey`.
+    ///   - sessionKey: the store's key for this server (the server name unless given).
     public static func connect(host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
+                               session: TLSSession? = nil, sessionKey: String? = nil,
                                recordTrace: Bool = false, timeout: TimeAmount = .seconds(10),
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> NIOQSSLClient {
         // Created here so the caller can read its trace; handed to the channel's loop once, below.
-        nonisolated(unsafe) let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, recordTrace: recordTrace)
+        nonisolated(unsafe) let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, session: session,
+                                                             sessionKey: sessionKey, recordTrace: recordTrace)
         let collector = Collector()
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
@@ -78,6 +85,21 @@ public final class NIOQSSLClient: @unchecked Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// The sessions the server issued on this connection so far, oldest first (also saved in the
+    /// configuration's session store, if any). A TLS 1.2 session arrives with the handshake;
+    /// TLS 1.3 tickets arrive after it (NewSessionTicket), so read a little, or
+    /// `waitForSession(timeout:)`, before closing.
+    public var issuedSessions: [TLSSession] { collector.issued.withLock { $0 } }
+
+    /// The newest session issued on this connection; if there is none yet, waits up to `timeout`
+    /// for the first. Nil when none arrived in time or the connection closed first.
+    public func waitForSession(timeout: TimeAmount = .seconds(1)) async -> TLSSession? {
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: TLSSession?.self)
+        loop.execute { self.collector.waitForSession(timeout: timeout, promise: promise, loop: loop) }
+        return (try? await promise.futureResult.get()) ?? nil
+    }
+
     /// Sends close_notify and closes the connection.
     public func close() async {
         try? await channel.close()
@@ -93,12 +115,51 @@ public final class NIOQSSLClient: @unchecked Sendable {
         var received: [UInt8] = []
         var error: Error?
         var isClosed = false
+        /// Written on the loop, read from anywhere.
+        let issued = Mutex<[TLSSession]>([])
         private var waiter: (expected: Int?, promise: EventLoopPromise<[UInt8]>, idle: TimeAmount)?
         private var idleTask: Scheduled<Void>?
+        private var sessionWaiters: [(id: Int, promise: EventLoopPromise<TLSSession?>, timer: Scheduled<Void>)] = []
+        private var nextSessionWaiter = 0
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e { handshake?.succeed(s) }
+            if let e = event as? QSSLUserEvent {
+                switch e {
+                case .handshakeCompleted(let s):
+                    handshake?.succeed(s)
+                case .sessionIssued(let session):
+                    issued.withLock { $0.append(session) }
+                    finishSessionWaiters(with: session)
+                }
+            }
             context.fireUserInboundEventTriggered(event)
+        }
+
+        func waitForSession(timeout: TimeAmount, promise: EventLoopPromise<TLSSession?>, loop: EventLoop) {
+            if let newest = issued.withLock({ $0.last }) {
+                promise.succeed(newest)
+                return
+            }
+            guard !isClosed else {
+                promise.succeed(nil)
+                return
+            }
+            let id = nextSessionWaiter
+            nextSessionWaiter += 1
+            let timer = loop.scheduleTask(in: timeout) {
+                self.sessionWaiters.removeAll { $0.id == id }
+                promise.succeed(nil)
+            }
+            sessionWaiters.append((id, promise, timer))
+        }
+
+        private func finishSessionWaiters(with session: TLSSession?) {
+            let waiters = sessionWaiters
+            sessionWaiters = []
+            for w in waiters {
+                w.timer.cancel()
+                w.promise.succeed(session)
+            }
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
@@ -112,6 +173,7 @@ public final class NIOQSSLClient: @unchecked Sendable {
             isClosed = true
             handshake?.fail(error ?? ChannelError.eof)
             closed?.succeed(())
+            finishSessionWaiters(with: nil)
             check(loop: context.eventLoop)
         }
 

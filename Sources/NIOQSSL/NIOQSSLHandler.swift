@@ -57,8 +57,15 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var removed = false
 
     /// A client handler; the ClientHello goes out when the channel becomes active.
-    public init(client configuration: ClientConfiguration, serverName: String?, recordTrace: Bool = false) throws {
-        connection = try TLSConnection.client(configuration: configuration, serverName: serverName, recordTrace: recordTrace)
+    /// - Parameters:
+    ///   - session: a session to offer (one read from a file, say); by default one is taken from
+    ///     the configuration's session store under `sessionKey`.
+    ///   - sessionKey: where sessions are taken from and saved to in the store (the server name
+    ///     unless given; "host:port" keeps two servers behind one name apart).
+    public init(client configuration: ClientConfiguration, serverName: String?, session: TLSSession? = nil,
+                sessionKey: String? = nil, recordTrace: Bool = false) throws {
+        connection = try TLSConnection.client(configuration: configuration, serverName: serverName, session: session,
+                                              sessionKey: sessionKey, recordTrace: recordTrace)
     }
 
     /// A server handler.

@@ -18,16 +18,28 @@ struct Bench: ParsableCommand {
     @Option(help: "Megabytes to push through the record layer per cipher suite.")
     var megabytes: Int = 256
 
+    @Option(help: "Resumed handshakes per kind (and full handshakes to compare them with).")
+    var resumptions: Int = 1000
+
+    @Flag(help: "Measure only the resumption figures (resumed next to full handshakes, bytes per cached session).")
+    var resumptionOnly = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
         let pki = try DemoPKI()
         var results: [[String: Any]] = []
+        if resumptionOnly {
+            results += try resumptionFigures(pki: pki)
+            if json { printJSON(["results": results]) }
+            return
+        }
         for group in try parseGroups(groups) ?? [] {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
             server.groups = [group]
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.sessionStore = nil   // full handshakes: nothing to resume
             client.versions = [.tls13]
             client.groups = [group]
             client.keyShareGroups = [group]
@@ -45,6 +57,7 @@ struct Bench: ParsableCommand {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
             server.versions = [.tls12]
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.sessionStore = nil
             client.versions = [.tls12]
             _ = try handshake(client: client, server: server)
             let start = ContinuousClock.now
@@ -58,8 +71,9 @@ struct Bench: ParsableCommand {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
             server.cipherSuites = [suite]
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            client.sessionStore = nil
             client.cipherSuites = [suite]
-            var (c, s) = try handshake(client: client, server: server)
+            let (c, s) = try handshake(client: client, server: server)
             let chunk = [UInt8](repeating: 0x5A, count: 1 << 14)
             let total = megabytes << 20
             var moved = 0
@@ -89,6 +103,7 @@ struct Bench: ParsableCommand {
             guard algorithm == .mldsa65ECDSAP384 || algorithm == .ecdsaP384 else { continue }
             let server = ServerConfiguration(provider: .swiftCrypto, certificates: [try chainPKI.serverCertifiedKey])
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
+            client.sessionStore = nil
             client.versions = [.tls13]
             let hsStart = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
@@ -97,12 +112,143 @@ struct Bench: ParsableCommand {
                             "handshakes_per_second": hsRate])
             if !json { print(String(format: "%-20@ %8.1f full handshakes/s with a %@ chain (SecP384r1MLKEM1024, TLS 1.3)", algorithm.rawValue as NSString, hsRate, algorithm.rawValue as NSString)) }
         }
+        results += try resumptionFigures(pki: pki)
         if json { printJSON(["results": results]) }
     }
 
+    /// Resumed handshakes next to the matching full ones, same process, same run: TLS 1.3
+    /// psk_dhe_ke with the hybrid and psk_ke, TLS 1.2 by ticket and by session ID; then what a
+    /// cached session costs.
+    private func resumptionFigures(pki: DemoPKI) throws -> [[String: Any]] {
+        var results: [[String: Any]] = []
+        let n = max(1, resumptions)
+        if !json { print("-- resumption (client + server CPU per handshake, \(n) of each; full handshakes with nothing to resume)") }
+        let hybrid = NamedGroup.secp384r1MLKEM1024
+
+        func row(_ label: String, kind: String, client: ClientConfiguration, server: ServerConfiguration, full fullRate: Double?) throws -> Double {
+            let rate = try measure(client: client, server: server, count: n, resumed: fullRate != nil)
+            var entry: [String: Any] = ["kind": "resumption", "handshake": kind, "handshakes_per_second": rate, "ms_per_handshake_both_sides": 1000 / rate]
+            if let fullRate { entry["speedup_vs_full"] = rate / fullRate }
+            results.append(entry)
+            if !json {
+                let vs = fullRate.map { String(format: "  ×%.1f vs full, −%.0f%% time", rate / $0, (1 - $0 / rate) * 100) } ?? ""
+                print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: " %9.1f handshakes/s  (%.3f ms)", rate, 1000 / rate) + vs)
+            }
+            return rate
+        }
+
+        // TLS 1.3, the hybrid group, ECDSA P-384 certificate.
+        var server13 = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        server13.groups = [hybrid]
+        var client13 = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        client13.versions = [.tls13]
+        client13.groups = [hybrid]
+        client13.keyShareGroups = [hybrid]
+        var full13 = client13
+        full13.sessionStore = nil
+        let full13Rate = try row("TLS 1.3 full, SecP384r1MLKEM1024", kind: "tls13_full", client: full13, server: server13, full: nil)
+        var dhe = client13
+        dhe.sessionStore = InMemoryClientSessionStore()
+        _ = try row("TLS 1.3 resumed, psk_dhe_ke SecP384r1MLKEM1024", kind: "tls13_psk_dhe_ke", client: dhe, server: server13, full: full13Rate)
+        var pskKE = client13
+        pskKE.sessionStore = InMemoryClientSessionStore()
+        pskKE.offerPSKWithoutKeyExchange = true
+        var pskKEServer = server13
+        pskKEServer.acceptPSKWithoutKeyExchange = true
+        // Which mode the server picks when the client offers both depends on the core's policy:
+        // look at the resumed ServerHello (psk_ke carries no key share) rather than assume.
+        let chosePSKKE = try resumedServerHelloLength(client: pskKE, server: pskKEServer) < 200
+        _ = try row(chosePSKKE ? "TLS 1.3 resumed, psk_ke (no key exchange)" : "TLS 1.3 psk_ke offered, psk_dhe_ke chosen",
+                    kind: chosePSKKE ? "tls13_psk_ke" : "tls13_psk_ke_offered_dhe_chosen", client: pskKE, server: pskKEServer, full: full13Rate)
+
+        // TLS 1.2, the Q-SSL hybrid suite.
+        var server12 = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        server12.versions = [.tls12]
+        var client12 = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        client12.versions = [.tls12]
+        var full12 = client12
+        full12.sessionStore = nil
+        let full12Rate = try row("TLS 1.2 full, hybrid suite, ticket issued", kind: "tls12_full", client: full12, server: server12, full: nil)
+        var byTicket = client12
+        byTicket.sessionStore = InMemoryClientSessionStore()
+        _ = try row("TLS 1.2 resumed by ticket", kind: "tls12_ticket", client: byTicket, server: server12, full: full12Rate)
+        var full12NoTicket = full12
+        full12NoTicket.tls12SessionTickets = false
+        let full12IDRate = try row("TLS 1.2 full, hybrid suite, session ID cached", kind: "tls12_full_no_ticket", client: full12NoTicket, server: server12, full: nil)
+        var byID = client12
+        byID.tls12SessionTickets = false
+        byID.sessionStore = InMemoryClientSessionStore()
+        _ = try row("TLS 1.2 resumed by session ID", kind: "tls12_session_id", client: byID, server: server12, full: full12IDRate)
+
+        // What a session costs the server: a session-ID cache entry, or the ticket the client carries.
+        let cache = InMemorySessionCache()
+        var cached = server12
+        cached.sessionCache = cache
+        cached.ticketKeys = nil
+        for _ in 0..<min(n, 500) { _ = try handshake(client: full12NoTicket, server: cached) }
+        var probe12 = client12
+        probe12.sessionStore = InMemoryClientSessionStore()   // without a store, tickets are not kept
+        var probe13 = client13
+        probe13.sessionStore = InMemoryClientSessionStore()
+        let tickets12 = try issuedSessions(client: TLSConnection.client(configuration: probe12, serverName: "localhost"), server: server12)
+            .compactMap { $0.ticket?.count }
+        let tickets13 = try issuedSessions(client: TLSConnection.client(configuration: probe13, serverName: "localhost"), server: server13)
+            .compactMap { $0.ticket?.count }
+        results.append(["kind": "session_cost", "cached_sessions": cache.count, "bytes_per_cached_session": cache.averageBytesPerEntry,
+                        "tls12_ticket_bytes": tickets12.first ?? 0, "tls13_ticket_bytes": tickets13.first ?? 0])
+        if !json {
+            print(String(format: "session-ID cache: %d sessions, %.1f bytes each (encoded state + ID; table overhead not counted); "
+                         + "tickets: TLS 1.2 %d B, TLS 1.3 %d B", cache.count, cache.averageBytesPerEntry, tickets12.first ?? 0, tickets13.first ?? 0))
+        }
+        return results
+    }
+
+    /// `count` handshakes per second (one warm-up first); each must resume, or not, as expected.
+    private func measure(client: ClientConfiguration, server: ServerConfiguration, count: Int, resumed: Bool) throws -> Double {
+        _ = try handshake(client: client, server: server)   // warm-up, and the first session
+        let start = ContinuousClock.now
+        for _ in 0..<count {
+            let (c, _) = try handshake(client: client, server: server)
+            guard c.summary?.resumed == resumed else {
+                throw Failure(message: "bench: a handshake that should \(resumed ? "" : "not ")resume did\(resumed ? " not" : "")", code: 1)
+            }
+        }
+        return Double(count) / (milliseconds(ContinuousClock.now - start) / 1000)
+    }
+
+    /// The size of the ServerHello on a resumption (one full handshake first, for a ticket).
+    private func resumedServerHelloLength(client: ClientConfiguration, server: ServerConfiguration) throws -> Int {
+        _ = try handshake(client: client, server: server)
+        let c = try TLSConnection.client(configuration: client, serverName: "localhost")
+        let s = try TLSConnection.server(configuration: server, recordTrace: true)
+        for _ in 0..<10 {
+            let a = c.takeOutput()
+            if !a.isEmpty { _ = try s.receive(a) }
+            let b = s.takeOutput()
+            if !b.isEmpty { _ = try c.receive(b) }
+            if a.isEmpty && b.isEmpty { break }
+        }
+        guard c.summary?.resumed == true else { throw Failure(message: "bench: the psk_ke probe did not resume", code: 1) }
+        return s.trace.first { $0.direction == .sent && $0.message == "ServerHello" }?.length ?? 0
+    }
+
+    /// The sessions a full handshake of `client` issues (TLS 1.3 tickets included).
+    private func issuedSessions(client c: TLSConnection, server: ServerConfiguration) throws -> [TLSSession] {
+        let s = try TLSConnection.server(configuration: server)
+        var sessions: [TLSSession] = []
+        for _ in 0..<10 {
+            let a = c.takeOutput()
+            if !a.isEmpty { _ = try s.receive(a) }
+            let b = s.takeOutput()
+            if !b.isEmpty { for case .sessionIssued(let session) in try c.receive(b) { sessions.append(session) } }
+            if a.isEmpty && b.isEmpty { break }
+        }
+        return sessions
+    }
+
     private func handshake(client: ClientConfiguration, server: ServerConfiguration) throws -> (TLSConnection, TLSConnection) {
-        var c = try TLSConnection.client(configuration: client, serverName: "localhost")
-        var s = try TLSConnection.server(configuration: server)
+        let c = try TLSConnection.client(configuration: client, serverName: "localhost")
+        let s = try TLSConnection.server(configuration: server)
         while !(c.isHandshakeComplete && s.isHandshakeComplete) {
             let a = c.takeOutput()
             if !a.isEmpty { _ = try s.receive(a) }
@@ -110,6 +256,9 @@ struct Bench: ParsableCommand {
             if !b.isEmpty { _ = try c.receive(b) }
             if a.isEmpty && b.isEmpty { throw Failure(message: "handshake stalled", code: 1) }
         }
+        // TLS 1.3 tickets follow the handshake: the client keeps them for the next one.
+        let tickets = s.takeOutput()
+        if !tickets.isEmpty { _ = try c.receive(tickets) }
         return (c, s)
     }
 }

@@ -80,6 +80,14 @@ func printJSON(_ object: [String: Any]) {
     }
 }
 
+/// One JSON object on one line (a stream of objects, one per connection).
+func printJSONLine(_ object: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+        fflush(nil)
+    }
+}
+
 func summaryJSON(_ s: HandshakeSummary, handshakeMilliseconds: Double) -> [String: Any] {
     [
         "version": s.version.description,

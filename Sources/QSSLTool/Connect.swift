@@ -45,8 +45,29 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "Seconds to wait for data after sending.")
     var wait: Double = 2
 
-    @Flag(help: "Print JSON instead of text.")
+    @Flag(help: "Print JSON instead of text (with --reconnect, one object per connection, one per line).")
     var json = false
+
+    @Option(help: ArgumentHelp("After the first connection, connect N more times, resuming the session the previous connections received; reports whether each resumed.",
+                               valueName: "N"))
+    var reconnect: Int = 0
+
+    @Option(help: ArgumentHelp("Write the newest session the server issued to FILE (mode 0600; it holds the session's secret).", valueName: "FILE"))
+    var sessionOut: String?
+
+    @Option(help: ArgumentHelp("Offer the session saved in FILE by --session-out on the first connection.", valueName: "FILE"))
+    var sessionIn: String?
+
+    @Option(help: ArgumentHelp("Seconds to wait after the handshake for a session ticket when one is needed (TLS 1.3 tickets follow the handshake).", valueName: "SECONDS"))
+    var ticketWait: Double = 1
+
+    @Flag(help: "Do not ask TLS 1.2 servers for session tickets (RFC 5077): sessions resume by session ID.")
+    var noTickets = false
+
+    func validate() throws {
+        guard reconnect >= 0 else { throw ValidationError("--reconnect must be 0 or more") }
+        guard ticketWait >= 0, ticketWait <= 60 else { throw ValidationError("--ticket-wait must be 0 to 60 seconds") }
+    }
 
     func run() async throws {
         let versions = try parseTLSVersions(tlsVersions)
@@ -68,48 +89,107 @@ struct Connect: AsyncParsableCommand {
         config.versions = versions
         if let alpn { config.alpnProtocols = alpn.split(separator: ",").map(String.init) }
 
-        let client: NIOQSSLClient
-        do {
-            client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName ?? host)
-        } catch {
-            report(failure: error)
-            throw ExitCode(isVerificationFailure(error) ? 2 : 1)
-        }
-        var received: [UInt8] = []
-        if let send {
-            try await client.send(Array(send.replacingOccurrences(of: "\\n", with: "\n").utf8))
-            do {
-                received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
-            } catch let incomplete as NIOQSSLClient.IncompleteRead {
-                // Possibly truncated by an attacker: say so and fail, whatever arrived.
-                report(failure: incomplete.underlying, what: "connection failed")
-                FileHandle.standardError.write(Data("qssl: \(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated\n".utf8))
-                await client.close()
-                throw ExitCode(1)
+        config.tls12SessionTickets = !noTickets
+        let serverName = self.serverName ?? host
+        // Sessions are kept per server address: two servers behind one name (or on one host)
+        // never receive each other's tickets.
+        let sessionKey = "\(host):\(port)"
+        config.sessionStore = InMemoryClientSessionStore(maxSessionsPerKey: 8)
+        var offered: TLSSession?
+        if let sessionIn {
+            let session = try SessionFile.read(sessionIn, now: config.clock.nowMilliseconds())
+            if let why = SessionFile.mismatch(session, serverName: serverName, versions: versions, requirePostQuantum: pqRequired) {
+                FileHandle.standardError.write(Data("qssl: warning: the session in \(sessionIn) will not be offered: \(why)\n".utf8))
             }
+            offered = session
         }
-        await client.close()
-        let ms = milliseconds(client.handshakeDuration)
-        if json {
-            var object = summaryJSON(client.summary, handshakeMilliseconds: ms)
-            object["received"] = String(decoding: received, as: UTF8.self)
-            printJSON(object)
-        } else {
-            print("Connected to \(address)")
-            summaryLines(client.summary, handshakeMilliseconds: ms).forEach { print($0) }
-            if !received.isEmpty {
-                print("--- received \(received.count) bytes ---")
-                print(String(decoding: received, as: UTF8.self))
+
+        var newest: TLSSession?
+        let needsSession = reconnect > 0 || sessionOut != nil
+        for index in 0...reconnect {
+            let client: NIOQSSLClient
+            do {
+                client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
+                                                         session: index == 0 ? offered : nil, sessionKey: sessionKey)
+            } catch {
+                report(failure: error, connection: reconnect > 0 ? index + 1 : nil)
+                throw ExitCode(isVerificationFailure(error) ? 2 : 1)
+            }
+            var received: [UInt8] = []
+            if let send {
+                try await client.send(Array(send.replacingOccurrences(of: "\\n", with: "\n").utf8))
+                do {
+                    received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
+                } catch let incomplete as NIOQSSLClient.IncompleteRead {
+                    // Possibly truncated by an attacker: say so and fail, whatever arrived.
+                    report(failure: incomplete.underlying, what: "connection failed", connection: reconnect > 0 ? index + 1 : nil)
+                    FileHandle.standardError.write(Data("qssl: \(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated\n".utf8))
+                    await client.close()
+                    throw ExitCode(1)
+                }
+            }
+            // TLS 1.3 tickets arrive after the handshake: read a moment longer when a session is
+            // wanted (a TLS 1.2 session came with the handshake, and this returns at once).
+            if needsSession { _ = await client.waitForSession(timeout: .milliseconds(Int64(ticketWait * 1000))) }
+            await client.close()
+            if let latest = client.issuedSessions.last { newest = latest }
+            printResult(client, received: received, index: index)
+        }
+
+        if let sessionOut {
+            guard let newest else {
+                throw Failure(message: "the server issued no session\(reconnect > 0 ? " on any connection" : "") "
+                    + "(within --ticket-wait \(ticketWait) s after the handshake); \(sessionOut) not written", code: 1)
+            }
+            try SessionFile.write(newest, to: sessionOut)
+            if !json {
+                let kind = newest.state.version == .tls13 ? "TLS 1.3 ticket" : (newest.ticket?.isEmpty == false ? "TLS 1.2 ticket" : "TLS 1.2 session ID")
+                print("Session:           \(kind) saved to \(sessionOut) (valid until \(SessionFile.isoDate(newest.state.createdAt &+ UInt64(newest.state.lifetimeSeconds) * 1000)))")
             }
         }
     }
 
-    private func report(failure error: Error, what: String = "handshake failed") {
+    /// The first connection in full, as without --reconnect; each reconnection in one line.
+    private func printResult(_ client: NIOQSSLClient, received: [UInt8], index: Int) {
+        let ms = milliseconds(client.handshakeDuration)
+        if json {
+            var object = summaryJSON(client.summary, handshakeMilliseconds: ms)
+            object["received"] = String(decoding: received, as: UTF8.self)
+            if reconnect > 0 {
+                object["connection"] = index + 1
+                printJSONLine(object)
+            } else {
+                printJSON(object)
+            }
+            return
+        }
+        let s = client.summary
+        if index == 0 {
+            print("Connected to \(address)")
+            summaryLines(s, handshakeMilliseconds: ms).forEach { print($0) }
+        } else {
+            print(String(format: "Reconnect %d/%d:       %@ — %@ %@ %@, handshake %.2f ms", index, reconnect,
+                         s.resumed ? "resumed" : "not resumed (full handshake)", s.version.description, s.cipherSuite.description,
+                         s.group.description, ms))
+        }
+        if !received.isEmpty {
+            print("--- received \(received.count) bytes ---")
+            print(String(decoding: received, as: UTF8.self))
+        }
+    }
+
+    private func report(failure error: Error, what: String = "handshake failed", connection: Int? = nil) {
         let (alert, direction) = alertText(error)
         if json {
-            printJSON(["error": "\(error)", "alert": alert ?? NSNull(), "alert_direction": direction ?? NSNull()])
+            var object: [String: Any] = ["error": "\(error)", "alert": alert ?? NSNull(), "alert_direction": direction ?? NSNull()]
+            if let connection {
+                object["connection"] = connection
+                printJSONLine(object)
+            } else {
+                printJSON(object)
+            }
         } else {
-            var line = "\(what): \(error)"
+            var line = "\(connection.map { "connection \($0): " } ?? "")\(what): \(error)"
             if let alert, let direction { line += " [alert \(alert) \(direction)]" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

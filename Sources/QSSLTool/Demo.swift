@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import NIOQSSL
 import QSSL
 import QSSLSwiftCrypto
@@ -24,6 +25,18 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Versions to show, in order: 1.3, 1.2 or both.")
     var tlsVersions: String = "1.3,1.2"
 
+    @Option(help: ArgumentHelp("Put a relay inside the demo between client and server that delays every chunk by MS milliseconds each way "
+                               + "(round trip 2×MS), and compare the measured times with the seed's table (§1.2).", valueName: "MS"))
+    var latency: Double?
+
+    @Option(help: ArgumentHelp("Handshakes of each kind timed for the summary table (the median is shown).", valueName: "N"))
+    var rounds: Int = 5
+
+    func validate() throws {
+        if let latency, !(0...2000).contains(latency) { throw ValidationError("--latency must be 0 to 2000 ms") }
+        guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be 1 to 100") }
+    }
+
     func run() async throws {
         guard let group = NamedGroup(name: group) else { throw ValidationError("unknown group \(self.group)") }
         let versions = try tlsVersions.split(separator: ",").map { v -> ProtocolVersion in
@@ -36,76 +49,265 @@ struct Demo: AsyncParsableCommand {
         guard let algorithm = PKIBuilder.Algorithm(rawValue: certificateAlgorithm) else { throw ValidationError("unknown --alg \(certificateAlgorithm)") }
         print("Q-SSL demo: building an in-memory PKI (\(algorithm.rawValue) root CA and server certificate for localhost)…")
         let pki = try DemoPKI(algorithm: algorithm)
-        for version in versions {
-            try await show(version: version, group: group, pki: pki)
+        if let latency {
+            print(String(format: "Link: a relay inside the demo delays every chunk by %g ms each way (round trip %g ms).", latency, 2 * latency))
         }
+        var rows: [TimingRow] = []
+        for version in versions {
+            rows += try await show(version: version, group: group, pki: pki)
+        }
+        printTimingTable(rows)
     }
 
-    private func show(version: ProtocolVersion, group: NamedGroup, pki: DemoPKI) async throws {
+    /// One server for a version: its full handshake and its resumptions, traced; then each kind
+    /// timed `rounds` times for the table.
+    private func show(version: ProtocolVersion, group: NamedGroup, pki: DemoPKI) async throws -> [TimingRow] {
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
         serverConfig.groups = Defaults.groups + (Defaults.groups.contains(group) ? [] : [group])
         let serverHandlers = HandlerBox()
         let server = try await NIOQSSLServer.start(
             host: "127.0.0.1", port: 0, configuration: serverConfig, mode: .echo, recordTrace: true,
             onHandler: { h in serverHandlers.append(h) }, log: { _ in })
-        let port = server.port
+        var relay: DelayRelay?
+        if let latency { relay = try await DelayRelay.start(targetPort: server.port, delay: .nanoseconds(Int64(latency * 1e6))) }
+        let link = DemoLink(port: relay?.port ?? server.port, serverPort: server.port, serverHandlers: serverHandlers,
+                            ticketWait: .milliseconds(1000 + Int64(4 * (latency ?? 0))))
 
-        var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-        clientConfig.versions = [version]
-        clientConfig.groups = [group] + Defaults.groups.filter { $0 != group }
-        clientConfig.keyShareGroups = helloRetry ? [.x25519] : [group]
-        if helloRetry { clientConfig.groups = clientConfig.groups.filter { $0 != .x25519 } + [.x25519] }
+        // Full handshakes keep no sessions; resumptions share a store, as one application would.
+        var full = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        full.versions = [version]
+        full.groups = [group] + Defaults.groups.filter { $0 != group }
+        full.keyShareGroups = helloRetry ? [.x25519] : [group]
+        if helloRetry { full.groups = full.groups.filter { $0 != .x25519 } + [.x25519] }
+        full.sessionStore = nil
+        var resuming = full
+        resuming.sessionStore = InMemoryClientSessionStore(maxSessionsPerKey: 8)
 
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: clientConfig,
-                                                     serverName: "localhost", recordTrace: true)
-        let message = Array("Hello, post-quantum world!".utf8)
-        try await client.send(message)
-        let echoed = try await client.read(expectedBytes: message.count)
-        await client.close()
-        let serverTrace = try await server.channel.eventLoop.submit { serverHandlers.first?.trace ?? [] }.get()
-        try await server.close()
+        // One untimed handshake first, so that one-time costs (code paths, caches) do not land on the traced one.
+        _ = try await link.exchange(full, trace: false)
 
+        let traced = try await link.exchange(resuming, trace: true)
         print("")
         if version == .tls13 {
-            print("TLS 1.3 full handshake (1-RTT), as in the seed's diagram 2.1 — server on 127.0.0.1:\(port)")
+            print("TLS 1.3 full handshake (1-RTT), as in the seed's diagram 2.1 — server on 127.0.0.1:\(server.port)")
         } else {
-            print("TLS 1.2 full handshake (2-RTT) with the Q-SSL hybrid suite, as in the seed's diagram 1.1 — server on 127.0.0.1:\(port)")
+            print("TLS 1.2 full handshake (2-RTT) with the Q-SSL hybrid suite, as in the seed's diagram 1.1 — server on 127.0.0.1:\(server.port)")
         }
-        printTimeline(client: client.handler.trace, server: serverTrace)
-        print("")
-        summaryLines(client.summary, handshakeMilliseconds: milliseconds(client.handshakeDuration)).forEach { print($0) }
-        print("Application data: sent \(message.count) bytes, echoed back \(echoed.count) bytes: \"\(String(decoding: echoed, as: UTF8.self))\"")
-        guard echoed == message else { throw Failure(message: "echo mismatch", code: 1) }
+        traced.print(fullMilliseconds: nil)
+
+        var rows: [TimingRow] = []
+        if version == .tls13 {
+            let resumed = try await link.exchange(resuming, trace: true)
+            print("")
+            print("TLS 1.3 resumption with a ticket from the handshake above (PSK with psk_dhe_ke: a fresh \(resumed.client.summary.group) key exchange, "
+                + "no Certificate or CertificateVerify), as in the seed's §4")
+            resumed.print(fullMilliseconds: traced.milliseconds)
+            let fullTimes = try await link.time(full, rounds: rounds)
+            let resumedTimes = try await link.time(resuming, rounds: rounds, expectResumed: true)
+            rows.append(TimingRow(label: helloRetry ? "TLS 1.3 full (HelloRetryRequest, 2-RTT)" : "TLS 1.3 full (1-RTT)", kind: .tls13Full, milliseconds: fullTimes, fullMilliseconds: nil))
+            rows.append(TimingRow(label: "TLS 1.3 resumed, PSK psk_dhe_ke", kind: .resumed, milliseconds: resumedTimes, fullMilliseconds: fullTimes))
+        } else {
+            let byTicket = try await link.exchange(resuming, trace: true)
+            print("")
+            print("TLS 1.2 resumption by session ticket (RFC 5077; abbreviated handshake, server Finished first), as in the seed's §4")
+            byTicket.print(fullMilliseconds: traced.milliseconds)
+
+            var byIDConfig = resuming
+            byIDConfig.tls12SessionTickets = false
+            byIDConfig.sessionStore = InMemoryClientSessionStore()
+            var fullWithoutTicket = full
+            fullWithoutTicket.tls12SessionTickets = false
+            let idFull = try await link.exchange(byIDConfig, trace: false)
+            let byID = try await link.exchange(byIDConfig, trace: true)
+            print("")
+            print(String(format: "TLS 1.2 resumption by session ID (server cache; abbreviated handshake), as in the seed's §3 — after a full handshake without a ticket (%.2f ms)",
+                         idFull.milliseconds))
+            byID.print(fullMilliseconds: idFull.milliseconds)
+
+            let fullTimes = try await link.time(full, rounds: rounds)
+            let ticketTimes = try await link.time(resuming, rounds: rounds, expectResumed: true)
+            let idFullTimes = try await link.time(fullWithoutTicket, rounds: rounds)
+            let idTimes = try await link.time(byIDConfig, rounds: rounds, expectResumed: true)
+            rows.append(TimingRow(label: "TLS 1.2 full (2-RTT)", kind: .tls12Full, milliseconds: fullTimes, fullMilliseconds: nil))
+            rows.append(TimingRow(label: "TLS 1.2 resumed, session ticket", kind: .resumed, milliseconds: ticketTimes, fullMilliseconds: fullTimes))
+            rows.append(TimingRow(label: "TLS 1.2 full, no ticket", kind: .tls12Full, milliseconds: idFullTimes, fullMilliseconds: nil))
+            rows.append(TimingRow(label: "TLS 1.2 resumed, session ID", kind: .resumed, milliseconds: idTimes, fullMilliseconds: idFullTimes))
+        }
+        await relay?.close()
+        try await server.close()
+        return rows
     }
 
-    /// Prints each message once, at the time it was sent, with the time it arrived at the other side.
-    private func printTimeline(client: [HandshakeTraceEntry], server: [HandshakeTraceEntry]) {
-        guard let origin = (client + server).map(\.instant).min() else { return }
-        func ms(_ i: ContinuousClock.Instant) -> String { String(format: "%8.3f", milliseconds(i - origin)) }
-        var rows: [(ContinuousClock.Instant, String)] = []
-        for (side, sent, other) in [("C", client, server), ("S", server, client)] {
-            var receivedBy: [String: [HandshakeTraceEntry]] = [:]
-            for e in other where e.direction == .received { receivedBy[e.message, default: []].append(e) }
-            var used: [String: Int] = [:]
-            for e in sent where e.direction == .sent {
-                let k = used[e.message, default: 0]
-                used[e.message] = k + 1
-                let arrival = receivedBy[e.message].flatMap { k < $0.count ? $0[k] : nil }
-                let arrow = side == "C" ? "Client ────────▶ Server" : "Client ◀──────── Server"
-                let name = e.message == "ServerHello" && sent.contains(where: { $0.message == "HelloRetryRequest" }) ? e.message : e.message
-                let arrives = arrival.map { "processed at \(ms($0.instant)) ms" } ?? ""
-                rows.append((e.instant, "\(ms(e.instant)) ms  \(arrow)  \(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(String(format: "%6d", e.length)) B   \(arrives)"))
+    /// The medians, with the seed's figures beside them when a latency was set.
+    private func printTimingTable(_ rows: [TimingRow]) {
+        guard !rows.isEmpty else { return }
+        print("")
+        let link = latency.map { String(format: "%g ms each way through the relay (RTT %g ms)", $0, 2 * $0) } ?? "loopback, no added latency"
+        print("Handshake times, median of \(rounds) each (client: from the TCP connection to the handshake's completion; \(link)):")
+        let seed = latency != nil
+        var header = "  " + "handshake".padding(toLength: 40, withPad: " ", startingAt: 0) + "   measured  saved vs full     "
+        if seed { header += "   seed    seed saved" }
+        while header.last == " " { header.removeLast() }
+        print(header)
+        for row in rows {
+            let m = median(row.milliseconds)
+            var line = "  " + row.label.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: " %8.2f ms", m)
+            if let full = row.fullMilliseconds.map(median) {
+                let saved = String(format: "%.2f ms (%@%.0f%%)", full - m, full >= m ? "−" : "+", abs(full - m) / full * 100)
+                line += "  " + saved.padding(toLength: 20, withPad: " ", startingAt: 0)
+            } else {
+                line += String(repeating: " ", count: 22)
             }
+            if seed {
+                func seedText(_ ms: Double) -> String {
+                    let text = String(format: "~%.0f ms", ms)
+                    return "  " + String(repeating: " ", count: max(0, 7 - text.count)) + text
+                }
+                switch row.kind {
+                case .tls12Full: line += seedText(SeedTimings.tls12FullMilliseconds)
+                case .tls13Full: line += seedText(SeedTimings.tls13FullMilliseconds)
+                case .resumed: line += seedText(SeedTimings.resumedMilliseconds) + String(format: "    −%.0f%%", SeedTimings.resumptionSaving * 100)
+                }
+            }
+            while line.last == " " { line.removeLast() }
+            print(line)
         }
-        print("     time     direction                  message                 size")
-        for (_, line) in rows.sorted(by: { $0.0 < $1.0 }) { print(line) }
+        if seed {
+            print("  Seed: Q-SSL-sequence-diagrams §1.2 (TLS 1.2 ~93 ms: ~43 ms network + ~50 ms HSM-backed PQC), §2.1 (TLS 1.3 ~70 ms),")
+            print("  §3–4 and the summary (resumed ~15 ms, −80%): design figures, not measurements. A resumed handshake still takes one")
+            print("  round trip (TLS 1.3 PSK and the TLS 1.2 abbreviated handshake alike), a full TLS 1.2 one two: the larger the RTT")
+            print("  against the CPU time, the smaller the share resumption can save.")
+        }
     }
 }
 
-/// Server handlers created on event loops, read back on the same loop once the exchange is over.
+/// The seed's timing table (Q-SSL-sequence-diagrams.md §1.2, §2.1, §3–4 and its summary), for
+/// `qssl demo --latency`: figures from the design document, not measurements.
+enum SeedTimings {
+    /// TLS 1.2 full handshake with the hybrid: ~43 ms of network plus ~50 ms of PQC work.
+    static let tls12FullMilliseconds = 93.0
+    /// TLS 1.3 full handshake, 1-RTT.
+    static let tls13FullMilliseconds = 70.0
+    /// A resumed handshake, by session ID or ticket.
+    static let resumedMilliseconds = 15.0
+    /// "Session resumption cuts handshake time by 80%".
+    static let resumptionSaving = 0.80
+}
+
+/// One line of the demo's timing table.
+struct TimingRow {
+    enum Kind { case tls12Full, tls13Full, resumed }
+    var label: String
+    var kind: Kind
+    var milliseconds: [Double]
+    /// The matching full handshake's times, for a resumption.
+    var fullMilliseconds: [Double]?
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// The demo's client side of one server (directly or through the relay).
+struct DemoLink {
+    let port: Int
+    let serverPort: Int
+    let serverHandlers: HandlerBox
+    let ticketWait: TimeAmount
+    static let message = Array("Hello, post-quantum world!".utf8)
+
+    /// One connection: handshake, a message echoed, the session tickets read, closed.
+    func exchange(_ config: ClientConfiguration, trace: Bool) async throws -> DemoExchange {
+        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
+                                                     sessionKey: "127.0.0.1:\(serverPort)", recordTrace: trace)
+        try await client.send(Self.message)
+        let echoed = try await client.read(expectedBytes: Self.message.count, idleTimeout: .seconds(5))
+        if config.sessionStore != nil { _ = await client.waitForSession(timeout: ticketWait) }
+        await client.close()
+        guard echoed == Self.message else { throw Failure(message: "echo mismatch", code: 1) }
+        let serverTrace = trace ? try await serverHandlers.lastTrace() : []
+        return DemoExchange(client: client, serverTrace: serverTrace, echoed: echoed)
+    }
+
+    /// Handshake times of `rounds` connections (no data, but the tickets read when resuming).
+    func time(_ config: ClientConfiguration, rounds: Int, expectResumed: Bool = false) async throws -> [Double] {
+        var times: [Double] = []
+        for _ in 0..<rounds {
+            let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
+                                                         sessionKey: "127.0.0.1:\(serverPort)")
+            if config.sessionStore != nil { _ = await client.waitForSession(timeout: ticketWait) }
+            await client.close()
+            if client.summary.resumed != expectResumed {
+                throw Failure(message: "a \(expectResumed ? "resumption" : "full handshake") was \(client.summary.resumed ? "resumed" : "not resumed")", code: 1)
+            }
+            times.append(milliseconds(client.handshakeDuration))
+        }
+        return times
+    }
+}
+
+struct DemoExchange {
+    let client: NIOQSSLClient
+    let serverTrace: [HandshakeTraceEntry]
+    let echoed: [UInt8]
+    var milliseconds: Double { QSSLTool.milliseconds(client.handshakeDuration) }
+
+    func print(fullMilliseconds: Double?) {
+        printTimeline(client: client.handler.trace, server: serverTrace)
+        Swift.print("")
+        summaryLines(client.summary, handshakeMilliseconds: milliseconds).forEach { Swift.print($0) }
+        if let full = fullMilliseconds {
+            let saved = full - milliseconds
+            Swift.print(String(format: "Time saved:        %.2f ms against the full handshake above (%.2f ms): %@%.0f%%",
+                               saved, full, saved >= 0 ? "−" : "+", abs(saved) / full * 100))
+        }
+        Swift.print("Application data: sent \(DemoLink.message.count) bytes, echoed back \(echoed.count) bytes: \"\(String(decoding: echoed, as: UTF8.self))\"")
+    }
+}
+
+/// Prints each message once, at the time it was sent, with the time it arrived at the other side.
+func printTimeline(client: [HandshakeTraceEntry], server: [HandshakeTraceEntry]) {
+    guard let origin = (client + server).map(\.instant).min() else { return }
+    func ms(_ i: ContinuousClock.Instant) -> String { String(format: "%8.3f", milliseconds(i - origin)) }
+    var rows: [(ContinuousClock.Instant, String)] = []
+    for (side, sent, other) in [("C", client, server), ("S", server, client)] {
+        var receivedBy: [String: [HandshakeTraceEntry]] = [:]
+        for e in other where e.direction == .received { receivedBy[e.message, default: []].append(e) }
+        var used: [String: Int] = [:]
+        for e in sent where e.direction == .sent {
+            let k = used[e.message, default: 0]
+            used[e.message] = k + 1
+            let arrival = receivedBy[e.message].flatMap { k < $0.count ? $0[k] : nil }
+            let arrow = side == "C" ? "Client ────────▶ Server" : "Client ◀──────── Server"
+            let name = e.message == "ServerHello" && sent.contains(where: { $0.message == "HelloRetryRequest" }) ? e.message : e.message
+            // A TLS 1.3 client does not trace what arrives after its handshake.
+            let arrives = arrival.map { "processed at \(ms($0.instant)) ms" }
+                ?? (e.message == "NewSessionTicket" && side == "S" ? "(after the handshake; kept to resume)" : "")
+            rows.append((e.instant, "\(ms(e.instant)) ms  \(arrow)  \(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(String(format: "%6d", e.length)) B   \(arrives)"))
+        }
+    }
+    print("     time     direction                  message                 size")
+    for (_, line) in rows.sorted(by: { $0.0 < $1.0 }) { print(line) }
+}
+
+/// Server handlers created on event loops, read back on their loop once the exchange is over.
 final class HandlerBox: @unchecked Sendable {
     private let lock = NIOLock()
-    private var handlers: [NIOQSSLHandler] = []
-    func append(_ h: NIOQSSLHandler) { lock.withLock { handlers.append(h) } }
-    var first: NIOQSSLHandler? { lock.withLock { handlers.first } }
+    private var handlers: [(handler: NIOQSSLHandler, loop: EventLoop?)] = []
+
+    /// Called on the connection's event loop.
+    func append(_ h: NIOQSSLHandler) {
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        lock.withLock { handlers.append((h, loop)) }
+    }
+
+    /// The newest connection's server trace.
+    func lastTrace() async throws -> [HandshakeTraceEntry] {
+        guard let last = lock.withLock({ handlers.last }) else { return [] }
+        nonisolated(unsafe) let handler = last.handler
+        guard let loop = last.loop else { return handler.trace }
+        return try await loop.submit { handler.trace }.get()
+    }
 }

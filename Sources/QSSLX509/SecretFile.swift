@@ -20,11 +20,15 @@ extension CertificateFiles {
         try writeSecretFile(Array(pem.utf8), toPath: path)
     }
 
+    /// Writes a secret (a private key, ticket keys, a saved TLS session) readable by its owner
+    /// only, complete or not at all.
+    ///
     /// Creates a temporary file next to `path` with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600,
     /// writes every byte (short writes and EINTR handled), fsyncs it and renames it over `path`.
     /// A symbolic link (or anything but a regular file) at `path` is refused, never followed.
     /// `created` sees the temporary file's path right after its creation (for tests).
-    static func writeSecretFile(_ bytes: [UInt8], toPath path: String, created: (String) throws -> Void = { _ in }) throws {
+    /// - Throws: `WriteError` saying what failed; nothing is left at `path` but the old file.
+    public static func writeSecretFile(_ bytes: [UInt8], toPath path: String, created: (String) throws -> Void = { _ in }) throws {
         func failure(_ what: String, _ code: Int32 = errno) -> WriteError {
             WriteError(path: path, reason: "\(what): \(String(cString: strerror(code)))")
         }

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import QSSL
+import QSSLWire
+import QSSLX509
+
+/// A session saved by `qssl connect --session-out` and read back by `--session-in`: the bytes of
+/// `TLSSession.encoded()` (magic "QSSLSESS"), which hold the session's secret, so the file is
+/// written 0600 and never through a symbolic link.
+enum SessionFile {
+    /// The most a session file may hold: a ticket of 64 KiB, the state and a peer chain.
+    static let maximumSize = 1 << 20
+
+    /// Writes `session` to `path` (0600, atomically, a symbolic link refused).
+    static func write(_ session: TLSSession, to path: String) throws {
+        var bytes: [UInt8]
+        do { bytes = try session.encoded() } catch { throw Failure(message: "cannot encode the session for \(path): \(error)", code: 1) }
+        defer { wipe(&bytes) }
+        do { try CertificateFiles.writeSecretFile(bytes, toPath: path) } catch {
+            throw Failure(message: "\(error) (session not written)", code: 1)
+        }
+    }
+
+    /// Reads the session at `path`; fails with a message saying what is wrong when the file is
+    /// not a session file, is damaged or the session has expired at `now` (ms since the epoch).
+    static func read(_ path: String, now: UInt64) throws -> TLSSession {
+        let url = URL(fileURLWithPath: path)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw Failure(message: "cannot read session file \(path): \(String(cString: strerror(errno)))", code: 1)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw Failure(message: "session file \(path) is not a regular file", code: 1) }
+        guard Int(info.st_size) <= maximumSize else {
+            throw Failure(message: "session file \(path) is \(info.st_size) bytes: too large to be a Q-SSL session", code: 1)
+        }
+        var bytes: [UInt8]
+        do { bytes = [UInt8](try Data(contentsOf: url)) } catch {
+            throw Failure(message: "cannot read session file \(path): \(error.localizedDescription)", code: 1)
+        }
+        defer { wipe(&bytes) }
+        let session: TLSSession
+        do { session = try TLSSession(decoding: bytes) } catch {
+            let what = bytes.starts(with: TLSSession.magic) ? "a damaged or unsupported Q-SSL session file" : "not a Q-SSL session file (written by `qssl connect --session-out`)"
+            throw Failure(message: "\(path) is \(what): \(error)", code: 1)
+        }
+        if info.st_mode & 0o077 != 0 {
+            FileHandle.standardError.write(Data("qssl: warning: \(path) holds a session secret but group or others may access it (mode 0\(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`\n".utf8))
+        }
+        let state = session.state
+        guard state.isValid(at: now) else {
+            let expiry = state.createdAt &+ UInt64(state.lifetimeSeconds) * 1000
+            throw Failure(message: "the session in \(path) has expired (at \(isoDate(expiry)), \(state.lifetimeSeconds) s after the handshake "
+                + "that created it at \(isoDate(state.createdAt))); connect without --session-in for a new one", code: 1)
+        }
+        return session
+    }
+
+    /// Why the core would not offer `session` with this configuration (it would run a full
+    /// handshake), or nil when it will be offered.
+    static func mismatch(_ session: TLSSession, serverName: String, versions: [ProtocolVersion], requirePostQuantum: Bool) -> String? {
+        let state = session.state
+        if !versions.contains(state.version) { return "it is a \(state.version) session and --tls-versions does not offer \(state.version)" }
+        if state.version == .tls13, session.ticket?.isEmpty ?? true { return "it has no ticket" }
+        if state.version == .tls12, session.sessionID.isEmpty, session.ticket?.isEmpty ?? true { return "it has neither a session ID nor a ticket" }
+        if state.serverName != serverName { return "it was made for server name \(state.serverName ?? "(none)"), not \(serverName)" }
+        if requirePostQuantum && !state.usedPostQuantumKeyExchange {
+            return "its key exchange (\(state.group)) had no ML-KEM part and --pq-required is set"
+        }
+        return nil
+    }
+
+    static func isoDate(_ milliseconds: UInt64) -> String {
+        Date(timeIntervalSince1970: Double(milliseconds) / 1000).formatted(.iso8601)
+    }
+
+    /// Zeroes a buffer that held a session secret, in a way the optimiser keeps.
+    private static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+            #if canImport(Darwin)
+            _ = memset_s(base, buffer.count, 0, buffer.count)
+            #else
+            explicit_bzero(base, buffer.count)
+            #endif
+        }
+    }
+}
