@@ -130,6 +130,8 @@ public final class NIOQSSLClient: @unchecked Sendable {
                 case .sessionIssued(let session):
                     issued.withLock { $0.append(session) }
                     finishSessionWaiters(with: session)
+                case .clientAuthenticated:
+                    break   // a server's event; a client never hears it
                 }
             }
             context.fireUserInboundEventTriggered(event)
