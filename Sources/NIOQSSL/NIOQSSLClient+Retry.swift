@@ -18,7 +18,8 @@ extension NIOQSSLClient {
         }
     }
 
-    static func tlsError(_ error: Error) -> TLSError? {
+    /// The TLS error behind an error a connection threw, if it is one.
+    public static func tlsError(_ error: Error) -> TLSError? {
         if let e = error as? TLSError { return e }
         if case .tls(let e)? = error as? NIOQSSLError { return e }
         return nil

@@ -9,7 +9,7 @@ import X509
 struct Cert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make and inspect certificates: classical, ML-DSA and composite ML-DSA-65 + ECDSA-P384.",
-        subcommands: [CA.self, Issue.self, Show.self])
+        subcommands: [CA.self, Issue.self, Revoke.self, CRL.self, Show.self])
 
     static let algorithmHelp = ArgumentHelp(
         "Key algorithm: \(PKIBuilder.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (mldsa44 can be verified but not generated).")
@@ -70,6 +70,12 @@ struct Cert: ParsableCommand {
         @Option(help: "Output prefix: writes PREFIX.pem and PREFIX.key.")
         var out: String
 
+        @Option(help: ArgumentHelp("OCSP responder URL for the AIA extension (e.g. http://127.0.0.1:8080/).", valueName: "URL"))
+        var ocspURL: String?
+
+        @Option(help: ArgumentHelp("CRL URL for the CRL distribution points extension.", valueName: "URL"))
+        var crlURL: String?
+
         func run() throws {
             guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
             let caChain = try CertificateFiles.certificates(atPath: ca + "/ca.pem")
@@ -93,7 +99,11 @@ struct Cert: ParsableCommand {
                 ?? start.addingTimeInterval(Double(days ?? 365) * 86400)
             let key = try algorithm.generateKey()
             let cert = try PKIBuilder.issue(subject: subject, key: key, by: issuer, dnsNames: dns, ipAddresses: ips, client: client,
-                                            notBefore: start, notAfter: end)
+                                            ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
+            // Recorded for `qssl cert revoke`, `qssl cert crl` and `qssl ocsp-responder`.
+            var index = try CAIndex(directory: ca)
+            index.recordIssued(cert)
+            try index.save()
             try writePrivate(try CertificateFiles.pkcs8PEM(key), to: out + ".key")
             try CertificateFiles.pem([cert] + caChain).write(toFile: out + ".pem", atomically: true, encoding: .utf8)
             print("wrote \(out).pem and \(out).key (\(cert.publicKey.description), signed with \(cert.signatureAlgorithmName))")

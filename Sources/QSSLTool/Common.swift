@@ -100,7 +100,24 @@ func summaryJSON(_ s: HandshakeSummary, handshakeMilliseconds: Double) -> [Strin
         "peer_certificates": subjects(s.peerCertificates),
         "alpn": s.alpnProtocol ?? NSNull(),
         "handshake_ms": (handshakeMilliseconds * 1000).rounded() / 1000,
+        "client_certificate_sent": s.clientCertificateSent,
+        "peer_identity": s.peerIdentity.map(identityJSON) ?? NSNull(),
     ]
+}
+
+/// Who the peer proved to be (the server on a client; the client on a server with mTLS).
+func identityJSON(_ i: PeerIdentity) -> [String: Any] {
+    [
+        "subject": i.subject,
+        "subject_alternative_names": i.subjectAlternativeNames,
+        "key": i.keyAlgorithm,
+        "signature_scheme": i.handshakeSignatureScheme?.description ?? NSNull(),
+        "verified_components": i.verifiedSignatureComponents,
+    ]
+}
+
+func identityLine(_ i: PeerIdentity) -> String {
+    "\(i.subject) [\(i.keyAlgorithm)\(i.verifiedSignatureComponents.isEmpty ? "" : "; verified " + i.verifiedSignatureComponents.joined(separator: " + "))]"
 }
 
 func summaryLines(_ s: HandshakeSummary, handshakeMilliseconds: Double?) -> [String] {
@@ -113,6 +130,8 @@ func summaryLines(_ s: HandshakeSummary, handshakeMilliseconds: Double?) -> [Str
         "Resumed:           \(s.resumed ? "yes" : "no")",
     ]
     if let alpn = s.alpnProtocol { lines.append("ALPN:              \(alpn)") }
+    if s.clientCertificateSent { lines.append("Client cert sent:  yes") }
+    if let identity = s.peerIdentity { lines.append("Peer identity:     \(identityLine(identity))") }
     if let ms = handshakeMilliseconds { lines.append(String(format: "Handshake time:    %.2f ms", ms)) }
     let subs = subjects(s.peerCertificates)
     if !subs.isEmpty {

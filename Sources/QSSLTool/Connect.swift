@@ -64,7 +64,28 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Do not ask TLS 1.2 servers for session tickets (RFC 5077): sessions resume by session ID.")
     var noTickets = false
 
+    @Option(help: ArgumentHelp("Client certificate chain (PEM, leaf first), sent when the server asks for one.", valueName: "CHAIN.pem"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("Private key of --cert.", valueName: "KEY.pem"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("How to check the server certificate's revocation: crl (the --crl files), ocsp (ask the responder in its AIA), staple (what the server staples), none.", valueName: "crl|ocsp|staple|none"))
+    var revocation: String = "staple"
+
+    @Option(help: ArgumentHelp("CRL files (PEM or DER) to check the chain against; repeatable.", valueName: "FILE"))
+    var crl: [String] = []
+
+    @Flag(help: "Refuse a certificate whose revocation status cannot be established (default: soft-fail).")
+    var hardFail = false
+
+    @Flag(help: "After handshake_failure, retry once offering every suite and group (never dropping --pq-required).")
+    var retryWider = false
+
     func validate() throws {
+        guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together") }
+        guard ["crl", "ocsp", "staple", "none"].contains(revocation) else { throw ValidationError("--revocation is crl, ocsp, staple or none") }
+        if revocation == "crl" && crl.isEmpty { throw ValidationError("--revocation crl needs --crl FILE") }
         guard reconnect >= 0 else { throw ValidationError("--reconnect must be 0 or more") }
         guard ticketWait >= 0, ticketWait <= 60 else { throw ValidationError("--ticket-wait must be 0 to 60 seconds") }
     }
@@ -79,7 +100,16 @@ struct Connect: AsyncParsableCommand {
             roots = try X509CertificateVerifier(roots: systemRoots())
         }
         if pqCertificates { roots.requirePostQuantumChains() }
+        // Revocation (seed §6): CRLs given by hand, OCSP fetched from the AIA responder (the
+        // handshake pauses for it, the event loop does not), or the server's staple.
+        roots.crls = try crl.flatMap { try CertificateRevocationList.load(path: $0) }
+        roots.revocationPolicy = hardFail ? .hardFail : .softFail
+        if revocation == "ocsp" { roots.ocspFetcher = NIOOCSPFetcher() }
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
+        config.requestOCSPStaple = revocation == "staple"
+        if let cert, let key {
+            config.clientCertificate = try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)
+        }
         if let g = try parseGroups(groups) {
             config.groups = g
             config.keyShareGroups = defaultKeyShares(for: g)
@@ -109,8 +139,18 @@ struct Connect: AsyncParsableCommand {
         for index in 0...reconnect {
             let client: NIOQSSLClient
             do {
-                client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
-                                                         session: index == 0 ? offered : nil, sessionKey: sessionKey)
+                do {
+                    client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
+                                                             session: index == 0 ? offered : nil, sessionKey: sessionKey)
+                } catch where retryWider && NIOQSSLClient.tlsError(error).map(ClientConfiguration.isRetryable) == true {
+                    // Seed §6.2: once, with every suite and group, never below the configured floor.
+                    var wide = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
+                    wide.versions = [.tls13, .tls12]
+                    config = config.widened(to: wide)
+                    FileHandle.standardError.write(Data("qssl: handshake_failure; retrying once with every suite and group\n".utf8))
+                    client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
+                                                             session: nil, sessionKey: sessionKey)
+                }
             } catch {
                 report(failure: error, connection: reconnect > 0 ? index + 1 : nil)
                 throw ExitCode(isVerificationFailure(error) ? 2 : 1)

@@ -58,7 +58,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("TLS 1.3 NewSessionTicket messages sent after each handshake (0 to 16).", valueName: "N"))
     var tls13Tickets: Int = 2
 
+    @Option(help: ArgumentHelp("Trusted roots for client certificates (PEM); with --client-auth optional or required.", valueName: "CAS.pem"))
+    var clientCA: String?
+
+    @Option(help: ArgumentHelp("Ask clients for a certificate: none, optional or required.", valueName: "none|optional|required"))
+    var clientAuth: String = "none"
+
+    @Flag(help: "Staple an OCSP response for the certificate (fetched from the responder in its AIA, refreshed before it expires).")
+    var staple = false
+
     func validate() throws {
+        guard ["none", "optional", "required"].contains(clientAuth) else { throw ValidationError("--client-auth is none, optional or required") }
+        if clientAuth != "none" && clientCA == nil { throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem") }
         if echo && http { throw ValidationError("choose one of --echo and --http") }
         if noTickets && ticketKeys != nil { throw ValidationError("choose one of --ticket-keys and --no-tickets") }
         guard (1...604_800).contains(sessionTimeout) else { throw ValidationError("--session-timeout must be 1 to 604800 seconds") }
@@ -68,7 +79,16 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(listen, defaultPort: 8443)
-        var config = ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)])
+        var certified = try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)
+        if staple { certified.ocspStaple = OCSPStaple() }
+        var config = ServerConfiguration(provider: .swiftCrypto, certificates: [certified])
+        // Mutual TLS (seed chapter 5).
+        switch clientAuth {
+        case "optional": config.clientAuthentication = .optional
+        case "required": config.clientAuthentication = .required
+        default: config.clientAuthentication = .none
+        }
+        if let clientCA { config.clientCertificateVerifier = try X509CertificateVerifier(rootsPEM: String(contentsOfFile: clientCA, encoding: .utf8)) }
         if let g = try parseGroups(groups) { config.groups = g }
         config.requirePostQuantum = pqRequired
         config.versions = versions
@@ -94,6 +114,10 @@ struct Serve: AsyncParsableCommand {
         let server = try await NIOQSSLServer.start(host: host, port: port, configuration: config, mode: http ? .http : .echo,
                                                    onHandler: onHandler, log: log)
         print("listening on \(server.localAddress)")
+        if staple, let holder = certified.ocspStaple {
+            let chain = try CertificateFiles.certificates(atPath: cert)
+            Task { await StapleRefresher(chain: chain, staple: holder, log: log).run() }
+        }
         if let keyFile {
             print("ticket keys from \(keyFile.path): \(describe(keyFile.keySet.keys)); re-read when the file changes")
         }
@@ -212,7 +236,7 @@ final class ApplicationHandler: ChannelInboundHandler {
                 object["event"] = "handshake"
                 return jsonLine(object)
             }
-            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")", json: json()))
+            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")\(s.peerIdentity.map { " client=" + identityLine($0) } ?? "")", json: json()))
         }
         context.fireUserInboundEventTriggered(event)
     }

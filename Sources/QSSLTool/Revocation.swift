@@ -1,0 +1,226 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOQSSL
+import QSSL
+import QSSLSwiftCrypto
+import QSSLX509
+
+/// A `qssl cert` CA directory's record of what it issued and revoked: DIR/index.tsv, one line
+/// per certificate: serial (hex) TAB V|R TAB revocation time (ISO 8601, or -) TAB reason (or -)
+/// TAB subject.
+struct CAIndex {
+    struct Entry {
+        var serial: String
+        var revoked: Date?
+        var reason: CertificateRevocationList.RevocationReason?
+        var subject: String
+    }
+    var entries: [Entry] = []
+    let path: String
+
+    init(directory: String) throws {
+        path = directory + "/index.tsv"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        let iso = ISO8601DateFormatter()
+        for line in text.split(separator: "\n") where !line.isEmpty {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 5 else { throw ValidationError("\(path): malformed line \(line)") }
+            entries.append(Entry(serial: f[0], revoked: f[1] == "R" ? iso.date(from: f[2]) : nil,
+                                 reason: f[3] == "-" ? nil : CertificateRevocationList.RevocationReason(name: f[3]), subject: f[4]))
+        }
+    }
+
+    func save() throws {
+        let iso = ISO8601DateFormatter()
+        let text = entries.map { e in
+            [e.serial, e.revoked == nil ? "V" : "R", e.revoked.map(iso.string) ?? "-", e.reason.map { "\($0)" } ?? "-", e.subject].joined(separator: "\t")
+        }.joined(separator: "\n") + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Serials as `openssl x509 -serial` prints them, normalised (no leading zero octets).
+    static func normalise(_ hex: String) -> String {
+        var s = hex.uppercased()
+        if s.hasPrefix("SERIAL=") { s = String(s.dropFirst(7)) }
+        while s.hasPrefix("00") && s.count > 2 { s = String(s.dropFirst(2)) }
+        return s
+    }
+
+    /// DER INTEGER content bytes for a hex serial.
+    static func bytes(_ hex: String) throws -> [UInt8] {
+        var s = normalise(hex)
+        if s.count % 2 == 1 { s = "0" + s }
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            guard let b = UInt8(s[i..<j], radix: 16) else { throw ValidationError("serial \(hex) is not hexadecimal") }
+            out.append(b)
+            i = j
+        }
+        if let first = out.first, first & 0x80 != 0 { out.insert(0, at: 0) }
+        return out
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { normalise(bytes.map { String(format: "%02X", $0) }.joined()) }
+
+    mutating func recordIssued(_ cert: X509Certificate) {
+        entries.append(Entry(serial: Self.hex(cert.serialNumber), revoked: nil, reason: nil, subject: "\(cert.subject)"))
+    }
+
+    func entry(serial: [UInt8]) -> Entry? { entries.first { $0.serial == Self.hex(serial) } }
+}
+
+func loadIssuer(_ directory: String) throws -> PKIBuilder.Issuer {
+    let chain = try CertificateFiles.certificates(atPath: directory + "/ca.pem")
+    let key = try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: directory + "/ca.key", encoding: .utf8))
+    return PKIBuilder.Issuer(certificate: chain[0], key: key)
+}
+
+extension Cert {
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a certificate the CA issued (recorded in DIR/index.tsv; publish with `qssl cert crl` or `qssl ocsp-responder`).")
+
+        @Option(help: "CA directory made by `qssl cert ca`.")
+        var ca: String
+
+        @Argument(help: "Serial number in hex, as `openssl x509 -serial` prints it.")
+        var serial: String
+
+        @Option(help: "Reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.")
+        var reason: String?
+
+        func run() throws {
+            _ = try CAIndex.bytes(serial)
+            let why = try reason.map { r in
+                guard let v = CertificateRevocationList.RevocationReason(name: r) else { throw ValidationError("unknown --reason \(r)") }
+                return v
+            }
+            var index = try CAIndex(directory: ca)
+            let key = CAIndex.normalise(serial)
+            if let i = index.entries.firstIndex(where: { $0.serial == key }) {
+                guard index.entries[i].revoked == nil else { throw ValidationError("serial \(key) is already revoked") }
+                index.entries[i].revoked = Date()
+                index.entries[i].reason = why
+            } else {
+                index.entries.append(.init(serial: key, revoked: Date(), reason: why, subject: "(not issued through this index)"))
+            }
+            try index.save()
+            print("revoked serial \(key)\(why.map { " (\($0))" } ?? ""); publish with `qssl cert crl --ca \(ca) --out FILE`")
+        }
+    }
+
+    struct CRL: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "crl", abstract: "Write the CA's CRL (PEM) listing every certificate revoked in DIR/index.tsv.")
+
+        @Option(help: "CA directory made by `qssl cert ca`.")
+        var ca: String
+
+        @Option(help: "Output file.")
+        var out: String
+
+        @Option(help: "Days until nextUpdate.")
+        var days: Int = 7
+
+        func run() throws {
+            guard days > 0 else { throw ValidationError("--days must be positive") }
+            let issuer = try loadIssuer(ca)
+            let index = try CAIndex(directory: ca)
+            let entries = try index.entries.compactMap { e -> CRLWriter.Entry? in
+                guard let at = e.revoked else { return nil }
+                return CRLWriter.Entry(serial: try CAIndex.bytes(e.serial), revocationDate: at, reason: e.reason)
+            }
+            let numberPath = ca + "/crlnumber"
+            let number = (UInt64((try? String(contentsOfFile: numberPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0") ?? 0) + 1
+            let crl = try CRLWriter.issue(by: issuer, entries: entries, number: number, nextUpdate: Date().addingTimeInterval(Double(days) * 86400))
+            try crl.pem.write(toFile: out, atomically: true, encoding: .utf8)
+            try "\(number)\n".write(toFile: numberPath, atomically: true, encoding: .utf8)
+            print("wrote \(out): CRL number \(number), \(entries.count) revoked, next update in \(days) days")
+        }
+    }
+}
+
+struct OCSPResponderCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ocsp-responder",
+        abstract: "Answer OCSP requests (RFC 6960, HTTP POST/GET) for the certificates a `qssl cert` CA issued and revoked.")
+
+    @Option(help: "CA directory made by `qssl cert ca` (its index.tsv says what is issued and revoked).")
+    var ca: String
+
+    @Option(help: "HOST:PORT to listen on.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(help: "Minutes until each response's nextUpdate.")
+    var validity: Int = 60
+
+    func run() async throws {
+        let issuer = try loadIssuer(ca)
+        let (host, port) = try parseHostPort(listen, defaultPort: 8080)
+        let directory = ca
+        let minutes = validity
+        let channel = try await OCSPHTTPResponder.start(host: host, port: port) { body in
+            guard let request = try? OCSPRequest(der: body) else { return OCSPResponseWriter.error(1) }
+            // Only questions about this CA's certificates: the CertID must name it.
+            guard let mine = try? OCSPCertID(certificate: issuer.certificate, issuer: issuer.certificate, hash: request.certID.hashAlgorithm),
+                  mine.issuerNameHash == request.certID.issuerNameHash, mine.issuerKeyHash == request.certID.issuerKeyHash else {
+                return OCSPResponseWriter.error(6)   // unauthorized
+            }
+            // The index is re-read for each request: `qssl cert revoke` takes effect at once.
+            guard let index = try? CAIndex(directory: directory) else { return OCSPResponseWriter.error(2) }
+            let status: OCSPCertStatus
+            if let entry = index.entry(serial: request.certID.serialNumber) {
+                status = entry.revoked.map { .revoked(at: $0, reason: entry.reason) } ?? .good
+            } else {
+                status = .unknown
+            }
+            return (try? OCSPResponseWriter.response(certID: request.certID, status: status, signer: issuer, nonce: request.nonce,
+                                                     nextUpdate: Date().addingTimeInterval(Double(minutes) * 60))) ?? OCSPResponseWriter.error(2)
+        }
+        print("OCSP responder for \(issuer.certificate.subject) on http://\(host):\(channel.localAddress?.port ?? port)/")
+        fflush(nil)
+        try await channel.closeFuture.get()
+    }
+}
+
+/// `qssl serve --staple`: fetches the leaf's OCSP response from its AIA responder and keeps the
+/// staple fresh (again at half its remaining validity, at least every minute when it failed).
+struct StapleRefresher: Sendable {
+    let chain: [X509Certificate]
+    let staple: OCSPStaple
+    let log: @Sendable (LogLine) -> Void
+
+    func run() async {
+        guard chain.count > 1 else {
+            log(LogLine(text: "staple: the chain has no issuer certificate; nothing to staple", json: "{\"event\":\"staple\",\"error\":\"no issuer\"}"))
+            return
+        }
+        var verifier = X509CertificateVerifier(roots: [chain[chain.count - 1]])
+        verifier.ocspFetcher = NIOOCSPFetcher()
+        while !Task.isCancelled {
+            var wait: TimeInterval = 60
+            do {
+                let leaf = chain[0], issuer = chain[1]
+                guard let aia = try? leaf.extensions.authorityInformationAccess,
+                      let url = aia.lazy.filter({ $0.method == .ocspServer }).compactMap({ d -> String? in
+                          if case .uniformResourceIdentifier(let u) = d.location { return u }
+                          return nil
+                      }).first
+                else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
+                let id = try OCSPCertID(certificate: leaf, issuer: issuer)
+                let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: .seconds(5))
+                let response = try OCSPResponse(der: der)
+                let status = try response.status(of: leaf, issuer: issuer, at: Date())
+                staple.update(der)
+                let next = response.basic?.responses.first { $0.certID == id }?.nextUpdate
+                if let next { wait = max(60, next.timeIntervalSinceNow / 2) }
+                log(LogLine(text: "staple: \(status) from \(url), refreshed in \(Int(wait)) s", json: "{\"event\":\"staple\",\"status\":\"\(status)\"}"))
+            } catch {
+                log(LogLine(text: "staple: \(error); retrying in 60 s", json: "{\"event\":\"staple\",\"error\":\"\(error)\"}"))
+            }
+            try? await Task.sleep(for: .seconds(wait))
+        }
+    }
+}
