@@ -27,16 +27,25 @@ public final class NIOQSSLClient: @unchecked Sendable {
         nonisolated(unsafe) let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, session: session,
                                                              sessionKey: sessionKey, recordTrace: recordTrace)
         let collector = Collector()
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                collector.handshake = channel.eventLoop.makePromise()
-                collector.closed = channel.eventLoop.makePromise()
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([handler, collector])
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(timeout)
+                .channelInitializer { channel in
+                    collector.handshake = channel.eventLoop.makePromise()
+                    collector.closed = channel.eventLoop.makePromise()
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers([handler, collector])
+                    }
                 }
-            }
-            .connect(host: host, port: port).get()
+                .connect(host: host, port: port).get()
+        } catch {
+            // A refused or timed-out connection never becomes active: its promises are failed
+            // here, not left to leak.
+            collector.handshake?.fail(error)
+            collector.closed?.fail(error)
+            throw error
+        }
         let started = ContinuousClock.now
         let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) {
             collector.handshake?.fail(ChannelError.connectTimeout(timeout))
