@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "QSSLSwiftCrypto", targets: ["QSSLSwiftCrypto"]),
         .library(name: "QSSLX509", targets: ["QSSLX509"]),
         .library(name: "NIOQSSL", targets: ["NIOQSSL"]),
+        .library(name: "QSSLPKCS11", targets: ["QSSLPKCS11"]),
         .executable(name: "qssl", targets: ["QSSLTool"]),
     ],
     dependencies: [
@@ -43,6 +44,18 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // Q-SSL's own minimal PKCS#11 declarations and the dlopen calls (no vendored headers).
+        .target(name: "CPKCS11", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // Keys in an HSM over PKCS#11: module loading, login, session pool, signing threads.
+        .target(
+            name: "QSSLPKCS11",
+            dependencies: [
+                "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         // SwiftNIO adapter: a ChannelHandler that carries the core over a Channel.
