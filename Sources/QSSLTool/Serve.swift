@@ -14,11 +14,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on.")
     var listen: String = "127.0.0.1:8443"
 
-    @Option(help: "PEM certificate chain, leaf first.")
+    @Option(help: "PEM certificate chain, leaf first (or pkcs11:… for a certificate in the token).")
     var cert: String
 
-    @Option(help: "PEM private key (PKCS#8, SEC1 or PKCS#1).")
+    @Option(help: "PEM private key (PKCS#8, SEC1 or PKCS#1), or pkcs11:… for a key in an HSM (see HSM options).")
     var key: String
+
+    @OptionGroup(title: "HSM options (with --key pkcs11:…)")
+    var hsm: HSMOptions
 
     @Option(help: "Comma-separated groups in preference order, IANA names.")
     var groups: String?
@@ -43,12 +46,14 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         if echo && http { throw ValidationError("choose one of --echo and --http") }
+        try hsm.validateHSM()
     }
 
     func run() async throws {
         let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(listen, defaultPort: 8443)
-        var config = ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)])
+        let certifiedKey = try hsm.certifiedKey(certificate: cert, key: key) { print($0) }
+        var config = ServerConfiguration(provider: .swiftCrypto, certificates: [certifiedKey])
         if let g = try parseGroups(groups) { config.groups = g }
         config.requirePostQuantum = pqRequired
         config.versions = versions
