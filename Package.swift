@@ -127,5 +127,16 @@ let package = Package(
             ],
             exclude: ["Peers"]
         ),
+        // Against SoftHSM2 (scripts/softhsm-setup makes the token; skipped without softhsm2).
+        .testTarget(
+            name: "QSSLPKCS11Tests",
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
     ]
 )
