@@ -84,7 +84,7 @@ struct HSM: ParsableCommand {
                     print("  (\(mechanisms.count) mechanisms in all; --all-mechanisms lists them)")
                 }
                 let objects = try opened.objects()
-                print("  Objects\(opened.isLoggedIn ? "" : " (public only: no PIN given)"): \(objects.isEmpty ? "none" : "")")
+                print("  Objects\(opened.isLoggedIn ? "" : " (public only: no PIN given)"):\(objects.isEmpty ? " none" : "")")
                 for object in objects.sorted(by: { ($0.label, $0.type) < ($1.label, $1.type) }) {
                     var uri = PKCS11URI(token: info.label, object: object.label)
                     if object.type == "private" { uri.type = .private }

@@ -33,6 +33,9 @@ struct HSMOptions: ParsableArguments {
     @Option(help: "The ML-DSA-65 half (PKCS#8 PEM) of a composite key whose ECDSA half is in the token, when the token has no ML-DSA.")
     var mldsaKey: String?
 
+    @Flag(help: "Also make the server's ephemeral ECDH (secp384r1/secp256r1 and the ECDH half of their ML-KEM hybrids) in the token. Off by default: it blocks the event loop for each derivation.")
+    var hsmECDH = false
+
     static func isURI(_ text: String?) -> Bool { text?.lowercased().hasPrefix("pkcs11:") == true }
 
     var pin: PKCS11PIN? {
@@ -89,10 +92,21 @@ struct HSMOptions: ParsableArguments {
                       summary: "\(key) (\(key.algorithm.mechanismName))", label: key.label, id: key.id)
     }
 
-    /// The server's certificate and key: PEM files, or a key in a token with its certificate
-    /// in a PEM file or in the token (`--cert pkcs11:…`).
-    func certifiedKey(certificate: String, key: String, announce: (String) -> Void) throws -> CertifiedKey {
-        guard Self.isURI(key) else { return try CertificateFiles.certifiedKey(chainPath: certificate, keyPath: key) }
+    /// The server's certificate and key, and the crypto provider (with `--hsm-ecdh`, ECDH in the
+    /// key's token).
+    func server(certificate: String, key: String, announce: (String) -> Void) throws -> (CertifiedKey, CryptoProvider) {
+        guard Self.isURI(key) else {
+            if hsmECDH { throw ValidationError("--hsm-ecdh needs --key pkcs11:…") }
+            return (try CertificateFiles.certifiedKey(chainPath: certificate, keyPath: key), .swiftCrypto)
+        }
+        let (certified, token) = try certifiedKey(certificate: certificate, key: key, announce: announce)
+        guard hsmECDH else { return (certified, .swiftCrypto) }
+        announce("ECDH: the server's ephemeral secp384r1/secp256r1 keys (alone or in their ML-KEM hybrids) in token '\(token.info.label)' (CKM_ECDH1_DERIVE); ML-KEM and X25519 in software")
+        return (certified, try .swiftCryptoWithTokenECDH(token))
+    }
+
+    /// A key in a token with its certificate in a PEM file or in the token (`--cert pkcs11:…`).
+    func certifiedKey(certificate: String, key: String, announce: (String) -> Void) throws -> (CertifiedKey, PKCS11Token) {
         var chain: [X509Certificate]?
         if !Self.isURI(certificate) { chain = try CertificateFiles.certificates(atPath: certificate) }
         // The certificate's key decides between a single key and a composite one.
@@ -103,7 +117,7 @@ struct HSMOptions: ParsableArguments {
         }
         announce("key: \(loaded.summary)")
         do {
-            return try CertificateFiles.certifiedKey(chain: chain!, key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo)
+            return (try CertificateFiles.certifiedKey(chain: chain!, key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo), loaded.token)
         } catch CertificateFiles.LoadError.keyDoesNotMatchCertificate {
             throw Failure(message: "the certificate \(certificate) is not for \(loaded.summary)", code: 1)
         }

@@ -52,8 +52,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(listen, defaultPort: 8443)
-        let certifiedKey = try hsm.certifiedKey(certificate: cert, key: key) { print($0) }
-        var config = ServerConfiguration(provider: .swiftCrypto, certificates: [certifiedKey])
+        let (certifiedKey, provider) = try hsm.server(certificate: cert, key: key) { print($0) }
+        var config = ServerConfiguration(provider: provider, certificates: [certifiedKey])
         if let g = try parseGroups(groups) { config.groups = g }
         config.requirePostQuantum = pqRequired
         config.versions = versions

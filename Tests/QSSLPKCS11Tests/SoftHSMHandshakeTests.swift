@@ -31,6 +31,8 @@ struct SoftHSMHandshakeTests {
         #expect(result.status == 0, "s_client: \(result.text)")
         #expect(result.text.contains("Verification: OK"), "s_client: \(result.text)")
         #expect(result.text.contains(version == "1.3" ? "TLSv1.3" : "TLSv1.2"), "s_client: \(result.text)")
+        #expect(result.text.contains(keyName == "rsa" ? "Signature type: RSA-PSS" : "Signature type: ECDSA"), "s_client: \(result.text)")
+        #expect(result.text.contains(keyName == "rsa" ? "Hash used: SHA256" : "Hash used: SHA384"), "s_client: \(result.text)")
         let summary = try #require(outcomes.summaries.first, "server errors: \(outcomes.errors)")
         #expect(summary.localSignatureScheme == (keyName == "rsa" ? .rsaPSSRSAESHA256 : .ecdsaSecp384r1SHA384))
         // The signature went through the token's signing threads (the handshake paused for it).
