@@ -76,6 +76,24 @@ struct HSMBench: AsyncParsableCommand {
         let hsmAsyncSign = milliseconds(ContinuousClock.now - start) / Double(n)
         print(String(format: "sign, sequential: memory %.3f ms, token %.3f ms on the caller's thread, %.3f ms through the signing threads", memorySign, hsmSign, hsmAsyncSign))
 
+        // Signatures per second through the signing threads, 16 requests at a time: the pool.
+        var poolLine = "token signatures/s, 16 concurrent requests:"
+        for t in threads.split(separator: ",").compactMap({ Int($0) }) {
+            let opened = try PKCS11Token.open(module: module, label: token, pin: pin, configuration: .init(sessionPoolSize: t, signingThreads: t))
+            let key = try opened.signingKey(matching: hsmKey.uri)
+            let perTask = max(1, n / 16)
+            start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 {
+                    group.addTask { for _ in 0..<perTask { _ = try await key.signAsynchronously(message, scheme: .ecdsaSecp384r1SHA384) } }
+                }
+                try await group.waitForAll()
+            }
+            poolLine += String(format: " %d thread%@ %.0f;", t, t == 1 ? "" : "s", Double(16 * perTask) / (milliseconds(ContinuousClock.now - start) / 1000))
+            opened.close()
+        }
+        print(poolLine)
+
         // 2. Full TLS 1.3 handshakes in one process (client + server CPU, no sockets).
         let memoryRate = try await inProcess(server: memory, verifier: verifier, count: handshakes)
         let hsmRate = try await inProcess(server: try hsm(admin), verifier: verifier, count: handshakes)
@@ -112,6 +130,7 @@ struct HSMBench: AsyncParsableCommand {
         let serverConfiguration = ServerConfiguration(provider: .swiftCrypto, certificates: [server])
         var clientConfiguration = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
         clientConfiguration.versions = [.tls13]
+        clientConfiguration.sessionStore = nil   // full handshakes only: a resumption signs nothing
         let start = ContinuousClock.now
         for _ in 0...count {
             let c = try TLSConnection.client(configuration: clientConfiguration, serverName: "localhost")
@@ -145,6 +164,7 @@ struct HSMBench: AsyncParsableCommand {
         defer { listener.channel.close(promise: nil) }
         var clientConfiguration = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
         clientConfiguration.versions = [.tls13]
+        clientConfiguration.sessionStore = nil
         let configuration = clientConfiguration
         let port = listener.port
         let total = handshakes
