@@ -92,6 +92,14 @@ public struct PKCS11CompositeKey: SigningKey, CustomStringConvertible {
         let ecdsaOperation = SignOperation.ecdsa(digest: Array(SHA384.hash(data: m)), algorithm: .ecdsaP384)
         let token = ecdsa.token
         let ecdsaKey = ecdsa
+        if case .token(let key) = mldsa, key.token === token {
+            // One job for both halves: a token with one signing thread and no queue can still sign.
+            let operation = SignOperation.mldsa(message: m, context: CompositeMLDSA65ECDSAP384.label)
+            let both = await token.executor.run(timeout: token.configuration.signingTimeout) { () throws(PKCS11Error) -> [UInt8] in
+                try key.run(operation) + (try ecdsaOperation.finish(try ecdsaKey.run(ecdsaOperation)))
+            }
+            do { return try both.get() } catch { throw error.tlsError }
+        }
         async let ecdsaResult = token.executor.run(timeout: token.configuration.signingTimeout) { () throws(PKCS11Error) -> [UInt8] in
             try ecdsaOperation.finish(try ecdsaKey.run(ecdsaOperation))
         }

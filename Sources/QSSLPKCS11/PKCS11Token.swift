@@ -51,6 +51,13 @@ public final class PKCS11Token: @unchecked Sendable {
         guard !uri.hasPINValue else {
             throw PKCS11Error(.pinUnavailable, "the URI carries a pin-value: give the PIN in a file or an environment variable instead")
         }
+        // RFC 7512 §2.3: library-* attributes select the module.
+        if let wanted = uri.libraryManufacturer, wanted != module.info.manufacturer {
+            throw PKCS11Error(.tokenNotFound, "\(uri) asks for library-manufacturer '\(wanted)', the module is by '\(module.info.manufacturer)'")
+        }
+        if let wanted = uri.libraryDescription, wanted != module.info.libraryDescription {
+            throw PKCS11Error(.tokenNotFound, "\(uri) asks for library-description '\(wanted)', the module is '\(module.info.libraryDescription)'")
+        }
         let slots = try module.slots().filter { $0.token?.isInitialized == true }
         let matching = slots.filter { uri.matches(token: $0.token!, slot: $0) }
         guard matching.count == 1 else {
@@ -216,8 +223,10 @@ final class SessionPool: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if broken || closed {
+            // A broken session is closed too (harmless if the token already dropped it); a
+            // replacement is opened when next needed.
             openCount -= 1
-            if !closed { _ = try? module.call { f in f.C_CloseSession!(session) } }
+            _ = try? module.call { f in f.C_CloseSession!(session) }
         } else {
             idle.append(session)
         }
