@@ -154,13 +154,19 @@ public final class PKCS11Module: @unchecked Sendable {
                 var slotInfo = CK_SLOT_INFO()
                 try check(f.C_GetSlotInfo!(id, &slotInfo), "C_GetSlotInfo", "slot \(id)")
                 var token: PKCS11TokenInfo?
+                var tokenError: PKCS11Error?
                 if slotInfo.flags & CKF.tokenPresent != 0 {
+                    // One unreadable token (removed in between, busy) does not hide the others.
                     var tokenInfo = CK_TOKEN_INFO()
-                    try check(f.C_GetTokenInfo!(id, &tokenInfo), "C_GetTokenInfo", "slot \(id)")
-                    token = PKCS11TokenInfo(tokenInfo)
+                    let rv = f.C_GetTokenInfo!(id, &tokenInfo)
+                    if rv == CKR.ok {
+                        token = PKCS11TokenInfo(tokenInfo)
+                    } else {
+                        tokenError = .call("C_GetTokenInfo", rv, "slot \(id)")
+                    }
                 }
                 slots.append(PKCS11Slot(id: UInt(id), description: paddedString(slotInfo.slotDescription),
-                                        manufacturer: paddedString(slotInfo.manufacturerID), token: token))
+                                        manufacturer: paddedString(slotInfo.manufacturerID), token: token, tokenError: tokenError))
             }
             return slots
         }
@@ -188,8 +194,10 @@ public struct PKCS11Slot: Sendable {
     public let id: UInt
     public let description: String
     public let manufacturer: String
-    /// Nil when no token is present.
+    /// Nil when no token is present, or when it could not be read (`tokenError`).
     public let token: PKCS11TokenInfo?
+    /// Why a present token could not be read.
+    public let tokenError: PKCS11Error?
 }
 
 /// A token's C_GetTokenInfo.

@@ -58,12 +58,14 @@ public final class PKCS11Token: @unchecked Sendable {
         if let wanted = uri.libraryDescription, wanted != module.info.libraryDescription {
             throw PKCS11Error(.tokenNotFound, "\(uri) asks for library-description '\(wanted)', the module is '\(module.info.libraryDescription)'")
         }
-        let slots = try module.slots().filter { $0.token?.isInitialized == true }
+        let all = try module.slots()
+        let slots = all.filter { $0.token?.isInitialized == true }
+        let unreadable = all.compactMap(\.tokenError).map { "; \($0)" }.joined()
         let matching = slots.filter { uri.matches(token: $0.token!, slot: $0) }
         guard matching.count == 1 else {
             let known = slots.map { "'\($0.token!.label)' (slot \($0.id))" }.joined(separator: ", ")
             if matching.isEmpty {
-                throw PKCS11Error(.tokenNotFound, "no token matches \(uri); the module has \(known.isEmpty ? "no initialized token" : known)")
+                throw PKCS11Error(.tokenNotFound, "no token matches \(uri); the module has \(known.isEmpty ? "no initialized token" : known)\(unreadable)")
             }
             throw PKCS11Error(.tokenNotFound, "\(matching.count) tokens match \(uri): \(known); name one with token= or slot-id=")
         }

@@ -39,6 +39,10 @@ struct HSM: ParsableCommand {
             print("  \(module.info) (function list from \(module.entryPoint))")
             let slots = try module.slots(includeEmpty: true)
             for slot in slots {
+                if let error = slot.tokenError {
+                    print("Slot \(slot.id): \(slot.description): the token cannot be read: \(error)")
+                    continue
+                }
                 guard let info = slot.token else {
                     print("Slot \(slot.id): \(slot.description) (no token)")
                     continue

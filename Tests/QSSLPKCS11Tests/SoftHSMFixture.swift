@@ -23,10 +23,43 @@ enum SoftHSM {
     }
     static let skipReason: Comment = "softhsm2 is not installed: apt-get install softhsm2 (scripts/install-peers does)"
 
+    static let environmentLock = NSLock()
     static let label = "qssl-test"
     /// A second token nobody logs in to: a wrong PIN is checked there (a token this process is
     /// logged in to answers C_Login with CKR_USER_ALREADY_LOGGED_IN whatever the PIN).
     static let pinTestLabel = "qssl-pin-test"
+
+    /// A token directory of its own for the `qssl` processes, with keys made by
+    /// `scripts/softhsm-setup --keys` (`qssl hsm keygen`): SoftHSM's file store is not safe
+    /// against one process reading a token while another writes it.
+    static var cli: CLIFixture {
+        get throws {
+            switch cliResult {
+            case .success(let f): return f
+            case .failure(let e): throw e
+            }
+        }
+    }
+    private static let cliResult: Result<CLIFixture, Error> = Result { try CLIFixture() }
+
+    struct CLIFixture: Sendable {
+        let directory: String
+        let pinFile: String
+        let environment: [String: String]
+
+        init() throws {
+            let shared = try SoftHSM.shared
+            directory = shared.directory + "/cli-token"
+            let qssl = packageRoot + "/.build/debug/qssl"
+            guard FileManager.default.isExecutableFile(atPath: qssl) else { throw FixtureError("build qssl first (swift build --build-tests)") }
+            for arguments in [[directory, "--label", SoftHSM.label, "--keys"], [directory, "--label", SoftHSM.pinTestLabel]] {
+                let output = try runBlocking(packageRoot + "/scripts/softhsm-setup", arguments, environment: ["QSSL": qssl])
+                guard output.status == 0 else { throw FixtureError("scripts/softhsm-setup failed: \(output.text)") }
+            }
+            pinFile = directory + "/pin"
+            environment = ["SOFTHSM2_CONF": directory + "/softhsm2.conf"]
+        }
+    }
 
     static var shared: Fixture {
         get throws {
@@ -51,6 +84,13 @@ enum SoftHSM {
 
         init() throws {
             directory = NSTemporaryDirectory() + "qssl-softhsm-\(getpid())"
+            // Token directories of earlier runs whose process is gone.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []
+            where name.hasPrefix("qssl-softhsm-") {
+                if let pid = Int32(name.dropFirst("qssl-softhsm-".count)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                    try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + name)
+                }
+            }
             for label in [SoftHSM.label, SoftHSM.pinTestLabel] {
                 let output = try runBlocking(packageRoot + "/scripts/softhsm-setup", [directory, "--label", label])
                 guard output.status == 0 else { throw FixtureError("scripts/softhsm-setup failed: \(output.text)") }
@@ -84,12 +124,29 @@ enum SoftHSM {
 
         var verifier: X509CertificateVerifier { X509CertificateVerifier(roots: [ca.certificate]) }
 
-        /// A private copy of the module file: dlopen loads it as a separate library with its own
-        /// state, so a test may finalize it without disturbing the shared module.
-        func privateModuleCopy(_ name: String) throws -> String {
-            let path = directory + "/\(name)-libsofthsm2.so"
-            if !FileManager.default.fileExists(atPath: path) { try FileManager.default.copyItem(atPath: URL(fileURLWithPath: modulePath!).resolvingSymlinksInPath().path, toPath: path) }
-            return path
+        /// A private copy of the module with a token directory of its own, logged in, with a
+        /// P-384 key "server-p384": dlopen loads the copy as a separate library with its own
+        /// state, so a test may finalize it without disturbing the shared module (and SoftHSM's
+        /// file store is not safe against two instances using one token directory).
+        func privateModule(_ name: String) throws -> (PKCS11Module, PKCS11Token, PKCS11SigningKey) {
+            let dir = directory + "/" + name
+            let output = try runBlocking(packageRoot + "/scripts/softhsm-setup", [dir, "--label", SoftHSM.label])
+            guard output.status == 0 else { throw FixtureError("scripts/softhsm-setup failed: \(output.text)") }
+            let path = dir + "/libsofthsm2.so"
+            if !FileManager.default.fileExists(atPath: path) {
+                try FileManager.default.copyItem(atPath: URL(fileURLWithPath: modulePath!).resolvingSymlinksInPath().path, toPath: path)
+            }
+            // SoftHSM reads SOFTHSM2_CONF in C_Initialize: point it at the private directory for
+            // that one call.
+            let module = try SoftHSM.environmentLock.withLock {
+                let shared = directory + "/softhsm2.conf"
+                setenv("SOFTHSM2_CONF", dir + "/softhsm2.conf", 1)
+                defer { setenv("SOFTHSM2_CONF", shared, 1) }
+                return try PKCS11Module.load(path: path)
+            }
+            let token = try PKCS11Token.open(module: module, label: SoftHSM.label, pin: .file(dir + "/pin"))
+            let key = try token.generateKeyPair(.ecdsaP384, label: "server-p384")
+            return (module, token, key)
         }
     }
 }
@@ -209,10 +266,11 @@ func tlsError(_ error: Error) -> TLSError? {
 var opensslPath: String? { ["/usr/bin/openssl", "/usr/local/bin/openssl"].first { FileManager.default.isExecutableFile(atPath: $0) } }
 
 /// `run` for the one place that cannot await (the fixture's initializer, once per process).
-func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status: Int32, text: String) {
+func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, text: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let output = Pipe()
     process.standardOutput = output
     process.standardError = output

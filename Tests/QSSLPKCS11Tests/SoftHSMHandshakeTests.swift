@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
+import NIOPosix
 import NIOQSSL
 @testable import QSSLPKCS11
 import QSSL
@@ -92,9 +93,7 @@ struct SoftHSMHandshakeTests {
     @Test("a module finalized mid-run fails the next handshake with internal_error, at once, naming the CKR_ code")
     func moduleFinalizedMidRun() async throws {
         let f = try SoftHSM.shared
-        let module = try PKCS11Module.load(path: try f.privateModuleCopy("finalize"))
-        let token = try PKCS11Token.open(module: module, label: SoftHSM.label, pin: .file(f.pinFile))
-        let key = try token.signingKey(matching: PKCS11URI(object: "server-p384"))
+        let (module, _, key) = try f.privateModule("finalize")
         let (server, outcomes) = try await startServer(try f.certifiedKey(key))
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.versions = [.tls13]
@@ -119,9 +118,7 @@ struct SoftHSMHandshakeTests {
     @Test("a module finalized behind Q-SSL's back answers CKR_CRYPTOKI_NOT_INITIALIZED: internal_error, no crash, no hang")
     func moduleFinalizedBehindOurBack() async throws {
         let f = try SoftHSM.shared
-        let module = try PKCS11Module.load(path: try f.privateModuleCopy("raw-finalize"))
-        let token = try PKCS11Token.open(module: module, label: SoftHSM.label, pin: .file(f.pinFile))
-        let key = try token.signingKey(matching: PKCS11URI(object: "server-p384"))
+        let (module, _, key) = try f.privateModule("raw-finalize")
         let (server, outcomes) = try await startServer(try f.certifiedKey(key))
         // Straight through the function list, as another component of the process might.
         #expect(module.functions.pointee.C_Finalize!(nil) == 0)
@@ -166,6 +163,45 @@ struct SoftHSMHandshakeTests {
         await client.close()
         try await server.close()
         #expect(outcomes.errors.map { "\($0)" }.joined().contains("signing queue full"))
+    }
+
+    @Test("while the token is busy, the event loop goes on serving other connections; the paused handshake completes when it answers")
+    func eventLoopNotBlocked() async throws {
+        let f = try SoftHSM.shared
+        let token = try PKCS11Token.open(module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
+                                         configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 8))
+        defer { token.close() }
+        let key = try token.signingKey(matching: PKCS11URI(object: "server-p384"))
+        // One event loop thread for both servers: a blocking signature would stall the other.
+        let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let hsmServer = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try f.certifiedKey(key)]),
+                                                      group: loop) { [Outcomes()] }
+        let memoryKey = SwiftCryptoSigningKey.p384(.init())
+        let memoryCertificate = try PKIBuilder.issue(subject: "CN=localhost", key: memoryKey, by: f.ca, dnsNames: ["localhost"])
+        let memoryServer = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0,
+                                                         configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [memoryCertificate], key: memoryKey)]),
+                                                         group: loop) { [Outcomes()] }
+        var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
+        configuration.sessionStore = nil
+        let gate = Gate()
+        async let occupied = token.executor.run(timeout: .seconds(30)) { gate.wait(); return [] }
+        try await waitUntil { token.signingStatistics.running == 1 }
+        let client = configuration
+        let paused = Task { try await NIOQSSLClient.connect(host: "127.0.0.1", port: hsmServer.port, configuration: client, serverName: "localhost") }
+        try await waitUntil { token.signingStatistics.waiting == 1 }
+        // The token's handshake waits for its signature; the loop serves another connection meanwhile.
+        for _ in 0..<3 {
+            let other = try await NIOQSSLClient.connect(host: "127.0.0.1", port: memoryServer.port, configuration: configuration, serverName: "localhost")
+            await other.close()
+        }
+        gate.open()
+        _ = await occupied
+        let completed = try await paused.value
+        #expect(completed.summary.peerSignatureScheme == .ecdsaSecp384r1SHA384)
+        await completed.close()
+        try await hsmServer.close()
+        try await memoryServer.close()
+        try await loop.shutdownGracefully()
     }
 
     @Test("a token that does not answer within the signing timeout fails the handshake with internal_error")
