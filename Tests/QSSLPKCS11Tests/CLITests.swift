@@ -103,6 +103,26 @@ struct CLITests {
         #expect(client.summary.peerIdentity?.verifiedSignatureComponents.count == 2)
     }
 
+    @Test("a CA whose key is in the token (cert ca --key, cert issue --ca-key) certifies another token key; OpenSSL verifies the chain")
+    func caInToken() async throws {
+        let qssl = try requireTool()
+        let openssl = try #require(opensslPath, "openssl is not installed")
+        let f = try SoftHSM.cli
+        let dir = f.directory + "/ca-\(UUID().uuidString.prefix(8))"
+        let hsm = ["--pkcs11-module", SoftHSM.modulePath!, "--pin-file", f.pinFile]
+        let caKey = "pkcs11:token=\(SoftHSM.label);object=cli-ca-\(getpid())"
+        var r = try await run(qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "rsa3072",
+                                     "--label", "cli-ca-\(getpid())", "--pin-file", f.pinFile], environment: f.environment)
+        #expect(r.status == 0, "\(r.text)")
+        r = try await run(qssl, ["cert", "ca", "--out", dir, "--subject", "CN=Token CA", "--key", caKey] + hsm, environment: f.environment)
+        #expect(r.status == 0 && r.text.contains("the CA key stays in the token"), "\(r.text)")
+        r = try await run(qssl, ["cert", "issue", "--ca", dir, "--ca-key", caKey, "--key", "pkcs11:token=\(SoftHSM.label);object=server-p384",
+                                 "--subject", "CN=localhost", "--out", dir + "/leaf"] + hsm, environment: f.environment)
+        #expect(r.status == 0, "\(r.text)")
+        let verified = try await run(openssl, ["verify", "-CAfile", dir + "/ca.pem", dir + "/leaf.pem"])
+        #expect(verified.status == 0 && verified.text.contains("OK"), "\(verified.text)")
+    }
+
     @Test("serve with a wrong PIN exits with CKR_PIN_INCORRECT and does not print the PIN")
     func serveWrongPIN() async throws {
         let qssl = try requireTool()
