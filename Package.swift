@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "QSSLSwiftCrypto", targets: ["QSSLSwiftCrypto"]),
         .library(name: "QSSLX509", targets: ["QSSLX509"]),
         .library(name: "NIOQSSL", targets: ["NIOQSSL"]),
+        .library(name: "QSSLPKCS11", targets: ["QSSLPKCS11"]),
         .executable(name: "qssl", targets: ["QSSLTool"]),
     ],
     dependencies: [
@@ -45,6 +46,18 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        // Q-SSL's own minimal PKCS#11 declarations and the dlopen calls (no vendored headers).
+        .target(name: "CPKCS11", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // Keys in an HSM over PKCS#11: module loading, login, session pool, signing threads.
+        .target(
+            name: "QSSLPKCS11",
+            dependencies: [
+                "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         // SwiftNIO adapter: a ChannelHandler that carries the core over a Channel, and OCSP over
         // HTTP (fetching for the verifier, answering for `qssl ocsp-responder`).
         .target(
@@ -60,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "QSSLTool",
             dependencies: [
-                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -115,6 +128,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["Peers"]
+        ),
+        // Against SoftHSM2 (scripts/softhsm-setup makes the token; skipped without softhsm2).
+        .testTarget(
+            name: "QSSLPKCS11Tests",
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
         ),
     ]
 )

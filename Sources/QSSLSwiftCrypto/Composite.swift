@@ -20,6 +20,12 @@ public enum CompositeMLDSA65ECDSAP384 {
         return prefix + label + [UInt8(context.count)] + context + Array(SHA512.hash(data: message))
     }
 
+    /// M′ of draft §4.2, for signers that make the two halves elsewhere (the ECDSA half in an
+    /// HSM): the ML-DSA-65 half signs M′ with context `label`, the ECDSA half SHA-384(M′).
+    public static func messageRepresentative(_ message: [UInt8], context: [UInt8] = []) throws(TLSError) -> [UInt8] {
+        try representative(message, context: context)
+    }
+
     public struct PublicKey: Sendable {
         public let mldsa: MLDSA65.PublicKey
         public let ecdsa: P384.Signing.PublicKey

@@ -29,9 +29,29 @@ struct Cert: ParsableCommand {
         @Option(help: "Days of validity.")
         var days: Int = 3650
 
+        @Option(help: "A CA key in an HSM (pkcs11:…) instead of a generated one: writes only DIR/ca.pem.")
+        var key: String?
+
+        @OptionGroup(title: "HSM options (with --key pkcs11:…)")
+        var hsm: HSMOptions
+
+        func validate() throws {
+            try hsm.validateHSM()
+            if let key, !HSMOptions.isURI(key) { throw ValidationError("--key takes a pkcs11: URI") }
+        }
+
         func run() throws {
-            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            if let key {
+                let loaded = try hsm.loadKey(key, composite: false)
+                let certificate = try PKIBuilder.makeCA(subject: subject, signer: try CertificateSigner(key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo),
+                                                        notAfter: Date().addingTimeInterval(Double(days) * 86400))
+                try CertificateFiles.pem([certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
+                print("wrote \(out)/ca.pem (\(certificate.publicKey.description), \(certificate.signatureAlgorithmName)); the CA key stays in the token: \(loaded.summary)")
+                print("  issue with: qssl cert issue --ca \(out) --ca-key '\(key)' …")
+                return
+            }
+            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
             let ca = try PKIBuilder.makeCA(subject: subject, key: try algorithm.generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
             // The key first: if it cannot be written, the old certificate and key still belong together.
             try writePrivate(try CertificateFiles.pkcs8PEM(ca.key), to: out + "/ca.key")
@@ -76,11 +96,38 @@ struct Cert: ParsableCommand {
         @Option(help: ArgumentHelp("CRL URL for the CRL distribution points extension.", valueName: "URL"))
         var crlURL: String?
 
+        @Option(help: "Certify a key in an HSM (pkcs11:…) instead of generating one: writes only PREFIX.pem.")
+        var key: String?
+
+        @Option(help: "The CA's key in an HSM (pkcs11:…) instead of CA/ca.key.")
+        var caKey: String?
+
+        @Flag(help: "Also store the certificate in the token, under the key's label and CKA_ID.")
+        var storeInToken = false
+
+        @OptionGroup(title: "HSM options (with --key or --ca-key pkcs11:…)")
+        var hsm: HSMOptions
+
+        func validate() throws {
+            try hsm.validateHSM()
+            if let key, !HSMOptions.isURI(key) { throw ValidationError("--key takes a pkcs11: URI") }
+            if let caKey, !HSMOptions.isURI(caKey) { throw ValidationError("--ca-key takes a pkcs11: URI") }
+            if storeInToken && key == nil { throw ValidationError("--store-in-token needs --key pkcs11:…") }
+        }
+
         func run() throws {
-            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
             let caChain = try CertificateFiles.certificates(atPath: ca + "/ca.pem")
-            let caKey = try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: ca + "/ca.key", encoding: .utf8))
-            let issuer = PKIBuilder.Issuer(certificate: caChain[0], key: caKey)
+            let issuerSigner: CertificateSigner
+            if let caKey {
+                let isComposite = if case .composite = caChain[0].publicKey.key { true } else { false }
+                let loaded = try hsm.loadKey(caKey, composite: isComposite)
+                issuerSigner = try CertificateSigner(key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo)
+                guard issuerSigner.subjectPublicKeyInfo == caChain[0].publicKey.spki else {
+                    throw Failure(message: "\(ca)/ca.pem is not the certificate of \(loaded.summary)", code: 1)
+                }
+            } else {
+                issuerSigner = try CertificateSigner(try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: ca + "/ca.key", encoding: .utf8)))
+            }
             var dns: [String] = []
             var ips: [String] = []
             for entry in (san ?? "").split(separator: ",") {
@@ -97,8 +144,27 @@ struct Cert: ParsableCommand {
                 ?? Date().addingTimeInterval(-300)
             let end = try notAfter.map { guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-after \($0)") }; return d }
                 ?? start.addingTimeInterval(Double(days ?? 365) * 86400)
+            if let key {
+                // The subject key stays in the token: only its public half is certified.
+                let loaded = try hsm.loadKey(key, composite: false)
+                let cert = try PKIBuilder.issue(subject: subject, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo, issuerCertificate: caChain[0],
+                                                issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
+                                                ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
+                var index = try CAIndex(directory: ca)
+                index.recordIssued(cert)
+                try index.save()
+                try CertificateFiles.pem([cert] + caChain).write(toFile: out + ".pem", atomically: true, encoding: .utf8)
+                print("wrote \(out).pem (\(cert.publicKey.description), signed with \(cert.signatureAlgorithmName)) for \(loaded.summary)")
+                if storeInToken {
+                    try loaded.token.storeCertificate(cert.der, label: loaded.label, id: loaded.id, subject: cert.subjectDER)
+                    print("stored the certificate in token '\(loaded.token.info.label)' as '\(loaded.label)': serve with --cert '\(key)'")
+                }
+                return
+            }
+            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
             let key = try algorithm.generateKey()
-            let cert = try PKIBuilder.issue(subject: subject, key: key, by: issuer, dnsNames: dns, ipAddresses: ips, client: client,
+            let cert = try PKIBuilder.issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: caChain[0],
+                                            issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
                                             ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
             // Recorded for `qssl cert revoke`, `qssl cert crl` and `qssl ocsp-responder`.
             var index = try CAIndex(directory: ca)

@@ -11,5 +11,5 @@ struct QSSLCommand: AsyncParsableCommand {
             2 certificate verification failed; 64 usage error.
             """,
         version: QSSLVersion.summary,
-        subcommands: [Demo.self, Serve.self, Connect.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, Bench.self])
+        subcommands: [Demo.self, Serve.self, Connect.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, Bench.self, HSM.self])
 }

@@ -15,11 +15,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on.")
     var listen: String = "127.0.0.1:8443"
 
-    @Option(help: "PEM certificate chain, leaf first.")
+    @Option(help: "PEM certificate chain, leaf first (or pkcs11:… for a certificate in the token).")
     var cert: String
 
-    @Option(help: "PEM private key (PKCS#8, SEC1 or PKCS#1).")
+    @Option(help: "PEM private key (PKCS#8, SEC1 or PKCS#1), or pkcs11:… for a key in an HSM (see HSM options).")
     var key: String
+
+    @OptionGroup(title: "HSM options (with --key pkcs11:…)")
+    var hsm: HSMOptions
 
     @Option(help: "Comma-separated groups in preference order, IANA names.")
     var groups: String?
@@ -74,14 +77,15 @@ struct Serve: AsyncParsableCommand {
         if noTickets && ticketKeys != nil { throw ValidationError("choose one of --ticket-keys and --no-tickets") }
         guard (1...604_800).contains(sessionTimeout) else { throw ValidationError("--session-timeout must be 1 to 604800 seconds") }
         guard (0...16).contains(tls13Tickets) else { throw ValidationError("--tls13-tickets must be 0 to 16") }
+        try hsm.validateHSM()
     }
 
     func run() async throws {
         let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(listen, defaultPort: 8443)
-        var certified = try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)
+        var (certified, provider) = try hsm.server(certificate: cert, key: key) { print($0) }
         if staple { certified.ocspStaple = OCSPStaple() }
-        var config = ServerConfiguration(provider: .swiftCrypto, certificates: [certified])
+        var config = ServerConfiguration(provider: provider, certificates: [certified])
         // Mutual TLS (seed chapter 5).
         switch clientAuth {
         case "optional": config.clientAuthentication = .optional
@@ -115,7 +119,7 @@ struct Serve: AsyncParsableCommand {
                                                    onHandler: onHandler, log: log)
         print("listening on \(server.localAddress)")
         if staple, let holder = certified.ocspStaple {
-            let chain = try CertificateFiles.certificates(atPath: cert)
+            let chain = try certified.chain.map { try X509Certificate(der: $0) }
             Task { await StapleRefresher(chain: chain, staple: holder, log: log).run() }
         }
         if let keyFile {

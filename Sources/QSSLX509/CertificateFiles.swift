@@ -152,6 +152,15 @@ public enum CertificateFiles {
                             issuerNames: chain.compactMap(\.issuerDER))
     }
 
+    /// A chain and a key that lives elsewhere (an HSM), checked to belong together by the public
+    /// key the key's holder read back.
+    public static func certifiedKey(chain: [X509Certificate], key: any SigningKey, subjectPublicKeyInfo: [UInt8]) throws -> CertifiedKey {
+        guard let leaf = chain.first else { throw LoadError.noCertificates("chain") }
+        guard subjectPublicKeyInfo == leaf.publicKey.spki else { throw LoadError.keyDoesNotMatchCertificate }
+        return CertifiedKey(chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme),
+                            issuerNames: chain.compactMap(\.issuerDER))
+    }
+
     public static func pem(_ certs: [X509Certificate]) -> String {
         certs.map { PEMDocument(type: "CERTIFICATE", derBytes: $0.der).pemString }.joined(separator: "\n") + "\n"
     }

@@ -45,15 +45,21 @@ public struct PKIBuilder {
 
     public static func makeCA(subject: String, key: SwiftCryptoSigningKey, notBefore: Date = Date().addingTimeInterval(-3600),
                               notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil) throws -> Issuer {
+        let cert = try makeCA(subject: subject, signer: try CertificateSigner(key), notBefore: notBefore, notAfter: notAfter, pathLength: pathLength)
+        return Issuer(certificate: cert, key: key)
+    }
+
+    /// A self-signed CA certificate for a key that may live outside memory (an HSM).
+    public static func makeCA(subject: String, signer: CertificateSigner, notBefore: Date = Date().addingTimeInterval(-3600),
+                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil) throws -> X509Certificate {
         let name = try distinguishedName(subject)
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength))
             Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
-            try keyIdentifier(key)
+            SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(signer.subjectPublicKeyInfo)[...])
         }
-        let cert = try CertificateWriter.issue(serial: serialNumber(), issuer: name, subject: name, notBefore: notBefore, notAfter: notAfter,
-                                               subjectKey: key, extensions: extensions, issuerKey: key)
-        return Issuer(certificate: cert, key: key)
+        return try CertificateWriter.issue(serial: serialNumber(), issuer: name, subject: name, notBefore: notBefore, notAfter: notAfter,
+                                           subjectPublicKeyInfo: signer.subjectPublicKeyInfo, extensions: extensions, signer: signer)
     }
 
     /// Issues an end-entity (or, with `isCA`, an intermediate) certificate.
@@ -61,12 +67,25 @@ public struct PKIBuilder {
                              client: Bool = false, isCA: Bool = false, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
                              ocspURL: String? = nil, crlURL: String? = nil,
                              notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
+        try issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: issuer.certificate,
+                  issuerSigner: try CertificateSigner(issuer.key), dnsNames: dnsNames, ipAddresses: ipAddresses, client: client, isCA: isCA,
+                  extendedKeyUsage: extendedKeyUsage, notBefore: notBefore, notAfter: notAfter)
+    }
+
+    /// Issues a certificate for any public key (one read back from an HSM), signed by any
+    /// issuer key (one in an HSM too).
+    public static func issue(subject: String, subjectPublicKeyInfo: [UInt8], issuerCertificate: X509Certificate, issuerSigner: CertificateSigner,
+                             dnsNames: [String] = [], ipAddresses: [String] = [], client: Bool = false, isCA: Bool = false,
+                             extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil, ocspURL: String? = nil, crlURL: String? = nil,
+                             notBefore: Date = Date().addingTimeInterval(-3600),
+                             notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
+        guard issuerSigner.subjectPublicKeyInfo == issuerCertificate.publicKey.spki else { throw CertificateFiles.LoadError.keyDoesNotMatchCertificate }
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
             guard let bytes = IPAddress.parse(ip) else { throw CertificateFiles.LoadError.unsupportedKey("bad IP address \(ip)") }
             sans.append(.ipAddress(ASN1OctetString(contentBytes: bytes[...])))
         }
-        let authority = try keyIdentifierBytes(issuer.certificate.publicKey.spki)
+        let authority = try keyIdentifierBytes(issuerCertificate.publicKey.spki)
         let extensions = try Certificate.Extensions {
             if isCA {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
@@ -80,11 +99,12 @@ public struct PKIBuilder {
             // RFC 5280 §4.2.2.1: where to ask about this certificate.
             if let ocspURL { AuthorityInformationAccess([.init(method: .ocspServer, location: .uniformResourceIdentifier(ocspURL))]) }
             if let crlURL { try crlDistributionPoints(crlURL) }
-            try keyIdentifier(key)
+            SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(subjectPublicKeyInfo)[...])
             AuthorityKeyIdentifier(keyIdentifier: authority[...])
         }
-        return try CertificateWriter.issue(serial: serialNumber(), issuer: issuer.certificate.subject, subject: try distinguishedName(subject),
-                                           notBefore: notBefore, notAfter: notAfter, subjectKey: key, extensions: extensions, issuerKey: issuer.key)
+        return try CertificateWriter.issue(serial: serialNumber(), issuer: issuerCertificate.subject, subject: try distinguishedName(subject),
+                                           notBefore: notBefore, notAfter: notAfter, subjectPublicKeyInfo: subjectPublicKeyInfo,
+                                           extensions: extensions, signer: issuerSigner)
     }
 
     /// RFC 5280 §4.2.1.13: CRLDistributionPoints with one fullName URI.
@@ -103,10 +123,6 @@ public struct PKIBuilder {
     }
 
     /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING.
-    static func keyIdentifier(_ key: SwiftCryptoSigningKey) throws -> SubjectKeyIdentifier {
-        SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(key.subjectPublicKeyInfo())[...])
-    }
-
     static func keyIdentifierBytes(_ spki: [UInt8]) throws -> [UInt8] {
         let bits = try DER.sequence(try DER.parse(spki), identifier: .sequence) { nodes in
             _ = nodes.next()

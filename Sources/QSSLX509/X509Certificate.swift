@@ -211,7 +211,13 @@ enum X509Time {
 enum CertificateWriter {
     static func issue(serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
                       subjectKey: SwiftCryptoSigningKey, extensions: Certificate.Extensions, issuerKey: SwiftCryptoSigningKey) throws -> X509Certificate {
-        let algorithm = issuerKey.certificateSignatureAlgorithm
+        try issue(serial: serial, issuer: issuer, subject: subject, notBefore: notBefore, notAfter: notAfter,
+                  subjectPublicKeyInfo: try subjectKey.subjectPublicKeyInfo(), extensions: extensions, signer: try CertificateSigner(issuerKey))
+    }
+
+    static func issue(serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
+                      subjectPublicKeyInfo: [UInt8], extensions: Certificate.Extensions, signer: CertificateSigner) throws -> X509Certificate {
+        let algorithm = signer.algorithm
         var t = DER.Serializer()
         try t.appendConstructedNode(identifier: .sequence) { s in
             try s.serialize(2, explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific)
@@ -223,14 +229,13 @@ enum CertificateWriter {
                 try writeTime(&v, notAfter)
             }
             try s.serialize(subject)
-            s.serializeRawBytes(try subjectKey.subjectPublicKeyInfo())
+            s.serializeRawBytes(subjectPublicKeyInfo)
             try s.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific)) { e in
                 try e.serializeSequenceOf(extensions)
             }
         }
         let tbs = t.serializedBytes
-        let (oid, signature) = try issuerKey.signCertificate(tbs)
-        precondition(oid == algorithm)   // local invariant: one key, one algorithm
+        let signature = try signer.sign(tbs)
         var c = DER.Serializer()
         try c.appendConstructedNode(identifier: .sequence) { s in
             s.serializeRawBytes(tbs)

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Where a token's user PIN comes from: a file or an environment variable, never the command
+/// line. The PIN is read only when logging in, held no longer than C_Login, and never printed:
+/// `description` names the source, not the value.
+public struct PKCS11PIN: Sendable, CustomStringConvertible {
+    enum Source: Sendable {
+        case file(String)
+        case environment(String)
+        case value([UInt8])
+    }
+    let source: Source
+
+    /// The first line of a file (a trailing newline is not part of the PIN).
+    public static func file(_ path: String) -> PKCS11PIN { PKCS11PIN(source: .file(path)) }
+    /// The value of an environment variable.
+    public static func environment(_ name: String) -> PKCS11PIN { PKCS11PIN(source: .environment(name)) }
+    /// A PIN the application already holds (from its own secret store).
+    public static func value(_ pin: String) -> PKCS11PIN { PKCS11PIN(source: .value(Array(pin.utf8))) }
+
+    public var description: String {
+        switch source {
+        case .file(let path): return "PIN from file \(path)"
+        case .environment(let name): return "PIN from $\(name)"
+        case .value: return "PIN given by the application"
+        }
+    }
+
+    /// Reads the PIN. The caller zeroes the bytes after use.
+    func read() throws(PKCS11Error) -> [UInt8] {
+        var pin: [UInt8]
+        switch source {
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw PKCS11Error(.pinUnavailable, "cannot read the PIN file \(path)")
+            }
+            pin = Array(data)
+            // Only the first line: `echo 1234 > pin` writes a newline.
+            if let newline = pin.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) { pin.removeSubrange(newline...) }
+        case .environment(let name):
+            guard let value = ProcessInfo.processInfo.environment[name] else {
+                throw PKCS11Error(.pinUnavailable, "environment variable \(name) is not set")
+            }
+            pin = Array(value.utf8)
+        case .value(let bytes):
+            pin = bytes
+        }
+        guard !pin.isEmpty else { throw PKCS11Error(.pinUnavailable, "\(self) is empty") }
+        return pin
+    }
+}
+
+/// Overwrites secret bytes before they are released.
+func zeroize(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { raw in
+        guard let base = raw.baseAddress else { return }
+        memset(base, 0, raw.count)
+    }
+    bytes.removeAll()
+}
