@@ -69,7 +69,7 @@ public struct PKIBuilder {
                              notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
         try issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: issuer.certificate,
                   issuerSigner: try CertificateSigner(issuer.key), dnsNames: dnsNames, ipAddresses: ipAddresses, client: client, isCA: isCA,
-                  extendedKeyUsage: extendedKeyUsage, notBefore: notBefore, notAfter: notAfter)
+                  extendedKeyUsage: extendedKeyUsage, ocspURL: ocspURL, crlURL: crlURL, notBefore: notBefore, notAfter: notAfter)
     }
 
     /// Issues a certificate for any public key (one read back from an HSM), signed by any

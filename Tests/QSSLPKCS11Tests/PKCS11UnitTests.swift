@@ -65,7 +65,7 @@ struct PKCS11UnitTests {
         try await waitUntil { executor.statistics.waiting == 1 }
         let started = ContinuousClock.now
         let third = await executor.run(timeout: .seconds(10)) { [3] }
-        #expect(ContinuousClock.now - started < .milliseconds(100))
+        #expect(ContinuousClock.now - started < .seconds(3), "refused without waiting for the 10 s timeout")
         guard case .failure(let error) = third else { Issue.record("the third job ran"); return }
         #expect(error.reason == .signingQueueFull)
         #expect(error.tlsError.alert == .internalError)
@@ -82,7 +82,7 @@ struct PKCS11UnitTests {
         let gate = Gate()
         let started = ContinuousClock.now
         let result = await executor.run(timeout: .milliseconds(200)) { gate.wait(); return [] }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < .seconds(8), "the gate never opens: only the timeout ends it")
         guard case .failure(let error) = result else { Issue.record("no timeout"); return }
         #expect(error.reason == .signingTimedOut)
         gate.open()
@@ -99,7 +99,7 @@ final class Gate: @unchecked Sendable {
 }
 
 func waitUntil(_ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(5)
+    let deadline = ContinuousClock.now + .seconds(30)   // generous: CI machines are loaded
     while !condition() {
         guard ContinuousClock.now < deadline else { throw FixtureError("condition not reached") }
         try await Task.sleep(for: .milliseconds(5))

@@ -106,7 +106,7 @@ struct SoftHSMHandshakeTests {
         await #expect {
             try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
         } throws: { tlsError($0)?.code.receivedAlert == .internalError }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(9), "fails, not waits for the 10 s connect timeout")
         try await Task.sleep(for: .milliseconds(100))
         try await server.close()
         let serverError = outcomes.errors.map { "\($0)" }.joined(separator: "\n")
@@ -129,7 +129,7 @@ struct SoftHSMHandshakeTests {
         await #expect {
             try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
         } throws: { tlsError($0)?.code.receivedAlert == .internalError }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(9), "fails, not waits for the 10 s connect timeout")
         try await Task.sleep(for: .milliseconds(100))
         try await server.close()
         #expect(outcomes.errors.map { "\($0)" }.joined().contains("CKR_CRYPTOKI_NOT_INITIALIZED"))
@@ -223,7 +223,7 @@ struct SoftHSMHandshakeTests {
             try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
         } throws: { tlsError($0)?.code.receivedAlert == .internalError }
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(3))
+        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(8))
         gate.open()
         _ = await occupied
         try await server.close()
