@@ -56,7 +56,39 @@ struct Demo: AsyncParsableCommand {
         for version in versions {
             rows += try await show(version: version, group: group, pki: pki)
         }
+        for version in versions { try await showMutualTLS(version: version, group: group, pki: pki, algorithm: algorithm) }
         printTimingTable(rows)
+    }
+
+    /// The seed's chapter 5: the server asks for a client certificate; the client proves a
+    /// composite (ML-DSA-65 + ECDSA-P384) certificate with CertificateVerify; both halves verify.
+    private func showMutualTLS(version: ProtocolVersion, group: NamedGroup, pki: DemoPKI, algorithm: PKIBuilder.Algorithm) async throws {
+        let clientKey = try algorithm.generateKey()
+        let clientCert = try PKIBuilder.issue(subject: "CN=demo-client, O=Q-SSL", key: clientKey, by: pki.ca, client: true)
+        var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        serverConfig.groups = Defaults.groups + (Defaults.groups.contains(group) ? [] : [group])
+        serverConfig.clientAuthentication = .required
+        serverConfig.clientCertificateVerifier = pki.verifier
+        let serverHandlers = HandlerBox()
+        let server = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0, configuration: serverConfig, mode: .echo, recordTrace: true,
+            onHandler: { h in serverHandlers.append(h) }, log: { _ in })
+        var relay: DelayRelay?
+        if let latency { relay = try await DelayRelay.start(targetPort: server.port, delay: .nanoseconds(Int64(latency * 1e6))) }
+        let link = DemoLink(port: relay?.port ?? server.port, serverPort: server.port, serverHandlers: serverHandlers, ticketWait: .milliseconds(200))
+        var config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        config.versions = [version]
+        config.groups = [group] + Defaults.groups.filter { $0 != group }
+        config.keyShareGroups = [group]
+        config.sessionStore = nil
+        config.clientCertificate = try CertificateFiles.certifiedKey(chain: [clientCert], key: clientKey)
+        let exchange = try await link.exchange(config, trace: true)
+        print("")
+        print("\(version == .tls13 ? "TLS 1.3" : "TLS 1.2") mutual TLS with a \(clientCert.publicKey.description) client certificate, as in the seed's chapter 5 "
+            + "(CertificateRequest, client Certificate and CertificateVerify; the server verifies both halves)")
+        exchange.print(fullMilliseconds: nil)
+        await relay?.close()
+        try await server.close()
     }
 
     /// One server for a version: its full handshake and its resumptions, traced; then each kind

@@ -126,4 +126,39 @@ struct RevocationInteropTests {
             }
         }
     }
+
+    @Test("Q-SSL's client asks an openssl ocsp responder (an openssl ca index): good, then revoked")
+    func opensslResponder() throws {
+        let dir = try ToolDirectory()
+        let port = try Peers.freePort()
+        try dir.tool(["cert", "ca", "--out", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=OpenSSL Responder CA"])
+        try dir.tool(["cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=localhost", "--san", "DNS:localhost",
+                      "--ocsp-url", "http://127.0.0.1:\(port)/", "--out", dir.path("srv")])
+        let ca = dir.path("ca/ca.pem")
+        let serial = PeerProcess.run("/usr/bin/openssl", ["x509", "-in", dir.path("srv.pem"), "-noout", "-serial"])
+            .split(separator: "\n").first { $0.hasPrefix("serial=") }.map { String($0.dropFirst(7)) } ?? ""
+        let serverPort = try Peers.freePort()
+        let server = try PeerProcess(try QSSLToolBinary.path(), ["serve", "--listen", "127.0.0.1:\(serverPort)", "--cert", dir.path("srv.pem"),
+                                                                   "--key", dir.path("srv.key")])
+        defer { server.terminate() }
+        try server.waitFor("listening on")
+        for revoked in [false, true] {
+            let line = revoked ? "R\t351231235959Z\t261130000000Z,keyCompromise\t\(serial)\tunknown\t/CN=localhost\n"
+                               : "V\t351231235959Z\t\t\(serial)\tunknown\t/CN=localhost\n"
+            try line.write(toFile: dir.path("index.txt"), atomically: true, encoding: .utf8)
+            let responder = try PeerProcess("/usr/bin/openssl", ["ocsp", "-index", dir.path("index.txt"), "-port", "\(port)", "-rsigner", ca,
+                                                                 "-rkey", dir.path("ca/ca.key"), "-CA", ca, "-ignore_err"])
+            defer { responder.terminate() }
+            // Not probed with a connection: openssl ocsp serves one connection at a time and would
+            // sit on the probe.
+            try responder.waitFor("waiting for OCSP client connections")
+            let run = try dir.tool(["connect", "127.0.0.1:\(serverPort)", "--ca", ca, "--server-name", "localhost", "--revocation", "ocsp", "--hard-fail"],
+                                   expectSuccess: false)
+            if revoked {
+                #expect(run.status == 2 && (run.stdout + run.stderr).contains("certificate_revoked"), "\(run)")
+            } else {
+                #expect(run.status == 0, "\(run)\n\(responder.text)")
+            }
+        }
+    }
 }
