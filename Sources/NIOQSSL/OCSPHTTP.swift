@@ -131,6 +131,7 @@ public final class OCSPHTTPResponder: ChannelInboundHandler, @unchecked Sendable
     let answer: @Sendable ([UInt8]) -> [UInt8]
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    private var responded = false
     static let maxRequest = 16 * 1024
 
     public init(answer: @escaping @Sendable ([UInt8]) -> [UInt8]) { self.answer = answer }
@@ -141,13 +142,14 @@ public final class OCSPHTTPResponder: ChannelInboundHandler, @unchecked Sendable
             head = h
             body = []
         case .body(let buffer):
+            guard !responded else { return }
             guard body.count + buffer.readableBytes <= Self.maxRequest else {
                 respond(context: context, status: .payloadTooLarge, bytes: [])
                 return
             }
             body += buffer.readableBytesView
         case .end:
-            guard let head else { return }
+            guard let head, !responded else { return }
             var request = body
             if head.method == .GET {
                 let encoded = String(head.uri.split(separator: "/").last ?? "").removingPercentEncoding ?? ""
@@ -159,6 +161,7 @@ public final class OCSPHTTPResponder: ChannelInboundHandler, @unchecked Sendable
     }
 
     private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus, bytes: [UInt8]) {
+        responded = true   // one answer per connection (Connection: close)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/ocsp-response")
         headers.add(name: "Content-Length", value: "\(bytes.count)")

@@ -187,7 +187,10 @@ public struct PKCS11URI: Hashable, Sendable, CustomStringConvertible {
 
     private static func invalid(_ text: String, _ why: String) -> PKCS11Error {
         // The URI is echoed without its query: a pin-value must never reach a log.
-        let shown = text.split(separator: "?", maxSplits: 1).first.map(String.init) ?? text
-        return PKCS11Error(.invalidURI, "\(shown): \(why)")
+        var shown = text.split(separator: "?", maxSplits: 1).first.map(String.init) ?? text
+        // …and a pin-value misplaced in the path is redacted too.
+        shown = shown.split(separator: ";", omittingEmptySubsequences: false)
+            .map { $0.lowercased().hasPrefix("pin-value") ? "pin-value=(redacted)" : String($0) }.joined(separator: ";")
+        return PKCS11Error(.invalidURI, "\(shown): \(why.lowercased().contains("pin-value") ? "pin-value is not accepted" : why)")
     }
 }

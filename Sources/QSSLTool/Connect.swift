@@ -145,7 +145,8 @@ struct Connect: AsyncParsableCommand {
                 } catch where retryWider && NIOQSSLClient.tlsError(error).map(ClientConfiguration.isRetryable) == true {
                     // Seed §6.2: once, with every suite and group, never below the configured floor.
                     var wide = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
-                    wide.versions = [.tls13, .tls12]
+                    wide.versions = config.versions           // the versions and ALPN asked for stay
+                    wide.alpnProtocols = config.alpnProtocols
                     config = config.widened(to: wide)
                     FileHandle.standardError.write(Data("qssl: handshake_failure; retrying once with every suite and group\n".utf8))
                     client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,

@@ -27,7 +27,13 @@ struct CAIndex {
         for line in text.split(separator: "\n") where !line.isEmpty {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard f.count >= 5 else { throw ValidationError("\(path): malformed line \(line)") }
-            entries.append(Entry(serial: f[0], revoked: f[1] == "R" ? iso.date(from: f[2]) : nil,
+            var revoked: Date?
+            if f[1] == "R" {
+                // A revocation whose date cannot be read must not silently become "valid".
+                guard let at = iso.date(from: f[2]) else { throw ValidationError("\(path): unreadable revocation date in \(line)") }
+                revoked = at
+            }
+            entries.append(Entry(serial: Self.normalise(f[0]), revoked: revoked,
                                  reason: f[3] == "-" ? nil : CertificateRevocationList.RevocationReason(name: f[3]), subject: f[4]))
         }
     }
@@ -35,17 +41,33 @@ struct CAIndex {
     func save() throws {
         let iso = ISO8601DateFormatter()
         let text = entries.map { e in
-            [e.serial, e.revoked == nil ? "V" : "R", e.revoked.map(iso.string) ?? "-", e.reason.map { "\($0)" } ?? "-", e.subject].joined(separator: "\t")
+            [e.serial, e.revoked == nil ? "V" : "R", e.revoked.map(iso.string) ?? "-", e.reason.map { "\($0)" } ?? "-",
+             Self.escape(e.subject)].joined(separator: "\t")
         }.joined(separator: "\n") + "\n"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    /// Serials as `openssl x509 -serial` prints them, normalised (no leading zero octets).
+    /// Serials in one canonical form whatever way they were written (`openssl x509 -serial`
+    /// output, odd length, leading zeros): the magnitude's octets in uppercase hex, no leading
+    /// zero octet. Storing and looking up both go through it.
     static func normalise(_ hex: String) -> String {
-        var s = hex.uppercased()
+        var s = hex.uppercased().trimmingCharacters(in: .whitespaces)
         if s.hasPrefix("SERIAL=") { s = String(s.dropFirst(7)) }
-        while s.hasPrefix("00") && s.count > 2 { s = String(s.dropFirst(2)) }
-        return s
+        if s.count % 2 == 1 { s = "0" + s }
+        var octets: [String] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            octets.append(String(s[i..<j]))
+            i = j
+        }
+        while octets.count > 1 && octets[0] == "00" { octets.removeFirst() }
+        return octets.joined()
+    }
+
+    /// Tabs and line breaks in a subject would split the index's fields and lines.
+    static func escape(_ text: String) -> String {
+        String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 })
     }
 
     /// DER INTEGER content bytes for a hex serial.
@@ -67,10 +89,14 @@ struct CAIndex {
     static func hex(_ bytes: [UInt8]) -> String { normalise(bytes.map { String(format: "%02X", $0) }.joined()) }
 
     mutating func recordIssued(_ cert: X509Certificate) {
-        entries.append(Entry(serial: Self.hex(cert.serialNumber), revoked: nil, reason: nil, subject: "\(cert.subject)"))
+        entries.append(Entry(serial: Self.hex(cert.serialNumber), revoked: nil, reason: nil, subject: Self.escape("\(cert.subject)")))
     }
 
-    func entry(serial: [UInt8]) -> Entry? { entries.first { $0.serial == Self.hex(serial) } }
+    /// The entry for a serial; if it appears more than once, a revocation wins.
+    func entry(serial: [UInt8]) -> Entry? {
+        let matches = entries.filter { $0.serial == Self.hex(serial) }
+        return matches.first { $0.revoked != nil } ?? matches.first
+    }
 }
 
 func loadIssuer(_ directory: String) throws -> PKIBuilder.Issuer {
@@ -93,7 +119,9 @@ extension Cert {
         var reason: String?
 
         func run() throws {
-            _ = try CAIndex.bytes(serial)
+            let bytes = try CAIndex.bytes(serial)
+            // RFC 5280 §4.1.2.2: positive, at most 20 octets.
+            guard bytes.contains(where: { $0 != 0 }), bytes.count <= 21 else { throw ValidationError("serial \(serial) is not a certificate serial (positive, at most 20 octets)") }
             let why = try reason.map { r in
                 guard let v = CertificateRevocationList.RevocationReason(name: r) else { throw ValidationError("unknown --reason \(r)") }
                 return v
@@ -199,6 +227,7 @@ struct StapleRefresher: Sendable {
         }
         var verifier = X509CertificateVerifier(roots: [chain[chain.count - 1]])
         verifier.ocspFetcher = NIOOCSPFetcher()
+        var stapleExpires: Date?
         while !Task.isCancelled {
             var wait: TimeInterval = 60
             do {
@@ -215,9 +244,16 @@ struct StapleRefresher: Sendable {
                 let status = try response.status(of: leaf, issuer: issuer, at: Date())
                 staple.update(der)
                 let next = response.basic?.responses.first { $0.certID == id }?.nextUpdate
+                stapleExpires = next ?? Date().addingTimeInterval(86400)
                 if let next { wait = max(60, next.timeIntervalSinceNow / 2) }
                 log(LogLine(text: "staple: \(status) from \(url), refreshed in \(Int(wait)) s", json: "{\"event\":\"staple\",\"status\":\"\(status)\"}"))
             } catch {
+                // An expired staple would fail every client (bad_certificate_status_response):
+                // stapling stops until a fresh response arrives.
+                if let expires = stapleExpires, expires < Date() {
+                    staple.update(nil)
+                    stapleExpires = nil
+                }
                 log(LogLine(text: "staple: \(error); retrying in 60 s", json: "{\"event\":\"staple\",\"error\":\"\(error)\"}"))
             }
             try? await Task.sleep(for: .seconds(wait))

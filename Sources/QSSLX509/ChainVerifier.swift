@@ -179,8 +179,10 @@ public struct X509CertificateVerifier: CertificateVerifier {
 
     /// RFC 5280 §6.3 (complete CRLs only): each certificate below the anchor against the CRLs its
     /// issuer signed.
+    /// Every certificate is looked up in the CRLs, whatever OCSP said: a revocation from any
+    /// source wins. `leafStatusKnown` (a good OCSP answer) only satisfies hard-fail for the leaf.
     func checkRevocation(_ path: [X509Certificate], at date: Date, leafStatusKnown: Bool = false) throws(TLSError) {
-        for depth in (leafStatusKnown ? 1 : 0)..<max(0, path.count - 1) {
+        for depth in 0..<max(0, path.count - 1) {
             let cert = path[depth]
             let issuer = path[depth + 1]
             let signed = crls.filter { $0.isSigned(by: issuer) }
@@ -189,7 +191,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 let reason = revoking.revoked[cert.serialNumber].flatMap { $0 }.map { " (\($0))" } ?? ""
                 throw .rejected(.revoked, "\(cert.subject) serial \(hex(cert.serialNumber)) is revoked by \(issuer.subject)'s CRL\(reason)")
             }
-            if current.isEmpty && revocationPolicy == .hardFail {
+            if current.isEmpty && revocationPolicy == .hardFail && !(depth == 0 && leafStatusKnown) {
                 let why = signed.isEmpty ? "no CRL signed by \(issuer.subject)" : "the CRL of \(issuer.subject) is out of date"
                 throw .rejected(.other("revocation status unknown"), "\(cert.subject): \(why) (hard-fail)")
             }

@@ -362,6 +362,8 @@ public struct OCSPRequest: Sendable {
             throw OCSPError("malformed request: \(error)")
         }
         guard let certID else { throw OCSPError("malformed request") }
+        // RFC 8954 §2.1: a nonce is 1 to 32 octets; a responder does not sign back anything longer.
+        if let nonce, nonce.isEmpty || nonce.count > 32 { throw OCSPError("nonce of \(nonce.count) octets (1 to 32 allowed)") }
         self.certID = certID
         self.nonce = nonce
     }

@@ -235,3 +235,18 @@ struct OCSPTests {
         }
     }
 }
+
+@Suite("Revocation review fixes")
+struct RevocationReviewTests {
+    @Test("a good staple does not hide a CRL that revokes the leaf (a revocation from any source wins)")
+    func crlBeatsGoodStaple() throws {
+        let (server, cert) = try OCSPTests.server(staple: nil)
+        server.certificates[0].ocspStaple?.update(try OCSPTests.response(for: cert, .good))
+        let crl = try CRLWriter.issue(by: OCSPTests.ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: .keyCompromise)],
+                                      number: 2, nextUpdate: Date().addingTimeInterval(3600))
+        var verifier = X509CertificateVerifier(roots: [OCSPTests.ca.certificate])
+        verifier.crls = [crl]
+        let o = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: verifier), server: server)
+        #expect(o.clientError?.alert == .certificateRevoked, "\(String(describing: o.clientError))")
+    }
+}
