@@ -31,10 +31,11 @@ public struct PKCS11PIN: Sendable, CustomStringConvertible {
         var pin: [UInt8]
         switch source {
         case .file(let path):
-            guard let data = FileManager.default.contents(atPath: path) else {
+            guard var data = FileManager.default.contents(atPath: path) else {
                 throw PKCS11Error(.pinUnavailable, "cannot read the PIN file \(path)")
             }
             pin = Array(data)
+            data.resetBytes(in: 0..<data.count)   // the file's copy is wiped; the caller wipes `pin`
             // Only the first line: `echo 1234 > pin` writes a newline.
             if let newline = pin.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) { pin.removeSubrange(newline...) }
         case .environment(let name):
