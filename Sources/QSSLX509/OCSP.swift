@@ -449,19 +449,7 @@ public enum OCSPResponseWriter {
 
 extension GeneralizedTime {
     init(_ date: Date) throws {
-        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
-        var days = seconds / 86400
-        var rem = seconds % 86400
-        if rem < 0 { rem += 86400; days -= 1 }
-        let z = days + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        try self.init(year: y, month: m, day: d, hours: rem / 3600, minutes: rem % 3600 / 60, seconds: rem % 60, fractionalSeconds: 0)
+        let t = X509Time.components(date)
+        try self.init(year: t.year, month: t.month, day: t.day, hours: t.hours, minutes: t.minutes, seconds: t.seconds, fractionalSeconds: 0)
     }
 }

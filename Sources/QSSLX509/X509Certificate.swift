@@ -195,6 +195,23 @@ enum X509Time {
         return date(t.year, t.month, t.day, t.hours, t.minutes, t.seconds)
     }
 
+    /// The civil calendar fields (proleptic Gregorian, UTC) of a date, the inverse of `date(…)`.
+    static func components(_ date: Date) -> (year: Int, month: Int, day: Int, hours: Int, minutes: Int, seconds: Int) {
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        var days = seconds / 86400
+        var rem = seconds % 86400
+        if rem < 0 { rem += 86400; days -= 1 }
+        let z = days + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+
     /// Days from the civil calendar (proleptic Gregorian, UTC) without Calendar's overhead.
     static func date(_ y: Int, _ m: Int, _ d: Int, _ h: Int, _ min: Int, _ s: Int) -> Date {
         let yy = m <= 2 ? y - 1 : y
@@ -257,23 +274,11 @@ enum CertificateWriter {
 
     /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after.
     static func writeTime(_ s: inout DER.Serializer, _ date: Date) throws {
-        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
-        var days = seconds / 86400
-        var rem = seconds % 86400
-        if rem < 0 { rem += 86400; days -= 1 }
-        let z = days + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        if y >= 1950 && y < 2050 {
-            try s.serialize(UTCTime(year: y, month: m, day: d, hours: rem / 3600, minutes: rem % 3600 / 60, seconds: rem % 60))
+        let t = X509Time.components(date)
+        if t.year >= 1950 && t.year < 2050 {
+            try s.serialize(UTCTime(year: t.year, month: t.month, day: t.day, hours: t.hours, minutes: t.minutes, seconds: t.seconds))
         } else {
-            try s.serialize(GeneralizedTime(year: y, month: m, day: d, hours: rem / 3600, minutes: rem % 3600 / 60, seconds: rem % 60, fractionalSeconds: 0))
+            try s.serialize(GeneralizedTime(date))
         }
     }
 }
