@@ -35,6 +35,15 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
     public var customMirror: Mirror { Mirror(self, children: ["count": count]) }
 }
 
+extension SecretBytes {
+    /// Zeroes a plain array that held secret bytes (a file read, a PIN, an encoded session),
+    /// in a way the optimiser keeps, and empties it.
+    public static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { zeroise($0) }
+        bytes.removeAll()
+    }
+}
+
 /// Overwrites memory with zeros in a way the optimiser does not remove (an opaque call).
 @inline(never)
 func zeroise(_ buffer: UnsafeMutableRawBufferPointer) {

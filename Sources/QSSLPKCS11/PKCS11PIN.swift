@@ -50,12 +50,3 @@ public struct PKCS11PIN: Sendable, CustomStringConvertible {
         return pin
     }
 }
-
-/// Overwrites secret bytes before they are released.
-func zeroize(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { raw in
-        guard let base = raw.baseAddress else { return }
-        memset(base, 0, raw.count)
-    }
-    bytes.removeAll()
-}

@@ -1,5 +1,6 @@
 import CPKCS11
 import Foundation
+import QSSL
 
 /// A logged-in token: a pool of sessions and the threads that sign with its keys.
 ///
@@ -90,7 +91,7 @@ public final class PKCS11Token: @unchecked Sendable {
                                    name: "pkcs11-\(slot.token?.label ?? "\(slot.id)")")
         if let pin {
             var bytes = try pin.read()
-            defer { zeroize(&bytes) }
+            defer { SecretBytes.wipe(&bytes) }
             do {
                 try sessions.withSession { f, session throws(PKCS11Error) in
                     let rv = f.C_Login!(session, CKU.user, &bytes, CK_ULONG(bytes.count))

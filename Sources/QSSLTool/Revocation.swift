@@ -232,12 +232,7 @@ struct StapleRefresher: Sendable {
             var wait: TimeInterval = 60
             do {
                 let leaf = chain[0], issuer = chain[1]
-                guard let aia = try? leaf.extensions.authorityInformationAccess,
-                      let url = aia.lazy.filter({ $0.method == .ocspServer }).compactMap({ d -> String? in
-                          if case .uniformResourceIdentifier(let u) = d.location { return u }
-                          return nil
-                      }).first
-                else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
+                guard let url = leaf.ocspResponderURL else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
                 let id = try OCSPCertID(certificate: leaf, issuer: issuer)
                 let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: .seconds(5))
                 let response = try OCSPResponse(der: der)

@@ -21,7 +21,7 @@ enum SessionFile {
     static func write(_ session: TLSSession, to path: String) throws {
         var bytes: [UInt8]
         do { bytes = try session.encoded() } catch { throw Failure(message: "cannot encode the session for \(path): \(error)", code: 1) }
-        defer { wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         do { try CertificateFiles.writeSecretFile(bytes, toPath: path) } catch {
             throw Failure(message: "\(error) (session not written)", code: 1)
         }
@@ -43,7 +43,7 @@ enum SessionFile {
         do { bytes = [UInt8](try Data(contentsOf: url)) } catch {
             throw Failure(message: "cannot read session file \(path): \(error.localizedDescription)", code: 1)
         }
-        defer { wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         let session: TLSSession
         do { session = try TLSSession(decoding: bytes) } catch {
             let what = bytes.starts(with: TLSSession.magic) ? "a damaged or unsupported Q-SSL session file" : "not a Q-SSL session file (written by `qssl connect --session-out`)"
@@ -77,17 +77,5 @@ enum SessionFile {
 
     static func isoDate(_ milliseconds: UInt64) -> String {
         Date(timeIntervalSince1970: Double(milliseconds) / 1000).formatted(.iso8601)
-    }
-
-    /// Zeroes a buffer that held a session secret, in a way the optimiser keeps.
-    private static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { buffer in
-            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-            #if canImport(Darwin)
-            _ = memset_s(base, buffer.count, 0, buffer.count)
-            #else
-            explicit_bzero(base, buffer.count)
-            #endif
-        }
     }
 }

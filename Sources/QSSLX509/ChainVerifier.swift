@@ -108,12 +108,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
         if let cached = ocspCache.response(for: id, at: date) {
             return try OCSPResponse(der: cached).status(of: leaf, issuer: issuer, at: date)
         }
-        guard let aia = try? leaf.extensions.authorityInformationAccess,
-              let url = aia.lazy.filter({ $0.method == .ocspServer }).compactMap({ d -> String? in
-                  if case .uniformResourceIdentifier(let u) = d.location { return u }
-                  return nil
-              }).first
-        else { throw OCSPError("\(leaf.subject) names no OCSP responder") }
+        guard let url = leaf.ocspResponderURL else { throw OCSPError("\(leaf.subject) names no OCSP responder") }
         let nonce = (0..<16).map { _ in UInt8.random(in: 0...255) }
         let body = try await fetcher.fetch(url: url, request: try OCSPRequest(certID: id, nonce: nonce).der(), timeout: ocspTimeout)
         let response = try OCSPResponse(der: body)

@@ -447,6 +447,18 @@ public enum OCSPResponseWriter {
     }
 }
 
+extension X509Certificate {
+    /// The first OCSP responder URI of the authority information access extension (RFC 5280
+    /// §4.2.2.1), where this certificate's status is asked.
+    public var ocspResponderURL: String? {
+        guard let aia = try? extensions.authorityInformationAccess else { return nil }
+        for description in aia where description.method == .ocspServer {
+            if case .uniformResourceIdentifier(let url) = description.location { return url }
+        }
+        return nil
+    }
+}
+
 extension GeneralizedTime {
     init(_ date: Date) throws {
         let t = X509Time.components(date)

@@ -73,7 +73,7 @@ public final class TicketKeyFile: Sendable {
     public static func writeKeys(_ keys: [TicketKey], toPath path: String) throws(TicketKeyFileError) {
         var bytes: [UInt8]
         do { bytes = try TicketKeySet.encodeKeyFile(keys) } catch { throw TicketKeyFileError(path: path, reason: "\(error)") }
-        defer { wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         do { try CertificateFiles.writeSecretFile(bytes, toPath: path) } catch let e as CertificateFiles.WriteError {
             throw TicketKeyFileError(path: path, reason: e.reason)
         } catch {
@@ -117,7 +117,7 @@ public final class TicketKeyFile: Sendable {
         }
         guard Int(info.st_size) <= maximumFileSize else { throw TicketKeyFileError(path: path, reason: "\(info.st_size) bytes is too large for a ticket key file") }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        defer { wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeMutableBytes { buffer in read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
@@ -177,14 +177,3 @@ struct FileIdentity: Equatable, Sendable {
     }
 }
 
-/// Zeroes a buffer that held key bytes, in a way the optimiser keeps.
-private func wipe(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { buffer in
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        #if canImport(Darwin)
-        _ = memset_s(base, buffer.count, 0, buffer.count)
-        #else
-        explicit_bzero(base, buffer.count)
-        #endif
-    }
-}
