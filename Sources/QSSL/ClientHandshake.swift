@@ -468,8 +468,9 @@ struct ClientFinalFlight {
         // The tickets that follow are bound to the transcript through our Finished (RFC 8446 §4.6.1).
         let tickets = config.sessionStore.map { store in
             ClientTicketReceiver(
-                hkdf: hkdf, resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), suite: keys.suite,
-                group: keys.group, serverName: keys.serverName, alpn: keys.alpn, peerIdentity: peer.identity,
+                session: TLS13TicketSession(suite: keys.suite, hkdf: hkdf, group: keys.group, serverName: keys.serverName, alpn: keys.alpn,
+                                            peerIdentity: peer.identity),
+                resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)),
                 createdAt: keys.resumption?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: keys.sessionKey, clock: config.clock)
         }
         let pha = config.offerPostHandshakeAuthentication

@@ -95,14 +95,28 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
     return nil
 }
 
-/// Server, after the client's Finished: NewSessionTicket messages under the application keys.
-struct TicketIssuer {
+/// What a TLS 1.3 connection's tickets stand for, the same on both sides (RFC 8446 §4.6.1): the
+/// session state of one ticket, from the resumption master secret and its nonce.
+struct TLS13TicketSession {
     let suite: TLS13CipherSuite
     let hkdf: HKDF
     let group: NamedGroup
     let serverName: String?
     let alpn: String?
     var peerIdentity: PeerIdentity?
+
+    func state(resumptionMasterSecret: SecretBytes, nonce: [UInt8], createdAt: UInt64, issuedAt: UInt64, lifetimeSeconds: UInt32,
+               ageAdd: UInt32) -> SessionState {
+        SessionState(
+            version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
+            alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: nonce),
+            createdAt: createdAt, issuedAt: issuedAt, lifetimeSeconds: lifetimeSeconds, ageAdd: ageAdd, peerIdentity: peerIdentity)
+    }
+}
+
+/// Server, after the client's Finished: NewSessionTicket messages under the application keys.
+struct TicketIssuer {
+    var session: TLS13TicketSession
     /// The original full handshake's time when this handshake was a resumption.
     let createdAt: UInt64?
 
@@ -113,11 +127,8 @@ struct TicketIssuer {
         for i in 0..<config.tls13TicketCount {
             let nonce = [UInt8(truncatingIfNeeded: i)]
             let ageAdd = context.primitives.randomBytes(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let state = SessionState(
-                version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
-                alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: nonce),
-                createdAt: createdAt ?? now, issuedAt: now, lifetimeSeconds: config.sessionLifetimeSeconds, ageAdd: ageAdd,
-                peerIdentity: peerIdentity)
+            let state = session.state(resumptionMasterSecret: resumptionMasterSecret, nonce: nonce, createdAt: createdAt ?? now, issuedAt: now,
+                                      lifetimeSeconds: config.sessionLifetimeSeconds, ageAdd: ageAdd)
             // A ticket is an optimisation: one that cannot be made (no key, a state too large)
             // is not sent, and the connection goes on.
             guard let ticket = sealTicket(state, sealer) else { return }
@@ -182,13 +193,8 @@ let maxStoredTicketLength = 16 * 1024
 
 /// Client, after the handshake: turns each NewSessionTicket into a stored session.
 struct ClientTicketReceiver {
-    let hkdf: HKDF
+    let session: TLS13TicketSession
     let resumptionMasterSecret: SecretBytes
-    let suite: TLS13CipherSuite
-    let group: NamedGroup
-    let serverName: String?
-    let alpn: String?
-    let peerIdentity: PeerIdentity?
     let createdAt: UInt64
     let store: any ClientSessionStore
     let key: String
@@ -201,14 +207,11 @@ struct ClientTicketReceiver {
         // hostile server cannot make every stored session cost that much.
         guard ticket.lifetime > 0, ticket.ticket.count <= maxStoredTicketLength else { return nil }
         let now = clock.nowMilliseconds()
-        let state = SessionState(
-            version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
-            alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: ticket.nonce),
-            createdAt: createdAt, issuedAt: now, lifetimeSeconds: min(ticket.lifetime, 604_800), ageAdd: ticket.ageAdd,
-            peerIdentity: peerIdentity)
-        let session = TLSSession(state: state, ticket: ticket.ticket, sessionID: [], receivedAt: now)
-        store.save(session, for: key)
-        return session
+        let state = session.state(resumptionMasterSecret: resumptionMasterSecret, nonce: ticket.nonce, createdAt: createdAt, issuedAt: now,
+                                  lifetimeSeconds: min(ticket.lifetime, 604_800), ageAdd: ticket.ageAdd)
+        let received = TLSSession(state: state, ticket: ticket.ticket, sessionID: [], receivedAt: now)
+        store.save(received, for: key)
+        return received
     }
 }
 

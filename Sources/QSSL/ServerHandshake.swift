@@ -378,8 +378,9 @@ struct TLS13ServerFlight {
             version: .tls13, cipherSuite: n.suite.suite, group: group, peerSignatureScheme: nil,
             localSignatureScheme: resumption == nil ? n.scheme : nil, helloRetryRequest: retried, resumed: resumption != nil,
             peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
-        let issuer = TicketIssuer(suite: n.suite, hkdf: hkdf, group: group, serverName: n.serverName, alpn: n.alpn,
-                                  peerIdentity: resumed?.peerIdentity, createdAt: resumed?.createdAt)
+        let issuer = TicketIssuer(session: TLS13TicketSession(suite: n.suite, hkdf: hkdf, group: group, serverName: n.serverName, alpn: n.alpn,
+                                                              peerIdentity: resumed?.peerIdentity),
+                                  createdAt: resumed?.createdAt)
         return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
                                    serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
                                    resumedPeer: resumption.map { .resumed($0.proof) } ?? .notRequested,
@@ -462,7 +463,7 @@ struct ServerHandshakeKeys {
         transcript.append(message)
         // Tickets carry the client identity: a resumption never adds or drops it.
         var issuer = self.issuer
-        issuer.peerIdentity = peer.identity
+        issuer.session.peerIdentity = peer.identity
         try issuer.issue(resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config, context: &context)
         var summary = self.summary
         if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
