@@ -60,6 +60,17 @@ struct Demo: AsyncParsableCommand {
         printTimingTable(rows)
     }
 
+    /// A traced echo server on loopback, behind the delaying relay when --latency is set.
+    private func startServer(_ configuration: ServerConfiguration, ticketWait: TimeAmount) async throws -> (NIOQSSLServer, DelayRelay?, DemoLink) {
+        let serverHandlers = HandlerBox()
+        let server = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0, configuration: configuration, mode: .echo, recordTrace: true,
+            onHandler: { h in serverHandlers.append(h) }, log: { _ in })
+        var relay: DelayRelay?
+        if let latency { relay = try await DelayRelay.start(targetPort: server.port, delay: .nanoseconds(Int64(latency * 1e6))) }
+        return (server, relay, DemoLink(port: relay?.port ?? server.port, serverPort: server.port, serverHandlers: serverHandlers, ticketWait: ticketWait))
+    }
+
     /// The seed's chapter 5: the server asks for a client certificate; the client proves a
     /// composite (ML-DSA-65 + ECDSA-P384) certificate with CertificateVerify; both halves verify.
     private func showMutualTLS(version: ProtocolVersion, group: NamedGroup, pki: DemoPKI, algorithm: PKIBuilder.Algorithm) async throws {
@@ -69,13 +80,7 @@ struct Demo: AsyncParsableCommand {
         serverConfig.groups = Defaults.groups + (Defaults.groups.contains(group) ? [] : [group])
         serverConfig.clientAuthentication = .required
         serverConfig.clientCertificateVerifier = pki.verifier
-        let serverHandlers = HandlerBox()
-        let server = try await NIOQSSLServer.start(
-            host: "127.0.0.1", port: 0, configuration: serverConfig, mode: .echo, recordTrace: true,
-            onHandler: { h in serverHandlers.append(h) }, log: { _ in })
-        var relay: DelayRelay?
-        if let latency { relay = try await DelayRelay.start(targetPort: server.port, delay: .nanoseconds(Int64(latency * 1e6))) }
-        let link = DemoLink(port: relay?.port ?? server.port, serverPort: server.port, serverHandlers: serverHandlers, ticketWait: .milliseconds(200))
+        let (server, relay, link) = try await startServer(serverConfig, ticketWait: .milliseconds(200))
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
         config.versions = [version]
         config.groups = [group] + Defaults.groups.filter { $0 != group }
@@ -96,14 +101,7 @@ struct Demo: AsyncParsableCommand {
     private func show(version: ProtocolVersion, group: NamedGroup, pki: DemoPKI) async throws -> [TimingRow] {
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
         serverConfig.groups = Defaults.groups + (Defaults.groups.contains(group) ? [] : [group])
-        let serverHandlers = HandlerBox()
-        let server = try await NIOQSSLServer.start(
-            host: "127.0.0.1", port: 0, configuration: serverConfig, mode: .echo, recordTrace: true,
-            onHandler: { h in serverHandlers.append(h) }, log: { _ in })
-        var relay: DelayRelay?
-        if let latency { relay = try await DelayRelay.start(targetPort: server.port, delay: .nanoseconds(Int64(latency * 1e6))) }
-        let link = DemoLink(port: relay?.port ?? server.port, serverPort: server.port, serverHandlers: serverHandlers,
-                            ticketWait: .milliseconds(1000 + Int64(4 * (latency ?? 0))))
+        let (server, relay, link) = try await startServer(serverConfig, ticketWait: .milliseconds(1000 + Int64(4 * (latency ?? 0))))
 
         // Full handshakes keep no sessions; resumptions share a store, as one application would.
         var full = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
