@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "QSSLWire", targets: ["QSSLWire"]),
         .library(name: "QSSL", targets: ["QSSL"]),
         .library(name: "QSSLSwiftCrypto", targets: ["QSSLSwiftCrypto"]),
+        .library(name: "QSSLP384", targets: ["QSSLP384"]),
         .library(name: "QSSLX509", targets: ["QSSLX509"]),
         .library(name: "NIOQSSL", targets: ["NIOQSSL"]),
         .library(name: "QSSLPKCS11", targets: ["QSSLPKCS11"]),
@@ -26,11 +27,19 @@ let package = Package(
         // The sans-I/O protocol core and the provider protocols it is written against.
         // Imports neither NIO, Foundation nor any crypto implementation.
         .target(name: "QSSL", dependencies: ["QSSLWire"]),
-        // The default crypto provider on swift-crypto.
+        // Q-SSL's own constant-time P-384 (ECDH, ECDSA); swift-crypto only for SHA-384/HMAC.
+        .target(
+            name: "QSSLP384",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            // Optimised in debug builds too: unoptimised 128-bit arithmetic is about 1,000 times
+            // slower, which would make every debug handshake and test crawl.
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
+        // The default crypto provider on swift-crypto (and QSSLP384 for P-384).
         .target(
             name: "QSSLSwiftCrypto",
             dependencies: [
-                "QSSL",
+                "QSSL", "QSSLP384",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
@@ -98,6 +107,11 @@ let package = Package(
             path: "Examples/IdentityCheckingClient"
         ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
+        .testTarget(
+            name: "QSSLP384Tests",
+            dependencies: ["QSSLP384", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("Resources")]
+        ),
         .testTarget(
             name: "QSSLTests",
             dependencies: [

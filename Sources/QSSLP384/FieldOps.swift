@@ -1,0 +1,189 @@
+// Conversions, constant-time helpers and inversion for the two Montgomery fields (FieldElement
+// mod p, Scalar mod n). The arithmetic itself is in Field+Generated.swift.
+
+/// All-ones when `x == 0`, else zero, without a branch.
+@inline(__always) @usableFromInline
+func isZeroMask(_ x: UInt64) -> UInt64 {
+    // (x | -x) has its top bit set exactly when x != 0.
+    let nonZeroBit = (x | (0 &- x)) &>> 63
+    return nonZeroBit &- 1
+}
+
+/// All-ones when `a == b`.
+@inline(__always) @usableFromInline
+func equalMask(_ a: UInt64, _ b: UInt64) -> UInt64 { isZeroMask(a ^ b) }
+
+/// Six little-endian limbs read from / written to 48 big-endian bytes.
+@inline(__always)
+func limbsFromBigEndian(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {
+    precondition(bytes.count == 48)
+    func limb(_ i: Int) -> UInt64 {
+        var v: UInt64 = 0
+        let base = 48 - 8 * (i + 1)
+        for k in 0..<8 { v = (v << 8) | UInt64(bytes[base + k]) }
+        return v
+    }
+    return (limb(0), limb(1), limb(2), limb(3), limb(4), limb(5))
+}
+
+@inline(__always)
+func appendBigEndian(_ limbs: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64), to out: inout [UInt8]) {
+    for v in [limbs.5, limbs.4, limbs.3, limbs.2, limbs.1, limbs.0] {
+        for k in (0..<8).reversed() { out.append(UInt8(truncatingIfNeeded: v &>> UInt64(8 * k))) }
+    }
+}
+
+/// Shared by the two fields: what the generated code provides.
+protocol MontgomeryField {
+    var v0: UInt64 { get }
+    var v1: UInt64 { get }
+    var v2: UInt64 { get }
+    var v3: UInt64 { get }
+    var v4: UInt64 { get }
+    var v5: UInt64 { get }
+    init(_ v0: UInt64, _ v1: UInt64, _ v2: UInt64, _ v3: UInt64, _ v4: UInt64, _ v5: UInt64)
+    static var modulus: Self { get }
+    static var r2: Self { get }
+    static var one: Self { get }
+    static var zero: Self { get }
+    static func mul(_ a: Self, _ b: Self) -> Self
+    static func add(_ a: Self, _ b: Self) -> Self
+    static func sub(_ a: Self, _ b: Self) -> Self
+}
+
+extension FieldElement: MontgomeryField {}
+extension Scalar: MontgomeryField {}
+
+extension MontgomeryField {
+    /// Plain limbs of a value below the modulus, or nil (variable time in whether it is in range,
+    /// which is public: it is a parsing decision).
+    @inline(__always)
+    static func plain(bigEndian bytes: UnsafeRawBufferPointer) -> Self? {
+        guard bytes.count == 48 else { return nil }
+        let l = limbsFromBigEndian(bytes)
+        let x = Self(l.0, l.1, l.2, l.3, l.4, l.5)
+        return x.isBelowModulus ? x : nil
+    }
+
+    /// Whether these plain limbs are below the modulus (constant time).
+    @inline(__always)
+    var isBelowModulusMask: UInt64 {
+        let m = Self.modulus
+        var acc = UInt128(v0) &- UInt128(m.v0)
+        acc = UInt128(v1) &- UInt128(m.v1) &- (acc &>> 127)
+        acc = UInt128(v2) &- UInt128(m.v2) &- (acc &>> 127)
+        acc = UInt128(v3) &- UInt128(m.v3) &- (acc &>> 127)
+        acc = UInt128(v4) &- UInt128(m.v4) &- (acc &>> 127)
+        acc = UInt128(v5) &- UInt128(m.v5) &- (acc &>> 127)
+        return 0 &- UInt64(truncatingIfNeeded: acc &>> 127)
+    }
+
+    var isBelowModulus: Bool { isBelowModulusMask != 0 }
+
+    /// Plain limbs → Montgomery form.
+    @inline(__always) var montgomery: Self { Self.mul(self, Self.r2) }
+    /// Montgomery form → plain limbs.
+    @inline(__always) var plain: Self { Self.mul(self, Self(1, 0, 0, 0, 0, 0)) }
+
+    /// Big-endian bytes of plain limbs.
+    var bigEndianBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(48)
+        appendBigEndian((v0, v1, v2, v3, v4, v5), to: &out)
+        return out
+    }
+
+    @inline(__always) static func square(_ a: Self) -> Self { mul(a, a) }
+
+    @inline(__always) func squared(times n: Int) -> Self {
+        var x = self
+        for _ in 0..<n { x = Self.mul(x, x) }
+        return x
+    }
+
+    /// All-ones when the value is zero (constant time).
+    @inline(__always) var isZeroMask: UInt64 { QSSLP384.isZeroMask(v0 | v1 | v2 | v3 | v4 | v5) }
+
+    /// All-ones when equal (constant time).
+    @inline(__always) func equalMask(_ other: Self) -> UInt64 {
+        QSSLP384.isZeroMask((v0 ^ other.v0) | (v1 ^ other.v1) | (v2 ^ other.v2) | (v3 ^ other.v3) | (v4 ^ other.v4) | (v5 ^ other.v5))
+    }
+
+    /// `a` where the mask is all-ones, `b` where it is zero.
+    @inline(__always) static func select(_ mask: UInt64, _ a: Self, _ b: Self) -> Self {
+        Self((a.v0 & mask) | (b.v0 & ~mask), (a.v1 & mask) | (b.v1 & ~mask), (a.v2 & mask) | (b.v2 & ~mask),
+             (a.v3 & mask) | (b.v3 & ~mask), (a.v4 & mask) | (b.v4 & ~mask), (a.v5 & mask) | (b.v5 & ~mask))
+    }
+
+    @inline(__always) static func neg(_ a: Self) -> Self { sub(zero, a) }
+
+    /// a^e for a public exponent e (plain limbs), in fixed 4-bit windows: the sequence of
+    /// operations depends only on e. The window table lives on the stack.
+    func power(publicExponent e: Self) -> Self {
+        withUnsafeTemporaryAllocation(of: Self.self, capacity: 16) { table in
+            table.initialize(repeating: Self.one)
+            table[1] = self
+            for i in 2..<16 { table[i] = Self.mul(table[i - 1], self) }
+            var r = Self.one
+            for i in (0..<96).reversed() {
+                let digit = Int(e.nibble(i))
+                if i != 95 { r = r.squared(times: 4) }
+                if digit != 0 { r = Self.mul(r, table[digit]) }
+            }
+            return r
+        }
+    }
+}
+
+extension FieldElement {
+    /// a^(p-2) = a^-1 (0 for 0), by an addition chain over p − 2's runs of ones:
+    /// 255 ones, 0, 32 ones, 64 zeros, 30 ones, 0, 1.
+    func inverted() -> FieldElement {
+        let x1 = self
+        let x2 = FieldElement.mul(x1.squared(times: 1), x1)
+        let x3 = FieldElement.mul(x2.squared(times: 1), x1)
+        let x6 = FieldElement.mul(x3.squared(times: 3), x3)
+        let x12 = FieldElement.mul(x6.squared(times: 6), x6)
+        let x15 = FieldElement.mul(x12.squared(times: 3), x3)
+        let x30 = FieldElement.mul(x15.squared(times: 15), x15)
+        let x32 = FieldElement.mul(x30.squared(times: 2), x2)
+        let x60 = FieldElement.mul(x30.squared(times: 30), x30)
+        let x120 = FieldElement.mul(x60.squared(times: 60), x60)
+        let x240 = FieldElement.mul(x120.squared(times: 120), x120)
+        let x255 = FieldElement.mul(x240.squared(times: 15), x15)
+        var t = x255.squared(times: 1)
+        t = FieldElement.mul(t.squared(times: 32), x32)
+        t = t.squared(times: 64)
+        t = FieldElement.mul(t.squared(times: 30), x30)
+        t = FieldElement.mul(t.squared(times: 2), x1)
+        return t
+    }
+}
+
+extension MontgomeryField {
+    /// The 4-bit digit at position i (0 = least significant) of plain limbs.
+    @inline(__always) func nibble(_ i: Int) -> UInt64 {
+        let limb: UInt64
+        switch i >> 4 {
+        case 0: limb = v0
+        case 1: limb = v1
+        case 2: limb = v2
+        case 3: limb = v3
+        case 4: limb = v4
+        default: limb = v5
+        }
+        return (limb &>> UInt64(4 * (i & 15))) & 0xF
+    }
+}
+
+extension Scalar {
+    /// n − 2, plain limbs: the exponent of Fermat inversion mod n.
+    static let nMinus2 = Scalar(Scalar.modulus.v0 &- 2, Scalar.modulus.v1, Scalar.modulus.v2,
+                                Scalar.modulus.v3, Scalar.modulus.v4, Scalar.modulus.v5)
+    /// a^(n-2) = a^-1 mod n (Montgomery form in and out); constant time in a.
+    func inverted() -> Scalar { power(publicExponent: Scalar.nMinus2) }
+
+    /// Plain limbs of any 384-bit value reduced once mod n (the value is below 2^384 < 2n).
+    @inline(__always) static func reducedOnce(_ x: Scalar) -> Scalar { reduceOnce(x, carry: 0) }
+
+}

@@ -1,0 +1,259 @@
+import Crypto
+import Foundation
+import Testing
+@testable import QSSLP384
+
+func hex(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var it = s.makeIterator()
+    while let a = it.next(), let b = it.next() { out.append(UInt8(String([a, b]), radix: 16)!) }
+    return out
+}
+
+func hexString(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+
+/// A big-endian scalar of any length normalised to 48 bytes (Wycheproof writes 49 with a sign
+/// byte, or fewer).
+func scalar48(_ s: String) -> [UInt8]? {
+    var b = hex(s)
+    while b.count > 48, b.first == 0 { b.removeFirst() }
+    guard b.count <= 48 else { return nil }
+    return [UInt8](repeating: 0, count: 48 - b.count) + b
+}
+
+struct P384KnownAnswerTests {
+    // RFC 6979 A.2.6 (P-384, SHA-384), cross-checked with python-ecdsa's sign_deterministic.
+    static let x = hex("6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5")
+    static let publicKey = hex("04ec3a4e415b4e19a4568618029f427fa5da9a8bc4ae92e02e06aae5286b300c64def8f0ea9055866064a254515480bc138015d9b72d7d57244ea8ef9ac0c621896708a59367f9dfb9f54ca84b3f1c9db1288b231c3ae0d4fe7344fd2533264720")
+
+    @Test(arguments: [
+        ("sample", "94edbb92a5ecb8aad4736e56c691916b3f88140666ce9fa73d64c4ea95ad133c81a648152e44acf96e36dd1e80fabe46",
+         "99ef4aeb15f178cea1fe40db2603138f130e740a19624526203b6351d0a3a94fa329c145786e679e7b82c71a38628ac8"),
+        ("test", "8203b63d3c853e8d77227fb377bcf7b7b772e97892a80f36ab775d509d7a5feb0542a7f0812998da8f1dd3ca3cf023db",
+         "ddd0760448d42d8a43af45af836fce4de8be06b485e9b61b827c2f13173923e06a739f040649a667bf3b828246baa5a5"),
+    ])
+    func rfc6979(message: String, r: String, s: String) throws {
+        let key = try NISTP384.PrivateKey(rawRepresentation: Self.x)
+        #expect(key.publicKey.x963Representation == Self.publicKey)
+        let digest = Array(SHA384.hash(data: Array(message.utf8)))
+        let signature = key.signature(forDigest: digest, additionalData: [])
+        #expect(hexString(signature.rawRepresentation) == r + s)
+        #expect(key.publicKey.isValidSignature(signature, forDigest: digest))
+        // hedged signatures differ from the deterministic one and from each other, and verify
+        let h1 = key.signature(for: Array(message.utf8))
+        let h2 = key.signature(for: Array(message.utf8))
+        #expect(h1 != signature && h1 != h2)
+        #expect(key.publicKey.isValidSignature(h1, for: Array(message.utf8)))
+        // the reference agrees
+        let reference = try P384.Signing.PublicKey(x963Representation: Self.publicKey)
+        #expect(reference.isValidSignature(try .init(rawRepresentation: signature.rawRepresentation), for: SHA384.hash(data: Array(message.utf8))))
+    }
+
+    @Test func scalarEdges() throws {
+        let n = hex("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973")
+        var nMinus1 = n
+        nMinus1[47] -= 1
+        var one = [UInt8](repeating: 0, count: 48)
+        one[47] = 1
+        // d = 1 gives G; d = n − 1 gives −G (same x, y negated)
+        let g = try NISTP384.PrivateKey(rawRepresentation: one).publicKey.x963Representation
+        let minusG = try NISTP384.PrivateKey(rawRepresentation: nMinus1).publicKey.x963Representation
+        #expect(hexString(Array(g[1..<49])) == "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7")
+        #expect(g[1..<49] == minusG[1..<49] && g[49...] != minusG[49...])
+        #expect(try P384.KeyAgreement.PrivateKey(rawRepresentation: nMinus1).publicKey.x963Representation == Data(minusG))
+        // out of range: 0, n, n + 1, 2^384 − 1, wrong lengths
+        var nPlus1 = n
+        nPlus1[47] += 1
+        for bad in [[UInt8](repeating: 0, count: 48), n, nPlus1, [UInt8](repeating: 0xFF, count: 48), [1], [UInt8](repeating: 1, count: 49)] {
+            #expect(throws: NISTP384.Error.invalidPrivateKey) { try NISTP384.PrivateKey(rawRepresentation: bad) }
+        }
+        // n·G through the variable-base path is the point at infinity
+        let sum = ScalarMult.variable(Scalar(n.reversed().chunked()), .generator)
+        #expect(sum.isInfinityMask != 0)
+        #expect(ScalarMult.base(Scalar(n.reversed().chunked())).isInfinityMask != 0)
+    }
+
+    @Test func pointDecodingRefusals() throws {
+        let good = Self.publicKey
+        #expect(throws: NISTP384.Error.invalidPublicKey("the point at infinity")) { try NISTP384.PublicKey(x963Representation: [0]) }
+        #expect(throws: NISTP384.Error.invalidPublicKey("compressed points are not accepted")) {
+            try NISTP384.PublicKey(x963Representation: [0x02] + good[1..<49])
+        }
+        var offCurve = good
+        offCurve[96] ^= 1
+        #expect(throws: NISTP384.Error.invalidPublicKey("not on the curve")) { try NISTP384.PublicKey(x963Representation: offCurve) }
+        var hybrid = good
+        hybrid[0] = 0x06
+        #expect(throws: (any Error).self) { try NISTP384.PublicKey(x963Representation: hybrid) }
+        // (0, 0) and a coordinate equal to p
+        #expect(throws: (any Error).self) { try NISTP384.PublicKey(x963Representation: [4] + [UInt8](repeating: 0, count: 96)) }
+        let p = hex("fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff")
+        #expect(throws: NISTP384.Error.invalidPublicKey("coordinate not below p")) { try NISTP384.PublicKey(x963Representation: [4] + p + good[49...]) }
+        for length in [0, 1, 96, 98] {
+            #expect(throws: (any Error).self) { try NISTP384.PublicKey(x963Representation: [UInt8](repeating: 4, count: length)) }
+        }
+    }
+
+    @Test func derStrictness() throws {
+        let key = try NISTP384.PrivateKey(rawRepresentation: Self.x)
+        let digest = Array(SHA384.hash(data: Array("sample".utf8)))
+        let signature = key.signature(forDigest: digest, additionalData: [])
+        let der = signature.derRepresentation
+        #expect(try NISTP384.Signature(derRepresentation: der) == signature)
+        // the reference's DER matches ours byte for byte
+        #expect(Array(try P384.Signing.ECDSASignature(rawRepresentation: signature.rawRepresentation).derRepresentation) == der)
+        let bad: [[UInt8]] = [
+            der + [0],                                       // trailing byte
+            [0x30, 0x81, UInt8(der.count - 2)] + der[2...],  // non-minimal long-form length
+            Array(der.dropLast()),                           // truncated
+            [0x31] + der[1...],                              // SET instead of SEQUENCE
+            [0x30, 0],                                       // empty
+            [],
+        ]
+        for b in bad { #expect(throws: (any Error).self) { try NISTP384.Signature(derRepresentation: b) } }
+        // r = 0, r = n and a negative s are refused
+        let n = hex("00ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973")
+        let s = Array(signature.rawRepresentation[48...])
+        func seq(_ a: [UInt8], _ b: [UInt8]) -> [UInt8] {
+            let c = [0x02, UInt8(a.count)] + a + [0x02, UInt8(b.count)] + b
+            return [0x30, UInt8(c.count)] + c
+        }
+        #expect(throws: (any Error).self) { try NISTP384.Signature(derRepresentation: seq([0], [0x01] + s)) }
+        #expect(throws: (any Error).self) { try NISTP384.Signature(derRepresentation: seq(n, [0x01] + s)) }
+        #expect(throws: (any Error).self) { try NISTP384.Signature(derRepresentation: seq([0x01], [0x80] + s)) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Little-endian bytes → six little-endian limbs (test helper).
+    func chunked() -> (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {
+        var l = [UInt64](repeating: 0, count: 6)
+        for (i, b) in enumerated() { l[i / 8] |= UInt64(b) << (8 * UInt64(i % 8)) }
+        return (l[0], l[1], l[2], l[3], l[4], l[5])
+    }
+}
+
+extension Scalar {
+    init(_ l: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) { self.init(l.0, l.1, l.2, l.3, l.4, l.5) }
+}
+
+// MARK: - Wycheproof
+
+struct WycheproofFile: Decodable {
+    struct Group: Decodable {
+        struct PublicKey: Decodable { let uncompressed: String }
+        let publicKey: PublicKey?
+        let tests: [Case]
+    }
+    struct Case: Decodable {
+        let tcId: Int
+        let comment: String
+        let flags: [String]
+        let result: String
+        // ECDH
+        let `public`: String?
+        let `private`: String?
+        let shared: String?
+        // ECDSA
+        let msg: String?
+        let sig: String?
+    }
+    let testGroups: [Group]
+
+    static func load(_ name: String) throws -> WycheproofFile {
+        let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Resources"))
+        return try JSONDecoder().decode(WycheproofFile.self, from: Data(contentsOf: url))
+    }
+}
+
+struct P384WycheproofTests {
+    @Test func ecdhEcpoint() throws {
+        let file = try WycheproofFile.load("ecdh_secp384r1_ecpoint_test")
+        var counts = (valid: 0, invalid: 0, acceptable: 0)
+        for group in file.testGroups {
+            for t in group.tests {
+                let outcome: [UInt8]? = {
+                    guard let d = scalar48(t.private!),
+                          let key = try? NISTP384.PrivateKey(rawRepresentation: d),
+                          let peer = try? NISTP384.PublicKey(x963Representation: hex(t.public!)) else { return nil }
+                    return try? key.sharedSecret(with: peer)
+                }()
+                switch t.result {
+                case "valid":
+                    counts.valid += 1
+                    #expect(outcome.map(hexString) == t.shared!, "tcId \(t.tcId): \(t.comment)")
+                case "invalid":
+                    counts.invalid += 1
+                    #expect(outcome == nil, "tcId \(t.tcId) must be refused: \(t.comment)")
+                default:
+                    // acceptable: compressed points, which PROTOCOL.md §1 refuses
+                    counts.acceptable += 1
+                    if let outcome { #expect(hexString(outcome) == t.shared!, "tcId \(t.tcId)") }
+                }
+            }
+        }
+        #expect(counts.valid > 100 && counts.invalid > 10)
+    }
+
+    @Test(arguments: ["ecdsa_secp384r1_sha384_test", "ecdsa_secp384r1_sha384_p1363_test"])
+    func ecdsaVerify(file name: String) throws {
+        let file = try WycheproofFile.load(name)
+        var checked = 0
+        for group in file.testGroups {
+            let key = try NISTP384.PublicKey(x963Representation: hex(group.publicKey!.uncompressed))
+            for t in group.tests {
+                let sigBytes = hex(t.sig!)
+                let signature = name.hasSuffix("p1363_test")
+                    ? try? NISTP384.Signature(rawRepresentation: sigBytes)
+                    : try? NISTP384.Signature(derRepresentation: sigBytes)
+                let valid = signature.map { key.isValidSignature($0, for: hex(t.msg!)) } ?? false
+                switch t.result {
+                case "valid": #expect(valid, "tcId \(t.tcId): \(t.comment)")
+                case "invalid": #expect(!valid, "tcId \(t.tcId) must fail: \(t.comment)")
+                default: break
+                }
+                checked += 1
+            }
+        }
+        #expect(checked > 250)
+    }
+}
+
+// MARK: - Differential against swift-crypto
+
+struct P384DifferentialTests {
+    /// QSSL_P384_DIFFERENTIAL=N runs N rounds (scripts/p384-differential runs a million); CI runs 150.
+    static var rounds: Int { ProcessInfo.processInfo.environment["QSSL_P384_DIFFERENTIAL"].flatMap(Int.init) ?? 150 }
+
+    @Test func againstSwiftCrypto() throws {
+        try Self.run(rounds: Self.rounds)
+    }
+
+    static func run(rounds: Int) throws {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<rounds {
+            // keys from the same scalar: same public point
+            let ours = NISTP384.PrivateKey()
+            let reference = try P384.KeyAgreement.PrivateKey(rawRepresentation: ours.rawRepresentation)
+            #expect(ours.publicKey.x963Representation == Array(reference.publicKey.x963Representation), "round \(round)")
+            // ECDH both ways
+            let peerReference = P384.KeyAgreement.PrivateKey(compactRepresentable: false)
+            let peerOurs = try NISTP384.PublicKey(x963Representation: peerReference.publicKey.x963Representation)
+            let secret = try ours.sharedSecret(with: peerOurs)
+            let expected = try peerReference.sharedSecretFromKeyAgreement(with: reference.publicKey).withUnsafeBytes { Array($0) }
+            #expect(secret == expected, "round \(round)")
+            // ECDSA both ways over random messages; a flipped bit fails on both sides
+            let message = (0..<Int.random(in: 0..<200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let signingReference = try P384.Signing.PrivateKey(rawRepresentation: ours.rawRepresentation)
+            let ourSignature = ours.signature(for: message)
+            let referenceSignature = try signingReference.signature(for: message)
+            #expect(signingReference.publicKey.isValidSignature(try .init(derRepresentation: ourSignature.derRepresentation), for: message))
+            let theirs = try NISTP384.Signature(derRepresentation: referenceSignature.derRepresentation)
+            #expect(ours.publicKey.isValidSignature(theirs, for: message))
+            var tampered = message
+            tampered.append(UInt8(round & 0xFF))
+            #expect(!ours.publicKey.isValidSignature(theirs, for: tampered))
+            #expect(!signingReference.publicKey.isValidSignature(try .init(derRepresentation: ourSignature.derRepresentation), for: tampered))
+        }
+    }
+}
