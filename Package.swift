@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "QSSLX509",
             dependencies: [
-                "QSSL", "QSSLSwiftCrypto",
+                "QSSL", "QSSLSwiftCrypto", "QSSLP384",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "QSSLPKCS11",
             dependencies: [
-                "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto",
+                "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLP384",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -82,7 +82,8 @@ let package = Package(
         .executableTarget(
             name: "QSSLTool",
             dependencies: [
-                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11",
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLP384",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -2,6 +2,7 @@ import CPKCS11
 import Crypto
 import _CryptoExtras
 import QSSL
+import QSSLP384
 import QSSLSwiftCrypto
 import SwiftASN1
 
@@ -173,7 +174,7 @@ extension PKCS11Token {
                 }
                 let curve = algorithm == .ecdsaP384 ? OID.secp384r1 : OID.secp256r1
                 let key: SwiftCryptoPublicKey = algorithm == .ecdsaP384
-                    ? .p384(try P384.Signing.PublicKey(x963Representation: point)) : .p256(try P256.Signing.PublicKey(x963Representation: point))
+                    ? .p384(try NISTP384.PublicKey(x963Representation: point)) : .p256(try P256.Signing.PublicKey(x963Representation: point))
                 return (algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.ecPublicKey, curve: curve, key: point), key)
             }
             guard let value = try f.attribute(session, pub, CKA.value) else { throw PKCS11Error(.objectNotFound, "\(what): no CKA_VALUE") }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import QSSL
+import QSSLP384
 import QSSLWire
 
 /// Composite ML-DSA-65 + ECDSA-P384 (draft-ietf-lamps-pq-composite-sigs-19,
@@ -28,7 +29,7 @@ public enum CompositeMLDSA65ECDSAP384 {
 
     public struct PublicKey: Sendable {
         public let mldsa: MLDSA65.PublicKey
-        public let ecdsa: P384.Signing.PublicKey
+        public let ecdsa: NISTP384.PublicKey
 
         /// ML-DSA-65 public key (1952) ‖ uncompressed P-384 point (97).
         public init(rawRepresentation raw: [UInt8]) throws(TLSError) {
@@ -37,13 +38,13 @@ public enum CompositeMLDSA65ECDSAP384 {
             }
             do {
                 mldsa = try MLDSA65.PublicKey(rawRepresentation: raw.prefix(mldsaPublicKeyLength))
-                ecdsa = try P384.Signing.PublicKey(x963Representation: raw.suffix(ecdsaPointLength))
+                ecdsa = try NISTP384.PublicKey(x963Representation: raw.suffix(ecdsaPointLength))
             } catch {
                 throw .rejected(.malformed, "composite public key: \(error)")
             }
         }
 
-        public var rawRepresentation: [UInt8] { Array(mldsa.rawRepresentation) + Array(ecdsa.x963Representation) }
+        public var rawRepresentation: [UInt8] { Array(mldsa.rawRepresentation) + ecdsa.x963Representation }
 
         /// AND verification: the ML-DSA half over M′ with context = Label, the ECDSA half over M′
         /// with SHA-384. Returns which halves failed (empty when valid).
@@ -52,7 +53,7 @@ public enum CompositeMLDSA65ECDSAP384 {
                   let m = try? CompositeMLDSA65ECDSAP384.representative(message, context: context) else { return ["ML-DSA-65", "ECDSA-P384"] }
             var failed: [String] = []
             if !mldsa.isValidSignature(signature.prefix(mldsaSignatureLength), for: m, context: label) { failed.append("ML-DSA-65") }
-            let ecdsaValid = (try? P384.Signing.ECDSASignature(derRepresentation: signature.dropFirst(mldsaSignatureLength)))
+            let ecdsaValid = (try? NISTP384.Signature(derRepresentation: signature.dropFirst(mldsaSignatureLength)))
                 .map { ecdsa.isValidSignature($0, for: m) } ?? false
             if !ecdsaValid { failed.append("ECDSA-P384") }
             return failed
@@ -99,7 +100,8 @@ public enum CompositeMLDSA65ECDSAP384 {
         public func signature(for message: [UInt8], context: [UInt8] = []) throws(TLSError) -> [UInt8] {
             let m = try CompositeMLDSA65ECDSAP384.representative(message, context: context)
             do {
-                return Array(try mldsa.signature(for: m, context: label)) + Array(try ecdsa.signature(for: m).derRepresentation)
+                let ecdsaSignature = try ecdsa.qsslP384Key.signature(for: m).derRepresentation
+                return Array(try mldsa.signature(for: m, context: label)) + ecdsaSignature
             } catch {
                 throw .crypto("composite signing: \(error)")
             }

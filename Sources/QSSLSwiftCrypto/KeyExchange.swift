@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import QSSL
+import QSSLP384
 import QSSLWire
 
 /// The key exchange groups of PROTOCOL.md §1 on swift-crypto.
@@ -136,13 +137,15 @@ enum P256Curve: NISTCurve {
     }
 }
 
+/// P-384 on Q-SSL's own constant-time implementation (QSSLP384); swift-crypto's is the
+/// reference it is tested against.
 enum P384Curve: NISTCurve {
     static let group = NamedGroup.secp384r1
     static let scalarLength = 48
-    static func makeKey(raw: [UInt8]) throws -> P384.KeyAgreement.PrivateKey { try .init(rawRepresentation: raw) }
-    static func publicPoint(_ key: P384.KeyAgreement.PrivateKey) -> [UInt8] { Array(key.publicKey.x963Representation) }
-    static func agree(_ key: P384.KeyAgreement.PrivateKey, x963 point: [UInt8]) throws -> [UInt8] {
-        try key.sharedSecretFromKeyAgreement(with: .init(x963Representation: point)).withUnsafeBytes { Array($0) }
+    static func makeKey(raw: [UInt8]) throws -> NISTP384.PrivateKey { try .init(rawRepresentation: raw) }
+    static func publicPoint(_ key: NISTP384.PrivateKey) -> [UInt8] { key.publicKey.x963Representation }
+    static func agree(_ key: NISTP384.PrivateKey, x963 point: [UInt8]) throws -> [UInt8] {
+        try key.sharedSecret(with: .init(x963Representation: point))
     }
 }
 

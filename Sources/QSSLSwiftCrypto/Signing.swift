@@ -2,6 +2,7 @@ import Crypto
 import _CryptoExtras
 import Foundation
 import QSSL
+import QSSLP384
 import QSSLWire
 
 /// The key algorithms of the swift-crypto provider and the TLS schemes each signs with. A
@@ -58,7 +59,7 @@ public enum SwiftCryptoSigningKey: SigningKey {
         do {
             switch self {
             case .p256(let k): return Array(try k.signature(for: message).derRepresentation)
-            case .p384(let k): return Array(try k.signature(for: message).derRepresentation)
+            case .p384(let k): return try k.qsslP384Key.signature(for: message).derRepresentation
             case .ed25519(let k): return Array(try k.signature(for: message))
             case .rsa(let k):
                 switch scheme {
@@ -79,7 +80,8 @@ public enum SwiftCryptoSigningKey: SigningKey {
 /// A peer's public key, checking handshake signatures with swift-crypto.
 public enum SwiftCryptoPublicKey: PeerPublicKey {
     case p256(P256.Signing.PublicKey)
-    case p384(P384.Signing.PublicKey)
+    /// Q-SSL's own P-384 (QSSLP384).
+    case p384(NISTP384.PublicKey)
     case ed25519(Curve25519.Signing.PublicKey)
     case rsa(_RSA.Signing.PublicKey)
     case mldsa65(MLDSA65.PublicKey)
@@ -113,7 +115,7 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
         case .p256(let k):
             valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: message) } ?? false
         case .p384(let k):
-            valid = (try? P384.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: message) } ?? false
+            valid = (try? NISTP384.Signature(derRepresentation: signature)).map { k.isValidSignature($0, for: message) } ?? false
         case .ed25519(let k):
             valid = k.isValidSignature(signature, for: message)
         case .rsa(let k):
@@ -138,5 +140,17 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
             valid = true
         }
         guard valid else { throw .misbehaved(.sentInvalidSignature, "\(scheme) signature does not verify") }
+    }
+}
+
+extension P384.Signing.PrivateKey {
+    /// The same scalar as a key of Q-SSL's own P-384, which signs in constant time with a
+    /// precomputed base-point table; the copied scalar bytes are wiped.
+    public var qsslP384Key: NISTP384.PrivateKey {
+        get throws(TLSError) {
+            var raw = Array(rawRepresentation)
+            defer { SecretBytes.wipe(&raw) }
+            do { return try NISTP384.PrivateKey(rawRepresentation: raw) } catch { throw .crypto("P-384 key: \(error)") }
+        }
     }
 }

@@ -24,12 +24,28 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure only the resumption figures (resumed next to full handshakes, bytes per cached session).")
     var resumptionOnly = false
 
+    @Flag(help: "Measure only the P-384 primitives (Q-SSL's own next to swift-crypto's).")
+    var p384Only = false
+
+    @Option(help: "Operations per P-384 primitive.")
+    var p384Iterations: Int = 500
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
         let pki = try DemoPKI()
         var results: [[String: Any]] = []
+        let p384 = try P384Bench.run(iterations: p384Iterations)
+        if json {
+            results += p384.map { ["kind": "p384", "implementation": $0.implementation, "operation": $0.operation, "microseconds": $0.microseconds] }
+        } else {
+            P384Bench.printTable(p384)
+        }
+        if p384Only {
+            if json { printJSON(["results": results]) }
+            return
+        }
         if resumptionOnly {
             results += try resumptionFigures(pki: pki)
             if json { printJSON(["results": results]) }

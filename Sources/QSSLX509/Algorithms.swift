@@ -2,6 +2,7 @@ import Crypto
 import _CryptoExtras
 import Foundation
 import QSSL
+import QSSLP384
 import QSSLSwiftCrypto
 import QSSLWire
 import SwiftASN1
@@ -82,7 +83,7 @@ public struct X509PublicKey: Sendable {
         case X509OID.ecPublicKey:
             guard let params else { throw TLSError.rejected(.malformed, "EC key without a named curve") }
             let curve = try ASN1ObjectIdentifier(derEncoded: params)
-            if curve == X509OID.secp384r1 { return .p384(try P384.Signing.PublicKey(x963Representation: bits)) }
+            if curve == X509OID.secp384r1 { return .p384(try NISTP384.PublicKey(x963Representation: bits)) }
             if curve == X509OID.secp256r1 { return .p256(try P256.Signing.PublicKey(x963Representation: bits)) }
             throw TLSError.rejected(.unsupportedAlgorithm, "EC curve \(curve)")
         case X509OID.ed25519:
@@ -110,9 +111,9 @@ public struct X509PublicKey: Sendable {
     func verifies(_ signature: [UInt8], over tbs: ArraySlice<UInt8>, algorithm oid: ASN1ObjectIdentifier) -> Bool {
         switch (key, oid) {
         case (.p384(let k), X509OID.ecdsaWithSHA384):
-            return (try? P384.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA384.hash(data: tbs)) } ?? false
+            return (try? NISTP384.Signature(derRepresentation: signature)).map { k.isValidSignature($0, forDigest: Array(SHA384.hash(data: tbs))) } ?? false
         case (.p384(let k), X509OID.ecdsaWithSHA256):
-            return (try? P384.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA256.hash(data: tbs)) } ?? false
+            return (try? NISTP384.Signature(derRepresentation: signature)).map { k.isValidSignature($0, forDigest: Array(SHA256.hash(data: tbs))) } ?? false
         case (.p256(let k), X509OID.ecdsaWithSHA256):
             return (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA256.hash(data: tbs)) } ?? false
         case (.p256(let k), X509OID.ecdsaWithSHA384):
@@ -197,7 +198,7 @@ extension SwiftCryptoSigningKey {
     func signCertificate(_ tbs: [UInt8]) throws -> (ASN1ObjectIdentifier, [UInt8]) {
         switch self {
         case .p256(let k): return (X509OID.ecdsaWithSHA256, Array(try k.signature(for: tbs).derRepresentation))
-        case .p384(let k): return (X509OID.ecdsaWithSHA384, Array(try k.signature(for: tbs).derRepresentation))
+        case .p384(let k): return (X509OID.ecdsaWithSHA384, try k.qsslP384Key.signature(for: tbs).derRepresentation)
         case .ed25519(let k): return (X509OID.ed25519, Array(try k.signature(for: tbs)))
         case .rsa(let k): return (X509OID.sha256WithRSAEncryption, Array(try k.signature(for: SHA256.hash(data: tbs), padding: .insecurePKCS1v1_5).rawRepresentation))
         case .mldsa65(let k): return (X509OID.mldsa65, Array(try k.signature(for: tbs)))
