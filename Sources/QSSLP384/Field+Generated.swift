@@ -126,6 +126,110 @@ struct FieldElement: Sendable {
         return reduceOnce(FieldElement(t0, t1, t2, t3, t4, t5), carry: t6)
     }
 
+    /// Montgomery square a·a·2^-384 mod m: the 15 cross products once, doubled, plus the six
+    /// squares, then six word-by-word reduction steps.
+    @inline(__always) @usableFromInline
+    static func square(_ a: FieldElement) -> FieldElement {
+        var acc: UInt128
+        var m: UInt64
+        var carry: UInt64
+        var r0: UInt64 = 0; var r1: UInt64 = 0; var r2: UInt64 = 0; var r3: UInt64 = 0; var r4: UInt64 = 0; var r5: UInt64 = 0; var r6: UInt64 = 0; var r7: UInt64 = 0; var r8: UInt64 = 0; var r9: UInt64 = 0; var r10: UInt64 = 0; var r11: UInt64 = 0
+        acc = UInt128(a.v0) &* UInt128(a.v1); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v3) &+ UInt128(carry); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r6 = carry
+        acc = UInt128(a.v1) &* UInt128(a.v2) &+ UInt128(r3); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v3) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v4) &+ UInt128(r5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v5) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r7 = carry
+        acc = UInt128(a.v2) &* UInt128(a.v3) &+ UInt128(r5); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v2) &* UInt128(a.v4) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v2) &* UInt128(a.v5) &+ UInt128(r7) &+ UInt128(carry); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r8 = carry
+        acc = UInt128(a.v3) &* UInt128(a.v4) &+ UInt128(r7); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v3) &* UInt128(a.v5) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r9 = carry
+        acc = UInt128(a.v4) &* UInt128(a.v5) &+ UInt128(r9); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r10 = carry
+        r11 = (r11 &<< 1) | (r10 &>> 63)
+        r10 = (r10 &<< 1) | (r9 &>> 63)
+        r9 = (r9 &<< 1) | (r8 &>> 63)
+        r8 = (r8 &<< 1) | (r7 &>> 63)
+        r7 = (r7 &<< 1) | (r6 &>> 63)
+        r6 = (r6 &<< 1) | (r5 &>> 63)
+        r5 = (r5 &<< 1) | (r4 &>> 63)
+        r4 = (r4 &<< 1) | (r3 &>> 63)
+        r3 = (r3 &<< 1) | (r2 &>> 63)
+        r2 = (r2 &<< 1) | (r1 &>> 63)
+        r1 = (r1 &<< 1) | (r0 &>> 63)
+        r0 = 0
+        acc = UInt128(a.v0) &* UInt128(a.v0) &+ UInt128(r0); r0 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v1) &+ UInt128(r2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v2) &* UInt128(a.v2) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v3) &* UInt128(a.v3) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v4) &* UInt128(a.v4) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v5) &* UInt128(a.v5) &+ UInt128(r10) &+ UInt128(carry); r10 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r11) &+ (acc &>> 64); r11 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        var c2: UInt64 = 0
+        m = r0 &* 0x0000000100000001
+        acc = UInt128(m) &* 0x00000000ffffffff &+ UInt128(r0)
+        acc = UInt128(m) &* 0xffffffff00000000 &+ UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xfffffffffffffffe &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r6) &+ (acc &>> 64) &+ UInt128(c2); r6 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r1 &* 0x0000000100000001
+        acc = UInt128(m) &* 0x00000000ffffffff &+ UInt128(r1)
+        acc = UInt128(m) &* 0xffffffff00000000 &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xfffffffffffffffe &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r7) &+ (acc &>> 64) &+ UInt128(c2); r7 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r2 &* 0x0000000100000001
+        acc = UInt128(m) &* 0x00000000ffffffff &+ UInt128(r2)
+        acc = UInt128(m) &* 0xffffffff00000000 &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xfffffffffffffffe &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r8) &+ (acc &>> 64) &+ UInt128(c2); r8 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r3 &* 0x0000000100000001
+        acc = UInt128(m) &* 0x00000000ffffffff &+ UInt128(r3)
+        acc = UInt128(m) &* 0xffffffff00000000 &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xfffffffffffffffe &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r9) &+ (acc &>> 64) &+ UInt128(c2); r9 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r4 &* 0x0000000100000001
+        acc = UInt128(m) &* 0x00000000ffffffff &+ UInt128(r4)
+        acc = UInt128(m) &* 0xffffffff00000000 &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xfffffffffffffffe &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r10) &+ (acc &>> 64) &+ UInt128(c2); r10 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r5 &* 0x0000000100000001
+        acc = UInt128(m) &* 0x00000000ffffffff &+ UInt128(r5)
+        acc = UInt128(m) &* 0xffffffff00000000 &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xfffffffffffffffe &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r10) &+ (acc &>> 64); r10 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r11) &+ (acc &>> 64) &+ UInt128(c2); r11 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        return reduceOnce(FieldElement(r6, r7, r8, r9, r10, r11), carry: c2)
+    }
+
     /// (carry·2^384 + x) mod m for a value below 2m: subtracts m unless that borrows.
     @inline(__always) @usableFromInline
     static func reduceOnce(_ x: FieldElement, carry: UInt64) -> FieldElement {
@@ -298,6 +402,110 @@ struct Scalar: Sendable {
         acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
         return reduceOnce(Scalar(t0, t1, t2, t3, t4, t5), carry: t6)
+    }
+
+    /// Montgomery square a·a·2^-384 mod m: the 15 cross products once, doubled, plus the six
+    /// squares, then six word-by-word reduction steps.
+    @inline(__always) @usableFromInline
+    static func square(_ a: Scalar) -> Scalar {
+        var acc: UInt128
+        var m: UInt64
+        var carry: UInt64
+        var r0: UInt64 = 0; var r1: UInt64 = 0; var r2: UInt64 = 0; var r3: UInt64 = 0; var r4: UInt64 = 0; var r5: UInt64 = 0; var r6: UInt64 = 0; var r7: UInt64 = 0; var r8: UInt64 = 0; var r9: UInt64 = 0; var r10: UInt64 = 0; var r11: UInt64 = 0
+        acc = UInt128(a.v0) &* UInt128(a.v1); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v3) &+ UInt128(carry); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v0) &* UInt128(a.v5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r6 = carry
+        acc = UInt128(a.v1) &* UInt128(a.v2) &+ UInt128(r3); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v3) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v4) &+ UInt128(r5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v5) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r7 = carry
+        acc = UInt128(a.v2) &* UInt128(a.v3) &+ UInt128(r5); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v2) &* UInt128(a.v4) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v2) &* UInt128(a.v5) &+ UInt128(r7) &+ UInt128(carry); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r8 = carry
+        acc = UInt128(a.v3) &* UInt128(a.v4) &+ UInt128(r7); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v3) &* UInt128(a.v5) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r9 = carry
+        acc = UInt128(a.v4) &* UInt128(a.v5) &+ UInt128(r9); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        r10 = carry
+        r11 = (r11 &<< 1) | (r10 &>> 63)
+        r10 = (r10 &<< 1) | (r9 &>> 63)
+        r9 = (r9 &<< 1) | (r8 &>> 63)
+        r8 = (r8 &<< 1) | (r7 &>> 63)
+        r7 = (r7 &<< 1) | (r6 &>> 63)
+        r6 = (r6 &<< 1) | (r5 &>> 63)
+        r5 = (r5 &<< 1) | (r4 &>> 63)
+        r4 = (r4 &<< 1) | (r3 &>> 63)
+        r3 = (r3 &<< 1) | (r2 &>> 63)
+        r2 = (r2 &<< 1) | (r1 &>> 63)
+        r1 = (r1 &<< 1) | (r0 &>> 63)
+        r0 = 0
+        acc = UInt128(a.v0) &* UInt128(a.v0) &+ UInt128(r0); r0 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v1) &* UInt128(a.v1) &+ UInt128(r2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v2) &* UInt128(a.v2) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v3) &* UInt128(a.v3) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v4) &* UInt128(a.v4) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        acc = UInt128(a.v5) &* UInt128(a.v5) &+ UInt128(r10) &+ UInt128(carry); r10 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r11) &+ (acc &>> 64); r11 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
+        var c2: UInt64 = 0
+        m = r0 &* 0x6ed46089e88fdc45
+        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r0)
+        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r6) &+ (acc &>> 64) &+ UInt128(c2); r6 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r1 &* 0x6ed46089e88fdc45
+        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r1)
+        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r7) &+ (acc &>> 64) &+ UInt128(c2); r7 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r2 &* 0x6ed46089e88fdc45
+        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r2)
+        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r8) &+ (acc &>> 64) &+ UInt128(c2); r8 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r3 &* 0x6ed46089e88fdc45
+        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r3)
+        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r9) &+ (acc &>> 64) &+ UInt128(c2); r9 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r4 &* 0x6ed46089e88fdc45
+        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r4)
+        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r10) &+ (acc &>> 64) &+ UInt128(c2); r10 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        m = r5 &* 0x6ed46089e88fdc45
+        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r5)
+        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(m) &* 0xffffffffffffffff &+ UInt128(r10) &+ (acc &>> 64); r10 = UInt64(truncatingIfNeeded: acc)
+        acc = UInt128(r11) &+ (acc &>> 64) &+ UInt128(c2); r11 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        return reduceOnce(Scalar(r6, r7, r8, r9, r10, r11), carry: c2)
     }
 
     /// (carry·2^384 + x) mod m for a value below 2m: subtracts m unless that borrows.

@@ -47,6 +47,7 @@ protocol MontgomeryField {
     static var one: Self { get }
     static var zero: Self { get }
     static func mul(_ a: Self, _ b: Self) -> Self
+    static func square(_ a: Self) -> Self
     static func add(_ a: Self, _ b: Self) -> Self
     static func sub(_ a: Self, _ b: Self) -> Self
 }
@@ -93,11 +94,9 @@ extension MontgomeryField {
         return out
     }
 
-    @inline(__always) static func square(_ a: Self) -> Self { mul(a, a) }
-
     @inline(__always) func squared(times n: Int) -> Self {
         var x = self
-        for _ in 0..<n { x = Self.mul(x, x) }
+        for _ in 0..<n { x = Self.square(x) }
         return x
     }
 
