@@ -9,12 +9,14 @@ let qssl: [Target.Dependency] = [
     .product(name: "QSSL", package: "Q-SSL"),
     .product(name: "QSSLSwiftCrypto", package: "Q-SSL"),
     .product(name: "QSSLX509", package: "Q-SSL"),
+    .product(name: "QSSLP384", package: "Q-SSL"),
 ]
 
 /// One executable per fuzz target; Fuzz/run runs them all.
 let fuzzTargets = [
     "FuzzRecords", "FuzzHandshakeMessages", "FuzzExtensions", "FuzzX509",
     "FuzzServer13", "FuzzClient13", "FuzzServer12", "FuzzClient12", "FuzzSessions",
+    "FuzzP384",
 ]
 
 let package = Package(

@@ -3,12 +3,13 @@
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Swift's own crash backtracer would take over (and wait) on a trap: leave crashes to libFuzzer/ASan.
 export SWIFT_BACKTRACE=enable=no
-all_targets=(FuzzRecords FuzzHandshakeMessages FuzzExtensions FuzzX509 FuzzServer13 FuzzClient13 FuzzServer12 FuzzClient12 FuzzSessions)
+all_targets=(FuzzRecords FuzzHandshakeMessages FuzzExtensions FuzzX509 FuzzServer13 FuzzClient13 FuzzServer12 FuzzClient12 FuzzSessions FuzzP384)
 build_flags=(-c release --scratch-path "$fuzz_dir/.build" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 
 max_len_for() {
     case $1 in
         FuzzExtensions|FuzzSessions) echo 8192 ;;
+        FuzzP384) echo 1024 ;;
         FuzzX509) echo 16384 ;;
         FuzzHandshakeMessages) echo 32768 ;;
         *) echo 65536 ;;

@@ -30,12 +30,21 @@ struct Bench: ParsableCommand {
     @Option(help: "Operations per P-384 primitive.")
     var p384Iterations: Int = 500
 
+    @Option(help: "Run only the dudect-style timing test of the P-384 secret operations, with this many samples each.")
+    var p384Timing: Int?
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
         let pki = try DemoPKI()
         var results: [[String: Any]] = []
+        if let samples = p384Timing {
+            let results = try P384Timing.run(samples: samples)
+            P384Timing.report(results)
+            if results.contains(where: { $0.constantTimeExpected && $0.leaks }) { throw ExitCode(1) }
+            return
+        }
         let p384 = try P384Bench.run(iterations: p384Iterations)
         if json {
             results += p384.map { ["kind": "p384", "implementation": $0.implementation, "operation": $0.operation, "microseconds": $0.microseconds] }

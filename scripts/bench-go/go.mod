@@ -1,0 +1,3 @@
+module qsslbenchgo
+
+go 1.27
