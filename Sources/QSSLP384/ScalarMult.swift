@@ -4,7 +4,8 @@
 //   window is read (masked full scan), so the memory access pattern does not depend on the
 //   scalar.
 // - Variable base (ECDH): fixed 4-bit windows over a 16-entry table of the point built on the
-//   stack, read by masked full scan; 380 doublings and 96 complete additions for every scalar.
+//   stack, read by masked full scan; 380 doublings (in Jacobian coordinates, see JacobianPoint)
+//   and 95 complete additions for every scalar.
 // - Verification: u1·G + u2·Q in variable time (all inputs are public).
 
 /// j·16^i·G for i in 0..<96 and j in 1...15, affine, Montgomery form: 96 × 15 × 12 limbs.
@@ -101,10 +102,7 @@ enum ScalarMult {
             }
             var r = lookup(k.nibble(95))
             for i in (0..<95).reversed() {
-                r = ProjectivePoint.double(r)
-                r = ProjectivePoint.double(r)
-                r = ProjectivePoint.double(r)
-                r = ProjectivePoint.double(r)
+                r = JacobianPoint.timesSixteen(r)
                 r = ProjectivePoint.add(r, lookup(k.nibble(i)))
             }
             return r
@@ -131,9 +129,7 @@ enum ScalarMult {
             var started = false
             for i in (0..<96).reversed() {
                 let digit = Int(u2.nibble(i))
-                if started {
-                    for _ in 0..<4 { acc = ProjectivePoint.double(acc) }
-                }
+                if started { acc = JacobianPoint.timesSixteen(acc) }
                 if digit != 0 {
                     acc = started ? ProjectivePoint.add(acc, table[digit]) : table[digit]
                     started = true

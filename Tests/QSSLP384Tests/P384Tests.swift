@@ -67,6 +67,15 @@ struct P384KnownAnswerTests {
         for bad in [[UInt8](repeating: 0, count: 48), n, nPlus1, [UInt8](repeating: 0xFF, count: 48), [1], [UInt8](repeating: 1, count: 49)] {
             #expect(throws: NISTP384.Error.invalidPrivateKey) { try NISTP384.PrivateKey(rawRepresentation: bad) }
         }
+        // ECDH with d = 1 and d = 2: 95 leading zero digits, so the accumulator is the point at
+        // infinity through the Jacobian doublings before the first non-zero digit
+        let peer = try NISTP384.PublicKey(x963Representation: Self.publicKey)
+        #expect(try NISTP384.PrivateKey(rawRepresentation: one).sharedSecret(with: peer) == Array(Self.publicKey[1..<49]))
+        var two = one
+        two[47] = 2
+        let reference = try P384.KeyAgreement.PrivateKey(rawRepresentation: two)
+        #expect(try NISTP384.PrivateKey(rawRepresentation: two).sharedSecret(with: peer)
+                == reference.sharedSecretFromKeyAgreement(with: .init(x963Representation: Self.publicKey)).withUnsafeBytes { Array($0) })
         // n·G through the variable-base path is the point at infinity
         let sum = ScalarMult.variable(Scalar(n.reversed().chunked()), .generator)
         #expect(sum.isInfinityMask != 0)
