@@ -26,11 +26,14 @@ let package = Package(
         // The sans-I/O protocol core and the provider protocols it is written against.
         // Imports neither NIO, Foundation nor any crypto implementation.
         .target(name: "QSSL", dependencies: ["QSSLWire"]),
+        // Q-SSL's declarations of the few BoringSSL AEAD calls inside swift-crypto that let the
+        // record layer seal and open in place (see its header).
+        .target(name: "CQSSLBoringAEAD"),
         // The default crypto provider on swift-crypto.
         .target(
             name: "QSSLSwiftCrypto",
             dependencies: [
-                "QSSL",
+                "QSSL", "CQSSLBoringAEAD",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]

@@ -235,10 +235,16 @@ public final class TLSConnection {
 
     /// Queues application data. Before the handshake completes it is buffered and sent right after.
     public func send(_ data: [UInt8]) throws(TLSError) {
+        try data.withBytes { (data) throws(TLSError) in try send(data) }
+    }
+
+    /// Queues application data read straight from the caller's buffer (a NIO `ByteBuffer`'s
+    /// readable bytes, say): it is copied once, into the record it is sealed in.
+    public func send(_ data: UnsafeRawBufferPointer) throws(TLSError) {
         if case .failed(let error) = phase { throw error }
         guard !sentCloseNotify else { throw .misuse("send after close") }
         guard case .traffic = phase else {
-            bufferedApplicationData.append(data)
+            bufferedApplicationData.append(Array(data))
             return
         }
         do {
