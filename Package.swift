@@ -77,6 +77,7 @@ let package = Package(
             name: "QSSLTool",
             dependencies: [
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11",
+                .product(name: "Crypto", package: "swift-crypto"),   // `qssl bench`: the raw AEAD next to the record layer
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -160,6 +160,13 @@ public final class TLSConnection {
     /// Bytes to send to the peer. Call after every other method.
     public func takeOutput() -> [UInt8] { context.records.takeOutbound() }
 
+    /// Hands the bytes to send to `body` (copy them out: the buffer is reused) and empties the
+    /// output. Unlike `takeOutput()` no array changes hands, so the connection keeps its output
+    /// buffer instead of allocating a new one for every flight or record.
+    public func takeOutput<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try context.records.drainOutbound(body)
+    }
+
     /// Feeds bytes read from the peer and returns what happened.
     public func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
         if case .failed(let error) = phase { throw error }
@@ -172,13 +179,23 @@ public final class TLSConnection {
             fail(with: error)
             throw error
         }
-        context.records.feed(bytes)
         var events: [TLSEvent] = []
-        do {
-            try drive(into: &events)
-        } catch {
-            fail(with: error)
-            throw error
+        var failure: TLSError?
+        // Contiguous bytes (an array, a NIO ByteBuffer's view) are read in place when nothing
+        // is buffered before them: records are opened straight from the caller's buffer, and
+        // only an incomplete tail is copied in.
+        let readInPlace: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            context.records.lend(UnsafeRawBufferPointer(buffer))
+            defer { context.records.endLoan() }
+            do throws(TLSError) { try drive(into: &events) } catch { failure = error }
+        }
+        if readInPlace == nil {
+            context.records.feed(bytes)
+            do throws(TLSError) { try drive(into: &events) } catch { failure = error }
+        }
+        if let failure {
+            fail(with: failure)
+            throw failure
         }
         return events
     }

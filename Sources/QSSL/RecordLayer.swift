@@ -87,6 +87,30 @@ struct RecordLayer {
         acceptsPlaintextAlert = duringHandshake
     }
 
+    /// The caller's bytes, read in place for the length of one `receive` when nothing was
+    /// buffered before them (`lend`); what is left when the loan ends is copied into `inbound`.
+    private var lent: UnsafeRawBufferPointer?
+    private var lentStart = 0
+
+    /// Reads `bytes` in place until `endLoan()`: whole records are opened straight from the
+    /// caller's buffer instead of being copied into `inbound` first. Only when nothing is buffered.
+    mutating func lend(_ bytes: UnsafeRawBufferPointer) {
+        guard lent == nil, !hasBufferedInput else { return feed(bytes) }
+        inbound.removeAll(keepingCapacity: true)
+        inboundStart = 0
+        lent = bytes
+        lentStart = 0
+    }
+
+    /// Ends the loan: the bytes not yet read are copied into `inbound`. Must be called before
+    /// the lent buffer goes away.
+    mutating func endLoan() {
+        guard let bytes = lent else { return }
+        lent = nil
+        inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[lentStart...]))
+        lentStart = 0
+    }
+
     mutating func feed<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         if inboundStart > 0 && inboundStart == inbound.count {
             inbound.removeAll(keepingCapacity: true)
@@ -98,8 +122,24 @@ struct RecordLayer {
         inbound.append(contentsOf: bytes)
     }
 
-    var hasBufferedInput: Bool { inboundStart < inbound.count }
-    var bufferedInputCount: Int { inbound.count - inboundStart }
+    var hasBufferedInput: Bool { bufferedInputCount > 0 }
+    var bufferedInputCount: Int { inbound.count - inboundStart + (lent.map { $0.count - lentStart } ?? 0) }
+
+    /// The unread input: the lent bytes, or `inbound`; offsets are into that buffer.
+    private var inputStart: Int { lent == nil ? inboundStart : lentStart }
+    private var inputCount: Int { lent?.count ?? inbound.count }
+    private func inputByte(_ i: Int) -> UInt8 { lent?[i] ?? inbound[i] }
+    private func withInput<R>(_ body: (UnsafeRawBufferPointer) throws(TLSError) -> R) throws(TLSError) -> R {
+        if let lent { return try body(lent) }
+        return try inbound.withBytes(body)
+    }
+    private func inputBytes(_ range: Range<Int>) -> [UInt8] {
+        if let lent { return Array(lent[range]) }
+        return Array(inbound[range])
+    }
+    private mutating func consumeInput(_ count: Int) {
+        if lent == nil { inboundStart += count } else { lentStart += count }
+    }
 
     /// Set by a server that refuses a client's 0-RTT data (RFC 8446 §4.2.10): protected records
     /// that fail to decrypt under the handshake keys (or, after a HelloRetryRequest, unprotected
@@ -126,40 +166,40 @@ struct RecordLayer {
     }
 
     private mutating func readOneRecord() throws(TLSError) -> (ContentType, [UInt8])? {
-        let available = inbound.count - inboundStart
+        let start = inputStart
+        let available = inputCount - start
         guard available >= 5 else { return nil }
-        let start = inboundStart
-        let type = ContentType(rawValue: inbound[start])
-        let length = Int(inbound[start + 3]) << 8 | Int(inbound[start + 4])
+        let type = ContentType(rawValue: inputByte(start))
+        let length = Int(inputByte(start + 3)) << 8 | Int(inputByte(start + 4))
         // change_cipher_spec (20) … application_data (23), checked without building a list per record.
         guard (ContentType.changeCipherSpec.rawValue...ContentType.applicationData.rawValue).contains(type.rawValue) else {
             throw .misbehaved(.sentRecordWithInvalidContentType, "record type \(type.rawValue)")
         }
-        guard inbound[start + 1] == 0x03 else {
+        guard inputByte(start + 1) == 0x03 else {
             throw .decode(.invalidValue(field: "TLSPlaintext.legacy_record_version"))
         }
         let limit = readProtection.map { $0.framing == .tls13 ? maxCiphertextLength : maxPlaintextLength + 2048 } ?? maxCiphertextLength
         guard length <= limit else { throw .misbehaved(.sentOversizedRecord, "record of \(length) bytes") }
         guard available >= 5 + length else { return nil }
         let body = (start + 5)..<(start + 5 + length)
-        inboundStart += 5 + length
+        consumeInput(5 + length)
 
         // RFC 8446 §5: change_cipher_spec is never protected; the handshake decides whether it is allowed.
-        if type == .changeCipherSpec { return (type, Array(inbound[body])) }
+        if type == .changeCipherSpec { return (type, inputBytes(body)) }
         guard var protection = readProtection else {
             guard length <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord) }
             if type == .applicationData && earlyDataSkipBudget != nil {
                 try skipEarlyData(length)
                 return nil
             }
-            return (type, Array(inbound[body]))
+            return (type, inputBytes(body))
         }
         if type == .alert && length <= 2 {
             // A plaintext alert (no protected record is this short) under read keys.
             guard acceptsPlaintextAlert, length == 2 else {
                 throw .misbehaved(.sentUnexpectedMessage, "unprotected alert record after keys were installed")
             }
-            return (type, Array(inbound[body]))
+            return (type, inputBytes(body))
         }
         if protection.framing != .tls13 {
             let plaintext = try openTLS12(type, body, &protection)
@@ -204,7 +244,7 @@ struct RecordLayer {
         var (nonce, seq) = protection.nextNonce()
         if explicit > 0 {
             // RFC 5288 §3: the record carries the nonce's last 8 bytes.
-            let carried = inbound.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: body.lowerBound, as: UInt64.self) }
+            let carried = try withInput { $0.loadUnaligned(fromByteOffset: body.lowerBound, as: UInt64.self) }
             nonce = protection.iv.replacingExplicitPart(with: UInt64(bigEndian: carried))
         }
         let ciphertext = (body.lowerBound + explicit)..<body.upperBound
@@ -215,21 +255,21 @@ struct RecordLayer {
         return plaintext
     }
 
-    /// Opens `inbound[ciphertext]` (ciphertext ‖ tag) with the additional data at `inbound[aadRange]`.
+    /// Opens `ciphertext` (ciphertext ‖ tag) of the input with the additional data at `aadRange` of the input.
     private func open(_ ciphertext: Range<Int>, nonce: AEADNonce, aadRange: Range<Int>, _ cipher: any AEADCipher) throws(TLSError) -> [UInt8] {
-        try inbound.withBytes { (buffer) throws(TLSError) in
+        try withInput { (buffer) throws(TLSError) in
             try open(ciphertext, nonce: nonce, aad: UnsafeRawBufferPointer(rebasing: buffer[aadRange]), cipher)
         }
     }
 
-    /// Authenticates and decrypts `inbound[ciphertext]` (ciphertext ‖ tag) straight into the
+    /// Authenticates and decrypts `ciphertext` of the input (ciphertext ‖ tag) straight into the
     /// array returned. When authentication fails nothing is returned and the array is wiped
     /// (the provider wipes it too): unauthenticated plaintext never leaves this function.
     private func open(_ ciphertext: Range<Int>, nonce: AEADNonce, aad: UnsafeRawBufferPointer, _ cipher: any AEADCipher) throws(TLSError) -> [UInt8] {
         guard ciphertext.count >= aeadTagLength else { throw TLSError(.decryptFailed) }
         let count = ciphertext.count - aeadTagLength
         var failed = false
-        var plaintext = inbound.withUnsafeBytes { buffer in
+        var plaintext = try withInput { buffer in
             [UInt8](unsafeUninitializedCapacity: count) { output, initialized in
                 let output = UnsafeMutableRawBufferPointer(output)
                 do {
@@ -360,6 +400,12 @@ struct RecordLayer {
     mutating func takeOutbound() -> [UInt8] {
         defer { outbound.removeAll(keepingCapacity: true) }
         return outbound
+    }
+
+    /// Lends the framed bytes to `body`, then empties `outbound`, keeping its storage.
+    mutating func drainOutbound<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        defer { outbound.removeAll(keepingCapacity: true) }
+        return try outbound.withUnsafeBytes(body)
     }
 }
 

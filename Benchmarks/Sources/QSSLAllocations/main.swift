@@ -33,7 +33,7 @@ func count(_ label: String, _ count: Int, _ body: () throws -> Void) rethrows {
     MallocInterposerSwift.unhook()
     let stats = MallocInterposerSwift.getStatistics()
     let n = Double(count)
-    print(label.padding(toLength: 58, withPad: " ", startingAt: 0)
+    print(label.padding(toLength: 66, withPad: " ", startingAt: 0)
           + String(format: " %9.1f mallocs  %11.0f bytes  (%d runs)", Double(stats.mallocCount) / n, Double(stats.mallocBytesCount) / n, count))
 }
 
