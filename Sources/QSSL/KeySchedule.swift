@@ -31,16 +31,27 @@ struct HKDF {
 
     func expandLabel(secret: SecretBytes, label: String, context: [UInt8], length: Int) -> [UInt8] {
         // HkdfLabel (RFC 8446 §7.1). Labels are ours and contexts are hashes (or empty): every
-        // length fits its one-byte prefix.
-        let fullLabel = Array("tls13 \(label)".utf8)
+        // length fits its one-byte prefix. Built in one array, with room for HKDF-Expand's
+        // counter byte: every TLS 1.3 derivation is a single HMAC block (length ≤ Hash.length).
+        let prefix = "tls13 ".utf8
         var info: [UInt8] = []
-        info.reserveCapacity(4 + fullLabel.count + context.count)
-        info += bigEndianBytes(UInt16(truncatingIfNeeded: length))
-        info.append(UInt8(truncatingIfNeeded: fullLabel.count))
-        info += fullLabel
+        info.reserveCapacity(5 + prefix.count + label.utf8.count + context.count)
+        info.append(UInt8(truncatingIfNeeded: length >> 8))
+        info.append(UInt8(truncatingIfNeeded: length))
+        info.append(UInt8(truncatingIfNeeded: prefix.count + label.utf8.count))
+        info.append(contentsOf: prefix)
+        info.append(contentsOf: label.utf8)
         info.append(UInt8(truncatingIfNeeded: context.count))
-        info += context
-        return expand(prk: secret.bytes, info: info, length: length)
+        info.append(contentsOf: context)
+        guard length <= hash.digestLength else { return expand(prk: secret.bytes, info: info, length: length) }
+        info.append(1)   // RFC 5869 §2.3: T(1) = HMAC-Hash(PRK, info ‖ 0x01)
+        var out = primitives.hmac(hash, key: secret.bytes, data: info)
+        if out.count > length {
+            // The rest of the block is key material too: wiped, not left to the allocator.
+            out.withUnsafeMutableBytes { zeroise(UnsafeMutableRawBufferPointer(rebasing: $0[length...])) }
+            out.removeLast(out.count - length)
+        }
+        return out
     }
 
     func deriveSecret(_ secret: SecretBytes, label: String, transcriptHash: [UInt8]) -> SecretBytes {

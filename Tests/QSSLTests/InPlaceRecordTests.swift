@@ -310,12 +310,15 @@ struct InPlaceRecordTests {
             let end = min(wire.count, offset + step)
             // Alternate arrays (contiguous: read in place) and a non-contiguous collection (copied in).
             let piece = wire[offset..<end]
-            let events = step % 2 == 0 ? try o.server.receive(piece) : try o.server.receive(piece.reversed().reversed() as ReversedCollection<ReversedCollection<ArraySlice<UInt8>>>)
+            let events = step % 2 == 0 ? try o.server.receive(piece) : try o.server.receive(piece.lazy.map { $0 })
             for case .applicationData(let d) in events { received.append(d) }
             offset = end
             step = step * 3 + 1
         }
-        #expect(received == expected)
+        // The 2^14-byte message plus its round byte spans two records: compare the byte streams.
+        let same = received.flatMap { $0 } == expected.flatMap { $0 }
+        #expect(same)
+        #expect(received.count == expected.count + 12)
     }
 
     @Test("a send from a raw buffer is the same as a send from an array, and large sends are split into 2^14-byte records")
