@@ -65,7 +65,15 @@ enum ConnectionPhase {
 /// numbers, and so AEAD nonces. It is not `Sendable`; use it from one thread (or event loop)
 /// at a time.
 public final class TLSConnection {
-    private var phase: ConnectionPhase
+    private var phase: ConnectionPhase {
+        didSet {
+            if case .traffic = phase { isInTraffic = true } else { isInTraffic = false }
+        }
+    }
+    /// Whether `phase` is `.traffic`, kept beside it: matching the enum itself copies its
+    /// payload (retaining every reference in the traffic state), which the per-record paths
+    /// (`send`, application data in `process`) would otherwise pay on every record.
+    private var isInTraffic = false
     private var context: HandshakeContext
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
@@ -258,6 +266,13 @@ public final class TLSConnection {
     /// Queues application data read straight from the caller's buffer (a NIO `ByteBuffer`'s
     /// readable bytes, say): it is copied once, into the record it is sealed in.
     public func send(_ data: UnsafeRawBufferPointer) throws(TLSError) {
+        if isInTraffic && !sentCloseNotify {
+            do {
+                try context.records.write(.applicationData, data)
+                try updateKeysIfWornOut()
+            } catch { fail(with: error); throw error }
+            return
+        }
         if case .failed(let error) = phase { throw error }
         guard !sentCloseNotify else { throw .misuse("send after close") }
         guard case .traffic = phase else {
@@ -275,8 +290,8 @@ public final class TLSConnection {
     var automaticKeyUpdateRecords: UInt64 = 1 << 23
 
     private func updateKeysIfWornOut() throws(TLSError) {
-        guard case .traffic(var traffic) = phase, traffic.tls13 != nil,
-              let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords else { return }
+        guard let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords,
+              case .traffic(var traffic) = phase, traffic.tls13 != nil else { return }
         try traffic.sendKeyUpdate(request: false, context: &context)
         phase = .traffic(traffic)
     }
@@ -412,7 +427,7 @@ public final class TLSConnection {
             guard !payload.isEmpty else { throw .misbehaved(.sentEmptyHandshakeRecord) }
             context.joiner.append(payload)   // its messages are handled by `drive`
         case .applicationData:
-            guard case .traffic = phase else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
+            guard isInTraffic else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
             if !payload.isEmpty {
                 events.append(.applicationData(payload))
                 postHandshakeMessagesSinceData = 0
