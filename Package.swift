@@ -35,11 +35,14 @@ let package = Package(
             // slower, which would make every debug handshake and test crawl.
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
+        // Q-SSL's declarations of the few BoringSSL AEAD calls inside swift-crypto that let the
+        // record layer seal and open in place (see its header).
+        .target(name: "CQSSLBoringAEAD"),
         // The default crypto provider on swift-crypto (and QSSLP384 for P-384).
         .target(
             name: "QSSLSwiftCrypto",
             dependencies: [
-                "QSSL", "QSSLP384",
+                "QSSL", "QSSLP384", "CQSSLBoringAEAD",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
@@ -83,7 +86,7 @@ let package = Package(
             name: "QSSLTool",
             dependencies: [
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLP384",
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),   // `qssl bench`: the raw primitives next to Q-SSL's
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

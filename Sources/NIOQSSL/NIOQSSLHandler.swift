@@ -204,15 +204,18 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             pendingWrites.append((buffer, promise))
             return
         }
-        do {
-            try connection.send(Array(buffer.readableBytesView))
-        } catch {
+        // Sealed straight from the ByteBuffer's bytes (no intermediate array), and the record
+        // copied once into the ByteBuffer that goes out.
+        let connection = self.connection
+        let sent = buffer.withUnsafeReadableBytes { bytes in Result { () throws(TLSError) in try connection.send(bytes) } }
+        if case .failure(let error) = sent {
             promise?.fail(NIOQSSLError.tls(error))
             fail(context: context, error: error)
             return
         }
-        let output = connection.takeOutput()
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)), promise: promise)
+        let allocator = context.channel.allocator
+        let output = connection.takeOutput { allocator.buffer(bytes: $0) }
+        context.write(wrapOutboundOut(output), promise: promise)
     }
 
     public func flush(context: ChannelHandlerContext) {
@@ -257,9 +260,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func flushOutput(context: ChannelHandlerContext) {
-        let output = connection.takeOutput()
-        guard !output.isEmpty else { return }
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)), promise: nil)
+        let allocator = context.channel.allocator
+        guard let output = connection.takeOutput({ $0.isEmpty ? nil : allocator.buffer(bytes: $0) }) else { return }
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
     }
 
     /// The alert goes out first (written and flushed), then the error is fired: an application

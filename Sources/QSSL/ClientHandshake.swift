@@ -272,6 +272,7 @@ struct ExpectServerHello {
         var transcript = self.transcript
         transcript.append(message)
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
+        transcript.fixHash(hkdf)
         let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: resumption.map { _ in pskOffer!.session.state.secret })
         let handshake = early.handshake(sharedSecret: sharedSecret)
         sharedSecret.withUnsafeMutableBytes { zeroise($0) }   // only the handshake secret is kept

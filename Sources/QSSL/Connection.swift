@@ -65,7 +65,15 @@ enum ConnectionPhase {
 /// numbers, and so AEAD nonces. It is not `Sendable`; use it from one thread (or event loop)
 /// at a time.
 public final class TLSConnection {
-    private var phase: ConnectionPhase
+    private var phase: ConnectionPhase {
+        didSet {
+            if case .traffic = phase { isInTraffic = true } else { isInTraffic = false }
+        }
+    }
+    /// Whether `phase` is `.traffic`, kept beside it: matching the enum itself copies its
+    /// payload (retaining every reference in the traffic state), which the per-record paths
+    /// (`send`, application data in `process`) would otherwise pay on every record.
+    private var isInTraffic = false
     private var context: HandshakeContext
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
@@ -160,6 +168,13 @@ public final class TLSConnection {
     /// Bytes to send to the peer. Call after every other method.
     public func takeOutput() -> [UInt8] { context.records.takeOutbound() }
 
+    /// Hands the bytes to send to `body` (copy them out: the buffer is reused) and empties the
+    /// output. Unlike `takeOutput()` no array changes hands, so the connection keeps its output
+    /// buffer instead of allocating a new one for every flight or record.
+    public func takeOutput<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try context.records.drainOutbound(body)
+    }
+
     /// Feeds bytes read from the peer and returns what happened.
     public func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
         if case .failed(let error) = phase { throw error }
@@ -172,13 +187,23 @@ public final class TLSConnection {
             fail(with: error)
             throw error
         }
-        context.records.feed(bytes)
         var events: [TLSEvent] = []
-        do {
-            try drive(into: &events)
-        } catch {
-            fail(with: error)
-            throw error
+        var failure: TLSError?
+        // Contiguous bytes (an array, a NIO ByteBuffer's view) are read in place when nothing
+        // is buffered before them: records are opened straight from the caller's buffer, and
+        // only an incomplete tail is copied in.
+        let readInPlace: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            context.records.lend(UnsafeRawBufferPointer(buffer))
+            defer { context.records.endLoan() }
+            do throws(TLSError) { try drive(into: &events) } catch { failure = error }
+        }
+        if readInPlace == nil {
+            context.records.feed(bytes)
+            do throws(TLSError) { try drive(into: &events) } catch { failure = error }
+        }
+        if let failure {
+            fail(with: failure)
+            throw failure
         }
         return events
     }
@@ -235,10 +260,23 @@ public final class TLSConnection {
 
     /// Queues application data. Before the handshake completes it is buffered and sent right after.
     public func send(_ data: [UInt8]) throws(TLSError) {
+        try data.withBytes { (data) throws(TLSError) in try send(data) }
+    }
+
+    /// Queues application data read straight from the caller's buffer (a NIO `ByteBuffer`'s
+    /// readable bytes, say): it is copied once, into the record it is sealed in.
+    public func send(_ data: UnsafeRawBufferPointer) throws(TLSError) {
+        if isInTraffic && !sentCloseNotify {
+            do {
+                try context.records.write(.applicationData, data)
+                try updateKeysIfWornOut()
+            } catch { fail(with: error); throw error }
+            return
+        }
         if case .failed(let error) = phase { throw error }
         guard !sentCloseNotify else { throw .misuse("send after close") }
         guard case .traffic = phase else {
-            bufferedApplicationData.append(data)
+            bufferedApplicationData.append(Array(data))
             return
         }
         do {
@@ -252,8 +290,8 @@ public final class TLSConnection {
     var automaticKeyUpdateRecords: UInt64 = 1 << 23
 
     private func updateKeysIfWornOut() throws(TLSError) {
-        guard case .traffic(var traffic) = phase, traffic.tls13 != nil,
-              let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords else { return }
+        guard let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords,
+              case .traffic(var traffic) = phase, traffic.tls13 != nil else { return }
         try traffic.sendKeyUpdate(request: false, context: &context)
         phase = .traffic(traffic)
     }
@@ -389,7 +427,7 @@ public final class TLSConnection {
             guard !payload.isEmpty else { throw .misbehaved(.sentEmptyHandshakeRecord) }
             context.joiner.append(payload)   // its messages are handled by `drive`
         case .applicationData:
-            guard case .traffic = phase else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
+            guard isInTraffic else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
             if !payload.isEmpty {
                 events.append(.applicationData(payload))
                 postHandshakeMessagesSinceData = 0

@@ -20,10 +20,14 @@ struct HandshakeContext {
     /// Queues a handshake message and appends it to the transcript. Messages queued together are
     /// coalesced into as few records as possible when the flight is flushed.
     mutating func send(_ message: HandshakeMessage, transcript: inout Transcript) {
-        let bytes = message.encoded
-        transcript.append(raw: bytes)
-        pendingHandshake.append(contentsOf: bytes)
-        note(.sent, "\(message.type)", bytes.count)
+        transcript.append(message)
+        let length = message.body.count
+        pendingHandshake.append(message.type.rawValue)
+        pendingHandshake.append(UInt8(truncatingIfNeeded: length >> 16))
+        pendingHandshake.append(UInt8(truncatingIfNeeded: length >> 8))
+        pendingHandshake.append(UInt8(truncatingIfNeeded: length))
+        pendingHandshake.append(contentsOf: message.body)
+        note(.sent, "\(message.type)", length + 4)
     }
 
     /// Encodes and queues a handshake message (see `send(_:transcript:)` above).
@@ -34,9 +38,8 @@ struct HandshakeContext {
     /// Writes queued handshake messages into records under the current write keys.
     mutating func flush() throws(TLSError) {
         guard !pendingHandshake.isEmpty else { return }
-        let bytes = pendingHandshake
-        pendingHandshake = []
-        try records.write(.handshake, bytes)
+        defer { pendingHandshake.removeAll(keepingCapacity: true) }
+        try records.write(.handshake, pendingHandshake)
     }
 
     mutating func sendChangeCipherSpec() throws(TLSError) {

@@ -31,16 +31,27 @@ struct HKDF {
 
     func expandLabel(secret: SecretBytes, label: String, context: [UInt8], length: Int) -> [UInt8] {
         // HkdfLabel (RFC 8446 §7.1). Labels are ours and contexts are hashes (or empty): every
-        // length fits its one-byte prefix.
-        let fullLabel = Array("tls13 \(label)".utf8)
+        // length fits its one-byte prefix. Built in one array, with room for HKDF-Expand's
+        // counter byte: every TLS 1.3 derivation is a single HMAC block (length ≤ Hash.length).
+        let prefix = "tls13 ".utf8
         var info: [UInt8] = []
-        info.reserveCapacity(4 + fullLabel.count + context.count)
-        info += bigEndianBytes(UInt16(truncatingIfNeeded: length))
-        info.append(UInt8(truncatingIfNeeded: fullLabel.count))
-        info += fullLabel
+        info.reserveCapacity(5 + prefix.count + label.utf8.count + context.count)
+        info.append(UInt8(truncatingIfNeeded: length >> 8))
+        info.append(UInt8(truncatingIfNeeded: length))
+        info.append(UInt8(truncatingIfNeeded: prefix.count + label.utf8.count))
+        info.append(contentsOf: prefix)
+        info.append(contentsOf: label.utf8)
         info.append(UInt8(truncatingIfNeeded: context.count))
-        info += context
-        return expand(prk: secret.bytes, info: info, length: length)
+        info.append(contentsOf: context)
+        guard length <= hash.digestLength else { return expand(prk: secret.bytes, info: info, length: length) }
+        info.append(1)   // RFC 5869 §2.3: T(1) = HMAC-Hash(PRK, info ‖ 0x01)
+        var out = primitives.hmac(hash, key: secret.bytes, data: info)
+        if out.count > length {
+            // The rest of the block is key material too: wiped, not left to the allocator.
+            out.withUnsafeMutableBytes { zeroise(UnsafeMutableRawBufferPointer(rebasing: $0[length...])) }
+            out.removeLast(out.count - length)
+        }
+        return out
     }
 
     func deriveSecret(_ secret: SecretBytes, label: String, transcriptHash: [UInt8]) -> SecretBytes {
@@ -129,20 +140,57 @@ enum TLS13KeySchedule {
     }
 }
 
-/// The running handshake transcript. Messages are kept as bytes so the hash can be chosen
-/// after ServerHello and HelloRetryRequest can replace ClientHello1 by message_hash (§4.4.1).
+/// The running handshake transcript. Messages are kept as bytes until the hash is known (it is
+/// chosen by ServerHello, and HelloRetryRequest replaces ClientHello1 by message_hash, §4.4.1).
+/// Once TLS 1.3 fixes the hash (`fixHash`), each message is hashed once as it is appended and
+/// every transcript hash is a snapshot of the running hash; the bytes are no longer kept.
+/// TLS 1.2 keeps the bytes (its CertificateVerify signs them) and hashes them when asked.
 struct Transcript {
     private(set) var bytes: [UInt8] = []
+    private var running: (algorithm: HashAlgorithm, hash: any IncrementalHash)?
 
-    mutating func append(_ message: HandshakeMessage) { bytes.append(contentsOf: message.encoded) }
-    mutating func append(raw: [UInt8]) { bytes.append(contentsOf: raw) }
+    mutating func append(_ message: HandshakeMessage) {
+        let length = message.body.count
+        let header: (UInt8, UInt8, UInt8, UInt8) = (message.type.rawValue, UInt8(truncatingIfNeeded: length >> 16),
+                                                     UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length))
+        withUnsafeBytes(of: header) { add($0) }
+        message.body.withUnsafeBytes { add($0) }
+    }
 
-    func hash(_ hkdf: HKDF) -> [UInt8] { hkdf.primitives.hash(hkdf.hash, bytes) }
+    mutating func append(raw: [UInt8]) { raw.withUnsafeBytes { add($0) } }
+
+    private mutating func add(_ more: UnsafeRawBufferPointer) {
+        if running == nil {
+            bytes.append(contentsOf: more)
+        } else {
+            running!.hash.update(more)
+        }
+    }
+
+    func hash(_ hkdf: HKDF) -> [UInt8] {
+        if let running {
+            // Local invariant: TLS 1.3 hashes its transcript with the suite's hash only.
+            precondition(running.algorithm == hkdf.hash, "transcript hashed with \(hkdf.hash) after \(running.algorithm) was fixed")
+            return running.hash.finalize()
+        }
+        return hkdf.primitives.hash(hkdf.hash, bytes)
+    }
+
+    /// TLS 1.3, once the cipher suite is known: from now on messages are hashed as they are
+    /// appended, with `hkdf`'s hash, and only that hash can be asked for.
+    mutating func fixHash(_ hkdf: HKDF) {
+        guard running == nil else { return }
+        var hash = hkdf.primitives.makeIncrementalHash(hkdf.hash)
+        bytes.withUnsafeBytes { hash.update($0) }
+        running = (hkdf.hash, hash)
+        bytes = []
+    }
 
     /// RFC 8446 §4.4.1: replace ClientHello1 by message_hash ‖ 00 00 Hash.length ‖ Hash(CH1).
     mutating func replaceWithMessageHash(_ hkdf: HKDF) {
         let h = hash(hkdf)
         bytes = [HandshakeType.messageHash.rawValue, 0, 0, UInt8(h.count)] + h
+        running = nil
     }
 }
 

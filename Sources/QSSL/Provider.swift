@@ -28,17 +28,151 @@ public struct AEADAlgorithm: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The length of the tag of every AEAD the record layer uses (RFC 8446 §5.3, RFC 5288, RFC 7905).
+public let aeadTagLength = 16
+
+/// A 96-bit AEAD nonce held inline (on the stack), not in an array: the record layer makes one
+/// per record.
+public struct AEADNonce: Sendable, Equatable {
+    public static let length = 12
+    fileprivate var storage: (UInt32, UInt32, UInt32) = (0, 0, 0)
+
+    /// The nonce of `bytes`, which must be 12 bytes long.
+    public init?<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        guard bytes.count == Self.length else { return nil }
+        withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
+    }
+
+    /// The bytes, as an array (tests and array-based conformers).
+    public var bytes: [UInt8] { Swift.withUnsafeBytes(of: storage) { Array($0) } }
+
+    /// Calls `body` with the 12 bytes.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        var copy = storage
+        return try Swift.withUnsafeMutableBytes(of: &copy) { (buffer) throws(E) -> R in try body(UnsafeRawBufferPointer(buffer)) }
+    }
+
+    /// RFC 8446 §5.3, RFC 7905 §2: the 64-bit sequence number, big-endian, XORed into the last
+    /// 8 bytes.
+    func xoring(sequence: UInt64) -> AEADNonce {
+        var nonce = self
+        Swift.withUnsafeMutableBytes(of: &nonce.storage) { bytes in
+            bytes.storeBytes(of: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self) ^ sequence.bigEndian, toByteOffset: 4, as: UInt64.self)
+        }
+        return nonce
+    }
+
+    /// RFC 5288 §3: the 4-byte salt (the first bytes of `self`) ‖ an 8-byte explicit nonce.
+    func replacingExplicitPart(with explicit: UInt64) -> AEADNonce {
+        var nonce = self
+        Swift.withUnsafeMutableBytes(of: &nonce.storage) { $0.storeBytes(of: explicit.bigEndian, toByteOffset: 4, as: UInt64.self) }
+        return nonce
+    }
+
+    public static func == (a: AEADNonce, b: AEADNonce) -> Bool { a.storage == b.storage }
+}
+
 /// An AEAD key ready to seal and open records.
+///
+/// The record layer calls only the buffer-based methods: it seals straight into its outgoing
+/// buffer and opens from its incoming one, so no per-record array is made for the nonce, the
+/// additional data or the ciphertext. Each pair has a default written in terms of the other,
+/// so a conformer implements either the buffer-based pair (fast) or the array-based pair
+/// (simple), and must implement one of them.
 public protocol AEADCipher: Sendable {
+    /// Encrypts `plaintext` and writes ciphertext ‖ tag to `output`, whose count is
+    /// `plaintext.count + aeadTagLength`. `plaintext` is either disjoint from `output` or starts
+    /// at the same address (sealing in place); `aad` may point into `output` before the part
+    /// written.
+    func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+              into output: UnsafeMutableRawBufferPointer) throws(TLSError)
+    /// Authenticates `ciphertext` (ciphertext ‖ tag, at least `aeadTagLength` bytes) and writes
+    /// the plaintext to `output`, whose count is `ciphertext.count - aeadTagLength`; `output` is
+    /// disjoint from `ciphertext` or starts at the same address. Throws `decryptFailed` when
+    /// authentication fails; `output` must then hold no plaintext (callers zero it as well).
+    func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+              into output: UnsafeMutableRawBufferPointer) throws(TLSError)
     /// Returns ciphertext ‖ tag.
     func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8]
     /// Opens ciphertext ‖ tag; throws `decryptFailed` when authentication fails.
     func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8]
 }
 
+extension AEADCipher {
+    public func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+                     into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+        let sealed = try seal(nonce: nonce.bytes, aad: Array(aad), plaintext: Array(plaintext)[...])
+        guard sealed.count == output.count else { throw .crypto("AEAD output of \(sealed.count) bytes, expected \(output.count)") }
+        output.copyBytes(from: sealed)
+    }
+
+    public func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+                     into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+        var plaintext = try open(nonce: nonce.bytes, aad: Array(aad), ciphertext: Array(ciphertext)[...])
+        defer { plaintext.withUnsafeMutableBytes { zeroise($0) } }
+        guard plaintext.count == output.count else { throw TLSError(.decryptFailed) }
+        output.copyBytes(from: plaintext)
+    }
+
+    public func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
+        guard let nonce = AEADNonce(nonce) else { throw .crypto("AEAD nonce of \(nonce.count) bytes") }
+        let count = plaintext.count + aeadTagLength
+        var failure: TLSError?
+        let sealed = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let output = UnsafeMutableRawBufferPointer(buffer)
+            output.initializeMemory(as: UInt8.self, repeating: 0)
+            initialized = count
+            do throws(TLSError) {
+                try aad.withBytes { (aad) throws(TLSError) in
+                    try plaintext.withBytes { (plaintext) throws(TLSError) in
+                        try seal(nonce: nonce, aad: aad, plaintext: plaintext, into: output)
+                    }
+                }
+            } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return sealed
+    }
+
+    public func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
+        guard let nonce = AEADNonce(nonce), ciphertext.count >= aeadTagLength else { throw TLSError(.decryptFailed) }
+        let count = ciphertext.count - aeadTagLength
+        var failure: TLSError?
+        var plaintext = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let output = UnsafeMutableRawBufferPointer(buffer)
+            output.initializeMemory(as: UInt8.self, repeating: 0)
+            initialized = count
+            do throws(TLSError) {
+                try aad.withBytes { (aad) throws(TLSError) in
+                    try ciphertext.withBytes { (ciphertext) throws(TLSError) in
+                        try open(nonce: nonce, aad: aad, ciphertext: ciphertext, into: output)
+                    }
+                }
+            } catch { failure = error }
+        }
+        if let failure {
+            plaintext.withUnsafeMutableBytes { zeroise($0) }
+            throw failure
+        }
+        return plaintext
+    }
+}
+
+/// A running hash: `update` with more bytes, `finalize` for the digest so far. A value type: a
+/// copy is a snapshot (the transcript hashes each message once, however often it asks for the
+/// hash of what it has seen).
+public protocol IncrementalHash: Sendable {
+    mutating func update(_ bytes: UnsafeRawBufferPointer)
+    /// The digest of everything added so far; more bytes may be added afterwards.
+    func finalize() -> [UInt8]
+}
+
 /// Hashing, HMAC, AEAD and randomness: the primitives the protocol core is written against.
 public protocol CryptoPrimitives: Sendable {
     func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8]
+    /// An empty running hash. Defaults to one that keeps the bytes and calls `hash` on
+    /// `finalize` (correct, but as slow as re-hashing).
+    func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash
     func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8]
     func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher
     func randomBytes(_ count: Int) -> [UInt8]
@@ -60,6 +194,21 @@ public protocol KeyExchangeGroup: Sendable {
 public protocol PendingKeyExchange: Sendable {
     var group: NamedGroup { get }
     func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8]
+}
+
+extension CryptoPrimitives {
+    public func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash {
+        BufferingHash(primitives: self, algorithm: algorithm)
+    }
+}
+
+/// The default running hash: keeps the bytes and hashes them all on `finalize`.
+private struct BufferingHash: IncrementalHash {
+    let primitives: any CryptoPrimitives
+    let algorithm: HashAlgorithm
+    var bytes: [UInt8] = []
+    mutating func update(_ more: UnsafeRawBufferPointer) { bytes.append(contentsOf: more) }
+    func finalize() -> [UInt8] { primitives.hash(algorithm, bytes) }
 }
 
 /// A private key that signs handshake messages: in memory, or in an HSM.

@@ -21,42 +21,50 @@ struct RecordProtection {
     }
 
     let cipher: any AEADCipher
-    let iv: [UInt8]
+    /// The 12-byte IV; for RFC 5288 framing, the 4-byte salt followed by zeros.
+    let iv: AEADNonce
     let framing: Framing
     private(set) var sequence: UInt64 = 0
 
+    /// - Parameter iv: 12 bytes, or the 4-byte salt for `.tls12ExplicitNonce` (both come from
+    ///   our own key derivation).
     init(cipher: any AEADCipher, iv: [UInt8], framing: Framing = .tls13) {
+        let padded = framing == .tls12ExplicitNonce ? iv + [UInt8](repeating: 0, count: 8) : iv
+        guard let nonce = AEADNonce(padded) else { preconditionFailure("an IV of \(iv.count) bytes for \(framing)") }   // local invariant
         self.cipher = cipher
-        self.iv = iv
+        self.iv = nonce
         self.framing = framing
     }
 
-    /// The nonce for the next record and its sequence number; advances the sequence.
-    mutating func nextNonce() -> (nonce: [UInt8], sequence: UInt64) {
+    /// The nonce for the next record and its sequence number; advances the sequence. For RFC
+    /// 5288 framing the explicit part is the sequence number.
+    mutating func nextNonce() -> (nonce: AEADNonce, sequence: UInt64) {
         let seq = sequence
         sequence &+= 1
-        if framing == .tls12ExplicitNonce {
-            var nonce = iv
-            for i in (0..<8).reversed() { nonce.append(UInt8(truncatingIfNeeded: seq >> (8 * UInt64(i)))) }
-            return (nonce, seq)
-        }
-        var nonce = iv
-        let n = nonce.count
-        for i in 0..<8 { nonce[n - 1 - i] ^= UInt8(truncatingIfNeeded: seq >> (8 * UInt64(i))) }
-        return (nonce, seq)
+        return (framing == .tls12ExplicitNonce ? iv.replacingExplicitPart(with: seq) : iv.xoring(sequence: seq), seq)
     }
 
-    /// RFC 5246 §6.2.3.3: seq_num ‖ type ‖ version ‖ length.
-    static func tls12AAD(sequence: UInt64, type: ContentType, length: Int) -> [UInt8] {
-        var aad: [UInt8] = []
-        aad.reserveCapacity(13)
-        for i in (0..<8).reversed() { aad.append(UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i)))) }
-        aad += [type.rawValue, 3, 3, UInt8(length >> 8), UInt8(length & 0xFF)]
-        return aad
+    /// RFC 5246 §6.2.3.3: seq_num ‖ type ‖ version ‖ length, built on the stack.
+    static func withTLS12AAD<R, E: Error>(sequence: UInt64, type: ContentType, length: Int,
+                                          _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        var storage: (UInt64, UInt64) = (0, 0)
+        return try withUnsafeMutableBytes(of: &storage) { (aad) throws(E) -> R in
+            aad.storeBytes(of: sequence.bigEndian, toByteOffset: 0, as: UInt64.self)
+            aad[8] = type.rawValue
+            aad[9] = 3
+            aad[10] = 3
+            aad[11] = UInt8(truncatingIfNeeded: length >> 8)
+            aad[12] = UInt8(truncatingIfNeeded: length)
+            return try body(UnsafeRawBufferPointer(rebasing: aad[0..<13]))
+        }
     }
 }
 
 /// Frames, protects and deprotects records. Knows nothing of handshake states.
+///
+/// Records are sealed in place in `outbound` (header, then the plaintext copied in and encrypted
+/// over itself, then the tag) and opened from `inbound` straight into the array handed to the
+/// caller: no per-record array for the nonce, the additional data or the ciphertext.
 struct RecordLayer {
     var readProtection: RecordProtection?
     var writeProtection: RecordProtection?
@@ -79,6 +87,30 @@ struct RecordLayer {
         acceptsPlaintextAlert = duringHandshake
     }
 
+    /// The caller's bytes, read in place for the length of one `receive` when nothing was
+    /// buffered before them (`lend`); what is left when the loan ends is copied into `inbound`.
+    private var lent: UnsafeRawBufferPointer?
+    private var lentStart = 0
+
+    /// Reads `bytes` in place until `endLoan()`: whole records are opened straight from the
+    /// caller's buffer instead of being copied into `inbound` first. Only when nothing is buffered.
+    mutating func lend(_ bytes: UnsafeRawBufferPointer) {
+        guard lent == nil, !hasBufferedInput else { return feed(bytes) }
+        inbound.removeAll(keepingCapacity: true)
+        inboundStart = 0
+        lent = bytes
+        lentStart = 0
+    }
+
+    /// Ends the loan: the bytes not yet read are copied into `inbound`. Must be called before
+    /// the lent buffer goes away.
+    mutating func endLoan() {
+        guard let bytes = lent else { return }
+        lent = nil
+        inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[lentStart...]))
+        lentStart = 0
+    }
+
     mutating func feed<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         if inboundStart > 0 && inboundStart == inbound.count {
             inbound.removeAll(keepingCapacity: true)
@@ -90,8 +122,24 @@ struct RecordLayer {
         inbound.append(contentsOf: bytes)
     }
 
-    var hasBufferedInput: Bool { inboundStart < inbound.count }
-    var bufferedInputCount: Int { inbound.count - inboundStart }
+    var hasBufferedInput: Bool { bufferedInputCount > 0 }
+    var bufferedInputCount: Int { inbound.count - inboundStart + (lent.map { $0.count - lentStart } ?? 0) }
+
+    /// The unread input: the lent bytes, or `inbound`; offsets are into that buffer.
+    private var inputStart: Int { lent == nil ? inboundStart : lentStart }
+    private var inputCount: Int { lent?.count ?? inbound.count }
+    private func inputByte(_ i: Int) -> UInt8 { lent?[i] ?? inbound[i] }
+    private func withInput<R>(_ body: (UnsafeRawBufferPointer) throws(TLSError) -> R) throws(TLSError) -> R {
+        if let lent { return try body(lent) }
+        return try inbound.withBytes(body)
+    }
+    private func inputBytes(_ range: Range<Int>) -> [UInt8] {
+        if let lent { return Array(lent[range]) }
+        return Array(inbound[range])
+    }
+    private mutating func consumeInput(_ count: Int) {
+        if lent == nil { inboundStart += count } else { lentStart += count }
+    }
 
     /// Set by a server that refuses a client's 0-RTT data (RFC 8446 §4.2.10): protected records
     /// that fail to decrypt under the handshake keys (or, after a HelloRetryRequest, unprotected
@@ -118,40 +166,40 @@ struct RecordLayer {
     }
 
     private mutating func readOneRecord() throws(TLSError) -> (ContentType, [UInt8])? {
-        let available = inbound.count - inboundStart
+        let start = inputStart
+        let available = inputCount - start
         guard available >= 5 else { return nil }
-        let type = ContentType(rawValue: inbound[inboundStart])
-        let length = Int(inbound[inboundStart + 3]) << 8 | Int(inbound[inboundStart + 4])
+        let type = ContentType(rawValue: inputByte(start))
+        let length = Int(inputByte(start + 3)) << 8 | Int(inputByte(start + 4))
         // change_cipher_spec (20) … application_data (23), checked without building a list per record.
         guard (ContentType.changeCipherSpec.rawValue...ContentType.applicationData.rawValue).contains(type.rawValue) else {
             throw .misbehaved(.sentRecordWithInvalidContentType, "record type \(type.rawValue)")
         }
-        guard inbound[inboundStart + 1] == 0x03 else {
+        guard inputByte(start + 1) == 0x03 else {
             throw .decode(.invalidValue(field: "TLSPlaintext.legacy_record_version"))
         }
         let limit = readProtection.map { $0.framing == .tls13 ? maxCiphertextLength : maxPlaintextLength + 2048 } ?? maxCiphertextLength
         guard length <= limit else { throw .misbehaved(.sentOversizedRecord, "record of \(length) bytes") }
         guard available >= 5 + length else { return nil }
-        let header = Array(inbound[inboundStart..<(inboundStart + 5)])
-        let body = inbound[(inboundStart + 5)..<(inboundStart + 5 + length)]
-        inboundStart += 5 + length
+        let body = (start + 5)..<(start + 5 + length)
+        consumeInput(5 + length)
 
         // RFC 8446 §5: change_cipher_spec is never protected; the handshake decides whether it is allowed.
-        if type == .changeCipherSpec { return (type, Array(body)) }
+        if type == .changeCipherSpec { return (type, inputBytes(body)) }
         guard var protection = readProtection else {
             guard length <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord) }
             if type == .applicationData && earlyDataSkipBudget != nil {
                 try skipEarlyData(length)
                 return nil
             }
-            return (type, Array(body))
+            return (type, inputBytes(body))
         }
         if type == .alert && length <= 2 {
             // A plaintext alert (no protected record is this short) under read keys.
             guard acceptsPlaintextAlert, length == 2 else {
                 throw .misbehaved(.sentUnexpectedMessage, "unprotected alert record after keys were installed")
             }
-            return (type, Array(body))
+            return (type, inputBytes(body))
         }
         if protection.framing != .tls13 {
             let plaintext = try openTLS12(type, body, &protection)
@@ -162,16 +210,18 @@ struct RecordLayer {
         guard type == .applicationData else {
             throw .misbehaved(.sentUnexpectedMessage, "unprotected \(type) record after keys were installed")
         }
+        // RFC 8446 §5.2: the additional data is the record header itself, read where it lies.
+        let header = start..<(start + 5)
         var plaintext: [UInt8]
         if earlyDataSkipBudget != nil {
             // Trial decryption: a failure does not advance the sequence number.
-            do { plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body) } catch {
+            do { plaintext = try open(body, nonce: protection.nextNonce().nonce, aadRange: header, protection.cipher) } catch {
                 try skipEarlyData(length)
                 return nil
             }
             earlyDataSkipBudget = nil
         } else {
-            plaintext = try protection.cipher.open(nonce: protection.nextNonce().nonce, aad: header, ciphertext: body)
+            plaintext = try open(body, nonce: protection.nextNonce().nonce, aadRange: header, protection.cipher)
         }
         readProtection = protection
         acceptsPlaintextAlert = false
@@ -188,68 +238,153 @@ struct RecordLayer {
         return (innerType, plaintext)
     }
 
-    private func openTLS12(_ type: ContentType, _ body: ArraySlice<UInt8>, _ protection: inout RecordProtection) throws(TLSError) -> [UInt8] {
-        let overhead = (protection.framing == .tls12ExplicitNonce ? 8 : 0) + 16
-        guard body.count >= overhead else { throw TLSError(.decryptFailed) }
+    private func openTLS12(_ type: ContentType, _ body: Range<Int>, _ protection: inout RecordProtection) throws(TLSError) -> [UInt8] {
+        let explicit = protection.framing == .tls12ExplicitNonce ? 8 : 0
+        guard body.count >= explicit + aeadTagLength else { throw TLSError(.decryptFailed) }
         var (nonce, seq) = protection.nextNonce()
-        var ciphertext = body
-        if protection.framing == .tls12ExplicitNonce {
-            nonce = protection.iv + Array(body.prefix(8))
-            ciphertext = body.dropFirst(8)
+        if explicit > 0 {
+            // RFC 5288 §3: the record carries the nonce's last 8 bytes.
+            let carried = try withInput { $0.loadUnaligned(fromByteOffset: body.lowerBound, as: UInt64.self) }
+            nonce = protection.iv.replacingExplicitPart(with: UInt64(bigEndian: carried))
         }
-        let aad = RecordProtection.tls12AAD(sequence: seq, type: type, length: body.count - overhead)
-        let plaintext = try protection.cipher.open(nonce: nonce, aad: aad, ciphertext: ciphertext)
+        let ciphertext = (body.lowerBound + explicit)..<body.upperBound
+        let plaintext = try RecordProtection.withTLS12AAD(sequence: seq, type: type, length: ciphertext.count - aeadTagLength) { (aad) throws(TLSError) in
+            try open(ciphertext, nonce: nonce, aad: aad, protection.cipher)
+        }
         guard plaintext.count <= maxPlaintextLength else { throw .misbehaved(.sentOversizedRecord, "plaintext too long") }
+        return plaintext
+    }
+
+    /// Opens `ciphertext` (ciphertext ‖ tag) of the input with the additional data at `aadRange` of the input.
+    private func open(_ ciphertext: Range<Int>, nonce: AEADNonce, aadRange: Range<Int>, _ cipher: any AEADCipher) throws(TLSError) -> [UInt8] {
+        try withInput { (buffer) throws(TLSError) in
+            try open(ciphertext, nonce: nonce, aad: UnsafeRawBufferPointer(rebasing: buffer[aadRange]), cipher)
+        }
+    }
+
+    /// Authenticates and decrypts `ciphertext` of the input (ciphertext ‖ tag) straight into the
+    /// array returned. When authentication fails nothing is returned and the array is wiped
+    /// (the provider wipes it too): unauthenticated plaintext never leaves this function.
+    private func open(_ ciphertext: Range<Int>, nonce: AEADNonce, aad: UnsafeRawBufferPointer, _ cipher: any AEADCipher) throws(TLSError) -> [UInt8] {
+        guard ciphertext.count >= aeadTagLength else { throw TLSError(.decryptFailed) }
+        let count = ciphertext.count - aeadTagLength
+        var failed = false
+        var plaintext = try withInput { buffer in
+            [UInt8](unsafeUninitializedCapacity: count) { output, initialized in
+                let output = UnsafeMutableRawBufferPointer(output)
+                do {
+                    try cipher.open(nonce: nonce, aad: aad, ciphertext: UnsafeRawBufferPointer(rebasing: buffer[ciphertext]), into: output)
+                } catch {
+                    output.initializeMemory(as: UInt8.self, repeating: 0)
+                    failed = true
+                }
+                initialized = count
+            }
+        }
+        if failed {
+            plaintext.withUnsafeMutableBytes { zeroise($0) }
+            throw TLSError(.decryptFailed)
+        }
         return plaintext
     }
 
     /// Writes `payload` as one or more records of `type`, protected if write keys are installed.
     mutating func write(_ type: ContentType, _ payload: [UInt8]) throws(TLSError) {
+        try payload.withBytes { (payload) throws(TLSError) in try write(type, payload) }
+    }
+
+    /// Writes `payload` as one or more records of `type`, protected if write keys are installed.
+    mutating func write(_ type: ContentType, _ payload: UnsafeRawBufferPointer) throws(TLSError) {
         var offset = 0
         repeat {
             let end = min(offset + maxPlaintextLength, payload.count)
-            try writeFragment(type, payload[offset..<end])
+            try writeFragment(type, UnsafeRawBufferPointer(rebasing: payload[offset..<end]))
             offset = end
         } while offset < payload.count
     }
 
     /// Test hook: one record of any type and length (empty included), with TLS 1.3 padding.
     mutating func writeRawForTesting(_ type: ContentType, _ payload: [UInt8], padding: Int) throws(TLSError) {
-        try writeFragment(type, payload[...], padding: padding)
+        try payload.withBytes { (payload) throws(TLSError) in try writeFragment(type, payload, padding: padding) }
     }
 
-    private mutating func writeFragment(_ type: ContentType, _ fragment: ArraySlice<UInt8>, padding: Int = 0) throws(TLSError) {
+    private mutating func writeFragment(_ type: ContentType, _ fragment: UnsafeRawBufferPointer, padding: Int = 0) throws(TLSError) {
         guard var protection = writeProtection else {
             let version: UInt16 = useLegacyRecordVersion ? 0x0301 : 0x0303
-            outbound.append(type.rawValue)
-            outbound.append(UInt8(version >> 8)); outbound.append(UInt8(version & 0xFF))
-            outbound.append(UInt8(fragment.count >> 8)); outbound.append(UInt8(fragment.count & 0xFF))
+            appendHeader(type, version: version, length: fragment.count)
             outbound.append(contentsOf: fragment)
             return
         }
-        if protection.framing != .tls13 {
-            let (nonce, seq) = protection.nextNonce()
-            let aad = RecordProtection.tls12AAD(sequence: seq, type: type, length: fragment.count)
-            let sealed = try protection.cipher.seal(nonce: nonce, aad: aad, plaintext: fragment)
-            writeProtection = protection
-            let explicit = protection.framing == .tls12ExplicitNonce ? Array(nonce.suffix(8)) : []
-            let length = explicit.count + sealed.count
-            outbound += [type.rawValue, 0x03, 0x03, UInt8(length >> 8), UInt8(length & 0xFF)]
-            outbound += explicit
-            outbound += sealed
-            return
+        let (nonce, seq) = protection.nextNonce()
+        let recordStart = outbound.count
+        if protection.framing == .tls13 {
+            // RFC 8446 §5.2: TLSInnerPlaintext = content ‖ type ‖ zeros, under an application_data header.
+            let inner = fragment.count + 1 + padding
+            outbound.reserveCapacity(recordStart + 5 + inner + aeadTagLength)
+            appendHeader(.applicationData, version: 0x0303, length: inner + aeadTagLength)
+            outbound.append(contentsOf: fragment)
+            outbound.append(type.rawValue)
+            outbound.append(contentsOf: repeatElement(0, count: padding + aeadTagLength))
+            try sealInPlace(recordStart, aad: recordStart..<(recordStart + 5), bodyStart: recordStart + 5, plaintextCount: inner, protection.cipher, nonce)
+        } else {
+            // RFC 5288 §3: the explicit nonce (our sequence number) precedes the ciphertext.
+            let explicit = protection.framing == .tls12ExplicitNonce ? 8 : 0
+            outbound.reserveCapacity(recordStart + 5 + explicit + fragment.count + aeadTagLength)
+            appendHeader(type, version: 0x0303, length: explicit + fragment.count + aeadTagLength)
+            if explicit > 0 { withUnsafeBytes(of: seq.bigEndian) { outbound.append(contentsOf: $0) } }
+            outbound.append(contentsOf: fragment)
+            outbound.append(contentsOf: repeatElement(0, count: aeadTagLength))
+            try RecordProtection.withTLS12AAD(sequence: seq, type: type, length: fragment.count) { (aad) throws(TLSError) in
+                try sealInPlace(recordStart, aad: aad, bodyStart: recordStart + 5 + explicit, plaintextCount: fragment.count, protection.cipher, nonce)
+            }
         }
-        var inner = [UInt8]()
-        inner.reserveCapacity(fragment.count + 1)
-        inner.append(contentsOf: fragment)
-        inner.append(type.rawValue)
-        if padding > 0 { inner.append(contentsOf: repeatElement(0, count: padding)) }
-        let length = inner.count + protection.cipher.tagLengthHint
-        let header: [UInt8] = [ContentType.applicationData.rawValue, 0x03, 0x03, UInt8(length >> 8), UInt8(length & 0xFF)]
-        let sealed = try protection.cipher.seal(nonce: protection.nextNonce().nonce, aad: header, plaintext: inner[...])
         writeProtection = protection
-        outbound.append(contentsOf: header)
-        outbound.append(contentsOf: sealed)
+    }
+
+    /// Encrypts the `plaintextCount` bytes at `outbound[bodyStart...]` over themselves and writes
+    /// the tag after them. On failure the record begun at `recordStart` is wiped and removed.
+    private mutating func sealInPlace(_ recordStart: Int, aad: Range<Int>, bodyStart: Int, plaintextCount: Int,
+                                      _ cipher: any AEADCipher, _ nonce: AEADNonce) throws(TLSError) {
+        do {
+            try outbound.withMutableBytes { (buffer) throws(TLSError) in
+                try Self.seal(buffer, aad: UnsafeRawBufferPointer(rebasing: buffer[aad]), bodyStart: bodyStart, plaintextCount: plaintextCount, cipher, nonce)
+            }
+        } catch {
+            dropRecord(from: recordStart)
+            throw error
+        }
+    }
+
+    private mutating func sealInPlace(_ recordStart: Int, aad: UnsafeRawBufferPointer, bodyStart: Int, plaintextCount: Int,
+                                      _ cipher: any AEADCipher, _ nonce: AEADNonce) throws(TLSError) {
+        do {
+            try outbound.withMutableBytes { (buffer) throws(TLSError) in
+                try Self.seal(buffer, aad: aad, bodyStart: bodyStart, plaintextCount: plaintextCount, cipher, nonce)
+            }
+        } catch {
+            dropRecord(from: recordStart)
+            throw error
+        }
+    }
+
+    private static func seal(_ buffer: UnsafeMutableRawBufferPointer, aad: UnsafeRawBufferPointer, bodyStart: Int, plaintextCount: Int,
+                      _ cipher: any AEADCipher, _ nonce: AEADNonce) throws(TLSError) {
+        let body = UnsafeMutableRawBufferPointer(rebasing: buffer[bodyStart..<(bodyStart + plaintextCount + aeadTagLength)])
+        try cipher.seal(nonce: nonce, aad: aad, plaintext: UnsafeRawBufferPointer(rebasing: body[0..<plaintextCount]), into: body)
+    }
+
+    /// Removes a record that failed to seal, wiping the plaintext copied into it first.
+    private mutating func dropRecord(from start: Int) {
+        outbound.withUnsafeMutableBytes { zeroise(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+        outbound.removeSubrange(start...)
+    }
+
+    private mutating func appendHeader(_ type: ContentType, version: UInt16, length: Int) {
+        outbound.append(type.rawValue)
+        outbound.append(UInt8(version >> 8))
+        outbound.append(UInt8(version & 0xFF))
+        outbound.append(UInt8(truncatingIfNeeded: length >> 8))
+        outbound.append(UInt8(truncatingIfNeeded: length))
     }
 
     /// One alert record under the current write keys.
@@ -266,10 +401,12 @@ struct RecordLayer {
         defer { outbound.removeAll(keepingCapacity: true) }
         return outbound
     }
-}
 
-extension AEADCipher {
-    var tagLengthHint: Int { 16 }
+    /// Lends the framed bytes to `body`, then empties `outbound`, keeping its storage.
+    mutating func drainOutbound<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        defer { outbound.removeAll(keepingCapacity: true) }
+        return try outbound.withUnsafeBytes(body)
+    }
 }
 
 /// Reassembles handshake messages from handshake records (RFC 8446 §5.1: messages may be

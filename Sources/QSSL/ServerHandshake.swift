@@ -294,6 +294,7 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
     let serverHello = ServerHello(random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
                                   cipherSuite: n.suite.suite, extensions: ext)
     try context.send(serverHello, transcript: &transcript)
+    transcript.fixHash(hkdf)
     // RFC 8446 Appendix D.4: a compatibility change_cipher_spec right after the first server
     // message, unless one already followed the HelloRetryRequest.
     if !hello.legacySessionID.isEmpty && !retried { try context.sendChangeCipherSpec() }

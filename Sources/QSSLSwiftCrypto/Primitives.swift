@@ -1,3 +1,4 @@
+import CQSSLBoringAEAD
 import Crypto
 import Foundation
 import QSSL
@@ -19,7 +20,11 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
 
     public func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher {
         guard key.count == algorithm.keyLength else { throw .crypto("AEAD key of \(key.count) bytes for \(algorithm)") }
-        return algorithm == .chaCha20Poly1305 ? ChaChaPolyCipher(key: SymmetricKey(data: key)) : AESGCMCipher(key: SymmetricKey(data: key))
+        return try BoringAEADCipher(algorithm, key: key)
+    }
+
+    public func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash {
+        algorithm == .sha256 ? SwiftCryptoHash(SHA256()) : SwiftCryptoHash(SHA384())
     }
 
     public func randomBytes(_ count: Int) -> [UInt8] {
@@ -28,53 +33,60 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
     }
 }
 
-struct AESGCMCipher: AEADCipher {
-    let key: SymmetricKey
-
-    func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
-        do {
-            let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
-            var out = [UInt8](box.ciphertext)
-            out.append(contentsOf: box.tag)
-            return out
-        } catch {
-            throw .crypto("AES-GCM seal: \(error)")
-        }
-    }
-
-    func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
-        guard ciphertext.count >= 16 else { throw TLSError(.decryptFailed) }
-        do {
-            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
-            return Array(try AES.GCM.open(box, using: key, authenticating: aad))
-        } catch {
-            throw TLSError(.decryptFailed)
-        }
-    }
+/// swift-crypto's hashers are values: a copy is a snapshot of the running hash.
+struct SwiftCryptoHash<H: HashFunction>: IncrementalHash, @unchecked Sendable {
+    private var hasher: H
+    init(_ hasher: H) { self.hasher = hasher }
+    mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+    func finalize() -> [UInt8] { Array(hasher.finalize()) }
 }
 
-struct ChaChaPolyCipher: AEADCipher {
-    let key: SymmetricKey
+/// AES-GCM and ChaCha20-Poly1305 on the BoringSSL inside swift-crypto, one key schedule per key,
+/// sealing into and opening from the record layer's own buffers (see CQSSLBoringAEAD.h: the
+/// public AES.GCM / ChaChaPoly API allocates and copies on every record).
+final class BoringAEADCipher: AEADCipher, @unchecked Sendable {
+    // Immutable after init; BoringSSL's seal and open take the context as const, so concurrent
+    // use is safe.
+    private let context: OpaquePointer
 
-    func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
-        do {
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: aad)
-            var out = [UInt8](box.ciphertext)
-            out.append(contentsOf: box.tag)
-            return out
-        } catch {
-            throw .crypto("ChaCha20-Poly1305 seal: \(error)")
+    init(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) {
+        let id: cqssl_aead_algorithm
+        switch algorithm {
+        case .aes128GCM: id = CQSSL_AEAD_AES_128_GCM
+        case .aes256GCM: id = CQSSL_AEAD_AES_256_GCM
+        case .chaCha20Poly1305: id = CQSSL_AEAD_CHACHA20_POLY1305
+        default: throw .crypto("no AEAD \(algorithm)")
         }
+        guard let context = key.withUnsafeBufferPointer({ cqssl_aead_new(id, $0.baseAddress, $0.count) }) else {
+            throw .crypto("\(algorithm) key setup failed")
+        }
+        self.context = context
     }
 
-    func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
-        guard ciphertext.count >= 16 else { throw TLSError(.decryptFailed) }
-        do {
-            let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
-            return Array(try ChaChaPoly.open(box, using: key, authenticating: aad))
-        } catch {
-            throw TLSError(.decryptFailed)
+    deinit { cqssl_aead_free(context) }
+
+    func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+        guard output.count == plaintext.count + aeadTagLength, let out = output.baseAddress else {
+            throw .crypto("AEAD output of \(output.count) bytes for \(plaintext.count) bytes of plaintext")
         }
+        let ok = nonce.withUnsafeBytes { n in
+            cqssl_aead_seal(context, out.assumingMemoryBound(to: UInt8.self), n.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), plaintext.count,
+                            aad.baseAddress?.assumingMemoryBound(to: UInt8.self), aad.count)
+        }
+        guard ok == 1 else { throw .crypto("AEAD seal failed") }
+    }
+
+    func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+        guard ciphertext.count >= aeadTagLength, output.count == ciphertext.count - aeadTagLength else { throw TLSError(.decryptFailed) }
+        let ok = nonce.withUnsafeBytes { n in
+            cqssl_aead_open(context, output.baseAddress?.assumingMemoryBound(to: UInt8.self), n.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            ciphertext.baseAddress?.assumingMemoryBound(to: UInt8.self), ciphertext.count,
+                            aad.baseAddress?.assumingMemoryBound(to: UInt8.self), aad.count)
+        }
+        guard ok == 1 else { throw TLSError(.decryptFailed) }
     }
 }
 

@@ -33,16 +33,29 @@ struct Bench: ParsableCommand {
     @Option(help: "Run only the dudect-style timing test of the P-384 secret operations, with this many samples each.")
     var p384Timing: Int?
 
+    @Flag(help: "Measure only the record layer (16 KiB records next to the raw AEAD).")
+    var recordOnly = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
         let pki = try DemoPKI()
         var results: [[String: Any]] = []
+        if recordOnly {
+            results += try recordLayerFigures(pki: pki)
+            if json { printJSON(["results": results]) }
+            return
+        }
         if let samples = p384Timing {
             let results = try P384Timing.run(samples: samples)
             P384Timing.report(results)
             if results.contains(where: { $0.constantTimeExpected && $0.leaks }) { throw ExitCode(1) }
+            return
+        }
+        if resumptionOnly {
+            results += try resumptionFigures(pki: pki)
+            if json { printJSON(["results": results]) }
             return
         }
         let p384 = try P384Bench.run(iterations: p384Iterations)
@@ -52,11 +65,6 @@ struct Bench: ParsableCommand {
             P384Bench.printTable(p384)
         }
         if p384Only {
-            if json { printJSON(["results": results]) }
-            return
-        }
-        if resumptionOnly {
-            results += try resumptionFigures(pki: pki)
             if json { printJSON(["results": results]) }
             return
         }
@@ -92,27 +100,7 @@ struct Bench: ParsableCommand {
                             "ms_per_handshake_both_sides": 1000 / rate])
             if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.2 hybrid suite", "SecP384r1MLKEM1024" as NSString, rate, 1000 / rate)) }
         }
-        for suite in TLS13CipherSuite.all {
-            var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
-            server.cipherSuites = [suite]
-            var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-            client.sessionStore = nil
-            client.cipherSuites = [suite]
-            let (c, s) = try handshake(client: client, server: server)
-            let chunk = [UInt8](repeating: 0x5A, count: 1 << 14)
-            let total = megabytes << 20
-            var moved = 0
-            let start = ContinuousClock.now
-            while moved < total {
-                try c.send(chunk)
-                let wire = c.takeOutput()
-                for case .applicationData(let d) in try s.receive(wire) { moved += d.count }
-            }
-            let seconds = milliseconds(ContinuousClock.now - start) / 1000
-            let mbps = Double(moved) / 1_048_576 / seconds
-            results.append(["kind": "bulk", "cipher_suite": suite.suite.description, "megabytes_per_second": mbps])
-            if !json { print(String(format: "%-30@ %8.1f MB/s  (seal + open, 16 KiB records)", suite.suite.description as NSString, mbps)) }
-        }
+        results += try recordLayerFigures(pki: pki)   // BenchRecord.swift
         // Certificate-chain verification (root → leaf) per algorithm, and full TLS 1.3 handshakes
         // with a composite chain next to an ECDSA-P384 chain.
         for algorithm in [PKIBuilder.Algorithm.mldsa65ECDSAP384, .mldsa65, .mldsa87, .ecdsaP384, .ecdsaP256, .rsa3072PSS, .ed25519] {
