@@ -27,10 +27,12 @@ let package = Package(
         // The sans-I/O protocol core and the provider protocols it is written against.
         // Imports neither NIO, Foundation nor any crypto implementation.
         .target(name: "QSSL", dependencies: ["QSSLWire"]),
+        // An optimisation barrier for secret-derived masks (a header-only inline asm helper).
+        .target(name: "CQSSLConstantTime"),
         // Q-SSL's own constant-time P-384 (ECDH, ECDSA); swift-crypto only for SHA-384/HMAC.
         .target(
             name: "QSSLP384",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")],
             // Optimised in debug builds too: unoptimised 128-bit arithmetic is about 1,000 times
             // slower, which would make every debug handshake and test crawl.
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -74,11 +74,11 @@ public struct AEADNonce: Sendable, Equatable {
 
 /// An AEAD key ready to seal and open records.
 ///
-/// The record layer calls only the buffer-based methods: it seals straight into its outgoing
+/// The record layer calls only these buffer-based methods: it seals straight into its outgoing
 /// buffer and opens from its incoming one, so no per-record array is made for the nonce, the
-/// additional data or the ciphertext. Each pair has a default written in terms of the other,
-/// so a conformer implements either the buffer-based pair (fast) or the array-based pair
-/// (simple), and must implement one of them.
+/// additional data or the ciphertext. Array-based conveniences are provided on top of them (not
+/// as requirements, so a conformer that misses a signature fails to compile instead of
+/// recursing between two defaults).
 public protocol AEADCipher: Sendable {
     /// Encrypts `plaintext` and writes ciphertext ‖ tag to `output`, whose count is
     /// `plaintext.count + aeadTagLength`. `plaintext` is either disjoint from `output` or starts
@@ -92,28 +92,10 @@ public protocol AEADCipher: Sendable {
     /// authentication fails; `output` must then hold no plaintext (callers zero it as well).
     func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
               into output: UnsafeMutableRawBufferPointer) throws(TLSError)
-    /// Returns ciphertext ‖ tag.
-    func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8]
-    /// Opens ciphertext ‖ tag; throws `decryptFailed` when authentication fails.
-    func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8]
 }
 
 extension AEADCipher {
-    public func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
-                     into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
-        let sealed = try seal(nonce: nonce.bytes, aad: Array(aad), plaintext: Array(plaintext)[...])
-        guard sealed.count == output.count else { throw .crypto("AEAD output of \(sealed.count) bytes, expected \(output.count)") }
-        output.copyBytes(from: sealed)
-    }
-
-    public func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
-                     into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
-        var plaintext = try open(nonce: nonce.bytes, aad: Array(aad), ciphertext: Array(ciphertext)[...])
-        defer { plaintext.withUnsafeMutableBytes { zeroise($0) } }
-        guard plaintext.count == output.count else { throw TLSError(.decryptFailed) }
-        output.copyBytes(from: plaintext)
-    }
-
+    /// Returns ciphertext ‖ tag.
     public func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
         guard let nonce = AEADNonce(nonce) else { throw .crypto("AEAD nonce of \(nonce.count) bytes") }
         let count = plaintext.count + aeadTagLength
@@ -134,6 +116,7 @@ extension AEADCipher {
         return sealed
     }
 
+    /// Opens ciphertext ‖ tag; throws `decryptFailed` when authentication fails.
     public func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
         guard let nonce = AEADNonce(nonce), ciphertext.count >= aeadTagLength else { throw TLSError(.decryptFailed) }
         let count = ciphertext.count - aeadTagLength

@@ -1,12 +1,14 @@
 // Conversions, constant-time helpers and inversion for the two Montgomery fields (FieldElement
 // mod p, Scalar mod n). The arithmetic itself is in Field+Generated.swift.
 
+import CQSSLConstantTime
+
 /// All-ones when `x == 0`, else zero, without a branch.
 @inline(__always) @usableFromInline
 func isZeroMask(_ x: UInt64) -> UInt64 {
     // (x | -x) has its top bit set exactly when x != 0.
     let nonZeroBit = (x | (0 &- x)) &>> 63
-    return nonZeroBit &- 1
+    return qssl_value_barrier(nonZeroBit &- 1)
 }
 
 /// All-ones when `a == b`.
@@ -110,7 +112,8 @@ extension MontgomeryField {
 
     /// `a` where the mask is all-ones, `b` where it is zero.
     @inline(__always) static func select(_ mask: UInt64, _ a: Self, _ b: Self) -> Self {
-        Self((a.v0 & mask) | (b.v0 & ~mask), (a.v1 & mask) | (b.v1 & ~mask), (a.v2 & mask) | (b.v2 & ~mask),
+        let mask = qssl_value_barrier(mask)
+        return Self((a.v0 & mask) | (b.v0 & ~mask), (a.v1 & mask) | (b.v1 & ~mask), (a.v2 & mask) | (b.v2 & ~mask),
              (a.v3 & mask) | (b.v3 & ~mask), (a.v4 & mask) | (b.v4 & ~mask), (a.v5 & mask) | (b.v5 & ~mask))
     }
 

@@ -1,3 +1,4 @@
+import CQSSLConstantTime
 import Crypto
 import Foundation
 
@@ -55,7 +56,8 @@ public enum NISTP384 {
         /// A key from its 48-byte big-endian scalar.
         public init(rawRepresentation raw: some Collection<UInt8>) throws(Error) {
             guard raw.count == NISTP384.scalarLength else { throw .invalidPrivateKey }
-            let bytes = Array(raw)
+            var bytes = Array(raw)
+            defer { wipe(&bytes) }
             let scalar = bytes.withUnsafeBytes { Scalar.plain(bigEndian: $0) }
             guard let scalar, scalar.isZeroMask == 0 else { throw .invalidPrivateKey }
             d = scalar
@@ -94,22 +96,26 @@ public enum NISTP384 {
 
         /// RFC 6979 with optional additional data k' (empty: the deterministic variant).
         func signature(forDigest digest: [UInt8], additionalData: [UInt8]) -> Signature {
-            let z = NISTP384.bits2int(digest)
-            var nonces = RFC6979(privateKey: d, digestInteger: Scalar.reducedOnce(z), additionalData: additionalData)
-            let dM = d.montgomery
-            let zM = Scalar.reducedOnce(z).montgomery
+            let z = Scalar.reducedOnce(NISTP384.bits2int(digest))
+            var nonces = RFC6979(privateKey: d, digestInteger: z, additionalData: additionalData)
             while true {
-                let k = nonces.next()
-                guard let point = ScalarMult.base(k).affine() else { continue }
-                // r = x mod n; x < p < 2n, so one conditional subtraction suffices
-                let xPlain = point.x.plain
-                let r = Scalar.reducedOnce(Scalar(xPlain.v0, xPlain.v1, xPlain.v2, xPlain.v3, xPlain.v4, xPlain.v5))
-                if r.isZeroMask != 0 { continue }
-                let kInv = k.montgomery.inverted()
-                let s = Scalar.mul(kInv, Scalar.add(zM, Scalar.mul(r.montgomery, dM))).plain
-                if s.isZeroMask != 0 { continue }
-                return Signature(r: r, s: s)
+                // r or s zero (probability about 2^-384): the next candidate, as RFC 6979 §3.2 h.3 says
+                if let signature = signature(digestInteger: z, nonce: nonces.next()) { return signature }
             }
+        }
+
+        /// The signature with nonce k (plain limbs, 1 ≤ k < n); nil when r or s is zero.
+        /// k·G is computed in constant time; s = k⁻¹(z + r·d) with Fermat inversion.
+        func signature(digestInteger z: Scalar, nonce k: Scalar) -> Signature? {
+            guard let point = ScalarMult.base(k).affine() else { return nil }
+            // r = x mod n; x < p < 2n, so one conditional subtraction suffices
+            let xPlain = point.x.plain
+            let r = Scalar.reducedOnce(Scalar(xPlain.v0, xPlain.v1, xPlain.v2, xPlain.v3, xPlain.v4, xPlain.v5))
+            if r.isZeroMask != 0 { return nil }
+            let kInv = k.montgomery.inverted()
+            let s = Scalar.mul(kInv, Scalar.add(z.montgomery, Scalar.mul(r.montgomery, d.montgomery))).plain
+            if s.isZeroMask != 0 { return nil }
+            return Signature(r: r, s: s)
         }
     }
 
@@ -246,6 +252,16 @@ public enum NISTP384 {
         let l = bytes.withUnsafeBytes { limbsFromBigEndian($0) }
         return Scalar(l.0, l.1, l.2, l.3, l.4, l.5)
     }
+}
+
+/// Overwrites a secret copy before it is freed.
+@inline(never) func wipe(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { buffer in
+        guard let base = buffer.baseAddress else { return }
+        memset(base, 0, buffer.count)
+    }
+    // keep the stores: the array is read (opaquely) after the wipe
+    _ = qssl_value_barrier(UInt64(bytes.first ?? 0))
 }
 
 /// Strict DER reading for the two shapes ECDSA signatures need.

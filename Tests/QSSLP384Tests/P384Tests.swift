@@ -49,6 +49,22 @@ struct P384KnownAnswerTests {
         #expect(reference.isValidSignature(try .init(rawRepresentation: signature.rawRepresentation), for: SHA384.hash(data: Array(message.utf8))))
     }
 
+    /// A FIPS 186-4 SigGen vector (P-384, SHA-384; the digest given): key pair and the signature
+    /// with the vector's nonce k.
+    @Test func cavpSigGen() throws {
+        let key = try NISTP384.PrivateKey(rawRepresentation: hex("201b432d8df14324182d6261db3e4b3f46a8284482d52e370da41e6cbdf45ec2952f5db7ccbce3bc29449f4fb080ac97"))
+        #expect(hexString(key.publicKey.x963Representation) == "04"
+                + "c2b47944fb5de342d03285880177ca5f7d0f2fcad7678cce4229d6e1932fcac11bfc3c3e97d942a3c56bf34123013dbf"
+                + "37257906a8223866eda0743c519616a76a758ae58aee81c5fd35fbf3a855b7754a36d4a0672df95d6c44a81cf7620c2d")
+        let digest = hex("31a452d6164d904bb5724c878280231eae705c29ce9d4bc7d58e020e1085f17eebcc1a38f0ed0bf2b344d81fbd896825")
+        let k = Scalar(hex("dcedabf85978e090f733c6e16646fa34df9ded6e5ce28c6676a00f58a25283db8885e16ce5bf97f917c81e1f25c9c771").reversed().chunked())
+        let signature = try #require(key.signature(digestInteger: Scalar.reducedOnce(NISTP384.bits2int(digest)), nonce: k))
+        #expect(hexString(signature.rawRepresentation)
+                == "50835a9251bad008106177ef004b091a1e4235cd0da84fff54542b0ed755c1d6f251609d14ecf18f9e1ddfe69b946e32"
+                + "0475f3d30c6463b646e8d3bf2455830314611cbde404be518b14464fdb195fdcc92eb222e61f426a4a592c00a6a89721")
+        #expect(key.publicKey.isValidSignature(signature, forDigest: digest))
+    }
+
     @Test func scalarEdges() throws {
         let n = hex("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973")
         var nMinus1 = n

@@ -105,14 +105,19 @@ struct TapCipher: AEADCipher {
     let inner: any AEADCipher
     let side: Side
 
-    func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
+    func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+        // the plaintext may lie in `output` (sealing in place): copy it before the tap mutates it
         var p = Array(plaintext)
-        Tap.seal(side, aad: aad, plaintext: &p)
-        return try inner.seal(nonce: nonce, aad: aad, plaintext: p[...])
+        Tap.seal(side, aad: Array(aad), plaintext: &p)
+        try p.withUnsafeBytes { (p) throws(TLSError) in
+            try inner.seal(nonce: nonce, aad: aad, plaintext: p, into: output)
+        }
     }
 
-    func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
-        try inner.open(nonce: nonce, aad: aad, ciphertext: ciphertext)
+    func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+        try inner.open(nonce: nonce, aad: aad, ciphertext: ciphertext, into: output)
     }
 }
 
