@@ -110,9 +110,11 @@ struct TapCipher: AEADCipher {
         // the plaintext may lie in `output` (sealing in place): copy it before the tap mutates it
         var p = Array(plaintext)
         Tap.seal(side, aad: Array(aad), plaintext: &p)
-        try p.withUnsafeBytes { (p) throws(TLSError) in
-            try inner.seal(nonce: nonce, aad: aad, plaintext: p, into: output)
+        var failure: TLSError?
+        p.withUnsafeBytes { p in
+            do throws(TLSError) { try inner.seal(nonce: nonce, aad: aad, plaintext: p, into: output) } catch { failure = error }
         }
+        if let failure { throw failure }
     }
 
     func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
