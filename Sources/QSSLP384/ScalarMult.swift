@@ -88,11 +88,7 @@ enum ScalarMult {
     /// k·P for a secret k (plain limbs) and a public point P, constant time in k.
     static func variable(_ k: Scalar, _ p: ProjectivePoint) -> ProjectivePoint {
         withUnsafeTemporaryAllocation(of: ProjectivePoint.self, capacity: 16) { table in
-            table.initialize(repeating: .infinity)
-            table[1] = p
-            for j in 2..<16 {
-                table[j] = j % 2 == 0 ? ProjectivePoint.double(table[j / 2]) : ProjectivePoint.add(table[j - 1], p)
-            }
+            fillMultiples(table, of: p)
             func lookup(_ digit: UInt64) -> ProjectivePoint {
                 var chosen = ProjectivePoint.infinity
                 for j in 1..<16 {
@@ -109,6 +105,16 @@ enum ScalarMult {
         }
     }
 
+    /// table[j] = j·P for j in 0..<16 (table[0] the point at infinity).
+    @inline(__always)
+    private static func fillMultiples(_ table: UnsafeMutableBufferPointer<ProjectivePoint>, of p: ProjectivePoint) {
+        table.initialize(repeating: .infinity)
+        table[1] = p
+        for j in 2..<16 {
+            table[j] = j % 2 == 0 ? ProjectivePoint.double(table[j / 2]) : ProjectivePoint.add(table[j - 1], p)
+        }
+    }
+
     /// u1·G + u2·Q for public u1, u2 (plain limbs) and a public Q. Variable time.
     static func verificationSum(_ u1: Scalar, _ u2: Scalar, _ q: ProjectivePoint) -> ProjectivePoint {
         var r = BaseTable.shared.limbs.withUnsafeBufferPointer { table in
@@ -120,11 +126,7 @@ enum ScalarMult {
             return r
         }
         let uq = withUnsafeTemporaryAllocation(of: ProjectivePoint.self, capacity: 16) { table in
-            table.initialize(repeating: .infinity)
-            table[1] = q
-            for j in 2..<16 {
-                table[j] = j % 2 == 0 ? ProjectivePoint.double(table[j / 2]) : ProjectivePoint.add(table[j - 1], q)
-            }
+            fillMultiples(table, of: q)
             var acc = ProjectivePoint.infinity
             var started = false
             for i in (0..<96).reversed() {
