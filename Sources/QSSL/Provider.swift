@@ -98,46 +98,42 @@ extension AEADCipher {
     /// Returns ciphertext ‖ tag.
     public func seal(nonce: [UInt8], aad: [UInt8], plaintext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
         guard let nonce = AEADNonce(nonce) else { throw .crypto("AEAD nonce of \(nonce.count) bytes") }
-        let count = plaintext.count + aeadTagLength
-        var failure: TLSError?
-        let sealed = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let output = UnsafeMutableRawBufferPointer(buffer)
-            output.initializeMemory(as: UInt8.self, repeating: 0)
-            initialized = count
-            do throws(TLSError) {
-                try aad.withBytes { (aad) throws(TLSError) in
-                    try plaintext.withBytes { (plaintext) throws(TLSError) in
-                        try seal(nonce: nonce, aad: aad, plaintext: plaintext, into: output)
-                    }
+        return try Self.zeroedArray(count: plaintext.count + aeadTagLength) { (output) throws(TLSError) in
+            try aad.withBytes { (aad) throws(TLSError) in
+                try plaintext.withBytes { (plaintext) throws(TLSError) in
+                    try seal(nonce: nonce, aad: aad, plaintext: plaintext, into: output)
                 }
-            } catch { failure = error }
+            }
         }
-        if let failure { throw failure }
-        return sealed
     }
 
     /// Opens ciphertext ‖ tag; throws `decryptFailed` when authentication fails.
     public func open(nonce: [UInt8], aad: [UInt8], ciphertext: ArraySlice<UInt8>) throws(TLSError) -> [UInt8] {
         guard let nonce = AEADNonce(nonce), ciphertext.count >= aeadTagLength else { throw TLSError(.decryptFailed) }
-        let count = ciphertext.count - aeadTagLength
+        return try Self.zeroedArray(count: ciphertext.count - aeadTagLength) { (output) throws(TLSError) in
+            try aad.withBytes { (aad) throws(TLSError) in
+                try ciphertext.withBytes { (ciphertext) throws(TLSError) in
+                    try open(nonce: nonce, aad: aad, ciphertext: ciphertext, into: output)
+                }
+            }
+        }
+    }
+
+    /// A zero-filled array of `count` bytes that `fill` writes; on failure it is zeroed again
+    /// (no partial plaintext or ciphertext survives) and the error is thrown.
+    private static func zeroedArray(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(TLSError) -> Void) throws(TLSError) -> [UInt8] {
         var failure: TLSError?
-        var plaintext = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        var bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             let output = UnsafeMutableRawBufferPointer(buffer)
             output.initializeMemory(as: UInt8.self, repeating: 0)
             initialized = count
-            do throws(TLSError) {
-                try aad.withBytes { (aad) throws(TLSError) in
-                    try ciphertext.withBytes { (ciphertext) throws(TLSError) in
-                        try open(nonce: nonce, aad: aad, ciphertext: ciphertext, into: output)
-                    }
-                }
-            } catch { failure = error }
+            do throws(TLSError) { try fill(output) } catch { failure = error }
         }
         if let failure {
-            plaintext.withUnsafeMutableBytes { zeroise($0) }
+            bytes.withUnsafeMutableBytes { zeroise($0) }
             throw failure
         }
-        return plaintext
+        return bytes
     }
 }
 
