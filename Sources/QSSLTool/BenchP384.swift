@@ -15,9 +15,8 @@ enum P384Bench {
         try body()   // warm-up (tables, first-use costs)
         let start = ContinuousClock.now
         for _ in 0..<iterations { try body() }
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return Row(implementation: implementation, operation: operation, microseconds: seconds * 1e6 / Double(iterations))
+        return Row(implementation: implementation, operation: operation,
+                   microseconds: milliseconds(ContinuousClock.now - start) * 1000 / Double(iterations))
     }
 
     static func run(iterations n: Int) throws -> [Row] {
