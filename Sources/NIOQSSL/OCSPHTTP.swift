@@ -17,16 +17,25 @@ public struct NIOOCSPFetcher: OCSPFetching {
     public func fetch(url: String, request: [UInt8], timeout: Duration) async throws -> [UInt8] {
         guard let parsed = HTTPURL(url) else { throw OCSPError("unsupported responder URL \(url) (http://host[:port]/path)") }
         let collector = ResponseCollector(limit: maxResponseBytes)
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(collector)
+        // One deadline for the whole exchange: connecting, sending and the answer together.
+        let (whole, overflow) = max(0, timeout.components.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let budget = TimeAmount.nanoseconds(overflow ? .max : max(1, whole + max(0, timeout.components.attoseconds) / 1_000_000_000))
+        let expires = NIODeadline.now() + budget
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(budget)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(collector)
+                    }
                 }
-            }
-            .connect(host: parsed.host, port: parsed.port).get()
-        let deadline = channel.eventLoop.scheduleTask(in: .seconds(Int64(max(1, timeout.components.seconds)))) {
+                .connect(host: parsed.host, port: parsed.port).get()
+        } catch ChannelError.connectTimeout {
+            throw OCSPError("no answer from \(url) within \(timeout) (connecting)")
+        }
+        let deadline = channel.eventLoop.scheduleTask(deadline: expires) {
             collector.fail(OCSPError("no answer from \(url) within \(timeout)"), channel: channel)
         }
         defer { deadline.cancel() }
