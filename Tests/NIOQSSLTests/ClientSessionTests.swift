@@ -62,8 +62,10 @@ struct ClientSessionTests {
         #expect(ContinuousClock.now - started >= .milliseconds(150))
         await client.close()
         let afterClose = ContinuousClock.now
-        #expect(await client.waitForSession(timeout: .seconds(10)) == nil)
-        #expect(ContinuousClock.now - afterClose < .seconds(5))
+        // A closed connection answers at once, not after this timeout (the margin is wide: other
+        // tests running in parallel can hold the cooperative pool for seconds).
+        #expect(await client.waitForSession(timeout: .seconds(300)) == nil)
+        #expect(ContinuousClock.now - afterClose < .seconds(60))
         #expect(client.issuedSessions.isEmpty)
     }
 }
