@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
         .testTarget(
             name: "QSSLP384Tests",
-            dependencies: ["QSSLP384", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["QSSLP384", "CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources")]
         ),
         .testTarget(

@@ -23,9 +23,56 @@ struct FieldElement: Sendable {
     static let one = FieldElement(0xffffffff00000001, 0x00000000ffffffff, 0x0000000000000001, 0x0000000000000000, 0x0000000000000000, 0x0000000000000000)
     static let zero = FieldElement(0, 0, 0, 0, 0, 0)
 
-    /// Montgomery product a·b·2^-384 mod m (CIOS, unrolled).
+    /// Montgomery product a·b·2^-384 mod m: the mulx/adcx/adox assembly (CQSSLConstantTime,
+    /// scripts/gen-p384-asm) on x86-64 CPUs that have those instructions, else portable Swift.
+    /// The choice depends on the CPU only, never on the values.
     @inline(__always) @usableFromInline
     static func mul(_ a: FieldElement, _ b: FieldElement) -> FieldElement {
+        #if arch(x86_64) && !os(Windows)
+        if qssl_has_adx() != 0 { return mulADX(a, b) }
+        return mulFallback(a, b)
+        #else
+        return mulPortable(a, b)
+        #endif
+    }
+
+    /// Montgomery square (on x86-64 with ADX, the assembly product of a with itself).
+    @inline(__always) @usableFromInline
+    static func square(_ a: FieldElement) -> FieldElement {
+        #if arch(x86_64) && !os(Windows)
+        if qssl_has_adx() != 0 { return mulADX(a, a) }
+        return squareFallback(a)
+        #else
+        return squarePortable(a)
+        #endif
+    }
+
+    #if arch(x86_64) && !os(Windows)
+    /// The assembly product. The six limbs are the struct's only stored properties, so its
+    /// 48 bytes are the limbs in order (a test checks the layout).
+    @inline(__always) @usableFromInline
+    static func mulADX(_ a: FieldElement, _ b: FieldElement) -> FieldElement {
+        var a = a, b = b
+        var r = FieldElement.zero
+        withUnsafeMutableBytes(of: &r) { r in
+            withUnsafeBytes(of: &a) { a in
+                withUnsafeBytes(of: &b) { b in qssl_p384_field_mul_adx(r.baseAddress, a.baseAddress, b.baseAddress) }
+            }
+        }
+        return r
+    }
+
+    /// The portable code out of line: on x86-64 it only runs on CPUs without ADX, so its
+    /// unrolled body is not copied into every caller.
+    @inline(never) @usableFromInline
+    static func mulFallback(_ a: FieldElement, _ b: FieldElement) -> FieldElement { mulPortable(a, b) }
+    @inline(never) @usableFromInline
+    static func squareFallback(_ a: FieldElement) -> FieldElement { squarePortable(a) }
+    #endif
+
+    /// Montgomery product a·b·2^-384 mod m in Swift (CIOS, unrolled).
+    @inline(__always) @usableFromInline
+    static func mulPortable(_ a: FieldElement, _ b: FieldElement) -> FieldElement {
         var acc: UInt128
         var m: UInt64
         var t0: UInt64 = 0, t1: UInt64 = 0, t2: UInt64 = 0, t3: UInt64 = 0, t4: UInt64 = 0, t5: UInt64 = 0, t6: UInt64 = 0, t7: UInt64 = 0
@@ -131,7 +178,7 @@ struct FieldElement: Sendable {
     /// Montgomery square a·a·2^-384 mod m: the 15 cross products once, doubled, plus the six
     /// squares, then six word-by-word reduction steps.
     @inline(__always) @usableFromInline
-    static func square(_ a: FieldElement) -> FieldElement {
+    static func squarePortable(_ a: FieldElement) -> FieldElement {
         var acc: UInt128
         var m: UInt64
         var carry: UInt64
@@ -302,9 +349,56 @@ struct Scalar: Sendable {
     static let one = Scalar(0x1313e695333ad68d, 0xa7e5f24db74f5885, 0x389cb27e0bc8d220, 0x0000000000000000, 0x0000000000000000, 0x0000000000000000)
     static let zero = Scalar(0, 0, 0, 0, 0, 0)
 
-    /// Montgomery product a·b·2^-384 mod m (CIOS, unrolled).
+    /// Montgomery product a·b·2^-384 mod m: the mulx/adcx/adox assembly (CQSSLConstantTime,
+    /// scripts/gen-p384-asm) on x86-64 CPUs that have those instructions, else portable Swift.
+    /// The choice depends on the CPU only, never on the values.
     @inline(__always) @usableFromInline
     static func mul(_ a: Scalar, _ b: Scalar) -> Scalar {
+        #if arch(x86_64) && !os(Windows)
+        if qssl_has_adx() != 0 { return mulADX(a, b) }
+        return mulFallback(a, b)
+        #else
+        return mulPortable(a, b)
+        #endif
+    }
+
+    /// Montgomery square (on x86-64 with ADX, the assembly product of a with itself).
+    @inline(__always) @usableFromInline
+    static func square(_ a: Scalar) -> Scalar {
+        #if arch(x86_64) && !os(Windows)
+        if qssl_has_adx() != 0 { return mulADX(a, a) }
+        return squareFallback(a)
+        #else
+        return squarePortable(a)
+        #endif
+    }
+
+    #if arch(x86_64) && !os(Windows)
+    /// The assembly product. The six limbs are the struct's only stored properties, so its
+    /// 48 bytes are the limbs in order (a test checks the layout).
+    @inline(__always) @usableFromInline
+    static func mulADX(_ a: Scalar, _ b: Scalar) -> Scalar {
+        var a = a, b = b
+        var r = Scalar.zero
+        withUnsafeMutableBytes(of: &r) { r in
+            withUnsafeBytes(of: &a) { a in
+                withUnsafeBytes(of: &b) { b in qssl_p384_scalar_mul_adx(r.baseAddress, a.baseAddress, b.baseAddress) }
+            }
+        }
+        return r
+    }
+
+    /// The portable code out of line: on x86-64 it only runs on CPUs without ADX, so its
+    /// unrolled body is not copied into every caller.
+    @inline(never) @usableFromInline
+    static func mulFallback(_ a: Scalar, _ b: Scalar) -> Scalar { mulPortable(a, b) }
+    @inline(never) @usableFromInline
+    static func squareFallback(_ a: Scalar) -> Scalar { squarePortable(a) }
+    #endif
+
+    /// Montgomery product a·b·2^-384 mod m in Swift (CIOS, unrolled).
+    @inline(__always) @usableFromInline
+    static func mulPortable(_ a: Scalar, _ b: Scalar) -> Scalar {
         var acc: UInt128
         var m: UInt64
         var t0: UInt64 = 0, t1: UInt64 = 0, t2: UInt64 = 0, t3: UInt64 = 0, t4: UInt64 = 0, t5: UInt64 = 0, t6: UInt64 = 0, t7: UInt64 = 0
@@ -410,7 +504,7 @@ struct Scalar: Sendable {
     /// Montgomery square a·a·2^-384 mod m: the 15 cross products once, doubled, plus the six
     /// squares, then six word-by-word reduction steps.
     @inline(__always) @usableFromInline
-    static func square(_ a: Scalar) -> Scalar {
+    static func squarePortable(_ a: Scalar) -> Scalar {
         var acc: UInt128
         var m: UInt64
         var carry: UInt64

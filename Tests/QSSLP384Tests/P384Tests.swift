@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 @testable import QSSLP384
+import CQSSLConstantTime
 
 func hex(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
@@ -281,4 +282,56 @@ struct P384DifferentialTests {
             #expect(!signingReference.publicKey.isValidSignature(try .init(derRepresentation: ourSignature.derRepresentation), for: tampered))
         }
     }
+}
+
+/// The x86-64 assembly product (mulx/adcx/adox) against the portable Swift one, on both fields.
+/// Two independent implementations of a·b·2^-384 mod m: any carry or reduction slip in either
+/// shows up as a disagreement.
+struct MontgomeryAssemblyTests {
+    static func edges<F: MontgomeryField>(_: F.Type) -> [F] {
+        let m = F.modulus
+        func minus(_ k: UInt64) -> F { F(m.v0 &- k, m.v1, m.v2, m.v3, m.v4, m.v5) }   // m.v0 ≥ k here
+        return [F(0, 0, 0, 0, 0, 0), F(1, 0, 0, 0, 0, 0), F(2, 0, 0, 0, 0, 0), minus(1), minus(2), minus(3),
+                F(0, 0, 0, 0, 0, 1 << 63), F(.max, .max, .max, 0, 0, 0), F(0, 0, 0, .max, .max, .max - 1),
+                F(.max, .max, .max, .max, .max, .max - 1), F.one, F.r2]
+    }
+
+    static func random<F: MontgomeryField>(_: F.Type, _ rng: inout some RandomNumberGenerator) -> F {
+        // the top limb below 2^64 − 1 keeps the value below either modulus
+        F(rng.next(), rng.next(), rng.next(), rng.next(), rng.next(), UInt64.random(in: 0 ..< .max, using: &rng))
+    }
+
+    static func same<F: MontgomeryField>(_ a: F, _ b: F) -> Bool {
+        a.v0 == b.v0 && a.v1 == b.v1 && a.v2 == b.v2 && a.v3 == b.v3 && a.v4 == b.v4 && a.v5 == b.v5
+    }
+
+    @Test func layoutIsSixLimbsInOrder() {
+        #expect(MemoryLayout<FieldElement>.size == 48 && MemoryLayout<Scalar>.size == 48)
+        #expect(MemoryLayout<FieldElement>.offset(of: \FieldElement.v0) == 0)
+        #expect(MemoryLayout<FieldElement>.offset(of: \FieldElement.v5) == 40)
+        #expect(MemoryLayout<Scalar>.offset(of: \Scalar.v5) == 40)
+    }
+
+    #if arch(x86_64) && !os(Windows)
+    @Test func assemblyAgreesWithSwift() throws {
+        try #require(qssl_has_adx() != 0, "this CPU has no ADX: the assembly is not used here")
+        var rng = SystemRandomNumberGenerator()
+        func check<F: MontgomeryField>(_ type: F.Type, mulADX: (F, F) -> F, mulSwift: (F, F) -> F, squareSwift: (F) -> F) {
+            var pairs: [(F, F)] = []
+            for a in Self.edges(type) { for b in Self.edges(type) { pairs.append((a, b)) } }
+            for _ in 0..<20_000 { pairs.append((Self.random(type, &rng), Self.random(type, &rng))) }
+            var bad = 0
+            for (a, b) in pairs {
+                if !Self.same(mulADX(a, b), mulSwift(a, b)) { bad += 1 }
+                if !Self.same(mulADX(a, a), squareSwift(a)) { bad += 1 }
+            }
+            #expect(bad == 0, "\(type): \(bad) disagreements in \(pairs.count) pairs")
+        }
+        check(FieldElement.self, mulADX: FieldElement.mulADX, mulSwift: FieldElement.mulPortable, squareSwift: FieldElement.squarePortable)
+        check(Scalar.self, mulADX: Scalar.mulADX, mulSwift: Scalar.mulPortable, squareSwift: Scalar.squarePortable)
+        // and a known answer: one (2^384 mod p, Montgomery form of 1) times r2 is r2·2^384·2^-384
+        #expect(Self.same(FieldElement.mulADX(.one, .r2), FieldElement.r2))
+        #expect(Self.same(Scalar.mulADX(.r2, Scalar(1, 0, 0, 0, 0, 0)), Scalar.one))
+    }
+    #endif
 }
