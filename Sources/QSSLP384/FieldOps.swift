@@ -164,6 +164,38 @@ extension FieldElement {
 
 extension MontgomeryField {
     /// The 4-bit digit at position i (0 = least significant) of plain limbs.
+    /// Window `i` (0 ..< 77) of the signed 5-bit (Booth) recoding: bits 5i−1 … 5i+4 (bit −1 is
+    /// zero) give a magnitude in 0 … 16 and a sign mask (all-ones for negative), so that the
+    /// scalar is Σ ±magnitude_i · 32^i. The top window is never negative (bit 384 is zero).
+    /// Constant time in the scalar; `i` is public. (BoringSSL's ec_GFp_nistp_recode_scalar_bits.)
+    @inline(__always) func boothWindow(_ i: Int) -> (magnitude: UInt64, negative: UInt64) {
+        let start = 5 * i - 1
+        let w: UInt64
+        if start < 0 {
+            w = (v0 &<< 1) & 63
+        } else {
+            let index = start >> 6, shift = start & 63
+            let low = limb(index) &>> UInt64(shift)
+            let high = shift > 58 && index < 5 ? limb(index + 1) &<< UInt64(64 - shift) : 0
+            w = (low | high) & 63
+        }
+        let negative = qssl_value_barrier(~((w &>> 5) &- 1))
+        var d = 63 &- w
+        d = (d & negative) | (w & ~negative)
+        return ((d &>> 1) &+ (d & 1), negative)
+    }
+
+    @inline(__always) func limb(_ index: Int) -> UInt64 {
+        switch index {
+        case 0: return v0
+        case 1: return v1
+        case 2: return v2
+        case 3: return v3
+        case 4: return v4
+        default: return v5
+        }
+    }
+
     @inline(__always) func nibble(_ i: Int) -> UInt64 {
         let limb: UInt64
         switch i >> 4 {

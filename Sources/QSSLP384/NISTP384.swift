@@ -88,8 +88,13 @@ public enum NISTP384 {
         public func signature(forDigest digest: [UInt8], hedged: Bool = true) -> Signature {
             var extra: [UInt8] = []
             if hedged {
+                // six 64-bit draws, not 48 one-byte draws (each draw is a system call)
                 var rng = SystemRandomNumberGenerator()
-                extra = (0..<48).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
+                extra.reserveCapacity(48)
+                for _ in 0..<6 {
+                    let word = rng.next()
+                    for k in 0..<8 { extra.append(UInt8(truncatingIfNeeded: word &>> UInt64(8 * k))) }
+                }
             }
             return signature(forDigest: digest, additionalData: extra)
         }

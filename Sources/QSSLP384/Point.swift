@@ -245,9 +245,10 @@ struct JacobianPoint: Sendable {
         return JacobianPoint(x: x3, y: y3, z: z3)
     }
 
-    /// 2^4 · P in projective coordinates, through four Jacobian doublings.
-    @inline(__always) static func timesSixteen(_ p: ProjectivePoint) -> ProjectivePoint {
+    /// 2^5 · P in projective coordinates, through five Jacobian doublings.
+    @inline(__always) static func timesThirtyTwo(_ p: ProjectivePoint) -> ProjectivePoint {
         var j = JacobianPoint(p)
+        j = double(j)
         j = double(j)
         j = double(j)
         j = double(j)

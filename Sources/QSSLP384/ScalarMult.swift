@@ -1,19 +1,21 @@
-// Scalar multiplication.
-// - Fixed base (key generation, signing): a precomputed table of j·16^i·G (i < 96, 1 ≤ j ≤ 15)
-//   in affine form, one mixed addition per 4-bit digit and no doublings. Every table entry of a
+// Scalar multiplication, on signed 5-bit (Booth) windows: 77 digits in −16 … 16 (see
+// Scalar.boothWindow), so a table of 16 multiples serves 32 values and negation is a masked
+// negation of y.
+// - Fixed base (key generation, signing): a precomputed table of j·32^i·G (i < 77, 1 ≤ j ≤ 16)
+//   in affine form, one mixed addition per digit and no doublings. Every table entry of a
 //   window is read (masked full scan), so the memory access pattern does not depend on the
 //   scalar.
-// - Variable base (ECDH): fixed 4-bit windows over a 16-entry table of the point built on the
-//   stack, read by masked full scan; 380 doublings (in Jacobian coordinates, see JacobianPoint)
-//   and 95 complete additions for every scalar.
+// - Variable base (ECDH): a 17-entry table of the point built on the stack, read by masked
+//   full scan; 380 doublings (in Jacobian coordinates, see JacobianPoint) and 76 complete
+//   additions for every scalar.
 // - Verification: u1·G + u2·Q in variable time (all inputs are public).
 
-/// j·16^i·G for i in 0..<96 and j in 1...15, affine, Montgomery form: 96 × 15 × 12 limbs.
-/// Computed once on first use (about 1,500 point operations and one batched inversion).
+/// j·32^i·G for i in 0..<77 and j in 1...16, affine, Montgomery form: 77 × 16 × 12 limbs.
+/// Computed once on first use (about 1,600 point operations and one batched inversion).
 final class BaseTable: Sendable {
     static let shared = BaseTable()
-    static let windows = 96
-    static let perWindow = 15
+    static let windows = 77
+    static let perWindow = 16
     /// x limbs then y limbs of each entry.
     let limbs: [UInt64]
 
@@ -28,8 +30,8 @@ final class BaseTable: Sendable {
                 points.append(multiple)
                 if j < BaseTable.perWindow { multiple = ProjectivePoint.add(multiple, windowBase) }
             }
-            // next window: 16 · windowBase
-            for _ in 0..<4 { windowBase = ProjectivePoint.double(windowBase) }
+            // next window: 32 · windowBase
+            for _ in 0..<5 { windowBase = ProjectivePoint.double(windowBase) }
         }
         // Batched inversion of every Z (Montgomery's trick): one field inversion for all.
         var prefix: [FieldElement] = []
@@ -70,13 +72,14 @@ enum ScalarMult {
         BaseTable.shared.limbs.withUnsafeBufferPointer { table in
             var r = ProjectivePoint.infinity
             for i in 0..<BaseTable.windows {
-                let digit = k.nibble(i)
-                // masked full scan of the window's 15 entries
+                let (digit, negative) = k.boothWindow(i)
+                // masked full scan of the window's 16 entries
                 var chosen = AffinePoint(x: .zero, y: .zero)
                 for j in 0..<BaseTable.perWindow {
                     let mask = equalMask(digit, UInt64(j + 1))
                     chosen = AffinePoint.select(mask, BaseTable.entry(table, window: i, index: j), chosen)
                 }
+                chosen.y = FieldElement.select(negative, FieldElement.neg(chosen.y), chosen.y)
                 let sum = ProjectivePoint.add(r, chosen)
                 // digit 0 adds nothing: keep r (the sum with the dummy entry is discarded)
                 r = ProjectivePoint.select(isZeroMask(digit), r, sum)
@@ -85,32 +88,34 @@ enum ScalarMult {
         }
     }
 
-    /// k·P for a secret k (plain limbs) and a public point P, constant time in k.
+    /// k·P for a secret k (plain limbs, below 2^384) and a public point P, constant time in k.
     static func variable(_ k: Scalar, _ p: ProjectivePoint) -> ProjectivePoint {
-        withUnsafeTemporaryAllocation(of: ProjectivePoint.self, capacity: 16) { table in
+        withUnsafeTemporaryAllocation(of: ProjectivePoint.self, capacity: 17) { table in
             fillMultiples(table, of: p)
-            func lookup(_ digit: UInt64) -> ProjectivePoint {
+            func lookup(_ window: Int) -> ProjectivePoint {
+                let (digit, negative) = k.boothWindow(window)
                 var chosen = ProjectivePoint.infinity
-                for j in 1..<16 {
+                for j in 1...16 {
                     chosen = ProjectivePoint.select(equalMask(digit, UInt64(j)), table[j], chosen)
                 }
+                chosen.y = FieldElement.select(negative, FieldElement.neg(chosen.y), chosen.y)
                 return chosen
             }
-            var r = lookup(k.nibble(95))
-            for i in (0..<95).reversed() {
-                r = JacobianPoint.timesSixteen(r)
-                r = ProjectivePoint.add(r, lookup(k.nibble(i)))
+            var r = lookup(76)
+            for i in (0..<76).reversed() {
+                r = JacobianPoint.timesThirtyTwo(r)
+                r = ProjectivePoint.add(r, lookup(i))
             }
             return r
         }
     }
 
-    /// table[j] = j·P for j in 0..<16 (table[0] the point at infinity).
+    /// table[j] = j·P for j in 0...16 (table[0] the point at infinity).
     @inline(__always)
     private static func fillMultiples(_ table: UnsafeMutableBufferPointer<ProjectivePoint>, of p: ProjectivePoint) {
         table.initialize(repeating: .infinity)
         table[1] = p
-        for j in 2..<16 {
+        for j in 2...16 {
             table[j] = j % 2 == 0 ? ProjectivePoint.double(table[j / 2]) : ProjectivePoint.add(table[j - 1], p)
         }
     }
@@ -120,20 +125,24 @@ enum ScalarMult {
         var r = BaseTable.shared.limbs.withUnsafeBufferPointer { table in
             var r = ProjectivePoint.infinity
             for i in 0..<BaseTable.windows {
-                let digit = Int(u1.nibble(i))
-                if digit != 0 { r = ProjectivePoint.add(r, BaseTable.entry(table, window: i, index: digit - 1)) }
+                let (digit, negative) = u1.boothWindow(i)
+                guard digit != 0 else { continue }
+                var entry = BaseTable.entry(table, window: i, index: Int(digit) - 1)
+                if negative != 0 { entry.y = FieldElement.neg(entry.y) }
+                r = ProjectivePoint.add(r, entry)
             }
             return r
         }
-        let uq = withUnsafeTemporaryAllocation(of: ProjectivePoint.self, capacity: 16) { table in
+        let uq = withUnsafeTemporaryAllocation(of: ProjectivePoint.self, capacity: 17) { table in
             fillMultiples(table, of: q)
             var acc = ProjectivePoint.infinity
             var started = false
-            for i in (0..<96).reversed() {
-                let digit = Int(u2.nibble(i))
-                if started { acc = JacobianPoint.timesSixteen(acc) }
+            for i in (0..<77).reversed() {
+                let (digit, negative) = u2.boothWindow(i)
+                if started { acc = JacobianPoint.timesThirtyTwo(acc) }
                 if digit != 0 {
-                    acc = started ? ProjectivePoint.add(acc, table[digit]) : table[digit]
+                    let term = negative != 0 ? table[Int(digit)].negated : table[Int(digit)]
+                    acc = started ? ProjectivePoint.add(acc, term) : term
                     started = true
                 }
             }
