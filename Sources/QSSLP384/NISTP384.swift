@@ -37,19 +37,22 @@ public enum NISTP384 {
     public static func warmUp() { _ = BaseTable.shared }
 
     public struct PrivateKey: Sendable {
+        /// d on the heap, overwritten when the last copy of the key goes away.
+        private let storage: SecretScalar
         /// Plain limbs of d, 1 ≤ d < n.
-        let d: Scalar
+        var d: Scalar { storage.value }
 
         /// A fresh random key.
         public init() {
             var rng = SystemRandomNumberGenerator()
             while true {
-                let raw = (0..<6).map { _ in rng.next() as UInt64 }
-                let candidate = Scalar(raw[0], raw[1], raw[2], raw[3], raw[4], raw[5])
+                var candidate = Scalar(rng.next(), rng.next(), rng.next(), rng.next(), rng.next(), rng.next())
                 if candidate.isBelowModulus && candidate.isZeroMask == 0 {
-                    d = candidate
+                    storage = SecretScalar(candidate)
+                    wipeScalar(&candidate)
                     return
                 }
+                wipeScalar(&candidate)
             }
         }
 
@@ -59,8 +62,9 @@ public enum NISTP384 {
             var bytes = Array(raw)
             defer { wipe(&bytes) }
             let scalar = bytes.withUnsafeBytes { Scalar.plain(bigEndian: $0) }
-            guard let scalar, scalar.isZeroMask == 0 else { throw .invalidPrivateKey }
-            d = scalar
+            guard var scalar, scalar.isZeroMask == 0 else { throw .invalidPrivateKey }
+            storage = SecretScalar(scalar)
+            wipeScalar(&scalar)
         }
 
         /// The 48-byte big-endian scalar.
@@ -87,6 +91,7 @@ public enum NISTP384 {
         /// does not reveal the key.
         public func signature(forDigest digest: [UInt8], hedged: Bool = true) -> Signature {
             var extra: [UInt8] = []
+            defer { wipe(&extra) }
             if hedged {
                 // six 64-bit draws, not 48 one-byte draws (each draw is a system call)
                 var rng = SystemRandomNumberGenerator()
@@ -103,9 +108,12 @@ public enum NISTP384 {
         func signature(forDigest digest: [UInt8], additionalData: [UInt8]) -> Signature {
             let z = Scalar.reducedOnce(NISTP384.bits2int(digest))
             var nonces = RFC6979(privateKey: d, digestInteger: z, additionalData: additionalData)
+            defer { nonces.wipeState() }
             while true {
+                var k = nonces.next()
+                defer { wipeScalar(&k) }
                 // r or s zero (probability about 2^-384): the next candidate, as RFC 6979 §3.2 h.3 says
-                if let signature = signature(digestInteger: z, nonce: nonces.next()) { return signature }
+                if let signature = signature(digestInteger: z, nonce: k) { return signature }
             }
         }
 
@@ -259,6 +267,23 @@ public enum NISTP384 {
     }
 }
 
+/// A secret scalar on the heap, overwritten when it is freed. Never mutated otherwise.
+final class SecretScalar: @unchecked Sendable {
+    private(set) var value: Scalar
+    init(_ value: Scalar) { self.value = value }
+    deinit { wipeScalar(&value) }
+}
+
+/// Overwrites a secret scalar in place.
+@inline(never) func wipeScalar(_ s: inout Scalar) {
+    withUnsafeMutableBytes(of: &s) { buffer in
+        guard let base = buffer.baseAddress else { return }
+        memset(base, 0, buffer.count)
+    }
+    // keep the stores: the value is read (opaquely) after the wipe
+    _ = qssl_value_barrier(s.v0)
+}
+
 /// Overwrites a secret copy before it is freed.
 @inline(never) func wipe(_ bytes: inout [UInt8]) {
     bytes.withUnsafeMutableBytes { buffer in
@@ -310,6 +335,8 @@ struct DERReader {
 }
 
 /// RFC 6979 §3.2 HMAC-DRBG with SHA-384 (hlen = qlen = 384), with §3.6's additional data.
+/// Every byte array that held K, V, the key or a nonce is overwritten before it is released
+/// (the HMAC key itself lives in swift-crypto's SymmetricKey, which zeroes its storage).
 struct RFC6979 {
     private var key: SymmetricKey
     private var v: [UInt8]
@@ -317,28 +344,54 @@ struct RFC6979 {
     init(privateKey d: Scalar, digestInteger h: Scalar, additionalData: [UInt8]) {
         v = [UInt8](repeating: 0x01, count: 48)
         key = SymmetricKey(data: [UInt8](repeating: 0x00, count: 48))
-        let seed = d.bigEndianBytes + h.bigEndianBytes + additionalData
-        key = SymmetricKey(data: mac(v + [0x00] + seed))
-        v = mac(v)
-        key = SymmetricKey(data: mac(v + [0x01] + seed))
-        v = mac(v)
+        var x = d.bigEndianBytes
+        defer { wipe(&x) }
+        let hBytes = h.bigEndianBytes
+        rekey(v, [0x00], x, hBytes, additionalData)
+        step()
+        rekey(v, [0x01], x, hBytes, additionalData)
+        step()
     }
 
-    private func mac(_ data: [UInt8]) -> [UInt8] { Array(HMAC<SHA384>.authenticationCode(for: data, using: key)) }
+    private func mac(_ parts: [UInt8]...) -> [UInt8] {
+        var hmac = HMAC<SHA384>(key: key)
+        for part in parts { hmac.update(data: part) }
+        return Array(hmac.finalize())
+    }
+
+    /// K = HMAC_K(parts…).
+    private mutating func rekey(_ parts: [UInt8]...) {
+        var hmac = HMAC<SHA384>(key: key)
+        for part in parts { hmac.update(data: part) }
+        var k = Array(hmac.finalize())
+        key = SymmetricKey(data: k)
+        wipe(&k)
+    }
+
+    /// V = HMAC_K(V).
+    private mutating func step() {
+        let next = mac(v)
+        wipe(&v)
+        v = next
+    }
 
     /// The next candidate k in [1, n − 1] (plain limbs).
     mutating func next() -> Scalar {
         while true {
-            v = mac(v)
-            let k = NISTP384.bits2int(v)
-            if k.isBelowModulus && k.isZeroMask == 0 {
-                // prepare for a retry (r or s zero) as §3.2 step h.3 says
-                key = SymmetricKey(data: mac(v + [0x00]))
-                v = mac(v)
-                return k
-            }
-            key = SymmetricKey(data: mac(v + [0x00]))
-            v = mac(v)
+            step()
+            // bits2int of the 48-byte V, read in place (no copy of the nonce left behind)
+            let l = v.withUnsafeBytes { limbsFromBigEndian($0) }
+            let k = Scalar(l.0, l.1, l.2, l.3, l.4, l.5)
+            // prepare the next candidate (a retry when r or s is zero, §3.2 step h.3)
+            rekey(v, [0x00])
+            step()
+            if k.isBelowModulus && k.isZeroMask == 0 { return k }
         }
+    }
+
+    /// Overwrites V; K goes with its SymmetricKey.
+    mutating func wipeState() {
+        wipe(&v)
+        key = SymmetricKey(data: [UInt8](repeating: 0, count: 48))
     }
 }
