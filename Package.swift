@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "NIOQSSL", targets: ["NIOQSSL"]),
         .library(name: "QSSLPKCS11", targets: ["QSSLPKCS11"]),
         .executable(name: "qssl", targets: ["QSSLTool"]),
+        .executable(name: "qssl-ct-check", targets: ["QSSLConstantTimeCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -27,7 +28,8 @@ let package = Package(
         // The sans-I/O protocol core and the provider protocols it is written against.
         // Imports neither NIO, Foundation nor any crypto implementation.
         .target(name: "QSSL", dependencies: ["QSSLWire"]),
-        // An optimisation barrier for secret-derived masks (a header-only inline asm helper).
+        // An optimisation barrier for secret-derived masks, the x86-64 Montgomery multiplication
+        // (mulx/adcx/adox) and the valgrind hooks of the constant-time validation.
         .target(name: "CQSSLConstantTime"),
         // Q-SSL's own constant-time P-384 (ECDH, ECDSA); swift-crypto only for SHA-384/HMAC.
         .target(
@@ -98,6 +100,8 @@ let package = Package(
             ]
         ),
         // Library examples (README): built with everything else, so they cannot rot.
+        // Constant-time validation of QSSLP384 under valgrind memcheck (scripts/ct-check).
+        .executableTarget(name: "QSSLConstantTimeCheck", dependencies: ["QSSLP384", "CQSSLConstantTime"]),
         .executableTarget(
             name: "SNIEchoServer",
             dependencies: [

@@ -291,7 +291,9 @@ struct FieldElement: Sendable {
         acc = UInt128(x.v5) &- 0xffffffffffffffff &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
         // keep x (all-ones) only when x - m borrowed and there is no carry bit above x
         let borrow = UInt64(truncatingIfNeeded: acc &>> 127)
-        let keep = qssl_value_barrier(0 &- (borrow & (carry ^ 1)))
+        // each input of the mask is hidden too: LLVM otherwise turned `carry ? 0 : borrow` into a
+        // jump on the carry (the top bit of a secret-derived sum) before the outer barrier
+        let keep = qssl_value_barrier(0 &- (qssl_value_barrier(borrow) & (qssl_value_barrier(carry) ^ 1)))
         return FieldElement((x.v0 & keep) | (d0 & ~keep), (x.v1 & keep) | (d1 & ~keep), (x.v2 & keep) | (d2 & ~keep),
                       (x.v3 & keep) | (d3 & ~keep), (x.v4 & keep) | (d4 & ~keep), (x.v5 & keep) | (d5 & ~keep))
     }
@@ -317,7 +319,7 @@ struct FieldElement: Sendable {
         acc = UInt128(a.v3) &- UInt128(b.v3) &- (acc &>> 127); let d3 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(a.v4) &- UInt128(b.v4) &- (acc &>> 127); let d4 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(a.v5) &- UInt128(b.v5) &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
-        let mask = qssl_value_barrier(0 &- UInt64(truncatingIfNeeded: acc &>> 127))   // all-ones when a < b: add m back
+        let mask = qssl_value_barrier(0 &- qssl_value_barrier(UInt64(truncatingIfNeeded: acc &>> 127)))   // all-ones when a < b: add m back
         acc = UInt128(d0) &+ UInt128(0x00000000ffffffff & mask); let s0 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(d1) &+ UInt128(0xffffffff00000000 & mask) &+ (acc &>> 64); let s1 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(d2) &+ UInt128(0xfffffffffffffffe & mask) &+ (acc &>> 64); let s2 = UInt64(truncatingIfNeeded: acc)
@@ -617,7 +619,9 @@ struct Scalar: Sendable {
         acc = UInt128(x.v5) &- 0xffffffffffffffff &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
         // keep x (all-ones) only when x - m borrowed and there is no carry bit above x
         let borrow = UInt64(truncatingIfNeeded: acc &>> 127)
-        let keep = qssl_value_barrier(0 &- (borrow & (carry ^ 1)))
+        // each input of the mask is hidden too: LLVM otherwise turned `carry ? 0 : borrow` into a
+        // jump on the carry (the top bit of a secret-derived sum) before the outer barrier
+        let keep = qssl_value_barrier(0 &- (qssl_value_barrier(borrow) & (qssl_value_barrier(carry) ^ 1)))
         return Scalar((x.v0 & keep) | (d0 & ~keep), (x.v1 & keep) | (d1 & ~keep), (x.v2 & keep) | (d2 & ~keep),
                       (x.v3 & keep) | (d3 & ~keep), (x.v4 & keep) | (d4 & ~keep), (x.v5 & keep) | (d5 & ~keep))
     }
@@ -643,7 +647,7 @@ struct Scalar: Sendable {
         acc = UInt128(a.v3) &- UInt128(b.v3) &- (acc &>> 127); let d3 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(a.v4) &- UInt128(b.v4) &- (acc &>> 127); let d4 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(a.v5) &- UInt128(b.v5) &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
-        let mask = qssl_value_barrier(0 &- UInt64(truncatingIfNeeded: acc &>> 127))   // all-ones when a < b: add m back
+        let mask = qssl_value_barrier(0 &- qssl_value_barrier(UInt64(truncatingIfNeeded: acc &>> 127)))   // all-ones when a < b: add m back
         acc = UInt128(d0) &+ UInt128(0xecec196accc52973 & mask); let s0 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(d1) &+ UInt128(0x581a0db248b0a77a & mask) &+ (acc &>> 64); let s1 = UInt64(truncatingIfNeeded: acc)
         acc = UInt128(d2) &+ UInt128(0xc7634d81f4372ddf & mask) &+ (acc &>> 64); let s2 = UInt64(truncatingIfNeeded: acc)

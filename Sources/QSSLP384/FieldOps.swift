@@ -81,7 +81,17 @@ extension MontgomeryField {
         return 0 &- UInt64(truncatingIfNeeded: acc &>> 127)
     }
 
-    var isBelowModulus: Bool { isBelowModulusMask != 0 }
+    /// For public decisions only (parsing, rejection sampling): declassified for the
+    /// constant-time validation.
+    var isBelowModulus: Bool { qssl_ct_public(isBelowModulusMask) != 0 }
+
+    /// Whether the value is zero, for public decisions only (declassified like isBelowModulus).
+    var isZero: Bool { qssl_ct_public(isZeroMask) != 0 }
+
+    /// This value declared public (a result the protocol reveals, such as ECDSA's r and s).
+    var declassified: Self {
+        Self(qssl_ct_public(v0), qssl_ct_public(v1), qssl_ct_public(v2), qssl_ct_public(v3), qssl_ct_public(v4), qssl_ct_public(v5))
+    }
 
     /// Plain limbs → Montgomery form.
     @inline(__always) var montgomery: Self { Self.mul(self, Self.r2) }
@@ -163,7 +173,6 @@ extension FieldElement {
 }
 
 extension MontgomeryField {
-    /// The 4-bit digit at position i (0 = least significant) of plain limbs.
     /// Window `i` (0 ..< 77) of the signed 5-bit (Booth) recoding: bits 5i−1 … 5i+4 (bit −1 is
     /// zero) give a magnitude in 0 … 16 and a sign mask (all-ones for negative), so that the
     /// scalar is Σ ±magnitude_i · 32^i. The top window is never negative (bit 384 is zero).
@@ -196,6 +205,7 @@ extension MontgomeryField {
         }
     }
 
+    /// The 4-bit digit at position i (0 = least significant) of plain limbs.
     @inline(__always) func nibble(_ i: Int) -> UInt64 {
         let limb: UInt64
         switch i >> 4 {

@@ -47,7 +47,7 @@ public enum NISTP384 {
             var rng = SystemRandomNumberGenerator()
             while true {
                 var candidate = Scalar(rng.next(), rng.next(), rng.next(), rng.next(), rng.next(), rng.next())
-                if candidate.isBelowModulus && candidate.isZeroMask == 0 {
+                if candidate.isBelowModulus && !candidate.isZero {
                     storage = SecretScalar(candidate)
                     wipeScalar(&candidate)
                     return
@@ -62,7 +62,7 @@ public enum NISTP384 {
             var bytes = Array(raw)
             defer { wipe(&bytes) }
             let scalar = bytes.withUnsafeBytes { Scalar.plain(bigEndian: $0) }
-            guard var scalar, scalar.isZeroMask == 0 else { throw .invalidPrivateKey }
+            guard var scalar, !scalar.isZero else { throw .invalidPrivateKey }
             storage = SecretScalar(scalar)
             wipeScalar(&scalar)
         }
@@ -123,11 +123,12 @@ public enum NISTP384 {
             guard let point = ScalarMult.base(k).affine() else { return nil }
             // r = x mod n; x < p < 2n, so one conditional subtraction suffices
             let xPlain = point.x.plain
-            let r = Scalar.reducedOnce(Scalar(xPlain.v0, xPlain.v1, xPlain.v2, xPlain.v3, xPlain.v4, xPlain.v5))
-            if r.isZeroMask != 0 { return nil }
+            // r and s are the signature: public
+            let r = Scalar.reducedOnce(Scalar(xPlain.v0, xPlain.v1, xPlain.v2, xPlain.v3, xPlain.v4, xPlain.v5)).declassified
+            if r.isZero { return nil }
             let kInv = k.montgomery.inverted()
-            let s = Scalar.mul(kInv, Scalar.add(z.montgomery, Scalar.mul(r.montgomery, d.montgomery))).plain
-            if s.isZeroMask != 0 { return nil }
+            let s = Scalar.mul(kInv, Scalar.add(z.montgomery, Scalar.mul(r.montgomery, d.montgomery))).plain.declassified
+            if s.isZero { return nil }
             return Signature(r: r, s: s)
         }
     }
@@ -221,7 +222,7 @@ public enum NISTP384 {
                 guard b.count == 48, let v = b.withUnsafeBytes({ Scalar.plain(bigEndian: $0) }) else {
                     throw .invalidSignatureEncoding("\(name) not below n")
                 }
-                guard v.isZeroMask == 0 else { throw .invalidSignatureEncoding("\(name) is zero") }
+                guard !v.isZero else { throw .invalidSignatureEncoding("\(name) is zero") }
                 return v
             }
             r = try scalar(rBytes, "r")
@@ -385,7 +386,7 @@ struct RFC6979 {
             // prepare the next candidate (a retry when r or s is zero, §3.2 step h.3)
             rekey(v, [0x00])
             step()
-            if k.isBelowModulus && k.isZeroMask == 0 { return k }
+            if k.isBelowModulus && !k.isZero { return k }
         }
     }
 

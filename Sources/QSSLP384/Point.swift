@@ -158,7 +158,8 @@ struct ProjectivePoint: Sendable {
     /// The affine coordinates (x, y) in Montgomery form; nil for the point at infinity.
     func affine() -> AffinePoint? {
         let zInv = z.inverted()
-        guard z.isZeroMask == 0 else { return nil }
+        // whether the result is infinity is public (only a peer's invalid input gets there)
+        guard !z.isZero else { return nil }
         return AffinePoint(x: FieldElement.mul(x, zInv), y: FieldElement.mul(y, zInv))
     }
 

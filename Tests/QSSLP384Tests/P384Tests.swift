@@ -84,7 +84,7 @@ struct P384KnownAnswerTests {
         for bad in [[UInt8](repeating: 0, count: 48), n, nPlus1, [UInt8](repeating: 0xFF, count: 48), [1], [UInt8](repeating: 1, count: 49)] {
             #expect(throws: NISTP384.Error.invalidPrivateKey) { try NISTP384.PrivateKey(rawRepresentation: bad) }
         }
-        // ECDH with d = 1 and d = 2: 95 leading zero digits, so the accumulator is the point at
+        // ECDH with d = 1 and d = 2: 76 leading zero digits, so the accumulator is the point at
         // infinity through the Jacobian doublings before the first non-zero digit
         let peer = try NISTP384.PublicKey(x963Representation: Self.publicKey)
         #expect(try NISTP384.PrivateKey(rawRepresentation: one).sharedSecret(with: peer) == Array(Self.publicKey[1..<49]))

@@ -41,4 +41,64 @@ static inline __attribute__((always_inline)) void qssl_p384_scalar_mul_adx(void 
 }
 #endif
 
+
+// Constant-time validation with valgrind memcheck (as BoringSSL's CONSTTIME_SECRET and
+// CONSTTIME_DECLASSIFY): a checker marks secret bytes undefined, and memcheck then reports every
+// branch or memory address that depends on them. The library declassifies the few results that
+// are public by design (a parsed key's validity, ECDSA's r and s, a result being the point at
+// infinity). Compiled in when valgrind's header is present at build time; outside valgrind the
+// client requests are a few no-op instructions.
+#include <stddef.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define QSSL_CT_VALIDATION 1
+#endif
+#endif
+
+static inline __attribute__((always_inline)) int qssl_ct_validation_compiled(void) {
+#if defined(QSSL_CT_VALIDATION)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline __attribute__((always_inline)) int qssl_ct_running_on_valgrind(void) {
+#if defined(QSSL_CT_VALIDATION)
+    return RUNNING_ON_VALGRIND ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+/// Marks `count` bytes at `p` secret (undefined to memcheck).
+static inline __attribute__((always_inline)) void qssl_ct_secret(const void *p, size_t count) {
+#if defined(QSSL_CT_VALIDATION)
+    (void)VALGRIND_MAKE_MEM_UNDEFINED(p, count);
+#else
+    (void)p; (void)count;
+#endif
+}
+
+/// Marks `count` bytes at `p` public (defined to memcheck).
+static inline __attribute__((always_inline)) void qssl_ct_public_bytes(const void *p, size_t count) {
+#if defined(QSSL_CT_VALIDATION)
+    (void)VALGRIND_MAKE_MEM_DEFINED(p, count);
+#else
+    (void)p; (void)count;
+#endif
+}
+
+/// `x`, declared public: a value derived from secrets that the protocol reveals anyway.
+static inline __attribute__((always_inline)) uint64_t qssl_ct_public(uint64_t x) {
+#if defined(QSSL_CT_VALIDATION)
+    volatile uint64_t v = x;
+    (void)VALGRIND_MAKE_MEM_DEFINED(&v, sizeof v);
+    return v;
+#else
+    return x;
+#endif
+}
+
 #endif
