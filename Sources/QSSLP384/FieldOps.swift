@@ -65,7 +65,7 @@ extension MontgomeryField {
         guard bytes.count == 48 else { return nil }
         let l = limbsFromBigEndian(bytes)
         let x = Self(l.0, l.1, l.2, l.3, l.4, l.5)
-        return x.isBelowModulus ? x : nil
+        return x.isBelowModulusPublic ? x : nil
     }
 
     /// Whether these plain limbs are below the modulus (constant time).
@@ -83,10 +83,10 @@ extension MontgomeryField {
 
     /// For public decisions only (parsing, rejection sampling): declassified for the
     /// constant-time validation.
-    var isBelowModulus: Bool { qssl_ct_public(isBelowModulusMask) != 0 }
+    var isBelowModulusPublic: Bool { qssl_ct_public(isBelowModulusMask) != 0 }
 
     /// Whether the value is zero, for public decisions only (declassified like isBelowModulus).
-    var isZero: Bool { qssl_ct_public(isZeroMask) != 0 }
+    var isZeroPublic: Bool { qssl_ct_public(isZeroMask) != 0 }
 
     /// This value declared public (a result the protocol reveals, such as ECDSA's r and s).
     var declassified: Self {

@@ -47,7 +47,7 @@ public enum NISTP384 {
             var rng = SystemRandomNumberGenerator()
             while true {
                 var candidate = Scalar(rng.next(), rng.next(), rng.next(), rng.next(), rng.next(), rng.next())
-                if candidate.isBelowModulus && !candidate.isZero {
+                if candidate.isBelowModulusPublic && !candidate.isZeroPublic {
                     storage = SecretScalar(candidate)
                     wipeScalar(&candidate)
                     return
@@ -62,7 +62,7 @@ public enum NISTP384 {
             var bytes = Array(raw)
             defer { wipe(&bytes) }
             let scalar = bytes.withUnsafeBytes { Scalar.plain(bigEndian: $0) }
-            guard var scalar, !scalar.isZero else { throw .invalidPrivateKey }
+            guard var scalar, !scalar.isZeroPublic else { throw .invalidPrivateKey }
             storage = SecretScalar(scalar)
             wipeScalar(&scalar)
         }
@@ -125,10 +125,10 @@ public enum NISTP384 {
             let xPlain = point.x.plain
             // r and s are the signature: public
             let r = Scalar.reducedOnce(Scalar(xPlain.v0, xPlain.v1, xPlain.v2, xPlain.v3, xPlain.v4, xPlain.v5)).declassified
-            if r.isZero { return nil }
+            if r.isZeroPublic { return nil }
             let kInv = k.montgomery.inverted()
             let s = Scalar.mul(kInv, Scalar.add(z.montgomery, Scalar.mul(r.montgomery, d.montgomery))).plain.declassified
-            if s.isZero { return nil }
+            if s.isZeroPublic { return nil }
             return Signature(r: r, s: s)
         }
     }
@@ -191,7 +191,7 @@ public enum NISTP384 {
             acc = UInt128(r.v5) &+ UInt128(Scalar.modulus.v5) &+ (acc &>> 64); let a5 = UInt64(truncatingIfNeeded: acc)
             guard acc &>> 64 == 0 else { return false }
             let rPlusN = FieldElement(a0, a1, a2, a3, a4, a5)
-            guard rPlusN.isBelowModulus else { return false }
+            guard rPlusN.isBelowModulusPublic else { return false }
             return FieldElement.mul(rPlusN.montgomery, sum.z).equalMask(sum.x) != 0
         }
     }
@@ -222,7 +222,7 @@ public enum NISTP384 {
                 guard b.count == 48, let v = b.withUnsafeBytes({ Scalar.plain(bigEndian: $0) }) else {
                     throw .invalidSignatureEncoding("\(name) not below n")
                 }
-                guard !v.isZero else { throw .invalidSignatureEncoding("\(name) is zero") }
+                guard !v.isZeroPublic else { throw .invalidSignatureEncoding("\(name) is zero") }
                 return v
             }
             r = try scalar(rBytes, "r")
@@ -275,24 +275,15 @@ final class SecretScalar: @unchecked Sendable {
     deinit { wipeScalar(&value) }
 }
 
-/// Overwrites a secret scalar in place.
+/// Overwrites a secret scalar in place (qssl_cleanse: stores the optimiser cannot remove).
 @inline(never) func wipeScalar(_ s: inout Scalar) {
-    withUnsafeMutableBytes(of: &s) { buffer in
-        guard let base = buffer.baseAddress else { return }
-        memset(base, 0, buffer.count)
-    }
-    // keep the stores: the value is read (opaquely) after the wipe
-    _ = qssl_value_barrier(s.v0)
+    withUnsafeMutableBytes(of: &s) { buffer in qssl_cleanse(buffer.baseAddress, buffer.count) }
 }
 
-/// Overwrites a secret copy before it is freed.
+/// Overwrites a secret array this file allocated before it is freed (a buffer shared with a
+/// caller is copied by the mutation and only the copy is zeroed: callers own their arrays).
 @inline(never) func wipe(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { buffer in
-        guard let base = buffer.baseAddress else { return }
-        memset(base, 0, buffer.count)
-    }
-    // keep the stores: the array is read (opaquely) after the wipe
-    _ = qssl_value_barrier(UInt64(bytes.first ?? 0))
+    bytes.withUnsafeMutableBytes { buffer in qssl_cleanse(buffer.baseAddress, buffer.count) }
 }
 
 /// Strict DER reading for the two shapes ECDSA signatures need.
@@ -336,8 +327,10 @@ struct DERReader {
 }
 
 /// RFC 6979 §3.2 HMAC-DRBG with SHA-384 (hlen = qlen = 384), with §3.6's additional data.
-/// Every byte array that held K, V, the key or a nonce is overwritten before it is released
-/// (the HMAC key itself lives in swift-crypto's SymmetricKey, which zeroes its storage).
+/// The arrays this file allocates for V, the copy of d and each K are overwritten before they
+/// are released, and K is held in a SymmetricKey (which zeroes its storage). Not wiped: the
+/// copies swift-crypto's HMAC makes of K inside HMAC.init (its key and pad arrays), and the
+/// nonce's Montgomery form and inverse left on the stack by the scalar arithmetic.
 struct RFC6979 {
     private var key: SymmetricKey
     private var v: [UInt8]
@@ -386,7 +379,7 @@ struct RFC6979 {
             // prepare the next candidate (a retry when r or s is zero, §3.2 step h.3)
             rekey(v, [0x00])
             step()
-            if k.isBelowModulus && !k.isZero { return k }
+            if k.isBelowModulusPublic && !k.isZeroPublic { return k }
         }
     }
 

@@ -159,7 +159,7 @@ struct ProjectivePoint: Sendable {
     func affine() -> AffinePoint? {
         let zInv = z.inverted()
         // whether the result is infinity is public (only a peer's invalid input gets there)
-        guard !z.isZero else { return nil }
+        guard !z.isZeroPublic else { return nil }
         return AffinePoint(x: FieldElement.mul(x, zInv), y: FieldElement.mul(y, zInv))
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
+import QSSLP384
 import QSSLWire
 import QSSLX509
 
@@ -33,6 +34,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Run only the dudect-style timing test of the P-384 secret operations, with this many samples each.")
     var p384Timing: Int?
 
+    @Option(help: "Run only the differential check of Q-SSL's P-384 against swift-crypto's, this many rounds.")
+    var p384Differential: Int?
+
     @Flag(help: "Measure only the record layer (16 KiB records next to the raw AEAD).")
     var recordOnly = false
 
@@ -45,6 +49,18 @@ struct Bench: ParsableCommand {
         if recordOnly {
             results += try recordLayerFigures(pki: pki)
             if json { printJSON(["results": results]) }
+            return
+        }
+        if let rounds = p384Differential {
+            let start = ContinuousClock.now
+            let failures = P384Differential.run(rounds: rounds) { done in
+                print("\(done) rounds agree (\(milliseconds(ContinuousClock.now - start) / 1000) s)")
+            }
+            guard failures.isEmpty else {
+                print(failures.joined(separator: "\n"))
+                throw ExitCode(1)
+            }
+            print("all \(rounds) rounds agree: public keys, ECDH both ways, ECDSA both ways, tampered messages refused (\(milliseconds(ContinuousClock.now - start) / 1000) s)")
             return
         }
         if let samples = p384Timing {

@@ -90,6 +90,15 @@ static inline __attribute__((always_inline)) void qssl_ct_public_bytes(const voi
 #endif
 }
 
+/// Overwrites `count` bytes at `p` with zeros; the compiler cannot drop the stores as dead
+/// (the memory is passed to an empty asm statement that claims to read it, as BoringSSL's
+/// OPENSSL_cleanse does).
+static inline __attribute__((always_inline)) void qssl_cleanse(void *p, size_t count) {
+    if (count == 0) return;
+    __builtin_memset(p, 0, count);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
 /// `x`, declared public: a value derived from secrets that the protocol reveals anyway.
 static inline __attribute__((always_inline)) uint64_t qssl_ct_public(uint64_t x) {
 #if defined(QSSL_CT_VALIDATION)
