@@ -55,7 +55,7 @@ enum P384Timing {
     static func run(samples: Int) throws -> [Result] {
         var rng = SystemRandomNumberGenerator()
         func randomScalar() -> NISTP384.PrivateKey { NISTP384.PrivateKey() }
-        // class 0: d = 2^380 + 1 (two non-zero digits out of 96)
+        // class 0: d = 2^380 + 1 (two non-zero digits out of 77 signed 5-bit windows)
         var lowWeight = [UInt8](repeating: 0, count: 48)
         lowWeight[0] = 0x10
         lowWeight[47] = 0x01
