@@ -30,12 +30,21 @@ build_fuzzers() {
     local log="$fuzz_dir/.build/fuzz-build.log" start=$SECONDS
     mkdir -p "$fuzz_dir/.build"
     echo "== building the fuzz package (release, -sanitize=fuzzer,address); log: $log"
+    # SwiftPM's incremental build once kept a fuzz module compiled against an older layout of a
+    # Q-SSL type (a struct that had gained a class reference), and the target crashed at once.
+    # When Q-SSL's sources changed since the last fuzz build, the fuzz modules are recompiled.
+    local stamp="$fuzz_dir/.build/qssl-sources.stamp" sources
+    sources=$(cd "$fuzz_dir/.." && { git ls-files -s Sources && git diff HEAD -- Sources; } 2>/dev/null | cksum) || sources=unknown
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sources" ]; then
+        touch "$fuzz_dir"/Sources/*/*.swift
+    fi
     # ld.gold's "Cannot export local symbol" warnings are harmless and many.
     if ! (cd "$fuzz_dir" && swift build "${build_flags[@]}") >"$log" 2>&1; then
         grep -v "Cannot export local symbol" "$log" | tail -40 >&2
         echo "FAIL: the fuzz package does not build" >&2
         exit 1
     fi
+    echo "$sources" >"$stamp"
     bin=$(cd "$fuzz_dir" && swift build "${build_flags[@]}" --show-bin-path)
     echo "== built in $((SECONDS - start)) s: $bin"
 }
