@@ -207,16 +207,7 @@ extension MontgomeryField {
 
     /// The 4-bit digit at position i (0 = least significant) of plain limbs.
     @inline(__always) func nibble(_ i: Int) -> UInt64 {
-        let limb: UInt64
-        switch i >> 4 {
-        case 0: limb = v0
-        case 1: limb = v1
-        case 2: limb = v2
-        case 3: limb = v3
-        case 4: limb = v4
-        default: limb = v5
-        }
-        return (limb &>> UInt64(4 * (i & 15))) & 0xF
+        (limb(i >> 4) &>> UInt64(4 * (i & 15))) & 0xF
     }
 }
 

@@ -347,7 +347,7 @@ struct RFC6979 {
         step()
     }
 
-    private func mac(_ parts: [UInt8]...) -> [UInt8] {
+    private func mac(_ parts: [[UInt8]]) -> [UInt8] {
         var hmac = HMAC<SHA384>(key: key)
         for part in parts { hmac.update(data: part) }
         return Array(hmac.finalize())
@@ -355,16 +355,14 @@ struct RFC6979 {
 
     /// K = HMAC_K(parts…).
     private mutating func rekey(_ parts: [UInt8]...) {
-        var hmac = HMAC<SHA384>(key: key)
-        for part in parts { hmac.update(data: part) }
-        var k = Array(hmac.finalize())
+        var k = mac(parts)
         key = SymmetricKey(data: k)
         wipe(&k)
     }
 
     /// V = HMAC_K(V).
     private mutating func step() {
-        let next = mac(v)
+        let next = mac([v])
         wipe(&v)
         v = next
     }
