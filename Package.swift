@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "QSSLX509", targets: ["QSSLX509"]),
         .library(name: "NIOQSSL", targets: ["NIOQSSL"]),
         .library(name: "QSSLPKCS11", targets: ["QSSLPKCS11"]),
+        .library(name: "QSSLProxyProtocol", targets: ["QSSLProxyProtocol"]),
+        .library(name: "QSSLRedis", targets: ["QSSLRedis"]),
         .executable(name: "qssl", targets: ["QSSLTool"]),
         .executable(name: "qssl-ct-check", targets: ["QSSLConstantTimeCheck"]),
     ],
@@ -21,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // TLS presentation language, code points and messages. No dependencies at all.
@@ -68,7 +74,7 @@ let package = Package(
         .target(
             name: "QSSLPKCS11",
             dependencies: [
-                "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLP384",
+                "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLP384", "QSSLX509",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -84,6 +90,20 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The PROXY protocol (v1 text, v2 binary with TLVs): what `qssl serve` sends to its
+        // backends and accepts from a load balancer. No dependencies.
+        .target(name: "QSSLProxyProtocol"),
+        // The `qssl serve` configuration file (YAML): a typed model with every error's line.
+        .target(name: "QSSLServeConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // A small Redis client on SwiftNIO (RESP3/RESP2, pool, pipelining, Redis Cluster).
+        .target(
+            name: "QSSLRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -117,6 +137,17 @@ let package = Package(
             path: "Examples/IdentityCheckingClient"
         ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
+        .testTarget(name: "QSSLProxyProtocolTests", dependencies: ["QSSLProxyProtocol"]),
+        .testTarget(name: "QSSLServeConfigTests", dependencies: ["QSSLServeConfig"]),
+        .testTarget(
+            name: "QSSLRedisTests",
+            dependencies: [
+                "QSSLRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "QSSLP384Tests",
             dependencies: ["QSSLP384", "CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")],

@@ -19,14 +19,17 @@ public final class NIOQSSLClient: @unchecked Sendable {
     ///   - session: a session to offer; by default one is taken from the configuration's session
     ///     store under `sessionKey`.
     ///   - sessionKey: the store's key for this server (the server name unless given).
+    ///   - maxBufferedBytes: the most application data kept until `read` takes it; a server that
+    ///     sends more is cut off there (the connection is closed and `truncated` is set), so a
+    ///     hostile server cannot grow the client without bound.
     public static func connect(host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
                                session: TLSSession? = nil, sessionKey: String? = nil,
-                               recordTrace: Bool = false, timeout: TimeAmount = .seconds(10),
+                               recordTrace: Bool = false, timeout: TimeAmount = .seconds(10), maxBufferedBytes: Int = 16 << 20,
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> NIOQSSLClient {
         // Created here so the caller can read its trace; handed to the channel's loop once, below.
         nonisolated(unsafe) let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, session: session,
                                                              sessionKey: sessionKey, recordTrace: recordTrace)
-        let collector = Collector()
+        let collector = Collector(maxBufferedBytes: maxBufferedBytes)
         let channel: Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -99,6 +102,12 @@ public final class NIOQSSLClient: @unchecked Sendable {
     /// TLS 1.3 tickets arrive after it (NewSessionTicket), so read a little, or
     /// `waitForSession(timeout:)`, before closing.
     public var issuedSessions: [TLSSession] { collector.issued.withLock { $0 } }
+    /// The most sessions `issuedSessions` keeps (the newest): a server may send a ticket after
+    /// every record.
+    public static let maxIssuedSessionsKept = 8
+    /// Whether the server sent more than `maxBufferedBytes` before it was read, and the
+    /// connection was closed there: what `read` returns is then only the first part.
+    public var truncated: Bool { collector.truncated.withLock { $0 } }
 
     /// The newest session issued on this connection; if there is none yet, waits up to `timeout`
     /// for the first. Nil when none arrived in time or the connection closed first.
@@ -124,8 +133,12 @@ public final class NIOQSSLClient: @unchecked Sendable {
         var received: [UInt8] = []
         var error: Error?
         var isClosed = false
+        let maxBufferedBytes: Int
         /// Written on the loop, read from anywhere.
         let issued = Mutex<[TLSSession]>([])
+        let truncated = Mutex(false)
+
+        init(maxBufferedBytes: Int) { self.maxBufferedBytes = max(0, maxBufferedBytes) }
         private var waiter: (expected: Int?, promise: EventLoopPromise<[UInt8]>, idle: TimeAmount)?
         private var idleTask: Scheduled<Void>?
         private var sessionWaiters: [(id: Int, promise: EventLoopPromise<TLSSession?>, timer: Scheduled<Void>)] = []
@@ -137,7 +150,10 @@ public final class NIOQSSLClient: @unchecked Sendable {
                 case .handshakeCompleted(let s):
                     handshake?.succeed(s)
                 case .sessionIssued(let session):
-                    issued.withLock { $0.append(session) }
+                    issued.withLock {
+                        $0.append(session)
+                        if $0.count > NIOQSSLClient.maxIssuedSessionsKept { $0.removeFirst($0.count - NIOQSSLClient.maxIssuedSessionsKept) }
+                    }
                     finishSessionWaiters(with: session)
                 case .clientAuthenticated:
                     break   // a server's event; a client never hears it
@@ -173,7 +189,16 @@ public final class NIOQSSLClient: @unchecked Sendable {
             }
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+            guard !truncated.withLock({ $0 }) else { return }
+            let bytes = unwrapInboundIn(data).readableBytesView
+            let room = maxBufferedBytes - received.count
+            if bytes.count > room {
+                received.append(contentsOf: bytes.prefix(room))
+                truncated.withLock { $0 = true }
+                context.close(promise: nil)
+            } else {
+                received.append(contentsOf: bytes)
+            }
             check(loop: context.eventLoop)
         }
         func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -107,6 +107,12 @@ struct ExpectServerHello {
         if offersTLS13 && config.offerPostHandshakeAuthentication { ext.append(.postHandshakeAuth, []) }
         if config.requestOCSPStaple { ext.append(.statusRequest, ExtensionBody.ocspStatusRequest) }
         if config.offerEarlyDataForTesting { ext.append(.earlyData, []) }
+        // RFC 8446 §4.2.9: servers may send tickets only to clients that list a PSK mode (Go's
+        // and BoringSSL's do), so the modes go out whenever a ticket could be kept, not only
+        // with a PSK offer (which moves them just before pre_shared_key).
+        if offersTLS13 && (config.sessionStore != nil || session != nil) {
+            ext.append(.pskKeyExchangeModes, try encoding { () throws(EncodeError) in try ExtensionBody.encodePSKKeyExchangeModes(PSKOffer.modes(config)) })
+        }
         var hello = ClientHello(
             random: context.primitives.randomBytes(32),
             legacySessionID: legacySessionID,
@@ -470,7 +476,7 @@ struct ClientFinalFlight {
         let tickets = config.sessionStore.map { store in
             ClientTicketReceiver(
                 session: TLS13TicketSession(suite: keys.suite, hkdf: hkdf, group: keys.group, serverName: keys.serverName, alpn: keys.alpn,
-                                            peerIdentity: peer.identity),
+                                            peerIdentity: peer.identity, trustBinding: ResumptionPolicy.binding(config)),
                 resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)),
                 createdAt: keys.resumption?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: keys.sessionKey, clock: config.clock)
         }

@@ -78,8 +78,15 @@ public final class TLSConnection {
     private var bufferedApplicationData: [[UInt8]] = []
     private var receivedFirstClientHello: Bool
     private var consecutiveIgnoredRecords = 0
-    /// Bytes held unprocessed while paused: a whole flight and some early data fit.
+    /// Bytes held unprocessed while paused: a whole flight and some early data fit. A client
+    /// waits (verifying the server, signing) with the rest of the server's flight and tickets
+    /// in: 1 MiB. A server waits before it has authenticated anyone (configuration selection,
+    /// session look-up, client verification): what a client can legitimately have sent by then
+    /// is its Certificate, CertificateVerify and Finished (at most 64 + 8 KiB + records) or
+    /// skipped early data (16 KiB), so 128 KiB.
     static let maxBufferedWhilePaused = 1 << 20
+    static let maxBufferedWhilePausedServer = 128 * 1024
+    private var maxBufferedWhilePaused: Int { isClient ? Self.maxBufferedWhilePaused : Self.maxBufferedWhilePausedServer }
     private var postHandshakeMessagesSinceData = 0
     private var renegotiationRequestsSinceData = 0
     static let maxPostHandshakeMessagesBetweenData = 32
@@ -112,7 +119,9 @@ public final class TLSConnection {
         var context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
         // Sessions carry the client identity they were made with: a configuration with other
         // client certificates (a copy sharing the store) must not resume them.
-        let key = (sessionKey ?? serverName ?? "") + clientCredentialTag(configuration)
+        // Nor one with another trust policy: a stricter verifier never resumes a session that a
+        // looser one accepted.
+        let key = configuration.sessionStoreKey(for: sessionKey ?? serverName ?? "")
         let offered = session ?? configuration.sessionStore?.takeSession(for: key)
         let state = try ExpectServerHello.start(config: configuration, serverName: serverName, session: offered, sessionKey: key,
                                                 context: &context)
@@ -182,8 +191,8 @@ public final class TLSConnection {
         guard !receivedCloseNotify else { return [] }
         // While a decision is pending nothing is processed, so what arrives is only buffered:
         // bounded, or a peer could make us hold any amount during a slow OCSP fetch.
-        if isPaused && context.records.bufferedInputCount + bytes.count > Self.maxBufferedWhilePaused {
-            let error = TLSError.misbehaved(.sentTooMuchWhileWaiting, "more than \(Self.maxBufferedWhilePaused) bytes while a decision was pending")
+        if isPaused && context.records.bufferedInputCount + bytes.count > maxBufferedWhilePaused {
+            let error = TLSError.misbehaved(.sentTooMuchWhileWaiting, "more than \(maxBufferedWhilePaused) bytes while a decision was pending")
             fail(with: error)
             throw error
         }
@@ -212,7 +221,7 @@ public final class TLSConnection {
     /// handshake pauses for a decision, or the peer closed.
     private func drive(into events: inout [TLSEvent]) throws(TLSError) {
         while !receivedCloseNotify && !isPaused {
-            if let message = try context.joiner.next() {
+            if let message = try context.joiner.next(receivedByClient: isClient) {
                 try handle(message, into: &events)
                 continue
             }
@@ -538,6 +547,16 @@ public final class TLSConnection {
         if let alert = error.alert {
             try? context.records.writeAlert(.fatal, alert)
         }
+    }
+}
+
+extension ClientConfiguration {
+    /// The key under which `sessionStore` keeps the sessions of `key` (a server name, or the
+    /// `sessionKey` given to `TLSConnection.client`): `key` tagged with the client certificates
+    /// and the trust policy (verifier) of this configuration, so that configurations sharing a
+    /// store never take each other's sessions.
+    public func sessionStoreKey(for key: String) -> String {
+        key + clientCredentialTag(self) + ResumptionPolicy.storeTag(self)
     }
 }
 

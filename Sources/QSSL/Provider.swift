@@ -285,10 +285,24 @@ public protocol CertificateVerifier: Sendable {
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer
     /// Verifies without blocking the caller's thread. Defaults to `verifyPeer`.
     func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer
+    /// A digest of everything that decides which peers this verifier accepts: its trust
+    /// anchors, its policies (allowed algorithms, PQ-only chains), its revocation settings; not
+    /// the clock. A resumable session records the digest of the verifier that authenticated its
+    /// peer and is resumed only under a verifier with the same digest (a full handshake
+    /// otherwise), so that a stricter trust policy is never bypassed by resuming a session made
+    /// under a looser one. Two verifiers that may accept different peers must have different
+    /// digests; use a cryptographic hash of the policy's canonical bytes.
+    var trustPolicyDigest: [UInt8] { get }
+    /// Checks, when a session is resumed, that the peer it authenticated is still acceptable now:
+    /// the stored leaf (`identity.verifiedChain.first`) not expired, not revoked by what is at
+    /// hand. Throws a `certificateRejected` error to refuse the resumption (the handshake then
+    /// goes on as a full one). Defaults to accepting: the session's trust digest already matched.
+    func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError)
 }
 
 extension CertificateVerifier {
     public var isSynchronous: Bool { true }
+    public func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {}
     public var acceptableIssuerNames: [[UInt8]] { [] }
     public func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {
         try verifyPeer(request)

@@ -8,6 +8,45 @@ let maxCiphertextLength = (1 << 14) + 256
 /// this large. Anything bigger is refused before it is buffered.
 let maxHandshakeMessageLength = 1 << 18
 
+/// The largest handshake message of each type a side accepts, so that a peer cannot make a
+/// connection hold more than the step needs before anything is authenticated (every byte of an
+/// incomplete message is buffered). The bound is checked as soon as a message's 4-byte header
+/// is in, before its body is buffered.
+///
+/// A server receives:
+/// - ClientHello: 16 KiB, one record's plaintext. The largest a real client sends is about 2 KB
+///   (browsers) to 4 KB; a Q-SSL client offering a share for every hybrid group (5,698 bytes of
+///   key shares) and a ticket of ours (at most `maxIssuedTicketLength`, 8 KiB, with a composite
+///   client certificate inside) stays below 15 KB.
+/// - Certificate: 64 KiB. A client chain of three ML-DSA-87 certificates is about 23 KB.
+/// - CertificateVerify: 8 KiB (ML-DSA-87: 4,627 bytes; composite: at most 3,413).
+/// - ClientKeyExchange: 4 KiB (the hybrid SecP384r1MLKEM1024 share: 1,665 bytes).
+/// - Finished: 64 bytes (48 for SHA-384); KeyUpdate and EndOfEarlyData: a few bytes.
+/// - anything else is refused by the state it arrives in; it may be 16 KiB until then.
+///
+/// A client receives what the server it chose sends: the server's Certificate (and TLS 1.2
+/// CertificateStatus) up to 256 KiB, CertificateRequest up to 128 KiB (certificate_authorities),
+/// the rest up to 64 KiB plus headers (a NewSessionTicket carries a ticket of up to 65,535 bytes).
+func maxHandshakeMessageLength(_ type: HandshakeType, receivedByClient: Bool) -> Int {
+    if receivedByClient {
+        switch type {
+        case .certificate, .certificateStatus: return maxHandshakeMessageLength
+        case .certificateRequest: return 1 << 17
+        case .finished: return 64
+        default: return (1 << 16) + 1024
+        }
+    }
+    switch type {
+    case .clientHello: return 16 * 1024
+    case .certificate: return 64 * 1024
+    case .certificateVerify: return 8 * 1024
+    case .clientKeyExchange: return 4 * 1024
+    case .finished: return 64
+    case .keyUpdate, .endOfEarlyData: return 16
+    default: return 16 * 1024
+    }
+}
+
 /// One direction's AEAD state: key, IV and the record sequence number.
 struct RecordProtection {
     /// How records are framed around the AEAD.
@@ -431,11 +470,14 @@ struct HandshakeJoiner {
     }
 
     /// The next complete message with its exact bytes, or nil if more records are needed.
-    mutating func next() throws(TLSError) -> HandshakeMessage? {
+    /// - Parameter receivedByClient: which side reads, for `maxHandshakeMessageLength(_:receivedByClient:)`.
+    mutating func next(receivedByClient: Bool) throws(TLSError) -> HandshakeMessage? {
         guard buffer.count - start >= 4 else { return nil }
+        let type = HandshakeType(rawValue: buffer[start])
         let length = Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
-        guard length <= maxHandshakeMessageLength else {
-            throw .misbehaved(.sentOversizedHandshakeMessage, "handshake message of \(length) bytes")
+        let maximum = maxHandshakeMessageLength(type, receivedByClient: receivedByClient)
+        guard length <= maximum else {
+            throw .misbehaved(.sentOversizedHandshakeMessage, "\(type) of \(length) bytes (at most \(maximum) accepted)")
         }
         guard buffer.count - start >= 4 + length else { return nil }
         let message = HandshakeMessage(type: HandshakeType(rawValue: buffer[start]), body: Array(buffer[(start + 4)..<(start + 4 + length)]))

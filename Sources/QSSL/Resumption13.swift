@@ -72,9 +72,8 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
               state.isValid(at: now), state.secret.count == suite.hash.digestLength,
               state.serverName == serverName,
               !config.requirePostQuantum || state.usedPostQuantumKeyExchange,
-              // A session made without a client certificate does not satisfy a server that now
-              // requires one (the identity is never upgraded by a resumption).
-              config.clientAuthentication != .required || state.peerIdentity != nil
+              // The trust policy the client was verified under is the one in force.
+              ResumptionPolicy.serverMayResume(state, config: config)
         else { continue }
         // §4.2.11.1 and §8.3: the client's view of the ticket age against ours.
         let clientAge = UInt64(identity.obfuscatedTicketAge &- state.ageAdd)
@@ -104,13 +103,16 @@ struct TLS13TicketSession {
     let serverName: String?
     let alpn: String?
     var peerIdentity: PeerIdentity?
+    /// `ResumptionPolicy.binding` of the configuration that authenticated the peer.
+    let trustBinding: [UInt8]
 
     func state(resumptionMasterSecret: SecretBytes, nonce: [UInt8], createdAt: UInt64, issuedAt: UInt64, lifetimeSeconds: UInt32,
                ageAdd: UInt32) -> SessionState {
         SessionState(
             version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
             alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: nonce),
-            createdAt: createdAt, issuedAt: issuedAt, lifetimeSeconds: lifetimeSeconds, ageAdd: ageAdd, peerIdentity: peerIdentity)
+            createdAt: createdAt, issuedAt: issuedAt, lifetimeSeconds: lifetimeSeconds, ageAdd: ageAdd, peerIdentity: peerIdentity,
+            trustBinding: trustBinding)
     }
 }
 
@@ -119,9 +121,12 @@ struct TicketIssuer {
     var session: TLS13TicketSession
     /// The original full handshake's time when this handshake was a resumption.
     let createdAt: UInt64?
+    /// Whether the client listed a PSK mode we accept (RFC 8446 §4.2.9): a ticket it could never
+    /// use is not sent.
+    let clientAcceptsTickets: Bool
 
     func issue(resumptionMasterSecret: SecretBytes, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) {
-        guard let sealer = config.ticketKeys, config.tls13TicketCount > 0 else { return }
+        guard clientAcceptsTickets, let sealer = config.ticketKeys, config.tls13TicketCount > 0 else { return }
         let now = config.clock.nowMilliseconds()
         var scratch = Transcript()   // post-handshake messages are not part of the transcript
         for i in 0..<config.tls13TicketCount {
@@ -150,6 +155,11 @@ struct PSKOffer {
     let suite: TLS13CipherSuite
     let modes: [PSKKeyExchangeMode]
 
+    /// The modes a client under `config` lists: psk_dhe_ke, and psk_ke only when allowed.
+    static func modes(_ config: ClientConfiguration) -> [PSKKeyExchangeMode] {
+        config.offerPSKWithoutKeyExchange && !config.requirePostQuantum ? [.pskDHEKE, .pskKE] : [.pskDHEKE]
+    }
+
     init?(session: TLSSession, config: ClientConfiguration, serverName: String?) {
         let state = session.state
         guard state.version == .tls13, config.versions.contains(.tls13), let ticket = session.ticket, !ticket.isEmpty,
@@ -157,11 +167,12 @@ struct PSKOffer {
               let suite = config.cipherSuites.first(where: { $0.hash == sessionSuite.hash }),
               state.serverName == serverName, state.isValid(at: config.clock.nowMilliseconds()),
               // PROTOCOL.md §4: under the PQ policy a classical session is never resumed.
-              !config.requirePostQuantum || state.usedPostQuantumKeyExchange
+              !config.requirePostQuantum || state.usedPostQuantumKeyExchange,
+              ResumptionPolicy.clientMayOffer(state, config: config, serverName: serverName)
         else { return nil }
         self.session = session
         self.suite = suite
-        modes = config.offerPSKWithoutKeyExchange && !config.requirePostQuantum ? [.pskDHEKE, .pskKE] : [.pskDHEKE]
+        modes = Self.modes(config)
     }
 
     var hash: HashAlgorithm { suite.hash }
@@ -223,6 +234,7 @@ func tls12SessionOfferable(_ session: TLSSession, config: ClientConfiguration, s
         && config.tls12CipherSuites.contains(where: { $0.suite == state.cipherSuite })
         && state.serverName == serverName && state.isValid(at: config.clock.nowMilliseconds())
         && (!config.requirePostQuantum || state.usedPostQuantumKeyExchange)
+        && ResumptionPolicy.clientMayOffer(state, config: config, serverName: serverName)
 }
 
 /// Tickets above this size are not issued: the session state carries a compact identity, so only

@@ -39,6 +39,9 @@ struct ServerNegotiation {
     let serverName: String?
     /// RFC 8446 §4.2.6: the client may be asked for a certificate after the handshake.
     var clientOffersPostHandshakeAuth = false
+    /// RFC 8446 §4.2.9: the client listed a PSK key exchange mode we would accept, so a ticket
+    /// can be of use to it. Tickets go only to such clients (as Go's and BoringSSL's servers do).
+    var clientAcceptsTickets = false
 }
 
 struct ExpectClientHello {
@@ -268,9 +271,14 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
     }
 
     let names = try negotiateNames(ext, config: config)
+    let modes = try ext[.pskKeyExchangeModes].map { (d) throws(TLSError) in
+        try decodeExtension { () throws(DecodeError) in try ExtensionBody.pskKeyExchangeModes(d) }
+    } ?? []
+    let usableMode = modes.contains(.pskDHEKE)
+        || (modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum)
     return ServerNegotiation(suite: suite, group: group, clientShare: clientShare, certificate: certificate,
                              scheme: scheme, alpn: names.alpn, serverName: names.serverName,
-                             clientOffersPostHandshakeAuth: ext.contains(.postHandshakeAuth))
+                             clientOffersPostHandshakeAuth: ext.contains(.postHandshakeAuth), clientAcceptsTickets: usableMode)
 }
 
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
@@ -380,8 +388,9 @@ struct TLS13ServerFlight {
             localSignatureScheme: resumption == nil ? n.scheme : nil, helloRetryRequest: retried, resumed: resumption != nil,
             peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
         let issuer = TicketIssuer(session: TLS13TicketSession(suite: n.suite, hkdf: hkdf, group: group, serverName: n.serverName, alpn: n.alpn,
-                                                              peerIdentity: resumed?.peerIdentity),
-                                  createdAt: resumed?.createdAt)
+                                                              peerIdentity: resumed?.peerIdentity,
+                                                              trustBinding: ResumptionPolicy.binding(config)),
+                                  createdAt: resumed?.createdAt, clientAcceptsTickets: n.clientAcceptsTickets)
         return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
                                    serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
                                    resumedPeer: resumption.map { .resumed($0.proof) } ?? .notRequested,

@@ -5,9 +5,9 @@ import QSSLWire
 // back from anywhere (a ticket that opened under a key shared by a fleet, a file a user edited),
 // so decoding checks every length and value and throws `DecodeError`; it never traps.
 //
-// SessionState, version 1 (all integers big-endian, vectors as in RFC 8446 §3.4):
+// SessionState, version 2 (all integers big-endian, vectors as in RFC 8446 §3.4):
 //
-//     uint8   format_version = 1
+//     uint8   format_version = 2
 //     uint16  protocol_version
 //     uint16  cipher_suite
 //     uint16  named_group
@@ -25,6 +25,7 @@ import QSSLWire
 //         opaque  certificate_signature_algorithm<0..2^16-1>
 //         Option  handshake_signature_scheme uint16
 //         opaque  verified_signature_components<0..2^16-1> of opaque name<0..2^16-1>
+//     opaque  trust_binding<0..2^8-1>       (version 2: the trust policy the peer was verified under)
 //
 // where `Option x` is a uint8 presence flag (0 absent, 1 present, anything else is an error)
 // followed by x when present.
@@ -78,6 +79,7 @@ extension SessionState {
             n += 1 + (identity.handshakeSignatureScheme == nil ? 0 : 2)
             n += 2 + identity.verifiedSignatureComponents.reduce(0) { $0 + 2 + $1.utf8.count }
         }
+        n += 1 + trustBinding.count
         return n
     }
 
@@ -102,6 +104,8 @@ extension SessionState {
         w.write(lifetimeSeconds)
         w.write(ageAdd)
         try w.writeOptional(peerIdentity) { w, identity throws(EncodeError) in try identity.write(to: &w) }
+        guard trustBinding.count <= 255 else { throw EncodeError(field: "session trust binding", length: trustBinding.count, maximum: 255) }
+        w.writeOpaque(.uint8(allowEmpty: true), trustBinding)
     }
 
     init(reading r: inout ByteReader) throws(DecodeError) {
@@ -123,9 +127,10 @@ extension SessionState {
         let lifetime = try r.readUInt32("session lifetime")
         let ageAdd = try r.readUInt32("session ticket_age_add")
         let identity = try r.readOptional("session peer identity") { r throws(DecodeError) in try PeerIdentity(reading: &r) }
+        let binding = try r.readOpaque(.uint8(allowEmpty: true), "session trust binding")
         self.init(version: version, cipherSuite: suite, group: group, extendedMasterSecret: ems, serverName: serverName,
                   alpnProtocol: alpn, secret: secret, createdAt: createdAt, issuedAt: issuedAt, lifetimeSeconds: lifetime,
-                  ageAdd: ageAdd, peerIdentity: identity)
+                  ageAdd: ageAdd, peerIdentity: identity, trustBinding: binding)
     }
 }
 

@@ -32,7 +32,7 @@ public struct SystemClock: WallClock {
 /// Versioned; every field is checked again when the session is offered or accepted.
 public struct SessionState: Sendable, Hashable {
     /// Encoding version of `encoded()`; a state of another version is not resumed.
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
 
     public var version: ProtocolVersion
     public var cipherSuite: CipherSuite
@@ -56,10 +56,14 @@ public struct SessionState: Sendable, Hashable {
     /// Who the peer proved to be on the full handshake (the server, on a client; the client,
     /// on a server with client authentication). A resumption neither adds nor drops it.
     public var peerIdentity: PeerIdentity?
+    /// The trust policy the session's peer was authenticated under (`ResumptionPolicy`): on a
+    /// server its client-authentication policy and client verifier's digest, on a client its
+    /// server verifier's digest. A session resumes only where the policy in force is the same.
+    public var trustBinding: [UInt8]
 
     public init(version: ProtocolVersion, cipherSuite: CipherSuite, group: NamedGroup, extendedMasterSecret: Bool,
                 serverName: String?, alpnProtocol: String?, secret: SecretBytes, createdAt: UInt64, issuedAt: UInt64,
-                lifetimeSeconds: UInt32, ageAdd: UInt32 = 0, peerIdentity: PeerIdentity?) {
+                lifetimeSeconds: UInt32, ageAdd: UInt32 = 0, peerIdentity: PeerIdentity?, trustBinding: [UInt8] = []) {
         self.version = version
         self.cipherSuite = cipherSuite
         self.group = group
@@ -72,6 +76,7 @@ public struct SessionState: Sendable, Hashable {
         self.lifetimeSeconds = lifetimeSeconds
         self.ageAdd = ageAdd
         self.peerIdentity = peerIdentity
+        self.trustBinding = trustBinding
     }
 
     /// Whether the session may still be resumed at `now` (ms).

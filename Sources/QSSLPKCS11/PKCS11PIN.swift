@@ -1,4 +1,5 @@
 import Foundation
+import QSSLX509
 
 /// Where a token's user PIN comes from: a file or an environment variable, never the command
 /// line. The PIN is read only when logging in, held no longer than C_Login, and never printed:
@@ -26,16 +27,21 @@ public struct PKCS11PIN: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The most a PIN file may hold: PINs are short (PKCS#11 tokens take up to a few hundred bytes).
+    static let maximumFileSize = 4096
+
     /// Reads the PIN. The caller zeroes the bytes after use.
     func read() throws(PKCS11Error) -> [UInt8] {
         var pin: [UInt8]
         switch source {
         case .file(let path):
-            guard var data = FileManager.default.contents(atPath: path) else {
-                throw PKCS11Error(.pinUnavailable, "cannot read the PIN file \(path)")
+            // Checked as the ticket key files are: a regular file (a FIFO is not read), this
+            // user's or root's, mode 0600 or stricter, and small.
+            do {
+                (pin, _) = try CertificateFiles.readSecretFile(atPath: path, holding: "an HSM PIN", maximumSize: Self.maximumFileSize)
+            } catch {
+                throw PKCS11Error(.pinUnavailable, "cannot use the PIN file \(error)")
             }
-            pin = Array(data)
-            data.resetBytes(in: 0..<data.count)   // the file's copy is wiped; the caller wipes `pin`
             // Only the first line: `echo 1234 > pin` writes a newline.
             if let newline = pin.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) { pin.removeSubrange(newline...) }
         case .environment(let name):

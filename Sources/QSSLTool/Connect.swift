@@ -45,6 +45,9 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "Seconds to wait for data after sending.")
     var wait: Double = 2
 
+    @Option(help: ArgumentHelp("The most bytes of the server's answer kept and shown; a server that sends more is cut off there.", valueName: "BYTES"))
+    var maxReceived: Int = 1 << 20
+
     @Flag(help: "Print JSON instead of text (with --reconnect, one object per connection, one per line).")
     var json = false
 
@@ -88,6 +91,7 @@ struct Connect: AsyncParsableCommand {
         if revocation == "crl" && crl.isEmpty { throw ValidationError("--revocation crl needs --crl FILE") }
         guard reconnect >= 0 else { throw ValidationError("--reconnect must be 0 or more") }
         guard ticketWait >= 0, ticketWait <= 60 else { throw ValidationError("--ticket-wait must be 0 to 60 seconds") }
+        guard (1...(1 << 30)).contains(maxReceived) else { throw ValidationError("--max-received must be 1 to 1073741824 bytes") }
     }
 
     func run() async throws {
@@ -141,7 +145,8 @@ struct Connect: AsyncParsableCommand {
             do {
                 do {
                     client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
-                                                             session: index == 0 ? offered : nil, sessionKey: sessionKey)
+                                                             session: index == 0 ? offered : nil, sessionKey: sessionKey,
+                                                             maxBufferedBytes: maxReceived)
                 } catch where retryWider && NIOQSSLClient.tlsError(error).map(ClientConfiguration.isRetryable) == true {
                     // Seed §6.2: once, with every suite and group, never below the configured floor.
                     var wide = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
@@ -150,7 +155,7 @@ struct Connect: AsyncParsableCommand {
                     config = config.widened(to: wide)
                     FileHandle.standardError.write(Data("qssl: handshake_failure; retrying once with every suite and group\n".utf8))
                     client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
-                                                             session: nil, sessionKey: sessionKey)
+                                                             session: nil, sessionKey: sessionKey, maxBufferedBytes: maxReceived)
                 }
             } catch {
                 report(failure: error, connection: reconnect > 0 ? index + 1 : nil)
@@ -168,6 +173,9 @@ struct Connect: AsyncParsableCommand {
                     await client.close()
                     throw ExitCode(1)
                 }
+            }
+            if client.truncated {
+                FileHandle.standardError.write(Data("qssl: the server sent more than --max-received \(maxReceived) bytes; the connection was closed there and only the first \(received.count) are shown\n".utf8))
             }
             // TLS 1.3 tickets arrive after the handshake: read a moment longer when a session is
             // wanted (a TLS 1.2 session came with the handshake, and this returns at once).

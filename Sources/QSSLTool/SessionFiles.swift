@@ -29,28 +29,23 @@ enum SessionFile {
 
     /// Reads the session at `path`; fails with a message saying what is wrong when the file is
     /// not a session file, is damaged or the session has expired at `now` (ms since the epoch).
+    ///
+    /// The file is a bearer credential: whoever holds it resumes as the client did, and the
+    /// client trusts the server identity it records (the server proves only that it holds the
+    /// session's key). So it is read only when it is a regular file owned by this user (or
+    /// root) that group and others cannot access, like the ticket key files.
     static func read(_ path: String, now: UInt64) throws -> TLSSession {
-        let url = URL(fileURLWithPath: path)
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw Failure(message: "cannot read session file \(path): \(String(cString: strerror(errno)))", code: 1)
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw Failure(message: "session file \(path) is not a regular file", code: 1) }
-        guard Int(info.st_size) <= maximumSize else {
-            throw Failure(message: "session file \(path) is \(info.st_size) bytes: too large to be a Q-SSL session", code: 1)
-        }
         var bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: url)) } catch {
-            throw Failure(message: "cannot read session file \(path): \(error.localizedDescription)", code: 1)
+        do {
+            (bytes, _) = try CertificateFiles.readSecretFile(atPath: path, holding: "a session secret", maximumSize: maximumSize)
+        } catch {
+            throw Failure(message: "session file \(error)", code: 1)
         }
         defer { SecretBytes.wipe(&bytes) }
         let session: TLSSession
         do { session = try TLSSession(decoding: bytes) } catch {
             let what = bytes.starts(with: TLSSession.magic) ? "a damaged or unsupported Q-SSL session file" : "not a Q-SSL session file (written by `qssl connect --session-out`)"
             throw Failure(message: "\(path) is \(what): \(error)", code: 1)
-        }
-        if info.st_mode & 0o077 != 0 {
-            FileHandle.standardError.write(Data("qssl: warning: \(path) holds a session secret but group or others may access it (mode 0\(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`\n".utf8))
         }
         let state = session.state
         guard state.isValid(at: now) else {

@@ -13,10 +13,13 @@ import X509
 /// basicConstraints and pathLen, keyUsage/extendedKeyUsage, DNS/IP name constraints, critical
 /// extensions, and DNS/IP names.
 public struct X509CertificateVerifier: CertificateVerifier {
-    public var roots: [X509Certificate]
+    public var roots: [X509Certificate] { didSet { updateDigest() } }
     /// The time against which validity is checked.
     public var now: @Sendable () -> Date = { Date() }
-    public var supportedSchemes: [SignatureScheme] = X509CertificateVerifier.defaultSchemes
+    public var supportedSchemes: [SignatureScheme] = X509CertificateVerifier.defaultSchemes { didSet { updateDigest() } }
+    /// SHA-256 of this verifier's policy (`policyBytes`): kept up to date by every property
+    /// that changes which peers are accepted, so that reading it per handshake costs nothing.
+    public private(set) var trustPolicyDigest: [UInt8] = []
 
     /// Schemes offered in signature_algorithms, strongest first.
     public static let defaultSchemes: [SignatureScheme] = [
@@ -33,9 +36,9 @@ public struct X509CertificateVerifier: CertificateVerifier {
     /// Policy: when set, every certificate signature on the path (trust anchors' self-signatures
     /// excepted) must use one of these schemes, e.g. `[.qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87]`
     /// for post-quantum chains only. Violations are bad_certificate.
-    public var allowedCertificateSignatures: Set<SignatureScheme>?
+    public var allowedCertificateSignatures: Set<SignatureScheme>? { didSet { updateDigest() } }
     /// Policy: when set, the leaf's key must sign with one of these schemes.
-    public var allowedKeySchemes: Set<SignatureScheme>?
+    public var allowedKeySchemes: Set<SignatureScheme>? { didSet { updateDigest() } }
 
     /// Chains whose signatures and leaf key are post-quantum (ML-DSA or composite).
     public mutating func requirePostQuantumChains() {
@@ -45,18 +48,21 @@ public struct X509CertificateVerifier: CertificateVerifier {
 
     /// Certificate revocation lists (RFC 5280 §5), consulted for every certificate of the path
     /// below its trust anchor: a listed serial is certificate_revoked.
-    public var crls: [CertificateRevocationList] = []
+    public var crls: [CertificateRevocationList] = [] { didSet { updateDigest() } }
     /// What a missing, unverifiable or out-of-date CRL means: ignored (soft-fail, the default) or
     /// a rejected chain (hard-fail).
-    public var revocationPolicy: RevocationPolicy = .softFail
+    public var revocationPolicy: RevocationPolicy = .softFail { didSet { updateDigest() } }
     /// Fetches OCSP responses from the responder in a leaf's AIA extension when no staple came
     /// (`NIOOCSPFetcher` over HTTP); nil checks only staples and CRLs.
-    public var ocspFetcher: (any OCSPFetching)?
+    public var ocspFetcher: (any OCSPFetching)? { didSet { updateDigest() } }
     public var ocspTimeout: Duration = .seconds(5)
     /// Fetched responses, kept until their nextUpdate (shared by copies of this verifier).
     public var ocspCache = OCSPResponseCache()
 
-    public init(roots: [X509Certificate]) { self.roots = roots }
+    public init(roots: [X509Certificate]) {
+        self.roots = roots
+        updateDigest()
+    }
 
     /// Trust anchors from a PEM file's contents.
     public init(rootsPEM: String) throws {
@@ -180,7 +186,9 @@ public struct X509CertificateVerifier: CertificateVerifier {
         for depth in 0..<max(0, path.count - 1) {
             let cert = path[depth]
             let issuer = path[depth + 1]
-            let signed = crls.filter { $0.isSigned(by: issuer) }
+            // RFC 5280 §4.2.1.3: a CRL counts only if its issuer's keyUsage (when present)
+            // allows cRLSign.
+            let signed = Self.mayIssueCRLs(issuer) ? crls.filter { $0.isSigned(by: issuer) } : []
             let current = signed.filter { $0.thisUpdate <= date && ($0.nextUpdate.map { date <= $0 } ?? true) }
             if let revoking = current.first(where: { $0.isRevoked(serial: cert.serialNumber) }) {
                 let reason = revoking.revoked[cert.serialNumber].flatMap { $0 }.map { " (\($0))" } ?? ""
@@ -190,6 +198,15 @@ public struct X509CertificateVerifier: CertificateVerifier {
                 let why = signed.isEmpty ? "no CRL signed by \(issuer.subject)" : "the CRL of \(issuer.subject) is out of date"
                 throw .rejected(.other("revocation status unknown"), "\(cert.subject): \(why) (hard-fail)")
             }
+        }
+    }
+
+    /// RFC 5280 §4.2.1.3: "the cRLSign bit is asserted" in a CRL issuer's keyUsage, when it has one.
+    static func mayIssueCRLs(_ issuer: X509Certificate) -> Bool {
+        switch Result(catching: { try issuer.extensions.keyUsage }) {
+        case .success(let usage?): return usage.cRLSign
+        case .success(nil): return true
+        case .failure: return false
         }
     }
 
@@ -630,6 +647,59 @@ public final class OCSPResponseCache: Sendable {
         entries.withLock { e in
             if e.count >= Self.maxEntries { e.removeAll() }
             e[id] = (der, until)
+        }
+    }
+}
+
+// MARK: - Resumption: the policy a session was verified under
+
+extension X509CertificateVerifier {
+    /// The canonical bytes of what decides which chains this verifier accepts: the trust anchors
+    /// (as a set), the handshake schemes, the algorithm policies, the revocation mode, which CAs
+    /// publish the CRLs it holds, and whether it asks OCSP responders. Not the clock, and not the
+    /// CRLs' contents: a new CRL does not end every session; a resumed session's leaf is looked
+    /// up in the CRLs in force instead (`checkResumedPeer`).
+    var policyBytes: [UInt8] {
+        var out = Array("QSSL X509CertificateVerifier policy 1".utf8)
+        func field(_ tag: UInt8, _ bytes: [UInt8]) {
+            out.append(tag)
+            let n = UInt32(bytes.count)
+            out += [UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+            out += bytes
+        }
+        for root in roots.map({ Array(SHA256.hash(data: $0.der)) }).sorted(by: { $0.lexicographicallyPrecedes($1) }) { field(1, root) }
+        field(2, supportedSchemes.flatMap { [UInt8($0.rawValue >> 8), UInt8($0.rawValue & 0xFF)] })
+        func schemeSet(_ set: Set<SignatureScheme>?) -> [UInt8] {
+            guard let set else { return [0] }
+            return [1] + set.map(\.rawValue).sorted().flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        }
+        field(3, schemeSet(allowedCertificateSignatures))
+        field(4, schemeSet(allowedKeySchemes))
+        field(5, Array(revocationPolicy.rawValue.utf8))
+        let crlIssuers = Set(crls.map { crl in Array(SHA256.hash(data: X509Certificate.derName(crl.issuer) ?? [])) })
+        for issuer in crlIssuers.sorted(by: { $0.lexicographicallyPrecedes($1) }) { field(6, issuer) }
+        field(7, [ocspFetcher == nil ? 0 : 1])
+        return out
+    }
+
+    mutating func updateDigest() {
+        trustPolicyDigest = Array(SHA256.hash(data: policyBytes))
+    }
+
+    /// A resumed session's peer, checked again now: its leaf must still be within its validity
+    /// period and must not be listed as revoked in a current CRL from its issuer. (The session
+    /// keeps only the leaf, so the CRL's signature cannot be checked here; a listed serial only
+    /// turns the resumption into a full handshake, which checks everything, so an unverified
+    /// listing can cost a handshake but never admit a peer.)
+    public func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {
+        guard let der = identity.verifiedChain.first else { throw .rejected(.malformed, "the session keeps no certificate") }
+        let leaf: X509Certificate
+        do { leaf = try X509Certificate(der: der) } catch { throw .rejected(.malformed, "the session's certificate: \(error)") }
+        let date = now()
+        if date < leaf.notBefore { throw .rejected(.notYetValid, "\(leaf.subject) is not valid before \(leaf.notBefore)") }
+        if date > leaf.notAfter { throw .rejected(.expired, "\(leaf.subject) expired at \(leaf.notAfter)") }
+        for crl in crls where crl.issuer == leaf.issuer && crl.thisUpdate <= date && crl.isRevoked(serial: leaf.serialNumber) {
+            throw .rejected(.revoked, "\(leaf.subject) serial \(hex(leaf.serialNumber)) is revoked by \(crl.issuer)'s CRL")
         }
     }
 }

@@ -296,6 +296,13 @@ public struct OCSPResponse: Sendable {
     static func isDelegatedResponder(_ cert: X509Certificate, at now: Date) -> Bool {
         guard now >= cert.notBefore && now <= cert.notAfter else { return false }
         guard let eku = try? cert.extensions.extendedKeyUsage else { return false }
+        // RFC 5280 §4.2.1.3: a key that signs anything but certificates and CRLs needs
+        // digitalSignature in its keyUsage, when it has one.
+        switch Result(catching: { try cert.extensions.keyUsage }) {
+        case .success(let usage?) where !usage.digitalSignature: return false
+        case .failure: return false
+        default: break
+        }
         return eku.contains(ExtendedKeyUsage.Usage(oid: OCSPOID.ocspSigning))
     }
 }

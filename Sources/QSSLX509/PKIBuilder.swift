@@ -43,19 +43,23 @@ public struct PKIBuilder {
         }
     }
 
+    /// - Parameter keyUsage: the CA's keyUsage; by default digitalSignature, keyCertSign and cRLSign.
     public static func makeCA(subject: String, key: SwiftCryptoSigningKey, notBefore: Date = Date().addingTimeInterval(-3600),
-                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil) throws -> Issuer {
-        let cert = try makeCA(subject: subject, signer: try CertificateSigner(key), notBefore: notBefore, notAfter: notAfter, pathLength: pathLength)
+                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil,
+                              keyUsage: KeyUsage? = nil) throws -> Issuer {
+        let cert = try makeCA(subject: subject, signer: try CertificateSigner(key), notBefore: notBefore, notAfter: notAfter, pathLength: pathLength,
+                              keyUsage: keyUsage)
         return Issuer(certificate: cert, key: key)
     }
 
     /// A self-signed CA certificate for a key that may live outside memory (an HSM).
     public static func makeCA(subject: String, signer: CertificateSigner, notBefore: Date = Date().addingTimeInterval(-3600),
-                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil) throws -> X509Certificate {
+                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil,
+                              keyUsage: KeyUsage? = nil) throws -> X509Certificate {
         let name = try distinguishedName(subject)
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength))
-            Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+            Critical(keyUsage ?? KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
             SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(signer.subjectPublicKeyInfo)[...])
         }
         return try CertificateWriter.issue(serial: serialNumber(), issuer: name, subject: name, notBefore: notBefore, notAfter: notAfter,
@@ -66,10 +70,12 @@ public struct PKIBuilder {
     public static func issue(subject: String, key: SwiftCryptoSigningKey, by issuer: Issuer, dnsNames: [String] = [], ipAddresses: [String] = [],
                              client: Bool = false, isCA: Bool = false, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
                              ocspURL: String? = nil, crlURL: String? = nil,
-                             notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
+                             notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400),
+                             keyUsage: KeyUsage? = nil) throws -> X509Certificate {
         try issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: issuer.certificate,
                   issuerSigner: try CertificateSigner(issuer.key), dnsNames: dnsNames, ipAddresses: ipAddresses, client: client, isCA: isCA,
-                  extendedKeyUsage: extendedKeyUsage, ocspURL: ocspURL, crlURL: crlURL, notBefore: notBefore, notAfter: notAfter)
+                  extendedKeyUsage: extendedKeyUsage, ocspURL: ocspURL, crlURL: crlURL, notBefore: notBefore, notAfter: notAfter,
+                  keyUsage: keyUsage)
     }
 
     /// Issues a certificate for any public key (one read back from an HSM), signed by any
@@ -78,7 +84,7 @@ public struct PKIBuilder {
                              dnsNames: [String] = [], ipAddresses: [String] = [], client: Bool = false, isCA: Bool = false,
                              extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil, ocspURL: String? = nil, crlURL: String? = nil,
                              notBefore: Date = Date().addingTimeInterval(-3600),
-                             notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> X509Certificate {
+                             notAfter: Date = Date().addingTimeInterval(365 * 86400), keyUsage: KeyUsage? = nil) throws -> X509Certificate {
         guard issuerSigner.subjectPublicKeyInfo == issuerCertificate.publicKey.spki else { throw CertificateFiles.LoadError.keyDoesNotMatchCertificate }
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
@@ -89,10 +95,10 @@ public struct PKIBuilder {
         let extensions = try Certificate.Extensions {
             if isCA {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
-                Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+                Critical(keyUsage ?? KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
             } else {
                 Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
+                Critical(keyUsage ?? KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage(extendedKeyUsage ?? (client ? [.clientAuth] : [.serverAuth, .clientAuth]))
             }
             if !sans.isEmpty { SubjectAlternativeNames(sans) }

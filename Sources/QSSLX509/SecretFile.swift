@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Foundation
+import QSSL
 
 /// Writing private keys: readable by the owner only from the first byte, complete or not at all.
 extension CertificateFiles {
@@ -83,5 +84,66 @@ extension CertificateFiles {
             _ = fsync(dirfd)
             _ = close(dirfd)
         }
+    }
+}
+
+/// Why a file that holds a secret was not read.
+public struct SecretFileError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Reading secrets (ticket keys, a saved session, an HSM PIN): only from a regular file that its
+/// reader (or root) owns and that nobody else may read or write, and only up to a bound.
+extension CertificateFiles {
+    /// Reads the whole of the secret file at `path`.
+    ///
+    /// Refused, with a reason that says what to do: a file that is not a regular file (a FIFO,
+    /// opened without blocking so that it cannot hang the caller, a device, a directory); one
+    /// owned by another user than the effective user or root (another user could replace its
+    /// contents); one whose mode lets group or others in; one larger than `maximumSize`.
+    /// - Parameter what: what the file holds, for messages ("ticket keys", "an HSM PIN").
+    /// - Returns: the bytes (the caller wipes them) and the `stat` the checks were made on.
+    public static func readSecretFile(atPath path: String, holding what: String, maximumSize: Int) throws(SecretFileError) -> (bytes: [UInt8], info: stat) {
+        func failure(_ call: String, _ code: Int32 = errno) -> SecretFileError {
+            SecretFileError(path: path, reason: "\(call): \(String(cString: strerror(code)))")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw failure("cannot open") }
+        defer { _ = close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("fstat") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw SecretFileError(path: path, reason: "not a regular file") }
+        let user = geteuid()
+        guard info.st_uid == user || info.st_uid == 0 else {
+            throw SecretFileError(path: path, reason: "it holds \(what) but is owned by user \(info.st_uid), not by this user (\(user)) or root; "
+                + "another user could have written it")
+        }
+        let permissions = info.st_mode & 0o777
+        guard permissions & 0o077 == 0 else {
+            throw SecretFileError(path: path, reason: "it holds \(what) but group or others may access it (mode 0\(String(permissions, radix: 8))); "
+                + "run `chmod 600 \(path)`")
+        }
+        guard Int(info.st_size) <= maximumSize else {
+            throw SecretFileError(path: path, reason: "\(info.st_size) bytes is too large for a file of \(what) (at most \(maximumSize))")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { buffer in read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                let error = failure("read")
+                SecretBytes.wipe(&bytes)
+                throw error
+            }
+            guard n > 0 else {
+                SecretBytes.wipe(&bytes)
+                throw SecretFileError(path: path, reason: "the file shrank while it was read")
+            }
+            offset += n
+        }
+        return (bytes, info)
     }
 }

@@ -103,31 +103,13 @@ public final class TicketKeyFile: Sendable {
     static let maximumFileSize = 4 << 20
 
     private static func load(atPath path: String) throws(TicketKeyFileError) -> (keys: [TicketKey], identity: FileIdentity) {
-        // O_NONBLOCK: opening a FIFO put at the path must not hang the server; fstat refuses it.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw failure(path, "open") }
-        defer { _ = close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw failure(path, "fstat") }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw TicketKeyFileError(path: path, reason: "not a regular file") }
-        let permissions = info.st_mode & 0o777
-        guard permissions & 0o077 == 0 else {
-            throw TicketKeyFileError(path: path, reason: "it holds ticket keys but group or others may access it (mode 0\(String(permissions, radix: 8))); "
-                + "run `chmod 600 \(path)`")
+        var (bytes, info): ([UInt8], stat)
+        do {
+            (bytes, info) = try CertificateFiles.readSecretFile(atPath: path, holding: "ticket keys", maximumSize: maximumFileSize)
+        } catch {
+            throw TicketKeyFileError(path: path, reason: error.reason)
         }
-        guard Int(info.st_size) <= maximumFileSize else { throw TicketKeyFileError(path: path, reason: "\(info.st_size) bytes is too large for a ticket key file") }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         defer { SecretBytes.wipe(&bytes) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { buffer in read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw failure(path, "read")
-            }
-            guard n > 0 else { throw TicketKeyFileError(path: path, reason: "the file shrank while it was read") }
-            offset += n
-        }
         do {
             return (try TicketKeySet.decodeKeyFile(bytes), FileIdentity(info))
         } catch {

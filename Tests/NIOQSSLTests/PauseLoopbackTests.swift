@@ -36,6 +36,7 @@ struct SlowVerifier: CertificateVerifier {
     let calls: Calls
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
+    var trustPolicyDigest: [UInt8] { inner.trustPolicyDigest }
     var isSynchronous: Bool { false }
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { throw .crypto("verified on the event loop") }
     func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {

@@ -114,6 +114,68 @@ struct QSSLProcessResumptionTests {
         #expect(late["peer_certificates"] as? [String] == ["CN=localhost"], "a full handshake, with the server's certificate")
     }
 
+    // MARK: - The trust policy in force (second review)
+
+    @Test("two servers sharing ticket keys but trusting different client CAs: a session from one is not resumed at the other",
+          arguments: ["1.3", "1.2"])
+    func clientCAAcrossServers(version: String) throws {
+        let dir = try ToolDirectory()
+        try dir.generateKeys()
+        for ca in ["ca-a", "ca-b"] {
+            try dir.tool(["cert", "ca", "--out", dir.path(ca), "--alg", "ecdsa-p384", "--subject", "CN=Client CA \(ca)"])
+        }
+        try dir.tool(["cert", "issue", "--ca", dir.path("ca-a"), "--alg", "ecdsa-p384", "--subject", "CN=alice", "--client",
+                      "--out", dir.path("alice")])
+        let a = try ToolServer(dir, ["--ticket-keys", dir.keys, "--client-auth", "required", "--client-ca", dir.path("ca-a") + "/ca.pem"])
+        defer { a.stop() }
+        let b = try ToolServer(dir, ["--ticket-keys", dir.keys, "--client-auth", "required", "--client-ca", dir.path("ca-b") + "/ca.pem"])
+        defer { b.stop() }
+        let mtls = ["--cert", dir.path("alice") + ".pem", "--key", dir.path("alice") + ".key"]
+        #expect(try dir.connect(a, version, mtls + ["--session-out", dir.path("s")])["resumed"] as? Bool == false)
+        // The same server resumes it (the policy did not change) …
+        #expect(try dir.connect(a, version, mtls + ["--session-in", dir.path("s")])["resumed"] as? Bool == true)
+        // … the other does not: a full handshake, which refuses alice (her CA is not trusted there).
+        // In TLS 1.3 the server's refusal follows the client's Finished, so the client sends a
+        // request and reads the alert.
+        let atB = try dir.tool(["connect", "127.0.0.1:\(b.port)", "--ca", dir.ca, "--server-name", "localhost", "--tls-versions", version,
+                                "--json", "--send", "ping", "--session-in", dir.path("s")] + mtls, expectSuccess: false)
+        #expect(atB.status != 0, "\(atB.stdout)")
+        #expect(!atB.stdout.contains("\"resumed\" : true") && !atB.stdout.contains("\"resumed\":true"))
+        #expect(atB.stdout.contains(version == "1.3" ? "certificate_required" : "handshake_failure"), "\(atB.stdout)\(atB.stderr)")
+    }
+
+    @Test("a client with a stricter verifier does not resume a session it would not accept now: --ca other roots, --pq-certificates",
+          arguments: ["1.3", "1.2"])
+    func stricterClient(version: String) throws {
+        let dir = try ToolDirectory()
+        let server = try ToolServer(dir, [])
+        defer { server.stop() }
+        #expect(try dir.connect(server, version, ["--session-out", dir.path("s")])["resumed"] as? Bool == false)
+        try dir.tool(["cert", "ca", "--out", dir.path("other"), "--alg", "ecdsa-p384", "--subject", "CN=Other roots"])
+        for (flags, name) in [(["--ca", dir.path("other") + "/ca.pem"], "other roots"), (["--ca", dir.ca, "--pq-certificates"], "PQ certificates")] {
+            let run = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--server-name", "localhost", "--tls-versions", version,
+                                    "--session-in", dir.path("s")] + flags, expectSuccess: false)
+            #expect(run.status == 2, "\(name): a full handshake, whose verification fails: \(run.stdout)\(run.stderr)")
+        }
+        #expect(try dir.connect(server, version, ["--session-in", dir.path("s")])["resumed"] as? Bool == true, "the same policy still resumes")
+    }
+
+    @Test("a --session-in file that group or others may access, or that is not a regular file, is refused: it is a bearer credential")
+    func sessionFilePermissions() throws {
+        let dir = try ToolDirectory()
+        let server = try ToolServer(dir, [])
+        defer { server.stop() }
+        _ = try dir.connect(server, "1.3", ["--session-out", dir.path("s")])
+        #expect(chmod(dir.path("s"), 0o644) == 0)
+        let open = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                                 "--session-in", dir.path("s")], expectSuccess: false)
+        #expect(open.status == 1 && open.stderr.contains("chmod 600"), "\(open.stderr)")
+        #expect(mkfifo(dir.path("fifo"), 0o600) == 0)
+        let fifo = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                                 "--session-in", dir.path("fifo")], expectSuccess: false, timeout: 20)
+        #expect(fifo.status == 1 && fifo.stderr.contains("not a regular file"), "a FIFO is refused without blocking: \(fifo.stderr)")
+    }
+
     // MARK: - --reconnect and session files
 
     @Test("qssl connect --reconnect 2 --json: one JSON line per connection, the later ones resumed",
@@ -141,6 +203,7 @@ struct QSSLProcessResumptionTests {
         let server = try ToolServer(dir, [])
         defer { server.stop() }
         try "not a session".write(toFile: dir.path("junk"), atomically: true, encoding: .utf8)
+        #expect(chmod(dir.path("junk"), 0o600) == 0)
         let junk = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
                                  "--session-in", dir.path("junk")], expectSuccess: false)
         #expect(junk.status != 0)

@@ -49,6 +49,7 @@ struct PKCS11UnitTests {
         #expect(PKCS11PIN.file("/etc/pin").description == "PIN from file /etc/pin")
         let path = NSTemporaryDirectory() + "qssl-pin-\(getpid())"
         try "4321\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(chmod(path, 0o600) == 0)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try PKCS11PIN.file(path).read() == Array("4321".utf8))
         #expect(throws: PKCS11Error.self) { try PKCS11PIN.environment("QSSL_NO_SUCH_VARIABLE_\(getpid())").read() }
@@ -88,6 +89,23 @@ struct PKCS11UnitTests {
         gate.open()
         executor.shutdown()
     }
+
+    @Test("a PIN file is checked as the ticket key files are: a FIFO, an open mode or a large file is refused at once; a private one gives its first line")
+    func pinFileChecks() throws {
+        let dir = NSTemporaryDirectory() + "qssl-pin-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkfifo(dir + "/fifo", 0o600) == 0)
+        #expect { _ = try PKCS11PIN.file(dir + "/fifo").read() } throws: { "\($0)".contains("not a regular file") }
+        #expect(FileManager.default.createFile(atPath: dir + "/open", contents: Data("1234\n".utf8)))
+        #expect(chmod(dir + "/open", 0o644) == 0)
+        #expect { _ = try PKCS11PIN.file(dir + "/open").read() } throws: { "\($0)".contains("chmod 600") }
+        #expect(FileManager.default.createFile(atPath: dir + "/big", contents: Data(repeating: 0x31, count: 5000)))
+        #expect(chmod(dir + "/big", 0o600) == 0)
+        #expect { _ = try PKCS11PIN.file(dir + "/big").read() } throws: { "\($0)".contains("too large") }
+        #expect(chmod(dir + "/open", 0o600) == 0)
+        #expect(try PKCS11PIN.file(dir + "/open").read() == Array("1234".utf8))
+    }
 }
 
 /// A latch a blocked job waits on.
@@ -104,4 +122,5 @@ func waitUntil(_ condition: () -> Bool) async throws {
         guard ContinuousClock.now < deadline else { throw FixtureError("condition not reached") }
         try await Task.sleep(for: .milliseconds(5))
     }
+
 }

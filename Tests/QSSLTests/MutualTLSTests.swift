@@ -182,6 +182,7 @@ struct WaitingVerifier: CertificateVerifier {
     let inner: X509CertificateVerifier
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
+    var trustPolicyDigest: [UInt8] { inner.trustPolicyDigest }
     var acceptableIssuerNames: [[UInt8]] { inner.acceptableIssuerNames }
     var isSynchronous: Bool { false }
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }

@@ -9,6 +9,7 @@ struct AsyncVerifier: CertificateVerifier {
     let inner: X509CertificateVerifier
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
+    var trustPolicyDigest: [UInt8] { inner.trustPolicyDigest }
     var isSynchronous: Bool { false }
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }
 }

@@ -58,7 +58,7 @@ struct SessionEncodingTests {
         }
     }
 
-    @Test("another format version is refused", arguments: [0 as UInt8, 2, 0xFF])
+    @Test("another format version is refused (1: sessions from before the trust binding)", arguments: [0 as UInt8, 1, 3, 0xFF])
     func otherVersion(version: UInt8) throws {
         var bytes = try SessionSamples.state().encoded()
         bytes[0] = version

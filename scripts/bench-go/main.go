@@ -4,6 +4,11 @@
 //                                           Q-SSL's and swift-crypto's: "go <op> <µs> <ops/s>"
 //   qssl-bench-go server ADDR CERT KEY      a crypto/tls TLS 1.3 server, SecP384r1MLKEM1024 only,
 //                                           that completes the handshake and writes one byte
+//   qssl-bench-go ticket-server ADDR CERT KEY  a crypto/tls server (TLS 1.2 and 1.3, hybrid and
+//                                           classical groups) with session tickets on, as Go ships:
+//                                           TLS 1.3 tickets only to clients that list psk_dhe_ke
+//                                           (RFC 8446 §4.2.9); writes "resumed=true|false\n" and
+//                                           closes. The interop tests' Go peer.
 //   qssl-bench-go load ADDR CA N [C]        N full handshakes (no resumption), C at a time, with
 //                                           SecP384r1MLKEM1024 only; prints handshakes/s
 package main
@@ -48,6 +53,8 @@ func main() {
 		primitives(n)
 	case "server":
 		server(os.Args[2], os.Args[3], os.Args[4])
+	case "ticket-server":
+		ticketServer(os.Args[2], os.Args[3], os.Args[4])
 	case "load":
 		n, _ := strconv.Atoi(os.Args[4])
 		c := 1
@@ -85,6 +92,40 @@ func server(addr, certFile, keyFile string) {
 			defer c.Close()
 			if err := c.(*tls.Conn).Handshake(); err == nil {
 				c.Write([]byte{'.'})
+			}
+		}(conn)
+	}
+}
+
+func ticketServer(addr, certFile, keyFile string) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		panic(err)
+	}
+	config := &tls.Config{
+		Certificates:     []tls.Certificate{cert},
+		MinVersion:       tls.VersionTLS12,
+		CurvePreferences: []tls.CurveID{tls.SecP384r1MLKEM1024, tls.X25519MLKEM768, tls.X25519, tls.CurveP384},
+	}
+	listener, err := tls.Listen("tcp", addr, config)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("listening on", listener.Addr())
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			tc := c.(*tls.Conn)
+			if err := tc.Handshake(); err == nil {
+				fmt.Fprintf(c, "resumed=%v\n", tc.ConnectionState().DidResume)
+				// Let the client read (and its tickets arrive) before close_notify.
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 256)
+				c.Read(buf)
 			}
 		}(conn)
 	}

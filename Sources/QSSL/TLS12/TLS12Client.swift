@@ -291,7 +291,7 @@ struct TLS12ClientFinal {
         let state = SessionState(
             version: .tls12, cipherSuite: suite.suite, group: share.group, extendedMasterSecret: hs.extendedMasterSecret,
             serverName: hs.serverName, alpnProtocol: hs.alpn, secret: master, createdAt: now, issuedAt: now,
-            lifetimeSeconds: 86_400, peerIdentity: share.proof.identity)
+            lifetimeSeconds: 86_400, peerIdentity: share.proof.identity, trustBinding: ResumptionPolicy.binding(hs.config))
         let keep = TLS12ClientSessionKeeping(config: hs.config, key: hs.sessionKey, state: state, sessionID: hs.sessionID, offeredTicket: nil,
                                              expectsTicket: hs.expectsTicket)
         return TLS12Finishing(isClient: true, suite: suite, prf: hs.prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,

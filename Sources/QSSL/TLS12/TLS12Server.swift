@@ -91,8 +91,8 @@ struct TLS12ServerStart {
               let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
               hello.cipherSuites.contains(state.cipherSuite),
               !config.requirePostQuantum || (suite.isHybrid && state.usedPostQuantumKeyExchange),
-              // A resumption never upgrades a session made without a client certificate.
-              config.clientAuthentication != .required || state.peerIdentity != nil
+              // The trust policy the client was verified under is the one in force.
+              ResumptionPolicy.serverMayResume(state, config: config)
         else { return nil }
         // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
         // without it (abort); one without it is not resumed into a connection with it (full).
@@ -324,7 +324,7 @@ struct TLS12ServerHandshake {
         let session = SessionState(
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, extendedMasterSecret: n.extendedMasterSecret,
             serverName: n.names.serverName, alpnProtocol: n.names.alpn, secret: master, createdAt: now, issuedAt: now,
-            lifetimeSeconds: config.sessionLifetimeSeconds, peerIdentity: nil)
+            lifetimeSeconds: config.sessionLifetimeSeconds, peerIdentity: nil, trustBinding: ResumptionPolicy.binding(config))
         return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
                               peer: .notRequested, respondsWithFinished: true,
                               serverSession: TLS12ServerSessionIssue(plan: plan, state: session, config: config))

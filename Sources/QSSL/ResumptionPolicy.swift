@@ -1,0 +1,78 @@
+import QSSLWire
+
+// The trust half of every resumption decision, for both sides and both versions, in one place.
+//
+// A session remembers who its peer proved to be on the full handshake. That proof was checked
+// under the trust policy in force then: the server's client-authentication policy and client
+// trust anchors, the client's server verifier (roots, PQ-only chains, revocation). A resumption
+// skips the certificate, so it must not outlive that policy: a session records the policy's
+// binding when it is made and is resumed only where the binding in force is the same, after the
+// stored leaf is checked again for expiry and revocation (`CertificateVerifier.checkResumedPeer`).
+// Anything else is a full handshake, never an error (PROTOCOL.md §4).
+
+enum ResumptionPolicy {
+    /// The first byte of every binding, so that its layout can change.
+    static let bindingFormat: UInt8 = 1
+
+    /// What sessions a server issues under `config` record: the client-authentication policy
+    /// and, when clients are asked for certificates, the client verifier's digest.
+    static func binding(_ config: ServerConfiguration) -> [UInt8] {
+        var binding: [UInt8] = [bindingFormat, 0x53]   // "S"
+        switch config.clientAuthentication {
+        case .required: binding.append(2)
+        case .optional: binding.append(1)
+        default: binding.append(0)
+        }
+        if config.clientAuthentication != .none, let verifier = config.clientCertificateVerifier {
+            binding += verifier.trustPolicyDigest
+        }
+        return binding
+    }
+
+    /// What sessions a client keeps under `config` record: its server verifier's digest, and
+    /// whether names were checked.
+    static func binding(_ config: ClientConfiguration) -> [UInt8] {
+        [bindingFormat, 0x43, config.dangerouslySkipServerNameVerification ? 1 : 0] + config.verifier.trustPolicyDigest   // "C"
+    }
+
+    /// A server: whether `state` may be resumed under `config` as far as trust goes. A session
+    /// made under another policy, one without a client certificate where one is now required,
+    /// or one whose client certificate has since expired or been revoked is not.
+    static func serverMayResume(_ state: SessionState, config: ServerConfiguration) -> Bool {
+        guard state.trustBinding == binding(config) else { return false }
+        guard let identity = state.peerIdentity else {
+            // The identity is never upgraded by a resumption.
+            return config.clientAuthentication != .required
+        }
+        guard config.clientAuthentication != .none, let verifier = config.clientCertificateVerifier else { return false }
+        do { try verifier.checkResumedPeer(identity, role: .client) } catch { return false }
+        return true
+    }
+
+    /// A client: whether `state` may be offered to `serverName` under `config` as far as trust
+    /// goes. A session without the server's identity (every full handshake authenticates the
+    /// server) is never offered.
+    static func clientMayOffer(_ state: SessionState, config: ClientConfiguration, serverName: String?) -> Bool {
+        guard state.trustBinding == binding(config), let identity = state.peerIdentity else { return false }
+        do { try config.verifier.checkResumedPeer(identity, role: .server(name: serverName)) } catch { return false }
+        return true
+    }
+
+    /// Appended to a client's session-store keys, so that configurations with different
+    /// verifiers sharing one store (copies of a configuration) never take each other's sessions.
+    static func storeTag(_ config: ClientConfiguration) -> String {
+        let digest = config.provider.primitives.hash(.sha256, binding(config))
+        return "#t" + hexString(digest.prefix(8))
+    }
+}
+
+/// Lowercase hex, two digits a byte.
+func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
