@@ -95,6 +95,20 @@ let package = Package(
         // The PROXY protocol (v1 text, v2 binary with TLVs): what `qssl serve` sends to its
         // backends and accepts from a load balancer. No dependencies.
         .target(name: "QSSLProxyProtocol"),
+        // The TLS-terminating proxy behind `qssl serve`: listeners, backends with back-pressure
+        // and half-close, PROXY protocol, limits, reload, drain, access log and metrics.
+        .target(
+            name: "QSSLProxy",
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLX509", "NIOQSSL", "QSSLProxyProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // The `qssl serve` configuration file (YAML): a typed model with every error's line.
         .target(name: "QSSLServeConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // A small Redis client on SwiftNIO (RESP3/RESP2, pool, pipelining, Redis Cluster).
@@ -109,7 +123,9 @@ let package = Package(
         .executableTarget(
             name: "QSSLTool",
             dependencies: [
-                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLP384",
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLP384", "QSSLProxy", "QSSLServeConfig",
+                "QSSLProxyProtocol",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),   // `qssl bench`: the raw primitives next to Q-SSL's
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -55,6 +55,13 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The task resolving it, cancelled if the connection goes away first.
     private var resolving: Task<Void, Never>?
     private var removed = false
+    /// Half-closure (a proxy's mode): the peer's close_notify closes only our input, fired as
+    /// `ChannelEvent.inputClosed`; we keep sending until the application closes our output
+    /// (`close(mode: .output)`: close_notify, then the TCP write side). The channel should set
+    /// `ChannelOptions.allowRemoteHalfClosure` so that a TCP FIN after close_notify does not
+    /// close everything; a FIN without close_notify is a truncation and fails the connection.
+    public let allowsHalfClosure: Bool
+    private var inputClosedFired = false
 
     /// A client handler; the ClientHello goes out when the channel becomes active.
     /// - Parameters:
@@ -66,11 +73,13 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 sessionKey: String? = nil, recordTrace: Bool = false) throws {
         connection = try TLSConnection.client(configuration: configuration, serverName: serverName, session: session,
                                               sessionKey: sessionKey, recordTrace: recordTrace)
+        allowsHalfClosure = false
     }
 
     /// A server handler.
-    public init(server configuration: ServerConfiguration, recordTrace: Bool = false) throws {
+    public init(server configuration: ServerConfiguration, recordTrace: Bool = false, allowsHalfClosure: Bool = false) throws {
         connection = try TLSConnection.server(configuration: configuration, recordTrace: recordTrace)
+        self.allowsHalfClosure = allowsHalfClosure
     }
 
     /// The negotiated parameters, once the handshake has completed.
@@ -113,6 +122,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 if !pending.isEmpty { context.flush() }
             case .applicationData(let bytes):
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
+            case .closeNotify where allowsHalfClosure:
+                // RFC 8446 §6.1: close_notify closes the peer's write side only; we may still send.
+                inputClosedFired = true
+                context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             case .closeNotify:
                 // RFC 8446 §6.1: answer close_notify with our own and close the transport.
                 connection.close()
@@ -173,6 +186,20 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The transport's own half-closure (with allowRemoteHalfClosure): after close_notify it
+        // was already reported; without one, it is a truncation.
+        if case .inputClosed? = event as? ChannelEvent {
+            if connection.receivedCloseNotify || inputClosedFired { return }
+            guard !failed else { return }
+            failed = true
+            context.fireErrorCaught(NIOQSSLError.uncleanShutdown)
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// A pending decision is abandoned: its work is cancelled and the core cancels the handshake.
@@ -241,6 +268,16 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // Half-closure: close_notify, then the TCP write side; the input stays open.
+        if mode == .output && allowsHalfClosure && !failed && connection.isHandshakeComplete && !connection.sentCloseNotify {
+            connection.close()
+            let output = connection.takeOutput()
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
+                bound.value.close(mode: .output, promise: promise)
+            }
+            return
+        }
         // Closing mid-decision cancels the handshake (the core sends user_canceled, close_notify).
         let cancelsPause = mode == .all && paused
         guard cancelsPause || (mode == .all && !failed && connection.isHandshakeComplete && !connection.sentCloseNotify) else {

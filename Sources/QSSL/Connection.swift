@@ -221,7 +221,7 @@ public final class TLSConnection {
     /// handshake pauses for a decision, or the peer closed.
     private func drive(into events: inout [TLSEvent]) throws(TLSError) {
         while !receivedCloseNotify && !isPaused {
-            if let message = try context.joiner.next(receivedByClient: isClient) {
+            if let message = try context.joiner.next(receivedByClient: isClient, expected: isClient ? nil : serverExpectedMessages) {
                 try handle(message, into: &events)
                 continue
             }
@@ -229,6 +229,22 @@ public final class TLSConnection {
             try process(type, payload, into: &events)
         }
         try context.flush()
+    }
+
+    /// A server: the handshake messages its state accepts now, so that anything else is refused
+    /// at its header (a peer cannot make a state buffer a message it would never take).
+    private var serverExpectedMessages: Set<HandshakeType>? {
+        switch phase {
+        case .server(.expectClientHello), .server(.expectClientHelloAfterRetry): return [.clientHello]
+        case .server(.expectCertificate), .server12(.expectCertificate): return [.certificate]
+        case .server(.expectCertificateVerify), .server12(.expectCertificateVerify): return [.certificateVerify]
+        case .server(.expectFinished), .server12(.finishing): return [.finished]
+        case .server12(.expectClientKeyExchange): return [.clientKeyExchange]
+        // After the handshake: KeyUpdate and post-handshake authentication (TLS 1.3), or a
+        // renegotiating ClientHello (TLS 1.2), which is refused by its handler.
+        case .traffic: return [.keyUpdate, .certificate, .certificateVerify, .finished, .clientHello]
+        default: return nil
+        }
     }
 
     private var isPaused: Bool {

@@ -157,6 +157,11 @@ public struct PeerIdentity: Sendable, Hashable {
     /// The signature components that verified: both halves for a composite signature (which
     /// verifies only when both do), else the one scheme (set by the core).
     public var verifiedSignatureComponents: [String] = []
+    /// The certificates of the verified path below its trust anchor, leaf first, by issuer,
+    /// serial number and expiry: what a resumption checks again against the revocation lists in
+    /// force (a session keeps only the leaf's DER), so that a revoked or expired intermediate
+    /// ends the sessions it authenticated.
+    public var pathReferences: [CertificateReference] = []
 
     public init(verifiedChain: [[UInt8]], subject: String, subjectAlternativeNames: [String], keyAlgorithm: String,
                 certificateSignatureAlgorithm: String) {
@@ -165,6 +170,21 @@ public struct PeerIdentity: Sendable, Hashable {
         self.subjectAlternativeNames = subjectAlternativeNames
         self.keyAlgorithm = keyAlgorithm
         self.certificateSignatureAlgorithm = certificateSignatureAlgorithm
+    }
+}
+
+/// A certificate named by its issuer and serial number (as a CRL names it), with its expiry.
+public struct CertificateReference: Sendable, Hashable {
+    /// The issuer's DER-encoded Name.
+    public var issuer: [UInt8]
+    public var serialNumber: [UInt8]
+    /// notAfter, in seconds since the Unix epoch.
+    public var notAfter: Int64
+
+    public init(issuer: [UInt8], serialNumber: [UInt8], notAfter: Int64) {
+        self.issuer = issuer
+        self.serialNumber = serialNumber
+        self.notAfter = notAfter
     }
 }
 

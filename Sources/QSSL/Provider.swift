@@ -296,13 +296,13 @@ public protocol CertificateVerifier: Sendable {
     /// Checks, when a session is resumed, that the peer it authenticated is still acceptable now:
     /// the stored leaf (`identity.verifiedChain.first`) not expired, not revoked by what is at
     /// hand. Throws a `certificateRejected` error to refuse the resumption (the handshake then
-    /// goes on as a full one). Defaults to accepting: the session's trust digest already matched.
+    /// goes on as a full one). There is no default: a verifier that wraps another forwards it
+    /// (and folds its own acceptance rules into `trustPolicyDigest`).
     func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError)
 }
 
 extension CertificateVerifier {
     public var isSynchronous: Bool { true }
-    public func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {}
     public var acceptableIssuerNames: [[UInt8]] { [] }
     public func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {
         try verifyPeer(request)

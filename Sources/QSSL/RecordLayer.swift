@@ -471,9 +471,14 @@ struct HandshakeJoiner {
 
     /// The next complete message with its exact bytes, or nil if more records are needed.
     /// - Parameter receivedByClient: which side reads, for `maxHandshakeMessageLength(_:receivedByClient:)`.
-    mutating func next(receivedByClient: Bool) throws(TLSError) -> HandshakeMessage? {
+    /// - Parameter expected: the types the state accepts now, when known: any other type is
+    ///   refused as soon as its header is in (unexpected_message), before its body is buffered.
+    mutating func next(receivedByClient: Bool, expected: Set<HandshakeType>? = nil) throws(TLSError) -> HandshakeMessage? {
         guard buffer.count - start >= 4 else { return nil }
         let type = HandshakeType(rawValue: buffer[start])
+        if let expected, !expected.contains(type) {
+            throw .misbehaved(.sentUnexpectedMessage, "\(type) where \(expected.map(\.description).sorted().joined(separator: " or ")) was expected")
+        }
         let length = Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
         let maximum = maxHandshakeMessageLength(type, receivedByClient: receivedByClient)
         guard length <= maximum else {

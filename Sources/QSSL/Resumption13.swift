@@ -72,14 +72,16 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
               state.isValid(at: now), state.secret.count == suite.hash.digestLength,
               state.serverName == serverName,
               !config.requirePostQuantum || state.usedPostQuantumKeyExchange,
-              // The trust policy the client was verified under is the one in force.
-              ResumptionPolicy.serverMayResume(state, config: config)
+              ResumptionPolicy.serverLifetimeAllows(state, config: config, now: now)
         else { continue }
         // §4.2.11.1 and §8.3: the client's view of the ticket age against ours.
         let clientAge = UInt64(identity.obfuscatedTicketAge &- state.ageAdd)
         let serverAge = now >= state.issuedAt ? now - state.issuedAt : 0
         let skew = clientAge > serverAge ? clientAge - serverAge : serverAge - clientAge
         guard skew <= config.ticketAgeToleranceMilliseconds, clientAge <= UInt64(state.lifetimeSeconds) * 1000 else { continue }
+        // The trust policy the client was verified under is the one in force (last: it may parse
+        // the stored certificate).
+        guard ResumptionPolicy.serverMayResume(state, config: config) else { continue }
 
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
         let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: state.secret)
@@ -199,8 +201,10 @@ struct PSKOffer {
     }
 }
 
-/// Tickets longer than this are not kept by a client (ours are 44 bytes plus the sealed state).
-let maxStoredTicketLength = 16 * 1024
+/// Tickets longer than this are not kept by a client (ours are 44 bytes plus the sealed state):
+/// offered back, a longer one could push the ClientHello past the 16 KiB servers accept (Q-SSL's
+/// and BoringSSL's bound) once PQ key shares are added.
+let maxStoredTicketLength = 10 * 1024
 
 /// Client, after the handshake: turns each NewSessionTicket into a stored session.
 struct ClientTicketReceiver {

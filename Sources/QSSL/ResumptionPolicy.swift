@@ -24,15 +24,29 @@ enum ResumptionPolicy {
         default: binding.append(0)
         }
         if config.clientAuthentication != .none, let verifier = config.clientCertificateVerifier {
-            binding += verifier.trustPolicyDigest
+            binding += bounded(verifier.trustPolicyDigest, config.provider.primitives)
         }
         return binding
+    }
+
+    /// A verifier's digest as it goes into a binding: a long one (a custom verifier's) is hashed,
+    /// so that a binding always fits a session's 255-byte field.
+    static func bounded(_ digest: [UInt8], _ primitives: any CryptoPrimitives) -> [UInt8] {
+        digest.count <= 64 ? digest : primitives.hash(.sha256, digest)
+    }
+
+    /// A server: whether `state` is within the lifetime configured now as well as its own (a
+    /// server whose `sessionLifetimeSeconds` was shortened does not honour older, longer ones).
+    static func serverLifetimeAllows(_ state: SessionState, config: ServerConfiguration, now: UInt64) -> Bool {
+        let lifetime = UInt64(min(state.lifetimeSeconds, config.sessionLifetimeSeconds)) * 1000
+        return now >= state.createdAt && now - state.createdAt < lifetime
     }
 
     /// What sessions a client keeps under `config` record: its server verifier's digest, and
     /// whether names were checked.
     static func binding(_ config: ClientConfiguration) -> [UInt8] {
-        [bindingFormat, 0x43, config.dangerouslySkipServerNameVerification ? 1 : 0] + config.verifier.trustPolicyDigest   // "C"
+        [bindingFormat, 0x43, config.dangerouslySkipServerNameVerification ? 1 : 0]   // "C"
+            + bounded(config.verifier.trustPolicyDigest, config.provider.primitives)
     }
 
     /// A server: whether `state` may be resumed under `config` as far as trust goes. A session

@@ -25,6 +25,7 @@ import QSSLWire
 //         opaque  certificate_signature_algorithm<0..2^16-1>
 //         Option  handshake_signature_scheme uint16
 //         opaque  verified_signature_components<0..2^16-1> of opaque name<0..2^16-1>
+//         opaque  path_references<0..2^16-1> of { opaque issuer<1..2^16-1>; opaque serial<1..2^8-1>; uint64 not_after }
 //     opaque  trust_binding<0..2^8-1>       (version 2: the trust policy the peer was verified under)
 //
 // where `Option x` is a uint8 presence flag (0 absent, 1 present, anything else is an error)
@@ -78,6 +79,7 @@ extension SessionState {
             n += 2 + identity.certificateSignatureAlgorithm.utf8.count
             n += 1 + (identity.handshakeSignatureScheme == nil ? 0 : 2)
             n += 2 + identity.verifiedSignatureComponents.reduce(0) { $0 + 2 + $1.utf8.count }
+            n += 2 + identity.pathReferences.reduce(0) { $0 + 2 + $1.issuer.count + 1 + $1.serialNumber.count + 8 }
         }
         n += 1 + trustBinding.count
         return n
@@ -146,6 +148,14 @@ extension PeerIdentity {
         w.writeOpaque(.uint16(allowEmpty: true), Array(certificateSignatureAlgorithm.utf8))
         w.writeOptional(handshakeSignatureScheme) { $0.write($1.rawValue) }
         w.writeList(verifiedSignatureComponents, .uint16(allowEmpty: true)) { $0.writeOpaque(.uint16(allowEmpty: true), Array($1.utf8)) }
+        try w.writeList(pathReferences, .uint16(allowEmpty: true)) { w, reference throws(EncodeError) in
+            guard !reference.issuer.isEmpty, !reference.serialNumber.isEmpty, reference.serialNumber.count <= 255 else {
+                throw EncodeError(field: "certificate reference (issuer and serial must not be empty)", length: reference.serialNumber.count, maximum: 255)
+            }
+            w.writeOpaque(.uint16(allowEmpty: false), reference.issuer)
+            w.writeOpaque(.uint8(allowEmpty: false), reference.serialNumber)
+            w.write(UInt64(bitPattern: reference.notAfter))
+        }
     }
 
     init(reading r: inout ByteReader) throws(DecodeError) {
@@ -164,10 +174,16 @@ extension PeerIdentity {
         let components = try r.readList(.uint16(allowEmpty: true), "peer verified signature components") { r throws(DecodeError) in
             try r.readString(.uint16(allowEmpty: true), "peer verified signature component")
         }
+        let references = try r.readList(.uint16(allowEmpty: true), "peer path references") { r throws(DecodeError) in
+            CertificateReference(issuer: try r.readOpaque(.uint16(allowEmpty: false), "reference issuer"),
+                                 serialNumber: try r.readOpaque(.uint8(allowEmpty: false), "reference serial"),
+                                 notAfter: Int64(bitPattern: try r.readUInt64("reference notAfter")))
+        }
         self.init(verifiedChain: chain, subject: subject, subjectAlternativeNames: names, keyAlgorithm: keyAlgorithm,
                   certificateSignatureAlgorithm: certificateAlgorithm)
         handshakeSignatureScheme = scheme
         verifiedSignatureComponents = components
+        pathReferences = references
     }
 }
 

@@ -41,7 +41,9 @@ struct Cert: ParsableCommand {
         }
 
         func run() throws {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+                throw Failure(message: "cannot create directory \(out): \(fileErrorReason(error) ?? describe(error))", code: 1)
+            }
             if let key {
                 let loaded = try hsm.loadKey(key, composite: false)
                 let certificate = try PKIBuilder.makeCA(subject: subject, signer: try CertificateSigner(key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo),
@@ -116,7 +118,7 @@ struct Cert: ParsableCommand {
         }
 
         func run() throws {
-            let caChain = try CertificateFiles.certificates(atPath: ca + "/ca.pem")
+            let caChain = try loadCertificates(ca + "/ca.pem", what: "CA certificate")
             let issuerSigner: CertificateSigner
             if let caKey {
                 let isComposite = if case .composite = caChain[0].publicKey.key { true } else { false }
@@ -126,7 +128,7 @@ struct Cert: ParsableCommand {
                     throw Failure(message: "\(ca)/ca.pem is not the certificate of \(loaded.summary)", code: 1)
                 }
             } else {
-                issuerSigner = try CertificateSigner(try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: ca + "/ca.key", encoding: .utf8)))
+                issuerSigner = try CertificateSigner(try loadPrivateKey(ca + "/ca.key", what: "CA private key"))
             }
             var dns: [String] = []
             var ips: [String] = []
@@ -183,14 +185,23 @@ struct Cert: ParsableCommand {
         var file: String
 
         func run() throws {
-            let pem = try String(contentsOfFile: file, encoding: .utf8)
-            let documents = try PEMDocument.parseMultiple(pemString: pem)
-            for document in documents {
+            let what = "PEM file"
+            let pem = try readTextFile(file, what: what)
+            let documents = try CertificateFiles.pemDocuments(pem, path: file, what: what)
+            for (index, document) in documents.enumerated() {
+                func invalid(_ error: Error) -> CertificateFiles.FileError {
+                    CertificateFiles.FileError(.invalid, path: file, what: what,
+                                               reason: "block \(index + 1) (\(document.discriminator)): "
+                                                   + CertificateFiles.undecorated((error as? TLSError)?.detail ?? CertificateFiles.shortReason(error)))
+                }
                 switch document.discriminator {
                 case "CERTIFICATE":
-                    printCertificate(try X509Certificate(der: document.derBytes))
+                    let certificate: X509Certificate
+                    do { certificate = try X509Certificate(der: document.derBytes) } catch { throw invalid(error) }
+                    printCertificate(certificate)
                 case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
-                    let key = try CertificateFiles.privateKey(fromPEM: document.pemString)
+                    let key: SwiftCryptoSigningKey
+                    do { key = try CertificateFiles.privateKey(fromPEM: document.pemString) } catch { throw invalid(error) }
                     print("Private key: \(describe(key))")
                     print("  Signature schemes: \(key.supportedSchemes.map(\.description).joined(separator: ", "))")
                 default:

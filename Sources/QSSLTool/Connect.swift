@@ -99,20 +99,20 @@ struct Connect: AsyncParsableCommand {
         let (host, port) = try parseHostPort(address)
         var roots: X509CertificateVerifier
         if let ca {
-            roots = try X509CertificateVerifier(rootsPEM: String(contentsOfFile: ca, encoding: .utf8))
+            roots = try loadVerifier(roots: ca)
         } else {
             roots = try X509CertificateVerifier(roots: systemRoots())
         }
         if pqCertificates { roots.requirePostQuantumChains() }
         // Revocation (seed §6): CRLs given by hand, OCSP fetched from the AIA responder (the
         // handshake pauses for it, the event loop does not), or the server's staple.
-        roots.crls = try crl.flatMap { try CertificateRevocationList.load(path: $0) }
+        roots.crls = try crl.flatMap { path in try reading(path, what: "CRL file") { try CertificateRevocationList.load(path: path) } }
         roots.revocationPolicy = hardFail ? .hardFail : .softFail
         if revocation == "ocsp" { roots.ocspFetcher = NIOOCSPFetcher() }
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
         config.requestOCSPStaple = revocation == "staple"
         if let cert, let key {
-            config.clientCertificate = try CertificateFiles.certifiedKey(chainPath: cert, keyPath: key)
+            config.clientCertificate = try loadCertifiedKey(chain: cert, key: key)
         }
         if let g = try parseGroups(groups) {
             config.groups = g
@@ -158,7 +158,7 @@ struct Connect: AsyncParsableCommand {
                                                              session: nil, sessionKey: sessionKey, maxBufferedBytes: maxReceived)
                 }
             } catch {
-                report(failure: error, connection: reconnect > 0 ? index + 1 : nil)
+                report(failure: error, target: hostPort(host, port), connection: reconnect > 0 ? index + 1 : nil)
                 throw ExitCode(isVerificationFailure(error) ? 2 : 1)
             }
             var received: [UInt8] = []
@@ -168,8 +168,8 @@ struct Connect: AsyncParsableCommand {
                     received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
                 } catch let incomplete as NIOQSSLClient.IncompleteRead {
                     // Possibly truncated by an attacker: say so and fail, whatever arrived.
-                    report(failure: incomplete.underlying, what: "connection failed", connection: reconnect > 0 ? index + 1 : nil)
-                    FileHandle.standardError.write(Data("qssl: \(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated\n".utf8))
+                    report(failure: incomplete.underlying, target: hostPort(host, port), afterHandshake: true, connection: reconnect > 0 ? index + 1 : nil,
+                           note: "\(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated")
                     await client.close()
                     throw ExitCode(1)
                 }
@@ -204,6 +204,7 @@ struct Connect: AsyncParsableCommand {
         if json {
             var object = summaryJSON(client.summary, handshakeMilliseconds: ms)
             object["received"] = String(decoding: received, as: UTF8.self)
+            if client.truncated { object["truncated"] = true }
             if reconnect > 0 {
                 object["connection"] = index + 1
                 printJSONLine(object)
@@ -227,10 +228,19 @@ struct Connect: AsyncParsableCommand {
         }
     }
 
-    private func report(failure error: Error, what: String = "handshake failed", connection: Int? = nil) {
+    /// One line on stderr (with --json, an object on stdout): "qssl: cannot connect to
+    /// HOST:PORT: connection refused", "qssl: handshake with HOST:PORT failed: <error> [alert …]".
+    private func report(failure error: Error, target: String, afterHandshake: Bool = false, connection: Int? = nil, note: String? = nil) {
         let (alert, direction) = alertText(error)
+        let text: String
+        if isConnectionError(error) {
+            text = describe(error, address: target)
+        } else {
+            text = "\(afterHandshake ? "connection to" : "handshake with") \(target) failed: \(describe(error, address: target))"
+        }
         if json {
-            var object: [String: Any] = ["error": "\(error)", "alert": alert ?? NSNull(), "alert_direction": direction ?? NSNull()]
+            var object: [String: Any] = ["error": text, "alert": alert ?? NSNull(), "alert_direction": direction ?? NSNull()]
+            if let note { object["note"] = note }
             if let connection {
                 object["connection"] = connection
                 printJSONLine(object)
@@ -238,9 +248,10 @@ struct Connect: AsyncParsableCommand {
                 printJSON(object)
             }
         } else {
-            var line = "\(connection.map { "connection \($0): " } ?? "")\(what): \(error)"
+            var line = "\(connection.map { "connection \($0): " } ?? "")\(text)"
             if let alert, let direction { line += " [alert \(alert) \(direction)]" }
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            if let note { line += "; \(note)" }
+            printFailure(line)
         }
     }
 }
@@ -256,7 +267,7 @@ func defaultKeyShares(for groups: [NamedGroup]) -> [NamedGroup] {
 /// The system's trusted roots (Debian's bundle), if present.
 func systemRoots() throws -> [X509Certificate] {
     for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] where FileManager.default.fileExists(atPath: path) {
-        let pem = try String(contentsOfFile: path, encoding: .utf8)
+        let pem = try readTextFile(path, what: "system CA bundle")
         // One unparseable root must not cost the others.
         return (try PEMDocument.parseMultiple(pemString: pem)).compactMap { try? X509Certificate(der: $0.derBytes) }
     }

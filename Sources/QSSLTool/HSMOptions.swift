@@ -76,7 +76,7 @@ struct HSMOptions: ParsableArguments {
         if composite || mldsaKey != nil || halves == [.ecdsaP384, .mldsa65] {
             let key: PKCS11CompositeKey
             if let mldsaKey {
-                guard case .mldsa65(let software) = try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: mldsaKey, encoding: .utf8)) else {
+                guard case .mldsa65(let software) = try loadPrivateKey(mldsaKey, what: "ML-DSA key") else {
                     throw ValidationError("--mldsa-key \(mldsaKey) is not an ML-DSA-65 key")
                 }
                 key = try token.compositeKey(matching: uri, softwareMLDSA: software)
@@ -97,7 +97,7 @@ struct HSMOptions: ParsableArguments {
     func server(certificate: String, key: String, announce: (String) -> Void) throws -> (CertifiedKey, CryptoProvider) {
         guard Self.isURI(key) else {
             if hsmECDH { throw ValidationError("--hsm-ecdh needs --key pkcs11:…") }
-            return (try CertificateFiles.certifiedKey(chainPath: certificate, keyPath: key), .swiftCrypto)
+            return (try loadCertifiedKey(chain: certificate, key: key), .swiftCrypto)
         }
         let (certified, token) = try certifiedKey(certificate: certificate, key: key, announce: announce)
         guard hsmECDH else { return (certified, .swiftCrypto) }
@@ -108,7 +108,7 @@ struct HSMOptions: ParsableArguments {
     /// A key in a token with its certificate in a PEM file or in the token (`--cert pkcs11:…`).
     func certifiedKey(certificate: String, key: String, announce: (String) -> Void) throws -> (CertifiedKey, PKCS11Token) {
         var chain: [X509Certificate]?
-        if !Self.isURI(certificate) { chain = try CertificateFiles.certificates(atPath: certificate) }
+        if !Self.isURI(certificate) { chain = try loadCertificates(certificate) }
         // The certificate's key decides between a single key and a composite one.
         let composite = chain.map { if case .composite = $0[0].publicKey.key { true } else { false } } ?? false
         let loaded = try loadKey(key, composite: composite)

@@ -12,4 +12,29 @@ struct QSSLCommand: AsyncParsableCommand {
             """,
         version: QSSLVersion.summary,
         subcommands: [Demo.self, Serve.self, Connect.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, Bench.self, HSM.self])
+
+    /// ArgumentParser's main, except that a failure of a command's `run` is one line on stderr,
+    /// `qssl: <what failed on which file or address, and why>` (see ErrorText.swift), with the
+    /// documented exit code. Parsing, --help, --version and usage errors (ValidationError) take
+    /// ArgumentParser's own path.
+    static func main() async {
+        var command: ParsableCommand
+        do {
+            command = try await asyncParseAsRoot(nil)
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error where error is ExitCode || error is CleanExit || error is ValidationError {
+            exit(withError: error)
+        } catch {
+            printFailure(describe(error))
+            exit(withError: ExitCode(failureExitCode(for: error)))
+        }
+    }
 }

@@ -100,8 +100,8 @@ struct CAIndex {
 }
 
 func loadIssuer(_ directory: String) throws -> PKIBuilder.Issuer {
-    let chain = try CertificateFiles.certificates(atPath: directory + "/ca.pem")
-    let key = try CertificateFiles.privateKey(fromPEM: String(contentsOfFile: directory + "/ca.key", encoding: .utf8))
+    let chain = try loadCertificates(directory + "/ca.pem", what: "CA certificate")
+    let key = try loadPrivateKey(directory + "/ca.key", what: "CA private key")
     return PKIBuilder.Issuer(certificate: chain[0], key: key)
 }
 

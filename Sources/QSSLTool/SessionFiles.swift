@@ -39,7 +39,7 @@ enum SessionFile {
         do {
             (bytes, _) = try CertificateFiles.readSecretFile(atPath: path, holding: "a session secret", maximumSize: maximumSize)
         } catch {
-            throw Failure(message: "session file \(error)", code: 1)
+            throw Failure(message: secretFileMessage(path, what: "session file", reason: error.reason), code: 1)
         }
         defer { SecretBytes.wipe(&bytes) }
         let session: TLSSession

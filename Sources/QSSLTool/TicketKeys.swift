@@ -80,7 +80,9 @@ struct TicketKeys: ParsableCommand {
 }
 
 private func read(_ path: String) throws -> [TicketKey] {
-    do { return try TicketKeyFile.readKeys(atPath: path) } catch { throw Failure(message: "\(error)", code: 1) }
+    do { return try TicketKeyFile.readKeys(atPath: path) } catch {
+        throw Failure(message: secretFileMessage(path, what: "ticket key file", reason: error.reason), code: 1)
+    }
 }
 
 private func write(_ keys: [TicketKey], to path: String) throws {

@@ -240,8 +240,13 @@ public struct X509CertificateVerifier: CertificateVerifier {
             default: continue
             }
         }
-        return PeerIdentity(verifiedChain: path.map(\.der), subject: "\(leaf.subject)", subjectAlternativeNames: names,
-                            keyAlgorithm: leaf.publicKey.description, certificateSignatureAlgorithm: leaf.signatureAlgorithmName)
+        var identity = PeerIdentity(verifiedChain: path.map(\.der), subject: "\(leaf.subject)", subjectAlternativeNames: names,
+                                    keyAlgorithm: leaf.publicKey.description, certificateSignatureAlgorithm: leaf.signatureAlgorithmName)
+        // Below the anchor (all of a one-certificate path): what a resumption checks again.
+        identity.pathReferences = path.prefix(max(1, path.count - 1)).compactMap { cert in
+            cert.issuerDER.map { CertificateReference(issuer: $0, serialNumber: cert.serialNumber, notAfter: Int64(cert.notAfter.timeIntervalSince1970)) }
+        }
+        return identity
     }
 
     /// Leaf first, then issuers, ending with a trust anchor.
@@ -686,11 +691,13 @@ extension X509CertificateVerifier {
         trustPolicyDigest = Array(SHA256.hash(data: policyBytes))
     }
 
-    /// A resumed session's peer, checked again now: its leaf must still be within its validity
-    /// period and must not be listed as revoked in a current CRL from its issuer. (The session
-    /// keeps only the leaf, so the CRL's signature cannot be checked here; a listed serial only
-    /// turns the resumption into a full handshake, which checks everything, so an unverified
-    /// listing can cost a handshake but never admit a peer.)
+    /// A resumed session's peer, checked again now: every certificate of its verified path below
+    /// the anchor (`PeerIdentity.pathReferences`) must still be within its validity period and
+    /// must not be listed in a current CRL of its issuer; under hard-fail, each must have a
+    /// current CRL from its issuer (OCSP answers are not kept with a session, so a policy that
+    /// relies on them alone gets a full handshake). The CRLs' signatures were checked when they
+    /// were used on a full handshake; here a listing only turns the resumption into a full
+    /// handshake, which checks everything, so it can cost a handshake but never admit a peer.
     public func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {
         guard let der = identity.verifiedChain.first else { throw .rejected(.malformed, "the session keeps no certificate") }
         let leaf: X509Certificate
@@ -698,8 +705,24 @@ extension X509CertificateVerifier {
         let date = now()
         if date < leaf.notBefore { throw .rejected(.notYetValid, "\(leaf.subject) is not valid before \(leaf.notBefore)") }
         if date > leaf.notAfter { throw .rejected(.expired, "\(leaf.subject) expired at \(leaf.notAfter)") }
-        for crl in crls where crl.issuer == leaf.issuer && crl.thisUpdate <= date && crl.isRevoked(serial: leaf.serialNumber) {
-            throw .rejected(.revoked, "\(leaf.subject) serial \(hex(leaf.serialNumber)) is revoked by \(crl.issuer)'s CRL")
+        guard !identity.pathReferences.isEmpty else { throw .rejected(.malformed, "the session does not name its certificate path") }
+        let seconds = Int64(date.timeIntervalSince1970)
+        let crlIssuers = crls.map { X509Certificate.derName($0.issuer) }
+        for reference in identity.pathReferences {
+            if seconds > reference.notAfter {
+                throw .rejected(.expired, "a certificate of the session's path (serial \(hex(reference.serialNumber))) has expired")
+            }
+            var current = false
+            for (crl, issuer) in zip(crls, crlIssuers) where issuer == reference.issuer {
+                guard crl.thisUpdate <= date, crl.nextUpdate.map({ date <= $0 }) ?? true else { continue }
+                current = true
+                if crl.isRevoked(serial: reference.serialNumber) {
+                    throw .rejected(.revoked, "serial \(hex(reference.serialNumber)) of the session's path is revoked by \(crl.issuer)'s CRL")
+                }
+            }
+            if !current && revocationPolicy == .hardFail {
+                throw .rejected(.other("revocation status unknown"), "no current CRL for a certificate of the session's path (hard-fail)")
+            }
         }
     }
 }

@@ -109,12 +109,19 @@ extension CertificateFiles {
         func failure(_ call: String, _ code: Int32 = errno) -> SecretFileError {
             SecretFileError(path: path, reason: "\(call): \(String(cString: strerror(code)))")
         }
+        // The type first, without opening (opening a device can act), then the same file again
+        // through the descriptor (a symbolic link, as Kubernetes mounts secrets, is followed).
+        var before = stat()
+        guard stat(path, &before) == 0 else { throw failure("cannot open") }
+        guard before.st_mode & S_IFMT == S_IFREG else { throw SecretFileError(path: path, reason: "not a regular file") }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw failure("cannot open") }
         defer { _ = close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("fstat") }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw SecretFileError(path: path, reason: "not a regular file") }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_dev == before.st_dev, info.st_ino == before.st_ino else {
+            throw SecretFileError(path: path, reason: "the file changed while it was opened")
+        }
         let user = geteuid()
         guard info.st_uid == user || info.st_uid == 0 else {
             throw SecretFileError(path: path, reason: "it holds \(what) but is owned by user \(info.st_uid), not by this user (\(user)) or root; "
@@ -125,6 +132,7 @@ extension CertificateFiles {
             throw SecretFileError(path: path, reason: "it holds \(what) but group or others may access it (mode 0\(String(permissions, radix: 8))); "
                 + "run `chmod 600 \(path)`")
         }
+        guard info.st_size > 0 else { throw SecretFileError(path: path, reason: "it is empty") }
         guard Int(info.st_size) <= maximumSize else {
             throw SecretFileError(path: path, reason: "\(info.st_size) bytes is too large for a file of \(what) (at most \(maximumSize))")
         }

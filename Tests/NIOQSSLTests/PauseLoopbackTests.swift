@@ -37,6 +37,7 @@ struct SlowVerifier: CertificateVerifier {
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
     var trustPolicyDigest: [UInt8] { inner.trustPolicyDigest }
+    func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) { try inner.checkResumedPeer(identity, role: role) }
     var isSynchronous: Bool { false }
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { throw .crypto("verified on the event loop") }
     func verifyPeerAsynchronously(_ request: PeerVerificationRequest) async throws(TLSError) -> VerifiedPeer {

@@ -183,6 +183,7 @@ struct WaitingVerifier: CertificateVerifier {
     var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
     var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
     var trustPolicyDigest: [UInt8] { inner.trustPolicyDigest }
+    func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) { try inner.checkResumedPeer(identity, role: role) }
     var acceptableIssuerNames: [[UInt8]] { inner.acceptableIssuerNames }
     var isSynchronous: Bool { false }
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }

@@ -220,6 +220,7 @@ struct RFC8448Verifier: CertificateVerifier {
     var supportedSchemes: [SignatureScheme] { [.rsaPSSRSAESHA256] }
     var supportedCertificateSchemes: [SignatureScheme] { [.rsaPKCS1SHA256] }
     var trustPolicyDigest: [UInt8] { Array("RFC 8448 test verifier".utf8) }
+    func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {}
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer {
         VerifiedPeer(publicKey: try key(request.chain),
                      identity: PeerIdentity(verifiedChain: request.chain, subject: "CN=rsa", subjectAlternativeNames: [],

@@ -148,6 +148,96 @@ struct ServerResumptionTrustTests {
     }
 }
 
+/// A root, an intermediate and a client certificate under it, with CRLs from both CAs.
+private struct TwoLevelPKI {
+    let root: PKIBuilder.Issuer
+    let intermediate: PKIBuilder.Issuer
+    let client: CertifiedKey
+
+    init() throws {
+        root = try PKIBuilder.makeCA(subject: "CN=Resumption Root", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
+        let key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
+        intermediate = PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=Resumption Intermediate", key: key, by: root, isCA: true), key: key)
+        let leafKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
+        let leaf = try PKIBuilder.issue(subject: "CN=path-client", key: leafKey, by: intermediate, client: true)
+        client = try CertificateFiles.certifiedKey(chain: [leaf, intermediate.certificate], key: leafKey)
+    }
+
+    /// A verifier for the root with a CRL from each CA; `revoked` serials are listed by the root.
+    func verifier(revokedByRoot: [[UInt8]] = [], nextUpdate: Date = Date().addingTimeInterval(3600), hardFail: Bool = false) throws -> X509CertificateVerifier {
+        var v = X509CertificateVerifier(roots: [root.certificate])
+        let thisUpdate = min(Date(), nextUpdate.addingTimeInterval(-60))
+        v.crls = [
+            try CRLWriter.issue(by: root, entries: revokedByRoot.map { .init(serial: $0, revocationDate: thisUpdate, reason: nil) }, number: 1,
+                                thisUpdate: thisUpdate, nextUpdate: nextUpdate),
+            try CRLWriter.issue(by: intermediate, entries: [], number: 1, thisUpdate: thisUpdate, nextUpdate: nextUpdate),
+        ]
+        v.revocationPolicy = hardFail ? .hardFail : .softFail
+        return v
+    }
+}
+
+/// A clock `offset` ahead of the system's.
+struct ShiftedClock: WallClock {
+    let offsetMilliseconds: UInt64
+    func nowMilliseconds() -> UInt64 { SystemClock().nowMilliseconds() + offsetMilliseconds }
+}
+
+@Suite("Resumption re-checks the whole path and the server's own limits (hostile review of the fix)")
+struct ResumptionPathTests {
+    @Test("an intermediate revoked since the session ends it: full handshake, certificate_revoked", arguments: resumptionPaths)
+    func revokedIntermediate(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
+        let pki = try TwoLevelPKI()
+        let (a, b) = try serverPair(mechanism, first: try pki.verifier(),
+                                    second: try pki.verifier(revokedByRoot: [pki.intermediate.certificate.serialNumber]))
+        let client = clientConfig { $0.versions = [version]; $0.clientCertificate = pki.client }
+        let first = try runPair(client: client, server: a)
+        #expect(first.serverError == nil && summary(first.serverEvents)?.peerIdentity?.pathReferences.count == 2)
+        #expect(summary(try runPair(client: client, server: a).serverEvents)?.resumed == true, "the same policy resumes")
+        let second = try runPair(client: client, server: b)
+        #expect(summary(second.serverEvents)?.resumed != true)
+        #expect(second.serverError?.alert == .certificateRevoked, "\(String(describing: second.serverError))")
+    }
+
+    @Test("under hard-fail, a resumption needs current CRLs for the whole path, as a full handshake does", arguments: resumptionPaths)
+    func hardFailStaleCRL(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
+        let pki = try TwoLevelPKI()
+        let stale = try pki.verifier(nextUpdate: Date().addingTimeInterval(-3600), hardFail: true)
+        let (a, b) = try serverPair(mechanism, first: try pki.verifier(hardFail: true), second: stale)
+        let client = clientConfig { $0.versions = [version]; $0.clientCertificate = pki.client }
+        _ = try runPair(client: client, server: a)
+        let second = try runPair(client: client, server: b)
+        #expect(summary(second.serverEvents)?.resumed != true)
+        #expect(second.serverError?.alert == .badCertificate, "the full handshake fails as hard-fail says: \(String(describing: second.serverError))")
+    }
+
+    @Test("a server whose session lifetime was shortened does not resume older, longer sessions", arguments: resumptionPaths)
+    func shortenedLifetime(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
+        var long = try serverConfig { $0.sessionLifetimeSeconds = 3600 }
+        if mechanism == .sessionID { long.ticketKeys = nil } else { long.sessionCache = nil }
+        var short = long
+        short.sessionLifetimeSeconds = 1
+        short.clock = ShiftedClock(offsetMilliseconds: 2_000)
+        short.ticketAgeToleranceMilliseconds = 60_000
+        let client = clientConfig { $0.versions = [version] }
+        _ = try runPair(client: client, server: long)
+        let o = try runPair(client: client, server: short)
+        #expect(o.serverError == nil && o.clientError == nil)
+        #expect(summary(o.serverEvents)?.resumed == false)
+    }
+
+    @Test("a server waiting for a ClientHello refuses any other message at its header: nothing of it is buffered")
+    func unexpectedTypeAtHeader() throws {
+        for type in [UInt8(11), 15, 16, 20, 4, 99] {
+            let s = try TLSConnection.server(configuration: serverConfig())
+            #expect(throws: TLSError.misbehaved(.sentUnexpectedMessage), "type \(type)") {
+                try s.receive([22, 3, 1, 0, 4, type, 0x00, 0xFF, 0xFF])
+            }
+            #expect(s.failure?.alert == .unexpectedMessage)
+        }
+    }
+}
+
 @Suite("Resumption honours the trust policy in force (client: server verification)")
 struct ClientResumptionTrustTests {
     @Test("a session is not offered under a verifier with other roots or a PQ-only policy: the full handshake fails as it should",
@@ -261,15 +351,15 @@ struct HandshakeBoundsTests {
         #expect(under.failure == nil, "a 16,384-byte ClientHello is allowed; the server waits for the rest")
     }
 
-    @Test("a client Certificate over 64 KiB and a ClientKeyExchange over 4 KiB are refused at their headers")
+    @Test("the size bounds of the later messages, by type")
     func laterMessages() throws {
-        // The bound applies whatever the state: these arrive first here and fail on their size
-        // before the state machine sees them.
-        for (type, length) in [(UInt8(11), 65_537), (16, 4_097), (15, 8_193), (20, 65)] {
-            let s = try TLSConnection.server(configuration: serverConfig())
-            let header: [UInt8] = [type, UInt8(length >> 16), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF)]
-            #expect(throws: TLSError.misbehaved(.sentOversizedHandshakeMessage), "type \(type)") { try s.receive(Self.record(header)) }
-        }
+        #expect(maxHandshakeMessageLength(.certificate, receivedByClient: false) == 65_536)
+        #expect(maxHandshakeMessageLength(.clientKeyExchange, receivedByClient: false) == 4_096)
+        #expect(maxHandshakeMessageLength(.certificateVerify, receivedByClient: false) == 8_192)
+        #expect(maxHandshakeMessageLength(.finished, receivedByClient: false) == 64)
+        var joiner = HandshakeJoiner()
+        joiner.append([11, 0x01, 0x00, 0x01])
+        #expect(throws: TLSError.misbehaved(.sentOversizedHandshakeMessage)) { try joiner.next(receivedByClient: false, expected: [.certificate]) }
     }
 
     @Test("the largest real ClientHello fits: a share for every hybrid group plus a ticket with a composite client certificate")

@@ -87,6 +87,7 @@ struct TLS12ServerStart {
     /// that does not fit is never an error), except the one case RFC 7627 §5.3 makes fatal.
     func resumable(_ state: SessionState) throws(TLSError) -> TLS12CipherSuite? {
         guard state.version == .tls12, state.isValid(at: config.clock.nowMilliseconds()),
+              ResumptionPolicy.serverLifetimeAllows(state, config: config, now: config.clock.nowMilliseconds()),
               state.serverName == negotiation.names.serverName, state.secret.count == 48,
               let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
               hello.cipherSuites.contains(state.cipherSuite),

@@ -1,0 +1,160 @@
+import Logging
+import QSSL
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How log lines are written: one line each, as text or as a JSON object.
+public enum LogFormat: String, Sendable {
+    case text, json
+}
+
+/// A swift-log handler that writes each message as one line on standard output: text
+/// ("message key=value …") or a JSON object ({"event": message, key: value, …}) whose numbers
+/// and booleans stay numbers and booleans. The access log and the server's events go through it.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    public let format: LogFormat
+    private let sink: @Sendable (String) -> Void
+
+    public init(format: LogFormat, sink: @escaping @Sendable (String) -> Void = LineLogHandler.standardOutput) {
+        self.format = format
+        self.sink = sink
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var all = metadata
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        sink(Self.line(message: "\(event.message)", metadata: all, format: format))
+    }
+
+    static let writeLock = Mutex(())
+
+    /// Writes a line to standard output at once (a log line must not sit in a buffer).
+    public static let standardOutput: @Sendable (String) -> Void = { line in
+        writeLock.withLock { _ in
+            var bytes = Array(line.utf8)
+            bytes.append(0x0A)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                offset += n
+            }
+        }
+    }
+
+    /// The line for `message` and `metadata`, keys in order (stable for tools).
+    public static func line(message: String, metadata: Logger.Metadata, format: LogFormat) -> String {
+        let keys = metadata.keys.sorted()
+        switch format {
+        case .json:
+            var out = "{\"event\":" + jsonString(message)
+            for key in keys {
+                out += "," + jsonString(key) + ":" + jsonValue(metadata[key]!)
+            }
+            return out + "}"
+        case .text:
+            var out = message
+            for key in keys {
+                let value = "\(metadata[key]!)"
+                out += " \(key)=" + (value.contains(" ") || value.isEmpty ? jsonString(value) : value)
+            }
+            return out
+        }
+    }
+
+    static func jsonValue(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case .string(let s): return jsonString(s)
+        case .stringConvertible(let v):
+            switch v {
+            case let b as Bool: return b ? "true" : "false"
+            case let i as Int: return String(i)
+            case let i as Int64: return String(i)
+            case let u as UInt64: return String(u)
+            case let d as Double: return d.isFinite ? String(d) : "null"
+            case is NullValue: return "null"
+            default: return jsonString(v.description)
+            }
+        case .array(let items): return "[" + items.map(jsonValue).joined(separator: ",") + "]"
+        case .dictionary(let d): return "{" + d.keys.sorted().map { jsonString($0) + ":" + jsonValue(d[$0]!) }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// A JSON null in log metadata.
+public struct NullValue: CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "-" }
+}
+
+/// What the access log says of one connection, written once when it ends.
+public struct AccessLogRecord: Sendable {
+    public var listener: String
+    public var client: String
+    public var serverName: String?
+    public var summary: HandshakeSummary?
+    public var bytesFromClient = 0
+    public var bytesToClient = 0
+    public var duration: Duration = .zero
+    /// How it ended: "close_notify", "alert:NAME sent|received", "timeout:handshake",
+    /// "timeout:idle", "limit:…", "backend:…", "drain", "closed".
+    public var end = "closed"
+
+    public init(listener: String, client: String) {
+        self.listener = listener
+        self.client = client
+    }
+
+    public var metadata: Logger.Metadata {
+        func opt(_ s: String?) -> Logger.Metadata.Value { s.map { .string($0) } ?? .stringConvertible(NullValue()) }
+        let s = summary
+        return [
+            "listener": .string(listener),
+            "client": .string(client),
+            "sni": opt(s?.serverName ?? serverName),
+            "version": opt(s?.version.description),
+            "cipher": opt(s?.cipherSuite.description),
+            "group": opt(s?.group.description),
+            "post_quantum": s.map { .stringConvertible($0.usedPostQuantumKeyExchange) } ?? .stringConvertible(NullValue()),
+            "resumed": s.map { .stringConvertible($0.resumed) } ?? .stringConvertible(NullValue()),
+            "client_subject": opt(s?.peerIdentity?.subject),
+            "bytes_from_client": .stringConvertible(bytesFromClient),
+            "bytes_to_client": .stringConvertible(bytesToClient),
+            "duration_ms": .stringConvertible(Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)),
+            "end": .string(end),
+        ]
+    }
+}

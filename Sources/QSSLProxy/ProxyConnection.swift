@@ -1,0 +1,520 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOQSSL
+import QSSL
+import QSSLProxyProtocol
+
+/// What a listener shares with its connections: settings, counters, metrics, logger, and the
+/// registry of open connections that a drain closes.
+final class ListenerRuntime: Sendable {
+    let settings: ListenerSettings
+    let gate: ConnectionGate
+    let metrics: ProxyMetrics?
+    let logger: Logger
+    let connections: ConnectionRegistry
+
+    init(settings: ListenerSettings, gate: ConnectionGate, metrics: ProxyMetrics?, logger: Logger, connections: ConnectionRegistry) {
+        self.settings = settings
+        self.gate = gate
+        self.metrics = metrics
+        self.logger = logger
+        self.connections = connections
+    }
+
+    /// A connection refused before it had a pipeline (a limit at accept).
+    func refused(_ channel: Channel, limit: String) {
+        metrics?.limitActed(limit)
+        var record = AccessLogRecord(listener: settings.name, client: describe(channel.remoteAddress))
+        record.end = "limit:\(limit)"
+        logger.info("connection", metadata: record.metadata)
+        channel.close(promise: nil)
+    }
+}
+
+/// One client connection through the proxy: the TLS side, the backend side (or a built-in
+/// backend), the limits that apply to it, and its access-log record. Lives on the client
+/// channel's event loop; the backend channel is opened on the same loop, so nothing here is
+/// touched from another thread.
+final class ProxyConnection: @unchecked Sendable {
+    let runtime: ListenerRuntime
+    let channel: Channel
+    var limits: ProxyLimits { runtime.settings.limits }
+    private var front: ChannelHandlerContext?
+    private var backend: Channel?
+    private var backendConnecting = false
+    private var toBackend: [ByteBuffer] = []
+    private var toBackendBytes = 0
+    private var record: AccessLogRecord
+    private var endReason: String?
+    private let started = ContinuousClock.now
+    private var handshakeDone = false
+    private var holdsSlot = false
+    private var waiter: UInt64?
+    private var handshakeTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+    private var lifetimeTimer: Scheduled<Void>?
+    private var lastActivity = NIODeadline.now()
+    private var clientInputClosed = false
+    private var clientOutputClosed = false
+    private var backendInputClosed = false
+    private var finished = false
+    private var proxiedSource: SocketAddress?
+    private var proxiedHeader: ProxyHeader?
+    private var http = HTTPRequestScanner()
+    private var answeredHTTP = false
+
+    init(runtime: ListenerRuntime, channel: Channel) {
+        self.runtime = runtime
+        self.channel = channel
+        record = AccessLogRecord(listener: runtime.settings.name, client: describe(channel.remoteAddress))
+    }
+
+    // MARK: - Client side
+
+    func clientActive(_ context: ChannelHandlerContext) {
+        front = context
+        runtime.metrics?.connectionOpened()
+        runtime.connections.register(self)
+        handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(limits.handshakeTimeout)) { [self] in
+            guard !handshakeDone else { return }
+            runtime.metrics?.limitActed("handshake_timeout")
+            runtime.metrics?.handshakeFailed(reason: "timeout")
+            end("timeout:handshake")
+            channel.close(promise: nil)
+        }
+        // With a PROXY header in front, the source is known only once it is read.
+        if !runtime.settings.acceptProxyProtocol { admit() } else { setReading(false, keepOpen: true) }
+    }
+
+    /// The header a load balancer sent (`--accept-proxy-protocol`).
+    func receivedProxyHeader(_ header: ProxyHeader) {
+        proxiedHeader = header
+        if let source = header.sourceAddress {
+            proxiedSource = source
+            record.client = describe(source)
+        }
+        admit()
+    }
+
+    func proxyHeaderFailed(_ error: ProxyProtocolError) {
+        end("proxy_header:\(error.message)")
+        runtime.metrics?.handshakeFailed(reason: "proxy_header")
+        channel.close(promise: nil)
+    }
+
+    /// The rate and concurrency limits, before the first byte of TLS is read.
+    private func admit() {
+        let source = (proxiedSource ?? channel.remoteAddress)?.ipAddress ?? "?"
+        let now = UInt64(max(0, NIODeadline.now().uptimeNanoseconds / 1_000_000_000))
+        guard runtime.gate.allowHandshake(from: source, nowSeconds: now) else {
+            runtime.metrics?.limitActed("handshake_rate")
+            end("limit:handshake_rate")
+            channel.close(promise: nil)
+            return
+        }
+        let loop = channel.eventLoop
+        switch runtime.gate.admitHandshake(resume: { loop.execute { self.slotGranted() } }) {
+        case .granted:
+            holdsSlot = true
+            runtime.metrics?.handshakeStarted()
+            setReading(true)
+        case .queued(let id):
+            waiter = id
+            setReading(false)
+        case .refused:
+            runtime.metrics?.limitActed("max_handshakes")
+            end("limit:max_handshakes")
+            channel.close(promise: nil)
+        }
+    }
+
+    private func slotGranted() {
+        waiter = nil
+        guard !finished, channel.isActive else {
+            runtime.gate.releaseHandshake()
+            return
+        }
+        holdsSlot = true
+        runtime.metrics?.handshakeStarted()
+        setReading(true)
+    }
+
+    private func releaseSlot() {
+        if holdsSlot {
+            holdsSlot = false
+            runtime.metrics?.handshakeEnded()
+            runtime.gate.releaseHandshake()
+        } else if let id = waiter {
+            waiter = nil
+            if !runtime.gate.cancelWaiter(id) {
+                // Granted meanwhile: slotGranted() will run, see the connection finished, and release it.
+            }
+        }
+    }
+
+    func handshakeCompleted(_ summary: HandshakeSummary) {
+        handshakeDone = true
+        handshakeTimer?.cancel()
+        releaseSlot()
+        record.summary = summary
+        runtime.metrics?.handshakeCompleted(summary, duration: ContinuousClock.now - started)
+        lastActivity = .now()
+        if let idle = limits.idleTimeout { scheduleIdleCheck(after: TimeAmount(idle)) }
+        if let lifetime = limits.maxLifetime {
+            lifetimeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(lifetime)) { [self] in
+                runtime.metrics?.limitActed("max_lifetime")
+                end("limit:max_lifetime")
+                closeAll()
+            }
+        }
+        switch runtime.settings.backend {
+        case .tcp, .unix: connectBackend(summary)
+        case .echo, .http: break
+        }
+    }
+
+    func fromClient(_ buffer: ByteBuffer) {
+        record.bytesFromClient += buffer.readableBytes
+        lastActivity = .now()
+        switch runtime.settings.backend {
+        case .echo:
+            writeToClient(buffer)
+        case .http:
+            answerHTTP(buffer)
+        case .tcp, .unix:
+            if let backend, !backendConnecting {
+                backend.writeAndFlush(buffer, promise: nil)
+                if !backend.isWritable { setReading(false) }
+            } else {
+                // Still connecting: hold what came, and read no more until the backend is there.
+                toBackend.append(buffer)
+                toBackendBytes += buffer.readableBytes
+                setReading(false)
+            }
+        }
+    }
+
+    /// close_notify from the client: the backend's write side is shut (it reads EOF) and may
+    /// still answer; the built-in backends close.
+    func clientClosedInput() {
+        clientInputClosed = true
+        switch runtime.settings.backend {
+        case .echo, .http:
+            closeAll()
+        case .tcp, .unix:
+            if backendInputClosed { closeAll(); return }
+            if let backend, !backendConnecting { backend.close(mode: .output, promise: nil) }
+            // else: shut once connected and the held data is written (connectBackend).
+        }
+    }
+
+    func clientWritabilityChanged() {
+        guard handshakeDone else { return }
+        let writable = channel.isWritable
+        switch runtime.settings.backend {
+        case .echo: setReading(writable)
+        case .http: break
+        case .tcp, .unix: backend?.setAutoRead(writable)
+        }
+    }
+
+    func clientError(_ error: Error) {
+        if let tls = error as? NIOQSSLError {
+            switch tls {
+            case .tls(let e):
+                if let received = e.code.receivedAlert {
+                    end(received == .closeNotify ? "close_notify" : "alert:\(received) received")
+                } else if let alert = e.alert {
+                    end("alert:\(alert) sent")
+                } else {
+                    end("error:\(e)")
+                }
+                if !handshakeDone { runtime.metrics?.handshakeFailed(reason: endReason ?? "error") }
+            case .uncleanShutdown:
+                end(handshakeDone ? "closed" : "closed before the handshake completed")
+                if !handshakeDone { runtime.metrics?.handshakeFailed(reason: "closed") }
+            }
+        } else {
+            end("error:\(error)")
+        }
+    }
+
+    func clientInactive() {
+        finish()
+    }
+
+    // MARK: - Writing to the client
+
+    private func writeToClient(_ buffer: ByteBuffer) {
+        guard let front, !clientOutputClosed else { return }
+        record.bytesToClient += buffer.readableBytes
+        front.writeAndFlush(NIOAny(buffer), promise: nil)
+        if !channel.isWritable {
+            switch runtime.settings.backend {
+            case .echo: setReading(false)
+            default: backend?.setAutoRead(false)
+            }
+        }
+    }
+
+    private func answerHTTP(_ buffer: ByteBuffer) {
+        guard !answeredHTTP else { return }
+        switch http.scan(buffer.readableBytesView, limit: limits.maxRequestBytes) {
+        case .incomplete: return
+        case .tooLarge:
+            answeredHTTP = true
+            respondHTTP(status: "431 Request Header Fields Too Large", body: "request head over \(limits.maxRequestBytes) bytes\n")
+        case .complete:
+            answeredHTTP = true
+            respondHTTP(status: "200 OK", body: httpPage(record.summary))
+        }
+    }
+
+    private func respondHTTP(status: String, body: String) {
+        let head = "HTTP/1.0 \(status)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+        writeToClient(channel.allocator.buffer(string: head + body))
+        setReading(false)
+        channel.close(promise: nil)   // close_notify follows the response
+    }
+
+    // MARK: - Backend side
+
+    private func connectBackend(_ summary: HandshakeSummary) {
+        backendConnecting = true
+        let bootstrap = ClientBootstrap(group: channel.eventLoop)
+            .connectTimeout(TimeAmount(limits.backendConnectTimeout))
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.writeBufferWaterMark, value: .init(low: limits.writeBufferHighWater / 2, high: limits.writeBufferHighWater))
+            .channelInitializer { [self] backendChannel in
+                backendChannel.eventLoop.makeCompletedFuture {
+                    try backendChannel.pipeline.syncOperations.addHandler(BackendHandler(connection: self))
+                }
+            }
+        let connecting: EventLoopFuture<Channel>
+        switch runtime.settings.backend {
+        case .tcp(let host, let port): connecting = bootstrap.connect(host: host, port: port)
+        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
+        case .echo, .http: return
+        }
+        connecting.whenComplete { [self] result in
+            backendConnecting = false
+            switch result {
+            case .failure(let error):
+                runtime.metrics?.backendConnectFailed()
+                end("backend:connect to \(runtime.settings.backend) failed: \(describeNetworkError(error))")
+                runtime.logger.warning("backend unavailable", metadata: ["backend": .string("\(runtime.settings.backend)"),
+                                                                      "error": .string(describeNetworkError(error)),
+                                                                      "client": .string(record.client)])
+                closeAll()
+            case .success(let backendChannel):
+                guard !finished else {
+                    backendChannel.close(promise: nil)
+                    return
+                }
+                backend = backendChannel
+                if let version = runtime.settings.proxyProtocol {
+                    do {
+                        let header = try proxyHeader(summary).encode(version == .v1 ? .v1 : .v2)
+                        backendChannel.write(backendChannel.allocator.buffer(bytes: header), promise: nil)
+                    } catch {
+                        end("backend:cannot write the PROXY header: \(error)")
+                        closeAll()
+                        return
+                    }
+                }
+                for buffer in toBackend { backendChannel.write(buffer, promise: nil) }
+                toBackend = []
+                toBackendBytes = 0
+                backendChannel.flush()
+                if clientInputClosed {
+                    backendChannel.close(mode: .output, promise: nil)
+                } else if backendChannel.isWritable {
+                    setReading(true)
+                }
+            }
+        }
+    }
+
+    func fromBackend(_ buffer: ByteBuffer) {
+        lastActivity = .now()
+        writeToClient(buffer)
+    }
+
+    /// The backend finished sending: the client gets close_notify (and our TCP FIN), and may
+    /// still send until it closes too.
+    func backendClosedInput() {
+        backendInputClosed = true
+        guard let front, !clientOutputClosed else { return }
+        clientOutputClosed = true
+        if clientInputClosed {
+            closeAll()
+        } else {
+            front.close(mode: .output, promise: nil)
+        }
+    }
+
+    func backendWritabilityChanged(_ writable: Bool) {
+        guard !clientInputClosed else { return }
+        setReading(writable)
+    }
+
+    func backendError(_ error: Error) {
+        end("backend:\(describeNetworkError(error))")
+    }
+
+    func backendInactive() {
+        backend = nil
+        if !backendInputClosed && !clientInputClosed {
+            // Gone without an orderly EOF (reset): the client is told with close_notify.
+            end("backend:connection lost")
+        }
+        closeAll()
+    }
+
+    // MARK: - Ending
+
+    /// The first reason given is the one logged.
+    private func end(_ reason: String) {
+        if endReason == nil { endReason = reason }
+    }
+
+    /// Closes both sides (the client with close_notify, through the TLS handler).
+    func closeAll() {
+        backend?.close(promise: nil)
+        if channel.isActive { channel.close(promise: nil) }
+    }
+
+    /// Called by a drain at its deadline.
+    func drained() {
+        end("drain")
+        closeAll()
+    }
+
+    private func finish() {
+        guard !finished else { return }
+        finished = true
+        handshakeTimer?.cancel()
+        idleTimer?.cancel()
+        lifetimeTimer?.cancel()
+        releaseSlot()
+        backend?.close(promise: nil)
+        runtime.connections.remove(channel)
+        runtime.gate.close()
+        runtime.metrics?.connectionClosed()
+        record.duration = ContinuousClock.now - started
+        record.end = endReason ?? (clientInputClosed ? "close_notify" : handshakeDone ? "closed" : "closed before the handshake completed")
+        runtime.metrics?.bytes(fromClient: record.bytesFromClient, toClient: record.bytesToClient)
+        runtime.logger.info("connection", metadata: record.metadata)
+    }
+
+    // MARK: - Timers and reading
+
+    private func scheduleIdleCheck(after delay: TimeAmount) {
+        idleTimer = channel.eventLoop.scheduleTask(in: delay) { [self] in
+            guard !finished, let idle = limits.idleTimeout else { return }
+            let quiet = NIODeadline.now() - lastActivity
+            if quiet >= TimeAmount(idle) {
+                runtime.metrics?.limitActed("idle_timeout")
+                end("timeout:idle")
+                closeAll()
+            } else {
+                scheduleIdleCheck(after: TimeAmount(idle) - quiet)
+            }
+        }
+    }
+
+    private func setReading(_ on: Bool, keepOpen: Bool = false) {
+        channel.setAutoRead(on)
+    }
+
+    // MARK: - The PROXY header for the backend
+
+    func proxyHeader(_ summary: HandshakeSummary) throws -> ProxyHeader {
+        var tlvs: [ProxyTLV] = []
+        if let name = summary.serverName { tlvs.append(.authority(name)) }
+        if let alpn = summary.alpnProtocol { tlvs.append(.alpn(Array(alpn.utf8))) }
+        let identity = summary.peerIdentity
+        let certificate: ProxyTLV.ClientCertificate = identity == nil ? .none
+            : summary.resumed ? .presentedEarlierInSession(verified: true) : .presented(verified: true)
+        tlvs.append(try ProxyTLV.ssl(version: summary.version.description, cipher: summary.cipherSuite.description, clientCertificate: certificate,
+                                     commonName: identity.flatMap { commonName(of: $0.subject) },
+                                     signatureAlgorithm: identity?.certificateSignatureAlgorithm, keyAlgorithm: identity?.keyAlgorithm,
+                                     group: summary.group.description))
+        tlvs.append(try ProxyTLV.qssl(ProxyTLV.QSSLInfo(groupCodePoint: summary.group.rawValue, groupName: summary.group.description,
+                                                        postQuantum: summary.usedPostQuantumKeyExchange, resumed: summary.resumed)))
+        let source = proxiedSource ?? channel.remoteAddress
+        return ProxyHeader(command: .proxy, transport: transport(source: source, destination: channel.localAddress), tlvs: tlvs)
+    }
+}
+
+/// The transport part of a PROXY header for two socket addresses (unspecified when they are
+/// not both IPv4 or both IPv6).
+func transport(source: SocketAddress?, destination: SocketAddress?) -> ProxyHeader.Transport {
+    switch (source, destination) {
+    case (.v4(let s)?, .v4(let d)?):
+        guard let sa = IPv4Address(bytes: withUnsafeBytes(of: s.address.sin_addr.s_addr) { Array($0) }),
+              let da = IPv4Address(bytes: withUnsafeBytes(of: d.address.sin_addr.s_addr) { Array($0) }) else { return .unspecified }
+        return .tcp4(source: sa, sourcePort: UInt16(source?.port ?? 0), destination: da, destinationPort: UInt16(destination?.port ?? 0))
+    case (.v6(let s)?, .v6(let d)?):
+        guard let sa = IPv6Address(bytes: withUnsafeBytes(of: s.address.sin6_addr) { Array($0) }),
+              let da = IPv6Address(bytes: withUnsafeBytes(of: d.address.sin6_addr) { Array($0) }) else { return .unspecified }
+        return .tcp6(source: sa, sourcePort: UInt16(source?.port ?? 0), destination: da, destinationPort: UInt16(destination?.port ?? 0))
+    default:
+        return .unspecified
+    }
+}
+
+/// "CN" of an RFC 4514 subject ("O=Q-SSL tests,CN=client-1" → "client-1").
+func commonName(of subject: String) -> String? {
+    for part in subject.split(separator: ",") {
+        let trimmed = part.trimmingPrefix(while: { $0 == " " })
+        if trimmed.hasPrefix("CN=") { return String(trimmed.dropFirst(3)) }
+    }
+    return nil
+}
+
+/// "IP:port" (or the Unix path) of an address, for logs.
+func describe(_ address: SocketAddress?) -> String {
+    guard let address else { return "?" }
+    switch address {
+    case .v4, .v6:
+        let ip = address.ipAddress ?? "?"
+        return (ip.contains(":") ? "[\(ip)]" : ip) + ":\(address.port ?? 0)"
+    case .unixDomainSocket:
+        return "unix:" + (address.pathname ?? "")
+    }
+}
+
+extension Channel {
+    /// Stops or resumes reading from the socket (back-pressure). Called on the channel's loop.
+    func setAutoRead(_ on: Bool) {
+        if eventLoop.inEventLoop {
+            try? syncOptions?.setOption(ChannelOptions.autoRead, value: on)
+        } else {
+            _ = setOption(ChannelOptions.autoRead, value: on)
+        }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+extension ProxyHeader {
+    /// The client's address a load balancer reported (nil for LOCAL or unspecified).
+    var sourceAddress: SocketAddress? {
+        guard command == .proxy else { return nil }
+        switch transport {
+        case .tcp4(let s, let port, _, _), .udp4(let s, let port, _, _):
+            return try? SocketAddress(ipAddress: s.description, port: Int(port))
+        case .tcp6(let s, let port, _, _), .udp6(let s, let port, _, _):
+            return try? SocketAddress(ipAddress: s.description, port: Int(port))
+        default:
+            return nil
+        }
+    }
+}

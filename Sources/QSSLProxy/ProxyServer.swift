@@ -1,0 +1,125 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOQSSL
+import QSSL
+import Synchronization
+
+/// `qssl serve`: listeners that terminate TLS and forward plaintext to backends, with limits,
+/// a reload that keeps open connections on their configuration, and a drain.
+public final class ProxyServer: Sendable {
+    struct Listener: Sendable {
+        let runtime: ListenerRuntime
+        let channels: [Channel]
+    }
+
+    private let listeners: [Listener]
+    public let group: EventLoopGroup
+    private let draining = Mutex(false)
+
+    private init(listeners: [Listener], group: EventLoopGroup) {
+        self.listeners = listeners
+        self.group = group
+    }
+
+    /// The bound addresses, by listener ("name", "127.0.0.1:8443").
+    public var boundAddresses: [(listener: String, address: String)] {
+        listeners.flatMap { l in l.channels.map { (l.runtime.settings.name, describe($0.localAddress)) } }
+    }
+
+    /// Open client connections, all listeners.
+    public var openConnections: Int { listeners.reduce(0) { $0 + $1.runtime.connections.count } }
+
+    /// Binds every listener's addresses and starts accepting.
+    public static func start(listeners settings: [ListenerSettings], metrics: ProxyMetrics?, logger: Logger,
+                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ProxyServer {
+        var listeners: [Listener] = []
+        do {
+            for s in settings {
+                let serverChannels = Mutex<[Channel]>([])
+                let gate = ConnectionGate(limits: s.limits) { full in
+                    // At the maximum: stop accepting (new connections wait in the kernel's queue).
+                    for channel in serverChannels.withLock({ $0 }) { channel.setAutoRead(!full) }
+                }
+                let runtime = ListenerRuntime(settings: s, gate: gate, metrics: metrics,
+                                              logger: logger, connections: ConnectionRegistry())
+                var bound: [Channel] = []
+                for address in s.addresses {
+                    let channel = try await bind(address, runtime: runtime, group: group)
+                    bound.append(channel)
+                }
+                serverChannels.withLock { $0 = bound }
+                listeners.append(Listener(runtime: runtime, channels: bound))
+            }
+        } catch {
+            for l in listeners { for c in l.channels { try? await c.close() } }
+            throw error
+        }
+        return ProxyServer(listeners: listeners, group: group)
+    }
+
+    private static func bind(_ address: ListenAddress, runtime: ListenerRuntime, group: EventLoopGroup) async throws -> Channel {
+        let limits = runtime.settings.limits
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.writeBufferHighWater / 2, high: limits.writeBufferHighWater))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard runtime.gate.open() else {
+                        runtime.refused(channel, limit: "max_connections")
+                        return
+                    }
+                    let configuration = runtime.settings.tls.configuration
+                    let tls = try NIOQSSLHandler(server: configuration, allowsHalfClosure: true)
+                    let connection = ProxyConnection(runtime: runtime, channel: channel)
+                    var handlers: [ChannelHandler] = []
+                    if runtime.settings.acceptProxyProtocol { handlers.append(InboundProxyHeaderHandler(connection: connection)) }
+                    handlers.append(tls)
+                    handlers.append(FrontHandler(connection: connection))
+                    try channel.pipeline.syncOperations.addHandlers(handlers)
+                }
+            }
+        switch address {
+        case .tcp(let host, let port): return try await bootstrap.bind(host: host, port: port).get()
+        case .unix(let path): return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        }
+    }
+
+    /// Reloaded configurations take effect for new connections from here on.
+    public func replaceTLSConfiguration(listener name: String, with configuration: ServerConfiguration) {
+        for l in listeners where l.runtime.settings.name == name { l.runtime.settings.tls.configuration = configuration }
+    }
+
+    /// Stops accepting, lets open connections finish for up to `timeout`, then closes the rest
+    /// with close_notify. Returns how many were closed at the deadline.
+    @discardableResult
+    public func drain(timeout: Duration) async -> Int {
+        guard draining.withLock({ d -> Bool in defer { d = true }; return !d }) else { return 0 }
+        for l in listeners { for c in l.channels { try? await c.close() } }
+        let deadline = ContinuousClock.now + timeout
+        while openConnections > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        var closed = 0
+        for l in listeners {
+            for (channel, connection) in l.runtime.connections.all {
+                closed += 1
+                if let connection {
+                    channel.eventLoop.execute { connection.drained() }
+                } else {
+                    channel.close(promise: nil)
+                }
+            }
+        }
+        // Give the close_notify alerts a moment to go out.
+        let end = ContinuousClock.now + .seconds(2)
+        while openConnections > 0 && ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(20)) }
+        return closed
+    }
+
+    /// The listeners' server channels: closed when the server stops.
+    public var closeFutures: [EventLoopFuture<Void>] { listeners.flatMap { $0.channels.map(\.closeFuture) } }
+}

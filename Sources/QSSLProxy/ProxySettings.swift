@@ -1,0 +1,108 @@
+import NIOCore
+import QSSL
+import Synchronization
+
+/// Where a listener sends the plaintext of its TLS connections.
+public enum BackendTarget: Sendable, Hashable, CustomStringConvertible {
+    /// A TCP service.
+    case tcp(host: String, port: Int)
+    /// A Unix-domain stream socket.
+    case unix(path: String)
+    /// Built in: echoes what the client sends.
+    case echo
+    /// Built in: answers each HTTP request with a small page describing the connection.
+    case http
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        case .echo: return "echo"
+        case .http: return "http"
+        }
+    }
+}
+
+/// What happens to a connection that would exceed `ProxyLimits.maxHandshakes`.
+public enum HandshakeOverflowPolicy: String, Sendable, Hashable {
+    /// It waits (not read) until a handshake slot frees, within its handshake timeout.
+    case wait
+    /// It is closed at once.
+    case refuse
+}
+
+/// The limits a listener enforces. Each is logged and counted when it acts.
+public struct ProxyLimits: Sendable, Hashable {
+    /// From accept to handshake completed (the PROXY header included).
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// A connection with no data either way for this long is closed; nil: never.
+    public var idleTimeout: Duration? = .seconds(300)
+    /// A connection open this long is closed; nil: no limit.
+    public var maxLifetime: Duration?
+    /// Open connections (handshaking or not); further ones wait in the kernel's accept queue.
+    public var maxConnections = 10_000
+    /// Handshakes in progress at once: the CPU a flood can take.
+    public var maxHandshakes = 256
+    public var handshakeOverflow: HandshakeOverflowPolicy = .wait
+    /// Handshakes per second from one client address; nil: unlimited.
+    public var handshakeRatePerSource: Int?
+    /// The built-in HTTP backend's largest request head.
+    public var maxRequestBytes = 64 * 1024
+    /// How long a backend connection may take to open.
+    public var backendConnectTimeout: Duration = .seconds(5)
+    /// How much of one side's data the proxy holds while the other side is not taking it.
+    /// Reading stops above it (back-pressure), so a slow side never makes the proxy buffer more.
+    public var writeBufferHighWater = 256 * 1024
+
+    public init() {}
+}
+
+/// An address to listen on.
+public enum ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}
+
+/// The TLS configuration new connections start with; replaced as a whole by a reload, while open
+/// connections keep the one they started with.
+public final class TLSConfigurationBox: Sendable {
+    private let current: Mutex<ServerConfiguration>
+    public init(_ configuration: ServerConfiguration) { current = Mutex(configuration) }
+    public var configuration: ServerConfiguration {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
+}
+
+/// One listener: its addresses, TLS configuration, backend and limits.
+public struct ListenerSettings: Sendable {
+    /// For logs and metrics.
+    public var name: String
+    public var addresses: [ListenAddress]
+    public var tls: TLSConfigurationBox
+    public var backend: BackendTarget
+    /// Sends a PROXY header of this version to the backend first.
+    public var proxyProtocol: ProxyHeaderVersionSetting?
+    /// Each client connection starts with a PROXY header (v1 or v2) from a load balancer.
+    public var acceptProxyProtocol = false
+    public var limits = ProxyLimits()
+
+    public init(name: String, addresses: [ListenAddress], tls: TLSConfigurationBox, backend: BackendTarget) {
+        self.name = name
+        self.addresses = addresses
+        self.tls = tls
+        self.backend = backend
+    }
+}
+
+/// PROXY protocol version sent to backends.
+public enum ProxyHeaderVersionSetting: String, Sendable, Hashable {
+    case v1, v2
+}
