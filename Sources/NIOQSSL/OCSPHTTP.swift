@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 import NIOHTTP1
 import NIOPosix
 import QSSLX509
@@ -183,12 +184,30 @@ public final class OCSPHTTPResponder: ChannelInboundHandler, @unchecked Sendable
     public func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 
     /// Starts a responder on `host:port` (port 0 picks one); returns the channel.
+    ///
+    /// Each connection has `requestTimeout` from accept to its answer (a client that sends half
+    /// a request is closed then, so slow clients cannot hold descriptors), and at most
+    /// `maxConnections` are open at once (more are closed at accept).
     public static func start(host: String, port: Int, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                             requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 1024,
                              answer: @escaping @Sendable ([UInt8]) -> [UInt8]) async throws -> Channel {
-        try await ServerBootstrap(group: group)
+        let open = Mutex(0)
+        return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let admitted = open.withLock { n -> Bool in
+                        guard n < maxConnections else { return false }
+                        n += 1
+                        return true
+                    }
+                    guard admitted else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in open.withLock { $0 -= 1 } }
+                    let deadline = channel.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
+                    channel.closeFuture.whenComplete { _ in deadline.cancel() }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(OCSPHTTPResponder(answer: answer))
                 }

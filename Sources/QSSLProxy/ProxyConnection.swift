@@ -4,6 +4,7 @@ import NIOPosix
 import NIOQSSL
 import QSSL
 import QSSLProxyProtocol
+import QSSLWire
 
 /// What a listener shares with its connections: settings, counters, metrics, logger, and the
 /// registry of open connections that a drain closes.
@@ -84,7 +85,7 @@ final class ProxyConnection: @unchecked Sendable {
             channel.close(promise: nil)
         }
         // With a PROXY header in front, the source is known only once it is read.
-        if !runtime.settings.acceptProxyProtocol { admit() } else { setReading(false, keepOpen: true) }
+        if !runtime.settings.acceptProxyProtocol { admit() }
     }
 
     /// The header a load balancer sent (`--accept-proxy-protocol`).
@@ -224,15 +225,15 @@ final class ProxyConnection: @unchecked Sendable {
             switch tls {
             case .tls(let e):
                 if let received = e.code.receivedAlert {
-                    end(received == .closeNotify ? "close_notify" : "alert:\(received) received")
+                    end(received == .closeNotify ? "close_notify" : "alert:\(received.name ?? "\(received.rawValue)") received")
                 } else if let alert = e.alert {
-                    end("alert:\(alert) sent")
+                    end("alert:\(alert.name ?? "\(alert.rawValue)") sent")
                 } else {
                     end("error:\(e)")
                 }
                 if !handshakeDone { runtime.metrics?.handshakeFailed(reason: endReason ?? "error") }
             case .uncleanShutdown:
-                end(handshakeDone ? "closed" : "closed before the handshake completed")
+                end(handshakeDone ? "closed" : "closed")
                 if !handshakeDone { runtime.metrics?.handshakeFailed(reason: "closed") }
             }
         } else {
@@ -403,7 +404,7 @@ final class ProxyConnection: @unchecked Sendable {
         runtime.gate.close()
         runtime.metrics?.connectionClosed()
         record.duration = ContinuousClock.now - started
-        record.end = endReason ?? (clientInputClosed ? "close_notify" : handshakeDone ? "closed" : "closed before the handshake completed")
+        record.end = endReason ?? (clientInputClosed ? "close_notify" : handshakeDone ? "closed" : "closed")
         runtime.metrics?.bytes(fromClient: record.bytesFromClient, toClient: record.bytesToClient)
         runtime.logger.info("connection", metadata: record.metadata)
     }
@@ -424,7 +425,7 @@ final class ProxyConnection: @unchecked Sendable {
         }
     }
 
-    private func setReading(_ on: Bool, keepOpen: Bool = false) {
+    private func setReading(_ on: Bool) {
         channel.setAutoRead(on)
     }
 
@@ -439,8 +440,10 @@ final class ProxyConnection: @unchecked Sendable {
             : summary.resumed ? .presentedEarlierInSession(verified: true) : .presented(verified: true)
         tlvs.append(try ProxyTLV.ssl(version: summary.version.description, cipher: summary.cipherSuite.description, clientCertificate: certificate,
                                      commonName: identity.flatMap { commonName(of: $0.subject) },
-                                     signatureAlgorithm: identity?.certificateSignatureAlgorithm, keyAlgorithm: identity?.keyAlgorithm,
-                                     group: summary.group.description))
+                                     // As HAProxy: what the frontend (this proxy) signed with, on a full handshake.
+                                     signatureAlgorithm: summary.localSignatureScheme?.description,
+                                     keyAlgorithm: summary.localSignatureScheme.map(keyAlgorithm(of:)),
+                                     group: summary.group.description, signatureScheme: identity?.certificateSignatureAlgorithm))
         tlvs.append(try ProxyTLV.qssl(ProxyTLV.QSSLInfo(groupCodePoint: summary.group.rawValue, groupName: summary.group.description,
                                                         postQuantum: summary.usedPostQuantumKeyExchange, resumed: summary.resumed)))
         let source = proxiedSource ?? channel.remoteAddress
@@ -462,6 +465,21 @@ func transport(source: SocketAddress?, destination: SocketAddress?) -> ProxyHead
         return .tcp6(source: sa, sourcePort: UInt16(source?.port ?? 0), destination: da, destinationPort: UInt16(destination?.port ?? 0))
     default:
         return .unspecified
+    }
+}
+
+/// The key behind a signature scheme, as PROXY v2's KEY_ALG names it.
+func keyAlgorithm(of scheme: SignatureScheme) -> String {
+    switch scheme {
+    case .qsslMLDSA65ECDSASecp384r1SHA512: return "ML-DSA-65+ECDSA-P384"
+    case .mldsa44: return "ML-DSA-44"
+    case .mldsa65: return "ML-DSA-65"
+    case .mldsa87: return "ML-DSA-87"
+    case .ecdsaSecp384r1SHA384: return "EC384"
+    case .ecdsaSecp256r1SHA256: return "EC256"
+    case .ecdsaSecp521r1SHA512: return "EC521"
+    case .ed25519: return "ED25519"
+    default: return scheme.description.hasPrefix("rsa") ? "RSA" : scheme.description
     }
 }
 

@@ -28,7 +28,7 @@ public final class ProxyMetrics: Sendable {
         handshakeDuration = CoreMetrics.Timer(label: "qssl_handshake_duration_seconds", factory: factory)
         openConnections.record(0)
         handshaking.record(0)
-        for name in ["qssl_backend_connect_failures_total"] { count(name, []) }
+        count("qssl_backend_connect_failures_total", [], by: 0)
     }
 
     /// Adds 1 (or `by`) to the counter `name` with these labels.
@@ -61,8 +61,8 @@ public final class ProxyMetrics: Sendable {
     /// A completed handshake.
     public func handshakeCompleted(_ summary: HandshakeSummary, duration: Duration) {
         count("qssl_handshakes_total", [("version", summary.version.description), ("group", summary.group.description),
-                                        ("post_quantum", summary.usedPostQuantumKeyExchange ? "yes" : "no"),
-                                        ("resumed", summary.resumed ? "yes" : "no")])
+                                        ("post_quantum", summary.usedPostQuantumKeyExchange ? "true" : "false"),
+                                        ("resumed", summary.resumed ? "true" : "false")])
         handshakeDuration.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 

@@ -184,12 +184,24 @@ struct OCSPResponderCommand: AsyncParsableCommand {
     @Option(help: "Minutes until each response's nextUpdate.")
     var validity: Int = 60
 
+    @Option(help: ArgumentHelp("Seconds a client has from connecting to a complete request (slow clients are closed then).", valueName: "SECONDS"))
+    var requestTimeout: Double = 10
+
+    @Option(help: ArgumentHelp("Connections open at once; more are closed at accept.", valueName: "N"))
+    var maxConnections: Int = 1024
+
+    func validate() throws {
+        guard requestTimeout > 0, requestTimeout <= 3600 else { throw ValidationError("--request-timeout must be more than 0 and at most 3600 seconds") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000") }
+    }
+
     func run() async throws {
         let issuer = try loadIssuer(ca)
         let (host, port) = try parseHostPort(listen, defaultPort: 8080)
         let directory = ca
         let minutes = validity
-        let channel = try await OCSPHTTPResponder.start(host: host, port: port) { body in
+        let channel = try await OCSPHTTPResponder.start(host: host, port: port, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
+                                                        maxConnections: maxConnections) { body in
             guard let request = try? OCSPRequest(der: body) else { return OCSPResponseWriter.error(1) }
             // Only questions about this CA's certificates: the CertID must name it.
             guard let mine = try? OCSPCertID(certificate: issuer.certificate, issuer: issuer.certificate, hash: request.certID.hashAlgorithm),

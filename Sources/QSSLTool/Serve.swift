@@ -1,34 +1,67 @@
 import ArgumentParser
+import Dispatch
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOQSSL
 import QSSL
+import QSSLProxy
+import QSSLServeConfig
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import Synchronization
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a TLS server that echoes data or answers HTTP.")
+    static let configuration = CommandConfiguration(
+        abstract: "Terminate TLS (hybrid post-quantum by default) in front of a TCP service, or echo / answer HTTP.",
+        discussion: """
+            A production TLS-terminating proxy: several listeners and certificates (chosen by SNI and by what \
+            the client can verify), PROXY protocol to the backend, back-pressure and half-close both ways, \
+            limits (handshake and idle timeouts, connection and handshake caps, a per-address handshake rate), \
+            SIGHUP reload without dropping connections, SIGTERM drain, one access-log line per connection, and \
+            Prometheus metrics. Without --backend it echoes (or answers HTTP with --http).
+            """)
 
-    @Option(help: "HOST:PORT to listen on.")
-    var listen: String = "127.0.0.1:8443"
+    @Option(help: ArgumentHelp("A configuration file (YAML; `qssl check-config` checks one). Flags given with it override its settings in every listener.", valueName: "FILE"))
+    var config: String?
 
-    @Option(help: "PEM certificate chain, leaf first (or pkcs11:… for a certificate in the token).")
-    var cert: String
+    @Option(help: ArgumentHelp("Address to listen on (repeatable): HOST:PORT, [IPv6]:PORT or unix:/path. Default 127.0.0.1:8443.", valueName: "ADDRESS"))
+    var listen: [String] = []
 
-    @Option(help: "PEM private key (PKCS#8, SEC1 or PKCS#1), or pkcs11:… for a key in an HSM (see HSM options).")
-    var key: String
+    @Option(help: ArgumentHelp("PEM certificate chain, leaf first, or pkcs11:… (repeatable, paired with --key by order).", valueName: "FILE"))
+    var cert: [String] = []
+
+    @Option(help: ArgumentHelp("PEM private key (PKCS#8, SEC1 or PKCS#1), or pkcs11:… for a key in an HSM (repeatable).", valueName: "FILE"))
+    var key: [String] = []
 
     @OptionGroup(title: "HSM options (with --key pkcs11:…)")
     var hsm: HSMOptions
+
+    @Option(help: ArgumentHelp("Where the plaintext goes: HOST:PORT or unix:/path. Without it the server echoes (or answers HTTP with --http).", valueName: "ADDRESS"))
+    var backend: String?
+
+    @Flag(help: "Echo application data back (the default without --backend).")
+    var echo = false
+
+    @Flag(help: "Answer each request with a small HTTP/1.0 page describing the connection, then close with close_notify.")
+    var http = false
+
+    @Option(help: ArgumentHelp("Send a PROXY protocol header (v1 or v2, with TLS and post-quantum TLVs) to the backend first.", valueName: "v1|v2"))
+    var proxyProtocol: String?
+
+    @Flag(help: "Each client connection starts with a PROXY protocol header (v1 or v2) from a load balancer.")
+    var acceptProxyProtocol = false
+
+    @Option(help: ArgumentHelp("A server name no certificate serves: the default certificates, or refuse with unrecognized_name.", valueName: "default|reject"))
+    var unknownServerName: String?
 
     @Option(help: "Comma-separated groups in preference order, IANA names.")
     var groups: String?
 
     @Option(help: "TLS versions to accept: 1.3, 1.2 or 1.2,1.3.")
-    var tlsVersions: String = "1.2,1.3"
+    var tlsVersions: String?
 
     @Flag(help: "Refuse handshakes without ML-KEM (insufficient_security).")
     var pqRequired = false
@@ -36,21 +69,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Comma-separated ALPN protocols in preference order.")
     var alpn: String?
 
-    @Flag(help: "Echo application data back (the default).")
-    var echo = false
-
-    @Flag(help: "Answer any request with a small HTTP/1.0 200 response, then close with close_notify.")
-    var http = false
-
-    @Flag(help: "Log one JSON object per connection.")
+    @Flag(help: "Log JSON objects (the same as --access-log json).")
     var json = false
+
+    @Option(help: ArgumentHelp("Log format: one line per connection and per server event.", valueName: "text|json"))
+    var accessLog: String?
 
     @Option(help: ArgumentHelp("Session-ticket keys shared with other servers (`qssl ticket-keys generate`); re-read when the file changes. "
                                + "Default: keys in memory, rotated every 12 h.", valueName: "FILE"))
     var ticketKeys: String?
 
     @Option(help: ArgumentHelp("Lifetime of sessions and tickets, and timeout of the TLS 1.2 session-ID cache, in seconds (1 to 604800).", valueName: "SECONDS"))
-    var sessionTimeout: UInt32 = 3600
+    var sessionTimeout: UInt32?
 
     @Flag(help: "Keep no TLS 1.2 session-ID cache (no resumption by session ID).")
     var noSessionCache = false
@@ -59,230 +89,242 @@ struct Serve: AsyncParsableCommand {
     var noTickets = false
 
     @Option(help: ArgumentHelp("TLS 1.3 NewSessionTicket messages sent after each handshake (0 to 16).", valueName: "N"))
-    var tls13Tickets: Int = 2
+    var tls13Tickets: Int?
 
     @Option(help: ArgumentHelp("Trusted roots for client certificates (PEM); with --client-auth optional or required.", valueName: "CAS.pem"))
     var clientCA: String?
 
     @Option(help: ArgumentHelp("Ask clients for a certificate: none, optional or required.", valueName: "none|optional|required"))
-    var clientAuth: String = "none"
+    var clientAuth: String?
+
+    @Option(help: ArgumentHelp("A CRL (PEM or DER) for client certificates (repeatable).", valueName: "FILE"))
+    var crl: [String] = []
 
     @Flag(help: "Staple an OCSP response for the certificate (fetched from the responder in its AIA, refreshed before it expires).")
     var staple = false
 
+    @Option(help: ArgumentHelp("Seconds from accept to handshake completed (default 10).", valueName: "SECONDS"))
+    var handshakeTimeout: Double?
+
+    @Option(help: ArgumentHelp("Seconds without data either way before a connection is closed (default 300, 0: never).", valueName: "SECONDS"))
+    var idleTimeout: Double?
+
+    @Option(help: ArgumentHelp("Seconds a connection may stay open (default 0: no limit).", valueName: "SECONDS"))
+    var maxLifetime: Double?
+
+    @Option(help: ArgumentHelp("Open connections per listener (default 10000); more wait in the accept queue.", valueName: "N"))
+    var maxConnections: Int?
+
+    @Option(help: ArgumentHelp("Handshakes in progress at once per listener (default 256).", valueName: "N"))
+    var maxHandshakes: Int?
+
+    @Option(help: ArgumentHelp("Beyond --max-handshakes: wait for a slot or refuse at once (default wait).", valueName: "wait|refuse"))
+    var handshakeOverflow: String?
+
+    @Option(help: ArgumentHelp("Handshakes per second from one client address (default 0: unlimited).", valueName: "N"))
+    var handshakeRate: Int?
+
+    @Option(help: ArgumentHelp("Seconds a backend connection may take to open (default 5).", valueName: "SECONDS"))
+    var backendConnectTimeout: Double?
+
+    @Option(help: ArgumentHelp("The largest HTTP request head --http reads (default 65536).", valueName: "BYTES"))
+    var maxRequestBytes: Int?
+
+    @Option(help: ArgumentHelp("On SIGTERM, seconds open connections may take to finish before they are closed (default 30).", valueName: "SECONDS"))
+    var drainTimeout: Double?
+
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and GET /healthz on this address.", valueName: "HOST:PORT"))
+    var metrics: String?
+
     func validate() throws {
-        guard ["none", "optional", "required"].contains(clientAuth) else { throw ValidationError("--client-auth is none, optional or required") }
-        if clientAuth != "none" && clientCA == nil { throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem") }
-        if echo && http { throw ValidationError("choose one of --echo and --http") }
+        if config != nil {
+            if !listen.isEmpty || !cert.isEmpty || !key.isEmpty || backend != nil || echo || http {
+                throw ValidationError("with --config, the listeners (--listen, --cert, --key, --backend, --echo, --http) are in the file")
+            }
+        } else {
+            guard !cert.isEmpty else { throw ValidationError("--cert is required (or --config FILE)") }
+            guard cert.count == key.count else { throw ValidationError("give one --key for each --cert (\(cert.count) certificates, \(key.count) keys)") }
+        }
+        if let clientAuth, !["none", "optional", "required"].contains(clientAuth) { throw ValidationError("--client-auth is none, optional or required") }
+        if let clientAuth, clientAuth != "none", clientCA == nil, config == nil { throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem") }
+        if [echo, http, backend != nil].filter({ $0 }).count > 1 { throw ValidationError("choose one of --backend, --echo and --http") }
         if noTickets && ticketKeys != nil { throw ValidationError("choose one of --ticket-keys and --no-tickets") }
-        guard (1...604_800).contains(sessionTimeout) else { throw ValidationError("--session-timeout must be 1 to 604800 seconds") }
-        guard (0...16).contains(tls13Tickets) else { throw ValidationError("--tls13-tickets must be 0 to 16") }
+        if let sessionTimeout, !(1...604_800).contains(sessionTimeout) { throw ValidationError("--session-timeout must be 1 to 604800 seconds") }
+        if let tls13Tickets, !(0...16).contains(tls13Tickets) { throw ValidationError("--tls13-tickets must be 0 to 16") }
+        if let proxyProtocol, !["v1", "v2"].contains(proxyProtocol) { throw ValidationError("--proxy-protocol is v1 or v2") }
+        if let unknownServerName, !["default", "reject"].contains(unknownServerName) { throw ValidationError("--unknown-server-name is default or reject") }
+        if let accessLog, !["text", "json"].contains(accessLog) { throw ValidationError("--access-log is text or json") }
+        if let handshakeOverflow, !["wait", "refuse"].contains(handshakeOverflow) { throw ValidationError("--handshake-overflow is wait or refuse") }
+        for (name, value, minimum) in [("--handshake-timeout", handshakeTimeout, 0.001), ("--idle-timeout", idleTimeout, 0), ("--max-lifetime", maxLifetime, 0),
+                                       ("--backend-connect-timeout", backendConnectTimeout, 0.001), ("--drain-timeout", drainTimeout, 0)] {
+            if let value, !(minimum...86_400 * 365).contains(value) { throw ValidationError("\(name) must be \(minimum == 0 ? "0" : "more than 0") to 31536000 seconds") }
+        }
+        for (name, value, minimum) in [("--max-connections", maxConnections, 1), ("--max-handshakes", maxHandshakes, 1), ("--handshake-rate", handshakeRate, 0),
+                                       ("--max-request-bytes", maxRequestBytes, 16)] {
+            if let value, !(minimum...100_000_000).contains(value) { throw ValidationError("\(name) must be \(minimum) to 100000000") }
+        }
         try hsm.validateHSM()
     }
 
     func run() async throws {
-        let versions = try parseTLSVersions(tlsVersions)
-        let (host, port) = try parseHostPort(listen, defaultPort: 8443)
-        var (certified, provider) = try hsm.server(certificate: cert, key: key) { print($0) }
-        if staple { certified.ocspStaple = OCSPStaple() }
-        var config = ServerConfiguration(provider: provider, certificates: [certified])
-        // Mutual TLS (seed chapter 5).
-        switch clientAuth {
-        case "optional": config.clientAuthentication = .optional
-        case "required": config.clientAuthentication = .required
-        default: config.clientAuthentication = .none
-        }
-        if let clientCA { config.clientCertificateVerifier = try X509CertificateVerifier(rootsPEM: String(contentsOfFile: clientCA, encoding: .utf8)) }
-        if let g = try parseGroups(groups) { config.groups = g }
-        config.requirePostQuantum = pqRequired
-        config.versions = versions
-        if let alpn { config.alpnProtocols = alpn.split(separator: ",").map(String.init) }
-        let log: @Sendable (LogLine) -> Void = { line in
-            print(json ? line.json : line.text)
-            fflush(nil)
-        }
-        // Resumption (PROTOCOL.md §4).
-        config.sessionLifetimeSeconds = sessionTimeout
-        config.tls13TicketCount = tls13Tickets
-        let cache = noSessionCache ? nil : InMemorySessionCache(timeoutSeconds: sessionTimeout)
-        config.sessionCache = cache
-        var keyFile: TicketKeyFile?
-        if noTickets {
-            config.ticketKeys = nil
-        } else if let ticketKeys {
-            do { keyFile = try TicketKeyFile(path: ticketKeys) } catch { throw Failure(message: "\(error)", code: 1) }
-            config.ticketKeys = keyFile?.keySet
-        }
-        let reloader = keyFile.map { TicketKeyReloader(file: $0, log: log) }
-        let onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = reloader.map { r in { @Sendable _ in r.check() } }
-        let server = try await NIOQSSLServer.start(host: host, port: port, configuration: config, mode: http ? .http : .echo,
-                                                   onHandler: onHandler, log: log)
-        print("listening on \(server.localAddress)")
-        if staple, let holder = certified.ocspStaple {
-            let chain = try certified.chain.map { try X509Certificate(der: $0) }
-            Task { await StapleRefresher(chain: chain, staple: holder, log: log).run() }
-        }
-        if let keyFile {
-            print("ticket keys from \(keyFile.path): \(describe(keyFile.keySet.keys)); re-read when the file changes")
-        }
-        fflush(nil)
-        // Once a second: pick up a rotated key file, and sweep expired sessions out of the cache
-        // (lookups drop what they find expired; the sweep frees what is never looked up again).
-        let loop = server.channel.eventLoop
-        let reloading = reloader.map { r in
-            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in r.check() }
-        }
-        let sweeping = cache.map { c in
-            loop.scheduleRepeatedTask(initialDelay: .seconds(60), delay: .seconds(60)) { _ in c.removeExpired() }
-        }
-        defer {
-            reloading?.cancel()
-            sweeping?.cancel()
-        }
-        try await server.channel.closeFuture.get()
-    }
-}
-
-/// "2 keys, current 0123abcd…" (names only, never key bytes).
-func describe(_ keys: [TicketKey]) -> String {
-    let current = keys.first.map { " (current \($0.name.prefix(4).map { String(format: "%02x", $0) }.joined())…)" } ?? ""
-    return "\(keys.count) key\(keys.count == 1 ? "" : "s")\(current)"
-}
-
-/// Re-reads a shared ticket key file when it changes (`qssl ticket-keys rotate` from another
-/// process), checked each second and on each accepted connection: one `stat` when nothing
-/// changed. A file that became unusable is reported once and its keys are kept.
-final class TicketKeyReloader: Sendable {
-    let file: TicketKeyFile
-    let log: @Sendable (LogLine) -> Void
-    private let lastError = Mutex<String?>(nil)
-
-    init(file: TicketKeyFile, log: @escaping @Sendable (LogLine) -> Void) {
-        self.file = file
-        self.log = log
-    }
-
-    func check() {
+        let file = try loadConfiguration()
+        let format: LogFormat = json ? .json : accessLog.flatMap(LogFormat.init(rawValue:)) ?? (file.accessLog == .json ? .json : .text)
+        let logger = Logger(label: "qssl.serve") { _ in LineLogHandler(format: format) }
+        let metricsRegistry = file.metrics.map { _ in ProxyMetrics() }
+        let runtime = try ServeRuntime(file: file, hsm: hsm, metrics: metricsRegistry, logger: logger)
+        let server: ProxyServer
         do {
-            guard try file.reloadIfChanged() else { return }
-            lastError.withLock { $0 = nil }
-            let (path, keys) = (file.path, file.keySet.keys)
-            log(LogLine(text: "ticket keys reloaded from \(path): \(describe(keys))",
-                        json: jsonLine(["event": "ticket_keys_reloaded", "path": path, "keys": keys.count])))
+            server = try await ProxyServer.start(listeners: runtime.listenerSettings, metrics: metricsRegistry, logger: logger)
         } catch {
-            let message = "\(error)"
-            let isNew = lastError.withLock { last -> Bool in
-                defer { last = message }
-                return last != message
+            throw Failure(message: "cannot listen: \(describe(error))", code: 1)
+        }
+        for (listener, address) in server.boundAddresses {
+            logger.info("listening on \(address)", metadata: ["listener": .string(listener), "address": .string(address)])
+        }
+        let draining = Mutex(false)
+        var metricsServer: MetricsServer?
+        if let address = file.metrics, let metricsRegistry, case .tcp(let host, let port) = address {
+            do {
+                metricsServer = try await MetricsServer.start(host: host, port: Int(port), metrics: metricsRegistry,
+                                                              healthy: { !draining.withLock { $0 } })
+            } catch {
+                throw Failure(message: "cannot serve metrics on \(address): \(describe(error))", code: 1)
             }
-            guard isNew else { return }
-            let (path, kept) = (file.path, file.keySet.keys.count)
-            log(LogLine(text: "ticket keys: reload failed, keeping the \(kept) loaded: \(message)",
-                        json: jsonLine(["event": "ticket_keys_reload_failed", "path": path, "error": message])))
+            logger.info("metrics on \(metricsServer!.localAddress)", metadata: ["address": .string(metricsServer!.localAddress)])
         }
-    }
-}
+        runtime.startBackgroundTasks(server: server)
 
-func jsonLine(_ object: [String: Any]) -> String {
-    (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-}
-
-/// The application behind `qssl serve` and `qssl demo`.
-enum ServeMode { case echo, http }
-
-/// One line of connection log, as text and as JSON; each is made only when asked for (the JSON
-/// of a handshake costs more CPU than a resumed TLS 1.2 handshake itself).
-struct LogLine {
-    private let makeText: () -> String
-    private let makeJSON: () -> String
-    var text: String { makeText() }
-    var json: String { makeJSON() }
-
-    init(text: @autoclosure @escaping () -> String, json: @autoclosure @escaping () -> String) {
-        makeText = text
-        makeJSON = json
-    }
-}
-
-extension NIOQSSLServer {
-    static func start(host: String, port: Int, configuration: ServerConfiguration, mode: ServeMode, recordTrace: Bool = false,
-                      onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
-                      log: @escaping @Sendable (LogLine) -> Void) async throws -> NIOQSSLServer {
-        try await start(host: host, port: port, configuration: configuration, recordTrace: recordTrace, onHandler: onHandler) {
-            [ApplicationHandler(mode: mode, log: log)]
+        // Signals: SIGHUP reloads, SIGTERM and SIGINT drain.
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let queue = DispatchQueue(label: "qssl.signals")
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hup.setEventHandler { runtime.reload(server: server, why: "SIGHUP") }
+        hup.resume()
+        let stop = AsyncStream<Int32>.makeStream()
+        var sources = [hup]
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { stop.continuation.yield(sig) }
+            source.resume()
+            sources.append(source)
         }
-    }
-}
-
-/// Echo or HTTP behind the TLS handler, logging each connection's outcome.
-final class ApplicationHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    let mode: ServeMode
-    let log: @Sendable (LogLine) -> Void
-    var summary: HandshakeSummary?
-    var request: [UInt8] = []
-    var answered = false
-
-    init(mode: ServeMode, log: @escaping @Sendable (LogLine) -> Void) {
-        self.mode = mode
-        self.log = log
+        var signals = stop.stream.makeAsyncIterator()
+        let received = await signals.next() ?? SIGTERM
+        draining.withLock { $0 = true }
+        let timeout = file.drainTimeout
+        logger.info("draining", metadata: ["signal": .string(received == SIGINT ? "SIGINT" : "SIGTERM"),
+                                            "open_connections": .stringConvertible(server.openConnections),
+                                            "drain_timeout_s": .stringConvertible(Int(timeout.components.seconds))])
+        let closed = await server.drain(timeout: timeout)
+        runtime.stopBackgroundTasks()
+        await metricsServer?.close()
+        logger.info("drained", metadata: ["closed_at_deadline": .stringConvertible(closed)])
+        for source in sources { source.cancel() }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e {
-            summary = s
-            let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-            func json() -> String {
-                var object = summaryJSON(s, handshakeMilliseconds: 0)
-                object.removeValue(forKey: "handshake_ms")
-                object["peer"] = peer
-                object["event"] = "handshake"
-                return jsonLine(object)
+    /// The configuration file with the flags applied, or one listener made of the flags.
+    func loadConfiguration() throws -> ServeConfigFile {
+        var file: ServeConfigFile
+        if let config {
+            switch ServeConfigFile.load(contentsOf: config, checkFiles: true) {
+            case .success(let loaded): file = loaded
+            case .failure(let errors): throw Failure(message: "\(config) has errors:\n\(errors.description)", code: 64)
             }
-            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")\(s.peerIdentity.map { " client=" + identityLine($0) } ?? "")", json: json()))
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        switch mode {
-        case .echo:
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        case .http:
-            request.append(contentsOf: buffer.readableBytesView)
-            guard !answered, request.count > 16384 || containsEndOfHeaders(request) else { return }
-            answered = true
-            let body = httpBody()
-            let head = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: head + body))).whenComplete { _ in
-                bound.value.close(promise: nil)
+            if let module = file.hsm?.module, hsm.module == nil { _ = module }
+        } else {
+            let addresses = try (listen.isEmpty ? ["127.0.0.1:8443"] : listen).map { try parseNetworkAddress($0, listening: true) }
+            let target: QSSLServeConfig.Backend
+            if let backend { target = .address(try parseNetworkAddress(backend)) } else { target = http ? .http : .echo }
+            let pairs = zip(cert, key).map { c, k in
+                CertificatePair(cert: HSMOptions.isURI(c) ? .pkcs11(c) : .file(c), key: HSMOptions.isURI(k) ? .pkcs11(k) : .file(k))
             }
+            file = ServeConfigFile(listeners: [ListenerConfig(listen: addresses, backend: target, certificates: pairs)])
         }
+        if let metrics { file.metrics = try parseNetworkAddress(metrics) }
+        if let drainTimeout { file.drainTimeout = .milliseconds(Int64(drainTimeout * 1000)) }
+        for i in file.listeners.indices { try applyFlags(to: &file.listeners[i]) }
+        return file
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        if let e = error as? NIOQSSLError, case .uncleanShutdown = e, summary != nil { return }
-        let (alert, direction) = alertText(error)
-        func json() -> String {
-            var object: [String: Any] = ["event": "error", "peer": peer, "error": "\(error)"]
-            if let alert { object["alert"] = alert; object["alert_direction"] = direction }
-            return jsonLine(object)
+    /// Flags given on the command line override the file's settings.
+    func applyFlags(to l: inout ListenerConfig) throws {
+        if let proxyProtocol { l.proxyProtocol = proxyProtocol == "v1" ? .v1 : .v2 }
+        if acceptProxyProtocol { l.acceptProxyProtocol = .either }
+        if let unknownServerName { l.unknownServerName = unknownServerName == "reject" ? .reject : .useDefault }
+        if let groups { l.groups = try (parseGroups(groups) ?? []).map(\.description) }
+        if let tlsVersions { l.tlsVersions = try parseTLSVersions(tlsVersions).map { $0 == .tls13 ? .tls13 : .tls12 } }
+        if pqRequired { l.pqRequired = true }
+        if let alpn { l.alpn = alpn.split(separator: ",").map(String.init) }
+        if let ticketKeys { l.ticketKeys = .file(ticketKeys) }
+        if noTickets { l.ticketKeys = .disabled }
+        if let sessionTimeout { l.sessionTimeout = .seconds(Int64(sessionTimeout)) }
+        if noSessionCache { l.sessionCache = false }
+        if let tls13Tickets { l.tls13Tickets = tls13Tickets }
+        if let clientCA { l.clientCA = clientCA }
+        if let clientAuth { l.clientAuth = ClientAuthMode(rawValue: clientAuth) ?? .none }
+        if !crl.isEmpty { l.crl = crl }
+        if staple { l.staple = true }
+        func seconds(_ s: Double) -> Duration { .milliseconds(Int64((s * 1000).rounded())) }
+        if let handshakeTimeout { l.limits.handshakeTimeout = seconds(handshakeTimeout) }
+        if let idleTimeout { l.limits.idleTimeout = idleTimeout == 0 ? nil : seconds(idleTimeout) }
+        if let maxLifetime { l.limits.maxLifetime = maxLifetime == 0 ? nil : seconds(maxLifetime) }
+        if let maxConnections { l.limits.maxConnections = maxConnections }
+        if let maxHandshakes { l.limits.maxHandshakes = maxHandshakes }
+        if let handshakeOverflow { l.limits.handshakeOverflow = handshakeOverflow == "refuse" ? .refuse : .wait }
+        if let handshakeRate { l.limits.handshakeRatePerSource = handshakeRate == 0 ? nil : handshakeRate }
+        if let maxRequestBytes { l.limits.maxRequestBytes = maxRequestBytes }
+        if let backendConnectTimeout { l.backendConnectTimeout = seconds(backendConnectTimeout) }
+    }
+}
+
+/// HOST:PORT, [IPv6]:PORT or unix:/path.
+/// Port 0 (any free port) only for a listening address.
+func parseNetworkAddress(_ text: String, listening: Bool = false) throws -> NetworkAddress {
+    if text.hasPrefix("unix:") {
+        let path = String(text.dropFirst(5))
+        guard path.hasPrefix("/") else { throw ValidationError("\(text): a unix: address needs an absolute path") }
+        return .unix(path: path)
+    }
+    let (host, port) = try parseHostPort(text, defaultPort: -1)
+    guard ((listening ? 0 : 1)...65535).contains(port) else { throw ValidationError("\(text): expected HOST:PORT with a port from 1 to 65535") }
+    return .tcp(host: host, port: UInt16(port))
+}
+
+/// `qssl check-config FILE`: every error of a configuration file, with its line.
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Check a `qssl serve --config` file: prints every error with its line and column, or ok.")
+
+    @Argument(help: "The configuration file (YAML).")
+    var file: String?
+
+    @Flag(help: "Do not check that the certificate, key, CA, CRL, PIN and ticket-key files it names exist and can be read.")
+    var noFileChecks = false
+
+    @Flag(help: "Print a complete commented example configuration and exit.")
+    var sample = false
+
+    func validate() throws {
+        if !sample && file == nil { throw ValidationError("name the configuration file to check (or --sample for an example)") }
+    }
+
+    func run() throws {
+        if sample {
+            print(ServeConfigFile.sampleYAML, terminator: "")
+            return
         }
-        log(LogLine(text: "\(peer): error: \(error)\(alert.map { " [alert \($0) \(direction ?? "")]" } ?? "")", json: json()))
-    }
-
-    private func containsEndOfHeaders(_ bytes: [UInt8]) -> Bool {
-        let marker: [UInt8] = [13, 10, 13, 10]
-        guard bytes.count >= 4 else { return false }
-        return (0...(bytes.count - 4)).contains { Array(bytes[$0..<($0 + 4)]) == marker }
-    }
-
-    private func httpBody() -> String {
-        guard let s = summary else { return "Q-SSL\n" }
-        return "Hello from Q-SSL\n" + summaryLines(s, handshakeMilliseconds: nil).joined(separator: "\n") + "\n"
+        guard let file else { return }
+        switch ServeConfigFile.load(contentsOf: file, checkFiles: !noFileChecks) {
+        case .success(let config):
+            let names = config.listeners.enumerated().map { $0.element.name ?? "listener \($0.offset + 1)" }
+            print("\(config.listeners.count) listener\(config.listeners.count == 1 ? "" : "s"): \(names.joined(separator: ", "))")
+            print("\(file): ok")
+        case .failure(let errors):
+            print(errors.description)
+            throw ExitCode(1)
+        }
     }
 }

@@ -129,6 +129,7 @@ struct CLITests {
         let f = try SoftHSM.cli
         let wrong = f.directory + "/wrong-pin"
         try "wrong-pin-424242\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        #expect(chmod(wrong, 0o600) == 0)   // a PIN file others can read is refused before any login
         let r = try await run(qssl, ["serve", "--listen", "127.0.0.1:0", "--cert", try SoftHSM.shared.caFile, "--key", "pkcs11:token=\(SoftHSM.pinTestLabel);object=x",
                                "--pkcs11-module", SoftHSM.modulePath!, "--pin-file", wrong], environment: f.environment, timeout: 30)
         #expect(r.status != 0)

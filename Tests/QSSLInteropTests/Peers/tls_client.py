@@ -164,6 +164,7 @@ def main():
     except OSError as e:
         result["error"] = "connect: %s" % (e,)
         result["stage"] = "connect"
+        result["seconds"] = round(time.monotonic() - started, 3)
         out(result)
         return 1
     # pyOpenSSL wants a blocking socket; the reads below wait with select and a deadline, and

@@ -1,1 +1,0 @@
-// Redis client: in progress.

@@ -1,0 +1,307 @@
+// The incremental RESP2/RESP3 decoder: any split of the input, bounded size and nesting.
+
+import NIOCore
+
+/// Why a reply could not be decoded. The connection is closed after any of these, since the
+/// stream can no longer be trusted.
+public enum RESPDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A type byte that RESP does not define.
+    case invalidType(UInt8)
+    /// A length, count, integer, double, boolean or null line that is not well formed.
+    case invalidLine(type: Character, reason: String)
+    /// A bulk payload not followed by CRLF.
+    case missingTerminator
+    /// The reply is (or declares itself) larger than the configured limit.
+    case replyTooLarge(limit: Int)
+    /// Aggregates nested deeper than the configured limit.
+    case nestingTooDeep(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidType(let b):
+            return "invalid RESP type byte 0x\(String(b, radix: 16)) (\(b >= 0x20 && b < 0x7F ? String(UnicodeScalar(b)) : "?"))"
+        case .invalidLine(let type, let reason): return "malformed RESP '\(type)' line: \(reason)"
+        case .missingTerminator: return "RESP bulk payload not terminated by CRLF"
+        case .replyTooLarge(let limit): return "RESP reply larger than the limit of \(limit) bytes"
+        case .nestingTooDeep(let limit): return "RESP aggregates nested deeper than the limit of \(limit)"
+        }
+    }
+}
+
+/// Decodes one RESP value at a time from the front of a `ByteBuffer`.
+///
+/// `decode(_:)` returns `nil` (consuming nothing) until a whole value is buffered; it then
+/// consumes exactly that value. A value larger than `maximumReplySize` bytes, or whose declared
+/// lengths or counts could not fit in it, is rejected as soon as that is known, so at most about
+/// `maximumReplySize` bytes are ever buffered.
+public struct RESPDecoder: Sendable {
+    /// The largest reply accepted, in bytes on the wire.
+    public let maximumReplySize: Int
+    /// The deepest nesting of aggregates accepted (a flat array has depth 1).
+    public let maximumNestingDepth: Int
+
+    /// The hard cap on `maximumNestingDepth`, to keep the recursive descent far from the stack limit.
+    public static let nestingDepthCap = 256
+
+    public init(maximumReplySize: Int = 1 << 20, maximumNestingDepth: Int = 32) {
+        self.maximumReplySize = max(16, maximumReplySize)
+        self.maximumNestingDepth = min(max(1, maximumNestingDepth), Self.nestingDepthCap)
+    }
+
+    /// Decodes the next complete value, consuming its bytes, or returns `nil` if more are needed.
+    public func decode(_ buffer: inout ByteBuffer) throws(RESPDecodingError) -> RESPValue? {
+        var need = Need.unknown
+        return try decode(&buffer, need: &need)
+    }
+
+    /// What an incomplete reply waits for, so that a caller feeding bytes as they arrive can skip
+    /// re-parsing until it may succeed (which keeps a long reply arriving in many reads linear).
+    enum Need: Sendable, Equatable {
+        case unknown
+        /// At least this many readable bytes.
+        case bytes(Int)
+        /// A line feed at or after this offset from the reader index.
+        case lineFeed(from: Int)
+    }
+
+    /// `decode(_:)` that skips the parse while `need` says it cannot succeed, and updates it.
+    func decode(_ buffer: inout ByteBuffer, need: inout Need) throws(RESPDecodingError) -> RESPValue? {
+        let view = buffer.readableBytesView
+        switch need {
+        case .unknown:
+            break
+        case .bytes(let count):
+            if view.count < count { return nil }
+        case .lineFeed(let from):
+            let start = view.startIndex + min(from, view.count)
+            if view[start...].firstIndex(of: UInt8(ascii: "\n")) == nil {
+                if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
+                need = .lineFeed(from: view.count)
+                return nil
+            }
+        }
+        var cursor = Cursor(view: view, position: view.startIndex,
+                            limit: view.startIndex + min(view.count, maximumReplySize), max: maximumReplySize)
+        guard let value = try parseValue(&cursor, depth: 0) else {
+            if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
+            need = cursor.need
+            return nil
+        }
+        need = .unknown
+        buffer.moveReaderIndex(forwardBy: cursor.position - view.startIndex)
+        return value
+    }
+
+    /// A read position inside the buffered bytes; `limit` is the end of what a reply may use.
+    struct Cursor {
+        let view: ByteBufferView
+        var position: Int
+        let limit: Int
+        let max: Int
+        var need = Need.unknown
+        var truncated: Bool { limit < view.endIndex }
+    }
+
+    private func parseValue(_ c: inout Cursor, depth: Int) throws(RESPDecodingError) -> RESPValue? {
+        guard c.position < c.limit else {
+            c.need = .bytes(c.position + 1 - c.view.startIndex)
+            return try incomplete(c)
+        }
+        let type = c.view[c.position]
+        c.position += 1
+        switch type {
+        case UInt8(ascii: "+"):
+            return try line(&c, type).map { .simpleString(String(decoding: $0, as: UTF8.self)) }
+        case UInt8(ascii: "-"):
+            return try line(&c, type).map { .error(String(decoding: $0, as: UTF8.self)) }
+        case UInt8(ascii: ":"):
+            guard let text = try line(&c, type) else { return nil }
+            guard let value = Self.parseInteger(text) else { throw .invalidLine(type: ":", reason: "not a 64-bit integer") }
+            return .integer(value)
+        case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
+            guard let length = try length(&c, type, allowNull: type == UInt8(ascii: "$")) else { return nil }
+            guard length >= 0 else { return .bulkString(nil) }
+            guard let payload = try blob(&c, length) else { return nil }
+            if type == UInt8(ascii: "$") { return .bulkString(payload) }
+            if type == UInt8(ascii: "!") { return .error(String(decoding: payload, as: UTF8.self)) }
+            guard payload.count >= 4, payload[3] == UInt8(ascii: ":") else {
+                throw .invalidLine(type: "=", reason: "verbatim string without a 'fmt:' prefix")
+            }
+            return .verbatimString(format: String(decoding: payload[0..<3], as: UTF8.self), text: Array(payload[4...]))
+        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"):
+            guard let count = try length(&c, type, allowNull: type == UInt8(ascii: "*")) else { return nil }
+            guard count >= 0 else { return .array(nil) }
+            guard let elements = try aggregate(&c, count: count, depth: depth) else { return nil }
+            switch type {
+            case UInt8(ascii: "*"): return .array(elements)
+            case UInt8(ascii: "~"): return .set(elements)
+            default: return .push(elements)
+            }
+        case UInt8(ascii: "%"), UInt8(ascii: "|"):
+            guard let count = try length(&c, type, allowNull: false) else { return nil }
+            guard count <= c.max / 2 else { throw .replyTooLarge(limit: c.max) }
+            guard let flat = try aggregate(&c, count: count * 2, depth: depth) else { return nil }
+            if type == UInt8(ascii: "%") {
+                return .map(stride(from: 0, to: flat.count, by: 2).map { RESPMapEntry(key: flat[$0], value: flat[$0 + 1]) })
+            }
+            // An attribute describes the value after it: skip it and return that value (one level
+            // deeper, so that a chain of attributes is bounded like nesting).
+            guard depth + 1 < maximumNestingDepth else { throw .nestingTooDeep(limit: maximumNestingDepth) }
+            return try parseValue(&c, depth: depth + 1)
+        case UInt8(ascii: "_"):
+            guard let text = try line(&c, type) else { return nil }
+            guard text.isEmpty else { throw .invalidLine(type: "_", reason: "null with a payload") }
+            return .null
+        case UInt8(ascii: "#"):
+            guard let text = try line(&c, type) else { return nil }
+            guard text.count == 1, text[0] == UInt8(ascii: "t") || text[0] == UInt8(ascii: "f") else {
+                throw .invalidLine(type: "#", reason: "boolean is neither t nor f")
+            }
+            return .boolean(text[0] == UInt8(ascii: "t"))
+        case UInt8(ascii: ","):
+            guard let text = try line(&c, type) else { return nil }
+            guard text.count <= 64, text.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+                  let value = Double(String(decoding: text, as: UTF8.self)) else {
+                throw .invalidLine(type: ",", reason: "not a double")
+            }
+            return .double(value)
+        case UInt8(ascii: "("):
+            guard let text = try line(&c, type) else { return nil }
+            let digits = text.first == UInt8(ascii: "-") || text.first == UInt8(ascii: "+") ? text.dropFirst() : text[...]
+            guard !digits.isEmpty, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw .invalidLine(type: "(", reason: "big number is not a decimal integer")
+            }
+            return .bigNumber(String(decoding: text, as: UTF8.self))
+        default:
+            throw .invalidType(type)
+        }
+    }
+
+    private func aggregate(_ c: inout Cursor, count: Int, depth: Int) throws(RESPDecodingError) -> [RESPValue]? {
+        guard depth + 1 <= maximumNestingDepth else { throw .nestingTooDeep(limit: maximumNestingDepth) }
+        // Every element takes at least three bytes ("_\r\n"), so a larger count cannot fit.
+        guard count <= c.max / 3 else { throw .replyTooLarge(limit: c.max) }
+        var elements: [RESPValue] = []
+        elements.reserveCapacity(min(count, 1024))
+        for _ in 0..<count {
+            guard let element = try parseValue(&c, depth: depth + 1) else { return nil }
+            elements.append(element)
+        }
+        return elements
+    }
+
+    /// The bytes up to the next CRLF (consumed with it), or `nil` if no CRLF is buffered yet.
+    private func line(_ c: inout Cursor, _ type: UInt8) throws(RESPDecodingError) -> [UInt8]? {
+        var index = c.position
+        while index < c.limit {
+            if c.view[index] == UInt8(ascii: "\r") {
+                guard index + 1 < c.limit else { break }
+                guard c.view[index + 1] == UInt8(ascii: "\n") else {
+                    throw .invalidLine(type: Character(UnicodeScalar(type)), reason: "CR not followed by LF")
+                }
+                let bytes = Array(c.view[c.position..<index])
+                c.position = index + 2
+                return bytes
+            }
+            guard c.view[index] != UInt8(ascii: "\n") else {
+                throw .invalidLine(type: Character(UnicodeScalar(type)), reason: "bare LF")
+            }
+            index += 1
+        }
+        c.need = .lineFeed(from: index - c.view.startIndex)
+        return try incomplete(c)
+    }
+
+    /// A length or count line: a non-negative decimal, or -1 where `allowNull`.
+    private func length(_ c: inout Cursor, _ type: UInt8, allowNull: Bool) throws(RESPDecodingError) -> Int? {
+        guard let text = try line(&c, type) else { return nil }
+        let name = Character(UnicodeScalar(type))
+        if allowNull, text == [UInt8(ascii: "-"), UInt8(ascii: "1")] { return -1 }
+        guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let value = Self.parseInteger(text) else {
+            throw .invalidLine(type: name, reason: "length is not a non-negative integer")
+        }
+        guard value <= Int64(c.max) else { throw .replyTooLarge(limit: c.max) }
+        return Int(value)
+    }
+
+    /// `length` payload bytes followed by CRLF.
+    private func blob(_ c: inout Cursor, _ length: Int) throws(RESPDecodingError) -> [UInt8]? {
+        guard length <= c.max, c.position + length + 2 <= c.limit else {
+            if c.position + length + 2 > c.view.startIndex + c.max { throw .replyTooLarge(limit: c.max) }
+            c.need = .bytes(c.position + length + 2 - c.view.startIndex)
+            return try incomplete(c)
+        }
+        let end = c.position + length
+        guard c.view[end] == UInt8(ascii: "\r"), c.view[end + 1] == UInt8(ascii: "\n") else { throw .missingTerminator }
+        let payload = Array(c.view[c.position..<end])
+        c.position = end + 2
+        return payload
+    }
+
+    /// More bytes are needed; if the reply has already reached the size limit, it never fits.
+    private func incomplete<T>(_ c: Cursor) throws(RESPDecodingError) -> T? {
+        if c.truncated { throw .replyTooLarge(limit: c.max) }
+        return nil
+    }
+
+    /// A decimal Int64 with an optional sign; `nil` on anything else or on overflow.
+    static func parseInteger(_ text: [UInt8]) -> Int64? {
+        var digits = text[...]
+        var negative = false
+        if let first = digits.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+            negative = first == UInt8(ascii: "-")
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty, digits.count <= 20 else { return nil }
+        var value: Int64 = 0
+        for digit in digits {
+            guard digit >= 0x30, digit <= 0x39 else { return nil }
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let d = Int64(digit - 0x30)
+            let (next, o2) = negative ? shifted.subtractingReportingOverflow(d) : shifted.addingReportingOverflow(d)
+            guard !o1, !o2 else { return nil }
+            value = next
+        }
+        return value
+    }
+}
+
+/// A `ByteToMessageDecoder` producing `RESPValue`s, for a NIO pipeline.
+public struct RESPMessageDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = RESPValue
+    public let decoder: RESPDecoder
+    private var need = RESPDecoder.Need.unknown
+
+    public init(decoder: RESPDecoder = RESPDecoder()) {
+        self.decoder = decoder
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let value = try decoder.decode(&buffer, need: &need) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(value))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer,
+                                    seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+}
+
+/// Encodes commands as RESP arrays of bulk strings.
+public enum RESPEncoder {
+    public static func encode(_ command: RedisCommand, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "*"))
+        buffer.writeString(String(command.arguments.count))
+        buffer.writeStaticString("\r\n")
+        for argument in command.arguments {
+            buffer.writeInteger(UInt8(ascii: "$"))
+            buffer.writeString(String(argument.count))
+            buffer.writeStaticString("\r\n")
+            buffer.writeBytes(argument)
+            buffer.writeStaticString("\r\n")
+        }
+    }
+}

@@ -1,0 +1,187 @@
+// One connection to one Redis server: handshake (HELLO 3 / AUTH / SELECT) and pipelining.
+
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A connection to one Redis server. Commands may be sent concurrently from any task: they are
+/// pipelined and their replies matched in order. Each command has a timeout; when one expires the
+/// connection is closed (its later replies would be out of step) and must be replaced.
+public final class RedisConnection: Sendable {
+    public let endpoint: RedisEndpoint
+    /// The protocol version negotiated: RESP3 after a successful HELLO 3, else RESP2.
+    public let protocolVersion: RESPVersion
+    let channel: any Channel
+    let commandTimeout: TimeAmount
+    private let inFlightCount = Atomic<Int>(0)
+    /// Set once a command failed in a way that leaves the stream unusable (timeout, protocol
+    /// error, closed), before the channel has finished closing.
+    private let broken = Atomic<Bool>(false)
+
+    private init(endpoint: RedisEndpoint, channel: any Channel, protocolVersion: RESPVersion, commandTimeout: TimeAmount) {
+        self.endpoint = endpoint
+        self.channel = channel
+        self.protocolVersion = protocolVersion
+        self.commandTimeout = commandTimeout
+    }
+
+    /// Whether the channel is still open.
+    public var isActive: Bool { channel.isActive && !broken.load(ordering: .relaxed) }
+
+    /// The number of commands sent and not yet answered.
+    public var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
+
+    /// Connects, sets up TLS if configured, and runs the handshake: HELLO 3 (with AUTH and
+    /// SETNAME) or, if the server refuses HELLO, RESP2 with AUTH; then SELECT if `database` ≠ 0.
+    /// Every step is bounded: TCP by `connectTimeout`, each handshake command by `commandTimeout`.
+    public static func connect(
+        to endpoint: RedisEndpoint,
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "qssl.redis")
+    ) async throws(RedisError) -> RedisConnection {
+        let decoder = RESPDecoder(maximumReplySize: configuration.maximumReplySize,
+                                  maximumNestingDepth: configuration.maximumNestingDepth)
+        let tls = configuration.useTLS ? configuration.tlsHandlerFactory : nil
+        if configuration.useTLS && tls == nil {
+            throw .invalidConfiguration("TLS (rediss://) needs a tlsHandlerFactory")
+        }
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        for handler in try tls(endpoint.host) { try sync.addHandler(handler) }
+                    }
+                    try sync.addHandler(ByteToMessageHandler(RESPMessageDecoder(decoder: decoder)))
+                    try sync.addHandler(RedisCommandHandler())
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+        } catch {
+            throw .unavailable(endpoint: endpoint.description, reason: "\(error)")
+        }
+        do throws(RedisError) {
+            let version = try await handshake(channel: channel, endpoint: endpoint, configuration: configuration)
+            logger.debug("connected to Redis", metadata: ["endpoint": "\(endpoint)", "resp": "\(version.rawValue)"])
+            return RedisConnection(endpoint: endpoint, channel: channel, protocolVersion: version,
+                                   commandTimeout: configuration.commandTimeout)
+        } catch {
+            channel.close(promise: nil)
+            switch error {
+            case .authenticationFailed, .invalidConfiguration: throw error
+            default: throw .unavailable(endpoint: endpoint.description, reason: "handshake failed: \(error)")
+            }
+        }
+    }
+
+    private static func handshake(channel: any Channel, endpoint: RedisEndpoint,
+                                  configuration: RedisConfiguration) async throws(RedisError) -> RESPVersion {
+        let timeout = configuration.commandTimeout
+        func send(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
+            try await write(command.label, [command], timeout: timeout, on: channel)[0]
+        }
+        var version = RESPVersion.resp2
+        var authenticated = false
+        if configuration.protocolVersion == .resp3 {
+            var hello: [any RedisArgumentConvertible] = ["HELLO", "3"]
+            if let credentials = configuration.credentials {
+                hello += ["AUTH", credentials.username ?? "default", credentials.password]
+            }
+            if let name = configuration.clientName { hello += ["SETNAME", name] }
+            let reply = try await send(RedisCommand(hello.map(\.redisArgument)))
+            if let message = reply.errorMessage {
+                if Self.isAuthError(message) { throw .authenticationFailed(message) }
+                // An older server (or a proxy) without RESP3: go on with RESP2 and AUTH.
+            } else {
+                version = .resp3
+                authenticated = true
+            }
+        }
+        if !authenticated, let credentials = configuration.credentials {
+            var auth: [any RedisArgumentConvertible] = ["AUTH"]
+            if let username = credentials.username { auth.append(username) }
+            auth.append(credentials.password)
+            let reply = try await send(RedisCommand(auth.map(\.redisArgument)))
+            if let message = reply.errorMessage { throw .authenticationFailed(message) }
+        }
+        if version == .resp2, let name = configuration.clientName {
+            _ = try await send(RedisCommand("CLIENT", "SETNAME", name))
+        }
+        if configuration.database != 0 {
+            let reply = try await send(RedisCommand("SELECT", configuration.database))
+            if let message = reply.errorMessage {
+                throw .invalidConfiguration("SELECT \(configuration.database) failed: \(message)")
+            }
+        }
+        return version
+    }
+
+    static func isAuthError(_ message: String) -> Bool {
+        message.hasPrefix("WRONGPASS") || message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM")
+            || message.hasPrefix("ERR invalid password") || message.hasPrefix("ERR AUTH")
+    }
+
+    /// Writes `commands` at once and returns their replies in order.
+    static func write(_ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
+                      on channel: any Channel) async throws(RedisError) -> [RESPValue] {
+        var bytes = channel.allocator.buffer(capacity: 64)
+        for command in commands { RESPEncoder.encode(command, into: &bytes) }
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
+        let request = RedisRequest(bytes: bytes, replies: commands.count, timeout: timeout, label: label, promise: promise)
+        // If the channel is already closed the handler never sees the request: fail it here (a
+        // promise completed twice keeps its first result).
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisError.connectionClosed("cannot write: \(error)"))
+        }
+        channel.writeAndFlush(request, promise: written)
+        do {
+            return try await promise.futureResult.get()
+        } catch {
+            throw RedisError.from(error)
+        }
+    }
+
+    /// Sends one command and returns its reply, error replies included as `.error` values.
+    public func sendRaw(_ command: RedisCommand, timeout: TimeAmount? = nil) async throws(RedisError) -> RESPValue {
+        try await pipelineRaw([command], timeout: timeout)[0]
+    }
+
+    /// Sends several commands in one write and returns their replies in order (error replies as
+    /// `.error` values). The timeout covers the whole batch.
+    public func pipelineRaw(_ commands: [RedisCommand], timeout: TimeAmount? = nil) async throws(RedisError) -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        inFlightCount.add(1, ordering: .relaxed)
+        defer { inFlightCount.subtract(1, ordering: .relaxed) }
+        let label = commands.count == 1 ? commands[0].label : "pipeline of \(commands.count) (\(commands[0].label), …)"
+        do {
+            return try await Self.write(label, commands, timeout: timeout ?? commandTimeout, on: channel)
+        } catch {
+            if error.isConnectionFailure { broken.store(true, ordering: .relaxed) }
+            throw error
+        }
+    }
+
+    /// Sends one command; an error reply is thrown as `RedisError.server`.
+    public func send(_ command: RedisCommand, timeout: TimeAmount? = nil) async throws(RedisError) -> RESPValue {
+        let reply = try await sendRaw(command, timeout: timeout)
+        if let message = reply.errorMessage { throw .server(message) }
+        return reply
+    }
+
+    /// Closes the connection; commands still in flight fail with `connectionClosed`.
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+extension RedisCommand {
+    /// The name and key, for errors (never the values, which may be secrets).
+    var label: String { description }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOQSSL
+import QSSL
+import QSSLProxy
+import QSSLServeConfig
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+import Synchronization
+
+/// What `qssl serve` builds from its configuration and keeps while it runs: per listener, the
+/// session cache and ticket keys (which live across reloads), the keys loaded from an HSM, and the
+/// TLS configuration that a reload replaces.
+final class ServeRuntime: @unchecked Sendable {
+    /// One listener's long-lived parts.
+    final class Listener: @unchecked Sendable {
+        let config: ListenerConfig
+        let name: String
+        let tls: TLSConfigurationBox
+        let cache: InMemorySessionCache?
+        let ticketFile: TicketKeyFile?
+        let ticketKeys: (any TicketSealer)?
+        /// Keys in an HSM, loaded once (by certificate and key URI) and kept across reloads.
+        var hsmKeys: [String: (CertifiedKey, CryptoProvider)] = [:]
+        var staples: [String: OCSPStaple] = [:]
+        /// The files the TLS configuration was read from, and what they were.
+        var watched: [String: FileStamp] = [:]
+
+        init(config: ListenerConfig, name: String, tls: TLSConfigurationBox, cache: InMemorySessionCache?, ticketFile: TicketKeyFile?,
+             ticketKeys: (any TicketSealer)?) {
+            self.config = config
+            self.name = name
+            self.tls = tls
+            self.cache = cache
+            self.ticketFile = ticketFile
+            self.ticketKeys = ticketKeys
+        }
+    }
+
+    let file: ServeConfigFile
+    var hsm: HSMOptions
+    let metrics: ProxyMetrics?
+    let logger: Logger
+    private(set) var listeners: [Listener] = []
+    private let reloading = Mutex(())
+    private var tasks: [RepeatedTask] = []
+
+    init(file: ServeConfigFile, hsm: HSMOptions, metrics: ProxyMetrics?, logger: Logger) throws {
+        self.file = file
+        self.hsm = hsm
+        if let config = file.hsm {
+            if self.hsm.module == nil { self.hsm.module = config.module }
+            if self.hsm.pinFile == nil { self.hsm.pinFile = config.pinFile }
+            self.hsm.hsmThreads = config.signThreads
+        }
+        self.metrics = metrics
+        self.logger = logger
+        for (index, config) in file.listeners.enumerated() {
+            let name = config.name ?? (file.listeners.count == 1 ? "main" : "listener-\(index + 1)")
+            let cache = config.sessionCache ? InMemorySessionCache(timeoutSeconds: UInt32(config.sessionTimeout.components.seconds)) : nil
+            var ticketFile: TicketKeyFile?
+            var keys: (any TicketSealer)?
+            switch config.ticketKeys {
+            case .disabled: keys = nil
+            case .rotating: keys = TicketKeySet(primitives: CryptoProvider.swiftCrypto.primitives)
+            case .file(let path):
+                do { ticketFile = try TicketKeyFile(path: path) } catch {
+                    throw Failure(message: secretFileMessage(path, what: "ticket key file", reason: "\(error.reason)"), code: 1)
+                }
+                keys = ticketFile?.keySet
+            }
+            let listener = Listener(config: config, name: name, tls: TLSConfigurationBox(ServerConfiguration(provider: .swiftCrypto, certificates: [])),
+                                    cache: cache, ticketFile: ticketFile, ticketKeys: keys)
+            listener.tls.configuration = try makeTLSConfiguration(listener)
+            listeners.append(listener)
+        }
+    }
+
+    /// The proxy's settings for each listener.
+    var listenerSettings: [ListenerSettings] {
+        listeners.map { l in
+            let c = l.config
+            let backend: BackendTarget = switch c.backend {
+            case .echo: .echo
+            case .http: .http
+            case .address(.tcp(let host, let port)): .tcp(host: host, port: Int(port))
+            case .address(.unix(let path)): .unix(path: path)
+            }
+            var s = ListenerSettings(name: l.name, addresses: c.listen.map { a in
+                switch a {
+                case .tcp(let host, let port): .tcp(host: host, port: Int(port))
+                case .unix(let path): .unix(path: path)
+                }
+            }, tls: l.tls, backend: backend)
+            s.proxyProtocol = c.proxyProtocol == .none ? nil : c.proxyProtocol == .v1 ? .v1 : .v2
+            s.acceptProxyProtocol = c.acceptProxyProtocol != .off
+            var limits = ProxyLimits()
+            limits.handshakeTimeout = c.limits.handshakeTimeout
+            limits.idleTimeout = c.limits.idleTimeout
+            limits.maxLifetime = c.limits.maxLifetime
+            limits.maxConnections = c.limits.maxConnections
+            limits.maxHandshakes = c.limits.maxHandshakes
+            limits.handshakeOverflow = c.limits.handshakeOverflow == .refuse ? .refuse : .wait
+            limits.handshakeRatePerSource = c.limits.handshakeRatePerSource
+            limits.maxRequestBytes = c.limits.maxRequestBytes
+            limits.backendConnectTimeout = c.backendConnectTimeout
+            s.limits = limits
+            return s
+        }
+    }
+
+    /// A listener's TLS configuration, read from its files now.
+    func makeTLSConfiguration(_ l: Listener) throws -> ServerConfiguration {
+        let c = l.config
+        var entries: [CertificateSelector.Entry] = []
+        var provider = CryptoProvider.swiftCrypto
+        var watched: [String: FileStamp] = [:]
+        for pair in c.certificates {
+            var certified: CertifiedKey
+            switch (pair.cert, pair.key) {
+            case (.file(let certPath), .file(let keyPath)):
+                certified = try loadCertifiedKey(chain: certPath, key: keyPath)
+                watched[certPath] = FileStamp(certPath)
+                watched[keyPath] = FileStamp(keyPath)
+            case (_, .pkcs11(let uri)):
+                let certText = pair.cert.description
+                let cacheKey = certText + " " + uri
+                if let (loaded, p) = l.hsmKeys[cacheKey] {
+                    certified = loaded
+                    provider = p
+                    if case .file(let certPath) = pair.cert {
+                        // A renewed certificate for the same key in the token.
+                        let chain = try loadCertificates(certPath)
+                        certified.chain = chain.map(\.der)
+                        watched[certPath] = FileStamp(certPath)
+                    }
+                } else {
+                    let (loaded, p) = try hsm.server(certificate: certText, key: uri) { [logger] in logger.info("\($0)") }
+                    l.hsmKeys[cacheKey] = (loaded, p)
+                    certified = loaded
+                    provider = p
+                }
+            case (.pkcs11, .file(let keyPath)):
+                throw Failure(message: "\(keyPath): a certificate in a token needs its key in the token too (key pkcs11:…)", code: 64)
+            }
+            if c.staple {
+                let stapleKey = pair.cert.description
+                let staple = l.staples[stapleKey] ?? OCSPStaple()
+                l.staples[stapleKey] = staple
+                certified.ocspStaple = staple
+            }
+            entries.append(CertificateSelector.Entry(certified, names: pair.serverNames.isEmpty ? nil : pair.serverNames))
+        }
+        guard !entries.isEmpty else { throw Failure(message: "listener \(l.name) has no certificate", code: 64) }
+        var config = ServerConfiguration(provider: provider, certificates: entries.map(\.certified))
+        switch c.clientAuth {
+        case .none: config.clientAuthentication = .none
+        case .optional: config.clientAuthentication = .optional
+        case .required: config.clientAuthentication = .required
+        }
+        if let clientCA = c.clientCA {
+            var verifier = try loadVerifier(roots: clientCA, what: "client CA file")
+            watched[clientCA] = FileStamp(clientCA)
+            verifier.crls = try c.crl.flatMap { path in
+                watched[path] = FileStamp(path)
+                return try reading(path, what: "CRL file") { try CertificateRevocationList.load(path: path) }
+            }
+            config.clientCertificateVerifier = verifier
+        }
+        config.groups = try c.groups.map { name in
+            guard let group = NamedGroup(name: name) else { throw Failure(message: "unknown group \(name)", code: 64) }
+            return group
+        }
+        config.versions = c.tlsVersions.map { $0 == .tls13 ? ProtocolVersion.tls13 : .tls12 }
+        config.requirePostQuantum = c.pqRequired
+        config.alpnProtocols = c.alpn
+        config.sessionLifetimeSeconds = UInt32(clamping: c.sessionTimeout.components.seconds)
+        config.tls13TicketCount = c.tls13Tickets
+        if let metrics {
+            config.sessionCache = l.cache.map { CountingSessionCache($0, metrics: metrics) }
+            config.ticketKeys = l.ticketKeys.map { CountingTicketSealer($0, metrics: metrics) }
+        } else {
+            config.sessionCache = l.cache
+            config.ticketKeys = l.ticketKeys
+        }
+        // By name and by what the client can verify, when there is a choice to make.
+        if entries.count > 1 || c.unknownServerName == .reject {
+            config.configurationSelector = CertificateSelector(base: config, entries: entries, rejectUnknownNames: c.unknownServerName == .reject)
+        }
+        // Checked now (a connection validates its configuration), not on the first client.
+        do { _ = try TLSConnection.server(configuration: config) } catch {
+            throw Failure(message: "listener \(l.name): \(error)", code: 64)
+        }
+        l.watched = watched
+        return config
+    }
+
+    /// Re-reads every listener's certificates, keys, client CAs and CRLs (and ticket-key files):
+    /// all or nothing. Open connections keep the configuration they started with.
+    func reload(server: ProxyServer, why: String) {
+        reloading.withLock { _ in
+            var fresh: [(Listener, ServerConfiguration)] = []
+            for l in listeners {
+                do {
+                    fresh.append((l, try makeTLSConfiguration(l)))
+                } catch {
+                    logger.error("reload failed, keeping the previous configuration",
+                                 metadata: ["trigger": .string(why), "listener": .string(l.name), "error": .string(describe(error))])
+                    return
+                }
+                if let file = l.ticketFile { _ = try? file.reloadIfChanged() }
+            }
+            for (l, configuration) in fresh { server.replaceTLSConfiguration(listener: l.name, with: configuration) }
+            let subjects = fresh.flatMap { $0.1.certificates.compactMap { $0.chain.first.flatMap { try? X509Certificate(der: $0) }.map { "\($0.subject)" } } }
+            logger.info("reloaded", metadata: ["trigger": .string(why), "listeners": .stringConvertible(fresh.count),
+                                               "certificates": .array(subjects.map { .string($0) })])
+        }
+    }
+
+    /// Once a second: ticket-key files and a file watch on the TLS files (a change reloads, as
+    /// SIGHUP does); once a minute: expired sessions out of the caches; OCSP staples refreshed.
+    func startBackgroundTasks(server: ProxyServer) {
+        let loop = server.group.next()
+        for l in listeners {
+            if let file = l.ticketFile {
+                let reloader = TicketKeyReloader(file: file) { [logger] line in logger.info("\(line.text)") }
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in reloader.check() })
+            }
+            if let cache = l.cache {
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(60), delay: .seconds(60)) { _ in cache.removeExpired() })
+            }
+            for (certPath, staple) in l.staples {
+                if let chain = try? loadCertificates(certPath) {
+                    let logger = self.logger
+                    Task { await StapleRefresher(chain: chain, staple: staple) { logger.info("\($0.text)") }.run() }
+                }
+            }
+        }
+        tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { [self] _ in
+            let changed = reloading.withLock { _ in listeners.contains { $0.watched.contains { path, stamp in FileStamp(path) != stamp } } }
+            if changed { DispatchQueue.global().async { self.reload(server: server, why: "file change") } }
+        })
+    }
+
+    func stopBackgroundTasks() {
+        for task in tasks { task.cancel() }
+        tasks = []
+    }
+}
+
+/// What tells one version of a file from the next without reading it.
+struct FileStamp: Equatable {
+    var inode: UInt64 = 0
+    var size: Int64 = -1
+    var modified: Int64 = 0
+    var modifiedNanoseconds: Int = 0
+
+    init(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec)
+        modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+    }
+}

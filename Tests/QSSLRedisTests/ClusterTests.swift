@@ -1,0 +1,180 @@
+// Against a real three-master Redis Cluster: routing, MOVED after a slot migration, ASK during one.
+
+import Foundation
+import Testing
+@testable import QSSLRedis
+
+extension RedisTestCluster {
+    /// Starts moving `slot` from `source` to `target`: IMPORTING on the target, MIGRATING on the
+    /// source, then MIGRATE of `keys`. With `finish`, assigns the slot to the target on every node.
+    func migrate(slot: Int, keys: [String], from source: RedisServer, to target: RedisServer, finish: Bool) throws {
+        let sourceID = try id(of: source), targetID = try id(of: target)
+        #expect(try target.cli("CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", sourceID).contains("OK"))
+        #expect(try source.cli("CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", targetID).contains("OK"))
+        if !keys.isEmpty {
+            let output = try source.cli(["MIGRATE", "127.0.0.1", "\(target.port)", "", "0", "5000", "KEYS"] + keys)
+            #expect(output.contains("OK"), "MIGRATE: \(output)")
+        }
+        if finish {
+            for node in [target, source] + nodes.filter({ $0 !== source && $0 !== target }) {
+                #expect(try node.cli("CLUSTER", "SETSLOT", "\(slot)", "NODE", targetID).contains("OK"))
+            }
+        }
+    }
+}
+
+extension RedisServer {
+    func cli(_ arguments: [String]) throws -> String {
+        try RedisFixture.run("redis-cli", ["-h", "127.0.0.1", "-p", "\(port)"] + arguments)
+    }
+}
+
+extension RedisIntegrationTests {
+    @Suite struct Cluster {
+        @Test func keysAreSpreadOverAllMastersAndRoutedToThem() async throws {
+            try await withRedisCluster { cluster in
+                let client = try RedisClient(configuration: try fastConfiguration(cluster.url))
+                let keys = (0..<300).map { "session:\($0)".bytes }
+                for key in keys { #expect(try await client.set(key, key + [1], px: 60_000)) }
+                for node in cluster.nodes {
+                    let count = Int(try node.cli("DBSIZE").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                    #expect(count > 50, "node \(node.port) holds \(count) keys")
+                }
+                // No redirections: every command went straight to its slot's master.
+                #expect(client.statistics.movedRedirections == 0)
+                #expect(client.statistics.askRedirections == 0)
+                for key in keys.prefix(50) { #expect(try await client.get(key) == key + [1]) }
+                // MGET and DEL over many slots are split per slot; the values come back in order.
+                let values = try await client.mget(keys + ["absent".bytes])
+                #expect(values == keys.map { $0 + [1] } + [nil])
+                #expect(try await client.incr("{tag}counter".bytes) == 1)
+                #expect(try await client.pexpire("{tag}counter".bytes, milliseconds: 10_000))
+                let sameSlot = try await client.pipeline([RedisCommand("SET", "{tag}a", "1"), RedisCommand("GET", "{tag}a")])
+                #expect(sameSlot == [.simpleString("OK"), .bulkString("1".bytes)])
+                await #expect(throws: RedisError.crossSlot(command: "pipeline")) {
+                    try await client.pipeline([RedisCommand("GET", "a"), RedisCommand("GET", "b")])
+                }
+                #expect(try await client.del(keys) == keys.count)
+                #expect(try await client.ping() == "PONG")
+                let owner = try await client.node(forKey: "foo".bytes)
+                #expect(cluster.nodes.contains { $0.endpoint == owner })
+
+                // A master dies: its keys fail quickly with an error, the others still work.
+                let ownerPort = try #require(owner?.port)
+                let dead = try #require(cluster.node(port: ownerPort))
+                dead.stop()
+                for _ in 0..<5 {
+                    let (error, seconds) = await measure {
+                        await failure { () async throws(RedisError) in try await client.get("foo".bytes) }
+                    }
+                    #expect(error?.isConnectionFailure == true, "\(String(describing: error))")
+                    #expect(seconds < 2, "took \(seconds) s")
+                }
+                var served = 0
+                for key in keys.prefix(30) where try await client.node(forKey: key) != owner {
+                    #expect(try await client.set(key, "still".bytes))
+                    served += 1
+                }
+                #expect(served > 0)
+                await client.shutdown()
+            }
+        }
+
+        @Test func followsMOVEDAfterASlotIsMigrated() async throws {
+            try await withRedisCluster { cluster in
+                let client = try RedisClient(configuration: try fastConfiguration(cluster.url))
+                let key = "ticket-key:1"
+                let slot = RedisClusterSlot.slot(for: key)
+                #expect(try await client.set(key.bytes, "k1".bytes))
+                let sourceEndpoint = try #require(try await client.node(forKey: key.bytes))
+                let source = try #require(cluster.node(port: sourceEndpoint.port))
+                let target = try #require(cluster.nodes.first { $0 !== source })
+                try cluster.migrate(slot: slot, keys: [key], from: source, to: target, finish: true)
+
+                // The client still routes to the old owner, which answers MOVED; it follows.
+                #expect(try await client.get(key.bytes) == "k1".bytes)
+                #expect(client.statistics.movedRedirections == 1)
+                #expect(try await client.node(forKey: key.bytes) == target.endpoint)
+                // The map was updated: no more redirections for that slot.
+                #expect(try await client.set(key.bytes, "k2".bytes))
+                #expect(try await client.get(key.bytes) == "k2".bytes)
+                #expect(client.statistics.movedRedirections == 1)
+                #expect(try target.cli("GET", key).contains("k2"))
+                // The background refresh loads the new map.
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(client.statistics.slotMapRefreshes >= 2)
+                #expect(try await client.node(forKey: key.bytes) == target.endpoint)
+                await client.shutdown()
+            }
+        }
+
+        @Test func followsASKDuringAMigration() async throws {
+            try await withRedisCluster { cluster in
+                let client = try RedisClient(configuration: try fastConfiguration(cluster.url))
+                let moved = "{migrating}moved", stays = "{migrating}stays", fresh = "{migrating}fresh"
+                let slot = RedisClusterSlot.slot(for: moved)
+                #expect(try await client.set(moved.bytes, "m".bytes))
+                #expect(try await client.set(stays.bytes, "s".bytes))
+                let sourceEndpoint = try #require(try await client.node(forKey: moved.bytes))
+                let source = try #require(cluster.node(port: sourceEndpoint.port))
+                let target = try #require(cluster.nodes.first { $0 !== source })
+                try cluster.migrate(slot: slot, keys: [moved], from: source, to: target, finish: false)
+
+                // A key still on the source is served there; a migrated one via ASK at the target.
+                #expect(try await client.get(stays.bytes) == "s".bytes)
+                #expect(client.statistics.askRedirections == 0)
+                #expect(try await client.get(moved.bytes) == "m".bytes)
+                #expect(client.statistics.askRedirections == 1)
+                // A new key of a migrating slot is created at the target (ASK again), and ASK does
+                // not change the slot map.
+                #expect(try await client.set(fresh.bytes, "f".bytes))
+                #expect(client.statistics.askRedirections == 2)
+                #expect(client.statistics.movedRedirections == 0)
+                #expect(try await client.node(forKey: moved.bytes) == source.endpoint)
+                #expect(try target.cli("-c", "GET", fresh).contains("f"))
+
+                // Finish the migration: the next command is MOVED to the target.
+                try cluster.migrate(slot: slot, keys: [stays], from: source, to: target, finish: true)
+                #expect(try await client.mget([moved.bytes, stays.bytes, fresh.bytes]) == ["m".bytes, "s".bytes, "f".bytes])
+                #expect(client.statistics.movedRedirections == 1)
+                #expect(try await client.node(forKey: moved.bytes) == target.endpoint)
+                await client.shutdown()
+            }
+        }
+
+        @Test func redirectionsAreBounded() async throws {
+            // A fake cluster node that owns every slot yet answers every command with MOVED to itself.
+            let port = PortBox()
+            let node = try await FakeRedisServer.start { _, command in
+                switch command.first?.uppercased() {
+                case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
+                case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS":
+                    return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
+                case "CLUSTER":
+                    return Array("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port.value)\r\n".utf8)
+                default:
+                    return Array("-MOVED 12182 127.0.0.1:\(port.value)\r\n".utf8)
+                }
+            }
+            defer { Task { await node.stop() } }
+            port.value = node.endpoint.port
+            let client = try RedisClient(configuration: try fastConfiguration("redis+cluster://127.0.0.1:\(port.value)"))
+            let (error, seconds) = await measure {
+                await failure { () async throws(RedisError) in try await client.get("foo".bytes) }
+            }
+            #expect(error == .tooManyRedirections(command: "GET foo", limit: 5))
+            #expect(client.statistics.movedRedirections == 6)
+            #expect(seconds < 2)
+            await client.shutdown()
+        }
+    }
+}
+
+final class PortBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = 0
+    var value: Int {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
