@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "QSSLPKCS11", targets: ["QSSLPKCS11"]),
         .library(name: "QSSLProxyProtocol", targets: ["QSSLProxyProtocol"]),
         .library(name: "QSSLRedis", targets: ["QSSLRedis"]),
+        .library(name: "QSSLFleet", targets: ["QSSLFleet"]),
         .executable(name: "qssl", targets: ["QSSLTool"]),
         .executable(name: "qssl-ct-check", targets: ["QSSLConstantTimeCheck"]),
     ],
@@ -120,11 +121,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A fleet of servers sharing resumption through Redis: the session-ID cache and the
+        // ticket keys, sealed under a fleet key and bound to the service.
+        .target(
+            name: "QSSLFleet",
+            dependencies: [
+                "QSSL", "QSSLRedis", "QSSLX509",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "QSSLTool",
             dependencies: [
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLP384", "QSSLProxy", "QSSLServeConfig",
-                "QSSLProxyProtocol",
+                "QSSLProxyProtocol", "QSSLFleet", "QSSLRedis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),   // `qssl bench`: the raw primitives next to Q-SSL's
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -162,6 +175,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        // Against real redis-server processes (one node and a three-master cluster) and three
+        // `qssl serve` processes (OpenSSL s_client resuming across them).
+        .testTarget(
+            name: "QSSLFleetTests",
+            dependencies: [
+                "QSSLFleet", "QSSL", "QSSLWire", "QSSLRedis", "QSSLSwiftCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -273,9 +273,8 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             connection.close()
             let output = connection.takeOutput()
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
-                bound.value.close(mode: .output, promise: promise)
-            }
+            let written = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)))
+            Self.closeWhenWritten(written, context: context, mode: .output, promise: promise, bound: bound)
             return
         }
         // Closing mid-decision cancels the handshake (the core sends user_canceled, close_notify).
@@ -291,8 +290,22 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         connection.close()
         let output = connection.takeOutput()
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).whenComplete { _ in
-            bound.value.close(mode: .all, promise: promise)
+        let written = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)))
+        Self.closeWhenWritten(written, context: context, mode: .all, promise: promise, bound: bound)
+    }
+
+    /// How long close_notify (or a fatal alert) may wait to be written: a peer that does not
+    /// read would otherwise keep the connection open for as long as it likes.
+    public static let closeWriteTimeout: TimeAmount = .seconds(2)
+
+    /// Closes once `written` completes, or after `closeWriteTimeout` (the transport as a whole)
+    /// if the peer is not taking the bytes.
+    private static func closeWhenWritten(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext, mode: CloseMode,
+                                         promise: EventLoopPromise<Void>?, bound: NIOLoopBound<ChannelHandlerContext>) {
+        let timer = context.eventLoop.scheduleTask(in: closeWriteTimeout) { bound.value.close(mode: .all, promise: nil) }
+        written.whenComplete { _ in
+            timer.cancel()
+            bound.value.close(mode: mode, promise: promise)
         }
     }
 
@@ -317,7 +330,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         for (_, promise) in pendingWrites { promise?.fail(NIOQSSLError.tls(error)) }
         pendingWrites = []
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        written.whenComplete { _ in bound.value.close(promise: nil) }
+        Self.closeWhenWritten(written, context: context, mode: .all, promise: nil, bound: bound)
     }
 }
 

@@ -267,7 +267,7 @@ struct ExpectServerHello {
                 throw .incompatible(.postQuantumKeyExchangeRequired, "server selected \(share.group)")
             }
             group = share.group
-            sharedSecret = try kx.complete(serverShare: share.keyExchange)
+            sharedSecret = try context.measure("key exchange \(share.group)") { () throws(TLSError) in try kx.complete(serverShare: share.keyExchange) }
         } else {
             // psk_ke: only if we offered it (never under the PQ policy); the session keeps its group.
             guard let resumption, pskOffer?.modes.contains(.pskKE) == true else { throw .misbehaved(.sentMissingKeyShare) }
@@ -279,12 +279,14 @@ struct ExpectServerHello {
         transcript.append(message)
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
         transcript.fixHash(hkdf)
-        let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: resumption.map { _ in pskOffer!.session.state.secret })
-        let handshake = early.handshake(sharedSecret: sharedSecret)
+        let psk = resumption.map { _ in pskOffer!.session.state.secret }
+        let (handshake, clientSecret, serverSecret) = try context.measure("handshake key schedule") { () throws(TLSError) in
+            let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: psk)
+            let handshake = early.handshake(sharedSecret: sharedSecret)
+            let th = transcript.hash(hkdf)
+            return (handshake, handshake.clientTrafficSecret(transcriptHash: th), handshake.serverTrafficSecret(transcriptHash: th))
+        }
         sharedSecret.withUnsafeMutableBytes { zeroise($0) }   // only the handshake secret is kept
-        let th = transcript.hash(hkdf)
-        let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
-        let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)
         try context.installReadKeys(secret: serverSecret, suite: suite, duringHandshake: true)
         var sentCCS = sentChangeCipherSpec
         if config.middleboxCompatibility && !sentCCS {

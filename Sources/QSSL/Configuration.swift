@@ -211,6 +211,15 @@ public struct HandshakeTraceEntry: Sendable, Hashable {
     public var elapsedNanoseconds: Int64
     /// When it happened, comparable across connections in one process.
     public var instant: ContinuousClock.Instant
+    /// Not a message but work this side did (`qssl trace`): "key exchange …", "handshake key
+    /// schedule", "processing Certificate" (all the work a received message caused, steps
+    /// included); `direction` is `.received`, `message` names the step, `elapsedNanoseconds`
+    /// is when it started.
+    public var isComputation = false
+    /// A computation's wall-clock time, and its thread CPU time when the connection's
+    /// `traceCPUClock` is set.
+    public var durationNanoseconds: Int64 = 0
+    public var cpuNanoseconds: Int64? = nil
 }
 
 func validateVersions(_ versions: [ProtocolVersion], tls13: [TLS13CipherSuite], tls12: [TLS12CipherSuite]) throws(TLSError) {

@@ -165,6 +165,11 @@ public final class TLSConnection {
     public var peerIdentity: PeerIdentity? { summary?.peerIdentity }
     /// Handshake messages sent and received, with sizes and times (when `recordTrace` was set).
     public var trace: [HandshakeTraceEntry] { context.trace }
+    /// A thread CPU clock (nanoseconds) for the computations in the trace (`qssl trace` sets it).
+    public var traceCPUClock: (@Sendable () -> Int64)? {
+        get { context.traceCPUClock }
+        set { context.traceCPUClock = newValue }
+    }
 
     private var isTLS12: Bool {
         switch phase {
@@ -467,6 +472,9 @@ public final class TLSConnection {
         let current = phase
         phase = .transitioning
         let next: ConnectionPhase
+        // Traced: all the work the message caused (its own steps are noted inside).
+        let mark = context.traceMark()
+        defer { if mark != nil { context.noteComputation("processing \(traceName(message))", since: mark) } }
         switch current {
         case .client(let state):
             traceReceived(message)
@@ -482,6 +490,7 @@ public final class TLSConnection {
             traceReceived(message)
             next = try state.handle(message, context: &context)
         case .traffic(var traffic):
+            traceReceived(message)
             // Post-handshake messages that cost us work or a reply (KeyUpdate with
             // update_requested, refused renegotiation) are bounded between application data
             // records: a peer that sends only these is cut off instead of being answered forever.
@@ -548,12 +557,15 @@ public final class TLSConnection {
 
     private func traceReceived(_ message: HandshakeMessage) {
         guard context.recordTrace else { return }
-        var name = "\(message.type)"
+        context.note(.received, traceName(message), message.body.count + 4)
+    }
+
+    private func traceName(_ message: HandshakeMessage) -> String {
         if message.type == .serverHello, message.body.count >= 34,
            Array(message.body[2..<34]) == ServerHello.helloRetryRequestRandom {
-            name = "HelloRetryRequest"
+            return "HelloRetryRequest"
         }
-        context.note(.received, name, message.body.count + 4)
+        return "\(message.type)"
     }
 
     /// Sticky failure: the state becomes `.failed` and the one alert for the error is queued.

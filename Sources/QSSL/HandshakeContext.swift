@@ -81,6 +81,40 @@ struct HandshakeContext {
                                 duringHandshake: true)
     }
 
+    /// Thread CPU time in nanoseconds, for the computations of a trace (set by `qssl trace`).
+    var traceCPUClock: (@Sendable () -> Int64)?
+
+    /// Runs a step of work and, when tracing, records it as a computation (failed or not).
+    mutating func measure<T>(_ step: @autoclosure () -> String, _ body: () throws(TLSError) -> T) throws(TLSError) -> T {
+        guard recordTrace else { return try body() }
+        let mark = traceMark()
+        do {
+            let result = try body()
+            noteComputation(step(), since: mark)
+            return result
+        } catch {
+            noteComputation(step() + " (failed)", since: mark)
+            throw error
+        }
+    }
+
+    /// A computation's start, for `noteComputation`; nil unless tracing.
+    func traceMark() -> (instant: ContinuousClock.Instant, cpu: Int64?)? {
+        guard recordTrace else { return nil }
+        return (ContinuousClock.now, traceCPUClock?())
+    }
+
+    mutating func noteComputation(_ step: String, since mark: (instant: ContinuousClock.Instant, cpu: Int64?)?) {
+        guard let mark else { return }
+        let now = ContinuousClock.now
+        func ns(_ d: Duration) -> Int64 { d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000 }
+        var entry = HandshakeTraceEntry(direction: .received, message: step, length: 0, elapsedNanoseconds: ns(mark.instant - started), instant: mark.instant)
+        entry.isComputation = true
+        entry.durationNanoseconds = ns(now - mark.instant)
+        if let cpu = mark.cpu, let end = traceCPUClock?() { entry.cpuNanoseconds = end - cpu }
+        trace.append(entry)
+    }
+
     mutating func note(_ direction: HandshakeTraceEntry.Direction, _ message: String, _ length: Int) {
         guard recordTrace else { return }
         let now = ContinuousClock.now

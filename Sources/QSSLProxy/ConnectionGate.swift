@@ -24,14 +24,18 @@ public final class ConnectionGate: Sendable {
 
     private let state = Mutex(State())
     public let limits: ProxyLimits
-    /// Called when the count of open connections crosses the maximum (true: at or above it),
-    /// so that listeners stop or resume accepting.
-    private let saturated: @Sendable (Bool) -> Void
+    /// Called when the count of open connections reaches the maximum or leaves it, so that
+    /// listeners re-evaluate whether they accept (`isFull`, read on their own loop: level, not
+    /// edge, so that calls arriving out of order from several loops still end right).
+    private let boundaryCrossed: @Sendable () -> Void
 
-    public init(limits: ProxyLimits, saturated: @escaping @Sendable (Bool) -> Void = { _ in }) {
+    public init(limits: ProxyLimits, boundaryCrossed: @escaping @Sendable () -> Void = {}) {
         self.limits = limits
-        self.saturated = saturated
+        self.boundaryCrossed = boundaryCrossed
     }
+
+    /// Whether the maximum of open connections is reached now.
+    public var isFull: Bool { state.withLock { $0.open >= limits.maxConnections } }
 
     public var openConnections: Int { state.withLock { $0.open } }
     public var handshakesInProgress: Int { state.withLock { $0.handshaking } }
@@ -43,7 +47,7 @@ public final class ConnectionGate: Sendable {
             s.open += 1
             return (true, s.open == limits.maxConnections)
         }
-        if nowFull { saturated(true) }
+        if nowFull { boundaryCrossed() }
         return admitted
     }
 
@@ -54,7 +58,7 @@ public final class ConnectionGate: Sendable {
             s.open = max(0, s.open - 1)
             return full
         }
-        if wasFull { saturated(false) }
+        if wasFull { boundaryCrossed() }
     }
 
     /// Whether `source` may start another handshake this second.

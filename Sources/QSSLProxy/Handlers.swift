@@ -71,13 +71,24 @@ final class InboundProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHa
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     let connection: ProxyConnection
-    private var parser = ProxyHeaderParser(accepting: .either, maximumHeaderLength: 1024)
+    private var parser: ProxyHeaderParser
     private var done = false
 
-    init(connection: ProxyConnection) { self.connection = connection }
+    init(connection: ProxyConnection, accepting versions: ProxyHeaderParser.AcceptedVersions) {
+        self.connection = connection
+        parser = ProxyHeaderParser(accepting: versions, maximumHeaderLength: 1024)
+    }
+
+    /// Bytes after the header, held until the connection is admitted (bounded: reading stops
+    /// while it waits, so at most a read or two arrive).
+    private var held: [UInt8] = []
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !done else { return context.fireChannelRead(data) }
+        if done {
+            held += unwrapInboundIn(data).readableBytesView
+            if held.count > 64 * 1024 { context.close(promise: nil) }
+            return
+        }
         let buffer = unwrapInboundIn(data)
         do {
             switch try parser.feed(buffer.readableBytesView) {
@@ -85,9 +96,16 @@ final class InboundProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHa
                 return
             case .header(let header, _, let remaining):
                 done = true
+                // What followed the header (the ClientHello) reaches TLS only once the connection
+                // holds a handshake slot; refused, it never does.
+                held = remaining
+                connection.onAdmitted = { [self] in
+                    let bytes = held
+                    held = []
+                    if !bytes.isEmpty { context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes))) }
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                }
                 connection.receivedProxyHeader(header)
-                if !remaining.isEmpty { context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: remaining))) }
-                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             }
         } catch {
             done = true

@@ -5,6 +5,8 @@ import NIOQSSL
 import QSSL
 import QSSLProxyProtocol
 import QSSLWire
+import QSSLX509
+import X509
 
 /// What a listener shares with its connections: settings, counters, metrics, logger, and the
 /// registry of open connections that a drain closes.
@@ -64,6 +66,9 @@ final class ProxyConnection: @unchecked Sendable {
     private var proxiedHeader: ProxyHeader?
     private var http = HTTPRequestScanner()
     private var answeredHTTP = false
+    /// With a PROXY header in front: passes the bytes read after it on to TLS, once this
+    /// connection holds a handshake slot (not before: they would start the handshake anyway).
+    var onAdmitted: (() -> Void)?
 
     init(runtime: ListenerRuntime, channel: Channel) {
         self.runtime = runtime
@@ -80,7 +85,6 @@ final class ProxyConnection: @unchecked Sendable {
         handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(limits.handshakeTimeout)) { [self] in
             guard !handshakeDone else { return }
             runtime.metrics?.limitActed("handshake_timeout")
-            runtime.metrics?.handshakeFailed(reason: "timeout")
             end("timeout:handshake")
             channel.close(promise: nil)
         }
@@ -100,7 +104,6 @@ final class ProxyConnection: @unchecked Sendable {
 
     func proxyHeaderFailed(_ error: ProxyProtocolError) {
         end("proxy_header:\(error.message)")
-        runtime.metrics?.handshakeFailed(reason: "proxy_header")
         channel.close(promise: nil)
     }
 
@@ -120,6 +123,7 @@ final class ProxyConnection: @unchecked Sendable {
             holdsSlot = true
             runtime.metrics?.handshakeStarted()
             setReading(true)
+            admitted()
         case .queued(let id):
             waiter = id
             setReading(false)
@@ -139,6 +143,13 @@ final class ProxyConnection: @unchecked Sendable {
         holdsSlot = true
         runtime.metrics?.handshakeStarted()
         setReading(true)
+        admitted()
+    }
+
+    private func admitted() {
+        let release = onAdmitted
+        onAdmitted = nil
+        release?()
     }
 
     private func releaseSlot() {
@@ -231,10 +242,8 @@ final class ProxyConnection: @unchecked Sendable {
                 } else {
                     end("error:\(e)")
                 }
-                if !handshakeDone { runtime.metrics?.handshakeFailed(reason: endReason ?? "error") }
             case .uncleanShutdown:
-                end(handshakeDone ? "closed" : "closed")
-                if !handshakeDone { runtime.metrics?.handshakeFailed(reason: "closed") }
+                end("closed")
             }
         } else {
             end("error:\(error)")
@@ -316,7 +325,7 @@ final class ProxyConnection: @unchecked Sendable {
                 backend = backendChannel
                 if let version = runtime.settings.proxyProtocol {
                     do {
-                        let header = try proxyHeader(summary).encode(version == .v1 ? .v1 : .v2)
+                        let header = try proxyHeader(summary, withTLVs: version == .v2).encode(version == .v1 ? .v1 : .v2)
                         backendChannel.write(backendChannel.allocator.buffer(bytes: header), promise: nil)
                     } catch {
                         end("backend:cannot write the PROXY header: \(error)")
@@ -395,6 +404,7 @@ final class ProxyConnection: @unchecked Sendable {
     private func finish() {
         guard !finished else { return }
         finished = true
+        onAdmitted = nil
         handshakeTimer?.cancel()
         idleTimer?.cancel()
         lifetimeTimer?.cancel()
@@ -404,7 +414,14 @@ final class ProxyConnection: @unchecked Sendable {
         runtime.gate.close()
         runtime.metrics?.connectionClosed()
         record.duration = ContinuousClock.now - started
-        record.end = endReason ?? (clientInputClosed ? "close_notify" : handshakeDone ? "closed" : "closed")
+        record.end = endReason ?? (clientInputClosed ? "close_notify" : "closed")
+        // A handshake that did not complete, counted once, by how it ended (a limit that refused
+        // the connection before it began is counted as that limit, not as a failed handshake).
+        if !handshakeDone && !record.end.hasPrefix("limit:") {
+            let reason = record.end.hasPrefix("timeout:") ? "timeout" : record.end.hasPrefix("proxy_header:") ? "proxy_header"
+                : record.end.hasPrefix("alert:") ? record.end : record.end.hasPrefix("backend:") ? "backend" : "closed"
+            runtime.metrics?.handshakeFailed(reason: reason)
+        }
         runtime.metrics?.bytes(fromClient: record.bytesFromClient, toClient: record.bytesToClient)
         runtime.logger.info("connection", metadata: record.metadata)
     }
@@ -431,7 +448,12 @@ final class ProxyConnection: @unchecked Sendable {
 
     // MARK: - The PROXY header for the backend
 
-    func proxyHeader(_ summary: HandshakeSummary) throws -> ProxyHeader {
+    func proxyHeader(_ summary: HandshakeSummary, withTLVs: Bool = true) throws -> ProxyHeader {
+        let source = proxiedSource ?? channel.remoteAddress
+        guard withTLVs else {
+            // v1 carries addresses only.
+            return ProxyHeader(command: .proxy, transport: transport(source: source, destination: channel.localAddress))
+        }
         var tlvs: [ProxyTLV] = []
         if let name = summary.serverName { tlvs.append(.authority(name)) }
         if let alpn = summary.alpnProtocol { tlvs.append(.alpn(Array(alpn.utf8))) }
@@ -439,14 +461,13 @@ final class ProxyConnection: @unchecked Sendable {
         let certificate: ProxyTLV.ClientCertificate = identity == nil ? .none
             : summary.resumed ? .presentedEarlierInSession(verified: true) : .presented(verified: true)
         tlvs.append(try ProxyTLV.ssl(version: summary.version.description, cipher: summary.cipherSuite.description, clientCertificate: certificate,
-                                     commonName: identity.flatMap { commonName(of: $0.subject) },
+                                     commonName: identity.flatMap { $0.verifiedChain.first.flatMap(commonName(ofCertificate:)) },
                                      // As HAProxy: what the frontend (this proxy) signed with, on a full handshake.
                                      signatureAlgorithm: summary.localSignatureScheme?.description,
                                      keyAlgorithm: summary.localSignatureScheme.map(keyAlgorithm(of:)),
                                      group: summary.group.description, signatureScheme: identity?.certificateSignatureAlgorithm))
         tlvs.append(try ProxyTLV.qssl(ProxyTLV.QSSLInfo(groupCodePoint: summary.group.rawValue, groupName: summary.group.description,
                                                         postQuantum: summary.usedPostQuantumKeyExchange, resumed: summary.resumed)))
-        let source = proxiedSource ?? channel.remoteAddress
         return ProxyHeader(command: .proxy, transport: transport(source: source, destination: channel.localAddress), tlvs: tlvs)
     }
 }
@@ -483,13 +504,18 @@ func keyAlgorithm(of scheme: SignatureScheme) -> String {
     }
 }
 
-/// "CN" of an RFC 4514 subject ("O=Q-SSL tests,CN=client-1" → "client-1").
-func commonName(of subject: String) -> String? {
-    for part in subject.split(separator: ",") {
-        let trimmed = part.trimmingPrefix(while: { $0 == " " })
-        if trimmed.hasPrefix("CN=") { return String(trimmed.dropFirst(3)) }
+/// The commonName of a certificate's subject, read from its parsed attributes (never by
+/// splitting the RFC 4514 string, where "O=x\\,CN=admin" would pass for a CN): nil unless the
+/// subject has exactly one.
+func commonName(ofCertificate der: [UInt8]) -> String? {
+    guard let certificate = try? X509Certificate(der: der) else { return nil }
+    var names: [String] = []
+    for rdn in certificate.subject {
+        for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+            names.append(String(describing: attribute.value))
+        }
     }
-    return nil
+    return names.count == 1 ? names[0] : nil
 }
 
 /// "IP:port" (or the Unix path) of an address, for logs.

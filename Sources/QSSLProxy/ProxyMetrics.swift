@@ -49,13 +49,13 @@ public final class ProxyMetrics: Sendable {
     public func handshakeEnded() { adjust(handshakes: -1) }
 
     private func adjust(connections: Int = 0, handshakes: Int = 0) {
-        let (c, h) = openCount.withLock { n -> (Int, Int) in
+        // Recorded under the lock: two loops cannot leave an older value last.
+        openCount.withLock { n in
             n.connections += connections
             n.handshakes += handshakes
-            return (n.connections, n.handshakes)
+            if connections != 0 { openConnections.record(n.connections) }
+            if handshakes != 0 { handshaking.record(n.handshakes) }
         }
-        if connections != 0 { openConnections.record(c) }
-        if handshakes != 0 { handshaking.record(h) }
     }
 
     /// A completed handshake.

@@ -37,10 +37,19 @@ public final class ProxyServer: Sendable {
         do {
             for s in settings {
                 let serverChannels = Mutex<[Channel]>([])
-                let gate = ConnectionGate(limits: s.limits) { full in
+                let gateBox = Mutex<ConnectionGate?>(nil)
+                let gate = ConnectionGate(limits: s.limits) {
                     // At the maximum: stop accepting (new connections wait in the kernel's queue).
-                    for channel in serverChannels.withLock({ $0 }) { channel.setAutoRead(!full) }
+                    // Decided on each server channel's own loop from the count then, so that
+                    // crossings reported from several loops cannot leave accepting off.
+                    for channel in serverChannels.withLock({ $0 }) {
+                        channel.eventLoop.execute {
+                            guard let gate = gateBox.withLock({ $0 }) else { return }
+                            channel.setAutoRead(!gate.isFull)
+                        }
+                    }
                 }
+                gateBox.withLock { $0 = gate }
                 let runtime = ListenerRuntime(settings: s, gate: gate, metrics: metrics,
                                               logger: logger, connections: ConnectionRegistry())
                 var bound: [Channel] = []
@@ -76,7 +85,9 @@ public final class ProxyServer: Sendable {
                     let tls = try NIOQSSLHandler(server: configuration, allowsHalfClosure: true)
                     let connection = ProxyConnection(runtime: runtime, channel: channel)
                     var handlers: [ChannelHandler] = []
-                    if runtime.settings.acceptProxyProtocol { handlers.append(InboundProxyHeaderHandler(connection: connection)) }
+                    if runtime.settings.acceptProxyProtocol {
+                        handlers.append(InboundProxyHeaderHandler(connection: connection, accepting: runtime.settings.acceptedProxyVersions))
+                    }
                     handlers.append(tls)
                     handlers.append(FrontHandler(connection: connection))
                     try channel.pipeline.syncOperations.addHandlers(handlers)

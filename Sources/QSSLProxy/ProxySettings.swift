@@ -1,5 +1,6 @@
 import NIOCore
 import QSSL
+import QSSLProxyProtocol
 import Synchronization
 
 /// Where a listener sends the plaintext of its TLS connections.
@@ -92,6 +93,8 @@ public struct ListenerSettings: Sendable {
     public var proxyProtocol: ProxyHeaderVersionSetting?
     /// Each client connection starts with a PROXY header (v1 or v2) from a load balancer.
     public var acceptProxyProtocol = false
+    /// Which versions that header may be in.
+    public var acceptedProxyVersions: ProxyHeaderParser.AcceptedVersions = .either
     public var limits = ProxyLimits()
 
     public init(name: String, addresses: [ListenAddress], tls: TLSConfigurationBox, backend: BackendTarget) {

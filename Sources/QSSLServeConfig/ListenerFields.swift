@@ -46,6 +46,12 @@ struct ListenerFields {
     var sessionCache: Located<Bool>?
     var tls13Tickets: Located<Int>?
     var staple: Located<Bool>?
+    var sessionStore: Located<String>?
+    var fleetKey: Located<String>?
+    var serviceName: Located<String>?
+    var sessionStoreTimeout: Located<Int64>?
+    var ticketRotation: Located<Int64>?
+    var ticketDistribution: Located<Int64>?
     var limits = LimitsFields()
 
     /// This listener's fields, each missing one taken from `defaults` (marked as inherited).
@@ -58,6 +64,8 @@ struct ListenerFields {
         pick(\.unknownServerName); pick(\.tlsVersions); pick(\.groups); pick(\.pqRequired); pick(\.alpn)
         pick(\.clientAuth); pick(\.clientCA); pick(\.crl); pick(\.ticketKeys); pick(\.sessionTimeout)
         pick(\.sessionCache); pick(\.tls13Tickets); pick(\.staple)
+        pick(\.sessionStore); pick(\.fleetKey); pick(\.serviceName); pick(\.sessionStoreTimeout)
+        pick(\.ticketRotation); pick(\.ticketDistribution)
         pick(\.limits.handshakeTimeout); pick(\.limits.idleTimeout); pick(\.limits.maxLifetime)
         pick(\.limits.maxConnections); pick(\.limits.maxHandshakes); pick(\.limits.handshakeOverflow)
         pick(\.limits.handshakeRatePerSource); pick(\.limits.maxRequestBytes)
@@ -73,6 +81,7 @@ enum Keys {
         "name", "listen", "backend", "backend-connect-timeout", "proxy-protocol", "accept-proxy-protocol",
         "certificates", "unknown-server-name", "tls-versions", "groups", "pq-required", "alpn", "client-auth",
         "client-ca", "crl", "ticket-keys", "session-timeout", "session-cache", "tls13-tickets", "staple", "limits",
+        "session-store", "fleet-key", "service-name", "session-store-timeout", "ticket-rotation", "ticket-distribution",
     ]
     static let perListenerOnly = ["name", "listen", "backend"]
     static let defaults = listener.filter { !perListenerOnly.contains($0) }
@@ -143,6 +152,7 @@ extension Reader {
         if let e = entries["session-cache"] { f.sessionCache = bool(e) }
         if let e = entries["tls13-tickets"] { f.tls13Tickets = integer(e, range: 0...16) }
         if let e = entries["staple"] { f.staple = bool(e) }
+        fleetFields(entries, into: &f)
         if let e = entries["limits"] { f.limits = limits(e) }
         return f
     }

@@ -233,6 +233,21 @@ public struct ListenerConfig: Sendable, Hashable {
     public var tls13Tickets = 2
     /// `staple`: staple OCSP responses. Default `false`.
     public var staple = false
+    /// `session-store`: share the TLS 1.2 session-ID cache and the ticket keys with a fleet
+    /// through Redis (`redis://HOST:PORT[/DB]`, `rediss://…`, `redis+cluster://H:P,H:P`). Default `nil`.
+    public var sessionStore: String?
+    /// `fleet-key`: the fleet key file (`qssl fleet-key generate`); required with `session-store`.
+    public var fleetKey: String?
+    /// `service-name`: what sessions and tickets are bound to. Default `nil`: derived from the
+    /// certificates' public keys.
+    public var serviceName: String?
+    /// `session-store-timeout`: the longest a handshake waits for Redis. Default 50 ms (1 ms to 10 s).
+    public var sessionStoreTimeout: Duration = .milliseconds(50)
+    /// `ticket-rotation`: a new fleet ticket key every so often. Default 1 h (1 s to 7 days).
+    public var ticketRotation: Duration = .seconds(3600)
+    /// `ticket-distribution`: how long a fleet ticket key exists before any node seals with it.
+    /// Default 60 s (1 s to 1 day; shorter than `ticket-rotation`).
+    public var ticketDistribution: Duration = .seconds(60)
     /// `limits:` — see `Limits` for each default.
     public var limits = Limits()
 

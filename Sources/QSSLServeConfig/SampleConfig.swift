@@ -68,5 +68,11 @@ extension ServeConfigFile {
             key: /etc/qssl/api-key.pem
             server-names: [api.example.com]
         unknown-server-name: reject    # an unknown SNI name gets an unrecognized_name alert
+        session-store: "redis+cluster://10.0.0.5:6379,10.0.0.6:6379"   # share session IDs and ticket keys with a fleet (default: none)
+        fleet-key: /etc/qssl/fleet.key # required with session-store (qssl fleet-key generate)
+        service-name: api              # what sessions are bound to (default: from the certificates' keys)
+        session-store-timeout: 50ms    # the longest a handshake waits for Redis (default 50ms)
+        ticket-rotation: 1h            # a new fleet ticket key every… (default 1h)
+        ticket-distribution: 60s       # a key exists this long before any node seals with it (default 60s)
     """#
 }

@@ -142,6 +142,7 @@ struct ConfigParser {
         if f.certificates == nil && !f.written.contains("certificates") {
             sink.add(f.loc, f.path, "missing certificates: (here or under defaults:)")
         }
+        checkFleet(f)
         if let auth = f.clientAuth, auth.value != .none, f.clientCA == nil, !f.written.contains("client-ca") {
             report("client-auth: \(auth.value.rawValue) needs client-ca: (the roots trusted for client certificates)",
                    in: f, field("client-auth", auth))
@@ -221,6 +222,12 @@ struct ConfigParser {
         if let v = f.sessionCache { l.sessionCache = v.value }
         if let v = f.tls13Tickets { l.tls13Tickets = v.value }
         if let v = f.staple { l.staple = v.value }
+        l.sessionStore = f.sessionStore?.value
+        l.fleetKey = f.fleetKey?.value
+        l.serviceName = f.serviceName?.value
+        if let v = f.sessionStoreTimeout { l.sessionStoreTimeout = .milliseconds(v.value) }
+        if let v = f.ticketRotation { l.ticketRotation = .milliseconds(v.value) }
+        if let v = f.ticketDistribution { l.ticketDistribution = .milliseconds(v.value) }
         let m = f.limits
         if let v = m.handshakeTimeout { l.limits.handshakeTimeout = .milliseconds(v.value) }
         if let v = m.idleTimeout { l.limits.idleTimeout = v.value == 0 ? nil : .milliseconds(v.value) }
@@ -243,6 +250,7 @@ struct ConfigParser {
         if let ca = f.clientCA { files.append(ca) }
         files += f.crl?.value ?? []
         if let keys = f.ticketKeys, case .file(let path) = keys.value { files.append(keys.map { _ in path }) }
+        if let key = f.fleetKey { files.append(key) }
         return files
     }
 

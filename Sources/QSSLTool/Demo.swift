@@ -297,29 +297,10 @@ struct DemoExchange {
     }
 }
 
-/// Prints each message once, at the time it was sent, with the time it arrived at the other side.
+/// Prints each message once, at the time it was sent, with the time it arrived at the other
+/// side: the per-message lines of `qssl trace` (TraceModel.swift).
 func printTimeline(client: [HandshakeTraceEntry], server: [HandshakeTraceEntry]) {
-    guard let origin = (client + server).map(\.instant).min() else { return }
-    func ms(_ i: ContinuousClock.Instant) -> String { String(format: "%8.3f", milliseconds(i - origin)) }
-    var rows: [(ContinuousClock.Instant, String)] = []
-    for (side, sent, other) in [("C", client, server), ("S", server, client)] {
-        var receivedBy: [String: [HandshakeTraceEntry]] = [:]
-        for e in other where e.direction == .received { receivedBy[e.message, default: []].append(e) }
-        var used: [String: Int] = [:]
-        for e in sent where e.direction == .sent {
-            let k = used[e.message, default: 0]
-            used[e.message] = k + 1
-            let arrival = receivedBy[e.message].flatMap { k < $0.count ? $0[k] : nil }
-            let arrow = side == "C" ? "Client ────────▶ Server" : "Client ◀──────── Server"
-            let name = e.message == "ServerHello" && sent.contains(where: { $0.message == "HelloRetryRequest" }) ? e.message : e.message
-            // A TLS 1.3 client does not trace what arrives after its handshake.
-            let arrives = arrival.map { "processed at \(ms($0.instant)) ms" }
-                ?? (e.message == "NewSessionTicket" && side == "S" ? "(after the handshake; kept to resume)" : "")
-            rows.append((e.instant, "\(ms(e.instant)) ms  \(arrow)  \(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(String(format: "%6d", e.length)) B   \(arrives)"))
-        }
-    }
-    print("     time     direction                  message                 size")
-    for (_, line) in rows.sorted(by: { $0.0 < $1.0 }) { print(line) }
+    demoTraceLines(client: client, server: server).forEach { print($0) }
 }
 
 /// Server handlers created on event loops, read back on their loop once the exchange is over.

@@ -136,6 +136,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and GET /healthz on this address.", valueName: "HOST:PORT"))
     var metrics: String?
 
+    @OptionGroup(title: "Fleet: session IDs and ticket keys shared through Redis")
+    var fleet: FleetServeOptions
+
     func validate() throws {
         if config != nil {
             if !listen.isEmpty || !cert.isEmpty || !key.isEmpty || backend != nil || echo || http {
@@ -164,6 +167,7 @@ struct Serve: AsyncParsableCommand {
             if let value, !(minimum...100_000_000).contains(value) { throw ValidationError("\(name) must be \(minimum) to 100000000") }
         }
         try hsm.validateHSM()
+        try fleet.validate(fromFile: config != nil, ticketKeys: ticketKeys)
     }
 
     func run() async throws {
@@ -171,7 +175,8 @@ struct Serve: AsyncParsableCommand {
         let format: LogFormat = json ? .json : accessLog.flatMap(LogFormat.init(rawValue:)) ?? (file.accessLog == .json ? .json : .text)
         let logger = Logger(label: "qssl.serve") { _ in LineLogHandler(format: format) }
         let metricsRegistry = file.metrics.map { _ in ProxyMetrics() }
-        let runtime = try ServeRuntime(file: file, hsm: hsm, metrics: metricsRegistry, logger: logger)
+        let runtime = try ServeRuntime(file: file, hsm: hsm, metrics: metricsRegistry, logger: logger, fleet: fleet.store)
+        await runtime.fleet.start()
         let server: ProxyServer
         do {
             server = try await ProxyServer.start(listeners: runtime.listenerSettings, metrics: metricsRegistry, logger: logger)
@@ -200,13 +205,21 @@ struct Serve: AsyncParsableCommand {
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "qssl.signals")
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
-        hup.setEventHandler { runtime.reload(server: server, why: "SIGHUP") }
+        hup.setEventHandler { runtime.reloadQueue.async { runtime.reload(server: server, why: "SIGHUP") } }
         hup.resume()
         let stop = AsyncStream<Int32>.makeStream()
         var sources = [hup]
+        let stopping = Mutex(false)
         for sig in [SIGTERM, SIGINT] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { stop.continuation.yield(sig) }
+            source.setEventHandler {
+                // A second SIGTERM or SIGINT during the drain stops at once.
+                if stopping.withLock({ s -> Bool in defer { s = true }; return s }) {
+                    FileHandle.standardError.write(Data("qssl: stopped during the drain\n".utf8))
+                    Foundation.exit(1)
+                }
+                stop.continuation.yield(sig)
+            }
             source.resume()
             sources.append(source)
         }
@@ -262,6 +275,10 @@ struct Serve: AsyncParsableCommand {
         if let sessionTimeout { l.sessionTimeout = .seconds(Int64(sessionTimeout)) }
         if noSessionCache { l.sessionCache = false }
         if let tls13Tickets { l.tls13Tickets = tls13Tickets }
+        fleet.apply(to: &l)
+        if l.sessionStore != nil, case .file = l.ticketKeys {
+            throw ValidationError("listener \(l.name ?? "") has ticket-keys: a file and a session store; the fleet's ticket keys are in Redis")
+        }
         if let clientCA { l.clientCA = clientCA }
         if let clientAuth { l.clientAuth = ClientAuthMode(rawValue: clientAuth) ?? .none }
         if !crl.isEmpty { l.crl = crl }

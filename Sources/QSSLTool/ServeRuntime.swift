@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -23,6 +24,9 @@ final class ServeRuntime: @unchecked Sendable {
         let cache: InMemorySessionCache?
         let ticketFile: TicketKeyFile?
         let ticketKeys: (any TicketSealer)?
+        /// The fleet's session cache and ticket sealer (`session-store`), in place of the above.
+        var fleetCache: (any ServerSessionCache)?
+        var fleetSealer: (any TicketSealer)?
         /// Keys in an HSM, loaded once (by certificate and key URI) and kept across reloads.
         var hsmKeys: [String: (CertifiedKey, CryptoProvider)] = [:]
         var staples: [String: OCSPStaple] = [:]
@@ -47,8 +51,10 @@ final class ServeRuntime: @unchecked Sendable {
     private(set) var listeners: [Listener] = []
     private let reloading = Mutex(())
     private var tasks: [RepeatedTask] = []
+    let fleet: FleetRuntime
 
-    init(file: ServeConfigFile, hsm: HSMOptions, metrics: ProxyMetrics?, logger: Logger) throws {
+    init(file: ServeConfigFile, hsm: HSMOptions, metrics: ProxyMetrics?, logger: Logger, fleet: FleetStoreOptions = FleetStoreOptions()) throws {
+        self.fleet = FleetRuntime(options: fleet, metrics: metrics, logger: logger)
         self.file = file
         self.hsm = hsm
         if let config = file.hsm {
@@ -75,6 +81,13 @@ final class ServeRuntime: @unchecked Sendable {
             let listener = Listener(config: config, name: name, tls: TLSConfigurationBox(ServerConfiguration(provider: .swiftCrypto, certificates: [])),
                                     cache: cache, ticketFile: ticketFile, ticketKeys: keys)
             listener.tls.configuration = try makeTLSConfiguration(listener)
+            // The service name may come from the certificates: the fleet's parts come after them.
+            if let parts = try self.fleet.parts(for: config, listenerName: name, certificates: listener.tls.configuration.certificates,
+                                                allListeners: file.listeners) {
+                listener.fleetCache = parts.cache
+                listener.fleetSealer = parts.sealer
+                listener.tls.configuration = try makeTLSConfiguration(listener)
+            }
             listeners.append(listener)
         }
     }
@@ -97,6 +110,11 @@ final class ServeRuntime: @unchecked Sendable {
             }, tls: l.tls, backend: backend)
             s.proxyProtocol = c.proxyProtocol == .none ? nil : c.proxyProtocol == .v1 ? .v1 : .v2
             s.acceptProxyProtocol = c.acceptProxyProtocol != .off
+            s.acceptedProxyVersions = switch c.acceptProxyProtocol {
+            case .v1: .v1
+            case .v2: .v2
+            default: .either
+            }
             var limits = ProxyLimits()
             limits.handshakeTimeout = c.limits.handshakeTimeout
             limits.idleTimeout = c.limits.idleTimeout
@@ -122,9 +140,9 @@ final class ServeRuntime: @unchecked Sendable {
             var certified: CertifiedKey
             switch (pair.cert, pair.key) {
             case (.file(let certPath), .file(let keyPath)):
+                try stamp(certPath, into: &watched)
+                try stamp(keyPath, into: &watched)
                 certified = try loadCertifiedKey(chain: certPath, key: keyPath)
-                watched[certPath] = FileStamp(certPath)
-                watched[keyPath] = FileStamp(keyPath)
             case (_, .pkcs11(let uri)):
                 let certText = pair.cert.description
                 let cacheKey = certText + " " + uri
@@ -133,9 +151,9 @@ final class ServeRuntime: @unchecked Sendable {
                     provider = p
                     if case .file(let certPath) = pair.cert {
                         // A renewed certificate for the same key in the token.
+                        try stamp(certPath, into: &watched)
                         let chain = try loadCertificates(certPath)
                         certified.chain = chain.map(\.der)
-                        watched[certPath] = FileStamp(certPath)
                     }
                 } else {
                     let (loaded, p) = try hsm.server(certificate: certText, key: uri) { [logger] in logger.info("\($0)") }
@@ -162,11 +180,11 @@ final class ServeRuntime: @unchecked Sendable {
         case .required: config.clientAuthentication = .required
         }
         if let clientCA = c.clientCA {
+            try stamp(clientCA, into: &watched)
             var verifier = try loadVerifier(roots: clientCA, what: "client CA file")
-            watched[clientCA] = FileStamp(clientCA)
+            for path in c.crl { try stamp(path, into: &watched) }
             verifier.crls = try c.crl.flatMap { path in
-                watched[path] = FileStamp(path)
-                return try reading(path, what: "CRL file") { try CertificateRevocationList.load(path: path) }
+                try reading(path, what: "CRL file") { try CertificateRevocationList.load(path: path) }
             }
             config.clientCertificateVerifier = verifier
         }
@@ -179,12 +197,14 @@ final class ServeRuntime: @unchecked Sendable {
         config.alpnProtocols = c.alpn
         config.sessionLifetimeSeconds = UInt32(clamping: c.sessionTimeout.components.seconds)
         config.tls13TicketCount = c.tls13Tickets
+        let cache: (any ServerSessionCache)? = c.sessionStore != nil ? l.fleetCache : l.cache
+        let ticketKeys: (any TicketSealer)? = c.sessionStore != nil ? l.fleetSealer : l.ticketKeys
         if let metrics {
-            config.sessionCache = l.cache.map { CountingSessionCache($0, metrics: metrics) }
-            config.ticketKeys = l.ticketKeys.map { CountingTicketSealer($0, metrics: metrics) }
+            config.sessionCache = cache.map { CountingSessionCache($0, metrics: metrics) }
+            config.ticketKeys = ticketKeys.map { CountingTicketSealer($0, metrics: metrics) }
         } else {
-            config.sessionCache = l.cache
-            config.ticketKeys = l.ticketKeys
+            config.sessionCache = cache
+            config.ticketKeys = ticketKeys
         }
         // By name and by what the client can verify, when there is a choice to make.
         if entries.count > 1 || c.unknownServerName == .reject {
@@ -198,6 +218,21 @@ final class ServeRuntime: @unchecked Sendable {
         return config
     }
 
+    /// Records what `path` is before it is read (so that a replacement made during the read is
+    /// seen next time), and refuses anything but a regular file (a FIFO would block the reload).
+    private func stamp(_ path: String, into watched: inout [String: FileStamp]) throws {
+        let stamp = FileStamp(path)
+        watched[path] = stamp
+        if stamp.exists && !stamp.isRegular { throw Failure(message: "\(path) is not a regular file", code: 1) }
+    }
+
+    /// Where reloads run, one at a time: never on an event loop, nor on the signal queue (a
+    /// slow file must not delay a drain).
+    let reloadQueue = DispatchQueue(label: "qssl.serve.reload")
+    /// The stamps of the last attempt, successful or not: a broken file is reported once per
+    /// version, not every two seconds.
+    private var attempted: [String: [String: FileStamp]] = [:]
+
     /// Re-reads every listener's certificates, keys, client CAs and CRLs (and ticket-key files):
     /// all or nothing. Open connections keep the configuration they started with.
     func reload(server: ProxyServer, why: String) {
@@ -206,13 +241,16 @@ final class ServeRuntime: @unchecked Sendable {
             for l in listeners {
                 do {
                     fresh.append((l, try makeTLSConfiguration(l)))
+                    attempted[l.name] = l.watched
                 } catch {
+                    attempted[l.name] = l.config.watchedPaths.reduce(into: [:]) { $0[$1] = FileStamp($1) }
                     logger.error("reload failed, keeping the previous configuration",
                                  metadata: ["trigger": .string(why), "listener": .string(l.name), "error": .string(describe(error))])
                     return
                 }
-                if let file = l.ticketFile { _ = try? file.reloadIfChanged() }
             }
+            // Only once every listener's files were good: the ticket keys too, then the swap.
+            for l in listeners { if let file = l.ticketFile { _ = try? file.reloadIfChanged() } }
             for (l, configuration) in fresh { server.replaceTLSConfiguration(listener: l.name, with: configuration) }
             let subjects = fresh.flatMap { $0.1.certificates.compactMap { $0.chain.first.flatMap { try? X509Certificate(der: $0) }.map { "\($0.subject)" } } }
             logger.info("reloaded", metadata: ["trigger": .string(why), "listeners": .stringConvertible(fresh.count),
@@ -239,13 +277,25 @@ final class ServeRuntime: @unchecked Sendable {
                 }
             }
         }
-        tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { [self] _ in
-            let changed = reloading.withLock { _ in listeners.contains { $0.watched.contains { path, stamp in FileStamp(path) != stamp } } }
-            if changed { DispatchQueue.global().async { self.reload(server: server, why: "file change") } }
-        })
+        // The file watch runs on the reload queue: a slow or blocking file never stalls a loop.
+        for l in listeners { attempted[l.name] = l.watched }
+        let watch = DispatchSource.makeTimerSource(queue: reloadQueue)
+        watch.schedule(deadline: .now() + 2, repeating: 2)
+        watch.setEventHandler { [self] in
+            let changed = listeners.contains { l in
+                (attempted[l.name] ?? l.watched).contains { path, stamp in FileStamp(path) != stamp }
+            }
+            if changed { reload(server: server, why: "file change") }
+        }
+        watch.resume()
+        fileWatch = watch
     }
 
+    private var fileWatch: DispatchSourceTimer?
+
     func stopBackgroundTasks() {
+        fileWatch?.cancel()
+        fleet.stop()
         for task in tasks { task.cancel() }
         tasks = []
     }
@@ -253,6 +303,8 @@ final class ServeRuntime: @unchecked Sendable {
 
 /// What tells one version of a file from the next without reading it.
 struct FileStamp: Equatable {
+    var exists = false
+    var isRegular = false
     var inode: UInt64 = 0
     var size: Int64 = -1
     var modified: Int64 = 0
@@ -261,9 +313,24 @@ struct FileStamp: Equatable {
     init(_ path: String) {
         var info = stat()
         guard stat(path, &info) == 0 else { return }
+        exists = true
+        isRegular = info.st_mode & S_IFMT == S_IFREG
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         modified = Int64(info.st_mtim.tv_sec)
         modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+    }
+}
+
+extension ListenerConfig {
+    /// Every file a listener's TLS configuration is read from.
+    var watchedPaths: [String] {
+        var paths: [String] = []
+        for pair in certificates {
+            if case .file(let path) = pair.cert { paths.append(path) }
+            if case .file(let path) = pair.key { paths.append(path) }
+        }
+        if let clientCA { paths.append(clientCA) }
+        return paths + crl
     }
 }

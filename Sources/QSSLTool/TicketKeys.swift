@@ -37,17 +37,37 @@ struct TicketKeys: ParsableCommand {
         }
     }
 
-    struct Rotate: ParsableCommand {
+    struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a new current key and drop keys older than --keep-hours; rewrites the file atomically (0600).")
+            abstract: "Add a new current key and drop keys older than --keep-hours; rewrites the file atomically (0600). "
+                + "With --session-store: create the fleet's current and next keys in Redis if missing (--replace-next: replace the next one).")
 
         @Argument(help: "The key file to rotate.")
-        var file: String
+        var file: String?
 
         @Option(help: "Keep older keys (to open outstanding tickets) for this many hours after they were made.")
         var keepHours: UInt32 = 36
 
-        func run() throws {
+        @OptionGroup(title: "A fleet's keys in Redis (instead of a file)")
+        var fleet: FleetStoreOptions
+
+        @Option(help: ArgumentHelp("With --session-store: the longest ticket lifetime in seconds (the servers' --session-timeout).", valueName: "SECONDS"))
+        var ticketLifetime: UInt32 = 3600
+
+        @Flag(help: "With --session-store: replace the next epoch's key (not yet sealing anywhere) with a fresh one.")
+        var replaceNext = false
+
+        func validate() throws {
+            if (file == nil) == (fleet.sessionStore == nil) { throw ValidationError("name the key file, or give --session-store URL --fleet-key FILE") }
+            try fleet.validateFleet(fromFile: false)
+        }
+
+        func run() async throws {
+            if fleet.sessionStore != nil {
+                try await FleetTicketKeysAdmin.rotate(fleet, lifetime: ticketLifetime, replaceNext: replaceNext)
+                return
+            }
+            guard let file else { return }
             let keys = try read(file)
             let now = SystemClock().nowMilliseconds()
             let rotated = TicketKeyFile.rotated(keys, now: now, keepSeconds: UInt64(keepHours) * 3600, primitives: SwiftCryptoPrimitives())
@@ -57,13 +77,32 @@ struct TicketKeys: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the keys by name and age (never the key bytes).")
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keys by name and age (never the key bytes), from a file or a fleet's Redis.")
 
         @Argument(help: "The key file to show.")
-        var file: String
+        var file: String?
 
-        func run() throws {
+        @OptionGroup(title: "A fleet's keys in Redis (instead of a file)")
+        var fleet: FleetStoreOptions
+
+        @Option(help: ArgumentHelp("With --session-store: the longest ticket lifetime in seconds (the servers' --session-timeout).", valueName: "SECONDS"))
+        var ticketLifetime: UInt32 = 3600
+
+        @Flag(help: "With --session-store: print a JSON object.")
+        var json = false
+
+        func validate() throws {
+            if (file == nil) == (fleet.sessionStore == nil) { throw ValidationError("name the key file, or give --session-store URL --fleet-key FILE") }
+            try fleet.validateFleet(fromFile: false)
+        }
+
+        func run() async throws {
+            if fleet.sessionStore != nil {
+                try await FleetTicketKeysAdmin.show(fleet, lifetime: ticketLifetime, json: json)
+                return
+            }
+            guard let file else { return }
             let keys = try read(file)
             let now = SystemClock().nowMilliseconds()
             let current = keys.enumerated().max { a, b in

@@ -152,4 +152,17 @@ struct CLIErrorTests {
         let invalid = try dir.tool(["connect", "127.0.0.1:1", "--revocation", "sometimes"], expectSuccess: false)
         #expect(invalid.status == 64)
     }
+
+    @Test("--help and --version are ArgumentParser's own output with exit 0, at the top and for a subcommand")
+    func helpAndVersion() throws {
+        let dir = try ToolDirectory()
+        for arguments in [["--help"], ["serve", "--help"], ["cert", "ca", "--help"]] {
+            let run = try dir.tool(arguments, expectSuccess: false)
+            #expect(run.status == 0, "\(arguments): \(run.stderr)")
+            #expect(run.stdout.contains("USAGE:"), "\(arguments): \(run.stdout)")
+            #expect(!run.stderr.contains("CommandError"), "\(arguments): \(run.stderr)")
+        }
+        let version = try dir.tool(["--version"])
+        #expect(!version.stdout.isEmpty)
+    }
 }

@@ -271,6 +271,67 @@ struct ProxyTests {
         _ = try server.waitForConnection { $0["end"] as? String == "limit:max_lifetime" }
     }
 
+    @Test("--max-connections under connect/close churn from many threads: accepting never stays off (the hostile review's wedge)")
+    func maxConnectionsChurn() async throws {
+        let server = try ServeProcess(["--echo", "--max-connections", "2", "--handshake-timeout", "2", "--access-log", "json"])
+        defer { server.stop() }
+        let port = server.port
+        // 16 threads × 1.5 s of TCP connect, 1 ms, close: the gate crosses its maximum both ways,
+        // from both event loops, thousands of times.
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            let deadline = Date().addingTimeInterval(1.5)
+            while Date() < deadline {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                guard fd >= 0 else { continue }
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                usleep(1000)
+                close(fd)
+            }
+        }
+        // Within the handshake timeout the churned connections are gone, and a client is served.
+        // Up to 1,024 dead connections wait in the accept queue; a debug build takes a while to go
+        // through them, two at a time: a generous timeout.
+        let client = try tlsClient(["127.0.0.1:\(port)", "--ca", Self.ecdsaCA, "--send", "after the churn", "--timeout", "90"], timeout: 120)
+        #expect(client["ok"] as? Bool == true, "a connection after the churn is served: \(client) — log: \(server.lines.suffix(3))")
+    }
+
+    @Test("a client that never reads is still closed by --idle-timeout: close_notify waits at most 2 s to be written")
+    func nonReadingClientIsClosed() async throws {
+        let server = try ServeProcess(["--echo", "--idle-timeout", "1", "--access-log", "json"])
+        defer { server.stop() }
+        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: qsslClientConfig(), serverName: "localhost")
+        try await client.channel.setOption(ChannelOptions.autoRead, value: false)
+        let chunk = client.channel.allocator.buffer(repeating: 0x61, count: 64 * 1024)
+        for _ in 0..<200 { client.channel.writeAndFlush(chunk, promise: nil) }   // 12.5 MiB, echoed into a window nobody empties
+        let started = ContinuousClock.now
+        try await client.channel.closeFuture.get()
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(15), "closed \(waited) after the flood began (idle 1 s, then at most 2 s for close_notify)")
+        _ = try server.waitForConnection { $0["end"] as? String == "timeout:idle" }
+    }
+
+    @Test("--proxy-protocol v1 end to end: the backend reads a v1 line with the client's address, and the data flows")
+    func proxyProtocolV1() throws {
+        let dir = try ToolDirectory()
+        let backend = try ProxyBackend(dir, ["--expect-proxy", "v1"])
+        defer { backend.stop() }
+        let server = try ServeProcess(["--backend", "127.0.0.1:\(backend.port)", "--proxy-protocol", "v1", "--access-log", "json"])
+        defer { server.stop() }
+        let result = try tlsClient(["127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--send", "over a v1 header", "--half-close"])
+        #expect(result["echo"] as? String == "over a v1 header", "result: \(result)")
+        #expect(result["received"] as? String == "EOF-SEEN\n", "half-close reached the backend: \(result)")
+        let record = try #require(try backend.records(count: 1).first)
+        #expect(record["proxy_error"] == nil, "\(record)")
+        #expect(record["proxy"] as? String == "v1")
+        #expect(record["source"] as? String == "127.0.0.1")
+        #expect(record["destination_port"] as? Int == server.port)
+        _ = try server.waitForConnection { $0["end"] as? String == "close_notify" }
+    }
+
     @Test("--max-connections 2: a third connection is not served while two are open; once one closes, connections are served again")
     func maxConnections() async throws {
         let server = try ServeProcess(["--echo", "--max-connections", "2", "--access-log", "json"])
@@ -671,6 +732,7 @@ struct ProxyTests {
         }
         try "1234\n".write(toFile: etc + "/pin", atomically: true, encoding: .utf8)
         try dir.tool(["ticket-keys", "generate", "--out", etc + "/ticket.keys"])
+        try dir.tool(["fleet-key", "generate", "--out", etc + "/fleet.key"])
         try "".write(toFile: etc + "/ca.crl", atomically: true, encoding: .utf8)
         let samplePath = dir.path("sample.yaml")
         try sample.replacingOccurrences(of: "/etc/qssl/", with: etc + "/").write(toFile: samplePath, atomically: true, encoding: .utf8)

@@ -11,6 +11,25 @@
 //                                           closes. The interop tests' Go peer.
 //   qssl-bench-go load ADDR CA N [C]        N full handshakes (no resumption), C at a time, with
 //                                           SecP384r1MLKEM1024 only; prints handshakes/s
+//
+// For `scripts/bench --proxy` (CURVE: x25519 | p384mlkem1024, the one group the client offers):
+//   qssl-bench-go backend ADDR echo|discard  a plain TCP backend: echo writes back what it reads;
+//                                           discard reads to EOF, then writes the byte count as
+//                                           "N\n" and closes
+//   qssl-bench-go proxyload ADDR CA N C CURVE  N full handshakes, C at a time; each writes 1 byte
+//                                           and reads it back (so the proxy opens its backend
+//                                           connection); prints handshakes/s
+//   qssl-bench-go relay ADDR CA SECONDS CURVE [C]  C connections (default 1) write 16 KiB records
+//                                           for SECONDS, then close_notify; the discard backend's
+//                                           counts give the bytes that went through; prints MB/s
+//   qssl-bench-go latency ADDR CA RATE SECONDS CURVE  RATE handshakes/s started on a fixed
+//                                           schedule (open loop) for SECONDS, each with the 1-byte
+//                                           echo; prints p50/p99 ms of the handshake (connect to
+//                                           client Finished) and of the echoed byte
+//   qssl-bench-go idle ADDR CA N CURVE [C]  opens N connections (C handshakes at a time, default
+//                                           64), each with the 1-byte echo, prints "idle N ok F
+//                                           failed", then holds them until SIGTERM or SIGINT, and
+//                                           prints how many were still open
 package main
 
 import (
@@ -21,11 +40,18 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/signal"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -41,7 +67,9 @@ func measure(name string, iterations int, f func()) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: qssl-bench-go p384 [N] | server ADDR CERT KEY | load ADDR CA N [C]")
+		fmt.Fprintln(os.Stderr, "usage: qssl-bench-go p384 [N] | server ADDR CERT KEY | ticket-server ADDR CERT KEY | load ADDR CA N [C] |\n" +
+			"  backend ADDR echo|discard | proxyload ADDR CA N C CURVE | relay ADDR CA SECONDS CURVE [C] |\n" +
+			"  latency ADDR CA RATE SECONDS CURVE | idle ADDR CA N CURVE [C]")
 		os.Exit(64)
 	}
 	switch os.Args[1] {
@@ -62,6 +90,30 @@ func main() {
 			c, _ = strconv.Atoi(os.Args[5])
 		}
 		load(os.Args[2], os.Args[3], n, c)
+	case "backend":
+		backend(os.Args[2], os.Args[3])
+	case "proxyload":
+		n, _ := strconv.Atoi(os.Args[4])
+		c, _ := strconv.Atoi(os.Args[5])
+		proxyLoad(os.Args[2], clientConfig(os.Args[3], os.Args[6]), n, c)
+	case "relay":
+		seconds, _ := strconv.ParseFloat(os.Args[4], 64)
+		c := 1
+		if len(os.Args) > 6 {
+			c, _ = strconv.Atoi(os.Args[6])
+		}
+		relay(os.Args[2], clientConfig(os.Args[3], os.Args[5]), seconds, c)
+	case "latency":
+		rate, _ := strconv.ParseFloat(os.Args[4], 64)
+		seconds, _ := strconv.ParseFloat(os.Args[5], 64)
+		latency(os.Args[2], clientConfig(os.Args[3], os.Args[6]), rate, seconds)
+	case "idle":
+		n, _ := strconv.Atoi(os.Args[4])
+		c := 64
+		if len(os.Args) > 6 {
+			c, _ = strconv.Atoi(os.Args[6])
+		}
+		idle(os.Args[2], clientConfig(os.Args[3], os.Args[5]), n, c)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(64)
@@ -202,4 +254,261 @@ func primitives(n int) {
 			panic("verify failed")
 		}
 	})
+}
+
+// clientConfig: TLS 1.3 only, one group offered, no session cache (every handshake is full).
+func clientConfig(caFile, curve string) *tls.Config {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		panic(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		panic("no certificate in " + caFile)
+	}
+	var group tls.CurveID
+	switch strings.ToLower(curve) {
+	case "x25519":
+		group = tls.X25519
+	case "p384mlkem1024", "secp384r1mlkem1024":
+		group = tls.SecP384r1MLKEM1024
+	default:
+		fmt.Fprintln(os.Stderr, "unknown curve", curve)
+		os.Exit(64)
+	}
+	return &tls.Config{
+		RootCAs:          roots,
+		ServerName:       "localhost",
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: []tls.CurveID{group},
+	}
+}
+
+func backend(addr, mode string) {
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			if mode == "discard" {
+				n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 64<<10))
+				fmt.Fprintf(c, "%d\n", n)
+				return
+			}
+			// a plain loop: io.Copy would take TCPConn.ReadFrom (splice from the socket into itself)
+			buf := make([]byte, 16<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(conn)
+	}
+}
+
+// echoHandshake: connect, handshake, write one byte and read it back. Returns the time to the
+// completed handshake and to the echoed byte.
+func echoHandshake(addr string, config *tls.Config) (net.Conn, time.Duration, time.Duration, error) {
+	start := time.Now()
+	raw, err := net.DialTimeout("tcp", addr, 30*time.Second)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	conn := tls.Client(raw, config)
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := conn.Handshake(); err != nil {
+		raw.Close()
+		return nil, 0, 0, err
+	}
+	handshake := time.Since(start)
+	want := config.CurvePreferences[0]
+	if got := conn.ConnectionState().CurveID; got != want {
+		raw.Close()
+		return nil, 0, 0, fmt.Errorf("negotiated %v, not %v", got, want)
+	}
+	buf := []byte{'x'}
+	if _, err := conn.Write(buf); err != nil {
+		raw.Close()
+		return nil, 0, 0, err
+	}
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		raw.Close()
+		return nil, 0, 0, fmt.Errorf("reading the echo: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, handshake, time.Since(start), nil
+}
+
+type failureCount struct {
+	mu    sync.Mutex
+	count int
+}
+
+func (f *failureCount) add(err error) {
+	f.mu.Lock()
+	f.count++
+	if f.count <= 3 {
+		fmt.Fprintln(os.Stderr, "failed:", err)
+	}
+	f.mu.Unlock()
+}
+
+func proxyLoad(addr string, config *tls.Config, n, concurrency int) {
+	var wg sync.WaitGroup
+	var failures failureCount
+	var next atomic.Int64
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				conn, _, _, err := echoHandshake(addr, config)
+				if err != nil {
+					failures.add(err)
+					continue
+				}
+				conn.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	fmt.Printf("%d handshakes (%d failed) in %.2f s: %.1f handshakes/s\n", n, failures.count, elapsed, float64(n-failures.count)/elapsed)
+}
+
+func relay(addr string, config *tls.Config, seconds float64, streams int) {
+	var wg sync.WaitGroup
+	var failures failureCount
+	var total atomic.Int64
+	suites := make([]string, streams)
+	start := time.Now()
+	deadline := start.Add(time.Duration(seconds * float64(time.Second)))
+	for s := 0; s < streams; s++ {
+		wg.Add(1)
+		go func(s int) {
+			defer wg.Done()
+			conn, err := tls.Dial("tcp", addr, config)
+			if err != nil {
+				failures.add(err)
+				return
+			}
+			defer conn.Close()
+			suites[s] = tls.CipherSuiteName(conn.ConnectionState().CipherSuite)
+			chunk := make([]byte, 16<<10)
+			rand.Read(chunk)
+			for time.Now().Before(deadline) {
+				if _, err := conn.Write(chunk); err != nil {
+					failures.add(err)
+					return
+				}
+			}
+			conn.CloseWrite() // close_notify: the proxy half-closes to the backend, which answers its count
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			n, perr := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+			if err != nil || perr != nil {
+				failures.add(fmt.Errorf("no byte count from the backend: %v %q", err, line))
+				return
+			}
+			total.Add(n)
+		}(s)
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	mb := float64(total.Load()) / 1e6
+	fmt.Printf("%.1f MB relayed (%d streams, %s, %d failed) in %.2f s: %.1f MB/s\n", mb, streams, suites[0], failures.count, elapsed, mb/elapsed)
+}
+
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return float64(sorted[i].Microseconds()) / 1000
+}
+
+func latency(addr string, config *tls.Config, rate, seconds float64) {
+	n := int(rate * seconds)
+	interval := time.Duration(float64(time.Second) / rate)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures failureCount
+	var handshakes, echoes []time.Duration
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, h, e, err := echoHandshake(addr, config)
+			if err != nil {
+				failures.add(err)
+				return
+			}
+			conn.Close()
+			mu.Lock()
+			handshakes = append(handshakes, h)
+			echoes = append(echoes, e)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(handshakes, func(i, j int) bool { return handshakes[i] < handshakes[j] })
+	sort.Slice(echoes, func(i, j int) bool { return echoes[i] < echoes[j] })
+	fmt.Printf("%d handshakes at %.0f/s (%d failed): handshake p50 %.2f ms p99 %.2f ms, echoed byte p50 %.2f ms p99 %.2f ms\n",
+		n, rate, failures.count, percentile(handshakes, 0.5), percentile(handshakes, 0.99), percentile(echoes, 0.5), percentile(echoes, 0.99))
+}
+
+func idle(addr string, config *tls.Config, n, concurrency int) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures failureCount
+	var next atomic.Int64
+	conns := make([]net.Conn, 0, n)
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				conn, _, _, err := echoHandshake(addr, config)
+				if err != nil {
+					failures.add(err)
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, conn)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("idle %d ok %d failed\n", len(conns), failures.count)
+	os.Stdout.Sync()
+	done := make(chan os.Signal, 1)
+	signal.Notify(done, syscall.SIGTERM, syscall.SIGINT)
+	<-done
+	// how many are still open: a short read that times out means the proxy kept it
+	alive := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			alive++
+		}
+		c.Close()
+	}
+	fmt.Printf("idle %d still open at the end\n", alive)
 }

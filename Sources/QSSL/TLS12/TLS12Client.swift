@@ -36,7 +36,7 @@ enum TLS12ClientState {
             guard let held else { return .client12(.expectServerKeyExchange(handshake, peer)) }
             return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
         case .expectServerKeyExchange(var hs, let peer):
-            let share = try hs.processServerKeyExchange(message, peer: peer)
+            let share = try hs.processServerKeyExchange(message, peer: peer, context: &context)
             return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
         case .expectCertificateRequestOrServerHelloDone(var hs, let share):
             if message.type == .certificateRequest {
@@ -210,7 +210,7 @@ struct TLS12ClientHandshake {
     }
 
     /// RFC 8422 §5.4 / PROTOCOL.md §3: check the group and the signature, then answer the share.
-    mutating func processServerKeyExchange(_ message: HandshakeMessage, peer: VerifiedPeer) throws(TLSError) -> TLS12ClientKeyShare {
+    mutating func processServerKeyExchange(_ message: HandshakeMessage, peer: VerifiedPeer, context: inout HandshakeContext) throws(TLSError) -> TLS12ClientKeyShare {
         let ske = try message.require(ServerKeyExchange.self)
         guard config.groups.contains(ske.group), ske.group.isPostQuantum == suite.isHybrid,
               let kx = config.provider.keyExchange(for: ske.group) else {
@@ -219,11 +219,13 @@ struct TLS12ClientHandshake {
         guard config.verifier.supportedSchemes.contains(ske.scheme), suite.permits(ske.scheme) else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(ske.scheme)")
         }
-        let proof = try PeerSignatureVerified(signature: ske.signature, scheme: ske.scheme,
-                                              content: clientRandom + serverRandom + encoding { () throws(EncodeError) in try ske.params() }, peer: peer)
+        let content = clientRandom + serverRandom + (try encoding { () throws(EncodeError) in try ske.params() })
+        let proof = try context.measure("signature check \(ske.scheme)") { () throws(TLSError) in
+            try PeerSignatureVerified(signature: ske.signature, scheme: ske.scheme, content: content, peer: peer)
+        }
         peerScheme = ske.scheme
         // The server owns the key pair here; the client answers as a TLS 1.3 server would.
-        let (exchange, secret) = try kx.respond(toClientShare: ske.publicValue)
+        let (exchange, secret) = try context.measure("key exchange \(ske.group)") { () throws(TLSError) in try kx.respond(toClientShare: ske.publicValue) }
         transcript.append(message)
         return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: SecretBytes(secret), proof: proof)
     }
@@ -245,7 +247,9 @@ struct TLS12ClientHandshake {
         defer { pms.withUnsafeMutableBytes { zeroise($0) } }
         // RFC 7627 §4: the session hash covers the messages through ClientKeyExchange.
         let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
-        let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
+        let master = try context.measure("master secret (PRF)") { () throws(TLSError) in
+            prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
+        }
         let final = TLS12ClientFinal(handshake: self, share: share, master: master, transcript: transcript)
         guard let (certificate, scheme) = chosen else {
             return .client12(.finishing(.expectChangeCipherSpec(try final.finish(context: &context))))

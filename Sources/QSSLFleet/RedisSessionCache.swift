@@ -1,0 +1,262 @@
+// The TLS 1.2 session-ID cache of a fleet, in Redis.
+
+import Crypto
+import NIOCore
+import QSSL
+import QSSLRedis
+import Synchronization
+
+/// A `ServerSessionCache` in Redis, shared by every node of a fleet, for one service.
+///
+/// **Asynchronous.** `isSynchronous` is false: the core pauses the handshake on a session ID
+/// (`PendingDecision.sessionLookup`) and the NIO adapter asks `lookUpAsynchronously` off the
+/// event loop. The look-up waits at most `FleetSettings.lookupTimeout` (50 ms by default); a
+/// slow, unreachable or hostile Redis makes it a miss (a full handshake), never an error, and
+/// never blocks a thread. One GET per resumption attempt (one round trip); after a full
+/// handshake, one `SET key value PX ttl NX` in the background; after a failed resumption, DEL.
+///
+/// **Keys.** `qssl:<fleet id>:s:<hex(HMAC-SHA-256(session-index key, service id ‖ session ID))[0..32]>`:
+/// Redis never sees a session ID, and each service has its own key space.
+///
+/// **Values.** `"QFS" ‖ 0x01 ‖ nonce (12) ‖ AES-256-GCM(plaintext) ‖ tag (16)` under the service's
+/// session key (HKDF from the fleet key and the service id), with associated data
+/// `"qssl-fleet-session-v1" ‖ fleet id ‖ service id ‖ Redis key ‖ session ID` (each
+/// length-prefixed); plaintext = `uint64 expires_at_ms ‖ SessionState.encoded()`. A value
+/// moved to another key, session ID or service, or made under another fleet key, does not open;
+/// a replayed value does not outlive its own expiry; a value longer than
+/// `maximumValueBytes` is refused unread. The core still checks everything else in the
+/// state (SNI name, trust binding, lifetime, suite) before it resumes.
+public final class RedisSessionCache: ServerSessionCache {
+    public static let valuePrefix: [UInt8] = Array("QFS".utf8) + [1]
+
+    public let store: FleetStore
+    public let service: ServiceIdentity
+    /// How long an entry may be resumed after it was issued (as `InMemorySessionCache`).
+    public let timeoutSeconds: UInt32
+    private let sealKey: SymmetricKey
+    private let lookups: Admission
+    private let writes: Admission
+    private let counters = Counters()
+
+    /// What happened to look-ups and writes so far (for tests and `qssl` metrics).
+    public struct Statistics: Sendable, Hashable {
+        public var hits = 0, misses = 0, timeouts = 0, errors = 0, refused = 0, overloaded = 0
+        public var saved = 0, saveFailures = 0, removed = 0, dropped = 0
+    }
+
+    public init(store: FleetStore, service: ServiceIdentity, timeoutSeconds: UInt32 = 3600) {
+        self.store = store
+        self.service = service
+        self.timeoutSeconds = timeoutSeconds
+        sealKey = store.key.sessionSealKey(for: service)
+        lookups = Admission(limit: store.settings.maximumPendingLookups)
+        writes = Admission(limit: store.settings.maximumPendingWrites)
+    }
+
+    public var isSynchronous: Bool { false }
+
+    public var statistics: Statistics { counters.snapshot }
+
+    /// Never called by the core (the cache is asynchronous); a miss.
+    public func lookUp(sessionID: [UInt8]) -> SessionState? { nil }
+
+    public func lookUpAsynchronously(sessionID: [UInt8]) async -> SessionState? {
+        guard (1...32).contains(sessionID.count) else { return nil }
+        guard lookups.tryEnter() else {
+            counters.add(\.overloaded)
+            store.emit(FleetEvent(kind: "lookup_overloaded", message: "too many session look-ups waiting on Redis; full handshake",
+                                  level: .warning, logWorthy: false))
+            return nil
+        }
+        let race = Race<SessionState?>()
+        let timeout = store.settings.lookupTimeout
+        let loop = store.group.next()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<SessionState?, Never>) in
+            race.start(continuation)
+            let timer = loop.scheduleTask(in: TimeAmount(timeout)) {
+                race.finish(nil) {
+                    self.counters.add(\.timeouts)
+                    self.store.emit(FleetEvent(kind: "lookup_timeout", message: "Redis did not answer a session look-up within \(timeout); full handshake",
+                                               level: .warning, logWorthy: false))
+                }
+            }
+            Task {
+                let found = await self.fetch(sessionID)
+                self.lookups.leave()
+                timer.cancel()
+                _ = race.finish(found)
+            }
+        }
+    }
+
+    public func save(_ state: SessionState, sessionID: [UInt8]) {
+        guard (1...32).contains(sessionID.count) else { return }
+        let now = store.clock.nowMilliseconds()
+        let lifetimeEnd = state.createdAt &+ UInt64(state.lifetimeSeconds) * 1000
+        let expiresAt = min(lifetimeEnd, state.issuedAt &+ UInt64(timeoutSeconds) * 1000)
+        guard expiresAt > now, let value = seal(state, sessionID: sessionID, expiresAt: expiresAt) else { return }
+        guard value.count <= store.settings.maximumValueBytes else { return }
+        guard writes.tryEnter() else {
+            counters.add(\.dropped)
+            store.emit(FleetEvent(kind: "write_dropped", message: "too many Redis writes waiting; a session was not shared", level: .warning, logWorthy: false))
+            return
+        }
+        let key = redisKey(sessionID)
+        let ttl = Int(min(expiresAt - now, UInt64(Int32.max)))
+        Task {
+            defer { self.writes.leave() }
+            do {
+                _ = try await self.store.redis.set(key, value, px: ttl, nx: true)
+                self.store.redisSucceeded()
+                self.counters.add(\.saved)
+            } catch {
+                self.store.redisFailed(error, during: "SET of a session")
+                self.counters.add(\.saveFailures)
+            }
+        }
+    }
+
+    public func remove(sessionID: [UInt8]) {
+        guard (1...32).contains(sessionID.count), writes.tryEnter() else { return }
+        let key = redisKey(sessionID)
+        Task {
+            defer { self.writes.leave() }
+            do {
+                _ = try await self.store.redis.del(key)
+                self.counters.add(\.removed)
+            } catch {
+                self.store.redisFailed(error, during: "DEL of a session")
+            }
+        }
+    }
+
+    // MARK: - Keys and values
+
+    /// The Redis key of `sessionID` for this service.
+    public func redisKey(_ sessionID: [UInt8]) -> [UInt8] {
+        let mac = HMAC<SHA256>.authenticationCode(for: service.id + [UInt8(sessionID.count)] + sessionID, using: store.key.sessionIndexKey)
+        return Array("qssl:\(store.key.fleetID):s:\(hex(Array(mac).prefix(16)))".utf8)
+    }
+
+    private func associatedData(_ key: [UInt8], _ sessionID: [UInt8]) -> [UInt8] {
+        var ad = Array("qssl-fleet-session-v1".utf8)
+        ad.appendField(Array(store.key.fleetID.utf8))
+        ad.appendField(service.id)
+        ad.appendField(key)
+        ad.appendField(sessionID)
+        return ad
+    }
+
+    /// The sealed value for `state` (nil when it cannot be encoded).
+    func seal(_ state: SessionState, sessionID: [UInt8], expiresAt: UInt64) -> [UInt8]? {
+        var compact = state
+        if var identity = compact.peerIdentity {
+            identity.verifiedChain = Array(identity.verifiedChain.prefix(1))
+            compact.peerIdentity = identity
+        }
+        guard var encoded = try? compact.encoded() else { return nil }
+        var plaintext: [UInt8] = []
+        plaintext.reserveCapacity(8 + encoded.count)
+        plaintext.appendUInt64(expiresAt)
+        plaintext += encoded
+        SecretBytes.wipe(&encoded)
+        defer { SecretBytes.wipe(&plaintext) }
+        let key = redisKey(sessionID)
+        guard let box = try? AES.GCM.seal(plaintext, using: sealKey, authenticating: associatedData(key, sessionID)) else { return nil }
+        return Self.valuePrefix + Array(box.nonce) + box.ciphertext + box.tag
+    }
+
+    /// Why a value from Redis was refused.
+    enum Refusal: Error { case tooLong, malformed, authentication, expired, undecodable }
+
+    /// Opens a value read at `sessionID`'s key.
+    func open(_ value: [UInt8], sessionID: [UInt8], now: UInt64) throws(Refusal) -> SessionState {
+        guard value.count <= store.settings.maximumValueBytes else { throw .tooLong }
+        let headerCount = Self.valuePrefix.count + 12
+        guard value.count >= headerCount + 16 + 8, value.starts(with: Self.valuePrefix) else { throw .malformed }
+        let nonceBytes = value[Self.valuePrefix.count..<headerCount]
+        let body = value[headerCount..<(value.count - 16)]
+        let tag = value[(value.count - 16)...]
+        guard let nonce = try? AES.GCM.Nonce(data: nonceBytes),
+              let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: body, tag: tag) else { throw .malformed }
+        guard var plaintext = try? Array(AES.GCM.open(box, using: sealKey, authenticating: associatedData(redisKey(sessionID), sessionID))) else {
+            throw .authentication
+        }
+        defer { SecretBytes.wipe(&plaintext) }
+        guard plaintext.count > 8 else { throw .undecodable }
+        let expiresAt = plaintext[...].readUInt64(at: 0)
+        guard now < expiresAt else { throw .expired }
+        guard let state = try? SessionState(decoding: Array(plaintext[8...])) else { throw .undecodable }
+        // As `InMemorySessionCache`: no older than the timeout since issued, within its lifetime.
+        let age = now >= state.issuedAt ? now - state.issuedAt : 0
+        guard age < UInt64(timeoutSeconds) * 1000, state.isValid(at: now) else { throw .expired }
+        return state
+    }
+
+    private func fetch(_ sessionID: [UInt8]) async -> SessionState? {
+        let key = redisKey(sessionID)
+        let value: [UInt8]?
+        do {
+            value = try await store.redis.get(key)
+            store.redisSucceeded()
+        } catch {
+            store.redisFailed(error, during: "GET of a session")
+            counters.add(\.errors)
+            store.emit(FleetEvent(kind: "lookup_error", message: "session look-up failed: \(error)", level: .warning, logWorthy: false))
+            return nil
+        }
+        guard let value else {
+            counters.add(\.misses)
+            return nil
+        }
+        do {
+            let state = try open(value, sessionID: sessionID, now: store.clock.nowMilliseconds())
+            counters.add(\.hits)
+            return state
+        } catch .expired {
+            counters.add(\.misses)
+            return nil
+        } catch {
+            // Not ours: planted, corrupted, moved from another key or service. Never resumed;
+            // removed so that it is not read again.
+            counters.add(\.refused)
+            store.emit(FleetEvent(kind: "value_refused", message: "a session value in Redis did not open (\(error)): refused and deleted",
+                                  level: .warning))
+            remove(sessionID: sessionID)
+            return nil
+        }
+    }
+}
+
+/// A continuation resumed once, by whichever of the answer and the timer comes first.
+final class Race<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, done: Bool)>((nil, false))
+
+    func start(_ continuation: CheckedContinuation<T, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    /// Resumes with `value` if nothing did yet (running `first` just before); returns whether
+    /// this call did.
+    @discardableResult
+    func finish(_ value: T, first: () -> Void = {}) -> Bool {
+        let continuation = state.withLock { s -> CheckedContinuation<T, Never>? in
+            guard !s.done else { return nil }
+            s.done = true
+            let c = s.continuation
+            s.continuation = nil
+            return c
+        }
+        guard let continuation else { return false }
+        first()
+        continuation.resume(returning: value)
+        return true
+    }
+}
+
+/// Statistics counters under one lock.
+final class Counters: Sendable {
+    private let values = Mutex(RedisSessionCache.Statistics())
+    func add(_ field: WritableKeyPath<RedisSessionCache.Statistics, Int>) { values.withLock { $0[keyPath: field] += 1 } }
+    var snapshot: RedisSessionCache.Statistics { values.withLock { $0 } }
+}
