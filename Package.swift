@@ -165,13 +165,19 @@ let package = Package(
             dependencies: ["QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL"],
             path: "Examples/IdentityCheckingClient"
         ),
+        // What the tests share (not a product): the in-memory pair driver, a deterministic
+        // generator, the test PKI.
+        .target(
+            name: "QSSLTestSupport",
+            dependencies: ["QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509"]
+        ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
-        .testTarget(name: "QSSLProxyProtocolTests", dependencies: ["QSSLProxyProtocol"]),
-        .testTarget(name: "QSSLServeConfigTests", dependencies: ["QSSLServeConfig"]),
+        .testTarget(name: "QSSLProxyProtocolTests", dependencies: ["QSSLProxyProtocol", "QSSLTestSupport"]),
+        .testTarget(name: "QSSLServeConfigTests", dependencies: ["QSSLServeConfig", "QSSLTestSupport"]),
         .testTarget(
             name: "QSSLRedisTests",
             dependencies: [
-                "QSSLRedis",
+                "QSSLRedis", "QSSLTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -196,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "QSSLTests",
             dependencies: [
-                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509",
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -37,6 +37,12 @@ public struct PendingDecision: Sendable {
         return nil
     }
 
+    /// The selector that chooses that configuration (what `resolve()` asks).
+    public var configurationSelector: (any ServerConfigurationSelector)? {
+        if case .selectServerConfiguration(_, let selector) = kind { return selector }
+        return nil
+    }
+
     /// A TLS 1.2 session ID to look up in a cache that answers asynchronously.
     public var sessionLookup: SessionLookupRequest? {
         if case .lookUpSession(let r) = kind { return r }

@@ -367,23 +367,7 @@ struct ResumptionEdgeTests {
 
 /// Runs a pair whose client offers `session` explicitly.
 func runPairOffering(_ session: TLSSession, client: ClientConfiguration, server: ServerConfiguration, serverName: String = "localhost") throws -> PairOutcome {
-    var outcome = PairOutcome(client: try TLSConnection.client(configuration: client, serverName: serverName, session: session),
-                              server: try TLSConnection.server(configuration: server))
-    for _ in 0..<20 {
-        let toServer = outcome.client.takeOutput()
-        if !toServer.isEmpty, outcome.serverError == nil {
-            do {
-                outcome.serverEvents += try outcome.server.receive(toServer)
-                try resumeWhilePaused(outcome.server, &outcome.serverEvents)
-            } catch { outcome.serverError = error }
-        }
-        let toClient = outcome.server.takeOutput()
-        if !toClient.isEmpty, outcome.clientError == nil {
-            do { outcome.clientEvents += try outcome.client.receive(toClient) } catch { outcome.clientError = error }
-        }
-        if toServer.isEmpty && toClient.isEmpty { break }
-    }
-    return outcome
+    try runPair(client: client, server: server, serverName: serverName, session: session)
 }
 
 /// The first handshake message of a flight.
