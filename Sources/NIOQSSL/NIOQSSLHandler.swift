@@ -62,6 +62,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// close everything; a FIN without close_notify is a truncation and fails the connection.
     public let allowsHalfClosure: Bool
     private var inputClosedFired = false
+    /// Set when the handshake completed in the events being handled: once its last flight is
+    /// out, the connection's handshake-sized buffers are released.
+    private var handshakeJustCompleted = false
 
     /// A client handler; the ClientHello goes out when the channel becomes active.
     /// - Parameters:
@@ -120,6 +123,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 pendingWrites = []
                 for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
                 if !pending.isEmpty { context.flush() }
+                handshakeJustCompleted = true
             case .applicationData(let bytes):
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
             case .closeNotify where allowsHalfClosure:
@@ -157,6 +161,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         flushOutput(context: context)
+        if handshakeJustCompleted {
+            handshakeJustCompleted = false
+            connection.releaseIdleStorage()
+        }
     }
 
     private func resume(with answer: DecisionAnswer, context: ChannelHandlerContext) {

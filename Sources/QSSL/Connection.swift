@@ -165,10 +165,38 @@ public final class TLSConnection {
     public var peerIdentity: PeerIdentity? { summary?.peerIdentity }
     /// Handshake messages sent and received, with sizes and times (when `recordTrace` was set).
     public var trace: [HandshakeTraceEntry] { context.trace }
+    /// Gives back the buffer storage the handshake left behind (call it once the output was
+    /// taken after the handshake completed): idle connections then hold only their keys and
+    /// state. The NIO handler calls it for you.
+    public func releaseIdleStorage() {
+        context.records.releaseIdleStorage()
+        context.joiner.releaseIdleStorage()
+    }
+
     /// A thread CPU clock (nanoseconds) for the computations in the trace (`qssl trace` sets it).
     public var traceCPUClock: (@Sendable () -> Int64)? {
         get { context.traceCPUClock }
         set { context.traceCPUClock = newValue }
+    }
+    /// A client: the version and cipher suite the server's ServerHello chose, once it was
+    /// accepted (not a HelloRetryRequest); nil before.
+    public private(set) var negotiatedVersion: ProtocolVersion?
+    public private(set) var negotiatedCipherSuite: CipherSuite?
+    /// When `recordTrace` was set: each record received from the peer as it was opened, in
+    /// order — its (inner) content type and plaintext length, padding and AEAD overhead
+    /// excluded. Bounded: the first `maxTracedRecords`.
+    public private(set) var tracedReceivedRecords: [(contentType: UInt8, plaintextLength: Int)] = []
+    static let maxTracedRecords = 1024
+    /// Post-handshake messages traced (the first `maxTracedPostHandshakeMessages` only).
+    private var tracedPostHandshakeMessages = 0
+    static let maxTracedPostHandshakeMessages = 64
+
+    private func noteNegotiated(_ message: HandshakeMessage) {
+        guard negotiatedVersion == nil, let hello = try? message.require(ServerHello.self), !hello.isHelloRetryRequest else { return }
+        var version = ProtocolVersion.tls12
+        if let ext = hello.extensions[.supportedVersions], ext.count == 2 { version = ProtocolVersion(rawValue: UInt16(ext[0]) << 8 | UInt16(ext[1])) }
+        negotiatedVersion = version
+        negotiatedCipherSuite = hello.cipherSuite
     }
 
     private var isTLS12: Bool {
@@ -398,6 +426,9 @@ public final class TLSConnection {
         if type != .handshake && !context.joiner.isEmpty {
             throw .misbehaved(.sentUnexpectedMessage, "\(type) record inside a fragmented handshake message")
         }
+        if context.recordTrace && tracedReceivedRecords.count < Self.maxTracedRecords {
+            tracedReceivedRecords.append((type.rawValue, payload.count))
+        }
         // Records that carry nothing: at most a few in a row.
         if payload.isEmpty || type == .changeCipherSpec || (type == .alert && payload.first == AlertLevel.warning.rawValue) {
             consecutiveIgnoredRecords += 1
@@ -473,12 +504,13 @@ public final class TLSConnection {
         phase = .transitioning
         let next: ConnectionPhase
         // Traced: all the work the message caused (its own steps are noted inside).
-        let mark = context.traceMark()
+        let mark = isInTraffic && tracedPostHandshakeMessages >= Self.maxTracedPostHandshakeMessages ? nil : context.traceMark()
         defer { if mark != nil { context.noteComputation("processing \(traceName(message))", since: mark) } }
         switch current {
         case .client(let state):
             traceReceived(message)
             next = try state.handle(message, context: &context)
+            if message.type == .serverHello { noteNegotiated(message) }
         case .server(let state):
             traceReceived(message)
             receivedFirstClientHello = true
@@ -490,7 +522,10 @@ public final class TLSConnection {
             traceReceived(message)
             next = try state.handle(message, context: &context)
         case .traffic(var traffic):
-            traceReceived(message)
+            if tracedPostHandshakeMessages < Self.maxTracedPostHandshakeMessages {
+                tracedPostHandshakeMessages += 1
+                traceReceived(message)
+            }
             // Post-handshake messages that cost us work or a reply (KeyUpdate with
             // update_requested, refused renegotiation) are bounded between application data
             // records: a peer that sends only these is cut off instead of being answered forever.

@@ -119,6 +119,14 @@ struct RecordLayer {
     /// Whether the first ClientHello is still to be written (legacy_record_version 0x0301).
     var useLegacyRecordVersion = false
 
+    /// Gives back the storage the handshake's flights left in the buffers, when they are empty:
+    /// an idle connection then holds no handshake-sized arrays (a hybrid share or a PQ
+    /// certificate chain is several KB).
+    mutating func releaseIdleStorage() {
+        if inboundStart >= inbound.count { inbound = []; inboundStart = 0 }
+        if outbound.isEmpty { outbound = [] }
+    }
+
     /// - Parameter duringHandshake: true for handshake keys (TLS 1.3) and the keys a TLS 1.2
     ///   ChangeCipherSpec installs before Finished; false for application keys and KeyUpdate.
     mutating func installReadKeys(_ protection: RecordProtection, duringHandshake: Bool) {
@@ -452,6 +460,11 @@ struct RecordLayer {
 /// coalesced into one record or fragmented across several).
 struct HandshakeJoiner {
     private var buffer: [UInt8] = []
+
+    /// Gives back the storage of the handshake's messages once all were read.
+    mutating func releaseIdleStorage() {
+        if start == buffer.count { buffer = []; start = 0 }
+    }
     /// Start of the unread bytes: messages are taken by advancing it, and the consumed prefix is
     /// dropped only when everything was read or it has grown large (no quadratic copying).
     private var start = 0
