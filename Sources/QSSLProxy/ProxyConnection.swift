@@ -26,10 +26,10 @@ final class ListenerRuntime: Sendable {
     }
 
     /// A connection refused before it had a pipeline (a limit at accept).
-    func refused(_ channel: Channel, limit: String) {
-        metrics?.limitActed(limit)
+    func refused(_ channel: Channel, limit: String, counted: Bool = true) {
+        if counted { metrics?.limitActed(limit) }
         var record = AccessLogRecord(listener: settings.name, client: describe(channel.remoteAddress))
-        record.end = "limit:\(limit)"
+        record.end = counted ? "limit:\(limit)" : "refused:\(limit)"
         logger.info("connection", metadata: record.metadata)
         channel.close(promise: nil)
     }

@@ -77,6 +77,11 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.writeBufferHighWater / 2, high: limits.writeBufferHighWater))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if runtime.settings.acceptProxyProtocol, !runtime.settings.trustedProxySources.isEmpty,
+                       !runtime.settings.trustedProxySources.contains(where: { $0.contains(addressBytes(channel.remoteAddress)) }) {
+                        runtime.refused(channel, limit: "proxy_source", counted: false)
+                        return
+                    }
                     guard runtime.gate.open() else {
                         runtime.refused(channel, limit: "max_connections")
                         return
@@ -132,5 +137,15 @@ public final class ProxyServer: Sendable {
     }
 
     /// The listeners' server channels: closed when the server stops.
+    /// (See `addressBytes` for the address form prefixes are matched against.)
     public var closeFutures: [EventLoopFuture<Void>] { listeners.flatMap { $0.channels.map(\.closeFuture) } }
+}
+
+/// The raw address of a socket address (4 or 16 bytes; empty for Unix sockets).
+func addressBytes(_ address: SocketAddress?) -> [UInt8] {
+    switch address {
+    case .v4(let a)?: return withUnsafeBytes(of: a.address.sin_addr.s_addr) { Array($0) }
+    case .v6(let a)?: return withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+    default: return []
+    }
 }

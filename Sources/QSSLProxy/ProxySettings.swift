@@ -95,6 +95,9 @@ public struct ListenerSettings: Sendable {
     public var acceptProxyProtocol = false
     /// Which versions that header may be in.
     public var acceptedProxyVersions: ProxyHeaderParser.AcceptedVersions = .either
+    /// The load balancers whose PROXY headers are believed (empty: any peer): a connection from
+    /// elsewhere is closed at accept, so that nobody else can claim a client address.
+    public var trustedProxySources: [AddressPrefix] = []
     public var limits = ProxyLimits()
 
     public init(name: String, addresses: [ListenAddress], tls: TLSConfigurationBox, backend: BackendTarget) {
@@ -108,4 +111,47 @@ public struct ListenerSettings: Sendable {
 /// PROXY protocol version sent to backends.
 public enum ProxyHeaderVersionSetting: String, Sendable, Hashable {
     case v1, v2
+}
+
+/// An IP address prefix ("10.0.0.0/8", "2001:db8::/32", or one address).
+public struct AddressPrefix: Sendable, Hashable, CustomStringConvertible {
+    public let bytes: [UInt8]
+    public let length: Int
+
+    /// Parses "ADDRESS[/LENGTH]"; nil when malformed.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+        guard let first = parts.first else { return nil }
+        if let v4 = IPv4Address(first) { bytes = v4.bytes } else if let v6 = IPv6Address(first) { bytes = v6.bytes } else { return nil }
+        let maximum = bytes.count * 8
+        if parts.count == 2 {
+            guard let n = Int(parts[1]), (0...maximum).contains(n) else { return nil }
+            length = n
+        } else {
+            length = maximum
+        }
+    }
+
+    public var description: String {
+        let address = bytes.count == 4 ? IPv4Address(bytes: bytes)?.description : IPv6Address(bytes: bytes)?.description
+        return "\(address ?? "?")/\(length)"
+    }
+
+    /// Whether `address` (4 or 16 bytes) is in the prefix. An IPv4-mapped IPv6 address matches
+    /// IPv4 prefixes.
+    public func contains(_ address: [UInt8]) -> Bool {
+        var candidate = address
+        if bytes.count == 4 && address.count == 16 && address.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
+            candidate = Array(address.suffix(4))
+        }
+        guard candidate.count == bytes.count else { return false }
+        var remaining = length
+        for i in 0..<bytes.count where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+            if candidate[i] & mask != bytes[i] & mask { return false }
+            remaining -= bits
+        }
+        return true
+    }
 }

@@ -54,6 +54,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Each client connection starts with a PROXY protocol header (v1 or v2) from a load balancer.")
     var acceptProxyProtocol = false
 
+    @Option(help: ArgumentHelp("With --accept-proxy-protocol: the load balancers' addresses or prefixes (comma-separated, e.g. 10.0.0.0/8,::1); connections from elsewhere are closed at accept. Default: any.", valueName: "PREFIXES"))
+    var acceptProxyFrom: String?
+
     @Option(help: ArgumentHelp("A server name no certificate serves: the default certificates, or refuse with unrecognized_name.", valueName: "default|reject"))
     var unknownServerName: String?
 
@@ -155,6 +158,8 @@ struct Serve: AsyncParsableCommand {
         if let sessionTimeout, !(1...604_800).contains(sessionTimeout) { throw ValidationError("--session-timeout must be 1 to 604800 seconds") }
         if let tls13Tickets, !(0...16).contains(tls13Tickets) { throw ValidationError("--tls13-tickets must be 0 to 16") }
         if let proxyProtocol, !["v1", "v2"].contains(proxyProtocol) { throw ValidationError("--proxy-protocol is v1 or v2") }
+        if acceptProxyFrom != nil && !acceptProxyProtocol && config == nil { throw ValidationError("--accept-proxy-from goes with --accept-proxy-protocol") }
+        for prefix in trustedProxyPrefixes.invalid { throw ValidationError("--accept-proxy-from: '\(prefix)' is not an address or ADDRESS/LENGTH prefix") }
         if let unknownServerName, !["default", "reject"].contains(unknownServerName) { throw ValidationError("--unknown-server-name is default or reject") }
         if let accessLog, !["text", "json"].contains(accessLog) { throw ValidationError("--access-log is text or json") }
         if let handshakeOverflow, !["wait", "refuse"].contains(handshakeOverflow) { throw ValidationError("--handshake-overflow is wait or refuse") }
@@ -175,11 +180,17 @@ struct Serve: AsyncParsableCommand {
         let format: LogFormat = json ? .json : accessLog.flatMap(LogFormat.init(rawValue:)) ?? (file.accessLog == .json ? .json : .text)
         let logger = Logger(label: "qssl.serve") { _ in LineLogHandler(format: format) }
         let metricsRegistry = file.metrics.map { _ in ProxyMetrics() }
+        let trusted = trustedProxyPrefixes.valid
         let runtime = try ServeRuntime(file: file, hsm: hsm, metrics: metricsRegistry, logger: logger, fleet: fleet.store)
         await runtime.fleet.start()
         let server: ProxyServer
         do {
-            server = try await ProxyServer.start(listeners: runtime.listenerSettings, metrics: metricsRegistry, logger: logger)
+            let settings = runtime.listenerSettings.map { s -> ListenerSettings in
+                var s = s
+                if !trusted.isEmpty { s.trustedProxySources = trusted }
+                return s
+            }
+            server = try await ProxyServer.start(listeners: settings, metrics: metricsRegistry, logger: logger)
         } catch {
             throw Failure(message: "cannot listen: \(describe(error))", code: 1)
         }
@@ -297,6 +308,14 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// HOST:PORT, [IPv6]:PORT or unix:/path.
+extension Serve {
+    /// `--accept-proxy-from`, parsed (and what did not parse).
+    var trustedProxyPrefixes: (valid: [AddressPrefix], invalid: [String]) {
+        let items = (acceptProxyFrom ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return (items.compactMap(AddressPrefix.init), items.filter { AddressPrefix($0) == nil })
+    }
+}
+
 /// Port 0 (any free port) only for a listening address.
 func parseNetworkAddress(_ text: String, listening: Bool = false) throws -> NetworkAddress {
     if text.hasPrefix("unix:") {

@@ -180,6 +180,23 @@ struct ProxyTests {
 
     // MARK: - PROXY protocol from a load balancer
 
+    @Test("--accept-proxy-from: a PROXY header from an address outside the trusted prefixes is refused at accept; from inside, it is believed")
+    func acceptProxyFrom() throws {
+        for (prefixes, trusted) in [("10.0.0.0/8,2001:db8::/32", false), ("192.0.2.1,127.0.0.0/8", true)] {
+            let server = try ServeProcess(["--echo", "--accept-proxy-protocol", "--accept-proxy-from", prefixes, "--access-log", "json"])
+            defer { server.stop() }
+            let v2 = proxyV2Header(source: "203.0.113.7", sourcePort: 4242, destination: "127.0.0.1", destinationPort: UInt16(server.port))
+            let result = try tlsClient(["127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--prefix-hex", hex(v2), "--send", "who am I"])
+            if trusted {
+                #expect(result["ok"] as? Bool == true, "\(result)")
+                _ = try server.waitForConnection { $0["client"] as? String == "203.0.113.7:4242" }
+            } else {
+                #expect(result["ok"] as? Bool != true, "a peer outside \(prefixes) cannot claim an address: \(result)")
+                _ = try server.waitForConnection { $0["end"] as? String == "refused:proxy_source" && ($0["client"] as? String)?.hasPrefix("127.0.0.1:") == true }
+            }
+        }
+    }
+
     @Test("--accept-proxy-protocol: a v2 and a v1 header from the load balancer, then TLS: the access log shows the header's source; a malformed header closes only that connection")
     func acceptProxyProtocol() throws {
         let server = try ServeProcess(["--echo", "--accept-proxy-protocol", "--access-log", "json"])
@@ -572,7 +589,7 @@ struct ProxyTests {
         }
         let fields = ["client", "sni", "version", "cipher", "group", "post_quantum", "resumed", "client_subject",
                       "bytes_from_client", "bytes_to_client", "duration_ms", "end"]
-        let endPattern = #/^(close_notify|closed|drain|proxy_header:.+|timeout:(handshake|idle)|limit:(max_lifetime|max_handshakes|handshake_rate|max_connections)|alert:[a-z_0-9]+ (sent|received)|backend:.+)$/#
+        let endPattern = #/^(close_notify|closed|drain|refused:proxy_source|proxy_header:.+|timeout:(handshake|idle)|limit:(max_lifetime|max_handshakes|handshake_rate|max_connections)|alert:[a-z_0-9]+ (sent|received)|backend:.+)$/#
         for entry in connections {
             for field in fields { #expect(entry.keys.contains(field), "\(field) missing from \(entry)") }
             #expect((entry["client"] as? String)?.wholeMatch(of: #/127\.0\.0\.1:\d+/#) != nil, "\(entry)")
