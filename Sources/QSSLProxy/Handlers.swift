@@ -31,6 +31,9 @@ final class FrontHandler: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         connection.clientWritabilityChanged()
     }
+    func channelReadComplete(context: ChannelHandlerContext) {
+        connection.clientReadComplete()
+    }
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         connection.clientError(error)
         context.close(promise: nil)
@@ -54,6 +57,9 @@ final class BackendHandler: ChannelInboundHandler {
     }
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         connection.backendWritabilityChanged(context.channel.isWritable)
+    }
+    func channelReadComplete(context: ChannelHandlerContext) {
+        connection.backendReadComplete()
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         connection.backendError(error)

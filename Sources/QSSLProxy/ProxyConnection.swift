@@ -64,6 +64,8 @@ final class ProxyConnection: @unchecked Sendable {
     private var finished = false
     private var proxiedSource: SocketAddress?
     private var proxiedHeader: ProxyHeader?
+    private var backendNeedsFlush = false
+    private var clientNeedsFlush = false
     private var http = HTTPRequestScanner()
     private var answeredHTTP = false
     /// With a PROXY header in front: passes the bytes read after it on to TLS, once this
@@ -196,7 +198,10 @@ final class ProxyConnection: @unchecked Sendable {
             answerHTTP(buffer)
         case .tcp, .unix:
             if let backend, !backendConnecting {
-                backend.writeAndFlush(buffer, promise: nil)
+                // Flushed once per read (`clientReadComplete`): the records of one read go out
+                // in one write.
+                backend.write(buffer, promise: nil)
+                backendNeedsFlush = true
                 if !backend.isWritable { setReading(false) }
             } else {
                 // Still connecting: hold what came, and read no more until the backend is there.
@@ -210,6 +215,7 @@ final class ProxyConnection: @unchecked Sendable {
     /// close_notify from the client: the backend's write side is shut (it reads EOF) and may
     /// still answer; the built-in backends close.
     func clientClosedInput() {
+        clientReadComplete()   // what came before the close goes first
         clientInputClosed = true
         switch runtime.settings.backend {
         case .echo, .http:
@@ -218,6 +224,22 @@ final class ProxyConnection: @unchecked Sendable {
             if backendInputClosed { closeAll(); return }
             if let backend, !backendConnecting { backend.close(mode: .output, promise: nil) }
             // else: shut once connected and the held data is written (connectBackend).
+        }
+    }
+
+    /// The end of one read from the client: what it carried goes to the backend now.
+    func clientReadComplete() {
+        if backendNeedsFlush, let backend {
+            backendNeedsFlush = false
+            backend.flush()
+        }
+    }
+
+    /// The end of one read from the backend: what it carried goes to the client now.
+    func backendReadComplete() {
+        if clientNeedsFlush, let front {
+            clientNeedsFlush = false
+            front.flush()
         }
     }
 
@@ -256,10 +278,15 @@ final class ProxyConnection: @unchecked Sendable {
 
     // MARK: - Writing to the client
 
-    private func writeToClient(_ buffer: ByteBuffer) {
+    private func writeToClient(_ buffer: ByteBuffer, flush: Bool = true) {
         guard let front, !clientOutputClosed else { return }
         record.bytesToClient += buffer.readableBytes
-        front.writeAndFlush(NIOAny(buffer), promise: nil)
+        if flush {
+            front.writeAndFlush(NIOAny(buffer), promise: nil)
+        } else {
+            front.write(NIOAny(buffer), promise: nil)
+            clientNeedsFlush = true
+        }
         if !channel.isWritable {
             switch runtime.settings.backend {
             case .echo: setReading(false)
@@ -348,12 +375,13 @@ final class ProxyConnection: @unchecked Sendable {
 
     func fromBackend(_ buffer: ByteBuffer) {
         lastActivity = .now()
-        writeToClient(buffer)
+        writeToClient(buffer, flush: false)
     }
 
     /// The backend finished sending: the client gets close_notify (and our TCP FIN), and may
     /// still send until it closes too.
     func backendClosedInput() {
+        backendReadComplete()   // what came before the EOF goes first
         backendInputClosed = true
         guard let front, !clientOutputClosed else { return }
         clientOutputClosed = true
@@ -391,6 +419,8 @@ final class ProxyConnection: @unchecked Sendable {
 
     /// Closes both sides (the client with close_notify, through the TLS handler).
     func closeAll() {
+        clientReadComplete()
+        backendReadComplete()
         backend?.close(promise: nil)
         if channel.isActive { channel.close(promise: nil) }
     }
