@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import ArgumentParser
 import Foundation
 import QSSL
@@ -53,7 +58,7 @@ struct Trace: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Output format: text, mermaid, html or json.", valueName: "FORMAT"))
     var format: String = "text"
 
-    @Option(help: ArgumentHelp("Write the output to FILE instead of standard output.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Write the output to FILE instead of standard output (- for standard output). A new file is created; an existing regular file is replaced; anything else (a symbolic link, a directory, a device, a FIFO) is refused.", valueName: "FILE"))
     var out: String?
 
     @Flag(help: "Trace only the one handshake: no companion handshakes for the timing model.")
@@ -71,6 +76,11 @@ struct Trace: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A server that closes early must not kill the trace with SIGPIPE (the recorder also
+        // writes with MSG_NOSIGNAL); a write that fails is reported as the trace's failure.
+        signal(SIGPIPE, SIG_IGN)
+        // Refused before any handshake: an --out that is not a regular file.
+        if let out, out != "-" { _ = try TraceOutput.check(out) }
         let versions = try parseTLSVersions(tlsVersions)
         let (host, port) = try parseHostPort(address)
         let verifier: X509CertificateVerifier = if let ca { try loadVerifier(roots: ca) } else { try X509CertificateVerifier(roots: systemRoots()) }
@@ -123,10 +133,8 @@ struct Trace: AsyncParsableCommand {
         case "html": output = TraceHTML.report(traced: traced, model: model)
         default: output = TraceRender.text(traced, model: model)
         }
-        if let out {
-            do { try output.write(toFile: out, atomically: true, encoding: .utf8) } catch {
-                throw Failure(message: "cannot write \(out): \(fileErrorReason(error) ?? "\(error)")", code: 1)
-            }
+        if let out, out != "-" {
+            try TraceOutput.write(output, to: out)
         } else {
             print(output, terminator: output.hasSuffix("\n") ? "" : "\n")
         }
@@ -144,32 +152,49 @@ extension TraceTimingModel {
     /// The seed's three kinds, each priced from the measured handshake of that kind.
     static func build(runs: [TraceRun], rtts: [Double]) -> TraceTimingModel {
         let ok = runs.filter(\.succeeded)
-        func kind(_ label: String, seed: Double, note: String, _ match: (TraceRun) -> Bool, missing: String) -> Kind {
+        func kind(_ label: String, seed: Double, note: String, _ match: (TraceRun) -> Bool, runLabel: String, missing: String) -> Kind {
             guard let r = ok.first(where: match) else {
-                let failed = runs.first(where: { !$0.succeeded && $0.label.hasPrefix(label.prefix(7)) })?.failure?.message
+                // The failed run of this kind, by the label its recorder was given.
+                let failed = runs.first(where: { !$0.succeeded && $0.label.lowercased().hasPrefix(runLabel.lowercased()) })?.failure?.message
                 return Kind(label: label, seedMilliseconds: seed, seedNote: note, run: nil, unavailable: failed ?? missing, roundTrips: 0, extraRoundTrips: 0,
                             clientCPU: 0, serverTime: 0, largestServerFlight: 0)
             }
             let serverFlights = r.flights.filter { $0.direction == .serverToClient }
+            // A HelloRetryRequest costs a round trip the seed's 1-RTT figure does not have: said.
+            let (label, note) = r.helloRetryRequest
+                ? (label + " +HRR", note + "; this handshake took \(r.handshakeRoundTrips) round trips (HelloRetryRequest)") : (label, note)
             return Kind(label: label, seedMilliseconds: seed, seedNote: note, run: r.label, unavailable: nil, roundTrips: r.handshakeRoundTrips,
                         extraRoundTrips: r.flights.map(\.extraRoundTrips).reduce(0, +), clientCPU: r.clientCPUMilliseconds, serverTime: r.serverMilliseconds,
                         largestServerFlight: serverFlights.map(\.wireBytes).max() ?? 0)
         }
         let kinds = [
-            kind("TLS 1.2 full", seed: 93, note: "~43 ms network + ~50 ms PQC (§1.2)", { $0.version == "TLSv1.2" && !$0.resumed }, missing: "not traced"),
-            kind("TLS 1.3 full", seed: 70, note: "1-RTT (§2.1)", { $0.version == "TLSv1.3" && !$0.resumed }, missing: "not traced"),
-            kind("Resumption", seed: 15, note: "session ID or ticket (§3–4)", { $0.resumed }, missing: "no session was issued to resume"),
+            kind("TLS 1.2 full", seed: 93, note: "~43 ms network + ~50 ms PQC (§1.2)", { $0.version == "TLSv1.2" && !$0.resumed }, runLabel: "TLS 1.2 full",
+                 missing: "not traced"),
+            kind("TLS 1.3 full", seed: 70, note: "1-RTT (§2.1)", { $0.version == "TLSv1.3" && !$0.resumed }, runLabel: "TLS 1.3 full", missing: "not traced"),
+            kind("Resumption", seed: 15, note: "session ID or ticket (§3–4)", { $0.resumed }, runLabel: "resumption", missing: "no session was issued to resume"),
         ]
+        /// What post-quantum work the measured handshake did: the statement must not claim ML-KEM
+        /// or ML-DSA work a handshake did not do.
+        func work(_ kind: Kind) -> String {
+            guard let r = runs.first(where: { $0.label == kind.run }) else { return "" }
+            let pqKEM = (r.group ?? "").uppercased().contains("MLKEM") || (r.group ?? "").uppercased().contains("KYBER")
+            let pqSig = (r.signatureScheme ?? "").uppercased().contains("MLDSA") || (r.signatureScheme ?? "").uppercased().contains("ML-DSA")
+            var parts: [String] = []
+            parts.append(pqKEM ? "key shares, ML-KEM and ECDH (\(r.group ?? ""))" : "key shares and key exchange (\(r.group ?? "none"): no ML-KEM in this handshake)")
+            parts.append(pqSig ? "ML-DSA signature checks" : (r.resumed ? "no certificate (resumed)" : "signature checks (\(r.signatureScheme ?? "none"): no ML-DSA in this handshake)"))
+            parts.append("key schedule")
+            return parts.joined(separator: ", ")
+        }
         var statement = "The seed budgets ~50 ms of \"PQC computation\" in a TLS 1.2 handshake (its HSM doing ECDHE, Kyber and Dilithium). "
         if let t12 = kinds.first(where: { $0.label == "TLS 1.2 full" && $0.run != nil }) {
             let measured = t12.clientCPU + t12.serverTime
-            statement += String(format: "Measured here for TLS 1.2: %.2f ms in all — %.2f ms of client CPU (key shares, ML-KEM and ECDH, signature checks, key schedule) "
+            statement += String(format: "Measured here for TLS 1.2: %.2f ms in all — %.2f ms of client CPU (%@) "
                                 + "and %.2f ms of server time (its processing, seen from the client) — %@ of the seed's figure. ",
-                                measured, t12.clientCPU, t12.serverTime, String(format: "%.0f%%", measured / 50 * 100))
+                                measured, t12.clientCPU, work(t12), t12.serverTime, String(format: "%.0f%%", measured / 50 * 100))
         } else if let t13 = kinds.first(where: { $0.run != nil }) {
             let measured = t13.clientCPU + t13.serverTime
-            statement += String(format: "Measured here (%@): %.2f ms of client CPU and %.2f ms of server time, %.1f%% of the seed's figure. ",
-                                t13.label, t13.clientCPU, t13.serverTime, measured / 50 * 100)
+            statement += String(format: "Measured here (%@): %.2f ms of client CPU (%@) and %.2f ms of server time, %.1f%% of the seed's figure. ",
+                                t13.label, t13.clientCPU, work(t13), t13.serverTime, measured / 50 * 100)
         }
         #if DEBUG
         statement += "This qssl is a debug build: its CPU times are several times a release build's (swift build -c release). "
@@ -177,5 +202,69 @@ extension TraceTimingModel {
         statement += "Beyond a few milliseconds of RTT the round trips (and any flight past the initial window) cost more than the computation; "
             + "an HSM's signing latency, where one is used, comes on top of the server time shown."
         return TraceTimingModel(rtts: rtts, kinds: kinds, pqcStatement: statement)
+    }
+}
+
+/// `--out`: never written through a symbolic link, never into a device, FIFO or directory. A
+/// new file is created exclusively (0644); an existing regular file is replaced by a temporary
+/// file in the same directory renamed over it.
+enum TraceOutput {
+    enum Kind { case missing, regular(mode: mode_t) }
+
+    static func check(_ path: String) throws -> Kind {
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            if errno == ENOENT { return .missing }
+            throw Failure(message: "cannot write \(path): \(ioReason(errno))", code: 1)
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .regular(mode: st.st_mode & 0o777)
+        case S_IFLNK: throw Failure(message: "cannot write \(path): it is a symbolic link (refused; give the real path)", code: 1)
+        case S_IFDIR: throw Failure(message: "cannot write \(path): it is a directory", code: 1)
+        default: throw Failure(message: "cannot write \(path): not a regular file (a device, FIFO or socket; use - for standard output)", code: 1)
+        }
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        let bytes = Array(text.utf8)
+        func writeAll(_ fd: Int32) -> Int32? {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if n < 0 { if errno == EINTR { continue }; return errno }
+                offset += n
+            }
+            return nil
+        }
+        switch try check(path) {
+        case .missing:
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw Failure(message: "cannot write \(path): \(ioReason(errno))", code: 1) }
+            let failed = writeAll(fd)
+            let closed = close(fd) == 0 ? nil : errno
+            if let e = failed ?? closed {
+                unlink(path)
+                throw Failure(message: "cannot write \(path): \(ioReason(e))", code: 1)
+            }
+        case .regular(let mode):
+            let url = URL(fileURLWithPath: path)
+            let directory = url.deletingLastPathComponent().path
+            var template = Array((directory + "/." + url.lastPathComponent + ".qssl-trace.XXXXXX").utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else { throw Failure(message: "cannot write \(path): cannot create a temporary file in \(directory): \(ioReason(errno))", code: 1) }
+            let temp = String(cString: template)
+            _ = fchmod(fd, mode)
+            let failed = writeAll(fd) ?? (fsync(fd) == 0 ? nil : errno)
+            let closed = close(fd) == 0 ? nil : errno
+            if let e = failed ?? closed {
+                unlink(temp)
+                throw Failure(message: "cannot write \(path): \(ioReason(e))", code: 1)
+            }
+            if rename(temp, path) != 0 {
+                let e = errno
+                unlink(temp)
+                throw Failure(message: "cannot write \(path): \(ioReason(e))", code: 1)
+            }
+        }
     }
 }

@@ -32,8 +32,12 @@ struct TraceRecord: Codable {
     var milliseconds: Double
     /// Encrypted (TLS 1.3 handshake records are application_data outside).
     var isProtected: Bool
-    /// AEAD overhead counted for it (tag, explicit nonce, inner content type).
+    /// AEAD overhead counted for it (tag, explicit nonce, inner content type; and padding).
     var overhead: Int
+    /// Received records, as the core opened them: the inner content type and plaintext length
+    /// (nil when the core did not open the record: the sizes are then inferred).
+    var innerContentType: UInt8? = nil
+    var plaintextLength: Int? = nil
     var wireLength: Int { 5 + payloadLength }
     var typeName: String {
         switch contentType {
@@ -96,6 +100,8 @@ struct TraceTCPInfo: Codable {
     var rttMicroseconds: Int
     var rttVarianceMicroseconds: Int
     var sendCongestionWindow: Int
+    /// tcpi_min_rtt: the smallest RTT the socket measured (Linux 4.6+).
+    var minRTTMicroseconds: Int? = nil
 }
 
 /// Why a trace ended early.
@@ -138,6 +144,8 @@ struct TraceRun: Codable {
     var writes: [[Double]] = []
     /// Handshake bytes, record headers, AEAD overhead, CCS, alerts, application data, incomplete tail.
     var wireAccounting: [String: Int] = [:]
+    /// Received records whose content could not be attributed exactly (the core did not open them).
+    var recordsEstimated = 0
     var clientKeyGenerationCPU: Double?
     var failure: TraceFailure?
     /// Round trips the client waited for before it could send application data.
@@ -150,14 +158,22 @@ struct TraceRun: Codable {
     var clientCPUMilliseconds: Double {
         (clientKeyGenerationCPU ?? 0) + messages.filter { $0.direction == .serverToClient && !isPostHandshake($0) }.map(\.cpuMilliseconds).reduce(0, +)
     }
+    /// The network round trip the server time is measured against: tcpi_min_rtt, else the TCP
+    /// connect time (one round trip).
+    var baseRTTMilliseconds: Double {
+        if let m = tcpAtEnd?.minRTTMicroseconds ?? tcpAtConnect?.minRTTMicroseconds, m > 0 { return Double(m) / 1000 }
+        return tcpConnectMilliseconds ?? 0
+    }
     /// Time the server took for each of its flights: from the client's last byte before it to
-    /// the flight's last byte, less one measured RTT (on loopback, about the server's CPU).
+    /// the flight's *first* byte, less one RTT (on loopback, about the server's CPU). Not to
+    /// its last byte: a flight past the initial window would count its extra round trip here
+    /// and again in the timing model.
     var serverMilliseconds: Double {
-        let rtt = Double(tcpAtEnd?.rttMicroseconds ?? tcpAtConnect?.rttMicroseconds ?? 0) / 1000
+        let rtt = baseRTTMilliseconds
         var total = 0.0
         for (i, f) in flights.enumerated() where f.direction == .serverToClient && i > 0 && !f.messages.allSatisfy({ $0 == "NewSessionTicket" }) {
             let before = flights[i - 1]
-            total += max(0, f.endMilliseconds - before.endMilliseconds - rtt)
+            total += max(0, f.startMilliseconds - before.endMilliseconds - rtt)
         }
         return total
     }
@@ -255,4 +271,24 @@ func formatBytes(_ n: Int) -> String {
 func formatMS(_ v: Double?, digits: Int = 2) -> String {
     guard let v else { return "-" }
     return String(format: "%.\(digits)f", v)
+}
+
+/// Text from the server (certificate names, alert text, error messages quoting them), made safe
+/// for a terminal, Mermaid and HTML: C0 and C1 controls and bidi overrides/isolates dropped,
+/// capped at `limit` characters. (Mermaid and HTML escaping come on top, in their renderers.)
+func sanitizeServerText(_ s: String, limit: Int = 200) -> String {
+    var out = String.UnicodeScalarView()
+    var count = 0
+    var truncated = false
+    for u in s.unicodeScalars {
+        let v = u.value
+        if v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C {
+            if v == 0x0A || v == 0x09 || v == 0x0D { out.append(" "); count += 1 }
+            continue
+        }
+        if count >= limit { truncated = true; break }
+        out.append(u)
+        count += 1
+    }
+    return String(out) + (truncated ? "…" : "")
 }

@@ -7,6 +7,7 @@ import Darwin
 #endif
 import Foundation
 import QSSL
+import QSSLWire
 
 /// Thread CPU time, for the computations in a trace.
 @Sendable func threadCPUNanoseconds() -> Int64 {
@@ -93,7 +94,12 @@ struct TraceRecorder {
         var failure: TraceFailure?
         var postHandshakeDeadline: Double?
 
+        // A write that failed (the server closed or reset the connection): nothing more is written.
+        var writeError: Int32?
+        // The server closed or reset the connection: no close_notify is written to it.
+        var peerClosed = false
         func flush() -> Bool {
+            guard writeError == nil else { return false }
             let out = connection.takeOutput()
             guard !out.isEmpty else { return true }
             let t = now()
@@ -102,9 +108,11 @@ struct TraceRecorder {
             run.bytesWritten += out.count
             var offset = 0
             while offset < out.count {
-                let n = out[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                // MSG_NOSIGNAL: a server that closed early is an EPIPE here, not a SIGPIPE that kills the trace.
+                let n = out[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if n <= 0 {
                     if n < 0 && errno == EINTR { continue }
+                    writeError = n < 0 ? errno : EPIPE
                     return false
                 }
                 offset += n
@@ -137,7 +145,7 @@ struct TraceRecorder {
         }
 
         guard flush() else {
-            run.failure = TraceFailure(stage: "ClientHello", message: "cannot write to \(run.target): \(ioReason(errno))", exitCode: 1)
+            run.failure = TraceFailure(stage: "ClientHello", message: "cannot write to \(run.target): \(ioReason(writeError ?? EPIPE))", exitCode: 1)
             return run
         }
 
@@ -157,6 +165,7 @@ struct TraceRecorder {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
+                peerClosed = true
                 let reason = ioReason(errno)
                 if completedAt == nil {
                     failure = TraceFailure(stage: "reading the server's flight", message: "connection to \(run.target) failed after \(run.bytesRead) bytes: \(reason)", exitCode: 1)
@@ -164,6 +173,7 @@ struct TraceRecorder {
                 break
             }
             if n == 0 {
+                peerClosed = true
                 if completedAt == nil {
                     var message = "the server closed the connection after \(run.bytesRead) bytes, before the handshake completed"
                     if let partial = state.partialRecordDescription() { message += "; \(partial)" }
@@ -190,11 +200,17 @@ struct TraceRecorder {
                                            alertReceived: direction == "received" ? alertName : nil,
                                            exitCode: error.code.certificateRejection != nil ? 2 : 1)
                     if let receivedAlert = error.code.receivedAlert { state.noteReceivedAlert(receivedAlert.name ?? "\(receivedAlert.rawValue)") }
+                    state.noteNegotiated(version: connection.negotiatedVersion, suite: connection.negotiatedCipherSuite)
                     _ = flush()   // the alert
                     break readLoop
                 }
                 state.attribute(trace: connection.trace, from: before, recordIndex: state.receivedRecords.count)
-                guard flush() else { break readLoop }
+                state.noteNegotiated(version: connection.negotiatedVersion, suite: connection.negotiatedCipherSuite)
+                guard flush() else {
+                    failure = TraceFailure(stage: "writing the client's flight",
+                                           message: "cannot write to \(run.target) after \(run.bytesRead) bytes read: \(ioReason(writeError ?? EPIPE))", exitCode: 1)
+                    break readLoop
+                }
             }
             if completedAt != nil && postHandshakeDeadline == nil {
                 // TLS 1.3 tickets follow the handshake: read a moment longer (TLS 1.2: done).
@@ -205,12 +221,19 @@ struct TraceRecorder {
                 }
             }
         }
-        if failure == nil {
+        if failure == nil && writeError == nil && !peerClosed {
             connection.close()
             _ = flush()
             shutdown(fd, Int32(SHUT_WR))
         }
         run.tcpAtEnd = Self.tcpInfo(fd)
+        // Failure text quotes the server (certificate names, alerts): made safe once, here.
+        if var f = failure {
+            f.message = sanitizeServerText(f.message, limit: 600)
+            f.alertSent = f.alertSent.map { sanitizeServerText($0) }
+            f.alertReceived = f.alertReceived.map { sanitizeServerText($0) }
+            failure = f
+        }
         run.failure = failure
         if let summary, let completedAt {
             run.handshakeMilliseconds = completedAt - (run.tcpConnectMilliseconds ?? 0)
@@ -221,11 +244,12 @@ struct TraceRecorder {
             run.resumed = summary.resumed
             run.helloRetryRequest = summary.helloRetryRequest
             run.clientCertificateSent = summary.clientCertificateSent
-            run.peerCertificates = subjects(summary.peerCertificates)
+            run.peerCertificates = subjects(summary.peerCertificates).map { sanitizeServerText($0) }
         } else if let v = state.negotiatedVersion {
             run.version = v == 0x0304 ? "TLSv1.3" : "TLSv1.2"
         }
         run.sessionIssued = !issued.isEmpty
+        state.opened = connection.tracedReceivedRecords
         state.finish(into: &run, trace: connection.trace, traceStart: { milliseconds($0 - origin) }, decisions: decisions,
                      completedAt: completedAt)
         return run
@@ -287,7 +311,8 @@ struct TraceRecorder {
         func u32(_ offset: Int) -> Int {
             Int(UInt32(raw[offset]) | UInt32(raw[offset + 1]) << 8 | UInt32(raw[offset + 2]) << 16 | UInt32(raw[offset + 3]) << 24)
         }
-        return TraceTCPInfo(sendMSS: u32(16), receiveMSS: u32(20), rttMicroseconds: u32(68), rttVarianceMicroseconds: u32(72), sendCongestionWindow: u32(80))
+        return TraceTCPInfo(sendMSS: u32(16), receiveMSS: u32(20), rttMicroseconds: u32(68), rttVarianceMicroseconds: u32(72), sendCongestionWindow: u32(80),
+                            minRTTMicroseconds: len >= 152 ? u32(148) : nil)
     }
 }
 
@@ -320,7 +345,6 @@ struct WireState {
         guard available >= 5 + length else { return nil }
         let bytes = Array(received[base..<(base + 5 + length)])
         let type = bytes[0]
-        if type == 22 && negotiatedVersion == nil { inspectServerHello(bytes) }
         if type == 20 { serverChangeCipherSpecSeen = true }
         let protected = isProtected(type: type, serverSide: true)
         receivedRecords.append(TraceRecord(direction: .serverToClient, index: receivedRecords.count + 1, contentType: type, payloadLength: length,
@@ -353,34 +377,15 @@ struct WireState {
         return 24
     }
 
-    /// Reads the version and suite from a plaintext ServerHello (not a HelloRetryRequest).
-    private mutating func inspectServerHello(_ record: [UInt8]) {
-        let m = Array(record.dropFirst(5))
-        guard m.count > 40, m[0] == 2 else { return }
-        var i = 4 + 2
-        let random = Array(m[i..<(i + 32)])
-        i += 32
-        let sidLength = Int(m[i]); i += 1 + sidLength
-        guard m.count >= i + 5 else { return }
-        let suite = UInt16(m[i]) << 8 | UInt16(m[i + 1]); i += 3
-        var version: UInt16 = 0x0303
-        if m.count >= i + 2 {
-            let extEnd = min(m.count, i + 2 + (Int(m[i]) << 8 | Int(m[i + 1])))
-            i += 2
-            while i + 4 <= extEnd {
-                let type = Int(m[i]) << 8 | Int(m[i + 1])
-                let len = Int(m[i + 2]) << 8 | Int(m[i + 3])
-                if type == 0x002b && len == 2 && i + 6 <= extEnd { version = UInt16(m[i + 4]) << 8 | UInt16(m[i + 5]) }
-                i += 4 + len
-            }
-        }
-        // RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello with this random.
-        let hrr: [UInt8] = [0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
-                            0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C]
-        if random == hrr { return }
-        negotiatedVersion = version
-        tls12Suite = version == 0x0303 ? suite : nil
+    /// The version and suite, from the core once it accepted the ServerHello (however the
+    /// server fragmented it).
+    mutating func noteNegotiated(version: ProtocolVersion?, suite: CipherSuite?) {
+        guard negotiatedVersion == nil, let version else { return }
+        negotiatedVersion = version.rawValue
+        tls12Suite = version == .tls12 ? suite?.rawValue : nil
     }
+    /// Each received record as the core opened it (inner content type, plaintext length), in order.
+    var opened: [(contentType: UInt8, plaintextLength: Int)] = []
 
     /// Cuts what the client wrote into records (their headers are always in the clear).
     mutating func parseSent(_ bytes: [UInt8], at t: Double) {
@@ -409,16 +414,37 @@ struct WireState {
     /// every byte.
     func finish(into run: inout TraceRun, trace: [HandshakeTraceEntry], traceStart: (ContinuousClock.Instant) -> Double,
                 decisions: [(afterEntry: Int, computation: TraceComputation)], completedAt: Double?) {
+        // The received records as the core opened them: inner content type and plaintext
+        // length, so padding and post-handshake records are attributed exactly.
+        var receivedRecords = self.receivedRecords
+        for k in receivedRecords.indices where k < opened.count {
+            let o = opened[k]
+            guard o.plaintextLength <= receivedRecords[k].payloadLength else { continue }
+            receivedRecords[k].innerContentType = o.contentType
+            receivedRecords[k].plaintextLength = o.plaintextLength
+            receivedRecords[k].overhead = receivedRecords[k].payloadLength - o.plaintextLength
+            receivedRecords[k].isProtected = receivedRecords[k].overhead > 0
+        }
+        let estimated = receivedRecords.filter { $0.innerContentType == nil }.count
+        run.recordsEstimated = estimated
         run.records = sentRecords + receivedRecords
+        /// What a record carried: the core's inner type when known, else inferred from the outside.
+        func carried(_ r: TraceRecord) -> UInt8 {
+            if let t = r.innerContentType { return t }
+            if r.contentType == 23 && r.isProtected && negotiatedVersion == 0x0304 {
+                return r.direction == .serverToClient && receivedAlerts.contains { $0.record == r.index } ? 21 : 22
+            }
+            return r.contentType
+        }
+        func plainLength(_ r: TraceRecord) -> Int { r.plaintextLength ?? max(0, r.payloadLength - r.overhead) }
         var messages: [TraceMessage] = []
         // Handshake plaintext laid over the records of each direction.
         func handshakeRecords(_ records: [TraceRecord]) -> [(record: TraceRecord, plainStart: Int, plainLength: Int, prefix: Int)] {
             var out: [(TraceRecord, Int, Int, Int)] = []
             var plain = 0
-            for r in records where r.contentType == 22 || (r.contentType == 23 && r.isProtected && negotiatedVersion == 0x0304
-                                                              && !(r.direction == .serverToClient && receivedAlerts.contains { $0.record == r.index })) {
-                let length = max(0, r.payloadLength - r.overhead)
-                let prefix = r.isProtected && negotiatedVersion != 0x0304 && r.overhead == 24 ? 8 : 0
+            for r in records where carried(r) == 22 {
+                let length = plainLength(r)
+                let prefix = r.isProtected && negotiatedVersion != 0x0304 && overhead == 24 ? 8 : 0
                 out.append((r, plain, length, prefix))
                 plain += length
             }
@@ -502,9 +528,9 @@ struct WireState {
             (m.firstSegment, m.lastSegment) = segmentRange(start: m.wireStart, end: m.wireEnd, mss: run.mss)
             messages.append(m)
         }
-        for (k, r) in receivedRecords.enumerated() where r.contentType == 21 || (receivedAlerts.contains { $0.record == k + 1 }) {
+        for (k, r) in receivedRecords.enumerated() where carried(r) == 21 {
             let name = receivedAlerts.first { $0.record == k + 1 }.map { "Alert \($0.name)" } ?? "Alert"
-            var m = TraceMessage(direction: .serverToClient, name: name, size: r.payloadLength - r.overhead, milliseconds: r.milliseconds, firstByteMilliseconds: r.milliseconds,
+            var m = TraceMessage(direction: .serverToClient, name: name, size: plainLength(r), milliseconds: r.milliseconds, firstByteMilliseconds: r.milliseconds,
                                  records: [r.index], wireStart: r.wireOffset + 5, wireEnd: r.wireOffset + r.wireLength, firstSegment: 0, lastSegment: 0,
                                  flight: 0, computations: [], isHandshake: false)
             (m.firstSegment, m.lastSegment) = segmentRange(start: m.wireStart, end: m.wireEnd, mss: run.mss)
@@ -561,14 +587,20 @@ struct WireState {
             run.handshakeRoundTrips = flights.filter { $0.direction == .serverToClient }.count
         }
         // Every byte read, accounted for.
-        var acc: [String: Int] = ["record_headers": 5 * receivedRecords.count, "aead_overhead": receivedRecords.map(\.overhead).reduce(0, +)]
+        // AEAD overhead is the tag, inner type and explicit nonce; whatever else a protected
+        // record held beyond its plaintext is padding (TLS 1.3, RFC 8446 §5.4).
+        let nominal = self.overhead
+        var acc: [String: Int] = ["record_headers": 5 * receivedRecords.count]
+        acc["aead_overhead"] = receivedRecords.map { $0.isProtected ? min($0.overhead, nominal) : 0 }.reduce(0, +)
+        acc["record_padding"] = receivedRecords.map { $0.isProtected ? max(0, $0.overhead - nominal) : 0 }.reduce(0, +)
         acc["handshake_messages"] = messages.filter { $0.direction == .serverToClient && $0.isHandshake }.map(\.size).reduce(0, +)
-        acc["change_cipher_spec"] = receivedRecords.filter { $0.contentType == 20 }.map(\.payloadLength).reduce(0, +)
-        acc["alerts"] = receivedRecords.filter { r in r.contentType == 21 || receivedAlerts.contains { $0.record == r.index } }
-            .map { $0.payloadLength - $0.overhead }.reduce(0, +)
+        acc["change_cipher_spec"] = receivedRecords.filter { carried($0) == 20 }.map(plainLength).reduce(0, +)
+        acc["alerts"] = receivedRecords.filter { carried($0) == 21 }.map(plainLength).reduce(0, +)
+        acc["application_data"] = receivedRecords.filter { carried($0) == 23 }.map(plainLength).reduce(0, +)
         let handshakePlain = layout[.serverToClient]?.map(\.plainLength).reduce(0, +) ?? 0
-        let protectedOther = receivedRecords.filter { $0.contentType == 23 && !(negotiatedVersion == 0x0304) }.map { $0.payloadLength - $0.overhead }.reduce(0, +)
-        acc["application_data_and_unattributed"] = max(0, handshakePlain - acc["handshake_messages"]!) + protectedOther
+        let otherTypes = receivedRecords.filter { ![20, 21, 22, 23].contains(carried($0)) }.map(plainLength).reduce(0, +)
+        acc["unattributed"] = max(0, handshakePlain - acc["handshake_messages"]!) + otherTypes
+        acc["application_data_and_unattributed"] = acc["application_data"]! + acc["unattributed"]!
         acc["incomplete_record"] = received.count - receivedConsumed
         acc["total_read"] = received.count
         run.wireAccounting = acc

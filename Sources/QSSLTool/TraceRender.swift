@@ -115,20 +115,25 @@ enum TraceRender {
         func v(_ k: String) -> String { formatBytes(a[k] ?? 0) }
         var line = "Bytes read: \(v("total_read")) = handshake messages \(v("handshake_messages")) + record headers \(v("record_headers")) (\(run.records.filter { $0.direction == .serverToClient }.count) records)"
             + " + AEAD overhead \(v("aead_overhead")) + ChangeCipherSpec \(v("change_cipher_spec")) + alerts \(v("alerts"))"
-        if (a["application_data_and_unattributed"] ?? 0) > 0 { line += " + other \(v("application_data_and_unattributed"))" }
+        if (a["record_padding"] ?? 0) > 0 { line += " + record padding \(v("record_padding"))" }
+        if (a["application_data"] ?? 0) > 0 { line += " + application data \(v("application_data"))" }
+        if (a["unattributed"] ?? 0) > 0 { line += " + unattributed \(v("unattributed"))" }
         if (a["incomplete_record"] ?? 0) > 0 { line += " + incomplete record \(v("incomplete_record"))" }
         line += "; bytes written: \(formatBytes(run.bytesWritten))."
+        if run.recordsEstimated > 0 {
+            line += " \(run.recordsEstimated) received record\(run.recordsEstimated == 1 ? " was" : "s were") not opened by the client: their content and overhead are estimated, not exact."
+        }
         return line
     }
 
     static func modelLines(_ model: TraceTimingModel) -> [String] {
         var lines = ["Timing model: (round trips + extra round trips for flights past the initial window) × RTT + measured CPU; TCP's own handshake adds 1 RTT."]
-        var header = "  " + "kind".padding(toLength: 14, withPad: " ", startingAt: 0) + "RTTs  extra  client CPU  server time"
+        var header = "  " + "kind".padding(toLength: 18, withPad: " ", startingAt: 0) + "RTTs  extra  client CPU  server time"
         for r in model.rtts { header += String(format: "  @%5g ms", r) }
         header += "   seed"
         lines.append(header)
         for k in model.kinds {
-            var line = "  " + k.label.padding(toLength: 14, withPad: " ", startingAt: 0)
+            var line = "  " + k.label.padding(toLength: 18, withPad: " ", startingAt: 0)
             if let why = k.unavailable {
                 line += "not measured: \(why)"
             } else {
@@ -222,9 +227,27 @@ enum TraceRender {
         return m.records.contains { i in pool.first { $0.index == i }?.isProtected == true }
     }
 
-    /// Mermaid text may not hold ';' (a statement separator) or '#' (an entity).
+    /// Mermaid text: controls and bidi overrides dropped (`sanitizeServerText`); ';' (a
+    /// statement separator) and '#' (an entity) replaced; '<', '>', '{', '}' and '%' as entity
+    /// codes, so that no HTML, no `%%{init}%%` directive and no comment can be formed. Lines
+    /// are joined with <br/>.
     static func clean(_ s: String) -> String {
-        s.replacingOccurrences(of: ";", with: ",").replacingOccurrences(of: "#", with: "no. ").replacingOccurrences(of: "\n", with: "<br/>")
+        s.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            var t = sanitizeServerText(String(line), limit: 2000)
+            t = t.replacingOccurrences(of: ";", with: ",").replacingOccurrences(of: "#", with: "no. ")
+            var out = ""
+            for c in t {
+                switch c {
+                case "<": out += "#lt;"
+                case ">": out += "#gt;"
+                case "{": out += "#123;"
+                case "}": out += "#125;"
+                case "%": out += "#37;"
+                default: out.append(c)
+                }
+            }
+            return out
+        }.joined(separator: "<br/>")
     }
 
     // MARK: JSON
