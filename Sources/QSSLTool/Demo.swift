@@ -129,7 +129,7 @@ struct Demo: AsyncParsableCommand {
         if version == .tls13 {
             let resumed = try await link.exchange(resuming, trace: true)
             print("")
-            print("TLS 1.3 resumption with a ticket from the handshake above (PSK with psk_dhe_ke: a fresh \(resumed.client.summary.group) key exchange, "
+            print("TLS 1.3 resumption with a ticket from the handshake above (PSK with psk_dhe_ke: a fresh \(resumed.summary.group) key exchange, "
                 + "no Certificate or CertificateVerify), as in the seed's §4")
             resumed.print(fullMilliseconds: traced.milliseconds)
             let fullTimes = try await link.time(full, rounds: rounds)
@@ -240,7 +240,9 @@ func median(_ values: [Double]) -> Double {
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
-/// The demo's client side of one server (directly or through the relay).
+/// The demo's client side of one server (directly or through the relay): every connection is
+/// driven and recorded by `qssl trace`'s recorder (TraceRecorder.swift) — messages, records,
+/// segments and the client's computations — so the demo and `qssl trace` share one code path.
 struct DemoLink {
     let port: Int
     let serverPort: Int
@@ -248,46 +250,67 @@ struct DemoLink {
     let ticketWait: TimeAmount
     static let message = Array("Hello, post-quantum world!".utf8)
 
+    private func recorder(_ config: ClientConfiguration, label: String, data: [UInt8]?) -> TraceRecorder {
+        var r = TraceRecorder(host: "127.0.0.1", port: port, serverName: "localhost", configuration: config, session: nil, label: label, mss: nil)
+        r.sessionKey = "127.0.0.1:\(serverPort)"
+        r.applicationData = data
+        // With a session store, the session(s) the server issues are waited for (and kept);
+        // without one, the connection ends with the echo.
+        r.ticketWait = config.sessionStore != nil ? Double(ticketWait.nanoseconds) / 1e9 : 0
+        r.stopOnceSessionIssued = true
+        return r
+    }
+
+    private static func check(_ run: TraceRun) throws {
+        if let f = run.failure { throw Failure(message: "\(f.stage): \(f.message)", code: 1) }
+        guard run.succeeded else { throw Failure(message: "the handshake did not complete", code: 1) }
+    }
+
     /// One connection: handshake, a message echoed, the session tickets read, closed.
     func exchange(_ config: ClientConfiguration, trace: Bool) async throws -> DemoExchange {
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
-                                                     sessionKey: "127.0.0.1:\(serverPort)", recordTrace: trace)
-        try await client.send(Self.message)
-        let echoed = try await client.read(expectedBytes: Self.message.count, idleTimeout: .seconds(5))
-        if config.sessionStore != nil { _ = await client.waitForSession(timeout: ticketWait) }
-        await client.close()
-        guard echoed == Self.message else { throw Failure(message: "echo mismatch", code: 1) }
+        var r = recorder(config, label: "demo", data: Self.message)
+        let run = await r.run()
+        try Self.check(run)
+        guard let summary = r.summary else { throw Failure(message: "the handshake did not complete", code: 1) }
+        guard r.received == Self.message else { throw Failure(message: "echo mismatch", code: 1) }
         let serverTrace = trace ? try await serverHandlers.lastTrace() : []
-        return DemoExchange(client: client, serverTrace: serverTrace, echoed: echoed)
+        return DemoExchange(run: run, summary: summary, origin: r.origin, serverTrace: serverTrace, echoed: r.received)
     }
 
     /// Handshake times of `rounds` connections (no data, but the tickets read when resuming).
     func time(_ config: ClientConfiguration, rounds: Int, expectResumed: Bool = false) async throws -> [Double] {
         var times: [Double] = []
         for _ in 0..<rounds {
-            let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
-                                                         sessionKey: "127.0.0.1:\(serverPort)")
-            if config.sessionStore != nil { _ = await client.waitForSession(timeout: ticketWait) }
-            await client.close()
-            if client.summary.resumed != expectResumed {
-                throw Failure(message: "a \(expectResumed ? "resumption" : "full handshake") was \(client.summary.resumed ? "resumed" : "not resumed")", code: 1)
+            var r = recorder(config, label: "timed", data: nil)
+            let run = await r.run()
+            try Self.check(run)
+            if run.resumed != expectResumed {
+                throw Failure(message: "a \(expectResumed ? "resumption" : "full handshake") was \(run.resumed ? "resumed" : "not resumed")", code: 1)
             }
-            times.append(milliseconds(client.handshakeDuration))
+            times.append(run.handshakeMilliseconds ?? 0)
         }
         return times
     }
 }
 
 struct DemoExchange {
-    let client: NIOQSSLClient
+    /// The client's side, as `qssl trace` records it.
+    let run: TraceRun
+    let summary: HandshakeSummary
+    /// The recorder's time 0, to place the server's trace on the same clock.
+    let origin: ContinuousClock.Instant
     let serverTrace: [HandshakeTraceEntry]
     let echoed: [UInt8]
-    var milliseconds: Double { QSSLTool.milliseconds(client.handshakeDuration) }
+    /// From the TCP connection to the handshake's completion.
+    var milliseconds: Double { run.handshakeMilliseconds ?? 0 }
 
     func print(fullMilliseconds: Double?) {
-        printTimeline(client: client.handler.trace, server: serverTrace)
+        demoTraceLines(run: run, origin: origin, server: serverTrace).forEach { Swift.print($0) }
         Swift.print("")
-        summaryLines(client.summary, handshakeMilliseconds: milliseconds).forEach { Swift.print($0) }
+        // The flights and their segments, as `qssl trace` prints them.
+        TraceRender.flightLines(run).forEach { Swift.print($0) }
+        Swift.print("")
+        summaryLines(summary, handshakeMilliseconds: milliseconds).forEach { Swift.print($0) }
         if let full = fullMilliseconds {
             let saved = full - milliseconds
             Swift.print(String(format: "Time saved:        %.2f ms against the full handshake above (%.2f ms): %@%.0f%%",
@@ -295,12 +318,6 @@ struct DemoExchange {
         }
         Swift.print("Application data: sent \(DemoLink.message.count) bytes, echoed back \(echoed.count) bytes: \"\(String(decoding: echoed, as: UTF8.self))\"")
     }
-}
-
-/// Prints each message once, at the time it was sent, with the time it arrived at the other
-/// side: the per-message lines of `qssl trace` (TraceModel.swift).
-func printTimeline(client: [HandshakeTraceEntry], server: [HandshakeTraceEntry]) {
-    demoTraceLines(client: client, server: server).forEach { print($0) }
 }
 
 /// Server handlers created on event loops, read back on their loop once the exchange is over.

@@ -62,14 +62,14 @@ enum TraceHTML {
                 if let reply { title += " — server flight \(formatBytes(reply.wireBytes)) B, \(reply.segments) segment\(reply.segments == 1 ? "" : "s")" + (reply.overInitialWindow ? ", over the initial window (+\(reply.extraRoundTrips) RTT)" : ", within the initial window") }
                 rows.append((3, nil, title))
             }
-            let start = run.messages.first { $0.flight == f.index }?.wireStart ?? 0
             var marked = false
-            for m in run.messages where m.flight == f.index {
+            let windowAfter = run.initialWindowMessage(f)
+            for (i, m) in run.messages.enumerated() where m.flight == f.index {
                 if m.direction == .clientToServer, let gen = m.computations.first(where: { $0.name == "key share generation" }) {
                     rows.append((1, m, String(format: "generate key shares: %.2f ms CPU", gen.cpuMilliseconds ?? gen.wallMilliseconds)))
                 }
                 rows.append((0, m, ""))
-                if f.overInitialWindow && !marked && m.wireEnd - start > run.initialWindowBytes {
+                if i == windowAfter && !marked {
                     rows.append((2, nil, "initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B — what follows waits one more round trip"))
                     marked = true
                 }
@@ -150,18 +150,19 @@ enum TraceHTML {
                 + "\(formatBytes(f.messageBytes)) B of messages, \(formatBytes(f.wireBytes)) B on the wire, \(f.segments) segment\(f.segments == 1 ? "" : "s")"
                 + (f.overInitialWindow ? " — over the initial window, +\(f.extraRoundTrips) round trip\(f.extraRoundTrips == 1 ? "" : "s")" : "") + "</td></tr>\n"
             let start = run.messages.first { $0.flight == f.index }?.wireStart ?? 0
-            var marked = false
-            for m in run.messages where m.flight == f.index {
+            // The initial-window line after the message that uses the window up, as in the
+            // diagram, the text and the Mermaid output.
+            let windowAfter = run.initialWindowMessage(f)
+            for (i, m) in run.messages.enumerated() where m.flight == f.index {
                 n += 1
                 let into = m.wireEnd - start
-                if f.overInitialWindow && !marked && into > run.initialWindowBytes {
-                    t += "<tr class=\"iw\"><td colspan=\"9\">── initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) bytes; the bytes below wait for ACKs (one more round trip) ──</td></tr>\n"
-                    marked = true
-                }
                 let work = m.computations.map { TraceRender.computationText($0) }.joined(separator: "<br>")
                 t += "<tr><td class=\"n\">\(n)</td><td class=\"n\">\(String(format: "%.3f", m.milliseconds))</td><td>\(TraceRender.arrowName(m.direction))</td>"
                     + "<td>\(esc(m.name))</td><td class=\"n\">\(formatBytes(m.size))</td><td>\(TraceRender.recordList(m))</td><td>\(TraceRender.segmentList(m))</td>"
                     + "<td class=\"n\">\(formatBytes(into))</td><td>\(work)</td></tr>\n"
+                if i == windowAfter {
+                    t += "<tr class=\"iw\"><td colspan=\"9\">── initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) bytes used up; the bytes below wait for ACKs (one more round trip) ──</td></tr>\n"
+                }
             }
             if !f.overInitialWindow && f.direction == .serverToClient {
                 t += "<tr class=\"iw\" style=\"opacity:0.55\"><td colspan=\"9\">── initial window (\(formatBytes(run.initialWindowBytes)) B) not reached: \(formatBytes(run.initialWindowBytes - f.wireBytes)) B to spare ──</td></tr>\n"

@@ -4,8 +4,8 @@ import QSSL
 // `qssl trace`: what one handshake looked like from the client's side — its messages, the
 // records and (computed) TCP segments they travelled in, the client's work on each, and the
 // timing model built on them. The recorder (TraceRecorder.swift) fills these in; the
-// renderers (TraceRender.swift, TraceHTML.swift) only read them. `qssl demo` prints its
-// per-message lines through `traceLines(messages:)` here too.
+// renderers (TraceRender.swift, TraceHTML.swift) only read them. `qssl demo` records its
+// handshakes with the same recorder and prints them through `demoTraceLines(run:…)` here.
 
 enum TraceDirection: String, Codable { case clientToServer = "C->S", serverToClient = "S->C" }
 
@@ -63,7 +63,8 @@ struct TraceMessage: Codable {
     var records: [Int]
     var wireStart: Int
     var wireEnd: Int
-    /// 1-based TCP segments of `TraceRun.mss` bytes the message's bytes fall in (computed).
+    /// 1-based TCP segments of `TraceRun.mss` bytes the message's bytes fall in (computed),
+    /// counted from its flight's first byte, as `TraceFlight.segments` is.
     var firstSegment: Int
     var lastSegment: Int
     /// 1-based flight: consecutive messages in one direction.
@@ -177,6 +178,14 @@ struct TraceRun: Codable {
         }
         return total
     }
+    /// The message of a flight over the initial window after which the window is used up (its
+    /// last segment is past it; else the flight's last message): every renderer draws the
+    /// initial-window line right after it.
+    func initialWindowMessage(_ f: TraceFlight) -> Int? {
+        guard f.overInitialWindow else { return nil }
+        let inFlight = messages.indices.filter { messages[$0].flight == f.index }
+        return inFlight.first { messages[$0].lastSegment > initialWindowSegments } ?? inFlight.last
+    }
     func isPostHandshake(_ m: TraceMessage) -> Bool {
         guard let done = handshakeMilliseconds else { return false }
         return m.direction == .serverToClient && m.milliseconds > done + (tcpConnectMilliseconds ?? 0) && m.name == "NewSessionTicket" && version == "TLSv1.3"
@@ -219,28 +228,42 @@ func traceLines(_ messages: [(ms: Double, direction: TraceDirection, name: Strin
     return lines
 }
 
-/// The core's trace entries of both sides of one in-process handshake (`qssl demo`): each
-/// message once, when it was sent, with when the other side processed it, through the lines above.
-func demoTraceLines(client: [HandshakeTraceEntry], server: [HandshakeTraceEntry]) -> [String] {
-    let client = client.filter { !$0.isComputation }
+/// `qssl demo`: one in-process handshake as the recorder saw it from the client (`run`, whose
+/// time 0 is `origin`), with the server's own trace of the same connection: each message once,
+/// when it was sent, with when the other side began processing it, and the record, segments and
+/// flight it travelled in. Times are from the TCP connection.
+func demoTraceLines(run: TraceRun, origin: ContinuousClock.Instant, server: [HandshakeTraceEntry]) -> [String] {
+    let base = run.tcpConnectMilliseconds ?? 0
+    func ms(_ i: ContinuousClock.Instant) -> Double { milliseconds(i - origin) - base }
     let server = server.filter { !$0.isComputation }
-    guard let origin = (client + server).map(\.instant).min() else { return [] }
-    func ms(_ i: ContinuousClock.Instant) -> Double { milliseconds(i - origin) }
-    var rows: [(at: ContinuousClock.Instant, row: (ms: Double, direction: TraceDirection, name: String, size: Int, detail: String))] = []
-    for (fromClient, sent, other) in [(true, client, server), (false, server, client)] {
-        var receivedBy: [String: [HandshakeTraceEntry]] = [:]
-        for e in other where e.direction == .received { receivedBy[e.message, default: []].append(e) }
-        var used: [String: Int] = [:]
-        for e in sent where e.direction == .sent {
-            let k = used[e.message, default: 0]
-            used[e.message] = k + 1
-            let arrival = receivedBy[e.message].flatMap { k < $0.count ? $0[k] : nil }
-            let detail = arrival.map { String(format: "processed at %8.3f ms", ms($0.instant)) } ?? ""
-            let direction: TraceDirection = fromClient ? .clientToServer : .serverToClient
-            rows.append((e.instant, (ms(e.instant), direction, e.message, e.length, detail)))
-        }
+    var serverSent: [String: [HandshakeTraceEntry]] = [:]
+    var serverReceived: [String: [HandshakeTraceEntry]] = [:]
+    for e in server {
+        if e.direction == .sent { serverSent[e.message, default: []].append(e) } else { serverReceived[e.message, default: []].append(e) }
     }
-    return traceLines(rows.sorted { $0.at < $1.at }.map(\.row))
+    var used: [String: Int] = [:]
+    var rows: [(ms: Double, direction: TraceDirection, name: String, size: Int, detail: String)] = []
+    for m in run.messages {
+        // The server traces its HelloRetryRequest as the ServerHello it is.
+        let name = m.name == "HelloRetryRequest" ? "ServerHello" : m.name
+        let key = "\(m.direction.rawValue) \(name)"
+        let k = used[key, default: 0]
+        used[key] = k + 1
+        func nth(_ table: [String: [HandshakeTraceEntry]]) -> HandshakeTraceEntry? { table[name].flatMap { k < $0.count ? $0[k] : nil } }
+        let sent: Double
+        let processed: Double?
+        if m.direction == .clientToServer {
+            sent = m.milliseconds - base
+            processed = nth(serverReceived).map { ms($0.instant) }
+        } else {
+            sent = nth(serverSent).map { ms($0.instant) } ?? ((m.firstByteMilliseconds ?? m.milliseconds) - base)
+            processed = (m.computations.first(where: \.isTotal)?.startMilliseconds ?? m.milliseconds) - base
+        }
+        var detail = processed.map { String(format: "processed at %8.3f ms", $0) } ?? String(repeating: " ", count: 24)
+        detail += "  flight \(m.flight), segment\(m.firstSegment == m.lastSegment ? "" : "s") \(TraceRender.segmentList(m))"
+        rows.append((sent, m.direction, m.name, m.size, detail))
+    }
+    return traceLines(rows.enumerated().sorted { ($0.element.ms, $0.offset) < ($1.element.ms, $1.offset) }.map(\.element))
 }
 
 /// The segments a byte range falls in, 1-based.

@@ -18,6 +18,8 @@ import QSSLWire
 
 /// Drives one client handshake over a plain blocking socket — the core is sans-I/O, so every
 /// byte read and written, and every record, is seen here — and records it as a `TraceRun`.
+/// `qssl trace` runs it against a server; `qssl demo` against its own loopback server, with
+/// `applicationData` echoed back after the handshake (one code path for both).
 struct TraceRecorder {
     var host: String
     var port: Int
@@ -30,6 +32,21 @@ struct TraceRecorder {
     var timeout: Double = 10
     /// How long to keep reading after a TLS 1.3 handshake for NewSessionTicket.
     var ticketWait: Double = 0.3
+    /// The session store's key for this server (default: HOST:PORT).
+    var sessionKey: String?
+    /// Sent once the handshake is complete; the recording then lasts until as many bytes came
+    /// back (an echo server: `qssl demo`).
+    var applicationData: [UInt8]?
+    /// Stop as soon as the server issued a session (and any echo came back) instead of
+    /// waiting out `ticketWait`.
+    var stopOnceSessionIssued = false
+
+    /// The handshake's outcome, as the core reported it.
+    private(set) var summary: HandshakeSummary?
+    /// The application data the server sent.
+    private(set) var received: [UInt8] = []
+    /// The clock's reading at the run's time 0 (to place other traces of the same process on it).
+    private(set) var origin = ContinuousClock.now
 
     /// The sessions the server issued (the last one is used to trace a resumption).
     private(set) var sessions: [TLSSession] = []
@@ -37,10 +54,18 @@ struct TraceRecorder {
     mutating func run() async -> TraceRun {
         let (host, port, serverName, configuration, session, timeout, ticketWait, mss) =
             (self.host, self.port, self.serverName, self.configuration, self.session, self.timeout, self.ticketWait, self.mss)
+        let (applicationData, stopOnceSessionIssued, sessionKey) = (self.applicationData, self.stopOnceSessionIssued, self.sessionKey)
         var issued: [TLSSession] = []
-        defer { sessions = issued }
+        var appReceived: [UInt8] = []
+        var summary: HandshakeSummary?
+        defer {
+            sessions = issued
+            self.summary = summary
+            received = appReceived
+        }
         var run = TraceRun(target: hostPort(host, port), serverName: serverName, label: label, startedAt: Date())
         let origin = ContinuousClock.now
+        self.origin = origin
         func now() -> Double { milliseconds(ContinuousClock.now - origin) }
 
         // TCP
@@ -79,7 +104,7 @@ struct TraceRecorder {
         let cpu0 = threadCPUNanoseconds()
         do {
             connection = try TLSConnection.client(configuration: configuration, serverName: serverName, session: session,
-                                                  sessionKey: run.target, recordTrace: true)
+                                                  sessionKey: sessionKey ?? run.target, recordTrace: true)
         } catch {
             run.failure = TraceFailure(stage: "ClientHello", message: describe(error), exitCode: 64)
             return run
@@ -88,7 +113,7 @@ struct TraceRecorder {
         connection.traceCPUClock = threadCPUNanoseconds
 
         var state = WireState()
-        var summary: HandshakeSummary?
+        var applicationDataSent = false
         var completedAt: Double?
         var decisions: [(afterEntry: Int, computation: TraceComputation)] = []
         var failure: TraceFailure?
@@ -130,6 +155,8 @@ struct TraceRecorder {
                     completedAt = now()
                 case .sessionIssued(let s):
                     issued.append(s)
+                case .applicationData(let bytes):
+                    appReceived += bytes
                 case .decisionNeeded(let decision):
                     // An asynchronous verifier or key: resolved here, timed as the client's work.
                     let c0 = threadCPUNanoseconds(), t0 = now()
@@ -212,12 +239,32 @@ struct TraceRecorder {
                     break readLoop
                 }
             }
-            if completedAt != nil && postHandshakeDeadline == nil {
-                // TLS 1.3 tickets follow the handshake: read a moment longer (TLS 1.2: done).
-                if summary?.version == .tls13 && ticketWait > 0 {
-                    postHandshakeDeadline = now() + ticketWait * 1000
-                } else {
-                    break
+            if completedAt != nil {
+                if let data = applicationData, !applicationDataSent {
+                    applicationDataSent = true
+                    do throws(TLSError) {
+                        try connection.send(data)
+                    } catch {
+                        failure = TraceFailure(stage: "after the handshake", message: "cannot send application data: \(describe(error))", exitCode: 1)
+                        break readLoop
+                    }
+                    guard flush() else {
+                        failure = TraceFailure(stage: "after the handshake",
+                                               message: "cannot write to \(run.target): \(ioReason(writeError ?? EPIPE))", exitCode: 1)
+                        break readLoop
+                    }
+                }
+                // Any echo first; then the sessions.
+                if appReceived.count >= applicationData?.count ?? 0 {
+                    if stopOnceSessionIssued && !issued.isEmpty { break }
+                    if postHandshakeDeadline == nil {
+                        // TLS 1.3 tickets follow the handshake: read a moment longer (TLS 1.2: done).
+                        if summary?.version == .tls13 && ticketWait > 0 {
+                            postHandshakeDeadline = now() + ticketWait * 1000
+                        } else {
+                            break
+                        }
+                    }
                 }
             }
         }
@@ -577,6 +624,10 @@ struct WireState {
             flights[f].segments = (flights[f].wireBytes + run.mss - 1) / run.mss
             flights[f].overInitialWindow = flights[f].wireBytes > run.initialWindowBytes
             flights[f].extraRoundTrips = extraRoundTrips(segments: flights[f].segments, window: run.initialWindowSegments)
+            // Its messages' segments, numbered the same way: from the flight's first byte.
+            for k in messages.indices where messages[k].flight == f + 1 {
+                (messages[k].firstSegment, messages[k].lastSegment) = segmentRange(start: messages[k].wireStart - start, end: messages[k].wireEnd - start, mss: run.mss)
+            }
         }
         run.messages = messages
         run.flights = flights

@@ -68,9 +68,16 @@ enum TraceRender {
         }
         let body = traceLines(rows)
         lines.append(body[0] + "   where")
+        // The initial-window line after the message that uses the window up, as in the
+        // Mermaid output and the HTML report.
+        let windowAfter = Set(run.flights.compactMap { run.initialWindowMessage($0) })
         for (i, line) in body.dropFirst().enumerated() {
             lines.append(line)
             lines += sub[i] ?? []
+            if windowAfter.contains(i) {
+                lines.append("                         ── initial window (\(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B) used up: "
+                             + "the rest of this flight waits for the client's ACKs ──")
+            }
         }
         if let f = run.failure {
             lines.append("")
@@ -180,7 +187,8 @@ enum TraceRender {
             }
             var cumulative = 0
             var markedWindow = false
-            for m in run.messages where m.flight == f.index {
+            let windowAfter = run.initialWindowMessage(f)
+            for (i, m) in run.messages.enumerated() where m.flight == f.index {
                 let arrow = m.direction == .clientToServer ? "C->>S" : "S->>C"
                 let name = m.name.hasPrefix("Alert") ? m.name : (isEncrypted(m, run) ? "{\(m.name)}" : m.name)
                 cumulative += m.wireEnd - m.wireStart
@@ -191,7 +199,7 @@ enum TraceRender {
                 var facts = ["record \(recordList(m))", "segment\(m.firstSegment == m.lastSegment ? "" : "s") \(segmentList(m))"]
                 facts.append(String(format: "t = %.2f ms", m.milliseconds))
                 out.append("        Note \(m.direction == .clientToServer ? "right of C" : "left of S"): \(clean(facts.joined(separator: ", ")))")
-                if f.overInitialWindow && !markedWindow && m.wireEnd - (run.messages.first { $0.flight == f.index }?.wireStart ?? 0) > run.initialWindowBytes {
+                if i == windowAfter && !markedWindow {
                     out.append("        Note over C,S: \(clean("Initial window (\(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B) reached: the rest waits for the client's ACKs"))")
                     markedWindow = true
                 }

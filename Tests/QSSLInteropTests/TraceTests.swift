@@ -61,10 +61,19 @@ struct TraceTests {
             #expect(flight["segments"] as? Int == (wire + mss - 1) / mss, sourceLocation: sourceLocation)
             #expect(flight["over_initial_window"] as? Bool == (wire > window), sourceLocation: sourceLocation)
         }
-        for m in (trace["messages"] as? [[String: Any]]) ?? [] {
-            let start = m["wire_start"] as? Int ?? 0, end = m["wire_end"] as? Int ?? 0
+        // Segments are numbered from the flight's first byte (its first record's header), for
+        // the messages as for the flights.
+        let messages = (trace["messages"] as? [[String: Any]]) ?? []
+        for m in messages {
+            let flight = m["flight"] as? Int ?? 0, direction = m["direction"] as? String
+            let indices = Set(messages.filter { $0["flight"] as? Int == flight }.flatMap { ($0["records"] as? [Int]) ?? [] })
+            let flightStart = records.filter { $0["direction"] as? String == direction && indices.contains($0["index"] as? Int ?? -1) }
+                .compactMap { $0["wire_offset"] as? Int }.min() ?? 0
+            let start = (m["wire_start"] as? Int ?? 0) - flightStart, end = (m["wire_end"] as? Int ?? 0) - flightStart
             #expect(m["first_segment"] as? Int == start / mss + 1, "\(m)", sourceLocation: sourceLocation)
             #expect(m["last_segment"] as? Int == max(start, end - 1) / mss + 1, "\(m)", sourceLocation: sourceLocation)
+            let f = ((trace["flights"] as? [[String: Any]]) ?? []).first { $0["index"] as? Int == flight }
+            #expect((m["last_segment"] as? Int ?? 0) <= (f?["segments"] as? Int ?? 0), "\(m)", sourceLocation: sourceLocation)
         }
     }
 
