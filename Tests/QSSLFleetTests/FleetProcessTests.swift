@@ -100,8 +100,9 @@ final class ServeNode: @unchecked Sendable {
 
     var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
+    /// SIGKILL: the test process blocks SIGTERM, and its children inherit the mask.
     func stop() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 
@@ -159,7 +160,8 @@ func sClient(_ dir: FleetDirectory, _ node: ServeNode, _ mechanism: Mechanism, s
         if text.components(separatedBy: marker).count >= 2 || !process.isRunning { break }
         Thread.sleep(forTimeInterval: 0.02)
     }
-    if process.isRunning { process.terminate() }
+    // SIGKILL: the test process blocks SIGTERM, and its children inherit the mask.
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
     text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? text
     guard text.contains(marker) else { return nil }
