@@ -169,7 +169,11 @@ let package = Package(
         // generator, the test PKI.
         .target(
             name: "QSSLTestSupport",
-            dependencies: ["QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509"]
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
         .testTarget(name: "QSSLProxyProtocolTests", dependencies: ["QSSLProxyProtocol", "QSSLTestSupport"]),
@@ -188,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "QSSLFleetTests",
             dependencies: [
-                "QSSLFleet", "QSSL", "QSSLWire", "QSSLRedis", "QSSLSwiftCrypto",
+                "QSSLFleet", "QSSL", "QSSLWire", "QSSLRedis", "QSSLSwiftCrypto", "QSSLTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

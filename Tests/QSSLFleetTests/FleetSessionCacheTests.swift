@@ -1,3 +1,4 @@
+@_exported import QSSLTestSupport
 // The Redis session-ID cache against a real redis-server and a three-master cluster.
 
 import Foundation

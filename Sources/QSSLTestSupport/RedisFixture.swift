@@ -1,17 +1,17 @@
-// Starts and stops real redis-server processes (single nodes and a three-master cluster).
+// (Shared by QSSLRedisTests and QSSLFleetTests.) Starts and stops real redis-server processes (single nodes and a three-master cluster).
 
 import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
-@testable import QSSLRedis
+import QSSLRedis
 
-enum FixtureError: Error, CustomStringConvertible {
+public enum FixtureError: Error, CustomStringConvertible {
     case notInstalled(String)
     case startFailed(String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .notInstalled(let tool):
             return "\(tool) is not installed (looked in PATH): these tests need a real Redis; "
@@ -29,8 +29,8 @@ private let installExitHook: Void = {
     }
 }()
 
-enum RedisFixture {
-    static func tool(_ name: String) throws -> String {
+public enum RedisFixture {
+    public static func tool(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
             let candidate = "\(directory)/\(name)"
@@ -40,7 +40,7 @@ enum RedisFixture {
     }
 
     /// A loopback port that is free now, and whose cluster bus port (+10000) is free too.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         for _ in 0..<200 {
             let port = Int.random(in: 20000..<30000)
             if isFree(port) && isFree(port + 10000) { return port }
@@ -63,7 +63,7 @@ enum RedisFixture {
 
     /// Runs a tool to completion and returns its standard output (stderr merged).
     @discardableResult
-    static func run(_ name: String, _ arguments: [String]) throws -> String {
+    public static func run(_ name: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try tool(name))
         process.arguments = arguments
@@ -79,16 +79,16 @@ enum RedisFixture {
 }
 
 /// One redis-server process on 127.0.0.1:`port`, in its own temporary directory.
-final class RedisServer: @unchecked Sendable {
-    let port: Int
-    let directory: URL
-    let extraArguments: [String]
+public final class RedisServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    public let extraArguments: [String]
     private var process: Process?
 
-    var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
-    var url: String { "redis://127.0.0.1:\(port)" }
+    public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
+    public var url: String { "redis://127.0.0.1:\(port)" }
 
-    init(port: Int? = nil, arguments: [String] = []) async throws {
+    public init(port: Int? = nil, arguments: [String] = []) async throws {
         _ = installExitHook
         _ = try RedisFixture.tool("redis-server")
         _ = try RedisFixture.tool("redis-cli")
@@ -100,7 +100,7 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// Starts (or restarts) the server and waits until it answers PING.
-    func start() async throws {
+    public func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try RedisFixture.tool("redis-server"))
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -124,7 +124,7 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// Kills the server (SIGKILL, as a crash would) and waits for it to exit.
-    func stop() {
+    public func stop() {
         guard let process else { return }
         self.process = nil
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
@@ -133,14 +133,14 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// Stops the server and removes its directory.
-    func destroy() {
+    public func destroy() {
         stop()
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// Runs redis-cli against this server.
     @discardableResult
-    func cli(_ arguments: String...) throws -> String {
+    public func cli(_ arguments: String...) throws -> String {
         try RedisFixture.run("redis-cli", ["-h", "127.0.0.1", "-p", "\(port)"] + arguments)
     }
 
@@ -148,17 +148,17 @@ final class RedisServer: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh server, which is killed afterwards even if `body` throws.
-func withRedisServer<T>(arguments: [String] = [], _ body: (RedisServer) async throws -> T) async throws -> T {
+public func withRedisServer<T>(arguments: [String] = [], _ body: (RedisServer) async throws -> T) async throws -> T {
     let server = try await RedisServer(arguments: arguments)
     defer { server.destroy() }
     return try await body(server)
 }
 
 /// Three cluster-enabled masters joined with `redis-cli --cluster create`.
-final class RedisTestCluster: @unchecked Sendable {
-    let nodes: [RedisServer]
+public final class RedisTestCluster: @unchecked Sendable {
+    public let nodes: [RedisServer]
 
-    init() async throws {
+    public init() async throws {
         var nodes: [RedisServer] = []
         do {
             for _ in 0..<3 {
@@ -181,10 +181,10 @@ final class RedisTestCluster: @unchecked Sendable {
         }
     }
 
-    var url: String { "redis+cluster://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+    public var url: String { "redis+cluster://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
 
     /// Waits until every node reports cluster_state:ok and knows all three masters' slots.
-    func waitUntilConsistent() async throws {
+    public func waitUntilConsistent() async throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let ok = try nodes.allSatisfy { node in
@@ -199,24 +199,24 @@ final class RedisTestCluster: @unchecked Sendable {
     }
 
     /// The node's cluster ID.
-    func id(of node: RedisServer) throws -> String {
+    public func id(of node: RedisServer) throws -> String {
         try node.cli("CLUSTER", "MYID").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func node(port: Int) -> RedisServer? { nodes.first { $0.port == port } }
+    public func node(port: Int) -> RedisServer? { nodes.first { $0.port == port } }
 
-    func destroy() { for node in nodes { node.destroy() } }
+    public func destroy() { for node in nodes { node.destroy() } }
 }
 
 /// Runs `body` with a fresh three-master cluster, which is killed afterwards even if `body` throws.
-func withRedisCluster<T>(_ body: (RedisTestCluster) async throws -> T) async throws -> T {
+public func withRedisCluster<T>(_ body: (RedisTestCluster) async throws -> T) async throws -> T {
     let cluster = try await RedisTestCluster()
     defer { cluster.destroy() }
     return try await body(cluster)
 }
 
 /// Measures how long `body` takes, in seconds.
-func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
+public func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
     let start = ContinuousClock.now
     let result = try await body()
     let elapsed = ContinuousClock.now - start
@@ -224,11 +224,11 @@ func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
 }
 
 extension String {
-    var bytes: [UInt8] { Array(utf8) }
+    public var bytes: [UInt8] { Array(utf8) }
 }
 
 /// The error that `body` throws, or `nil` if it succeeds.
-func failure<T>(_ body: () async throws(RedisError) -> T) async -> RedisError? {
+public func failure<T>(_ body: () async throws(RedisError) -> T) async -> RedisError? {
     do {
         _ = try await body()
         return nil
