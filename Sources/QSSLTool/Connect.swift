@@ -163,7 +163,16 @@ struct Connect: AsyncParsableCommand {
             }
             var received: [UInt8] = []
             if let send {
-                try await client.send(Array(send.replacingOccurrences(of: "\\n", with: "\n").utf8))
+                do {
+                    try await client.send(Array(send.replacingOccurrences(of: "\\n", with: "\n").utf8))
+                } catch {
+                    // The server may have refused us after our Finished (TLS 1.3 client
+                    // authentication): its alert, if it arrived, says why.
+                    let cause = await client.error ?? error
+                    report(failure: cause, target: hostPort(host, port), afterHandshake: true, connection: reconnect > 0 ? index + 1 : nil)
+                    await client.close()
+                    throw ExitCode(isVerificationFailure(cause) ? 2 : 1)
+                }
                 do {
                     received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
                 } catch let incomplete as NIOQSSLClient.IncompleteRead {
