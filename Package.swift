@@ -41,10 +41,7 @@ let package = Package(
         // Q-SSL's own constant-time P-384 (ECDH, ECDSA); swift-crypto only for SHA-384/HMAC.
         .target(
             name: "QSSLP384",
-            dependencies: ["CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")],
-            // Optimised in debug builds too: unoptimised 128-bit arithmetic is about 1,000 times
-            // slower, which would make every debug handshake and test crawl.
-            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
+            dependencies: ["CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Q-SSL's declarations of the few BoringSSL AEAD calls inside swift-crypto that let the
         // record layer seal and open in place (see its header).

@@ -70,108 +70,115 @@ struct FieldElement: Sendable {
     static func squareFallback(_ a: FieldElement) -> FieldElement { squarePortable(a) }
     #endif
 
-    /// Montgomery product a·b·2^-384 mod m in Swift (CIOS, unrolled).
+    /// Montgomery product a·b·2^-384 mod m in Swift (CIOS, unrolled). 64-bit limbs with explicit
+    /// carries (FieldOps.swift): no 128-bit integers, which are very slow in debug builds.
     @inline(__always) @usableFromInline
     static func mulPortable(_ a: FieldElement, _ b: FieldElement) -> FieldElement {
-        var acc: UInt128
-        var m: UInt64
+        var c: UInt64 = 0, c2: UInt64 = 0, m: UInt64 = 0, ignored: UInt64 = 0
         var t0: UInt64 = 0, t1: UInt64 = 0, t2: UInt64 = 0, t3: UInt64 = 0, t4: UInt64 = 0, t5: UInt64 = 0, t6: UInt64 = 0, t7: UInt64 = 0
         // b.v0
-        acc = UInt128(a.v0) &* UInt128(b.v0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v0) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v0) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v0) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v0) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v0) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        t6 = UInt64(truncatingIfNeeded: acc &>> 64); t7 = 0
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v0, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v0, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v0, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v0, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v0, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v0, t5, c)
+        t6 = c; t7 = 0
         m = t0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(t0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), t0, 0)
+        (c, t0) = limbAdd(limbTimes2p64m2p32(m), t1, c)
+        (c, t1) = limbAdd(limbTimes2p64m2(m), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v1
-        acc = UInt128(a.v0) &* UInt128(b.v1) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v1) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v1) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v1) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v1) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v1) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v1, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v1, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v1, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v1, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v1, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v1, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(t0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), t0, 0)
+        (c, t0) = limbAdd(limbTimes2p64m2p32(m), t1, c)
+        (c, t1) = limbAdd(limbTimes2p64m2(m), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v2
-        acc = UInt128(a.v0) &* UInt128(b.v2) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v2) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v2) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v2) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v2) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v2) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v2, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v2, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v2, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v2, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v2, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v2, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(t0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), t0, 0)
+        (c, t0) = limbAdd(limbTimes2p64m2p32(m), t1, c)
+        (c, t1) = limbAdd(limbTimes2p64m2(m), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v3
-        acc = UInt128(a.v0) &* UInt128(b.v3) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v3) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v3) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v3) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v3) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v3) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v3, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v3, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v3, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v3, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v3, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v3, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(t0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), t0, 0)
+        (c, t0) = limbAdd(limbTimes2p64m2p32(m), t1, c)
+        (c, t1) = limbAdd(limbTimes2p64m2(m), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v4
-        acc = UInt128(a.v0) &* UInt128(b.v4) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v4) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v4) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v4) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v4) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v4) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v4, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v4, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v4, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v4, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v4, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v4, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(t0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), t0, 0)
+        (c, t0) = limbAdd(limbTimes2p64m2p32(m), t1, c)
+        (c, t1) = limbAdd(limbTimes2p64m2(m), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v5
-        acc = UInt128(a.v0) &* UInt128(b.v5) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v5) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v5) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v5) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v5) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v5) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v5, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v5, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v5, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v5, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v5, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v5, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(t0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), t0, 0)
+        (c, t0) = limbAdd(limbTimes2p64m2p32(m), t1, c)
+        (c, t1) = limbAdd(limbTimes2p64m2(m), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
+        _ = ignored
         return reduceOnce(FieldElement(t0, t1, t2, t3, t4, t5), carry: t6)
     }
 
@@ -179,30 +186,33 @@ struct FieldElement: Sendable {
     /// squares, then six word-by-word reduction steps.
     @inline(__always) @usableFromInline
     static func squarePortable(_ a: FieldElement) -> FieldElement {
-        var acc: UInt128
-        var m: UInt64
-        var carry: UInt64
+        var c: UInt64 = 0, c2: UInt64 = 0, m: UInt64 = 0, ignored: UInt64 = 0
         var r0: UInt64 = 0; var r1: UInt64 = 0; var r2: UInt64 = 0; var r3: UInt64 = 0; var r4: UInt64 = 0; var r5: UInt64 = 0; var r6: UInt64 = 0; var r7: UInt64 = 0; var r8: UInt64 = 0; var r9: UInt64 = 0; var r10: UInt64 = 0; var r11: UInt64 = 0
-        acc = UInt128(a.v0) &* UInt128(a.v1); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v3) &+ UInt128(carry); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r6 = carry
-        acc = UInt128(a.v1) &* UInt128(a.v2) &+ UInt128(r3); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v3) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v4) &+ UInt128(r5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v5) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r7 = carry
-        acc = UInt128(a.v2) &* UInt128(a.v3) &+ UInt128(r5); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v2) &* UInt128(a.v4) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v2) &* UInt128(a.v5) &+ UInt128(r7) &+ UInt128(carry); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r8 = carry
-        acc = UInt128(a.v3) &* UInt128(a.v4) &+ UInt128(r7); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v3) &* UInt128(a.v5) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r9 = carry
-        acc = UInt128(a.v4) &* UInt128(a.v5) &+ UInt128(r9); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r10 = carry
+        c = 0
+        (c, r1) = limbMulAdd(a.v0, a.v1, r1, c)
+        (c, r2) = limbMulAdd(a.v0, a.v2, r2, c)
+        (c, r3) = limbMulAdd(a.v0, a.v3, r3, c)
+        (c, r4) = limbMulAdd(a.v0, a.v4, r4, c)
+        (c, r5) = limbMulAdd(a.v0, a.v5, r5, c)
+        r6 = c
+        c = 0
+        (c, r3) = limbMulAdd(a.v1, a.v2, r3, c)
+        (c, r4) = limbMulAdd(a.v1, a.v3, r4, c)
+        (c, r5) = limbMulAdd(a.v1, a.v4, r5, c)
+        (c, r6) = limbMulAdd(a.v1, a.v5, r6, c)
+        r7 = c
+        c = 0
+        (c, r5) = limbMulAdd(a.v2, a.v3, r5, c)
+        (c, r6) = limbMulAdd(a.v2, a.v4, r6, c)
+        (c, r7) = limbMulAdd(a.v2, a.v5, r7, c)
+        r8 = c
+        c = 0
+        (c, r7) = limbMulAdd(a.v3, a.v4, r7, c)
+        (c, r8) = limbMulAdd(a.v3, a.v5, r8, c)
+        r9 = c
+        c = 0
+        (c, r9) = limbMulAdd(a.v4, a.v5, r9, c)
+        r10 = c
         r11 = (r11 &<< 1) | (r10 &>> 63)
         r10 = (r10 &<< 1) | (r9 &>> 63)
         r9 = (r9 &<< 1) | (r8 &>> 63)
@@ -215,82 +225,83 @@ struct FieldElement: Sendable {
         r2 = (r2 &<< 1) | (r1 &>> 63)
         r1 = (r1 &<< 1) | (r0 &>> 63)
         r0 = 0
-        acc = UInt128(a.v0) &* UInt128(a.v0) &+ UInt128(r0); r0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v1) &+ UInt128(r2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v2) &* UInt128(a.v2) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v3) &* UInt128(a.v3) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v4) &* UInt128(a.v4) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v5) &* UInt128(a.v5) &+ UInt128(r10) &+ UInt128(carry); r10 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r11) &+ (acc &>> 64); r11 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        var c2: UInt64 = 0
+        c2 = 0
+        (c, r0) = limbMulAdd(a.v0, a.v0, r0, c2)
+        (c2, r1) = limbAdd(r1, c, 0)
+        (c, r2) = limbMulAdd(a.v1, a.v1, r2, c2)
+        (c2, r3) = limbAdd(r3, c, 0)
+        (c, r4) = limbMulAdd(a.v2, a.v2, r4, c2)
+        (c2, r5) = limbAdd(r5, c, 0)
+        (c, r6) = limbMulAdd(a.v3, a.v3, r6, c2)
+        (c2, r7) = limbAdd(r7, c, 0)
+        (c, r8) = limbMulAdd(a.v4, a.v4, r8, c2)
+        (c2, r9) = limbAdd(r9, c, 0)
+        (c, r10) = limbMulAdd(a.v5, a.v5, r10, c2)
+        (c2, r11) = limbAdd(r11, c, 0)
+        c2 = 0
         m = r0 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(r0)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r6) &+ (acc &>> 64) &+ UInt128(c2); r6 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), r0, 0)
+        (c, r1) = limbAdd(limbTimes2p64m2p32(m), r1, c)
+        (c, r2) = limbAdd(limbTimes2p64m2(m), r2, c)
+        (c, r3) = limbAdd(limbTimesAllOnes(m), r3, c)
+        (c, r4) = limbAdd(limbTimesAllOnes(m), r4, c)
+        (c, r5) = limbAdd(limbTimesAllOnes(m), r5, c)
+        (c2, r6) = limbAdd(r6, c, c2)
         m = r1 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(r1)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r7) &+ (acc &>> 64) &+ UInt128(c2); r7 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), r1, 0)
+        (c, r2) = limbAdd(limbTimes2p64m2p32(m), r2, c)
+        (c, r3) = limbAdd(limbTimes2p64m2(m), r3, c)
+        (c, r4) = limbAdd(limbTimesAllOnes(m), r4, c)
+        (c, r5) = limbAdd(limbTimesAllOnes(m), r5, c)
+        (c, r6) = limbAdd(limbTimesAllOnes(m), r6, c)
+        (c2, r7) = limbAdd(r7, c, c2)
         m = r2 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(r2)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r8) &+ (acc &>> 64) &+ UInt128(c2); r8 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), r2, 0)
+        (c, r3) = limbAdd(limbTimes2p64m2p32(m), r3, c)
+        (c, r4) = limbAdd(limbTimes2p64m2(m), r4, c)
+        (c, r5) = limbAdd(limbTimesAllOnes(m), r5, c)
+        (c, r6) = limbAdd(limbTimesAllOnes(m), r6, c)
+        (c, r7) = limbAdd(limbTimesAllOnes(m), r7, c)
+        (c2, r8) = limbAdd(r8, c, c2)
         m = r3 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(r3)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r9) &+ (acc &>> 64) &+ UInt128(c2); r9 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), r3, 0)
+        (c, r4) = limbAdd(limbTimes2p64m2p32(m), r4, c)
+        (c, r5) = limbAdd(limbTimes2p64m2(m), r5, c)
+        (c, r6) = limbAdd(limbTimesAllOnes(m), r6, c)
+        (c, r7) = limbAdd(limbTimesAllOnes(m), r7, c)
+        (c, r8) = limbAdd(limbTimesAllOnes(m), r8, c)
+        (c2, r9) = limbAdd(r9, c, c2)
         m = r4 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(r4)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r10) &+ (acc &>> 64) &+ UInt128(c2); r10 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), r4, 0)
+        (c, r5) = limbAdd(limbTimes2p64m2p32(m), r5, c)
+        (c, r6) = limbAdd(limbTimes2p64m2(m), r6, c)
+        (c, r7) = limbAdd(limbTimesAllOnes(m), r7, c)
+        (c, r8) = limbAdd(limbTimesAllOnes(m), r8, c)
+        (c, r9) = limbAdd(limbTimesAllOnes(m), r9, c)
+        (c2, r10) = limbAdd(r10, c, c2)
         m = r5 &* 0x0000000100000001
-        acc = ((UInt128(m) &<< 32) &- UInt128(m)) &+ UInt128(r5)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 32)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- (UInt128(m) &<< 1)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r10) &+ (acc &>> 64); r10 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r11) &+ (acc &>> 64) &+ UInt128(c2); r11 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbTimes2p32m1(m), r5, 0)
+        (c, r6) = limbAdd(limbTimes2p64m2p32(m), r6, c)
+        (c, r7) = limbAdd(limbTimes2p64m2(m), r7, c)
+        (c, r8) = limbAdd(limbTimesAllOnes(m), r8, c)
+        (c, r9) = limbAdd(limbTimesAllOnes(m), r9, c)
+        (c, r10) = limbAdd(limbTimesAllOnes(m), r10, c)
+        (c2, r11) = limbAdd(r11, c, c2)
+        _ = ignored
         return reduceOnce(FieldElement(r6, r7, r8, r9, r10, r11), carry: c2)
     }
 
     /// (carry·2^384 + x) mod m for a value below 2m: subtracts m unless that borrows.
     @inline(__always) @usableFromInline
     static func reduceOnce(_ x: FieldElement, carry: UInt64) -> FieldElement {
-        var acc: UInt128
-        acc = UInt128(x.v0) &- 0x00000000ffffffff; let d0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v1) &- 0xffffffff00000000 &- (acc &>> 127); let d1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v2) &- 0xfffffffffffffffe &- (acc &>> 127); let d2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v3) &- 0xffffffffffffffff &- (acc &>> 127); let d3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v4) &- 0xffffffffffffffff &- (acc &>> 127); let d4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v5) &- 0xffffffffffffffff &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
+        var borrow: UInt64 = 0
+        let d0: UInt64; (d0, borrow) = limbSub(x.v0, 0x00000000ffffffff, borrow)
+        let d1: UInt64; (d1, borrow) = limbSub(x.v1, 0xffffffff00000000, borrow)
+        let d2: UInt64; (d2, borrow) = limbSub(x.v2, 0xfffffffffffffffe, borrow)
+        let d3: UInt64; (d3, borrow) = limbSub(x.v3, 0xffffffffffffffff, borrow)
+        let d4: UInt64; (d4, borrow) = limbSub(x.v4, 0xffffffffffffffff, borrow)
+        let d5: UInt64; (d5, borrow) = limbSub(x.v5, 0xffffffffffffffff, borrow)
         // keep x (all-ones) only when x - m borrowed and there is no carry bit above x
-        let borrow = UInt64(truncatingIfNeeded: acc &>> 127)
         // each input of the mask is hidden too: LLVM otherwise turned `carry ? 0 : borrow` into a
         // jump on the carry (the top bit of a secret-derived sum) before the outer barrier
         let keep = qssl_value_barrier(0 &- (qssl_value_barrier(borrow) & (qssl_value_barrier(carry) ^ 1)))
@@ -300,32 +311,33 @@ struct FieldElement: Sendable {
 
     @inline(__always) @usableFromInline
     static func add(_ a: FieldElement, _ b: FieldElement) -> FieldElement {
-        var acc: UInt128
-        acc = UInt128(a.v0) &+ UInt128(b.v0); let s0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &+ UInt128(b.v1) &+ (acc &>> 64); let s1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &+ UInt128(b.v2) &+ (acc &>> 64); let s2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &+ UInt128(b.v3) &+ (acc &>> 64); let s3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &+ UInt128(b.v4) &+ (acc &>> 64); let s4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &+ UInt128(b.v5) &+ (acc &>> 64); let s5 = UInt64(truncatingIfNeeded: acc)
-        return reduceOnce(FieldElement(s0, s1, s2, s3, s4, s5), carry: UInt64(truncatingIfNeeded: acc &>> 64))
+        var c: UInt64 = 0
+        let s0: UInt64; (c, s0) = limbAdd(a.v0, b.v0, c)
+        let s1: UInt64; (c, s1) = limbAdd(a.v1, b.v1, c)
+        let s2: UInt64; (c, s2) = limbAdd(a.v2, b.v2, c)
+        let s3: UInt64; (c, s3) = limbAdd(a.v3, b.v3, c)
+        let s4: UInt64; (c, s4) = limbAdd(a.v4, b.v4, c)
+        let s5: UInt64; (c, s5) = limbAdd(a.v5, b.v5, c)
+        return reduceOnce(FieldElement(s0, s1, s2, s3, s4, s5), carry: c)
     }
 
     @inline(__always) @usableFromInline
     static func sub(_ a: FieldElement, _ b: FieldElement) -> FieldElement {
-        var acc: UInt128
-        acc = UInt128(a.v0) &- UInt128(b.v0); let d0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &- UInt128(b.v1) &- (acc &>> 127); let d1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &- UInt128(b.v2) &- (acc &>> 127); let d2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &- UInt128(b.v3) &- (acc &>> 127); let d3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &- UInt128(b.v4) &- (acc &>> 127); let d4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &- UInt128(b.v5) &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
-        let mask = qssl_value_barrier(0 &- qssl_value_barrier(UInt64(truncatingIfNeeded: acc &>> 127)))   // all-ones when a < b: add m back
-        acc = UInt128(d0) &+ UInt128(0x00000000ffffffff & mask); let s0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d1) &+ UInt128(0xffffffff00000000 & mask) &+ (acc &>> 64); let s1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d2) &+ UInt128(0xfffffffffffffffe & mask) &+ (acc &>> 64); let s2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d3) &+ UInt128(0xffffffffffffffff & mask) &+ (acc &>> 64); let s3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d4) &+ UInt128(0xffffffffffffffff & mask) &+ (acc &>> 64); let s4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d5) &+ UInt128(0xffffffffffffffff & mask) &+ (acc &>> 64); let s5 = UInt64(truncatingIfNeeded: acc)
+        var borrow: UInt64 = 0, c: UInt64 = 0
+        let d0: UInt64; (d0, borrow) = limbSub(a.v0, b.v0, borrow)
+        let d1: UInt64; (d1, borrow) = limbSub(a.v1, b.v1, borrow)
+        let d2: UInt64; (d2, borrow) = limbSub(a.v2, b.v2, borrow)
+        let d3: UInt64; (d3, borrow) = limbSub(a.v3, b.v3, borrow)
+        let d4: UInt64; (d4, borrow) = limbSub(a.v4, b.v4, borrow)
+        let d5: UInt64; (d5, borrow) = limbSub(a.v5, b.v5, borrow)
+        let mask = qssl_value_barrier(0 &- qssl_value_barrier(borrow))   // all-ones when a < b: add m back
+        let s0: UInt64; (c, s0) = limbAdd(d0, 0x00000000ffffffff & mask, c)
+        let s1: UInt64; (c, s1) = limbAdd(d1, 0xffffffff00000000 & mask, c)
+        let s2: UInt64; (c, s2) = limbAdd(d2, 0xfffffffffffffffe & mask, c)
+        let s3: UInt64; (c, s3) = limbAdd(d3, 0xffffffffffffffff & mask, c)
+        let s4: UInt64; (c, s4) = limbAdd(d4, 0xffffffffffffffff & mask, c)
+        let s5: UInt64; (c, s5) = limbAdd(d5, 0xffffffffffffffff & mask, c)
+        _ = c
         return FieldElement(s0, s1, s2, s3, s4, s5)
     }
 }
@@ -398,108 +410,115 @@ struct Scalar: Sendable {
     static func squareFallback(_ a: Scalar) -> Scalar { squarePortable(a) }
     #endif
 
-    /// Montgomery product a·b·2^-384 mod m in Swift (CIOS, unrolled).
+    /// Montgomery product a·b·2^-384 mod m in Swift (CIOS, unrolled). 64-bit limbs with explicit
+    /// carries (FieldOps.swift): no 128-bit integers, which are very slow in debug builds.
     @inline(__always) @usableFromInline
     static func mulPortable(_ a: Scalar, _ b: Scalar) -> Scalar {
-        var acc: UInt128
-        var m: UInt64
+        var c: UInt64 = 0, c2: UInt64 = 0, m: UInt64 = 0, ignored: UInt64 = 0
         var t0: UInt64 = 0, t1: UInt64 = 0, t2: UInt64 = 0, t3: UInt64 = 0, t4: UInt64 = 0, t5: UInt64 = 0, t6: UInt64 = 0, t7: UInt64 = 0
         // b.v0
-        acc = UInt128(a.v0) &* UInt128(b.v0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v0) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v0) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v0) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v0) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v0) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        t6 = UInt64(truncatingIfNeeded: acc &>> 64); t7 = 0
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v0, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v0, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v0, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v0, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v0, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v0, t5, c)
+        t6 = c; t7 = 0
         m = t0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(t0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), t0, 0)
+        (c, t0) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), t1, c)
+        (c, t1) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v1
-        acc = UInt128(a.v0) &* UInt128(b.v1) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v1) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v1) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v1) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v1) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v1) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v1, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v1, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v1, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v1, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v1, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v1, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(t0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), t0, 0)
+        (c, t0) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), t1, c)
+        (c, t1) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v2
-        acc = UInt128(a.v0) &* UInt128(b.v2) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v2) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v2) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v2) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v2) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v2) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v2, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v2, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v2, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v2, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v2, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v2, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(t0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), t0, 0)
+        (c, t0) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), t1, c)
+        (c, t1) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v3
-        acc = UInt128(a.v0) &* UInt128(b.v3) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v3) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v3) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v3) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v3) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v3) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v3, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v3, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v3, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v3, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v3, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v3, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(t0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), t0, 0)
+        (c, t0) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), t1, c)
+        (c, t1) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v4
-        acc = UInt128(a.v0) &* UInt128(b.v4) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v4) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v4) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v4) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v4) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v4) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v4, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v4, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v4, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v4, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v4, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v4, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(t0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), t0, 0)
+        (c, t0) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), t1, c)
+        (c, t1) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
         // b.v5
-        acc = UInt128(a.v0) &* UInt128(b.v5) &+ UInt128(t0); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &* UInt128(b.v5) &+ UInt128(t1) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &* UInt128(b.v5) &+ UInt128(t2) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &* UInt128(b.v5) &+ UInt128(t3) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &* UInt128(b.v5) &+ UInt128(t4) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &* UInt128(b.v5) &+ UInt128(t5) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t6 = UInt64(truncatingIfNeeded: acc); t7 = UInt64(truncatingIfNeeded: acc &>> 64)
+        c = 0
+        (c, t0) = limbMulAdd(a.v0, b.v5, t0, c)
+        (c, t1) = limbMulAdd(a.v1, b.v5, t1, c)
+        (c, t2) = limbMulAdd(a.v2, b.v5, t2, c)
+        (c, t3) = limbMulAdd(a.v3, b.v5, t3, c)
+        (c, t4) = limbMulAdd(a.v4, b.v5, t4, c)
+        (c, t5) = limbMulAdd(a.v5, b.v5, t5, c)
+        (t7, t6) = limbAdd(t6, c, 0)
         m = t0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(t0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(t1) &+ (acc &>> 64); t0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(t2) &+ (acc &>> 64); t1 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t3) &+ (acc &>> 64); t2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t4) &+ (acc &>> 64); t3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(t5) &+ (acc &>> 64); t4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(t6) &+ (acc &>> 64); t5 = UInt64(truncatingIfNeeded: acc); t6 = t7 &+ UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), t0, 0)
+        (c, t0) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), t1, c)
+        (c, t1) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), t2, c)
+        (c, t2) = limbAdd(limbTimesAllOnes(m), t3, c)
+        (c, t3) = limbAdd(limbTimesAllOnes(m), t4, c)
+        (c, t4) = limbAdd(limbTimesAllOnes(m), t5, c)
+        (c2, t5) = limbAdd(t6, c, 0); t6 = t7 &+ c2
+        _ = ignored
         return reduceOnce(Scalar(t0, t1, t2, t3, t4, t5), carry: t6)
     }
 
@@ -507,30 +526,33 @@ struct Scalar: Sendable {
     /// squares, then six word-by-word reduction steps.
     @inline(__always) @usableFromInline
     static func squarePortable(_ a: Scalar) -> Scalar {
-        var acc: UInt128
-        var m: UInt64
-        var carry: UInt64
+        var c: UInt64 = 0, c2: UInt64 = 0, m: UInt64 = 0, ignored: UInt64 = 0
         var r0: UInt64 = 0; var r1: UInt64 = 0; var r2: UInt64 = 0; var r3: UInt64 = 0; var r4: UInt64 = 0; var r5: UInt64 = 0; var r6: UInt64 = 0; var r7: UInt64 = 0; var r8: UInt64 = 0; var r9: UInt64 = 0; var r10: UInt64 = 0; var r11: UInt64 = 0
-        acc = UInt128(a.v0) &* UInt128(a.v1); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v3) &+ UInt128(carry); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v0) &* UInt128(a.v5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r6 = carry
-        acc = UInt128(a.v1) &* UInt128(a.v2) &+ UInt128(r3); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v3) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v4) &+ UInt128(r5) &+ UInt128(carry); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v5) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r7 = carry
-        acc = UInt128(a.v2) &* UInt128(a.v3) &+ UInt128(r5); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v2) &* UInt128(a.v4) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v2) &* UInt128(a.v5) &+ UInt128(r7) &+ UInt128(carry); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r8 = carry
-        acc = UInt128(a.v3) &* UInt128(a.v4) &+ UInt128(r7); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v3) &* UInt128(a.v5) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r9 = carry
-        acc = UInt128(a.v4) &* UInt128(a.v5) &+ UInt128(r9); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        r10 = carry
+        c = 0
+        (c, r1) = limbMulAdd(a.v0, a.v1, r1, c)
+        (c, r2) = limbMulAdd(a.v0, a.v2, r2, c)
+        (c, r3) = limbMulAdd(a.v0, a.v3, r3, c)
+        (c, r4) = limbMulAdd(a.v0, a.v4, r4, c)
+        (c, r5) = limbMulAdd(a.v0, a.v5, r5, c)
+        r6 = c
+        c = 0
+        (c, r3) = limbMulAdd(a.v1, a.v2, r3, c)
+        (c, r4) = limbMulAdd(a.v1, a.v3, r4, c)
+        (c, r5) = limbMulAdd(a.v1, a.v4, r5, c)
+        (c, r6) = limbMulAdd(a.v1, a.v5, r6, c)
+        r7 = c
+        c = 0
+        (c, r5) = limbMulAdd(a.v2, a.v3, r5, c)
+        (c, r6) = limbMulAdd(a.v2, a.v4, r6, c)
+        (c, r7) = limbMulAdd(a.v2, a.v5, r7, c)
+        r8 = c
+        c = 0
+        (c, r7) = limbMulAdd(a.v3, a.v4, r7, c)
+        (c, r8) = limbMulAdd(a.v3, a.v5, r8, c)
+        r9 = c
+        c = 0
+        (c, r9) = limbMulAdd(a.v4, a.v5, r9, c)
+        r10 = c
         r11 = (r11 &<< 1) | (r10 &>> 63)
         r10 = (r10 &<< 1) | (r9 &>> 63)
         r9 = (r9 &<< 1) | (r8 &>> 63)
@@ -543,82 +565,83 @@ struct Scalar: Sendable {
         r2 = (r2 &<< 1) | (r1 &>> 63)
         r1 = (r1 &<< 1) | (r0 &>> 63)
         r0 = 0
-        acc = UInt128(a.v0) &* UInt128(a.v0) &+ UInt128(r0); r0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v1) &* UInt128(a.v1) &+ UInt128(r2) &+ UInt128(carry); r2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v2) &* UInt128(a.v2) &+ UInt128(r4) &+ UInt128(carry); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v3) &* UInt128(a.v3) &+ UInt128(r6) &+ UInt128(carry); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v4) &* UInt128(a.v4) &+ UInt128(r8) &+ UInt128(carry); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        acc = UInt128(a.v5) &* UInt128(a.v5) &+ UInt128(r10) &+ UInt128(carry); r10 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r11) &+ (acc &>> 64); r11 = UInt64(truncatingIfNeeded: acc); carry = UInt64(truncatingIfNeeded: acc &>> 64)
-        var c2: UInt64 = 0
+        c2 = 0
+        (c, r0) = limbMulAdd(a.v0, a.v0, r0, c2)
+        (c2, r1) = limbAdd(r1, c, 0)
+        (c, r2) = limbMulAdd(a.v1, a.v1, r2, c2)
+        (c2, r3) = limbAdd(r3, c, 0)
+        (c, r4) = limbMulAdd(a.v2, a.v2, r4, c2)
+        (c2, r5) = limbAdd(r5, c, 0)
+        (c, r6) = limbMulAdd(a.v3, a.v3, r6, c2)
+        (c2, r7) = limbAdd(r7, c, 0)
+        (c, r8) = limbMulAdd(a.v4, a.v4, r8, c2)
+        (c2, r9) = limbAdd(r9, c, 0)
+        (c, r10) = limbMulAdd(a.v5, a.v5, r10, c2)
+        (c2, r11) = limbAdd(r11, c, 0)
+        c2 = 0
         m = r0 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r0)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r1) &+ (acc &>> 64); r1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r6) &+ (acc &>> 64) &+ UInt128(c2); r6 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), r0, 0)
+        (c, r1) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), r1, c)
+        (c, r2) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), r2, c)
+        (c, r3) = limbAdd(limbTimesAllOnes(m), r3, c)
+        (c, r4) = limbAdd(limbTimesAllOnes(m), r4, c)
+        (c, r5) = limbAdd(limbTimesAllOnes(m), r5, c)
+        (c2, r6) = limbAdd(r6, c, c2)
         m = r1 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r1)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r2) &+ (acc &>> 64); r2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r7) &+ (acc &>> 64) &+ UInt128(c2); r7 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), r1, 0)
+        (c, r2) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), r2, c)
+        (c, r3) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), r3, c)
+        (c, r4) = limbAdd(limbTimesAllOnes(m), r4, c)
+        (c, r5) = limbAdd(limbTimesAllOnes(m), r5, c)
+        (c, r6) = limbAdd(limbTimesAllOnes(m), r6, c)
+        (c2, r7) = limbAdd(r7, c, c2)
         m = r2 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r2)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r3) &+ (acc &>> 64); r3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r8) &+ (acc &>> 64) &+ UInt128(c2); r8 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), r2, 0)
+        (c, r3) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), r3, c)
+        (c, r4) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), r4, c)
+        (c, r5) = limbAdd(limbTimesAllOnes(m), r5, c)
+        (c, r6) = limbAdd(limbTimesAllOnes(m), r6, c)
+        (c, r7) = limbAdd(limbTimesAllOnes(m), r7, c)
+        (c2, r8) = limbAdd(r8, c, c2)
         m = r3 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r3)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r4) &+ (acc &>> 64); r4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r9) &+ (acc &>> 64) &+ UInt128(c2); r9 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), r3, 0)
+        (c, r4) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), r4, c)
+        (c, r5) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), r5, c)
+        (c, r6) = limbAdd(limbTimesAllOnes(m), r6, c)
+        (c, r7) = limbAdd(limbTimesAllOnes(m), r7, c)
+        (c, r8) = limbAdd(limbTimesAllOnes(m), r8, c)
+        (c2, r9) = limbAdd(r9, c, c2)
         m = r4 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r4)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r5) &+ (acc &>> 64); r5 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r10) &+ (acc &>> 64) &+ UInt128(c2); r10 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), r4, 0)
+        (c, r5) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), r5, c)
+        (c, r6) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), r6, c)
+        (c, r7) = limbAdd(limbTimesAllOnes(m), r7, c)
+        (c, r8) = limbAdd(limbTimesAllOnes(m), r8, c)
+        (c, r9) = limbAdd(limbTimesAllOnes(m), r9, c)
+        (c2, r10) = limbAdd(r10, c, c2)
         m = r5 &* 0x6ed46089e88fdc45
-        acc = UInt128(m) &* 0xecec196accc52973 &+ UInt128(r5)
-        acc = UInt128(m) &* 0x581a0db248b0a77a &+ UInt128(r6) &+ (acc &>> 64); r6 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(m) &* 0xc7634d81f4372ddf &+ UInt128(r7) &+ (acc &>> 64); r7 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r8) &+ (acc &>> 64); r8 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r9) &+ (acc &>> 64); r9 = UInt64(truncatingIfNeeded: acc)
-        acc = ((UInt128(m) &<< 64) &- UInt128(m)) &+ UInt128(r10) &+ (acc &>> 64); r10 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(r11) &+ (acc &>> 64) &+ UInt128(c2); r11 = UInt64(truncatingIfNeeded: acc); c2 = UInt64(truncatingIfNeeded: acc &>> 64)
+        (c, ignored) = limbAdd(limbProduct(m, 0xecec196accc52973), r5, 0)
+        (c, r6) = limbAdd(limbProduct(m, 0x581a0db248b0a77a), r6, c)
+        (c, r7) = limbAdd(limbProduct(m, 0xc7634d81f4372ddf), r7, c)
+        (c, r8) = limbAdd(limbTimesAllOnes(m), r8, c)
+        (c, r9) = limbAdd(limbTimesAllOnes(m), r9, c)
+        (c, r10) = limbAdd(limbTimesAllOnes(m), r10, c)
+        (c2, r11) = limbAdd(r11, c, c2)
+        _ = ignored
         return reduceOnce(Scalar(r6, r7, r8, r9, r10, r11), carry: c2)
     }
 
     /// (carry·2^384 + x) mod m for a value below 2m: subtracts m unless that borrows.
     @inline(__always) @usableFromInline
     static func reduceOnce(_ x: Scalar, carry: UInt64) -> Scalar {
-        var acc: UInt128
-        acc = UInt128(x.v0) &- 0xecec196accc52973; let d0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v1) &- 0x581a0db248b0a77a &- (acc &>> 127); let d1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v2) &- 0xc7634d81f4372ddf &- (acc &>> 127); let d2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v3) &- 0xffffffffffffffff &- (acc &>> 127); let d3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v4) &- 0xffffffffffffffff &- (acc &>> 127); let d4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(x.v5) &- 0xffffffffffffffff &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
+        var borrow: UInt64 = 0
+        let d0: UInt64; (d0, borrow) = limbSub(x.v0, 0xecec196accc52973, borrow)
+        let d1: UInt64; (d1, borrow) = limbSub(x.v1, 0x581a0db248b0a77a, borrow)
+        let d2: UInt64; (d2, borrow) = limbSub(x.v2, 0xc7634d81f4372ddf, borrow)
+        let d3: UInt64; (d3, borrow) = limbSub(x.v3, 0xffffffffffffffff, borrow)
+        let d4: UInt64; (d4, borrow) = limbSub(x.v4, 0xffffffffffffffff, borrow)
+        let d5: UInt64; (d5, borrow) = limbSub(x.v5, 0xffffffffffffffff, borrow)
         // keep x (all-ones) only when x - m borrowed and there is no carry bit above x
-        let borrow = UInt64(truncatingIfNeeded: acc &>> 127)
         // each input of the mask is hidden too: LLVM otherwise turned `carry ? 0 : borrow` into a
         // jump on the carry (the top bit of a secret-derived sum) before the outer barrier
         let keep = qssl_value_barrier(0 &- (qssl_value_barrier(borrow) & (qssl_value_barrier(carry) ^ 1)))
@@ -628,32 +651,33 @@ struct Scalar: Sendable {
 
     @inline(__always) @usableFromInline
     static func add(_ a: Scalar, _ b: Scalar) -> Scalar {
-        var acc: UInt128
-        acc = UInt128(a.v0) &+ UInt128(b.v0); let s0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &+ UInt128(b.v1) &+ (acc &>> 64); let s1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &+ UInt128(b.v2) &+ (acc &>> 64); let s2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &+ UInt128(b.v3) &+ (acc &>> 64); let s3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &+ UInt128(b.v4) &+ (acc &>> 64); let s4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &+ UInt128(b.v5) &+ (acc &>> 64); let s5 = UInt64(truncatingIfNeeded: acc)
-        return reduceOnce(Scalar(s0, s1, s2, s3, s4, s5), carry: UInt64(truncatingIfNeeded: acc &>> 64))
+        var c: UInt64 = 0
+        let s0: UInt64; (c, s0) = limbAdd(a.v0, b.v0, c)
+        let s1: UInt64; (c, s1) = limbAdd(a.v1, b.v1, c)
+        let s2: UInt64; (c, s2) = limbAdd(a.v2, b.v2, c)
+        let s3: UInt64; (c, s3) = limbAdd(a.v3, b.v3, c)
+        let s4: UInt64; (c, s4) = limbAdd(a.v4, b.v4, c)
+        let s5: UInt64; (c, s5) = limbAdd(a.v5, b.v5, c)
+        return reduceOnce(Scalar(s0, s1, s2, s3, s4, s5), carry: c)
     }
 
     @inline(__always) @usableFromInline
     static func sub(_ a: Scalar, _ b: Scalar) -> Scalar {
-        var acc: UInt128
-        acc = UInt128(a.v0) &- UInt128(b.v0); let d0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v1) &- UInt128(b.v1) &- (acc &>> 127); let d1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v2) &- UInt128(b.v2) &- (acc &>> 127); let d2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v3) &- UInt128(b.v3) &- (acc &>> 127); let d3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v4) &- UInt128(b.v4) &- (acc &>> 127); let d4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(a.v5) &- UInt128(b.v5) &- (acc &>> 127); let d5 = UInt64(truncatingIfNeeded: acc)
-        let mask = qssl_value_barrier(0 &- qssl_value_barrier(UInt64(truncatingIfNeeded: acc &>> 127)))   // all-ones when a < b: add m back
-        acc = UInt128(d0) &+ UInt128(0xecec196accc52973 & mask); let s0 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d1) &+ UInt128(0x581a0db248b0a77a & mask) &+ (acc &>> 64); let s1 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d2) &+ UInt128(0xc7634d81f4372ddf & mask) &+ (acc &>> 64); let s2 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d3) &+ UInt128(0xffffffffffffffff & mask) &+ (acc &>> 64); let s3 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d4) &+ UInt128(0xffffffffffffffff & mask) &+ (acc &>> 64); let s4 = UInt64(truncatingIfNeeded: acc)
-        acc = UInt128(d5) &+ UInt128(0xffffffffffffffff & mask) &+ (acc &>> 64); let s5 = UInt64(truncatingIfNeeded: acc)
+        var borrow: UInt64 = 0, c: UInt64 = 0
+        let d0: UInt64; (d0, borrow) = limbSub(a.v0, b.v0, borrow)
+        let d1: UInt64; (d1, borrow) = limbSub(a.v1, b.v1, borrow)
+        let d2: UInt64; (d2, borrow) = limbSub(a.v2, b.v2, borrow)
+        let d3: UInt64; (d3, borrow) = limbSub(a.v3, b.v3, borrow)
+        let d4: UInt64; (d4, borrow) = limbSub(a.v4, b.v4, borrow)
+        let d5: UInt64; (d5, borrow) = limbSub(a.v5, b.v5, borrow)
+        let mask = qssl_value_barrier(0 &- qssl_value_barrier(borrow))   // all-ones when a < b: add m back
+        let s0: UInt64; (c, s0) = limbAdd(d0, 0xecec196accc52973 & mask, c)
+        let s1: UInt64; (c, s1) = limbAdd(d1, 0x581a0db248b0a77a & mask, c)
+        let s2: UInt64; (c, s2) = limbAdd(d2, 0xc7634d81f4372ddf & mask, c)
+        let s3: UInt64; (c, s3) = limbAdd(d3, 0xffffffffffffffff & mask, c)
+        let s4: UInt64; (c, s4) = limbAdd(d4, 0xffffffffffffffff & mask, c)
+        let s5: UInt64; (c, s5) = limbAdd(d5, 0xffffffffffffffff & mask, c)
+        _ = c
         return Scalar(s0, s1, s2, s3, s4, s5)
     }
 }

@@ -182,14 +182,16 @@ public enum NISTP384 {
             let rField = FieldElement(r.v0, r.v1, r.v2, r.v3, r.v4, r.v5).montgomery
             if FieldElement.mul(rField, sum.z).equalMask(sum.x) != 0 { return true }
             // r + n as a field element, if below p
-            var acc = UInt128(r.v0) &+ UInt128(Scalar.modulus.v0)
-            let a0 = UInt64(truncatingIfNeeded: acc)
-            acc = UInt128(r.v1) &+ UInt128(Scalar.modulus.v1) &+ (acc &>> 64); let a1 = UInt64(truncatingIfNeeded: acc)
-            acc = UInt128(r.v2) &+ UInt128(Scalar.modulus.v2) &+ (acc &>> 64); let a2 = UInt64(truncatingIfNeeded: acc)
-            acc = UInt128(r.v3) &+ UInt128(Scalar.modulus.v3) &+ (acc &>> 64); let a3 = UInt64(truncatingIfNeeded: acc)
-            acc = UInt128(r.v4) &+ UInt128(Scalar.modulus.v4) &+ (acc &>> 64); let a4 = UInt64(truncatingIfNeeded: acc)
-            acc = UInt128(r.v5) &+ UInt128(Scalar.modulus.v5) &+ (acc &>> 64); let a5 = UInt64(truncatingIfNeeded: acc)
-            guard acc &>> 64 == 0 else { return false }
+            let n = Scalar.modulus
+            var c: UInt64 = 0
+            let a0, a1, a2, a3, a4, a5: UInt64
+            (c, a0) = limbAdd(r.v0, n.v0, c)
+            (c, a1) = limbAdd(r.v1, n.v1, c)
+            (c, a2) = limbAdd(r.v2, n.v2, c)
+            (c, a3) = limbAdd(r.v3, n.v3, c)
+            (c, a4) = limbAdd(r.v4, n.v4, c)
+            (c, a5) = limbAdd(r.v5, n.v5, c)
+            guard c == 0 else { return false }
             let rPlusN = FieldElement(a0, a1, a2, a3, a4, a5)
             guard rPlusN.isBelowModulusPublic else { return false }
             return FieldElement.mul(rPlusN.montgomery, sum.z).equalMask(sum.x) != 0
