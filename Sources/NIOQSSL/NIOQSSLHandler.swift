@@ -54,6 +54,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readPending = false
     /// The task resolving it, cancelled if the connection goes away first.
     private var resolving: Task<Void, Never>?
+    /// Which pause an answer belongs to: one for an abandoned pause is dropped.
+    private var pauseGeneration: UInt64 = 0
+    /// While the pause is being handed out (an answer given at once must wait a loop turn).
+    private var startingPause = false
     private var removed = false
     /// Half-closure (a proxy's mode): the peer's close_notify closes only our input, fired as
     /// `ChannelEvent.inputClosed`; we keep sending until the application closes our output
@@ -151,12 +155,26 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 // (back-pressure); what already arrived waits in the core.
                 flushOutput(context: context)
                 paused = true
-                let promise = context.eventLoop.makePromise(of: DecisionAnswer.self)
-                resolving = Task { promise.succeed(await decision.resolve()) }
-                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                promise.futureResult.whenSuccess { answer in
-                    let (handler, context) = loopBound.value
-                    handler.resume(with: answer, context: context)
+                pauseGeneration &+= 1
+                let generation = pauseGeneration
+                let loop = context.eventLoop
+                let loopBound = NIOLoopBound((self, context), eventLoop: loop)
+                // An answer given on this loop (a store whose reply is read here) resumes at
+                // once; from another thread it hops here. One that comes while this call is
+                // still on the stack (an answer known at once) waits for the next loop turn,
+                // so the core is never re-entered.
+                startingPause = true
+                defer { startingPause = false }
+                resolving = decision.resolve { answer in
+                    if loop.inEventLoop, !loopBound.value.0.startingPause {
+                        let (handler, context) = loopBound.value
+                        handler.resume(with: answer, generation: generation, context: context)
+                    } else {
+                        loop.execute {
+                            let (handler, context) = loopBound.value
+                            handler.resume(with: answer, generation: generation, context: context)
+                        }
+                    }
                 }
             }
         }
@@ -167,7 +185,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private func resume(with answer: DecisionAnswer, context: ChannelHandlerContext) {
+    private func resume(with answer: DecisionAnswer, generation: UInt64, context: ChannelHandlerContext) {
+        // An answer to a pause that was abandoned (the connection went away) is dropped.
+        guard paused, generation == pauseGeneration else { return }
         paused = false
         resolving = nil
         guard !failed, !removed, context.channel.isActive else { return }
@@ -215,6 +235,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard paused else { return }
         resolving?.cancel()
         resolving = nil
+        pauseGeneration &+= 1
         connection.close()
     }
 

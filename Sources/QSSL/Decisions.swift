@@ -66,6 +66,21 @@ public struct PendingDecision: Sendable {
     }
 }
 
+extension PendingDecision {
+    /// `resolve()` with a completion: `completion` runs exactly once, on any thread, possibly
+    /// before this returns. A session look-up goes straight to the cache's completion form
+    /// (no task: a store answering on the connection's thread resumes it there); the other
+    /// kinds run `resolve()` in a task, returned so that the caller can cancel it.
+    @discardableResult
+    public func resolve(completion: @escaping @Sendable (DecisionAnswer) -> Void) -> Task<Void, Never>? {
+        if case .lookUpSession(let r) = kind {
+            r.lookUp { completion(.session($0)) }
+            return nil
+        }
+        return Task { completion(await resolve()) }
+    }
+}
+
 extension PendingDecision: CustomStringConvertible {
     public var description: String {
         switch kind {

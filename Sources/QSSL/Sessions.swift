@@ -125,6 +125,12 @@ public protocol ServerSessionCache: Sendable {
     /// The session for `sessionID` if it is present and unexpired.
     func lookUp(sessionID: [UInt8]) -> SessionState?
     func lookUpAsynchronously(sessionID: [UInt8]) async -> SessionState?
+    /// The asynchronous look-up with a completion instead of a task, for adapters that resume
+    /// on their own thread without hopping through the concurrency runtime (a Redis reply read
+    /// on the connection's own event loop answers there). `completion` runs exactly once, on
+    /// any thread, possibly before this returns. The default runs `lookUpAsynchronously` in a
+    /// task.
+    func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void)
     /// Keeps a session under a fresh ID after a full handshake. Must not block.
     func save(_ state: SessionState, sessionID: [UInt8])
     /// Forgets a session (one that failed to resume).
@@ -134,6 +140,9 @@ public protocol ServerSessionCache: Sendable {
 extension ServerSessionCache {
     public var isSynchronous: Bool { true }
     public func lookUpAsynchronously(sessionID: [UInt8]) async -> SessionState? { lookUp(sessionID: sessionID) }
+    public func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
+        Task { completion(await lookUpAsynchronously(sessionID: sessionID)) }
+    }
 }
 
 /// Seals and opens session tickets (RFC 5077, RFC 8446 §4.6.1) with the server's ticket keys:

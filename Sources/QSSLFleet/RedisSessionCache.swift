@@ -2,6 +2,7 @@
 
 import Crypto
 import NIOCore
+import NIOPosix
 import QSSL
 import QSSLRedis
 import Synchronization
@@ -63,9 +64,7 @@ public final class RedisSessionCache: ServerSessionCache {
     public func lookUpAsynchronously(sessionID: [UInt8]) async -> SessionState? {
         guard (1...32).contains(sessionID.count) else { return nil }
         guard lookups.tryEnter() else {
-            counters.add(\.overloaded)
-            store.emit(FleetEvent(kind: "lookup_overloaded", message: "too many session look-ups waiting on Redis; full handshake",
-                                  level: .warning, logWorthy: false))
+            reportOverloaded()
             return nil
         }
         let race = Race<SessionState?>()
@@ -74,11 +73,7 @@ public final class RedisSessionCache: ServerSessionCache {
         return await withCheckedContinuation { (continuation: CheckedContinuation<SessionState?, Never>) in
             race.start(continuation)
             let timer = loop.scheduleTask(in: TimeAmount(timeout)) {
-                race.finish(nil) {
-                    self.counters.add(\.timeouts)
-                    self.store.emit(FleetEvent(kind: "lookup_timeout", message: "Redis did not answer a session look-up within \(timeout); full handshake",
-                                               level: .warning, logWorthy: false))
-                }
+                race.finish(nil) { self.reportTimeout(timeout) }
             }
             Task {
                 let found = await self.fetch(sessionID)
@@ -87,6 +82,45 @@ public final class RedisSessionCache: ServerSessionCache {
                 _ = race.finish(found)
             }
         }
+    }
+
+    /// The look-up without a task when a Redis connection is open (the usual case): the GET goes
+    /// out on a connection read on the caller's event loop, and the answer (or the timeout)
+    /// completes there, so a resumption costs no thread hop. Otherwise as
+    /// `lookUpAsynchronously`.
+    public func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
+        guard (1...32).contains(sessionID.count) else { return completion(nil) }
+        guard lookups.tryEnter() else {
+            reportOverloaded()
+            return completion(nil)
+        }
+        guard let reply = store.redis.getIfConnected(redisKey(sessionID), preferring: MultiThreadedEventLoopGroup.currentEventLoop) else {
+            lookups.leave()
+            Task { completion(await self.lookUpAsynchronously(sessionID: sessionID)) }
+            return
+        }
+        let once = Once(completion)
+        let timeout = store.settings.lookupTimeout
+        let timer = reply.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            once.call(nil) { self.reportTimeout(timeout) }
+        }
+        reply.whenComplete { result in
+            timer.cancel()
+            self.lookups.leave()
+            once.call(self.process(result, sessionID: sessionID))
+        }
+    }
+
+    private func reportOverloaded() {
+        counters.add(\.overloaded)
+        store.emit(FleetEvent(kind: "lookup_overloaded", message: "too many session look-ups waiting on Redis; full handshake",
+                              level: .warning, logWorthy: false))
+    }
+
+    private func reportTimeout(_ timeout: Duration) {
+        counters.add(\.timeouts)
+        store.emit(FleetEvent(kind: "lookup_timeout", message: "Redis did not answer a session look-up within \(timeout); full handshake",
+                              level: .warning, logWorthy: false))
     }
 
     public func save(_ state: SessionState, sessionID: [UInt8]) {
@@ -194,12 +228,23 @@ public final class RedisSessionCache: ServerSessionCache {
     }
 
     private func fetch(_ sessionID: [UInt8]) async -> SessionState? {
-        let key = redisKey(sessionID)
-        let value: [UInt8]?
+        let result: Result<[UInt8]?, any Error>
         do {
-            value = try await store.redis.get(key)
-            store.redisSucceeded()
+            result = .success(try await store.redis.get(redisKey(sessionID)))
         } catch {
+            result = .failure(error)
+        }
+        return process(result, sessionID: sessionID)
+    }
+
+    /// What a GET's outcome means: the state when it opens, else nil (counted and reported).
+    private func process(_ result: Result<[UInt8]?, any Error>, sessionID: [UInt8]) -> SessionState? {
+        let value: [UInt8]?
+        switch result {
+        case .success(let found):
+            value = found
+            store.redisSucceeded()
+        case .failure(let error):
             store.redisFailed(error, during: "GET of a session")
             counters.add(\.errors)
             store.emit(FleetEvent(kind: "lookup_error", message: "session look-up failed: \(error)", level: .warning, logWorthy: false))
@@ -251,6 +296,20 @@ final class Race<T: Sendable>: Sendable {
         first()
         continuation.resume(returning: value)
         return true
+    }
+}
+
+/// A completion called at most once, by whichever of the answer and the timer comes first.
+final class Once<T: Sendable>: Sendable {
+    private let completion = Mutex<(@Sendable (T) -> Void)?>(nil)
+
+    init(_ completion: @escaping @Sendable (T) -> Void) { self.completion.withLock { $0 = completion } }
+
+    /// Calls the completion with `value` if nothing did yet (running `first` just before).
+    func call(_ value: T, first: () -> Void = {}) {
+        guard let completion = completion.withLock({ c -> (@Sendable (T) -> Void)? in defer { c = nil }; return c }) else { return }
+        first()
+        completion(value)
     }
 }
 

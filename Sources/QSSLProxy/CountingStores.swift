@@ -26,6 +26,14 @@ public struct CountingSessionCache: ServerSessionCache {
         return found
     }
 
+    public func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
+        let metrics = metrics
+        inner.lookUp(sessionID: sessionID) { found in
+            metrics.count("qssl_session_cache_lookups_total", [("result", found == nil ? "miss" : "hit")])
+            completion(found)
+        }
+    }
+
     public func save(_ state: SessionState, sessionID: [UInt8]) { inner.save(state, sessionID: sessionID) }
     public func remove(sessionID: [UInt8]) { inner.remove(sessionID: sessionID) }
 }

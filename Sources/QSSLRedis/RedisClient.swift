@@ -111,6 +111,20 @@ public final class RedisClient: Sendable {
         return bytes
     }
 
+    /// GET without a task, on an open connection (one single-node Redis): nil when there is
+    /// none open now or in a cluster, and the caller uses `get` instead. A connection whose
+    /// replies are read on `loop` is preferred, so a caller on that loop gets its answer there.
+    public func getIfConnected(_ key: [UInt8], preferring loop: (any EventLoop)?) -> EventLoopFuture<[UInt8]?>? {
+        guard case .standalone(let pool) = backend, let connection = pool.readyConnection(preferring: loop) else { return nil }
+        return connection.pipelineFuture([RedisCommand("GET", key)]).flatMapThrowing { replies throws(RedisError) -> [UInt8]? in
+            let reply = replies[0]
+            if let message = reply.errorMessage { throw .server(message) }
+            if reply.isNull { return nil }
+            guard let bytes = reply.bytes else { throw self.unexpected("GET", reply) }
+            return bytes
+        }
+    }
+
     /// SET with an optional expiry in milliseconds (PX) and only-if-absent (NX). Returns whether
     /// the value was set (false when NX found the key).
     @discardableResult

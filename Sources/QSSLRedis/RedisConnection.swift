@@ -127,9 +127,10 @@ public final class RedisConnection: Sendable {
             || message.hasPrefix("ERR invalid password") || message.hasPrefix("ERR AUTH")
     }
 
-    /// Writes `commands` at once and returns their replies in order.
-    static func write(_ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
-                      on channel: any Channel) async throws(RedisError) -> [RESPValue] {
+    /// Writes `commands` at once; the future holds their replies in order (it completes on the
+    /// channel's event loop).
+    static func writeFuture(_ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
+                            on channel: any Channel) -> EventLoopFuture<[RESPValue]> {
         var bytes = channel.allocator.buffer(capacity: 64)
         for command in commands { RESPEncoder.encode(command, into: &bytes) }
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
@@ -141,12 +142,37 @@ public final class RedisConnection: Sendable {
             promise.fail(RedisError.connectionClosed("cannot write: \(error)"))
         }
         channel.writeAndFlush(request, promise: written)
+        return promise.futureResult
+    }
+
+    /// Writes `commands` at once and returns their replies in order.
+    static func write(_ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
+                      on channel: any Channel) async throws(RedisError) -> [RESPValue] {
         do {
-            return try await promise.futureResult.get()
+            return try await writeFuture(label, commands, timeout: timeout, on: channel).get()
         } catch {
             throw RedisError.from(error)
         }
     }
+
+    /// Sends commands in one write without a task: the future completes on this connection's
+    /// event loop with the replies (error replies as `.error` values) or a `RedisError`. For
+    /// callers already on an event loop that want no hop through the concurrency runtime.
+    public func pipelineFuture(_ commands: [RedisCommand], timeout: TimeAmount? = nil) -> EventLoopFuture<[RESPValue]> {
+        guard !commands.isEmpty else { return channel.eventLoop.makeSucceededFuture([]) }
+        inFlightCount.add(1, ordering: .relaxed)
+        let label = commands.count == 1 ? commands[0].label : "pipeline of \(commands.count) (\(commands[0].label), …)"
+        return Self.writeFuture(label, commands, timeout: timeout ?? commandTimeout, on: channel)
+            .flatMapErrorThrowing { error in
+                let failure = RedisError.from(error)
+                if failure.isConnectionFailure { self.broken.store(true, ordering: .relaxed) }
+                throw failure
+            }
+            .always { _ in self.inFlightCount.subtract(1, ordering: .relaxed) }
+    }
+
+    /// The event loop this connection's replies are read on.
+    public var eventLoop: any EventLoop { channel.eventLoop }
 
     /// Sends one command and returns its reply, error replies included as `.error` values.
     public func sendRaw(_ command: RedisCommand, timeout: TimeAmount? = nil) async throws(RedisError) -> RESPValue {

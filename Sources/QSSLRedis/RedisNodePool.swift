@@ -2,6 +2,7 @@
 
 import Logging
 import NIOCore
+import Synchronization
 
 /// Up to `maximumConnectionsPerNode` connections to one node. Commands go to the least busy
 /// open connection (each connection pipelines, so no command waits for a free connection); a
@@ -15,7 +16,11 @@ actor RedisNodePool {
     private let configuration: RedisConfiguration
     private let group: any EventLoopGroup
     private let logger: Logger
-    private var connections: [RedisConnection] = []
+    private var connections: [RedisConnection] = [] {
+        didSet { ready.withLock { $0 = connections } }
+    }
+    /// The open connections, readable without entering the actor (`readyConnection`).
+    private nonisolated let ready = Mutex<[RedisConnection]>([])
     private var connecting: Task<RedisConnection, any Error>?
     private var consecutiveFailures = 0
     private var retryAfter = ContinuousClock.now
@@ -58,8 +63,34 @@ actor RedisNodePool {
         }
     }
 
-    private func startConnecting() -> Task<RedisConnection, any Error> {
-        let endpoint = endpoint, configuration = configuration, group = group, logger = logger
+    /// An open connection to send on without entering the actor, or nil when none is open
+    /// (then `connection()` connects). One whose replies are read on `loop` is preferred (no
+    /// thread hop for a caller on that loop); when there is none and the pool has room, one is
+    /// opened on `loop` in the background for the next caller.
+    nonisolated func readyConnection(preferring loop: (any EventLoop)?) -> RedisConnection? {
+        let open = ready.withLock { $0 }
+        if let loop, let local = open.first(where: { $0.isActive && $0.eventLoop === loop }) { return local }
+        let best = open.filter(\.isActive).min(by: { $0.inFlight < $1.inFlight })
+        if let loop, best != nil, !growRequested.exchange(true, ordering: .relaxed) {
+            Task { await self.growIfRoom(on: loop) }
+        }
+        return best
+    }
+
+    /// Whether a `growIfRoom` is on its way (at most one task for it at a time).
+    private nonisolated let growRequested = Atomic<Bool>(false)
+
+    private func growIfRoom(on loop: any EventLoop) {
+        defer { growRequested.store(false, ordering: .relaxed) }
+        guard !isShutDown, connecting == nil, ContinuousClock.now >= retryAfter,
+              connections.count < configuration.maximumConnectionsPerNode,
+              !connections.contains(where: { $0.isActive && $0.eventLoop === loop }) else { return }
+        _ = startConnecting(on: loop)
+    }
+
+    private func startConnecting(on loop: (any EventLoop)? = nil) -> Task<RedisConnection, any Error> {
+        let endpoint = endpoint, configuration = configuration, logger = logger
+        let group: any EventLoopGroup = loop ?? self.group
         let task = Task<RedisConnection, any Error> {
             do {
                 let connection = try await RedisConnection.connect(

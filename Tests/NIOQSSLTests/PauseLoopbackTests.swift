@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import NIOQSSL
@@ -67,6 +68,32 @@ final class Echo: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.writeAndFlush(data, promise: nil) }
 }
 
+/// A session-ID cache answering through the completion form: at once (before `lookUp`
+/// returns), later on the connection's own loop, or later from another thread.
+final class CompletionCache: ServerSessionCache {
+    enum Mode: String, Sendable, CaseIterable { case atOnce, laterOnTheLoop, fromAnotherThread }
+    let inner = InMemorySessionCache()
+    let mode: Mode
+    let calls = Calls()
+    init(mode: Mode) { self.mode = mode }
+    var isSynchronous: Bool { false }
+    func lookUp(sessionID: [UInt8]) -> SessionState? { Issue.record("looked up on the event loop"); return nil }
+    func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
+        calls.hit()
+        let found = inner.lookUp(sessionID: sessionID)
+        switch mode {
+        case .atOnce: completion(found)
+        case .laterOnTheLoop:
+            guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else { Issue.record("not called on an event loop"); return completion(nil) }
+            loop.execute { completion(found) }
+        case .fromAnotherThread:
+            Thread.detachNewThread { Thread.sleep(forTimeInterval: 0.01); completion(found) }
+        }
+    }
+    func save(_ state: SessionState, sessionID: [UInt8]) { inner.save(state, sessionID: sessionID) }
+    func remove(sessionID: [UInt8]) { inner.remove(sessionID: sessionID) }
+}
+
 @Suite("NIO adapter: every pause resolved off the event loop, on a real loopback socket")
 struct PauseLoopbackTests {
     @Test("SNI selection, HSM-style signing and a waiting verifier, in both versions", arguments: [[ProtocolVersion.tls13], [.tls12]])
@@ -95,6 +122,27 @@ struct PauseLoopbackTests {
         try await client.send(Array("ping".utf8))
         #expect(try await client.read(expectedBytes: 4) == Array("ping".utf8))
         await client.close()
+    }
+
+    @Test("a TLS 1.2 session-ID cache answering through the completion form resumes, whether it answers at once, later on the loop or from another thread", arguments: CompletionCache.Mode.allCases)
+    func completionFormLookUp(mode: CompletionCache.Mode) async throws {
+        let cache = CompletionCache(mode: mode)
+        var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        serverConfig.sessionCache = cache
+        serverConfig.ticketKeys = nil
+        serverConfig.versions = [.tls12]
+        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [Echo()] }
+        defer { Task { try? await server.close() } }
+        var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        clientConfig.versions = [.tls12]
+        for attempt in 0..<3 {
+            let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: clientConfig, serverName: "localhost")
+            #expect(client.summary.resumed == (attempt > 0), "attempt \(attempt)")
+            try await client.send(Array("ping".utf8))
+            #expect(try await client.read(expectedBytes: 4) == Array("ping".utf8))
+            await client.close()
+        }
+        #expect(cache.calls.value == 2, "one look-up per offered session ID")
     }
 
     @Test("a selector's error reaches the client as its alert")

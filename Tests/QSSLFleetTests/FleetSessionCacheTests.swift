@@ -2,6 +2,8 @@
 // The Redis session-ID cache against a real redis-server and a three-master cluster.
 
 import Foundation
+import NIOCore
+import NIOPosix
 import QSSL
 import QSSLFleet
 import QSSLRedis
@@ -205,6 +207,41 @@ struct FleetSessionCacheTests {
             #expect(events.count("lookup_timeout") == stats.timeouts)
             // After the pause, the same node resumes again.
             #expect(await eventually(5) { await cache.lookUpAsynchronously(sessionID: id)?.secret == state.secret })
+        }
+    }
+
+    /// The completion form, called from `loop` as the NIO adapter calls it: the state found and
+    /// whether the completion ran on that loop.
+    func lookUp(_ cache: RedisSessionCache, _ id: [UInt8], from loop: any EventLoop) async -> (state: SessionState?, onLoop: Bool) {
+        await withCheckedContinuation { continuation in
+            loop.execute { cache.lookUp(sessionID: id) { continuation.resume(returning: ($0, loop.inEventLoop)) } }
+        }
+    }
+
+    @Test("the completion form (what a handshake's pause uses) answers on the caller's event loop once a connection is read there, and is bounded by the same wait")
+    func completionOnTheCallersLoop() async throws {
+        try await withRedisServer { server in
+            let store = try makeStore(server.url, key: try randomKey(), timeout: .milliseconds(50))
+            defer { Task { await store.shutdown() } }
+            let cache = RedisSessionCache(store: store, service: try ServiceIdentity(name: "shop"))
+            let id = randomID(), state = sampleSession()
+            cache.save(state, sessionID: id)
+            #expect(await eventually { cache.statistics.saved == 1 })
+            // Each event loop of the group gets its own connection (opened in the background on
+            // first use); from then on the answer comes on the loop that asked.
+            for loop in [MultiThreadedEventLoopGroup.singleton.next(), MultiThreadedEventLoopGroup.singleton.next()] {
+                #expect(await eventually {
+                    let answer = await lookUp(cache, id, from: loop)
+                    return answer.state?.secret == state.secret && answer.onLoop
+                })
+            }
+            // An unknown ID is a miss; a slow Redis is a miss at the bound, not a long wait.
+            #expect(await lookUp(cache, randomID(), from: MultiThreadedEventLoopGroup.singleton.next()).state == nil)
+            try server.cli("CLIENT", "PAUSE", "1000", "ALL")
+            let (answer, seconds) = await measure { await lookUp(cache, id, from: MultiThreadedEventLoopGroup.singleton.next()) }
+            #expect(answer.state == nil && seconds < 0.4, "waited \(seconds) s")
+            #expect(cache.statistics.timeouts >= 1)
+            #expect(await eventually(5) { await lookUp(cache, id, from: MultiThreadedEventLoopGroup.singleton.next()).state?.secret == state.secret })
         }
     }
 

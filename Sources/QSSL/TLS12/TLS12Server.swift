@@ -147,6 +147,7 @@ public struct SessionLookupRequest: Sendable {
     public let cache: any ServerSessionCache
 
     public func lookUp() async -> SessionState? { await cache.lookUpAsynchronously(sessionID: sessionID) }
+    public func lookUp(completion: @escaping @Sendable (SessionState?) -> Void) { cache.lookUp(sessionID: sessionID, completion: completion) }
 }
 
 /// RFC 8446 §4.1.3: a server able to do TLS 1.3 marks a TLS 1.2 ServerHello.
