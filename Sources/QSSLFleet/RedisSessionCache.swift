@@ -35,6 +35,10 @@ public final class RedisSessionCache: ServerSessionCache {
     /// How long an entry may be resumed after it was issued (as `InMemorySessionCache`).
     public let timeoutSeconds: UInt32
     private let sealKey: SymmetricKey
+    /// `qssl:<fleet id>:s:`, and the index MAC with its key and the service id already absorbed
+    /// (copied per look-up: no key schedule per handshake).
+    private let keyPrefix: [UInt8]
+    private let indexMAC: HMAC<SHA256>
     private let lookups: Admission
     private let writes: Admission
     private let counters = Counters()
@@ -50,6 +54,10 @@ public final class RedisSessionCache: ServerSessionCache {
         self.service = service
         self.timeoutSeconds = timeoutSeconds
         sealKey = store.key.sessionSealKey(for: service)
+        keyPrefix = Array("qssl:\(store.key.fleetID):s:".utf8)
+        var index = HMAC<SHA256>(key: store.key.sessionIndexKey)
+        index.update(data: service.id)
+        indexMAC = index
         lookups = Admission(limit: store.settings.maximumPendingLookups)
         writes = Admission(limit: store.settings.maximumPendingWrites)
     }
@@ -94,7 +102,8 @@ public final class RedisSessionCache: ServerSessionCache {
             reportOverloaded()
             return completion(nil)
         }
-        guard let reply = store.redis.getIfConnected(redisKey(sessionID), preferring: MultiThreadedEventLoopGroup.currentEventLoop) else {
+        let key = redisKey(sessionID)
+        guard let reply = store.redis.getIfConnected(key, preferring: MultiThreadedEventLoopGroup.currentEventLoop) else {
             lookups.leave()
             Task { completion(await self.lookUpAsynchronously(sessionID: sessionID)) }
             return
@@ -107,7 +116,7 @@ public final class RedisSessionCache: ServerSessionCache {
         reply.whenComplete { result in
             timer.cancel()
             self.lookups.leave()
-            once.call(self.process(result, sessionID: sessionID))
+            once.call(self.process(result, sessionID: sessionID, key: key))
         }
     }
 
@@ -168,8 +177,17 @@ public final class RedisSessionCache: ServerSessionCache {
 
     /// The Redis key of `sessionID` for this service.
     public func redisKey(_ sessionID: [UInt8]) -> [UInt8] {
-        let mac = HMAC<SHA256>.authenticationCode(for: service.id + [UInt8(sessionID.count)] + sessionID, using: store.key.sessionIndexKey)
-        return Array("qssl:\(store.key.fleetID):s:\(hex(Array(mac).prefix(16)))".utf8)
+        var mac = indexMAC
+        mac.update(data: [UInt8(sessionID.count)])
+        mac.update(data: sessionID)
+        var key = keyPrefix
+        key.reserveCapacity(keyPrefix.count + 32)
+        let digits = Array("0123456789abcdef".utf8)
+        for byte in mac.finalize().prefix(16) {
+            key.append(digits[Int(byte >> 4)])
+            key.append(digits[Int(byte & 0x0f)])
+        }
+        return key
     }
 
     private func associatedData(_ key: [UInt8], _ sessionID: [UInt8]) -> [UInt8] {
@@ -205,6 +223,11 @@ public final class RedisSessionCache: ServerSessionCache {
 
     /// Opens a value read at `sessionID`'s key.
     func open(_ value: [UInt8], sessionID: [UInt8], now: UInt64) throws(Refusal) -> SessionState {
+        try open(value, sessionID: sessionID, key: redisKey(sessionID), now: now)
+    }
+
+    /// Opens a value read at `key`, the Redis key of `sessionID`.
+    func open(_ value: [UInt8], sessionID: [UInt8], key: [UInt8], now: UInt64) throws(Refusal) -> SessionState {
         guard value.count <= store.settings.maximumValueBytes else { throw .tooLong }
         let headerCount = Self.valuePrefix.count + 12
         guard value.count >= headerCount + 16 + 8, value.starts(with: Self.valuePrefix) else { throw .malformed }
@@ -213,7 +236,7 @@ public final class RedisSessionCache: ServerSessionCache {
         let tag = value[(value.count - 16)...]
         guard let nonce = try? AES.GCM.Nonce(data: nonceBytes),
               let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: body, tag: tag) else { throw .malformed }
-        guard var plaintext = try? Array(AES.GCM.open(box, using: sealKey, authenticating: associatedData(redisKey(sessionID), sessionID))) else {
+        guard var plaintext = try? Array(AES.GCM.open(box, using: sealKey, authenticating: associatedData(key, sessionID))) else {
             throw .authentication
         }
         defer { SecretBytes.wipe(&plaintext) }
@@ -228,17 +251,18 @@ public final class RedisSessionCache: ServerSessionCache {
     }
 
     private func fetch(_ sessionID: [UInt8]) async -> SessionState? {
+        let key = redisKey(sessionID)
         let result: Result<[UInt8]?, any Error>
         do {
-            result = .success(try await store.redis.get(redisKey(sessionID)))
+            result = .success(try await store.redis.get(key))
         } catch {
             result = .failure(error)
         }
-        return process(result, sessionID: sessionID)
+        return process(result, sessionID: sessionID, key: key)
     }
 
     /// What a GET's outcome means: the state when it opens, else nil (counted and reported).
-    private func process(_ result: Result<[UInt8]?, any Error>, sessionID: [UInt8]) -> SessionState? {
+    private func process(_ result: Result<[UInt8]?, any Error>, sessionID: [UInt8], key: [UInt8]) -> SessionState? {
         let value: [UInt8]?
         switch result {
         case .success(let found):
@@ -255,7 +279,7 @@ public final class RedisSessionCache: ServerSessionCache {
             return nil
         }
         do {
-            let state = try open(value, sessionID: sessionID, now: store.clock.nowMilliseconds())
+            let state = try open(value, sessionID: sessionID, key: key, now: store.clock.nowMilliseconds())
             counters.add(\.hits)
             return state
         } catch .expired {
