@@ -294,6 +294,43 @@ struct FleetProcessTests {
         }
     }
 
+    @Test("rediss://: nodes reach a TLS-only Redis (OpenSSL 3.0 inside redis-server) through Q-SSL's client and share sessions; a node that does not trust Redis's certificate never talks to it and goes on with full handshakes")
+    func redisOverTLS() async throws {
+        let dir = try FleetDirectory()
+        let qssl = try qsslBinary()
+        let issued = try runTool(qssl, ["cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p256", "--subject", "CN=redis.test",
+                                        "--san", "DNS:localhost", "--out", dir.path("redis")])
+        try #require(issued.status == 0, "\(issued.output)")
+        // Another CA, which did not issue Redis's certificate.
+        let other = try runTool(qssl, ["cert", "ca", "--out", dir.path("other-ca"), "--alg", "ecdsa-p256", "--subject", "CN=Other CA"])
+        try #require(other.status == 0, "\(other.output)")
+        let tlsPort = try RedisFixture.freePort()
+        // The plain port stays on loopback for the fixture's own readiness checks; the nodes know
+        // only the TLS port.
+        try await withRedisServer(arguments: ["--tls-port", "\(tlsPort)", "--tls-cert-file", dir.path("redis.pem"),
+                                              "--tls-key-file", dir.path("redis.key"), "--tls-ca-cert-file", dir.ca,
+                                              "--tls-auth-clients", "no"]) { server in
+            let store = "rediss://localhost:\(tlsPort)"
+            let a = try ServeNode(dir, store: store, extra: ["--session-store-ca", dir.ca])
+            let b = try ServeNode(dir, store: store, extra: ["--session-store-ca", dir.ca])
+            let untrusting = try ServeNode(dir, store: store, extra: ["--session-store-ca", dir.path("other-ca/ca.pem")])
+            defer { [a, b, untrusting].forEach { $0.stop() } }
+            try await Task.sleep(for: .milliseconds(1500))
+            for mechanism in Mechanism.allCases {
+                let session = dir.path("tls-\(mechanism).pem")
+                #expect(try sClient(dir, a, mechanism, sessionOut: session) == "New")
+                #expect(try sClient(dir, b, mechanism, sessionIn: session) == "Reused", "\(mechanism): shared through Redis over TLS")
+                #expect(try sClient(dir, untrusting, mechanism, sessionIn: session) == "New", "\(mechanism): no Redis, a full handshake")
+            }
+            #expect(try b.metric("qssl_session_cache_lookups_total{result=\"hit\"}") >= 1)
+            // The untrusting node's attempts ended in its TLS handshake, and it says why.
+            #expect(untrusting.logText.contains("certificate rejected: chain does not end in a trusted root"), "\(untrusting.logText.suffix(2000))")
+            #expect(!a.logText.contains("certificate rejected"), "\(a.logText.suffix(2000))")
+            let clients = try server.cli("CLIENT", "LIST")
+            #expect(clients.contains("name=qssl-fleet"), "\(clients)")
+        }
+    }
+
     @Test("Redis Cluster of three masters: session IDs and TLS 1.3 tickets resume across nodes, also after the session's slot moved")
     func cluster() async throws {
         try await withRedisCluster { cluster in
