@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Secret material — traffic secrets, master secrets, PSKs, private-key bytes — in one type
 /// that is never printed or logged, compares in constant time, and is zeroised when its last
 /// copy is dropped.
@@ -9,8 +11,20 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
     private final class Storage: @unchecked Sendable {
         var bytes: [UInt8]
         init(_ bytes: [UInt8]) { self.bytes = bytes }
-        deinit { bytes.withUnsafeMutableBytes { zeroise($0) } }
+        deinit {
+            bytes.withUnsafeMutableBytes { buffer in
+                zeroise(buffer)
+                #if DEBUG
+                SecretBytes.wipeObserver.withLock { $0 }?(UnsafeRawBufferPointer(buffer))
+                #endif
+            }
+        }
     }
+    #if DEBUG
+    /// Debug builds only: called with the storage just wiped by the last copy's release, so a
+    /// test can see what is left in memory then (nothing).
+    static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
+    #endif
     private let storage: Storage
 
     public init(_ bytes: [UInt8]) { storage = Storage(bytes) }

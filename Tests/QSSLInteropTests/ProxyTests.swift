@@ -806,12 +806,16 @@ final class ServeProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            // End of file: stop watching (an empty read would otherwise repeat at once).
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard let self else { return }
             self.lock.withLock { self.stdoutText += String(decoding: data, as: UTF8.self) }
         }
         err.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            // End of file: stop watching (an empty read would otherwise repeat at once).
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard let self else { return }
             self.lock.withLock { self.stderrText += String(decoding: data, as: UTF8.self) }
         }
         try process.run()

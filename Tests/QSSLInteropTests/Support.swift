@@ -32,7 +32,9 @@ final class PeerProcess: @unchecked Sendable {
         process.standardInput = input
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            // End of file: stop watching (an empty read would otherwise repeat at once).
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard let self else { return }
             self.lock.lock()
             self.output += String(decoding: data, as: UTF8.self)
             self.lock.unlock()

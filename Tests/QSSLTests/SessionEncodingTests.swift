@@ -100,16 +100,27 @@ struct SessionEncodingTests {
         #expect(throws: DecodeError.self) { try SessionState(decoding: bytes) }
     }
 
-    @Test("any single corrupted byte decodes or throws, never traps")
+    @Test("any single corrupted byte is refused with a DecodeError or decodes to a state that encodes back to exactly those bytes (no second reading of one state)")
     func corruptedBytes() throws {
         let bytes = try SessionSamples.state().encoded()
+        var refused = 0, decoded = 0
         for position in bytes.indices {
-            for value: UInt8 in [0x00, 0x01, 0x7F, 0xFF, bytes[position] ^ 0x01] {
+            for value: UInt8 in [0x00, 0x01, 0x7F, 0xFF, bytes[position] ^ 0x01] where value != bytes[position] {
                 var bad = bytes
                 bad[position] = value
-                _ = try? SessionState(decoding: bad)
+                do {
+                    let state = try SessionState(decoding: bad)
+                    decoded += 1
+                    #expect(try state.encoded() == bad, "byte \(position) = \(value) decoded but does not encode back")
+                } catch is DecodeError {
+                    refused += 1
+                } catch {
+                    Issue.record("byte \(position) = \(value): \(error) is not a DecodeError")
+                }
             }
         }
+        // Both outcomes occur: lengths and tags are checked, opaque contents are carried.
+        #expect(refused > 0 && decoded > 0, "refused \(refused), decoded \(decoded)")
     }
 
     @Test("a state that could not come back is not encoded: empty secret, empty server name or ALPN")
