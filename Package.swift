@@ -133,10 +133,9 @@ let package = Package(
         .executableTarget(
             name: "QSSLTool",
             dependencies: [
-                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLP384", "QSSLProxy", "QSSLServeConfig",
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLPKCS11", "QSSLProxy", "QSSLServeConfig",
                 "QSSLProxyProtocol", "QSSLFleet", "QSSLRedis",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),   // `qssl bench`: the raw primitives next to Q-SSL's
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -144,6 +143,18 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
+        ),
+        // `qssl-bench` (not a product: `swift build --product qssl-bench`, scripts/bench): in-process
+        // handshakes, record layer, resumption and P-384 figures, the P-384 timing test and the
+        // differential check. The target's name is the executable's.
+        .executableTarget(
+            name: "qssl-bench",
+            dependencies: [
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLP384", "QSSLTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),   // the raw primitives next to Q-SSL's
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/QSSLBenchTool"
         ),
         // Library examples (README): built with everything else, so they cannot rot.
         // Constant-time validation of QSSLP384 under valgrind memcheck (scripts/ct-check).
@@ -163,11 +174,12 @@ let package = Package(
             path: "Examples/IdentityCheckingClient"
         ),
         // What the tests share (not a product): the in-memory pair driver, a deterministic
-        // generator, the test PKI.
+        // generator, the test PKI, the Redis fixture, the P-384 differential check (with qssl-bench).
         .target(
             name: "QSSLTestSupport",
             dependencies: [
-                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLRedis",
+                "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLRedis", "QSSLP384",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -197,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QSSLP384Tests",
-            dependencies: ["QSSLP384", "CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["QSSLP384", "CQSSLConstantTime", "QSSLTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources")]
         ),
         .testTarget(

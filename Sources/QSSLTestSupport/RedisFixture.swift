@@ -4,7 +4,6 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import QSSLRedis
 
 public enum FixtureError: Error, CustomStringConvertible {

@@ -11,7 +11,7 @@ struct QSSLCommand: AsyncParsableCommand {
             2 certificate verification failed; 64 usage error.
             """,
         version: QSSLVersion.summary,
-        subcommands: [Demo.self, Serve.self, CheckConfig.self, Connect.self, Trace.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, FleetKeyCommand.self, Bench.self, HSM.self])
+        subcommands: [Demo.self, Serve.self, CheckConfig.self, Connect.self, Trace.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, FleetKeyCommand.self, HSM.self])
 
     /// ArgumentParser's main, except that a failure of a command's `run` is one line on stderr,
     /// `qssl: <what failed on which file or address, and why>` (see ErrorText.swift), with the

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import QSSLP384
 import CQSSLConstantTime
+import QSSLTestSupport
 
 func hex(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
@@ -261,7 +262,7 @@ struct P384WycheproofTests {
 
 struct P384DifferentialTests {
     /// QSSL_P384_DIFFERENTIAL=N runs N rounds; CI runs 150 (scripts/p384-differential runs a
-    /// million through `qssl bench --p384-differential`, in a release build).
+    /// million through `qssl-bench p384-differential`, in a release build).
     static var rounds: Int { ProcessInfo.processInfo.environment["QSSL_P384_DIFFERENTIAL"].flatMap(Int.init) ?? 150 }
 
     @Test func againstSwiftCrypto() {

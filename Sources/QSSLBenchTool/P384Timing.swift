@@ -100,7 +100,7 @@ enum P384Timing {
         for r in results {
             let verdict = r.constantTimeExpected ? (r.leaks ? "TIMING DIFFERENCE" : "no difference found")
                                                  : (r.leaks ? "difference found, as expected: the test sees leaks" : "control not detected (too few samples?)")
-            print(String(format: "  %-62@ t = %8.2f  (%d samples)  %@", r.name as NSString, r.t, r.samples, verdict as NSString))
+            print("  " + padded(r.name, 62) + String(format: " t = %8.2f  (%d samples)  %@", r.t, r.samples, verdict as NSString))
         }
     }
 }

@@ -1,10 +1,11 @@
 import Crypto
+import QSSLP384
 
 /// Q-SSL's P-384 against swift-crypto's, on random inputs: the differential check behind the
-/// unit test (150 rounds) and `qssl bench --p384-differential N` (scripts/p384-differential, a
+/// unit test (150 rounds) and `qssl-bench p384-differential ROUNDS` (scripts/p384-differential, a
 /// million rounds in a release build). Each round: a random key (public keys compared), ECDH
 /// with a random peer both ways, ECDSA signatures over a random message verified across the
-/// two implementations, and a tampered message refused by both.
+/// two implementations, and a tampered message refused by both. Public API of QSSLP384 only.
 public enum P384Differential {
     /// The disagreements found (empty: every round agreed), at most `limit` of them.
     public static func run(rounds: Int, limit: Int = 20, progress: ((Int) -> Void)? = nil) -> [String] {

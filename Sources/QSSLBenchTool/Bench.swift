@@ -1,90 +1,28 @@
-import ArgumentParser
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
-import QSSLP384
 import QSSLWire
 import QSSLX509
 
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Measure full handshakes per second and record-layer throughput in one process (no sockets).")
+/// The measurements, shared by the subcommands (Commands.swift): each returns its figures as JSON
+/// objects and, unless `json`, prints them as lines while it measures.
+struct Bench {
+    /// Print nothing while measuring; `finish` prints the figures as one JSON object.
+    let json: Bool
 
-    @Option(help: "Handshakes per group.")
-    var handshakes: Int = 200
+    /// `{"results": [...]}` on stdout with --json; nothing otherwise (the lines are printed).
+    func finish(_ results: [[String: Any]]) throws {
+        guard json else { return }
+        let data = try JSONSerialization.data(withJSONObject: ["results": results], options: [.sortedKeys, .prettyPrinted])
+        print(String(decoding: data, as: UTF8.self))
+    }
 
-    @Option(help: "Comma-separated groups to measure.")
-    var groups: String = "SecP384r1MLKEM1024,X25519MLKEM768,x25519"
-
-    @Option(help: "Megabytes to push through the record layer per cipher suite.")
-    var megabytes: Int = 256
-
-    @Option(help: "Resumed handshakes per kind (and full handshakes to compare them with).")
-    var resumptions: Int = 1000
-
-    @Flag(help: "Measure only the resumption figures (resumed next to full handshakes, bytes per cached session).")
-    var resumptionOnly = false
-
-    @Flag(help: "Measure only the P-384 primitives (Q-SSL's own next to swift-crypto's).")
-    var p384Only = false
-
-    @Option(help: "Operations per P-384 primitive.")
-    var p384Iterations: Int = 500
-
-    @Option(help: "Run only the dudect-style timing test of the P-384 secret operations, with this many samples each.")
-    var p384Timing: Int?
-
-    @Option(help: "Run only the differential check of Q-SSL's P-384 against swift-crypto's, this many rounds.")
-    var p384Differential: Int?
-
-    @Flag(help: "Measure only the record layer (16 KiB records next to the raw AEAD).")
-    var recordOnly = false
-
-    @Flag(help: "Print JSON.")
-    var json = false
-
-    func run() throws {
-        let pki = try DemoPKI()
+    /// Full TLS 1.3 handshakes per second per group and the seed's TLS 1.2 hybrid suite; then
+    /// certificate-chain verification (root → leaf) per algorithm, and full TLS 1.3 handshakes
+    /// with a composite chain next to an ECDSA-P384 chain.
+    func handshakeFigures(pki: DemoPKI, handshakes: Int, groups: [NamedGroup]) throws -> [[String: Any]] {
         var results: [[String: Any]] = []
-        if recordOnly {
-            results += try recordLayerFigures(pki: pki)
-            if json { printJSON(["results": results]) }
-            return
-        }
-        if let rounds = p384Differential {
-            let start = ContinuousClock.now
-            let failures = P384Differential.run(rounds: rounds) { done in
-                print("\(done) rounds agree (\(milliseconds(ContinuousClock.now - start) / 1000) s)")
-            }
-            guard failures.isEmpty else {
-                print(failures.joined(separator: "\n"))
-                throw ExitCode(1)
-            }
-            print("all \(rounds) rounds agree: public keys, ECDH both ways, ECDSA both ways, tampered messages refused (\(milliseconds(ContinuousClock.now - start) / 1000) s)")
-            return
-        }
-        if let samples = p384Timing {
-            let results = try P384Timing.run(samples: samples)
-            P384Timing.report(results)
-            if results.contains(where: { $0.constantTimeExpected && $0.leaks }) { throw ExitCode(1) }
-            return
-        }
-        if resumptionOnly {
-            results += try resumptionFigures(pki: pki)
-            if json { printJSON(["results": results]) }
-            return
-        }
-        let p384 = try P384Bench.run(iterations: p384Iterations)
-        if json {
-            results += p384.map { ["kind": "p384", "implementation": $0.implementation, "operation": $0.operation, "microseconds": $0.microseconds] }
-        } else {
-            P384Bench.printTable(p384)
-        }
-        if p384Only {
-            if json { printJSON(["results": results]) }
-            return
-        }
-        for group in try parseGroups(groups) ?? [] {
+        for group in groups {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
             server.groups = [group]
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
@@ -95,11 +33,10 @@ struct Bench: ParsableCommand {
             _ = try handshake(client: client, server: server)   // warm-up
             let start = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
-            let seconds = milliseconds(ContinuousClock.now - start) / 1000
-            let rate = Double(handshakes) / seconds
+            let rate = Double(handshakes) / seconds(since: start)
             results.append(["kind": "handshake", "group": group.description, "handshakes_per_second": rate,
                             "ms_per_handshake_both_sides": 1000 / rate])
-            if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.3", group.description as NSString, rate, 1000 / rate)) }
+            if !json { print(padded(group.description, 20) + String(format: " %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.3", rate, 1000 / rate)) }
         }
         // The seed's TLS 1.2 hybrid (PROTOCOL.md §3) next to TLS 1.3 with the same group.
         do {
@@ -111,14 +48,11 @@ struct Bench: ParsableCommand {
             _ = try handshake(client: client, server: server)
             let start = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
-            let rate = Double(handshakes) / (milliseconds(ContinuousClock.now - start) / 1000)
+            let rate = Double(handshakes) / seconds(since: start)
             results.append(["kind": "handshake", "version": "TLSv1.2", "group": "SecP384r1MLKEM1024", "handshakes_per_second": rate,
                             "ms_per_handshake_both_sides": 1000 / rate])
-            if !json { print(String(format: "%-20@ %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.2 hybrid suite", "SecP384r1MLKEM1024" as NSString, rate, 1000 / rate)) }
+            if !json { print(padded("SecP384r1MLKEM1024", 20) + String(format: " %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.2 hybrid suite", rate, 1000 / rate)) }
         }
-        results += try recordLayerFigures(pki: pki)   // BenchRecord.swift
-        // Certificate-chain verification (root → leaf) per algorithm, and full TLS 1.3 handshakes
-        // with a composite chain next to an ECDSA-P384 chain.
         for algorithm in [PKIBuilder.Algorithm.mldsa65ECDSAP384, .mldsa65, .mldsa87, .ecdsaP384, .ecdsaP256, .rsa3072PSS, .ed25519] {
             let chainPKI = try algorithm == .ecdsaP384 ? pki : DemoPKI(algorithm: algorithm)
             let verifier = chainPKI.verifier
@@ -126,9 +60,9 @@ struct Bench: ParsableCommand {
             let n = max(handshakes, 100)
             let start = ContinuousClock.now
             for _ in 0..<n { _ = try verifier.verify(chain: chain, role: .server(name: "localhost")) }
-            let rate = Double(n) / (milliseconds(ContinuousClock.now - start) / 1000)
+            let rate = Double(n) / seconds(since: start)
             results.append(["kind": "chain_verification", "algorithm": algorithm.rawValue, "verifications_per_second": rate])
-            if !json { print(String(format: "%-20@ %8.1f chain verifications/s (parse + path + signature)", algorithm.rawValue as NSString, rate)) }
+            if !json { print(padded(algorithm.rawValue, 20) + String(format: " %8.1f chain verifications/s (parse + path + signature)", rate)) }
             guard algorithm == .mldsa65ECDSAP384 || algorithm == .ecdsaP384 else { continue }
             let server = ServerConfiguration(provider: .swiftCrypto, certificates: [try chainPKI.serverCertifiedKey])
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
@@ -136,21 +70,26 @@ struct Bench: ParsableCommand {
             client.versions = [.tls13]
             let hsStart = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
-            let hsRate = Double(handshakes) / (milliseconds(ContinuousClock.now - hsStart) / 1000)
+            let hsRate = Double(handshakes) / seconds(since: hsStart)
             results.append(["kind": "handshake", "version": "TLSv1.3", "group": "SecP384r1MLKEM1024", "certificate": algorithm.rawValue,
                             "handshakes_per_second": hsRate])
-            if !json { print(String(format: "%-20@ %8.1f full handshakes/s with a %@ chain (SecP384r1MLKEM1024, TLS 1.3)", algorithm.rawValue as NSString, hsRate, algorithm.rawValue as NSString)) }
+            if !json { print(padded(algorithm.rawValue, 20) + String(format: " %8.1f full handshakes/s with a %@ chain (SecP384r1MLKEM1024, TLS 1.3)", hsRate, algorithm.rawValue as NSString)) }
         }
-        results += try resumptionFigures(pki: pki)
-        if json { printJSON(["results": results]) }
+        return results
+    }
+
+    /// P-384 primitives, Q-SSL's next to swift-crypto's (BenchP384.swift).
+    func p384Figures(iterations: Int) throws -> [[String: Any]] {
+        let rows = try P384Bench.run(iterations: iterations)
+        if !json { P384Bench.printTable(rows) }
+        return rows.map { ["kind": "p384", "implementation": $0.implementation, "operation": $0.operation, "microseconds": $0.microseconds] }
     }
 
     /// Resumed handshakes next to the matching full ones, same process, same run: TLS 1.3
     /// psk_dhe_ke with the hybrid and psk_ke, TLS 1.2 by ticket and by session ID; then what a
     /// cached session costs.
-    private func resumptionFigures(pki: DemoPKI) throws -> [[String: Any]] {
+    func resumptionFigures(pki: DemoPKI, resumptions n: Int) throws -> [[String: Any]] {
         var results: [[String: Any]] = []
-        let n = max(1, resumptions)
         if !json { print("-- resumption (client + server CPU per handshake, \(n) of each; full handshakes with nothing to resume)") }
         let hybrid = NamedGroup.secp384r1MLKEM1024
 
@@ -239,10 +178,10 @@ struct Bench: ParsableCommand {
         for _ in 0..<count {
             let (c, _) = try handshake(client: client, server: server)
             guard c.summary?.resumed == resumed else {
-                throw Failure(message: "bench: a handshake that should \(resumed ? "" : "not ")resume did\(resumed ? " not" : "")", code: 1)
+                throw BenchError("a handshake that should \(resumed ? "" : "not ")resume did\(resumed ? " not" : "")")
             }
         }
-        return Double(count) / (milliseconds(ContinuousClock.now - start) / 1000)
+        return Double(count) / seconds(since: start)
     }
 
     /// The size of the ServerHello on a resumption (one full handshake first, for a ticket).
@@ -257,7 +196,7 @@ struct Bench: ParsableCommand {
             if !b.isEmpty { _ = try c.receive(b) }
             if a.isEmpty && b.isEmpty { break }
         }
-        guard c.summary?.resumed == true else { throw Failure(message: "bench: the psk_ke probe did not resume", code: 1) }
+        guard c.summary?.resumed == true else { throw BenchError("the psk_ke probe did not resume") }
         return s.trace.first { $0.direction == .sent && $0.message == "ServerHello" }?.length ?? 0
     }
 
@@ -275,7 +214,9 @@ struct Bench: ParsableCommand {
         return sessions
     }
 
-    private func handshake(client: ClientConfiguration, server: ServerConfiguration) throws -> (TLSConnection, TLSConnection) {
+    /// One full (or resumed) handshake in memory; the TLS 1.3 tickets that follow it are given
+    /// to the client, which keeps them for the next one when it has a session store.
+    func handshake(client: ClientConfiguration, server: ServerConfiguration) throws -> (TLSConnection, TLSConnection) {
         let c = try TLSConnection.client(configuration: client, serverName: "localhost")
         let s = try TLSConnection.server(configuration: server)
         while !(c.isHandshakeComplete && s.isHandshakeComplete) {
@@ -283,11 +224,26 @@ struct Bench: ParsableCommand {
             if !a.isEmpty { _ = try s.receive(a) }
             let b = s.takeOutput()
             if !b.isEmpty { _ = try c.receive(b) }
-            if a.isEmpty && b.isEmpty { throw Failure(message: "handshake stalled", code: 1) }
+            if a.isEmpty && b.isEmpty { throw BenchError("handshake stalled") }
         }
-        // TLS 1.3 tickets follow the handshake: the client keeps them for the next one.
         let tickets = s.takeOutput()
         if !tickets.isEmpty { _ = try c.receive(tickets) }
         return (c, s)
     }
+}
+
+/// `text` left-aligned in `width` columns (String(format:)'s `%-20@` does not pad on Linux).
+func padded(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text.padding(toLength: width, withPad: " ", startingAt: 0)
+}
+
+/// Seconds from `start` to now.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    (ContinuousClock.now - start) / .seconds(1)
+}
+
+/// A measurement that could not be made (ArgumentParser prints it, exit status 1).
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ what: String) { description = "qssl-bench: " + what }
 }
