@@ -54,41 +54,134 @@ public struct RESPDecoder: Sendable {
         return try decode(&buffer, need: &need)
     }
 
-    /// What an incomplete reply waits for, so that a caller feeding bytes as they arrive can skip
-    /// re-parsing until it may succeed (which keeps a long reply arriving in many reads linear).
-    enum Need: Sendable, Equatable {
-        case unknown
-        /// At least this many readable bytes.
-        case bytes(Int)
-        /// A line feed at or after this offset from the reader index.
-        case lineFeed(from: Int)
+    /// How far an incomplete reply has been scanned, so that a caller feeding bytes as they
+    /// arrive resumes there instead of parsing from the start again: each byte is scanned a
+    /// bounded number of times however the reply is split (a hostile server dripping a large
+    /// array one byte per read costs linear time, not quadratic). The reply is parsed into a
+    /// value once, when the scan says it is complete.
+    struct Need: Sendable, Equatable {
+        /// Bytes from the reader index that hold only complete elements (or headers of open
+        /// aggregates).
+        var scanned = 0
+        /// The elements each open aggregate still owes, outermost first; an attribute is
+        /// followed by the value it describes, which its parent counts instead.
+        var open: [(remaining: Int, isAttribute: Bool)] = []
+        /// How far the search for the current element's line feed has looked (a long line
+        /// arriving in pieces is searched once).
+        var lineSearched = 0
+        /// Bytes examined by the scan so far (tests check that a dripped reply stays linear).
+        var work = 0
+
+        static var unknown: Need { Need() }
+
+        static func == (a: Need, b: Need) -> Bool {
+            a.scanned == b.scanned && a.lineSearched == b.lineSearched && a.open.map(\.remaining) == b.open.map(\.remaining) && a.open.map(\.isAttribute) == b.open.map(\.isAttribute)
+        }
     }
 
-    /// `decode(_:)` that skips the parse while `need` says it cannot succeed, and updates it.
+    /// `decode(_:)` resuming the scan recorded in `need`, and updating it.
     func decode(_ buffer: inout ByteBuffer, need: inout Need) throws(RESPDecodingError) -> RESPValue? {
         let view = buffer.readableBytesView
-        switch need {
-        case .unknown:
-            break
-        case .bytes(let count):
-            if view.count < count { return nil }
-        case .lineFeed(let from):
-            let start = view.startIndex + min(from, view.count)
-            if view[start...].firstIndex(of: UInt8(ascii: "\n")) == nil {
-                if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
-                need = .lineFeed(from: view.count)
-                return nil
-            }
+        guard scan(view, &need) else {
+            if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
+            return nil
         }
+        let work = need.work
+        need = Need()
+        need.work = work
         var cursor = Cursor(view: view, position: view.startIndex,
                             limit: view.startIndex + min(view.count, maximumReplySize), max: maximumReplySize)
         guard let value = try parseValue(&cursor, depth: 0) else {
             if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
-            need = cursor.need
             return nil
         }
-        need = .unknown
         buffer.moveReaderIndex(forwardBy: cursor.position - view.startIndex)
+        return value
+    }
+
+    /// Scans the structure of the buffered reply from where `need` left off: true when a whole
+    /// reply is buffered, or when something is malformed (the parse then throws the precise
+    /// error); false when more bytes are needed.
+    private func scan(_ view: ByteBufferView, _ need: inout Need) -> Bool {
+        let limit = view.startIndex + min(view.count, maximumReplySize)
+        while true {
+            let start = view.startIndex + need.scanned
+            guard start < limit else { return false }
+            let type = view[start]
+            // Every element starts with a line: the type byte, text, CRLF.
+            let searchFrom = max(start + 1, view.startIndex + need.lineSearched)
+            guard searchFrom <= limit else { return false }
+            // The line ends at the first CR or LF: a CR followed by anything but LF, or a bare LF,
+            // is malformed (the parse says which).
+            guard let lineEnd = view[searchFrom..<limit].firstIndex(where: { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) else {
+                need.work += limit - searchFrom
+                need.lineSearched = limit - view.startIndex
+                return false
+            }
+            need.work += lineEnd + 1 - searchFrom
+            guard view[lineEnd] == UInt8(ascii: "\r") else { return true }
+            guard lineEnd + 1 < limit else {
+                need.lineSearched = lineEnd - view.startIndex
+                return false
+            }
+            guard view[lineEnd + 1] == UInt8(ascii: "\n") else { return true }
+            let lineFeed = lineEnd + 1
+            let text = view[(start + 1)..<(lineFeed - 1)]
+            var end = lineFeed + 1
+            var opened: (remaining: Int, isAttribute: Bool)?
+            switch type {
+            case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "_"), UInt8(ascii: "#"),
+                 UInt8(ascii: ","), UInt8(ascii: "("):
+                break
+            case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
+                guard let length = Self.scanCount(text) else { return true }
+                if length >= 0 {
+                    guard length <= maximumReplySize else { return true }
+                    end += length + 2
+                    guard end <= limit else { return false }
+                }
+            case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
+                guard let count = Self.scanCount(text), count <= maximumReplySize / 3 else { return true }
+                guard need.open.count + 1 <= maximumNestingDepth else { return true }
+                let isMap = type == UInt8(ascii: "%") || type == UInt8(ascii: "|")
+                if count > 0 { opened = (isMap ? count * 2 : count, type == UInt8(ascii: "|")) }
+                else if type == UInt8(ascii: "|") { opened = (1, false) }   // an empty attribute: the value it describes follows
+            default:
+                return true
+            }
+            need.scanned = end - view.startIndex
+            need.lineSearched = 0
+            if let opened {
+                need.open.append(opened)
+                continue
+            }
+            // One element complete: it completes the aggregates it closes, outward. An attribute
+            // that closes is not an element of its parent: the value it describes is, one level
+            // deeper (as the parse counts it, so chains of attributes are bounded like nesting).
+            while let top = need.open.popLast() {
+                if top.remaining > 1 {
+                    need.open.append((top.remaining - 1, top.isAttribute))
+                    break
+                }
+                if top.isAttribute {
+                    guard need.open.count + 1 <= maximumNestingDepth else { return true }
+                    need.open.append((1, false))
+                    break
+                }
+            }
+            if need.open.isEmpty { return true }
+        }
+    }
+
+    /// A length or count line's value (-1 allowed), or nil when it is not one.
+    private static func scanCount(_ text: ByteBufferView.SubSequence) -> Int? {
+        if text.elementsEqual([UInt8(ascii: "-"), UInt8(ascii: "1")]) { return -1 }
+        guard !text.isEmpty, text.count <= 18 else { return nil }
+        var value = 0
+        for digit in text {
+            guard digit >= 0x30, digit <= 0x39 else { return nil }
+            value = value * 10 + Int(digit - 0x30)
+        }
         return value
     }
 
@@ -98,13 +191,11 @@ public struct RESPDecoder: Sendable {
         var position: Int
         let limit: Int
         let max: Int
-        var need = Need.unknown
         var truncated: Bool { limit < view.endIndex }
     }
 
     private func parseValue(_ c: inout Cursor, depth: Int) throws(RESPDecodingError) -> RESPValue? {
         guard c.position < c.limit else {
-            c.need = .bytes(c.position + 1 - c.view.startIndex)
             return try incomplete(c)
         }
         let type = c.view[c.position]
@@ -208,7 +299,6 @@ public struct RESPDecoder: Sendable {
             }
             index += 1
         }
-        c.need = .lineFeed(from: index - c.view.startIndex)
         return try incomplete(c)
     }
 
@@ -229,7 +319,6 @@ public struct RESPDecoder: Sendable {
     private func blob(_ c: inout Cursor, _ length: Int) throws(RESPDecodingError) -> [UInt8]? {
         guard length <= c.max, c.position + length + 2 <= c.limit else {
             if c.position + length + 2 > c.view.startIndex + c.max { throw .replyTooLarge(limit: c.max) }
-            c.need = .bytes(c.position + length + 2 - c.view.startIndex)
             return try incomplete(c)
         }
         let end = c.position + length

@@ -187,6 +187,35 @@ let wireSamples: [(String, RESPValue)] = [
         }
     }
 
+    @Test func aLargeArrayDrippedOneBytePerReadIsScannedInLinearWorkAndParsedOnce() throws {
+        // A hostile server sending a 20,000-element array (with nested maps, attributes and
+        // blobs) one byte per read: each byte is examined a bounded number of times.
+        let decoder = RESPDecoder(maximumReplySize: 1 << 20)
+        var wire = "*20000\r\n"
+        for i in 0..<20000 {
+            switch i % 4 {
+            case 0: wire += ":\(i)\r\n"
+            case 1: wire += "$3\r\nabc\r\n"
+            case 2: wire += "%1\r\n+k\r\n*2\r\n_\r\n#t\r\n"
+            default: wire += "|1\r\n+a\r\n+b\r\n,1.5\r\n"
+            }
+        }
+        let bytes = Array(wire.utf8)
+        var buffer = ByteBuffer()
+        var need = RESPDecoder.Need.unknown
+        var value: RESPValue?
+        for byte in bytes {
+            buffer.writeInteger(byte)
+            if let v = try decoder.decode(&buffer, need: &need) {
+                #expect(value == nil, "one value")
+                value = v
+            }
+        }
+        #expect(value?.elements?.count == 20000)
+        #expect(buffer.readableBytes == 0)
+        #expect(need.work <= 2 * bytes.count, "examined \(need.work) bytes for \(bytes.count)")
+    }
+
     @Test func nestingIsLimited() throws {
         let decoder = RESPDecoder(maximumReplySize: 1 << 20, maximumNestingDepth: 32)
         var ok = buffer(String(repeating: "*1\r\n", count: 32) + ":1\r\n")
@@ -261,4 +290,5 @@ let wireSamples: [(String, RESPValue)] = [
         _ = try? channel.finish()
     }
 }
+
 
