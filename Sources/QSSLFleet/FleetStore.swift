@@ -38,6 +38,10 @@ public struct FleetSettings: Sendable {
     public var maximumPendingLookups = 1024
     /// Writes (SET, DEL) waiting on Redis at once; beyond, a write is dropped (default 4096).
     public var maximumPendingWrites = 4096
+    /// Session-ID entries one node writes per second at most (default 2000); beyond, a full
+    /// handshake's session is not shared (counted as dropped). With sessions of at most an hour,
+    /// this bounds what one node can make Redis hold.
+    public var maximumSessionWritesPerSecond = 2000
     /// The largest sealed session value read or written (default 64 KiB): a longer value in Redis
     /// is refused unread.
     public var maximumValueBytes = 64 << 10

@@ -42,6 +42,8 @@ public final class RedisSessionCache: ServerSessionCache {
     private let lookups: Admission
     private let writes: Admission
     private let counters = Counters()
+    private let saveRate = PerSecondBudget()
+    private let refusalLog = PerSecondBudget()
 
     /// What happened to look-ups and writes so far (for tests and `qssl` metrics).
     public struct Statistics: Sendable, Hashable {
@@ -134,6 +136,14 @@ public final class RedisSessionCache: ServerSessionCache {
 
     public func save(_ state: SessionState, sessionID: [UInt8]) {
         guard (1...32).contains(sessionID.count) else { return }
+        // Anonymous full handshakes each write an entry: bounded per node and second, so that
+        // a flood of them cannot fill the Redis the fleet's ticket keys live in.
+        guard saveRate.admit(now: store.clock.nowMilliseconds(), limit: store.settings.maximumSessionWritesPerSecond) else {
+            counters.add(\.dropped)
+            store.emit(FleetEvent(kind: "write_rate_limited", message: "more sessions per second than --session-store allows; a session was not shared",
+                                  level: .warning, logWorthy: false))
+            return
+        }
         let now = store.clock.nowMilliseconds()
         let lifetimeEnd = state.createdAt &+ UInt64(state.lifetimeSeconds) * 1000
         let expiresAt = min(lifetimeEnd, state.issuedAt &+ UInt64(timeoutSeconds) * 1000)
@@ -289,8 +299,10 @@ public final class RedisSessionCache: ServerSessionCache {
             // Not ours: planted, corrupted, moved from another key or service. Never resumed;
             // removed so that it is not read again.
             counters.add(\.refused)
+            // Counted every time; logged at most once a minute (a Redis full of garbage must
+            // not turn every look-up into a log line).
             store.emit(FleetEvent(kind: "value_refused", message: "a session value in Redis did not open (\(error)): refused and deleted",
-                                  level: .warning))
+                                  level: .warning, logWorthy: refusalLog.allow(now: store.clock.nowMilliseconds())))
             remove(sessionID: sessionID)
             return nil
         }
@@ -334,6 +346,29 @@ final class Once<T: Sendable>: Sendable {
         guard let completion = completion.withLock({ c -> (@Sendable (T) -> Void)? in defer { c = nil }; return c }) else { return }
         first()
         completion(value)
+    }
+}
+
+/// Admissions counted per one-second window (a session-write budget), or at most one per
+/// minute (`allow`, for log lines).
+final class PerSecondBudget: Sendable {
+    private let state = Mutex<(windowStart: UInt64, used: Int)>((0, 0))
+
+    func admit(now: UInt64, limit: Int) -> Bool {
+        state.withLock { s in
+            if now >= s.windowStart &+ 1000 || now < s.windowStart { s = (now, 0) }
+            guard s.used < limit else { return false }
+            s.used += 1
+            return true
+        }
+    }
+
+    func allow(now: UInt64) -> Bool {
+        state.withLock { s in
+            guard s.used == 0 || now >= s.windowStart &+ 60_000 || now < s.windowStart else { return false }
+            s = (now, 1)
+            return true
+        }
     }
 }
 

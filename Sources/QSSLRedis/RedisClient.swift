@@ -152,7 +152,7 @@ public final class RedisClient: Sendable {
         var total = 0
         for group in groupedBySlot(keys) {
             let reply = try await send(RedisCommand([Array("DEL".utf8)] + group.map { keys[$0] }, key: keys[group[0]]))
-            guard let count = reply.int else { throw unexpected("DEL", reply) }
+            guard let count = reply.int, count >= 0, count <= Int64(group.count) else { throw unexpected("DEL", reply) }
             total += Int(count)
         }
         return total

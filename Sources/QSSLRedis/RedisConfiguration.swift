@@ -203,10 +203,12 @@ public struct RedisConfiguration: Sendable {
     /// The URL with any password replaced, for error messages.
     static func redacted(_ url: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        // Everything between the scheme and the last "@" is user information: a password may
+        // hold "/", ":" or "@" itself, so none of them is trusted to end it.
         let afterScheme = url[schemeEnd.upperBound...]
-        let authorityEnd = afterScheme.firstIndex(of: "/") ?? afterScheme.endIndex
-        guard let at = afterScheme[..<authorityEnd].lastIndex(of: "@"),
-              let colon = afterScheme[..<at].firstIndex(of: ":") else { return url }
+        guard let at = afterScheme.lastIndex(of: "@") else { return url }
+        let user = afterScheme[..<at]
+        guard let colon = user.firstIndex(of: ":") else { return url }
         return String(url[..<colon]) + ":<redacted>" + String(url[at...])
     }
 

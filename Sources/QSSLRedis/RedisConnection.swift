@@ -97,7 +97,12 @@ public final class RedisConnection: Sendable {
             let reply = try await send(RedisCommand(hello.map(\.redisArgument)))
             if let message = reply.errorMessage {
                 if Self.isAuthError(message) { throw .authenticationFailed(message) }
-                // An older server (or a proxy) without RESP3: go on with RESP2 and AUTH.
+                // An older server (or a proxy) without RESP3 goes on with RESP2 and AUTH; any
+                // other refusal ("max number of clients reached", say) is a failed connection,
+                // so that the pool backs off instead of reconnecting at once.
+                guard Self.isProtocolRefusal(message) else {
+                    throw .unavailable(endpoint: endpoint.description, reason: "HELLO refused: \(message.prefix(200))")
+                }
             } else {
                 version = .resp3
                 authenticated = true
@@ -120,6 +125,12 @@ public final class RedisConnection: Sendable {
             }
         }
         return version
+    }
+
+    /// A server that does not know HELLO or RESP3 (Redis before 6, some proxies).
+    static func isProtocolRefusal(_ message: String) -> Bool {
+        message.hasPrefix("NOPROTO") || message.hasPrefix("ERR unknown command") || message.hasPrefix("ERR Unknown command")
+            || message.lowercased().contains("unknown command")
     }
 
     static func isAuthError(_ message: String) -> Bool {

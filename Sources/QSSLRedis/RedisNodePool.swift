@@ -71,7 +71,8 @@ actor RedisNodePool {
         let open = ready.withLock { $0 }
         if let loop, let local = open.first(where: { $0.isActive && $0.eventLoop === loop }) { return local }
         let best = open.filter(\.isActive).min(by: { $0.inFlight < $1.inFlight })
-        if let loop, best != nil, !growRequested.exchange(true, ordering: .relaxed) {
+        if let loop, best != nil, open.count < configuration.maximumConnectionsPerNode,
+           !growRequested.exchange(true, ordering: .relaxed) {
             Task { await self.growIfRoom(on: loop) }
         }
         return best
@@ -82,6 +83,7 @@ actor RedisNodePool {
 
     private func growIfRoom(on loop: any EventLoop) {
         defer { growRequested.store(false, ordering: .relaxed) }
+        connections.removeAll { !$0.isActive }
         guard !isShutDown, connecting == nil, ContinuousClock.now >= retryAfter,
               connections.count < configuration.maximumConnectionsPerNode,
               !connections.contains(where: { $0.isActive && $0.eventLoop === loop }) else { return }

@@ -76,6 +76,9 @@ struct FleetStoreOptions: ParsableArguments {
         if sessionStore != nil, fleetKey == nil, !fromFile { throw ValidationError("--session-store needs --fleet-key FILE (make one with `qssl fleet-key generate`)") }
         if let sessionStore {
             do { _ = try RedisConfiguration(url: sessionStore) } catch { throw ValidationError("--session-store: \(error)") }
+            if sessionStoreCA != nil, !sessionStore.lowercased().hasPrefix("rediss") {
+                throw ValidationError("--session-store-ca is for rediss:// (TLS); this store is reached without TLS")
+            }
         }
         if let ticketRotation, !(1...604_800).contains(ticketRotation) { throw ValidationError("--ticket-rotation must be 1 to 604800 seconds") }
         if let ticketDistribution, !(1...86_400).contains(ticketDistribution) { throw ValidationError("--ticket-distribution must be 1 to 86400 seconds") }

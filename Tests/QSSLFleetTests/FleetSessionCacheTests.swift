@@ -245,6 +245,25 @@ struct FleetSessionCacheTests {
         }
     }
 
+    @Test("session writes are budgeted per node and second: a flood of full handshakes cannot fill Redis; the next second writes again")
+    func writeBudget() async throws {
+        try await withRedisServer { server in
+            let clock = FakeClock(SystemClock().nowMilliseconds())
+            var settings = FleetSettings()
+            settings.maximumSessionWritesPerSecond = 5
+            let store = try FleetStore(url: server.url, key: try randomKey(), settings: settings, clock: clock)
+            defer { Task { await store.shutdown() } }
+            let cache = RedisSessionCache(store: store, service: try ServiceIdentity(name: "shop"))
+            for _ in 0..<20 { cache.save(sampleSession(now: clock.nowMilliseconds()), sessionID: randomID()) }
+            #expect(await eventually { cache.statistics.saved == 5 })
+            #expect(cache.statistics.dropped == 15)
+            #expect(try server.cli("DBSIZE").contains("5"))
+            clock.advance(milliseconds: 1000)
+            cache.save(sampleSession(now: clock.nowMilliseconds()), sessionID: randomID())
+            #expect(await eventually { cache.statistics.saved == 6 })
+        }
+    }
+
     @Test("Redis killed: look-ups are misses at once and saves are dropped without harm; restarted: the node recovers by itself")
     func redisDownAndBack() async throws {
         try await withRedisServer { server in

@@ -73,6 +73,12 @@ import Testing
         }
     }
 
+    @Test func aPasswordHoldingSlashesColonsOrAtSignsIsRedactedWhole() {
+        #expect(RedisConfiguration.redacted("redis://bob:pa/ss@host:6379/2") == "redis://bob:<redacted>@host:6379/2")
+        #expect(RedisConfiguration.redacted("rediss://:a:b@c/d@host:6380") == "rediss://:<redacted>@host:6380")
+        #expect(RedisConfiguration.redacted("redis://host:6379/0") == "redis://host:6379/0")
+    }
+
     @Test func passwordsAreRedactedInErrors() {
         #expect(throws: RedisError.invalidURL(url: "redis://bob:<redacted>@host:99999", reason: "invalid port '99999'")) {
             try RedisConfiguration(url: "redis://bob:hunter2@host:99999")
