@@ -86,7 +86,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
         let parsed = try request.chain.prefix(1).map { (der) throws(TLSError) in try X509Certificate(der: der) }
         guard let leaf = parsed.first else { throw .rejected(.malformed, "empty chain") }
         let presented = try request.chain.dropFirst().map { (der) throws(TLSError) in try X509Certificate(der: der) }
-        let path = try buildPath(leaf: leaf, presented: presented)
+        let path = try buildPath(leaf: leaf, presented: presented, at: now())
         guard path.count > 1 else { return try verify(request, leafStatusFetched: false) }
         var fetched = false
         do {
@@ -134,8 +134,8 @@ public struct X509CertificateVerifier: CertificateVerifier {
             }
         }
         guard let leaf = parsed.first else { throw .rejected(.malformed, "empty chain") }
-        let path = try buildPath(leaf: leaf, presented: Array(parsed.dropFirst()))
         let date = now()
+        let path = try buildPath(leaf: leaf, presented: Array(parsed.dropFirst()), at: date)
         for (depth, cert) in path.enumerated() {
             if date < cert.notBefore {
                 throw .rejected(.notYetValid, "\(cert.subject) is not valid before \(cert.notBefore)")
@@ -247,45 +247,6 @@ public struct X509CertificateVerifier: CertificateVerifier {
             cert.issuerDER.map { CertificateReference(issuer: $0, serialNumber: cert.serialNumber, notAfter: Int64(cert.notAfter.timeIntervalSince1970)) }
         }
         return identity
-    }
-
-    /// Leaf first, then issuers, ending with a trust anchor.
-    private func buildPath(leaf: X509Certificate, presented: [X509Certificate]) throws(TLSError) -> [X509Certificate] {
-        if roots.contains(leaf) { return [leaf] }
-        var path = [leaf]
-        var pool = presented
-        var sawBadSignature = false
-        while path.count <= 10 {
-            let current = path[path.count - 1]
-            let candidates = roots.filter { Self.mayHaveIssued($0, current) }
-            if let anchor = candidates.first(where: { current.isSigned(by: $0) }) {
-                path.append(anchor)
-                return path
-            }
-            if !candidates.isEmpty { sawBadSignature = true }
-            guard let i = pool.firstIndex(where: { Self.mayHaveIssued($0, current) && $0 != current }) else { break }
-            let issuer = pool.remove(at: i)
-            guard current.isSigned(by: issuer) else {
-                sawBadSignature = true
-                break
-            }
-            path.append(issuer)
-        }
-        if sawBadSignature {
-            let cert = path[path.count - 1]
-            throw .rejected(.badSignature, "the \(cert.signatureAlgorithmName) signature on \(cert.subject) does not verify")
-        }
-        throw .rejected(.unknownIssuer, "no trusted root for issuer \(path[path.count - 1].issuer)")
-    }
-
-    /// RFC 5280 §4.2.1.1: the issuer's name matches and, when both carry key identifiers, the
-    /// authority key identifier names the issuer's key. A name match with another key is a
-    /// different CA (unknown_ca), not a bad signature.
-    static func mayHaveIssued(_ issuer: X509Certificate, _ cert: X509Certificate) -> Bool {
-        guard issuer.subject == cert.issuer else { return false }
-        guard let aki = (try? cert.extensions.authorityKeyIdentifier)??.keyIdentifier,
-              let ski = (try? issuer.extensions.subjectKeyIdentifier)??.keyIdentifier else { return true }
-        return aki == ski
     }
 
     /// An issuing certificate must be a CA allowed to sign certificates, with a path length
