@@ -69,7 +69,8 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: qssl-bench-go p384 [N] | server ADDR CERT KEY | ticket-server ADDR CERT KEY | load ADDR CA N [C] |\n" +
 			"  backend ADDR echo|discard | proxyload ADDR CA N C CURVE | relay ADDR CA SECONDS CURVE [C] |\n" +
-			"  latency ADDR CA RATE SECONDS CURVE | idle ADDR CA N CURVE [C]")
+			"  latency ADDR CA RATE SECONDS CURVE | idle ADDR CA N CURVE [C] | echo-server ADDR CERT KEY |\n" +
+			"  resumeload ADDR CA N 1.2|1.3 CURVE resume|full")
 		os.Exit(64)
 	}
 	switch os.Args[1] {
@@ -92,6 +93,11 @@ func main() {
 		load(os.Args[2], os.Args[3], n, c)
 	case "backend":
 		backend(os.Args[2], os.Args[3])
+	case "echo-server":
+		echoServer(os.Args[2], os.Args[3], os.Args[4])
+	case "resumeload":
+		n, _ := strconv.Atoi(os.Args[4])
+		resumeLoad(os.Args[2], os.Args[3], n, os.Args[5], os.Args[6], os.Args[7] == "resume")
 	case "proxyload":
 		n, _ := strconv.Atoi(os.Args[4])
 		c, _ := strconv.Atoi(os.Args[5])
@@ -511,4 +517,79 @@ func idle(addr string, config *tls.Config, n, concurrency int) {
 		c.Close()
 	}
 	fmt.Printf("idle %d still open at the end\n", alive)
+}
+
+// echoServer: TLS 1.2 and 1.3 with session tickets (Go's defaults), echoing what it reads: the
+// server side of resumeload.
+func echoServer(addr, certFile, keyFile string) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		panic(err)
+	}
+	config := &tls.Config{
+		Certificates:     []tls.Certificate{cert},
+		MinVersion:       tls.VersionTLS12,
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.SecP384r1MLKEM1024, tls.CurveP384},
+	}
+	listener, err := tls.Listen("tcp", addr, config)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("listening on", listener.Addr())
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			io.Copy(c, c)
+		}(conn)
+	}
+}
+
+// resumeLoad: N sequential connections, each a handshake, one byte echoed (which also delivers
+// TLS 1.3 tickets) and a close; with resume, every connection after a first full one offers
+// the last session (TLS 1.2: its ticket; TLS 1.3: a PSK, psk_dhe_ke). Prints
+// "n resumed handshakes_per_second".
+func resumeLoad(addr, caFile string, n int, version, curve string, resume bool) {
+	config := clientConfig(caFile, curve)
+	if version == "1.2" {
+		config.MinVersion, config.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+		config.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}
+		// RFC 8422 §5.1: in TLS 1.2 supported_groups also names the curves the client verifies
+		// ECDSA with, so P-384 (the certificate's) is listed after the ECDHE group.
+		if config.CurvePreferences[0] == tls.X25519 {
+			config.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP384}
+		} else {
+			config.CurvePreferences = []tls.CurveID{tls.CurveP384}
+		}
+	}
+	if resume {
+		config.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	}
+	one := func() bool {
+		c, err := tls.Dial("tcp", addr, config)
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			panic(err)
+		}
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			panic(err)
+		}
+		return c.ConnectionState().DidResume
+	}
+	one()
+	resumed := 0
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if one() {
+			resumed++
+		}
+	}
+	fmt.Printf("%d %d %.1f\n", n, resumed, float64(n)/time.Since(start).Seconds())
 }
