@@ -226,7 +226,8 @@ let package = Package(
         .testTarget(
             name: "NIOQSSLTests",
             dependencies: [
-                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
+                "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL", "QSSLProxy",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

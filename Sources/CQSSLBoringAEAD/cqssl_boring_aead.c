@@ -67,3 +67,10 @@ int cqssl_aead_open(const cqssl_aead_ctx *ctx, uint8_t *out, const uint8_t nonce
     }
     return 1;
 }
+
+// BoringSSL's RAND_bytes (include/openssl/rand.h): always returns one.
+int CCryptoBoringSSL_RAND_bytes(uint8_t *buf, size_t len);
+
+void cqssl_random_bytes(uint8_t *out, size_t len) {
+    (void)CCryptoBoringSSL_RAND_bytes(out, len);
+}

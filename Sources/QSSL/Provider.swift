@@ -153,8 +153,26 @@ public protocol CryptoPrimitives: Sendable {
     /// `finalize` (correct, but as slow as re-hashing).
     func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash
     func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8]
+    /// RFC 5246 §5's P_hash: `length` bytes of HMAC(secret, A(i) ‖ labelAndSeed). The default
+    /// calls `hmac` for each step; a provider can key the HMAC once for all of them.
+    func tls12PHash(_ algorithm: HashAlgorithm, secret: [UInt8], labelAndSeed: [UInt8], length: Int) -> [UInt8]
     func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher
     func randomBytes(_ count: Int) -> [UInt8]
+}
+
+extension CryptoPrimitives {
+    public func tls12PHash(_ algorithm: HashAlgorithm, secret: [UInt8], labelAndSeed: [UInt8], length: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(length + algorithm.digestLength)
+        var a = labelAndSeed
+        while out.count < length {
+            a = hmac(algorithm, key: secret, data: a)
+            out.append(contentsOf: hmac(algorithm, key: secret, data: a + labelAndSeed))
+        }
+        a.withUnsafeMutableBytes { zeroise($0) }
+        defer { out.withUnsafeMutableBytes { zeroise($0) } }
+        return Array(out.prefix(length))
+    }
 }
 
 /// A TLS 1.3 key exchange group framed as a KEM: the client offers a share, the server answers

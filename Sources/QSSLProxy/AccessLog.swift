@@ -68,7 +68,10 @@ public struct LineLogHandler: LogHandler {
             var out = message
             for key in keys {
                 let value = "\(metadata[key]!)"
-                out += " \(key)=" + (value.contains(" ") || value.isEmpty ? jsonString(value) : value)
+                // Quoted and escaped when it holds a space, a quote or a control character: a
+                // value from a peer or a Redis reply cannot start a line of its own.
+                let quote = value.isEmpty || value.utf8.contains { $0 <= 0x20 || $0 == 0x22 || $0 == 0x7F }
+                out += " \(key)=" + (quote ? jsonString(value) : value)
             }
             return out
         }

@@ -18,6 +18,37 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
             : Array(HMAC<SHA384>.authenticationCode(for: data, using: k))
     }
 
+    /// P_hash with the HMAC keyed once: each step copies the keyed state (the inner and outer
+    /// pads already absorbed) instead of hashing the key again.
+    public func tls12PHash(_ algorithm: HashAlgorithm, secret: [UInt8], labelAndSeed: [UInt8], length: Int) -> [UInt8] {
+        let key = SymmetricKey(data: secret)
+        return algorithm == .sha256
+            ? Self.pHash(HMAC<SHA256>(key: key), labelAndSeed: labelAndSeed, length: length)
+            : Self.pHash(HMAC<SHA384>(key: key), labelAndSeed: labelAndSeed, length: length)
+    }
+
+    private static func pHash<H: HashFunction>(_ keyed: HMAC<H>, labelAndSeed: [UInt8], length: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(length + H.Digest.byteCount)
+        var step = keyed
+        step.update(data: labelAndSeed)
+        var a = step.finalize()   // A(1)
+        while out.count < length {
+            var block = keyed
+            a.withUnsafeBytes { block.update(data: $0) }
+            block.update(data: labelAndSeed)
+            block.finalize().withUnsafeBytes { out.append(contentsOf: $0) }
+            if out.count < length {
+                var next = keyed
+                a.withUnsafeBytes { next.update(data: $0) }
+                a = next.finalize()
+            }
+        }
+        let result = Array(out.prefix(length))
+        SecretBytes.wipe(&out)
+        return result
+    }
+
     public func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher {
         guard key.count == algorithm.keyLength else { throw .crypto("AEAD key of \(key.count) bytes for \(algorithm)") }
         return try BoringAEADCipher(algorithm, key: key)
@@ -27,9 +58,14 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
         algorithm == .sha256 ? SwiftCryptoHash(SHA256()) : SwiftCryptoHash(SHA384())
     }
 
+    /// BoringSSL's RAND_bytes: a per-thread generator seeded from the kernel and reseeded,
+    /// safe across fork, so that a ServerHello random is not one getrandom call per byte.
     public func randomBytes(_ count: Int) -> [UInt8] {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
+        guard count > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            cqssl_random_bytes(buffer.baseAddress!, count)
+            initialized = count
+        }
     }
 }
 

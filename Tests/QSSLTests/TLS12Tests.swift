@@ -31,6 +31,37 @@ struct TLS12PRFTests {
         #expect(out == hex("7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cde9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd8bfa961144c9e8d792eca722a7b32fc3d416d473ebc2c5fd4abfdad05d9184259b5bf8cd4d90fa0d31e2dec479e4f1a26066f2eea9a69236a3e52655c9e9aee691c8f3a26854308d5eaa3be85e0990703d73e56f"))
     }
 
+    /// A provider that keeps the protocol's default P_hash (an HMAC call per step).
+    struct DefaultPHash: CryptoPrimitives {
+        let inner = SwiftCryptoPrimitives()
+        func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8] { inner.hash(algorithm, data) }
+        func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash { inner.makeIncrementalHash(algorithm) }
+        func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] { inner.hmac(algorithm, key: key, data: data) }
+        func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(algorithm, key: key) }
+        func randomBytes(_ count: Int) -> [UInt8] { inner.randomBytes(count) }
+    }
+
+    @Test("the default P_hash (HMAC per step) and swift-crypto's keyed one agree with the vector and with each other for every length up to 200", arguments: [HashAlgorithm.sha256, .sha384])
+    func defaultAndKeyedAgree(hash: HashAlgorithm) {
+        let secret = hex("9bbe436ba940f017b17652849a71db35"), seed = hex("a0ba9f936cda311827a6f796ffd5198c")
+        let keyed = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: hash), plain = TLS12PRF(primitives: DefaultPHash(), hash: hash)
+        for length in 1...200 {
+            #expect(keyed(secret: secret, label: "test label", seed: seed, length: length) == plain(secret: secret, label: "test label", seed: seed, length: length), "\(length)")
+        }
+        if hash == .sha256 {
+            #expect(plain(secret: secret, label: "test label", seed: seed, length: 100) == hex("e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"))
+        }
+    }
+
+    @Test("randomBytes gives the length asked for, and different bytes each time")
+    func randomness() {
+        let p = SwiftCryptoPrimitives()
+        #expect(p.randomBytes(0).isEmpty)
+        let a = p.randomBytes(32), b = p.randomBytes(32)
+        #expect(a.count == 32 && b.count == 32 && a != b)
+        #expect(Set(p.randomBytes(4096)).count > 200, "all byte values occur")
+    }
+
     @Test("extended master secret (RFC 7627 §4) matches OpenSSL's TLS1-PRF with its label")
     func extendedMasterSecret() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha384)

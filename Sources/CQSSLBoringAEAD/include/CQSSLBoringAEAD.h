@@ -47,6 +47,10 @@ int cqssl_aead_seal(const cqssl_aead_ctx *ctx, uint8_t *out, const uint8_t nonce
 int cqssl_aead_open(const cqssl_aead_ctx *ctx, uint8_t *out, const uint8_t nonce[12], const uint8_t *in,
                     size_t in_len, const uint8_t *ad, size_t ad_len);
 
+/// `len` random bytes from BoringSSL's RAND_bytes (a per-thread DRBG seeded from the kernel,
+/// reseeded and fork-safe). It cannot fail: BoringSSL aborts rather than return bad randomness.
+void cqssl_random_bytes(uint8_t *out, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

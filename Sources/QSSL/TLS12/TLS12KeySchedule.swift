@@ -52,20 +52,9 @@ struct TLS12PRF {
     let hash: HashAlgorithm
 
     func callAsFunction(secret: [UInt8], label: String, seed: [UInt8], length: Int) -> [UInt8] {
-        let labelSeed = Array(label.utf8) + seed
-        var out: [UInt8] = []
-        out.reserveCapacity(length + hash.digestLength)
-        var a = labelSeed
-        while out.count < length {
-            a = primitives.hmac(hash, key: secret, data: a)
-            out.append(contentsOf: primitives.hmac(hash, key: secret, data: a + labelSeed))
-        }
-        // Master secrets and key blocks are cut from `out`: wipe it (and the chaining values).
-        defer {
-            a.withUnsafeMutableBytes { zeroise($0) }
-            out.withUnsafeMutableBytes { zeroise($0) }
-        }
-        return Array(out.prefix(length))
+        // Master secrets and key blocks are cut from the output; the provider wipes its own
+        // chaining values and buffer.
+        primitives.tls12PHash(hash, secret: secret, labelAndSeed: Array(label.utf8) + seed, length: length)
     }
 
     /// RFC 7627 §4 (extended master secret) or RFC 5246 §8.1.
