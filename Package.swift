@@ -16,7 +16,6 @@ let package = Package(
         .library(name: "QSSLRedis", targets: ["QSSLRedis"]),
         .library(name: "QSSLFleet", targets: ["QSSLFleet"]),
         .executable(name: "qssl", targets: ["QSSLTool"]),
-        .executable(name: "qssl-ct-check", targets: ["QSSLConstantTimeCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -156,9 +155,10 @@ let package = Package(
             ],
             path: "Sources/QSSLBenchTool"
         ),
+        // The constant-time validation's driver (scripts/ct-check, under valgrind): a dev tool,
+        // not a product; the target's name is the executable's.
+        .executableTarget(name: "qssl-ct-check", dependencies: ["QSSLP384", "CQSSLConstantTime"], path: "Sources/QSSLConstantTimeCheck"),
         // Library examples (README): built with everything else, so they cannot rot.
-        // Constant-time validation of QSSLP384 under valgrind memcheck (scripts/ct-check).
-        .executableTarget(name: "QSSLConstantTimeCheck", dependencies: ["QSSLP384", "CQSSLConstantTime"]),
         .executableTarget(
             name: "SNIEchoServer",
             dependencies: [
