@@ -18,6 +18,7 @@ public struct PendingDecision: Sendable {
         case verifyPeer(PeerVerificationRequest)
         case selectServerConfiguration(ClientHelloSummary, any ServerConfigurationSelector)
         case lookUpSession(SessionLookupRequest)
+        case keyExchange(KeyExchangeRequest)
     }
     let kind: Kind
 
@@ -49,6 +50,12 @@ public struct PendingDecision: Sendable {
         return nil
     }
 
+    /// A server's key exchange with the client's share, in a group that answers asynchronously.
+    public var keyExchange: KeyExchangeRequest? {
+        if case .keyExchange(let r) = kind { return r }
+        return nil
+    }
+
     /// Runs the configured provider for this decision (off the connection's thread, as the
     /// caller likes) and returns the answer for `TLSConnection.resume(with:)`. A provider's
     /// error is returned as the answer too, so that it becomes the connection's alert.
@@ -59,6 +66,9 @@ public struct PendingDecision: Sendable {
             case .verifyPeer(let r): return .peerVerified(try await r.verify())
             case .selectServerConfiguration(let h, let selector): return .serverConfiguration(try await selector.selectAsynchronously(for: h))
             case .lookUpSession(let r): return .session(await r.lookUp())
+            case .keyExchange(let r):
+                let (share, secret) = try await r.respond()
+                return .keyExchange(share: share, secret: secret)
             }
         } catch {
             return .failure(error)
@@ -88,6 +98,7 @@ extension PendingDecision: CustomStringConvertible {
         case .verifyPeer(let r): return "verifyPeer(\(r.chain.count) certificates, \(r.role))"
         case .selectServerConfiguration(let h, _): return "selectServerConfiguration(\(h.serverName ?? "no SNI"))"
         case .lookUpSession(let r): return "lookUpSession(\(r.sessionID.count)-byte ID)"
+        case .keyExchange(let r): return "keyExchange(\(r.group))"
         }
     }
 }
@@ -99,6 +110,7 @@ public struct DecisionAnswer: Sendable {
         case peerVerified(VerifiedPeer)
         case serverConfiguration(ServerConfiguration)
         case session(SessionState?)
+        case keyExchange(share: [UInt8], secret: SecretBytes)
         case failure(TLSError)
     }
     let kind: Kind
@@ -110,9 +122,27 @@ public struct DecisionAnswer: Sendable {
     }
     /// The cached session for the ID, or nil for a miss (a full handshake follows).
     public static func session(_ state: SessionState?) -> DecisionAnswer { DecisionAnswer(kind: .session(state)) }
+    /// The server's share for the client's and the shared secret (`KeyExchangeRequest.respond()`).
+    public static func keyExchange(share: [UInt8], secret: [UInt8]) -> DecisionAnswer {
+        DecisionAnswer(kind: .keyExchange(share: share, secret: SecretBytes(secret)))
+    }
     /// The decision failed: the connection fails with this error and sends its alert
     /// (certificate_revoked for a revoked peer, internal_error for a signing failure, …).
     public static func failure(_ error: TLSError) -> DecisionAnswer { DecisionAnswer(kind: .failure(error)) }
+}
+
+/// A server's answer to the client's key share, owed by a group that must not run on the
+/// connection's thread (its ECDH in a token).
+public struct KeyExchangeRequest: Sendable {
+    public let group: NamedGroup
+    /// The client's key_share entry for `group` (checked by the group when it responds).
+    public let clientShare: [UInt8]
+    public let exchange: any KeyExchangeGroup
+
+    /// Runs the group's asynchronous response: the server's share and the shared secret.
+    public func respond() async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        try await exchange.respondAsynchronously(toClientShare: clientShare)
+    }
 }
 
 /// What the application owes to resume a paused handshake: a signature over `message`.

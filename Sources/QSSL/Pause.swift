@@ -17,6 +17,7 @@ enum PausedHandshake {
     case clientPostHandshakeSignature(TrafficState, ClientPostHandshakeSigning)
     case serverPostHandshakeVerify(TrafficState, [UInt8], Transcript, PeerVerificationRequest)
     case serverVerifyPeer12(TLS12ServerHandshake, PeerVerificationRequest)
+    case serverKeyExchange13(TLS13ServerAwaitingKeyExchange)
 
     var decision: PendingDecision {
         switch self {
@@ -30,6 +31,7 @@ enum PausedHandshake {
             return PendingDecision(kind: .verifyPeer(r))
         case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
         case .serverLookUpSession(_, let r): return PendingDecision(kind: .lookUpSession(r))
+        case .serverKeyExchange13(let p): return PendingDecision(kind: .keyExchange(p.request))
         }
     }
 
@@ -40,7 +42,7 @@ enum PausedHandshake {
              (.clientPostHandshakeSignature, .signature), (.serverPostHandshakeVerify, .peerVerified),
              (.serverVerifyPeer12, .peerVerified),
              (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified), (.serverVerifyPeer13, .peerVerified),
-             (.serverSelectConfiguration, .serverConfiguration), (.serverLookUpSession, .session):
+             (.serverSelectConfiguration, .serverConfiguration), (.serverLookUpSession, .session), (.serverKeyExchange13, .keyExchange):
             return true
         default:
             return false
@@ -86,6 +88,8 @@ enum PausedHandshake {
             return try s.proceed(with: configuration, context: &context)
         case (.serverLookUpSession(let start, _), .session(let state)):
             return try start.proceed(withCached: state, context: &context)
+        case (.serverKeyExchange13(let p), .keyExchange(let share, let secret)):
+            return try p.complete(share: share, secret: secret, context: &context)
         default:
             // Local invariant: `TLSConnection.resume` checks `accepts` first.
             preconditionFailure("answer does not match the pending decision")

@@ -185,6 +185,18 @@ public protocol KeyExchangeGroup: Sendable {
     /// Server side: validates the client's share and answers it. Throws a `peerMisbehaved`
     /// error (illegal_parameter) for a share that fails any check of PROTOCOL.md §1.
     func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8])
+    /// Whether `respond` may run on the connection's thread. False (a key exchange in an HSM,
+    /// whose every call is a round trip to the token) pauses the server's handshake with a
+    /// `keyExchange` decision, and `respondAsynchronously` runs off that thread.
+    var isSynchronous: Bool { get }
+    func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8])
+}
+
+extension KeyExchangeGroup {
+    public var isSynchronous: Bool { true }
+    public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        try respond(toClientShare: share)
+    }
 }
 
 /// The client's half of a key exchange awaiting the server's share.

@@ -287,16 +287,50 @@ func negotiate(_ hello: ClientHello, config: ServerConfiguration) throws(TLSErro
 func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8]?, psk: AcceptedPSK?, earlyData: Bool,
                       transcript: Transcript, retried: Bool, config: ServerConfiguration,
                       context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+    guard psk?.mode != .pskKE else {
+        return try sendServerFlight(hello: hello, negotiation: n, exchanged: nil, psk: psk, earlyData: earlyData,
+                                    transcript: transcript, retried: retried, config: config, context: &context)
+    }
+    guard let clientShare, let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
+    let awaiting = TLS13ServerAwaitingKeyExchange(
+        hello: hello, negotiation: n, psk: psk, earlyData: earlyData, transcript: transcript, retried: retried, config: config,
+        request: KeyExchangeRequest(group: n.group, clientShare: clientShare, exchange: kx))
+    // A group whose key exchange is a round trip elsewhere (a token) pauses here.
+    guard kx.isSynchronous else { return .paused(.serverKeyExchange13(awaiting)) }
+    let (serverShare, secret) = try kx.respond(toClientShare: clientShare)
+    return try awaiting.complete(share: serverShare, secret: SecretBytes(secret), context: &context)
+}
+
+/// A server flight waiting for its key exchange (the group answers asynchronously).
+struct TLS13ServerAwaitingKeyExchange {
+    let hello: ClientHello
+    let negotiation: ServerNegotiation
+    let psk: AcceptedPSK?
+    let earlyData: Bool
+    let transcript: Transcript
+    let retried: Bool
+    let config: ServerConfiguration
+    let request: KeyExchangeRequest
+
+    func complete(share: [UInt8], secret: SecretBytes, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        try sendServerFlight(hello: hello, negotiation: negotiation, exchanged: (share, secret), psk: psk, earlyData: earlyData,
+                             transcript: transcript, retried: retried, config: config, context: &context)
+    }
+}
+
+/// The flight once the key exchange is done (`exchanged`: the server's share and the shared
+/// secret; nil for psk_ke).
+private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, exchanged: (share: [UInt8], secret: SecretBytes)?,
+                              psk: AcceptedPSK?, earlyData: Bool, transcript: Transcript, retried: Bool, config: ServerConfiguration,
+                              context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
     let hkdf = HKDF(primitives: context.primitives, hash: n.suite.hash)
     var transcript = transcript
     var ext = ExtensionList()
     ext.append(.supportedVersions, bigEndianBytes(ProtocolVersion.tls13.rawValue))
     var sharedSecret = [UInt8](repeating: 0, count: hkdf.hash.digestLength)   // psk_ke: no (EC)DHE input
-    if psk?.mode != .pskKE {
-        guard let clientShare, let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
-        let (serverShare, secret) = try kx.respond(toClientShare: clientShare)
-        sharedSecret = secret
-        ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: serverShare).encodedBytes() })
+    if let exchanged {
+        sharedSecret = exchanged.secret.bytes
+        ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: exchanged.share).encodedBytes() })
     }
     if let psk { ext.append(.preSharedKey, bigEndianBytes(psk.index)) }
     let serverHello = ServerHello(random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,

@@ -10,10 +10,11 @@ import QSSLWire
 /// hybrids SecP384r1MLKEM1024 / SecP256r1MLKEM768 with their ECDH half in the token and their
 /// ML-KEM half in software (no PKCS#11 3.2 CKM_ML_KEM token is supported yet).
 ///
-/// Off by default, and with a cost: the core asks a key exchange synchronously (there is no pause
-/// for it), so each handshake's key generation and derivation block the connection's event loop
-/// for the token's round trip. The derived secret leaves the token (extractable session object,
-/// destroyed at once): the TLS key schedule runs on the host. A client's own shares are made in
+/// Off by default. `isSynchronous` is false: a TLS 1.3 server's handshake pauses with a
+/// `keyExchange` decision and the token's key generation and derivation run on its signing
+/// threads (`respondAsynchronously`), so a slow token never blocks the connection's event loop.
+/// The derived secret leaves the token (extractable session object, destroyed at once): the TLS
+/// key schedule runs on the host. A client's own shares, and a TLS 1.2 server's, are made in
 /// software.
 public struct PKCS11ECDHGroup: KeyExchangeGroup {
     public let group: NamedGroup
@@ -59,8 +60,43 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
         return (ecShare + ciphertext, ecSecret + kemSecret)
     }
 
+    public var isSynchronous: Bool { false }
+
+    /// `respond` with the token's part on its signing threads (bounded by its queue and the
+    /// signing timeout, as signatures are); the ML-KEM half in software.
+    public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        let pointLength = 1 + 2 * curve.coordinateLength
+        var point = share
+        var kemShare: [UInt8] = []
+        if mlkem != nil {
+            guard share.count > pointLength else { throw .misbehaved(.sentKeyShareWrongLength, "\(group) share of \(share.count) bytes") }
+            point = Array(share[..<pointLength])
+            kemShare = Array(share[pointLength...])
+        }
+        try checkPoint(point)
+        let result = await token.executor.run(timeout: token.configuration.signingTimeout) { [self, point] () throws(PKCS11Error) -> [UInt8] in
+            let (ecShare, secret) = try derive(peerPoint: point)
+            return ecShare + secret
+        }
+        var packed: [UInt8]
+        switch result {
+        case .success(let bytes): packed = bytes
+        case .failure(let error): throw error.tlsError
+        }
+        defer { SecretBytes.wipe(&packed) }
+        let ecShare = Array(packed[..<pointLength]), ecSecret = Array(packed[pointLength...])
+        guard let mlkem else { return (ecShare, ecSecret) }
+        let (ciphertext, kemSecret) = try mlkem.respond(toClientShare: kemShare)
+        return (ecShare + ciphertext, ecSecret + kemSecret)
+    }
+
     /// The peer's point is checked here (RFC 8446 §4.2.8.2, PROTOCOL.md §1) before the token sees it.
     private func respondECDH(_ point: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        try checkPoint(point)
+        do { return try derive(peerPoint: point) } catch { throw error.tlsError }
+    }
+
+    private func checkPoint(_ point: [UInt8]) throws(TLSError) {
         let pointLength = 1 + 2 * curve.coordinateLength
         guard point.count == pointLength else {
             if point.count == 1 + curve.coordinateLength, point.first == 2 || point.first == 3 {
@@ -72,7 +108,6 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
         let onCurve = curve == .ecdsaP384 ? (try? P384.KeyAgreement.PublicKey(x963Representation: point)) != nil
                                           : (try? P256.KeyAgreement.PublicKey(x963Representation: point)) != nil
         guard onCurve else { throw .misbehaved(.sentPointNotOnCurve, "\(group) point is not on the curve") }
-        do { return try derive(peerPoint: point) } catch { throw error.tlsError }
     }
 
     /// An ephemeral key pair in the token, ECDH with the peer's point, the x coordinate read back,

@@ -84,6 +84,10 @@ public func answerInPlace(_ decision: PendingDecision) -> DecisionAnswer {
         if let r = decision.signatureRequest { return .signature(try r.key.sign(r.message, scheme: r.scheme)) }
         if let r = decision.peerVerification { return .peerVerified(try r.verifier.verifyPeer(r)) }
         if let r = decision.sessionLookup { return .session(r.cache.lookUp(sessionID: r.sessionID)) }
+        if let r = decision.keyExchange {
+            let (share, secret) = try r.exchange.respond(toClientShare: r.clientShare)
+            return .keyExchange(share: share, secret: secret)
+        }
         if let hello = decision.clientHello, let selector = decision.configurationSelector {
             return .serverConfiguration(try selector.select(for: hello))
         }

@@ -161,3 +161,63 @@ struct PauseLoopbackTests {
         }
     }
 }
+
+/// A key exchange that takes `delay` (a token's round trips): asynchronous, so it pauses the
+/// handshake; its synchronous path, if the core ever called it on the loop, sleeps there.
+struct SlowKeyExchange: KeyExchangeGroup {
+    let inner: any KeyExchangeGroup
+    let delay: Duration
+    let calls: Calls
+    var group: NamedGroup { inner.group }
+    var isSynchronous: Bool { false }
+    func generateClientShare() throws(TLSError) -> (share: [UInt8], pending: any PendingKeyExchange) { try inner.generateClientShare() }
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+        return try inner.respond(toClientShare: share)
+    }
+    func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        calls.hit()
+        try? await Task.sleep(for: delay)
+        return try inner.respond(toClientShare: share)
+    }
+}
+
+@Suite("NIO adapter: a key exchange in a slow token pauses the handshake instead of blocking its event loop")
+struct KeyExchangePauseTests {
+    @Test("on a one-thread server, a handshake waiting 600 ms for its key exchange does not hold up a second connection's handshake")
+    func slowTokenDoesNotStallTheLoop() async throws {
+        let calls = Calls()
+        let slow = SlowKeyExchange(inner: SwiftCryptoGroups.secp384r1MLKEM1024, delay: .milliseconds(600), calls: calls)
+        let provider = CryptoProvider(primitives: CryptoProvider.swiftCrypto.primitives,
+                                      keyExchangeGroups: CryptoProvider.swiftCrypto.keyExchangeGroups.map { $0.group == slow.group ? slow : $0 })
+        var serverConfig = ServerConfiguration(provider: provider, certificates: [try pki.serverCertifiedKey])
+        serverConfig.groups = [.secp384r1MLKEM1024, .x25519]
+        let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig, group: loop) { [Echo()] }
+
+        func client(_ group: NamedGroup) -> ClientConfiguration {
+            var c = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+            c.groups = [group]
+            c.keyShareGroups = [group]
+            c.sessionStore = nil
+            return c
+        }
+        let start = ContinuousClock.now
+        let slowClient = Task { () throws -> (Duration, NamedGroup?) in
+            let c = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: client(.secp384r1MLKEM1024), serverName: "localhost")
+            defer { Task { await c.close() } }
+            return (ContinuousClock.now - start, c.summary.group)
+        }
+        try await Task.sleep(for: .milliseconds(150))   // the slow handshake is waiting for its key exchange
+        let fast = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: client(.x25519), serverName: "localhost")
+        let fastDone = ContinuousClock.now - start
+        await fast.close()
+        let (slowDone, slowGroup) = try await slowClient.value
+        #expect(slowGroup == .secp384r1MLKEM1024 && fast.summary.group == .x25519)
+        #expect(calls.value == 1, "the key exchange was resolved through the pause, once")
+        // Ordering, not timing: the fast handshake finished while the slow one was still waiting.
+        #expect(fastDone < slowDone, "fast \(fastDone), slow \(slowDone)")
+        try await server.close()
+        try await loop.shutdownGracefully()
+    }
+}
