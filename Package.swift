@@ -33,7 +33,8 @@ let package = Package(
         .target(name: "QSSLWire"),
         // The sans-I/O protocol core and the provider protocols it is written against.
         // Imports neither NIO, Foundation nor any crypto implementation.
-        .target(name: "QSSL", dependencies: ["QSSLWire"]),
+        // CQSSLConstantTime only for its optimisation barrier (constant-time comparison).
+        .target(name: "QSSL", dependencies: ["QSSLWire", "CQSSLConstantTime"]),
         // An optimisation barrier for secret-derived masks, the x86-64 Montgomery multiplication
         // (mulx/adcx/adox) and the valgrind hooks of the constant-time validation.
         .target(name: "CQSSLConstantTime"),

@@ -1,3 +1,4 @@
+import CQSSLConstantTime
 import QSSLWire
 import Synchronization
 
@@ -362,7 +363,13 @@ public struct CryptoProvider: Sendable {
 /// Constant-time comparison of two byte strings (lengths are public).
 public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
-    var diff: UInt8 = 0
-    for i in 0..<a.count { diff |= a[i] ^ b[i] }
-    return diff == 0
+    // The accumulator passes an optimisation barrier each step (as the P-384 code's masks do),
+    // so the compiler cannot turn the loop into one that stops at the first difference.
+    var diff: UInt64 = 0
+    a.withUnsafeBufferPointer { a in
+        b.withUnsafeBufferPointer { b in
+            for i in 0..<a.count { diff = qssl_value_barrier(diff | UInt64(a[i] ^ b[i])) }
+        }
+    }
+    return qssl_value_barrier(diff) == 0
 }
