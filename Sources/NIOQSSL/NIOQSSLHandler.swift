@@ -22,6 +22,10 @@ public enum QSSLOutboundRequest: Sendable {
 }
 
 /// Errors the handler surfaces through `errorCaught`.
+///
+/// Closed on purpose: a connection fails either in TLS (`TLSError`, whose codes are an
+/// extensible struct, so new failures add codes there) or by the transport closing without
+/// close_notify. Nothing else can end it.
 public enum NIOQSSLError: Error, CustomStringConvertible {
     /// The handshake or the connection failed; the error says why and which alert went out or came in.
     case tls(TLSError)

@@ -282,6 +282,9 @@ public final class OCSPStaple: Sendable {
 }
 
 /// Who is being verified.
+///
+/// An enum on purpose, and closed: TLS has exactly two roles, so a switch over them is meant to
+/// be exhaustive (what a server name means exists only on the server side).
 public enum PeerRole: Sendable, Hashable {
     case server(name: String?)
     case client
