@@ -1,52 +1,6 @@
 import QSSLWire
 
-/// What the caller learns from `receive`.
-public enum TLSEvent: Sendable, Hashable {
-    /// The handshake finished; application data may flow.
-    case handshakeCompleted(HandshakeSummary)
-    /// Decrypted application data from the peer.
-    case applicationData([UInt8])
-    /// The peer sent close_notify: it will send nothing more.
-    case closeNotify
-    /// The peer updated its keys (RFC 8446 §4.6.3).
-    case peerKeyUpdate
-    /// The handshake is paused until the application answers with `resume(with:)` (the core's
-    /// one pause: a signature, a peer verification, a server configuration, a session lookup).
-    /// Nothing more is read meanwhile; bytes fed in are buffered.
-    case decisionNeeded(PendingDecision)
-    /// The server issued a session this client may resume later (already saved in the
-    /// configuration's session store, if any).
-    case sessionIssued(TLSSession)
-    /// A server: the client answered `requestClientCertificate()` (RFC 8446 §4.6.2) with this
-    /// verified identity, or declined with an empty Certificate (nil) where that is allowed.
-    case clientAuthenticated(PeerIdentity?)
-}
-
-extension PendingDecision: Hashable {
-    public static func == (a: PendingDecision, b: PendingDecision) -> Bool {
-        switch (a.kind, b.kind) {
-        case (.sign(let x), .sign(let y)): return x.message == y.message && x.scheme == y.scheme
-        case (.verifyPeer(let x), .verifyPeer(let y)): return x.chain == y.chain && x.role == y.role
-        case (.selectServerConfiguration(let x, _), .selectServerConfiguration(let y, _)): return x == y
-        case (.lookUpSession(let x), .lookUpSession(let y)): return x.sessionID == y.sessionID
-        default: return false
-        }
-    }
-    public func hash(into h: inout Hasher) { h.combine(description) }
-}
-
-enum ConnectionPhase {
-    case client(ClientState)
-    case server(ServerState)
-    case client12(TLS12ClientState)
-    case server12(TLS12ServerState)
-    /// The one pause, for either side and version.
-    case paused(PausedHandshake)
-    case traffic(TrafficState)
-    case failed(TLSError)
-    /// Only while a state is being handled: the stored state has been moved out.
-    case transitioning
-}
+// TLSConnection: creation, state, and the public API (receive, send, pauses, close, key updates).
 
 /// A TLS connection, client or server, with no I/O of its own: feed it the bytes read from the
 /// peer, send what `takeOutput()` returns, and act on the events.
@@ -65,7 +19,7 @@ enum ConnectionPhase {
 /// numbers, and so AEAD nonces. It is not `Sendable`; use it from one thread (or event loop)
 /// at a time.
 public final class TLSConnection {
-    private var phase: ConnectionPhase {
+    var phase: ConnectionPhase {
         didSet {
             if case .traffic = phase { isInTraffic = true } else { isInTraffic = false }
         }
@@ -73,11 +27,11 @@ public final class TLSConnection {
     /// Whether `phase` is `.traffic`, kept beside it: matching the enum itself copies its
     /// payload (retaining every reference in the traffic state), which the per-record paths
     /// (`send`, application data in `process`) would otherwise pay on every record.
-    private var isInTraffic = false
-    private var context: HandshakeContext
-    private var bufferedApplicationData: [[UInt8]] = []
-    private var receivedFirstClientHello: Bool
-    private var consecutiveIgnoredRecords = 0
+    var isInTraffic = false
+    var context: HandshakeContext
+    var bufferedApplicationData: [[UInt8]] = []
+    var receivedFirstClientHello: Bool
+    var consecutiveIgnoredRecords = 0
     /// Bytes held unprocessed while paused: a whole flight and some early data fit. A client
     /// waits (verifying the server, signing) with the rest of the server's flight and tickets
     /// in: 1 MiB. A server waits before it has authenticated anyone (configuration selection,
@@ -87,19 +41,19 @@ public final class TLSConnection {
     static let maxBufferedWhilePaused = 1 << 20
     static let maxBufferedWhilePausedServer = 128 * 1024
     private var maxBufferedWhilePaused: Int { isClient ? Self.maxBufferedWhilePaused : Self.maxBufferedWhilePausedServer }
-    private var postHandshakeMessagesSinceData = 0
-    private var renegotiationRequestsSinceData = 0
+    var postHandshakeMessagesSinceData = 0
+    var renegotiationRequestsSinceData = 0
     static let maxPostHandshakeMessagesBetweenData = 32
     /// Each refusal costs a sealed warning: a few are answered, then the peer is cut off (a
     /// stream of 4-byte HelloRequests must not become a stream of 31-byte alerts).
     static let maxRefusedRenegotiations = 3
     /// TLS 1.2 warning alerts received and ignored (the last few), for tests and diagnostics.
-    private(set) var receivedWarnings: [AlertDescription] = [] {
+    var receivedWarnings: [AlertDescription] = [] {
         didSet { if receivedWarnings.count > 8 { receivedWarnings.removeFirst() } }
     }
-    public private(set) var summary: HandshakeSummary?
+    public internal(set) var summary: HandshakeSummary?
     public private(set) var sentCloseNotify = false
-    public private(set) var receivedCloseNotify = false
+    public internal(set) var receivedCloseNotify = false
     public let isClient: Bool
 
     /// Creates a client and queues its ClientHello.
@@ -185,13 +139,13 @@ public final class TLSConnection {
     /// When `recordTrace` was set: each record received from the peer as it was opened, in
     /// order — its (inner) content type and plaintext length, padding and AEAD overhead
     /// excluded. Bounded: the first `maxTracedRecords`.
-    public private(set) var tracedReceivedRecords: [(contentType: UInt8, plaintextLength: Int)] = []
+    public internal(set) var tracedReceivedRecords: [(contentType: UInt8, plaintextLength: Int)] = []
     static let maxTracedRecords = 1024
     /// Post-handshake messages traced (the first `maxTracedPostHandshakeMessages` only).
-    private var tracedPostHandshakeMessages = 0
+    var tracedPostHandshakeMessages = 0
     static let maxTracedPostHandshakeMessages = 64
 
-    private func noteNegotiated(_ message: HandshakeMessage) {
+    func noteNegotiated(_ message: HandshakeMessage) {
         guard negotiatedVersion == nil, let hello = try? message.require(ServerHello.self), !hello.isHelloRetryRequest else { return }
         var version = ProtocolVersion.tls12
         if let ext = hello.extensions[.supportedVersions], ext.count == 2 { version = ProtocolVersion(rawValue: UInt16(ext[0]) << 8 | UInt16(ext[1])) }
@@ -199,7 +153,7 @@ public final class TLSConnection {
         negotiatedCipherSuite = hello.cipherSuite
     }
 
-    private var isTLS12: Bool {
+    var isTLS12: Bool {
         switch phase {
         case .client12, .server12: return true
         case .traffic(let t): return t.tls13 == nil
@@ -387,7 +341,7 @@ public final class TLSConnection {
         try? context.records.writeAlert(.warning, .closeNotify)
     }
     /// close() was called with application data still waiting for the handshake.
-    private var closeAfterBufferedData = false
+    var closeAfterBufferedData = false
 
     /// A TLS 1.3 server asks the client for a certificate after the handshake (RFC 8446 §4.6.2);
     /// the answer arrives as `.clientAuthenticated`. The client must have offered
@@ -414,308 +368,5 @@ public final class TLSConnection {
             try traffic.sendKeyUpdate(request: requestPeerUpdate, context: &context)
             phase = .traffic(traffic)
         } catch { fail(with: error); throw error }
-    }
-
-    /// RFC 5246 §7.2 warnings and empty records are ignored, but not without end: a peer that
-    /// sends only these makes us spin (and, for renegotiation, answer) for nothing.
-    static let maxConsecutiveIgnoredRecords = 32
-
-    private func process(_ type: ContentType, _ payload: [UInt8], into events: inout [TLSEvent]) throws(TLSError) {
-        // RFC 8446 §5.1: a handshake message split over records may not have other records
-        // between its fragments.
-        if type != .handshake && !context.joiner.isEmpty {
-            throw .misbehaved(.sentUnexpectedMessage, "\(type) record inside a fragmented handshake message")
-        }
-        if context.recordTrace && tracedReceivedRecords.count < Self.maxTracedRecords {
-            tracedReceivedRecords.append((type.rawValue, payload.count))
-        }
-        // Records that carry nothing: at most a few in a row.
-        if payload.isEmpty || type == .changeCipherSpec || (type == .alert && payload.first == AlertLevel.warning.rawValue) {
-            consecutiveIgnoredRecords += 1
-            if consecutiveIgnoredRecords > Self.maxConsecutiveIgnoredRecords {
-                throw .misbehaved(.sentTooManyEmptyRecordsOrWarnings, "\(consecutiveIgnoredRecords) in a row")
-            }
-        } else {
-            consecutiveIgnoredRecords = 0
-        }
-        switch type {
-        case .changeCipherSpec:
-            guard payload == [0x01] else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
-            context.note(.received, "ChangeCipherSpec", 1)
-            switch phase {
-            case .client12(let state):
-                // RFC 5246 §7.1: the peer's CCS switches our reading keys.
-                phase = .transitioning
-                phase = try state.handleChangeCipherSpec(context: &context)
-            case .server12(let state):
-                phase = .transitioning
-                phase = try state.handleChangeCipherSpec(context: &context)
-            case .client, .server:
-                // RFC 8446 §5: a compatibility CCS is ignored between the first ClientHello
-                // and the peer's Finished.
-                guard receivedFirstClientHello else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
-            default:
-                throw .misbehaved(.sentUnexpectedChangeCipherSpec)
-            }
-        case .alert:
-            // RFC 8446 §5.1: zero-length alert fragments are forbidden (unexpected_message);
-            // any other length but 2 cannot be decoded.
-            guard !payload.isEmpty else { throw .misbehaved(.sentUnexpectedMessage, "empty alert record") }
-            guard payload.count == 2 else { throw .misbehaved(.sentInvalidAlert, "alert of \(payload.count) bytes") }
-            let description = AlertDescription(rawValue: payload[1])
-            if description == .closeNotify {
-                // A close before the handshake completed is a failed handshake, not a clean
-                // shutdown (an attacker may inject one while plaintext alerts are still read).
-                guard !isHandshaking else {
-                    let error = TLSError(.alertReceived(.closeNotify), "close_notify before the handshake completed")
-                    phase = .failed(error)
-                    throw error
-                }
-                receivedCloseNotify = true
-                events.append(.closeNotify)
-            } else if description == .userCanceled && payload[0] == AlertLevel.warning.rawValue {
-                // RFC 8446 §6.1: user_canceled is followed by close_notify; nothing to do.
-            } else if payload[0] == AlertLevel.warning.rawValue && isTLS12 {
-                // RFC 5246 §7.2: TLS 1.2 warnings (no_renegotiation above all) do not end the connection.
-                receivedWarnings.append(description)
-            } else {
-                // RFC 8446 §6: every other alert is fatal, whatever level it claims.
-                let error = TLSError(.alertReceived(description))
-                phase = .failed(error)
-                throw error
-            }
-        case .handshake:
-            guard !payload.isEmpty else { throw .misbehaved(.sentEmptyHandshakeRecord) }
-            context.joiner.append(payload)   // its messages are handled by `drive`
-        case .applicationData:
-            guard isInTraffic else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
-            if !payload.isEmpty {
-                events.append(.applicationData(payload))
-                postHandshakeMessagesSinceData = 0
-                renegotiationRequestsSinceData = 0
-            }
-        default:
-            throw .misbehaved(.sentRecordWithInvalidContentType)
-        }
-    }
-
-    private func handle(_ message: HandshakeMessage, into events: inout [TLSEvent]) throws(TLSError) {
-        let current = phase
-        phase = .transitioning
-        let next: ConnectionPhase
-        // Traced: all the work the message caused (its own steps are noted inside).
-        let mark = isInTraffic && tracedPostHandshakeMessages >= Self.maxTracedPostHandshakeMessages ? nil : context.traceMark()
-        defer { if mark != nil { context.noteComputation("processing \(traceName(message))", since: mark) } }
-        switch current {
-        case .client(let state):
-            traceReceived(message)
-            next = try state.handle(message, context: &context)
-            if message.type == .serverHello { noteNegotiated(message) }
-        case .server(let state):
-            traceReceived(message)
-            receivedFirstClientHello = true
-            next = try state.handle(message, context: &context)
-        case .client12(let state):
-            traceReceived(message)
-            next = try state.handle(message, context: &context)
-        case .server12(let state):
-            traceReceived(message)
-            next = try state.handle(message, context: &context)
-        case .traffic(var traffic):
-            if tracedPostHandshakeMessages < Self.maxTracedPostHandshakeMessages {
-                tracedPostHandshakeMessages += 1
-                traceReceived(message)
-            }
-            // Post-handshake messages that cost us work or a reply (KeyUpdate with
-            // update_requested, refused renegotiation) are bounded between application data
-            // records: a peer that sends only these is cut off instead of being answered forever.
-            postHandshakeMessagesSinceData += 1
-            if message.type == .helloRequest || message.type == .clientHello { renegotiationRequestsSinceData += 1 }
-            guard postHandshakeMessagesSinceData <= Self.maxPostHandshakeMessagesBetweenData,
-                  renegotiationRequestsSinceData <= Self.maxRefusedRenegotiations else {
-                throw .misbehaved(.sentUnexpectedMessage, "\(postHandshakeMessagesSinceData) post-handshake messages without application data")
-            }
-            switch try traffic.handlePostHandshake(message, context: &context) {
-            case .none: next = .traffic(traffic)
-            case .event(let event):
-                events.append(event)
-                // A declined request (nil) leaves the identity the handshake established.
-                if case .clientAuthenticated(let identity?) = event { summary?.peerIdentity = identity }
-                next = .traffic(traffic)
-            case .pause(let paused): next = .paused(paused)
-            }
-        case .paused:
-            // Local invariant: `drive` reads nothing while paused.
-            preconditionFailure("a message was handled while the handshake was paused")
-        case .failed(let error):
-            throw error
-        case .transitioning:
-            preconditionFailure("handle re-entered while transitioning")   // the driver is not re-entrant
-        }
-        phase = next
-        try afterTransition(into: &events)
-    }
-
-    /// Surfaces a pause, or completes the handshake when traffic was reached.
-    private func afterTransition(into events: inout [TLSEvent]) throws(TLSError) {
-        if case .paused(let p) = phase {
-            try context.flush()   // what precedes the pause goes out now
-            events.append(.decisionNeeded(p.decision))
-        }
-        try completeIfTraffic(into: &events)
-    }
-
-    private func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
-        // Back in traffic after a post-handshake pause: data queued meanwhile goes out now.
-        if case .traffic = phase, summary != nil, !bufferedApplicationData.isEmpty {
-            try context.flush()
-            for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
-            bufferedApplicationData = []
-            if closeAfterBufferedData {
-                closeAfterBufferedData = false
-                try context.records.writeAlert(.warning, .closeNotify)
-            }
-        }
-        if case .traffic(let traffic) = phase, summary == nil {
-            summary = traffic.summary
-            events.append(.handshakeCompleted(traffic.summary))
-            if let session = traffic.issuedSession { events.append(.sessionIssued(session)) }
-            try context.flush()
-            for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
-            bufferedApplicationData = []
-            if closeAfterBufferedData {
-                closeAfterBufferedData = false
-                try context.records.writeAlert(.warning, .closeNotify)
-            }
-        }
-    }
-
-    private func traceReceived(_ message: HandshakeMessage) {
-        guard context.recordTrace else { return }
-        context.note(.received, traceName(message), message.body.count + 4)
-    }
-
-    private func traceName(_ message: HandshakeMessage) -> String {
-        if message.type == .serverHello, message.body.count >= 34,
-           Array(message.body[2..<34]) == ServerHello.helloRetryRequestRandom {
-            return "HelloRetryRequest"
-        }
-        return "\(message.type)"
-    }
-
-    /// Sticky failure: the state becomes `.failed` and the one alert for the error is queued.
-    private func fail(with error: TLSError) {
-        if case .failed = phase { return }
-        phase = .failed(error)
-        if let alert = error.alert {
-            try? context.records.writeAlert(.fatal, alert)
-        }
-    }
-}
-
-extension ClientConfiguration {
-    /// The key under which `sessionStore` keeps the sessions of `key` (a server name, or the
-    /// `sessionKey` given to `TLSConnection.client`): `key` tagged with the client certificates
-    /// and the trust policy (verifier) of this configuration, so that configurations sharing a
-    /// store never take each other's sessions.
-    public func sessionStoreKey(for key: String) -> String {
-        key + clientCredentialTag(self) + ResumptionPolicy.storeTag(self)
-    }
-}
-
-/// A short tag of the client certificates a configuration may present ("" for none), appended to
-/// session-store keys.
-func clientCredentialTag(_ configuration: ClientConfiguration) -> String {
-    guard !configuration.clientCertificates.isEmpty else { return "" }
-    let leaves = configuration.clientCertificates.flatMap { $0.chain.first ?? [] }
-    let digest = configuration.provider.primitives.hash(.sha256, leaves)
-    return "#" + digest.prefix(8).map { String($0, radix: 16) }.joined()
-}
-
-/// TLS 1.3 application traffic secrets, which KeyUpdate advances (RFC 8446 §7.2).
-struct TLS13TrafficSecrets {
-    let suite: TLS13CipherSuite
-    let hkdf: HKDF
-    var client: SecretBytes
-    var server: SecretBytes
-}
-
-/// After the handshake: post-handshake messages and, in TLS 1.3, key updates.
-struct TrafficState {
-    let isClient: Bool
-    var tls13: TLS13TrafficSecrets?
-    let summary: HandshakeSummary
-    /// The proofs that make traffic possible: the peer's Finished, and its authentication.
-    let finished: FinishedVerified
-    let peer: PeerAuthentication
-    /// A TLS 1.3 client's receiver of NewSessionTicket messages.
-    let tickets: ClientTicketReceiver?
-    /// A TLS 1.2 client's session, kept when the handshake completed (reported once).
-    var issuedSession: TLSSession?
-    /// TLS 1.3 post-handshake client authentication, when the client offered it.
-    var postHandshakeAuth: PostHandshakeAuthentication?
-
-    init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication,
-         tickets: ClientTicketReceiver? = nil, postHandshakeAuth: PostHandshakeAuthentication? = nil) {
-        self.tickets = tickets
-        self.postHandshakeAuth = postHandshakeAuth
-        self.isClient = isClient
-        self.tls13 = tls13
-        var summary = summary
-        summary.peerIdentity = peer.identity
-        self.summary = summary
-        self.finished = finished
-        self.peer = peer
-    }
-
-    /// Returns what the application should hear of the message, or the pause it started.
-    mutating func handlePostHandshake(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> PostHandshakeOutcome {
-        guard var secrets = tls13 else {
-            // RFC 5746 §4 / RFC 5246 §7.4.1.1: renegotiation is refused with a warning; the
-            // connection goes on.
-            guard message.type == (isClient ? .helloRequest : .clientHello) else {
-                throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
-            }
-            try context.records.writeAlert(.warning, .noRenegotiation)
-            return .none
-        }
-        switch message.type {
-        case .keyUpdate:
-            let update = try message.require(KeyUpdate.self)
-            // RFC 8446 §4.6.3 and §5.1: no handshake data may straddle the key change.
-            guard context.joiner.isEmpty else { throw .misbehaved(.sentKeyUpdateWithPendingHandshakeData) }
-            if isClient {
-                secrets.server = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.server)
-                try context.installReadKeys(secret: secrets.server, suite: secrets.suite, duringHandshake: false)
-            } else {
-                secrets.client = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.client)
-                try context.installReadKeys(secret: secrets.client, suite: secrets.suite, duringHandshake: false)
-            }
-            tls13 = secrets
-            if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
-            return .event(.peerKeyUpdate)
-        case .newSessionTicket where isClient:
-            let ticket = try message.require(NewSessionTicket.self)
-            return tickets?.receive(ticket).map { .event(.sessionIssued($0)) } ?? .none
-        case .certificateRequest where isClient, .certificate where !isClient, .certificateVerify where !isClient, .finished where !isClient:
-            return try handlePostHandshakeAuthentication(message, context: &context)
-        default:
-            throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
-        }
-    }
-
-    mutating func sendKeyUpdate(request: Bool, context: inout HandshakeContext) throws(TLSError) {
-        guard var secrets = tls13 else { throw .misuse("KeyUpdate exists only in TLS 1.3") }
-        var scratch = Transcript()
-        try context.send(KeyUpdate(requestUpdate: request), transcript: &scratch)
-        try context.flush()
-        if isClient {
-            secrets.client = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.client)
-            try context.installWriteKeys(secret: secrets.client, suite: secrets.suite)
-        } else {
-            secrets.server = TLS13KeySchedule.nextTrafficSecret(hkdf: secrets.hkdf, secrets.server)
-            try context.installWriteKeys(secret: secrets.server, suite: secrets.suite)
-        }
-        tls13 = secrets
     }
 }

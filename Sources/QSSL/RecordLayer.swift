@@ -1,103 +1,11 @@
 import QSSLWire
 
+// RecordLayer: framing, protecting and opening records.
+
 /// RFC 8446 §5.1: plaintext fragments are at most 2^14 bytes.
 let maxPlaintextLength = 1 << 14
 /// RFC 8446 §5.2: TLSCiphertext.length MUST NOT exceed 2^14 + 256.
 let maxCiphertextLength = (1 << 14) + 256
-/// Largest handshake message accepted: certificate chains with ML-DSA keys are large, but not
-/// this large. Anything bigger is refused before it is buffered.
-let maxHandshakeMessageLength = 1 << 18
-
-/// The largest handshake message of each type a side accepts, so that a peer cannot make a
-/// connection hold more than the step needs before anything is authenticated (every byte of an
-/// incomplete message is buffered). The bound is checked as soon as a message's 4-byte header
-/// is in, before its body is buffered.
-///
-/// A server receives:
-/// - ClientHello: 16 KiB, one record's plaintext. The largest a real client sends is about 2 KB
-///   (browsers) to 4 KB; a Q-SSL client offering a share for every hybrid group (5,698 bytes of
-///   key shares) and a ticket of ours (at most `maxIssuedTicketLength`, 8 KiB, with a composite
-///   client certificate inside) stays below 15 KB.
-/// - Certificate: 64 KiB. A client chain of three ML-DSA-87 certificates is about 23 KB.
-/// - CertificateVerify: 8 KiB (ML-DSA-87: 4,627 bytes; composite: at most 3,413).
-/// - ClientKeyExchange: 4 KiB (the hybrid SecP384r1MLKEM1024 share: 1,665 bytes).
-/// - Finished: 64 bytes (48 for SHA-384); KeyUpdate and EndOfEarlyData: a few bytes.
-/// - anything else is refused by the state it arrives in; it may be 16 KiB until then.
-///
-/// A client receives what the server it chose sends: the server's Certificate (and TLS 1.2
-/// CertificateStatus) up to 256 KiB, CertificateRequest up to 128 KiB (certificate_authorities),
-/// the rest up to 64 KiB plus headers (a NewSessionTicket carries a ticket of up to 65,535 bytes).
-func maxHandshakeMessageLength(_ type: HandshakeType, receivedByClient: Bool) -> Int {
-    if receivedByClient {
-        switch type {
-        case .certificate, .certificateStatus: return maxHandshakeMessageLength
-        case .certificateRequest: return 1 << 17
-        case .finished: return 64
-        default: return (1 << 16) + 1024
-        }
-    }
-    switch type {
-    case .clientHello: return 16 * 1024
-    case .certificate: return 64 * 1024
-    case .certificateVerify: return 8 * 1024
-    case .clientKeyExchange: return 4 * 1024
-    case .finished: return 64
-    case .keyUpdate, .endOfEarlyData: return 16
-    default: return 16 * 1024
-    }
-}
-
-/// One direction's AEAD state: key, IV and the record sequence number.
-struct RecordProtection {
-    /// How records are framed around the AEAD.
-    enum Framing {
-        /// RFC 8446 §5.2: outer type application_data, inner content type, nonce = IV ⊕ seq.
-        case tls13
-        /// RFC 5288: 4-byte salt ‖ 8-byte explicit nonce carried in the record (AES-GCM).
-        case tls12ExplicitNonce
-        /// RFC 7905: nonce = IV ⊕ seq, nothing extra in the record (ChaCha20-Poly1305).
-        case tls12ImplicitNonce
-    }
-
-    let cipher: any AEADCipher
-    /// The 12-byte IV; for RFC 5288 framing, the 4-byte salt followed by zeros.
-    let iv: AEADNonce
-    let framing: Framing
-    private(set) var sequence: UInt64 = 0
-
-    /// - Parameter iv: 12 bytes, or the 4-byte salt for `.tls12ExplicitNonce` (both come from
-    ///   our own key derivation).
-    init(cipher: any AEADCipher, iv: [UInt8], framing: Framing = .tls13) {
-        let padded = framing == .tls12ExplicitNonce ? iv + [UInt8](repeating: 0, count: 8) : iv
-        guard let nonce = AEADNonce(padded) else { preconditionFailure("an IV of \(iv.count) bytes for \(framing)") }   // local invariant
-        self.cipher = cipher
-        self.iv = nonce
-        self.framing = framing
-    }
-
-    /// The nonce for the next record and its sequence number; advances the sequence. For RFC
-    /// 5288 framing the explicit part is the sequence number.
-    mutating func nextNonce() -> (nonce: AEADNonce, sequence: UInt64) {
-        let seq = sequence
-        sequence &+= 1
-        return (framing == .tls12ExplicitNonce ? iv.replacingExplicitPart(with: seq) : iv.xoring(sequence: seq), seq)
-    }
-
-    /// RFC 5246 §6.2.3.3: seq_num ‖ type ‖ version ‖ length, built on the stack.
-    static func withTLS12AAD<R, E: Error>(sequence: UInt64, type: ContentType, length: Int,
-                                          _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        var storage: (UInt64, UInt64) = (0, 0)
-        return try withUnsafeMutableBytes(of: &storage) { (aad) throws(E) -> R in
-            aad.storeBytes(of: sequence.bigEndian, toByteOffset: 0, as: UInt64.self)
-            aad[8] = type.rawValue
-            aad[9] = 3
-            aad[10] = 3
-            aad[11] = UInt8(truncatingIfNeeded: length >> 8)
-            aad[12] = UInt8(truncatingIfNeeded: length)
-            return try body(UnsafeRawBufferPointer(rebasing: aad[0..<13]))
-        }
-    }
-}
 
 /// Frames, protects and deprotects records. Knows nothing of handshake states.
 ///
@@ -453,57 +361,5 @@ struct RecordLayer {
     mutating func drainOutbound<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         defer { outbound.removeAll(keepingCapacity: true) }
         return try outbound.withUnsafeBytes(body)
-    }
-}
-
-/// Reassembles handshake messages from handshake records (RFC 8446 §5.1: messages may be
-/// coalesced into one record or fragmented across several).
-struct HandshakeJoiner {
-    private var buffer: [UInt8] = []
-
-    /// Gives back the storage of the handshake's messages once all were read.
-    mutating func releaseIdleStorage() {
-        if start == buffer.count { buffer = []; start = 0 }
-    }
-    /// Start of the unread bytes: messages are taken by advancing it, and the consumed prefix is
-    /// dropped only when everything was read or it has grown large (no quadratic copying).
-    private var start = 0
-
-    var isEmpty: Bool { start == buffer.count }
-
-    mutating func append(_ fragment: [UInt8]) {
-        if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start >= 1 << 16 {
-            buffer.removeFirst(start)
-            start = 0
-        }
-        buffer.append(contentsOf: fragment)
-    }
-
-    /// The next complete message with its exact bytes, or nil if more records are needed.
-    /// - Parameter receivedByClient: which side reads, for `maxHandshakeMessageLength(_:receivedByClient:)`.
-    /// - Parameter expected: the types the state accepts now, when known: any other type is
-    ///   refused as soon as its header is in (unexpected_message), before its body is buffered.
-    mutating func next(receivedByClient: Bool, expected: Set<HandshakeType>? = nil) throws(TLSError) -> HandshakeMessage? {
-        guard buffer.count - start >= 4 else { return nil }
-        let type = HandshakeType(rawValue: buffer[start])
-        if let expected, !expected.contains(type) {
-            throw .misbehaved(.sentUnexpectedMessage, "\(type) where \(expected.map(\.description).sorted().joined(separator: " or ")) was expected")
-        }
-        let length = Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
-        let maximum = maxHandshakeMessageLength(type, receivedByClient: receivedByClient)
-        guard length <= maximum else {
-            throw .misbehaved(.sentOversizedHandshakeMessage, "\(type) of \(length) bytes (at most \(maximum) accepted)")
-        }
-        guard buffer.count - start >= 4 + length else { return nil }
-        let message = HandshakeMessage(type: HandshakeType(rawValue: buffer[start]), body: Array(buffer[(start + 4)..<(start + 4 + length)]))
-        start += 4 + length
-        if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        }
-        return message
     }
 }

@@ -8,6 +8,8 @@ import QSSLWire
 import QSSLX509
 import X509
 
+// ProxyConnection: one client connection through the proxy (client side, limits, ending, timers).
+
 /// What a listener shares with its connections: settings, counters, metrics, logger, and the
 /// registry of open connections that a drain closes.
 final class ListenerRuntime: Sendable {
@@ -43,12 +45,12 @@ final class ProxyConnection: @unchecked Sendable {
     let runtime: ListenerRuntime
     let channel: Channel
     var limits: ProxyLimits { runtime.settings.limits }
-    private var front: ChannelHandlerContext?
-    private var backend: Channel?
-    private var backendConnecting = false
-    private var toBackend: [ByteBuffer] = []
-    private var toBackendBytes = 0
-    private var record: AccessLogRecord
+    var front: ChannelHandlerContext?
+    var backend: Channel?
+    var backendConnecting = false
+    var toBackend: [ByteBuffer] = []
+    var toBackendBytes = 0
+    var record: AccessLogRecord
     private var endReason: String?
     private let started = ContinuousClock.now
     private var handshakeDone = false
@@ -57,11 +59,11 @@ final class ProxyConnection: @unchecked Sendable {
     private var handshakeTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
     private var lifetimeTimer: Scheduled<Void>?
-    private var lastActivity = NIODeadline.now()
-    private var clientInputClosed = false
-    private var clientOutputClosed = false
-    private var backendInputClosed = false
-    private var finished = false
+    var lastActivity = NIODeadline.now()
+    var clientInputClosed = false
+    var clientOutputClosed = false
+    var backendInputClosed = false
+    var finished = false
     var proxiedSource: SocketAddress?
     private var proxiedHeader: ProxyHeader?
     private var backendNeedsFlush = false
@@ -278,7 +280,7 @@ final class ProxyConnection: @unchecked Sendable {
 
     // MARK: - Writing to the client
 
-    private func writeToClient(_ buffer: ByteBuffer, flush: Bool = true) {
+    func writeToClient(_ buffer: ByteBuffer, flush: Bool = true) {
         guard let front, !clientOutputClosed else { return }
         record.bytesToClient += buffer.readableBytes
         if flush {
@@ -315,105 +317,10 @@ final class ProxyConnection: @unchecked Sendable {
         channel.close(promise: nil)   // close_notify follows the response
     }
 
-    // MARK: - Backend side
-
-    private func connectBackend(_ summary: HandshakeSummary) {
-        backendConnecting = true
-        let bootstrap = ClientBootstrap(group: channel.eventLoop)
-            .connectTimeout(TimeAmount(limits.backendConnectTimeout))
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.writeBufferWaterMark, value: .init(low: limits.writeBufferHighWater / 2, high: limits.writeBufferHighWater))
-            .channelInitializer { [self] backendChannel in
-                backendChannel.eventLoop.makeCompletedFuture {
-                    try backendChannel.pipeline.syncOperations.addHandler(BackendHandler(connection: self))
-                }
-            }
-        let connecting: EventLoopFuture<Channel>
-        switch runtime.settings.backend {
-        case .tcp(let host, let port): connecting = bootstrap.connect(host: host, port: port)
-        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
-        case .echo, .http: return
-        }
-        connecting.whenComplete { [self] result in
-            backendConnecting = false
-            switch result {
-            case .failure(let error):
-                runtime.metrics?.backendConnectFailed()
-                end("backend:connect to \(runtime.settings.backend) failed: \(describeNetworkError(error))")
-                runtime.logger.warning("backend unavailable", metadata: ["backend": .string("\(runtime.settings.backend)"),
-                                                                      "error": .string(describeNetworkError(error)),
-                                                                      "client": .string(record.client)])
-                closeAll()
-            case .success(let backendChannel):
-                guard !finished else {
-                    backendChannel.close(promise: nil)
-                    return
-                }
-                backend = backendChannel
-                if let version = runtime.settings.proxyProtocol {
-                    do {
-                        let header = try proxyHeader(summary, withTLVs: version == .v2).encode(version == .v1 ? .v1 : .v2)
-                        backendChannel.write(backendChannel.allocator.buffer(bytes: header), promise: nil)
-                    } catch {
-                        end("backend:cannot write the PROXY header: \(error)")
-                        closeAll()
-                        return
-                    }
-                }
-                for buffer in toBackend { backendChannel.write(buffer, promise: nil) }
-                toBackend = []
-                toBackendBytes = 0
-                backendChannel.flush()
-                if clientInputClosed {
-                    backendChannel.close(mode: .output, promise: nil)
-                } else if backendChannel.isWritable {
-                    setReading(true)
-                }
-            }
-        }
-    }
-
-    func fromBackend(_ buffer: ByteBuffer) {
-        lastActivity = .now()
-        writeToClient(buffer, flush: false)
-    }
-
-    /// The backend finished sending: the client gets close_notify (and our TCP FIN), and may
-    /// still send until it closes too.
-    func backendClosedInput() {
-        backendReadComplete()   // what came before the EOF goes first
-        backendInputClosed = true
-        guard let front, !clientOutputClosed else { return }
-        clientOutputClosed = true
-        if clientInputClosed {
-            closeAll()
-        } else {
-            front.close(mode: .output, promise: nil)
-        }
-    }
-
-    func backendWritabilityChanged(_ writable: Bool) {
-        guard !clientInputClosed else { return }
-        setReading(writable)
-    }
-
-    func backendError(_ error: Error) {
-        end("backend:\(describeNetworkError(error))")
-    }
-
-    func backendInactive() {
-        backend = nil
-        if !backendInputClosed && !clientInputClosed {
-            // Gone without an orderly EOF (reset): the client is told with close_notify.
-            end("backend:connection lost")
-        }
-        closeAll()
-    }
-
     // MARK: - Ending
 
     /// The first reason given is the one logged.
-    private func end(_ reason: String) {
+    func end(_ reason: String) {
         if endReason == nil { endReason = reason }
     }
 
@@ -472,7 +379,7 @@ final class ProxyConnection: @unchecked Sendable {
         }
     }
 
-    private func setReading(_ on: Bool) {
+    func setReading(_ on: Bool) {
         channel.setAutoRead(on)
     }
 }
