@@ -93,6 +93,9 @@ public struct OCSPError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A certificate's status in a response.
+///
+/// Closed on purpose: RFC 6960 §4.2.1's CertStatus is a CHOICE of exactly these three, so a
+/// switch over them is meant to be exhaustive.
 public enum OCSPCertStatus: Sendable, Hashable {
     case good
     case revoked(at: Date, reason: CertificateRevocationList.RevocationReason?)

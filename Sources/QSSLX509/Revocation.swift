@@ -11,11 +11,19 @@ import X509
 // Revocation checking's public pieces: the policy for unknown status, the OCSP fetcher protocol and the response cache.
 
 /// What an unknown revocation status means.
-public enum RevocationPolicy: String, Sendable, Hashable {
+///
+/// A struct with static values rather than an enum, so that policies can be added (a
+/// must-staple policy, say) without breaking code that names these two.
+public struct RevocationPolicy: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
     /// A certificate whose status cannot be established is accepted (a revoked one never is).
-    case softFail = "soft-fail"
+    public static let softFail = RevocationPolicy(rawValue: "soft-fail")
     /// A certificate whose status cannot be established is rejected.
-    case hardFail = "hard-fail"
+    public static let hardFail = RevocationPolicy(rawValue: "hard-fail")
+
+    public var description: String { rawValue }
 }
 
 /// Serial numbers as `openssl x509 -serial` prints them: uppercase hex.
