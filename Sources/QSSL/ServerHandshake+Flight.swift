@@ -34,7 +34,10 @@ struct TLS13ServerAwaitingKeyExchange {
     let request: KeyExchangeRequest
 
     func complete(share: [UInt8], secret: SecretBytes, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        try sendServerFlight(hello: hello, negotiation: negotiation, exchanged: (share, secret), psk: psk, earlyData: earlyData,
+        // A provider's answer is checked before anything goes out: an empty share or secret is
+        // its failure, never sent.
+        guard !share.isEmpty, !secret.isEmpty, share.count <= 0xFFFF else { throw .crypto("the \(request.group) key exchange answered without a share or secret") }
+        return try sendServerFlight(hello: hello, negotiation: negotiation, exchanged: (share, secret), psk: psk, earlyData: earlyData,
                              transcript: transcript, retried: retried, config: config, context: &context)
     }
 }

@@ -31,6 +31,7 @@ extension PendingDecision: Hashable {
         case (.verifyPeer(let x), .verifyPeer(let y)): return x.chain == y.chain && x.role == y.role
         case (.selectServerConfiguration(let x, _), .selectServerConfiguration(let y, _)): return x == y
         case (.lookUpSession(let x), .lookUpSession(let y)): return x.sessionID == y.sessionID
+        case (.keyExchange(let x), .keyExchange(let y)): return x.group == y.group && x.clientShare == y.clientShare
         default: return false
         }
     }

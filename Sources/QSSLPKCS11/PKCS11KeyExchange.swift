@@ -84,6 +84,9 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
         case .failure(let error): throw error.tlsError
         }
         defer { SecretBytes.wipe(&packed) }
+        // `derive` checked both lengths; checked again before the split, so that nothing but
+        // the token's point can ever be sent as the share.
+        guard packed.count == pointLength + curve.coordinateLength else { throw .crypto("the token's \(group) key exchange has the wrong length") }
         let ecShare = Array(packed[..<pointLength]), ecSecret = Array(packed[pointLength...])
         guard let mlkem else { return (ecShare, ecSecret) }
         let (ciphertext, kemSecret) = try mlkem.respond(toClientShare: kemShare)
@@ -134,6 +137,11 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
             guard let attribute = try f.attribute(session, publicHandle, CKA.ecPoint),
                   let share = KeyEncoding.ecPoint(attribute, coordinateLength: curve.coordinateLength) else {
                 throw PKCS11Error(.objectNotFound, "the ephemeral \(group) key has no CKA_EC_POINT")
+            }
+            // An uncompressed point of the curve's size, whatever the token's encoding: anything
+            // else is not sent (nor split from the secret at a wrong place).
+            guard share.count == 1 + 2 * curve.coordinateLength, share.first == 0x04 else {
+                throw PKCS11Error(.objectNotFound, "the ephemeral \(group) key's CKA_EC_POINT is not an uncompressed point of its curve")
             }
             var peer = peerPoint
             return try peer.withUnsafeMutableBufferPointer { buffer throws(PKCS11Error) -> ([UInt8], [UInt8]) in

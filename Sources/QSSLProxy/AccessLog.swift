@@ -65,16 +65,22 @@ public struct LineLogHandler: LogHandler {
             }
             return out + "}"
         case .text:
-            var out = message
+            var out = needsQuoting(message) ? jsonString(message) : message
             for key in keys {
                 let value = "\(metadata[key]!)"
                 // Quoted and escaped when it holds a space, a quote or a control character: a
                 // value from a peer or a Redis reply cannot start a line of its own.
-                let quote = value.isEmpty || value.utf8.contains { $0 <= 0x20 || $0 == 0x22 || $0 == 0x7F }
+                let quote = value.isEmpty || value.utf8.contains { $0 == 0x20 || $0 == 0x22 } || needsQuoting(value)
                 out += " \(key)=" + (quote ? jsonString(value) : value)
             }
             return out
         }
+    }
+
+    /// Text that could end or forge a line (control characters, and the Unicode line
+    /// separators U+0085, U+2028, U+2029) is written quoted and escaped.
+    static func needsQuoting(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x85 || $0.value == 0x2028 || $0.value == 0x2029 }
     }
 
     static func jsonValue(_ value: Logger.Metadata.Value) -> String {

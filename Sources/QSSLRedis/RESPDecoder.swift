@@ -93,7 +93,9 @@ public struct RESPDecoder: Sendable {
                             limit: view.startIndex + min(view.count, maximumReplySize), max: maximumReplySize)
         guard let value = try parseValue(&cursor, depth: 0) else {
             if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
-            return nil
+            // The scan found a whole reply and the parse did not: fail closed rather than wait
+            // (and re-scan) for bytes that are not owed.
+            throw .invalidLine(type: "?", reason: "a reply the structural scan and the parser read differently")
         }
         buffer.moveReaderIndex(forwardBy: cursor.position - view.startIndex)
         return value
@@ -175,12 +177,17 @@ public struct RESPDecoder: Sendable {
 
     /// A length or count line's value (-1 allowed), or nil when it is not one.
     private static func scanCount(_ text: ByteBufferView.SubSequence) -> Int? {
+        // The parser's grammar exactly (up to 19 digits, leading zeros allowed): a header the
+        // scan reads differently from the parse would stall or re-scan.
         if text.elementsEqual([UInt8(ascii: "-"), UInt8(ascii: "1")]) { return -1 }
-        guard !text.isEmpty, text.count <= 18 else { return nil }
+        guard !text.isEmpty, text.count <= 19 else { return nil }
         var value = 0
         for digit in text {
             guard digit >= 0x30, digit <= 0x39 else { return nil }
-            value = value * 10 + Int(digit - 0x30)
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (next, o2) = shifted.addingReportingOverflow(Int(digit - 0x30))
+            guard !o1, !o2 else { return nil }
+            value = next
         }
         return value
     }

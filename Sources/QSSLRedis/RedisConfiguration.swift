@@ -201,7 +201,7 @@ public struct RedisConfiguration: Sendable {
     }
 
     /// The URL with any password replaced, for error messages.
-    static func redacted(_ url: String) -> String {
+    public static func redacted(_ url: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://") else { return url }
         // Everything between the scheme and the last "@" is user information: a password may
         // hold "/", ":" or "@" itself, so none of them is trusted to end it.

@@ -281,10 +281,10 @@ final class FleetRuntime: @unchecked Sendable {
 
 /// A Redis URL with any password hidden, for logs.
 func redacted(_ url: String) -> String {
+    // Everything up to the last "@" is user information (a password may hold "/" or "@").
     guard let scheme = url.range(of: "://") else { return url }
     let rest = url[scheme.upperBound...]
-    let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
-    guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
+    guard let at = rest.lastIndex(of: "@") else { return url }
     return String(url[..<scheme.upperBound]) + "<credentials>" + String(rest[at...])
 }
 

@@ -12,6 +12,10 @@ struct AccessLogLineTests {
         let line = LineLogHandler.line(message: "connection", metadata: metadata, format: .text)
         #expect(line == #"connection bell="\u0007" empty="" injected="x\nfake_event key=1" quote="say \"hi\"" sni=shop.example spaced="a b""#)
         #expect(!line.utf8.contains(0x0A))
+        // The message too, and Unicode line separators.
+        let forged = LineLogHandler.line(message: "fleet: redis said x\nconnection end=ok", metadata: ["sep": "a\u{2028}b"], format: .text)
+        #expect(forged == #""fleet: redis said x\nconnection end=ok" sep="a"# + "\u{2028}" + #"b""#)
+        #expect(!forged.utf8.contains(0x0A))
     }
 
     @Test("JSON lines keep numbers and booleans as such and escape strings")

@@ -216,6 +216,20 @@ let wireSamples: [(String, RESPValue)] = [
         #expect(need.work <= 2 * bytes.count, "examined \(need.work) bytes for \(bytes.count)")
     }
 
+    @Test func zeroPaddedNineteenDigitLengthsAreScannedAsTheParserReadsThem() throws {
+        // The scan and the parse must agree on every header: here 19 digits with leading zeros.
+        let wire = Array("*0000000000000000002\r\n$0000000000000000003\r\nabc\r\n:7\r\n".utf8)
+        var buffer = ByteBuffer()
+        var need = RESPDecoder.Need.unknown
+        var values: [RESPValue] = []
+        for byte in wire {
+            buffer.writeInteger(byte)
+            if let v = try RESPDecoder().decode(&buffer, need: &need) { values.append(v) }
+        }
+        #expect(values == [.array([.bulkString(Array("abc".utf8)), .integer(7)])])
+        #expect(need.work <= 2 * wire.count)
+    }
+
     @Test func nestingIsLimited() throws {
         let decoder = RESPDecoder(maximumReplySize: 1 << 20, maximumNestingDepth: 32)
         var ok = buffer(String(repeating: "*1\r\n", count: 32) + ":1\r\n")
