@@ -127,19 +127,32 @@ func main() {
 }
 
 func server(addr, certFile, keyFile string) {
+	serveTLS(addr, certFile, keyFile, func(config *tls.Config) {
+		config.MinVersion = tls.VersionTLS13
+		config.CurvePreferences = []tls.CurveID{tls.SecP384r1MLKEM1024}
+		config.SessionTicketsDisabled = true
+	}, false, func(c net.Conn) {
+		if err := c.(*tls.Conn).Handshake(); err == nil {
+			c.Write([]byte{'.'})
+		}
+	})
+}
+
+// serveTLS loads CERT/KEY, lets configure adjust the tls.Config, listens on addr (printing
+// "listening on" when announce is set) and runs handle on each connection, closing it after.
+func serveTLS(addr, certFile, keyFile string, configure func(*tls.Config), announce bool, handle func(net.Conn)) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		panic(err)
 	}
-	config := &tls.Config{
-		Certificates:           []tls.Certificate{cert},
-		MinVersion:             tls.VersionTLS13,
-		CurvePreferences:       []tls.CurveID{tls.SecP384r1MLKEM1024},
-		SessionTicketsDisabled: true,
-	}
+	config := &tls.Config{Certificates: []tls.Certificate{cert}}
+	configure(config)
 	listener, err := tls.Listen("tcp", addr, config)
 	if err != nil {
 		panic(err)
+	}
+	if announce {
+		fmt.Println("listening on", listener.Addr())
 	}
 	for {
 		conn, err := listener.Accept()
@@ -148,45 +161,25 @@ func server(addr, certFile, keyFile string) {
 		}
 		go func(c net.Conn) {
 			defer c.Close()
-			if err := c.(*tls.Conn).Handshake(); err == nil {
-				c.Write([]byte{'.'})
-			}
+			handle(c)
 		}(conn)
 	}
 }
 
 func ticketServer(addr, certFile, keyFile string) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		panic(err)
-	}
-	config := &tls.Config{
-		Certificates:     []tls.Certificate{cert},
-		MinVersion:       tls.VersionTLS12,
-		CurvePreferences: []tls.CurveID{tls.SecP384r1MLKEM1024, tls.X25519MLKEM768, tls.X25519, tls.CurveP384},
-	}
-	listener, err := tls.Listen("tcp", addr, config)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println("listening on", listener.Addr())
-	for {
-		conn, err := listener.Accept()
-		if err != nil {
-			continue
+	serveTLS(addr, certFile, keyFile, func(config *tls.Config) {
+		config.MinVersion = tls.VersionTLS12
+		config.CurvePreferences = []tls.CurveID{tls.SecP384r1MLKEM1024, tls.X25519MLKEM768, tls.X25519, tls.CurveP384}
+	}, true, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err == nil {
+			fmt.Fprintf(c, "resumed=%v\n", tc.ConnectionState().DidResume)
+			// Let the client read (and its tickets arrive) before close_notify.
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 256)
+			c.Read(buf)
 		}
-		go func(c net.Conn) {
-			defer c.Close()
-			tc := c.(*tls.Conn)
-			if err := tc.Handshake(); err == nil {
-				fmt.Fprintf(c, "resumed=%v\n", tc.ConnectionState().DidResume)
-				// Let the client read (and its tickets arrive) before close_notify.
-				c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				buf := make([]byte, 256)
-				c.Read(buf)
-			}
-		}(conn)
-	}
+	})
 }
 
 func load(addr, caFile string, n, concurrency int) {
@@ -522,30 +515,10 @@ func idle(addr string, config *tls.Config, n, concurrency int) {
 // echoServer: TLS 1.2 and 1.3 with session tickets (Go's defaults), echoing what it reads: the
 // server side of resumeload.
 func echoServer(addr, certFile, keyFile string) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		panic(err)
-	}
-	config := &tls.Config{
-		Certificates:     []tls.Certificate{cert},
-		MinVersion:       tls.VersionTLS12,
-		CurvePreferences: []tls.CurveID{tls.X25519, tls.SecP384r1MLKEM1024, tls.CurveP384},
-	}
-	listener, err := tls.Listen("tcp", addr, config)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println("listening on", listener.Addr())
-	for {
-		conn, err := listener.Accept()
-		if err != nil {
-			continue
-		}
-		go func(c net.Conn) {
-			defer c.Close()
-			io.Copy(c, c)
-		}(conn)
-	}
+	serveTLS(addr, certFile, keyFile, func(config *tls.Config) {
+		config.MinVersion = tls.VersionTLS12
+		config.CurvePreferences = []tls.CurveID{tls.X25519, tls.SecP384r1MLKEM1024, tls.CurveP384}
+	}, true, func(c net.Conn) { io.Copy(c, c) })
 }
 
 // resumeLoad: N sequential connections, each a handshake, one byte echoed (which also delivers
