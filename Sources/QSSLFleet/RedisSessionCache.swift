@@ -71,33 +71,17 @@ public final class RedisSessionCache: ServerSessionCache {
     /// Never called by the core (the cache is asynchronous); a miss.
     public func lookUp(sessionID: [UInt8]) -> SessionState? { nil }
 
+    /// The completion form, awaited.
     public func lookUpAsynchronously(sessionID: [UInt8]) async -> SessionState? {
-        guard (1...32).contains(sessionID.count) else { return nil }
-        guard lookups.tryEnter() else {
-            reportOverloaded()
-            return nil
-        }
-        let race = Race<SessionState?>()
-        let timeout = store.settings.lookupTimeout
-        let loop = store.group.next()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<SessionState?, Never>) in
-            race.start(continuation)
-            let timer = loop.scheduleTask(in: TimeAmount(timeout)) {
-                race.finish(nil) { self.reportTimeout(timeout) }
-            }
-            Task {
-                let found = await self.fetch(sessionID)
-                self.lookups.leave()
-                timer.cancel()
-                _ = race.finish(found)
-            }
+        await withCheckedContinuation { continuation in
+            lookUp(sessionID: sessionID) { continuation.resume(returning: $0) }
         }
     }
 
-    /// The look-up without a task when a Redis connection is open (the usual case): the GET goes
-    /// out on a connection read on the caller's event loop, and the answer (or the timeout)
-    /// completes there, so a resumption costs no thread hop. Otherwise as
-    /// `lookUpAsynchronously`.
+    /// One GET, bounded by `FleetSettings.lookupTimeout`. When a connection is open (the usual
+    /// case) the GET goes out without a task on one whose replies are read on the caller's event
+    /// loop, and the answer (or the timeout) completes there, so a resumption costs no thread
+    /// hop; otherwise the client connects first, in a task.
     public func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
         guard (1...32).contains(sessionID.count) else { return completion(nil) }
         guard lookups.tryEnter() else {
@@ -105,10 +89,14 @@ public final class RedisSessionCache: ServerSessionCache {
             return completion(nil)
         }
         let key = redisKey(sessionID)
-        guard let reply = store.redis.getIfConnected(key, preferring: MultiThreadedEventLoopGroup.currentEventLoop) else {
-            lookups.leave()
-            Task { completion(await self.lookUpAsynchronously(sessionID: sessionID)) }
-            return
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        let reply: EventLoopFuture<[UInt8]?>
+        if let open = store.redis.getIfConnected(key, preferring: loop) {
+            reply = open
+        } else {
+            let promise = (loop ?? store.group.next()).makePromise(of: [UInt8]?.self)
+            promise.completeWithTask { try await self.store.redis.get(key) }
+            reply = promise.futureResult
         }
         let once = Once(completion)
         let timeout = store.settings.lookupTimeout
@@ -260,17 +248,6 @@ public final class RedisSessionCache: ServerSessionCache {
         return state
     }
 
-    private func fetch(_ sessionID: [UInt8]) async -> SessionState? {
-        let key = redisKey(sessionID)
-        let result: Result<[UInt8]?, any Error>
-        do {
-            result = .success(try await store.redis.get(key))
-        } catch {
-            result = .failure(error)
-        }
-        return process(result, sessionID: sessionID, key: key)
-    }
-
     /// What a GET's outcome means: the state when it opens, else nil (counted and reported).
     private func process(_ result: Result<[UInt8]?, any Error>, sessionID: [UInt8], key: [UInt8]) -> SessionState? {
         let value: [UInt8]?
@@ -306,32 +283,6 @@ public final class RedisSessionCache: ServerSessionCache {
             remove(sessionID: sessionID)
             return nil
         }
-    }
-}
-
-/// A continuation resumed once, by whichever of the answer and the timer comes first.
-final class Race<T: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, done: Bool)>((nil, false))
-
-    func start(_ continuation: CheckedContinuation<T, Never>) {
-        state.withLock { $0.continuation = continuation }
-    }
-
-    /// Resumes with `value` if nothing did yet (running `first` just before); returns whether
-    /// this call did.
-    @discardableResult
-    func finish(_ value: T, first: () -> Void = {}) -> Bool {
-        let continuation = state.withLock { s -> CheckedContinuation<T, Never>? in
-            guard !s.done else { return nil }
-            s.done = true
-            let c = s.continuation
-            s.continuation = nil
-            return c
-        }
-        guard let continuation else { return false }
-        first()
-        continuation.resume(returning: value)
-        return true
     }
 }
 
