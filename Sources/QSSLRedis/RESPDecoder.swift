@@ -177,19 +177,7 @@ public struct RESPDecoder: Sendable {
 
     /// A length or count line's value (-1 allowed), or nil when it is not one.
     private static func scanCount(_ text: ByteBufferView.SubSequence) -> Int? {
-        // The parser's grammar exactly (up to 19 digits, leading zeros allowed): a header the
-        // scan reads differently from the parse would stall or re-scan.
-        if text.elementsEqual([UInt8(ascii: "-"), UInt8(ascii: "1")]) { return -1 }
-        guard !text.isEmpty, text.count <= 19 else { return nil }
-        var value = 0
-        for digit in text {
-            guard digit >= 0x30, digit <= 0x39 else { return nil }
-            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
-            let (next, o2) = shifted.addingReportingOverflow(Int(digit - 0x30))
-            guard !o1, !o2 else { return nil }
-            value = next
-        }
-        return value
+        lengthValue(text, allowNull: true).map { Int($0) }
     }
 
     /// A read position inside the buffered bytes; `limit` is the end of what a reply may use.
@@ -313,11 +301,10 @@ public struct RESPDecoder: Sendable {
     private func length(_ c: inout Cursor, _ type: UInt8, allowNull: Bool) throws(RESPDecodingError) -> Int? {
         guard let text = try line(&c, type) else { return nil }
         let name = Character(UnicodeScalar(type))
-        if allowNull, text == [UInt8(ascii: "-"), UInt8(ascii: "1")] { return -1 }
-        guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              let value = Self.parseInteger(text) else {
+        guard let value = Self.lengthValue(text, allowNull: allowNull) else {
             throw .invalidLine(type: name, reason: "length is not a non-negative integer")
         }
+        if value == -1 { return -1 }
         guard value <= Int64(c.max) else { throw .replyTooLarge(limit: c.max) }
         return Int(value)
     }
@@ -341,8 +328,17 @@ public struct RESPDecoder: Sendable {
         return nil
     }
 
+    /// A length or count line's value: up to 19 decimal digits (leading zeros allowed), or -1
+    /// where `allowNull`; nil otherwise. The parser and the structural scan both read headers
+    /// with it, so they cannot disagree.
+    static func lengthValue<Text: Collection<UInt8>>(_ text: Text, allowNull: Bool) -> Int64? {
+        if allowNull, text.elementsEqual([UInt8(ascii: "-"), UInt8(ascii: "1")]) { return -1 }
+        guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return parseInteger(text)
+    }
+
     /// A decimal Int64 with an optional sign; `nil` on anything else or on overflow.
-    static func parseInteger(_ text: [UInt8]) -> Int64? {
+    static func parseInteger<Text: Collection<UInt8>>(_ text: Text) -> Int64? {
         var digits = text[...]
         var negative = false
         if let first = digits.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
