@@ -52,12 +52,10 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
 
     /// draft-ietf-tls-ecdhe-mlkem §3: for the NIST-curve hybrids the EC share comes first.
     public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
-        let pointLength = 1 + 2 * curve.coordinateLength
-        guard let mlkem else { return try respondECDH(share) }
-        guard share.count > pointLength else { throw .misbehaved(.sentKeyShareWrongLength, "\(group) share of \(share.count) bytes") }
-        let (ecShare, ecSecret) = try respondECDH(Array(share[..<pointLength]))
-        let (ciphertext, kemSecret) = try mlkem.respond(toClientShare: Array(share[pointLength...]))
-        return (ecShare + ciphertext, ecSecret + kemSecret)
+        let (point, kemShare) = try split(share)
+        let ec: (share: [UInt8], secret: [UInt8])
+        do { ec = try derive(peerPoint: point) } catch { throw error.tlsError }
+        return try combine(ec, kemShare: kemShare)
     }
 
     public var isSynchronous: Bool { false }
@@ -65,15 +63,8 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
     /// `respond` with the token's part on its signing threads (bounded by its queue and the
     /// signing timeout, as signatures are); the ML-KEM half in software.
     public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
-        let pointLength = 1 + 2 * curve.coordinateLength
-        var point = share
-        var kemShare: [UInt8] = []
-        if mlkem != nil {
-            guard share.count > pointLength else { throw .misbehaved(.sentKeyShareWrongLength, "\(group) share of \(share.count) bytes") }
-            point = Array(share[..<pointLength])
-            kemShare = Array(share[pointLength...])
-        }
-        try checkPoint(point)
+        let (point, kemShare) = try split(share)
+        let pointLength = point.count
         let result = await token.executor.run(timeout: token.configuration.signingTimeout) { [self, point] () throws(PKCS11Error) -> [UInt8] in
             let (ecShare, secret) = try derive(peerPoint: point)
             return ecShare + secret
@@ -87,18 +78,32 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
         // `derive` checked both lengths; checked again before the split, so that nothing but
         // the token's point can ever be sent as the share.
         guard packed.count == pointLength + curve.coordinateLength else { throw .crypto("the token's \(group) key exchange has the wrong length") }
-        let ecShare = Array(packed[..<pointLength]), ecSecret = Array(packed[pointLength...])
-        guard let mlkem else { return (ecShare, ecSecret) }
+        return try combine((Array(packed[..<pointLength]), Array(packed[pointLength...])), kemShare: kemShare)
+    }
+
+    /// The client's share split into its EC point (checked, before any token work) and, for a
+    /// hybrid, its ML-KEM share.
+    private func split(_ share: [UInt8]) throws(TLSError) -> (point: [UInt8], kemShare: [UInt8]?) {
+        let pointLength = 1 + 2 * curve.coordinateLength
+        var point = share
+        var kemShare: [UInt8]?
+        if mlkem != nil {
+            guard share.count > pointLength else { throw .misbehaved(.sentKeyShareWrongLength, "\(group) share of \(share.count) bytes") }
+            point = Array(share[..<pointLength])
+            kemShare = Array(share[pointLength...])
+        }
+        try checkPoint(point)
+        return (point, kemShare)
+    }
+
+    /// The token's ECDH result, with the ML-KEM half added for a hybrid (in software).
+    private func combine(_ ec: (share: [UInt8], secret: [UInt8]), kemShare: [UInt8]?) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+        guard let mlkem, let kemShare else { return ec }
         let (ciphertext, kemSecret) = try mlkem.respond(toClientShare: kemShare)
-        return (ecShare + ciphertext, ecSecret + kemSecret)
+        return (ec.share + ciphertext, ec.secret + kemSecret)
     }
 
     /// The peer's point is checked here (RFC 8446 §4.2.8.2, PROTOCOL.md §1) before the token sees it.
-    private func respondECDH(_ point: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
-        try checkPoint(point)
-        do { return try derive(peerPoint: point) } catch { throw error.tlsError }
-    }
-
     private func checkPoint(_ point: [UInt8]) throws(TLSError) {
         let pointLength = 1 + 2 * curve.coordinateLength
         guard point.count == pointLength else {
