@@ -54,5 +54,14 @@ struct KeyExchangePauseCoreTests {
         let events = try s.receive(c.takeOutput())
         #expect(events.contains { if case .decisionNeeded(let d) = $0 { d.keyExchange != nil } else { false } })
         #expect(throws: TLSError.self) { _ = try s.resume(with: .signature([1, 2, 3])) }
+
+        // An answer without a share or a secret fails the handshake before ServerHello goes out.
+        let c2 = try TLSConnection.client(configuration: client, serverName: "localhost")
+        let s2 = try TLSConnection.server(configuration: ok)
+        _ = try s2.receive(c2.takeOutput())
+        _ = s2.takeOutput()
+        #expect(throws: TLSError.self) { _ = try s2.resume(with: .keyExchange(share: [], secret: [1])) }
+        let sent = s2.takeOutput()
+        #expect(sent.first != 0x16, "no handshake record (no ServerHello) after an empty share")
     }
 }
