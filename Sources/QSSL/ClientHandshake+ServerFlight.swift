@@ -50,7 +50,7 @@ struct ClientHandshakeKeys {
     mutating func certificateReceived(_ message: HandshakeMessage) throws(TLSError) -> ConnectionPhase {
         let request = try processCertificate(message)
         let keys = self
-        return try verifyPeerOrPause(request, pause: { .clientVerifyPeer13(keys, $0) }, then: { .client(.expectCertificateVerify(keys, $0)) })
+        return try verifyPeerOrPause(request, side: .client) { .client(.expectCertificateVerify(keys, $0)) }
     }
 
     mutating func processCertificate(_ message: HandshakeMessage) throws(TLSError) -> PeerVerificationRequest {
@@ -109,7 +109,11 @@ struct ClientHandshakeKeys {
             try context.send(CertificateMessage(requestContext: request.context, certificates: certificate.chain), transcript: &flight.keys.transcript)
             let content = certificateVerifyContent(server: false, transcriptHash: flight.keys.transcript.hash(hkdf))
             let awaiting = ClientAwaitingSignature13(flight: flight, request: SignatureRequest(message: content, scheme: scheme, key: certificate.key))
-            guard certificate.key.isSynchronous else { return .paused(.clientSignature13(awaiting)) }
+            guard certificate.key.isSynchronous else {
+                return .paused(.signature(awaiting.request, side: .client) { (signature, context) throws(TLSError) in
+                    .traffic(try awaiting.complete(signature: signature, context: &context))
+                })
+            }
             return .traffic(try awaiting.complete(signature: try certificate.key.sign(content, scheme: scheme), context: &context))
         }
         return .traffic(try flight.finish(context: &context))

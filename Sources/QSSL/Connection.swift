@@ -250,11 +250,12 @@ public final class TLSConnection {
     public func resume(with answer: DecisionAnswer) throws(TLSError) -> [TLSEvent] {
         if case .failed(let error) = phase { throw error }
         guard case .paused(let paused) = phase else { throw .misuse("no decision is pending") }
-        guard paused.accepts(answer) else { throw .misuse("the answer does not match the pending decision \(paused.decision)") }
+        // A mismatched answer is refused here, while the connection is still paused.
+        let accepted = try paused.accept(answer)
         var events: [TLSEvent] = []
         do {
             phase = .transitioning
-            phase = try paused.resume(with: answer, context: &context)
+            phase = try accepted.run(&context)
             try afterTransition(into: &events)
             try drive(into: &events)
         } catch {

@@ -1,109 +1,150 @@
 import QSSLWire
 
-/// The one pause of the handshake, client or server, TLS 1.3 or TLS 1.2: the state to go on
-/// from and the decision it waits for. `TLSConnection` holds it as `.paused` and reads nothing
-/// until `resume(with:)` answers.
-enum PausedHandshake {
-    case serverSignature13(TLS13ServerAwaitingSignature)
-    case serverSignature12(TLS12ServerAwaitingSignature)
-    case clientVerifyPeer13(ClientHandshakeKeys, PeerVerificationRequest)
-    /// With the ServerKeyExchange that arrived in place of a CertificateStatus, if any.
-    case clientVerifyPeer12(TLS12ClientHandshake, PeerVerificationRequest, HandshakeMessage?)
-    case serverSelectConfiguration(SelectingServerConfiguration)
-    case serverLookUpSession(TLS12ServerStart, SessionLookupRequest)
-    case serverVerifyPeer13(ServerHandshakeKeys, PeerVerificationRequest)
-    case clientSignature13(ClientAwaitingSignature13)
-    case clientSignature12(TLS12ClientAwaitingSignature)
-    case clientPostHandshakeSignature(TrafficState, ClientPostHandshakeSigning)
-    case serverPostHandshakeVerify(TrafficState, [UInt8], Transcript, PeerVerificationRequest)
-    case serverVerifyPeer12(TLS12ServerHandshake, PeerVerificationRequest)
-    case serverKeyExchange13(TLS13ServerAwaitingKeyExchange)
+// The core's one pause, inside. Each side has its own waiting state, one case per kind of
+// decision it can wait for, and each case holds the request it surfaced and a typed
+// continuation: what the state that paused does with that one kind of answer. The continuation
+// is written next to the state that pauses (the TLS 1.3 server's flight, the TLS 1.2 client's
+// certificate check, …), so this file knows nothing of either side's internals, and there is no
+// table of side × version × kind to keep in step with another.
 
-    var decision: PendingDecision {
-        switch self {
-        case .serverSignature13(let p): return PendingDecision(kind: .sign(p.request))
-        case .serverSignature12(let p): return PendingDecision(kind: .sign(p.request))
-        case .clientSignature13(let p): return PendingDecision(kind: .sign(p.request))
-        case .clientSignature12(let p): return PendingDecision(kind: .sign(p.request))
-        case .clientPostHandshakeSignature(_, let p): return PendingDecision(kind: .sign(p.request))
-        case .serverPostHandshakeVerify(_, _, _, let r): return PendingDecision(kind: .verifyPeer(r))
-        case .clientVerifyPeer13(_, let r), .clientVerifyPeer12(_, let r, _), .serverVerifyPeer13(_, let r), .serverVerifyPeer12(_, let r):
-            return PendingDecision(kind: .verifyPeer(r))
-        case .serverSelectConfiguration(let s): return PendingDecision(kind: .selectServerConfiguration(s.summary, s.selector))
-        case .serverLookUpSession(_, let r): return PendingDecision(kind: .lookUpSession(r))
-        case .serverKeyExchange13(let p): return PendingDecision(kind: .keyExchange(p.request))
-        }
-    }
+/// A handshake waiting for one answer of type `Answer`: the decision it asked for and what it
+/// does with the answer (on the connection's handshake context, when `resume(with:)` comes).
+struct Awaiting<Answer> {
+    let decision: PendingDecision
+    let proceed: (Answer, inout HandshakeContext) throws(TLSError) -> ConnectionPhase
 
-    /// Whether `answer` answers this decision (a failure answers any).
-    func accepts(_ answer: DecisionAnswer) -> Bool {
-        switch (self, answer.kind) {
-        case (_, .failure), (.serverSignature13, .signature), (.serverSignature12, .signature), (.clientSignature13, .signature), (.clientSignature12, .signature),
-             (.clientPostHandshakeSignature, .signature), (.serverPostHandshakeVerify, .peerVerified),
-             (.serverVerifyPeer12, .peerVerified),
-             (.clientVerifyPeer13, .peerVerified), (.clientVerifyPeer12, .peerVerified), (.serverVerifyPeer13, .peerVerified),
-             (.serverSelectConfiguration, .serverConfiguration), (.serverLookUpSession, .session), (.serverKeyExchange13, .keyExchange):
-            return true
-        default:
-            return false
-        }
-    }
-
-    func resume(with answer: DecisionAnswer, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        switch (self, answer.kind) {
-        case (_, .failure(let error)):
+    /// The answer, if it is the one this wait asked for, as the step that applies it. A
+    /// failure answers any decision: it ends the handshake with its alert. Any other answer is
+    /// the caller's misuse, refused here, before anything moves.
+    func accept(_ answer: DecisionAnswer, as value: (DecisionAnswer) -> Answer?) throws(TLSError) -> AcceptedAnswer {
+        if case .failure(let error) = answer.kind {
             // Every failure answer sends an alert: one that would send none (a misuse code, a
             // received alert) would leave the peer waiting.
-            guard error.alert != nil else { throw .crypto("the pending decision failed: \(error)") }
-            throw error
-        case (.serverSignature13(let p), .signature(let signature)):
-            return .server(ServerState.afterServerFinished(try p.complete(signature: signature, context: &context)))
-        case (.clientSignature13(let p), .signature(let signature)):
-            return .traffic(try p.complete(signature: signature, context: &context))
-        case (.clientPostHandshakeSignature(let traffic, let p), .signature(let signature)):
-            try p.complete(signature: signature, context: &context)
-            return .traffic(traffic)
-        case (.serverPostHandshakeVerify(var traffic, let requestContext, let transcript, let request), .peerVerified(let peer)):
-            try checkAnswers(request, peer)
-            traffic.acceptVerifiedClient(peer, requestContext: requestContext, transcript: transcript)
-            return .traffic(traffic)
-        case (.clientSignature12(let p), .signature(let signature)):
-            return .client12(.finishing(.expectChangeCipherSpec(try p.complete(signature: signature, context: &context))))
-        case (.serverVerifyPeer12(let hs, let request), .peerVerified(let peer)):
-            try checkAnswers(request, peer)
-            return .server12(.expectClientKeyExchange(hs, peer))
-        case (.serverSignature12(let p), .signature(let signature)):
-            return .server12(try p.complete(signature: signature, context: &context))
-        case (.clientVerifyPeer13(let keys, let request), .peerVerified(let peer)):
-            try checkAnswers(request, peer)
-            return .client(.expectCertificateVerify(keys, peer))
-        case (.clientVerifyPeer12(let handshake, let request, let held), .peerVerified(let peer)):
-            try checkAnswers(request, peer)
-            guard let held else { return .client12(.expectServerKeyExchange(handshake, peer)) }
-            return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
-        case (.serverVerifyPeer13(let keys, let request), .peerVerified(let peer)):
-            try checkAnswers(request, peer)
-            return .server(.expectCertificateVerify(keys, peer))
-        case (.serverSelectConfiguration(let s), .serverConfiguration(let configuration)):
-            return try s.proceed(with: configuration, context: &context)
-        case (.serverLookUpSession(let start, _), .session(let state)):
-            return try start.proceed(withCached: state, context: &context)
-        case (.serverKeyExchange13(let p), .keyExchange(let share, let secret)):
-            return try p.complete(share: share, secret: secret, context: &context)
-        default:
-            // Local invariant: `TLSConnection.resume` checks `accepts` first.
-            preconditionFailure("answer does not match the pending decision")
+            let failure = error.alert != nil ? error : .crypto("the pending decision failed: \(error)")
+            return AcceptedAnswer { (_) throws(TLSError) in throw failure }
         }
+        guard let value = value(answer) else { throw .misuse("the answer does not match the pending decision \(decision)") }
+        let proceed = self.proceed
+        return AcceptedAnswer { (context) throws(TLSError) in try proceed(value, &context) }
     }
 }
 
-/// Verifies the peer in place when the verifier can answer at once; otherwise pauses.
-func verifyPeerOrPause(_ request: PeerVerificationRequest, pause: (PeerVerificationRequest) -> PausedHandshake,
-                       then next: (VerifiedPeer) -> ConnectionPhase) throws(TLSError) -> ConnectionPhase {
-    guard request.verifier.isSynchronous else { return .paused(pause(request)) }
+/// An answer checked against the pause it answers: running it moves the handshake on.
+struct AcceptedAnswer {
+    let run: (inout HandshakeContext) throws(TLSError) -> ConnectionPhase
+}
+
+/// What a client can wait for.
+enum ClientPause {
+    /// Its CertificateVerify (TLS 1.3, or post-handshake) or TLS 1.2 CertificateVerify.
+    case signature(Awaiting<[UInt8]>)
+    /// The verification of the server's chain.
+    case serverVerification(Awaiting<VerifiedPeer>)
+}
+
+/// What a server can wait for.
+enum ServerPause {
+    /// The configuration for this ClientHello (the application's selector).
+    case configuration(Awaiting<ServerConfiguration>)
+    /// A TLS 1.2 session ID's cached session (nil: a miss).
+    case session(Awaiting<SessionState?>)
+    /// Its key share and the shared secret, from a group that does not answer in place.
+    case keyExchange(Awaiting<KeyExchangeAnswer>)
+    /// Its CertificateVerify (TLS 1.3) or ServerKeyExchange signature (TLS 1.2).
+    case signature(Awaiting<[UInt8]>)
+    /// The verification of the client's chain, in the handshake or after it.
+    case clientVerification(Awaiting<VerifiedPeer>)
+}
+
+/// The server's share and the shared secret, answering a key-exchange pause.
+struct KeyExchangeAnswer {
+    let share: [UInt8]
+    let secret: SecretBytes
+}
+
+/// Which side of the handshake pauses.
+enum HandshakeSide { case client, server }
+
+/// The one pause of the handshake: `TLSConnection` holds it as `.paused` and reads nothing until
+/// `resume(with:)` answers.
+enum PausedHandshake {
+    case client(ClientPause)
+    case server(ServerPause)
+
+    var decision: PendingDecision {
+        switch self {
+        case .client(.signature(let a)), .server(.signature(let a)): return a.decision
+        case .client(.serverVerification(let a)), .server(.clientVerification(let a)): return a.decision
+        case .server(.configuration(let a)): return a.decision
+        case .server(.session(let a)): return a.decision
+        case .server(.keyExchange(let a)): return a.decision
+        }
+    }
+
+    /// `answer` checked against this pause, before any state moves (see `Awaiting.accept`).
+    func accept(_ answer: DecisionAnswer) throws(TLSError) -> AcceptedAnswer {
+        switch self {
+        case .client(.signature(let a)), .server(.signature(let a)): return try a.accept(answer, as: \.signatureAnswer)
+        case .client(.serverVerification(let a)), .server(.clientVerification(let a)): return try a.accept(answer, as: \.peerAnswer)
+        case .server(.configuration(let a)): return try a.accept(answer, as: \.configurationAnswer)
+        case .server(.session(let a)): return try a.accept(answer, as: \.sessionAnswer)
+        case .server(.keyExchange(let a)): return try a.accept(answer, as: \.keyExchangeAnswer)
+        }
+    }
+
+    // The pauses, built where the state that waits lives.
+
+    static func signature(_ request: SignatureRequest, side: HandshakeSide,
+                          then proceed: @escaping ([UInt8], inout HandshakeContext) throws(TLSError) -> ConnectionPhase) -> PausedHandshake {
+        let awaiting = Awaiting(decision: PendingDecision(kind: .sign(request)), proceed: proceed)
+        return side == .client ? .client(.signature(awaiting)) : .server(.signature(awaiting))
+    }
+
+    /// A peer verification: the answer must be about the certificate the peer sent.
+    static func verification(_ request: PeerVerificationRequest, side: HandshakeSide,
+                             then proceed: @escaping (VerifiedPeer, inout HandshakeContext) throws(TLSError) -> ConnectionPhase) -> PausedHandshake {
+        let awaiting = Awaiting<VerifiedPeer>(decision: PendingDecision(kind: .verifyPeer(request))) { (peer, context) throws(TLSError) in
+            try checkAnswers(request, peer)
+            return try proceed(peer, &context)
+        }
+        return side == .client ? .client(.serverVerification(awaiting)) : .server(.clientVerification(awaiting))
+    }
+}
+
+extension DecisionAnswer {
+    var signatureAnswer: [UInt8]? {
+        if case .signature(let bytes) = kind { return bytes }
+        return nil
+    }
+    var peerAnswer: VerifiedPeer? {
+        if case .peerVerified(let peer) = kind { return peer }
+        return nil
+    }
+    var configurationAnswer: ServerConfiguration? {
+        if case .serverConfiguration(let configuration) = kind { return configuration }
+        return nil
+    }
+    /// A session answer: `.some(nil)` is a miss, nil another kind of answer.
+    var sessionAnswer: SessionState?? {
+        if case .session(let state) = kind { return .some(state) }
+        return nil
+    }
+    var keyExchangeAnswer: KeyExchangeAnswer? {
+        if case .keyExchange(let share, let secret) = kind { return KeyExchangeAnswer(share: share, secret: secret) }
+        return nil
+    }
+}
+
+/// Verifies the peer in place when the verifier can answer at once; otherwise pauses. `side`
+/// is the side that verifies.
+func verifyPeerOrPause(_ request: PeerVerificationRequest, side: HandshakeSide,
+                       then next: @escaping (VerifiedPeer) throws(TLSError) -> ConnectionPhase) throws(TLSError) -> ConnectionPhase {
+    guard request.verifier.isSynchronous else {
+        return .paused(.verification(request, side: side) { (peer, _) throws(TLSError) in try next(peer) })
+    }
     let peer = try request.verifier.verifyPeer(request)
     try checkAnswers(request, peer)
-    return next(peer)
+    return try next(peer)
 }
 
 /// A verification answer must be about the certificate the peer sent: a cached or mixed-up

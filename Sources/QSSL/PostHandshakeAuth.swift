@@ -86,7 +86,13 @@ extension TrafficState {
                 return .none
             }
             let pending = try answer.sendCertificate(certificate, scheme: scheme, context: &context)
-            guard certificate.key.isSynchronous else { return .pause(.clientPostHandshakeSignature(self, pending)) }
+            guard certificate.key.isSynchronous else {
+                let traffic = self
+                return .pause(.signature(pending.request, side: .client) { (signature, context) throws(TLSError) in
+                    try pending.complete(signature: signature, context: &context)
+                    return .traffic(traffic)
+                })
+            }
             try pending.complete(signature: try certificate.key.sign(pending.request.message, scheme: scheme), context: &context)
             return .none
 
@@ -114,7 +120,12 @@ extension TrafficState {
                 pha.side = .server(server)
                 postHandshakeAuth = pha
                 if !server.verifier.isSynchronous {
-                    return .pause(.serverPostHandshakeVerify(self, requestContext, transcript, verification))
+                    let traffic = self
+                    return .pause(.verification(verification, side: .server) { (peer, _) in
+                        var traffic = traffic
+                        traffic.acceptVerifiedClient(peer, requestContext: requestContext, transcript: transcript)
+                        return .traffic(traffic)
+                    })
                 }
                 let peer = try server.verifier.verifyPeer(verification)
                 try checkAnswers(verification, peer)

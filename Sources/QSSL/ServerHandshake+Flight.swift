@@ -17,7 +17,11 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
         hello: hello, negotiation: n, psk: psk, earlyData: earlyData, transcript: transcript, retried: retried, config: config,
         request: KeyExchangeRequest(group: n.group, clientShare: clientShare, exchange: kx))
     // A group whose key exchange is a round trip elsewhere (a token) pauses here.
-    guard kx.isSynchronous else { return .paused(.serverKeyExchange13(awaiting)) }
+    guard kx.isSynchronous else {
+        return .paused(.server(.keyExchange(Awaiting(decision: PendingDecision(kind: .keyExchange(awaiting.request))) { (answer, context) throws(TLSError) in
+            try awaiting.complete(share: answer.share, secret: answer.secret, context: &context)
+        })))
+    }
     let (serverShare, secret) = try kx.respond(toClientShare: clientShare)
     return try awaiting.complete(share: serverShare, secret: SecretBytes(secret), context: &context)
 }
@@ -107,7 +111,11 @@ private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiati
     let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(hkdf))
     let pending = TLS13ServerAwaitingSignature(
         flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
-    guard n.certificate.key.isSynchronous else { return .paused(.serverSignature13(pending)) }
+    guard n.certificate.key.isSynchronous else {
+        return .paused(.signature(pending.request, side: .server) { (signature, context) throws(TLSError) in
+            .server(ServerState.afterServerFinished(try pending.complete(signature: signature, context: &context)))
+        })
+    }
     return .server(ServerState.afterServerFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
 }
 
@@ -206,7 +214,7 @@ struct ServerHandshakeKeys {
         clientChain = certificate.entries.map(\.data)
         let request = PeerVerificationRequest(chain: clientChain, role: .client, verifier: verifier)
         let keys = self
-        return try verifyPeerOrPause(request, pause: { .serverVerifyPeer13(keys, $0) }, then: { .server(.expectCertificateVerify(keys, $0)) })
+        return try verifyPeerOrPause(request, side: .server) { .server(.expectCertificateVerify(keys, $0)) }
     }
 
     /// RFC 8446 §4.4.3: the client's signature over the transcript through its Certificate.

@@ -56,7 +56,11 @@ struct ExpectClientHello {
         // the selector can answer at once, otherwise through the pause.
         let selecting = SelectingServerConfiguration(base: config, hello: hello, message: message, summary: try ClientHelloSummary(hello),
                                                      selector: selector)
-        guard selector.isSynchronous else { return .paused(.serverSelectConfiguration(selecting)) }
+        guard selector.isSynchronous else {
+            return .paused(.server(.configuration(Awaiting(decision: PendingDecision(kind: .selectServerConfiguration(selecting.summary, selector))) {
+                (configuration, context) throws(TLSError) in try selecting.proceed(with: configuration, context: &context)
+            })))
+        }
         return try selecting.proceed(with: try selector.select(for: selecting.summary), context: &context)
     }
 

@@ -77,7 +77,7 @@ struct HandshakeTests {
 
     @Test("a key that signs asynchronously pauses the server until provideSignature")
     func asynchronousKey() throws {
-        let key = AsyncOnlyKey(inner: sharedPKI.serverKey)
+        let key = AsynchronousKey(inner: sharedPKI.serverKey)
         let chain = try sharedPKI.serverCertifiedKey.chain
         let o = try runPair(client: clientConfig(), server: ServerConfiguration(provider: .swiftCrypto, certificates: [CertifiedKey(chain: chain, key: key)]))
         #expect(o.serverEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest?.scheme == .ecdsaSecp384r1SHA384 } else { false } })
@@ -155,14 +155,3 @@ struct HandshakeTests {
     }
 }
 
-/// A key that, like an HSM, does not sign on the connection's thread.
-struct AsyncOnlyKey: SigningKey {
-    let inner: SwiftCryptoSigningKey
-    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
-    var isSynchronous: Bool { false }
-    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] { try inner.sign(message, scheme: scheme) }
-    func signAsynchronously(_ message: [UInt8], scheme: SignatureScheme) async throws(TLSError) -> [UInt8] {
-        try? await Task.sleep(for: .milliseconds(5))
-        return try inner.sign(message, scheme: scheme)
-    }
-}

@@ -4,30 +4,12 @@ import QSSLTestSupport
 import QSSLWire
 import Testing
 
-/// A group whose server side answers only asynchronously (a token), optionally failing.
-private struct AsynchronousGroup: KeyExchangeGroup {
-    let inner: any KeyExchangeGroup
-    var failure: TLSError?
-    var group: NamedGroup { inner.group }
-    var isSynchronous: Bool { false }
-    func generateClientShare() throws(TLSError) -> (share: [UInt8], pending: any PendingKeyExchange) { try inner.generateClientShare() }
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
-        if let failure { throw failure }
-        return try inner.respond(toClientShare: share)
-    }
-}
-
-private func provider(_ group: AsynchronousGroup) -> CryptoProvider {
-    CryptoProvider(primitives: CryptoProvider.swiftCrypto.primitives,
-                   keyExchangeGroups: CryptoProvider.swiftCrypto.keyExchangeGroups.map { $0.group == group.group ? group : $0 })
-}
-
 @Suite("A server key exchange that answers asynchronously is a decision")
 struct KeyExchangePauseCoreTests {
     @Test("the TLS 1.3 server pauses with a keyExchange decision naming the group and the client's share, and completes with the answer", arguments: [NamedGroup.secp384r1MLKEM1024, .x25519])
     func pausesAndCompletes(group: NamedGroup) throws {
         let inner = try #require(CryptoProvider.swiftCrypto.keyExchange(for: group))
-        let server = try serverConfig { $0 = ServerConfiguration(provider: provider(AsynchronousGroup(inner: inner)), certificates: $0.certificates) }
+        let server = try serverConfig { $0 = ServerConfiguration(provider: CryptoProvider.swiftCrypto.replacing(AsynchronousGroup(inner: inner)), certificates: $0.certificates) }
         let client = clientConfig { $0.groups = [group]; $0.keyShareGroups = [group] }
         let o = try runPair(client: client, server: server)
         let decisions = o.serverEvents.compactMap { if case .decisionNeeded(let d) = $0 { d.keyExchange } else { nil } }
@@ -41,14 +23,14 @@ struct KeyExchangePauseCoreTests {
     func failureAndMismatch() throws {
         let inner = try #require(CryptoProvider.swiftCrypto.keyExchange(for: .x25519))
         let failing = AsynchronousGroup(inner: inner, failure: .misbehaved(.sentKeyShareWrongLength, "token refused the share"))
-        let server = try serverConfig { $0 = ServerConfiguration(provider: provider(failing), certificates: $0.certificates) }
+        let server = try serverConfig { $0 = ServerConfiguration(provider: CryptoProvider.swiftCrypto.replacing(failing), certificates: $0.certificates) }
         let client = clientConfig { $0.groups = [.x25519]; $0.keyShareGroups = [.x25519] }
         let o = try runPair(client: client, server: server)
         #expect(o.serverError?.alert == .illegalParameter)
         #expect(o.clientError?.code == .alertReceived(.illegalParameter))
 
         // Answering a key-exchange pause with a signature is a misuse, refused as such.
-        let ok = try serverConfig { $0 = ServerConfiguration(provider: provider(AsynchronousGroup(inner: inner)), certificates: $0.certificates) }
+        let ok = try serverConfig { $0 = ServerConfiguration(provider: CryptoProvider.swiftCrypto.replacing(AsynchronousGroup(inner: inner)), certificates: $0.certificates) }
         let c = try TLSConnection.client(configuration: client, serverName: "localhost")
         let s = try TLSConnection.server(configuration: ok)
         let events = try s.receive(c.takeOutput())

@@ -47,14 +47,6 @@ struct HalfCorruptingKey: SigningKey {
     }
 }
 
-/// An in-memory key that insists on the pause (as an HSM would).
-struct AsynchronousKey: SigningKey {
-    let inner: any SigningKey
-    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
-    var isSynchronous: Bool { false }
-    func sign(_ message: [UInt8], scheme: SignatureScheme) throws(TLSError) -> [UInt8] { try inner.sign(message, scheme: scheme) }
-}
-
 @Suite("Mutual TLS: client certificates in TLS 1.3 and 1.2")
 struct MutualTLSTests {
     static let versions: [ProtocolVersion] = [.tls13, .tls12]

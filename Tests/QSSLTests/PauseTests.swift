@@ -4,17 +4,6 @@ import QSSLWire
 import QSSLX509
 import Testing
 
-/// A verifier that must not run on the connection's thread (it would fetch OCSP, say).
-struct AsyncVerifier: CertificateVerifier {
-    let inner: X509CertificateVerifier
-    var supportedSchemes: [SignatureScheme] { inner.supportedSchemes }
-    var supportedCertificateSchemes: [SignatureScheme] { inner.supportedCertificateSchemes }
-    var trustPolicyDigest: [UInt8] { inner.trustPolicyDigest }
-    func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) { try inner.checkResumedPeer(identity, role: role) }
-    var isSynchronous: Bool { false }
-    func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer { try inner.verifyPeer(request) }
-}
-
 /// Chooses the server configuration by SNI, asynchronously (a proxy serving many names).
 struct SNISelector: ServerConfigurationSelector {
     let byName: [String: ServerConfiguration]
@@ -45,7 +34,7 @@ struct PauseTests {
 
     @Test("verifyPeer pauses the client; the answer completes the handshake and exposes the peer's identity", arguments: versions)
     func verifyPeerAnswered(versions: [ProtocolVersion]) throws {
-        let o = try runPair(client: clientConfig { $0.versions = versions; $0.verifier = AsyncVerifier(inner: sharedPKI.verifier) },
+        let o = try runPair(client: clientConfig { $0.versions = versions; $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier) },
                             server: try serverConfig())
         let pauses = Self.decisions(o.clientEvents)
         #expect(pauses.count == 1)
@@ -64,7 +53,7 @@ struct PauseTests {
 
     /// Drives a client to its verify-peer pause and returns both ends.
     static func pausedClient(versions: [ProtocolVersion]) throws -> (client: TLSConnection, server: TLSConnection) {
-        let client = try TLSConnection.client(configuration: clientConfig { $0.versions = versions; $0.verifier = AsyncVerifier(inner: sharedPKI.verifier) },
+        let client = try TLSConnection.client(configuration: clientConfig { $0.versions = versions; $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier) },
                                               serverName: "localhost")
         let server = try TLSConnection.server(configuration: try serverConfig())
         _ = try server.receive(client.takeOutput())
@@ -133,7 +122,7 @@ struct PauseTests {
 
     @Test("sign pauses the server in both versions; a failed signature is internal_error", arguments: versions)
     func signPause(versions: [ProtocolVersion]) throws {
-        let key = AsyncOnlyKey(inner: sharedPKI.serverKey)
+        let key = AsynchronousKey(inner: sharedPKI.serverKey)
         let chain = try sharedPKI.serverCertifiedKey.chain
         let server = ServerConfiguration(provider: .swiftCrypto, certificates: [CertifiedKey(chain: chain, key: key)])
         let o = try runPair(client: clientConfig { $0.versions = versions }, server: server)

@@ -387,7 +387,7 @@ struct HandshakeBoundsTests {
     @Test("while paused before authentication, a server holds at most 128 KiB")
     func serverPauseBound() throws {
         var config = try serverConfig()
-        config.configurationSelector = SlowSelector(configuration: try serverConfig())
+        config.configurationSelector = AsynchronousSelector(configuration: try serverConfig())
         let server = try TLSConnection.server(configuration: config)
         let hello = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost").takeOutput()
         let events = try server.receive(hello)
@@ -401,13 +401,6 @@ struct HandshakeBoundsTests {
         }
         #expect(refused && sent <= 128 * 1024, "refused after \(sent) bytes")
     }
-}
-
-/// A configuration selector that answers only through the pause.
-struct SlowSelector: ServerConfigurationSelector {
-    let configuration: ServerConfiguration
-    var isSynchronous: Bool { false }
-    func select(for hello: ClientHelloSummary) throws(TLSError) -> ServerConfiguration { configuration }
 }
 
 @Suite("RFC 5280 §4.2.1.3: key usage of CRL issuers and OCSP responders")

@@ -19,8 +19,7 @@ enum TLS12ClientState {
             let request = try hs.processCertificate(message)
             if hs.expectsCertificateStatus { return .client12(.expectCertificateStatusOrServerKeyExchange(hs)) }
             let handshake = hs
-            return try verifyPeerOrPause(request, pause: { .clientVerifyPeer12(handshake, $0, nil) },
-                                         then: { .client12(.expectServerKeyExchange(handshake, $0)) })
+            return try verifyPeerOrPause(request, side: .client) { .client12(.expectServerKeyExchange(handshake, $0)) }
         case .expectCertificateStatusOrServerKeyExchange(var hs):
             var staple: [UInt8]?
             if message.type == .certificateStatus {
@@ -32,11 +31,14 @@ enum TLS12ClientState {
             let handshake = hs
             // Without a CertificateStatus, this message is the ServerKeyExchange: handled once the peer is verified.
             let held = staple == nil ? message : nil
-            guard request.verifier.isSynchronous else { return .paused(.clientVerifyPeer12(handshake, request, held)) }
+            let verified = { (peer: VerifiedPeer, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase in
+                guard let held else { return .client12(.expectServerKeyExchange(handshake, peer)) }
+                return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
+            }
+            guard request.verifier.isSynchronous else { return .paused(.verification(request, side: .client, then: verified)) }
             let peer = try request.verifier.verifyPeer(request)
             try checkAnswers(request, peer)
-            guard let held else { return .client12(.expectServerKeyExchange(handshake, peer)) }
-            return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
+            return try verified(peer, &context)
         case .expectServerKeyExchange(var hs, let peer):
             let share = try hs.processServerKeyExchange(message, peer: peer, context: &context)
             return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
@@ -217,7 +219,11 @@ struct TLS12ClientHandshake {
         }
         // RFC 5246 §7.4.8: the signature covers every handshake message so far.
         let awaiting = TLS12ClientAwaitingSignature(final: final, request: SignatureRequest(message: transcript.bytes, scheme: scheme, key: certificate.key))
-        guard certificate.key.isSynchronous else { return .paused(.clientSignature12(awaiting)) }
+        guard certificate.key.isSynchronous else {
+            return .paused(.signature(awaiting.request, side: .client) { (signature, context) throws(TLSError) in
+                .client12(.finishing(.expectChangeCipherSpec(try awaiting.complete(signature: signature, context: &context))))
+            })
+        }
         return .client12(.finishing(.expectChangeCipherSpec(try awaiting.complete(signature: try certificate.key.sign(transcript.bytes, scheme: scheme),
                                                                                    context: &context))))
     }

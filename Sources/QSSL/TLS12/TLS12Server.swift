@@ -63,7 +63,12 @@ struct TLS12ServerStart {
             }
         }
         if !hello.legacySessionID.isEmpty, let cache = config.sessionCache {
-            guard cache.isSynchronous else { return .paused(.serverLookUpSession(self, SessionLookupRequest(sessionID: hello.legacySessionID, cache: cache))) }
+            guard cache.isSynchronous else {
+                let request = SessionLookupRequest(sessionID: hello.legacySessionID, cache: cache)
+                return .paused(.server(.session(Awaiting(decision: PendingDecision(kind: .lookUpSession(request))) { (cached, context) throws(TLSError) in
+                    try proceed(withCached: cached, context: &context)
+                })))
+            }
             return try proceed(withCached: cache.lookUp(sessionID: hello.legacySessionID), context: &context)
         }
         return try full(context: &context)
@@ -236,7 +241,11 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
         negotiation: n, plan: plan, config: config, clientRandom: hello.random, serverRandom: random, publicValue: publicValue,
         pending: pending, transcript: transcript,
         request: SignatureRequest(message: hello.random + random + params, scheme: n.scheme, key: n.certificate.key))
-    guard n.certificate.key.isSynchronous else { return .paused(.serverSignature12(paused)) }
+    guard n.certificate.key.isSynchronous else {
+        return .paused(.signature(paused.request, side: .server) { (signature, context) throws(TLSError) in
+            .server12(try paused.complete(signature: signature, context: &context))
+        })
+    }
     return .server12(try paused.complete(signature: try n.certificate.key.sign(paused.request.message, scheme: n.scheme), context: &context))
 }
 
@@ -299,8 +308,7 @@ struct TLS12ServerHandshake {
         hs.clientChain = certificate.certificates
         let request = PeerVerificationRequest(chain: certificate.certificates, role: .client, verifier: verifier)
         let handshake = hs
-        return try verifyPeerOrPause(request, pause: { .serverVerifyPeer12(handshake, $0) },
-                                     then: { .server12(.expectClientKeyExchange(handshake, $0)) })
+        return try verifyPeerOrPause(request, side: .server) { .server12(.expectClientKeyExchange(handshake, $0)) }
     }
 
     /// RFC 8422 §5.7 / PROTOCOL.md §3: the client's point (and ML-KEM ciphertext), then the keys.
