@@ -87,7 +87,7 @@ struct ClientHandshakeKeys {
 
     /// The server's Finished; then our Certificate and CertificateVerify if asked (pausing for
     /// an asynchronous key), and our Finished.
-    mutating func processFinished(_ message: HandshakeMessage, peer: PeerAuthentication, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+    mutating func processFinished(_ message: HandshakeMessage, peer: ServerAuthenticated, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
         let finishedVerified = try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -162,7 +162,7 @@ struct ClientFinalFlight {
     let clientApp: SecretBytes
     let serverApp: SecretBytes
     let finished: FinishedVerified
-    let peer: PeerAuthentication
+    let peer: ServerAuthenticated
     var signedWith: SignatureScheme?
 
     func finish(context: inout HandshakeContext) throws(TLSError) -> TrafficState {
@@ -188,8 +188,8 @@ struct ClientFinalFlight {
         }
         let pha = config.offerPostHandshakeAuthentication
             ? PostHandshakeAuthentication(base: transcript, hkdf: hkdf, side: .client(certificates: config.clientCertificates)) : nil
-        return TrafficState(isClient: true, tls13: TLS13TrafficSecrets(suite: keys.suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: finished, peer: peer, tickets: tickets, postHandshakeAuth: pha)
+        return TrafficState(tls13: TLS13TrafficSecrets(suite: keys.suite, hkdf: hkdf, client: clientApp, server: serverApp),
+                            summary: summary, finished: finished, peer: .server(peer), tickets: tickets, postHandshakeAuth: pha)
     }
 }
 

@@ -10,7 +10,7 @@ enum ClientState {
     case expectCertificate(ClientHandshakeKeys)
     case expectCertificateVerify(ClientHandshakeKeys, VerifiedPeer)
     /// After CertificateVerify, or right after EncryptedExtensions on a resumption.
-    case expectFinished(ClientHandshakeKeys, PeerAuthentication)
+    case expectFinished(ClientHandshakeKeys, ServerAuthenticated)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
@@ -19,7 +19,7 @@ enum ClientState {
         case .expectEncryptedExtensions(var keys):
             try keys.processEncryptedExtensions(message)
             // RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
-            if let resumed = keys.resumption { return .client(.expectFinished(keys, .resumed(resumed))) }
+            if let resumed = keys.resumption { return .client(.expectFinished(keys, .resumption(resumed))) }
             return .client(.expectCertificateOrCertificateRequest(keys))
         case .expectCertificateOrCertificateRequest(var keys):
             if message.type == .certificateRequest {
@@ -31,7 +31,7 @@ enum ClientState {
             return try keys.certificateReceived(message)
         case .expectCertificateVerify(var keys, let peer):
             let verified = try keys.processCertificateVerify(message, peer: peer)
-            return .client(.expectFinished(keys, .authenticated(verified)))
+            return .client(.expectFinished(keys, .certificate(verified)))
         case .expectFinished(var keys, let verified):
             return try keys.processFinished(message, peer: verified, context: &context)
         }

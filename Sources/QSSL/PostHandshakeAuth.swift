@@ -144,11 +144,13 @@ extension TrafficState {
             case (.expectFinished(_, let transcript, let proof), .finished):
                 let finished = try message.require(Finished.self)
                 let expected = TLS13KeySchedule.finishedVerifyData(hkdf: pha.hkdf, baseSecret: secrets.client, transcriptHash: transcript.hash(pha.hkdf))
-                _ = try FinishedVerified(expected: expected, received: finished.verifyData)
+                let authenticated = PostHandshakeClientAuthenticated(finished: try FinishedVerified(expected: expected, received: finished.verifyData),
+                                                                     signature: proof)
                 server.progress = .idle
                 pha.side = .server(server)
                 postHandshakeAuth = pha
-                return .event(.clientAuthenticated(proof?.identity))
+                postHandshakeClient = authenticated
+                return .event(.clientAuthenticated(authenticated.identity))
             default:
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) during post-handshake authentication")
             }

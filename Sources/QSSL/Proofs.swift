@@ -31,21 +31,70 @@ struct PeerSignatureVerified {
     }
 }
 
-/// How the peer stands when application data may flow.
-enum PeerAuthentication {
-    /// Certified and proved possession of its key.
-    case authenticated(PeerSignatureVerified)
-    /// Proved knowledge of a resumed session's PSK; who it is comes from that session's full
-    /// handshake (nil when it was not asked to authenticate then).
-    case resumed(ResumptionAccepted)
-    /// Not asked to authenticate (a client, when the server does not request certificates).
-    case notRequested
+/// How the server stands with a client when application data may flow. A client reaches
+/// traffic only with one of these.
+enum ServerAuthenticated {
+    /// Its certificate verified and its handshake signature checked with the certified key.
+    case certificate(PeerSignatureVerified)
+    /// It selected the PSK we offered: its Finished, keyed by that PSK, is what proves it, and
+    /// who it is comes from the session's full handshake.
+    case resumption(ResumptionAccepted)
 
     var identity: PeerIdentity? {
         switch self {
-        case .authenticated(let proof): return proof.identity
-        case .resumed(let proof): return proof.identity
-        case .notRequested: return nil
+        case .certificate(let proof): return proof.identity
+        case .resumption(let proof): return proof.identity
+        }
+    }
+}
+
+/// How a client stands with a server when application data may flow.
+enum ClientAuthenticated {
+    /// Its certificate verified and its CertificateVerify checked.
+    case certificate(PeerSignatureVerified)
+    /// It proved knowledge of a resumed session's PSK; who it is comes from that session (nil
+    /// when it was not asked to authenticate then).
+    case resumption(ResumptionAccepted)
+    /// Not authenticated, which only a policy that does not require it lets through.
+    case anonymous(AnonymousClientPermitted)
+
+    var identity: PeerIdentity? {
+        switch self {
+        case .certificate(let proof): return proof.identity
+        case .resumption(let proof): return proof.identity
+        case .anonymous: return nil
+        }
+    }
+}
+
+/// The server's policy lets a client without a certificate through. The only way to make one
+/// is the check: under a policy that requires a certificate it throws `refusal`
+/// (certificate_required in TLS 1.3, handshake_failure in TLS 1.2).
+struct AnonymousClientPermitted {
+    init(policy: ClientAuthenticationPolicy, refusal: @autoclosure () -> TLSError) throws(TLSError) {
+        guard policy != .required else { throw refusal() }
+    }
+}
+
+/// A client that answered a post-handshake CertificateRequest (RFC 8446 §4.6.2): its Finished
+/// over that exchange checked, with the proof of its certificate's key if it sent one.
+struct PostHandshakeClientAuthenticated {
+    let finished: FinishedVerified
+    let signature: PeerSignatureVerified?
+    var identity: PeerIdentity? { signature?.identity }
+}
+
+/// Who the peer proved to be, by side: what the traffic state is built from.
+enum PeerAuthenticated {
+    /// A client's view of the server.
+    case server(ServerAuthenticated)
+    /// A server's view of the client.
+    case client(ClientAuthenticated)
+
+    var identity: PeerIdentity? {
+        switch self {
+        case .server(let s): return s.identity
+        case .client(let c): return c.identity
         }
     }
 }

@@ -87,7 +87,7 @@ private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiati
     let flight = TLS13ServerFlight(negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
                                    retried: retried, config: config, resumption: psk)
     if psk != nil {
-        return .server(ServerState.afterServerFinished(try flight.finish(transcript: transcript, context: &context)))
+        return .server(try ServerState.afterServerFinished(flight.finish(transcript: transcript, context: &context)))
     }
     if flight.requestsClientCertificate, let verifier = config.clientCertificateVerifier {
         // RFC 8446 §4.3.2: an empty context in the main handshake; the schemes and CAs we accept.
@@ -113,10 +113,10 @@ private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiati
         flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else {
         return .paused(.signature(pending.request, side: .server) { (signature, context) throws(TLSError) in
-            .server(ServerState.afterServerFinished(try pending.complete(signature: signature, context: &context)))
+            .server(try ServerState.afterServerFinished(pending.complete(signature: signature, context: &context)))
         })
     }
-    return .server(ServerState.afterServerFinished(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
+    return .server(try ServerState.afterServerFinished(pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
 }
 
 /// What the server's first flight established, up to its Finished.
@@ -159,7 +159,7 @@ struct TLS13ServerFlight {
                                   createdAt: resumed?.createdAt, clientAcceptsTickets: n.clientAcceptsTickets)
         return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
                                    serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
-                                   resumedPeer: resumption.map { .resumed($0.proof) } ?? .notRequested,
+                                   resumption: resumption?.proof,
                                    requestedClientCertificate: requestsClientCertificate,
                                    clientOffersPostHandshakeAuth: n.clientOffersPostHandshakeAuth)
     }
@@ -191,8 +191,8 @@ struct ServerHandshakeKeys {
     let summary: HandshakeSummary
     let config: ServerConfiguration
     var issuer: TicketIssuer
-    /// The client's standing on a resumption (from the session), else not requested.
-    let resumedPeer: PeerAuthentication
+    /// The PSK the client proved it holds, on a resumption: the client's standing comes from it.
+    let resumption: ResumptionAccepted?
     let requestedClientCertificate: Bool
     let clientOffersPostHandshakeAuth: Bool
     var clientChain: [[UInt8]] = []
@@ -205,10 +205,9 @@ struct ServerHandshakeKeys {
         guard certificate.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
         transcript.append(message)
         guard !certificate.entries.isEmpty else {
-            if config.clientAuthentication == .required {
-                throw .incompatible(.clientCertificateRequired, "the client sent no certificate")
-            }
-            return .server(.expectFinished(self, .notRequested))
+            // An empty Certificate: refused unless the policy lets a client through without one.
+            return .server(.expectFinished(self, .anonymous(try AnonymousClientPermitted(
+                policy: config.clientAuthentication, refusal: .incompatible(.clientCertificateRequired, "the client sent no certificate")))))
         }
         guard let verifier = config.clientCertificateVerifier else { throw .misbehaved(.sentUnexpectedMessage) }
         clientChain = certificate.entries.map(\.data)
@@ -229,7 +228,7 @@ struct ServerHandshakeKeys {
         return verified
     }
 
-    func processFinished(_ message: HandshakeMessage, peer: PeerAuthentication, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
+    func processFinished(_ message: HandshakeMessage, peer: ClientAuthenticated, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
         let finished = try message.require(Finished.self)
         let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
         let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -243,14 +242,14 @@ struct ServerHandshakeKeys {
         try issuer.issue(resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config, context: &context)
         var summary = self.summary
         if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
-        if case .authenticated(let proof) = peer { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
+        if case .certificate(let proof) = peer { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
         var pha: PostHandshakeAuthentication?
         if clientOffersPostHandshakeAuth, config.allowPostHandshakeAuthentication, let verifier = config.clientCertificateVerifier {
             pha = PostHandshakeAuthentication(base: transcript, hkdf: hkdf,
                                               side: .server(.init(policy: config.clientAuthentication, verifier: verifier)))
         }
-        return TrafficState(isClient: false, tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: verified, peer: peer, postHandshakeAuth: pha)
+        return TrafficState(tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
+                            summary: summary, finished: verified, peer: .client(peer), postHandshakeAuth: pha)
     }
 }
 

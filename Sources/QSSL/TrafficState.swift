@@ -12,12 +12,14 @@ struct TLS13TrafficSecrets {
 
 /// After the handshake: post-handshake messages and, in TLS 1.3, key updates.
 struct TrafficState {
-    let isClient: Bool
     var tls13: TLS13TrafficSecrets?
     let summary: HandshakeSummary
-    /// The proofs that make traffic possible: the peer's Finished, and its authentication.
+    /// The proofs that make traffic possible: the peer's Finished, and its authentication, of
+    /// the side it is on (a client holds how the server authenticated, a server the client).
     let finished: FinishedVerified
-    let peer: PeerAuthentication
+    let peer: PeerAuthenticated
+    /// The last post-handshake authentication the client completed (TLS 1.3, server side).
+    var postHandshakeClient: PostHandshakeClientAuthenticated?
     /// A TLS 1.3 client's receiver of NewSessionTicket messages.
     let tickets: ClientTicketReceiver?
     /// A TLS 1.2 client's session, kept when the handshake completed (reported once).
@@ -25,17 +27,22 @@ struct TrafficState {
     /// TLS 1.3 post-handshake client authentication, when the client offered it.
     var postHandshakeAuth: PostHandshakeAuthentication?
 
-    init(isClient: Bool, tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthentication,
+    init(tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthenticated,
          tickets: ClientTicketReceiver? = nil, postHandshakeAuth: PostHandshakeAuthentication? = nil) {
         self.tickets = tickets
         self.postHandshakeAuth = postHandshakeAuth
-        self.isClient = isClient
         self.tls13 = tls13
         var summary = summary
         summary.peerIdentity = peer.identity
         self.summary = summary
         self.finished = finished
         self.peer = peer
+    }
+
+    /// Whether this end is the client: a client's traffic holds the server's authentication.
+    var isClient: Bool {
+        if case .server = peer { return true }
+        return false
     }
 
     /// Returns what the application should hear of the message, or the pause it started.

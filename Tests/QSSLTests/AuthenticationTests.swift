@@ -206,7 +206,7 @@ struct RecordLayerTests {
 
     @Test("a failed connection stays failed and answers every call with the same error")
     func stickyFailure() throws {
-        var server = try TLSConnection.server(configuration: serverConfig())
+        let server = try TLSConnection.server(configuration: serverConfig())
         _ = try? server.receive([99, 3, 3, 0, 1, 0])
         #expect(throws: TLSError(.peerMisbehaved(.sentRecordWithInvalidContentType))) { _ = try server.receive([22]) }
         #expect(throws: TLSError(.peerMisbehaved(.sentRecordWithInvalidContentType))) { try server.send([1]) }

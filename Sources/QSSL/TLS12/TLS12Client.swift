@@ -11,7 +11,7 @@ enum TLS12ClientState {
     case expectServerKeyExchange(TLS12ClientHandshake, VerifiedPeer)
     case expectCertificateRequestOrServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
     case expectServerHelloDone(TLS12ClientHandshake, TLS12ClientKeyShare)
-    case finishing(TLS12FinishingState)
+    case finishing(TLS12ClientFinishingState)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
@@ -123,9 +123,9 @@ extension ExpectServerHello {
                 helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: alpn, serverName: serverName)
             let keep = TLS12ClientSessionKeeping(config: config, key: sessionKey, state: state, sessionID: session.sessionID,
                                                  offeredTicket: session.ticket, expectsTicket: expectsTicket)
-            return .finishing(.expectChangeCipherSpec(TLS12Finishing(
-                isClient: true, suite: suite, prf: prf, masterSecret: state.secret, keys: keys, transcript: transcript, summary: summary,
-                peer: .resumed(ResumptionAccepted(state: state)), respondsWithFinished: true, clientSession: keep)))
+            return .finishing(.expectChangeCipherSpec(TLS12ClientFinishing(
+                keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
+                server: .resumption(ResumptionAccepted(state: state)), respondsWithFinished: true, session: keep)))
         }
         return .expectCertificate(TLS12ClientHandshake(
             config: config, serverName: serverName, suite: suite, prf: prf,
@@ -245,15 +245,13 @@ struct TLS12ClientFinal {
     var transcript: Transcript
     var signedWith: SignatureScheme?
 
-    func finish(context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+    func finish(context: inout HandshakeContext) throws(TLSError) -> TLS12ClientFinishing {
         let hs = handshake
         let suite = hs.suite
         var transcript = self.transcript
-        let keys = TLS12KeyBlock(prf: hs.prf, masterSecret: master, clientRandom: hs.clientRandom, serverRandom: hs.serverRandom, suite: suite)
-        try context.sendChangeCipherSpec()
-        try context.installTLS12WriteKeys(key: keys.clientKey, iv: keys.clientIV, suite: suite)
-        let verifyData = hs.prf.verifyData(masterSecret: master, client: true, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
-        try context.send(Finished(verifyData: verifyData), transcript: &transcript)
+        let keys = TLS12FinishedKeys(suite: suite, prf: hs.prf, masterSecret: master,
+                                     keys: TLS12KeyBlock(prf: hs.prf, masterSecret: master, clientRandom: hs.clientRandom, serverRandom: hs.serverRandom, suite: suite))
+        try keys.sendChangeCipherSpecAndFinished(asClient: true, transcript: &transcript, context: &context)
         var summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: hs.peerScheme, localSignatureScheme: signedWith,
             helloRetryRequest: false, resumed: false, peerCertificates: hs.peerChain, alpnProtocol: hs.alpn, serverName: hs.serverName)
@@ -265,8 +263,8 @@ struct TLS12ClientFinal {
             lifetimeSeconds: 86_400, peerIdentity: share.proof.identity, trustBinding: ResumptionPolicy.binding(hs.config))
         let keep = TLS12ClientSessionKeeping(config: hs.config, key: hs.sessionKey, state: state, sessionID: hs.sessionID, offeredTicket: nil,
                                              expectsTicket: hs.expectsTicket)
-        return TLS12Finishing(isClient: true, suite: suite, prf: hs.prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
-                              peer: .authenticated(share.proof), respondsWithFinished: false, clientSession: keep)
+        return TLS12ClientFinishing(keys: keys, transcript: transcript, summary: summary, server: .certificate(share.proof),
+                                    respondsWithFinished: false, session: keep)
     }
 }
 
@@ -275,7 +273,7 @@ struct TLS12ClientAwaitingSignature {
     let final: TLS12ClientFinal
     let request: SignatureRequest
 
-    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TLS12ClientFinishing {
         var final = self.final
         try context.send(CertificateVerify(scheme: request.scheme, signature: signature), transcript: &final.transcript)
         final.signedWith = request.scheme

@@ -4,23 +4,24 @@ import QSSLWire
 enum TLS12ServerState {
     /// After a CertificateRequest: the client's Certificate, possibly empty (RFC 5246 §7.4.6).
     case expectCertificate(TLS12ServerHandshake)
-    /// With the client's verified chain, if it sent one.
-    case expectClientKeyExchange(TLS12ServerHandshake, VerifiedPeer?)
+    /// With the client's verified chain, or the policy's leave to go on without one.
+    case expectClientKeyExchange(TLS12ServerHandshake, TLS12ClientCertificate)
     /// RFC 5246 §7.4.8: the client's proof of its key, right after ClientKeyExchange.
-    case expectCertificateVerify(TLS12Finishing, VerifiedPeer)
-    case finishing(TLS12FinishingState)
+    case expectCertificateVerify(TLS12ServerKeyExchanged, VerifiedPeer)
+    case finishing(TLS12ServerFinishingState)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectCertificate(let hs):
             return try hs.processClientCertificate(message)
-        case .expectClientKeyExchange(let hs, let clientPeer):
-            let finishing = try hs.processClientKeyExchange(message, context: &context)
-            if let clientPeer { return .server12(.expectCertificateVerify(finishing, clientPeer)) }
-            return .server12(.finishing(.expectChangeCipherSpec(finishing)))
-        case .expectCertificateVerify(var finishing, let peer):
-            try finishing.processClientCertificateVerify(message, peer: peer)
-            return .server12(.finishing(.expectChangeCipherSpec(finishing)))
+        case .expectClientKeyExchange(let hs, let certificate):
+            let exchanged = try hs.processClientKeyExchange(message, context: &context)
+            switch certificate {
+            case .verified(let peer): return .server12(.expectCertificateVerify(exchanged, peer))
+            case .none(let permitted): return .server12(.finishing(.expectChangeCipherSpec(exchanged.finishing(.anonymous(permitted)))))
+            }
+        case .expectCertificateVerify(let exchanged, let peer):
+            return .server12(.finishing(.expectChangeCipherSpec(try exchanged.processClientCertificateVerify(message, peer: peer))))
         case .finishing(let state):
             switch try state.handle(message, context: &context) {
             case .next(let next): return .server12(.finishing(next))
@@ -33,6 +34,14 @@ enum TLS12ServerState {
         guard case .finishing(let state) = self else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
         return .server12(.finishing(try state.handleChangeCipherSpec(context: &context)))
     }
+}
+
+/// The client's certificate, as far as a TLS 1.2 server knows before ClientKeyExchange.
+enum TLS12ClientCertificate {
+    /// Its chain verified; its CertificateVerify follows ClientKeyExchange.
+    case verified(VerifiedPeer)
+    /// None (not requested, or an empty Certificate), which the policy allows.
+    case none(AnonymousClientPermitted)
 }
 
 /// What a TLS 1.2 server does about sessions on a full handshake, decided with its ServerHello.
@@ -140,9 +149,9 @@ struct TLS12ServerStart {
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: state.group, peerSignatureScheme: nil, localSignatureScheme: nil,
             helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
-        return .server12(.finishing(.expectChangeCipherSpec(TLS12Finishing(
-            isClient: false, suite: suite, prf: prf, masterSecret: state.secret, keys: keys, transcript: transcript, summary: summary,
-            peer: .resumed(ResumptionAccepted(state: state)), respondsWithFinished: false))))
+        return .server12(.finishing(.expectChangeCipherSpec(TLS12ServerFinishing(
+            keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
+            client: .resumption(ResumptionAccepted(state: state)), respondsWithFinished: false, session: nil))))
     }
 }
 
@@ -277,7 +286,9 @@ struct TLS12ServerAwaitingSignature {
         let handshake = TLS12ServerHandshake(
             negotiation: n, plan: plan, config: config, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
             serverRandom: serverRandom, pending: pending, transcript: transcript)
-        return requestsCertificate ? .expectCertificate(handshake) : .expectClientKeyExchange(handshake, nil)
+        if requestsCertificate { return .expectCertificate(handshake) }
+        return .expectClientKeyExchange(handshake, .none(try AnonymousClientPermitted(
+            policy: config.clientAuthentication, refusal: .crypto("a certificate is required but none was requested"))))
     }
 }
 
@@ -299,20 +310,19 @@ struct TLS12ServerHandshake {
         var hs = self
         hs.transcript.append(message)
         guard !certificate.certificates.isEmpty else {
-            if config.clientAuthentication == .required {
-                throw .incompatible(.clientCertificateRequiredTLS12, "the client sent no certificate")
-            }
-            return .server12(.expectClientKeyExchange(hs, nil))
+            // An empty Certificate: refused unless the policy lets a client through without one.
+            return .server12(.expectClientKeyExchange(hs, .none(try AnonymousClientPermitted(
+                policy: config.clientAuthentication, refusal: .incompatible(.clientCertificateRequiredTLS12, "the client sent no certificate")))))
         }
         guard let verifier = config.clientCertificateVerifier else { throw .misbehaved(.sentUnexpectedMessage) }
         hs.clientChain = certificate.certificates
         let request = PeerVerificationRequest(chain: certificate.certificates, role: .client, verifier: verifier)
         let handshake = hs
-        return try verifyPeerOrPause(request, side: .server) { .server12(.expectClientKeyExchange(handshake, $0)) }
+        return try verifyPeerOrPause(request, side: .server) { .server12(.expectClientKeyExchange(handshake, .verified($0))) }
     }
 
     /// RFC 8422 §5.7 / PROTOCOL.md §3: the client's point (and ML-KEM ciphertext), then the keys.
-    func processClientKeyExchange(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLS12Finishing {
+    func processClientKeyExchange(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLS12ServerKeyExchanged {
         guard message.type == .clientKeyExchange else {
             throw .misbehaved(.sentUnexpectedMessage, "expected ClientKeyExchange, got \(message.type)")
         }
@@ -335,9 +345,9 @@ struct TLS12ServerHandshake {
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, extendedMasterSecret: n.extendedMasterSecret,
             serverName: n.names.serverName, alpnProtocol: n.names.alpn, secret: master, createdAt: now, issuedAt: now,
             lifetimeSeconds: config.sessionLifetimeSeconds, peerIdentity: nil, trustBinding: ResumptionPolicy.binding(config))
-        return TLS12Finishing(isClient: false, suite: n.suite, prf: prf, masterSecret: master, keys: keys, transcript: transcript, summary: summary,
-                              peer: .notRequested, respondsWithFinished: true,
-                              serverSession: TLS12ServerSessionIssue(plan: plan, state: session, config: config))
+        return TLS12ServerKeyExchanged(keys: TLS12FinishedKeys(suite: n.suite, prf: prf, masterSecret: master, keys: keys), transcript: transcript,
+                                       summary: summary, session: TLS12ServerSessionIssue(plan: plan, state: session, config: config),
+                                       clientCertificateVerifier: config.clientCertificateVerifier)
     }
 }
 
