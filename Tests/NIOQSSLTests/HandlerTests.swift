@@ -129,7 +129,7 @@ struct HandlerTests {
         try server.pipeline.syncOperations.addHandlers([try NIOQSSLHandler(server: config), CloseOnError()])
         _ = try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         // A handshake record whose ClientHello is truncated: decode_error.
-        try? server.writeInbound(server.allocator.buffer(bytes: [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03]))
+        _ = try? server.writeInbound(server.allocator.buffer(bytes: [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03]))
         var written: [UInt8] = []
         while let out = try? server.readOutbound(as: ByteBuffer.self) { written += out.readableBytesView }
         #expect(written == [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, AlertDescription.decodeError.rawValue])

@@ -1,42 +1,6 @@
 import QSSLWire
 
-// The TLS 1.3 client handshake up to ServerHello: the states, the ClientHello, and what ServerHello settles.
-
-/// Client handshake: one case per message we are waiting for (RFC 8446 §2).
-enum ClientState {
-    case expectServerHello(ExpectServerHello)
-    case expectEncryptedExtensions(ClientHandshakeKeys)
-    case expectCertificateOrCertificateRequest(ClientHandshakeKeys)
-    case expectCertificate(ClientHandshakeKeys)
-    case expectCertificateVerify(ClientHandshakeKeys, VerifiedPeer)
-    /// After CertificateVerify, or right after EncryptedExtensions on a resumption.
-    case expectFinished(ClientHandshakeKeys, ServerAuthenticated)
-
-    func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        switch self {
-        case .expectServerHello(let s):
-            return try s.handle(message, context: &context)
-        case .expectEncryptedExtensions(var keys):
-            try keys.processEncryptedExtensions(message)
-            // RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
-            if let resumed = keys.resumption { return .client(.expectFinished(keys, .resumption(resumed))) }
-            return .client(.expectCertificateOrCertificateRequest(keys))
-        case .expectCertificateOrCertificateRequest(var keys):
-            if message.type == .certificateRequest {
-                try keys.processCertificateRequest(message)
-                return .client(.expectCertificate(keys))
-            }
-            return try keys.certificateReceived(message)
-        case .expectCertificate(var keys):
-            return try keys.certificateReceived(message)
-        case .expectCertificateVerify(var keys, let peer):
-            let verified = try keys.processCertificateVerify(message, peer: peer)
-            return .client(.expectFinished(keys, .certificate(verified)))
-        case .expectFinished(var keys, let verified):
-            return try keys.processFinished(message, peer: verified, context: &context)
-        }
-    }
-}
+// The TLS 1.3 client handshake up to ServerHello: the ClientHello, and what ServerHello settles.
 
 /// Waiting for ServerHello (or HelloRetryRequest).
 struct ExpectServerHello {
@@ -246,7 +210,7 @@ struct ExpectServerHello {
         return next
     }
 
-    private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ClientHandshakeKeys {
+    private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ExpectEncryptedExtensions {
         // RFC 8446 §4.2.11: the server may select the one PSK we offered, with a suite of its hash.
         var resumption: ResumptionAccepted?
         if let data = hello.extensions[.preSharedKey] {
@@ -297,10 +261,10 @@ struct ExpectServerHello {
         }
         // From here on the client's alerts are protected with its handshake keys.
         try context.installWriteKeys(secret: clientSecret, suite: suite)
-        return ClientHandshakeKeys(
-            config: config, serverName: serverName, offered: offeredExtensions, suite: suite, hkdf: hkdf,
-            schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret, transcript: transcript,
-            group: group, helloRetryRequest: retry != nil, resumption: resumption, sessionKey: sessionKey)
+        let core = ClientHandshakeCore(config: config, serverName: serverName, offered: offeredExtensions, suite: suite, hkdf: hkdf,
+                                       schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret, group: group,
+                                       helloRetryRequest: retry != nil, sessionKey: sessionKey)
+        return ExpectEncryptedExtensions(core: core, transcript: transcript, resumption: resumption)
     }
 }
 
