@@ -94,13 +94,16 @@ struct Bench {
         let hybrid = NamedGroup.secp384r1MLKEM1024
 
         func row(_ label: String, kind: String, client: ClientConfiguration, server: ServerConfiguration, full fullRate: Double?) throws -> Double {
-            let rate = try measure(client: client, server: server, count: n, resumed: fullRate != nil)
+            let (rate, allocations) = try measure(client: client, server: server, count: n, resumed: fullRate != nil)
             var entry: [String: Any] = ["kind": "resumption", "handshake": kind, "handshakes_per_second": rate, "ms_per_handshake_both_sides": 1000 / rate]
             if let fullRate { entry["speedup_vs_full"] = rate / fullRate }
+            if let allocations { entry["allocations_per_handshake_both_sides"] = allocations }
             results.append(entry)
             if !json {
                 let vs = fullRate.map { String(format: "  ×%.1f vs full, −%.0f%% time", rate / $0, (1 - $0 / rate) * 100) } ?? ""
-                print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: " %9.1f handshakes/s  (%.3f ms)", rate, 1000 / rate) + vs)
+                let allocated = allocations.map { String(format: "  %.0f allocations", $0) } ?? ""
+                print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: " %9.1f handshakes/s  (%.3f ms)", rate, 1000 / rate)
+                      + vs + allocated)
             }
             return rate
         }
@@ -171,9 +174,13 @@ struct Bench {
         return results
     }
 
-    /// `count` handshakes per second (one warm-up first); each must resume, or not, as expected.
-    private func measure(client: ClientConfiguration, server: ServerConfiguration, count: Int, resumed: Bool) throws -> Double {
+    /// `count` handshakes per second (one warm-up first), and the allocations per handshake, both
+    /// sides, when a counter is preloaded (`scripts/bench --allocations`); each must resume, or
+    /// not, as expected.
+    private func measure(client: ClientConfiguration, server: ServerConfiguration, count: Int,
+                         resumed: Bool) throws -> (rate: Double, allocations: Double?) {
         _ = try handshake(client: client, server: server)   // warm-up, and the first session
+        let allocationsBefore = allocationCount()
         let start = ContinuousClock.now
         for _ in 0..<count {
             let (c, _) = try handshake(client: client, server: server)
@@ -181,7 +188,9 @@ struct Bench {
                 throw BenchError("a handshake that should \(resumed ? "" : "not ")resume did\(resumed ? " not" : "")")
             }
         }
-        return Double(count) / seconds(since: start)
+        let elapsed = seconds(since: start)
+        let allocations = allocationsBefore.flatMap { before in allocationCount().map { Double($0 - before) / Double(count) } }
+        return (Double(count) / elapsed, allocations)
     }
 
     /// The size of the ServerHello on a resumption (one full handshake first, for a ticket).
@@ -230,6 +239,13 @@ struct Bench {
         if !tickets.isEmpty { _ = try c.receive(tickets) }
         return (c, s)
     }
+}
+
+/// The process's allocation count so far, when scripts/malloc-count.c is preloaded
+/// (`scripts/bench --allocations`); nil otherwise.
+func allocationCount() -> UInt64? {
+    guard let symbol = dlsym(nil, "qssl_malloc_count") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) () -> UInt64).self)()
 }
 
 /// `text` left-aligned in `width` columns (String(format:)'s `%-20@` does not pad on Linux).
