@@ -54,17 +54,7 @@ struct ClientFinalFlight {
     let clientApp: SecretBytes
     let serverApp: SecretBytes
     let finished: FinishedVerified
-    var signedWith: SignatureScheme?
-
-    init(server: ExpectServerFinished, transcript: Transcript, master: TLS13KeySchedule.Master, clientApp: SecretBytes, serverApp: SecretBytes,
-         finished: FinishedVerified) {
-        self.server = server
-        self.transcript = transcript
-        self.master = master
-        self.clientApp = clientApp
-        self.serverApp = serverApp
-        self.finished = finished
-    }
+    var signedWith: SignatureScheme? = nil
 
     func finish(context: inout HandshakeContext) throws(TLSError) -> TrafficState {
         let core = server.core
