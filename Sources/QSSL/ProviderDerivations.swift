@@ -41,17 +41,3 @@ extension CryptoPrimitives {
         return SecretBytes.concatenating(blocks, prefix: length)
     }
 }
-
-extension SecretBytes {
-    /// The first `length` bytes of the concatenation of `parts`, in one copy.
-    static func concatenating(_ parts: [SecretBytes], prefix length: Int) -> SecretBytes {
-        SecretBytes(count: length) { out in
-            var offset = 0
-            for part in parts where offset < length {
-                let n = min(part.count, length - offset)
-                part.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-                offset += n
-            }
-        }
-    }
-}

@@ -10,8 +10,8 @@ import Synchronization
 /// secret never lives on in a plain `[UInt8]` that nobody wipes.
 public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     private final class Storage: @unchecked Sendable {
-        // Owned by this object alone (never handed out), so the wipe below reaches the very
-        // buffer the secret was written to, not a copy of it.
+        // Owned by this object alone (lent for one call at most, never kept elsewhere), so the
+        // wipe below reaches the very buffer the secret was written to, not a copy of it.
         var bytes: [UInt8]
         init(_ bytes: [UInt8]) { self.bytes = bytes }
         deinit {
@@ -75,16 +75,6 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
         return withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 
-    /// The first `length` bytes of an array that is taken over, as `init(_:)` does; the rest is
-    /// wiped before the array is shortened (an HMAC block cut to a key's length).
-    init(_ bytes: consuming [UInt8], prefix length: Int) {
-        if bytes.count > length {
-            bytes.withUnsafeMutableBytes { zeroise(UnsafeMutableRawBufferPointer(rebasing: $0[length...])) }
-            bytes.removeLast(bytes.count - length)
-        }
-        self.init(bytes)
-    }
-
     /// The bytes as an array for one call into an array-taking primitive (the provider's
     /// `hmac`), without a copy: the array shares this secret's storage, which is wiped when the
     /// secret goes. Module-internal; the callee must not keep the array.
@@ -101,6 +91,18 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
 }
 
 extension SecretBytes {
+    /// The first `length` bytes of the concatenation of `parts`, in one copy.
+    static func concatenating(_ parts: [SecretBytes], prefix length: Int) -> SecretBytes {
+        SecretBytes(count: length) { out in
+            var offset = 0
+            for part in parts where offset < length {
+                let n = min(part.count, length - offset)
+                part.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                offset += n
+            }
+        }
+    }
+
     /// Zeroes a plain array that held secret bytes (a file read, a PIN, an encoded session),
     /// in a way the optimiser keeps, and empties it.
     public static func wipe(_ bytes: inout [UInt8]) {
