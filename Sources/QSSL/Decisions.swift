@@ -123,8 +123,8 @@ public struct DecisionAnswer: Sendable {
     /// The cached session for the ID, or nil for a miss (a full handshake follows).
     public static func session(_ state: SessionState?) -> DecisionAnswer { DecisionAnswer(kind: .session(state)) }
     /// The server's share for the client's and the shared secret (`KeyExchangeRequest.respond()`).
-    public static func keyExchange(share: [UInt8], secret: [UInt8]) -> DecisionAnswer {
-        DecisionAnswer(kind: .keyExchange(share: share, secret: SecretBytes(secret)))
+    public static func keyExchange(share: [UInt8], secret: SecretBytes) -> DecisionAnswer {
+        DecisionAnswer(kind: .keyExchange(share: share, secret: secret))
     }
     /// The decision failed: the connection fails with this error and sends its alert
     /// (certificate_revoked for a revoked peer, internal_error for a signing failure, …).
@@ -140,7 +140,7 @@ public struct KeyExchangeRequest: Sendable {
     public let exchange: any KeyExchangeGroup
 
     /// Runs the group's asynchronous response: the server's share and the shared secret.
-    public func respond() async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    public func respond() async throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         try await exchange.respondAsynchronously(toClientShare: clientShare)
     }
 }

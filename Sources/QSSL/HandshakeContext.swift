@@ -52,7 +52,7 @@ struct HandshakeContext {
         try flush()
         let hkdf = HKDF(primitives: primitives, hash: suite.hash)
         let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
-        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key.bytes), iv: keys.iv)
+        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv)
         records.useLegacyRecordVersion = false
     }
 
@@ -63,20 +63,20 @@ struct HandshakeContext {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
         let hkdf = HKDF(primitives: primitives, hash: suite.hash)
         let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key.bytes), iv: keys.iv),
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv),
                                 duringHandshake: duringHandshake)
     }
 
     /// TLS 1.2: keys take effect at ChangeCipherSpec, per direction (RFC 5246 §7.1).
     mutating func installTLS12WriteKeys(key: SecretBytes, iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         try flush()
-        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key.bytes), iv: iv,
+        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
                                                    framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce)
     }
 
     mutating func installTLS12ReadKeys(key: SecretBytes, iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key.bytes), iv: iv,
+        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
                                                  framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce),
                                 duringHandshake: true)
     }

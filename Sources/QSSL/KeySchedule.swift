@@ -5,34 +5,19 @@ struct HKDF {
     let primitives: any CryptoPrimitives
     let hash: HashAlgorithm
 
-    func extract(salt: [UInt8], ikm: [UInt8]) -> [UInt8] {
-        primitives.hmac(hash, key: salt.isEmpty ? [UInt8](repeating: 0, count: hash.digestLength) : salt, data: ikm)
+    /// RFC 5869 HKDF-Extract; a nil salt is HashLen zeros.
+    func extract(salt: SecretBytes?, ikm: SecretBytes) -> SecretBytes {
+        primitives.hkdfExtract(hash, salt: salt, inputKeyMaterial: ikm)
     }
 
-    func expand(prk: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(length)
-        var t: [UInt8] = []
-        var counter: UInt8 = 1
-        while out.count < length {
-            let next = primitives.hmac(hash, key: prk, data: t + info + [counter])
-            t.withUnsafeMutableBytes { zeroise($0) }
-            t = next
-            out.append(contentsOf: t)
-            counter &+= 1
-        }
-        // The output is key material: the blocks it was cut from are wiped, not left to the allocator.
-        defer {
-            t.withUnsafeMutableBytes { zeroise($0) }
-            out.withUnsafeMutableBytes { zeroise($0) }
-        }
-        return Array(out.prefix(length))
+    func expand(prk: SecretBytes, info: [UInt8], length: Int) -> SecretBytes {
+        primitives.hkdfExpand(hash, pseudoRandomKey: prk, info: info, length: length)
     }
 
-    func expandLabel(secret: SecretBytes, label: String, context: [UInt8], length: Int) -> [UInt8] {
+    func expandLabel(secret: SecretBytes, label: String, context: [UInt8], length: Int) -> SecretBytes {
         // HkdfLabel (RFC 8446 §7.1). Labels are ours and contexts are hashes (or empty): every
-        // length fits its one-byte prefix. Built in one array, with room for HKDF-Expand's
-        // counter byte: every TLS 1.3 derivation is a single HMAC block (length ≤ Hash.length).
+        // length fits its one-byte prefix. Built in one array; every TLS 1.3 derivation is a
+        // single HMAC block (length ≤ Hash.length) of the provider's HKDF-Expand.
         let prefix = "tls13 ".utf8
         var info: [UInt8] = []
         info.reserveCapacity(5 + prefix.count + label.utf8.count + context.count)
@@ -43,19 +28,11 @@ struct HKDF {
         info.append(contentsOf: label.utf8)
         info.append(UInt8(truncatingIfNeeded: context.count))
         info.append(contentsOf: context)
-        guard length <= hash.digestLength else { return expand(prk: secret.bytes, info: info, length: length) }
-        info.append(1)   // RFC 5869 §2.3: T(1) = HMAC-Hash(PRK, info ‖ 0x01)
-        var out = primitives.hmac(hash, key: secret.bytes, data: info)
-        if out.count > length {
-            // The rest of the block is key material too: wiped, not left to the allocator.
-            out.withUnsafeMutableBytes { zeroise(UnsafeMutableRawBufferPointer(rebasing: $0[length...])) }
-            out.removeLast(out.count - length)
-        }
-        return out
+        return expand(prk: secret, info: info, length: length)
     }
 
     func deriveSecret(_ secret: SecretBytes, label: String, transcriptHash: [UInt8]) -> SecretBytes {
-        SecretBytes(expandLabel(secret: secret, label: label, context: transcriptHash, length: hash.digestLength))
+        expandLabel(secret: secret, label: label, context: transcriptHash, length: hash.digestLength)
     }
 
     var emptyHash: [UInt8] { primitives.hash(hash, []) }
@@ -67,8 +44,9 @@ struct TrafficKeys {
     let iv: [UInt8]
 
     init(secret: SecretBytes, hkdf: HKDF, aead: AEADAlgorithm) {
-        key = SecretBytes(hkdf.expandLabel(secret: secret, label: "key", context: [], length: aead.keyLength))
-        iv = hkdf.expandLabel(secret: secret, label: "iv", context: [], length: aead.nonceLength)
+        key = hkdf.expandLabel(secret: secret, label: "key", context: [], length: aead.keyLength)
+        // The IV is not a key: it is combined with the public sequence number into each nonce.
+        iv = hkdf.expandLabel(secret: secret, label: "iv", context: [], length: aead.nonceLength).withUnsafeBytes { Array($0) }
     }
 }
 
@@ -80,13 +58,14 @@ enum TLS13KeySchedule {
         let secret: SecretBytes
         init(hkdf: HKDF, psk: SecretBytes? = nil) {
             self.hkdf = hkdf
-            secret = SecretBytes(hkdf.extract(salt: [], ikm: psk?.bytes ?? [UInt8](repeating: 0, count: hkdf.hash.digestLength)))
+            secret = hkdf.extract(salt: nil, ikm: psk ?? SecretBytes(zeros: hkdf.hash.digestLength))
         }
         /// RFC 8446 §4.2.11.2: the key PSK binders are computed with (resumption PSKs only).
         func binderKey() -> SecretBytes { hkdf.deriveSecret(secret, label: "res binder", transcriptHash: hkdf.emptyHash) }
-        func handshake(sharedSecret: [UInt8]) -> Handshake {
+        /// `sharedSecret` nil: psk_ke, no (EC)DHE input (HashLen zeros).
+        func handshake(sharedSecret: SecretBytes?) -> Handshake {
             let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
-            return Handshake(hkdf: hkdf, secret: SecretBytes(hkdf.extract(salt: derived.bytes, ikm: sharedSecret)))
+            return Handshake(hkdf: hkdf, secret: hkdf.extract(salt: derived, ikm: sharedSecret ?? SecretBytes(zeros: hkdf.hash.digestLength)))
         }
     }
 
@@ -101,7 +80,7 @@ enum TLS13KeySchedule {
         }
         func master() -> Master {
             let derived = hkdf.deriveSecret(secret, label: "derived", transcriptHash: hkdf.emptyHash)
-            return Master(hkdf: hkdf, secret: SecretBytes(hkdf.extract(salt: derived.bytes, ikm: [UInt8](repeating: 0, count: hkdf.hash.digestLength))))
+            return Master(hkdf: hkdf, secret: hkdf.extract(salt: derived, ikm: SecretBytes(zeros: hkdf.hash.digestLength)))
         }
     }
 
@@ -124,19 +103,18 @@ enum TLS13KeySchedule {
 
     /// RFC 8446 §4.4.4: finished_key and verify_data.
     static func finishedVerifyData(hkdf: HKDF, baseSecret: SecretBytes, transcriptHash: [UInt8]) -> [UInt8] {
-        var finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
-        defer { finishedKey.withUnsafeMutableBytes { zeroise($0) } }
+        let finishedKey = hkdf.expandLabel(secret: baseSecret, label: "finished", context: [], length: hkdf.hash.digestLength)
         return hkdf.primitives.hmac(hkdf.hash, key: finishedKey, data: transcriptHash)
     }
 
     /// RFC 8446 §4.6.1: the PSK a NewSessionTicket stands for.
     static func ticketPSK(hkdf: HKDF, resumptionMasterSecret: SecretBytes, nonce: [UInt8]) -> SecretBytes {
-        SecretBytes(hkdf.expandLabel(secret: resumptionMasterSecret, label: "resumption", context: nonce, length: hkdf.hash.digestLength))
+        hkdf.expandLabel(secret: resumptionMasterSecret, label: "resumption", context: nonce, length: hkdf.hash.digestLength)
     }
 
     /// RFC 8446 §7.2: application_traffic_secret_N+1.
     static func nextTrafficSecret(hkdf: HKDF, _ secret: SecretBytes) -> SecretBytes {
-        SecretBytes(hkdf.expandLabel(secret: secret, label: "traffic upd", context: [], length: hkdf.hash.digestLength))
+        hkdf.expandLabel(secret: secret, label: "traffic upd", context: [], length: hkdf.hash.digestLength)
     }
 }
 

@@ -147,33 +147,32 @@ public protocol IncrementalHash: Sendable {
     func finalize() -> [UInt8]
 }
 
-/// Hashing, HMAC, AEAD and randomness: the primitives the protocol core is written against.
+/// Hashing, HMAC, HKDF, the TLS 1.2 PRF, AEAD and randomness: the primitives the protocol core
+/// is written against.
+///
+/// Every key that goes in and every key that comes out is a `SecretBytes`: the provider reads a
+/// key inside `withUnsafeBytes` for the length of the call and writes a derived secret straight
+/// into a new `SecretBytes` (`init(count:initializingWith:)`), so no secret is left in a plain
+/// array for someone to wipe. What stays `[UInt8]` is public or about to be: hashes, MACs
+/// (Finished verify_data and PSK binders are sent), random bytes.
 public protocol CryptoPrimitives: Sendable {
     func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8]
     /// An empty running hash. Defaults to one that keeps the bytes and calls `hash` on
     /// `finalize` (correct, but as slow as re-hashing).
     func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash
-    func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8]
+    /// The MAC of `data` under `key`. The core uses it for MACs it sends or compares in
+    /// constant time (Finished, binders); derivations go through the HKDF and PRF requirements,
+    /// whose defaults call this and take each result over as a secret.
+    func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8]
+    /// RFC 5869 §2.2 HKDF-Extract: the PRK. A nil `salt` is HashLen zeros.
+    func hkdfExtract(_ algorithm: HashAlgorithm, salt: SecretBytes?, inputKeyMaterial: SecretBytes) -> SecretBytes
+    /// RFC 5869 §2.3 HKDF-Expand: `length` bytes (at most 255 · HashLen) of output key material.
+    func hkdfExpand(_ algorithm: HashAlgorithm, pseudoRandomKey: SecretBytes, info: [UInt8], length: Int) -> SecretBytes
     /// RFC 5246 §5's P_hash: `length` bytes of HMAC(secret, A(i) ‖ labelAndSeed). The default
     /// calls `hmac` for each step; a provider can key the HMAC once for all of them.
-    func tls12PHash(_ algorithm: HashAlgorithm, secret: [UInt8], labelAndSeed: [UInt8], length: Int) -> [UInt8]
-    func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher
+    func tls12PHash(_ algorithm: HashAlgorithm, secret: SecretBytes, labelAndSeed: [UInt8], length: Int) -> SecretBytes
+    func makeAEAD(_ algorithm: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher
     func randomBytes(_ count: Int) -> [UInt8]
-}
-
-extension CryptoPrimitives {
-    public func tls12PHash(_ algorithm: HashAlgorithm, secret: [UInt8], labelAndSeed: [UInt8], length: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(length + algorithm.digestLength)
-        var a = labelAndSeed
-        while out.count < length {
-            a = hmac(algorithm, key: secret, data: a)
-            out.append(contentsOf: hmac(algorithm, key: secret, data: a + labelAndSeed))
-        }
-        a.withUnsafeMutableBytes { zeroise($0) }
-        defer { out.withUnsafeMutableBytes { zeroise($0) } }
-        return Array(out.prefix(length))
-    }
 }
 
 /// A TLS 1.3 key exchange group framed as a KEM: the client offers a share, the server answers
@@ -185,17 +184,17 @@ public protocol KeyExchangeGroup: Sendable {
     func generateClientShare() throws(TLSError) -> (share: [UInt8], pending: any PendingKeyExchange)
     /// Server side: validates the client's share and answers it. Throws a `peerMisbehaved`
     /// error (illegal_parameter) for a share that fails any check of PROTOCOL.md §1.
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8])
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes)
     /// Whether `respond` may run on the connection's thread. False (a key exchange in an HSM,
     /// whose every call is a round trip to the token) pauses the server's handshake with a
     /// `keyExchange` decision, and `respondAsynchronously` runs off that thread.
     var isSynchronous: Bool { get }
-    func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8])
+    func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: SecretBytes)
 }
 
 extension KeyExchangeGroup {
     public var isSynchronous: Bool { true }
-    public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         try respond(toClientShare: share)
     }
 }
@@ -203,7 +202,7 @@ extension KeyExchangeGroup {
 /// The client's half of a key exchange awaiting the server's share.
 public protocol PendingKeyExchange: Sendable {
     var group: NamedGroup { get }
-    func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8]
+    func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes
 }
 
 extension CryptoPrimitives {

@@ -23,7 +23,7 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
         })))
     }
     let (serverShare, secret) = try kx.respond(toClientShare: clientShare)
-    return try awaiting.complete(share: serverShare, secret: SecretBytes(secret), context: &context)
+    return try awaiting.complete(share: serverShare, secret: secret, context: &context)
 }
 
 /// A server flight waiting for its key exchange (the group answers asynchronously).
@@ -55,9 +55,7 @@ private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiati
     var transcript = transcript
     var ext = ExtensionList()
     ext.append(.supportedVersions, bigEndianBytes(ProtocolVersion.tls13.rawValue))
-    var sharedSecret = [UInt8](repeating: 0, count: hkdf.hash.digestLength)   // psk_ke: no (EC)DHE input
     if let exchanged {
-        sharedSecret = exchanged.secret.bytes
         ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: exchanged.share).encodedBytes() })
     }
     if let psk { ext.append(.preSharedKey, bigEndianBytes(psk.index)) }
@@ -69,8 +67,8 @@ private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiati
     // message, unless one already followed the HelloRetryRequest.
     if !hello.legacySessionID.isEmpty && !retried { try context.sendChangeCipherSpec() }
 
-    let handshake = (psk?.early ?? TLS13KeySchedule.Early(hkdf: hkdf)).handshake(sharedSecret: sharedSecret)
-    sharedSecret.withUnsafeMutableBytes { zeroise($0) }   // only the handshake secret is kept
+    // psk_ke (nothing exchanged): no (EC)DHE input. Only the handshake secret is kept.
+    let handshake = (psk?.early ?? TLS13KeySchedule.Early(hkdf: hkdf)).handshake(sharedSecret: exchanged?.secret)
     let th = transcript.hash(hkdf)
     let clientSecret = handshake.clientTrafficSecret(transcriptHash: th)
     let serverSecret = handshake.serverTrafficSecret(transcriptHash: th)

@@ -188,7 +188,7 @@ public final class TicketKeySet: TicketSealer {
     private func age(_ key: TicketKey, _ now: UInt64) -> UInt64 { now >= key.createdAt ? now - key.createdAt : 0 }
 
     private static func prepared(_ key: TicketKey, primitives: any CryptoPrimitives) -> PreparedKey {
-        PreparedKey(key: key, cipher: Result { () throws(TLSError) in try primitives.makeAEAD(.aes256GCM, key: key.key.bytes) })
+        PreparedKey(key: key, cipher: Result { () throws(TLSError) in try primitives.makeAEAD(.aes256GCM, key: key.key) })
     }
 
     /// Newest first (in the given order among equals), one key per name.

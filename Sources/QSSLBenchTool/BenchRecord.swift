@@ -107,7 +107,7 @@ extension Bench {
 
     /// The provider's AEAD through its in-place API: seal into a buffer, open it back.
     private func providerInPlace(_ algorithm: AEADAlgorithm, chunk: [UInt8], total: Int) throws -> Double {
-        let cipher = try SwiftCryptoPrimitives().makeAEAD(algorithm, key: [UInt8](repeating: 7, count: algorithm.keyLength))
+        let cipher = try SwiftCryptoPrimitives().makeAEAD(algorithm, key: SecretBytes([UInt8](repeating: 7, count: algorithm.keyLength)))
         var sealed = [UInt8](repeating: 0, count: chunk.count + aeadTagLength)
         var opened = [UInt8](repeating: 0, count: chunk.count)
         let aad: [UInt8] = [23, 3, 3, 0x40, 0x11]

@@ -128,14 +128,17 @@ public final class FleetTicketKeyStore: Sendable {
         return ad
     }
 
-    static func fingerprint(_ material: [UInt8]) -> [UInt8] {
-        Array(SHA256.hash(data: Array("qssl-fleet-ticket-key-id".utf8) + material).prefix(8))
+    static func fingerprint(_ material: SecretBytes) -> [UInt8] {
+        var hash = SHA256()
+        hash.update(data: Array("qssl-fleet-ticket-key-id".utf8))
+        material.withUnsafeBytes { hash.update(bufferPointer: $0) }
+        return Array(hash.finalize().prefix(8))
     }
 
     func wrap(_ held: Held) -> [UInt8]? {
         var plaintext: [UInt8] = []
         plaintext.appendUInt64(held.createdAt)
-        plaintext += held.material.bytes
+        held.material.withUnsafeBytes { plaintext.append(contentsOf: $0) }
         defer { SecretBytes.wipe(&plaintext) }
         guard let box = try? AES.GCM.seal(plaintext, using: store.key.ticketWrapKey, authenticating: associatedData(held.epoch)) else { return nil }
         return Self.valuePrefix + Array(box.nonce) + box.ciphertext + box.tag
@@ -149,14 +152,14 @@ public final class FleetTicketKeyStore: Sendable {
               var plaintext = try? Array(AES.GCM.open(box, using: store.key.ticketWrapKey, authenticating: associatedData(k))),
               plaintext.count == 40 else { return nil }
         defer { SecretBytes.wipe(&plaintext) }
-        let material = Array(plaintext[8...])
-        return Held(epoch: k, material: SecretBytes(material), createdAt: plaintext[...].readUInt64(at: 0),
+        let material = SecretBytes(Array(plaintext[8...]))
+        return Held(epoch: k, material: material, createdAt: plaintext[...].readUInt64(at: 0),
                     fingerprint: Self.fingerprint(material), current: true)
     }
 
     func fresh(epoch k: Int64, now: UInt64) -> Held {
-        let material = SymmetricKey(size: .bits256).bytes
-        return Held(epoch: k, material: SecretBytes(material), createdAt: now, fingerprint: Self.fingerprint(material), current: true)
+        let material = SymmetricKey(size: .bits256).withUnsafeBytes { SecretBytes(copying: $0) }
+        return Held(epoch: k, material: material, createdAt: now, fingerprint: Self.fingerprint(material), current: true)
     }
 
     // MARK: - Polling

@@ -30,7 +30,7 @@ public final class FleetTicketSealer: TicketSealer {
     }
 
     static func derive(_ held: FleetTicketKeyStore.Held, service: ServiceIdentity) -> Derived {
-        let ikm = SymmetricKey(data: held.material.bytes)
+        let ikm = held.material.withUnsafeBytes { SymmetricKey(data: $0) }
         let salt = Array("qssl-fleet-ticket-v1".utf8)
         let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: Array("seal".utf8) + service.id, outputByteCount: 32)
         let name = HKDF<SHA256>.deriveKey(inputKeyMaterial: ikm, salt: salt, info: Array("name".utf8) + service.id, outputByteCount: 16)

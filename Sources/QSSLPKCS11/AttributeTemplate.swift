@@ -1,5 +1,6 @@
 import CPKCS11
 import Foundation
+import QSSL
 
 /// A CK_ATTRIBUTE array whose values stay allocated as long as the template lives.
 final class AttributeTemplate {
@@ -66,6 +67,24 @@ extension CK_FUNCTION_LIST {
         }
         try check(rv, "C_GetAttributeValue", "attribute 0x\(String(type, radix: 16))")
         return Array(value.prefix(Int(attribute.ulValueLen)))
+    }
+
+    /// A secret attribute's value (a derived key's CKA_VALUE) of exactly `length` bytes, read
+    /// straight into a `SecretBytes`; nil when the object has none, it is sensitive, or its
+    /// length differs.
+    func secretAttribute(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ type: CK_ATTRIBUTE_TYPE,
+                         length: Int) throws(PKCS11Error) -> SecretBytes? {
+        var attribute = CK_ATTRIBUTE(type: type, pValue: nil, ulValueLen: 0)
+        var rv = C_GetAttributeValue!(session, object, &attribute, 1)
+        if rv == 0x11 || rv == 0x12 { return nil }   // CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID
+        try check(rv, "C_GetAttributeValue", "attribute 0x\(String(type, radix: 16))")
+        guard attribute.ulValueLen == CK_ULONG(length) else { return nil }
+        let secret = SecretBytes(count: length) { raw in
+            attribute.pValue = raw.baseAddress
+            rv = C_GetAttributeValue!(session, object, &attribute, 1)
+        }
+        try check(rv, "C_GetAttributeValue", "attribute 0x\(String(type, radix: 16))")
+        return attribute.ulValueLen == CK_ULONG(length) ? secret : nil
     }
 
     func ulongAttribute(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ type: CK_ATTRIBUTE_TYPE) throws(PKCS11Error) -> CK_ULONG? {

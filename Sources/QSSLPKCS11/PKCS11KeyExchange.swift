@@ -51,9 +51,9 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
     }
 
     /// draft-ietf-tls-ecdhe-mlkem §3: for the NIST-curve hybrids the EC share comes first.
-    public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let (point, kemShare) = try split(share)
-        let ec: (share: [UInt8], secret: [UInt8])
+        let ec: (share: [UInt8], secret: SecretBytes)
         do { ec = try derive(peerPoint: point) } catch { throw error.tlsError }
         return try combine(ec, kemShare: kemShare)
     }
@@ -62,23 +62,15 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
 
     /// `respond` with the token's part on its signing threads (bounded by its queue and the
     /// signing timeout, as signatures are); the ML-KEM half in software.
-    public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let (point, kemShare) = try split(share)
-        let pointLength = point.count
-        let result = await token.executor.run(timeout: token.configuration.signingTimeout) { [self, point] () throws(PKCS11Error) -> [UInt8] in
-            let (ecShare, secret) = try derive(peerPoint: point)
-            return ecShare + secret
+        let result = await token.executor.run(timeout: token.configuration.signingTimeout) { [self, point] () throws(PKCS11Error) -> (share: [UInt8], secret: SecretBytes) in
+            try derive(peerPoint: point)
         }
-        var packed: [UInt8]
         switch result {
-        case .success(let bytes): packed = bytes
+        case .success(let ec): return try combine(ec, kemShare: kemShare)
         case .failure(let error): throw error.tlsError
         }
-        defer { SecretBytes.wipe(&packed) }
-        // `derive` checked both lengths; checked again before the split, so that nothing but
-        // the token's point can ever be sent as the share.
-        guard packed.count == pointLength + curve.coordinateLength else { throw .crypto("the token's \(group) key exchange has the wrong length") }
-        return try combine((Array(packed[..<pointLength]), Array(packed[pointLength...])), kemShare: kemShare)
     }
 
     /// The client's share split into its EC point (checked, before any token work) and, for a
@@ -97,10 +89,10 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
     }
 
     /// The token's ECDH result, with the ML-KEM half added for a hybrid (in software).
-    private func combine(_ ec: (share: [UInt8], secret: [UInt8]), kemShare: [UInt8]?) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    private func combine(_ ec: (share: [UInt8], secret: SecretBytes), kemShare: [UInt8]?) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         guard let mlkem, let kemShare else { return ec }
         let (ciphertext, kemSecret) = try mlkem.respond(toClientShare: kemShare)
-        return (ec.share + ciphertext, ec.secret + kemSecret)
+        return (ec.share + ciphertext, SecretBytes(concatenating: [ec.secret, kemSecret]))
     }
 
     /// The peer's point is checked here (RFC 8446 §4.2.8.2, PROTOCOL.md §1) before the token sees it.
@@ -120,14 +112,14 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
 
     /// An ephemeral key pair in the token, ECDH with the peer's point, the x coordinate read back,
     /// and every session object destroyed.
-    func derive(peerPoint: [UInt8]) throws(PKCS11Error) -> (share: [UInt8], secret: [UInt8]) {
+    func derive(peerPoint: [UInt8]) throws(PKCS11Error) -> (share: [UInt8], secret: SecretBytes) {
         let params = KeyEncoding.ecParameters(curve == .ecdsaP384 ? OID.secp384r1 : OID.secp256r1)
         let publicTemplate = AttributeTemplate().add(CKA.token, bool: false).add(CKA.ecParams, bytes: params)
         let privateTemplate = AttributeTemplate().add(CKA.token, bool: false).add(CKA.derive, bool: true).add(CKA.sensitive, bool: true)
         let secretTemplate = AttributeTemplate()
             .add(CKA.class, ulong: CKO.secretKey).add(CKA.keyType, ulong: CKK.genericSecret).add(CKA.token, bool: false)
             .add(CKA.sensitive, bool: false).add(CKA.extractable, bool: true).add(CKA.valueLen, ulong: CK_ULONG(curve.coordinateLength))
-        let result = try token.withSession { f, session throws(PKCS11Error) -> ([UInt8], [UInt8]) in
+        let result = try token.withSession { f, session throws(PKCS11Error) -> ([UInt8], SecretBytes) in
             var generate = CK_MECHANISM(mechanism: CKM.ecKeyPairGen, pParameter: nil, ulParameterLen: 0)
             var publicAttributes = publicTemplate.attributes
             var privateAttributes = privateTemplate.attributes
@@ -149,10 +141,10 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
                 throw PKCS11Error(.objectNotFound, "the ephemeral \(group) key's CKA_EC_POINT is not an uncompressed point of its curve")
             }
             var peer = peerPoint
-            return try peer.withUnsafeMutableBufferPointer { buffer throws(PKCS11Error) -> ([UInt8], [UInt8]) in
+            return try peer.withUnsafeMutableBufferPointer { buffer throws(PKCS11Error) -> ([UInt8], SecretBytes) in
                 var ecdh = CK_ECDH1_DERIVE_PARAMS(kdf: ckdNull, ulSharedDataLen: 0, pSharedData: nil,
                                                   ulPublicDataLen: CK_ULONG(buffer.count), pPublicData: buffer.baseAddress)
-                return try withUnsafeMutablePointer(to: &ecdh) { p throws(PKCS11Error) -> ([UInt8], [UInt8]) in
+                return try withUnsafeMutablePointer(to: &ecdh) { p throws(PKCS11Error) -> ([UInt8], SecretBytes) in
                     var derive = CK_MECHANISM(mechanism: CKM.ecdh1Derive, pParameter: UnsafeMutableRawPointer(p),
                                               ulParameterLen: CK_ULONG(MemoryLayout<CK_ECDH1_DERIVE_PARAMS>.size))
                     var attributes = secretTemplate.attributes
@@ -160,7 +152,7 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
                     try check(f.C_DeriveKey!(session, &derive, privateHandle, &attributes, secretTemplate.count, &secretHandle),
                               "C_DeriveKey", "CKM_ECDH1_DERIVE, \(group)")
                     defer { _ = f.C_DestroyObject!(session, secretHandle) }
-                    guard let secret = try f.attribute(session, secretHandle, CKA.value), secret.count == curve.coordinateLength else {
+                    guard let secret = try f.secretAttribute(session, secretHandle, CKA.value, length: curve.coordinateLength) else {
                         throw PKCS11Error(.objectNotFound, "the derived \(group) secret could not be read")
                     }
                     return (share, secret)

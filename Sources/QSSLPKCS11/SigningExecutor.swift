@@ -25,13 +25,14 @@ final class SigningExecutor: @unchecked Sendable {
         self.name = name
     }
 
-    /// A unit of work and the one place its caller hears the outcome.
+    /// A unit of work and the one place its caller hears the outcome. The result's type is
+    /// erased here (a signature's bytes, a key exchange's share and secret) and restored by `run`.
     final class Job: @unchecked Sendable {
         private let lock = NSLock()
-        private var resume: ((Result<[UInt8], PKCS11Error>) -> Void)?
-        let work: @Sendable () throws(PKCS11Error) -> [UInt8]
+        private var resume: ((Result<any Sendable, PKCS11Error>) -> Void)?
+        let work: @Sendable () throws(PKCS11Error) -> any Sendable
 
-        init(work: @escaping @Sendable () throws(PKCS11Error) -> [UInt8], resume: @escaping (Result<[UInt8], PKCS11Error>) -> Void) {
+        init(work: @escaping @Sendable () throws(PKCS11Error) -> any Sendable, resume: @escaping (Result<any Sendable, PKCS11Error>) -> Void) {
             self.work = work
             self.resume = resume
         }
@@ -39,7 +40,7 @@ final class SigningExecutor: @unchecked Sendable {
         /// Delivers the first outcome (result, timeout or cancellation); later ones are dropped.
         /// Returns false if an outcome was delivered already.
         @discardableResult
-        func finish(_ result: Result<[UInt8], PKCS11Error>) -> Bool {
+        func finish(_ result: Result<any Sendable, PKCS11Error>) -> Bool {
             lock.lock()
             let r = resume
             resume = nil
@@ -54,10 +55,20 @@ final class SigningExecutor: @unchecked Sendable {
     /// Runs `work` on one of the executor's threads and returns its result; fails fast when the
     /// queue is full and gives up (the thread still finishes the call) after `timeout`.
     func run(timeout: Duration, _ work: @escaping @Sendable () throws(PKCS11Error) -> [UInt8]) async -> Result<[UInt8], PKCS11Error> {
+        await runJob(timeout: timeout, work)
+    }
+
+    /// `run` for any result (a key exchange's share and secret).
+    func run<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () throws(PKCS11Error) -> T) async -> Result<T, PKCS11Error> {
+        await runJob(timeout: timeout, work)
+    }
+
+    private func runJob<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () throws(PKCS11Error) -> T) async -> Result<T, PKCS11Error> {
         let holder = JobHolder()
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<[UInt8], PKCS11Error>, Never>) in
-                let job = Job(work: work) { continuation.resume(returning: $0) }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, PKCS11Error>, Never>) in
+                // Every success is `work`'s own value, so the cast back cannot fail.
+                let job = Job(work: { () throws(PKCS11Error) -> any Sendable in try work() }) { continuation.resume(returning: $0.map { $0 as! T }) }
                 holder.set(job)
                 if let refusal = submit(job) {
                     job.finish(.failure(refusal))
@@ -120,7 +131,7 @@ final class SigningExecutor: @unchecked Sendable {
             condition.unlock()
             // A job whose caller gave up (timeout, cancellation) is not sent to the token.
             if !job.isFinished {
-                let result: Result<[UInt8], PKCS11Error>
+                let result: Result<any Sendable, PKCS11Error>
                 do { result = .success(try job.work()) } catch { result = .failure(error) }
                 job.finish(result)
             }

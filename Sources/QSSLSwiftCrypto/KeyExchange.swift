@@ -50,13 +50,13 @@ public struct HybridKeyExchange: KeyExchangeGroup {
         return (a + b, Pending(group: group, first: pa, second: pb, firstLength: first.serverShareLength, secondLength: second.serverShareLength))
     }
 
-    public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         guard share.count == first.clientShareLength + second.clientShareLength else {
             throw .misbehaved(.sentKeyShareWrongLength, "\(group) share of \(share.count) bytes")
         }
         let (a, sa) = try first.respond(toClientShare: Array(share[..<first.clientShareLength]))
         let (b, sb) = try second.respond(toClientShare: Array(share[first.clientShareLength...]))
-        return (a + b, sa + sb)
+        return (a + b, SecretBytes(concatenating: [sa, sb]))
     }
 
     struct Pending: PendingKeyExchange {
@@ -66,14 +66,14 @@ public struct HybridKeyExchange: KeyExchangeGroup {
         let firstLength: Int
         let secondLength: Int
 
-        func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] {
+        func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes {
             guard serverShare.count == firstLength + secondLength else {
                 // A wrong total length is a wrong ciphertext length when the KEM part is at fault.
                 throw .misbehaved(.sentKeyShareWrongLength, "\(group) server share of \(serverShare.count) bytes")
             }
             let a = try first.complete(serverShare: Array(serverShare[..<firstLength]))
             let b = try second.complete(serverShare: Array(serverShare[firstLength...]))
-            return a + b
+            return SecretBytes(concatenating: [a, b])
         }
     }
 }
@@ -90,29 +90,30 @@ struct X25519Group: FixedLengthGroup {
         return (Array(key.publicKey.rawRepresentation), Pending(key: key))
     }
 
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let key = Curve25519.KeyAgreement.PrivateKey()
         return (Array(key.publicKey.rawRepresentation), try Self.agree(key, share))
     }
 
-    static func agree(_ key: Curve25519.KeyAgreement.PrivateKey, _ share: [UInt8]) throws(TLSError) -> [UInt8] {
+    static func agree(_ key: Curve25519.KeyAgreement.PrivateKey, _ share: [UInt8]) throws(TLSError) -> SecretBytes {
         guard share.count == 32 else { throw .misbehaved(.sentKeyShareWrongLength, "x25519 share of \(share.count) bytes") }
-        let secret: [UInt8]
+        let secret: SecretBytes
         do {
             let peer = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: share)
-            secret = try key.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { Array($0) }
+            secret = try key.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { SecretBytes(copying: $0) }
         } catch {
             throw .misbehaved(.sentInvalidKeyShare, "x25519: \(error)")
         }
         // RFC 8446 §7.4.2: an all-zero X25519 output MUST be rejected (swift-crypto does not).
-        guard secret.contains(where: { $0 != 0 }) else { throw .misbehaved(.sentAllZeroSharedSecret) }
+        // OR-ed over every byte: how far the zeros go is not timed.
+        guard secret.withUnsafeBytes({ $0.reduce(0, |) }) != 0 else { throw .misbehaved(.sentAllZeroSharedSecret) }
         return secret
     }
 
     struct Pending: PendingKeyExchange {
         let key: Curve25519.KeyAgreement.PrivateKey
         var group: NamedGroup { .x25519 }
-        func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] { try X25519Group.agree(key, serverShare) }
+        func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes { try X25519Group.agree(key, serverShare) }
     }
 }
 
@@ -124,7 +125,7 @@ protocol NISTCurve: Sendable {
     static var scalarLength: Int { get }
     static func makeKey(raw: [UInt8]) throws -> PrivateKey
     static func publicPoint(_ key: PrivateKey) -> [UInt8]
-    static func agree(_ key: PrivateKey, x963 point: [UInt8]) throws -> [UInt8]
+    static func agree(_ key: PrivateKey, x963 point: [UInt8]) throws -> SecretBytes
 }
 
 enum P256Curve: NISTCurve {
@@ -132,8 +133,8 @@ enum P256Curve: NISTCurve {
     static let scalarLength = 32
     static func makeKey(raw: [UInt8]) throws -> P256.KeyAgreement.PrivateKey { try .init(rawRepresentation: raw) }
     static func publicPoint(_ key: P256.KeyAgreement.PrivateKey) -> [UInt8] { Array(key.publicKey.x963Representation) }
-    static func agree(_ key: P256.KeyAgreement.PrivateKey, x963 point: [UInt8]) throws -> [UInt8] {
-        try key.sharedSecretFromKeyAgreement(with: .init(x963Representation: point)).withUnsafeBytes { Array($0) }
+    static func agree(_ key: P256.KeyAgreement.PrivateKey, x963 point: [UInt8]) throws -> SecretBytes {
+        try key.sharedSecretFromKeyAgreement(with: .init(x963Representation: point)).withUnsafeBytes { SecretBytes(copying: $0) }
     }
 }
 
@@ -144,8 +145,8 @@ enum P384Curve: NISTCurve {
     static let scalarLength = 48
     static func makeKey(raw: [UInt8]) throws -> NISTP384.PrivateKey { try .init(rawRepresentation: raw) }
     static func publicPoint(_ key: NISTP384.PrivateKey) -> [UInt8] { key.publicKey.x963Representation }
-    static func agree(_ key: NISTP384.PrivateKey, x963 point: [UInt8]) throws -> [UInt8] {
-        try key.sharedSecret(with: .init(x963Representation: point))
+    static func agree(_ key: NISTP384.PrivateKey, x963 point: [UInt8]) throws -> SecretBytes {
+        SecretBytes(try key.sharedSecret(with: .init(x963Representation: point)))
     }
 }
 
@@ -170,12 +171,12 @@ struct NISTGroup<Curve: NISTCurve>: FixedLengthGroup {
         return (Curve.publicPoint(key), Pending(key: key))
     }
 
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let key = try Self.freshKey()
         return (Curve.publicPoint(key), try Self.agree(key, share))
     }
 
-    static func agree(_ key: Curve.PrivateKey, _ point: [UInt8]) throws(TLSError) -> [UInt8] {
+    static func agree(_ key: Curve.PrivateKey, _ point: [UInt8]) throws(TLSError) -> SecretBytes {
         guard point.count == 1 + 2 * Curve.scalarLength else {
             if point.count == 1 + Curve.scalarLength, point.first == 2 || point.first == 3 {
                 throw .misbehaved(.sentPointNotUncompressed, "\(Curve.group) compressed point")
@@ -193,7 +194,7 @@ struct NISTGroup<Curve: NISTCurve>: FixedLengthGroup {
     struct Pending: PendingKeyExchange {
         let key: Curve.PrivateKey
         var group: NamedGroup { Curve.group }
-        func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] { try NISTGroup.agree(key, serverShare) }
+        func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes { try NISTGroup.agree(key, serverShare) }
     }
 }
 
@@ -205,8 +206,8 @@ protocol MLKEMParams: Sendable {
     static var encapsulationKeyLength: Int { get }
     static var ciphertextLength: Int { get }
     static func generate() throws -> (PrivateKey, [UInt8])
-    static func encapsulate(_ ek: [UInt8]) throws -> (ct: [UInt8], ss: [UInt8])
-    static func decapsulate(_ key: PrivateKey, _ ct: [UInt8]) throws -> [UInt8]
+    static func encapsulate(_ ek: [UInt8]) throws -> (ct: [UInt8], ss: SecretBytes)
+    static func decapsulate(_ key: PrivateKey, _ ct: [UInt8]) throws -> SecretBytes
 }
 
 enum MLKEM768Params: MLKEMParams {
@@ -217,12 +218,12 @@ enum MLKEM768Params: MLKEMParams {
         let k = try MLKEM768.PrivateKey()
         return (k, Array(k.publicKey.rawRepresentation))
     }
-    static func encapsulate(_ ek: [UInt8]) throws -> (ct: [UInt8], ss: [UInt8]) {
+    static func encapsulate(_ ek: [UInt8]) throws -> (ct: [UInt8], ss: SecretBytes) {
         let r = try MLKEM768.PublicKey(rawRepresentation: ek).encapsulate()
-        return (Array(r.encapsulated), r.sharedSecret.withUnsafeBytes { Array($0) })
+        return (Array(r.encapsulated), r.sharedSecret.withUnsafeBytes { SecretBytes(copying: $0) })
     }
-    static func decapsulate(_ key: MLKEM768.PrivateKey, _ ct: [UInt8]) throws -> [UInt8] {
-        try key.decapsulate(ct).withUnsafeBytes { Array($0) }
+    static func decapsulate(_ key: MLKEM768.PrivateKey, _ ct: [UInt8]) throws -> SecretBytes {
+        try key.decapsulate(ct).withUnsafeBytes { SecretBytes(copying: $0) }
     }
 }
 
@@ -234,12 +235,12 @@ enum MLKEM1024Params: MLKEMParams {
         let k = try MLKEM1024.PrivateKey()
         return (k, Array(k.publicKey.rawRepresentation))
     }
-    static func encapsulate(_ ek: [UInt8]) throws -> (ct: [UInt8], ss: [UInt8]) {
+    static func encapsulate(_ ek: [UInt8]) throws -> (ct: [UInt8], ss: SecretBytes) {
         let r = try MLKEM1024.PublicKey(rawRepresentation: ek).encapsulate()
-        return (Array(r.encapsulated), r.sharedSecret.withUnsafeBytes { Array($0) })
+        return (Array(r.encapsulated), r.sharedSecret.withUnsafeBytes { SecretBytes(copying: $0) })
     }
-    static func decapsulate(_ key: MLKEM1024.PrivateKey, _ ct: [UInt8]) throws -> [UInt8] {
-        try key.decapsulate(ct).withUnsafeBytes { Array($0) }
+    static func decapsulate(_ key: MLKEM1024.PrivateKey, _ ct: [UInt8]) throws -> SecretBytes {
+        try key.decapsulate(ct).withUnsafeBytes { SecretBytes(copying: $0) }
     }
 }
 
@@ -259,7 +260,7 @@ struct MLKEMGroup<P: MLKEMParams>: FixedLengthGroup {
         }
     }
 
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         guard share.count == P.encapsulationKeyLength else {
             throw .misbehaved(.sentKeyShareWrongLength, "\(P.group) encapsulation key of \(share.count) bytes")
         }
@@ -275,7 +276,7 @@ struct MLKEMGroup<P: MLKEMParams>: FixedLengthGroup {
     struct Pending: PendingKeyExchange {
         let key: P.PrivateKey
         var group: NamedGroup { P.group }
-        func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] {
+        func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes {
             guard serverShare.count == P.ciphertextLength else {
                 throw .misbehaved(.sentMLKEMCiphertextWrongLength, "\(P.group) ciphertext of \(serverShare.count) bytes")
             }

@@ -11,45 +11,98 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
         algorithm == .sha256 ? Array(SHA256.hash(data: data)) : Array(SHA384.hash(data: data))
     }
 
-    public func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] {
-        let k = SymmetricKey(data: key)
+    public func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] {
+        let k = Self.symmetricKey(key)
         return algorithm == .sha256
             ? Array(HMAC<SHA256>.authenticationCode(for: data, using: k))
             : Array(HMAC<SHA384>.authenticationCode(for: data, using: k))
     }
 
+    /// RFC 5869 §2.2: HMAC(salt, IKM), written straight into the PRK's storage.
+    public func hkdfExtract(_ algorithm: HashAlgorithm, salt: SecretBytes?, inputKeyMaterial: SecretBytes) -> SecretBytes {
+        // An absent salt is HashLen zeros, which HMAC pads to the same block as an empty key.
+        let key = salt.map(Self.symmetricKey) ?? SymmetricKey(data: [UInt8]())
+        return algorithm == .sha256
+            ? Self.mac(HMAC<SHA256>(key: key), inputKeyMaterial)
+            : Self.mac(HMAC<SHA384>(key: key), inputKeyMaterial)
+    }
+
+    /// RFC 5869 §2.3 with the HMAC keyed once; each block goes straight into the output's
+    /// storage, and T(i) is read back from there for the next block.
+    public func hkdfExpand(_ algorithm: HashAlgorithm, pseudoRandomKey: SecretBytes, info: [UInt8], length: Int) -> SecretBytes {
+        let key = Self.symmetricKey(pseudoRandomKey)
+        return algorithm == .sha256
+            ? Self.expand(HMAC<SHA256>(key: key), info: info, length: length)
+            : Self.expand(HMAC<SHA384>(key: key), info: info, length: length)
+    }
+
     /// P_hash with the HMAC keyed once: each step copies the keyed state (the inner and outer
-    /// pads already absorbed) instead of hashing the key again.
-    public func tls12PHash(_ algorithm: HashAlgorithm, secret: [UInt8], labelAndSeed: [UInt8], length: Int) -> [UInt8] {
-        let key = SymmetricKey(data: secret)
+    /// pads already absorbed) instead of hashing the key again. Output blocks go straight into
+    /// the result's storage.
+    public func tls12PHash(_ algorithm: HashAlgorithm, secret: SecretBytes, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
+        let key = Self.symmetricKey(secret)
         return algorithm == .sha256
             ? Self.pHash(HMAC<SHA256>(key: key), labelAndSeed: labelAndSeed, length: length)
             : Self.pHash(HMAC<SHA384>(key: key), labelAndSeed: labelAndSeed, length: length)
     }
 
-    private static func pHash<H: HashFunction>(_ keyed: HMAC<H>, labelAndSeed: [UInt8], length: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(length + H.Digest.byteCount)
+    /// swift-crypto's key type, which zeroes its own copy when released.
+    private static func symmetricKey(_ secret: SecretBytes) -> SymmetricKey {
+        secret.withUnsafeBytes { SymmetricKey(data: $0) }
+    }
+
+    private static func mac<H: HashFunction>(_ keyed: HMAC<H>, _ data: SecretBytes) -> SecretBytes {
+        var hmac = keyed
+        data.withUnsafeBytes { hmac.update(data: $0) }
+        let code = hmac.finalize()
+        return code.withUnsafeBytes { SecretBytes(copying: $0) }
+    }
+
+    private static func expand<H: HashFunction>(_ keyed: HMAC<H>, info: [UInt8], length: Int) -> SecretBytes {
+        SecretBytes(count: length) { out in
+            var offset = 0
+            var counter: UInt8 = 1
+            while offset < length {
+                var block = keyed
+                let previous = UnsafeRawBufferPointer(rebasing: out[max(0, offset - H.Digest.byteCount)..<offset])
+                block.update(data: previous)   // T(i-1), empty for T(1)
+                block.update(data: info)
+                withUnsafeBytes(of: counter) { block.update(data: $0) }
+                let n = min(H.Digest.byteCount, length - offset)
+                block.finalize().withUnsafeBytes {
+                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n]))
+                }
+                offset += n
+                counter &+= 1
+            }
+        }
+    }
+
+    private static func pHash<H: HashFunction>(_ keyed: HMAC<H>, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
         var step = keyed
         step.update(data: labelAndSeed)
         var a = step.finalize()   // A(1)
-        while out.count < length {
-            var block = keyed
-            a.withUnsafeBytes { block.update(data: $0) }
-            block.update(data: labelAndSeed)
-            block.finalize().withUnsafeBytes { out.append(contentsOf: $0) }
-            if out.count < length {
-                var next = keyed
-                a.withUnsafeBytes { next.update(data: $0) }
-                a = next.finalize()
+        return SecretBytes(count: length) { out in
+            var offset = 0
+            while offset < length {
+                var block = keyed
+                a.withUnsafeBytes { block.update(data: $0) }
+                block.update(data: labelAndSeed)
+                let n = min(H.Digest.byteCount, length - offset)
+                block.finalize().withUnsafeBytes {
+                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n]))
+                }
+                offset += n
+                if offset < length {
+                    var next = keyed
+                    a.withUnsafeBytes { next.update(data: $0) }
+                    a = next.finalize()
+                }
             }
         }
-        let result = Array(out.prefix(length))
-        SecretBytes.wipe(&out)
-        return result
     }
 
-    public func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher {
+    public func makeAEAD(_ algorithm: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher {
         guard key.count == algorithm.keyLength else { throw .crypto("AEAD key of \(key.count) bytes for \(algorithm)") }
         return try BoringAEADCipher(algorithm, key: key)
     }
@@ -85,7 +138,7 @@ final class BoringAEADCipher: AEADCipher, @unchecked Sendable {
     // use is safe.
     private let context: OpaquePointer
 
-    init(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) {
+    init(_ algorithm: AEADAlgorithm, key: SecretBytes) throws(TLSError) {
         let id: cqssl_aead_algorithm
         switch algorithm {
         case .aes128GCM: id = CQSSL_AEAD_AES_128_GCM
@@ -93,7 +146,9 @@ final class BoringAEADCipher: AEADCipher, @unchecked Sendable {
         case .chaCha20Poly1305: id = CQSSL_AEAD_CHACHA20_POLY1305
         default: throw .crypto("no AEAD \(algorithm)")
         }
-        guard let context = key.withUnsafeBufferPointer({ cqssl_aead_new(id, $0.baseAddress, $0.count) }) else {
+        // BoringSSL expands the key into its own context (cqssl_aead_free wipes it); the secret's
+        // bytes are read in place, not copied.
+        guard let context = key.withUnsafeBytes({ cqssl_aead_new(id, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) }) else {
             throw .crypto("\(algorithm) key setup failed")
         }
         self.context = context

@@ -57,7 +57,7 @@ public struct AsynchronousGroup: KeyExchangeGroup {
     public var group: NamedGroup { inner.group }
     public var isSynchronous: Bool { false }
     public func generateClientShare() throws(TLSError) -> (share: [UInt8], pending: any PendingKeyExchange) { try inner.generateClientShare() }
-    public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    public func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         if let failure { throw failure }
         return try inner.respond(toClientShare: share)
     }

@@ -171,11 +171,11 @@ struct SlowKeyExchange: KeyExchangeGroup {
     var group: NamedGroup { inner.group }
     var isSynchronous: Bool { false }
     func generateClientShare() throws(TLSError) -> (share: [UInt8], pending: any PendingKeyExchange) { try inner.generateClientShare() }
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
         return try inner.respond(toClientShare: share)
     }
-    func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         calls.hit()
         try? await Task.sleep(for: delay)
         return try inner.respond(toClientShare: share)

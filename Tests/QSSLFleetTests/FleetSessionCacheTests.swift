@@ -81,7 +81,7 @@ struct FleetSessionCacheTests {
             #expect(onB.statistics.hits == 1)
             // The master secret is never in Redis in the clear, nor the session ID.
             let stored = try #require(try await b.redis.get(onB.redisKey(id)))
-            #expect(!contains(stored, state.secret.bytes) && !contains(onB.redisKey(id), Array(hex(id).utf8)))
+            #expect(!contains(stored, state.secret.withUnsafeBytes { Array($0) }) && !contains(onB.redisKey(id), Array(hex(id).utf8)))
             // SET NX: a second save under the same ID does not replace the first.
             onA.save(sampleSession(), sessionID: id)
             #expect(await eventually { onA.statistics.saved == 2 })

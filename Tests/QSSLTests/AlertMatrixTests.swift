@@ -48,9 +48,9 @@ final class FaultyPRFPrimitives: CryptoPrimitives, @unchecked Sendable {
     let label: [UInt8]
     init(label: String) { self.label = Array(label.utf8) }
     func hash(_ a: HashAlgorithm, _ d: [UInt8]) -> [UInt8] { inner.hash(a, d) }
-    func makeAEAD(_ a: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(a, key: key) }
+    func makeAEAD(_ a: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(a, key: key) }
     func randomBytes(_ n: Int) -> [UInt8] { inner.randomBytes(n) }
-    func hmac(_ a: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] {
+    func hmac(_ a: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] {
         var out = inner.hmac(a, key: key, data: data)
         if data.starts(with: label) { out[0] ^= 1 }
         return out

@@ -25,9 +25,9 @@ final class FaultyFinishedPrimitives: CryptoPrimitives, @unchecked Sendable {
     private var calls = 0
     init(corruptCall: Int) { self.corruptCall = corruptCall }
     func hash(_ a: HashAlgorithm, _ d: [UInt8]) -> [UInt8] { inner.hash(a, d) }
-    func makeAEAD(_ a: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(a, key: key) }
+    func makeAEAD(_ a: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(a, key: key) }
     func randomBytes(_ n: Int) -> [UInt8] { inner.randomBytes(n) }
-    func hmac(_ a: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] {
+    func hmac(_ a: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] {
         var out = inner.hmac(a, key: key, data: data)
         if a == .sha256, data.count == 32, key.count == 32, data.contains(where: { $0 != 0 }) {
             calls += 1

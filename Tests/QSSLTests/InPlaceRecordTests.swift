@@ -30,9 +30,9 @@ struct InPlaceRecordTests {
     static func layers(_ kind: Kind) throws -> (writer: RecordLayer, reader: RecordLayer) {
         let primitives = SwiftCryptoPrimitives()
         var writer = RecordLayer()
-        writer.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: kind.key), iv: kind.iv, framing: kind.framing)
+        writer.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: SecretBytes(kind.key)), iv: kind.iv, framing: kind.framing)
         var reader = RecordLayer()
-        reader.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: kind.key), iv: kind.iv, framing: kind.framing),
+        reader.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: SecretBytes(kind.key)), iv: kind.iv, framing: kind.framing),
                                duringHandshake: false)
         return (writer, reader)
     }
@@ -122,12 +122,12 @@ struct InPlaceRecordTests {
         let flight = try RFC8448Tests().serverFlight
         let primitives = SwiftCryptoPrimitives()
         var writer = RecordLayer()
-        writer.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(.aes128GCM, key: key), iv: iv)
+        writer.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(.aes128GCM, key: SecretBytes(key)), iv: iv)
         try writer.write(.handshake, flight)
         let record = writer.takeOutbound()
         #expect(record == (try RFC8448Tests.protect(flight + [22], key: key, iv: iv, sequence: 0)))
         var reader = RecordLayer()
-        reader.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(.aes128GCM, key: key), iv: iv), duringHandshake: true)
+        reader.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(.aes128GCM, key: SecretBytes(key)), iv: iv), duringHandshake: true)
         let got = try Self.readAll(&reader, record)
         #expect(got.count == 1 && got.first?.0 == .handshake && got.first?.1 == flight)
     }
@@ -234,7 +234,7 @@ struct InPlaceRecordTests {
     @Test("the provider's in-place open leaves no plaintext behind when the tag fails (separate and aliased output)",
           arguments: [AEADAlgorithm.aes128GCM, .aes256GCM, .chaCha20Poly1305])
     func providerWipesOnFailure(aead: AEADAlgorithm) throws {
-        let cipher = try SwiftCryptoPrimitives().makeAEAD(aead, key: [UInt8](repeating: 9, count: aead.keyLength))
+        let cipher = try SwiftCryptoPrimitives().makeAEAD(aead, key: SecretBytes([UInt8](repeating: 9, count: aead.keyLength)))
         let nonce = try #require(AEADNonce([UInt8](repeating: 1, count: 12)))
         let plaintext = [UInt8](repeating: 0x77, count: 100)
         var sealed = try cipher.seal(nonce: nonce.bytes, aad: [5], plaintext: plaintext[...])

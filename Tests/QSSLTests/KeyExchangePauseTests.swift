@@ -42,7 +42,7 @@ struct KeyExchangePauseCoreTests {
         let s2 = try TLSConnection.server(configuration: ok)
         _ = try s2.receive(c2.takeOutput())
         _ = s2.takeOutput()
-        #expect(throws: TLSError.self) { _ = try s2.resume(with: .keyExchange(share: [], secret: [1])) }
+        #expect(throws: TLSError.self) { _ = try s2.resume(with: .keyExchange(share: [], secret: SecretBytes([1]))) }
         let sent = s2.takeOutput()
         #expect(sent.first != 0x16, "no handshake record (no ServerHello) after an empty share")
     }

@@ -57,7 +57,7 @@ struct PauseAnswerTests {
         if decision.peerVerification == nil { answers.append(.peerVerified(peer)) }
         if decision.clientHello == nil { answers.append(.serverConfiguration(try serverConfig())) }
         if decision.sessionLookup == nil { answers += [.session(nil)] }
-        if decision.keyExchange == nil { answers.append(.keyExchange(share: [1], secret: [1])) }
+        if decision.keyExchange == nil { answers.append(.keyExchange(share: [1], secret: SecretBytes([1]))) }
         return answers
     }
 

@@ -83,7 +83,7 @@ struct RFC8448Tests {
         #expect(early.secret == (try rfc("{server} extract secret \"early\"", "secret")))
         #expect(hkdf.deriveSecret(early.secret, label: "derived", transcriptHash: hkdf.emptyHash)
                 == (try rfc("{server} derive secret for handshake \"tls13 derived\"", "expanded")))
-        let handshake = early.handshake(sharedSecret: ikm)
+        let handshake = early.handshake(sharedSecret: SecretBytes(ikm))
         #expect(handshake.secret == (try rfc("{server} extract secret \"handshake\"", "secret")))
 
         var transcript = Transcript()
@@ -205,9 +205,9 @@ struct RFC8448Tests {
 struct FixedX25519: PendingKeyExchange {
     let key: Curve25519.KeyAgreement.PrivateKey
     var group: NamedGroup { .x25519 }
-    func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] {
+    func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes {
         do {
-            return try key.sharedSecretFromKeyAgreement(with: .init(rawRepresentation: serverShare)).withUnsafeBytes { Array($0) }
+            return try key.sharedSecretFromKeyAgreement(with: .init(rawRepresentation: serverShare)).withUnsafeBytes { SecretBytes(copying: $0) }
         } catch {
             throw .misbehaved(.sentInvalidKeyShare)
         }
@@ -244,4 +244,4 @@ struct RFC8448Verifier: CertificateVerifier {
 }
 
 /// Known-answer comparisons of a secret with the published bytes (tests only).
-func == (a: SecretBytes, b: [UInt8]) -> Bool { a.bytes == b }
+func == (a: SecretBytes, b: [UInt8]) -> Bool { a.withUnsafeBytes { Array($0) } == b }

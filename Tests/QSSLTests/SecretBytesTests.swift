@@ -2,7 +2,7 @@
 import Synchronization
 import Testing
 
-@Suite("SecretBytes")
+@Suite("SecretBytes", .serialized)   // the wipe observer is one global hook
 struct SecretBytesTests {
     @Test("never printed: description, debug description, reflection and interpolation are redacted")
     func redacted() {

@@ -46,7 +46,7 @@ struct SessionEncodingTests {
         let decoded = try SessionState(decoding: bytes)
         #expect(decoded == state)
         #expect(decoded.peerIdentity == state.peerIdentity)
-        #expect(decoded.secret.bytes == state.secret.bytes)
+        #expect(decoded.secret.withUnsafeBytes { Array($0) } == state.secret.withUnsafeBytes { Array($0) })
         #expect(state.encodedCount == bytes.count, "the cache charges encodedCount; it must be the real size")
     }
 

@@ -20,14 +20,14 @@ struct TLS12PRFTests {
     @Test("P_SHA256: the TLS working group's published vector")
     func sha256() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha256)
-        let out = prf(secret: hex("9bbe436ba940f017b17652849a71db35"), label: "test label", seed: hex("a0ba9f936cda311827a6f796ffd5198c"), length: 100)
+        let out = prf(secret: SecretBytes(hex("9bbe436ba940f017b17652849a71db35")), label: "test label", seed: hex("a0ba9f936cda311827a6f796ffd5198c"), length: 100)
         #expect(out == hex("e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"))
     }
 
     @Test("P_SHA384: the vector OpenSSL's TLS1-PRF produces")
     func sha384() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha384)
-        let out = prf(secret: hex("b80b733d6ceefcdc71566ea48e5567df"), label: "test label", seed: hex("cd665cf6a8447dd6ff8b27555edb7465"), length: 148)
+        let out = prf(secret: SecretBytes(hex("b80b733d6ceefcdc71566ea48e5567df")), label: "test label", seed: hex("cd665cf6a8447dd6ff8b27555edb7465"), length: 148)
         #expect(out == hex("7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cde9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd8bfa961144c9e8d792eca722a7b32fc3d416d473ebc2c5fd4abfdad05d9184259b5bf8cd4d90fa0d31e2dec479e4f1a26066f2eea9a69236a3e52655c9e9aee691c8f3a26854308d5eaa3be85e0990703d73e56f"))
     }
 
@@ -36,14 +36,14 @@ struct TLS12PRFTests {
         let inner = SwiftCryptoPrimitives()
         func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8] { inner.hash(algorithm, data) }
         func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash { inner.makeIncrementalHash(algorithm) }
-        func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] { inner.hmac(algorithm, key: key, data: data) }
-        func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(algorithm, key: key) }
+        func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] { inner.hmac(algorithm, key: key, data: data) }
+        func makeAEAD(_ algorithm: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(algorithm, key: key) }
         func randomBytes(_ count: Int) -> [UInt8] { inner.randomBytes(count) }
     }
 
     @Test("the default P_hash (HMAC per step) and swift-crypto's keyed one agree with the vector and with each other for every length up to 200", arguments: [HashAlgorithm.sha256, .sha384])
     func defaultAndKeyedAgree(hash: HashAlgorithm) {
-        let secret = hex("9bbe436ba940f017b17652849a71db35"), seed = hex("a0ba9f936cda311827a6f796ffd5198c")
+        let secret = SecretBytes(hex("9bbe436ba940f017b17652849a71db35")), seed = hex("a0ba9f936cda311827a6f796ffd5198c")
         let keyed = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: hash), plain = TLS12PRF(primitives: DefaultPHash(), hash: hash)
         for length in 1...200 {
             #expect(keyed(secret: secret, label: "test label", seed: seed, length: length) == plain(secret: secret, label: "test label", seed: seed, length: length), "\(length)")
@@ -65,7 +65,7 @@ struct TLS12PRFTests {
     @Test("extended master secret (RFC 7627 §4) matches OpenSSL's TLS1-PRF with its label")
     func extendedMasterSecret() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha384)
-        let ms = prf.masterSecret(preMasterSecret: [UInt8](repeating: 0xAA, count: 48), sessionHash: [UInt8](repeating: 0xBB, count: 48),
+        let ms = prf.masterSecret(preMasterSecret: SecretBytes([UInt8](repeating: 0xAA, count: 48)), sessionHash: [UInt8](repeating: 0xBB, count: 48),
                                   clientRandom: [], serverRandom: [])
         #expect(ms == hex("4dbe56eb1d9d2ec3d1bcfe9263083ad96d1dc7f2bba847a253fcc746f76cab39d6843a4fb16147584ce065a036ac6efe"))
     }
@@ -73,10 +73,10 @@ struct TLS12PRFTests {
     @Test("the hybrid pre-master secret is SHA-384 of ECDH ‖ ML-KEM (PROTOCOL.md §3)")
     func hybridPMS() {
         let secret = [UInt8](repeating: 1, count: 48) + [UInt8](repeating: 2, count: 32)
-        let pms = tls12PreMasterSecret(secret, hybrid: true, primitives: SwiftCryptoPrimitives())
+        let pms = tls12PreMasterSecret(SecretBytes(secret), hybrid: true, primitives: SwiftCryptoPrimitives())
         #expect(pms == SwiftCryptoPrimitives().hash(.sha384, secret))
         #expect(pms.count == 48)
-        #expect(tls12PreMasterSecret([7, 7], hybrid: false, primitives: SwiftCryptoPrimitives()) == [7, 7])
+        #expect(tls12PreMasterSecret(SecretBytes([7, 7]), hybrid: false, primitives: SwiftCryptoPrimitives()) == [7, 7])
     }
 }
 
@@ -315,7 +315,7 @@ struct BadEncapsulationKeyGroup: KeyExchangeGroup {
         share[98] |= 0x0F
         return (share, pending)
     }
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) { try inner.respond(toClientShare: share) }
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) { try inner.respond(toClientShare: share) }
 }
 
 /// Computes the TLS 1.2 PRF wrongly for one Finished label: a peer whose Finished is bad.
@@ -323,9 +323,9 @@ struct FinishedLabelFault: CryptoPrimitives {
     let label: String
     let inner = SwiftCryptoPrimitives()
     func hash(_ a: HashAlgorithm, _ d: [UInt8]) -> [UInt8] { inner.hash(a, d) }
-    func makeAEAD(_ a: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(a, key: key) }
+    func makeAEAD(_ a: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher { try inner.makeAEAD(a, key: key) }
     func randomBytes(_ n: Int) -> [UInt8] { inner.randomBytes(n) }
-    func hmac(_ a: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] {
+    func hmac(_ a: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] {
         var out = inner.hmac(a, key: key, data: data)
         if data.starts(with: Array(label.utf8)) { out[0] ^= 1 }   // A(1) of P_hash over this label
         return out

@@ -18,8 +18,8 @@ public struct FuzzPrimitives: CryptoPrimitives {
     let side: Side
 
     public func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8] { real.hash(algorithm, data) }
-    public func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] { real.hmac(algorithm, key: key, data: data) }
-    public func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher {
+    public func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] { real.hmac(algorithm, key: key, data: data) }
+    public func makeAEAD(_ algorithm: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher {
         TapCipher(inner: try real.makeAEAD(algorithm, key: key), side: side)
     }
     public func randomBytes(_ count: Int) -> [UInt8] { FuzzRandom.bytes(count, side) }
@@ -134,16 +134,16 @@ struct DeterministicX25519: KeyExchangeGroup {
         try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: FuzzRandom.bytes(32, side))
     }
 
-    static func agree(_ key: Curve25519.KeyAgreement.PrivateKey, _ share: [UInt8]) throws(TLSError) -> [UInt8] {
+    static func agree(_ key: Curve25519.KeyAgreement.PrivateKey, _ share: [UInt8]) throws(TLSError) -> SecretBytes {
         guard share.count == 32 else { throw .misbehaved(.sentKeyShareWrongLength, "x25519 share of \(share.count) bytes") }
-        let secret: [UInt8]
+        let secret: SecretBytes
         do {
             let peer = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: share)
-            secret = try key.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { Array($0) }
+            secret = try key.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { SecretBytes(copying: $0) }
         } catch {
             throw .misbehaved(.sentInvalidKeyShare, "x25519")
         }
-        guard secret.contains(where: { $0 != 0 }) else { throw .misbehaved(.sentAllZeroSharedSecret) }
+        guard secret.withUnsafeBytes({ $0.contains(where: { $0 != 0 }) }) else { throw .misbehaved(.sentAllZeroSharedSecret) }
         return secret
     }
 
@@ -152,7 +152,7 @@ struct DeterministicX25519: KeyExchangeGroup {
         return (Array(key.publicKey.rawRepresentation), Pending(key: key))
     }
 
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let key = makeKey()
         return (Array(key.publicKey.rawRepresentation), try Self.agree(key, share))
     }
@@ -160,7 +160,7 @@ struct DeterministicX25519: KeyExchangeGroup {
     struct Pending: PendingKeyExchange {
         let key: Curve25519.KeyAgreement.PrivateKey
         var group: NamedGroup { .x25519 }
-        func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] { try DeterministicX25519.agree(key, serverShare) }
+        func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes { try DeterministicX25519.agree(key, serverShare) }
     }
 }
 
@@ -174,7 +174,7 @@ struct DeterministicP256: KeyExchangeGroup {
         }
     }
 
-    static func agree(_ key: P256.KeyAgreement.PrivateKey, _ point: [UInt8]) throws(TLSError) -> [UInt8] {
+    static func agree(_ key: P256.KeyAgreement.PrivateKey, _ point: [UInt8]) throws(TLSError) -> SecretBytes {
         guard point.count == 65 else {
             if point.count == 33, point.first == 2 || point.first == 3 { throw .misbehaved(.sentPointNotUncompressed) }
             throw .misbehaved(.sentKeyShareWrongLength, "secp256r1 point of \(point.count) bytes")
@@ -182,7 +182,7 @@ struct DeterministicP256: KeyExchangeGroup {
         guard point[0] == 4 else { throw .misbehaved(.sentPointNotUncompressed) }
         do {
             let peer = try P256.KeyAgreement.PublicKey(x963Representation: point)
-            return try key.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { Array($0) }
+            return try key.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { SecretBytes(copying: $0) }
         } catch {
             throw .misbehaved(.sentPointNotOnCurve)
         }
@@ -193,7 +193,7 @@ struct DeterministicP256: KeyExchangeGroup {
         return (Array(key.publicKey.x963Representation), Pending(key: key))
     }
 
-    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: [UInt8]) {
+    func respond(toClientShare share: [UInt8]) throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let key = makeKey()
         return (Array(key.publicKey.x963Representation), try Self.agree(key, share))
     }
@@ -201,6 +201,6 @@ struct DeterministicP256: KeyExchangeGroup {
     struct Pending: PendingKeyExchange {
         let key: P256.KeyAgreement.PrivateKey
         var group: NamedGroup { .secp256r1 }
-        func complete(serverShare: [UInt8]) throws(TLSError) -> [UInt8] { try DeterministicP256.agree(key, serverShare) }
+        func complete(serverShare: [UInt8]) throws(TLSError) -> SecretBytes { try DeterministicP256.agree(key, serverShare) }
     }
 }

@@ -45,7 +45,7 @@ extension CorpusMaker {
     mutating func earlyData() {
         for (i, config) in FuzzConfigs.tls13.enumerated() where i == 0 || i == 1 || config.resumes {
             guard let flight = flights[config.name], let first = flight.toServer.first else { continue }
-            let psk = config.session?.state.secret.bytes
+            let psk = config.session?.state.secret.withUnsafeBytes { Array($0) }   // a corpus tool recomputing binders offline
             guard let (hello1, hash1) = Self.addEarlyData(to: first, psk: psk, transcriptBefore: []),
                   let (same1, sameHash1) = Self.addEarlyData(to: first, psk: psk, transcriptBefore: [], addExtension: false) else { continue }
             // The binder computed here for the unchanged hello must be the client's own.

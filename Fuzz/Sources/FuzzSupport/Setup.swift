@@ -40,8 +40,8 @@ public struct FuzzTicketPrimitives: CryptoPrimitives {
     let real = SwiftCryptoPrimitives()
     public init() {}
     public func hash(_ algorithm: HashAlgorithm, _ data: [UInt8]) -> [UInt8] { real.hash(algorithm, data) }
-    public func hmac(_ algorithm: HashAlgorithm, key: [UInt8], data: [UInt8]) -> [UInt8] { real.hmac(algorithm, key: key, data: data) }
-    public func makeAEAD(_ algorithm: AEADAlgorithm, key: [UInt8]) throws(TLSError) -> any AEADCipher { try real.makeAEAD(algorithm, key: key) }
+    public func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] { real.hmac(algorithm, key: key, data: data) }
+    public func makeAEAD(_ algorithm: AEADAlgorithm, key: SecretBytes) throws(TLSError) -> any AEADCipher { try real.makeAEAD(algorithm, key: key) }
     public func randomBytes(_ count: Int) -> [UInt8] { FuzzRandom.bytes(count, .server) }
 }
 

@@ -220,7 +220,7 @@ struct ExpectServerHello {
             resumption = ResumptionAccepted(state: offer.session.state)
         }
         let group: NamedGroup
-        var sharedSecret: [UInt8]
+        let sharedSecret: SecretBytes?
         if let data = hello.extensions[.keyShare] {
             let share = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverKeyShare(data) }
             guard let kx = pending.first(where: { $0.group == share.group }) else {
@@ -238,7 +238,7 @@ struct ExpectServerHello {
             // psk_ke: only if we offered it (never under the PQ policy); the session keeps its group.
             guard let resumption, pskOffer?.modes.contains(.pskKE) == true else { throw .misbehaved(.sentMissingKeyShare) }
             group = resumption.state.group
-            sharedSecret = [UInt8](repeating: 0, count: suite.hash.digestLength)
+            sharedSecret = nil   // no (EC)DHE input: HashLen zeros
         }
 
         var transcript = self.transcript
@@ -252,7 +252,6 @@ struct ExpectServerHello {
             let th = transcript.hash(hkdf)
             return (handshake, handshake.clientTrafficSecret(transcriptHash: th), handshake.serverTrafficSecret(transcriptHash: th))
         }
-        sharedSecret.withUnsafeMutableBytes { zeroise($0) }   // only the handshake secret is kept
         try context.installReadKeys(secret: serverSecret, suite: suite, duringHandshake: true)
         var sentCCS = sentChangeCipherSpec
         if config.middleboxCompatibility && !sentCCS {

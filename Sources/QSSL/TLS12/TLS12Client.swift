@@ -190,7 +190,7 @@ struct TLS12ClientHandshake {
         // The server owns the key pair here; the client answers as a TLS 1.3 server would.
         let (exchange, secret) = try context.measure("key exchange \(ske.group)") { () throws(TLSError) in try kx.respond(toClientShare: ske.publicValue) }
         transcript.append(message)
-        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: SecretBytes(secret), proof: proof)
+        return TLS12ClientKeyShare(group: ske.group, exchange: exchange, secret: secret, proof: proof)
     }
 
     /// [Certificate], ClientKeyExchange, [CertificateVerify — pausing for an asynchronous key],
@@ -206,8 +206,7 @@ struct TLS12ClientHandshake {
             try context.send(TLS12Certificate(certificates: chosen?.0.chain ?? []), transcript: &transcript)
         }
         context.send(try encoding { () throws(EncodeError) in try ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid) }, transcript: &transcript)
-        var pms = tls12PreMasterSecret(share.secret.bytes, hybrid: suite.isHybrid, primitives: context.primitives)
-        defer { pms.withUnsafeMutableBytes { zeroise($0) } }
+        let pms = tls12PreMasterSecret(share.secret, hybrid: suite.isHybrid, primitives: context.primitives)
         // RFC 7627 §4: the session hash covers the messages through ClientKeyExchange.
         let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
         let master = try context.measure("master secret (PRF)") { () throws(TLSError) in

@@ -51,23 +51,21 @@ struct TLS12PRF {
     let primitives: any CryptoPrimitives
     let hash: HashAlgorithm
 
-    func callAsFunction(secret: [UInt8], label: String, seed: [UInt8], length: Int) -> [UInt8] {
-        // Master secrets and key blocks are cut from the output; the provider wipes its own
-        // chaining values and buffer.
+    func callAsFunction(secret: SecretBytes, label: String, seed: [UInt8], length: Int) -> SecretBytes {
         primitives.tls12PHash(hash, secret: secret, labelAndSeed: Array(label.utf8) + seed, length: length)
     }
 
     /// RFC 7627 §4 (extended master secret) or RFC 5246 §8.1.
-    func masterSecret(preMasterSecret: [UInt8], sessionHash: [UInt8]?, clientRandom: [UInt8], serverRandom: [UInt8]) -> SecretBytes {
+    func masterSecret(preMasterSecret: SecretBytes, sessionHash: [UInt8]?, clientRandom: [UInt8], serverRandom: [UInt8]) -> SecretBytes {
         if let sessionHash {
-            return SecretBytes(self(secret: preMasterSecret, label: "extended master secret", seed: sessionHash, length: 48))
+            return self(secret: preMasterSecret, label: "extended master secret", seed: sessionHash, length: 48)
         }
-        return SecretBytes(self(secret: preMasterSecret, label: "master secret", seed: clientRandom + serverRandom, length: 48))
+        return self(secret: preMasterSecret, label: "master secret", seed: clientRandom + serverRandom, length: 48)
     }
 
-    /// RFC 5246 §7.4.9: 12 bytes of verify_data.
+    /// RFC 5246 §7.4.9: 12 bytes of verify_data, which are sent (or compared in constant time).
     func verifyData(masterSecret: SecretBytes, client: Bool, transcriptHash: [UInt8]) -> [UInt8] {
-        self(secret: masterSecret.bytes, label: client ? "client finished" : "server finished", seed: transcriptHash, length: 12)
+        self(secret: masterSecret, label: client ? "client finished" : "server finished", seed: transcriptHash, length: 12).withUnsafeBytes { Array($0) }
     }
 }
 
@@ -81,17 +79,20 @@ struct TLS12KeyBlock {
     init(prf: TLS12PRF, masterSecret: SecretBytes, clientRandom: [UInt8], serverRandom: [UInt8], suite: TLS12CipherSuite) {
         let k = suite.aead.keyLength
         let i = suite.fixedIVLength
-        var block = prf(secret: masterSecret.bytes, label: "key expansion", seed: serverRandom + clientRandom, length: 2 * (k + i))
-        defer { block.withUnsafeMutableBytes { zeroise($0) } }
-        clientKey = SecretBytes(Array(block[0..<k]))
-        serverKey = SecretBytes(Array(block[k..<(2 * k)]))
-        clientIV = Array(block[(2 * k)..<(2 * k + i)])
-        serverIV = Array(block[(2 * k + i)..<(2 * k + 2 * i)])
+        let block = prf(secret: masterSecret, label: "key expansion", seed: serverRandom + clientRandom, length: 2 * (k + i))
+        clientKey = block.extracting(0..<k)
+        serverKey = block.extracting(k..<(2 * k))
+        // The IVs are not keys: they are combined with public sequence numbers into nonces.
+        clientIV = block.withUnsafeBytes { Array($0[(2 * k)..<(2 * k + i)]) }
+        serverIV = block.withUnsafeBytes { Array($0[(2 * k + i)..<(2 * k + 2 * i)]) }
     }
 }
 
 /// PROTOCOL.md §3: the hybrid pre-master secret is SHA-384(ECDH ‖ ML-KEM); a classical one is
 /// the ECDH output (RFC 8422 §5.10).
-func tls12PreMasterSecret(_ secret: [UInt8], hybrid: Bool, primitives: any CryptoPrimitives) -> [UInt8] {
-    hybrid ? primitives.hash(.sha384, secret) : secret
+func tls12PreMasterSecret(_ secret: SecretBytes, hybrid: Bool, primitives: any CryptoPrimitives) -> SecretBytes {
+    guard hybrid else { return secret }
+    var hash = primitives.makeIncrementalHash(.sha384)
+    secret.withUnsafeBytes { hash.update($0) }
+    return SecretBytes(hash.finalize())
 }

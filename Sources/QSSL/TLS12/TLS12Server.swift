@@ -332,8 +332,7 @@ struct TLS12ServerHandshake {
         let secret = try pending.complete(serverShare: cke.exchange)
         var transcript = self.transcript
         transcript.append(message)
-        var pms = tls12PreMasterSecret(secret, hybrid: n.suite.isHybrid, primitives: context.primitives)
-        defer { pms.withUnsafeMutableBytes { zeroise($0) } }
+        let pms = tls12PreMasterSecret(secret, hybrid: n.suite.isHybrid, primitives: context.primitives)
         let sessionHash = n.extendedMasterSecret ? context.primitives.hash(n.suite.hash, transcript.bytes) : nil
         let master = prf.masterSecret(preMasterSecret: pms, sessionHash: sessionHash, clientRandom: clientRandom, serverRandom: serverRandom)
         let keys = TLS12KeyBlock(prf: prf, masterSecret: master, clientRandom: clientRandom, serverRandom: serverRandom, suite: n.suite)
