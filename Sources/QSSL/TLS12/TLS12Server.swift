@@ -86,14 +86,12 @@ struct TLS12ServerStart {
     /// The suite to resume `state` with, or nil for a full handshake (PROTOCOL.md §4: a session
     /// that does not fit is never an error), except the one case RFC 7627 §5.3 makes fatal.
     func resumable(_ state: SessionState) throws(TLSError) -> TLS12CipherSuite? {
-        guard state.version == .tls12, state.isValid(at: config.clock.nowMilliseconds()),
-              ResumptionPolicy.serverLifetimeAllows(state, config: config, now: config.clock.nowMilliseconds()),
-              state.serverName == negotiation.names.serverName, state.secret.count == 48,
+        // The fit to this handshake (a suite configured and offered, hybrid under the PQ policy),
+        // then the policy every resumption answers to.
+        guard state.secret.count == 48,
               let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
-              hello.cipherSuites.contains(state.cipherSuite),
-              !config.requirePostQuantum || (suite.isHybrid && state.usedPostQuantumKeyExchange),
-              // The trust policy the client was verified under is the one in force.
-              ResumptionPolicy.serverMayResume(state, config: config)
+              hello.cipherSuites.contains(state.cipherSuite), !config.requirePostQuantum || suite.isHybrid,
+              ResumptionPolicy.server(config, serverName: negotiation.names.serverName).admits(state, version: .tls12)
         else { return nil }
         // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
         // without it (abort); one without it is not resumed into a connection with it (full).
