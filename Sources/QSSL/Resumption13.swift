@@ -39,16 +39,13 @@ func pskBinder(early: TLS13KeySchedule.Early, transcriptBefore: Transcript, part
 /// Server: the first offered ticket that opens, is current, fits the negotiated suite, name and
 /// policy, with its binder verified. A ticket that fails any check is skipped (full handshake,
 /// RFC 8446 §4.2.11: "the server SHOULD … ignore"); a bad binder on the chosen one is fatal.
-func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
+func acceptPSK(hello: ReceivedClientHello, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
                config: ServerConfiguration, context: HandshakeContext) throws(TLSError) -> AcceptedPSK? {
     let ext = hello.extensions
-    guard let data = ext[.preSharedKey] else { return nil }
-    // §4.2.11: pre_shared_key MUST be the last extension of the ClientHello.
-    guard ext.items.last?.type == .preSharedKey else { throw .misbehaved(.sentPreSharedKeyNotLast) }
+    // §4.2.11: that pre_shared_key is the last extension was checked when the hello was decoded.
+    guard let offered = ext.preSharedKey else { return nil }
     // §4.2.9: a client offering a PSK MUST send psk_key_exchange_modes.
-    guard let modesData = ext[.pskKeyExchangeModes] else { throw .misbehaved(.sentPSKWithoutKeyExchangeModes) }
-    let modes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.pskKeyExchangeModes(modesData) }
-    let offered = try decodeExtension { () throws(DecodeError) in try OfferedPSKs(decoding: data) }
+    guard let modes = ext.pskKeyExchangeModes else { throw .misbehaved(.sentPSKWithoutKeyExchangeModes) }
 
     // psk_dhe_ke unless the operator chose psk_ke (speed over forward secrecy) and the client
     // offers it; never psk_ke under the PQ policy.
@@ -82,7 +79,7 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
         let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: state.secret)
         let bindersLength = try encoding { () throws(EncodeError) in try offered.encodedBinders() }.count
-        let encoded = message.encoded
+        let encoded = hello.message.encoded
         let expected = pskBinder(early: early, transcriptBefore: transcriptBefore, partialHello: encoded[..<(encoded.count - bindersLength)])
         guard offered.binders[index].count == expected.count, constantTimeEquals(expected, offered.binders[index]) else {
             throw .misbehaved(.sentWrongPSKBinder, "binder of PSK identity \(index)")
