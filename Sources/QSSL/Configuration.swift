@@ -20,18 +20,39 @@ public struct ClientConfiguration: Sendable {
     public var provider: CryptoProvider
     /// Verifies the server's chain. Required unless verification is dangerously disabled.
     public var verifier: any CertificateVerifier
+    /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
+    /// server's, forwarded below under their usual names).
+    public var policy = ProtocolPolicy()
     /// Groups offered in supported_groups, in preference order.
-    public var groups: [NamedGroup] = Defaults.groups
+    public var groups: [NamedGroup] {
+        get { policy.groups }
+        set { policy.groups = newValue }
+    }
     /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
     public var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
-    public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
+    public var cipherSuites: [TLS13CipherSuite] {
+        get { policy.cipherSuites }
+        set { policy.cipherSuites = newValue }
+    }
     /// TLS 1.2 suites offered when `versions` includes TLS 1.2.
-    public var tls12CipherSuites: [TLS12CipherSuite] = Defaults.tls12CipherSuites
+    public var tls12CipherSuites: [TLS12CipherSuite] {
+        get { policy.tls12CipherSuites }
+        set { policy.tls12CipherSuites = newValue }
+    }
     /// Versions offered, most preferred first.
-    public var versions: [ProtocolVersion] = Defaults.versions
-    public var alpnProtocols: [String] = []
+    public var versions: [ProtocolVersion] {
+        get { policy.versions }
+        set { policy.versions = newValue }
+    }
+    public var alpnProtocols: [String] {
+        get { policy.alpnProtocols }
+        set { policy.alpnProtocols = newValue }
+    }
     /// Refuse any handshake whose key exchange has no ML-KEM part (insufficient_security).
-    public var requirePostQuantum = false
+    public var requirePostQuantum: Bool {
+        get { policy.requirePostQuantum }
+        set { policy.requirePostQuantum = newValue }
+    }
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
     public var middleboxCompatibility = true
     /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
@@ -73,14 +94,7 @@ public struct ClientConfiguration: Sendable {
     }
 
     func validate() throws(TLSError) {
-        guard !groups.isEmpty else { throw .misuse("no key exchange groups configured") }
-        try validateVersions(versions, tls13: cipherSuites, tls12: tls12CipherSuites)
-        for g in groups where provider.keyExchange(for: g) == nil {
-            throw .misuse("group \(g) is not implemented by the crypto provider")
-        }
-        if requirePostQuantum && !groups.contains(where: \.isPostQuantum) {
-            throw .misuse("post-quantum key exchange is required but no ML-KEM group is configured")
-        }
+        try policy.validate(provider: provider)
     }
 }
 
@@ -94,15 +108,36 @@ public struct ServerConfiguration: Sendable {
     /// replaces this one for the connection, within this one's policy (requirePostQuantum and
     /// versions are a floor).
     public var configurationSelector: (any ServerConfigurationSelector)?
-    public var groups: [NamedGroup] = Defaults.groups
-    public var cipherSuites: [TLS13CipherSuite] = Defaults.tls13CipherSuites
+    /// Versions, groups, suites, ALPN and the PQ requirement accepted (the same fields as a
+    /// client's, forwarded below under their usual names).
+    public var policy = ProtocolPolicy()
+    public var groups: [NamedGroup] {
+        get { policy.groups }
+        set { policy.groups = newValue }
+    }
+    public var cipherSuites: [TLS13CipherSuite] {
+        get { policy.cipherSuites }
+        set { policy.cipherSuites = newValue }
+    }
     /// TLS 1.2 suites in server preference order.
-    public var tls12CipherSuites: [TLS12CipherSuite] = Defaults.tls12CipherSuites
+    public var tls12CipherSuites: [TLS12CipherSuite] {
+        get { policy.tls12CipherSuites }
+        set { policy.tls12CipherSuites = newValue }
+    }
     /// Versions accepted; the highest the client also offers is chosen.
-    public var versions: [ProtocolVersion] = Defaults.versions
+    public var versions: [ProtocolVersion] {
+        get { policy.versions }
+        set { policy.versions = newValue }
+    }
     /// Server-preference ALPN list; empty means ALPN is not negotiated.
-    public var alpnProtocols: [String] = []
-    public var requirePostQuantum = false
+    public var alpnProtocols: [String] {
+        get { policy.alpnProtocols }
+        set { policy.alpnProtocols = newValue }
+    }
+    public var requirePostQuantum: Bool {
+        get { policy.requirePostQuantum }
+        set { policy.requirePostQuantum = newValue }
+    }
     /// Whether clients are asked for a certificate (CertificateRequest).
     public var clientAuthentication: ClientAuthenticationPolicy = .none
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
@@ -145,14 +180,7 @@ public struct ServerConfiguration: Sendable {
 
     func validate() throws(TLSError) {
         guard !certificates.isEmpty else { throw .misuse("no server certificate configured") }
-        guard !groups.isEmpty else { throw .misuse("no key exchange groups configured") }
-        try validateVersions(versions, tls13: cipherSuites, tls12: tls12CipherSuites)
-        for g in groups where provider.keyExchange(for: g) == nil {
-            throw .misuse("group \(g) is not implemented by the crypto provider")
-        }
-        if requirePostQuantum && !groups.contains(where: \.isPostQuantum) {
-            throw .misuse("post-quantum key exchange is required but no ML-KEM group is configured")
-        }
+        try policy.validate(provider: provider)
         guard sessionLifetimeSeconds > 0, sessionLifetimeSeconds <= 604_800 else {
             throw .misuse("session lifetime must be 1 to 604800 seconds (RFC 8446 §4.6.1)")
         }
@@ -220,11 +248,4 @@ public struct HandshakeTraceEntry: Sendable, Hashable {
     /// `traceCPUClock` is set.
     public var durationNanoseconds: Int64 = 0
     public var cpuNanoseconds: Int64? = nil
-}
-
-func validateVersions(_ versions: [ProtocolVersion], tls13: [TLS13CipherSuite], tls12: [TLS12CipherSuite]) throws(TLSError) {
-    guard !versions.isEmpty else { throw .misuse("no protocol versions configured") }
-    for v in versions where v != .tls13 && v != .tls12 { throw .misuse("\(v) is not supported: Q-SSL speaks TLS 1.3 and TLS 1.2") }
-    if versions.contains(.tls13) && tls13.isEmpty { throw .misuse("TLS 1.3 enabled without TLS 1.3 cipher suites") }
-    if versions.contains(.tls12) && tls12.isEmpty { throw .misuse("TLS 1.2 enabled without TLS 1.2 cipher suites") }
 }

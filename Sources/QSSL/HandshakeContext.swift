@@ -11,6 +11,11 @@ struct HandshakeContext {
     let started = ContinuousClock.now
     let recordTrace: Bool
     private var pendingHandshake: [UInt8] = []
+    #if DEBUG
+    /// How many times a ClientHello's extensions were decoded (`ReceivedClientHello`): once per
+    /// ClientHello received, whatever path the handshake takes.
+    var clientHelloExtensionDecodes = 0
+    #endif
 
     init(primitives: any CryptoPrimitives, recordTrace: Bool) {
         self.primitives = primitives

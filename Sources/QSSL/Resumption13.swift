@@ -39,16 +39,13 @@ func pskBinder(early: TLS13KeySchedule.Early, transcriptBefore: Transcript, part
 /// Server: the first offered ticket that opens, is current, fits the negotiated suite, name and
 /// policy, with its binder verified. A ticket that fails any check is skipped (full handshake,
 /// RFC 8446 §4.2.11: "the server SHOULD … ignore"); a bad binder on the chosen one is fatal.
-func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
+func acceptPSK(hello: ReceivedClientHello, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
                config: ServerConfiguration, context: HandshakeContext) throws(TLSError) -> AcceptedPSK? {
     let ext = hello.extensions
-    guard let data = ext[.preSharedKey] else { return nil }
-    // §4.2.11: pre_shared_key MUST be the last extension of the ClientHello.
-    guard ext.items.last?.type == .preSharedKey else { throw .misbehaved(.sentPreSharedKeyNotLast) }
+    // §4.2.11: that pre_shared_key is the last extension was checked when the hello was decoded.
+    guard let offered = ext.preSharedKey else { return nil }
     // §4.2.9: a client offering a PSK MUST send psk_key_exchange_modes.
-    guard let modesData = ext[.pskKeyExchangeModes] else { throw .misbehaved(.sentPSKWithoutKeyExchangeModes) }
-    let modes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.pskKeyExchangeModes(modesData) }
-    let offered = try decodeExtension { () throws(DecodeError) in try OfferedPSKs(decoding: data) }
+    guard let modes = ext.pskKeyExchangeModes else { throw .misbehaved(.sentPSKWithoutKeyExchangeModes) }
 
     // psk_dhe_ke unless the operator chose psk_ke (speed over forward secrecy) and the client
     // offers it; never psk_ke under the PQ policy.
@@ -61,32 +58,28 @@ func acceptPSK(hello: ClientHello, message: HandshakeMessage, suite: TLS13Cipher
         return nil
     }
     guard let sealer = config.ticketKeys else { return nil }
-    let now = config.clock.nowMilliseconds()
+    let policy = ResumptionPolicy.server(config, serverName: serverName)
+    let now = policy.now
     for (index, identity) in offered.identities.prefix(maxPSKIdentitiesTried).enumerated() {
         guard var (plaintext, _) = sealer.open(identity.identity) else { continue }
         let decoded = try? SessionState(decoding: plaintext)
         plaintext.withUnsafeMutableBytes { zeroise($0) }
+        // The fit to this handshake: a suite of the same hash, a secret of its length.
         guard let state = decoded,
-              state.version == .tls13,
               let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
-              state.isValid(at: now), state.secret.count == suite.hash.digestLength,
-              state.serverName == serverName,
-              !config.requirePostQuantum || state.usedPostQuantumKeyExchange,
-              ResumptionPolicy.serverLifetimeAllows(state, config: config, now: now)
+              state.secret.count == suite.hash.digestLength
         else { continue }
         // §4.2.11.1 and §8.3: the client's view of the ticket age against ours.
         let clientAge = UInt64(identity.obfuscatedTicketAge &- state.ageAdd)
         let serverAge = now >= state.issuedAt ? now - state.issuedAt : 0
         let skew = clientAge > serverAge ? clientAge - serverAge : serverAge - clientAge
         guard skew <= config.ticketAgeToleranceMilliseconds, clientAge <= UInt64(state.lifetimeSeconds) * 1000 else { continue }
-        // The trust policy the client was verified under is the one in force (last: it may parse
-        // the stored certificate).
-        guard ResumptionPolicy.serverMayResume(state, config: config) else { continue }
+        guard policy.admits(state, version: .tls13) else { continue }
 
         let hkdf = HKDF(primitives: context.primitives, hash: suite.hash)
         let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: state.secret)
         let bindersLength = try encoding { () throws(EncodeError) in try offered.encodedBinders() }.count
-        let encoded = message.encoded
+        let encoded = hello.message.encoded
         let expected = pskBinder(early: early, transcriptBefore: transcriptBefore, partialHello: encoded[..<(encoded.count - bindersLength)])
         guard offered.binders[index].count == expected.count, constantTimeEquals(expected, offered.binders[index]) else {
             throw .misbehaved(.sentWrongPSKBinder, "binder of PSK identity \(index)")
@@ -164,13 +157,10 @@ struct PSKOffer {
 
     init?(session: TLSSession, config: ClientConfiguration, serverName: String?) {
         let state = session.state
-        guard state.version == .tls13, config.versions.contains(.tls13), let ticket = session.ticket, !ticket.isEmpty,
+        guard let ticket = session.ticket, !ticket.isEmpty,
               let sessionSuite = TLS13CipherSuite.named(state.cipherSuite),
               let suite = config.cipherSuites.first(where: { $0.hash == sessionSuite.hash }),
-              state.serverName == serverName, state.isValid(at: config.clock.nowMilliseconds()),
-              // PROTOCOL.md §4: under the PQ policy a classical session is never resumed.
-              !config.requirePostQuantum || state.usedPostQuantumKeyExchange,
-              ResumptionPolicy.clientMayOffer(state, config: config, serverName: serverName)
+              ResumptionPolicy.client(config, serverName: serverName).admits(state, version: .tls13)
         else { return nil }
         self.session = session
         self.suite = suite
@@ -233,12 +223,9 @@ struct ClientTicketReceiver {
 /// Whether a TLS 1.2 session may be offered under `config` to `serverName`.
 func tls12SessionOfferable(_ session: TLSSession, config: ClientConfiguration, serverName: String?) -> Bool {
     let state = session.state
-    return state.version == .tls12 && config.versions.contains(.tls12)
-        && (!session.sessionID.isEmpty || !(session.ticket ?? []).isEmpty)
+    return (!session.sessionID.isEmpty || !(session.ticket ?? []).isEmpty)
         && config.tls12CipherSuites.contains(where: { $0.suite == state.cipherSuite })
-        && state.serverName == serverName && state.isValid(at: config.clock.nowMilliseconds())
-        && (!config.requirePostQuantum || state.usedPostQuantumKeyExchange)
-        && ResumptionPolicy.clientMayOffer(state, config: config, serverName: serverName)
+        && ResumptionPolicy.client(config, serverName: serverName).admits(state, version: .tls12)
 }
 
 /// Tickets above this size are not issued: the session state carries a compact identity, so only

@@ -10,9 +10,52 @@ import QSSLWire
 // stored leaf is checked again for expiry and revocation (`CertificateVerifier.checkResumedPeer`).
 // Anything else is a full handshake, never an error (PROTOCOL.md §4).
 
-enum ResumptionPolicy {
+/// Whether a session may be resumed (a server) or offered (a client): the one decision every
+/// resumption path makes, TLS 1.3 tickets and TLS 1.2 session IDs and tickets alike. What is
+/// left to each path is the fit to its own handshake (suite, secret length, ticket age, extended
+/// master secret), which it checks before asking this.
+struct ResumptionPolicy {
+    enum Side {
+        case server(ServerConfiguration)
+        case client(ClientConfiguration)
+    }
+    let side: Side
+    /// The name of this handshake (a server: the client's SNI; a client: the name it connects to).
+    let serverName: String?
+    let now: UInt64
+
     /// The first byte of every binding, so that its layout can change.
     static let bindingFormat: UInt8 = 1
+
+    /// A server resuming under `config` for a ClientHello naming `serverName`.
+    static func server(_ config: ServerConfiguration, serverName: String?) -> ResumptionPolicy {
+        ResumptionPolicy(side: .server(config), serverName: serverName, now: config.clock.nowMilliseconds())
+    }
+
+    /// A client offering sessions under `config` to `serverName`.
+    static func client(_ config: ClientConfiguration, serverName: String?) -> ResumptionPolicy {
+        ResumptionPolicy(side: .client(config), serverName: serverName, now: config.clock.nowMilliseconds())
+    }
+
+    /// Whether `state` may be resumed (offered) in a `version` handshake: of that version, enabled
+    /// here, for the same name, within its lifetime (a server: and within the lifetime configured
+    /// now), with an ML-KEM part under the PQ policy (PROTOCOL.md §4: a classical session is never
+    /// resumed), and under the same trust policy (last: it may parse the stored certificate).
+    func admits(_ state: SessionState, version: ProtocolVersion) -> Bool {
+        let versions: [ProtocolVersion]
+        let requirePostQuantum: Bool
+        switch side {
+        case .server(let config): (versions, requirePostQuantum) = (config.versions, config.requirePostQuantum)
+        case .client(let config): (versions, requirePostQuantum) = (config.versions, config.requirePostQuantum)
+        }
+        guard state.version == version, versions.contains(version), state.serverName == serverName, state.isValid(at: now),
+              !requirePostQuantum || state.usedPostQuantumKeyExchange
+        else { return false }
+        switch side {
+        case .server(let config): return Self.serverLifetimeAllows(state, config: config, now: now) && Self.serverMayResume(state, config: config)
+        case .client(let config): return Self.clientMayOffer(state, config: config, serverName: serverName)
+        }
+    }
 
     /// What sessions a server issues under `config` record: the client-authentication policy
     /// and, when clients are asked for certificates, the client verifier's digest.
@@ -37,7 +80,7 @@ enum ResumptionPolicy {
 
     /// A server: whether `state` is within the lifetime configured now as well as its own (a
     /// server whose `sessionLifetimeSeconds` was shortened does not honour older, longer ones).
-    static func serverLifetimeAllows(_ state: SessionState, config: ServerConfiguration, now: UInt64) -> Bool {
+    private static func serverLifetimeAllows(_ state: SessionState, config: ServerConfiguration, now: UInt64) -> Bool {
         let lifetime = UInt64(min(state.lifetimeSeconds, config.sessionLifetimeSeconds)) * 1000
         return now >= state.createdAt && now - state.createdAt < lifetime
     }
@@ -52,7 +95,7 @@ enum ResumptionPolicy {
     /// A server: whether `state` may be resumed under `config` as far as trust goes. A session
     /// made under another policy, one without a client certificate where one is now required,
     /// or one whose client certificate has since expired or been revoked is not.
-    static func serverMayResume(_ state: SessionState, config: ServerConfiguration) -> Bool {
+    private static func serverMayResume(_ state: SessionState, config: ServerConfiguration) -> Bool {
         guard state.trustBinding == binding(config) else { return false }
         guard let identity = state.peerIdentity else {
             // The identity is never upgraded by a resumption.
@@ -66,7 +109,7 @@ enum ResumptionPolicy {
     /// A client: whether `state` may be offered to `serverName` under `config` as far as trust
     /// goes. A session without the server's identity (every full handshake authenticates the
     /// server) is never offered.
-    static func clientMayOffer(_ state: SessionState, config: ClientConfiguration, serverName: String?) -> Bool {
+    private static func clientMayOffer(_ state: SessionState, config: ClientConfiguration, serverName: String?) -> Bool {
         guard state.trustBinding == binding(config), let identity = state.peerIdentity else { return false }
         do { try config.verifier.checkResumedPeer(identity, role: .server(name: serverName)) } catch { return false }
         return true

@@ -5,7 +5,7 @@ import QSSLWire
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
 /// CertificateVerify when the key signs asynchronously. With an accepted PSK there is no
 /// Certificate or CertificateVerify (§2.2).
-func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8]?, psk: AcceptedPSK?, earlyData: Bool,
+func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8]?, psk: AcceptedPSK?, earlyData: Bool,
                       transcript: Transcript, retried: Bool, config: ServerConfiguration,
                       context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
     guard psk?.mode != .pskKE else {
@@ -28,7 +28,7 @@ func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, clie
 
 /// A server flight waiting for its key exchange (the group answers asynchronously).
 struct TLS13ServerAwaitingKeyExchange {
-    let hello: ClientHello
+    let hello: ReceivedClientHello
     let negotiation: ServerNegotiation
     let psk: AcceptedPSK?
     let earlyData: Bool
@@ -48,7 +48,7 @@ struct TLS13ServerAwaitingKeyExchange {
 
 /// The flight once the key exchange is done (`exchanged`: the server's share and the shared
 /// secret; nil for psk_ke).
-private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiation, exchanged: (share: [UInt8], secret: SecretBytes)?,
+private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerNegotiation, exchanged: (share: [UInt8], secret: SecretBytes)?,
                               psk: AcceptedPSK?, earlyData: Bool, transcript: Transcript, retried: Bool, config: ServerConfiguration,
                               context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
     let hkdf = HKDF(primitives: context.primitives, hash: n.suite.hash)
@@ -102,7 +102,7 @@ private func sendServerFlight(hello: ClientHello, negotiation n: ServerNegotiati
     }
     var certificate = CertificateMessage(certificates: n.certificate.chain)
     // RFC 8446 §4.4.2.1: the staple rides in the leaf's CertificateEntry, if the client asked.
-    if let staple = try stapleRequested(hello, n.certificate) {
+    if let staple = stapleRequested(hello.extensions, n.certificate) {
         certificate.entries[0].extensions.append(.statusRequest, try encoding { () throws(EncodeError) in try ExtensionBody.encodeOCSPStatus(staple) })
     }
     try context.send(certificate, transcript: &transcript)
@@ -253,7 +253,7 @@ struct ServerHandshakeKeys {
 
 /// The OCSP response to staple for this ClientHello: the client asked for OCSP (status_request)
 /// and the certificate has a current response.
-func stapleRequested(_ hello: ClientHello, _ certificate: CertifiedKey) throws(TLSError) -> [UInt8]? {
-    guard let data = hello.extensions[.statusRequest], let staple = certificate.ocspStaple?.response, !staple.isEmpty else { return nil }
-    return try decodeExtension { () throws(DecodeError) in try ExtensionBody.requestsOCSP(data) } ? staple : nil
+func stapleRequested(_ ext: DecodedClientHelloExtensions, _ certificate: CertifiedKey) -> [UInt8]? {
+    guard ext.requestsOCSP, let staple = certificate.ocspStaple?.response, !staple.isEmpty else { return nil }
+    return staple
 }

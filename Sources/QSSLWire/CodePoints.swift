@@ -232,6 +232,8 @@ public struct ExtensionType: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let cookie = ExtensionType(rawValue: 44)
     public static let pskKeyExchangeModes = ExtensionType(rawValue: 45)
     public static let certificateAuthorities = ExtensionType(rawValue: 47)
+    /// RFC 8446 §4.2.5: only in a CertificateRequest.
+    public static let oidFilters = ExtensionType(rawValue: 48)
     public static let postHandshakeAuth = ExtensionType(rawValue: 49)
     public static let signatureAlgorithmsCert = ExtensionType(rawValue: 50)
     public static let keyShare = ExtensionType(rawValue: 51)
@@ -252,6 +254,7 @@ public struct ExtensionType: RawRepresentable, Hashable, Sendable, CustomStringC
         case .supportedVersions: return "supported_versions"
         case .cookie: return "cookie"
         case .pskKeyExchangeModes: return "psk_key_exchange_modes"
+        case .oidFilters: return "oid_filters"
         case .signatureAlgorithmsCert: return "signature_algorithms_cert"
         case .keyShare: return "key_share"
         case .renegotiationInfo: return "renegotiation_info"

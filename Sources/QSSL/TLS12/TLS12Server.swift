@@ -55,7 +55,7 @@ struct TLS12SessionPlan {
 /// A TLS 1.2 ClientHello, negotiated, before the server chose between a full and an
 /// abbreviated handshake.
 struct TLS12ServerStart {
-    let hello: ClientHello
+    let hello: ReceivedClientHello
     let negotiation: TLS12ServerNegotiation
     let transcript: Transcript
     let config: ServerConfiguration
@@ -63,7 +63,7 @@ struct TLS12ServerStart {
     /// A ticket first (stateless, PROTOCOL.md §4's recommended mode), then the session ID
     /// through the cache (which may pause), else a full handshake.
     func proceed(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        if let ticket = hello.extensions[.sessionTicket], !ticket.isEmpty, let sealer = config.ticketKeys,
+        if let ticket = hello.extensions.sessionTicket, !ticket.isEmpty, let sealer = config.ticketKeys,
            var (plaintext, byCurrentKey) = sealer.open(ticket) {
             let decoded = try? SessionState(decoding: plaintext)
             plaintext.withUnsafeMutableBytes { zeroise($0) }
@@ -93,21 +93,19 @@ struct TLS12ServerStart {
 
     private func full(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let plan = TLS12SessionPlan(sessionID: config.sessionCache != nil ? context.primitives.randomBytes(32) : [],
-                                    issueTicket: hello.extensions.contains(.sessionTicket) && config.ticketKeys != nil)
+                                    issueTicket: hello.extensions.sessionTicket != nil && config.ticketKeys != nil)
         return try sendTLS12ServerFlight(hello: hello, negotiation: negotiation, plan: plan, transcript: transcript, config: config, context: &context)
     }
 
     /// The suite to resume `state` with, or nil for a full handshake (PROTOCOL.md §4: a session
     /// that does not fit is never an error), except the one case RFC 7627 §5.3 makes fatal.
     func resumable(_ state: SessionState) throws(TLSError) -> TLS12CipherSuite? {
-        guard state.version == .tls12, state.isValid(at: config.clock.nowMilliseconds()),
-              ResumptionPolicy.serverLifetimeAllows(state, config: config, now: config.clock.nowMilliseconds()),
-              state.serverName == negotiation.names.serverName, state.secret.count == 48,
+        // The fit to this handshake (a suite configured and offered, hybrid under the PQ policy),
+        // then the policy every resumption answers to.
+        guard state.secret.count == 48,
               let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
-              hello.cipherSuites.contains(state.cipherSuite),
-              !config.requirePostQuantum || (suite.isHybrid && state.usedPostQuantumKeyExchange),
-              // The trust policy the client was verified under is the one in force.
-              ResumptionPolicy.serverMayResume(state, config: config)
+              hello.cipherSuites.contains(state.cipherSuite), !config.requirePostQuantum || suite.isHybrid,
+              ResumptionPolicy.server(config, serverName: negotiation.names.serverName).admits(state, version: .tls12)
         else { return nil }
         // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
         // without it (abort); one without it is not resumed into a connection with it (full).
@@ -183,21 +181,17 @@ struct TLS12ServerNegotiation {
 }
 
 /// RFC 5246 §7.4.1.2, RFC 8422 §5.1, PROTOCOL.md §3: suite, group and certificate for TLS 1.2.
-func negotiateTLS12(_ hello: ClientHello, config: ServerConfiguration) throws(TLSError) -> TLS12ServerNegotiation {
+func negotiateTLS12(_ hello: ReceivedClientHello, config: ServerConfiguration) throws(TLSError) -> TLS12ServerNegotiation {
     let ext = hello.extensions
     guard hello.legacyCompressionMethods.contains(0) else { throw .misbehaved(.offeredNullCompressionMissing) }
-    if let reneg = ext[.renegotiationInfo], reneg != [0] {
+    if let reneg = ext.renegotiationInfo, reneg != [0] {
         throw .incompatible(.secureRenegotiationFailed, "non-empty renegotiation_info on an initial handshake")
     }
-    let secureRenegotiation = ext.contains(.renegotiationInfo) || hello.cipherSuites.contains(.emptyRenegotiationInfoSCSV)
-    let ems = ext.contains(.extendedMasterSecret)
+    let secureRenegotiation = ext.renegotiationInfo != nil || hello.cipherSuites.contains(.emptyRenegotiationInfoSCSV)
+    let ems = ext.extendedMasterSecret
     // RFC 8422 §4: without supported_groups the server may choose; we take the classical ones.
-    let clientGroups = try ext[.supportedGroups].map { (d) throws(TLSError) in
-        try decodeExtension { () throws(DecodeError) in try ExtensionBody.supportedGroups(d) }
-    } ?? [.x25519, .secp256r1, .secp384r1]
-    let schemes = try ext[.signatureAlgorithms].map { (d) throws(TLSError) in
-        try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(d) }
-    } ?? []
+    let clientGroups = ext.supportedGroups ?? [.x25519, .secp256r1, .secp384r1]
+    let schemes = ext.signatureAlgorithms ?? []
     let names = try negotiateNames(ext, config: config)
 
     var refusedForPostQuantum = false
@@ -215,7 +209,7 @@ func negotiateTLS12(_ hello: ClientHello, config: ServerConfiguration) throws(TL
             }) {
                 return TLS12ServerNegotiation(suite: suite, group: group, certificate: candidate, scheme: scheme, names: names,
                                               extendedMasterSecret: ems, secureRenegotiation: secureRenegotiation,
-                                              pointFormats: ext.contains(.ecPointFormats))
+                                              pointFormats: ext.ecPointFormats)
             }
         }
     }
@@ -225,7 +219,7 @@ func negotiateTLS12(_ hello: ClientHello, config: ServerConfiguration) throws(TL
 }
 
 /// ServerHello, Certificate, ServerKeyExchange, ServerHelloDone (RFC 5246 §7.3).
-func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotiation, plan: TLS12SessionPlan, transcript: Transcript,
+func sendTLS12ServerFlight(hello: ReceivedClientHello, negotiation n: TLS12ServerNegotiation, plan: TLS12SessionPlan, transcript: Transcript,
                            config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
     let random = serverRandom(config: config, context: &context)
     var ext = ExtensionList()
@@ -235,7 +229,7 @@ func sendTLS12ServerFlight(hello: ClientHello, negotiation n: TLS12ServerNegotia
     if n.names.serverName != nil { ext.append(.serverName, []) }
     if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
     if plan.issueTicket { ext.append(.sessionTicket, []) }
-    let staple = try stapleRequested(hello, n.certificate)
+    let staple = stapleRequested(hello.extensions, n.certificate)
     if staple != nil { ext.append(.statusRequest, []) }   // RFC 6066 §8: a CertificateStatus follows
     var transcript = transcript
     try context.send(ServerHello(random: random, legacySessionIDEcho: plan.sessionID, cipherSuite: n.suite.suite, extensions: ext),
