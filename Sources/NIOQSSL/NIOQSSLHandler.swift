@@ -122,8 +122,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func handle(_ events: [TLSEvent], context: ChannelHandlerContext) {
         for event in events {
-            switch event {
-            case .handshakeCompleted(let summary):
+            if let summary = event.handshakeSummary {
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: summary.alpnProtocol))
                 context.fireUserInboundEventTriggered(QSSLUserEvent.handshakeCompleted(summary))
                 // Writes made during the handshake go out now, behind our last flight.
@@ -132,27 +131,27 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
                 if !pending.isEmpty { context.flush() }
                 handshakeJustCompleted = true
-            case .applicationData(let bytes):
+            } else if let bytes = event.applicationData {
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
-            case .closeNotify where allowsHalfClosure:
+            } else if event.isCloseNotify, allowsHalfClosure {
                 // RFC 8446 §6.1: close_notify closes the peer's write side only; we may still send.
                 inputClosedFired = true
                 context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-            case .closeNotify:
+            } else if event.isCloseNotify {
                 // RFC 8446 §6.1: answer close_notify with our own and close the transport.
                 connection.close()
                 flushOutput(context: context)
                 context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
                 context.close(promise: nil)
-            case .peerKeyUpdate:
-                break
-            case .clientAuthenticated(let identity):
-                context.fireUserInboundEventTriggered(QSSLUserEvent.clientAuthenticated(identity))
-            case .sessionIssued(let session):
+            } else if event.isPeerKeyUpdate {
+                // Nothing to pass on.
+            } else if let answer = event.clientAuthentication {
+                context.fireUserInboundEventTriggered(QSSLUserEvent.clientAuthenticated(answer.identity))
+            } else if let session = event.issuedSession {
                 // Already in the configuration's session store; passed on for applications that
                 // keep sessions elsewhere (a file, `qssl connect --session-out`).
                 context.fireUserInboundEventTriggered(QSSLUserEvent.sessionIssued(session))
-            case .decisionNeeded(let decision):
+            } else if let decision = event.decision {
                 // The core's one pause (a signature in an HSM, a peer verification that fetches
                 // OCSP, a configuration chosen by SNI): resolved off the event loop so that it
                 // never stalls other connections, and resumed on the loop. Reads stop meanwhile
@@ -181,6 +180,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                     }
                 }
             }
+            // Kinds of event this adapter does not know yet are dropped.
         }
         flushOutput(context: context)
         if handshakeJustCompleted {
