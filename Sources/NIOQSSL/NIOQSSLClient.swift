@@ -146,18 +146,16 @@ public final class NIOQSSLClient: @unchecked Sendable {
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if let e = event as? QSSLUserEvent {
-                switch e {
-                case .handshakeCompleted(let s):
+                if let s = e.handshakeSummary {
                     handshake?.succeed(s)
-                case .sessionIssued(let session):
+                } else if let session = e.issuedSession {
                     issued.withLock {
                         $0.append(session)
                         if $0.count > NIOQSSLClient.maxIssuedSessionsKept { $0.removeFirst($0.count - NIOQSSLClient.maxIssuedSessionsKept) }
                     }
                     finishSessionWaiters(with: session)
-                case .clientAuthenticated:
-                    break   // a server's event; a client never hears it
                 }
+                // Other events (clientAuthenticated is a server's; a client never hears it) pass on.
             }
             context.fireUserInboundEventTriggered(event)
         }

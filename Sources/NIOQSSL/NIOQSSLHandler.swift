@@ -4,21 +4,65 @@ import QSSL
 import QSSLWire
 
 /// Q-SSL-specific events fired through the pipeline next to NIO's `TLSUserEvent`s.
-public enum QSSLUserEvent: Sendable {
+///
+/// A struct rather than an enum so that events can be added (early data, ECH outcomes) without
+/// breaking handlers: ask for the one you handle (`handshakeSummary`, `issuedSession`,
+/// `clientAuthentication`), each nil for any other event.
+public struct QSSLUserEvent: Sendable, Hashable {
+    enum Kind: Sendable, Hashable {
+        case handshakeCompleted(HandshakeSummary)
+        case sessionIssued(TLSSession)
+        case clientAuthenticated(PeerIdentity?)
+    }
+    let kind: Kind
+
     /// The handshake completed; the summary says what was negotiated.
-    case handshakeCompleted(HandshakeSummary)
+    public static func handshakeCompleted(_ summary: HandshakeSummary) -> QSSLUserEvent {
+        QSSLUserEvent(kind: .handshakeCompleted(summary))
+    }
     /// The server issued a resumable session (TLS 1.3 NewSessionTicket, TLS 1.2 session).
-    case sessionIssued(TLSSession)
+    public static func sessionIssued(_ session: TLSSession) -> QSSLUserEvent { QSSLUserEvent(kind: .sessionIssued(session)) }
     /// A server: the client answered a post-handshake certificate request (nil: it declined).
-    case clientAuthenticated(PeerIdentity?)
+    public static func clientAuthenticated(_ identity: PeerIdentity?) -> QSSLUserEvent {
+        QSSLUserEvent(kind: .clientAuthenticated(identity))
+    }
+
+    /// What was negotiated, if this is `handshakeCompleted`.
+    public var handshakeSummary: HandshakeSummary? {
+        if case .handshakeCompleted(let s) = kind { return s }
+        return nil
+    }
+    /// The session, if this is `sessionIssued`.
+    public var issuedSession: TLSSession? {
+        if case .sessionIssued(let s) = kind { return s }
+        return nil
+    }
+    /// The client's answer, if this is `clientAuthenticated` (its `identity` nil: it declined).
+    public var clientAuthentication: ClientAuthenticationEvent? {
+        if case .clientAuthenticated(let identity) = kind { return ClientAuthenticationEvent(identity: identity) }
+        return nil
+    }
+}
+
+extension QSSLUserEvent: CustomStringConvertible {
+    /// As the event's kind reads, e.g. `sessionIssued(…)`.
+    public var description: String { String(describing: kind) }
 }
 
 /// Requests an application sends down the pipeline with `triggerUserOutboundEvent`.
-public enum QSSLOutboundRequest: Sendable {
+///
+/// A struct rather than an enum so that requests can be added (a key update, say) without
+/// breaking callers.
+public struct QSSLOutboundRequest: Sendable, Hashable {
+    enum Kind: Sendable, Hashable {
+        case requestClientCertificate
+    }
+    let kind: Kind
+
     /// A TLS 1.3 server asks the client for a certificate now (RFC 8446 §4.6.2); the answer
     /// arrives as `QSSLUserEvent.clientAuthenticated`. The promise fails when the client did not
     /// offer post-handshake authentication.
-    case requestClientCertificate
+    public static let requestClientCertificate = QSSLOutboundRequest(kind: .requestClientCertificate)
 }
 
 /// Errors the handler surfaces through `errorCaught`.
@@ -122,8 +166,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func handle(_ events: [TLSEvent], context: ChannelHandlerContext) {
         for event in events {
-            switch event {
-            case .handshakeCompleted(let summary):
+            if let summary = event.handshakeSummary {
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: summary.alpnProtocol))
                 context.fireUserInboundEventTriggered(QSSLUserEvent.handshakeCompleted(summary))
                 // Writes made during the handshake go out now, behind our last flight.
@@ -132,27 +175,27 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
                 if !pending.isEmpty { context.flush() }
                 handshakeJustCompleted = true
-            case .applicationData(let bytes):
+            } else if let bytes = event.applicationData {
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
-            case .closeNotify where allowsHalfClosure:
+            } else if event.isCloseNotify, allowsHalfClosure {
                 // RFC 8446 §6.1: close_notify closes the peer's write side only; we may still send.
                 inputClosedFired = true
                 context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-            case .closeNotify:
+            } else if event.isCloseNotify {
                 // RFC 8446 §6.1: answer close_notify with our own and close the transport.
                 connection.close()
                 flushOutput(context: context)
                 context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
                 context.close(promise: nil)
-            case .peerKeyUpdate:
-                break
-            case .clientAuthenticated(let identity):
-                context.fireUserInboundEventTriggered(QSSLUserEvent.clientAuthenticated(identity))
-            case .sessionIssued(let session):
+            } else if event.isPeerKeyUpdate {
+                // Nothing to pass on.
+            } else if let answer = event.clientAuthentication {
+                context.fireUserInboundEventTriggered(QSSLUserEvent.clientAuthenticated(answer.identity))
+            } else if let session = event.issuedSession {
                 // Already in the configuration's session store; passed on for applications that
                 // keep sessions elsewhere (a file, `qssl connect --session-out`).
                 context.fireUserInboundEventTriggered(QSSLUserEvent.sessionIssued(session))
-            case .decisionNeeded(let decision):
+            } else if let decision = event.decision {
                 // The core's one pause (a signature in an HSM, a peer verification that fetches
                 // OCSP, a configuration chosen by SNI): resolved off the event loop so that it
                 // never stalls other connections, and resumed on the loop. Reads stop meanwhile
@@ -181,6 +224,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                     }
                 }
             }
+            // Kinds of event this adapter does not know yet are dropped.
         }
         flushOutput(context: context)
         if handshakeJustCompleted {
@@ -287,7 +331,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
-        switch request {
+        switch request.kind {
         case .requestClientCertificate:
             do {
                 try connection.requestClientCertificate()

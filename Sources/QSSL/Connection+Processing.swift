@@ -127,7 +127,7 @@ extension TLSConnection {
             case .event(let event):
                 events.append(event)
                 // A declined request (nil) leaves the identity the handshake established.
-                if case .clientAuthenticated(let identity?) = event { summary?.peerIdentity = identity }
+                if case .clientAuthenticated(let identity?) = event.kind { summary?.peerIdentity = identity }
                 next = .traffic(traffic)
             case .pause(let paused): next = .paused(paused)
             }

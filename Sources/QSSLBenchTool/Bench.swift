@@ -217,7 +217,7 @@ struct Bench {
             let a = c.takeOutput()
             if !a.isEmpty { _ = try s.receive(a) }
             let b = s.takeOutput()
-            if !b.isEmpty { for case .sessionIssued(let session) in try c.receive(b) { sessions.append(session) } }
+            if !b.isEmpty { sessions += try c.receive(b).compactMap(\.issuedSession) }
             if a.isEmpty && b.isEmpty { break }
         }
         return sessions

@@ -84,7 +84,7 @@ extension Bench {
         let start = ContinuousClock.now
         while moved < total {
             try c.send(chunk)
-            for case .applicationData(let d) in try s.receive(c.takeOutput()) { moved += d.count }
+            for event in try s.receive(c.takeOutput()) { moved += event.applicationData?.count ?? 0 }
         }
         return Double(moved) / 1_048_576 / seconds(since: start)
     }

@@ -22,7 +22,7 @@ final class FrontHandler: ChannelInboundHandler {
         connection.fromClient(unwrapInboundIn(data))
     }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let summary) = e {
+        if let summary = (event as? QSSLUserEvent)?.handshakeSummary {
             connection.handshakeCompleted(summary)
         } else if case .inputClosed? = event as? ChannelEvent {
             connection.clientClosedInput()

@@ -26,8 +26,7 @@ public struct PairOutcome {
     public var serverSummary: HandshakeSummary? { Self.summary(serverEvents) }
 
     static func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
-        for case .handshakeCompleted(let s) in events { return s }
-        return nil
+        events.lazy.compactMap(\.handshakeSummary).first
     }
 }
 
@@ -71,7 +70,7 @@ public struct PauseNotSurfaced: Error, CustomStringConvertible {
 /// off the event loop. Throws `TLSError.misuse` when a pause was not surfaced as an event.
 public func resumeWhilePaused(_ connection: TLSConnection, _ events: inout [TLSEvent]) throws(TLSError) {
     while let decision = connection.pendingDecision {
-        guard events.contains(where: { if case .decisionNeeded = $0 { true } else { false } }) else {
+        guard events.contains(where: { $0.decision != nil }) else {
             throw .misuse("the pause \(decision) was not surfaced as a decisionNeeded event")
         }
         events += try connection.resume(with: answerInPlace(decision))

@@ -11,8 +11,25 @@ struct Cert: ParsableCommand {
         abstract: "Make and inspect certificates: classical, ML-DSA and composite ML-DSA-65 + ECDSA-P384.",
         subcommands: [CA.self, Issue.self, Revoke.self, CRL.self, Show.self])
 
-    static let algorithmHelp = ArgumentHelp(
-        "Key algorithm: \(PKIBuilder.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (mldsa44 can be verified but not generated).")
+    /// `--alg`, for the subcommands that generate a key (`ca`, `issue`).
+    struct AlgorithmOption: ParsableArguments {
+        @Option(help: ArgumentHelp(
+            "Key algorithm: \(PKIBuilder.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (mldsa44 can be verified but not generated)."))
+        var alg: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
+
+        /// The algorithm `--alg` names.
+        func algorithm() throws -> PKIBuilder.Algorithm {
+            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
+            return algorithm
+        }
+    }
+
+    /// `--ca`, for the subcommands that work in a CA directory `qssl cert ca` made (`issue`,
+    /// `revoke`, `crl`).
+    struct CADirectoryOption: ParsableArguments {
+        @Option(help: "CA directory made by `qssl cert ca`.")
+        var ca: String
+    }
 
     struct CA: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a self-signed CA as DIR/ca.pem and DIR/ca.key.")
@@ -20,8 +37,7 @@ struct Cert: ParsableCommand {
         @Option(help: "Directory for ca.pem and ca.key.")
         var out: String
 
-        @Option(help: Cert.algorithmHelp)
-        var alg: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
+        @OptionGroup var keyAlgorithm: AlgorithmOption
 
         @Option(help: "Subject, e.g. \"CN=QSIGN Root CA, O=QSIGN, C=KR\".")
         var subject: String
@@ -53,8 +69,7 @@ struct Cert: ParsableCommand {
                 print("  issue with: qssl cert issue --ca \(out) --ca-key '\(key)' …")
                 return
             }
-            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
-            let ca = try PKIBuilder.makeCA(subject: subject, key: try algorithm.generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
+            let ca = try PKIBuilder.makeCA(subject: subject, key: try keyAlgorithm.algorithm().generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
             // The key first: if it cannot be written, the old certificate and key still belong together.
             try writePrivate(try CertificateFiles.pkcs8PEM(ca.key), to: out + "/ca.key")
             try CertificateFiles.pem([ca.certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
@@ -65,11 +80,9 @@ struct Cert: ParsableCommand {
     struct Issue: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue a server or client certificate as PREFIX.pem (leaf, then chain) and PREFIX.key.")
 
-        @Option(help: "CA directory made by `qssl cert ca`.")
-        var ca: String
+        @OptionGroup var directory: CADirectoryOption
 
-        @Option(help: Cert.algorithmHelp)
-        var alg: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
+        @OptionGroup var keyAlgorithm: AlgorithmOption
 
         @Option(help: "Subject, e.g. \"CN=server.example\".")
         var subject: String
@@ -118,6 +131,7 @@ struct Cert: ParsableCommand {
         }
 
         func run() throws {
+            let ca = directory.ca
             let caChain = try loadCertificates(ca + "/ca.pem", what: "CA certificate")
             let issuerSigner: CertificateSigner
             if let caKey {
@@ -163,8 +177,7 @@ struct Cert: ParsableCommand {
                 }
                 return
             }
-            guard let algorithm = PKIBuilder.Algorithm(rawValue: alg) else { throw ValidationError("unknown --alg \(alg)") }
-            let key = try algorithm.generateKey()
+            let key = try keyAlgorithm.algorithm().generateKey()
             let cert = try PKIBuilder.issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: caChain[0],
                                             issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
                                             ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)

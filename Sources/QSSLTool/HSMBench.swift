@@ -139,7 +139,7 @@ struct HSMBench: AsyncParsableCommand {
                 let a = c.takeOutput()
                 if !a.isEmpty {
                     var events = try s.receive(a)
-                    while case .decisionNeeded(let decision)? = events.last {
+                    while let decision = events.last?.decision {
                         events = try s.resume(with: await decision.resolve())
                     }
                 }

@@ -109,8 +109,7 @@ extension Cert {
     struct Revoke: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a certificate the CA issued (recorded in DIR/index.tsv; publish with `qssl cert crl` or `qssl ocsp-responder`).")
 
-        @Option(help: "CA directory made by `qssl cert ca`.")
-        var ca: String
+        @OptionGroup var directory: CADirectoryOption
 
         @Argument(help: "Serial number in hex, as `openssl x509 -serial` prints it.")
         var serial: String
@@ -126,6 +125,7 @@ extension Cert {
                 guard let v = CertificateRevocationList.RevocationReason(name: r) else { throw ValidationError("unknown --reason \(r)") }
                 return v
             }
+            let ca = directory.ca
             var index = try CAIndex(directory: ca)
             let key = CAIndex.normalise(serial)
             if let i = index.entries.firstIndex(where: { $0.serial == key }) {
@@ -143,8 +143,7 @@ extension Cert {
     struct CRL: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "crl", abstract: "Write the CA's CRL (PEM) listing every certificate revoked in DIR/index.tsv.")
 
-        @Option(help: "CA directory made by `qssl cert ca`.")
-        var ca: String
+        @OptionGroup var directory: CADirectoryOption
 
         @Option(help: "Output file.")
         var out: String
@@ -154,6 +153,7 @@ extension Cert {
 
         func run() throws {
             guard days > 0 else { throw ValidationError("--days must be positive") }
+            let ca = directory.ca
             let issuer = try loadIssuer(ca)
             let index = try CAIndex(directory: ca)
             let entries = try index.entries.compactMap { e -> CRLWriter.Entry? in

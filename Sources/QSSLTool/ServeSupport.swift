@@ -96,7 +96,7 @@ final class ApplicationHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e {
+        if let s = (event as? QSSLUserEvent)?.handshakeSummary {
             summary = s
             let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
             func json() -> String {

@@ -151,15 +151,14 @@ struct TraceRecorder {
             var pending = events
             while !pending.isEmpty {
                 let event = pending.removeFirst()
-                switch event {
-                case .handshakeCompleted(let s):
+                if let s = event.handshakeSummary {
                     summary = s
                     completedAt = now()
-                case .sessionIssued(let s):
+                } else if let s = event.issuedSession {
                     issued.append(s)
-                case .applicationData(let bytes):
+                } else if let bytes = event.applicationData {
                     appReceived += bytes
-                case .decisionNeeded(let decision):
+                } else if let decision = event.decision {
                     // An asynchronous verifier or key: resolved here, timed as the client's work.
                     let c0 = threadCPUNanoseconds(), t0 = now()
                     let answer = await decision.resolve()
@@ -167,8 +166,6 @@ struct TraceRecorder {
                                                 cpuMilliseconds: Double(threadCPUNanoseconds() - c0) / 1e6, isTotal: false)
                     decisions.append((connection.trace.count, comp))
                     pending += try connection.resume(with: answer)
-                default:
-                    break
                 }
             }
         }

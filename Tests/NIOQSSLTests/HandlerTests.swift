@@ -15,11 +15,13 @@ final class Recorder: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     var data: [UInt8] = []
     var events: [String] = []
+    var qsslEvents: [QSSLUserEvent] = []
     var errors: [Error] = []
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.data += unwrapInboundIn(data).readableBytesView
     }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? QSSLUserEvent { qsslEvents.append(e) }
         if let e = event as? TLSUserEvent {
             switch e {
             case .handshakeCompleted(let alpn): events.append("handshakeCompleted(\(alpn ?? "-"))")
@@ -69,6 +71,30 @@ struct HandlerTests {
         try pair.interact()
         #expect(pair.clientApp.events == ["handshakeCompleted(h2)"])
         #expect(pair.serverApp.events == ["handshakeCompleted(h2)"])
+    }
+
+    @Test("QSSLUserEvent: the handshake's summary, then the issued sessions, each read only through its own accessor")
+    func qsslUserEvents() throws {
+        let pair = try Pair()
+        try pair.interact()
+        let client = pair.clientApp.qsslEvents
+        try #require(client.count >= 2, "\(client)")
+        let summary = try #require(client[0].handshakeSummary)
+        #expect(summary.alpnProtocol == "h2")
+        #expect(client[0].issuedSession == nil && client[0].clientAuthentication == nil)
+        #expect(client[0] == .handshakeCompleted(summary))
+        for event in client.dropFirst() {
+            let session = try #require(event.issuedSession)
+            #expect(event.handshakeSummary == nil && event.clientAuthentication == nil)
+            #expect(event == .sessionIssued(session))
+        }
+        #expect(pair.serverApp.qsslEvents.map(\.handshakeSummary?.alpnProtocol) == ["h2"])
+
+        // A declined certificate request is told apart from "not this event".
+        let declined = QSSLUserEvent.clientAuthenticated(nil)
+        #expect(declined.clientAuthentication == ClientAuthenticationEvent(identity: nil))
+        #expect(declined.handshakeSummary == nil && declined.issuedSession == nil)
+        #expect(declined != .handshakeCompleted(summary))
     }
 
     @Test("writes made before the handshake completes are buffered and delivered after it")

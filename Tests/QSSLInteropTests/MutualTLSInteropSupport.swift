@@ -87,8 +87,7 @@ final class MTLSServerApp: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? QSSLUserEvent {
-            switch e {
-            case .handshakeCompleted(let summary):
+            if let summary = e.handshakeSummary {
                 record.add(summary: summary)
                 if requestAfterHandshake {
                     let promise = context.eventLoop.makePromise(of: Void.self)
@@ -96,12 +95,12 @@ final class MTLSServerApp: ChannelInboundHandler, @unchecked Sendable {
                     promise.futureResult.whenComplete { record.add(requestResult: $0) }
                     context.triggerUserOutboundEvent(QSSLOutboundRequest.requestClientCertificate, promise: promise)
                 }
-            case .clientAuthenticated(let identity):
+            } else if let answer = e.clientAuthentication {
+                // identity nil: the client declined.
+                let identity = answer.identity
                 record.add(authenticated: identity)
                 let line = "authenticated:\(identity?.subject ?? "none")\n"
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: line)), promise: nil)
-            case .sessionIssued:
-                break
             }
         }
         context.fireUserInboundEventTriggered(event)

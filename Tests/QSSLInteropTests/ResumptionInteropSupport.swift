@@ -68,7 +68,7 @@ final class ResumptionOutcomes: ChannelInboundHandler, @unchecked Sendable {
     var errors: [Error] { lock.withLock { _errors } }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let summary) = e {
+        if let summary = (event as? QSSLUserEvent)?.handshakeSummary {
             let trace = (try? context.pipeline.syncOperations.handler(type: NIOQSSLHandler.self))?.trace ?? []
             lock.withLock { _handshakes.append(Handshake(summary: summary, trace: trace)) }
         }

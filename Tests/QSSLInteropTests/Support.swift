@@ -216,7 +216,7 @@ final class ServerOutcomes: ChannelInboundHandler, @unchecked Sendable {
     var errors: [Error] { lock.withLock { _errors } }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e { lock.withLock { _summaries.append(s) } }
+        if let s = (event as? QSSLUserEvent)?.handshakeSummary { lock.withLock { _summaries.append(s) } }
         context.fireUserInboundEventTriggered(event)
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -239,7 +239,7 @@ final class Outcomes: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.writeAndFlush(data, promise: nil) }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? QSSLUserEvent, case .handshakeCompleted(let s) = e { lock.withLock { _summaries.append(s) } }
+        if let s = (event as? QSSLUserEvent)?.handshakeSummary { lock.withLock { _summaries.append(s) } }
         context.fireUserInboundEventTriggered(event)
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -80,7 +80,7 @@ struct HandshakeTests {
         let key = AsynchronousKey(inner: sharedPKI.serverKey)
         let chain = try sharedPKI.serverCertifiedKey.chain
         let o = try runPair(client: clientConfig(), server: ServerConfiguration(provider: .swiftCrypto, certificates: [CertifiedKey(chain: chain, key: key)]))
-        #expect(o.serverEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest?.scheme == .ecdsaSecp384r1SHA384 } else { false } })
+        #expect(o.serverEvents.contains { $0.decision?.signatureRequest?.scheme == .ecdsaSecp384r1SHA384 })
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(o.client.summary?.peerSignatureScheme == .ecdsaSecp384r1SHA384)
     }
@@ -113,11 +113,8 @@ struct HandshakeTests {
         for i in 0..<10 {
             try o.client.send([UInt8(i)])
             for event in try o.server.receive(o.client.takeOutput()) {
-                switch event {
-                case .applicationData(let d): received += d
-                case .peerKeyUpdate: updates += 1
-                default: break
-                }
+                if let d = event.applicationData { received += d }
+                if event.isPeerKeyUpdate { updates += 1 }
             }
         }
         #expect(received == Array(0..<10))
@@ -133,9 +130,9 @@ struct HandshakeTests {
         var received: [UInt8] = []
         // Feed one byte at a time for the first record, then the rest.
         for b in wire.prefix(20000) {
-            for case .applicationData(let d) in try o.server.receive([b]) { received += d }
+            for d in try o.server.receive([b]).compactMap(\.applicationData) { received += d }
         }
-        for case .applicationData(let d) in try o.server.receive(wire.dropFirst(20000)) { received += d }
+        for d in try o.server.receive(wire.dropFirst(20000)).compactMap(\.applicationData) { received += d }
         #expect(received == big)
     }
 

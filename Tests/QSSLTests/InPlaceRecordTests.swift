@@ -284,7 +284,7 @@ struct InPlaceRecordTests {
         var received: [[UInt8]] = []
         for i in 0..<40 {
             try o.client.send([UInt8(i)] + [UInt8](repeating: 0, count: i * 100))
-            for case .applicationData(let d) in try o.server.receive(o.client.takeOutput()) { received.append(d) }
+            for d in try o.server.receive(o.client.takeOutput()).compactMap(\.applicationData) { received.append(d) }
         }
         #expect(received.count == 40)
         #expect(received.enumerated().allSatisfy { $0.element.first == UInt8($0.offset) && $0.element.count == 1 + $0.offset * 100 })
@@ -311,7 +311,7 @@ struct InPlaceRecordTests {
             // Alternate arrays (contiguous: read in place) and a non-contiguous collection (copied in).
             let piece = wire[offset..<end]
             let events = step % 2 == 0 ? try o.server.receive(piece) : try o.server.receive(piece.lazy.map { $0 })
-            for case .applicationData(let d) in events { received.append(d) }
+            for d in events.compactMap(\.applicationData) { received.append(d) }
             offset = end
             step = step * 3 + 1
         }
@@ -327,7 +327,7 @@ struct InPlaceRecordTests {
         let data = (0..<(3 * maxPlaintextLength + 5)).map { UInt8(truncatingIfNeeded: $0) }
         try data.withUnsafeBytes { try o.client.send($0) }
         let events = try o.server.receive(o.client.takeOutput())
-        let pieces = events.compactMap { if case .applicationData(let d) = $0 { d } else { nil } }
+        let pieces = events.compactMap(\.applicationData)
         #expect(pieces.map(\.count) == [maxPlaintextLength, maxPlaintextLength, maxPlaintextLength, 5])
         #expect(pieces.flatMap { $0 } == data)
     }

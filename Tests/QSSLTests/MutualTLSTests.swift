@@ -30,8 +30,7 @@ func mtlsServer(_ policy: ClientAuthenticationPolicy, _ configure: (inout Server
 }
 
 private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
-    for case .handshakeCompleted(let s) in events { return s }
-    return nil
+    events.lazy.compactMap(\.handshakeSummary).first
 }
 
 /// A key that signs, then corrupts one half of a composite signature (or any signature).
@@ -136,8 +135,8 @@ struct MutualTLSTests {
         let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = cert },
                             server: try mtlsServer(.required) { $0.clientCertificateVerifier = WaitingVerifier(inner: sharedPKI.verifier) })
         #expect(o.clientError == nil && o.serverError == nil)
-        #expect(o.clientEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest != nil } else { false } })
-        #expect(o.serverEvents.contains { if case .decisionNeeded(let d) = $0 { d.peerVerification?.role == .client } else { false } })
+        #expect(o.clientEvents.contains { $0.decision?.signatureRequest != nil })
+        #expect(o.serverEvents.contains { $0.decision?.peerVerification?.role == .client })
         #expect(summary(o.serverEvents)?.peerIdentity != nil)
     }
 
@@ -217,14 +216,14 @@ struct PostHandshakeAuthTests {
         #expect(o.server.peerIdentity == nil)
         try o.server.requestClientCertificate()
         let (events, _) = try Self.exchange(o)
-        let identity = try #require(events.compactMap { if case .clientAuthenticated(let i) = $0 { i } else { nil } }.first)
+        let identity = try #require(events.compactMap(\.clientAuthentication?.identity).first)
         #expect(identity.subject.contains("client-1"))
         #expect(o.server.peerIdentity == identity)
         // Each answer clears its request (review): more requests than may be outstanding at once.
         for _ in 0..<(PostHandshakeAuthentication.maxOutstanding + 2) {
             try o.server.requestClientCertificate()
             let (more, _) = try Self.exchange(o)
-            #expect(more.contains { if case .clientAuthenticated(.some) = $0 { true } else { false } })
+            #expect(more.contains { $0.clientAuthentication?.identity != nil })
         }
         // Traffic goes on under the same keys.
         try o.client.send([42])
@@ -238,12 +237,12 @@ struct PostHandshakeAuthTests {
         let o = try Self.established(certificate: cert)
         try o.server.requestClientCertificate()
         let clientEvents = try o.client.receive(o.server.takeOutput())
-        #expect(clientEvents.contains { if case .decisionNeeded(let d) = $0 { d.signatureRequest != nil } else { false } })
+        #expect(clientEvents.contains { $0.decision?.signatureRequest != nil })
         try o.client.send([7])      // queued while paused
         var resumed = try o.client.resume(with: answerInPlace(try #require(o.client.pendingDecision)))
         resumed += []
         let serverEvents = try o.server.receive(o.client.takeOutput())
-        let identity = serverEvents.compactMap { if case .clientAuthenticated(let i) = $0 { i } else { nil } }.first
+        let identity = serverEvents.compactMap(\.clientAuthentication?.identity).first
         #expect(identity?.verifiedSignatureComponents == ["ML-DSA-65", "ECDSA-P384"])
         #expect(serverEvents.contains(.applicationData([7])))
     }
@@ -312,7 +311,7 @@ struct SessionIdentityReviewTests {
         let client = clientConfig { $0.clientCertificate = certified }
         let first = try runPair(client: client, server: server)
         #expect(first.clientError == nil && first.serverError == nil)
-        #expect(first.clientEvents.contains { if case .sessionIssued = $0 { true } else { false } })
+        #expect(first.clientEvents.contains { $0.issuedSession != nil })
         let second = try runPair(client: client, server: server)
         #expect(second.server.summary?.resumed == true)
         #expect(second.server.peerIdentity?.subject.contains("composite leaf") == true)
@@ -325,6 +324,6 @@ struct SessionIdentityReviewTests {
             $0.sessionCache = nil }
         let o = try runPair(client: clientConfig { $0.versions = [version] }, server: server)
         #expect(o.clientError == nil && o.serverError == nil)
-        #expect(!o.clientEvents.contains { if case .sessionIssued = $0 { true } else { false } })
+        #expect(!o.clientEvents.contains { $0.issuedSession != nil })
     }
 }

@@ -67,7 +67,7 @@ struct PauseAnswerTests {
         if scenario.resumes {
             let first = try runPair(client: try scenario.client(), server: try scenario.server())
             #expect(first.client.isHandshakeComplete)
-            session = first.clientEvents.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }.last
+            session = first.clientEvents.compactMap(\.issuedSession).last
             try #require(session != nil)
         }
         let client = try TLSConnection.client(configuration: try scenario.client(), serverName: "localhost", session: session)

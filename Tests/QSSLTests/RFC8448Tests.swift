@@ -164,7 +164,7 @@ struct RFC8448Tests {
         let iv = try trace("{server} derive write traffic keys for handshake data", "iv expanded")
         wire += try Self.protect(try serverFlight + [22], key: key, iv: iv, sequence: 0)
         let events = try connection.receive(wire)
-        guard case .handshakeCompleted(let summary)? = events.first else {
+        guard let summary = events.first?.handshakeSummary else {
             Issue.record("handshake did not complete: \(events)")
             return
         }

@@ -5,12 +5,11 @@ import Synchronization
 import Testing
 
 private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
-    for case .handshakeCompleted(let s) in events { return s }
-    return nil
+    events.lazy.compactMap(\.handshakeSummary).first
 }
 
 private func issued(_ events: [TLSEvent]) -> [TLSSession] {
-    events.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }
+    events.compactMap(\.issuedSession)
 }
 
 @Suite("Resumption")
@@ -348,7 +347,7 @@ struct ResumptionEdgeTests {
         let server = try serverConfig { $0.sessionCache = SlowCache(); $0.ticketKeys = nil }
         let (client, _) = try Self.primed(server) { $0.versions = [.tls12] }
         let o = try runPair(client: client, server: server)
-        #expect(o.serverEvents.contains { if case .decisionNeeded(let d) = $0 { d.sessionLookup != nil } else { false } })
+        #expect(o.serverEvents.contains { $0.decision?.sessionLookup != nil })
         #expect(Self.resumed(o) == true)
     }
 

@@ -16,8 +16,7 @@ enum ResumptionMechanism: String, CaseIterable, Sendable, CustomTestStringConver
 let resumptionPaths: [(ProtocolVersion, ResumptionMechanism)] = [(.tls13, .ticket), (.tls12, .ticket), (.tls12, .sessionID)]
 
 private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
-    for case .handshakeCompleted(let s) in events { return s }
-    return nil
+    events.lazy.compactMap(\.handshakeSummary).first
 }
 
 /// Two mTLS servers that share their ticket keys and session cache (a fleet, or one server
@@ -247,7 +246,7 @@ struct ClientResumptionTrustTests {
         let store = InMemoryClientSessionStore()
         let loose = clientConfig { $0.versions = [version]; $0.sessionStore = store }
         let first = try runPair(client: loose, server: server)
-        let session = try #require(first.clientEvents.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }.last)
+        let session = try #require(first.clientEvents.compactMap(\.issuedSession).last)
 
         var otherRoots = loose
         otherRoots.verifier = X509CertificateVerifier(roots: [ClientPKI.otherCA.certificate])
@@ -275,7 +274,7 @@ struct ClientResumptionTrustTests {
         let server = try serverConfig()
         let client = clientConfig { $0.versions = [version] }
         let first = try runPair(client: client, server: server)
-        let session = try #require(first.clientEvents.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }.last)
+        let session = try #require(first.clientEvents.compactMap(\.issuedSession).last)
         var later = client
         var verifier = sharedPKI.verifier
         verifier.now = { Date().addingTimeInterval(400 * 86400) }   // the demo server certificate lives a year
@@ -291,7 +290,7 @@ struct ClientResumptionTrustTests {
         let server = try serverConfig()
         let client = clientConfig { $0.versions = [.tls13] }
         let first = try runPair(client: client, server: server)
-        var session = try #require(first.clientEvents.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }.last)
+        var session = try #require(first.clientEvents.compactMap(\.issuedSession).last)
         session.state.peerIdentity = nil
         let o = try runPairOffering(session, client: client, server: server)
         #expect(o.clientError == nil)
@@ -391,7 +390,7 @@ struct HandshakeBoundsTests {
         let server = try TLSConnection.server(configuration: config)
         let hello = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost").takeOutput()
         let events = try server.receive(hello)
-        #expect(events.contains { if case .decisionNeeded = $0 { true } else { false } })
+        #expect(events.contains { $0.decision != nil })
         let junk: [UInt8] = [0x17, 3, 3, 0x40, 0] + [UInt8](repeating: 0, count: 0x4000)
         var sent = 0
         var refused = false

@@ -322,7 +322,7 @@ struct SecurityReviewTests {
             serverEvents += try server.receive(client.takeOutput())
             _ = try? client.receive(server.takeOutput())
         }
-        let data = serverEvents.firstIndex { if case .applicationData([0x41]) = $0 { true } else { false } }
+        let data = serverEvents.firstIndex(of: .applicationData([0x41]))
         let close = serverEvents.firstIndex(of: .closeNotify)
         #expect(data != nil && close != nil && data! < close!, "\(serverEvents)")
     }
