@@ -3,7 +3,7 @@ import QSSLWire
 import Testing
 
 private func issued(_ events: [TLSEvent]) -> [TLSSession] {
-    events.compactMap { if case .sessionIssued(let s) = $0 { s } else { nil } }
+    events.compactMap(\.issuedSession)
 }
 
 @Suite("ResumptionPolicy: one decision for every resumption path")
