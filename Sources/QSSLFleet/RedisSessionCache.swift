@@ -79,9 +79,10 @@ public final class RedisSessionCache: ServerSessionCache {
     }
 
     /// One GET, bounded by `FleetSettings.lookupTimeout`. When a connection is open (the usual
-    /// case) the GET goes out without a task on one whose replies are read on the caller's event
-    /// loop, and the answer (or the timeout) completes there, so a resumption costs no thread
-    /// hop; otherwise the client connects first, in a task.
+    /// case) the GET goes out at once, without a task or a future, on one whose replies are read
+    /// on the caller's event loop; the answer, or `.late` when the bound passes, comes back
+    /// there, from the connection's handler (one timer per connection, not per look-up), so a
+    /// resumption costs no thread hop. Otherwise the client connects first, in a task.
     public func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
         guard (1...32).contains(sessionID.count) else { return completion(nil) }
         guard lookups.tryEnter() else {
@@ -90,16 +91,22 @@ public final class RedisSessionCache: ServerSessionCache {
         }
         let key = redisKey(sessionID)
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
-        let reply: EventLoopFuture<[UInt8]?>
-        if let open = store.redis.getIfConnected(key, preferring: loop) {
-            reply = open
-        } else {
-            let promise = (loop ?? store.group.next()).makePromise(of: [UInt8]?.self)
-            promise.completeWithTask { try await self.store.redis.get(key) }
-            reply = promise.futureResult
-        }
-        let once = Once(completion)
         let timeout = store.settings.lookupTimeout
+        let sent = store.redis.getIfConnected(key, preferring: loop, answerWithin: TimeAmount(timeout)) { outcome in
+            self.lookups.leave()
+            switch outcome {
+            case .late:
+                self.reportTimeout(timeout)
+                completion(nil)
+            case .failed(let error): completion(self.process(.failure(error), sessionID: sessionID, key: key))
+            case .value(let value): completion(self.process(.success(value), sessionID: sessionID, key: key))
+            }
+        }
+        guard !sent else { return }
+        let promise = (loop ?? store.group.next()).makePromise(of: [UInt8]?.self)
+        promise.completeWithTask { try await self.store.redis.get(key) }
+        let reply = promise.futureResult
+        let once = Once(completion)
         let timer = reply.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             once.call(nil) { self.reportTimeout(timeout) }
         }
