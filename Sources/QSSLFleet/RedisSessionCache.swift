@@ -28,17 +28,14 @@ import Synchronization
 /// `maximumValueBytes` is refused unread. The core still checks everything else in the
 /// state (SNI name, trust binding, lifetime, suite) before it resumes.
 public final class RedisSessionCache: ServerSessionCache {
-    public static let valuePrefix: [UInt8] = Array("QFS".utf8) + [1]
+    public static let valuePrefix: [UInt8] = FleetSessionValues.valuePrefix
 
     public let store: FleetStore
     public let service: ServiceIdentity
     /// How long an entry may be resumed after it was issued (as `InMemorySessionCache`).
     public let timeoutSeconds: UInt32
-    private let sealKey: SymmetricKey
-    /// `qssl:<fleet id>:s:`, and the index MAC with its key and the service id already absorbed
-    /// (copied per look-up: no key schedule per handshake).
-    private let keyPrefix: [UInt8]
-    private let indexMAC: HMAC<SHA256>
+    /// Keys and sealed values, with every per-service key schedule worked out once.
+    private let values: FleetSessionValues
     private let lookups: Admission
     private let writes: Admission
     private let counters = Counters()
@@ -55,11 +52,7 @@ public final class RedisSessionCache: ServerSessionCache {
         self.store = store
         self.service = service
         self.timeoutSeconds = timeoutSeconds
-        sealKey = store.key.sessionSealKey(for: service)
-        keyPrefix = Array("qssl:\(store.key.fleetID):s:".utf8)
-        var index = HMAC<SHA256>(key: store.key.sessionIndexKey)
-        index.update(data: service.id)
-        indexMAC = index
+        values = FleetSessionValues(key: store.key, service: service)
         lookups = Admission(limit: store.settings.maximumPendingLookups)
         writes = Admission(limit: store.settings.maximumPendingWrites)
     }
@@ -181,28 +174,7 @@ public final class RedisSessionCache: ServerSessionCache {
     // MARK: - Keys and values
 
     /// The Redis key of `sessionID` for this service.
-    public func redisKey(_ sessionID: [UInt8]) -> [UInt8] {
-        var mac = indexMAC
-        mac.update(data: [UInt8(sessionID.count)])
-        mac.update(data: sessionID)
-        var key = keyPrefix
-        key.reserveCapacity(keyPrefix.count + 32)
-        let digits = Array("0123456789abcdef".utf8)
-        for byte in mac.finalize().prefix(16) {
-            key.append(digits[Int(byte >> 4)])
-            key.append(digits[Int(byte & 0x0f)])
-        }
-        return key
-    }
-
-    private func associatedData(_ key: [UInt8], _ sessionID: [UInt8]) -> [UInt8] {
-        var ad = Array("qssl-fleet-session-v1".utf8)
-        ad.appendField(Array(store.key.fleetID.utf8))
-        ad.appendField(service.id)
-        ad.appendField(key)
-        ad.appendField(sessionID)
-        return ad
-    }
+    public func redisKey(_ sessionID: [UInt8]) -> [UInt8] { values.redisKey(sessionID) }
 
     /// The sealed value for `state` (nil when it cannot be encoded).
     func seal(_ state: SessionState, sessionID: [UInt8], expiresAt: UInt64) -> [UInt8]? {
@@ -218,9 +190,7 @@ public final class RedisSessionCache: ServerSessionCache {
         plaintext += encoded
         SecretBytes.wipe(&encoded)
         defer { SecretBytes.wipe(&plaintext) }
-        let key = redisKey(sessionID)
-        guard let box = try? AES.GCM.seal(plaintext, using: sealKey, authenticating: associatedData(key, sessionID)) else { return nil }
-        return Self.valuePrefix + Array(box.nonce) + box.ciphertext + box.tag
+        return values.seal(plaintext, sessionID: sessionID)
     }
 
     /// Why a value from Redis was refused.
@@ -234,16 +204,12 @@ public final class RedisSessionCache: ServerSessionCache {
     /// Opens a value read at `key`, the Redis key of `sessionID`.
     func open(_ value: [UInt8], sessionID: [UInt8], key: [UInt8], now: UInt64) throws(Refusal) -> SessionState {
         guard value.count <= store.settings.maximumValueBytes else { throw .tooLong }
-        let headerCount = Self.valuePrefix.count + 12
-        guard value.count >= headerCount + 16 + 8, value.starts(with: Self.valuePrefix) else { throw .malformed }
-        let nonceBytes = value[Self.valuePrefix.count..<headerCount]
-        let body = value[headerCount..<(value.count - 16)]
-        let tag = value[(value.count - 16)...]
-        guard let nonce = try? AES.GCM.Nonce(data: nonceBytes),
-              let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: body, tag: tag) else { throw .malformed }
-        guard var plaintext = try? Array(AES.GCM.open(box, using: sealKey, authenticating: associatedData(key, sessionID))) else {
-            throw .authentication
+        guard value.count >= Self.valuePrefix.count + FleetSessionValues.nonceLength + FleetSessionValues.tagLength + 8 else {
+            throw .malformed
         }
+        let opened = values.open(value, sessionID: sessionID, key: key)
+        if opened.malformed { throw .malformed }
+        guard var plaintext = opened.plaintext else { throw .authentication }
         defer { SecretBytes.wipe(&plaintext) }
         guard plaintext.count > 8 else { throw .undecodable }
         let expiresAt = plaintext[...].readUInt64(at: 0)
