@@ -3,6 +3,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A connection to one Redis server. Commands may be sent concurrently from any task: they are
 /// pipelined and their replies matched in order. Each command has a timeout; when one expires the
@@ -17,6 +18,9 @@ public final class RedisConnection: Sendable {
     /// unusable (timeout, protocol error, closed) before the channel has finished closing: both
     /// kept by the channel's handler.
     private let health: RedisConnectionHealth
+    /// Whether a flush is queued on the channel's loop for commands written this turn (touched
+    /// on that loop only).
+    private let flushQueued = Atomic<Bool>(false)
 
     private init(endpoint: RedisEndpoint, channel: any Channel, protocolVersion: RESPVersion, commandTimeout: TimeAmount,
                  health: RedisConnectionHealth) {
@@ -172,28 +176,35 @@ public final class RedisConnection: Sendable {
     /// runs exactly once on this connection's event loop (possibly before this returns) with the
     /// replies, a failure, or `.late` when `answerWithin` passes first — then the connection
     /// stays open, the reply is read and dropped when it comes, and only the command timeout
-    /// closes the connection. From the connection's own loop the bytes go out at once;
-    /// from elsewhere they hop there first.
+    /// closes the connection. The command is written on the connection's loop (from elsewhere
+    /// it hops there first) and flushed once that loop has handled this turn's events, so the
+    /// look-ups of several handshakes read in one turn share one write to the socket.
     public func send(encoded bytes: ByteBuffer, replies: Int, label: String, answerWithin: TimeAmount?,
                      completion: @escaping @Sendable (RedisReplyOutcome) -> Void) {
         let request = RedisRequest(bytes: bytes, replies: replies, timeout: commandTimeout, answerWithin: answerWithin,
                                    label: label, target: .callback(completion))
-        let channel = self.channel
         if channel.eventLoop.inEventLoop {
-            Self.write(request, on: channel)
+            write(request)
         } else {
-            channel.eventLoop.execute { Self.write(request, on: channel) }
+            channel.eventLoop.execute { self.write(request) }
         }
     }
 
     /// On the channel's loop: an open channel has its handler, which answers the request
     /// whatever happens; a closed one gets no write, and the request fails here.
-    private static func write(_ request: RedisRequest, on channel: any Channel) {
+    private func write(_ request: RedisRequest) {
         guard channel.isActive else {
             if case .callback(let completion) = request.target { completion(.failed(.connectionClosed("cannot write: the connection is closed"))) }
             return
         }
-        channel.pipeline.syncOperations.writeAndFlush(NIOAny(request), promise: nil)
+        channel.pipeline.syncOperations.write(NIOAny(request), promise: nil)
+        // One flush per loop turn: queued behind the turn's I/O events, it runs before the loop
+        // waits again (a closed channel ignores it; its requests were failed by the handler).
+        guard !flushQueued.exchange(true, ordering: .relaxed) else { return }
+        channel.eventLoop.execute {
+            self.flushQueued.store(false, ordering: .relaxed)
+            self.channel.flush()
+        }
     }
 
     /// The allocator of this connection's channel (to encode a command for `send(encoded:…)`).
