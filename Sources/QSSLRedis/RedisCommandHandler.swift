@@ -41,15 +41,19 @@ final class RedisConnectionHealth: Sendable {
     let broken = Atomic<Bool>(false)
 }
 
-/// Writes requests, matches replies to them in order and enforces their timeouts. A timeout,
-/// a decoding error or an unsolicited reply fails every outstanding request and closes the
-/// channel, since later replies could no longer be matched.
+/// Writes requests, decodes the replies (RESP, with the decoder's size and depth limits),
+/// matches them to the requests in order and enforces their timeouts. A timeout, a decoding
+/// error or an unsolicited reply fails every outstanding request and closes the channel, since
+/// later replies could no longer be matched.
+///
+/// Replies are decoded here rather than by a `ByteToMessageHandler` in front: one handler
+/// per read instead of a second pipeline step and a boxed value per reply.
 ///
 /// Timeouts cost no timer per command: one timer per connection is armed for the earliest
 /// deadline of the commands in flight; when it fires it settles what is due and re-arms for
 /// the next deadline, if any (a reply does not cancel it).
 final class RedisCommandHandler: ChannelDuplexHandler {
-    typealias InboundIn = RESPValue
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
@@ -69,8 +73,14 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     private var timerDeadline: NIODeadline?
     private let health: RedisConnectionHealth
     private let onPush: (@Sendable (RESPValue) -> Void)?
+    private let decoder: RESPDecoder
+    /// Bytes read and not yet decoded (part of a reply), and how far they have been scanned.
+    private var received: ByteBuffer?
+    private var need = RESPDecoder.Need.unknown
 
-    init(health: RedisConnectionHealth = RedisConnectionHealth(), onPush: (@Sendable (RESPValue) -> Void)? = nil) {
+    init(decoder: RESPDecoder = RESPDecoder(), health: RedisConnectionHealth = RedisConnectionHealth(),
+         onPush: (@Sendable (RESPValue) -> Void)? = nil) {
+        self.decoder = decoder
         self.health = health
         self.onPush = onPush
     }
@@ -96,7 +106,34 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let value = unwrapInboundIn(data)
+        var bytes = unwrapInboundIn(data)
+        guard closedReason == nil else { return }
+        if received == nil {
+            received = bytes
+        } else {
+            received!.writeBuffer(&bytes)
+        }
+        // Every complete reply in what arrived; a callback may write the next command meanwhile
+        // (which does not touch these bytes) or the connection may fail (then decoding stops).
+        while closedReason == nil, var buffer = received {
+            received = nil  // no copy-on-write while decoding
+            let value: RESPValue?
+            do {
+                value = try decoder.decode(&buffer, need: &need)
+            } catch {
+                failAll(context: context, rest: .protocolViolation(error))
+                return
+            }
+            if buffer.readableBytes > 0 {
+                if buffer.readerIndex > 4096 { buffer.discardReadBytes() }
+                received = buffer
+            }
+            guard let value else { return }
+            handle(value, context: context)
+        }
+    }
+
+    private func handle(_ value: RESPValue, context: ChannelHandlerContext) {
         if case .push = value {
             onPush?(value)
             return

@@ -62,8 +62,7 @@ public final class RedisConnection: Sendable {
                     if let tls {
                         for handler in try tls(endpoint.host) { try sync.addHandler(handler) }
                     }
-                    try sync.addHandler(ByteToMessageHandler(RESPMessageDecoder(decoder: decoder)))
-                    try sync.addHandler(RedisCommandHandler(health: health))
+                    try sync.addHandler(RedisCommandHandler(decoder: decoder, health: health))
                 }
             }
         let channel: any Channel
