@@ -85,8 +85,11 @@ public final class RedisSessionCache: ServerSessionCache {
         let key = redisKey(sessionID)
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
         let timeout = store.settings.lookupTimeout
-        let sent = store.redis.getIfConnected(key, preferring: loop, answerWithin: TimeAmount(timeout)) { outcome in
-            self.lookups.leave()
+        // The admission is held until the GET leaves the pipeline, a late one included: a slow
+        // Redis cannot make a node queue more than `maximumPendingLookups` GETs.
+        let lookups = self.lookups
+        let sent = store.redis.getIfConnected(key, preferring: loop, answerWithin: TimeAmount(timeout),
+                                              settled: { lookups.leave() }) { outcome in
             switch outcome {
             case .late:
                 self.reportTimeout(timeout)

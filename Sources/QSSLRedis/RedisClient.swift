@@ -127,12 +127,14 @@ public final class RedisClient: Sendable {
     /// `answerWithin` passes first (the connection stays open; see `RedisConnection.send(encoded:…)`).
     /// A connection whose replies are read on `loop` is preferred, so that a caller on that loop
     /// gets its answer there, without a thread hop.
+    /// `settled` runs once when the GET has left the connection's pipeline (see `send(encoded:…)`).
     public func getIfConnected(_ key: [UInt8], preferring loop: (any EventLoop)?, answerWithin: TimeAmount?,
+                               settled: (@Sendable () -> Void)? = nil,
                                completion: @escaping @Sendable (RedisGetOutcome) -> Void) -> Bool {
         guard case .standalone(let pool) = backend, let connection = pool.readyConnection(preferring: loop) else { return false }
         var bytes = connection.allocator.buffer(capacity: 24 + key.count)
         RESPEncoder.encode(RedisCommand([Self.getName, key], key: key), into: &bytes)
-        connection.send(encoded: bytes, replies: 1, label: "GET", answerWithin: answerWithin) { outcome in
+        connection.send(encoded: bytes, replies: 1, label: "GET", answerWithin: answerWithin, settled: settled) { outcome in
             switch outcome {
             case .late: completion(.late)
             case .failed(let error): completion(.failed(error))

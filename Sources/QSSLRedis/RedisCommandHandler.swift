@@ -32,6 +32,10 @@ struct RedisRequest: Sendable {
     var answerWithin: TimeAmount? = nil
     var label: String
     var target: RedisReplyTarget
+    /// Called once when the command leaves the pipeline (its reply read, or failed), after a
+    /// `.late` too: what the caller counts as in flight (the fleet's look-up admission) stays
+    /// counted while a late command still occupies the connection.
+    var settled: (@Sendable () -> Void)? = nil
 }
 
 /// The state a connection and its handler share: commands in flight, and whether the stream
@@ -88,6 +92,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         if let closedReason {
+            request.settled?()
             Self.deliver(.failed(closedReason), to: request.target)
             promise?.fail(closedReason)
             return
@@ -147,9 +152,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         let head = pending.removeFirst()
         health.inFlight.subtract(1, ordering: .relaxed)
         // A callback already told `.late` has had its answer; the reply is dropped.
-        if head.request.answerWithin == nil || head.answerBy != nil {
-            Self.deliver(.replies(head.received), to: head.request.target)
-        }
+        Self.finish(head, .replies(head.received))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -221,7 +224,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         if let id, let error, let index = pending.firstIndex(where: { $0.id == id }) {
             let entry = pending.remove(at: index)
             health.inFlight.subtract(1, ordering: .relaxed)
-            if entry.request.answerWithin == nil || entry.answerBy != nil { Self.deliver(.failed(error), to: entry.request.target) }
+            Self.finish(entry, .failed(error))
         }
         fail(all: rest)
         context.close(promise: nil)
@@ -235,8 +238,15 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         timerDeadline = nil
         while let entry = pending.popFirst() {
             health.inFlight.subtract(1, ordering: .relaxed)
-            if entry.request.answerWithin == nil || entry.answerBy != nil { Self.deliver(.failed(error), to: entry.request.target) }
+            Self.finish(entry, .failed(error))
         }
+    }
+
+    /// A command left the pipeline: settled, and its outcome delivered unless it was told
+    /// `.late` already (then the reply is dropped).
+    private static func finish(_ entry: Pending, _ outcome: RedisReplyOutcome) {
+        entry.request.settled?()
+        if entry.request.answerWithin == nil || entry.answerBy != nil { deliver(outcome, to: entry.request.target) }
     }
 
     private static func deliver(_ outcome: RedisReplyOutcome, to target: RedisReplyTarget) {

@@ -178,10 +178,13 @@ public final class RedisConnection: Sendable {
     /// closes the connection. The command is written on the connection's loop (from elsewhere
     /// it hops there first) and flushed once that loop has handled this turn's events, so the
     /// look-ups of several handshakes read in one turn share one write to the socket.
+    /// `settled`, if given, runs once when the command leaves the pipeline (after its outcome,
+    /// or after `.late` once the late reply was read or the connection failed).
     public func send(encoded bytes: ByteBuffer, replies: Int, label: String, answerWithin: TimeAmount?,
+                     settled: (@Sendable () -> Void)? = nil,
                      completion: @escaping @Sendable (RedisReplyOutcome) -> Void) {
         let request = RedisRequest(bytes: bytes, replies: replies, timeout: commandTimeout, answerWithin: answerWithin,
-                                   label: label, target: .callback(completion))
+                                   label: label, target: .callback(completion), settled: settled)
         if channel.eventLoop.inEventLoop {
             write(request)
         } else {
@@ -193,6 +196,7 @@ public final class RedisConnection: Sendable {
     /// whatever happens; a closed one gets no write, and the request fails here.
     private func write(_ request: RedisRequest) {
         guard channel.isActive else {
+            request.settled?()
             if case .callback(let completion) = request.target { completion(.failed(.connectionClosed("cannot write: the connection is closed"))) }
             return
         }
