@@ -189,13 +189,12 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         let now = NIODeadline.now()
         var next: NIODeadline?
         var late: [RedisReplyTarget] = []
+        var expired: Pending?
         for index in pending.indices {
             let entry = pending[index]
             if entry.deadline <= now {
-                let ms = entry.request.timeout.nanoseconds / 1_000_000
-                failAll(context: context, failing: entry.id, with: .timeout(command: entry.request.label, milliseconds: ms),
-                        rest: .connectionClosed("another command (\(entry.request.label)) timed out"))
-                return
+                expired = entry
+                break
             }
             var due = entry.deadline
             if let answerBy = entry.answerBy {
@@ -208,9 +207,15 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             }
             next = min(next ?? due, due)
         }
-        if let next { arm(context: context, for: next) }
-        // After the scan: a callback may write the next command (re-entering `write`).
+        if expired == nil, let next { arm(context: context, for: next) }
+        // After the scan: a callback may write the next command (re-entering `write`). Those
+        // marked late are told so before any failure below, which then leaves them out.
         for target in late { Self.deliver(.late, to: target) }
+        if let expired {
+            let ms = expired.request.timeout.nanoseconds / 1_000_000
+            failAll(context: context, failing: expired.id, with: .timeout(command: expired.request.label, milliseconds: ms),
+                    rest: .connectionClosed("another command (\(expired.request.label)) timed out"))
+        }
     }
 
     // MARK: Failing

@@ -1,6 +1,7 @@
 // GET without a task or a future (what a TLS handshake's session look-up uses): answered once,
 // `.late` past its bound without closing the connection, and failed once when the connection goes.
 
+import Glibc
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -110,6 +111,42 @@ extension RedisIntegrationTests {
                     return r.outcome?.value == .some(Array("x".utf8))
                 })
                 #expect(logs.allSatisfy { $0.all.count == 1 })
+            }
+        }
+
+        @Test("a GET told late in the same timer turn as another command's timeout still gets exactly one outcome")
+        func lateAndTimeoutTogether() async throws {
+            try await withRedisServer { server in
+                let connection = try await RedisConnection.connect(to: RedisEndpoint(host: "127.0.0.1", port: server.port),
+                                                                   configuration: try fastConfiguration(server.url))
+                _ = try server.cli("CLIENT", "PAUSE", "600", "ALL")
+                // The first GET's bound (50 ms) and the second's timeout (100 ms) fall due in one
+                // timer turn: the loop is held past both before its timer can fire.
+                let log = OutcomeLog()
+                var bytes = connection.allocator.buffer(capacity: 32)
+                RESPEncoder.encode(RedisCommand("GET", "a"), into: &bytes)
+                let second = try await connection.eventLoop.submit { () -> EventLoopFuture<[RESPValue]> in
+                    connection.send(encoded: bytes, replies: 1, label: "GET", answerWithin: .milliseconds(50)) { outcome in
+                        switch outcome {
+                        case .late: log.record(.late, onLoop: true)
+                        case .failed(let error): log.record(.failed(error), onLoop: true)
+                        case .replies: log.record(.value(nil), onLoop: true)
+                        }
+                    }
+                    let future = RedisConnection.writeFuture("GET a", [RedisCommand("GET", "a")], timeout: .milliseconds(100),
+                                                             on: connection.channel)
+                    usleep(200_000)
+                    return future
+                }.get()
+                do {
+                    _ = try await second.get()
+                    Issue.record("the second GET was answered during the pause")
+                } catch {
+                    #expect(RedisError.from(error).isConnectionFailure)
+                }
+                #expect(await eventually { log.all.count == 1 })
+                #expect(log.all.count == 1 && (log.all[0].outcome.isLate || log.all[0].outcome.error != nil))
+                await connection.close()
             }
         }
     }
