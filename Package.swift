@@ -123,7 +123,7 @@ let package = Package(
         .target(
             name: "QSSLFleet",
             dependencies: [
-                "QSSL", "QSSLRedis", "QSSLX509",
+                "QSSL", "QSSLRedis", "QSSLX509", "QSSLSwiftCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -28,17 +28,14 @@ import Synchronization
 /// `maximumValueBytes` is refused unread. The core still checks everything else in the
 /// state (SNI name, trust binding, lifetime, suite) before it resumes.
 public final class RedisSessionCache: ServerSessionCache {
-    public static let valuePrefix: [UInt8] = Array("QFS".utf8) + [1]
+    public static let valuePrefix: [UInt8] = FleetSessionValues.valuePrefix
 
     public let store: FleetStore
     public let service: ServiceIdentity
     /// How long an entry may be resumed after it was issued (as `InMemorySessionCache`).
     public let timeoutSeconds: UInt32
-    private let sealKey: SymmetricKey
-    /// `qssl:<fleet id>:s:`, and the index MAC with its key and the service id already absorbed
-    /// (copied per look-up: no key schedule per handshake).
-    private let keyPrefix: [UInt8]
-    private let indexMAC: HMAC<SHA256>
+    /// Keys and sealed values, with every per-service key schedule worked out once.
+    private let values: FleetSessionValues
     private let lookups: Admission
     private let writes: Admission
     private let counters = Counters()
@@ -55,11 +52,7 @@ public final class RedisSessionCache: ServerSessionCache {
         self.store = store
         self.service = service
         self.timeoutSeconds = timeoutSeconds
-        sealKey = store.key.sessionSealKey(for: service)
-        keyPrefix = Array("qssl:\(store.key.fleetID):s:".utf8)
-        var index = HMAC<SHA256>(key: store.key.sessionIndexKey)
-        index.update(data: service.id)
-        indexMAC = index
+        values = FleetSessionValues(key: store.key, service: service)
         lookups = Admission(limit: store.settings.maximumPendingLookups)
         writes = Admission(limit: store.settings.maximumPendingWrites)
     }
@@ -79,9 +72,10 @@ public final class RedisSessionCache: ServerSessionCache {
     }
 
     /// One GET, bounded by `FleetSettings.lookupTimeout`. When a connection is open (the usual
-    /// case) the GET goes out without a task on one whose replies are read on the caller's event
-    /// loop, and the answer (or the timeout) completes there, so a resumption costs no thread
-    /// hop; otherwise the client connects first, in a task.
+    /// case) the GET goes out at once, without a task or a future, on one whose replies are read
+    /// on the caller's event loop; the answer, or `.late` when the bound passes, comes back
+    /// there, from the connection's handler (one timer per connection, not per look-up), so a
+    /// resumption costs no thread hop. Otherwise the client connects first, in a task.
     public func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
         guard (1...32).contains(sessionID.count) else { return completion(nil) }
         guard lookups.tryEnter() else {
@@ -90,16 +84,25 @@ public final class RedisSessionCache: ServerSessionCache {
         }
         let key = redisKey(sessionID)
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
-        let reply: EventLoopFuture<[UInt8]?>
-        if let open = store.redis.getIfConnected(key, preferring: loop) {
-            reply = open
-        } else {
-            let promise = (loop ?? store.group.next()).makePromise(of: [UInt8]?.self)
-            promise.completeWithTask { try await self.store.redis.get(key) }
-            reply = promise.futureResult
-        }
-        let once = Once(completion)
         let timeout = store.settings.lookupTimeout
+        // The admission is held until the GET leaves the pipeline, a late one included: a slow
+        // Redis cannot make a node queue more than `maximumPendingLookups` GETs.
+        let lookups = self.lookups
+        let sent = store.redis.getIfConnected(key, preferring: loop, answerWithin: TimeAmount(timeout),
+                                              settled: { lookups.leave() }) { outcome in
+            switch outcome {
+            case .late:
+                self.reportTimeout(timeout)
+                completion(nil)
+            case .failed(let error): completion(self.process(.failure(error), sessionID: sessionID, key: key))
+            case .value(let value): completion(self.process(.success(value), sessionID: sessionID, key: key))
+            }
+        }
+        guard !sent else { return }
+        let promise = (loop ?? store.group.next()).makePromise(of: [UInt8]?.self)
+        promise.completeWithTask { try await self.store.redis.get(key) }
+        let reply = promise.futureResult
+        let once = Once(completion)
         let timer = reply.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             once.call(nil) { self.reportTimeout(timeout) }
         }
@@ -174,28 +177,7 @@ public final class RedisSessionCache: ServerSessionCache {
     // MARK: - Keys and values
 
     /// The Redis key of `sessionID` for this service.
-    public func redisKey(_ sessionID: [UInt8]) -> [UInt8] {
-        var mac = indexMAC
-        mac.update(data: [UInt8(sessionID.count)])
-        mac.update(data: sessionID)
-        var key = keyPrefix
-        key.reserveCapacity(keyPrefix.count + 32)
-        let digits = Array("0123456789abcdef".utf8)
-        for byte in mac.finalize().prefix(16) {
-            key.append(digits[Int(byte >> 4)])
-            key.append(digits[Int(byte & 0x0f)])
-        }
-        return key
-    }
-
-    private func associatedData(_ key: [UInt8], _ sessionID: [UInt8]) -> [UInt8] {
-        var ad = Array("qssl-fleet-session-v1".utf8)
-        ad.appendField(Array(store.key.fleetID.utf8))
-        ad.appendField(service.id)
-        ad.appendField(key)
-        ad.appendField(sessionID)
-        return ad
-    }
+    public func redisKey(_ sessionID: [UInt8]) -> [UInt8] { values.redisKey(sessionID) }
 
     /// The sealed value for `state` (nil when it cannot be encoded).
     func seal(_ state: SessionState, sessionID: [UInt8], expiresAt: UInt64) -> [UInt8]? {
@@ -211,9 +193,7 @@ public final class RedisSessionCache: ServerSessionCache {
         plaintext += encoded
         SecretBytes.wipe(&encoded)
         defer { SecretBytes.wipe(&plaintext) }
-        let key = redisKey(sessionID)
-        guard let box = try? AES.GCM.seal(plaintext, using: sealKey, authenticating: associatedData(key, sessionID)) else { return nil }
-        return Self.valuePrefix + Array(box.nonce) + box.ciphertext + box.tag
+        return values.seal(plaintext, sessionID: sessionID)
     }
 
     /// Why a value from Redis was refused.
@@ -227,16 +207,12 @@ public final class RedisSessionCache: ServerSessionCache {
     /// Opens a value read at `key`, the Redis key of `sessionID`.
     func open(_ value: [UInt8], sessionID: [UInt8], key: [UInt8], now: UInt64) throws(Refusal) -> SessionState {
         guard value.count <= store.settings.maximumValueBytes else { throw .tooLong }
-        let headerCount = Self.valuePrefix.count + 12
-        guard value.count >= headerCount + 16 + 8, value.starts(with: Self.valuePrefix) else { throw .malformed }
-        let nonceBytes = value[Self.valuePrefix.count..<headerCount]
-        let body = value[headerCount..<(value.count - 16)]
-        let tag = value[(value.count - 16)...]
-        guard let nonce = try? AES.GCM.Nonce(data: nonceBytes),
-              let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: body, tag: tag) else { throw .malformed }
-        guard var plaintext = try? Array(AES.GCM.open(box, using: sealKey, authenticating: associatedData(key, sessionID))) else {
-            throw .authentication
+        guard value.count >= Self.valuePrefix.count + FleetSessionValues.nonceLength + FleetSessionValues.tagLength + 8 else {
+            throw .malformed
         }
+        let opened = values.open(value, sessionID: sessionID, key: key)
+        if opened.malformed { throw .malformed }
+        guard var plaintext = opened.plaintext else { throw .authentication }
         defer { SecretBytes.wipe(&plaintext) }
         guard plaintext.count > 8 else { throw .undecodable }
         let expiresAt = plaintext[...].readUInt64(at: 0)

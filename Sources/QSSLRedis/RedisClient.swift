@@ -4,6 +4,15 @@ import Logging
 import NIOCore
 import NIOPosix
 
+/// What `RedisClient.getIfConnected` learns.
+public enum RedisGetOutcome: Sendable {
+    /// The value, or nil when the key does not exist.
+    case value([UInt8]?)
+    case failed(RedisError)
+    /// No reply within `answerWithin`.
+    case late
+}
+
 /// A Redis client for one server (`redis://`) or a Redis Cluster (`redis+cluster://`), with a
 /// pool of pipelined connections per node, reconnection with backoff, and a deadline on every
 /// operation: at most the connect timeout plus the command timeout per attempt (times the
@@ -111,19 +120,36 @@ public final class RedisClient: Sendable {
         return bytes
     }
 
-    /// GET without a task, on an open connection (one single-node Redis): nil when there is
-    /// none open now or in a cluster, and the caller uses `get` instead. A connection whose
-    /// replies are read on `loop` is preferred, so a caller on that loop gets its answer there.
-    public func getIfConnected(_ key: [UInt8], preferring loop: (any EventLoop)?) -> EventLoopFuture<[UInt8]?>? {
-        guard case .standalone(let pool) = backend, let connection = pool.readyConnection(preferring: loop) else { return nil }
-        return connection.pipelineFuture([RedisCommand("GET", key)]).flatMapThrowing { replies throws(RedisError) -> [UInt8]? in
-            let reply = replies[0]
-            if let message = reply.errorMessage { throw .server(message) }
-            if reply.isNull { return nil }
-            guard let bytes = reply.bytes else { throw self.unexpected("GET", reply) }
-            return bytes
+    /// GET without a task or a future, on an open connection (one single-node Redis): false, and
+    /// `completion` is never called, when none is open now or in a cluster (the caller uses
+    /// `get` instead). Otherwise `completion` runs exactly once, on the connection's event loop
+    /// (possibly before this returns): with the value, a failure, or `.late` when
+    /// `answerWithin` passes first (the connection stays open; see `RedisConnection.send(encoded:…)`).
+    /// A connection whose replies are read on `loop` is preferred, so that a caller on that loop
+    /// gets its answer there, without a thread hop.
+    /// `settled` runs once when the GET has left the connection's pipeline (see `send(encoded:…)`).
+    public func getIfConnected(_ key: [UInt8], preferring loop: (any EventLoop)?, answerWithin: TimeAmount?,
+                               settled: (@Sendable () -> Void)? = nil,
+                               completion: @escaping @Sendable (RedisGetOutcome) -> Void) -> Bool {
+        guard case .standalone(let pool) = backend, let connection = pool.readyConnection(preferring: loop) else { return false }
+        var bytes = connection.allocator.buffer(capacity: 24 + key.count)
+        RESPEncoder.encode(RedisCommand([Self.getName, key], key: key), into: &bytes)
+        connection.send(encoded: bytes, replies: 1, label: "GET", answerWithin: answerWithin, settled: settled) { outcome in
+            switch outcome {
+            case .late: completion(.late)
+            case .failed(let error): completion(.failed(error))
+            case .replies(let replies):
+                let reply = replies[0]
+                if let message = reply.errorMessage { return completion(.failed(.server(message))) }
+                if reply.isNull { return completion(.value(nil)) }
+                guard let value = reply.bytes else { return completion(.failed(self.unexpected("GET", reply))) }
+                completion(.value(value))
+            }
         }
+        return true
     }
+
+    private static let getName = Array("GET".utf8)
 
     /// SET with an optional expiry in milliseconds (PX) and only-if-absent (NX). Returns whether
     /// the value was set (false when NX found the key).

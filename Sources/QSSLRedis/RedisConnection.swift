@@ -14,23 +14,28 @@ public final class RedisConnection: Sendable {
     public let protocolVersion: RESPVersion
     let channel: any Channel
     let commandTimeout: TimeAmount
-    private let inFlightCount = Atomic<Int>(0)
-    /// Set once a command failed in a way that leaves the stream unusable (timeout, protocol
-    /// error, closed), before the channel has finished closing.
-    private let broken = Atomic<Bool>(false)
+    /// Commands in flight, and whether a command failed in a way that leaves the stream
+    /// unusable (timeout, protocol error, closed) before the channel has finished closing: both
+    /// kept by the channel's handler.
+    private let health: RedisConnectionHealth
+    /// Whether a flush is queued on the channel's loop for commands written this turn (touched
+    /// on that loop only).
+    private let flushQueued = Atomic<Bool>(false)
 
-    private init(endpoint: RedisEndpoint, channel: any Channel, protocolVersion: RESPVersion, commandTimeout: TimeAmount) {
+    private init(endpoint: RedisEndpoint, channel: any Channel, protocolVersion: RESPVersion, commandTimeout: TimeAmount,
+                 health: RedisConnectionHealth) {
         self.endpoint = endpoint
         self.channel = channel
         self.protocolVersion = protocolVersion
         self.commandTimeout = commandTimeout
+        self.health = health
     }
 
     /// Whether the channel is still open.
-    public var isActive: Bool { channel.isActive && !broken.load(ordering: .relaxed) }
+    public var isActive: Bool { channel.isActive && !health.broken.load(ordering: .relaxed) }
 
     /// The number of commands sent and not yet answered.
-    public var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
+    public var inFlight: Int { health.inFlight.load(ordering: .relaxed) }
 
     /// Connects, sets up TLS if configured, and runs the handshake: HELLO 3 (with AUTH and
     /// SETNAME) or, if the server refuses HELLO, RESP2 with AUTH; then SELECT if `database` ≠ 0.
@@ -47,6 +52,7 @@ public final class RedisConnection: Sendable {
         if configuration.useTLS && tls == nil {
             throw .invalidConfiguration("TLS (rediss://) needs a tlsHandlerFactory")
         }
+        let health = RedisConnectionHealth()
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -56,8 +62,7 @@ public final class RedisConnection: Sendable {
                     if let tls {
                         for handler in try tls(endpoint.host) { try sync.addHandler(handler) }
                     }
-                    try sync.addHandler(ByteToMessageHandler(RESPMessageDecoder(decoder: decoder)))
-                    try sync.addHandler(RedisCommandHandler())
+                    try sync.addHandler(RedisCommandHandler(decoder: decoder, health: health))
                 }
             }
         let channel: any Channel
@@ -70,7 +75,7 @@ public final class RedisConnection: Sendable {
             let version = try await handshake(channel: channel, endpoint: endpoint, configuration: configuration)
             logger.debug("connected to Redis", metadata: ["endpoint": "\(endpoint)", "resp": "\(version.rawValue)"])
             return RedisConnection(endpoint: endpoint, channel: channel, protocolVersion: version,
-                                   commandTimeout: configuration.commandTimeout)
+                                   commandTimeout: configuration.commandTimeout, health: health)
         } catch {
             channel.close(promise: nil)
             switch error {
@@ -145,7 +150,7 @@ public final class RedisConnection: Sendable {
         var bytes = channel.allocator.buffer(capacity: 64)
         for command in commands { RESPEncoder.encode(command, into: &bytes) }
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        let request = RedisRequest(bytes: bytes, replies: commands.count, timeout: timeout, label: label, promise: promise)
+        let request = RedisRequest(bytes: bytes, replies: commands.count, timeout: timeout, label: label, target: .promise(promise))
         // If the channel is already closed the handler never sees the request: fail it here (a
         // promise completed twice keeps its first result).
         let written = channel.eventLoop.makePromise(of: Void.self)
@@ -166,21 +171,47 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    /// Sends commands in one write without a task: the future completes on this connection's
-    /// event loop with the replies (error replies as `.error` values) or a `RedisError`. For
-    /// callers already on an event loop that want no hop through the concurrency runtime.
-    public func pipelineFuture(_ commands: [RedisCommand], timeout: TimeAmount? = nil) -> EventLoopFuture<[RESPValue]> {
-        guard !commands.isEmpty else { return channel.eventLoop.makeSucceededFuture([]) }
-        inFlightCount.add(1, ordering: .relaxed)
-        let label = commands.count == 1 ? commands[0].label : "pipeline of \(commands.count) (\(commands[0].label), …)"
-        return Self.writeFuture(label, commands, timeout: timeout ?? commandTimeout, on: channel)
-            .flatMapErrorThrowing { error in
-                let failure = RedisError.from(error)
-                if failure.isConnectionFailure { self.broken.store(true, ordering: .relaxed) }
-                throw failure
-            }
-            .always { _ in self.inFlightCount.subtract(1, ordering: .relaxed) }
+    /// Sends `bytes` (`replies` commands, already encoded) without a task or a future: `completion`
+    /// runs exactly once on this connection's event loop (possibly before this returns) with the
+    /// replies, a failure, or `.late` when `answerWithin` passes first — then the connection
+    /// stays open, the reply is read and dropped when it comes, and only the command timeout
+    /// closes the connection. The command is written on the connection's loop (from elsewhere
+    /// it hops there first) and flushed once that loop has handled this turn's events, so the
+    /// look-ups of several handshakes read in one turn share one write to the socket.
+    /// `settled`, if given, runs once when the command leaves the pipeline (after its outcome,
+    /// or after `.late` once the late reply was read or the connection failed).
+    public func send(encoded bytes: ByteBuffer, replies: Int, label: String, answerWithin: TimeAmount?,
+                     settled: (@Sendable () -> Void)? = nil,
+                     completion: @escaping @Sendable (RedisReplyOutcome) -> Void) {
+        let request = RedisRequest(bytes: bytes, replies: replies, timeout: commandTimeout, answerWithin: answerWithin,
+                                   label: label, target: .callback(completion), settled: settled)
+        if channel.eventLoop.inEventLoop {
+            write(request)
+        } else {
+            channel.eventLoop.execute { self.write(request) }
+        }
     }
+
+    /// On the channel's loop: an open channel has its handler, which answers the request
+    /// whatever happens; a closed one gets no write, and the request fails here.
+    private func write(_ request: RedisRequest) {
+        guard channel.isActive else {
+            request.settled?()
+            if case .callback(let completion) = request.target { completion(.failed(.connectionClosed("cannot write: the connection is closed"))) }
+            return
+        }
+        channel.pipeline.syncOperations.write(NIOAny(request), promise: nil)
+        // One flush per loop turn: queued behind the turn's I/O events, it runs before the loop
+        // waits again (a closed channel ignores it; its requests were failed by the handler).
+        guard !flushQueued.exchange(true, ordering: .relaxed) else { return }
+        channel.eventLoop.execute {
+            self.flushQueued.store(false, ordering: .relaxed)
+            self.channel.flush()
+        }
+    }
+
+    /// The allocator of this connection's channel (to encode a command for `send(encoded:…)`).
+    public var allocator: ByteBufferAllocator { channel.allocator }
 
     /// The event loop this connection's replies are read on.
     public var eventLoop: any EventLoop { channel.eventLoop }
@@ -194,15 +225,8 @@ public final class RedisConnection: Sendable {
     /// `.error` values). The timeout covers the whole batch.
     public func pipelineRaw(_ commands: [RedisCommand], timeout: TimeAmount? = nil) async throws(RedisError) -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        inFlightCount.add(1, ordering: .relaxed)
-        defer { inFlightCount.subtract(1, ordering: .relaxed) }
         let label = commands.count == 1 ? commands[0].label : "pipeline of \(commands.count) (\(commands[0].label), …)"
-        do {
-            return try await Self.write(label, commands, timeout: timeout ?? commandTimeout, on: channel)
-        } catch {
-            if error.isConnectionFailure { broken.store(true, ordering: .relaxed) }
-            throw error
-        }
+        return try await Self.write(label, commands, timeout: timeout ?? commandTimeout, on: channel)
     }
 
     /// Sends one command; an error reply is thrown as `RedisError.server`.
