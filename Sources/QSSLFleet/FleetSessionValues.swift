@@ -39,10 +39,9 @@ struct FleetSessionValues: Sendable {
         indexInner = inner
         indexOuter = outer
         sealKey = key.sessionSealKey(for: service)
-        var sealBytes = sealKey.withUnsafeBytes { Array($0) }
-        defer { SecretBytes.wipe(&sealBytes) }
+        let sealSecret = sealKey.withUnsafeBytes { SecretBytes(copying: $0) }
         do {
-            cipher = try SwiftCryptoPrimitives().makeAEAD(.aes256GCM, key: sealBytes)
+            cipher = try SwiftCryptoPrimitives().makeAEAD(.aes256GCM, key: sealSecret)
         } catch {
             // Local invariant: the seal key is 32 bytes (HKDF output), always an AES-256 key.
             preconditionFailure("AES-256-GCM key setup failed: \(error)")
