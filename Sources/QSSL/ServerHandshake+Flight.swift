@@ -85,7 +85,7 @@ private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerN
     let flight = TLS13ServerFlight(negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
                                    retried: retried, config: config, resumption: psk)
     if psk != nil {
-        return .server(try ServerState.afterServerFinished(flight.finish(transcript: transcript, context: &context)))
+        return .server(try flight.finish(transcript: transcript, context: &context))
     }
     if flight.requestsClientCertificate, let verifier = config.clientCertificateVerifier {
         // RFC 8446 §4.3.2: an empty context in the main handshake; the schemes and CAs we accept.
@@ -111,10 +111,10 @@ private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerN
         flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else {
         return .paused(.signature(pending.request, side: .server) { (signature, context) throws(TLSError) in
-            .server(try ServerState.afterServerFinished(pending.complete(signature: signature, context: &context)))
+            .server(try pending.complete(signature: signature, context: &context))
         })
     }
-    return .server(try ServerState.afterServerFinished(pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context)))
+    return .server(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context))
 }
 
 /// What the server's first flight established, up to its Finished.
@@ -132,8 +132,8 @@ struct TLS13ServerFlight {
     /// main handshake (a resumed session keeps the client identity it was created with).
     var requestsClientCertificate: Bool { resumption == nil && config.clientAuthentication != .none }
 
-    /// Finished, then application keys for writing.
-    func finish(transcript: Transcript, context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+    /// Finished, then application keys for writing; the state that waits for the client's flight.
+    func finish(transcript: Transcript, context: inout HandshakeContext) throws(TLSError) -> ServerState {
         let n = negotiation
         var transcript = transcript
         let verifyData = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: serverSecret, transcriptHash: transcript.hash(hkdf))
@@ -155,11 +155,17 @@ struct TLS13ServerFlight {
                                                               peerIdentity: resumed?.peerIdentity,
                                                               trustBinding: ResumptionPolicy.binding(config)),
                                   createdAt: resumed?.createdAt, clientAcceptsTickets: n.clientAcceptsTickets)
-        return ServerHandshakeKeys(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
-                                   serverApp: serverApp, transcript: transcript, summary: summary, config: config, issuer: issuer,
-                                   resumption: resumption?.proof,
-                                   requestedClientCertificate: requestsClientCertificate,
-                                   clientOffersPostHandshakeAuth: n.clientOffersPostHandshakeAuth)
+        let core = ServerHandshakeCore(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
+                                       serverApp: serverApp, summary: summary, config: config, issuer: issuer,
+                                       clientOffersPostHandshakeAuth: n.clientOffersPostHandshakeAuth)
+        if requestsClientCertificate { return .expectCertificate(ExpectClientCertificate(core: core, transcript: transcript)) }
+        if let resumption {
+            return .expectFinished(ExpectClientFinished(core: core, transcript: transcript, clientChain: [], client: .resumption(resumption.proof)))
+        }
+        // Not asked for a certificate: only a policy that does not require one gets here.
+        let permitted = try AnonymousClientPermitted(policy: config.clientAuthentication,
+                                                     refusal: .crypto("a certificate is required but none was requested"))
+        return .expectFinished(ExpectClientFinished(core: core, transcript: transcript, clientChain: [], client: .anonymous(permitted)))
     }
 }
 
@@ -170,84 +176,10 @@ struct TLS13ServerAwaitingSignature {
     let request: SignatureRequest
 
     /// CertificateVerify, Finished, then application keys for writing.
-    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ServerHandshakeKeys {
+    func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> ServerState {
         var transcript = self.transcript
         try context.send(CertificateVerify(scheme: flight.negotiation.scheme, signature: signature), transcript: &transcript)
         return try flight.finish(transcript: transcript, context: &context)
-    }
-}
-
-/// Waiting for the client's Finished.
-struct ServerHandshakeKeys {
-    let suite: TLS13CipherSuite
-    let hkdf: HKDF
-    let clientHandshakeSecret: SecretBytes
-    let master: TLS13KeySchedule.Master
-    let clientApp: SecretBytes
-    let serverApp: SecretBytes
-    var transcript: Transcript
-    let summary: HandshakeSummary
-    let config: ServerConfiguration
-    var issuer: TicketIssuer
-    /// The PSK the client proved it holds, on a resumption: the client's standing comes from it.
-    let resumption: ResumptionAccepted?
-    let requestedClientCertificate: Bool
-    let clientOffersPostHandshakeAuth: Bool
-    var clientChain: [[UInt8]] = []
-
-    /// The client's Certificate: empty (refused if required), or verified in place or through the
-    /// verify-peer pause with the client-certificate policy (EKU clientAuth).
-    mutating func processClientCertificate(_ message: HandshakeMessage) throws(TLSError) -> ConnectionPhase {
-        let certificate = try message.require(CertificateMessage.self)
-        // RFC 8446 §4.4.2: the context of the CertificateRequest it answers (empty here).
-        guard certificate.requestContext.isEmpty else { throw .misbehaved(.sentNonEmptyCertificateRequestContext) }
-        transcript.append(message)
-        guard !certificate.entries.isEmpty else {
-            // An empty Certificate: refused unless the policy lets a client through without one.
-            return .server(.expectFinished(self, .anonymous(try AnonymousClientPermitted(
-                policy: config.clientAuthentication, refusal: .incompatible(.clientCertificateRequired, "the client sent no certificate")))))
-        }
-        guard let verifier = config.clientCertificateVerifier else { throw .misbehaved(.sentUnexpectedMessage) }
-        clientChain = certificate.entries.map(\.data)
-        let request = PeerVerificationRequest(chain: clientChain, role: .client, verifier: verifier)
-        let keys = self
-        return try verifyPeerOrPause(request, side: .server) { .server(.expectCertificateVerify(keys, $0)) }
-    }
-
-    /// RFC 8446 §4.4.3: the client's signature over the transcript through its Certificate.
-    mutating func processClientCertificateVerify(_ message: HandshakeMessage, peer: VerifiedPeer) throws(TLSError) -> PeerSignatureVerified {
-        let verify = try message.require(CertificateVerify.self)
-        guard config.clientCertificateVerifier?.supportedSchemes.contains(verify.scheme) == true else {
-            throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
-        }
-        let content = certificateVerifyContent(server: false, transcriptHash: transcript.hash(hkdf))
-        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
-        transcript.append(message)
-        return verified
-    }
-
-    func processFinished(_ message: HandshakeMessage, peer: ClientAuthenticated, context: inout HandshakeContext) throws(TLSError) -> TrafficState {
-        let finished = try message.require(Finished.self)
-        let expected = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: clientHandshakeSecret, transcriptHash: transcript.hash(hkdf))
-        let verified = try FinishedVerified(expected: expected, received: finished.verifyData)
-        try context.installReadKeys(secret: clientApp, suite: suite, duringHandshake: false)
-        // RFC 8446 §4.6.1: tickets follow the client's Finished, whose transcript they are bound to.
-        var transcript = self.transcript
-        transcript.append(message)
-        // Tickets carry the client identity: a resumption never adds or drops it.
-        var issuer = self.issuer
-        issuer.session.peerIdentity = peer.identity
-        try issuer.issue(resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config, context: &context)
-        var summary = self.summary
-        if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
-        if case .certificate(let proof) = peer { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
-        var pha: PostHandshakeAuthentication?
-        if clientOffersPostHandshakeAuth, config.allowPostHandshakeAuthentication, let verifier = config.clientCertificateVerifier {
-            pha = PostHandshakeAuthentication(base: transcript, hkdf: hkdf,
-                                              side: .server(.init(policy: config.clientAuthentication, verifier: verifier)))
-        }
-        return TrafficState(tls13: TLS13TrafficSecrets(suite: suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: verified, peer: .client(peer), postHandshakeAuth: pha)
     }
 }
 

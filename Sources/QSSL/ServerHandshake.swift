@@ -8,28 +8,17 @@ enum ServerState {
     case expectClientHello(ExpectClientHello)
     case expectClientHelloAfterRetry(ExpectClientHelloAfterRetry)
     /// After a CertificateRequest (RFC 8446 §4.4.2): the client's Certificate, possibly empty.
-    case expectCertificate(ServerHandshakeKeys)
-    case expectCertificateVerify(ServerHandshakeKeys, VerifiedPeer)
-    case expectFinished(ServerHandshakeKeys, ClientAuthenticated)
-
-    /// Where the server waits once its Finished is out.
-    static func afterServerFinished(_ keys: ServerHandshakeKeys) throws(TLSError) -> ServerState {
-        if keys.requestedClientCertificate { return .expectCertificate(keys) }
-        if let resumed = keys.resumption { return .expectFinished(keys, .resumption(resumed)) }
-        // Not asked for a certificate: only a policy that does not require one gets here.
-        return .expectFinished(keys, .anonymous(try AnonymousClientPermitted(
-            policy: keys.config.clientAuthentication, refusal: .crypto("a certificate is required but none was requested"))))
-    }
+    case expectCertificate(ExpectClientCertificate)
+    case expectCertificateVerify(ExpectClientCertificateVerify)
+    case expectFinished(ExpectClientFinished)
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         switch self {
         case .expectClientHello(let s): return try s.handle(message, context: &context)
         case .expectClientHelloAfterRetry(let s): return try s.handle(message, context: &context)
-        case .expectCertificate(var keys): return try keys.processClientCertificate(message)
-        case .expectCertificateVerify(var keys, let peer):
-            let verified = try keys.processClientCertificateVerify(message, peer: peer)
-            return .server(.expectFinished(keys, .certificate(verified)))
-        case .expectFinished(let keys, let peer): return .traffic(try keys.processFinished(message, peer: peer, context: &context))
+        case .expectCertificate(let s): return try s.handle(message)
+        case .expectCertificateVerify(let s): return .server(.expectFinished(try s.handle(message)))
+        case .expectFinished(let s): return .traffic(try s.handle(message, context: &context))
         }
     }
 }
