@@ -162,7 +162,9 @@ public protocol CryptoPrimitives: Sendable {
     func makeIncrementalHash(_ algorithm: HashAlgorithm) -> any IncrementalHash
     /// The MAC of `data` under `key`. The core uses it for MACs it sends or compares in
     /// constant time (Finished, binders); derivations go through the HKDF and PRF requirements,
-    /// whose defaults call this and take each result over as a secret.
+    /// whose defaults call this and take each result over as a secret. `data` may be secret
+    /// (those defaults pass HKDF input key material and T(i-1) through it): an implementation
+    /// must not keep or copy it beyond the call.
     func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8]
     /// RFC 5869 §2.2 HKDF-Extract: the PRK. A nil `salt` is HashLen zeros.
     func hkdfExtract(_ algorithm: HashAlgorithm, salt: SecretBytes?, inputKeyMaterial: SecretBytes) -> SecretBytes

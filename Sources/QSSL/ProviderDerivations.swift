@@ -8,6 +8,8 @@ extension CryptoPrimitives {
     }
 
     public func hkdfExpand(_ algorithm: HashAlgorithm, pseudoRandomKey: SecretBytes, info: [UInt8], length: Int) -> SecretBytes {
+        // RFC 5869 §2.3: L <= 255·HashLen (a one-byte block counter); the core asks for at most 48.
+        precondition(length >= 0 && length <= 255 * algorithm.digestLength, "HKDF-Expand of \(length) bytes exceeds 255 blocks")
         // T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i): each block is taken over as a secret as soon as
         // it is made, and so is each message that carries the previous one.
         var blocks: [SecretBytes] = []

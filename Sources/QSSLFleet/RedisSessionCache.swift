@@ -217,7 +217,9 @@ public final class RedisSessionCache: ServerSessionCache {
         guard plaintext.count > 8 else { throw .undecodable }
         let expiresAt = plaintext[...].readUInt64(at: 0)
         guard now < expiresAt else { throw .expired }
-        guard let state = try? SessionState(decoding: Array(plaintext[8...])) else { throw .undecodable }
+        var encoded = Array(plaintext[8...])
+        defer { SecretBytes.wipe(&encoded) }
+        guard let state = try? SessionState(decoding: encoded) else { throw .undecodable }
         // As `InMemorySessionCache`: no older than the timeout since issued, within its lifetime.
         let age = now >= state.issuedAt ? now - state.issuedAt : 0
         guard age < UInt64(timeoutSeconds) * 1000, state.isValid(at: now) else { throw .expired }

@@ -183,6 +183,14 @@ public final class RedisConnection: Sendable {
     public func send(encoded bytes: ByteBuffer, replies: Int, label: String, answerWithin: TimeAmount?,
                      settled: (@Sendable () -> Void)? = nil,
                      completion: @escaping @Sendable (RedisReplyOutcome) -> Void) {
+        // The count is what matches replies to requests in the pipeline: one that does not
+        // describe the bytes would hand later requests each other's replies. At least one; the
+        // caller encoded that many commands.
+        guard replies >= 1 else {
+            settled?()
+            completion(.failed(.unexpectedReply(command: label, reply: "a request must expect at least one reply, not \(replies)")))
+            return
+        }
         let request = RedisRequest(bytes: bytes, replies: replies, timeout: commandTimeout, answerWithin: answerWithin,
                                    label: label, target: .callback(completion), settled: settled)
         if channel.eventLoop.inEventLoop {

@@ -30,6 +30,8 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
     /// RFC 5869 §2.3 with the HMAC keyed once; each block goes straight into the output's
     /// storage, and T(i) is read back from there for the next block.
     public func hkdfExpand(_ algorithm: HashAlgorithm, pseudoRandomKey: SecretBytes, info: [UInt8], length: Int) -> SecretBytes {
+        // RFC 5869 §2.3: L <= 255·HashLen (a one-byte block counter); the core asks for at most 48.
+        precondition(length >= 0 && length <= 255 * algorithm.digestLength, "HKDF-Expand of \(length) bytes exceeds 255 blocks")
         let key = Self.symmetricKey(pseudoRandomKey)
         return algorithm == .sha256
             ? Self.expand(HMAC<SHA256>(key: key), info: info, length: length)

@@ -149,5 +149,33 @@ extension RedisIntegrationTests {
                 await connection.close()
             }
         }
+
+        @Test("a request that expects no reply is refused before it is written, and the connection goes on matching replies to requests")
+        func requestWithoutRepliesRefused() async throws {
+            try await withRedisServer { server in
+                let connection = try await RedisConnection.connect(to: RedisEndpoint(host: "127.0.0.1", port: server.port),
+                                                                   configuration: try fastConfiguration(server.url))
+                _ = try server.cli("SET", "k", "v")
+                var bytes = connection.allocator.buffer(capacity: 32)
+                RESPEncoder.encode(RedisCommand("GET", "k"), into: &bytes)
+                let outcomes = OutcomeLog()
+                let settled = Mutex(0)
+                for replies in [0, -1] {
+                    connection.send(encoded: bytes, replies: replies, label: "GET", answerWithin: nil, settled: { settled.withLock { $0 += 1 } }) { outcome in
+                        if case .failed(let error) = outcome { outcomes.record(.failed(error), onLoop: true) } else { outcomes.record(.late, onLoop: true) }
+                    }
+                }
+                #expect(outcomes.all.count == 2 && outcomes.all.allSatisfy { $0.outcome.error != nil }, "refused at once, each once")
+                #expect(settled.withLock { $0 } == 2)
+                // Nothing was written: the next request gets its own reply.
+                let replies = Mutex<[RESPValue]?>(nil)
+                connection.send(encoded: bytes, replies: 1, label: "GET", answerWithin: nil) { outcome in
+                    if case .replies(let values) = outcome { replies.withLock { $0 = values } }
+                }
+                #expect(await eventually { replies.withLock { $0 != nil } })
+                #expect(replies.withLock { $0 } == [.bulkString(Array("v".utf8))])
+                await connection.close()
+            }
+        }
     }
 }
