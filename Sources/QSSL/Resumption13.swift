@@ -5,16 +5,36 @@ import QSSLWire
 // psk_dhe_ke (a fresh, by default hybrid, key exchange on top of the PSK) unless psk_ke was
 // explicitly allowed on both sides.
 
-/// The proof that a PSK was accepted: the server checked the client's binder, or the client saw
-/// the server select the PSK it offered. Made only here; traffic reached through a resumption
-/// carries it instead of a certificate signature.
+/// The proof that a resumption was accepted; traffic reached through one carries it instead of
+/// a certificate signature. There is no way to make one from a bare session state: each
+/// initialiser takes the evidence its side has (the binder it checks, or the session it
+/// offered), and the peer's Finished, keyed by the session's secret, completes the proof.
 struct ResumptionAccepted {
     let state: SessionState
     /// Who the peer proved to be on the full handshake that created the session.
     var identity: PeerIdentity? { state.peerIdentity }
-    /// Only after the binder was verified (server) or the server selected our PSK (client, whose
-    /// handshake then still needs the server's Finished, keyed by that PSK).
-    init(state: SessionState) { self.state = state }
+
+    /// A TLS 1.3 server: the client's binder for `state`'s PSK matches ours (RFC 8446
+    /// §4.2.11.2), compared in constant time.
+    init(binder received: [UInt8], expected: [UInt8], of state: SessionState, identity index: Int) throws(TLSError) {
+        guard received.count == expected.count, constantTimeEquals(expected, received) else {
+            throw .misbehaved(.sentWrongPSKBinder, "binder of PSK identity \(index)")
+        }
+        self.state = state
+    }
+
+    /// A TLS 1.3 client: the server selected the PSK we offered.
+    init(selected offer: PSKOffer) { state = offer.session.state }
+
+    /// A TLS 1.2 client: the server echoed the ID of the session we offered (by ID or ticket).
+    init(echoed offer: TLSSession) { state = offer.state }
+
+    /// A TLS 1.2 server: the session the client offered (its ticket, or its ID in our cache)
+    /// is one the resumption policy admits here; nil when it is not.
+    init?(admitting state: SessionState, under policy: ResumptionPolicy, version: ProtocolVersion) {
+        guard policy.admits(state, version: version) else { return nil }
+        self.state = state
+    }
 }
 
 /// The PSK a server accepted from a ClientHello.
@@ -81,10 +101,8 @@ func acceptPSK(hello: ReceivedClientHello, suite: TLS13CipherSuite, serverName: 
         let bindersLength = try encoding { () throws(EncodeError) in try offered.encodedBinders() }.count
         let encoded = hello.message.encoded
         let expected = pskBinder(early: early, transcriptBefore: transcriptBefore, partialHello: encoded[..<(encoded.count - bindersLength)])
-        guard offered.binders[index].count == expected.count, constantTimeEquals(expected, offered.binders[index]) else {
-            throw .misbehaved(.sentWrongPSKBinder, "binder of PSK identity \(index)")
-        }
-        return AcceptedPSK(proof: ResumptionAccepted(state: state), index: UInt16(index), mode: mode, early: early)
+        let proof = try ResumptionAccepted(binder: offered.binders[index], expected: expected, of: state, identity: index)
+        return AcceptedPSK(proof: proof, index: UInt16(index), mode: mode, early: early)
     }
     return nil
 }

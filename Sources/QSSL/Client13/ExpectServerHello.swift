@@ -217,7 +217,7 @@ struct ExpectServerHello {
             let index = try decodeExtension { () throws(DecodeError) in try ExtensionBody.selectedPSKIdentity(data) }
             guard let offer = pskOffer, index == 0 else { throw .misbehaved(.selectedUnofferedPSK, "identity \(index)") }
             guard offer.hash == suite.hash else { throw .misbehaved(.selectedUnofferedPSK, "\(suite.suite) does not match the session's hash") }
-            resumption = ResumptionAccepted(state: offer.session.state)
+            resumption = ResumptionAccepted(selected: offer)
         }
         let group: NamedGroup
         let sharedSecret: SecretBytes?

@@ -125,7 +125,7 @@ extension ExpectServerHello {
                                                  offeredTicket: session.ticket, expectsTicket: expectsTicket)
             return .finishing(.expectChangeCipherSpec(TLS12ClientFinishing(
                 keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
-                server: .resumption(ResumptionAccepted(state: state)), respondsWithFinished: true, session: keep)))
+                server: .resumption(ResumptionAccepted(echoed: session)), respondsWithFinished: true, session: keep)))
         }
         return .expectCertificate(TLS12ClientHandshake(
             config: config, serverName: serverName, suite: suite, prf: prf,

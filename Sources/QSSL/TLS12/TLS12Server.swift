@@ -67,8 +67,8 @@ struct TLS12ServerStart {
            var (plaintext, byCurrentKey) = sealer.open(ticket) {
             let decoded = try? SessionState(decoding: plaintext)
             plaintext.withUnsafeMutableBytes { zeroise($0) }
-            if let state = decoded, let suite = try resumable(state) {
-                return try resume(state, suite: suite, renewTicket: !byCurrentKey, context: &context)
+            if let state = decoded, let (suite, proof) = try resumable(state) {
+                return try resume(proof, suite: suite, renewTicket: !byCurrentKey, context: &context)
             }
         }
         if !hello.legacySessionID.isEmpty, let cache = config.sessionCache {
@@ -85,8 +85,8 @@ struct TLS12ServerStart {
 
     /// After the session-ID lookup.
     func proceed(withCached state: SessionState?, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        if let state, let suite = try resumable(state) {
-            return try resume(state, suite: suite, renewTicket: false, context: &context)
+        if let state, let (suite, proof) = try resumable(state) {
+            return try resume(proof, suite: suite, renewTicket: false, context: &context)
         }
         return try full(context: &context)
     }
@@ -99,13 +99,13 @@ struct TLS12ServerStart {
 
     /// The suite to resume `state` with, or nil for a full handshake (PROTOCOL.md §4: a session
     /// that does not fit is never an error), except the one case RFC 7627 §5.3 makes fatal.
-    func resumable(_ state: SessionState) throws(TLSError) -> TLS12CipherSuite? {
+    func resumable(_ state: SessionState) throws(TLSError) -> (TLS12CipherSuite, ResumptionAccepted)? {
         // The fit to this handshake (a suite configured and offered, hybrid under the PQ policy),
         // then the policy every resumption answers to.
         guard state.secret.count == 48,
               let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
               hello.cipherSuites.contains(state.cipherSuite), !config.requirePostQuantum || suite.isHybrid,
-              ResumptionPolicy.server(config, serverName: negotiation.names.serverName).admits(state, version: .tls12)
+              let proof = ResumptionAccepted(admitting: state, under: .server(config, serverName: negotiation.names.serverName), version: .tls12)
         else { return nil }
         // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
         // without it (abort); one without it is not resumed into a connection with it (full).
@@ -113,12 +113,13 @@ struct TLS12ServerStart {
             throw .incompatible(.extendedMasterSecretRequired, "the session used extended master secret; this ClientHello does not offer it")
         }
         guard state.extendedMasterSecret == negotiation.extendedMasterSecret else { return nil }
-        return suite
+        return (suite, proof)
     }
 
     /// RFC 5246 §7.3 abbreviated handshake: ServerHello, [NewSessionTicket], ChangeCipherSpec,
     /// Finished; then the client's.
-    private func resume(_ state: SessionState, suite: TLS12CipherSuite, renewTicket: Bool, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+    private func resume(_ proof: ResumptionAccepted, suite: TLS12CipherSuite, renewTicket: Bool, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+        let state = proof.state
         let n = negotiation
         let random = serverRandom(config: config, context: &context)
         var ext = ExtensionList()
@@ -149,7 +150,7 @@ struct TLS12ServerStart {
             helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
         return .server12(.finishing(.expectChangeCipherSpec(TLS12ServerFinishing(
             keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
-            client: .resumption(ResumptionAccepted(state: state)), respondsWithFinished: false, session: nil))))
+            client: .resumption(proof), respondsWithFinished: false, session: nil))))
     }
 }
 
