@@ -15,7 +15,7 @@ let package = Package(
         .library(name: "QSSLProxyProtocol", targets: ["QSSLProxyProtocol"]),
         .library(name: "QSSLRedis", targets: ["QSSLRedis"]),
         .library(name: "QSSLFleet", targets: ["QSSLFleet"]),
-        .executable(name: "qssl", targets: ["QSSLTool"]),
+        .executable(name: "qssl", targets: ["QSSLTool"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -26,7 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2")
     ],
     targets: [
         // TLS presentation language, code points and messages. No dependencies at all.
@@ -52,7 +52,7 @@ let package = Package(
             dependencies: [
                 "QSSL", "QSSLP384", "CQSSLBoringAEAD",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto")
             ]
         ),
         // Certificates, private keys and chain verification on swift-certificates.
@@ -63,7 +63,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto")
             ]
         ),
         // Q-SSL's own minimal PKCS#11 declarations and the dlopen calls (no vendored headers).
@@ -75,7 +75,7 @@ let package = Package(
                 "CPKCS11", "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLP384", "QSSLX509",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftASN1", package: "swift-asn1")
             ]
         ),
         // SwiftNIO adapter: a ChannelHandler that carries the core over a Channel, and OCSP over
@@ -87,7 +87,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio")
             ]
         ),
         // The PROXY protocol (v1 text, v2 binary with TLVs): what `qssl serve` sends to its
@@ -104,7 +104,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Prometheus", package: "swift-prometheus")
             ]
         ),
         // The `qssl serve` configuration file (YAML): a typed model with every error's line.
@@ -115,7 +115,7 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ]
         ),
         // A fleet of servers sharing resumption through Redis: the session-ID cache and the
@@ -127,7 +127,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ]
         ),
         .executableTarget(
@@ -141,7 +141,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftASN1", package: "swift-asn1")
             ]
         ),
         // `qssl-bench` (not a product: `swift build --product qssl-bench`, scripts/bench): in-process
@@ -151,8 +151,8 @@ let package = Package(
             name: "qssl-bench",
             dependencies: [
                 "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLP384", "QSSLTestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),   // the raw primitives next to Q-SSL's
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),  // the raw primitives next to Q-SSL's
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             path: "Sources/QSSLBenchTool"
         ),
@@ -165,7 +165,7 @@ let package = Package(
             dependencies: [
                 "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio")
             ],
             path: "Examples/SNIEchoServer"
         ),
@@ -182,7 +182,7 @@ let package = Package(
                 "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLRedis", "QSSLP384",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio")
             ]
         ),
         .testTarget(name: "QSSLWireTests", dependencies: ["QSSLWire"]),
@@ -194,7 +194,7 @@ let package = Package(
                 "QSSLRedis", "QSSLTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio")
             ]
         ),
         // Against real redis-server processes (one node and a three-master cluster) and three
@@ -205,7 +205,7 @@ let package = Package(
                 "QSSLFleet", "QSSL", "QSSLWire", "QSSLRedis", "QSSLSwiftCrypto", "QSSLTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio")
             ]
         ),
         .testTarget(
@@ -220,7 +220,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "X509", package: "swift-certificates")
             ],
             resources: [.copy("Resources")]
         ),
@@ -232,7 +232,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio")
             ]
         ),
         .testTarget(
@@ -241,7 +241,7 @@ let package = Package(
                 "QSSL", "QSSLSwiftCrypto", "QSSLX509", "NIOQSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto")
             ],
             exclude: ["Peers"]
         ),
@@ -253,8 +253,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftASN1", package: "swift-asn1")
             ]
-        ),
+        )
     ]
 )

@@ -9,7 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "Q-SSL", path: ".."),
-        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1")
     ],
     targets: [
         .executableTarget(
@@ -18,8 +18,8 @@ let package = Package(
                 .product(name: "QSSL", package: "Q-SSL"),
                 .product(name: "QSSLSwiftCrypto", package: "Q-SSL"),
                 .product(name: "QSSLX509", package: "Q-SSL"),
-                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer")
             ]
-        ),
+        )
     ]
 )

@@ -18,13 +18,13 @@ let rootFile = arguments.count > 3 ? arguments[3] : "example-root.pem"
 
 var configuration = ClientConfiguration(
     provider: .swiftCrypto, verifier: try X509CertificateVerifier(rootsPEM: String(contentsOfFile: rootFile, encoding: .utf8)))
-configuration.requirePostQuantum = true      // no classical-only key exchange
+configuration.requirePostQuantum = true  // no classical-only key exchange
 configuration.alpnProtocols = ["echo"]
 let client: NIOQSSLClient
 do {
     client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: configuration, serverName: name)
 } catch {
-    print("handshake failed: \(error)")   // e.g. "received alert unrecognized_name(112)" for a name the server lacks
+    print("handshake failed: \(error)")  // e.g. "received alert unrecognized_name(112)" for a name the server lacks
     exit(1)
 }
 
@@ -34,7 +34,8 @@ print("  names: \(identity.subjectAlternativeNames.joined(separator: ", "))")
 print("  key: \(identity.keyAlgorithm); chain of \(identity.verifiedChain.count) certificates")
 print("  handshake signature: \(identity.handshakeSignatureScheme.map { "\($0)" } ?? "-"), verified: \(identity.verifiedSignatureComponents)")
 guard identity.subjectAlternativeNames.contains("DNS:\(name)"),
-      identity.verifiedSignatureComponents == ["ML-DSA-65", "ECDSA-P384"] else {
+    identity.verifiedSignatureComponents == ["ML-DSA-65", "ECDSA-P384"]
+else {
     print("refusing: not the hybrid identity we expected")
     await client.close()
     exit(1)

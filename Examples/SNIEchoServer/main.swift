@@ -52,9 +52,11 @@ let pki = try ExamplePKI.make()
 try CertificateFiles.pem([pki.root.certificate]).write(toFile: rootFile, atomically: true, encoding: .utf8)
 var byName: [String: ServerConfiguration] = [:]
 for (name, leaf) in pki.leaves {
-    var configuration = ServerConfiguration(provider: .swiftCrypto, certificates: [
-        CertifiedKey(chain: [leaf.certificate.der, pki.root.certificate.der], key: BackgroundSigningKey(key: leaf.key)),
-    ])
+    var configuration = ServerConfiguration(
+        provider: .swiftCrypto,
+        certificates: [
+            CertifiedKey(chain: [leaf.certificate.der, pki.root.certificate.der], key: BackgroundSigningKey(key: leaf.key))
+        ])
     configuration.alpnProtocols = ["echo"]
     byName[name] = configuration
 }

@@ -6,9 +6,11 @@ extension NIOQSSLClient {
     /// Connects; if the handshake fails for want of a common suite, group or scheme, connects
     /// once more with `configuration.widened(to: wider)` (seed §6.2), which keeps every security
     /// floor of `configuration`. Returns whether the retry was needed.
-    public static func connect(host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
-                               retryingWith wider: ClientConfiguration, timeout: TimeAmount = .seconds(10),
-                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> (client: NIOQSSLClient, retried: Bool) {
+    public static func connect(
+        host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
+        retryingWith wider: ClientConfiguration, timeout: TimeAmount = .seconds(10),
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> (client: NIOQSSLClient, retried: Bool) {
         do {
             return (try await connect(host: host, port: port, configuration: configuration, serverName: serverName, timeout: timeout, group: group), false)
         } catch {

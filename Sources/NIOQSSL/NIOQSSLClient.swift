@@ -22,13 +22,16 @@ public final class NIOQSSLClient: @unchecked Sendable {
     ///   - maxBufferedBytes: the most application data kept until `read` takes it; a server that
     ///     sends more is cut off there (the connection is closed and `truncated` is set), so a
     ///     hostile server cannot grow the client without bound.
-    public static func connect(host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
-                               session: TLSSession? = nil, sessionKey: String? = nil,
-                               recordTrace: Bool = false, timeout: TimeAmount = .seconds(10), maxBufferedBytes: Int = 16 << 20,
-                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> NIOQSSLClient {
+    public static func connect(
+        host: String, port: Int, configuration: ClientConfiguration, serverName: String?,
+        session: TLSSession? = nil, sessionKey: String? = nil,
+        recordTrace: Bool = false, timeout: TimeAmount = .seconds(10), maxBufferedBytes: Int = 16 << 20,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> NIOQSSLClient {
         // Created here so the caller can read its trace; handed to the channel's loop once, below.
-        nonisolated(unsafe) let handler = try NIOQSSLHandler(client: configuration, serverName: serverName, session: session,
-                                                             sessionKey: sessionKey, recordTrace: recordTrace)
+        nonisolated(unsafe) let handler = try NIOQSSLHandler(
+            client: configuration, serverName: serverName, session: session,
+            sessionKey: sessionKey, recordTrace: recordTrace)
         let collector = Collector(maxBufferedBytes: maxBufferedBytes)
         let channel: Channel
         do {
@@ -63,8 +66,9 @@ public final class NIOQSSLClient: @unchecked Sendable {
             throw error
         }
         timeoutTask.cancel()
-        return NIOQSSLClient(channel: channel, handler: handler, collector: collector, summary: summary,
-                             duration: ContinuousClock.now - started)
+        return NIOQSSLClient(
+            channel: channel, handler: handler, collector: collector, summary: summary,
+            duration: ContinuousClock.now - started)
     }
 
     private init(channel: Channel, handler: NIOQSSLHandler, collector: Collector, summary: HandshakeSummary, duration: Duration) {

@@ -124,10 +124,13 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     ///     the configuration's session store under `sessionKey`.
     ///   - sessionKey: where sessions are taken from and saved to in the store (the server name
     ///     unless given; "host:port" keeps two servers behind one name apart).
-    public init(client configuration: ClientConfiguration, serverName: String?, session: TLSSession? = nil,
-                sessionKey: String? = nil, recordTrace: Bool = false) throws {
-        connection = try TLSConnection.client(configuration: configuration, serverName: serverName, session: session,
-                                              sessionKey: sessionKey, recordTrace: recordTrace)
+    public init(
+        client configuration: ClientConfiguration, serverName: String?, session: TLSSession? = nil,
+        sessionKey: String? = nil, recordTrace: Bool = false
+    ) throws {
+        connection = try TLSConnection.client(
+            configuration: configuration, serverName: serverName, session: session,
+            sessionKey: sessionKey, recordTrace: recordTrace)
         allowsHalfClosure = false
     }
 
@@ -377,8 +380,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Closes once `written` completes, or after `closeWriteTimeout` (the transport as a whole)
     /// if the peer is not taking the bytes.
-    private static func closeWhenWritten(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext, mode: CloseMode,
-                                         promise: EventLoopPromise<Void>?, bound: NIOLoopBound<ChannelHandlerContext>) {
+    private static func closeWhenWritten(
+        _ written: EventLoopFuture<Void>, context: ChannelHandlerContext, mode: CloseMode,
+        promise: EventLoopPromise<Void>?, bound: NIOLoopBound<ChannelHandlerContext>
+    ) {
         let timer = context.eventLoop.scheduleTask(in: closeWriteTimeout) { bound.value.close(mode: .all, promise: nil) }
         written.whenComplete { _ in
             timer.cancel()
@@ -396,7 +401,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// that closes the channel in `errorCaught`, as most do, must not lose the alert.
     private func fail(context: ChannelHandlerContext, error: TLSError) {
         failed = true
-        let output = connection.takeOutput()   // the alert, if one is owed
+        let output = connection.takeOutput()  // the alert, if one is owed
         let written: EventLoopFuture<Void>
         if output.isEmpty {
             written = context.eventLoop.makeSucceededVoidFuture()

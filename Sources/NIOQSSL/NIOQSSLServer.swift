@@ -17,10 +17,12 @@ public final class NIOQSSLServer: Sendable {
     /// - Parameters:
     ///   - onHandler: called with each connection's TLS handler, on its event loop.
     ///   - applicationHandlers: the handlers behind TLS for one connection.
-    public static func start(host: String, port: Int, configuration: ServerConfiguration, recordTrace: Bool = false,
-                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                             onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
-                             applicationHandlers: @escaping @Sendable () -> [ChannelHandler]) async throws -> NIOQSSLServer {
+    public static func start(
+        host: String, port: Int, configuration: ServerConfiguration, recordTrace: Bool = false,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
+        applicationHandlers: @escaping @Sendable () -> [ChannelHandler]
+    ) async throws -> NIOQSSLServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -1,9 +1,9 @@
 import Foundation
 import NIOCore
-import Synchronization
 import NIOHTTP1
 import NIOPosix
 import QSSLX509
+import Synchronization
 
 /// Fetches OCSP responses with HTTP POST (RFC 6960 Appendix A.1) on NIO: bounded in time and in
 /// size, so that a responder that is down, slow or answers garbage costs at most the timeout and
@@ -95,7 +95,12 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
     }
 
     private func complete(_ r: Result<[UInt8], Error>) {
-        if let result { self.result = nil; result.completeWith(r) } else if pending == nil { pending = r }
+        if let result {
+            self.result = nil
+            result.completeWith(r)
+        } else if pending == nil {
+            pending = r
+        }
     }
 
     func fail(_ error: Error, channel: Channel) {
@@ -171,7 +176,7 @@ public final class OCSPHTTPResponder: ChannelInboundHandler, @unchecked Sendable
     }
 
     private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus, bytes: [UInt8]) {
-        responded = true   // one answer per connection (Connection: close)
+        responded = true  // one answer per connection (Connection: close)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/ocsp-response")
         headers.add(name: "Content-Length", value: "\(bytes.count)")
@@ -188,9 +193,11 @@ public final class OCSPHTTPResponder: ChannelInboundHandler, @unchecked Sendable
     /// Each connection has `requestTimeout` from accept to its answer (a client that sends half
     /// a request is closed then, so slow clients cannot hold descriptors), and at most
     /// `maxConnections` are open at once (more are closed at accept).
-    public static func start(host: String, port: Int, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                             requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 1024,
-                             answer: @escaping @Sendable ([UInt8]) -> [UInt8]) async throws -> Channel {
+    public static func start(
+        host: String, port: Int, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 1024,
+        answer: @escaping @Sendable ([UInt8]) -> [UInt8]
+    ) async throws -> Channel {
         let open = Mutex(0)
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

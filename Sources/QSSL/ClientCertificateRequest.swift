@@ -13,9 +13,10 @@ struct ClientCertificateRequest {
         guard let sigData = request.extensions[.signatureAlgorithms] else { throw .misbehaved(.sentMissingSignatureAlgorithms) }
         context = request.requestContext
         schemes = try decodeExtension { () throws(DecodeError) in try ExtensionBody.signatureAlgorithms(sigData) }
-        authorities = try request.extensions[.certificateAuthorities].map { (d) throws(TLSError) in
-            try decodeExtension { () throws(DecodeError) in try ExtensionBody.certificateAuthorities(d) }
-        } ?? []
+        authorities =
+            try request.extensions[.certificateAuthorities].map { (d) throws(TLSError) in
+                try decodeExtension { () throws(DecodeError) in try ExtensionBody.certificateAuthorities(d) }
+            } ?? []
     }
 
     init(_ request: TLS12CertificateRequest) {
@@ -27,8 +28,10 @@ struct ClientCertificateRequest {
 
 /// The first certificate whose key signs with a scheme the server listed and whose chain
 /// reaches a listed CA (when the server listed CAs and the chain's issuers are known).
-func chooseClientCertificate(_ candidates: [CertifiedKey], request: ClientCertificateRequest,
-                             permits: (SignatureScheme) -> Bool = { _ in true }) -> (CertifiedKey, SignatureScheme)? {
+func chooseClientCertificate(
+    _ candidates: [CertifiedKey], request: ClientCertificateRequest,
+    permits: (SignatureScheme) -> Bool = { _ in true }
+) -> (CertifiedKey, SignatureScheme)? {
     for candidate in candidates {
         guard let scheme = candidate.key.supportedSchemes.first(where: { request.schemes.contains($0) && permits($0) }) else { continue }
         if !request.authorities.isEmpty, let issuers = candidate.issuerNames, !issuers.contains(where: request.authorities.contains) { continue }

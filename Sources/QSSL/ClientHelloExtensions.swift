@@ -89,7 +89,7 @@ struct ReceivedClientHello {
         self.message = message
         extensions = try DecodedClientHelloExtensions(hello.extensions)
         #if DEBUG
-        context.clientHelloExtensionDecodes += 1
+            context.clientHelloExtensionDecodes += 1
         #endif
     }
 

@@ -4,7 +4,7 @@ import QSSLWire
 public enum Defaults {
     /// Server preference: hybrids first (strongest first), then classical.
     public static let groups: [NamedGroup] = [
-        .secp384r1MLKEM1024, .x25519MLKEM768, .secp256r1MLKEM768, .x25519, .secp384r1, .secp256r1,
+        .secp384r1MLKEM1024, .x25519MLKEM768, .secp256r1MLKEM768, .x25519, .secp384r1, .secp256r1
     ]
     /// Client key shares sent in the first ClientHello: the seed's hybrid, and x25519 for
     /// classical-only servers; anything else is reached by HelloRetryRequest.

@@ -73,7 +73,7 @@ extension TLSConnection {
             }
         case .handshake:
             guard !payload.isEmpty else { throw .misbehaved(.sentEmptyHandshakeRecord) }
-            context.joiner.append(payload)   // its messages are handled by `drive`
+            context.joiner.append(payload)  // its messages are handled by `drive`
         case .applicationData:
             guard isInTraffic else { throw .misbehaved(.sentApplicationDataBeforeHandshake) }
             if !payload.isEmpty {
@@ -119,7 +119,8 @@ extension TLSConnection {
             postHandshakeMessagesSinceData += 1
             if message.type == .helloRequest || message.type == .clientHello { renegotiationRequestsSinceData += 1 }
             guard postHandshakeMessagesSinceData <= Self.maxPostHandshakeMessagesBetweenData,
-                  renegotiationRequestsSinceData <= Self.maxRefusedRenegotiations else {
+                renegotiationRequestsSinceData <= Self.maxRefusedRenegotiations
+            else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(postHandshakeMessagesSinceData) post-handshake messages without application data")
             }
             switch try traffic.handlePostHandshake(message, context: &context) {
@@ -137,7 +138,7 @@ extension TLSConnection {
         case .failed(let error):
             throw error
         case .transitioning:
-            preconditionFailure("handle re-entered while transitioning")   // the driver is not re-entrant
+            preconditionFailure("handle re-entered while transitioning")  // the driver is not re-entrant
         }
         phase = next
         try afterTransition(into: &events)
@@ -146,7 +147,7 @@ extension TLSConnection {
     /// Surfaces a pause, or completes the handshake when traffic was reached.
     func afterTransition(into events: inout [TLSEvent]) throws(TLSError) {
         if case .paused(let p) = phase {
-            try context.flush()   // what precedes the pause goes out now
+            try context.flush()  // what precedes the pause goes out now
             events.append(.decisionNeeded(p.decision))
         }
         try completeIfTraffic(into: &events)
@@ -184,7 +185,8 @@ extension TLSConnection {
 
     private func traceName(_ message: HandshakeMessage) -> String {
         if message.type == .serverHello, message.body.count >= 34,
-           Array(message.body[2..<34]) == ServerHello.helloRetryRequestRandom {
+            Array(message.body[2..<34]) == ServerHello.helloRetryRequestRandom
+        {
             return "HelloRetryRequest"
         }
         return "\(message.type)"

@@ -62,13 +62,16 @@ public final class TLSConnection {
     ///   any name. Pass nil only with `ClientConfiguration.dangerouslySkipServerNameVerification`.
     /// - Parameter session: a session to offer; by default one is taken from the configuration's
     ///   session store under `sessionKey` (the server name unless given).
-    public static func client(configuration: ClientConfiguration, serverName: String?, session: TLSSession? = nil,
-                              sessionKey: String? = nil, recordTrace: Bool = false) throws(TLSError) -> TLSConnection {
+    public static func client(
+        configuration: ClientConfiguration, serverName: String?, session: TLSSession? = nil,
+        sessionKey: String? = nil, recordTrace: Bool = false
+    ) throws(TLSError) -> TLSConnection {
         try configuration.validate()
         let serverName = serverName.flatMap { $0.isEmpty ? nil : $0 }
         if serverName == nil && !configuration.dangerouslySkipServerNameVerification {
-            throw .misuse("a server name is required to verify the server's certificate "
-                + "(set ClientConfiguration.dangerouslySkipServerNameVerification to accept a certificate for any name)")
+            throw .misuse(
+                "a server name is required to verify the server's certificate "
+                    + "(set ClientConfiguration.dangerouslySkipServerNameVerification to accept a certificate for any name)")
         }
         var context = HandshakeContext(primitives: configuration.provider.primitives, recordTrace: recordTrace)
         // Sessions carry the client identity they were made with: a configuration with other
@@ -77,8 +80,9 @@ public final class TLSConnection {
         // looser one accepted.
         let key = configuration.sessionStoreKey(for: sessionKey ?? serverName ?? "")
         let offered = session ?? configuration.sessionStore?.takeSession(for: key)
-        let state = try ExpectServerHello.start(config: configuration, serverName: serverName, session: offered, sessionKey: key,
-                                                context: &context)
+        let state = try ExpectServerHello.start(
+            config: configuration, serverName: serverName, session: offered, sessionKey: key,
+            context: &context)
         return TLSConnection(phase: .client(.expectServerHello(state)), context: context, isClient: true)
     }
 
@@ -283,7 +287,10 @@ public final class TLSConnection {
             do {
                 try context.records.write(.applicationData, data)
                 try updateKeysIfWornOut()
-            } catch { fail(with: error); throw error }
+            } catch {
+                fail(with: error)
+                throw error
+            }
             return
         }
         if case .failed(let error) = phase { throw error }
@@ -295,7 +302,10 @@ public final class TLSConnection {
         do {
             try context.records.write(.applicationData, data)
             try updateKeysIfWornOut()
-        } catch { fail(with: error); throw error }
+        } catch {
+            fail(with: error)
+            throw error
+        }
     }
 
     /// RFC 8446 §5.5: AES-GCM keys may protect about 2^24.5 full records; we update our
@@ -304,7 +314,8 @@ public final class TLSConnection {
 
     private func updateKeysIfWornOut() throws(TLSError) {
         guard let sequence = context.records.writeProtection?.sequence, sequence >= automaticKeyUpdateRecords,
-              case .traffic(var traffic) = phase, traffic.tls13 != nil else { return }
+            case .traffic(var traffic) = phase, traffic.tls13 != nil
+        else { return }
         try traffic.sendKeyUpdate(request: false, context: &context)
         phase = .traffic(traffic)
     }
@@ -354,9 +365,12 @@ public final class TLSConnection {
         do {
             try traffic.requestClientCertificate(context: &context)
             phase = .traffic(traffic)
-        } catch where error.code.isAPIMisuse {
+        } catch  where error.code.isAPIMisuse {
             throw error
-        } catch { fail(with: error); throw error }
+        } catch {
+            fail(with: error)
+            throw error
+        }
     }
 
     /// Updates our sending keys, optionally asking the peer to update its own (RFC 8446 §4.6.3).
@@ -368,6 +382,9 @@ public final class TLSConnection {
         do {
             try traffic.sendKeyUpdate(request: requestPeerUpdate, context: &context)
             phase = .traffic(traffic)
-        } catch { fail(with: error); throw error }
+        } catch {
+            fail(with: error)
+            throw error
+        }
     }
 }

@@ -168,8 +168,10 @@ public struct PeerVerificationRequest: Sendable {
     public let role: PeerRole
     public let verifier: any CertificateVerifier
 
-    public init(chain: [[UInt8]], stapledOCSPResponse: [UInt8]? = nil, signedCertificateTimestamps: [[UInt8]] = [],
-                role: PeerRole, verifier: any CertificateVerifier) {
+    public init(
+        chain: [[UInt8]], stapledOCSPResponse: [UInt8]? = nil, signedCertificateTimestamps: [[UInt8]] = [],
+        role: PeerRole, verifier: any CertificateVerifier
+    ) {
         self.chain = chain
         self.stapledOCSPResponse = stapledOCSPResponse
         self.signedCertificateTimestamps = signedCertificateTimestamps
@@ -214,8 +216,10 @@ public struct PeerIdentity: Sendable, Hashable {
     /// ends the sessions it authenticated.
     public var pathReferences: [CertificateReference] = []
 
-    public init(verifiedChain: [[UInt8]], subject: String, subjectAlternativeNames: [String], keyAlgorithm: String,
-                certificateSignatureAlgorithm: String) {
+    public init(
+        verifiedChain: [[UInt8]], subject: String, subjectAlternativeNames: [String], keyAlgorithm: String,
+        certificateSignatureAlgorithm: String
+    ) {
         self.verifiedChain = verifiedChain
         self.subject = subject
         self.subjectAlternativeNames = subjectAlternativeNames

@@ -362,7 +362,7 @@ extension AlertDescription {
             switch i.reason {
             case .noCommonVersion, .missingSupportedVersions: self = .protocolVersion
             case .noCommonCipherSuite, .noCommonGroup, .noCommonSignatureScheme, .extendedMasterSecretRequired,
-                 .secureRenegotiationFailed, .clientCertificateRequiredTLS12:
+                .secureRenegotiationFailed, .clientCertificateRequiredTLS12:
                 self = .handshakeFailure
             case .clientCertificateRequired: self = .certificateRequired
             case .noCommonApplicationProtocol: self = .noApplicationProtocol
@@ -387,9 +387,10 @@ extension AlertDescription {
     static func alert(for m: PeerMisbehavior) -> AlertDescription {
         switch m.reason {
         case .sentOversizedRecord: return .recordOverflow
-        case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentHandshakeMessageSpanningKeyChange,
-             .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
-             .sentKeyUpdateWithPendingHandshakeData, .sentTooMuchEarlyData, .sentUnexpectedNewSessionTicket:
+        case .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting,
+            .sentHandshakeMessageSpanningKeyChange,
+            .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
+            .sentKeyUpdateWithPendingHandshakeData, .sentTooMuchEarlyData, .sentUnexpectedNewSessionTicket:
             return .unexpectedMessage
         case .sentOversizedHandshakeMessage, .sentInvalidAlert: return .decodeError
         case .sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms, .sentPSKWithoutKeyExchangeModes:
@@ -399,16 +400,16 @@ extension AlertDescription {
         case .sentEmptyCertificateChain: return .decodeError
         case .sentAllZeroSharedSecret: return .illegalParameter
         case .offeredNullCompressionMissing, .selectedUnofferedCipherSuite, .selectedUnofferedVersion,
-             .selectedUnofferedGroup, .sentKeyShareForUnofferedGroup, .helloRetryRequestChangedNothing,
-             .helloRetryRequestForGroupAlreadyShared, .sentSecondHelloRetryRequest,
-             .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest, .sentWrongCookie, .sentCookieTooLargeToEcho,
-             .changedClientHelloAfterHelloRetryRequest, .sentDuplicateKeyShare, .sentKeyShareNotInSupportedGroups,
-             .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression, .sentForbiddenExtension,
-             .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,
-             .sentPointNotOnCurve, .sentKeyShareWrongLength, .sentInvalidMLKEMKey, .sentMLKEMCiphertextWrongLength,
-             .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext, .sentPreSharedKeyNotLast,
-             .selectedUnofferedPSK, .sentEarlyDataAfterHelloRetryRequest, .resumedUnofferedSession,
-             .changedSessionParametersOnResumption:
+            .selectedUnofferedGroup, .sentKeyShareForUnofferedGroup, .helloRetryRequestChangedNothing,
+            .helloRetryRequestForGroupAlreadyShared, .sentSecondHelloRetryRequest,
+            .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest, .sentWrongCookie, .sentCookieTooLargeToEcho,
+            .changedClientHelloAfterHelloRetryRequest, .sentDuplicateKeyShare, .sentKeyShareNotInSupportedGroups,
+            .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression, .sentForbiddenExtension,
+            .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,
+            .sentPointNotOnCurve, .sentKeyShareWrongLength, .sentInvalidMLKEMKey, .sentMLKEMCiphertextWrongLength,
+            .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext, .sentPreSharedKeyNotLast,
+            .selectedUnofferedPSK, .sentEarlyDataAfterHelloRetryRequest, .resumedUnofferedSession,
+            .changedSessionParametersOnResumption:
             return .illegalParameter
         }
     }

@@ -12,9 +12,9 @@ struct HandshakeContext {
     let recordTrace: Bool
     private var pendingHandshake: [UInt8] = []
     #if DEBUG
-    /// How many times a ClientHello's extensions were decoded (`ReceivedClientHello`): once per
-    /// ClientHello received, whatever path the handshake takes.
-    var clientHelloExtensionDecodes = 0
+        /// How many times a ClientHello's extensions were decoded (`ReceivedClientHello`): once per
+        /// ClientHello received, whatever path the handshake takes.
+        var clientHelloExtensionDecodes = 0
     #endif
 
     init(primitives: any CryptoPrimitives, recordTrace: Bool) {
@@ -68,22 +68,26 @@ struct HandshakeContext {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
         let hkdf = HKDF(primitives: primitives, hash: suite.hash)
         let keys = TrafficKeys(secret: secret, hkdf: hkdf, aead: suite.aead)
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv),
-                                duringHandshake: duringHandshake)
+        records.installReadKeys(
+            RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: keys.key), iv: keys.iv),
+            duringHandshake: duringHandshake)
     }
 
     /// TLS 1.2: keys take effect at ChangeCipherSpec, per direction (RFC 5246 §7.1).
     mutating func installTLS12WriteKeys(key: SecretBytes, iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         try flush()
-        records.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
-                                                   framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce)
+        records.writeProtection = RecordProtection(
+            cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
+            framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce)
     }
 
     mutating func installTLS12ReadKeys(key: SecretBytes, iv: [UInt8], suite: TLS12CipherSuite) throws(TLSError) {
         guard joiner.isEmpty else { throw .misbehaved(.sentHandshakeMessageSpanningKeyChange) }
-        records.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
-                                                 framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce),
-                                duringHandshake: true)
+        records.installReadKeys(
+            RecordProtection(
+                cipher: try primitives.makeAEAD(suite.aead, key: key), iv: iv,
+                framing: suite.aead == .chaCha20Poly1305 ? .tls12ImplicitNonce : .tls12ExplicitNonce),
+            duringHandshake: true)
     }
 
     /// Thread CPU time in nanoseconds, for the computations of a trace (set by `qssl trace`).

@@ -52,7 +52,10 @@ struct HandshakeJoiner {
 
     /// Gives back the storage of the handshake's messages once all were read.
     mutating func releaseIdleStorage() {
-        if start == buffer.count { buffer = []; start = 0 }
+        if start == buffer.count {
+            buffer = []
+            start = 0
+        }
     }
     /// Start of the unread bytes: messages are taken by advancing it, and the consumed prefix is
     /// dropped only when everything was read or it has grown large (no quadratic copying).

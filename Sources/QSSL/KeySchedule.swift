@@ -129,8 +129,10 @@ struct Transcript {
 
     mutating func append(_ message: HandshakeMessage) {
         let length = message.body.count
-        let header: (UInt8, UInt8, UInt8, UInt8) = (message.type.rawValue, UInt8(truncatingIfNeeded: length >> 16),
-                                                     UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length))
+        let header: (UInt8, UInt8, UInt8, UInt8) = (
+            message.type.rawValue, UInt8(truncatingIfNeeded: length >> 16),
+            UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length)
+        )
         withUnsafeBytes(of: header) { add($0) }
         message.body.withUnsafeBytes { add($0) }
     }

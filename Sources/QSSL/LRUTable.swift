@@ -11,8 +11,8 @@ struct LRUTable<Key: Hashable, Value> {
     private struct Slot {
         var key: Key?
         var value: Value?
-        var previous: Int    // towards head (more recent); -1 at head
-        var next: Int        // towards tail (less recent); -1 at tail
+        var previous: Int  // towards head (more recent); -1 at head
+        var next: Int  // towards tail (less recent); -1 at tail
     }
 
     private var index: [Key: Int] = [:]

@@ -94,15 +94,19 @@ enum PausedHandshake {
 
     // The pauses, built where the state that waits lives.
 
-    static func signature(_ request: SignatureRequest, side: HandshakeSide,
-                          then proceed: @escaping ([UInt8], inout HandshakeContext) throws(TLSError) -> ConnectionPhase) -> PausedHandshake {
+    static func signature(
+        _ request: SignatureRequest, side: HandshakeSide,
+        then proceed: @escaping ([UInt8], inout HandshakeContext) throws(TLSError) -> ConnectionPhase
+    ) -> PausedHandshake {
         let awaiting = Awaiting(decision: PendingDecision(kind: .sign(request)), proceed: proceed)
         return side == .client ? .client(.signature(awaiting)) : .server(.signature(awaiting))
     }
 
     /// A peer verification: the answer must be about the certificate the peer sent.
-    static func verification(_ request: PeerVerificationRequest, side: HandshakeSide,
-                             then proceed: @escaping (VerifiedPeer, inout HandshakeContext) throws(TLSError) -> ConnectionPhase) -> PausedHandshake {
+    static func verification(
+        _ request: PeerVerificationRequest, side: HandshakeSide,
+        then proceed: @escaping (VerifiedPeer, inout HandshakeContext) throws(TLSError) -> ConnectionPhase
+    ) -> PausedHandshake {
         let awaiting = Awaiting<VerifiedPeer>(decision: PendingDecision(kind: .verifyPeer(request))) { (peer, context) throws(TLSError) in
             try checkAnswers(request, peer)
             return try proceed(peer, &context)
@@ -137,8 +141,10 @@ extension DecisionAnswer {
 
 /// Verifies the peer in place when the verifier can answer at once; otherwise pauses. `side`
 /// is the side that verifies.
-func verifyPeerOrPause(_ request: PeerVerificationRequest, side: HandshakeSide,
-                       then next: @escaping (VerifiedPeer) throws(TLSError) -> ConnectionPhase) throws(TLSError) -> ConnectionPhase {
+func verifyPeerOrPause(
+    _ request: PeerVerificationRequest, side: HandshakeSide,
+    then next: @escaping (VerifiedPeer) throws(TLSError) -> ConnectionPhase
+) throws(TLSError) -> ConnectionPhase {
     guard request.verifier.isSynchronous else {
         return .paused(.verification(request, side: side) { (peer, _) throws(TLSError) in try next(peer) })
     }

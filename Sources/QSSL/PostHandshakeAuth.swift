@@ -55,7 +55,8 @@ extension TrafficState {
         }
         let requestContext = context.primitives.randomBytes(32)
         var ext = ExtensionList()
-        ext.append(.signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(server.verifier.supportedSchemes.map(\.rawValue)) })
+        ext.append(
+            .signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(server.verifier.supportedSchemes.map(\.rawValue)) })
         let authorities = server.verifier.acceptableIssuerNames
         if !authorities.isEmpty {
             ext.append(.certificateAuthorities, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCertificateAuthorities(authorities) })
@@ -88,10 +89,11 @@ extension TrafficState {
             let pending = try answer.sendCertificate(certificate, scheme: scheme, context: &context)
             guard certificate.key.isSynchronous else {
                 let traffic = self
-                return .pause(.signature(pending.request, side: .client) { (signature, context) throws(TLSError) in
-                    try pending.complete(signature: signature, context: &context)
-                    return .traffic(traffic)
-                })
+                return .pause(
+                    .signature(pending.request, side: .client) { (signature, context) throws(TLSError) in
+                        try pending.complete(signature: signature, context: &context)
+                        return .traffic(traffic)
+                    })
             }
             try pending.complete(signature: try certificate.key.sign(pending.request.message, scheme: scheme), context: &context)
             return .none
@@ -121,11 +123,12 @@ extension TrafficState {
                 postHandshakeAuth = pha
                 if !server.verifier.isSynchronous {
                     let traffic = self
-                    return .pause(.verification(verification, side: .server) { (peer, _) in
-                        var traffic = traffic
-                        traffic.acceptVerifiedClient(peer, requestContext: requestContext, transcript: transcript)
-                        return .traffic(traffic)
-                    })
+                    return .pause(
+                        .verification(verification, side: .server) { (peer, _) in
+                            var traffic = traffic
+                            traffic.acceptVerifiedClient(peer, requestContext: requestContext, transcript: transcript)
+                            return .traffic(traffic)
+                        })
                 }
                 let peer = try server.verifier.verifyPeer(verification)
                 try checkAnswers(verification, peer)
@@ -144,8 +147,9 @@ extension TrafficState {
             case (.expectFinished(_, let transcript, let proof), .finished):
                 let finished = try message.require(Finished.self)
                 let expected = TLS13KeySchedule.finishedVerifyData(hkdf: pha.hkdf, baseSecret: secrets.client, transcriptHash: transcript.hash(pha.hkdf))
-                let authenticated = PostHandshakeClientAuthenticated(finished: try FinishedVerified(expected: expected, received: finished.verifyData),
-                                                                     signature: proof)
+                let authenticated = PostHandshakeClientAuthenticated(
+                    finished: try FinishedVerified(expected: expected, received: finished.verifyData),
+                    signature: proof)
                 server.progress = .idle
                 pha.side = .server(server)
                 postHandshakeAuth = pha

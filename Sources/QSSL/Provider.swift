@@ -85,14 +85,16 @@ public protocol AEADCipher: Sendable {
     /// `plaintext.count + aeadTagLength`. `plaintext` is either disjoint from `output` or starts
     /// at the same address (sealing in place); `aad` may point into `output` before the part
     /// written.
-    func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
-              into output: UnsafeMutableRawBufferPointer) throws(TLSError)
+    func seal(
+        nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer) throws(TLSError)
     /// Authenticates `ciphertext` (ciphertext ‖ tag, at least `aeadTagLength` bytes) and writes
     /// the plaintext to `output`, whose count is `ciphertext.count - aeadTagLength`; `output` is
     /// disjoint from `ciphertext` or starts at the same address. Throws `decryptFailed` when
     /// authentication fails; `output` must then hold no plaintext (callers zero it as well).
-    func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
-              into output: UnsafeMutableRawBufferPointer) throws(TLSError)
+    func open(
+        nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer) throws(TLSError)
 }
 
 extension AEADCipher {

@@ -31,7 +31,10 @@ struct RecordLayer {
     /// an idle connection then holds no handshake-sized arrays (a hybrid share or a PQ
     /// certificate chain is several KB).
     mutating func releaseIdleStorage() {
-        if inboundStart >= inbound.count { inbound = []; inboundStart = 0 }
+        if inboundStart >= inbound.count {
+            inbound = []
+            inboundStart = 0
+        }
         if outbound.isEmpty { outbound = [] }
     }
 
@@ -189,7 +192,7 @@ struct RecordLayer {
         guard (ContentType.alert.rawValue...ContentType.applicationData.rawValue).contains(innerType.rawValue) else {
             throw .misbehaved(.sentRecordWithInvalidContentType, "inner content type \(innerType.rawValue)")
         }
-        plaintext.removeSubrange(last...)   // in place: padding and the content type byte
+        plaintext.removeSubrange(last...)  // in place: padding and the content type byte
         return (innerType, plaintext)
     }
 
@@ -298,8 +301,10 @@ struct RecordLayer {
 
     /// Encrypts the `plaintextCount` bytes at `outbound[bodyStart...]` over themselves and writes
     /// the tag after them. On failure the record begun at `recordStart` is wiped and removed.
-    private mutating func sealInPlace(_ recordStart: Int, aad: Range<Int>, bodyStart: Int, plaintextCount: Int,
-                                      _ cipher: any AEADCipher, _ nonce: AEADNonce) throws(TLSError) {
+    private mutating func sealInPlace(
+        _ recordStart: Int, aad: Range<Int>, bodyStart: Int, plaintextCount: Int,
+        _ cipher: any AEADCipher, _ nonce: AEADNonce
+    ) throws(TLSError) {
         do {
             try outbound.withMutableBytes { (buffer) throws(TLSError) in
                 try Self.seal(buffer, aad: UnsafeRawBufferPointer(rebasing: buffer[aad]), bodyStart: bodyStart, plaintextCount: plaintextCount, cipher, nonce)
@@ -310,8 +315,10 @@ struct RecordLayer {
         }
     }
 
-    private mutating func sealInPlace(_ recordStart: Int, aad: UnsafeRawBufferPointer, bodyStart: Int, plaintextCount: Int,
-                                      _ cipher: any AEADCipher, _ nonce: AEADNonce) throws(TLSError) {
+    private mutating func sealInPlace(
+        _ recordStart: Int, aad: UnsafeRawBufferPointer, bodyStart: Int, plaintextCount: Int,
+        _ cipher: any AEADCipher, _ nonce: AEADNonce
+    ) throws(TLSError) {
         do {
             try outbound.withMutableBytes { (buffer) throws(TLSError) in
                 try Self.seal(buffer, aad: aad, bodyStart: bodyStart, plaintextCount: plaintextCount, cipher, nonce)
@@ -322,8 +329,10 @@ struct RecordLayer {
         }
     }
 
-    private static func seal(_ buffer: UnsafeMutableRawBufferPointer, aad: UnsafeRawBufferPointer, bodyStart: Int, plaintextCount: Int,
-                      _ cipher: any AEADCipher, _ nonce: AEADNonce) throws(TLSError) {
+    private static func seal(
+        _ buffer: UnsafeMutableRawBufferPointer, aad: UnsafeRawBufferPointer, bodyStart: Int, plaintextCount: Int,
+        _ cipher: any AEADCipher, _ nonce: AEADNonce
+    ) throws(TLSError) {
         let body = UnsafeMutableRawBufferPointer(rebasing: buffer[bodyStart..<(bodyStart + plaintextCount + aeadTagLength)])
         try cipher.seal(nonce: nonce, aad: aad, plaintext: UnsafeRawBufferPointer(rebasing: body[0..<plaintextCount]), into: body)
     }

@@ -24,7 +24,7 @@ struct RecordProtection {
     ///   our own key derivation).
     init(cipher: any AEADCipher, iv: [UInt8], framing: Framing = .tls13) {
         let padded = framing == .tls12ExplicitNonce ? iv + [UInt8](repeating: 0, count: 8) : iv
-        guard let nonce = AEADNonce(padded) else { preconditionFailure("an IV of \(iv.count) bytes for \(framing)") }   // local invariant
+        guard let nonce = AEADNonce(padded) else { preconditionFailure("an IV of \(iv.count) bytes for \(framing)") }  // local invariant
         self.cipher = cipher
         self.iv = nonce
         self.framing = framing
@@ -39,8 +39,10 @@ struct RecordProtection {
     }
 
     /// RFC 5246 §6.2.3.3: seq_num ‖ type ‖ version ‖ length, built on the stack.
-    static func withTLS12AAD<R, E: Error>(sequence: UInt64, type: ContentType, length: Int,
-                                          _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    static func withTLS12AAD<R, E: Error>(
+        sequence: UInt64, type: ContentType, length: Int,
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
         var storage: (UInt64, UInt64) = (0, 0)
         return try withUnsafeMutableBytes(of: &storage) { (aad) throws(E) -> R in
             aad.storeBytes(of: sequence.bigEndian, toByteOffset: 0, as: UInt64.self)

@@ -59,8 +59,10 @@ func pskBinder(early: TLS13KeySchedule.Early, transcriptBefore: Transcript, part
 /// Server: the first offered ticket that opens, is current, fits the negotiated suite, name and
 /// policy, with its binder verified. A ticket that fails any check is skipped (full handshake,
 /// RFC 8446 §4.2.11: "the server SHOULD … ignore"); a bad binder on the chosen one is fatal.
-func acceptPSK(hello: ReceivedClientHello, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
-               config: ServerConfiguration, context: HandshakeContext) throws(TLSError) -> AcceptedPSK? {
+func acceptPSK(
+    hello: ReceivedClientHello, suite: TLS13CipherSuite, serverName: String?, transcriptBefore: Transcript,
+    config: ServerConfiguration, context: HandshakeContext
+) throws(TLSError) -> AcceptedPSK? {
     let ext = hello.extensions
     // §4.2.11: that pre_shared_key is the last extension was checked when the hello was decoded.
     guard let offered = ext.preSharedKey else { return nil }
@@ -86,8 +88,8 @@ func acceptPSK(hello: ReceivedClientHello, suite: TLS13CipherSuite, serverName: 
         plaintext.withUnsafeMutableBytes { zeroise($0) }
         // The fit to this handshake: a suite of the same hash, a secret of its length.
         guard let state = decoded,
-              let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
-              state.secret.count == suite.hash.digestLength
+            let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
+            state.secret.count == suite.hash.digestLength
         else { continue }
         // §4.2.11.1 and §8.3: the client's view of the ticket age against ours.
         let clientAge = UInt64(identity.obfuscatedTicketAge &- state.ageAdd)
@@ -119,8 +121,10 @@ struct TLS13TicketSession {
     /// `ResumptionPolicy.binding` of the configuration that authenticated the peer.
     let trustBinding: [UInt8]
 
-    func state(resumptionMasterSecret: SecretBytes, nonce: [UInt8], createdAt: UInt64, issuedAt: UInt64, lifetimeSeconds: UInt32,
-               ageAdd: UInt32) -> SessionState {
+    func state(
+        resumptionMasterSecret: SecretBytes, nonce: [UInt8], createdAt: UInt64, issuedAt: UInt64, lifetimeSeconds: UInt32,
+        ageAdd: UInt32
+    ) -> SessionState {
         SessionState(
             version: .tls13, cipherSuite: suite.suite, group: group, extendedMasterSecret: true, serverName: serverName,
             alpnProtocol: alpn, secret: TLS13KeySchedule.ticketPSK(hkdf: hkdf, resumptionMasterSecret: resumptionMasterSecret, nonce: nonce),
@@ -141,12 +145,13 @@ struct TicketIssuer {
     func issue(resumptionMasterSecret: SecretBytes, config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) {
         guard clientAcceptsTickets, let sealer = config.ticketKeys, config.tls13TicketCount > 0 else { return }
         let now = config.clock.nowMilliseconds()
-        var scratch = Transcript()   // post-handshake messages are not part of the transcript
+        var scratch = Transcript()  // post-handshake messages are not part of the transcript
         for i in 0..<config.tls13TicketCount {
             let nonce = [UInt8(truncatingIfNeeded: i)]
             let ageAdd = context.primitives.randomBytes(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let state = session.state(resumptionMasterSecret: resumptionMasterSecret, nonce: nonce, createdAt: createdAt ?? now, issuedAt: now,
-                                      lifetimeSeconds: config.sessionLifetimeSeconds, ageAdd: ageAdd)
+            let state = session.state(
+                resumptionMasterSecret: resumptionMasterSecret, nonce: nonce, createdAt: createdAt ?? now, issuedAt: now,
+                lifetimeSeconds: config.sessionLifetimeSeconds, ageAdd: ageAdd)
             // A ticket is an optimisation: one that cannot be made (no key, a state too large)
             // is not sent, and the connection goes on.
             guard let ticket = sealTicket(state, sealer) else { return }
@@ -176,9 +181,9 @@ struct PSKOffer {
     init?(session: TLSSession, config: ClientConfiguration, serverName: String?) {
         let state = session.state
         guard let ticket = session.ticket, !ticket.isEmpty,
-              let sessionSuite = TLS13CipherSuite.named(state.cipherSuite),
-              let suite = config.cipherSuites.first(where: { $0.hash == sessionSuite.hash }),
-              ResumptionPolicy.client(config, serverName: serverName).admits(state, version: .tls13)
+            let sessionSuite = TLS13CipherSuite.named(state.cipherSuite),
+            let suite = config.cipherSuites.first(where: { $0.hash == sessionSuite.hash }),
+            ResumptionPolicy.client(config, serverName: serverName).admits(state, version: .tls13)
         else { return nil }
         self.session = session
         self.suite = suite
@@ -198,8 +203,9 @@ struct PSKOffer {
         var items = hello.extensions.items.filter { $0.type != .preSharedKey && $0.type != .pskKeyExchangeModes }
         items.append(Extension(type: .pskKeyExchangeModes, data: try encoding { () throws(EncodeError) in try ExtensionBody.encodePSKKeyExchangeModes(modes) }))
         let hkdf = HKDF(primitives: primitives, hash: hash)
-        var offered = OfferedPSKs(identities: [PSKIdentity(identity: session.ticket ?? [], obfuscatedTicketAge: obfuscatedAge(now: now))],
-                                  binders: [[UInt8](repeating: 0, count: hash.digestLength)])
+        var offered = OfferedPSKs(
+            identities: [PSKIdentity(identity: session.ticket ?? [], obfuscatedTicketAge: obfuscatedAge(now: now))],
+            binders: [[UInt8](repeating: 0, count: hash.digestLength)])
         hello.extensions = ExtensionList(items + [Extension(type: .preSharedKey, data: try encoding { () throws(EncodeError) in try offered.encoded() })])
         let early = TLS13KeySchedule.Early(hkdf: hkdf, psk: session.state.secret)
         let encoded = try encoding { () throws(EncodeError) in try HandshakeMessage(hello) }.encoded
@@ -230,8 +236,9 @@ struct ClientTicketReceiver {
         // hostile server cannot make every stored session cost that much.
         guard ticket.lifetime > 0, ticket.ticket.count <= maxStoredTicketLength else { return nil }
         let now = clock.nowMilliseconds()
-        let state = session.state(resumptionMasterSecret: resumptionMasterSecret, nonce: ticket.nonce, createdAt: createdAt, issuedAt: now,
-                                  lifetimeSeconds: min(ticket.lifetime, 604_800), ageAdd: ticket.ageAdd)
+        let state = session.state(
+            resumptionMasterSecret: resumptionMasterSecret, nonce: ticket.nonce, createdAt: createdAt, issuedAt: now,
+            lifetimeSeconds: min(ticket.lifetime, 604_800), ageAdd: ticket.ageAdd)
         let received = TLSSession(state: state, ticket: ticket.ticket, sessionID: [], receivedAt: now)
         store.save(received, for: key)
         return received

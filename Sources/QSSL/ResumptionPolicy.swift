@@ -49,7 +49,7 @@ struct ResumptionPolicy {
         case .client(let config): (versions, requirePostQuantum) = (config.versions, config.requirePostQuantum)
         }
         guard state.version == version, versions.contains(version), state.serverName == serverName, state.isValid(at: now),
-              !requirePostQuantum || state.usedPostQuantumKeyExchange
+            !requirePostQuantum || state.usedPostQuantumKeyExchange
         else { return false }
         switch side {
         case .server(let config): return Self.serverLifetimeAllows(state, config: config, now: now) && Self.serverMayResume(state, config: config)
@@ -60,7 +60,7 @@ struct ResumptionPolicy {
     /// What sessions a server issues under `config` record: the client-authentication policy
     /// and, when clients are asked for certificates, the client verifier's digest.
     static func binding(_ config: ServerConfiguration) -> [UInt8] {
-        var binding: [UInt8] = [bindingFormat, 0x53]   // "S"
+        var binding: [UInt8] = [bindingFormat, 0x53]  // "S"
         switch config.clientAuthentication {
         case .required: binding.append(2)
         case .optional: binding.append(1)
@@ -88,7 +88,7 @@ struct ResumptionPolicy {
     /// What sessions a client keeps under `config` record: its server verifier's digest, and
     /// whether names were checked.
     static func binding(_ config: ClientConfiguration) -> [UInt8] {
-        [bindingFormat, 0x43, config.dangerouslySkipServerNameVerification ? 1 : 0]   // "C"
+        [bindingFormat, 0x43, config.dangerouslySkipServerNameVerification ? 1 : 0]  // "C"
             + bounded(config.verifier.trustPolicyDigest, config.provider.primitives)
     }
 

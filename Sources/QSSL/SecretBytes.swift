@@ -18,15 +18,15 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
             bytes.withUnsafeMutableBytes { buffer in
                 zeroise(buffer)
                 #if DEBUG
-                SecretBytes.wipeObserver.withLock { $0 }?(UnsafeRawBufferPointer(buffer))
+                    SecretBytes.wipeObserver.withLock { $0 }?(UnsafeRawBufferPointer(buffer))
                 #endif
             }
         }
     }
     #if DEBUG
-    /// Debug builds only: called with the storage just wiped by the last copy's release, so a
-    /// test can see what is left in memory then (nothing), and where.
-    static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
+        /// Debug builds only: called with the storage just wiped by the last copy's release, so a
+        /// test can see what is left in memory then (nothing), and where.
+        static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
     #endif
     private let storage: Storage
 
@@ -97,7 +97,9 @@ extension SecretBytes {
             var offset = 0
             for part in parts where offset < length {
                 let n = min(part.count, length - offset)
-                part.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                part.withUnsafeBytes {
+                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n]))
+                }
                 offset += n
             }
         }

@@ -5,12 +5,15 @@ import QSSLWire
 /// ServerHello through server Finished (RFC 8446 §2, first server flight). Pauses before
 /// CertificateVerify when the key signs asynchronously. With an accepted PSK there is no
 /// Certificate or CertificateVerify (§2.2).
-func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8]?, psk: AcceptedPSK?, earlyData: Bool,
-                      transcript: Transcript, retried: Bool, config: ServerConfiguration,
-                      context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+func sendServerFlight(
+    hello: ReceivedClientHello, negotiation n: ServerNegotiation, clientShare: [UInt8]?, psk: AcceptedPSK?, earlyData: Bool,
+    transcript: Transcript, retried: Bool, config: ServerConfiguration,
+    context: inout HandshakeContext
+) throws(TLSError) -> ConnectionPhase {
     guard psk?.mode != .pskKE else {
-        return try sendServerFlight(hello: hello, negotiation: n, exchanged: nil, psk: psk, earlyData: earlyData,
-                                    transcript: transcript, retried: retried, config: config, context: &context)
+        return try sendServerFlight(
+            hello: hello, negotiation: n, exchanged: nil, psk: psk, earlyData: earlyData,
+            transcript: transcript, retried: retried, config: config, context: &context)
     }
     guard let clientShare, let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
     let awaiting = TLS13ServerAwaitingKeyExchange(
@@ -18,9 +21,12 @@ func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerNegotiati
         request: KeyExchangeRequest(group: n.group, clientShare: clientShare, exchange: kx))
     // A group whose key exchange is a round trip elsewhere (a token) pauses here.
     guard kx.isSynchronous else {
-        return .paused(.server(.keyExchange(Awaiting(decision: PendingDecision(kind: .keyExchange(awaiting.request))) { (answer, context) throws(TLSError) in
-            try awaiting.complete(share: answer.share, secret: answer.secret, context: &context)
-        })))
+        return .paused(
+            .server(
+                .keyExchange(
+                    Awaiting(decision: PendingDecision(kind: .keyExchange(awaiting.request))) { (answer, context) throws(TLSError) in
+                        try awaiting.complete(share: answer.share, secret: answer.secret, context: &context)
+                    })))
     }
     let (serverShare, secret) = try kx.respond(toClientShare: clientShare)
     return try awaiting.complete(share: serverShare, secret: secret, context: &context)
@@ -40,17 +46,22 @@ struct TLS13ServerAwaitingKeyExchange {
     func complete(share: [UInt8], secret: SecretBytes, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         // A provider's answer is checked before anything goes out: an empty share or secret is
         // its failure, never sent.
-        guard !share.isEmpty, !secret.isEmpty, share.count <= 0xFFFF else { throw .crypto("the \(request.group) key exchange answered without a share or secret") }
-        return try sendServerFlight(hello: hello, negotiation: negotiation, exchanged: (share, secret), psk: psk, earlyData: earlyData,
-                             transcript: transcript, retried: retried, config: config, context: &context)
+        guard !share.isEmpty, !secret.isEmpty, share.count <= 0xFFFF else {
+            throw .crypto("the \(request.group) key exchange answered without a share or secret")
+        }
+        return try sendServerFlight(
+            hello: hello, negotiation: negotiation, exchanged: (share, secret), psk: psk, earlyData: earlyData,
+            transcript: transcript, retried: retried, config: config, context: &context)
     }
 }
 
 /// The flight once the key exchange is done (`exchanged`: the server's share and the shared
 /// secret; nil for psk_ke).
-private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerNegotiation, exchanged: (share: [UInt8], secret: SecretBytes)?,
-                              psk: AcceptedPSK?, earlyData: Bool, transcript: Transcript, retried: Bool, config: ServerConfiguration,
-                              context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+private func sendServerFlight(
+    hello: ReceivedClientHello, negotiation n: ServerNegotiation, exchanged: (share: [UInt8], secret: SecretBytes)?,
+    psk: AcceptedPSK?, earlyData: Bool, transcript: Transcript, retried: Bool, config: ServerConfiguration,
+    context: inout HandshakeContext
+) throws(TLSError) -> ConnectionPhase {
     let hkdf = HKDF(primitives: context.primitives, hash: n.suite.hash)
     var transcript = transcript
     var ext = ExtensionList()
@@ -59,8 +70,9 @@ private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerN
         ext.append(.keyShare, try encoding { () throws(EncodeError) in try KeyShareEntry(group: n.group, keyExchange: exchanged.share).encodedBytes() })
     }
     if let psk { ext.append(.preSharedKey, bigEndianBytes(psk.index)) }
-    let serverHello = ServerHello(random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
-                                  cipherSuite: n.suite.suite, extensions: ext)
+    let serverHello = ServerHello(
+        random: context.primitives.randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
+        cipherSuite: n.suite.suite, extensions: ext)
     try context.send(serverHello, transcript: &transcript)
     transcript.fixHash(hkdf)
     // RFC 8446 Appendix D.4: a compatibility change_cipher_spec right after the first server
@@ -82,8 +94,9 @@ private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerN
     if n.serverName != nil && psk == nil { ee.append(.serverName, []) }
     if let alpn = n.alpn { ee.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
     try context.send(EncryptedExtensions(extensions: ee), transcript: &transcript)
-    let flight = TLS13ServerFlight(negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
-                                   retried: retried, config: config, resumption: psk)
+    let flight = TLS13ServerFlight(
+        negotiation: n, hkdf: hkdf, schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret,
+        retried: retried, config: config, resumption: psk)
     if psk != nil {
         return .server(try flight.finish(transcript: transcript, context: &context))
     }
@@ -91,9 +104,11 @@ private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerN
         // RFC 8446 §4.3.2: an empty context in the main handshake; the schemes and CAs we accept.
         var ext = ExtensionList()
         ext.append(.signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(verifier.supportedSchemes.map(\.rawValue)) })
-        ext.append(.signatureAlgorithmsCert, try encoding { () throws(EncodeError) in
-            try ExtensionBody.encodeU16List(verifier.supportedCertificateSchemes.map(\.rawValue))
-        })
+        ext.append(
+            .signatureAlgorithmsCert,
+            try encoding { () throws(EncodeError) in
+                try ExtensionBody.encodeU16List(verifier.supportedCertificateSchemes.map(\.rawValue))
+            })
         let authorities = verifier.acceptableIssuerNames
         if !authorities.isEmpty {
             ext.append(.certificateAuthorities, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCertificateAuthorities(authorities) })
@@ -110,9 +125,10 @@ private func sendServerFlight(hello: ReceivedClientHello, negotiation n: ServerN
     let pending = TLS13ServerAwaitingSignature(
         flight: flight, transcript: transcript, request: SignatureRequest(message: content, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else {
-        return .paused(.signature(pending.request, side: .server) { (signature, context) throws(TLSError) in
-            .server(try pending.complete(signature: signature, context: &context))
-        })
+        return .paused(
+            .signature(pending.request, side: .server) { (signature, context) throws(TLSError) in
+                .server(try pending.complete(signature: signature, context: &context))
+            })
     }
     return .server(try pending.complete(signature: try n.certificate.key.sign(content, scheme: n.scheme), context: &context))
 }
@@ -151,20 +167,24 @@ struct TLS13ServerFlight {
             version: .tls13, cipherSuite: n.suite.suite, group: group, peerSignatureScheme: nil,
             localSignatureScheme: resumption == nil ? n.scheme : nil, helloRetryRequest: retried, resumed: resumption != nil,
             peerCertificates: [], alpnProtocol: n.alpn, serverName: n.serverName)
-        let issuer = TicketIssuer(session: TLS13TicketSession(suite: n.suite, hkdf: hkdf, group: group, serverName: n.serverName, alpn: n.alpn,
-                                                              peerIdentity: resumed?.peerIdentity,
-                                                              trustBinding: ResumptionPolicy.binding(config)),
-                                  createdAt: resumed?.createdAt, clientAcceptsTickets: n.clientAcceptsTickets)
-        let core = ServerHandshakeCore(suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
-                                       serverApp: serverApp, summary: summary, config: config, issuer: issuer,
-                                       clientOffersPostHandshakeAuth: n.clientOffersPostHandshakeAuth)
+        let issuer = TicketIssuer(
+            session: TLS13TicketSession(
+                suite: n.suite, hkdf: hkdf, group: group, serverName: n.serverName, alpn: n.alpn,
+                peerIdentity: resumed?.peerIdentity,
+                trustBinding: ResumptionPolicy.binding(config)),
+            createdAt: resumed?.createdAt, clientAcceptsTickets: n.clientAcceptsTickets)
+        let core = ServerHandshakeCore(
+            suite: n.suite, hkdf: hkdf, clientHandshakeSecret: clientSecret, master: master, clientApp: clientApp,
+            serverApp: serverApp, summary: summary, config: config, issuer: issuer,
+            clientOffersPostHandshakeAuth: n.clientOffersPostHandshakeAuth)
         if requestsClientCertificate { return .expectCertificate(ExpectClientCertificate(core: core, transcript: transcript)) }
         if let resumption {
             return .expectFinished(ExpectClientFinished(core: core, transcript: transcript, clientChain: [], client: .resumption(resumption.proof)))
         }
         // Not asked for a certificate: only a policy that does not require one gets here.
-        let permitted = try AnonymousClientPermitted(policy: config.clientAuthentication,
-                                                     refusal: .crypto("a certificate is required but none was requested"))
+        let permitted = try AnonymousClientPermitted(
+            policy: config.clientAuthentication,
+            refusal: .crypto("a certificate is required but none was requested"))
         return .expectFinished(ExpectClientFinished(core: core, transcript: transcript, clientChain: [], client: .anonymous(permitted)))
     }
 }

@@ -35,9 +35,12 @@ struct ExpectClientHello {
         // the selector can answer at once, otherwise through the pause.
         let selecting = SelectingServerConfiguration(base: config, hello: hello, summary: ClientHelloSummary(hello), selector: selector)
         guard selector.isSynchronous else {
-            return .paused(.server(.configuration(Awaiting(decision: PendingDecision(kind: .selectServerConfiguration(selecting.summary, selector))) {
-                (configuration, context) throws(TLSError) in try selecting.proceed(with: configuration, context: &context)
-            })))
+            return .paused(
+                .server(
+                    .configuration(
+                        Awaiting(decision: PendingDecision(kind: .selectServerConfiguration(selecting.summary, selector))) {
+                            (configuration, context) throws(TLSError) in try selecting.proceed(with: configuration, context: &context)
+                        })))
         }
         return try selecting.proceed(with: try selector.select(for: selecting.summary), context: &context)
     }
@@ -54,7 +57,7 @@ struct SelectingServerConfiguration {
     /// floor that no name can lower (post-quantum requirement, versions).
     func proceed(with configuration: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         var chosen = configuration
-        chosen.configurationSelector = nil   // chosen once per connection
+        chosen.configurationSelector = nil  // chosen once per connection
         chosen.policy = try chosen.policy.within(base.policy, serverName: summary.serverName)
         do { try chosen.validate() } catch {
             throw .crypto("the selected server configuration is unusable within the base policy: \(error)")
@@ -80,8 +83,9 @@ struct TLS13ServerStart {
         // needs none); otherwise after the HelloRetryRequest, with the binder over both hellos.
         var psk: AcceptedPSK?
         if negotiation.clientShare != nil || config.acceptPSKWithoutKeyExchange {
-            psk = try acceptPSK(hello: hello, suite: negotiation.suite, serverName: negotiation.serverName,
-                                transcriptBefore: Transcript(), config: config, context: context)
+            psk = try acceptPSK(
+                hello: hello, suite: negotiation.suite, serverName: negotiation.serverName,
+                transcriptBefore: Transcript(), config: config, context: context)
         }
         guard negotiation.clientShare != nil || psk?.mode == .pskKE else {
             // RFC 8446 §4.1.4: ask for a share of the group we want, with a cookie to be echoed.
@@ -92,14 +96,17 @@ struct TLS13ServerStart {
             ext.append(.supportedVersions, bigEndianBytes(ProtocolVersion.tls13.rawValue))
             ext.append(.keyShare, bigEndianBytes(negotiation.group.rawValue))
             ext.append(.cookie, try encoding { () throws(EncodeError) in try ExtensionBody.encodeCookie(cookie) })
-            let hrr = ServerHello(random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
-                                  cipherSuite: negotiation.suite.suite, extensions: ext)
+            let hrr = ServerHello(
+                random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
+                cipherSuite: negotiation.suite.suite, extensions: ext)
             try context.send(hrr, transcript: &transcript)
             if !hello.legacySessionID.isEmpty { try context.sendChangeCipherSpec() }
             // RFC 8446 §4.2.10: 0-RTT records sent after the first ClientHello are skipped.
             if earlyData { context.records.earlyDataSkipBudget = config.maxSkippedEarlyData }
-            return .server(.expectClientHelloAfterRetry(ExpectClientHelloAfterRetry(
-                config: config, firstHello: hello.hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
+            return .server(
+                .expectClientHelloAfterRetry(
+                    ExpectClientHelloAfterRetry(
+                        config: config, firstHello: hello.hello, negotiation: negotiation, cookie: cookie, transcript: transcript)))
         }
         return try sendServerFlight(
             hello: hello, negotiation: negotiation, clientShare: negotiation.clientShare, psk: psk, earlyData: earlyData,
@@ -119,10 +126,10 @@ struct ExpectClientHelloAfterRetry {
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let hello = try ReceivedClientHello(message, context: &context)
         guard hello.random == firstHello.random, hello.legacySessionID == firstHello.legacySessionID,
-              hello.cipherSuites == firstHello.cipherSuites,
-              hello.legacyCompressionMethods == firstHello.legacyCompressionMethods,
-              hello.hello.extensions[.supportedVersions] == firstHello.extensions[.supportedVersions],
-              hello.hello.extensions[.supportedGroups] == firstHello.extensions[.supportedGroups]
+            hello.cipherSuites == firstHello.cipherSuites,
+            hello.legacyCompressionMethods == firstHello.legacyCompressionMethods,
+            hello.hello.extensions[.supportedVersions] == firstHello.extensions[.supportedVersions],
+            hello.hello.extensions[.supportedGroups] == firstHello.extensions[.supportedGroups]
         else { throw .misbehaved(.changedClientHelloAfterHelloRetryRequest) }
         guard hello.extensions.cookie == cookie else { throw .misbehaved(.sentWrongCookie) }
         guard let shares = hello.extensions.keyShares else { throw .misbehaved(.sentMissingKeyShare) }
@@ -132,8 +139,9 @@ struct ExpectClientHelloAfterRetry {
         // RFC 8446 §4.1.2: the second ClientHello drops early_data.
         guard !hello.extensions.earlyData else { throw .misbehaved(.sentEarlyDataAfterHelloRetryRequest) }
         context.records.earlyDataSkipBudget = nil
-        let psk = try acceptPSK(hello: hello, suite: negotiation.suite, serverName: negotiation.serverName,
-                                transcriptBefore: self.transcript, config: config, context: context)
+        let psk = try acceptPSK(
+            hello: hello, suite: negotiation.suite, serverName: negotiation.serverName,
+            transcriptBefore: self.transcript, config: config, context: context)
         var transcript = self.transcript
         transcript.append(message)
         return try sendServerFlight(

@@ -6,16 +6,22 @@ import QSSLWire
 
 /// Negotiates the first ClientHello under `config`: the version, then the TLS 1.2 or TLS 1.3
 /// parameters, and hands the hello to that version's handshake.
-func negotiateClientHello(_ hello: ReceivedClientHello, config: ServerConfiguration,
-                          context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+func negotiateClientHello(
+    _ hello: ReceivedClientHello, config: ServerConfiguration,
+    context: inout HandshakeContext
+) throws(TLSError) -> ConnectionPhase {
     var transcript = Transcript()
     transcript.append(hello.message)
     if try negotiateVersion(hello, config: config) == .tls12 {
-        return try TLS12ServerStart(hello: hello, negotiation: try negotiateTLS12(hello, config: config), transcript: transcript,
-                                    config: config).proceed(context: &context)
+        return try TLS12ServerStart(
+            hello: hello, negotiation: try negotiateTLS12(hello, config: config), transcript: transcript,
+            config: config
+        ).proceed(context: &context)
     }
-    return try TLS13ServerStart(hello: hello, negotiation: try negotiate(hello, config: config), transcript: transcript,
-                                config: config).proceed(context: &context)
+    return try TLS13ServerStart(
+        hello: hello, negotiation: try negotiate(hello, config: config), transcript: transcript,
+        config: config
+    ).proceed(context: &context)
 }
 
 /// What the server decided from a ClientHello.
@@ -105,7 +111,10 @@ func negotiate(_ hello: ReceivedClientHello, config: ServerConfiguration) throws
     var chosen: (CertifiedKey, SignatureScheme)?
     for candidate in config.certificates {
         guard let scheme = candidate.key.chooseScheme(offered: schemes) else { continue }
-        if candidate.chainSignatureSchemes?.allSatisfy(certSchemes.contains) ?? true { chosen = (candidate, scheme); break }
+        if candidate.chainSignatureSchemes?.allSatisfy(certSchemes.contains) ?? true {
+            chosen = (candidate, scheme)
+            break
+        }
         if chosen == nil { chosen = (candidate, scheme) }
     }
     guard let (certificate, scheme) = chosen else {
@@ -114,9 +123,11 @@ func negotiate(_ hello: ReceivedClientHello, config: ServerConfiguration) throws
 
     let names = try negotiateNames(ext, config: config)
     let modes = ext.pskKeyExchangeModes ?? []
-    let usableMode = modes.contains(.pskDHEKE)
+    let usableMode =
+        modes.contains(.pskDHEKE)
         || (modes.contains(.pskKE) && config.acceptPSKWithoutKeyExchange && !config.requirePostQuantum)
-    return ServerNegotiation(suite: suite, group: group, clientShare: clientShare, certificate: certificate,
-                             scheme: scheme, alpn: names.alpn, serverName: names.serverName,
-                             clientOffersPostHandshakeAuth: ext.postHandshakeAuth, clientAcceptsTickets: usableMode)
+    return ServerNegotiation(
+        suite: suite, group: group, clientShare: clientShare, certificate: certificate,
+        scheme: scheme, alpn: names.alpn, serverName: names.serverName,
+        clientOffersPostHandshakeAuth: ext.postHandshakeAuth, clientAcceptsTickets: usableMode)
 }

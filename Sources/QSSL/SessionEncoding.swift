@@ -65,7 +65,7 @@ extension SessionState {
     /// How many bytes `encoded()` returns, computed without copying the secret anywhere: what an
     /// in-memory cache charges for the entry.
     var encodedCount: Int {
-        var n = 1 + 2 + 2 + 2 + 1                           // version, suite, group, EMS
+        var n = 1 + 2 + 2 + 2 + 1  // version, suite, group, EMS
         n += 1 + (serverName.map { 2 + $0.utf8.count } ?? 0)
         n += 1 + (alpnProtocol.map { 1 + $0.utf8.count } ?? 0)
         n += 1 + secret.count
@@ -130,9 +130,10 @@ extension SessionState {
         let ageAdd = try r.readUInt32("session ticket_age_add")
         let identity = try r.readOptional("session peer identity") { r throws(DecodeError) in try PeerIdentity(reading: &r) }
         let binding = try r.readOpaque(.uint8(allowEmpty: true), "session trust binding")
-        self.init(version: version, cipherSuite: suite, group: group, extendedMasterSecret: ems, serverName: serverName,
-                  alpnProtocol: alpn, secret: secret, createdAt: createdAt, issuedAt: issuedAt, lifetimeSeconds: lifetime,
-                  ageAdd: ageAdd, peerIdentity: identity, trustBinding: binding)
+        self.init(
+            version: version, cipherSuite: suite, group: group, extendedMasterSecret: ems, serverName: serverName,
+            alpnProtocol: alpn, secret: secret, createdAt: createdAt, issuedAt: issuedAt, lifetimeSeconds: lifetime,
+            ageAdd: ageAdd, peerIdentity: identity, trustBinding: binding)
     }
 }
 
@@ -175,12 +176,14 @@ extension PeerIdentity {
             try r.readString(.uint16(allowEmpty: true), "peer verified signature component")
         }
         let references = try r.readList(.uint16(allowEmpty: true), "peer path references") { r throws(DecodeError) in
-            CertificateReference(issuer: try r.readOpaque(.uint16(allowEmpty: false), "reference issuer"),
-                                 serialNumber: try r.readOpaque(.uint8(allowEmpty: false), "reference serial"),
-                                 notAfter: Int64(bitPattern: try r.readUInt64("reference notAfter")))
+            CertificateReference(
+                issuer: try r.readOpaque(.uint16(allowEmpty: false), "reference issuer"),
+                serialNumber: try r.readOpaque(.uint8(allowEmpty: false), "reference serial"),
+                notAfter: Int64(bitPattern: try r.readUInt64("reference notAfter")))
         }
-        self.init(verifiedChain: chain, subject: subject, subjectAlternativeNames: names, keyAlgorithm: keyAlgorithm,
-                  certificateSignatureAlgorithm: certificateAlgorithm)
+        self.init(
+            verifiedChain: chain, subject: subject, subjectAlternativeNames: names, keyAlgorithm: keyAlgorithm,
+            certificateSignatureAlgorithm: certificateAlgorithm)
         handshakeSignatureScheme = scheme
         verifiedSignatureComponents = components
         pathReferences = references
@@ -244,8 +247,10 @@ extension ByteWriter {
     }
 
     /// A vector of elements behind one length prefix.
-    fileprivate mutating func writeList<T, E: Error>(_ elements: [T], _ prefix: LengthPrefix,
-                                                     _ body: (inout ByteWriter, T) throws(E) -> Void) throws(E) {
+    fileprivate mutating func writeList<T, E: Error>(
+        _ elements: [T], _ prefix: LengthPrefix,
+        _ body: (inout ByteWriter, T) throws(E) -> Void
+    ) throws(E) {
         try writeLengthPrefixed(prefix) { w throws(E) in
             for element in elements { try body(&w, element) }
         }
@@ -272,8 +277,10 @@ extension ByteReader {
         try readFlag(field) ? try body(&self) : nil
     }
 
-    fileprivate mutating func readList<T>(_ prefix: LengthPrefix, _ field: String,
-                                          _ body: (inout ByteReader) throws(DecodeError) -> T) throws(DecodeError) -> [T] {
+    fileprivate mutating func readList<T>(
+        _ prefix: LengthPrefix, _ field: String,
+        _ body: (inout ByteReader) throws(DecodeError) -> T
+    ) throws(DecodeError) -> [T] {
         var list = try readLengthPrefixed(prefix, field)
         var out: [T] = []
         while !list.isEmpty { out.append(try body(&list)) }

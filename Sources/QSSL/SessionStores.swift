@@ -41,8 +41,10 @@ public final class InMemorySessionCache: ServerSessionCache {
     ///   - maxBytes: the most encoded bytes kept; a single session larger than this is not cached.
     ///   - timeoutSeconds: how long after `issuedAt` an entry may still be resumed.
     ///   - clock: the wall clock (a fake one in tests).
-    public init(maxEntries: Int = 20_000, maxBytes: Int = 32 << 20, timeoutSeconds: UInt32 = 3600,
-                clock: any WallClock = SystemClock()) {
+    public init(
+        maxEntries: Int = 20_000, maxBytes: Int = 32 << 20, timeoutSeconds: UInt32 = 3600,
+        clock: any WallClock = SystemClock()
+    ) {
         self.maxEntries = max(1, maxEntries)
         self.maxBytes = max(0, maxBytes)
         self.timeoutSeconds = timeoutSeconds
@@ -87,7 +89,8 @@ public final class InMemorySessionCache: ServerSessionCache {
             if let old = t.entries.set(Entry(state: state, cost: cost), for: sessionID) { t.bytes -= old.cost }
             t.bytes += cost
             while t.entries.count > maxEntries || t.bytes > maxBytes,
-                  let evicted = t.entries.removeLeastRecentlyUsed() {
+                let evicted = t.entries.removeLeastRecentlyUsed()
+            {
                 t.bytes -= evicted.value.cost
             }
         }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import QSSLWire
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 // Resumption (PROTOCOL.md §4): what both sides remember of a completed handshake, and the
 // stores that keep it. The core reads these only through protocols, so that a store in another
@@ -61,9 +62,11 @@ public struct SessionState: Sendable, Hashable {
     /// server verifier's digest. A session resumes only where the policy in force is the same.
     public var trustBinding: [UInt8]
 
-    public init(version: ProtocolVersion, cipherSuite: CipherSuite, group: NamedGroup, extendedMasterSecret: Bool,
-                serverName: String?, alpnProtocol: String?, secret: SecretBytes, createdAt: UInt64, issuedAt: UInt64,
-                lifetimeSeconds: UInt32, ageAdd: UInt32 = 0, peerIdentity: PeerIdentity?, trustBinding: [UInt8] = []) {
+    public init(
+        version: ProtocolVersion, cipherSuite: CipherSuite, group: NamedGroup, extendedMasterSecret: Bool,
+        serverName: String?, alpnProtocol: String?, secret: SecretBytes, createdAt: UInt64, issuedAt: UInt64,
+        lifetimeSeconds: UInt32, ageAdd: UInt32 = 0, peerIdentity: PeerIdentity?, trustBinding: [UInt8] = []
+    ) {
         self.version = version
         self.cipherSuite = cipherSuite
         self.group = group

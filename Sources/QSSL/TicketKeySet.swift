@@ -30,8 +30,9 @@ public struct TicketKey: Sendable, Hashable {
 
     /// A fresh key with a random name, made at `createdAt`.
     public static func generate(primitives: any CryptoPrimitives, createdAt: UInt64) -> TicketKey {
-        TicketKey(unchecked: primitives.randomBytes(nameLength), key: SecretBytes(primitives.randomBytes(keyLength)),
-                  createdAt: createdAt)
+        TicketKey(
+            unchecked: primitives.randomBytes(nameLength), key: SecretBytes(primitives.randomBytes(keyLength)),
+            createdAt: createdAt)
     }
 }
 
@@ -81,18 +82,23 @@ public final class TicketKeySet: TicketSealer {
     }
 
     /// A set with one fresh key that rotates itself.
-    public convenience init(primitives: any CryptoPrimitives, clock: any WallClock = SystemClock(),
-                            rotationInterval: UInt32 = 43_200, keyLifetime: UInt32 = 129_600) {
-        self.init(keys: [TicketKey.generate(primitives: primitives, createdAt: clock.nowMilliseconds())],
-                  primitives: primitives, clock: clock, rotationInterval: rotationInterval, keyLifetime: keyLifetime,
-                  rotatesAutomatically: true)
+    public convenience init(
+        primitives: any CryptoPrimitives, clock: any WallClock = SystemClock(),
+        rotationInterval: UInt32 = 43_200, keyLifetime: UInt32 = 129_600
+    ) {
+        self.init(
+            keys: [TicketKey.generate(primitives: primitives, createdAt: clock.nowMilliseconds())],
+            primitives: primitives, clock: clock, rotationInterval: rotationInterval, keyLifetime: keyLifetime,
+            rotatesAutomatically: true)
     }
 
     /// A set of given keys (loaded from a file, say). The newest is current; of two keys with
     /// one name the newer is kept. With no keys, a set that rotates makes one on first use, and
     /// one that does not cannot seal (`seal` throws) until `replaceKeys` gives it some.
-    public init(keys: [TicketKey], primitives: any CryptoPrimitives, clock: any WallClock = SystemClock(),
-                rotationInterval: UInt32 = 43_200, keyLifetime: UInt32 = 129_600, rotatesAutomatically: Bool) {
+    public init(
+        keys: [TicketKey], primitives: any CryptoPrimitives, clock: any WallClock = SystemClock(),
+        rotationInterval: UInt32 = 43_200, keyLifetime: UInt32 = 129_600, rotatesAutomatically: Bool
+    ) {
         self.primitives = primitives
         self.clock = clock
         self.rotationInterval = rotationInterval

@@ -27,8 +27,10 @@ struct TrafficState {
     /// TLS 1.3 post-handshake client authentication, when the client offered it.
     var postHandshakeAuth: PostHandshakeAuthentication?
 
-    init(tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthenticated,
-         tickets: ClientTicketReceiver? = nil, postHandshakeAuth: PostHandshakeAuthentication? = nil) {
+    init(
+        tls13: TLS13TrafficSecrets?, summary: HandshakeSummary, finished: FinishedVerified, peer: PeerAuthenticated,
+        tickets: ClientTicketReceiver? = nil, postHandshakeAuth: PostHandshakeAuthentication? = nil
+    ) {
         self.tickets = tickets
         self.postHandshakeAuth = postHandshakeAuth
         self.tls13 = tls13

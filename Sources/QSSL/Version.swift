@@ -10,7 +10,7 @@ public enum QSSLVersion {
         ("swift-certificates", "1.21.1"),
         ("swift-asn1", "1.7.4"),
         ("swift-nio", "2.101.3"),
-        ("swift-argument-parser", "1.8.2"),
+        ("swift-argument-parser", "1.8.2")
     ]
 
     /// One line for `qssl --version`.

@@ -26,17 +26,23 @@ struct Bench {
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
             server.groups = [group]
             var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-            client.sessionStore = nil   // full handshakes: nothing to resume
+            client.sessionStore = nil  // full handshakes: nothing to resume
             client.versions = [.tls13]
             client.groups = [group]
             client.keyShareGroups = [group]
-            _ = try handshake(client: client, server: server)   // warm-up
+            _ = try handshake(client: client, server: server)  // warm-up
             let start = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
             let rate = Double(handshakes) / seconds(since: start)
-            results.append(["kind": "handshake", "group": group.description, "handshakes_per_second": rate,
-                            "ms_per_handshake_both_sides": 1000 / rate])
-            if !json { print(padded(group.description, 20) + String(format: " %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.3", rate, 1000 / rate)) }
+            results.append([
+                "kind": "handshake", "group": group.description, "handshakes_per_second": rate,
+                "ms_per_handshake_both_sides": 1000 / rate
+            ])
+            if !json {
+                print(
+                    padded(group.description, 20)
+                        + String(format: " %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.3", rate, 1000 / rate))
+            }
         }
         // The seed's TLS 1.2 hybrid (PROTOCOL.md §3) next to TLS 1.3 with the same group.
         do {
@@ -49,9 +55,15 @@ struct Bench {
             let start = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
             let rate = Double(handshakes) / seconds(since: start)
-            results.append(["kind": "handshake", "version": "TLSv1.2", "group": "SecP384r1MLKEM1024", "handshakes_per_second": rate,
-                            "ms_per_handshake_both_sides": 1000 / rate])
-            if !json { print(padded("SecP384r1MLKEM1024", 20) + String(format: " %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.2 hybrid suite", rate, 1000 / rate)) }
+            results.append([
+                "kind": "handshake", "version": "TLSv1.2", "group": "SecP384r1MLKEM1024", "handshakes_per_second": rate,
+                "ms_per_handshake_both_sides": 1000 / rate
+            ])
+            if !json {
+                print(
+                    padded("SecP384r1MLKEM1024", 20)
+                        + String(format: " %8.1f full handshakes/s  (%.2f ms CPU per handshake, client+server) TLS 1.2 hybrid suite", rate, 1000 / rate))
+            }
         }
         for algorithm in [PKIBuilder.Algorithm.mldsa65ECDSAP384, .mldsa65, .mldsa87, .ecdsaP384, .ecdsaP256, .rsa3072PSS, .ed25519] {
             let chainPKI = try algorithm == .ecdsaP384 ? pki : DemoPKI(algorithm: algorithm)
@@ -71,9 +83,15 @@ struct Bench {
             let hsStart = ContinuousClock.now
             for _ in 0..<handshakes { _ = try handshake(client: client, server: server) }
             let hsRate = Double(handshakes) / seconds(since: hsStart)
-            results.append(["kind": "handshake", "version": "TLSv1.3", "group": "SecP384r1MLKEM1024", "certificate": algorithm.rawValue,
-                            "handshakes_per_second": hsRate])
-            if !json { print(padded(algorithm.rawValue, 20) + String(format: " %8.1f full handshakes/s with a %@ chain (SecP384r1MLKEM1024, TLS 1.3)", hsRate, algorithm.rawValue as NSString)) }
+            results.append([
+                "kind": "handshake", "version": "TLSv1.3", "group": "SecP384r1MLKEM1024", "certificate": algorithm.rawValue,
+                "handshakes_per_second": hsRate
+            ])
+            if !json {
+                print(
+                    padded(algorithm.rawValue, 20)
+                        + String(format: " %8.1f full handshakes/s with a %@ chain (SecP384r1MLKEM1024, TLS 1.3)", hsRate, algorithm.rawValue as NSString))
+            }
         }
         return results
     }
@@ -102,8 +120,9 @@ struct Bench {
             if !json {
                 let vs = fullRate.map { String(format: "  ×%.1f vs full, −%.0f%% time", rate / $0, (1 - $0 / rate) * 100) } ?? ""
                 let allocated = allocations.map { String(format: "  %.0f allocations", $0) } ?? ""
-                print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: " %9.1f handshakes/s  (%.3f ms)", rate, 1000 / rate)
-                      + vs + allocated)
+                print(
+                    label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: " %9.1f handshakes/s  (%.3f ms)", rate, 1000 / rate)
+                        + vs + allocated)
             }
             return rate
         }
@@ -129,8 +148,9 @@ struct Bench {
         // Which mode the server picks when the client offers both depends on the core's policy:
         // look at the resumed ServerHello (psk_ke carries no key share) rather than assume.
         let chosePSKKE = try resumedServerHelloLength(client: pskKE, server: pskKEServer) < 200
-        _ = try row(chosePSKKE ? "TLS 1.3 resumed, psk_ke (no key exchange)" : "TLS 1.3 psk_ke offered, psk_dhe_ke chosen",
-                    kind: chosePSKKE ? "tls13_psk_ke" : "tls13_psk_ke_offered_dhe_chosen", client: pskKE, server: pskKEServer, full: full13Rate)
+        _ = try row(
+            chosePSKKE ? "TLS 1.3 resumed, psk_ke (no key exchange)" : "TLS 1.3 psk_ke offered, psk_dhe_ke chosen",
+            kind: chosePSKKE ? "tls13_psk_ke" : "tls13_psk_ke_offered_dhe_chosen", client: pskKE, server: pskKEServer, full: full13Rate)
 
         // TLS 1.2, the Q-SSL hybrid suite.
         var server12 = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
@@ -145,7 +165,8 @@ struct Bench {
         _ = try row("TLS 1.2 resumed by ticket", kind: "tls12_ticket", client: byTicket, server: server12, full: full12Rate)
         var full12NoTicket = full12
         full12NoTicket.tls12SessionTickets = false
-        let full12IDRate = try row("TLS 1.2 full, hybrid suite, session ID cached", kind: "tls12_full_no_ticket", client: full12NoTicket, server: server12, full: nil)
+        let full12IDRate = try row(
+            "TLS 1.2 full, hybrid suite, session ID cached", kind: "tls12_full_no_ticket", client: full12NoTicket, server: server12, full: nil)
         var byID = client12
         byID.tls12SessionTickets = false
         byID.sessionStore = InMemoryClientSessionStore()
@@ -158,18 +179,22 @@ struct Bench {
         cached.ticketKeys = nil
         for _ in 0..<min(n, 500) { _ = try handshake(client: full12NoTicket, server: cached) }
         var probe12 = client12
-        probe12.sessionStore = InMemoryClientSessionStore()   // without a store, tickets are not kept
+        probe12.sessionStore = InMemoryClientSessionStore()  // without a store, tickets are not kept
         var probe13 = client13
         probe13.sessionStore = InMemoryClientSessionStore()
         let tickets12 = try issuedSessions(client: TLSConnection.client(configuration: probe12, serverName: "localhost"), server: server12)
             .compactMap { $0.ticket?.count }
         let tickets13 = try issuedSessions(client: TLSConnection.client(configuration: probe13, serverName: "localhost"), server: server13)
             .compactMap { $0.ticket?.count }
-        results.append(["kind": "session_cost", "cached_sessions": cache.count, "bytes_per_cached_session": cache.averageBytesPerEntry,
-                        "tls12_ticket_bytes": tickets12.first ?? 0, "tls13_ticket_bytes": tickets13.first ?? 0])
+        results.append([
+            "kind": "session_cost", "cached_sessions": cache.count, "bytes_per_cached_session": cache.averageBytesPerEntry,
+            "tls12_ticket_bytes": tickets12.first ?? 0, "tls13_ticket_bytes": tickets13.first ?? 0
+        ])
         if !json {
-            print(String(format: "session-ID cache: %d sessions, %.1f bytes each (encoded state + ID; table overhead not counted); "
-                         + "tickets: TLS 1.2 %d B, TLS 1.3 %d B", cache.count, cache.averageBytesPerEntry, tickets12.first ?? 0, tickets13.first ?? 0))
+            print(
+                String(
+                    format: "session-ID cache: %d sessions, %.1f bytes each (encoded state + ID; table overhead not counted); "
+                        + "tickets: TLS 1.2 %d B, TLS 1.3 %d B", cache.count, cache.averageBytesPerEntry, tickets12.first ?? 0, tickets13.first ?? 0))
         }
         return results
     }
@@ -177,9 +202,11 @@ struct Bench {
     /// `count` handshakes per second (one warm-up first), and the allocations per handshake, both
     /// sides, when a counter is preloaded (`scripts/bench --allocations`); each must resume, or
     /// not, as expected.
-    private func measure(client: ClientConfiguration, server: ServerConfiguration, count: Int,
-                         resumed: Bool) throws -> (rate: Double, allocations: Double?) {
-        _ = try handshake(client: client, server: server)   // warm-up, and the first session
+    private func measure(
+        client: ClientConfiguration, server: ServerConfiguration, count: Int,
+        resumed: Bool
+    ) throws -> (rate: Double, allocations: Double?) {
+        _ = try handshake(client: client, server: server)  // warm-up, and the first session
         let allocationsBefore = allocationCount()
         let start = ContinuousClock.now
         for _ in 0..<count {

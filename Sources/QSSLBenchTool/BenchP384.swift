@@ -12,11 +12,12 @@ enum P384Bench {
     }
 
     static func measure(_ implementation: String, _ operation: String, iterations: Int, _ body: () throws -> Void) rethrows -> Row {
-        try body()   // warm-up (tables, first-use costs)
+        try body()  // warm-up (tables, first-use costs)
         let start = ContinuousClock.now
         for _ in 0..<iterations { try body() }
-        return Row(implementation: implementation, operation: operation,
-                   microseconds: seconds(since: start) * 1e6 / Double(iterations))
+        return Row(
+            implementation: implementation, operation: operation,
+            microseconds: seconds(since: start) * 1e6 / Double(iterations))
     }
 
     static func run(iterations n: Int) throws -> [Row] {
@@ -36,9 +37,10 @@ enum P384Bench {
         func raw() -> [UInt8] { (0..<48).map { _ in UInt8.random(in: .min ... .max, using: &rng) } }
         let reference = try P384.KeyAgreement.PrivateKey(rawRepresentation: ours.rawRepresentation)
         let referencePeer = try P384.KeyAgreement.PublicKey(x963Representation: oursPeer.x963Representation)
-        rows.append(measure("swift-crypto", "keygen", iterations: n) {
-            if let k = try? P384.KeyAgreement.PrivateKey(rawRepresentation: raw()) { _ = k.publicKey.x963Representation }
-        })
+        rows.append(
+            measure("swift-crypto", "keygen", iterations: n) {
+                if let k = try? P384.KeyAgreement.PrivateKey(rawRepresentation: raw()) { _ = k.publicKey.x963Representation }
+            })
         rows.append(try measure("swift-crypto", "ecdh", iterations: n) { _ = try reference.sharedSecretFromKeyAgreement(with: referencePeer) })
         let signing = try P384.Signing.PrivateKey(rawRepresentation: ours.rawRepresentation)
         var referenceSignature = try signing.signature(for: message)
@@ -53,8 +55,11 @@ enum P384Bench {
         for op in ["keygen", "ecdh", "sign", "verify"] {
             let q = rows.first { $0.implementation == "qssl" && $0.operation == op }!
             let s = rows.first { $0.implementation == "swift-crypto" && $0.operation == op }!
-            print("  " + padded(op, 7) + String(format: " qssl %8.1f µs (%6.0f/s)   swift-crypto %8.1f µs (%6.0f/s)   swift-crypto/qssl %.2f×",
-                                                q.microseconds, 1e6 / q.microseconds, s.microseconds, 1e6 / s.microseconds, s.microseconds / q.microseconds))
+            print(
+                "  " + padded(op, 7)
+                    + String(
+                        format: " qssl %8.1f µs (%6.0f/s)   swift-crypto %8.1f µs (%6.0f/s)   swift-crypto/qssl %.2f×",
+                        q.microseconds, 1e6 / q.microseconds, s.microseconds, 1e6 / s.microseconds, s.microseconds / q.microseconds))
         }
     }
 }

@@ -23,8 +23,10 @@ extension Bench {
             client.sessionStore = nil
             client.versions = [.tls13]
             client.cipherSuites = [suite]
-            return (label: "TLS 1.3 \(suite.suite)", suite: suite.suite.description, aead: suite.aead,
-                    pair: try handshake(client: client, server: server))
+            return (
+                label: "TLS 1.3 \(suite.suite)", suite: suite.suite.description, aead: suite.aead,
+                pair: try handshake(client: client, server: server)
+            )
         }
         let pairs12 = try [TLS12CipherSuite.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithChaCha20Poly1305SHA256].map { suite in
             var server = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
@@ -34,8 +36,10 @@ extension Bench {
             client.sessionStore = nil
             client.versions = [.tls12]
             client.tls12CipherSuites = [suite]
-            return (label: "TLS 1.2 \(suite.suite)", suite: suite.suite.description, aead: suite.aead,
-                    pair: try handshake(client: client, server: server))
+            return (
+                label: "TLS 1.2 \(suite.suite)", suite: suite.suite.description, aead: suite.aead,
+                pair: try handshake(client: client, server: server)
+            )
         }
         // Rounds interleave every row, and each row keeps its best round: on a shared 2-core
         // machine the slowest rounds measure the neighbours, not the code.
@@ -66,12 +70,15 @@ extension Bench {
         for row in pairs13 + pairs12 {
             let mbps = best[row.label]!
             let versus = raw[row.aead]!
-            results.append(["kind": "bulk", "records": row.label, "cipher_suite": row.suite, "aead": row.aead.description, "megabytes_per_second": mbps,
-                            "raw_megabytes_per_second": versus, "ratio_to_raw": mbps / versus])
+            results.append([
+                "kind": "bulk", "records": row.label, "cipher_suite": row.suite, "aead": row.aead.description, "megabytes_per_second": mbps,
+                "raw_megabytes_per_second": versus, "ratio_to_raw": mbps / versus
+            ])
             if !json {
                 let rawName = row.aead == .chaCha20Poly1305 ? "raw ChaChaPoly" : "raw AES-256-GCM"
-                print("record layer, \(row.label)".padding(toLength: 62, withPad: " ", startingAt: 0)
-                      + String(format: " %8.1f MB/s  = %3.0f%% of ", mbps, mbps / versus * 100) + rawName)
+                print(
+                    "record layer, \(row.label)".padding(toLength: 62, withPad: " ", startingAt: 0)
+                        + String(format: " %8.1f MB/s  = %3.0f%% of ", mbps, mbps / versus * 100) + rawName)
             }
         }
         return results

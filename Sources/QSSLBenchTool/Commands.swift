@@ -15,8 +15,10 @@ struct QSSLBench: ParsableCommand {
         discussion: "A development tool, not shipped: `swift build -c release --product qssl-bench`. scripts/bench runs `all` and "
             + "`p384` next to OpenSSL and Go; scripts/p384-differential runs `p384-differential` a million rounds. "
             + "Figures are noisy on shared machines: compare within one run.",
-        subcommands: [AllCommand.self, HandshakesCommand.self, RecordCommand.self, ResumptionCommand.self,
-                      P384Command.self, P384TimingCommand.self, P384DifferentialCommand.self])
+        subcommands: [
+            AllCommand.self, HandshakesCommand.self, RecordCommand.self, ResumptionCommand.self,
+            P384Command.self, P384TimingCommand.self, P384DifferentialCommand.self
+        ])
 }
 
 // MARK: - Options the subcommands share

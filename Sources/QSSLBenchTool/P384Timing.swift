@@ -24,7 +24,8 @@ enum P384Timing {
             let v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(x.count - 1, 1))
             return (m, v)
         }
-        let (ma, va) = meanVar(a), (mb, vb) = meanVar(b)
+        let (ma, va) = meanVar(a)
+        let (mb, vb) = meanVar(b)
         let denominator = (va / Double(a.count) + vb / Double(b.count)).squareRoot()
         return denominator == 0 ? 0 : (ma - mb) / denominator
     }
@@ -70,16 +71,25 @@ enum P384Timing {
             return c == 0 ? fixed : keys[next]
         }
         var results: [Result] = []
-        results.append(Result(name: "ECDH (variable-base scalar multiplication)", t: measure(samples: samples) { c in
-            _ = try? pick(c).sharedSecret(with: peer)
-        }, samples: samples, constantTimeExpected: true))
-        results.append(Result(name: "public key (fixed-base scalar multiplication)", t: measure(samples: samples) { c in
-            _ = pick(c).publicKey
-        }, samples: samples, constantTimeExpected: true))
+        results.append(
+            Result(
+                name: "ECDH (variable-base scalar multiplication)",
+                t: measure(samples: samples) { c in
+                    _ = try? pick(c).sharedSecret(with: peer)
+                }, samples: samples, constantTimeExpected: true))
+        results.append(
+            Result(
+                name: "public key (fixed-base scalar multiplication)",
+                t: measure(samples: samples) { c in
+                    _ = pick(c).publicKey
+                }, samples: samples, constantTimeExpected: true))
         let digest = (0..<48).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        results.append(Result(name: "ECDSA sign (secret key and nonce)", t: measure(samples: samples) { c in
-            _ = pick(c).signature(forDigest: digest)
-        }, samples: samples, constantTimeExpected: true))
+        results.append(
+            Result(
+                name: "ECDSA sign (secret key and nonce)",
+                t: measure(samples: samples) { c in
+                    _ = pick(c).signature(forDigest: digest)
+                }, samples: samples, constantTimeExpected: true))
         // Control: verification is variable time by design (public inputs); a zero digest makes
         // u1 = 0, so the fixed-base half adds nothing.
         let signer = NISTP384.PrivateKey()
@@ -88,18 +98,23 @@ enum P384Timing {
         keys = []
         let zeros = [UInt8](repeating: 0, count: 48)
         let digests = (0..<64).map { _ in (0..<48).map { _ in UInt8.random(in: 0...255, using: &rng) } }
-        results.append(Result(name: "control: ECDSA verify, zero vs random digest (variable time)", t: measure(samples: samples) { c in
-            next = (next + 1) % digests.count
-            _ = publicKey.isValidSignature(signature, forDigest: c == 0 ? zeros : digests[next])
-        }, samples: samples, constantTimeExpected: false))
+        results.append(
+            Result(
+                name: "control: ECDSA verify, zero vs random digest (variable time)",
+                t: measure(samples: samples) { c in
+                    next = (next + 1) % digests.count
+                    _ = publicKey.isValidSignature(signature, forDigest: c == 0 ? zeros : digests[next])
+                }, samples: samples, constantTimeExpected: false))
         return results
     }
 
     static func report(_ results: [Result]) {
         print("P-384 timing test (dudect-style: fixed low-weight secret vs random secrets, Welch's t; |t| > 4.5 = leak)")
         for r in results {
-            let verdict = r.constantTimeExpected ? (r.leaks ? "TIMING DIFFERENCE" : "no difference found")
-                                                 : (r.leaks ? "difference found, as expected: the test sees leaks" : "control not detected (too few samples?)")
+            let verdict =
+                r.constantTimeExpected
+                ? (r.leaks ? "TIMING DIFFERENCE" : "no difference found")
+                : (r.leaks ? "difference found, as expected: the test sees leaks" : "control not detected (too few samples?)")
             print("  " + padded(r.name, 62) + String(format: " t = %8.2f  (%d samples)  %@", r.t, r.samples, verdict as NSString))
         }
     }

@@ -11,9 +11,9 @@ import CQSSLConstantTime
 import QSSLP384
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func fail(_ message: String) -> Never {
@@ -56,7 +56,7 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 
 if arguments.first == "--control" {
     let byte = secret([UInt8.random(in: 0...255)])
-    print("control: \(secretDependentControl(byte[0], (0..<16).map { UInt64($0) &* 0x9e3779b97f4a7c15 }) & 1)")
+    print("control: \(secretDependentControl(byte[0], (0..<16).map { UInt64($0) &* 0x9e37_79b9_7f4a_7c15 }) & 1)")
     exit(0)
 }
 guard let rounds = arguments.isEmpty ? 3 : arguments.first.flatMap(Int.init), rounds >= 1 else {
@@ -82,4 +82,6 @@ for round in 0..<rounds {
     }
 }
 let arithmetic = qssl_has_adx() != 0 ? "x86-64 assembly (mulx/adcx/adox)" : "portable Swift"
-print("qssl-ct-check: \(rounds) rounds of key parsing, key generation, ECDH and signing, \(arithmetic) field arithmetic; memcheck reports any secret-dependent branch or address above")
+print(
+    "qssl-ct-check: \(rounds) rounds of key parsing, key generation, ECDH and signing, \(arithmetic) field arithmetic; memcheck reports any secret-dependent branch or address above"
+)

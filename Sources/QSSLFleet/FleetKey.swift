@@ -158,7 +158,9 @@ extension Array where Element == UInt8 {
     mutating func appendUInt32(_ v: UInt32) { for shift in stride(from: 24, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) } }
     /// A length-prefixed field (uint16 length), for unambiguous associated data.
     mutating func appendField(_ bytes: [UInt8]) {
-        append(UInt8(bytes.count >> 8 & 0xFF)); append(UInt8(bytes.count & 0xFF)); append(contentsOf: bytes)
+        append(UInt8(bytes.count >> 8 & 0xFF))
+        append(UInt8(bytes.count & 0xFF))
+        append(contentsOf: bytes)
     }
 }
 

@@ -28,7 +28,8 @@ struct FleetSessionValues: Sendable {
         defer { SecretBytes.wipe(&indexKey) }
         // Local invariant: FleetKey derives a 32-byte index key (at most one SHA-256 block).
         precondition(indexKey.count <= 64, "the session-index key is longer than a SHA-256 block")
-        var inner = SHA256(), outer = SHA256()
+        var inner = SHA256()
+        var outer = SHA256()
         var pad = indexKey + [UInt8](repeating: 0, count: 64 - indexKey.count)
         defer { SecretBytes.wipe(&pad) }
         for i in pad.indices { pad[i] ^= 0x36 }

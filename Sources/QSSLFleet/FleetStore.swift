@@ -68,9 +68,11 @@ public final class FleetStore: Sendable {
     private let ownsClient: Bool
 
     /// A store on an existing client (tests; the caller shuts the client down).
-    public init(redis: RedisClient, key: FleetKey, settings: FleetSettings = FleetSettings(), clock: any WallClock = SystemClock(),
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                onEvent: @escaping @Sendable (FleetEvent) -> Void = { _ in }) {
+    public init(
+        redis: RedisClient, key: FleetKey, settings: FleetSettings = FleetSettings(), clock: any WallClock = SystemClock(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onEvent: @escaping @Sendable (FleetEvent) -> Void = { _ in }
+    ) {
         self.redis = redis
         self.key = key
         self.settings = settings
@@ -81,10 +83,12 @@ public final class FleetStore: Sendable {
     }
 
     /// A store with its own client for `url` (`redis://`, `rediss://`, `redis+cluster://`).
-    public init(url: String, key: FleetKey, credentials: RedisCredentials? = nil, tlsHandlerFactory: TLSHandlerFactory? = nil,
-                settings: FleetSettings = FleetSettings(), clock: any WallClock = SystemClock(),
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "qssl.fleet"),
-                onEvent: @escaping @Sendable (FleetEvent) -> Void = { _ in }) throws(FleetError) {
+    public init(
+        url: String, key: FleetKey, credentials: RedisCredentials? = nil, tlsHandlerFactory: TLSHandlerFactory? = nil,
+        settings: FleetSettings = FleetSettings(), clock: any WallClock = SystemClock(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "qssl.fleet"),
+        onEvent: @escaping @Sendable (FleetEvent) -> Void = { _ in }
+    ) throws(FleetError) {
         var configuration: RedisConfiguration
         do { configuration = try RedisConfiguration(url: url) } catch { throw .redis("\(error)") }
         if let credentials { configuration.credentials = credentials }
@@ -120,8 +124,10 @@ public final class FleetStore: Sendable {
 
     func redisFailed(_ error: any Error, during what: String) {
         if !redisDown.exchange(true, ordering: .relaxed) {
-            emit(FleetEvent(kind: "redis_down", message: "Redis failed during \(what) (\(error)); full handshakes go on and the last ticket keys are kept",
-                            level: .warning))
+            emit(
+                FleetEvent(
+                    kind: "redis_down", message: "Redis failed during \(what) (\(error)); full handshakes go on and the last ticket keys are kept",
+                    level: .warning))
         }
     }
 

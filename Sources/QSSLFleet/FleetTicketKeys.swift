@@ -50,13 +50,15 @@ public struct TicketKeySchedule: Sendable, Hashable {
     public func validate() throws(FleetError) {
         guard rotationSeconds >= 1, rotationSeconds <= 7 * 86_400 else { throw .invalidConfiguration("the ticket rotation is 1 s to 7 days") }
         guard distributionSeconds >= 1, distributionSeconds < rotationSeconds else {
-            throw .invalidConfiguration("the ticket-key distribution interval (\(distributionSeconds) s) must be at least 1 s and shorter than the rotation (\(rotationSeconds) s)")
+            throw .invalidConfiguration(
+                "the ticket-key distribution interval (\(distributionSeconds) s) must be at least 1 s and shorter than the rotation (\(rotationSeconds) s)")
         }
         guard effectivePollMilliseconds * 2 <= UInt64(distributionSeconds) * 1000 else {
             throw .invalidConfiguration("nodes must poll at least twice per distribution interval")
         }
         guard windowEpochs <= 256 else {
-            throw .invalidConfiguration("a ticket lifetime of \(ticketLifetimeSeconds) s spans more than 250 rotations of \(rotationSeconds) s; rotate less often")
+            throw .invalidConfiguration(
+                "a ticket lifetime of \(ticketLifetimeSeconds) s spans more than 250 rotations of \(rotationSeconds) s; rotate less often")
         }
     }
 }
@@ -148,13 +150,15 @@ public final class FleetTicketKeyStore: Sendable {
         guard value.count == Self.valueLength, value.starts(with: Self.valuePrefix) else { return nil }
         let n = Self.valuePrefix.count
         guard let nonce = try? AES.GCM.Nonce(data: value[n..<(n + 12)]),
-              let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: value[(n + 12)..<(value.count - 16)], tag: value[(value.count - 16)...]),
-              var plaintext = try? Array(AES.GCM.open(box, using: store.key.ticketWrapKey, authenticating: associatedData(k))),
-              plaintext.count == 40 else { return nil }
+            let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: value[(n + 12)..<(value.count - 16)], tag: value[(value.count - 16)...]),
+            var plaintext = try? Array(AES.GCM.open(box, using: store.key.ticketWrapKey, authenticating: associatedData(k))),
+            plaintext.count == 40
+        else { return nil }
         defer { SecretBytes.wipe(&plaintext) }
         let material = SecretBytes(Array(plaintext[8...]))
-        return Held(epoch: k, material: material, createdAt: plaintext[...].readUInt64(at: 0),
-                    fingerprint: Self.fingerprint(material), current: true)
+        return Held(
+            epoch: k, material: material, createdAt: plaintext[...].readUInt64(at: 0),
+            fingerprint: Self.fingerprint(material), current: true)
     }
 
     func fresh(epoch k: Int64, now: UInt64) -> Held {
@@ -202,13 +206,18 @@ public final class FleetTicketKeyStore: Sendable {
             var seen: [Held] = []
             var missing: Set<Int64> = []
             for (k, value) in zip(epochs, values) {
-                guard let value else { missing.insert(k); continue }
+                guard let value else {
+                    missing.insert(k)
+                    continue
+                }
                 if let held = unwrap(value, epoch: k) {
                     seen.append(held)
                 } else {
-                    store.emit(FleetEvent(kind: "ticket_key_refused",
-                                          message: "the ticket key for epoch \(k) in Redis did not open under the fleet key: ignored" + (k >= e ? " and replaced" : ""),
-                                          level: .warning))
+                    store.emit(
+                        FleetEvent(
+                            kind: "ticket_key_refused",
+                            message: "the ticket key for epoch \(k) in Redis did not open under the fleet key: ignored" + (k >= e ? " and replaced" : ""),
+                            level: .warning))
                     if k >= e {
                         _ = try await store.redis.del(redisKey(epoch: k))
                         missing.insert(k)
@@ -222,8 +231,10 @@ public final class FleetTicketKeyStore: Sendable {
                 if try await store.redis.set(redisKey(epoch: k), value, px: ttl, nx: true) {
                     seen.append(held)
                     let again = held.createdAt != now
-                    store.emit(FleetEvent(kind: again ? "ticket_key_republished" : "ticket_key_created",
-                                          message: "\(again ? "put back" : "created") the ticket key of epoch \(k) (\(hex(held.fingerprint)))"))
+                    store.emit(
+                        FleetEvent(
+                            kind: again ? "ticket_key_republished" : "ticket_key_created",
+                            message: "\(again ? "put back" : "created") the ticket key of epoch \(k) (\(hex(held.fingerprint)))"))
                 } else if let value = try await store.redis.get(redisKey(epoch: k)), let winner = unwrap(value, epoch: k) {
                     seen.append(winner)
                 }
@@ -246,7 +257,10 @@ public final class FleetTicketKeyStore: Sendable {
             var changed = false
             for held in seen {
                 if let i = s.keys.firstIndex(where: { $0.fingerprint == held.fingerprint && $0.epoch == held.epoch }) {
-                    if !s.keys[i].current { s.keys[i].current = true; changed = true }
+                    if !s.keys[i].current {
+                        s.keys[i].current = true
+                        changed = true
+                    }
                 } else {
                     s.keys.append(held)
                     learned.append(held)
@@ -275,9 +289,13 @@ public final class FleetTicketKeyStore: Sendable {
             store.emit(FleetEvent(kind: "ticket_key_learned", message: "learned the ticket key of epoch \(held.epoch) (\(hex(held.fingerprint))) from Redis"))
         }
         if let lost = lostSealing {
-            store.emit(lost
-                ? FleetEvent(kind: "ticket_keys_stale", message: "no ticket key is ready to seal with (Redis unreachable too long, or just started): no tickets are issued until one is", level: .warning)
-                : FleetEvent(kind: "ticket_keys_ready", message: "a ticket key is ready to seal with"))
+            store.emit(
+                lost
+                    ? FleetEvent(
+                        kind: "ticket_keys_stale",
+                        message: "no ticket key is ready to seal with (Redis unreachable too long, or just started): no tickets are issued until one is",
+                        level: .warning)
+                    : FleetEvent(kind: "ticket_keys_ready", message: "a ticket key is ready to seal with"))
         }
     }
 
@@ -286,8 +304,10 @@ public final class FleetTicketKeyStore: Sendable {
         let e = epoch(at: now)
         let distribution = UInt64(schedule.distributionSeconds) * 1000
         var best: Held?
-        for key in keys where key.current && key.epoch <= e && key.createdAt <= now && now - key.createdAt >= distribution
-            && now < UInt64(key.epoch + 2) * rotationMs {
+        for key in keys
+        where key.current && key.epoch <= e && key.createdAt <= now && now - key.createdAt >= distribution
+            && now < UInt64(key.epoch + 2) * rotationMs
+        {
             if best == nil || key.epoch > best!.epoch { best = key }
         }
         return best
@@ -307,7 +327,9 @@ public final class FleetTicketKeyStore: Sendable {
     }
 
     private func info(_ key: Held, now: UInt64, sealing: [UInt8]?) -> FleetTicketKeyInfo {
-        let role: FleetTicketKeyInfo.Role = key.fingerprint == sealing ? .sealing
+        let role: FleetTicketKeyInfo.Role =
+            key.fingerprint == sealing
+            ? .sealing
             : (key.epoch > epoch(at: now) || (sealing == nil && key.epoch == epoch(at: now))) ? .pending : .opening
         return FleetTicketKeyInfo(epoch: key.epoch, fingerprint: hex(key.fingerprint), createdAt: key.createdAt, role: role)
     }

@@ -69,9 +69,10 @@ public final class FleetTicketSealer: TicketSealer {
         guard ticket.count >= 16 + 12 + 16 else { return nil }
         let (byName, sealing) = current()
         guard let key = byName[Array(ticket[..<16])],
-              let nonce = try? AES.GCM.Nonce(data: ticket[16..<28]),
-              let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ticket[28..<(ticket.count - 16)], tag: ticket[(ticket.count - 16)...]),
-              let plaintext = try? AES.GCM.open(box, using: key.key, authenticating: key.name + service.id) else { return nil }
+            let nonce = try? AES.GCM.Nonce(data: ticket[16..<28]),
+            let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ticket[28..<(ticket.count - 16)], tag: ticket[(ticket.count - 16)...]),
+            let plaintext = try? AES.GCM.open(box, using: key.key, authenticating: key.name + service.id)
+        else { return nil }
         return (Array(plaintext), key.fingerprint == sealing?.fingerprint)
     }
 }

@@ -88,8 +88,10 @@ public final class RedisSessionCache: ServerSessionCache {
         // The admission is held until the GET leaves the pipeline, a late one included: a slow
         // Redis cannot make a node queue more than `maximumPendingLookups` GETs.
         let lookups = self.lookups
-        let sent = store.redis.getIfConnected(key, preferring: loop, answerWithin: TimeAmount(timeout),
-                                              settled: { lookups.leave() }) { outcome in
+        let sent = store.redis.getIfConnected(
+            key, preferring: loop, answerWithin: TimeAmount(timeout),
+            settled: { lookups.leave() }
+        ) { outcome in
             switch outcome {
             case .late:
                 self.reportTimeout(timeout)
@@ -115,14 +117,18 @@ public final class RedisSessionCache: ServerSessionCache {
 
     private func reportOverloaded() {
         counters.add(\.overloaded)
-        store.emit(FleetEvent(kind: "lookup_overloaded", message: "too many session look-ups waiting on Redis; full handshake",
-                              level: .warning, logWorthy: false))
+        store.emit(
+            FleetEvent(
+                kind: "lookup_overloaded", message: "too many session look-ups waiting on Redis; full handshake",
+                level: .warning, logWorthy: false))
     }
 
     private func reportTimeout(_ timeout: Duration) {
         counters.add(\.timeouts)
-        store.emit(FleetEvent(kind: "lookup_timeout", message: "Redis did not answer a session look-up within \(timeout); full handshake",
-                              level: .warning, logWorthy: false))
+        store.emit(
+            FleetEvent(
+                kind: "lookup_timeout", message: "Redis did not answer a session look-up within \(timeout); full handshake",
+                level: .warning, logWorthy: false))
     }
 
     public func save(_ state: SessionState, sessionID: [UInt8]) {
@@ -131,8 +137,10 @@ public final class RedisSessionCache: ServerSessionCache {
         // a flood of them cannot fill the Redis the fleet's ticket keys live in.
         guard saveRate.admit(now: store.clock.nowMilliseconds(), limit: store.settings.maximumSessionWritesPerSecond) else {
             counters.add(\.dropped)
-            store.emit(FleetEvent(kind: "write_rate_limited", message: "more sessions per second than --session-store allows; a session was not shared",
-                                  level: .warning, logWorthy: false))
+            store.emit(
+                FleetEvent(
+                    kind: "write_rate_limited", message: "more sessions per second than --session-store allows; a session was not shared",
+                    level: .warning, logWorthy: false))
             return
         }
         let now = store.clock.nowMilliseconds()
@@ -256,8 +264,10 @@ public final class RedisSessionCache: ServerSessionCache {
             counters.add(\.refused)
             // Counted every time; logged at most once a minute (a Redis full of garbage must
             // not turn every look-up into a log line).
-            store.emit(FleetEvent(kind: "value_refused", message: "a session value in Redis did not open (\(error)): refused and deleted",
-                                  level: .warning, logWorthy: refusalLog.allow(now: store.clock.nowMilliseconds())))
+            store.emit(
+                FleetEvent(
+                    kind: "value_refused", message: "a session value in Redis did not open (\(error)): refused and deleted",
+                    level: .warning, logWorthy: refusalLog.allow(now: store.clock.nowMilliseconds())))
             remove(sessionID: sessionID)
             return nil
         }
@@ -272,7 +282,12 @@ final class Once<T: Sendable>: Sendable {
 
     /// Calls the completion with `value` if nothing did yet (running `first` just before).
     func call(_ value: T, first: () -> Void = {}) {
-        guard let completion = completion.withLock({ c -> (@Sendable (T) -> Void)? in defer { c = nil }; return c }) else { return }
+        guard
+            let completion = completion.withLock({ c -> (@Sendable (T) -> Void)? in
+                defer { c = nil }
+                return c
+            })
+        else { return }
         first()
         completion(value)
     }

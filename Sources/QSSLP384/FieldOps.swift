@@ -200,8 +200,9 @@ extension MontgomeryField {
     /// `a` where the mask is all-ones, `b` where it is zero.
     @inline(__always) static func select(_ mask: UInt64, _ a: Self, _ b: Self) -> Self {
         let mask = qssl_value_barrier(mask)
-        return Self((a.v0 & mask) | (b.v0 & ~mask), (a.v1 & mask) | (b.v1 & ~mask), (a.v2 & mask) | (b.v2 & ~mask),
-             (a.v3 & mask) | (b.v3 & ~mask), (a.v4 & mask) | (b.v4 & ~mask), (a.v5 & mask) | (b.v5 & ~mask))
+        return Self(
+            (a.v0 & mask) | (b.v0 & ~mask), (a.v1 & mask) | (b.v1 & ~mask), (a.v2 & mask) | (b.v2 & ~mask),
+            (a.v3 & mask) | (b.v3 & ~mask), (a.v4 & mask) | (b.v4 & ~mask), (a.v5 & mask) | (b.v5 & ~mask))
     }
 
     @inline(__always) static func neg(_ a: Self) -> Self { sub(zero, a) }
@@ -260,7 +261,8 @@ extension MontgomeryField {
         if start < 0 {
             w = (v0 &<< 1) & 63
         } else {
-            let index = start >> 6, shift = start & 63
+            let index = start >> 6
+            let shift = start & 63
             let low = limb(index) &>> UInt64(shift)
             let high = shift > 58 && index < 5 ? limb(index + 1) &<< UInt64(64 - shift) : 0
             w = (low | high) & 63
@@ -290,8 +292,9 @@ extension MontgomeryField {
 
 extension Scalar {
     /// n − 2, plain limbs: the exponent of Fermat inversion mod n.
-    static let nMinus2 = Scalar(Scalar.modulus.v0 &- 2, Scalar.modulus.v1, Scalar.modulus.v2,
-                                Scalar.modulus.v3, Scalar.modulus.v4, Scalar.modulus.v5)
+    static let nMinus2 = Scalar(
+        Scalar.modulus.v0 &- 2, Scalar.modulus.v1, Scalar.modulus.v2,
+        Scalar.modulus.v3, Scalar.modulus.v4, Scalar.modulus.v5)
     /// a^(n-2) = a^-1 mod n (Montgomery form in and out); constant time in a.
     func inverted() -> Scalar { power(publicExponent: Scalar.nMinus2) }
 

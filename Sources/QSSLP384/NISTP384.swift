@@ -142,13 +142,17 @@ public enum NISTP384 {
         public init(x963Representation raw: some Collection<UInt8>) throws(Error) {
             let bytes = Array(raw)
             guard bytes.count == NISTP384.pointLength else {
-                throw .invalidPublicKey(bytes.count == 1 && bytes.first == 0 ? "the point at infinity"
-                                        : bytes.count == 49 ? "compressed points are not accepted" : "wrong length \(bytes.count)")
+                throw .invalidPublicKey(
+                    bytes.count == 1 && bytes.first == 0
+                        ? "the point at infinity"
+                        : bytes.count == 49 ? "compressed points are not accepted" : "wrong length \(bytes.count)")
             }
             guard bytes[0] == 0x04 else { throw .invalidPublicKey("not an uncompressed point (first byte \(bytes[0]))") }
             let coordinates = bytes.withUnsafeBytes { raw -> (FieldElement?, FieldElement?) in
-                (FieldElement.plain(bigEndian: UnsafeRawBufferPointer(rebasing: raw[1..<49])),
-                 FieldElement.plain(bigEndian: UnsafeRawBufferPointer(rebasing: raw[49..<97])))
+                (
+                    FieldElement.plain(bigEndian: UnsafeRawBufferPointer(rebasing: raw[1..<49])),
+                    FieldElement.plain(bigEndian: UnsafeRawBufferPointer(rebasing: raw[49..<97]))
+                )
             }
             guard let x = coordinates.0, let y = coordinates.1 else { throw .invalidPublicKey("coordinate not below p") }
             let point = AffinePoint(x: x.montgomery, y: y.montgomery)
@@ -184,7 +188,12 @@ public enum NISTP384 {
             // r + n as a field element, if below p
             let n = Scalar.modulus
             var c: UInt64 = 0
-            let a0, a1, a2, a3, a4, a5: UInt64
+            let a0: UInt64
+            let a1: UInt64
+            let a2: UInt64
+            let a3: UInt64
+            let a4: UInt64
+            let a5: UInt64
             (c, a0) = limbAdd(r.v0, n.v0, c)
             (c, a1) = limbAdd(r.v1, n.v1, c)
             (c, a2) = limbAdd(r.v2, n.v2, c)
@@ -257,7 +266,7 @@ public enum NISTP384 {
                 return [0x02, UInt8(m.count)] + m
             }
             let content = integer(r.bigEndianBytes) + integer(s.bigEndianBytes)
-            return [0x30, UInt8(content.count)] + content   // at most 102 bytes: short-form length
+            return [0x30, UInt8(content.count)] + content  // at most 102 bytes: short-form length
         }
     }
 

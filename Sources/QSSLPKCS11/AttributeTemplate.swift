@@ -56,7 +56,7 @@ extension CK_FUNCTION_LIST {
     func attribute(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ type: CK_ATTRIBUTE_TYPE) throws(PKCS11Error) -> [UInt8]? {
         var attribute = CK_ATTRIBUTE(type: type, pValue: nil, ulValueLen: 0)
         var rv = C_GetAttributeValue!(session, object, &attribute, 1)
-        if rv == 0x11 || rv == 0x12 { return nil }   // CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID
+        if rv == 0x11 || rv == 0x12 { return nil }  // CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID
         try check(rv, "C_GetAttributeValue", "attribute 0x\(String(type, radix: 16))")
         // CK_UNAVAILABLE_INFORMATION
         guard attribute.ulValueLen != CK_ULONG.max else { return nil }
@@ -72,11 +72,13 @@ extension CK_FUNCTION_LIST {
     /// A secret attribute's value (a derived key's CKA_VALUE) of exactly `length` bytes, read
     /// straight into a `SecretBytes`; nil when the object has none, it is sensitive, or its
     /// length differs.
-    func secretAttribute(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ type: CK_ATTRIBUTE_TYPE,
-                         length: Int) throws(PKCS11Error) -> SecretBytes? {
+    func secretAttribute(
+        _ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ type: CK_ATTRIBUTE_TYPE,
+        length: Int
+    ) throws(PKCS11Error) -> SecretBytes? {
         var attribute = CK_ATTRIBUTE(type: type, pValue: nil, ulValueLen: 0)
         var rv = C_GetAttributeValue!(session, object, &attribute, 1)
-        if rv == 0x11 || rv == 0x12 { return nil }   // CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID
+        if rv == 0x11 || rv == 0x12 { return nil }  // CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID
         try check(rv, "C_GetAttributeValue", "attribute 0x\(String(type, radix: 16))")
         guard attribute.ulValueLen == CK_ULONG(length) else { return nil }
         let secret = SecretBytes(count: length) { raw in

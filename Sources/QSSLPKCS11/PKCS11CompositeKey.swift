@@ -60,7 +60,9 @@ public struct PKCS11CompositeKey: SigningKey, CustomStringConvertible {
         let ecdsaPart = "ECDSA P-384 half in token '\(ecdsa.token.info.label)' (CKM_ECDSA)"
         switch mldsa {
         case .token(let key): return ecdsaPart + ", ML-DSA-65 half in token '\(key.token.info.label)' (CKM_ML_DSA)"
-        case .software: return ecdsaPart + ", ML-DSA-65 half in software (" + (ecdsa.token.supportsMLDSA ? "no ML-DSA key in the token" : "the token has no CKM_ML_DSA") + ")"
+        case .software:
+            return ecdsaPart + ", ML-DSA-65 half in software (" + (ecdsa.token.supportsMLDSA ? "no ML-DSA key in the token" : "the token has no CKM_ML_DSA")
+                + ")"
         }
     }
 
@@ -143,7 +145,9 @@ extension PKCS11Token {
         let keys = try privateKeys(matching: uri)
         let ecdsaKeys = keys.filter { $0.algorithm == .ecdsaP384 }
         guard ecdsaKeys.count == 1 else {
-            if ecdsaKeys.isEmpty { throw PKCS11Error(.objectNotFound, "no ECDSA P-384 private key matches \(uri) in token '\(info.label)' (the composite key's ECDSA half)") }
+            if ecdsaKeys.isEmpty {
+                throw PKCS11Error(.objectNotFound, "no ECDSA P-384 private key matches \(uri) in token '\(info.label)' (the composite key's ECDSA half)")
+            }
             throw PKCS11Error(.ambiguousObject, "\(ecdsaKeys.count) ECDSA P-384 keys match \(uri)")
         }
         if let mldsaKey = keys.first(where: { $0.algorithm == .mldsa65 }) {

@@ -48,8 +48,10 @@ enum OID {
 /// DER encodings the token attributes need.
 enum KeyEncoding {
     /// SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) from an algorithm, its parameters and the key bits.
-    static func subjectPublicKeyInfo(algorithm: ASN1ObjectIdentifier, curve: ASN1ObjectIdentifier? = nil, rsaNullParameters: Bool = false,
-                                     key: [UInt8]) -> [UInt8] {
+    static func subjectPublicKeyInfo(
+        algorithm: ASN1ObjectIdentifier, curve: ASN1ObjectIdentifier? = nil, rsaNullParameters: Bool = false,
+        key: [UInt8]
+    ) -> [UInt8] {
         var s = DER.Serializer()
         // Local invariant: these fixed structures always serialize.
         try! s.appendConstructedNode(identifier: .sequence) { s in
@@ -66,7 +68,7 @@ enum KeyEncoding {
     /// RFC 8017 A.1.1 RSAPublicKey.
     static func rsaPublicKey(modulus: [UInt8], exponent: [UInt8]) -> [UInt8] {
         var s = DER.Serializer()
-        try! s.appendConstructedNode(identifier: .sequence) { s in   // local invariant: always serializes
+        try! s.appendConstructedNode(identifier: .sequence) { s in  // local invariant: always serializes
             try s.serialize(ArraySlice(modulus.drop { $0 == 0 }))
             try s.serialize(ArraySlice(exponent.drop { $0 == 0 }))
         }
@@ -76,7 +78,7 @@ enum KeyEncoding {
     /// CKA_EC_PARAMS: the DER of the named curve's OID.
     static func ecParameters(_ curve: ASN1ObjectIdentifier) -> [UInt8] {
         var s = DER.Serializer()
-        try! s.serialize(curve)   // local invariant: an OID always serializes
+        try! s.serialize(curve)  // local invariant: an OID always serializes
         return s.serializedBytes
     }
 

@@ -29,17 +29,20 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
     /// - Throws: `.mechanismNotSupported` (CKR_MECHANISM_INVALID) when it cannot.
     public static func groups(in token: PKCS11Token) throws(PKCS11Error) -> [PKCS11ECDHGroup] {
         for mechanism in [CKM.ecKeyPairGen, CKM.ecdh1Derive] where !token.supports(mechanism: UInt(mechanism)) {
-            throw PKCS11Error(.mechanismNotSupported, "token '\(token.info.label)' lacks \(CKM.name(mechanism)), needed for ECDH in the token",
-                              returnValue: UInt(CKR.mechanismInvalid))
+            throw PKCS11Error(
+                .mechanismNotSupported, "token '\(token.info.label)' lacks \(CKM.name(mechanism)), needed for ECDH in the token",
+                returnValue: UInt(CKR.mechanismInvalid))
         }
         let counter = DerivationCounter()
         return [
-            PKCS11ECDHGroup(group: .secp384r1MLKEM1024, token: token, curve: .ecdsaP384, software: SwiftCryptoGroups.secp384r1MLKEM1024,
-                            mlkem: SwiftCryptoGroups.mlkem1024, counter: counter),
-            PKCS11ECDHGroup(group: .secp256r1MLKEM768, token: token, curve: .ecdsaP256, software: SwiftCryptoGroups.secp256r1MLKEM768,
-                            mlkem: SwiftCryptoGroups.mlkem768, counter: counter),
+            PKCS11ECDHGroup(
+                group: .secp384r1MLKEM1024, token: token, curve: .ecdsaP384, software: SwiftCryptoGroups.secp384r1MLKEM1024,
+                mlkem: SwiftCryptoGroups.mlkem1024, counter: counter),
+            PKCS11ECDHGroup(
+                group: .secp256r1MLKEM768, token: token, curve: .ecdsaP256, software: SwiftCryptoGroups.secp256r1MLKEM768,
+                mlkem: SwiftCryptoGroups.mlkem768, counter: counter),
             PKCS11ECDHGroup(group: .secp384r1, token: token, curve: .ecdsaP384, software: SwiftCryptoGroups.secp384r1, mlkem: nil, counter: counter),
-            PKCS11ECDHGroup(group: .secp256r1, token: token, curve: .ecdsaP256, software: SwiftCryptoGroups.secp256r1, mlkem: nil, counter: counter),
+            PKCS11ECDHGroup(group: .secp256r1, token: token, curve: .ecdsaP256, software: SwiftCryptoGroups.secp256r1, mlkem: nil, counter: counter)
         ]
     }
 
@@ -64,7 +67,8 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
     /// signing timeout, as signatures are); the ML-KEM half in software.
     public func respondAsynchronously(toClientShare share: [UInt8]) async throws(TLSError) -> (share: [UInt8], secret: SecretBytes) {
         let (point, kemShare) = try split(share)
-        let result = await token.executor.run(timeout: token.configuration.signingTimeout) { [self, point] () throws(PKCS11Error) -> (share: [UInt8], secret: SecretBytes) in
+        let result = await token.executor.run(timeout: token.configuration.signingTimeout) {
+            [self, point] () throws(PKCS11Error) -> (share: [UInt8], secret: SecretBytes) in
             try derive(peerPoint: point)
         }
         switch result {
@@ -105,8 +109,10 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
             throw .misbehaved(.sentKeyShareWrongLength, "\(group) point of \(point.count) bytes")
         }
         guard point[0] == 0x04 else { throw .misbehaved(.sentPointNotUncompressed, "\(group) point format \(point[0])") }
-        let onCurve = curve == .ecdsaP384 ? (try? P384.KeyAgreement.PublicKey(x963Representation: point)) != nil
-                                          : (try? P256.KeyAgreement.PublicKey(x963Representation: point)) != nil
+        let onCurve =
+            curve == .ecdsaP384
+            ? (try? P384.KeyAgreement.PublicKey(x963Representation: point)) != nil
+            : (try? P256.KeyAgreement.PublicKey(x963Representation: point)) != nil
         guard onCurve else { throw .misbehaved(.sentPointNotOnCurve, "\(group) point is not on the curve") }
     }
 
@@ -125,14 +131,17 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
             var privateAttributes = privateTemplate.attributes
             var publicHandle: CK_OBJECT_HANDLE = 0
             var privateHandle: CK_OBJECT_HANDLE = 0
-            try check(f.C_GenerateKeyPair!(session, &generate, &publicAttributes, publicTemplate.count, &privateAttributes, privateTemplate.count,
-                                           &publicHandle, &privateHandle), "C_GenerateKeyPair", "ephemeral \(group) key")
+            try check(
+                f.C_GenerateKeyPair!(
+                    session, &generate, &publicAttributes, publicTemplate.count, &privateAttributes, privateTemplate.count,
+                    &publicHandle, &privateHandle), "C_GenerateKeyPair", "ephemeral \(group) key")
             defer {
                 _ = f.C_DestroyObject!(session, publicHandle)
                 _ = f.C_DestroyObject!(session, privateHandle)
             }
             guard let attribute = try f.attribute(session, publicHandle, CKA.ecPoint),
-                  let share = KeyEncoding.ecPoint(attribute, coordinateLength: curve.coordinateLength) else {
+                let share = KeyEncoding.ecPoint(attribute, coordinateLength: curve.coordinateLength)
+            else {
                 throw PKCS11Error(.objectNotFound, "the ephemeral \(group) key has no CKA_EC_POINT")
             }
             // An uncompressed point of the curve's size, whatever the token's encoding: anything
@@ -142,15 +151,18 @@ public struct PKCS11ECDHGroup: KeyExchangeGroup {
             }
             var peer = peerPoint
             return try peer.withUnsafeMutableBufferPointer { buffer throws(PKCS11Error) -> ([UInt8], SecretBytes) in
-                var ecdh = CK_ECDH1_DERIVE_PARAMS(kdf: ckdNull, ulSharedDataLen: 0, pSharedData: nil,
-                                                  ulPublicDataLen: CK_ULONG(buffer.count), pPublicData: buffer.baseAddress)
+                var ecdh = CK_ECDH1_DERIVE_PARAMS(
+                    kdf: ckdNull, ulSharedDataLen: 0, pSharedData: nil,
+                    ulPublicDataLen: CK_ULONG(buffer.count), pPublicData: buffer.baseAddress)
                 return try withUnsafeMutablePointer(to: &ecdh) { p throws(PKCS11Error) -> ([UInt8], SecretBytes) in
-                    var derive = CK_MECHANISM(mechanism: CKM.ecdh1Derive, pParameter: UnsafeMutableRawPointer(p),
-                                              ulParameterLen: CK_ULONG(MemoryLayout<CK_ECDH1_DERIVE_PARAMS>.size))
+                    var derive = CK_MECHANISM(
+                        mechanism: CKM.ecdh1Derive, pParameter: UnsafeMutableRawPointer(p),
+                        ulParameterLen: CK_ULONG(MemoryLayout<CK_ECDH1_DERIVE_PARAMS>.size))
                     var attributes = secretTemplate.attributes
                     var secretHandle: CK_OBJECT_HANDLE = 0
-                    try check(f.C_DeriveKey!(session, &derive, privateHandle, &attributes, secretTemplate.count, &secretHandle),
-                              "C_DeriveKey", "CKM_ECDH1_DERIVE, \(group)")
+                    try check(
+                        f.C_DeriveKey!(session, &derive, privateHandle, &attributes, secretTemplate.count, &secretHandle),
+                        "C_DeriveKey", "CKM_ECDH1_DERIVE, \(group)")
                     defer { _ = f.C_DestroyObject!(session, secretHandle) }
                     guard let secret = try f.secretAttribute(session, secretHandle, CKA.value, length: curve.coordinateLength) else {
                         throw PKCS11Error(.objectNotFound, "the derived \(group) secret could not be read")

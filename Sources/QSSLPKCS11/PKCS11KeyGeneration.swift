@@ -36,8 +36,9 @@ extension PKCS11Token {
             publicTemplate.add(CKA.modulusBits, ulong: CK_ULONG(algorithm.bits)).add(CKA.publicExponent, bytes: [0x01, 0x00, 0x01])
         }
         guard supports(mechanism: UInt(mechanism)) else {
-            throw PKCS11Error(.mechanismNotSupported, "token '\(info.label)' lacks \(CKM.name(mechanism)), needed to generate \(algorithm) keys",
-                              returnValue: UInt(CKR.mechanismInvalid))
+            throw PKCS11Error(
+                .mechanismNotSupported, "token '\(info.label)' lacks \(CKM.name(mechanism)), needed to generate \(algorithm) keys",
+                returnValue: UInt(CKR.mechanismInvalid))
         }
         try withReadWriteSession { f, session throws(PKCS11Error) in
             var ckMechanism = CK_MECHANISM(mechanism: mechanism, pParameter: nil, ulParameterLen: 0)
@@ -45,9 +46,11 @@ extension PKCS11Token {
             var privateAttributes = privateTemplate.attributes
             var publicHandle: CK_OBJECT_HANDLE = 0
             var privateHandle: CK_OBJECT_HANDLE = 0
-            try check(f.C_GenerateKeyPair!(session, &ckMechanism, &publicAttributes, publicTemplate.count, &privateAttributes,
-                                           privateTemplate.count, &publicHandle, &privateHandle),
-                      "C_GenerateKeyPair", "\(algorithm) key '\(label)' in token '\(info.label)'")
+            try check(
+                f.C_GenerateKeyPair!(
+                    session, &ckMechanism, &publicAttributes, publicTemplate.count, &privateAttributes,
+                    privateTemplate.count, &publicHandle, &privateHandle),
+                "C_GenerateKeyPair", "\(algorithm) key '\(label)' in token '\(info.label)'")
         }
         return try signingKey(matching: PKCS11URI(object: label, type: .private, id: id))
     }

@@ -97,7 +97,7 @@ public final class PKCS11Module: @unchecked Sendable {
             ("C_Sign", l.C_Sign != nil), ("C_VerifyInit", l.C_VerifyInit != nil), ("C_Verify", l.C_Verify != nil),
             ("C_GenerateKeyPair", l.C_GenerateKeyPair != nil), ("C_CreateObject", l.C_CreateObject != nil),
             ("C_DestroyObject", l.C_DestroyObject != nil), ("C_DeriveKey", l.C_DeriveKey != nil),
-            ("C_GetSessionInfo", l.C_GetSessionInfo != nil), ("C_Logout", l.C_Logout != nil),
+            ("C_GetSessionInfo", l.C_GetSessionInfo != nil), ("C_Logout", l.C_Logout != nil)
         ]
         if let missing = present.first(where: { !$0.1 }) {
             throw PKCS11Error(.notAPKCS11Module, "\(path) has no \(missing.0) in its function list")
@@ -105,15 +105,17 @@ public final class PKCS11Module: @unchecked Sendable {
         functions = list
         entryPoint = entry
         // The module may use the OS's threads and locks: signing runs on several threads at once.
-        var arguments = CK_C_INITIALIZE_ARGS(CreateMutex: nil, DestroyMutex: nil, LockMutex: nil, UnlockMutex: nil,
-                                             flags: CKF.osLockingOK, pReserved: nil)
+        var arguments = CK_C_INITIALIZE_ARGS(
+            CreateMutex: nil, DestroyMutex: nil, LockMutex: nil, UnlockMutex: nil,
+            flags: CKF.osLockingOK, pReserved: nil)
         try check(initialize(&arguments), "C_Initialize", path)
         var ckInfo = CK_INFO()
         try check(getInfo(&ckInfo), "C_GetInfo", path)
-        info = Info(cryptokiVersion: "\(ckInfo.cryptokiVersion.major).\(ckInfo.cryptokiVersion.minor)",
-                    manufacturer: paddedString(ckInfo.manufacturerID),
-                    libraryDescription: paddedString(ckInfo.libraryDescription),
-                    libraryVersion: "\(ckInfo.libraryVersion.major).\(ckInfo.libraryVersion.minor)")
+        info = Info(
+            cryptokiVersion: "\(ckInfo.cryptokiVersion.major).\(ckInfo.cryptokiVersion.minor)",
+            manufacturer: paddedString(ckInfo.manufacturerID),
+            libraryDescription: paddedString(ckInfo.libraryDescription),
+            libraryVersion: "\(ckInfo.libraryVersion.major).\(ckInfo.libraryVersion.minor)")
     }
 
     /// Whether `finalize()` ran (or is running).
@@ -165,8 +167,10 @@ public final class PKCS11Module: @unchecked Sendable {
                         tokenError = .call("C_GetTokenInfo", rv, "slot \(id)")
                     }
                 }
-                slots.append(PKCS11Slot(id: UInt(id), description: paddedString(slotInfo.slotDescription),
-                                        manufacturer: paddedString(slotInfo.manufacturerID), token: token, tokenError: tokenError))
+                slots.append(
+                    PKCS11Slot(
+                        id: UInt(id), description: paddedString(slotInfo.slotDescription),
+                        manufacturer: paddedString(slotInfo.manufacturerID), token: token, tokenError: tokenError))
             }
             return slots
         }
@@ -182,8 +186,9 @@ public final class PKCS11Module: @unchecked Sendable {
             return try types.prefix(Int(count)).map { type throws(PKCS11Error) in
                 var info = CK_MECHANISM_INFO()
                 try check(f.C_GetMechanismInfo!(CK_SLOT_ID(slot), type, &info), "C_GetMechanismInfo", CKM.name(type))
-                return PKCS11MechanismInfo(type: UInt(type), minimumKeySize: UInt(info.ulMinKeySize),
-                                           maximumKeySize: UInt(info.ulMaxKeySize), flags: UInt(info.flags))
+                return PKCS11MechanismInfo(
+                    type: UInt(type), minimumKeySize: UInt(info.ulMinKeySize),
+                    maximumKeySize: UInt(info.ulMaxKeySize), flags: UInt(info.flags))
             }
         }
     }

@@ -1,10 +1,10 @@
 import CPKCS11
 import Crypto
-import _CryptoExtras
 import QSSL
 import QSSLP384
 import QSSLSwiftCrypto
 import SwiftASN1
+import _CryptoExtras
 
 /// An object of a token, as `qssl hsm list` shows it.
 public struct PKCS11ObjectSummary: Sendable, CustomStringConvertible {
@@ -42,8 +42,12 @@ extension PKCS11Token {
                         let keyType = try f.ulongAttribute(session, handle, CKA.keyType)
                         kind = "key type " + (keyType.map { "0x" + String($0, radix: 16) } ?? "?")
                     }
-                case CKO.certificate: type = "cert"; kind = "X.509"
-                case CKO.secretKey: type = "secret-key"; kind = "secret key"
+                case CKO.certificate:
+                    type = "cert"
+                    kind = "X.509"
+                case CKO.secretKey:
+                    type = "secret-key"
+                    kind = "secret key"
                 case 0: type = "data"
                 default: type = "class 0x\(String(objectClass, radix: 16))"
                 }
@@ -61,7 +65,9 @@ extension PKCS11Token {
         let keys = try privateKeys(matching: uri)
         guard keys.count == 1 else {
             if keys.isEmpty { throw notFound(uri) }
-            throw PKCS11Error(.ambiguousObject, "\(keys.count) private keys match \(uri) (\(keys.map(\.description).joined(separator: "; "))); add id= or a more precise object=")
+            throw PKCS11Error(
+                .ambiguousObject,
+                "\(keys.count) private keys match \(uri) (\(keys.map(\.description).joined(separator: "; "))); add id= or a more precise object=")
         }
         return keys[0]
     }
@@ -107,8 +113,9 @@ extension PKCS11Token {
         let id = try f.attribute(session, handle, CKA.id) ?? []
         let (algorithm, spki, publicKey) = try describeKey(f, session, handle, label: label, id: id)
         guard supports(mechanism: UInt(algorithm.mechanism)) else {
-            throw PKCS11Error(.mechanismNotSupported, "token '\(info.label)' lacks \(algorithm.mechanismName), needed to sign with \(algorithm) key '\(label)'",
-                              returnValue: UInt(CKR.mechanismInvalid))
+            throw PKCS11Error(
+                .mechanismNotSupported, "token '\(info.label)' lacks \(algorithm.mechanismName), needed to sign with \(algorithm) key '\(label)'",
+                returnValue: UInt(CKR.mechanismInvalid))
         }
         return PKCS11SigningKey(token: self, algorithm: algorithm, label: label, id: id, subjectPublicKeyInfo: spki, publicKey: publicKey, handle: handle)
     }
@@ -126,7 +133,8 @@ extension PKCS11Token {
             switch KeyEncoding.curve(ecParameters: params) {
             case OID.secp384r1: return (.ecdsaP384, params)
             case OID.secp256r1: return (.ecdsaP256, params)
-            default: throw PKCS11Error(.unsupportedKey, "EC key on a curve Q-SSL does not sign with (CKA_EC_PARAMS \(params.map { String(format2: $0) }.joined()))")
+            default:
+                throw PKCS11Error(.unsupportedKey, "EC key on a curve Q-SSL does not sign with (CKA_EC_PARAMS \(params.map { String(format2: $0) }.joined()))")
             }
         case CKK.rsa:
             var bits = Int(try f.ulongAttribute(session, handle, CKA.modulusBits) ?? 0)
@@ -169,19 +177,30 @@ extension PKCS11Token {
             }
             if algorithm.isECDSA {
                 guard let attribute = try f.attribute(session, pub, CKA.ecPoint),
-                      let point = KeyEncoding.ecPoint(attribute, coordinateLength: algorithm.coordinateLength) else {
+                    let point = KeyEncoding.ecPoint(attribute, coordinateLength: algorithm.coordinateLength)
+                else {
                     throw PKCS11Error(.objectNotFound, "\(what): no CKA_EC_POINT")
                 }
                 let curve = algorithm == .ecdsaP384 ? OID.secp384r1 : OID.secp256r1
-                let key: SwiftCryptoPublicKey = algorithm == .ecdsaP384
+                let key: SwiftCryptoPublicKey =
+                    algorithm == .ecdsaP384
                     ? .p384(try NISTP384.PublicKey(x963Representation: point)) : .p256(try P256.Signing.PublicKey(x963Representation: point))
                 return (algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.ecPublicKey, curve: curve, key: point), key)
             }
             guard let value = try f.attribute(session, pub, CKA.value) else { throw PKCS11Error(.objectNotFound, "\(what): no CKA_VALUE") }
             switch algorithm {
-            case .mldsa65: return (algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.mldsa65, key: value), .mldsa65(try MLDSA65.PublicKey(rawRepresentation: value)))
-            case .mldsa87: return (algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.mldsa87, key: value), .mldsa87(try MLDSA87.PublicKey(rawRepresentation: value)))
-            default: return (algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.mldsa44, key: value), .mldsa44(try MLDSA44PublicKey(rawRepresentation: value)))
+            case .mldsa65:
+                return (
+                    algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.mldsa65, key: value), .mldsa65(try MLDSA65.PublicKey(rawRepresentation: value))
+                )
+            case .mldsa87:
+                return (
+                    algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.mldsa87, key: value), .mldsa87(try MLDSA87.PublicKey(rawRepresentation: value))
+                )
+            default:
+                return (
+                    algorithm, KeyEncoding.subjectPublicKeyInfo(algorithm: OID.mldsa44, key: value), .mldsa44(try MLDSA44PublicKey(rawRepresentation: value))
+                )
             }
         } catch let error as PKCS11Error {
             throw error

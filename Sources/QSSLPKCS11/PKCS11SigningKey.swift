@@ -100,7 +100,7 @@ public struct PKCS11SigningKey: SigningKey, CustomStringConvertible {
         case (CKM.rsaPKCSPSS, .rsaPKCS1SHA512):
             return .rsaPKCS1(digestInfo: SignOperation.sha512DigestInfo + Array(SHA512.hash(data: message)), modulusBits: algorithm.bits)
         case (CKM.mldsa, .mldsa44) where algorithm == .mldsa44, (CKM.mldsa, .mldsa65) where algorithm == .mldsa65,
-             (CKM.mldsa, .mldsa87) where algorithm == .mldsa87:
+            (CKM.mldsa, .mldsa87) where algorithm == .mldsa87:
             return .mldsa(message: message, context: [])
         default:
             throw .misuse("\(self) cannot sign with \(scheme)")

@@ -41,14 +41,16 @@ public final class PKCS11Token: @unchecked Sendable {
     let executor: SigningExecutor
 
     /// The token's information, as read when it was opened.
-    public var info: PKCS11TokenInfo { slot.token! }   // local invariant: only slots with a token are opened
+    public var info: PKCS11TokenInfo { slot.token! }  // local invariant: only slots with a token are opened
 
     /// Opens the one token matching `uri`'s token attributes and logs in with `pin` (or, when
     /// nil, with the URI's `pin-source`; without either, only public objects are visible).
     /// - Throws: `.tokenNotFound` (listing the tokens there are), `.pinUnavailable`, or the
     ///   CKR_ code of C_OpenSession / C_Login (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, …).
-    public static func open(module: PKCS11Module, matching uri: PKCS11URI, pin: PKCS11PIN?,
-                            configuration: Configuration = Configuration()) throws(PKCS11Error) -> PKCS11Token {
+    public static func open(
+        module: PKCS11Module, matching uri: PKCS11URI, pin: PKCS11PIN?,
+        configuration: Configuration = Configuration()
+    ) throws(PKCS11Error) -> PKCS11Token {
         guard !uri.hasPINValue else {
             throw PKCS11Error(.pinUnavailable, "the URI carries a pin-value: give the PIN in a file or an environment variable instead")
         }
@@ -75,8 +77,10 @@ public final class PKCS11Token: @unchecked Sendable {
     }
 
     /// Opens the token with this label.
-    public static func open(module: PKCS11Module, label: String, pin: PKCS11PIN?,
-                            configuration: Configuration = Configuration()) throws(PKCS11Error) -> PKCS11Token {
+    public static func open(
+        module: PKCS11Module, label: String, pin: PKCS11PIN?,
+        configuration: Configuration = Configuration()
+    ) throws(PKCS11Error) -> PKCS11Token {
         try open(module: module, matching: PKCS11URI(token: label), pin: pin, configuration: configuration)
     }
 
@@ -85,10 +89,12 @@ public final class PKCS11Token: @unchecked Sendable {
         self.slot = slot
         self.configuration = configuration
         mechanisms = try module.mechanisms(slot: slot.id)
-        sessions = try SessionPool(module: module, slot: CK_SLOT_ID(slot.id), capacity: max(1, configuration.sessionPoolSize),
-                                   waitLimit: configuration.signingTimeout)
-        executor = SigningExecutor(threads: configuration.signingThreads, queueLimit: configuration.signingQueueLimit,
-                                   name: "pkcs11-\(slot.token?.label ?? "\(slot.id)")")
+        sessions = try SessionPool(
+            module: module, slot: CK_SLOT_ID(slot.id), capacity: max(1, configuration.sessionPoolSize),
+            waitLimit: configuration.signingTimeout)
+        executor = SigningExecutor(
+            threads: configuration.signingThreads, queueLimit: configuration.signingQueueLimit,
+            name: "pkcs11-\(slot.token?.label ?? "\(slot.id)")")
         if let pin {
             var bytes = try pin.read()
             defer { SecretBytes.wipe(&bytes) }
@@ -190,8 +196,10 @@ final class SessionPool: @unchecked Sendable {
     /// Errors after which the session is gone (the token was removed, the module finalized).
     static func endsSession(_ error: PKCS11Error) -> Bool {
         guard let rv = error.returnValue.map(CK_RV.init) else { return error.reason == .finalized }
-        return [CKR.sessionHandleInvalid, CKR.sessionClosed, CKR.deviceRemoved, CKR.tokenNotPresent,
-                CKR.cryptokiNotInitialized, CKR.deviceError].contains(rv)
+        return [
+            CKR.sessionHandleInvalid, CKR.sessionClosed, CKR.deviceRemoved, CKR.tokenNotPresent,
+            CKR.cryptokiNotInitialized, CKR.deviceError
+        ].contains(rv)
     }
 
     private func acquire() throws(PKCS11Error) -> CK_SESSION_HANDLE {

@@ -151,7 +151,10 @@ public struct PKCS11URI: Hashable, Sendable, CustomStringConvertible {
         var out: [UInt8] = []
         var bytes = Array(s.utf8)[...]
         while let b = bytes.popFirst() {
-            guard b == UInt8(ascii: "%") else { out.append(b); continue }
+            guard b == UInt8(ascii: "%") else {
+                out.append(b)
+                continue
+            }
             guard bytes.count >= 2, let hi = hexValue(bytes[bytes.startIndex]), let lo = hexValue(bytes[bytes.startIndex + 1]) else {
                 throw invalid(text, "malformed %-escape")
             }

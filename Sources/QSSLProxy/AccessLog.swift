@@ -3,9 +3,9 @@ import QSSL
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How log lines are written: one line each, as text or as a JSON object.
@@ -48,7 +48,10 @@ public struct LineLogHandler: LogHandler {
             var offset = 0
             while offset < bytes.count {
                 let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    break
+                }
                 offset += n
             }
         }
@@ -163,7 +166,7 @@ public struct AccessLogRecord: Sendable {
             "bytes_from_client": .stringConvertible(bytesFromClient),
             "bytes_to_client": .stringConvertible(bytesToClient),
             "duration_ms": .stringConvertible(Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)),
-            "end": .string(end),
+            "end": .string(end)
         ]
     }
 }

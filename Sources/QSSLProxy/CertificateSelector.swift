@@ -22,7 +22,8 @@ public struct CertificateSelector: ServerConfigurationSelector {
 
         static func dnsNames(_ der: [UInt8]?) -> [String] {
             guard let der, let cert = try? X509Certificate(der: der),
-                  let sans = (try? cert.extensions.subjectAlternativeNames) ?? nil else { return [] }
+                let sans = (try? cert.extensions.subjectAlternativeNames) ?? nil
+            else { return [] }
             return sans.compactMap { if case .dnsName(let name) = $0 { name } else { nil } }
         }
 
@@ -30,7 +31,7 @@ public struct CertificateSelector: ServerConfigurationSelector {
             names.contains { pattern in
                 if pattern == name { return true }
                 guard pattern.hasPrefix("*.") else { return false }
-                let suffix = pattern.dropFirst(1)   // ".example.com"
+                let suffix = pattern.dropFirst(1)  // ".example.com"
                 guard name.hasSuffix(suffix) else { return false }
                 let label = name.dropLast(suffix.count)
                 return !label.isEmpty && !label.contains(".")

@@ -109,7 +109,7 @@ public final class ConnectionGate: Sendable {
                     s.waiters.removeFirst(s.waiterHead)
                     s.waiterHead = 0
                 }
-                return w.resume   // the slot passes on: `handshaking` stays
+                return w.resume  // the slot passes on: `handshaking` stays
             }
             s.handshaking = max(0, s.handshaking - 1)
             return nil

@@ -148,9 +148,11 @@ struct HTTPRequestScanner {
 /// The built-in HTTP backend's page: what was negotiated.
 func httpPage(_ summary: HandshakeSummary?) -> String {
     guard let s = summary else { return "Q-SSL\n" }
-    var lines = ["Hello from Q-SSL", "Protocol:          \(s.version)", "Cipher suite:      \(s.cipherSuite)",
-                 "Key exchange:      \(s.group)\(s.usedPostQuantumKeyExchange ? " (post-quantum hybrid)" : " (classical)")",
-                 "Resumed:           \(s.resumed ? "yes" : "no")"]
+    var lines = [
+        "Hello from Q-SSL", "Protocol:          \(s.version)", "Cipher suite:      \(s.cipherSuite)",
+        "Key exchange:      \(s.group)\(s.usedPostQuantumKeyExchange ? " (post-quantum hybrid)" : " (classical)")",
+        "Resumed:           \(s.resumed ? "yes" : "no")"
+    ]
     if let alpn = s.alpnProtocol { lines.append("ALPN:              \(alpn)") }
     if let subject = s.peerIdentity?.subject { lines.append("Client:            \(subject)") }
     return lines.joined(separator: "\n") + "\n"
@@ -158,7 +160,7 @@ func httpPage(_ summary: HandshakeSummary?) -> String {
 
 /// One line for a connection error: "connection refused", "timed out", …
 public func describeNetworkError(_ error: Error) -> String {
-    if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) .lowercased() }
+    if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
     if let e = error as? ChannelError {
         switch e {
         case .connectTimeout(let t): return "timed out after \(t.nanoseconds / 1_000_000) ms"

@@ -12,8 +12,10 @@ public final class MetricsServer: Sendable {
 
     public var localAddress: String { describe(channel.localAddress) }
 
-    public static func start(host: String, port: Int, metrics: ProxyMetrics, healthy: @escaping @Sendable () -> Bool,
-                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> MetricsServer {
+    public static func start(
+        host: String, port: Int, metrics: ProxyMetrics, healthy: @escaping @Sendable () -> Bool,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> MetricsServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -54,7 +56,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             let (status, type, body): (HTTPResponseStatus, String, [UInt8])
             switch path {
             case "/metrics": (status, type, body) = (.ok, "text/plain; version=0.0.4", metrics.render())
-            case "/healthz": (status, type, body) = healthy() ? (.ok, "text/plain", Array("ok\n".utf8)) : (.serviceUnavailable, "text/plain", Array("draining\n".utf8))
+            case "/healthz":
+                (status, type, body) = healthy() ? (.ok, "text/plain", Array("ok\n".utf8)) : (.serviceUnavailable, "text/plain", Array("draining\n".utf8))
             case nil: (status, type, body) = (.methodNotAllowed, "text/plain", Array("GET only\n".utf8))
             default: (status, type, body) = (.notFound, "text/plain", Array("not found: /metrics and /healthz are served\n".utf8))
             }

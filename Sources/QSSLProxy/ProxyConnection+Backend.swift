@@ -36,9 +36,13 @@ extension ProxyConnection {
             case .failure(let error):
                 runtime.metrics?.backendConnectFailed()
                 end("backend:connect to \(runtime.settings.backend) failed: \(describeNetworkError(error))")
-                runtime.logger.warning("backend unavailable", metadata: ["backend": .string("\(runtime.settings.backend)"),
-                                                                      "error": .string(describeNetworkError(error)),
-                                                                      "client": .string(record.client)])
+                runtime.logger.warning(
+                    "backend unavailable",
+                    metadata: [
+                        "backend": .string("\(runtime.settings.backend)"),
+                        "error": .string(describeNetworkError(error)),
+                        "client": .string(record.client)
+                    ])
                 closeAll()
             case .success(let backendChannel):
                 guard !finished else {
@@ -77,7 +81,7 @@ extension ProxyConnection {
     /// The backend finished sending: the client gets close_notify (and our TCP FIN), and may
     /// still send until it closes too.
     func backendClosedInput() {
-        backendReadComplete()   // what came before the EOF goes first
+        backendReadComplete()  // what came before the EOF goes first
         backendInputClosed = true
         guard let front, !clientOutputClosed else { return }
         clientOutputClosed = true

@@ -217,15 +217,18 @@ final class ProxyConnection: @unchecked Sendable {
     /// close_notify from the client: the backend's write side is shut (it reads EOF) and may
     /// still answer; the built-in backends close.
     func clientClosedInput() {
-        clientReadComplete()   // what came before the close goes first
+        clientReadComplete()  // what came before the close goes first
         clientInputClosed = true
         switch runtime.settings.backend {
         case .echo, .http:
             closeAll()
         case .tcp, .unix:
-            if backendInputClosed { closeAll(); return }
+            if backendInputClosed {
+                closeAll()
+                return
+            }
             if let backend, !backendConnecting { backend.close(mode: .output, promise: nil) }
-            // else: shut once connected and the held data is written (connectBackend).
+        // else: shut once connected and the held data is written (connectBackend).
         }
     }
 
@@ -314,7 +317,7 @@ final class ProxyConnection: @unchecked Sendable {
         let head = "HTTP/1.0 \(status)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
         writeToClient(channel.allocator.buffer(string: head + body))
         setReading(false)
-        channel.close(promise: nil)   // close_notify follows the response
+        channel.close(promise: nil)  // close_notify follows the response
     }
 
     // MARK: - Ending
@@ -355,8 +358,12 @@ final class ProxyConnection: @unchecked Sendable {
         // A handshake that did not complete, counted once, by how it ended (a limit that refused
         // the connection before it began is counted as that limit, not as a failed handshake).
         if !handshakeDone && !record.end.hasPrefix("limit:") {
-            let reason = record.end.hasPrefix("timeout:") ? "timeout" : record.end.hasPrefix("proxy_header:") ? "proxy_header"
-                : record.end.hasPrefix("alert:") ? record.end : record.end.hasPrefix("backend:") ? "backend" : "closed"
+            let reason =
+                record.end.hasPrefix("timeout:")
+                ? "timeout"
+                : record.end.hasPrefix("proxy_header:")
+                    ? "proxy_header"
+                    : record.end.hasPrefix("alert:") ? record.end : record.end.hasPrefix("backend:") ? "backend" : "closed"
             runtime.metrics?.handshakeFailed(reason: reason)
         }
         runtime.metrics?.bytes(fromClient: record.bytesFromClient, toClient: record.bytesToClient)

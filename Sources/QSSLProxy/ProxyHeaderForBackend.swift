@@ -20,16 +20,23 @@ extension ProxyConnection {
         if let name = summary.serverName { tlvs.append(.authority(name)) }
         if let alpn = summary.alpnProtocol { tlvs.append(.alpn(Array(alpn.utf8))) }
         let identity = summary.peerIdentity
-        let certificate: ProxyTLV.ClientCertificate = identity == nil ? .none
+        let certificate: ProxyTLV.ClientCertificate =
+            identity == nil
+            ? .none
             : summary.resumed ? .presentedEarlierInSession(verified: true) : .presented(verified: true)
-        tlvs.append(try ProxyTLV.ssl(version: summary.version.description, cipher: summary.cipherSuite.description, clientCertificate: certificate,
-                                     commonName: identity.flatMap { $0.verifiedChain.first.flatMap(commonName(ofCertificate:)) },
-                                     // As HAProxy: what the frontend (this proxy) signed with, on a full handshake.
-                                     signatureAlgorithm: summary.localSignatureScheme?.description,
-                                     keyAlgorithm: summary.localSignatureScheme.map(keyAlgorithm(of:)),
-                                     group: summary.group.description, signatureScheme: identity?.certificateSignatureAlgorithm))
-        tlvs.append(try ProxyTLV.qssl(ProxyTLV.QSSLInfo(groupCodePoint: summary.group.rawValue, groupName: summary.group.description,
-                                                        postQuantum: summary.usedPostQuantumKeyExchange, resumed: summary.resumed)))
+        tlvs.append(
+            try ProxyTLV.ssl(
+                version: summary.version.description, cipher: summary.cipherSuite.description, clientCertificate: certificate,
+                commonName: identity.flatMap { $0.verifiedChain.first.flatMap(commonName(ofCertificate:)) },
+                // As HAProxy: what the frontend (this proxy) signed with, on a full handshake.
+                signatureAlgorithm: summary.localSignatureScheme?.description,
+                keyAlgorithm: summary.localSignatureScheme.map(keyAlgorithm(of:)),
+                group: summary.group.description, signatureScheme: identity?.certificateSignatureAlgorithm))
+        tlvs.append(
+            try ProxyTLV.qssl(
+                ProxyTLV.QSSLInfo(
+                    groupCodePoint: summary.group.rawValue, groupName: summary.group.description,
+                    postQuantum: summary.usedPostQuantumKeyExchange, resumed: summary.resumed)))
         return ProxyHeader(command: .proxy, transport: transport(source: source, destination: channel.localAddress), tlvs: tlvs)
     }
 }
@@ -40,11 +47,13 @@ func transport(source: SocketAddress?, destination: SocketAddress?) -> ProxyHead
     switch (source, destination) {
     case (.v4(let s)?, .v4(let d)?):
         guard let sa = IPv4Address(bytes: withUnsafeBytes(of: s.address.sin_addr.s_addr) { Array($0) }),
-              let da = IPv4Address(bytes: withUnsafeBytes(of: d.address.sin_addr.s_addr) { Array($0) }) else { return .unspecified }
+            let da = IPv4Address(bytes: withUnsafeBytes(of: d.address.sin_addr.s_addr) { Array($0) })
+        else { return .unspecified }
         return .tcp4(source: sa, sourcePort: UInt16(source?.port ?? 0), destination: da, destinationPort: UInt16(destination?.port ?? 0))
     case (.v6(let s)?, .v6(let d)?):
         guard let sa = IPv6Address(bytes: withUnsafeBytes(of: s.address.sin6_addr) { Array($0) }),
-              let da = IPv6Address(bytes: withUnsafeBytes(of: d.address.sin6_addr) { Array($0) }) else { return .unspecified }
+            let da = IPv6Address(bytes: withUnsafeBytes(of: d.address.sin6_addr) { Array($0) })
+        else { return .unspecified }
         return .tcp6(source: sa, sourcePort: UInt16(source?.port ?? 0), destination: da, destinationPort: UInt16(destination?.port ?? 0))
     default:
         return .unspecified

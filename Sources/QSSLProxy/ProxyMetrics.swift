@@ -20,7 +20,7 @@ public final class ProxyMetrics: Sendable {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets["qssl_handshake_duration_seconds"] = [
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)
         ]
         self.factory = factory
         openConnections = Gauge(label: "qssl_connections_open", factory: factory)
@@ -60,9 +60,13 @@ public final class ProxyMetrics: Sendable {
 
     /// A completed handshake.
     public func handshakeCompleted(_ summary: HandshakeSummary, duration: Duration) {
-        count("qssl_handshakes_total", [("version", summary.version.description), ("group", summary.group.description),
-                                        ("post_quantum", summary.usedPostQuantumKeyExchange ? "true" : "false"),
-                                        ("resumed", summary.resumed ? "true" : "false")])
+        count(
+            "qssl_handshakes_total",
+            [
+                ("version", summary.version.description), ("group", summary.group.description),
+                ("post_quantum", summary.usedPostQuantumKeyExchange ? "true" : "false"),
+                ("resumed", summary.resumed ? "true" : "false")
+            ])
         handshakeDuration.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 

@@ -31,8 +31,10 @@ public final class ProxyServer: Sendable {
     public var openConnections: Int { listeners.reduce(0) { $0 + $1.runtime.connections.count } }
 
     /// Binds every listener's addresses and starts accepting.
-    public static func start(listeners settings: [ListenerSettings], metrics: ProxyMetrics?, logger: Logger,
-                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ProxyServer {
+    public static func start(
+        listeners settings: [ListenerSettings], metrics: ProxyMetrics?, logger: Logger,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> ProxyServer {
         var listeners: [Listener] = []
         do {
             for s in settings {
@@ -50,8 +52,9 @@ public final class ProxyServer: Sendable {
                     }
                 }
                 gateBox.withLock { $0 = gate }
-                let runtime = ListenerRuntime(settings: s, gate: gate, metrics: metrics,
-                                              logger: logger, connections: ConnectionRegistry())
+                let runtime = ListenerRuntime(
+                    settings: s, gate: gate, metrics: metrics,
+                    logger: logger, connections: ConnectionRegistry())
                 var bound: [Channel] = []
                 for address in s.addresses {
                     let channel = try await bind(address, runtime: runtime, group: group)
@@ -78,7 +81,8 @@ public final class ProxyServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if runtime.settings.acceptProxyProtocol, !runtime.settings.trustedProxySources.isEmpty,
-                       !runtime.settings.trustedProxySources.contains(where: { $0.contains(addressBytes(channel.remoteAddress)) }) {
+                        !runtime.settings.trustedProxySources.contains(where: { $0.contains(addressBytes(channel.remoteAddress)) })
+                    {
                         runtime.refused(channel, limit: "proxy_source", counted: false)
                         return
                     }
@@ -113,7 +117,12 @@ public final class ProxyServer: Sendable {
     /// with close_notify. Returns how many were closed at the deadline.
     @discardableResult
     public func drain(timeout: Duration) async -> Int {
-        guard draining.withLock({ d -> Bool in defer { d = true }; return !d }) else { return 0 }
+        guard
+            draining.withLock({ d -> Bool in
+                defer { d = true }
+                return !d
+            })
+        else { return 0 }
         for l in listeners { for c in l.channels { try? await c.close() } }
         let deadline = ContinuousClock.now + timeout
         while openConnections > 0 && ContinuousClock.now < deadline {

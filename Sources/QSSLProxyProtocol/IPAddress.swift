@@ -75,7 +75,10 @@ public struct IPv6Address: Sendable, Hashable, CustomStringConvertible {
         guard groups.count == 8 else { return nil }
         var b: [UInt8] = []
         b.reserveCapacity(16)
-        for g in groups { b.append(UInt8(g >> 8)); b.append(UInt8(g & 0xFF)) }
+        for g in groups {
+            b.append(UInt8(g >> 8))
+            b.append(UInt8(g & 0xFF))
+        }
         bytes = b
     }
 
@@ -107,13 +110,20 @@ public struct IPv6Address: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         if let v4 = ipv4Mapped { return "::ffff:\(v4)" }
         let g = groups
-        var bestStart = -1, bestLength = 0
+        var bestStart = -1
+        var bestLength = 0
         var i = 0
         while i < 8 {
-            guard g[i] == 0 else { i += 1; continue }
+            guard g[i] == 0 else {
+                i += 1
+                continue
+            }
             var j = i
             while j < 8, g[j] == 0 { j += 1 }
-            if j - i > bestLength { bestStart = i; bestLength = j - i }
+            if j - i > bestLength {
+                bestStart = i
+                bestLength = j - i
+            }
             i = j
         }
         if bestLength < 2 { bestStart = -1 }

@@ -50,8 +50,10 @@ public struct ProxyHeaderParser: Sendable {
 
     /// A parser for `acceptedVersions`, rejecting v2 headers longer than `maximumHeaderLength`
     /// (clamped to 16...65551; default 4096).
-    public init(accepting acceptedVersions: AcceptedVersions = .either, maximumHeaderLength: Int = 4096,
-                verifiesChecksum: Bool = true) {
+    public init(
+        accepting acceptedVersions: AcceptedVersions = .either, maximumHeaderLength: Int = 4096,
+        verifiesChecksum: Bool = true
+    ) {
         self.acceptedVersions = acceptedVersions
         self.maximumHeaderLength = min(max(maximumHeaderLength, 16), ProxyHeader.maximumV2Length)
         self.verifiesChecksum = verifiesChecksum
@@ -96,11 +98,12 @@ public struct ProxyHeaderParser: Sendable {
     }
 
     static func badFirstByte(_ b: UInt8, accepting: AcceptedVersions) -> ProxyProtocolError {
-        let expected = switch accepting {
-        case .v1: "\"PROXY \" (v1)"
-        case .v2: "the v2 signature \\r\\n\\r\\n\\0\\r\\nQUIT\\n"
-        case .either: "\"PROXY \" (v1) or the v2 signature"
-        }
+        let expected =
+            switch accepting {
+            case .v1: "\"PROXY \" (v1)"
+            case .v2: "the v2 signature \\r\\n\\r\\n\\0\\r\\nQUIT\\n"
+            case .either: "\"PROXY \" (v1) or the v2 signature"
+            }
         var what = ""
         switch b {
         case 0x16: what = " (a TLS handshake record: the client did not send a PROXY header)"

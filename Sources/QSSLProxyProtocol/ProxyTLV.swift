@@ -112,7 +112,8 @@ extension ProxyTLV {
         while i < bytes.endIndex {
             let remaining = bytes.endIndex - i
             guard remaining >= 3 else {
-                throw ProxyProtocolError(.malformedTLV, "\(context): truncated TLV header (\(remaining) byte\(remaining == 1 ? "" : "s") left, a TLV needs at least 3)")
+                throw ProxyProtocolError(
+                    .malformedTLV, "\(context): truncated TLV header (\(remaining) byte\(remaining == 1 ? "" : "s") left, a TLV needs at least 3)")
             }
             let type = bytes[i]
             let length = Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])

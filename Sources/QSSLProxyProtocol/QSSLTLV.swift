@@ -61,8 +61,9 @@ extension ProxyTLV {
             guard let name = decodeUTF8(Array(value[5..<(5 + length)])) else {
                 throw ProxyProtocolError(.malformedTLV, "Q-SSL TLV: group name is not valid UTF-8")
             }
-            self.init(groupCodePoint: UInt16(value[1]) << 8 | UInt16(value[2]), groupName: name,
-                      postQuantum: value[3] & 0x01 != 0, resumed: value[3] & 0x02 != 0)
+            self.init(
+                groupCodePoint: UInt16(value[1]) << 8 | UInt16(value[2]), groupName: name,
+                postQuantum: value[3] & 0x01 != 0, resumed: value[3] & 0x02 != 0)
         }
     }
 

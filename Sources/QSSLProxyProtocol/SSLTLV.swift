@@ -51,10 +51,12 @@ extension ProxyTLV {
 
         /// SSL TLV contents; `client` defaults to "connected over TLS, no certificate" and
         /// `verify` to 1 (not verified).
-        public init(client: SSLClientFlags = .ssl, verify: UInt32 = 1, version: String? = nil, commonName: String? = nil,
-                    cipher: String? = nil, signatureAlgorithm: String? = nil, keyAlgorithm: String? = nil,
-                    group: String? = nil, signatureScheme: String? = nil, clientCertificate: [UInt8]? = nil,
-                    otherSubTLVs: [ProxyTLV] = []) {
+        public init(
+            client: SSLClientFlags = .ssl, verify: UInt32 = 1, version: String? = nil, commonName: String? = nil,
+            cipher: String? = nil, signatureAlgorithm: String? = nil, keyAlgorithm: String? = nil,
+            group: String? = nil, signatureScheme: String? = nil, clientCertificate: [UInt8]? = nil,
+            otherSubTLVs: [ProxyTLV] = []
+        ) {
             self.client = client
             self.verify = verify
             self.version = version
@@ -80,8 +82,9 @@ extension ProxyTLV {
             guard value.count >= 5 else {
                 throw ProxyProtocolError(.malformedTLV, "PROXY v2: SSL TLV of \(value.count) bytes is shorter than 5 (client flags + verify)")
             }
-            self.init(client: SSLClientFlags(rawValue: value[0]),
-                      verify: UInt32(value[1]) << 24 | UInt32(value[2]) << 16 | UInt32(value[3]) << 8 | UInt32(value[4]))
+            self.init(
+                client: SSLClientFlags(rawValue: value[0]),
+                verify: UInt32(value[1]) << 24 | UInt32(value[2]) << 16 | UInt32(value[3]) << 8 | UInt32(value[4]))
             var seen: Set<UInt8> = []
             for sub in try ProxyTLV.decodeList(value[5...], context: "PROXY v2: SSL TLV") {
                 let known: Set<UInt8> = Set(0x21...0x28)
@@ -94,7 +97,10 @@ extension ProxyTLV {
                     clientCertificate = sub.value
                     continue
                 }
-                guard known.contains(sub.type) else { otherSubTLVs.append(sub); continue }
+                guard known.contains(sub.type) else {
+                    otherSubTLVs.append(sub)
+                    continue
+                }
                 guard let text = decodeUTF8(sub.value) else {
                     throw ProxyProtocolError(.malformedTLV, "PROXY v2: SSL sub-TLV \(Self.subtypeName(sub.type)) is not valid UTF-8")
                 }
@@ -113,16 +119,18 @@ extension ProxyTLV {
         /// The TLV value: flags, verify, then the sub-TLVs present (VERSION, CN, CIPHER,
         /// SIG_ALG, KEY_ALG, GROUP, SIG_SCHEME, CLIENT_CERT, then `otherSubTLVs`).
         public func encode() throws(ProxyProtocolError) -> [UInt8] {
-            var out: [UInt8] = [client.rawValue, UInt8(verify >> 24), UInt8((verify >> 16) & 0xFF),
-                                UInt8((verify >> 8) & 0xFF), UInt8(verify & 0xFF)]
+            var out: [UInt8] = [
+                client.rawValue, UInt8(verify >> 24), UInt8((verify >> 16) & 0xFF),
+                UInt8((verify >> 8) & 0xFF), UInt8(verify & 0xFF)
+            ]
             var subs: [ProxyTLV] = []
             let texts: [(UInt8, String?)] = [
                 (ProxyTLV.sslVersionSubtype, version), (ProxyTLV.sslCommonNameSubtype, commonName),
                 (ProxyTLV.sslCipherSubtype, cipher), (ProxyTLV.sslSignatureAlgorithmSubtype, signatureAlgorithm),
                 (ProxyTLV.sslKeyAlgorithmSubtype, keyAlgorithm), (ProxyTLV.sslGroupSubtype, group),
-                (ProxyTLV.sslSignatureSchemeSubtype, signatureScheme),
+                (ProxyTLV.sslSignatureSchemeSubtype, signatureScheme)
             ]
-            for case let (type, text?) in texts { subs.append(ProxyTLV(type: type, value: Array(text.utf8))) }
+            for case (let type, let text?) in texts { subs.append(ProxyTLV(type: type, value: Array(text.utf8))) }
             if let clientCertificate { subs.append(ProxyTLV(type: ProxyTLV.sslClientCertificateSubtype, value: clientCertificate)) }
             subs += otherSubTLVs
             try ProxyTLV.encode(subs, into: &out, context: "PROXY v2: SSL TLV")
@@ -152,19 +160,27 @@ extension ProxyTLV {
     /// An SSL TLV for a client connected over TLS: sets PP2_CLIENT_SSL, the certificate flags
     /// and `verify` (0 only for a verified certificate) from `clientCertificate`, and adds the
     /// sub-TLVs whose values are given.
-    public static func ssl(version: String?, cipher: String?, clientCertificate: ClientCertificate = .none,
-                           commonName: String? = nil, signatureAlgorithm: String? = nil, keyAlgorithm: String? = nil,
-                           group: String? = nil, signatureScheme: String? = nil) throws(ProxyProtocolError) -> ProxyTLV {
+    public static func ssl(
+        version: String?, cipher: String?, clientCertificate: ClientCertificate = .none,
+        commonName: String? = nil, signatureAlgorithm: String? = nil, keyAlgorithm: String? = nil,
+        group: String? = nil, signatureScheme: String? = nil
+    ) throws(ProxyProtocolError) -> ProxyTLV {
         var flags: SSLClientFlags = .ssl
         var verified = false
         switch clientCertificate {
         case .none: break
-        case .presented(let v): flags.formUnion([.certificateOnConnection, .certificateInSession]); verified = v
-        case .presentedEarlierInSession(let v): flags.insert(.certificateInSession); verified = v
+        case .presented(let v):
+            flags.formUnion([.certificateOnConnection, .certificateInSession])
+            verified = v
+        case .presentedEarlierInSession(let v):
+            flags.insert(.certificateInSession)
+            verified = v
         }
-        return try ssl(SSLInfo(client: flags, verify: verified ? 0 : 1, version: version, commonName: commonName, cipher: cipher,
-                               signatureAlgorithm: signatureAlgorithm, keyAlgorithm: keyAlgorithm, group: group,
-                               signatureScheme: signatureScheme))
+        return try ssl(
+            SSLInfo(
+                client: flags, verify: verified ? 0 : 1, version: version, commonName: commonName, cipher: cipher,
+                signatureAlgorithm: signatureAlgorithm, keyAlgorithm: keyAlgorithm, group: group,
+                signatureScheme: signatureScheme))
     }
 
     /// This TLV's SSL contents, or nil if it is not a well-formed SSL TLV.

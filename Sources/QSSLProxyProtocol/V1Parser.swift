@@ -61,7 +61,9 @@ enum V1Parser {
         }
         let name = printable(proto[...])
         guard fields.count == 6, !fields.contains(where: \.isEmpty) else {
-            throw ProxyProtocolError(.malformedV1, "PROXY v1: \(name) line must be \"PROXY \(name) <src> <dst> <srcport> <dstport>\" with single spaces, got \"\(printable(line[...]))\"")
+            throw ProxyProtocolError(
+                .malformedV1,
+                "PROXY v1: \(name) line must be \"PROXY \(name) <src> <dst> <srcport> <dstport>\" with single spaces, got \"\(printable(line[...]))\"")
         }
         let sourcePort = try port(fields[4], "source")
         let destinationPort = try port(fields[5], "destination")

@@ -8,16 +8,19 @@ enum V2Parser {
             throw ProxyProtocolError(.invalidSignature, "PROXY v2: bad signature: byte \(i) is 0x\(hexByte(b[i])), expected 0x\(hexByte(signature[i]))")
         }
         if b.count > 12 {
-            let version = b[12] >> 4, command = b[12] & 0x0F
+            let version = b[12] >> 4
+            let command = b[12] & 0x0F
             guard version == 2 else {
-                throw ProxyProtocolError(.unsupportedVersion, "PROXY v2: version \(version) is not supported (byte 12 is 0x\(hexByte(b[12])), expected 0x20 or 0x21)")
+                throw ProxyProtocolError(
+                    .unsupportedVersion, "PROXY v2: version \(version) is not supported (byte 12 is 0x\(hexByte(b[12])), expected 0x20 or 0x21)")
             }
             guard command <= 1 else {
                 throw ProxyProtocolError(.unsupportedCommand, "PROXY v2: unknown command \(command) (expected 0 LOCAL or 1 PROXY)")
             }
         }
         if b.count > 13, b[12] & 0x0F == ProxyHeader.Command.proxy.rawValue,
-           ProxyHeader.Transport.addressLength(familyByte: b[13]) == nil {
+            ProxyHeader.Transport.addressLength(familyByte: b[13]) == nil
+        {
             throw ProxyProtocolError(.unsupportedFamily, "PROXY v2: unknown address family/transport byte 0x\(hexByte(b[13]))")
         }
         guard b.count >= 16 else { return .needMoreData }
@@ -26,8 +29,10 @@ enum V2Parser {
             throw ProxyProtocolError(.headerTooLong, "PROXY v2: header of 16 + \(length) bytes is longer than the maximum of \(bound)")
         }
         if b[12] & 0x0F == ProxyHeader.Command.proxy.rawValue, let needed = ProxyHeader.Transport.addressLength(familyByte: b[13]),
-           length < needed {
-            throw ProxyProtocolError(.addressLengthMismatch, "PROXY v2: address length \(length) too short for \(ProxyHeader.Transport.familyName(b[13])) (needs \(needed))")
+            length < needed
+        {
+            throw ProxyProtocolError(
+                .addressLengthMismatch, "PROXY v2: address length \(length) too short for \(ProxyHeader.Transport.familyName(b[13])) (needs \(needed))")
         }
         return nil
     }
@@ -70,8 +75,10 @@ enum V2Parser {
 
     /// Checks the TLVs whose layout the spec fixes: one CRC32C of 4 bytes that matches, an SSL
     /// TLV whose sub-TLVs fill it exactly, and a UNIQUE_ID of at most 128 bytes.
-    private static func validate(_ tlvs: [ProxyTLV], header: ArraySlice<UInt8>, tlvStart: Int,
-                                 verifyChecksum: Bool) throws(ProxyProtocolError) {
+    private static func validate(
+        _ tlvs: [ProxyTLV], header: ArraySlice<UInt8>, tlvStart: Int,
+        verifyChecksum: Bool
+    ) throws(ProxyProtocolError) {
         var offset = tlvStart
         var checksumAt: Int?
         for t in tlvs {

@@ -75,7 +75,8 @@ public struct RESPDecoder: Sendable {
         static var unknown: Need { Need() }
 
         static func == (a: Need, b: Need) -> Bool {
-            a.scanned == b.scanned && a.lineSearched == b.lineSearched && a.open.map(\.remaining) == b.open.map(\.remaining) && a.open.map(\.isAttribute) == b.open.map(\.isAttribute)
+            a.scanned == b.scanned && a.lineSearched == b.lineSearched && a.open.map(\.remaining) == b.open.map(\.remaining)
+                && a.open.map(\.isAttribute) == b.open.map(\.isAttribute)
         }
     }
 
@@ -89,8 +90,9 @@ public struct RESPDecoder: Sendable {
         let work = need.work
         need = Need()
         need.work = work
-        var cursor = Cursor(view: view, position: view.startIndex,
-                            limit: view.startIndex + min(view.count, maximumReplySize), max: maximumReplySize)
+        var cursor = Cursor(
+            view: view, position: view.startIndex,
+            limit: view.startIndex + min(view.count, maximumReplySize), max: maximumReplySize)
         guard let value = try parseValue(&cursor, depth: 0) else {
             if view.count > maximumReplySize { throw .replyTooLarge(limit: maximumReplySize) }
             // The scan found a whole reply and the parse did not: fail closed rather than wait
@@ -133,7 +135,7 @@ public struct RESPDecoder: Sendable {
             var opened: (remaining: Int, isAttribute: Bool)?
             switch type {
             case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "_"), UInt8(ascii: "#"),
-                 UInt8(ascii: ","), UInt8(ascii: "("):
+                UInt8(ascii: ","), UInt8(ascii: "("):
                 break
             case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
                 guard let length = Self.scanCount(text) else { return true }
@@ -146,8 +148,7 @@ public struct RESPDecoder: Sendable {
                 guard let count = Self.scanCount(text), count <= maximumReplySize / 3 else { return true }
                 guard need.open.count + 1 <= maximumNestingDepth else { return true }
                 let isMap = type == UInt8(ascii: "%") || type == UInt8(ascii: "|")
-                if count > 0 { opened = (isMap ? count * 2 : count, type == UInt8(ascii: "|")) }
-                else if type == UInt8(ascii: "|") { opened = (1, false) }   // an empty attribute: the value it describes follows
+                if count > 0 { opened = (isMap ? count * 2 : count, type == UInt8(ascii: "|")) } else if type == UInt8(ascii: "|") { opened = (1, false) }  // an empty attribute: the value it describes follows
             default:
                 return true
             }
@@ -247,7 +248,8 @@ public struct RESPDecoder: Sendable {
         case UInt8(ascii: ","):
             guard let text = try line(&c, type) else { return nil }
             guard text.count <= 64, text.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
-                  let value = Double(String(decoding: text, as: UTF8.self)) else {
+                let value = Double(String(decoding: text, as: UTF8.self))
+            else {
                 throw .invalidLine(type: ",", reason: "not a double")
             }
             return .double(value)
@@ -375,8 +377,10 @@ public struct RESPMessageDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer,
-                                    seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer,
+        seenEOF: Bool
+    ) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         return .needMoreData
     }

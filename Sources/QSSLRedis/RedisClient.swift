@@ -27,27 +27,35 @@ public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let backend: Backend
 
-    public init(configuration: RedisConfiguration,
-                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                logger: Logger = Logger(label: "qssl.redis")) throws(RedisError) {
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "qssl.redis")
+    ) throws(RedisError) {
         try configuration.validate()
         self.configuration = configuration
         switch configuration.mode {
         case .standalone(let endpoint):
-            backend = .standalone(RedisNodePool(endpoint: endpoint, configuration: configuration,
-                                                group: eventLoopGroup, logger: logger))
+            backend = .standalone(
+                RedisNodePool(
+                    endpoint: endpoint, configuration: configuration,
+                    group: eventLoopGroup, logger: logger))
         case .cluster(let seeds):
-            backend = .cluster(RedisClusterRouter(seeds: seeds, configuration: configuration,
-                                                  group: eventLoopGroup, logger: logger))
+            backend = .cluster(
+                RedisClusterRouter(
+                    seeds: seeds, configuration: configuration,
+                    group: eventLoopGroup, logger: logger))
         }
     }
 
     /// A client for `url` (see `RedisConfiguration.init(url:)`); `credentials` (e.g. from
     /// `RedisCredentials.fromFile`) replace any in the URL.
-    public convenience init(url: String, credentials: RedisCredentials? = nil,
-                            tlsHandlerFactory: TLSHandlerFactory? = nil,
-                            eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                            logger: Logger = Logger(label: "qssl.redis")) throws(RedisError) {
+    public convenience init(
+        url: String, credentials: RedisCredentials? = nil,
+        tlsHandlerFactory: TLSHandlerFactory? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "qssl.redis")
+    ) throws(RedisError) {
         var configuration = try RedisConfiguration(url: url)
         if let credentials { configuration.credentials = credentials }
         configuration.tlsHandlerFactory = tlsHandlerFactory
@@ -128,9 +136,11 @@ public final class RedisClient: Sendable {
     /// A connection whose replies are read on `loop` is preferred, so that a caller on that loop
     /// gets its answer there, without a thread hop.
     /// `settled` runs once when the GET has left the connection's pipeline (see `send(encoded:…)`).
-    public func getIfConnected(_ key: [UInt8], preferring loop: (any EventLoop)?, answerWithin: TimeAmount?,
-                               settled: (@Sendable () -> Void)? = nil,
-                               completion: @escaping @Sendable (RedisGetOutcome) -> Void) -> Bool {
+    public func getIfConnected(
+        _ key: [UInt8], preferring loop: (any EventLoop)?, answerWithin: TimeAmount?,
+        settled: (@Sendable () -> Void)? = nil,
+        completion: @escaping @Sendable (RedisGetOutcome) -> Void
+    ) -> Bool {
         guard case .standalone(let pool) = backend, let connection = pool.readyConnection(preferring: loop) else { return false }
         var bytes = connection.allocator.buffer(capacity: 24 + key.count)
         RESPEncoder.encode(RedisCommand([Self.getName, key], key: key), into: &bytes)
@@ -154,8 +164,10 @@ public final class RedisClient: Sendable {
     /// SET with an optional expiry in milliseconds (PX) and only-if-absent (NX). Returns whether
     /// the value was set (false when NX found the key).
     @discardableResult
-    public func set(_ key: [UInt8], _ value: [UInt8], px milliseconds: Int? = nil,
-                    nx: Bool = false) async throws(RedisError) -> Bool {
+    public func set(
+        _ key: [UInt8], _ value: [UInt8], px milliseconds: Int? = nil,
+        nx: Bool = false
+    ) async throws(RedisError) -> Bool {
         var arguments: [[UInt8]] = [Array("SET".utf8), key, value]
         if let milliseconds {
             guard milliseconds > 0 else { throw .invalidConfiguration("SET PX needs a positive expiry, not \(milliseconds)") }

@@ -43,9 +43,10 @@ final class RedisClusterRouter: Sendable {
     }
 
     var statistics: RedisClientStatistics {
-        RedisClientStatistics(movedRedirections: moved.load(ordering: .relaxed),
-                              askRedirections: asks.load(ordering: .relaxed),
-                              slotMapRefreshes: refreshes.load(ordering: .relaxed))
+        RedisClientStatistics(
+            movedRedirections: moved.load(ordering: .relaxed),
+            askRedirections: asks.load(ordering: .relaxed),
+            slotMapRefreshes: refreshes.load(ordering: .relaxed))
     }
 
     func pool(for endpoint: RedisEndpoint) throws(RedisError) -> RedisNodePool {
@@ -88,7 +89,8 @@ final class RedisClusterRouter: Sendable {
             let reply: RESPValue
             do throws(RedisError) {
                 let connection = try await pool(for: target).connection()
-                reply = asking
+                reply =
+                    asking
                     ? try await connection.pipelineRaw([RedisCommand("ASKING"), command])[1]
                     : try await connection.sendRaw(command)
             } catch {

@@ -22,8 +22,9 @@ public enum RedisClusterSlot {
     /// The slot of `key`: of the hash tag if the key has a non-empty `{…}`, else of the whole key.
     public static func slot<C: Collection>(for key: C) -> Int where C.Element == UInt8, C.Index == Int {
         if let open = key.firstIndex(of: UInt8(ascii: "{")),
-           let close = key[key.index(after: open)...].firstIndex(of: UInt8(ascii: "}")),
-           close > key.index(after: open) {
+            let close = key[key.index(after: open)...].firstIndex(of: UInt8(ascii: "}")),
+            close > key.index(after: open)
+        {
             return Int(crc16(key[key.index(after: open)..<close]) & 0x3FFF)
         }
         return Int(crc16(key) & 0x3FFF)
@@ -52,7 +53,8 @@ struct SlotMap: Sendable {
     }
 
     mutating func assign(_ slots: ClosedRange<Int>, to master: RedisEndpoint) {
-        let lower = max(slots.lowerBound, 0), upper = min(slots.upperBound, RedisClusterSlot.count - 1)
+        let lower = max(slots.lowerBound, 0)
+        let upper = min(slots.upperBound, RedisClusterSlot.count - 1)
         guard lower <= upper else { return }
         var index = masters.firstIndex(of: master)
         if index == nil {
@@ -69,7 +71,8 @@ struct SlotMap: Sendable {
         var map = SlotMap()
         for shard in shards {
             guard let fields = dictionary(shard), let slots = fields["slots"]?.elements,
-                  let nodes = fields["nodes"]?.elements else { return nil }
+                let nodes = fields["nodes"]?.elements
+            else { return nil }
             var master: RedisEndpoint?
             for node in nodes {
                 guard let info = dictionary(node), info["role"]?.string == "master" else { continue }
@@ -85,7 +88,8 @@ struct SlotMap: Sendable {
             var index = 0
             while index + 1 < slots.count {
                 if let lower = slots[index].int, let upper = slots[index + 1].int, lower <= upper,
-                   lower >= 0, upper < RedisClusterSlot.count {
+                    lower >= 0, upper < RedisClusterSlot.count
+                {
                     map.assign(Int(lower)...Int(upper), to: master)
                 }
                 index += 2
@@ -100,9 +104,10 @@ struct SlotMap: Sendable {
         var map = SlotMap()
         for range in ranges {
             guard let fields = range.elements, fields.count >= 3, let lower = fields[0].int, let upper = fields[1].int,
-                  lower >= 0, lower <= upper, upper < RedisClusterSlot.count,
-                  let node = fields[2].elements, node.count >= 2, var host = node[0].string,
-                  let port = node[1].int, port > 0, port <= 65535 else { return nil }
+                lower >= 0, lower <= upper, upper < RedisClusterSlot.count,
+                let node = fields[2].elements, node.count >= 2, var host = node[0].string,
+                let port = node[1].int, port > 0, port <= 65535
+            else { return nil }
             if host.isEmpty || host == "?" { host = queried.host }
             map.assign(Int(lower)...Int(upper), to: RedisEndpoint(host: host, port: Int(port)))
         }
@@ -137,8 +142,9 @@ struct ClusterRedirection: Sendable, Hashable {
         default: return nil
         }
         guard let slot = Int(parts[1]), slot >= 0, slot < RedisClusterSlot.count,
-              let colon = parts[2].lastIndex(of: ":"),
-              let port = Int(parts[2][parts[2].index(after: colon)...]), port > 0, port <= 65535 else { return nil }
+            let colon = parts[2].lastIndex(of: ":"),
+            let port = Int(parts[2][parts[2].index(after: colon)...]), port > 0, port <= 65535
+        else { return nil }
         var host = parts[2][..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         self.slot = slot

@@ -59,7 +59,7 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         "CLIENT", "CONFIG", "DBSIZE", "FLUSHALL", "FLUSHDB", "ACL", "COMMAND", "TIME", "SCRIPT", "FUNCTION",
         "MULTI", "EXEC", "DISCARD", "WAIT", "SAVE", "BGSAVE", "LASTSAVE", "DEBUG", "MEMORY", "LATENCY",
         "SLOWLOG", "MONITOR", "QUIT", "RESET", "ROLE", "SCAN", "RANDOMKEY", "SWAPDB", "PUBLISH",
-        "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "EVAL", "EVALSHA", "FCALL", "SHUTDOWN",
+        "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "EVAL", "EVALSHA", "FCALL", "SHUTDOWN"
     ]
 
     static func defaultKey(_ arguments: [[UInt8]]) -> [UInt8]? {

@@ -82,8 +82,10 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     private var received: ByteBuffer?
     private var need = RESPDecoder.Need.unknown
 
-    init(decoder: RESPDecoder = RESPDecoder(), health: RedisConnectionHealth = RedisConnectionHealth(),
-         onPush: (@Sendable (RESPValue) -> Void)? = nil) {
+    init(
+        decoder: RESPDecoder = RESPDecoder(), health: RedisConnectionHealth = RedisConnectionHealth(),
+        onPush: (@Sendable (RESPValue) -> Void)? = nil
+    ) {
         self.decoder = decoder
         self.health = health
         self.onPush = onPush
@@ -100,8 +102,9 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         let id = nextID
         nextID &+= 1
         let now = NIODeadline.now()
-        let entry = Pending(id: id, request: request, received: [], deadline: now + request.timeout,
-                            answerBy: request.answerWithin.map { now + $0 })
+        let entry = Pending(
+            id: id, request: request, received: [], deadline: now + request.timeout,
+            answerBy: request.answerWithin.map { now + $0 })
         pending.append(entry)
         health.inFlight.add(1, ordering: .relaxed)
         arm(context: context, for: min(entry.deadline, entry.answerBy ?? entry.deadline))
@@ -213,16 +216,19 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         for target in late { Self.deliver(.late, to: target) }
         if let expired {
             let ms = expired.request.timeout.nanoseconds / 1_000_000
-            failAll(context: context, failing: expired.id, with: .timeout(command: expired.request.label, milliseconds: ms),
-                    rest: .connectionClosed("another command (\(expired.request.label)) timed out"))
+            failAll(
+                context: context, failing: expired.id, with: .timeout(command: expired.request.label, milliseconds: ms),
+                rest: .connectionClosed("another command (\(expired.request.label)) timed out"))
         }
     }
 
     // MARK: Failing
 
     /// Fails the request `id` with `error` (if given) and every other one with `rest`, then closes.
-    private func failAll(context: ChannelHandlerContext, failing id: Int? = nil, with error: RedisError? = nil,
-                         rest: RedisError) {
+    private func failAll(
+        context: ChannelHandlerContext, failing id: Int? = nil, with error: RedisError? = nil,
+        rest: RedisError
+    ) {
         guard closedReason == nil else { return }
         closedReason = rest
         health.broken.store(true, ordering: .relaxed)

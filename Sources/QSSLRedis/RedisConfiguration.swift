@@ -163,7 +163,8 @@ public struct RedisConfiguration: Sendable {
                 host = host[..<percent]
             }
             guard host.contains(":"), host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }),
-                  zone.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
+                zone.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+            else {
                 throw .invalidConfiguration("'\(host)' in brackets is not an IPv6 address")
             }
             if !zone.isEmpty { host = Substring(host + "%" + zone) }
@@ -191,9 +192,13 @@ public struct RedisConfiguration: Sendable {
         var bytes: [UInt8] = []
         var utf8 = text.utf8[...]
         while let byte = utf8.popFirst() {
-            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
             guard utf8.count >= 2,
-                  let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
+            else { return nil }
             bytes.append(value)
             utf8 = utf8.dropFirst(2)
         }

@@ -22,8 +22,10 @@ public final class RedisConnection: Sendable {
     /// on that loop only).
     private let flushQueued = Atomic<Bool>(false)
 
-    private init(endpoint: RedisEndpoint, channel: any Channel, protocolVersion: RESPVersion, commandTimeout: TimeAmount,
-                 health: RedisConnectionHealth) {
+    private init(
+        endpoint: RedisEndpoint, channel: any Channel, protocolVersion: RESPVersion, commandTimeout: TimeAmount,
+        health: RedisConnectionHealth
+    ) {
         self.endpoint = endpoint
         self.channel = channel
         self.protocolVersion = protocolVersion
@@ -46,8 +48,9 @@ public final class RedisConnection: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "qssl.redis")
     ) async throws(RedisError) -> RedisConnection {
-        let decoder = RESPDecoder(maximumReplySize: configuration.maximumReplySize,
-                                  maximumNestingDepth: configuration.maximumNestingDepth)
+        let decoder = RESPDecoder(
+            maximumReplySize: configuration.maximumReplySize,
+            maximumNestingDepth: configuration.maximumNestingDepth)
         let tls = configuration.useTLS ? configuration.tlsHandlerFactory : nil
         if configuration.useTLS && tls == nil {
             throw .invalidConfiguration("TLS (rediss://) needs a tlsHandlerFactory")
@@ -74,8 +77,9 @@ public final class RedisConnection: Sendable {
         do throws(RedisError) {
             let version = try await handshake(channel: channel, endpoint: endpoint, configuration: configuration)
             logger.debug("connected to Redis", metadata: ["endpoint": "\(endpoint)", "resp": "\(version.rawValue)"])
-            return RedisConnection(endpoint: endpoint, channel: channel, protocolVersion: version,
-                                   commandTimeout: configuration.commandTimeout, health: health)
+            return RedisConnection(
+                endpoint: endpoint, channel: channel, protocolVersion: version,
+                commandTimeout: configuration.commandTimeout, health: health)
         } catch {
             channel.close(promise: nil)
             switch error {
@@ -85,8 +89,10 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    private static func handshake(channel: any Channel, endpoint: RedisEndpoint,
-                                  configuration: RedisConfiguration) async throws(RedisError) -> RESPVersion {
+    private static func handshake(
+        channel: any Channel, endpoint: RedisEndpoint,
+        configuration: RedisConfiguration
+    ) async throws(RedisError) -> RESPVersion {
         let timeout = configuration.commandTimeout
         func send(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
             try await write(command.label, [command], timeout: timeout, on: channel)[0]
@@ -145,8 +151,10 @@ public final class RedisConnection: Sendable {
 
     /// Writes `commands` at once; the future holds their replies in order (it completes on the
     /// channel's event loop).
-    static func writeFuture(_ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
-                            on channel: any Channel) -> EventLoopFuture<[RESPValue]> {
+    static func writeFuture(
+        _ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
+        on channel: any Channel
+    ) -> EventLoopFuture<[RESPValue]> {
         var bytes = channel.allocator.buffer(capacity: 64)
         for command in commands { RESPEncoder.encode(command, into: &bytes) }
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
@@ -162,8 +170,10 @@ public final class RedisConnection: Sendable {
     }
 
     /// Writes `commands` at once and returns their replies in order.
-    static func write(_ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
-                      on channel: any Channel) async throws(RedisError) -> [RESPValue] {
+    static func write(
+        _ label: String, _ commands: [RedisCommand], timeout: TimeAmount,
+        on channel: any Channel
+    ) async throws(RedisError) -> [RESPValue] {
         do {
             return try await writeFuture(label, commands, timeout: timeout, on: channel).get()
         } catch {
@@ -180,9 +190,11 @@ public final class RedisConnection: Sendable {
     /// look-ups of several handshakes read in one turn share one write to the socket.
     /// `settled`, if given, runs once when the command leaves the pipeline (after its outcome,
     /// or after `.late` once the late reply was read or the connection failed).
-    public func send(encoded bytes: ByteBuffer, replies: Int, label: String, answerWithin: TimeAmount?,
-                     settled: (@Sendable () -> Void)? = nil,
-                     completion: @escaping @Sendable (RedisReplyOutcome) -> Void) {
+    public func send(
+        encoded bytes: ByteBuffer, replies: Int, label: String, answerWithin: TimeAmount?,
+        settled: (@Sendable () -> Void)? = nil,
+        completion: @escaping @Sendable (RedisReplyOutcome) -> Void
+    ) {
         // The count is what matches replies to requests in the pipeline: one that does not
         // describe the bytes would hand later requests each other's replies. At least one; the
         // caller encoded that many commands.
@@ -191,8 +203,9 @@ public final class RedisConnection: Sendable {
             completion(.failed(.unexpectedReply(command: label, reply: "a request must expect at least one reply, not \(replies)")))
             return
         }
-        let request = RedisRequest(bytes: bytes, replies: replies, timeout: commandTimeout, answerWithin: answerWithin,
-                                   label: label, target: .callback(completion), settled: settled)
+        let request = RedisRequest(
+            bytes: bytes, replies: replies, timeout: commandTimeout, answerWithin: answerWithin,
+            label: label, target: .callback(completion), settled: settled)
         if channel.eventLoop.inEventLoop {
             write(request)
         } else {

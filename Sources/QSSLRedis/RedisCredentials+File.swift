@@ -1,11 +1,11 @@
 // Reading a Redis password from a file with strict checks.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension RedisCredentials {

@@ -41,7 +41,8 @@ actor RedisNodePool {
         connections.removeAll { !$0.isActive }
         if let best = connections.min(by: { $0.inFlight < $1.inFlight }) {
             if best.inFlight > 0, connections.count < configuration.maximumConnectionsPerNode, connecting == nil,
-               ContinuousClock.now >= retryAfter {
+                ContinuousClock.now >= retryAfter
+            {
                 _ = startConnecting()  // grow in the background; use what is open meanwhile
             }
             return best
@@ -72,7 +73,8 @@ actor RedisNodePool {
         if let loop, let local = open.first(where: { $0.isActive && $0.eventLoop === loop }) { return local }
         let best = open.filter(\.isActive).min(by: { $0.inFlight < $1.inFlight })
         if let loop, best != nil, open.count < configuration.maximumConnectionsPerNode,
-           !growRequested.exchange(true, ordering: .relaxed) {
+            !growRequested.exchange(true, ordering: .relaxed)
+        {
             Task { await self.growIfRoom(on: loop) }
         }
         return best
@@ -85,13 +87,16 @@ actor RedisNodePool {
         defer { growRequested.store(false, ordering: .relaxed) }
         connections.removeAll { !$0.isActive }
         guard !isShutDown, connecting == nil, ContinuousClock.now >= retryAfter,
-              connections.count < configuration.maximumConnectionsPerNode,
-              !connections.contains(where: { $0.isActive && $0.eventLoop === loop }) else { return }
+            connections.count < configuration.maximumConnectionsPerNode,
+            !connections.contains(where: { $0.isActive && $0.eventLoop === loop })
+        else { return }
         _ = startConnecting(on: loop)
     }
 
     private func startConnecting(on loop: (any EventLoop)? = nil) -> Task<RedisConnection, any Error> {
-        let endpoint = endpoint, configuration = configuration, logger = logger
+        let endpoint = endpoint
+        let configuration = configuration
+        let logger = logger
         let group: any EventLoopGroup = loop ?? self.group
         let task = Task<RedisConnection, any Error> {
             do {
@@ -128,10 +133,12 @@ actor RedisNodePool {
             // Whatever the cause (refused, timed out, handshake or credentials), back off.
             let delay = configuration.reconnectBackoff.delay(afterFailures: consecutiveFailures)
             retryAfter = ContinuousClock.now + .nanoseconds(delay.nanoseconds)
-            logger.warning("Redis connection failed", metadata: [
-                "endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(consecutiveFailures)",
-                "retry_in_ms": "\(delay.nanoseconds / 1_000_000)",
-            ])
+            logger.warning(
+                "Redis connection failed",
+                metadata: [
+                    "endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(consecutiveFailures)",
+                    "retry_in_ms": "\(delay.nanoseconds / 1_000_000)"
+                ])
         }
     }
 

@@ -48,18 +48,32 @@ extension ConfigParser {
             func alone<T>(_ key: String, _ value: Located<T>?) {
                 if let value, !value.fromDefaults { sink.add(value, "\(key) needs session-store: (a Redis URL)") }
             }
-            alone("fleet-key", f.fleetKey); alone("service-name", f.serviceName); alone("session-store-timeout", f.sessionStoreTimeout)
-            alone("ticket-rotation", f.ticketRotation); alone("ticket-distribution", f.ticketDistribution)
+            alone("fleet-key", f.fleetKey)
+            alone("service-name", f.serviceName)
+            alone("session-store-timeout", f.sessionStoreTimeout)
+            alone("ticket-rotation", f.ticketRotation)
+            alone("ticket-distribution", f.ticketDistribution)
             return
         }
         guard let store = f.sessionStore else { return }
         if f.fleetKey == nil && !f.written.contains("fleet-key") {
-            if store.fromDefaults { sink.add(f.loc, f.path, "session-store: needs fleet-key: (the file from `qssl fleet-key generate`) (session-store from defaults: at line \(store.loc.line))") }
-            else { sink.add(store, "session-store: needs fleet-key: (the file from `qssl fleet-key generate`)") }
+            if store.fromDefaults {
+                sink.add(
+                    f.loc, f.path,
+                    "session-store: needs fleet-key: (the file from `qssl fleet-key generate`) (session-store from defaults: at line \(store.loc.line))")
+            } else {
+                sink.add(store, "session-store: needs fleet-key: (the file from `qssl fleet-key generate`)")
+            }
         }
         if let keys = f.ticketKeys, case .file = keys.value {
-            if keys.fromDefaults { sink.add(store, "ticket-keys: a file and session-store: cannot go together (the fleet's ticket keys are in Redis) (ticket-keys from defaults: at line \(keys.loc.line))") }
-            else { sink.add(keys, "ticket-keys: a file and session-store: cannot go together (the fleet's ticket keys are in Redis)") }
+            if keys.fromDefaults {
+                sink.add(
+                    store,
+                    "ticket-keys: a file and session-store: cannot go together (the fleet's ticket keys are in Redis) (ticket-keys from defaults: at line \(keys.loc.line))"
+                )
+            } else {
+                sink.add(keys, "ticket-keys: a file and session-store: cannot go together (the fleet's ticket keys are in Redis)")
+            }
         }
         let rotation = f.ticketRotation?.value ?? 3_600_000
         if let distribution = f.ticketDistribution, distribution.value >= rotation {

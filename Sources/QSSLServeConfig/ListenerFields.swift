@@ -60,15 +60,37 @@ struct ListenerFields {
         func pick<T>(_ keyPath: WritableKeyPath<ListenerFields, Located<T>?>) {
             if m[keyPath: keyPath] == nil { m[keyPath: keyPath] = defaults[keyPath: keyPath]?.inherited }
         }
-        pick(\.backendConnectTimeout); pick(\.proxyProtocol); pick(\.acceptProxyProtocol); pick(\.certificates)
-        pick(\.unknownServerName); pick(\.tlsVersions); pick(\.groups); pick(\.pqRequired); pick(\.alpn)
-        pick(\.clientAuth); pick(\.clientCA); pick(\.crl); pick(\.ticketKeys); pick(\.sessionTimeout)
-        pick(\.sessionCache); pick(\.tls13Tickets); pick(\.staple)
-        pick(\.sessionStore); pick(\.fleetKey); pick(\.serviceName); pick(\.sessionStoreTimeout)
-        pick(\.ticketRotation); pick(\.ticketDistribution)
-        pick(\.limits.handshakeTimeout); pick(\.limits.idleTimeout); pick(\.limits.maxLifetime)
-        pick(\.limits.maxConnections); pick(\.limits.maxHandshakes); pick(\.limits.handshakeOverflow)
-        pick(\.limits.handshakeRatePerSource); pick(\.limits.maxRequestBytes)
+        pick(\.backendConnectTimeout)
+        pick(\.proxyProtocol)
+        pick(\.acceptProxyProtocol)
+        pick(\.certificates)
+        pick(\.unknownServerName)
+        pick(\.tlsVersions)
+        pick(\.groups)
+        pick(\.pqRequired)
+        pick(\.alpn)
+        pick(\.clientAuth)
+        pick(\.clientCA)
+        pick(\.crl)
+        pick(\.ticketKeys)
+        pick(\.sessionTimeout)
+        pick(\.sessionCache)
+        pick(\.tls13Tickets)
+        pick(\.staple)
+        pick(\.sessionStore)
+        pick(\.fleetKey)
+        pick(\.serviceName)
+        pick(\.sessionStoreTimeout)
+        pick(\.ticketRotation)
+        pick(\.ticketDistribution)
+        pick(\.limits.handshakeTimeout)
+        pick(\.limits.idleTimeout)
+        pick(\.limits.maxLifetime)
+        pick(\.limits.maxConnections)
+        pick(\.limits.maxHandshakes)
+        pick(\.limits.handshakeOverflow)
+        pick(\.limits.handshakeRatePerSource)
+        pick(\.limits.maxRequestBytes)
         if defaults.written.contains("certificates") { m.written.insert("certificates") }
         return m
     }
@@ -81,13 +103,13 @@ enum Keys {
         "name", "listen", "backend", "backend-connect-timeout", "proxy-protocol", "accept-proxy-protocol",
         "certificates", "unknown-server-name", "tls-versions", "groups", "pq-required", "alpn", "client-auth",
         "client-ca", "crl", "ticket-keys", "session-timeout", "session-cache", "tls13-tickets", "staple", "limits",
-        "session-store", "fleet-key", "service-name", "session-store-timeout", "ticket-rotation", "ticket-distribution",
+        "session-store", "fleet-key", "service-name", "session-store-timeout", "ticket-rotation", "ticket-distribution"
     ]
     static let perListenerOnly = ["name", "listen", "backend"]
     static let defaults = listener.filter { !perListenerOnly.contains($0) }
     static let limits = [
         "handshake-timeout", "idle-timeout", "max-lifetime", "max-connections", "max-handshakes",
-        "handshake-overflow", "handshake-rate-per-source", "max-request-bytes",
+        "handshake-overflow", "handshake-rate-per-source", "max-request-bytes"
     ]
     static let certificate = ["cert", "key", "server-names"]
 
@@ -107,8 +129,10 @@ extension Reader {
     func listenerFields(_ node: Node, at fallback: Loc, path: String, isDefaults: Bool) -> ListenerFields? {
         let section = isDefaults ? "defaults" : "listener"
         let here = loc(node, fallback)
-        guard let entries = mapping(node, at: here, path: path, allowed: isDefaults ? Keys.defaults : Keys.listener,
-                                    hint: { Keys.misplaced($0, section: section) })
+        guard
+            let entries = mapping(
+                node, at: here, path: path, allowed: isDefaults ? Keys.defaults : Keys.listener,
+                hint: { Keys.misplaced($0, section: section) })
         else { return nil }
         var f = ListenerFields(loc: here, path: path)
         f.written = Set(entries.keys)
@@ -169,8 +193,10 @@ extension Reader {
 
     private func limits(_ entry: Entry) -> LimitsFields {
         var l = LimitsFields()
-        guard let entries = mapping(entry.value, at: entry.valueLoc, path: entry.path, allowed: Keys.limits,
-                                    hint: { Keys.misplaced($0, section: "limits") })
+        guard
+            let entries = mapping(
+                entry.value, at: entry.valueLoc, path: entry.path, allowed: Keys.limits,
+                hint: { Keys.misplaced($0, section: "limits") })
         else { return l }
         if let e = entries["handshake-timeout"] { l.handshakeTimeout = duration(e, range: 1...3_600_000) }
         if let e = entries["idle-timeout"] { l.idleTimeout = duration(e, range: 1...2_592_000_000, zeroAllowed: true) }
@@ -235,7 +261,10 @@ extension Reader {
                 sink.add(item, old ? "TLS \(text) is not supported; use 1.2 or 1.3" : "must be 1.2 or 1.3, not '\(text)'")
                 return nil
             }
-            if versions.contains(version) { sink.add(item, "\(text) is listed twice"); return nil }
+            if versions.contains(version) {
+                sink.add(item, "\(text) is listed twice")
+                return nil
+            }
             versions.append(version)
         }
         return list.map { _ in versions }
@@ -262,7 +291,11 @@ extension Reader {
                 ok = false
                 continue
             }
-            if groups.contains(group) { sink.add(item, "\(group) is listed twice"); ok = false; continue }
+            if groups.contains(group) {
+                sink.add(item, "\(group) is listed twice")
+                ok = false
+                continue
+            }
             groups.append(group)
         }
         return ok ? list.map { _ in groups } : nil
@@ -273,8 +306,16 @@ extension Reader {
         var protocols: [String] = []
         var ok = true
         for item in list.value {
-            if item.value.utf8.count > 255 { sink.add(item, "an ALPN protocol name is at most 255 bytes"); ok = false; continue }
-            if protocols.contains(item.value) { sink.add(item, "'\(item.value)' is listed twice"); ok = false; continue }
+            if item.value.utf8.count > 255 {
+                sink.add(item, "an ALPN protocol name is at most 255 bytes")
+                ok = false
+                continue
+            }
+            if protocols.contains(item.value) {
+                sink.add(item, "'\(item.value)' is listed twice")
+                ok = false
+                continue
+            }
             protocols.append(item.value)
         }
         return ok ? list.map { _ in protocols } : nil

@@ -184,11 +184,11 @@ public struct Limits: Sendable, Hashable {
 public struct ListenerConfig: Sendable, Hashable {
     /// The group names accepted in `groups`, in their canonical (IANA) spelling.
     public static let supportedGroups = [
-        "SecP384r1MLKEM1024", "X25519MLKEM768", "SecP256r1MLKEM768", "MLKEM1024", "x25519", "secp384r1", "secp256r1",
+        "SecP384r1MLKEM1024", "X25519MLKEM768", "SecP256r1MLKEM768", "MLKEM1024", "x25519", "secp384r1", "secp256r1"
     ]
     /// The default `groups`: hybrids first (strongest first), then classical (as Q-SSL's defaults).
     public static let defaultGroups = [
-        "SecP384r1MLKEM1024", "X25519MLKEM768", "SecP256r1MLKEM768", "x25519", "secp384r1", "secp256r1",
+        "SecP384r1MLKEM1024", "X25519MLKEM768", "SecP256r1MLKEM768", "x25519", "secp384r1", "secp256r1"
     ]
 
     /// `name`: for logs and metrics; unique when given. Default `nil`.

@@ -41,8 +41,10 @@ struct Reader {
 
     /// The entries of a mapping with keys among `allowed`; unknown and duplicate keys are reported
     /// (with `hint(key)` or a close known key as a suggestion). A null value reads as empty.
-    func mapping(_ node: Node, at fallback: Loc, path: String, allowed: [String],
-                 hint: (String) -> String? = { _ in nil }) -> [String: Entry]? {
+    func mapping(
+        _ node: Node, at fallback: Loc, path: String, allowed: [String],
+        hint: (String) -> String? = { _ in nil }
+    ) -> [String: Entry]? {
         if Self.isNull(node) { return [:] }
         guard case .mapping(let mapping) = node else {
             sink.add(loc(node, fallback), path, "expected a mapping (key: value), got \(Self.describe(node))")
@@ -164,8 +166,10 @@ struct Reader {
             if ms == 0 && zeroAllowed { return located(0, entry) }
             guard range.contains(ms) else {
                 let zero = zeroAllowed ? " (or 0 for none)" : ""
-                sink.add(entry.valueLoc, entry.path,
-                         "must be \(Values.format(milliseconds: range.lowerBound)) to \(Values.format(milliseconds: range.upperBound))\(zero), not \(scalar.string.trimmingSpaces())")
+                sink.add(
+                    entry.valueLoc, entry.path,
+                    "must be \(Values.format(milliseconds: range.lowerBound)) to \(Values.format(milliseconds: range.upperBound))\(zero), not \(scalar.string.trimmingSpaces())"
+                )
                 return nil
             }
             return located(ms, entry)

@@ -144,17 +144,20 @@ struct ConfigParser {
         }
         checkFleet(f)
         if let auth = f.clientAuth, auth.value != .none, f.clientCA == nil, !f.written.contains("client-ca") {
-            report("client-auth: \(auth.value.rawValue) needs client-ca: (the roots trusted for client certificates)",
-                   in: f, field("client-auth", auth))
+            report(
+                "client-auth: \(auth.value.rawValue) needs client-ca: (the roots trusted for client certificates)",
+                in: f, field("client-auth", auth))
         }
         if let pq = f.pqRequired, pq.value, !(f.groups?.value ?? ListenerConfig.defaultGroups).contains(where: { $0.contains("MLKEM") }) {
-            report("pq-required: true needs an ML-KEM group in groups: (e.g. X25519MLKEM768)", in: f,
-                   field("pq-required", pq), field("groups", f.groups))
+            report(
+                "pq-required: true needs an ML-KEM group in groups: (e.g. X25519MLKEM768)", in: f,
+                field("pq-required", pq), field("groups", f.groups))
         }
         let pairs = f.certificates?.value ?? []
         if let policy = f.unknownServerName, policy.value == .reject, !pairs.isEmpty, pairs.allSatisfy({ $0.serverNames.isEmpty }) {
-            report("unknown-server-name: reject needs certificates with server-names: (no name would be known)", in: f,
-                   field("unknown-server-name", policy), field("certificates", f.certificates))
+            report(
+                "unknown-server-name: reject needs certificates with server-names: (no name would be known)", in: f,
+                field("unknown-server-name", policy), field("certificates", f.certificates))
         }
         var claimed: [String: (index: Int, loc: Loc)] = [:]
         for (index, pair) in pairs.enumerated() {

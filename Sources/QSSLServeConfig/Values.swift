@@ -1,11 +1,11 @@
 // Syntax of the configuration's scalar values: durations, addresses, server names; and suggestions.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum Values {

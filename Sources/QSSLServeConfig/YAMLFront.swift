@@ -52,7 +52,7 @@ enum YAMLFront {
                 let loc = original(line: mark.line, column: mark.column, insertions: insertions)
                 let key = duplicates.first ?? ""
                 guard attempt < maximumRenames, key != "<uncovertable>",
-                      let (updated, column) = insertMarker(number: attempt, key: key, line: mark.line, column: mark.column, in: current)
+                    let (updated, column) = insertMarker(number: attempt, key: key, line: mark.line, column: mark.column, in: current)
                 else {
                     sink.add(loc, "", "duplicate key '\(key)' in this mapping")
                     reportRenamed(renamed, sink: sink)
@@ -88,15 +88,15 @@ enum YAMLFront {
             return " (\(context.text) at line \(at(context.mark).line))"
         }
         switch error {
-        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _):
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             sink.add(at(mark), "", "YAML syntax error: \(problem)\(contextText(context))")
-        case let .composer(context, problem, mark, _):
+        case .composer(let context, let problem, let mark, _):
             if context?.text.contains("single document") == true {
                 sink.add(at(mark), "", "YAML: only one document is allowed (found a second one)")
             } else {
                 sink.add(at(mark), "", "YAML: \(problem)")
             }
-        case let .reader(problem, offset, value, _):
+        case .reader(let problem, let offset, let value, _):
             let loc = offset.map { lineAndColumn(scalarOffset: $0, in: text) }.map { original(line: $0.line, column: $0.column, insertions: insertions) }
             let what = value >= 0 ? String(format: " (U+%04X)", value) : ""
             sink.add(loc ?? Loc(line: 1, column: 1), "", "YAML: \(problem)\(what)")
@@ -120,14 +120,24 @@ enum YAMLFront {
     }
 
     static func lineAndColumn(scalarOffset: Int, in text: String) -> (line: Int, column: Int) {
-        var line = 1, column = 1, index = 0
+        var line = 1
+        var column = 1
+        var index = 0
         var previousCR = false
         for scalar in text.unicodeScalars {
             if index >= scalarOffset { break }
             index += 1
-            if scalar == "\n" && previousCR { previousCR = false; continue }
+            if scalar == "\n" && previousCR {
+                previousCR = false
+                continue
+            }
             previousCR = scalar == "\r"
-            if isBreak(scalar) { line += 1; column = 1 } else { column += 1 }
+            if isBreak(scalar) {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
         }
         return (line, column)
     }
@@ -136,7 +146,8 @@ enum YAMLFront {
     /// column where it went; nil when the key is not where expected.
     private static func insertMarker(number: Int, key: String, line: Int, column: Int, in text: String) -> (String, Int)? {
         var scalars = Array(text.unicodeScalars)
-        var index = 0, currentLine = 1
+        var index = 0
+        var currentLine = 1
         while currentLine < line && index < scalars.count {
             let s = scalars[index]
             index += 1
@@ -163,13 +174,22 @@ enum YAMLFront {
     /// Where a cheap upper bound of the nesting depth passes `maximumNestingEstimate`: flow
     /// brackets open so far, plus twice the indentation, plus the block indicators on the line.
     static func excessiveNesting(_ text: String) -> Loc? {
-        var flow = 0, line = 1, column = 0, indent = 0, compact = 0
-        var atIndent = true, inComment = false
+        var flow = 0
+        var line = 1
+        var column = 0
+        var indent = 0
+        var compact = 0
+        var atIndent = true
+        var inComment = false
         var previous: Unicode.Scalar = "\n"
         for scalar in text.unicodeScalars {
             if isBreak(scalar) {
                 if !(scalar == "\n" && previous == "\r") { line += 1 }
-                column = 0; indent = 0; compact = 0; atIndent = true; inComment = false
+                column = 0
+                indent = 0
+                compact = 0
+                atIndent = true
+                inComment = false
                 previous = scalar
                 continue
             }

@@ -50,10 +50,12 @@ public enum CompositeMLDSA65ECDSAP384 {
         /// with SHA-384. Returns which halves failed (empty when valid).
         public func failingHalves(_ signature: [UInt8], for message: [UInt8], context: [UInt8] = []) -> [String] {
             guard signature.count >= mldsaSignatureLength,
-                  let m = try? CompositeMLDSA65ECDSAP384.representative(message, context: context) else { return ["ML-DSA-65", "ECDSA-P384"] }
+                let m = try? CompositeMLDSA65ECDSAP384.representative(message, context: context)
+            else { return ["ML-DSA-65", "ECDSA-P384"] }
             var failed: [String] = []
             if !mldsa.isValidSignature(signature.prefix(mldsaSignatureLength), for: m, context: label) { failed.append("ML-DSA-65") }
-            let ecdsaValid = (try? NISTP384.Signature(derRepresentation: signature.dropFirst(mldsaSignatureLength)))
+            let ecdsaValid =
+                (try? NISTP384.Signature(derRepresentation: signature.dropFirst(mldsaSignatureLength)))
                 .map { ecdsa.isValidSignature($0, for: m) } ?? false
             if !ecdsaValid { failed.append("ECDSA-P384") }
             return failed

@@ -21,7 +21,7 @@ public enum SwiftCryptoGroups {
         group: .secp384r1MLKEM1024, first: NISTGroup<P384Curve>(), second: MLKEMGroup<MLKEM1024Params>())
 
     public static let all: [any KeyExchangeGroup] = [
-        secp384r1MLKEM1024, x25519MLKEM768, secp256r1MLKEM768, mlkem1024, x25519, secp384r1, secp256r1,
+        secp384r1MLKEM1024, x25519MLKEM768, secp256r1MLKEM768, mlkem1024, x25519, secp384r1, secp256r1
     ]
 }
 
@@ -161,7 +161,7 @@ struct NISTGroup<Curve: NISTCurve>: FixedLengthGroup {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<8 {
             let raw = (0..<Curve.scalarLength).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
-            if let key = try? Curve.makeKey(raw: raw) { return key }   // out-of-range scalars are retried
+            if let key = try? Curve.makeKey(raw: raw) { return key }  // out-of-range scalars are retried
         }
         throw .crypto("could not generate a \(Curve.group) key")
     }

@@ -67,7 +67,7 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
             while offset < length {
                 var block = keyed
                 let previous = UnsafeRawBufferPointer(rebasing: out[max(0, offset - H.Digest.byteCount)..<offset])
-                block.update(data: previous)   // T(i-1), empty for T(1)
+                block.update(data: previous)  // T(i-1), empty for T(1)
                 block.update(data: info)
                 withUnsafeBytes(of: counter) { block.update(data: $0) }
                 let n = min(H.Digest.byteCount, length - offset)
@@ -83,7 +83,7 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
     private static func pHash<H: HashFunction>(_ keyed: HMAC<H>, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
         var step = keyed
         step.update(data: labelAndSeed)
-        var a = step.finalize()   // A(1)
+        var a = step.finalize()  // A(1)
         return SecretBytes(count: length) { out in
             var offset = 0
             while offset < length {
@@ -158,26 +158,32 @@ final class BoringAEADCipher: AEADCipher, @unchecked Sendable {
 
     deinit { cqssl_aead_free(context) }
 
-    func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
-              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+    func seal(
+        nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(TLSError) {
         guard output.count == plaintext.count + aeadTagLength, let out = output.baseAddress else {
             throw .crypto("AEAD output of \(output.count) bytes for \(plaintext.count) bytes of plaintext")
         }
         let ok = nonce.withUnsafeBytes { n in
-            cqssl_aead_seal(context, out.assumingMemoryBound(to: UInt8.self), n.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                            plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), plaintext.count,
-                            aad.baseAddress?.assumingMemoryBound(to: UInt8.self), aad.count)
+            cqssl_aead_seal(
+                context, out.assumingMemoryBound(to: UInt8.self), n.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), plaintext.count,
+                aad.baseAddress?.assumingMemoryBound(to: UInt8.self), aad.count)
         }
         guard ok == 1 else { throw .crypto("AEAD seal failed") }
     }
 
-    func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
-              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+    func open(
+        nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(TLSError) {
         guard ciphertext.count >= aeadTagLength, output.count == ciphertext.count - aeadTagLength else { throw TLSError(.decryptFailed) }
         let ok = nonce.withUnsafeBytes { n in
-            cqssl_aead_open(context, output.baseAddress?.assumingMemoryBound(to: UInt8.self), n.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                            ciphertext.baseAddress?.assumingMemoryBound(to: UInt8.self), ciphertext.count,
-                            aad.baseAddress?.assumingMemoryBound(to: UInt8.self), aad.count)
+            cqssl_aead_open(
+                context, output.baseAddress?.assumingMemoryBound(to: UInt8.self), n.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                ciphertext.baseAddress?.assumingMemoryBound(to: UInt8.self), ciphertext.count,
+                aad.baseAddress?.assumingMemoryBound(to: UInt8.self), aad.count)
         }
         guard ok == 1 else { throw TLSError(.decryptFailed) }
     }

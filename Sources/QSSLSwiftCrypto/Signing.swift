@@ -1,9 +1,9 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLP384
 import QSSLWire
+import _CryptoExtras
 
 /// The key algorithms of the swift-crypto provider and the TLS schemes each signs with. A
 /// struct with case-like static members, so that algorithms can be added without breaking

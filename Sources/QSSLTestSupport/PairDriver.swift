@@ -36,10 +36,13 @@ public struct PairOutcome {
 ///   - session: a session the client offers (else it takes one from its store).
 ///   - pauseClient: whether the client's pauses are answered too (else only the server's).
 ///   - tamper: may rewrite each flight in flight (`true`: client to server).
-public func runPair(client: ClientConfiguration, server: ServerConfiguration, serverName: String? = "localhost", session: TLSSession? = nil,
-                    tamper: (Bool, [UInt8]) -> [UInt8] = { $1 }) throws -> PairOutcome {
-    var outcome = PairOutcome(client: try TLSConnection.client(configuration: client, serverName: serverName, session: session),
-                              server: try TLSConnection.server(configuration: server))
+public func runPair(
+    client: ClientConfiguration, server: ServerConfiguration, serverName: String? = "localhost", session: TLSSession? = nil,
+    tamper: (Bool, [UInt8]) -> [UInt8] = { $1 }
+) throws -> PairOutcome {
+    var outcome = PairOutcome(
+        client: try TLSConnection.client(configuration: client, serverName: serverName, session: session),
+        server: try TLSConnection.server(configuration: server))
     for _ in 0..<20 {
         let toServer = outcome.client.takeOutput()
         if !toServer.isEmpty, outcome.serverError == nil {

@@ -3,8 +3,8 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import Synchronization
 import QSSLRedis
+import Synchronization
 
 public enum FixtureError: Error, CustomStringConvertible {
     case notInstalled(String)
@@ -102,9 +102,12 @@ public final class RedisServer: @unchecked Sendable {
     public func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try RedisFixture.tool("redis-server"))
-        process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
-                             "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
+        process.arguments =
+            [
+                "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
+                "--logfile", directory.appendingPathComponent("redis.log").path
+            ] + extraArguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -163,13 +166,18 @@ public final class RedisTestCluster: @unchecked Sendable {
             for _ in 0..<3 {
                 let port = try RedisFixture.freePort()
                 // A relative config file lands in the server's own --dir.
-                nodes.append(try await RedisServer(port: port, arguments: [
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-                ]))
+                nodes.append(
+                    try await RedisServer(
+                        port: port,
+                        arguments: [
+                            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"
+                        ]))
             }
             self.nodes = nodes
-            let output = try RedisFixture.run("redis-cli", ["--cluster", "create"]
-                + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "0", "--cluster-yes"])
+            let output = try RedisFixture.run(
+                "redis-cli",
+                ["--cluster", "create"]
+                    + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "0", "--cluster-yes"])
             guard output.contains("[OK] All 16384 slots covered") else {
                 throw FixtureError.startFailed("redis-cli --cluster create failed:\n\(output)")
             }

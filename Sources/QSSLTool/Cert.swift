@@ -13,8 +13,9 @@ struct Cert: ParsableCommand {
 
     /// `--alg`, for the subcommands that generate a key (`ca`, `issue`).
     struct AlgorithmOption: ParsableArguments {
-        @Option(help: ArgumentHelp(
-            "Key algorithm: \(PKIBuilder.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (mldsa44 can be verified but not generated)."))
+        @Option(
+            help: ArgumentHelp(
+                "Key algorithm: \(PKIBuilder.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (mldsa44 can be verified but not generated)."))
         var alg: String = PKIBuilder.Algorithm.mldsa65ECDSAP384.rawValue
 
         /// The algorithm `--alg` names.
@@ -62,14 +63,18 @@ struct Cert: ParsableCommand {
             }
             if let key {
                 let loaded = try hsm.loadKey(key, composite: false)
-                let certificate = try PKIBuilder.makeCA(subject: subject, signer: try CertificateSigner(key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo),
-                                                        notAfter: Date().addingTimeInterval(Double(days) * 86400))
+                let certificate = try PKIBuilder.makeCA(
+                    subject: subject, signer: try CertificateSigner(key: loaded.key, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo),
+                    notAfter: Date().addingTimeInterval(Double(days) * 86400))
                 try CertificateFiles.pem([certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
-                print("wrote \(out)/ca.pem (\(certificate.publicKey.description), \(certificate.signatureAlgorithmName)); the CA key stays in the token: \(loaded.summary)")
+                print(
+                    "wrote \(out)/ca.pem (\(certificate.publicKey.description), \(certificate.signatureAlgorithmName)); the CA key stays in the token: \(loaded.summary)"
+                )
                 print("  issue with: qssl cert issue --ca \(out) --ca-key '\(key)' …")
                 return
             }
-            let ca = try PKIBuilder.makeCA(subject: subject, key: try keyAlgorithm.algorithm().generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
+            let ca = try PKIBuilder.makeCA(
+                subject: subject, key: try keyAlgorithm.algorithm().generateKey(), notAfter: Date().addingTimeInterval(Double(days) * 86400))
             // The key first: if it cannot be written, the old certificate and key still belong together.
             try writePrivate(try CertificateFiles.pkcs8PEM(ca.key), to: out + "/ca.key")
             try CertificateFiles.pem([ca.certificate]).write(toFile: out + "/ca.pem", atomically: true, encoding: .utf8)
@@ -156,16 +161,25 @@ struct Cert: ParsableCommand {
                 }
             }
             let iso = ISO8601DateFormatter()
-            let start = try notBefore.map { guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-before \($0)") }; return d }
+            let start =
+                try notBefore.map {
+                    guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-before \($0)") }
+                    return d
+                }
                 ?? Date().addingTimeInterval(-300)
-            let end = try notAfter.map { guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-after \($0)") }; return d }
+            let end =
+                try notAfter.map {
+                    guard let d = iso.date(from: $0) else { throw ValidationError("bad --not-after \($0)") }
+                    return d
+                }
                 ?? start.addingTimeInterval(Double(days ?? 365) * 86400)
             if let key {
                 // The subject key stays in the token: only its public half is certified.
                 let loaded = try hsm.loadKey(key, composite: false)
-                let cert = try PKIBuilder.issue(subject: subject, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo, issuerCertificate: caChain[0],
-                                                issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
-                                                ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
+                let cert = try PKIBuilder.issue(
+                    subject: subject, subjectPublicKeyInfo: loaded.subjectPublicKeyInfo, issuerCertificate: caChain[0],
+                    issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
+                    ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
                 var index = try CAIndex(directory: ca)
                 index.recordIssued(cert)
                 try index.save()
@@ -178,9 +192,10 @@ struct Cert: ParsableCommand {
                 return
             }
             let key = try keyAlgorithm.algorithm().generateKey()
-            let cert = try PKIBuilder.issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: caChain[0],
-                                            issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
-                                            ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
+            let cert = try PKIBuilder.issue(
+                subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: caChain[0],
+                issuerSigner: issuerSigner, dnsNames: dns, ipAddresses: ips, client: client,
+                ocspURL: ocspURL, crlURL: crlURL, notBefore: start, notAfter: end)
             // Recorded for `qssl cert revoke`, `qssl cert crl` and `qssl ocsp-responder`.
             var index = try CAIndex(directory: ca)
             index.recordIssued(cert)
@@ -203,9 +218,10 @@ struct Cert: ParsableCommand {
             let documents = try CertificateFiles.pemDocuments(pem, path: file, what: what)
             for (index, document) in documents.enumerated() {
                 func invalid(_ error: Error) -> CertificateFiles.FileError {
-                    CertificateFiles.FileError(.invalid, path: file, what: what,
-                                               reason: "block \(index + 1) (\(document.discriminator)): "
-                                                   + CertificateFiles.undecorated((error as? TLSError)?.detail ?? CertificateFiles.shortReason(error)))
+                    CertificateFiles.FileError(
+                        .invalid, path: file, what: what,
+                        reason: "block \(index + 1) (\(document.discriminator)): "
+                            + CertificateFiles.undecorated((error as? TLSError)?.detail ?? CertificateFiles.shortReason(error)))
                 }
                 switch document.discriminator {
                 case "CERTIFICATE":

@@ -75,7 +75,8 @@ func milliseconds(_ d: Duration) -> Double {
 
 func printJSON(_ object: [String: Any]) {
     if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]),
-       let text = String(data: data, encoding: .utf8) {
+        let text = String(data: data, encoding: .utf8)
+    {
         print(text)
     }
 }
@@ -101,7 +102,7 @@ func summaryJSON(_ s: HandshakeSummary, handshakeMilliseconds: Double) -> [Strin
         "alpn": s.alpnProtocol ?? NSNull(),
         "handshake_ms": (handshakeMilliseconds * 1000).rounded() / 1000,
         "client_certificate_sent": s.clientCertificateSent,
-        "peer_identity": s.peerIdentity.map(identityJSON) ?? NSNull(),
+        "peer_identity": s.peerIdentity.map(identityJSON) ?? NSNull()
     ]
 }
 
@@ -112,7 +113,7 @@ func identityJSON(_ i: PeerIdentity) -> [String: Any] {
         "subject_alternative_names": i.subjectAlternativeNames,
         "key": i.keyAlgorithm,
         "signature_scheme": i.handshakeSignatureScheme?.description ?? NSNull(),
-        "verified_components": i.verifiedSignatureComponents,
+        "verified_components": i.verifiedSignatureComponents
     ]
 }
 
@@ -127,7 +128,7 @@ func summaryLines(_ s: HandshakeSummary, handshakeMilliseconds: Double?) -> [Str
         "Key exchange:      \(s.group)\(s.usedPostQuantumKeyExchange ? " (post-quantum hybrid)" : " (classical only)")",
         "Signature scheme:  \(s.peerSignatureScheme?.description ?? s.localSignatureScheme?.description ?? "-")",
         "HelloRetryRequest: \(s.helloRetryRequest ? "yes" : "no")",
-        "Resumed:           \(s.resumed ? "yes" : "no")",
+        "Resumed:           \(s.resumed ? "yes" : "no")"
     ]
     if let alpn = s.alpnProtocol { lines.append("ALPN:              \(alpn)") }
     if s.clientCertificateSent { lines.append("Client cert sent:  yes") }

@@ -51,8 +51,10 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of text (with --reconnect, one object per connection, one per line).")
     var json = false
 
-    @Option(help: ArgumentHelp("After the first connection, connect N more times, resuming the session the previous connections received; reports whether each resumed.",
-                               valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "After the first connection, connect N more times, resuming the session the previous connections received; reports whether each resumed.",
+            valueName: "N"))
     var reconnect: Int = 0
 
     @Option(help: ArgumentHelp("Write the newest session the server issued to FILE (mode 0600; it holds the session's secret).", valueName: "FILE"))
@@ -61,7 +63,9 @@ struct Connect: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Offer the session saved in FILE by --session-out on the first connection.", valueName: "FILE"))
     var sessionIn: String?
 
-    @Option(help: ArgumentHelp("Seconds to wait after the handshake for a session ticket when one is needed (TLS 1.3 tickets follow the handshake).", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to wait after the handshake for a session ticket when one is needed (TLS 1.3 tickets follow the handshake).", valueName: "SECONDS"))
     var ticketWait: Double = 1
 
     @Flag(help: "Do not ask TLS 1.2 servers for session tickets (RFC 5077): sessions resume by session ID.")
@@ -73,7 +77,10 @@ struct Connect: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Private key of --cert.", valueName: "KEY.pem"))
     var key: String?
 
-    @Option(help: ArgumentHelp("How to check the server certificate's revocation: crl (the --crl files), ocsp (ask the responder in its AIA), staple (what the server staples), none.", valueName: "crl|ocsp|staple|none"))
+    @Option(
+        help: ArgumentHelp(
+            "How to check the server certificate's revocation: crl (the --crl files), ocsp (ask the responder in its AIA), staple (what the server staples), none.",
+            valueName: "crl|ocsp|staple|none"))
     var revocation: String = "staple"
 
     @Option(help: ArgumentHelp("CRL files (PEM or DER) to check the chain against; repeatable.", valueName: "FILE"))
@@ -144,18 +151,20 @@ struct Connect: AsyncParsableCommand {
             let client: NIOQSSLClient
             do {
                 do {
-                    client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
-                                                             session: index == 0 ? offered : nil, sessionKey: sessionKey,
-                                                             maxBufferedBytes: maxReceived)
-                } catch where retryWider && NIOQSSLClient.tlsError(error).map(ClientConfiguration.isRetryable) == true {
+                    client = try await NIOQSSLClient.connect(
+                        host: host, port: port, configuration: config, serverName: serverName,
+                        session: index == 0 ? offered : nil, sessionKey: sessionKey,
+                        maxBufferedBytes: maxReceived)
+                } catch  where retryWider && NIOQSSLClient.tlsError(error).map(ClientConfiguration.isRetryable) == true {
                     // Seed §6.2: once, with every suite and group, never below the configured floor.
                     var wide = ClientConfiguration(provider: .swiftCrypto, verifier: roots)
-                    wide.versions = config.versions           // the versions and ALPN asked for stay
+                    wide.versions = config.versions  // the versions and ALPN asked for stay
                     wide.alpnProtocols = config.alpnProtocols
                     config = config.widened(to: wide)
                     FileHandle.standardError.write(Data("qssl: handshake_failure; retrying once with every suite and group\n".utf8))
-                    client = try await NIOQSSLClient.connect(host: host, port: port, configuration: config, serverName: serverName,
-                                                             session: nil, sessionKey: sessionKey, maxBufferedBytes: maxReceived)
+                    client = try await NIOQSSLClient.connect(
+                        host: host, port: port, configuration: config, serverName: serverName,
+                        session: nil, sessionKey: sessionKey, maxBufferedBytes: maxReceived)
                 }
             } catch {
                 report(failure: error, target: hostPort(host, port), connection: reconnect > 0 ? index + 1 : nil)
@@ -177,14 +186,18 @@ struct Connect: AsyncParsableCommand {
                     received = try await client.read(idleTimeout: .milliseconds(Int64(wait * 1000)))
                 } catch let incomplete as NIOQSSLClient.IncompleteRead {
                     // Possibly truncated by an attacker: say so and fail, whatever arrived.
-                    report(failure: incomplete.underlying, target: hostPort(host, port), afterHandshake: true, connection: reconnect > 0 ? index + 1 : nil,
-                           note: "\(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated")
+                    report(
+                        failure: incomplete.underlying, target: hostPort(host, port), afterHandshake: true, connection: reconnect > 0 ? index + 1 : nil,
+                        note: "\(incomplete.received.count) bytes arrived before the connection failed; the response may be truncated")
                     await client.close()
                     throw ExitCode(1)
                 }
             }
             if client.truncated {
-                FileHandle.standardError.write(Data("qssl: the server sent more than --max-received \(maxReceived) bytes; the connection was closed there and only the first \(received.count) are shown\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "qssl: the server sent more than --max-received \(maxReceived) bytes; the connection was closed there and only the first \(received.count) are shown\n"
+                            .utf8))
             }
             // TLS 1.3 tickets arrive after the handshake: read a moment longer when a session is
             // wanted (a TLS 1.2 session came with the handshake, and this returns at once).
@@ -196,13 +209,16 @@ struct Connect: AsyncParsableCommand {
 
         if let sessionOut {
             guard let newest else {
-                throw Failure(message: "the server issued no session\(reconnect > 0 ? " on any connection" : "") "
-                    + "(within --ticket-wait \(ticketWait) s after the handshake); \(sessionOut) not written", code: 1)
+                throw Failure(
+                    message: "the server issued no session\(reconnect > 0 ? " on any connection" : "") "
+                        + "(within --ticket-wait \(ticketWait) s after the handshake); \(sessionOut) not written", code: 1)
             }
             try SessionFile.write(newest, to: sessionOut)
             if !json {
                 let kind = newest.state.version == .tls13 ? "TLS 1.3 ticket" : (newest.ticket?.isEmpty == false ? "TLS 1.2 ticket" : "TLS 1.2 session ID")
-                print("Session:           \(kind) saved to \(sessionOut) (valid until \(SessionFile.isoDate(newest.state.createdAt &+ UInt64(newest.state.lifetimeSeconds) * 1000)))")
+                print(
+                    "Session:           \(kind) saved to \(sessionOut) (valid until \(SessionFile.isoDate(newest.state.createdAt &+ UInt64(newest.state.lifetimeSeconds) * 1000)))"
+                )
             }
         }
     }
@@ -227,9 +243,11 @@ struct Connect: AsyncParsableCommand {
             print("Connected to \(address)")
             summaryLines(s, handshakeMilliseconds: ms).forEach { print($0) }
         } else {
-            print(String(format: "Reconnect %d/%d:       %@ — %@ %@ %@, handshake %.2f ms", index, reconnect,
-                         s.resumed ? "resumed" : "not resumed (full handshake)", s.version.description, s.cipherSuite.description,
-                         s.group.description, ms))
+            print(
+                String(
+                    format: "Reconnect %d/%d:       %@ — %@ %@ %@, handshake %.2f ms", index, reconnect,
+                    s.resumed ? "resumed" : "not resumed (full handshake)", s.version.description, s.cipherSuite.description,
+                    s.group.description, ms))
         }
         if !received.isEmpty {
             print("--- received \(received.count) bytes ---")
@@ -282,4 +300,3 @@ func systemRoots() throws -> [X509Certificate] {
     }
     return []
 }
-

@@ -13,8 +13,10 @@ final class DelayRelay: Sendable {
 
     private init(channel: Channel) { self.channel = channel }
 
-    static func start(targetPort: Int, delay: TimeAmount,
-                      group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> DelayRelay {
+    static func start(
+        targetPort: Int, delay: TimeAmount,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> DelayRelay {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { inbound in

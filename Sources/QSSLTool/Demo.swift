@@ -25,8 +25,10 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Versions to show, in order: 1.3, 1.2 or both.")
     var tlsVersions: String = "1.3,1.2"
 
-    @Option(help: ArgumentHelp("Put a relay inside the demo between client and server that delays every chunk by MS milliseconds each way "
-                               + "(round trip 2×MS), and compare the measured times with the seed's table (§1.2).", valueName: "MS"))
+    @Option(
+        help: ArgumentHelp(
+            "Put a relay inside the demo between client and server that delays every chunk by MS milliseconds each way "
+                + "(round trip 2×MS), and compare the measured times with the seed's table (§1.2).", valueName: "MS"))
     var latency: Double?
 
     @Option(help: ArgumentHelp("Handshakes of each kind timed for the summary table (the median is shown).", valueName: "N"))
@@ -89,8 +91,9 @@ struct Demo: AsyncParsableCommand {
         config.clientCertificate = try CertificateFiles.certifiedKey(chain: [clientCert], key: clientKey)
         let exchange = try await link.exchange(config, trace: true)
         print("")
-        print("\(version == .tls13 ? "TLS 1.3" : "TLS 1.2") mutual TLS with a \(clientCert.publicKey.description) client certificate, as in the seed's chapter 5 "
-            + "(CertificateRequest, client Certificate and CertificateVerify; the server verifies both halves)")
+        print(
+            "\(version == .tls13 ? "TLS 1.3" : "TLS 1.2") mutual TLS with a \(clientCert.publicKey.description) client certificate, as in the seed's chapter 5 "
+                + "(CertificateRequest, client Certificate and CertificateVerify; the server verifies both halves)")
         exchange.print(fullMilliseconds: nil)
         await relay?.close()
         try await server.close()
@@ -129,12 +132,16 @@ struct Demo: AsyncParsableCommand {
         if version == .tls13 {
             let resumed = try await link.exchange(resuming, trace: true)
             print("")
-            print("TLS 1.3 resumption with a ticket from the handshake above (PSK with psk_dhe_ke: a fresh \(resumed.summary.group) key exchange, "
-                + "no Certificate or CertificateVerify), as in the seed's §4")
+            print(
+                "TLS 1.3 resumption with a ticket from the handshake above (PSK with psk_dhe_ke: a fresh \(resumed.summary.group) key exchange, "
+                    + "no Certificate or CertificateVerify), as in the seed's §4")
             resumed.print(fullMilliseconds: traced.milliseconds)
             let fullTimes = try await link.time(full, rounds: rounds)
             let resumedTimes = try await link.time(resuming, rounds: rounds, expectResumed: true)
-            rows.append(TimingRow(label: helloRetry ? "TLS 1.3 full (HelloRetryRequest, 2-RTT)" : "TLS 1.3 full (1-RTT)", kind: .tls13Full, milliseconds: fullTimes, fullMilliseconds: nil))
+            rows.append(
+                TimingRow(
+                    label: helloRetry ? "TLS 1.3 full (HelloRetryRequest, 2-RTT)" : "TLS 1.3 full (1-RTT)", kind: .tls13Full, milliseconds: fullTimes,
+                    fullMilliseconds: nil))
             rows.append(TimingRow(label: "TLS 1.3 resumed, PSK psk_dhe_ke", kind: .resumed, milliseconds: resumedTimes, fullMilliseconds: fullTimes))
         } else {
             let byTicket = try await link.exchange(resuming, trace: true)
@@ -150,8 +157,11 @@ struct Demo: AsyncParsableCommand {
             let idFull = try await link.exchange(byIDConfig, trace: false)
             let byID = try await link.exchange(byIDConfig, trace: true)
             print("")
-            print(String(format: "TLS 1.2 resumption by session ID (server cache; abbreviated handshake), as in the seed's §3 — after a full handshake without a ticket (%.2f ms)",
-                         idFull.milliseconds))
+            print(
+                String(
+                    format:
+                        "TLS 1.2 resumption by session ID (server cache; abbreviated handshake), as in the seed's §3 — after a full handshake without a ticket (%.2f ms)",
+                    idFull.milliseconds))
             byID.print(fullMilliseconds: idFull.milliseconds)
 
             let fullTimes = try await link.time(full, rounds: rounds)
@@ -313,8 +323,10 @@ struct DemoExchange {
         summaryLines(summary, handshakeMilliseconds: milliseconds).forEach { Swift.print($0) }
         if let full = fullMilliseconds {
             let saved = full - milliseconds
-            Swift.print(String(format: "Time saved:        %.2f ms against the full handshake above (%.2f ms): %@%.0f%%",
-                               saved, full, saved >= 0 ? "−" : "+", abs(saved) / full * 100))
+            Swift.print(
+                String(
+                    format: "Time saved:        %.2f ms against the full handshake above (%.2f ms): %@%.0f%%",
+                    saved, full, saved >= 0 ? "−" : "+", abs(saved) / full * 100))
         }
         Swift.print("Application data: sent \(DemoLink.message.count) bytes, echoed back \(echoed.count) bytes: \"\(String(decoding: echoed, as: UTF8.self))\"")
     }

@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ArgumentParser
 import Foundation
 import NIOCore
@@ -13,6 +6,14 @@ import NIOQSSL
 import QSSL
 import QSSLSwiftCrypto
 import QSSLX509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 // Every qssl failure as one line on stderr, `qssl: <what failed, on which file or address, why>`,
 // and the documented exit code (QSSLCommand: 1 handshake or connection failed, 2 certificate
@@ -132,9 +133,9 @@ private func foundationFileText(_ error: Error, what: String? = nil) -> String? 
     // Cocoa's file error codes: 256… reading, 512… writing; others (4: no such file) either.
     let verb = ns.domain != NSCocoaErrorDomain ? "use" : (256..<512).contains(ns.code) ? "read" : (512...1023).contains(ns.code) ? "write" : "use"
     switch (what, path) {
-    case let (what?, path?): return "cannot \(verb) \(what) \(path): \(reason)"
-    case let (nil, path?): return "cannot \(verb) \(path): \(reason)"
-    case let (what?, nil): return "cannot \(verb) \(what): \(reason)"
+    case (let what?, let path?): return "cannot \(verb) \(what) \(path): \(reason)"
+    case (nil, let path?): return "cannot \(verb) \(path): \(reason)"
+    case (let what?, nil): return "cannot \(verb) \(what): \(reason)"
     case (nil, nil): return reason
     }
 }

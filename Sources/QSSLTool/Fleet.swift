@@ -52,8 +52,10 @@ struct FleetKeyCommand: ParsableCommand {
 
 /// Where the fleet store is and how to reach it: `qssl serve` and `qssl ticket-keys`.
 struct FleetStoreOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Share the TLS 1.2 session-ID cache and the ticket keys with a fleet through Redis: "
-                               + "redis://HOST:PORT[/DB], rediss://… (TLS) or redis+cluster://H:P,H:P,…", valueName: "URL"))
+    @Option(
+        help: ArgumentHelp(
+            "Share the TLS 1.2 session-ID cache and the ticket keys with a fleet through Redis: "
+                + "redis://HOST:PORT[/DB], rediss://… (TLS) or redis+cluster://H:P,H:P,…", valueName: "URL"))
     var sessionStore: String?
 
     @Option(help: ArgumentHelp("The fleet key (`qssl fleet-key generate`); required with --session-store.", valueName: "FILE"))
@@ -73,7 +75,9 @@ struct FleetStoreOptions: ParsableArguments {
 
     /// Checks what can be checked before anything is read.
     func validateFleet(fromFile: Bool) throws {
-        if sessionStore != nil, fleetKey == nil, !fromFile { throw ValidationError("--session-store needs --fleet-key FILE (make one with `qssl fleet-key generate`)") }
+        if sessionStore != nil, fleetKey == nil, !fromFile {
+            throw ValidationError("--session-store needs --fleet-key FILE (make one with `qssl fleet-key generate`)")
+        }
         if let sessionStore {
             do { _ = try RedisConfiguration(url: sessionStore) } catch { throw ValidationError("--session-store: \(error)") }
             if sessionStoreCA != nil, !sessionStore.lowercased().hasPrefix("rediss") {
@@ -126,9 +130,12 @@ struct FleetServeOptions: ParsableArguments {
 
     func validate(fromFile: Bool, ticketKeys: String?) throws {
         try store.validateFleet(fromFile: fromFile)
-        if store.sessionStore != nil, ticketKeys != nil { throw ValidationError("choose one of --ticket-keys and --session-store (the fleet's ticket keys are in Redis)") }
+        if store.sessionStore != nil, ticketKeys != nil {
+            throw ValidationError("choose one of --ticket-keys and --session-store (the fleet's ticket keys are in Redis)")
+        }
         if store.sessionStore == nil, !fromFile,
-           store.fleetKey != nil || serviceName != nil || sessionStoreTimeout != nil || store.ticketRotation != nil || store.ticketDistribution != nil {
+            store.fleetKey != nil || serviceName != nil || sessionStoreTimeout != nil || store.ticketRotation != nil || store.ticketDistribution != nil
+        {
             throw ValidationError("--fleet-key, --service-name, --session-store-timeout, --ticket-rotation and --ticket-distribution need --session-store URL")
         }
         if let serviceName { do { _ = try ServiceIdentity(name: serviceName) } catch { throw ValidationError("--service-name: \(error)") } }
@@ -162,7 +169,10 @@ final class FleetRuntime: @unchecked Sendable {
     final class Shared: @unchecked Sendable {
         let store: FleetStore
         let keys: FleetTicketKeyStore?
-        init(store: FleetStore, keys: FleetTicketKeyStore?) { self.store = store; self.keys = keys }
+        init(store: FleetStore, keys: FleetTicketKeyStore?) {
+            self.store = store
+            self.keys = keys
+        }
     }
 
     let options: FleetStoreOptions
@@ -181,24 +191,33 @@ final class FleetRuntime: @unchecked Sendable {
 
     /// The session cache and ticket sealer of a listener whose configuration names a store.
     func parts(for c: ListenerConfig, listenerName: String, certificates: [CertifiedKey], allListeners: [ListenerConfig])
-        throws -> (cache: RedisSessionCache?, sealer: FleetTicketSealer?, service: ServiceIdentity)? {
+        throws -> (cache: RedisSessionCache?, sealer: FleetTicketSealer?, service: ServiceIdentity)?
+    {
         guard let url = c.sessionStore else { return nil }
         guard let keyPath = c.fleetKey else { throw Failure(message: "listener \(listenerName): session-store needs fleet-key", code: 64) }
-        let storeKey = StoreKey(url: url, fleetKey: keyPath, timeoutMs: Int64(c.sessionStoreTimeout.components.seconds * 1000 + c.sessionStoreTimeout.components.attoseconds / 1_000_000_000_000_000),
-                                rotation: c.ticketRotation.components.seconds, distribution: c.ticketDistribution.components.seconds)
+        let storeKey = StoreKey(
+            url: url, fleetKey: keyPath,
+            timeoutMs: Int64(c.sessionStoreTimeout.components.seconds * 1000 + c.sessionStoreTimeout.components.attoseconds / 1_000_000_000_000_000),
+            rotation: c.ticketRotation.components.seconds, distribution: c.ticketDistribution.components.seconds)
         let s = try shared[storeKey] ?? makeShared(storeKey, tickets: c.ticketKeys != .disabled, allListeners: allListeners)
         shared[storeKey] = s
-        let serviceName = c.serviceName ?? ServiceIdentity.defaultName(leafSPKIs: certificates.compactMap { pair in
-            pair.chain.first.flatMap { try? X509Certificate(der: $0) }?.publicKey.spki
-        })
+        let serviceName =
+            c.serviceName
+            ?? ServiceIdentity.defaultName(
+                leafSPKIs: certificates.compactMap { pair in
+                    pair.chain.first.flatMap { try? X509Certificate(der: $0) }?.publicKey.spki
+                })
         let service: ServiceIdentity
         do { service = try ServiceIdentity(name: serviceName) } catch { throw Failure(message: "listener \(listenerName): \(error)", code: 64) }
-        let cache = c.sessionCache ? RedisSessionCache(store: s.store, service: service, timeoutSeconds: UInt32(clamping: c.sessionTimeout.components.seconds)) : nil
+        let cache =
+            c.sessionCache ? RedisSessionCache(store: s.store, service: service, timeoutSeconds: UInt32(clamping: c.sessionTimeout.components.seconds)) : nil
         let sealer = c.ticketKeys == .disabled ? nil : s.keys?.sealer(for: service)
-        logger.info("fleet session store", metadata: [
-            "listener": .string(listenerName), "store": .string(redacted(url)), "fleet": .string(s.store.key.fleetID),
-            "service": .string(service.name), "session_ids": .stringConvertible(cache != nil), "tickets": .stringConvertible(sealer != nil),
-        ])
+        logger.info(
+            "fleet session store",
+            metadata: [
+                "listener": .string(listenerName), "store": .string(redacted(url)), "fleet": .string(s.store.key.fleetID),
+                "service": .string(service.name), "session_ids": .stringConvertible(cache != nil), "tickets": .stringConvertible(sealer != nil)
+            ])
         return (cache, sealer, service)
     }
 
@@ -214,18 +233,21 @@ final class FleetRuntime: @unchecked Sendable {
             // The client's own per-attempt lines only for errors: the transitions are fleet events.
             var redisLogger = logger
             redisLogger.logLevel = .error
-            store = try FleetStore(url: k.url, key: key, credentials: try options.credentials(url: k.url), tlsHandlerFactory: try options.tlsFactory(url: k.url),
-                                   settings: settings, logger: redisLogger, onEvent: { [weak self] event in self?.record(event) })
+            store = try FleetStore(
+                url: k.url, key: key, credentials: try options.credentials(url: k.url), tlsHandlerFactory: try options.tlsFactory(url: k.url),
+                settings: settings, logger: redisLogger, onEvent: { [weak self] event in self?.record(event) })
         } catch let error as FleetError {
             throw Failure(message: "session store \(redacted(k.url)): \(error)", code: 64)
         }
         // The longest lifetime of the tickets sealed with these keys: the listeners sharing them.
-        let lifetime = allListeners.filter { $0.sessionStore == k.url && $0.fleetKey == k.fleetKey }
+        let lifetime =
+            allListeners.filter { $0.sessionStore == k.url && $0.fleetKey == k.fleetKey }
             .map { UInt32(clamping: $0.sessionTimeout.components.seconds) }.max() ?? 3600
         var keys: FleetTicketKeyStore?
         if tickets {
-            let schedule = TicketKeySchedule(rotationSeconds: UInt32(clamping: k.rotation), distributionSeconds: UInt32(clamping: k.distribution),
-                                             ticketLifetimeSeconds: lifetime)
+            let schedule = TicketKeySchedule(
+                rotationSeconds: UInt32(clamping: k.rotation), distributionSeconds: UInt32(clamping: k.distribution),
+                ticketLifetimeSeconds: lifetime)
             do { keys = try FleetTicketKeyStore(store: store, schedule: schedule) } catch {
                 throw Failure(message: "session store \(redacted(k.url)): \(error)", code: 64)
             }
@@ -292,8 +314,9 @@ func redacted(_ url: String) -> String {
 
 enum FleetTicketKeysAdmin {
     static func schedule(_ options: FleetStoreOptions, lifetime: UInt32) -> TicketKeySchedule {
-        TicketKeySchedule(rotationSeconds: options.ticketRotation ?? 3600, distributionSeconds: options.ticketDistribution ?? 60,
-                          ticketLifetimeSeconds: lifetime)
+        TicketKeySchedule(
+            rotationSeconds: options.ticketRotation ?? 3600, distributionSeconds: options.ticketDistribution ?? 60,
+            ticketLifetimeSeconds: lifetime)
     }
 
     static func show(_ options: FleetStoreOptions, lifetime: UInt32, json: Bool) async throws {
@@ -301,7 +324,9 @@ enum FleetTicketKeysAdmin {
         let store = try options.makeStore(logger: logger)
         defer { Task { await store.shutdown() } }
         let keys: FleetTicketKeyStore
-        do { keys = try FleetTicketKeyStore(store: store, schedule: schedule(options, lifetime: lifetime)) } catch { throw Failure(message: "\(error)", code: 64) }
+        do { keys = try FleetTicketKeyStore(store: store, schedule: schedule(options, lifetime: lifetime)) } catch {
+            throw Failure(message: "\(error)", code: 64)
+        }
         let list: [FleetTicketKeyInfo]
         do { list = try await keys.listRedis() } catch { throw Failure(message: "\(error)", code: 1) }
         let now = SystemClock().nowMilliseconds()
@@ -309,21 +334,26 @@ enum FleetTicketKeysAdmin {
             let objects: [[String: Any]] = list.map { k in
                 ["epoch": k.epoch, "fingerprint": k.fingerprint, "created_at_ms": k.createdAt, "role": k.role.rawValue, "redis_ttl_ms": k.redisTTL ?? -2]
             }
-            let data = try JSONSerialization.data(withJSONObject: ["fleet": store.key.fleetID, "rotation_s": keys.schedule.rotationSeconds,
-                                                                    "current_epoch": keys.epoch(at: now), "keys": objects], options: [.sortedKeys])
+            let data = try JSONSerialization.data(
+                withJSONObject: [
+                    "fleet": store.key.fleetID, "rotation_s": keys.schedule.rotationSeconds,
+                    "current_epoch": keys.epoch(at: now), "keys": objects
+                ], options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("fleet \(store.key.fleetID) at \(redacted(options.sessionStore ?? "")): \(list.count) ticket key\(list.count == 1 ? "" : "s") "
-              + "(rotation \(keys.schedule.rotationSeconds) s, distribution \(keys.schedule.distributionSeconds) s, current epoch \(keys.epoch(at: now)))")
+        print(
+            "fleet \(store.key.fleetID) at \(redacted(options.sessionStore ?? "")): \(list.count) ticket key\(list.count == 1 ? "" : "s") "
+                + "(rotation \(keys.schedule.rotationSeconds) s, distribution \(keys.schedule.distributionSeconds) s, current epoch \(keys.epoch(at: now)))")
         for k in list {
             let created = Date(timeIntervalSince1970: Double(k.createdAt) / 1000)
             let ttl = (k.redisTTL ?? -2) >= 0 ? "expires in \((k.redisTTL ?? 0) / 1000) s" : "no expiry"
-            let role = switch k.role {
-            case .sealing: "sealing (and opening)"
-            case .pending: "pending (opens; seals later)"
-            case .opening: "older (opens only)"
-            }
+            let role =
+                switch k.role {
+                case .sealing: "sealing (and opening)"
+                case .pending: "pending (opens; seals later)"
+                case .opening: "older (opens only)"
+                }
             print("  epoch \(k.epoch)  \(k.fingerprint)  created \(created.formatted(.iso8601))  \(ttl)  \(role)")
         }
     }
@@ -331,21 +361,28 @@ enum FleetTicketKeysAdmin {
     static func rotate(_ options: FleetStoreOptions, lifetime: UInt32, replaceNext: Bool) async throws {
         let logger = Logger(label: "qssl.ticket-keys") { _ in SwiftLogNoOpLogHandler() }
         let events = Mutex<[FleetEvent]>([])
-        guard let url = options.sessionStore, let keyPath = options.fleetKey else { throw Failure(message: "give --session-store URL and --fleet-key FILE", code: 64) }
+        guard let url = options.sessionStore, let keyPath = options.fleetKey else {
+            throw Failure(message: "give --session-store URL and --fleet-key FILE", code: 64)
+        }
         let key: FleetKey
         do { key = try FleetKey.load(path: keyPath) } catch { throw Failure(message: "\(error)", code: 1) }
         let store: FleetStore
         do {
-            store = try FleetStore(url: url, key: key, credentials: try options.credentials(url: url), tlsHandlerFactory: try options.tlsFactory(url: url),
-                                   logger: logger, onEvent: { e in events.withLock { $0.append(e) } })
+            store = try FleetStore(
+                url: url, key: key, credentials: try options.credentials(url: url), tlsHandlerFactory: try options.tlsFactory(url: url),
+                logger: logger, onEvent: { e in events.withLock { $0.append(e) } })
         } catch { throw Failure(message: "\(error)", code: 1) }
         defer { Task { await store.shutdown() } }
         let keys: FleetTicketKeyStore
-        do { keys = try FleetTicketKeyStore(store: store, schedule: schedule(options, lifetime: lifetime)) } catch { throw Failure(message: "\(error)", code: 64) }
+        do { keys = try FleetTicketKeyStore(store: store, schedule: schedule(options, lifetime: lifetime)) } catch {
+            throw Failure(message: "\(error)", code: 64)
+        }
         if replaceNext {
             do {
                 let info = try await keys.replaceNextKey()
-                print("replaced the key of epoch \(info.epoch) with \(info.fingerprint); nodes take it at their next poll and seal with it from epoch \(info.epoch) once it is \(keys.schedule.distributionSeconds) s old")
+                print(
+                    "replaced the key of epoch \(info.epoch) with \(info.fingerprint); nodes take it at their next poll and seal with it from epoch \(info.epoch) once it is \(keys.schedule.distributionSeconds) s old"
+                )
             } catch { throw Failure(message: "\(error)", code: 1) }
         }
         guard await keys.refresh() else {

@@ -57,10 +57,13 @@ struct HSM: ParsableCommand {
                 if info.requiresLogin { flags.append("login required") }
                 if !info.isUserPINInitialized { flags.append("user PIN not set") }
                 if info.isUserPINLocked { flags.append("user PIN LOCKED") }
-                print("  Token '\(info.label)': \(info.manufacturer) \(info.model), serial \(info.serialNumber)\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")")
+                print(
+                    "  Token '\(info.label)': \(info.manufacturer) \(info.model), serial \(info.serialNumber)\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")"
+                )
                 let pin: PKCS11PIN? = pinFile.map(PKCS11PIN.file) ?? pinEnv.map(PKCS11PIN.environment)
-                let opened = try PKCS11Token.open(module: module, matching: PKCS11URI(token: info.label), pin: pin,
-                                                  configuration: .init(sessionPoolSize: 1, signingThreads: 1))
+                let opened = try PKCS11Token.open(
+                    module: module, matching: PKCS11URI(token: info.label), pin: pin,
+                    configuration: .init(sessionPoolSize: 1, signingThreads: 1))
                 defer { opened.close() }
                 let mechanisms = opened.mechanisms
                 let used: [(String, UInt, String)] = [
@@ -72,7 +75,7 @@ struct HSM: ParsableCommand {
                     ("CKM_RSA_PKCS_KEY_PAIR_GEN", 0x0, "RSA key generation"),
                     ("CKM_ML_DSA_KEY_PAIR_GEN", 0x1C, "ML-DSA key generation (PKCS#11 3.2)"),
                     ("CKM_ECDH1_DERIVE", 0x1050, "ECDH key agreement"),
-                    ("CKM_ML_KEM", 0x17, "ML-KEM encapsulation (PKCS#11 3.2)"),
+                    ("CKM_ML_KEM", 0x17, "ML-KEM encapsulation (PKCS#11 3.2)")
                 ]
                 print("  Mechanisms Q-SSL uses:")
                 for (name, type, purpose) in used {
@@ -80,8 +83,9 @@ struct HSM: ParsableCommand {
                     let sizes = m.map { $0.maximumKeySize > 0 ? " (key sizes \($0.minimumKeySize)–\($0.maximumKeySize))" : "" } ?? ""
                     print("    \(m == nil ? "no " : "yes") \(name)\(sizes): \(purpose)")
                 }
-                print("  Composite ML-DSA-65 + ECDSA-P384 keys: ECDSA P-384 half in the token, ML-DSA-65 half "
-                      + (opened.supportsMLDSA ? "in the token (it has CKM_ML_DSA)" : "in software (the token has no CKM_ML_DSA)"))
+                print(
+                    "  Composite ML-DSA-65 + ECDSA-P384 keys: ECDSA P-384 half in the token, ML-DSA-65 half "
+                        + (opened.supportsMLDSA ? "in the token (it has CKM_ML_DSA)" : "in software (the token has no CKM_ML_DSA)"))
                 if allMechanisms {
                     print("  All mechanisms (\(mechanisms.count)): \(mechanisms.map(\.name).joined(separator: ", "))")
                 } else {
@@ -144,7 +148,8 @@ struct HSM: ParsableCommand {
             }
             if alg == "mldsa65-ecdsa-p384" && !opened.supportsMLDSA {
                 guard mldsaOut != nil else {
-                    throw ValidationError("token '\(token)' has no CKM_ML_DSA: the composite key's ML-DSA-65 half will be in software; give --mldsa-out FILE for it")
+                    throw ValidationError(
+                        "token '\(token)' has no CKM_ML_DSA: the composite key's ML-DSA-65 half will be in software; give --mldsa-out FILE for it")
                 }
             }
             let key = try opened.generateKeyPair(algorithm, label: label)
@@ -159,7 +164,9 @@ struct HSM: ParsableCommand {
             } else {
                 let mldsa = try PKIBuilder.Algorithm.mldsa65.generateKey()
                 try writePrivate(try CertificateFiles.pkcs8PEM(mldsa), to: mldsaOut!)
-                print("composite key '\(label)': ECDSA P-384 half in token '\(token)', ML-DSA-65 half in software (the token has no CKM_ML_DSA), written to \(mldsaOut!)")
+                print(
+                    "composite key '\(label)': ECDSA P-384 half in token '\(token)', ML-DSA-65 half in software (the token has no CKM_ML_DSA), written to \(mldsaOut!)"
+                )
                 print("  use: --key '\(key.uri)' --mldsa-key \(mldsaOut!)")
             }
         }

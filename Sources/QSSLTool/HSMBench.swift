@@ -50,14 +50,16 @@ struct HSMBench: AsyncParsableCommand {
         let hsmKey = try (try? admin.signingKey(matching: PKCS11URI(object: label))) ?? admin.generateKeyPair(.ecdsaP384, label: label)
         guard hsmKey.algorithm == .ecdsaP384 else { throw ValidationError("'\(label)' is \(hsmKey.algorithm), not ECDSA P-384") }
         let ca = try PKIBuilder.makeCA(subject: "CN=Q-SSL HSM bench CA", key: .p384(.init()))
-        let hsmCertificate = try PKIBuilder.issue(subject: "CN=localhost", subjectPublicKeyInfo: hsmKey.subjectPublicKeyInfo, issuerCertificate: ca.certificate,
-                                                  issuerSigner: try CertificateSigner(ca.key), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+        let hsmCertificate = try PKIBuilder.issue(
+            subject: "CN=localhost", subjectPublicKeyInfo: hsmKey.subjectPublicKeyInfo, issuerCertificate: ca.certificate,
+            issuerSigner: try CertificateSigner(ca.key), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
         let memoryKey = SwiftCryptoSigningKey.p384(.init())
         let memoryCertificate = try PKIBuilder.issue(subject: "CN=localhost", key: memoryKey, by: ca, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
         let memory = try CertificateFiles.certifiedKey(chain: [memoryCertificate], key: memoryKey)
         let verifier = X509CertificateVerifier(roots: [ca.certificate])
         func hsm(_ token: PKCS11Token) throws -> CertifiedKey {
-            try CertificateFiles.certifiedKey(chain: [hsmCertificate], key: try token.signingKey(matching: hsmKey.uri), subjectPublicKeyInfo: hsmKey.subjectPublicKeyInfo)
+            try CertificateFiles.certifiedKey(
+                chain: [hsmCertificate], key: try token.signingKey(matching: hsmKey.uri), subjectPublicKeyInfo: hsmKey.subjectPublicKeyInfo)
         }
         print("module: \(module.info)")
         print("key: \(hsmKey) (CKM_ECDSA, SHA-384 on the host) vs ECDSA P-384 in memory (swift-crypto)")
@@ -74,7 +76,10 @@ struct HSMBench: AsyncParsableCommand {
         start = ContinuousClock.now
         for _ in 0..<n { _ = try await hsmKey.signAsynchronously(message, scheme: .ecdsaSecp384r1SHA384) }
         let hsmAsyncSign = milliseconds(ContinuousClock.now - start) / Double(n)
-        print(String(format: "sign, sequential: memory %.3f ms, token %.3f ms on the caller's thread, %.3f ms through the signing threads", memorySign, hsmSign, hsmAsyncSign))
+        print(
+            String(
+                format: "sign, sequential: memory %.3f ms, token %.3f ms on the caller's thread, %.3f ms through the signing threads", memorySign, hsmSign,
+                hsmAsyncSign))
 
         // Signatures per second through the signing threads, 16 requests at a time: the pool.
         var poolLine = "token signatures/s, 16 concurrent requests:"
@@ -106,8 +111,9 @@ struct HSMBench: AsyncParsableCommand {
         for c in levels {
             var line = String(format: "  %3d clients: memory %7.1f", c, try await loopback(server: memory, verifier: verifier, clients: c).rate)
             for t in threadCounts {
-                let opened = try PKCS11Token.open(module: module, label: token, pin: pin,
-                                                  configuration: .init(sessionPoolSize: t, signingThreads: t, signingQueueLimit: 1024))
+                let opened = try PKCS11Token.open(
+                    module: module, label: token, pin: pin,
+                    configuration: .init(sessionPoolSize: t, signingThreads: t, signingQueueLimit: 1024))
                 let result = try await loopback(server: try hsm(opened), verifier: verifier, clients: c)
                 line += String(format: " | token, %d thread%@ %7.1f", t, t == 1 ? "" : "s", result.rate)
                 opened.close()
@@ -116,11 +122,15 @@ struct HSMBench: AsyncParsableCommand {
         }
 
         // 4. Overload: one signing thread, no queue — handshakes beyond it fail fast.
-        let narrow = try PKCS11Token.open(module: module, label: token, pin: pin,
-                                          configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 0))
+        let narrow = try PKCS11Token.open(
+            module: module, label: token, pin: pin,
+            configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 0))
         let overload = try await loopback(server: try hsm(narrow), verifier: verifier, clients: 32)
-        print(String(format: "overload (1 signing thread, queue limit 0, 32 clients): %d completed, %d refused with internal_error (median %.2f ms to the alert); %@",
-                     overload.completed, overload.failed, overload.medianFailureMilliseconds, narrow.signingStatistics.description))
+        print(
+            String(
+                format:
+                    "overload (1 signing thread, queue limit 0, 32 clients): %d completed, %d refused with internal_error (median %.2f ms to the alert); %@",
+                overload.completed, overload.failed, overload.medianFailureMilliseconds, narrow.signingStatistics.description))
         narrow.close()
         admin.close()
     }
@@ -130,7 +140,7 @@ struct HSMBench: AsyncParsableCommand {
         let serverConfiguration = ServerConfiguration(provider: .swiftCrypto, certificates: [server])
         var clientConfiguration = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
         clientConfiguration.versions = [.tls13]
-        clientConfiguration.sessionStore = nil   // full handshakes only: a resumption signs nothing
+        clientConfiguration.sessionStore = nil  // full handshakes only: a resumption signs nothing
         let start = ContinuousClock.now
         for _ in 0...count {
             let c = try TLSConnection.client(configuration: clientConfiguration, serverName: "localhost")
@@ -160,7 +170,9 @@ struct HSMBench: AsyncParsableCommand {
 
     /// `handshakes` handshakes by `clients` concurrent clients against a fresh server.
     private func loopback(server: CertifiedKey, verifier: X509CertificateVerifier, clients: Int) async throws -> LoopbackResult {
-        let listener = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [server])) { [] }
+        let listener = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0, configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [server])
+        ) { [] }
         defer { listener.channel.close(promise: nil) }
         var clientConfiguration = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)
         clientConfiguration.versions = [.tls13]
@@ -189,8 +201,9 @@ struct HSMBench: AsyncParsableCommand {
         let seconds = milliseconds(ContinuousClock.now - start) / 1000
         let (ok, failures) = counter.results
         let sorted = failures.sorted()
-        return LoopbackResult(rate: Double(ok) / seconds, completed: ok, failed: failures.count,
-                              medianFailureMilliseconds: sorted.isEmpty ? 0 : sorted[sorted.count / 2])
+        return LoopbackResult(
+            rate: Double(ok) / seconds, completed: ok, failed: failures.count,
+            medianFailureMilliseconds: sorted.isEmpty ? 0 : sorted[sorted.count / 2])
     }
 }
 

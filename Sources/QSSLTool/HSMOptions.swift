@@ -33,7 +33,10 @@ struct HSMOptions: ParsableArguments {
     @Option(help: "The ML-DSA-65 half (PKCS#8 PEM) of a composite key whose ECDSA half is in the token, when the token has no ML-DSA.")
     var mldsaKey: String?
 
-    @Flag(help: "Also make the server's ephemeral ECDH (secp384r1/secp256r1 and the ECDH half of their ML-KEM hybrids) in the token. Off by default: it blocks the event loop for each derivation.")
+    @Flag(
+        help:
+            "Also make the server's ephemeral ECDH (secp384r1/secp256r1 and the ECDH half of their ML-KEM hybrids) in the token. Off by default: it blocks the event loop for each derivation."
+    )
     var hsmECDH = false
 
     static func isURI(_ text: String?) -> Bool { text?.lowercased().hasPrefix("pkcs11:") == true }
@@ -45,8 +48,9 @@ struct HSMOptions: ParsableArguments {
     }
 
     var tokenConfiguration: PKCS11Token.Configuration {
-        PKCS11Token.Configuration(sessionPoolSize: hsmSessions, signingThreads: hsmThreads, signingQueueLimit: hsmQueue,
-                                  signingTimeout: .milliseconds(Int(hsmTimeout * 1000)))
+        PKCS11Token.Configuration(
+            sessionPoolSize: hsmSessions, signingThreads: hsmThreads, signingQueueLimit: hsmQueue,
+            signingTimeout: .milliseconds(Int(hsmTimeout * 1000)))
     }
 
     func validateHSM() throws {
@@ -84,12 +88,14 @@ struct HSMOptions: ParsableArguments {
                 key = try token.compositeKey(matching: uri, softwareMLDSA: nil)
             }
             try key.ecdsa.checkKeyPair()
-            return HSMKey(token: token, key: key, subjectPublicKeyInfo: key.subjectPublicKeyInfo, summary: key.description, label: key.ecdsa.label, id: key.ecdsa.id)
+            return HSMKey(
+                token: token, key: key, subjectPublicKeyInfo: key.subjectPublicKeyInfo, summary: key.description, label: key.ecdsa.label, id: key.ecdsa.id)
         }
         let key = try token.signingKey(matching: uri)
         try key.checkKeyPair()
-        return HSMKey(token: token, key: key, subjectPublicKeyInfo: key.subjectPublicKeyInfo,
-                      summary: "\(key) (\(key.algorithm.mechanismName))", label: key.label, id: key.id)
+        return HSMKey(
+            token: token, key: key, subjectPublicKeyInfo: key.subjectPublicKeyInfo,
+            summary: "\(key) (\(key.algorithm.mechanismName))", label: key.label, id: key.id)
     }
 
     /// The server's certificate and key, and the crypto provider (with `--hsm-ecdh`, ECDH in the
@@ -101,7 +107,9 @@ struct HSMOptions: ParsableArguments {
         }
         let (certified, token) = try certifiedKey(certificate: certificate, key: key, announce: announce)
         guard hsmECDH else { return (certified, .swiftCrypto) }
-        announce("ECDH: the server's ephemeral secp384r1/secp256r1 keys (alone or in their ML-KEM hybrids) in token '\(token.info.label)' (CKM_ECDH1_DERIVE); ML-KEM and X25519 in software")
+        announce(
+            "ECDH: the server's ephemeral secp384r1/secp256r1 keys (alone or in their ML-KEM hybrids) in token '\(token.info.label)' (CKM_ECDH1_DERIVE); ML-KEM and X25519 in software"
+        )
         return (certified, try .swiftCryptoWithTokenECDH(token))
     }
 

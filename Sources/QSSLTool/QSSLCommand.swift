@@ -11,7 +11,10 @@ struct QSSLCommand: AsyncParsableCommand {
             2 certificate verification failed; 64 usage error.
             """,
         version: QSSLVersion.summary,
-        subcommands: [Demo.self, Serve.self, CheckConfig.self, Connect.self, Trace.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, FleetKeyCommand.self, HSM.self])
+        subcommands: [
+            Demo.self, Serve.self, CheckConfig.self, Connect.self, Trace.self, Cert.self, OCSPResponderCommand.self, TicketKeys.self, FleetKeyCommand.self,
+            HSM.self
+        ])
 
     /// ArgumentParser's main, except that a failure of a command's `run` is one line on stderr,
     /// `qssl: <what failed on which file or address, and why>` (see ErrorText.swift), with the
@@ -30,8 +33,10 @@ struct QSSLCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let error where error is ExitCode || error is CleanExit || error is ValidationError
-                    || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+        } catch let error
+            where error is ExitCode || error is CleanExit || error is ValidationError
+            || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+        {
             // ArgumentParser's own (--help, --version and the like come back from the built-in
             // commands' run as its internal errors): printed its way.
             exit(withError: error)

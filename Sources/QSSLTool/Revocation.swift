@@ -33,17 +33,22 @@ struct CAIndex {
                 guard let at = iso.date(from: f[2]) else { throw ValidationError("\(path): unreadable revocation date in \(line)") }
                 revoked = at
             }
-            entries.append(Entry(serial: Self.normalise(f[0]), revoked: revoked,
-                                 reason: f[3] == "-" ? nil : CertificateRevocationList.RevocationReason(name: f[3]), subject: f[4]))
+            entries.append(
+                Entry(
+                    serial: Self.normalise(f[0]), revoked: revoked,
+                    reason: f[3] == "-" ? nil : CertificateRevocationList.RevocationReason(name: f[3]), subject: f[4]))
         }
     }
 
     func save() throws {
         let iso = ISO8601DateFormatter()
-        let text = entries.map { e in
-            [e.serial, e.revoked == nil ? "V" : "R", e.revoked.map(iso.string) ?? "-", e.reason.map { "\($0)" } ?? "-",
-             Self.escape(e.subject)].joined(separator: "\t")
-        }.joined(separator: "\n") + "\n"
+        let text =
+            entries.map { e in
+                [
+                    e.serial, e.revoked == nil ? "V" : "R", e.revoked.map(iso.string) ?? "-", e.reason.map { "\($0)" } ?? "-",
+                    Self.escape(e.subject)
+                ].joined(separator: "\t")
+            }.joined(separator: "\n") + "\n"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
@@ -107,20 +112,25 @@ func loadIssuer(_ directory: String) throws -> PKIBuilder.Issuer {
 
 extension Cert {
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a certificate the CA issued (recorded in DIR/index.tsv; publish with `qssl cert crl` or `qssl ocsp-responder`).")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a certificate the CA issued (recorded in DIR/index.tsv; publish with `qssl cert crl` or `qssl ocsp-responder`).")
 
         @OptionGroup var directory: CADirectoryOption
 
         @Argument(help: "Serial number in hex, as `openssl x509 -serial` prints it.")
         var serial: String
 
-        @Option(help: "Reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.")
+        @Option(
+            help: "Reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn."
+        )
         var reason: String?
 
         func run() throws {
             let bytes = try CAIndex.bytes(serial)
             // RFC 5280 §4.1.2.2: positive, at most 20 octets.
-            guard bytes.contains(where: { $0 != 0 }), bytes.count <= 21 else { throw ValidationError("serial \(serial) is not a certificate serial (positive, at most 20 octets)") }
+            guard bytes.contains(where: { $0 != 0 }), bytes.count <= 21 else {
+                throw ValidationError("serial \(serial) is not a certificate serial (positive, at most 20 octets)")
+            }
             let why = try reason.map { r in
                 guard let v = CertificateRevocationList.RevocationReason(name: r) else { throw ValidationError("unknown --reason \(r)") }
                 return v
@@ -141,7 +151,8 @@ extension Cert {
     }
 
     struct CRL: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "crl", abstract: "Write the CA's CRL (PEM) listing every certificate revoked in DIR/index.tsv.")
+        static let configuration = CommandConfiguration(
+            commandName: "crl", abstract: "Write the CA's CRL (PEM) listing every certificate revoked in DIR/index.tsv.")
 
         @OptionGroup var directory: CADirectoryOption
 
@@ -200,13 +211,16 @@ struct OCSPResponderCommand: AsyncParsableCommand {
         let (host, port) = try parseHostPort(listen, defaultPort: 8080)
         let directory = ca
         let minutes = validity
-        let channel = try await OCSPHTTPResponder.start(host: host, port: port, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                                        maxConnections: maxConnections) { body in
+        let channel = try await OCSPHTTPResponder.start(
+            host: host, port: port, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
+            maxConnections: maxConnections
+        ) { body in
             guard let request = try? OCSPRequest(der: body) else { return OCSPResponseWriter.error(1) }
             // Only questions about this CA's certificates: the CertID must name it.
             guard let mine = try? OCSPCertID(certificate: issuer.certificate, issuer: issuer.certificate, hash: request.certID.hashAlgorithm),
-                  mine.issuerNameHash == request.certID.issuerNameHash, mine.issuerKeyHash == request.certID.issuerKeyHash else {
-                return OCSPResponseWriter.error(6)   // unauthorized
+                mine.issuerNameHash == request.certID.issuerNameHash, mine.issuerKeyHash == request.certID.issuerKeyHash
+            else {
+                return OCSPResponseWriter.error(6)  // unauthorized
             }
             // The index is re-read for each request: `qssl cert revoke` takes effect at once.
             guard let index = try? CAIndex(directory: directory) else { return OCSPResponseWriter.error(2) }
@@ -216,8 +230,10 @@ struct OCSPResponderCommand: AsyncParsableCommand {
             } else {
                 status = .unknown
             }
-            return (try? OCSPResponseWriter.response(certID: request.certID, status: status, signer: issuer, nonce: request.nonce,
-                                                     nextUpdate: Date().addingTimeInterval(Double(minutes) * 60))) ?? OCSPResponseWriter.error(2)
+            return
+                (try? OCSPResponseWriter.response(
+                    certID: request.certID, status: status, signer: issuer, nonce: request.nonce,
+                    nextUpdate: Date().addingTimeInterval(Double(minutes) * 60))) ?? OCSPResponseWriter.error(2)
         }
         print("OCSP responder for \(issuer.certificate.subject) on http://\(host):\(channel.localAddress?.port ?? port)/")
         fflush(nil)
@@ -243,7 +259,8 @@ struct StapleRefresher: Sendable {
         while !Task.isCancelled {
             var wait: TimeInterval = 60
             do {
-                let leaf = chain[0], issuer = chain[1]
+                let leaf = chain[0]
+                let issuer = chain[1]
                 guard let url = leaf.ocspResponderURL else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
                 let id = try OCSPCertID(certificate: leaf, issuer: issuer)
                 let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: .seconds(5))

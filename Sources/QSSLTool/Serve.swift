@@ -24,7 +24,9 @@ struct Serve: AsyncParsableCommand {
             Prometheus metrics. Without --backend it echoes (or answers HTTP with --http).
             """)
 
-    @Option(help: ArgumentHelp("A configuration file (YAML; `qssl check-config` checks one). Flags given with it override its settings in every listener.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "A configuration file (YAML; `qssl check-config` checks one). Flags given with it override its settings in every listener.", valueName: "FILE"))
     var config: String?
 
     @Option(help: ArgumentHelp("Address to listen on (repeatable): HOST:PORT, [IPv6]:PORT or unix:/path. Default 127.0.0.1:8443.", valueName: "ADDRESS"))
@@ -39,7 +41,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup(title: "HSM options (with --key pkcs11:…)")
     var hsm: HSMOptions
 
-    @Option(help: ArgumentHelp("Where the plaintext goes: HOST:PORT or unix:/path. Without it the server echoes (or answers HTTP with --http).", valueName: "ADDRESS"))
+    @Option(
+        help: ArgumentHelp(
+            "Where the plaintext goes: HOST:PORT or unix:/path. Without it the server echoes (or answers HTTP with --http).", valueName: "ADDRESS"))
     var backend: String?
 
     @Flag(help: "Echo application data back (the default without --backend).")
@@ -54,7 +58,10 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Each client connection starts with a PROXY protocol header (v1 or v2) from a load balancer.")
     var acceptProxyProtocol = false
 
-    @Option(help: ArgumentHelp("With --accept-proxy-protocol: the load balancers' addresses or prefixes (comma-separated, e.g. 10.0.0.0/8,::1); connections from elsewhere are closed at accept. Default: any.", valueName: "PREFIXES"))
+    @Option(
+        help: ArgumentHelp(
+            "With --accept-proxy-protocol: the load balancers' addresses or prefixes (comma-separated, e.g. 10.0.0.0/8,::1); connections from elsewhere are closed at accept. Default: any.",
+            valueName: "PREFIXES"))
     var acceptProxyFrom: String?
 
     @Option(help: ArgumentHelp("A server name no certificate serves: the default certificates, or refuse with unrecognized_name.", valueName: "default|reject"))
@@ -78,11 +85,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log format: one line per connection and per server event.", valueName: "text|json"))
     var accessLog: String?
 
-    @Option(help: ArgumentHelp("Session-ticket keys shared with other servers (`qssl ticket-keys generate`); re-read when the file changes. "
-                               + "Default: keys in memory, rotated every 12 h.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Session-ticket keys shared with other servers (`qssl ticket-keys generate`); re-read when the file changes. "
+                + "Default: keys in memory, rotated every 12 h.", valueName: "FILE"))
     var ticketKeys: String?
 
-    @Option(help: ArgumentHelp("Lifetime of sessions and tickets, and timeout of the TLS 1.2 session-ID cache, in seconds (1 to 604800).", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp("Lifetime of sessions and tickets, and timeout of the TLS 1.2 session-ID cache, in seconds (1 to 604800).", valueName: "SECONDS"))
     var sessionTimeout: UInt32?
 
     @Flag(help: "Keep no TLS 1.2 session-ID cache (no resumption by session ID).")
@@ -152,7 +162,9 @@ struct Serve: AsyncParsableCommand {
             guard cert.count == key.count else { throw ValidationError("give one --key for each --cert (\(cert.count) certificates, \(key.count) keys)") }
         }
         if let clientAuth, !["none", "optional", "required"].contains(clientAuth) { throw ValidationError("--client-auth is none, optional or required") }
-        if let clientAuth, clientAuth != "none", clientCA == nil, config == nil { throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem") }
+        if let clientAuth, clientAuth != "none", clientCA == nil, config == nil {
+            throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem")
+        }
         if [echo, http, backend != nil].filter({ $0 }).count > 1 { throw ValidationError("choose one of --backend, --echo and --http") }
         if noTickets && ticketKeys != nil { throw ValidationError("choose one of --ticket-keys and --no-tickets") }
         if let sessionTimeout, !(1...604_800).contains(sessionTimeout) { throw ValidationError("--session-timeout must be 1 to 604800 seconds") }
@@ -163,12 +175,18 @@ struct Serve: AsyncParsableCommand {
         if let unknownServerName, !["default", "reject"].contains(unknownServerName) { throw ValidationError("--unknown-server-name is default or reject") }
         if let accessLog, !["text", "json"].contains(accessLog) { throw ValidationError("--access-log is text or json") }
         if let handshakeOverflow, !["wait", "refuse"].contains(handshakeOverflow) { throw ValidationError("--handshake-overflow is wait or refuse") }
-        for (name, value, minimum) in [("--handshake-timeout", handshakeTimeout, 0.001), ("--idle-timeout", idleTimeout, 0), ("--max-lifetime", maxLifetime, 0),
-                                       ("--backend-connect-timeout", backendConnectTimeout, 0.001), ("--drain-timeout", drainTimeout, 0)] {
-            if let value, !(minimum...86_400 * 365).contains(value) { throw ValidationError("\(name) must be \(minimum == 0 ? "0" : "more than 0") to 31536000 seconds") }
+        for (name, value, minimum) in [
+            ("--handshake-timeout", handshakeTimeout, 0.001), ("--idle-timeout", idleTimeout, 0), ("--max-lifetime", maxLifetime, 0),
+            ("--backend-connect-timeout", backendConnectTimeout, 0.001), ("--drain-timeout", drainTimeout, 0)
+        ] {
+            if let value, !(minimum...86_400 * 365).contains(value) {
+                throw ValidationError("\(name) must be \(minimum == 0 ? "0" : "more than 0") to 31536000 seconds")
+            }
         }
-        for (name, value, minimum) in [("--max-connections", maxConnections, 1), ("--max-handshakes", maxHandshakes, 1), ("--handshake-rate", handshakeRate, 0),
-                                       ("--max-request-bytes", maxRequestBytes, 16)] {
+        for (name, value, minimum) in [
+            ("--max-connections", maxConnections, 1), ("--max-handshakes", maxHandshakes, 1), ("--handshake-rate", handshakeRate, 0),
+            ("--max-request-bytes", maxRequestBytes, 16)
+        ] {
             if let value, !(minimum...100_000_000).contains(value) { throw ValidationError("\(name) must be \(minimum) to 100000000") }
         }
         try hsm.validateHSM()
@@ -201,8 +219,9 @@ struct Serve: AsyncParsableCommand {
         var metricsServer: MetricsServer?
         if let address = file.metrics, let metricsRegistry, case .tcp(let host, let port) = address {
             do {
-                metricsServer = try await MetricsServer.start(host: host, port: Int(port), metrics: metricsRegistry,
-                                                              healthy: { !draining.withLock { $0 } })
+                metricsServer = try await MetricsServer.start(
+                    host: host, port: Int(port), metrics: metricsRegistry,
+                    healthy: { !draining.withLock { $0 } })
             } catch {
                 throw Failure(message: "cannot serve metrics on \(address): \(describe(error))", code: 1)
             }
@@ -225,7 +244,10 @@ struct Serve: AsyncParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
                 // A second SIGTERM or SIGINT during the drain stops at once.
-                if stopping.withLock({ s -> Bool in defer { s = true }; return s }) {
+                if stopping.withLock({ s -> Bool in
+                    defer { s = true }
+                    return s
+                }) {
                     FileHandle.standardError.write(Data("qssl: stopped during the drain\n".utf8))
                     Foundation.exit(1)
                 }
@@ -238,9 +260,13 @@ struct Serve: AsyncParsableCommand {
         let received = await signals.next() ?? SIGTERM
         draining.withLock { $0 = true }
         let timeout = file.drainTimeout
-        logger.info("draining", metadata: ["signal": .string(received == SIGINT ? "SIGINT" : "SIGTERM"),
-                                            "open_connections": .stringConvertible(server.openConnections),
-                                            "drain_timeout_s": .stringConvertible(Int(timeout.components.seconds))])
+        logger.info(
+            "draining",
+            metadata: [
+                "signal": .string(received == SIGINT ? "SIGINT" : "SIGTERM"),
+                "open_connections": .stringConvertible(server.openConnections),
+                "drain_timeout_s": .stringConvertible(Int(timeout.components.seconds))
+            ])
         let closed = await server.drain(timeout: timeout)
         runtime.stopBackgroundTasks()
         await metricsServer?.close()

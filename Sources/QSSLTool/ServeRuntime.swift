@@ -33,8 +33,10 @@ final class ServeRuntime: @unchecked Sendable {
         /// The files the TLS configuration was read from, and what they were.
         var watched: [String: FileStamp] = [:]
 
-        init(config: ListenerConfig, name: String, tls: TLSConfigurationBox, cache: InMemorySessionCache?, ticketFile: TicketKeyFile?,
-             ticketKeys: (any TicketSealer)?) {
+        init(
+            config: ListenerConfig, name: String, tls: TLSConfigurationBox, cache: InMemorySessionCache?, ticketFile: TicketKeyFile?,
+            ticketKeys: (any TicketSealer)?
+        ) {
             self.config = config
             self.name = name
             self.tls = tls
@@ -78,12 +80,15 @@ final class ServeRuntime: @unchecked Sendable {
                 }
                 keys = ticketFile?.keySet
             }
-            let listener = Listener(config: config, name: name, tls: TLSConfigurationBox(ServerConfiguration(provider: .swiftCrypto, certificates: [])),
-                                    cache: cache, ticketFile: ticketFile, ticketKeys: keys)
+            let listener = Listener(
+                config: config, name: name, tls: TLSConfigurationBox(ServerConfiguration(provider: .swiftCrypto, certificates: [])),
+                cache: cache, ticketFile: ticketFile, ticketKeys: keys)
             listener.tls.configuration = try makeTLSConfiguration(listener)
             // The service name may come from the certificates: the fleet's parts come after them.
-            if let parts = try self.fleet.parts(for: config, listenerName: name, certificates: listener.tls.configuration.certificates,
-                                                allListeners: file.listeners) {
+            if let parts = try self.fleet.parts(
+                for: config, listenerName: name, certificates: listener.tls.configuration.certificates,
+                allListeners: file.listeners)
+            {
                 listener.fleetCache = parts.cache
                 listener.fleetSealer = parts.sealer
                 listener.tls.configuration = try makeTLSConfiguration(listener)
@@ -96,25 +101,29 @@ final class ServeRuntime: @unchecked Sendable {
     var listenerSettings: [ListenerSettings] {
         listeners.map { l in
             let c = l.config
-            let backend: BackendTarget = switch c.backend {
-            case .echo: .echo
-            case .http: .http
-            case .address(.tcp(let host, let port)): .tcp(host: host, port: Int(port))
-            case .address(.unix(let path)): .unix(path: path)
-            }
-            var s = ListenerSettings(name: l.name, addresses: c.listen.map { a in
-                switch a {
-                case .tcp(let host, let port): .tcp(host: host, port: Int(port))
-                case .unix(let path): .unix(path: path)
+            let backend: BackendTarget =
+                switch c.backend {
+                case .echo: .echo
+                case .http: .http
+                case .address(.tcp(let host, let port)): .tcp(host: host, port: Int(port))
+                case .address(.unix(let path)): .unix(path: path)
                 }
-            }, tls: l.tls, backend: backend)
+            var s = ListenerSettings(
+                name: l.name,
+                addresses: c.listen.map { a in
+                    switch a {
+                    case .tcp(let host, let port): .tcp(host: host, port: Int(port))
+                    case .unix(let path): .unix(path: path)
+                    }
+                }, tls: l.tls, backend: backend)
             s.proxyProtocol = c.proxyProtocol == .none ? nil : c.proxyProtocol == .v1 ? .v1 : .v2
             s.acceptProxyProtocol = c.acceptProxyProtocol != .off
-            s.acceptedProxyVersions = switch c.acceptProxyProtocol {
-            case .v1: .v1
-            case .v2: .v2
-            default: .either
-            }
+            s.acceptedProxyVersions =
+                switch c.acceptProxyProtocol {
+                case .v1: .v1
+                case .v2: .v2
+                default: .either
+                }
             var limits = ProxyLimits()
             limits.handshakeTimeout = c.limits.handshakeTimeout
             limits.idleTimeout = c.limits.idleTimeout
@@ -244,8 +253,9 @@ final class ServeRuntime: @unchecked Sendable {
                     attempted[l.name] = l.watched
                 } catch {
                     attempted[l.name] = l.config.watchedPaths.reduce(into: [:]) { $0[$1] = FileStamp($1) }
-                    logger.error("reload failed, keeping the previous configuration",
-                                 metadata: ["trigger": .string(why), "listener": .string(l.name), "error": .string(describe(error))])
+                    logger.error(
+                        "reload failed, keeping the previous configuration",
+                        metadata: ["trigger": .string(why), "listener": .string(l.name), "error": .string(describe(error))])
                     return
                 }
             }
@@ -253,8 +263,12 @@ final class ServeRuntime: @unchecked Sendable {
             for l in listeners { if let file = l.ticketFile { _ = try? file.reloadIfChanged() } }
             for (l, configuration) in fresh { server.replaceTLSConfiguration(listener: l.name, with: configuration) }
             let subjects = fresh.flatMap { $0.1.certificates.compactMap { $0.chain.first.flatMap { try? X509Certificate(der: $0) }.map { "\($0.subject)" } } }
-            logger.info("reloaded", metadata: ["trigger": .string(why), "listeners": .stringConvertible(fresh.count),
-                                               "certificates": .array(subjects.map { .string($0) })])
+            logger.info(
+                "reloaded",
+                metadata: [
+                    "trigger": .string(why), "listeners": .stringConvertible(fresh.count),
+                    "certificates": .array(subjects.map { .string($0) })
+                ])
         }
     }
 

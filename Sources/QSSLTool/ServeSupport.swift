@@ -33,8 +33,10 @@ final class TicketKeyReloader: Sendable {
             guard try file.reloadIfChanged() else { return }
             lastError.withLock { $0 = nil }
             let (path, keys) = (file.path, file.keySet.keys)
-            log(LogLine(text: "ticket keys reloaded from \(path): \(describe(keys))",
-                        json: jsonLine(["event": "ticket_keys_reloaded", "path": path, "keys": keys.count])))
+            log(
+                LogLine(
+                    text: "ticket keys reloaded from \(path): \(describe(keys))",
+                    json: jsonLine(["event": "ticket_keys_reloaded", "path": path, "keys": keys.count])))
         } catch {
             let message = "\(error)"
             let isNew = lastError.withLock { last -> Bool in
@@ -43,8 +45,10 @@ final class TicketKeyReloader: Sendable {
             }
             guard isNew else { return }
             let (path, kept) = (file.path, file.keySet.keys.count)
-            log(LogLine(text: "ticket keys: reload failed, keeping the \(kept) loaded: \(message)",
-                        json: jsonLine(["event": "ticket_keys_reload_failed", "path": path, "error": message])))
+            log(
+                LogLine(
+                    text: "ticket keys: reload failed, keeping the \(kept) loaded: \(message)",
+                    json: jsonLine(["event": "ticket_keys_reload_failed", "path": path, "error": message])))
         }
     }
 }
@@ -71,9 +75,11 @@ struct LogLine {
 }
 
 extension NIOQSSLServer {
-    static func start(host: String, port: Int, configuration: ServerConfiguration, mode: ServeMode, recordTrace: Bool = false,
-                      onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
-                      log: @escaping @Sendable (LogLine) -> Void) async throws -> NIOQSSLServer {
+    static func start(
+        host: String, port: Int, configuration: ServerConfiguration, mode: ServeMode, recordTrace: Bool = false,
+        onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
+        log: @escaping @Sendable (LogLine) -> Void
+    ) async throws -> NIOQSSLServer {
         try await start(host: host, port: port, configuration: configuration, recordTrace: recordTrace, onHandler: onHandler) {
             [ApplicationHandler(mode: mode, log: log)]
         }
@@ -106,7 +112,11 @@ final class ApplicationHandler: ChannelInboundHandler {
                 object["event"] = "handshake"
                 return jsonLine(object)
             }
-            log(LogLine(text: "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")\(s.peerIdentity.map { " client=" + identityLine($0) } ?? "")", json: json()))
+            log(
+                LogLine(
+                    text:
+                        "\(peer): \(s.version) \(s.cipherSuite) \(s.group)\(s.usedPostQuantumKeyExchange ? " [PQ]" : "")\(s.alpnProtocol.map { " alpn=\($0)" } ?? "")\(s.resumed ? " resumed" : "")\(s.peerIdentity.map { " client=" + identityLine($0) } ?? "")",
+                    json: json()))
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -135,7 +145,10 @@ final class ApplicationHandler: ChannelInboundHandler {
         let (alert, direction) = alertText(error)
         func json() -> String {
             var object: [String: Any] = ["event": "error", "peer": peer, "error": "\(error)"]
-            if let alert { object["alert"] = alert; object["alert_direction"] = direction }
+            if let alert {
+                object["alert"] = alert
+                object["alert_direction"] = direction
+            }
             return jsonLine(object)
         }
         log(LogLine(text: "\(peer): error: \(error)\(alert.map { " [alert \($0) \(direction ?? "")]" } ?? "")", json: json()))

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import QSSL
 import QSSLWire
 import QSSLX509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A session saved by `qssl connect --session-out` and read back by `--session-in`: the bytes of
 /// `TLSSession.encoded()` (magic "QSSLSESS"), which hold the session's secret, so the file is
@@ -44,14 +45,17 @@ enum SessionFile {
         defer { SecretBytes.wipe(&bytes) }
         let session: TLSSession
         do { session = try TLSSession(decoding: bytes) } catch {
-            let what = bytes.starts(with: TLSSession.magic) ? "a damaged or unsupported Q-SSL session file" : "not a Q-SSL session file (written by `qssl connect --session-out`)"
+            let what =
+                bytes.starts(with: TLSSession.magic)
+                ? "a damaged or unsupported Q-SSL session file" : "not a Q-SSL session file (written by `qssl connect --session-out`)"
             throw Failure(message: "\(path) is \(what): \(error)", code: 1)
         }
         let state = session.state
         guard state.isValid(at: now) else {
             let expiry = state.createdAt &+ UInt64(state.lifetimeSeconds) * 1000
-            throw Failure(message: "the session in \(path) has expired (at \(isoDate(expiry)), \(state.lifetimeSeconds) s after the handshake "
-                + "that created it at \(isoDate(state.createdAt))); connect without --session-in for a new one", code: 1)
+            throw Failure(
+                message: "the session in \(path) has expired (at \(isoDate(expiry)), \(state.lifetimeSeconds) s after the handshake "
+                    + "that created it at \(isoDate(state.createdAt))); connect without --session-in for a new one", code: 1)
         }
         return session
     }

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import ArgumentParser
 import Foundation
 import QSSL
@@ -10,9 +5,16 @@ import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 struct Trace: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Trace a real handshake with a server: messages, sizes, records, TCP segments, round trips and the client's work, as text, Mermaid, HTML or JSON.",
+        abstract:
+            "Trace a real handshake with a server: messages, sizes, records, TCP segments, round trips and the client's work, as text, Mermaid, HTML or JSON.",
         discussion: """
             The handshake is recorded from the client's side. The client sees reads, not TCP segments:
             segment boundaries are computed from the MSS (the socket's, or 1460 on loopback; --mss).
@@ -58,7 +60,10 @@ struct Trace: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Output format: text, mermaid, html or json.", valueName: "FORMAT"))
     var format: String = "text"
 
-    @Option(help: ArgumentHelp("Write the output to FILE instead of standard output (- for standard output). A new file is created; an existing regular file is replaced; anything else (a symbolic link, a directory, a device, a FIFO) is refused.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Write the output to FILE instead of standard output (- for standard output). A new file is created; an existing regular file is replaced; anything else (a symbolic link, a directory, a device, a FIFO) is refused.",
+            valueName: "FILE"))
     var out: String?
 
     @Flag(help: "Trace only the one handshake: no companion handshakes for the timing model.")
@@ -99,9 +104,10 @@ struct Trace: AsyncParsableCommand {
         func recorder(_ label: String, versions: [ProtocolVersion], session: TLSSession?) -> TraceRecorder {
             var c = config
             c.versions = versions
-            c.sessionStore = InMemoryClientSessionStore()   // fresh: a full handshake stays full
-            return TraceRecorder(host: host, port: port, serverName: serverName, configuration: c, session: session, label: label, mss: mss,
-                                 timeout: timeout)
+            c.sessionStore = InMemoryClientSessionStore()  // fresh: a full handshake stays full
+            return TraceRecorder(
+                host: host, port: port, serverName: serverName, configuration: c, session: session, label: label, mss: mss,
+                timeout: timeout)
         }
 
         var primary = recorder(offered == nil ? "traced handshake" : "traced handshake (session offered)", versions: versions, session: offered)
@@ -156,22 +162,27 @@ extension TraceTimingModel {
             guard let r = ok.first(where: match) else {
                 // The failed run of this kind, by the label its recorder was given.
                 let failed = runs.first(where: { !$0.succeeded && $0.label.lowercased().hasPrefix(runLabel.lowercased()) })?.failure?.message
-                return Kind(label: label, seedMilliseconds: seed, seedNote: note, run: nil, unavailable: failed ?? missing, roundTrips: 0, extraRoundTrips: 0,
-                            clientCPU: 0, serverTime: 0, largestServerFlight: 0)
+                return Kind(
+                    label: label, seedMilliseconds: seed, seedNote: note, run: nil, unavailable: failed ?? missing, roundTrips: 0, extraRoundTrips: 0,
+                    clientCPU: 0, serverTime: 0, largestServerFlight: 0)
             }
             let serverFlights = r.flights.filter { $0.direction == .serverToClient }
             // A HelloRetryRequest costs a round trip the seed's 1-RTT figure does not have: said.
-            let (label, note) = r.helloRetryRequest
+            let (label, note) =
+                r.helloRetryRequest
                 ? (label + " +HRR", note + "; this handshake took \(r.handshakeRoundTrips) round trips (HelloRetryRequest)") : (label, note)
-            return Kind(label: label, seedMilliseconds: seed, seedNote: note, run: r.label, unavailable: nil, roundTrips: r.handshakeRoundTrips,
-                        extraRoundTrips: r.flights.map(\.extraRoundTrips).reduce(0, +), clientCPU: r.clientCPUMilliseconds, serverTime: r.serverMilliseconds,
-                        largestServerFlight: serverFlights.map(\.wireBytes).max() ?? 0)
+            return Kind(
+                label: label, seedMilliseconds: seed, seedNote: note, run: r.label, unavailable: nil, roundTrips: r.handshakeRoundTrips,
+                extraRoundTrips: r.flights.map(\.extraRoundTrips).reduce(0, +), clientCPU: r.clientCPUMilliseconds, serverTime: r.serverMilliseconds,
+                largestServerFlight: serverFlights.map(\.wireBytes).max() ?? 0)
         }
         let kinds = [
-            kind("TLS 1.2 full", seed: 93, note: "~43 ms network + ~50 ms PQC (§1.2)", { $0.version == "TLSv1.2" && !$0.resumed }, runLabel: "TLS 1.2 full",
-                 missing: "not traced"),
+            kind(
+                "TLS 1.2 full", seed: 93, note: "~43 ms network + ~50 ms PQC (§1.2)", { $0.version == "TLSv1.2" && !$0.resumed }, runLabel: "TLS 1.2 full",
+                missing: "not traced"),
             kind("TLS 1.3 full", seed: 70, note: "1-RTT (§2.1)", { $0.version == "TLSv1.3" && !$0.resumed }, runLabel: "TLS 1.3 full", missing: "not traced"),
-            kind("Resumption", seed: 15, note: "session ID or ticket (§3–4)", { $0.resumed }, runLabel: "resumption", missing: "no session was issued to resume"),
+            kind(
+                "Resumption", seed: 15, note: "session ID or ticket (§3–4)", { $0.resumed }, runLabel: "resumption", missing: "no session was issued to resume")
         ]
         /// What post-quantum work the measured handshake did: the statement must not claim ML-KEM
         /// or ML-DSA work a handshake did not do.
@@ -180,26 +191,33 @@ extension TraceTimingModel {
             let pqKEM = (r.group ?? "").uppercased().contains("MLKEM") || (r.group ?? "").uppercased().contains("KYBER")
             let pqSig = (r.signatureScheme ?? "").uppercased().contains("MLDSA") || (r.signatureScheme ?? "").uppercased().contains("ML-DSA")
             var parts: [String] = []
-            parts.append(pqKEM ? "key shares, ML-KEM and ECDH (\(r.group ?? ""))" : "key shares and key exchange (\(r.group ?? "none"): no ML-KEM in this handshake)")
-            parts.append(pqSig ? "ML-DSA signature checks" : (r.resumed ? "no certificate (resumed)" : "signature checks (\(r.signatureScheme ?? "none"): no ML-DSA in this handshake)"))
+            parts.append(
+                pqKEM ? "key shares, ML-KEM and ECDH (\(r.group ?? ""))" : "key shares and key exchange (\(r.group ?? "none"): no ML-KEM in this handshake)")
+            parts.append(
+                pqSig
+                    ? "ML-DSA signature checks"
+                    : (r.resumed ? "no certificate (resumed)" : "signature checks (\(r.signatureScheme ?? "none"): no ML-DSA in this handshake)"))
             parts.append("key schedule")
             return parts.joined(separator: ", ")
         }
         var statement = "The seed budgets ~50 ms of \"PQC computation\" in a TLS 1.2 handshake (its HSM doing ECDHE, Kyber and Dilithium). "
         if let t12 = kinds.first(where: { $0.label == "TLS 1.2 full" && $0.run != nil }) {
             let measured = t12.clientCPU + t12.serverTime
-            statement += String(format: "Measured here for TLS 1.2: %.2f ms in all — %.2f ms of client CPU (%@) "
-                                + "and %.2f ms of server time (its processing, seen from the client) — %@ of the seed's figure. ",
-                                measured, t12.clientCPU, work(t12), t12.serverTime, String(format: "%.0f%%", measured / 50 * 100))
+            statement += String(
+                format: "Measured here for TLS 1.2: %.2f ms in all — %.2f ms of client CPU (%@) "
+                    + "and %.2f ms of server time (its processing, seen from the client) — %@ of the seed's figure. ",
+                measured, t12.clientCPU, work(t12), t12.serverTime, String(format: "%.0f%%", measured / 50 * 100))
         } else if let t13 = kinds.first(where: { $0.run != nil }) {
             let measured = t13.clientCPU + t13.serverTime
-            statement += String(format: "Measured here (%@): %.2f ms of client CPU (%@) and %.2f ms of server time, %.1f%% of the seed's figure. ",
-                                t13.label, t13.clientCPU, work(t13), t13.serverTime, measured / 50 * 100)
+            statement += String(
+                format: "Measured here (%@): %.2f ms of client CPU (%@) and %.2f ms of server time, %.1f%% of the seed's figure. ",
+                t13.label, t13.clientCPU, work(t13), t13.serverTime, measured / 50 * 100)
         }
         #if DEBUG
-        statement += "This qssl is a debug build: its CPU times are several times a release build's (swift build -c release). "
+            statement += "This qssl is a debug build: its CPU times are several times a release build's (swift build -c release). "
         #endif
-        statement += "Beyond a few milliseconds of RTT the round trips (and any flight past the initial window) cost more than the computation; "
+        statement +=
+            "Beyond a few milliseconds of RTT the round trips (and any flight past the initial window) cost more than the computation; "
             + "an HSM's signing latency, where one is used, comes on top of the server time shown."
         return TraceTimingModel(rtts: rtts, kinds: kinds, pqcStatement: statement)
     }
@@ -231,7 +249,10 @@ enum TraceOutput {
             var offset = 0
             while offset < bytes.count {
                 let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if n < 0 { if errno == EINTR { continue }; return errno }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
                 offset += n
             }
             return nil

@@ -37,8 +37,12 @@ enum TraceHTML {
             if let a = f.alertReceived { line += " — alert \(a) received" }
             h += "<p class=\"fail\">✗ \(esc(line))</p>\n"
         } else if let hs = run.handshakeMilliseconds {
-            h += "<p class=\"ok\">✓ " + esc(String(format: "Handshake complete in %.2f ms after the TCP connection, %d round trip%@ before the client could send data.",
-                                                     hs, run.handshakeRoundTrips, run.handshakeRoundTrips == 1 ? "" : "s")) + "</p>\n"
+            h +=
+                "<p class=\"ok\">✓ "
+                + esc(
+                    String(
+                        format: "Handshake complete in %.2f ms after the TCP connection, %d round trip%@ before the client could send data.",
+                        hs, run.handshakeRoundTrips, run.handshakeRoundTrips == 1 ? "" : "s")) + "</p>\n"
         }
         h += "<h2>Sequence diagram</h2>\n" + svg(run) + "\n"
         h += "<h2>Messages and bytes per flight</h2>\n" + messageTable(run)
@@ -51,15 +55,23 @@ enum TraceHTML {
     // MARK: SVG
 
     static func svg(_ run: TraceRun) -> String {
-        let width = 1140.0, cx = 380.0, sx = 860.0, rowHeight = 30.0, top = 70.0
-        var rows: [(kind: Int, m: TraceMessage?, text: String)] = []   // 0 message, 1 computation, 2 initial window, 3 round-trip label
+        let width = 1140.0
+        let cx = 380.0
+        let sx = 860.0
+        let rowHeight = 30.0
+        let top = 70.0
+        var rows: [(kind: Int, m: TraceMessage?, text: String)] = []  // 0 message, 1 computation, 2 initial window, 3 round-trip label
         var roundTrip = 0
         for f in run.flights {
             if f.direction == .clientToServer || roundTrip == 0 {
                 roundTrip += 1
                 let reply = run.flights.first { $0.index == f.index + (f.direction == .clientToServer ? 1 : 0) && $0.direction == .serverToClient }
                 var title = run.succeeded && roundTrip > run.handshakeRoundTrips ? "After the handshake (client's last flight)" : "Round trip \(roundTrip)"
-                if let reply { title += " — server flight \(formatBytes(reply.wireBytes)) B, \(reply.segments) segment\(reply.segments == 1 ? "" : "s")" + (reply.overInitialWindow ? ", over the initial window (+\(reply.extraRoundTrips) RTT)" : ", within the initial window") }
+                if let reply {
+                    title +=
+                        " — server flight \(formatBytes(reply.wireBytes)) B, \(reply.segments) segment\(reply.segments == 1 ? "" : "s")"
+                        + (reply.overInitialWindow ? ", over the initial window (+\(reply.extraRoundTrips) RTT)" : ", within the initial window")
+                }
                 rows.append((3, nil, title))
             }
             var marked = false
@@ -70,7 +82,11 @@ enum TraceHTML {
                 }
                 rows.append((0, m, ""))
                 if i == windowAfter && !marked {
-                    rows.append((2, nil, "initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B — what follows waits one more round trip"))
+                    rows.append(
+                        (
+                            2, nil,
+                            "initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B — what follows waits one more round trip"
+                        ))
                     marked = true
                 }
                 if m.direction == .serverToClient {
@@ -78,13 +94,22 @@ enum TraceHTML {
                 }
             }
         }
-        if let f = run.failure { rows.append((4, nil, "✗ \(f.stage): \(f.message)" + (f.alertSent.map { " — alert \($0) sent" } ?? "") + (f.alertReceived.map { " — alert \($0) received" } ?? ""))) }
-        else if let hs = run.handshakeMilliseconds { rows.append((5, nil, String(format: "✓ Handshake complete (%.2f ms, %d-RTT) — Application Data", hs, run.handshakeRoundTrips))) }
+        if let f = run.failure {
+            rows.append(
+                (
+                    4, nil,
+                    "✗ \(f.stage): \(f.message)" + (f.alertSent.map { " — alert \($0) sent" } ?? "") + (f.alertReceived.map { " — alert \($0) received" } ?? "")
+                ))
+        } else if let hs = run.handshakeMilliseconds {
+            rows.append((5, nil, String(format: "✓ Handshake complete (%.2f ms, %d-RTT) — Application Data", hs, run.handshakeRoundTrips)))
+        }
 
         let height = top + Double(rows.count) * rowHeight + 40
-        var s = "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"handshake sequence diagram\">\n"
+        var s =
+            "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"handshake sequence diagram\">\n"
         s += "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#ffffff\"/>\n"
-        s += "<defs><marker id=\"arr\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#1d2433\"/></marker></defs>\n"
+        s +=
+            "<defs><marker id=\"arr\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#1d2433\"/></marker></defs>\n"
         // Round-trip bands first, under everything.
         let colours = ["#e6f0ff", "#fff0e6", "#e6ffef", "#ffffe6"]
         var bandStart: Double?
@@ -117,22 +142,27 @@ enum TraceHTML {
                 let colour = m.name.hasPrefix("Alert") ? "#b3261e" : "#1d2433"
                 s += "<line x1=\"\(x1)\" y1=\"\(y)\" x2=\"\(x2)\" y2=\"\(y)\" stroke=\"\(colour)\" stroke-width=\"1.6\" marker-end=\"url(#arr)\"/>\n"
                 let name = m.name.hasPrefix("Alert") ? m.name : (TraceRender.isEncrypted(m, run) ? "{\(m.name)}" : m.name)
-                s += "<text x=\"\((cx + sx) / 2)\" y=\"\(y - 5)\" text-anchor=\"middle\" font-size=\"13\" fill=\"\(colour)\">\(number). \(esc(name)) — \(formatBytes(m.size)) B</text>\n"
+                s +=
+                    "<text x=\"\((cx + sx) / 2)\" y=\"\(y - 5)\" text-anchor=\"middle\" font-size=\"13\" fill=\"\(colour)\">\(number). \(esc(name)) — \(formatBytes(m.size)) B</text>\n"
                 let facts = String(format: "%.2f ms", m.milliseconds)
                 s += "<text x=\"\(cx - 70)\" y=\"\(y + 4)\" text-anchor=\"end\" font-size=\"11\" fill=\"#4a5468\">\(facts)</text>\n"
-                s += "<text x=\"\(sx + 12)\" y=\"\(y + 4)\" font-size=\"11\" fill=\"#4a5468\">record \(TraceRender.recordList(m)) · segment \(TraceRender.segmentList(m))</text>\n"
+                s +=
+                    "<text x=\"\(sx + 12)\" y=\"\(y + 4)\" font-size=\"11\" fill=\"#4a5468\">record \(TraceRender.recordList(m)) · segment \(TraceRender.segmentList(m))</text>\n"
             case 1:
                 s += "<rect x=\"\(cx - 6)\" y=\"\(y - 11)\" width=\"12\" height=\"20\" fill=\"#ffd27a\" stroke=\"#a06800\"/>\n"
                 s += "<text x=\"\(cx - 14)\" y=\"\(y + 4)\" text-anchor=\"end\" font-size=\"11\" fill=\"#6a4500\">\(esc(r.text))</text>\n"
             case 2:
                 s += "<line x1=\"30\" y1=\"\(y)\" x2=\"\(width - 30)\" y2=\"\(y)\" stroke=\"#d0342c\" stroke-width=\"2\" stroke-dasharray=\"8 5\"/>\n"
-                s += "<text x=\"\((cx + sx) / 2)\" y=\"\(y - 5)\" text-anchor=\"middle\" font-size=\"12\" font-weight=\"600\" fill=\"#d0342c\">\(esc(r.text))</text>\n"
+                s +=
+                    "<text x=\"\((cx + sx) / 2)\" y=\"\(y - 5)\" text-anchor=\"middle\" font-size=\"12\" font-weight=\"600\" fill=\"#d0342c\">\(esc(r.text))</text>\n"
             case 3:
                 s += "<text x=\"34\" y=\"\(y + 2)\" font-size=\"12\" font-weight=\"600\" fill=\"#3b4a6b\">\(esc(r.text))</text>\n"
             default:
                 let colour = r.kind == 4 ? "#b3261e" : "#1b7f3b"
-                s += "<rect x=\"\(cx - 40)\" y=\"\(y - 14)\" width=\"\(sx - cx + 80)\" height=\"24\" rx=\"5\" fill=\"\(r.kind == 4 ? "#fdecea" : "#e8f5ec")\" stroke=\"\(colour)\"/>\n"
-                s += "<text x=\"\((cx + sx) / 2)\" y=\"\(y + 3)\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"\(colour)\">\(esc(r.text))</text>\n"
+                s +=
+                    "<rect x=\"\(cx - 40)\" y=\"\(y - 14)\" width=\"\(sx - cx + 80)\" height=\"24\" rx=\"5\" fill=\"\(r.kind == 4 ? "#fdecea" : "#e8f5ec")\" stroke=\"\(colour)\"/>\n"
+                s +=
+                    "<text x=\"\((cx + sx) / 2)\" y=\"\(y + 3)\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"\(colour)\">\(esc(r.text))</text>\n"
             }
         }
         s += "</svg>"
@@ -142,13 +172,16 @@ enum TraceHTML {
     // MARK: Tables
 
     static func messageTable(_ run: TraceRun) -> String {
-        var t = "<table><tr><th>#</th><th>time (ms)</th><th>direction</th><th>message</th><th>size (B)</th><th>records</th><th>segments</th>"
+        var t =
+            "<table><tr><th>#</th><th>time (ms)</th><th>direction</th><th>message</th><th>size (B)</th><th>records</th><th>segments</th>"
             + "<th>bytes into the flight</th><th>client CPU on receipt</th></tr>\n"
         var n = 0
         for f in run.flights {
-            t += "<tr class=\"flight\"><td colspan=\"9\">Flight \(f.index), \(f.direction == .clientToServer ? "Client → Server" : "Server → Client"): "
+            t +=
+                "<tr class=\"flight\"><td colspan=\"9\">Flight \(f.index), \(f.direction == .clientToServer ? "Client → Server" : "Server → Client"): "
                 + "\(formatBytes(f.messageBytes)) B of messages, \(formatBytes(f.wireBytes)) B on the wire, \(f.segments) segment\(f.segments == 1 ? "" : "s")"
-                + (f.overInitialWindow ? " — over the initial window, +\(f.extraRoundTrips) round trip\(f.extraRoundTrips == 1 ? "" : "s")" : "") + "</td></tr>\n"
+                + (f.overInitialWindow ? " — over the initial window, +\(f.extraRoundTrips) round trip\(f.extraRoundTrips == 1 ? "" : "s")" : "")
+                + "</td></tr>\n"
             let start = run.messages.first { $0.flight == f.index }?.wireStart ?? 0
             // The initial-window line after the message that uses the window up, as in the
             // diagram, the text and the Mermaid output.
@@ -157,22 +190,26 @@ enum TraceHTML {
                 n += 1
                 let into = m.wireEnd - start
                 let work = m.computations.map { TraceRender.computationText($0) }.joined(separator: "<br>")
-                t += "<tr><td class=\"n\">\(n)</td><td class=\"n\">\(String(format: "%.3f", m.milliseconds))</td><td>\(TraceRender.arrowName(m.direction))</td>"
+                t +=
+                    "<tr><td class=\"n\">\(n)</td><td class=\"n\">\(String(format: "%.3f", m.milliseconds))</td><td>\(TraceRender.arrowName(m.direction))</td>"
                     + "<td>\(esc(m.name))</td><td class=\"n\">\(formatBytes(m.size))</td><td>\(TraceRender.recordList(m))</td><td>\(TraceRender.segmentList(m))</td>"
                     + "<td class=\"n\">\(formatBytes(into))</td><td>\(work)</td></tr>\n"
                 if i == windowAfter {
-                    t += "<tr class=\"iw\"><td colspan=\"9\">── initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) bytes used up; the bytes below wait for ACKs (one more round trip) ──</td></tr>\n"
+                    t +=
+                        "<tr class=\"iw\"><td colspan=\"9\">── initial window: \(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) bytes used up; the bytes below wait for ACKs (one more round trip) ──</td></tr>\n"
                 }
             }
             if !f.overInitialWindow && f.direction == .serverToClient {
-                t += "<tr class=\"iw\" style=\"opacity:0.55\"><td colspan=\"9\">── initial window (\(formatBytes(run.initialWindowBytes)) B) not reached: \(formatBytes(run.initialWindowBytes - f.wireBytes)) B to spare ──</td></tr>\n"
+                t +=
+                    "<tr class=\"iw\" style=\"opacity:0.55\"><td colspan=\"9\">── initial window (\(formatBytes(run.initialWindowBytes)) B) not reached: \(formatBytes(run.initialWindowBytes - f.wireBytes)) B to spare ──</td></tr>\n"
             }
         }
         return t + "</table>\n"
     }
 
     static func modelTable(_ model: TraceTimingModel) -> String {
-        var t = "<p class=\"meta\">(handshake round trips + extra round trips for flights past the initial window) × RTT + the client's measured CPU + the server's measured time. "
+        var t =
+            "<p class=\"meta\">(handshake round trips + extra round trips for flights past the initial window) × RTT + the client's measured CPU + the server's measured time. "
             + "TCP's own handshake adds one more RTT to each.</p>\n<table><tr><th>kind</th><th>round trips</th><th>extra (initial window)</th><th>client CPU</th><th>server time</th><th>largest server flight</th>"
         for r in model.rtts { t += "<th>total at RTT \(String(format: "%g", r)) ms</th>" }
         t += "<th>seed (§1.2)</th></tr>\n"
@@ -181,7 +218,8 @@ enum TraceHTML {
             if let why = k.unavailable {
                 t += "<td colspan=\"\(5 + model.rtts.count)\">not measured: \(esc(why))</td>"
             } else {
-                t += "<td class=\"n\">\(k.roundTrips)</td><td class=\"n\">\(k.extraRoundTrips)</td><td class=\"n\">\(formatMS(k.clientCPU)) ms</td>"
+                t +=
+                    "<td class=\"n\">\(k.roundTrips)</td><td class=\"n\">\(k.extraRoundTrips)</td><td class=\"n\">\(formatMS(k.clientCPU)) ms</td>"
                     + "<td class=\"n\">\(formatMS(k.serverTime)) ms</td><td class=\"n\">\(formatBytes(k.largestServerFlight)) B</td>"
                 for r in model.rtts { t += "<td class=\"n\">\(formatMS(k.total(rtt: r))) ms</td>" }
             }

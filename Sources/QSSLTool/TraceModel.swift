@@ -7,7 +7,10 @@ import QSSL
 // renderers (TraceRender.swift, TraceHTML.swift) only read them. `qssl demo` records its
 // handshakes with the same recorder and prints them through `demoTraceLines(run:…)` here.
 
-enum TraceDirection: String, Codable { case clientToServer = "C->S", serverToClient = "S->C" }
+enum TraceDirection: String, Codable {
+    case clientToServer = "C->S"
+    case serverToClient = "S->C"
+}
 
 /// Work the client did on receipt of a message (or to build one), from the core's trace.
 struct TraceComputation: Codable {
@@ -141,7 +144,7 @@ struct TraceRun: Codable {
     var flights: [TraceFlight] = []
     var bytesRead = 0
     var bytesWritten = 0
-    var reads: [[Double]] = []    // [ms, offset, count]
+    var reads: [[Double]] = []  // [ms, offset, count]
     var writes: [[Double]] = []
     /// Handshake bytes, record headers, AEAD overhead, CCS, alerts, application data, incomplete tail.
     var wireAccounting: [String: Int] = [:]
@@ -198,7 +201,7 @@ struct TraceTimingModel: Codable {
         var label: String
         var seedMilliseconds: Double
         var seedNote: String
-        var run: String?          // the run's label, nil when it could not be measured
+        var run: String?  // the run's label, nil when it could not be measured
         var unavailable: String?
         var roundTrips: Int
         var extraRoundTrips: Int
@@ -220,7 +223,8 @@ func traceLines(_ messages: [(ms: Double, direction: TraceDirection, name: Strin
     var lines = ["     time     direction             message                     size"]
     for m in messages {
         let arrow = m.direction == .clientToServer ? "Client ──▶ Server" : "Client ◀── Server"
-        var line = String(format: "%8.3f ms  ", m.ms) + arrow + "  " + m.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+        var line =
+            String(format: "%8.3f ms  ", m.ms) + arrow + "  " + m.name.padding(toLength: 24, withPad: " ", startingAt: 0)
             + String(format: " %7d B", m.size)
         if !m.detail.isEmpty { line += "   " + m.detail }
         lines.append(line)
@@ -275,7 +279,9 @@ func segmentRange(start: Int, end: Int, mss: Int) -> (Int, Int) {
 /// Round trips a flight of `segments` costs beyond the first, in slow start from an initial
 /// window of `window` segments that doubles each round trip.
 func extraRoundTrips(segments: Int, window: Int) -> Int {
-    var sent = window, cwnd = window, extra = 0
+    var sent = window
+    var cwnd = window
+    var extra = 0
     while sent < segments {
         cwnd *= 2
         sent += cwnd
@@ -305,11 +311,18 @@ func sanitizeServerText(_ s: String, limit: Int = 200) -> String {
     var truncated = false
     for u in s.unicodeScalars {
         let v = u.value
-        if v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C {
-            if v == 0x0A || v == 0x09 || v == 0x0D { out.append(" "); count += 1 }
+        if v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C
+        {
+            if v == 0x0A || v == 0x09 || v == 0x0D {
+                out.append(" ")
+                count += 1
+            }
             continue
         }
-        if count >= limit { truncated = true; break }
+        if count >= limit {
+            truncated = true
+            break
+        }
         out.append(u)
         count += 1
     }

@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import QSSL
 import QSSLWire
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 // TraceRecorder: drives a traced client handshake over a blocking socket.
 
@@ -105,8 +106,9 @@ struct TraceRecorder {
         let connection: TLSConnection
         let cpu0 = threadCPUNanoseconds()
         do {
-            connection = try TLSConnection.client(configuration: configuration, serverName: serverName, session: session,
-                                                  sessionKey: sessionKey ?? run.target, recordTrace: true)
+            connection = try TLSConnection.client(
+                configuration: configuration, serverName: serverName, session: session,
+                sessionKey: sessionKey ?? run.target, recordTrace: true)
         } catch {
             run.failure = TraceFailure(stage: "ClientHello", message: describe(error), exitCode: 64)
             return run
@@ -160,10 +162,12 @@ struct TraceRecorder {
                     appReceived += bytes
                 } else if let decision = event.decision {
                     // An asynchronous verifier or key: resolved here, timed as the client's work.
-                    let c0 = threadCPUNanoseconds(), t0 = now()
+                    let c0 = threadCPUNanoseconds()
+                    let t0 = now()
                     let answer = await decision.resolve()
-                    let comp = TraceComputation(name: "\(decision)", startMilliseconds: t0, wallMilliseconds: now() - t0,
-                                                cpuMilliseconds: Double(threadCPUNanoseconds() - c0) / 1e6, isTotal: false)
+                    let comp = TraceComputation(
+                        name: "\(decision)", startMilliseconds: t0, wallMilliseconds: now() - t0,
+                        cpuMilliseconds: Double(threadCPUNanoseconds() - c0) / 1e6, isTotal: false)
                     decisions.append((connection.trace.count, comp))
                     pending += try connection.resume(with: answer)
                 }
@@ -194,7 +198,9 @@ struct TraceRecorder {
                 peerClosed = true
                 let reason = ioReason(errno)
                 if completedAt == nil {
-                    failure = TraceFailure(stage: "reading the server's flight", message: "connection to \(run.target) failed after \(run.bytesRead) bytes: \(reason)", exitCode: 1)
+                    failure = TraceFailure(
+                        stage: "reading the server's flight", message: "connection to \(run.target) failed after \(run.bytesRead) bytes: \(reason)", exitCode: 1
+                    )
                 }
                 break
             }
@@ -220,21 +226,23 @@ struct TraceRecorder {
                 } catch {
                     state.attribute(trace: connection.trace, from: before, recordIndex: state.receivedRecords.count)
                     let (alertName, direction) = alertText(error)
-                    failure = TraceFailure(stage: completedAt == nil ? "handshake" : "after the handshake",
-                                           message: "handshake with \(run.target) failed: \(describe(error, address: run.target))",
-                                           alertSent: direction == "sent" ? alertName : nil,
-                                           alertReceived: direction == "received" ? alertName : nil,
-                                           exitCode: error.code.certificateRejection != nil ? 2 : 1)
+                    failure = TraceFailure(
+                        stage: completedAt == nil ? "handshake" : "after the handshake",
+                        message: "handshake with \(run.target) failed: \(describe(error, address: run.target))",
+                        alertSent: direction == "sent" ? alertName : nil,
+                        alertReceived: direction == "received" ? alertName : nil,
+                        exitCode: error.code.certificateRejection != nil ? 2 : 1)
                     if let receivedAlert = error.code.receivedAlert { state.noteReceivedAlert(receivedAlert.name ?? "\(receivedAlert.rawValue)") }
                     state.noteNegotiated(version: connection.negotiatedVersion, suite: connection.negotiatedCipherSuite)
-                    _ = flush()   // the alert
+                    _ = flush()  // the alert
                     break readLoop
                 }
                 state.attribute(trace: connection.trace, from: before, recordIndex: state.receivedRecords.count)
                 state.noteNegotiated(version: connection.negotiatedVersion, suite: connection.negotiatedCipherSuite)
                 guard flush() else {
-                    failure = TraceFailure(stage: "writing the client's flight",
-                                           message: "cannot write to \(run.target) after \(run.bytesRead) bytes read: \(ioReason(writeError ?? EPIPE))", exitCode: 1)
+                    failure = TraceFailure(
+                        stage: "writing the client's flight",
+                        message: "cannot write to \(run.target) after \(run.bytesRead) bytes read: \(ioReason(writeError ?? EPIPE))", exitCode: 1)
                     break readLoop
                 }
             }
@@ -248,8 +256,9 @@ struct TraceRecorder {
                         break readLoop
                     }
                     guard flush() else {
-                        failure = TraceFailure(stage: "after the handshake",
-                                               message: "cannot write to \(run.target): \(ioReason(writeError ?? EPIPE))", exitCode: 1)
+                        failure = TraceFailure(
+                            stage: "after the handshake",
+                            message: "cannot write to \(run.target): \(ioReason(writeError ?? EPIPE))", exitCode: 1)
                         break readLoop
                     }
                 }
@@ -296,8 +305,9 @@ struct TraceRecorder {
         }
         run.sessionIssued = !issued.isEmpty
         state.opened = connection.tracedReceivedRecords
-        state.finish(into: &run, trace: connection.trace, traceStart: { milliseconds($0 - origin) }, decisions: decisions,
-                     completedAt: completedAt)
+        state.finish(
+            into: &run, trace: connection.trace, traceStart: { milliseconds($0 - origin) }, decisions: decisions,
+            completedAt: completedAt)
         return run
     }
 
@@ -318,7 +328,10 @@ struct TraceRecorder {
         while let ai = cursor {
             cursor = ai.pointee.ai_next
             let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
-            if fd < 0 { lastError = errno; continue }
+            if fd < 0 {
+                lastError = errno
+                continue
+            }
             let flags = fcntl(fd, F_GETFL, 0)
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
             var r = Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
@@ -332,7 +345,12 @@ struct TraceRecorder {
                 var soError: Int32 = 0
                 var len = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
-                if soError != 0 { lastError = soError; r = -1 } else { r = 0 }
+                if soError != 0 {
+                    lastError = soError
+                    r = -1
+                } else {
+                    r = 0
+                }
             } else if r != 0 {
                 lastError = errno
             }
@@ -357,7 +375,8 @@ struct TraceRecorder {
         func u32(_ offset: Int) -> Int {
             Int(UInt32(raw[offset]) | UInt32(raw[offset + 1]) << 8 | UInt32(raw[offset + 2]) << 16 | UInt32(raw[offset + 3]) << 24)
         }
-        return TraceTCPInfo(sendMSS: u32(16), receiveMSS: u32(20), rttMicroseconds: u32(68), rttVarianceMicroseconds: u32(72), sendCongestionWindow: u32(80),
-                            minRTTMicroseconds: len >= 152 ? u32(148) : nil)
+        return TraceTCPInfo(
+            sendMSS: u32(16), receiveMSS: u32(20), rttMicroseconds: u32(68), rttVarianceMicroseconds: u32(72), sendCongestionWindow: u32(80),
+            minRTTMicroseconds: len >= 152 ? u32(148) : nil)
     }
 }

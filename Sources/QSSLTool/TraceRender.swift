@@ -23,8 +23,9 @@ enum TraceRender {
         var line = "TCP: "
         if let c = run.tcpConnectMilliseconds { line += String(format: "connected in %.3f ms", c) } else { line += "not connected" }
         if let i = run.tcpAtEnd ?? run.tcpAtConnect {
-            line += String(format: "; TCP_INFO: MSS %d sent / %d received, RTT %.3f ms (±%.3f), congestion window %d segments", i.sendMSS, i.receiveMSS,
-                           Double(i.rttMicroseconds) / 1000, Double(i.rttVarianceMicroseconds) / 1000, i.sendCongestionWindow)
+            line += String(
+                format: "; TCP_INFO: MSS %d sent / %d received, RTT %.3f ms (±%.3f), congestion window %d segments", i.sendMSS, i.receiveMSS,
+                Double(i.rttMicroseconds) / 1000, Double(i.rttVarianceMicroseconds) / 1000, i.sendCongestionWindow)
         }
         return line
     }
@@ -75,8 +76,9 @@ enum TraceRender {
             lines.append(line)
             lines += sub[i] ?? []
             if windowAfter.contains(i) {
-                lines.append("                         ── initial window (\(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B) used up: "
-                             + "the rest of this flight waits for the client's ACKs ──")
+                lines.append(
+                    "                         ── initial window (\(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B) used up: "
+                        + "the rest of this flight waits for the client's ACKs ──")
             }
         }
         if let f = run.failure {
@@ -87,8 +89,10 @@ enum TraceRender {
             lines.append(line)
         } else if let hs = run.handshakeMilliseconds {
             lines.append("")
-            lines.append(String(format: "✓ Handshake complete %.3f ms after the TCP connection; %d round trip%@ before the client could send data.",
-                                hs, run.handshakeRoundTrips, run.handshakeRoundTrips == 1 ? "" : "s"))
+            lines.append(
+                String(
+                    format: "✓ Handshake complete %.3f ms after the TCP connection; %d round trip%@ before the client could send data.",
+                    hs, run.handshakeRoundTrips, run.handshakeRoundTrips == 1 ? "" : "s"))
         }
         lines.append("")
         lines += flightLines(run)
@@ -102,16 +106,21 @@ enum TraceRender {
     }
 
     static func flightLines(_ run: TraceRun) -> [String] {
-        var lines = ["Flights (initial window \(run.initialWindowSegments) × \(formatBytes(run.mss)) = \(formatBytes(run.initialWindowBytes)) bytes):",
-                     "   #  dir  message B    wire B  segments  messages"]
+        var lines = [
+            "Flights (initial window \(run.initialWindowSegments) × \(formatBytes(run.mss)) = \(formatBytes(run.initialWindowBytes)) bytes):",
+            "   #  dir  message B    wire B  segments  messages"
+        ]
         for f in run.flights {
             func pad(_ t: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - t.count)) + t }
-            var line = "  " + pad("\(f.index)", 2) + "  " + arrowName(f.direction) + " " + pad(formatBytes(f.messageBytes), 9) + " " + pad(formatBytes(f.wireBytes), 9)
+            var line =
+                "  " + pad("\(f.index)", 2) + "  " + arrowName(f.direction) + " " + pad(formatBytes(f.messageBytes), 9) + " " + pad(formatBytes(f.wireBytes), 9)
                 + "  " + pad("\(f.segments)", 8) + "  "
             line += f.messages.joined(separator: ", ")
             lines.append(line)
             if f.overInitialWindow {
-                lines.append("      ── over the initial window by \(formatBytes(f.wireBytes - run.initialWindowBytes)) bytes: +\(f.extraRoundTrips) round trip\(f.extraRoundTrips == 1 ? "" : "s") ──")
+                lines.append(
+                    "      ── over the initial window by \(formatBytes(f.wireBytes - run.initialWindowBytes)) bytes: +\(f.extraRoundTrips) round trip\(f.extraRoundTrips == 1 ? "" : "s") ──"
+                )
             }
         }
         return lines
@@ -120,7 +129,8 @@ enum TraceRender {
     static func accountingLine(_ run: TraceRun) -> String {
         let a = run.wireAccounting
         func v(_ k: String) -> String { formatBytes(a[k] ?? 0) }
-        var line = "Bytes read: \(v("total_read")) = handshake messages \(v("handshake_messages")) + record headers \(v("record_headers")) (\(run.records.filter { $0.direction == .serverToClient }.count) records)"
+        var line =
+            "Bytes read: \(v("total_read")) = handshake messages \(v("handshake_messages")) + record headers \(v("record_headers")) (\(run.records.filter { $0.direction == .serverToClient }.count) records)"
             + " + AEAD overhead \(v("aead_overhead")) + ChangeCipherSpec \(v("change_cipher_spec")) + alerts \(v("alerts"))"
         if (a["record_padding"] ?? 0) > 0 { line += " + record padding \(v("record_padding"))" }
         if (a["application_data"] ?? 0) > 0 { line += " + application data \(v("application_data"))" }
@@ -128,13 +138,16 @@ enum TraceRender {
         if (a["incomplete_record"] ?? 0) > 0 { line += " + incomplete record \(v("incomplete_record"))" }
         line += "; bytes written: \(formatBytes(run.bytesWritten))."
         if run.recordsEstimated > 0 {
-            line += " \(run.recordsEstimated) received record\(run.recordsEstimated == 1 ? " was" : "s were") not opened by the client: their content and overhead are estimated, not exact."
+            line +=
+                " \(run.recordsEstimated) received record\(run.recordsEstimated == 1 ? " was" : "s were") not opened by the client: their content and overhead are estimated, not exact."
         }
         return line
     }
 
     static func modelLines(_ model: TraceTimingModel) -> [String] {
-        var lines = ["Timing model: (round trips + extra round trips for flights past the initial window) × RTT + measured CPU; TCP's own handshake adds 1 RTT."]
+        var lines = [
+            "Timing model: (round trips + extra round trips for flights past the initial window) × RTT + measured CPU; TCP's own handshake adds 1 RTT."
+        ]
         var header = "  " + "kind".padding(toLength: 18, withPad: " ", startingAt: 0) + "RTTs  extra  client CPU  server time"
         for r in model.rtts { header += String(format: "  @%5g ms", r) }
         header += "   seed"
@@ -174,7 +187,10 @@ enum TraceRender {
                 open = true
                 let reply = run.flights.first { $0.index == f.index + 1 }
                 let after = run.succeeded && roundTrip > run.handshakeRoundTrips
-                var title = after ? "After the handshake: client flight \(formatBytes(f.wireBytes)) B" : "Round trip \(roundTrip): client flight \(formatBytes(f.wireBytes)) B"
+                var title =
+                    after
+                    ? "After the handshake: client flight \(formatBytes(f.wireBytes)) B"
+                    : "Round trip \(roundTrip): client flight \(formatBytes(f.wireBytes)) B"
                 if let reply {
                     title += ", server flight \(formatBytes(reply.wireBytes)) B in \(reply.segments) segment\(reply.segments == 1 ? "" : "s")"
                     title += reply.overInitialWindow ? " — over the initial window, +\(reply.extraRoundTrips) RTT" : " — within the initial window"
@@ -200,7 +216,9 @@ enum TraceRender {
                 facts.append(String(format: "t = %.2f ms", m.milliseconds))
                 out.append("        Note \(m.direction == .clientToServer ? "right of C" : "left of S"): \(clean(facts.joined(separator: ", ")))")
                 if i == windowAfter && !markedWindow {
-                    out.append("        Note over C,S: \(clean("Initial window (\(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B) reached: the rest waits for the client's ACKs"))")
+                    out.append(
+                        "        Note over C,S: \(clean("Initial window (\(run.initialWindowSegments) × MSS = \(formatBytes(run.initialWindowBytes)) B) reached: the rest waits for the client's ACKs"))"
+                    )
                     markedWindow = true
                 }
                 if m.direction == .serverToClient {
@@ -208,7 +226,9 @@ enum TraceRender {
                         out.append("        C->>C: \(clean(computationText(c)))")
                     }
                     if let total = m.computations.first(where: \.isTotal), (total.cpuMilliseconds ?? 0) > 0.05 || m.computations.count > 1 {
-                        out.append("        Note right of C: \(clean(String(format: "client work on %@: %.2f ms CPU", m.name, total.cpuMilliseconds ?? total.wallMilliseconds)))")
+                        out.append(
+                            "        Note right of C: \(clean(String(format: "client work on %@: %.2f ms CPU", m.name, total.cpuMilliseconds ?? total.wallMilliseconds)))"
+                        )
                     }
                 }
             }
@@ -271,8 +291,9 @@ enum TraceRender {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        let doc = Document(trace: traced, companions: companions, timingModel: model,
-                           note: "Times in milliseconds since the TCP connect began; segments computed from the MSS; reads and writes are [ms, stream offset, bytes].")
+        let doc = Document(
+            trace: traced, companions: companions, timingModel: model,
+            note: "Times in milliseconds since the TCP connect began; segments computed from the MSS; reads and writes are [ms, stream offset, bytes].")
         guard let data = try? encoder.encode(doc) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }

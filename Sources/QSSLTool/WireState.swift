@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import QSSL
 import QSSLWire
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 // WireState: a traced connection's bytes both ways, cut into records, with the core's messages laid over them.
 
@@ -42,9 +43,11 @@ struct WireState {
         let type = bytes[0]
         if type == 20 { serverChangeCipherSpecSeen = true }
         let protected = isProtected(type: type, serverSide: true)
-        receivedRecords.append(TraceRecord(direction: .serverToClient, index: receivedRecords.count + 1, contentType: type, payloadLength: length,
-                                           wireOffset: base, milliseconds: t, isProtected: protected,
-                                           overhead: protected ? overhead : 0))
+        receivedRecords.append(
+            TraceRecord(
+                direction: .serverToClient, index: receivedRecords.count + 1, contentType: type, payloadLength: length,
+                wireOffset: base, milliseconds: t, isProtected: protected,
+                overhead: protected ? overhead : 0))
         receivedConsumed += 5 + length
         return bytes
     }
@@ -60,7 +63,7 @@ struct WireState {
     private func isProtected(type: UInt8, serverSide: Bool) -> Bool {
         if type == 20 { return false }
         guard let v = negotiatedVersion else { return false }
-        if v == 0x0304 { return type == 23 }   // TLS 1.3: everything after ServerHello is application_data outside
+        if v == 0x0304 { return type == 23 }  // TLS 1.3: everything after ServerHello is application_data outside
         return serverSide ? serverChangeCipherSpecSeen : clientChangeCipherSpecSeen
     }
 
@@ -90,8 +93,10 @@ struct WireState {
             let length = Int(bytes[i + 3]) << 8 | Int(bytes[i + 4])
             if type == 20 { clientChangeCipherSpecSeen = true }
             let protected = isProtected(type: type, serverSide: false)
-            sentRecords.append(TraceRecord(direction: .clientToServer, index: sentRecords.count + 1, contentType: type, payloadLength: length,
-                                           wireOffset: sentBytes + i, milliseconds: t, isProtected: protected, overhead: protected ? overhead : 0))
+            sentRecords.append(
+                TraceRecord(
+                    direction: .clientToServer, index: sentRecords.count + 1, contentType: type, payloadLength: length,
+                    wireOffset: sentBytes + i, milliseconds: t, isProtected: protected, overhead: protected ? overhead : 0))
             if type == 21 && !protected && length == 2 && i + 7 <= bytes.count { sentAlertNames.append(alertName(bytes[i + 6])) }
             i += 5 + length
         }
@@ -107,8 +112,10 @@ struct WireState {
 
     /// Lays the core's messages over the records and segments, groups flights, accounts for
     /// every byte.
-    func finish(into run: inout TraceRun, trace: [HandshakeTraceEntry], traceStart: (ContinuousClock.Instant) -> Double,
-                decisions: [(afterEntry: Int, computation: TraceComputation)], completedAt: Double?) {
+    func finish(
+        into run: inout TraceRun, trace: [HandshakeTraceEntry], traceStart: (ContinuousClock.Instant) -> Double,
+        decisions: [(afterEntry: Int, computation: TraceComputation)], completedAt: Double?
+    ) {
         // The received records as the core opened them: inner content type and plaintext
         // length, so padding and post-handshake records are attributed exactly.
         var receivedRecords = self.receivedRecords
@@ -146,7 +153,7 @@ struct WireState {
             return out
         }
         let layout: [TraceDirection: [(record: TraceRecord, plainStart: Int, plainLength: Int, prefix: Int)]] = [
-            .clientToServer: handshakeRecords(sentRecords), .serverToClient: handshakeRecords(receivedRecords),
+            .clientToServer: handshakeRecords(sentRecords), .serverToClient: handshakeRecords(receivedRecords)
         ]
         var plainOffset: [TraceDirection: Int] = [.clientToServer: 0, .serverToClient: 0]
         func wire(_ direction: TraceDirection, plain: Int) -> (offset: Int, record: Int)? {
@@ -159,16 +166,18 @@ struct WireState {
         var ccsIndex: [TraceDirection: Int] = [.clientToServer: 0, .serverToClient: 0]
         for (i, e) in trace.enumerated() {
             if e.isComputation {
-                let comp = TraceComputation(name: e.message, startMilliseconds: traceStart(e.instant), wallMilliseconds: Double(e.durationNanoseconds) / 1e6,
-                                            cpuMilliseconds: e.cpuNanoseconds.map { Double($0) / 1e6 }, isTotal: e.message.hasPrefix("processing "))
+                let comp = TraceComputation(
+                    name: e.message, startMilliseconds: traceStart(e.instant), wallMilliseconds: Double(e.durationNanoseconds) / 1e6,
+                    cpuMilliseconds: e.cpuNanoseconds.map { Double($0) / 1e6 }, isTotal: e.message.hasPrefix("processing "))
                 if let last = messages.lastIndex(where: { $0.direction == .serverToClient }) {
                     messages[last].computations.append(comp)
                 }
                 continue
             }
             let direction: TraceDirection = e.direction == .sent ? .clientToServer : .serverToClient
-            var m = TraceMessage(direction: direction, name: e.message, size: e.length, milliseconds: traceStart(e.instant), firstByteMilliseconds: nil,
-                                 records: [], wireStart: 0, wireEnd: 0, firstSegment: 0, lastSegment: 0, flight: 0, computations: [], isHandshake: true)
+            var m = TraceMessage(
+                direction: direction, name: e.message, size: e.length, milliseconds: traceStart(e.instant), firstByteMilliseconds: nil,
+                records: [], wireStart: 0, wireEnd: 0, firstSegment: 0, lastSegment: 0, flight: 0, computations: [], isHandshake: true)
             if e.message == "ChangeCipherSpec" {
                 m.isHandshake = false
                 let records = (direction == .clientToServer ? sentRecords : receivedRecords).filter { $0.contentType == 20 }
@@ -206,28 +215,35 @@ struct WireState {
             var seen = 0
             for k in messages.indices where messages[k].direction == .serverToClient {
                 seen += 1
-                if seen == received { messages[k].computations.append(d.computation); break }
+                if seen == received {
+                    messages[k].computations.append(d.computation)
+                    break
+                }
             }
         }
         // The ClientHello's key generation.
         if let gen = run.clientKeyGenerationCPU, let k = messages.firstIndex(where: { $0.name == "ClientHello" }) {
-            messages[k].computations.append(TraceComputation(name: "key share generation", startMilliseconds: run.tcpConnectMilliseconds ?? 0,
-                                                             wallMilliseconds: gen, cpuMilliseconds: gen, isTotal: true))
+            messages[k].computations.append(
+                TraceComputation(
+                    name: "key share generation", startMilliseconds: run.tcpConnectMilliseconds ?? 0,
+                    wallMilliseconds: gen, cpuMilliseconds: gen, isTotal: true))
         }
         // Alerts, as messages of their own.
         for r in sentRecords where r.contentType == 21 && !(r.isProtected && completedAt != nil) {
             let name = r.isProtected ? "Alert (encrypted)" : "Alert"
-            var m = TraceMessage(direction: .clientToServer, name: name, size: r.payloadLength - r.overhead, milliseconds: r.milliseconds, firstByteMilliseconds: nil,
-                                 records: [r.index], wireStart: r.wireOffset + 5, wireEnd: r.wireOffset + r.wireLength, firstSegment: 0, lastSegment: 0,
-                                 flight: 0, computations: [], isHandshake: false)
+            var m = TraceMessage(
+                direction: .clientToServer, name: name, size: r.payloadLength - r.overhead, milliseconds: r.milliseconds, firstByteMilliseconds: nil,
+                records: [r.index], wireStart: r.wireOffset + 5, wireEnd: r.wireOffset + r.wireLength, firstSegment: 0, lastSegment: 0,
+                flight: 0, computations: [], isHandshake: false)
             (m.firstSegment, m.lastSegment) = segmentRange(start: m.wireStart, end: m.wireEnd, mss: run.mss)
             messages.append(m)
         }
         for (k, r) in receivedRecords.enumerated() where carried(r) == 21 {
             let name = receivedAlerts.first { $0.record == k + 1 }.map { "Alert \($0.name)" } ?? "Alert"
-            var m = TraceMessage(direction: .serverToClient, name: name, size: plainLength(r), milliseconds: r.milliseconds, firstByteMilliseconds: r.milliseconds,
-                                 records: [r.index], wireStart: r.wireOffset + 5, wireEnd: r.wireOffset + r.wireLength, firstSegment: 0, lastSegment: 0,
-                                 flight: 0, computations: [], isHandshake: false)
+            var m = TraceMessage(
+                direction: .serverToClient, name: name, size: plainLength(r), milliseconds: r.milliseconds, firstByteMilliseconds: r.milliseconds,
+                records: [r.index], wireStart: r.wireOffset + 5, wireEnd: r.wireOffset + r.wireLength, firstSegment: 0, lastSegment: 0,
+                flight: 0, computations: [], isHandshake: false)
             (m.firstSegment, m.lastSegment) = segmentRange(start: m.wireStart, end: m.wireEnd, mss: run.mss)
             messages.append(m)
         }
@@ -251,9 +267,11 @@ struct WireState {
         for k in messages.indices {
             let m = messages[k]
             if flights.last?.direction != m.direction {
-                flights.append(TraceFlight(index: flights.count + 1, direction: m.direction, messages: [], messageBytes: 0, wireBytes: 0, segments: 0,
-                                           overInitialWindow: false, extraRoundTrips: 0, startMilliseconds: m.firstByteMilliseconds ?? m.milliseconds,
-                                           endMilliseconds: m.milliseconds))
+                flights.append(
+                    TraceFlight(
+                        index: flights.count + 1, direction: m.direction, messages: [], messageBytes: 0, wireBytes: 0, segments: 0,
+                        overInitialWindow: false, extraRoundTrips: 0, startMilliseconds: m.firstByteMilliseconds ?? m.milliseconds,
+                        endMilliseconds: m.milliseconds))
             }
             flights[flights.count - 1].messages.append(m.name)
             flights[flights.count - 1].messageBytes += m.size
@@ -274,7 +292,8 @@ struct WireState {
             flights[f].extraRoundTrips = extraRoundTrips(segments: flights[f].segments, window: run.initialWindowSegments)
             // Its messages' segments, numbered the same way: from the flight's first byte.
             for k in messages.indices where messages[k].flight == f + 1 {
-                (messages[k].firstSegment, messages[k].lastSegment) = segmentRange(start: messages[k].wireStart - start, end: messages[k].wireEnd - start, mss: run.mss)
+                (messages[k].firstSegment, messages[k].lastSegment) = segmentRange(
+                    start: messages[k].wireStart - start, end: messages[k].wireEnd - start, mss: run.mss)
             }
         }
         run.messages = messages
@@ -306,12 +325,14 @@ struct WireState {
     }
 
     private func alertName(_ code: UInt8) -> String {
-        let names: [UInt8: String] = [0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure",
-                                      42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
-                                      46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error",
-                                      51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
-                                      86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension", 110: "unsupported_extension",
-                                      112: "unrecognized_name", 116: "certificate_required", 120: "no_application_protocol"]
+        let names: [UInt8: String] = [
+            0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure",
+            42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
+            46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error",
+            51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
+            86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension", 110: "unsupported_extension",
+            112: "unrecognized_name", 116: "certificate_required", 120: "no_application_protocol"
+        ]
         return names[code] ?? "alert \(code)"
     }
 }

@@ -142,8 +142,10 @@ public struct NamedGroup: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     /// Looks a group up by its IANA name (case-insensitive) or a hex code such as `0x11ed`.
     public init?(name: String) {
-        let all: [NamedGroup] = [.secp256r1, .secp384r1, .secp521r1, .x25519, .x448, .mlkem512, .mlkem768, .mlkem1024,
-                                 .secp256r1MLKEM768, .x25519MLKEM768, .secp384r1MLKEM1024]
+        let all: [NamedGroup] = [
+            .secp256r1, .secp384r1, .secp521r1, .x25519, .x448, .mlkem512, .mlkem768, .mlkem1024,
+            .secp256r1MLKEM768, .x25519MLKEM768, .secp384r1MLKEM1024
+        ]
         if let g = all.first(where: { $0.name!.lowercased() == name.lowercased() }) {
             self = g
         } else if name.lowercased().hasPrefix("0x"), let v = UInt16(name.dropFirst(2), radix: 16) {

@@ -1,11 +1,11 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLP384
 import QSSLSwiftCrypto
 import QSSLWire
 import SwiftASN1
+import _CryptoExtras
 
 /// Object identifiers of the key and signature algorithms Q-SSL's X.509 layer handles.
 public enum X509OID {
@@ -200,7 +200,8 @@ extension SwiftCryptoSigningKey {
         case .p256(let k): return (X509OID.ecdsaWithSHA256, Array(try k.signature(for: tbs).derRepresentation))
         case .p384(let k): return (X509OID.ecdsaWithSHA384, try k.qsslP384Key.signature(for: tbs).derRepresentation)
         case .ed25519(let k): return (X509OID.ed25519, Array(try k.signature(for: tbs)))
-        case .rsa(let k): return (X509OID.sha256WithRSAEncryption, Array(try k.signature(for: SHA256.hash(data: tbs), padding: .insecurePKCS1v1_5).rawRepresentation))
+        case .rsa(let k):
+            return (X509OID.sha256WithRSAEncryption, Array(try k.signature(for: SHA256.hash(data: tbs), padding: .insecurePKCS1v1_5).rawRepresentation))
         case .mldsa65(let k): return (X509OID.mldsa65, Array(try k.signature(for: tbs)))
         case .mldsa87(let k): return (X509OID.mldsa87, Array(try k.signature(for: tbs)))
         case .composite(let k): return (X509OID.mldsa65ECDSAP384SHA512, try k.signature(for: tbs))

@@ -34,8 +34,17 @@ public struct CertificateRevocationList: Sendable, Hashable {
 
     /// RFC 5280 §5.3.1 CRLReason.
     public enum RevocationReason: Int, Sendable, Hashable, CaseIterable {
-        case unspecified = 0, keyCompromise = 1, cACompromise = 2, affiliationChanged = 3, superseded = 4,
-             cessationOfOperation = 5, certificateHold = 6, removeFromCRL = 8, privilegeWithdrawn = 9, aACompromise = 10
+        case unspecified = 0
+        case keyCompromise = 1
+        case cACompromise = 2
+        case affiliationChanged = 3
+        case superseded = 4
+        case
+            cessationOfOperation = 5
+        case certificateHold = 6
+        case removeFromCRL = 8
+        case privilegeWithdrawn = 9
+        case aACompromise = 10
 
         public init?(name: String) {
             guard let r = Self.allCases.first(where: { "\($0)".lowercased() == name.lowercased() }) else { return nil }
@@ -228,12 +237,14 @@ public enum CRLWriter {
         }
     }
 
-    public static func issue(by issuer: PKIBuilder.Issuer, entries: [Entry], number: UInt64, thisUpdate: Date = Date(),
-                             nextUpdate: Date) throws -> CertificateRevocationList {
+    public static func issue(
+        by issuer: PKIBuilder.Issuer, entries: [Entry], number: UInt64, thisUpdate: Date = Date(),
+        nextUpdate: Date
+    ) throws -> CertificateRevocationList {
         let algorithm = issuer.key.certificateSignatureAlgorithm
         var t = DER.Serializer()
         try t.appendConstructedNode(identifier: .sequence) { s in
-            try s.serialize(1)                                    // v2
+            try s.serialize(1)  // v2
             try CertificateWriter.writeAlgorithm(&s, algorithm)
             try s.serialize(issuer.certificate.subject)
             try CertificateWriter.writeTime(&s, thisUpdate)
@@ -247,7 +258,7 @@ public enum CRLWriter {
                             if let reason = entry.reason {
                                 try e.appendConstructedNode(identifier: .sequence) { exts in
                                     try writeExtension(&exts, CertificateRevocationList.reasonCode) { v in
-                                        v.appendPrimitiveNode(identifier: .enumerated) { $0.append(UInt8(reason.rawValue)) }   // 0…10: one octet
+                                        v.appendPrimitiveNode(identifier: .enumerated) { $0.append(UInt8(reason.rawValue)) }  // 0…10: one octet
                                     }
                                 }
                             }

@@ -1,16 +1,17 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import SwiftASN1
+import _CryptoExtras
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Loading and writing certificates and private keys as PEM.
 public enum CertificateFiles {
@@ -52,8 +53,9 @@ public enum CertificateFiles {
             do { certificates.append(try X509Certificate(der: block.derBytes)) } catch {
                 var why = error.detail.map(undecorated) ?? shortReason(error)
                 if why.hasPrefix("certificate does not parse: ") { why = String(why.dropFirst("certificate does not parse: ".count)) }
-                throw FileError(.invalid, path: path, what: what,
-                                reason: "\(blocks.count == 1 ? "its certificate" : "certificate \(index + 1)") does not parse: \(why)")
+                throw FileError(
+                    .invalid, path: path, what: what,
+                    reason: "\(blocks.count == 1 ? "its certificate" : "certificate \(index + 1)") does not parse: \(why)")
             }
         }
         return certificates
@@ -67,9 +69,11 @@ public enum CertificateFiles {
         let documents = try pemDocuments(text, path: path, what: what)
         guard let block = documents.first(where: { ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"].contains($0.discriminator) }) else {
             let encrypted = documents.contains { $0.discriminator == "ENCRYPTED PRIVATE KEY" }
-            throw FileError(.invalid, path: path, what: what,
-                            reason: encrypted ? "the key is encrypted; Q-SSL reads unencrypted PKCS#8, SEC1 or PKCS#1 keys"
-                                : "no private key in it (it holds \(kinds(documents)))")
+            throw FileError(
+                .invalid, path: path, what: what,
+                reason: encrypted
+                    ? "the key is encrypted; Q-SSL reads unencrypted PKCS#8, SEC1 or PKCS#1 keys"
+                    : "no private key in it (it holds \(kinds(documents)))")
         }
         do { return try privateKey(fromPEM: block.pemString) } catch {
             throw FileError(.invalid, path: path, what: what, reason: shortReason(error))
@@ -148,8 +152,9 @@ public enum CertificateFiles {
             guard bytes.count <= maximumSize else { throw unreadable("larger than \(maximumSize) bytes") }
         }
         guard let text = String(bytes: bytes, encoding: .utf8) else {
-            throw FileError(.notPEM, path: path, what: what,
-                            reason: "it holds binary data (DER? convert it with `openssl x509 -inform der` or `openssl pkey -inform der`)")
+            throw FileError(
+                .notPEM, path: path, what: what,
+                reason: "it holds binary data (DER? convert it with `openssl x509 -inform der` or `openssl pkey -inform der`)")
         }
         return text
     }
@@ -240,7 +245,7 @@ public enum CertificateFiles {
             _ = try Int(derEncoded: &nodes)
             let (oid, _) = try X509PublicKey.algorithmIdentifier(&nodes)
             let key = try ASN1OctetString(derEncoded: &nodes)
-            while nodes.next() != nil {}   // attributes, public key
+            while nodes.next() != nil {}  // attributes, public key
             return (oid, Array(key.bytes))
         }
         switch oid {
@@ -333,8 +338,9 @@ public enum CertificateFiles {
     public static func certifiedKey(chain: [X509Certificate], key: SwiftCryptoSigningKey) throws -> CertifiedKey {
         guard let leaf = chain.first else { throw LoadError.noCertificates("chain") }
         guard try key.subjectPublicKeyInfo() == leaf.publicKey.spki else { throw LoadError.keyDoesNotMatchCertificate }
-        return CertifiedKey(chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme),
-                            issuerNames: chain.compactMap(\.issuerDER))
+        return CertifiedKey(
+            chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme),
+            issuerNames: chain.compactMap(\.issuerDER))
     }
 
     /// A chain and a key that lives elsewhere (an HSM), checked to belong together by the public
@@ -342,8 +348,9 @@ public enum CertificateFiles {
     public static func certifiedKey(chain: [X509Certificate], key: any SigningKey, subjectPublicKeyInfo: [UInt8]) throws -> CertifiedKey {
         guard let leaf = chain.first else { throw LoadError.noCertificates("chain") }
         guard subjectPublicKeyInfo == leaf.publicKey.spki else { throw LoadError.keyDoesNotMatchCertificate }
-        return CertifiedKey(chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme),
-                            issuerNames: chain.compactMap(\.issuerDER))
+        return CertifiedKey(
+            chain: chain.map(\.der), key: key, chainSignatureSchemes: chain.compactMap(\.signatureScheme),
+            issuerNames: chain.compactMap(\.issuerDER))
     }
 
     public static func pem(_ certs: [X509Certificate]) -> String {
@@ -355,7 +362,7 @@ extension CompositeMLDSA65ECDSAP384.PrivateKey {
     /// Seed ‖ RFC 5915 ECPrivateKey without the public key (draft-19 §5).
     public var rawRepresentation: [UInt8] {
         var s = DER.Serializer()
-        try! s.appendConstructedNode(identifier: .sequence) { s in     // local invariant: fixed, valid structure
+        try! s.appendConstructedNode(identifier: .sequence) { s in  // local invariant: fixed, valid structure
             try s.serialize(1)
             try s.serialize(ASN1OctetString(contentBytes: Array(ecdsa.rawRepresentation)[...]))
             try s.serialize(X509OID.secp384r1, explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific)

@@ -71,7 +71,8 @@ struct PathSearch {
     init(leaf: X509Certificate, presented: [X509Certificate], anchors: [X509Certificate], date: Date) {
         // An anchor that no certificate names as its issuer cannot be on a path.
         let issuers = Set(([leaf] + presented).map(\.issuer))
-        nodes = [Node(leaf, anchor: false, date: date)] + presented.map { Node($0, anchor: false, date: date) }
+        nodes =
+            [Node(leaf, anchor: false, date: date)] + presented.map { Node($0, anchor: false, date: date) }
             + anchors.filter { issuers.contains($0.subject) }.map { Node($0, anchor: true, date: date) }
     }
 
@@ -115,8 +116,9 @@ struct PathSearch {
     mutating func verifies(_ issuer: Int, _ subject: Int) throws(TLSError) -> Bool {
         tried += 1
         guard tried <= X509CertificateVerifier.maxIssuerCandidates else {
-            throw .rejected(.other("path building limit exceeded"),
-                            "gave up on \(nodes[0].cert.subject) after \(X509CertificateVerifier.maxIssuerCandidates) candidate issuers (\(nodes.count) certificates)")
+            throw .rejected(
+                .other("path building limit exceeded"),
+                "gave up on \(nodes[0].cert.subject) after \(X509CertificateVerifier.maxIssuerCandidates) candidate issuers (\(nodes.count) certificates)")
         }
         let edge = Edge(issuer: issuer, subject: subject)
         if let known = signatures[edge] { return known }

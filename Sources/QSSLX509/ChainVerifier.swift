@@ -1,12 +1,12 @@
-import Synchronization
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import SwiftASN1
+import Synchronization
 import X509
+import _CryptoExtras
 
 // X509CertificateVerifier: chain verification against trust anchors (path building in ChainVerifier+PathBuilding.swift).
 
@@ -27,7 +27,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
     public static let defaultSchemes: [SignatureScheme] = [
         .qsslMLDSA65ECDSASecp384r1SHA512, .mldsa65, .mldsa87, .mldsa44,
         .ecdsaSecp384r1SHA384, .ecdsaSecp256r1SHA256, .ed25519,
-        .rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512,
+        .rsaPSSRSAESHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA512
     ]
 
     /// Certificate signatures we verify: the handshake schemes plus RSA PKCS#1 v1.5.
@@ -153,12 +153,14 @@ public struct X509CertificateVerifier: CertificateVerifier {
             // Policy: the signatures the path relies on (not the anchor's self-signature).
             if let allowed = allowedCertificateSignatures, depth < path.count - 1 || path.count == 1 {
                 guard let scheme = cert.signatureScheme, allowed.contains(scheme) else {
-                    throw .rejected(.other("signature algorithm not allowed by policy"),
-                                    "\(cert.subject) is signed with \(cert.signatureAlgorithmName), which the policy does not allow")
+                    throw .rejected(
+                        .other("signature algorithm not allowed by policy"),
+                        "\(cert.subject) is signed with \(cert.signatureAlgorithmName), which the policy does not allow")
                 }
             }
             if let allowed = allowedKeySchemes, depth == 0,
-               !cert.publicKey.key.supportedSchemes.contains(where: allowed.contains) {
+                !cert.publicKey.key.supportedSchemes.contains(where: allowed.contains)
+            {
                 throw .rejected(.other("key algorithm not allowed by policy"), "\(cert.subject) has a \(cert.publicKey.description) key")
             }
         }
@@ -242,8 +244,9 @@ public struct X509CertificateVerifier: CertificateVerifier {
             default: continue
             }
         }
-        var identity = PeerIdentity(verifiedChain: path.map(\.der), subject: "\(leaf.subject)", subjectAlternativeNames: names,
-                                    keyAlgorithm: leaf.publicKey.description, certificateSignatureAlgorithm: leaf.signatureAlgorithmName)
+        var identity = PeerIdentity(
+            verifiedChain: path.map(\.der), subject: "\(leaf.subject)", subjectAlternativeNames: names,
+            keyAlgorithm: leaf.publicKey.description, certificateSignatureAlgorithm: leaf.signatureAlgorithmName)
         // Below the anchor (all of a one-certificate path): what a resumption checks again.
         identity.pathReferences = path.prefix(max(1, path.count - 1)).compactMap { cert in
             cert.issuerDER.map { CertificateReference(issuer: $0, serialNumber: cert.serialNumber, notAfter: Int64(cert.notAfter.timeIntervalSince1970)) }
@@ -315,7 +318,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
     static func dnsMatches(pattern: String, host: String) -> Bool {
         if pattern == host { return true }
         guard pattern.hasPrefix("*.") else { return false }
-        let suffix = pattern.dropFirst(1)   // ".example.com"
+        let suffix = pattern.dropFirst(1)  // ".example.com"
         guard host.hasSuffix(suffix) else { return false }
         let label = host.dropLast(suffix.count)
         return !label.isEmpty && !label.contains(".")
@@ -326,7 +329,7 @@ public struct X509CertificateVerifier: CertificateVerifier {
     static let processedExtensions: Set<ASN1ObjectIdentifier> = [
         .X509ExtensionID.basicConstraints, .X509ExtensionID.keyUsage, .X509ExtensionID.extendedKeyUsage,
         .X509ExtensionID.subjectAlternativeName, .X509ExtensionID.nameConstraints,
-        .X509ExtensionID.authorityKeyIdentifier, .X509ExtensionID.subjectKeyIdentifier,
+        .X509ExtensionID.authorityKeyIdentifier, .X509ExtensionID.subjectKeyIdentifier
     ]
 
     static func checkCriticalExtensions(_ cert: X509Certificate) throws(TLSError) {

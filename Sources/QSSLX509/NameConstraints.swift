@@ -1,12 +1,12 @@
-import Synchronization
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import SwiftASN1
+import Synchronization
 import X509
+import _CryptoExtras
 
 // Name constraints (RFC 5280 §4.2.1.10): the names a certificate holds, permitted/excluded subtrees, IP addresses.
 
@@ -30,7 +30,7 @@ struct ConstrainedNames {
                     throw .rejected(.malformed, "\(cert.subject) has an iPAddress name of \(bytes.bytes.count) bytes")
                 }
                 ips.append(Array(bytes.bytes))
-            default: continue   // forms whose constraints are refused outright (NameConstraintSet)
+            default: continue  // forms whose constraints are refused outright (NameConstraintSet)
             }
         }
         guard isLeaf && dns.isEmpty else { return }
@@ -55,8 +55,11 @@ struct ConstrainedNames {
         for (i, label) in labels.enumerated() {
             if i == 0 && label == "*" && labels.count > 1 { continue }
             guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-",
-                  label.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0)
-                                          || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else { return false }
+                label.utf8.allSatisfy({
+                    $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0)
+                        || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
+                })
+            else { return false }
         }
         return true
     }
@@ -92,8 +95,9 @@ struct NameConstraintSet {
                     }
                     if permitted { permittedIP.append(range) } else { excludedIP.append(range) }
                 default:
-                    throw .rejected(.nameConstraintViolation,
-                                    "\(cert.subject) constrains \(name), a name form Q-SSL does not implement (only DNS and IP)")
+                    throw .rejected(
+                        .nameConstraintViolation,
+                        "\(cert.subject) constrains \(name), a name form Q-SSL does not implement (only DNS and IP)")
                 }
             }
         }
@@ -195,8 +199,12 @@ enum IPAddress {
         if v4.count == 4 {
             // Decimal octets only, without leading zeros: "010.0.0.1" means 8.0.0.1 to
             // inet_aton, so it must not be read as 10.0.0.1 here.
-            guard v4.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 3 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) }
-                                  && ($0.utf8.count == 1 || $0.utf8.first != 0x30) }) else { return nil }
+            guard
+                v4.allSatisfy({
+                    !$0.isEmpty && $0.utf8.count <= 3 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) }
+                        && ($0.utf8.count == 1 || $0.utf8.first != 0x30)
+                })
+            else { return nil }
             let bytes = v4.compactMap { UInt8($0) }
             return bytes.count == 4 ? bytes : nil
         }

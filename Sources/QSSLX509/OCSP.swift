@@ -178,7 +178,11 @@ public struct OCSPResponse: Sendable {
             }
             guard f.next() == nil else { throw ASN1Error.invalidASN1Object(reason: "trailing BasicOCSPResponse fields") }
 
-            var name: [UInt8]?, keyHash: [UInt8]?, producedAt = Date.distantPast, responses: [Single] = [], nonce: [UInt8]?
+            var name: [UInt8]?
+            var keyHash: [UInt8]?
+            var producedAt = Date.distantPast
+            var responses: [Single] = []
+            var nonce: [UInt8]?
             try DER.sequence(tbsNode, identifier: .sequence) { d in
                 var node = d.next()
                 if let n = node, n.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) {
@@ -210,8 +214,9 @@ public struct OCSPResponse: Sendable {
                 }
                 guard d.next() == nil else { throw ASN1Error.invalidASN1Object(reason: "trailing ResponseData fields") }
             }
-            result = Basic(tbs: tbsNode.encodedBytes, signatureAlgorithm: algorithm, signature: signature, certificates: certificates,
-                           responderName: name, responderKeyHash: keyHash, producedAt: producedAt, responses: responses, nonce: nonce)
+            result = Basic(
+                tbs: tbsNode.encodedBytes, signatureAlgorithm: algorithm, signature: signature, certificates: certificates,
+                responderName: name, responderKeyHash: keyHash, producedAt: producedAt, responses: responses, nonce: nonce)
         }
         guard let result else { throw ASN1Error.invalidASN1Object(reason: "empty BasicOCSPResponse") }
         return result
@@ -265,8 +270,10 @@ public struct OCSPResponse: Sendable {
     /// was signed by its issuer or by a responder the issuer delegated (id-kp-OCSPSigning), is
     /// about it, and is fresh at `now` (with `skew` of clock tolerance); `nonce` must be echoed
     /// when given.
-    public func status(of certificate: X509Certificate, issuer: X509Certificate, at now: Date, skew: TimeInterval = 300,
-                       nonce: [UInt8]? = nil) throws -> OCSPCertStatus {
+    public func status(
+        of certificate: X509Certificate, issuer: X509Certificate, at now: Date, skew: TimeInterval = 300,
+        nonce: [UInt8]? = nil
+    ) throws -> OCSPCertStatus {
         guard status == 0, let basic else { throw OCSPError("the responder answered with status \(status)") }
         // The signer: the issuer itself, or a certificate in the response that the issuer signed for OCSP.
         var signer: X509Certificate?
@@ -274,7 +281,10 @@ public struct OCSPResponse: Sendable {
             signer = issuer
         } else {
             for candidate in basic.certificates where candidate.isSigned(by: issuer) && Self.isDelegatedResponder(candidate, at: now) {
-                if candidate.publicKey.verifies(basic.signature, over: basic.tbs, algorithm: basic.signatureAlgorithm) { signer = candidate; break }
+                if candidate.publicKey.verifies(basic.signature, over: basic.tbs, algorithm: basic.signatureAlgorithm) {
+                    signer = candidate
+                    break
+                }
             }
         }
         guard signer != nil else { throw OCSPError("the response is not signed by the issuer or a responder it delegated") }

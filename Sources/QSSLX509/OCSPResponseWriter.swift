@@ -20,8 +20,10 @@ public enum OCSPResponseWriter {
 
     /// A successful response for one certificate, signed by `signer` (the CA, or a delegated
     /// responder whose certificate goes in `including`).
-    public static func response(certID: OCSPCertID, status: OCSPCertStatus, signer: PKIBuilder.Issuer, nonce: [UInt8]?,
-                                thisUpdate: Date = Date(), nextUpdate: Date, including certificates: [X509Certificate] = []) throws -> [UInt8] {
+    public static func response(
+        certID: OCSPCertID, status: OCSPCertStatus, signer: PKIBuilder.Issuer, nonce: [UInt8]?,
+        thisUpdate: Date = Date(), nextUpdate: Date, including certificates: [X509Certificate] = []
+    ) throws -> [UInt8] {
         let algorithm = signer.key.certificateSignatureAlgorithm
         var t = DER.Serializer()
         try t.appendConstructedNode(identifier: .sequence) { d in

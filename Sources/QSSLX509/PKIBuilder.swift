@@ -1,10 +1,10 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import SwiftASN1
 import X509
+import _CryptoExtras
 
 /// Makes certificate authorities and leaf certificates: for `qssl cert`, `qssl demo` and tests.
 public struct PKIBuilder {
@@ -44,47 +44,58 @@ public struct PKIBuilder {
     }
 
     /// - Parameter keyUsage: the CA's keyUsage; by default digitalSignature, keyCertSign and cRLSign.
-    public static func makeCA(subject: String, key: SwiftCryptoSigningKey, notBefore: Date = Date().addingTimeInterval(-3600),
-                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil,
-                              keyUsage: KeyUsage? = nil) throws -> Issuer {
-        let cert = try makeCA(subject: subject, signer: try CertificateSigner(key), notBefore: notBefore, notAfter: notAfter, pathLength: pathLength,
-                              keyUsage: keyUsage)
+    public static func makeCA(
+        subject: String, key: SwiftCryptoSigningKey, notBefore: Date = Date().addingTimeInterval(-3600),
+        notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil,
+        keyUsage: KeyUsage? = nil
+    ) throws -> Issuer {
+        let cert = try makeCA(
+            subject: subject, signer: try CertificateSigner(key), notBefore: notBefore, notAfter: notAfter, pathLength: pathLength,
+            keyUsage: keyUsage)
         return Issuer(certificate: cert, key: key)
     }
 
     /// A self-signed CA certificate for a key that may live outside memory (an HSM).
-    public static func makeCA(subject: String, signer: CertificateSigner, notBefore: Date = Date().addingTimeInterval(-3600),
-                              notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil,
-                              keyUsage: KeyUsage? = nil) throws -> X509Certificate {
+    public static func makeCA(
+        subject: String, signer: CertificateSigner, notBefore: Date = Date().addingTimeInterval(-3600),
+        notAfter: Date = Date().addingTimeInterval(3650 * 86400), pathLength: Int? = nil,
+        keyUsage: KeyUsage? = nil
+    ) throws -> X509Certificate {
         let name = try distinguishedName(subject)
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength))
             Critical(keyUsage ?? KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
             SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(signer.subjectPublicKeyInfo)[...])
         }
-        return try CertificateWriter.issue(serial: serialNumber(), issuer: name, subject: name, notBefore: notBefore, notAfter: notAfter,
-                                           subjectPublicKeyInfo: signer.subjectPublicKeyInfo, extensions: extensions, signer: signer)
+        return try CertificateWriter.issue(
+            serial: serialNumber(), issuer: name, subject: name, notBefore: notBefore, notAfter: notAfter,
+            subjectPublicKeyInfo: signer.subjectPublicKeyInfo, extensions: extensions, signer: signer)
     }
 
     /// Issues an end-entity (or, with `isCA`, an intermediate) certificate.
-    public static func issue(subject: String, key: SwiftCryptoSigningKey, by issuer: Issuer, dnsNames: [String] = [], ipAddresses: [String] = [],
-                             client: Bool = false, isCA: Bool = false, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
-                             ocspURL: String? = nil, crlURL: String? = nil,
-                             notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400),
-                             keyUsage: KeyUsage? = nil) throws -> X509Certificate {
-        try issue(subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: issuer.certificate,
-                  issuerSigner: try CertificateSigner(issuer.key), dnsNames: dnsNames, ipAddresses: ipAddresses, client: client, isCA: isCA,
-                  extendedKeyUsage: extendedKeyUsage, ocspURL: ocspURL, crlURL: crlURL, notBefore: notBefore, notAfter: notAfter,
-                  keyUsage: keyUsage)
+    public static func issue(
+        subject: String, key: SwiftCryptoSigningKey, by issuer: Issuer, dnsNames: [String] = [], ipAddresses: [String] = [],
+        client: Bool = false, isCA: Bool = false, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
+        ocspURL: String? = nil, crlURL: String? = nil,
+        notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400),
+        keyUsage: KeyUsage? = nil
+    ) throws -> X509Certificate {
+        try issue(
+            subject: subject, subjectPublicKeyInfo: try key.subjectPublicKeyInfo(), issuerCertificate: issuer.certificate,
+            issuerSigner: try CertificateSigner(issuer.key), dnsNames: dnsNames, ipAddresses: ipAddresses, client: client, isCA: isCA,
+            extendedKeyUsage: extendedKeyUsage, ocspURL: ocspURL, crlURL: crlURL, notBefore: notBefore, notAfter: notAfter,
+            keyUsage: keyUsage)
     }
 
     /// Issues a certificate for any public key (one read back from an HSM), signed by any
     /// issuer key (one in an HSM too).
-    public static func issue(subject: String, subjectPublicKeyInfo: [UInt8], issuerCertificate: X509Certificate, issuerSigner: CertificateSigner,
-                             dnsNames: [String] = [], ipAddresses: [String] = [], client: Bool = false, isCA: Bool = false,
-                             extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil, ocspURL: String? = nil, crlURL: String? = nil,
-                             notBefore: Date = Date().addingTimeInterval(-3600),
-                             notAfter: Date = Date().addingTimeInterval(365 * 86400), keyUsage: KeyUsage? = nil) throws -> X509Certificate {
+    public static func issue(
+        subject: String, subjectPublicKeyInfo: [UInt8], issuerCertificate: X509Certificate, issuerSigner: CertificateSigner,
+        dnsNames: [String] = [], ipAddresses: [String] = [], client: Bool = false, isCA: Bool = false,
+        extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil, ocspURL: String? = nil, crlURL: String? = nil,
+        notBefore: Date = Date().addingTimeInterval(-3600),
+        notAfter: Date = Date().addingTimeInterval(365 * 86400), keyUsage: KeyUsage? = nil
+    ) throws -> X509Certificate {
         guard issuerSigner.subjectPublicKeyInfo == issuerCertificate.publicKey.spki else { throw CertificateFiles.LoadError.keyDoesNotMatchCertificate }
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
@@ -108,9 +119,10 @@ public struct PKIBuilder {
             SubjectKeyIdentifier(keyIdentifier: try keyIdentifierBytes(subjectPublicKeyInfo)[...])
             AuthorityKeyIdentifier(keyIdentifier: authority[...])
         }
-        return try CertificateWriter.issue(serial: serialNumber(), issuer: issuerCertificate.subject, subject: try distinguishedName(subject),
-                                           notBefore: notBefore, notAfter: notAfter, subjectPublicKeyInfo: subjectPublicKeyInfo,
-                                           extensions: extensions, signer: issuerSigner)
+        return try CertificateWriter.issue(
+            serial: serialNumber(), issuer: issuerCertificate.subject, subject: try distinguishedName(subject),
+            notBefore: notBefore, notAfter: notAfter, subjectPublicKeyInfo: subjectPublicKeyInfo,
+            extensions: extensions, signer: issuerSigner)
     }
 
     /// RFC 5280 §4.2.1.13: CRLDistributionPoints with one fullName URI.
@@ -120,7 +132,9 @@ public struct PKIBuilder {
             try points.appendConstructedNode(identifier: .sequence) { point in
                 try point.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { name in
                     try name.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) { full in
-                        full.appendPrimitiveNode(identifier: ASN1Identifier(tagWithNumber: 6, tagClass: .contextSpecific)) { $0.append(contentsOf: Array(url.utf8)) }
+                        full.appendPrimitiveNode(identifier: ASN1Identifier(tagWithNumber: 6, tagClass: .contextSpecific)) {
+                            $0.append(contentsOf: Array(url.utf8))
+                        }
                     }
                 }
             }
@@ -161,7 +175,8 @@ public struct PKIBuilder {
             case "ST": oid = .RDNAttributeType.stateOrProvinceName
             default: throw CertificateFiles.LoadError.unsupportedKey("unknown subject attribute \(kv[0])")
             }
-            let value = kv[0].uppercased() == "C"
+            let value =
+                kv[0].uppercased() == "C"
                 ? try RelativeDistinguishedName.Attribute(type: oid, printableString: kv[1])
                 : try RelativeDistinguishedName.Attribute(type: oid, utf8String: kv[1])
             rdns.append(RelativeDistinguishedName(value))
@@ -180,8 +195,9 @@ public struct DemoPKI: Sendable {
     public init(algorithm: PKIBuilder.Algorithm = .ecdsaP384, serverName: String = "localhost") throws {
         ca = try PKIBuilder.makeCA(subject: "CN=Q-SSL Demo Root CA (\(algorithm.rawValue)), O=Q-SSL", key: algorithm.generateKey())
         serverKey = try algorithm.generateKey()
-        serverCertificate = try PKIBuilder.issue(subject: "CN=\(serverName)", key: serverKey, by: ca,
-                                                 dnsNames: [serverName], ipAddresses: ["127.0.0.1", "::1"])
+        serverCertificate = try PKIBuilder.issue(
+            subject: "CN=\(serverName)", key: serverKey, by: ca,
+            dnsNames: [serverName], ipAddresses: ["127.0.0.1", "::1"])
     }
 
     public var serverCertifiedKey: CertifiedKey {

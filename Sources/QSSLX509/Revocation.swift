@@ -1,12 +1,12 @@
-import Synchronization
 import Crypto
-import _CryptoExtras
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import SwiftASN1
+import Synchronization
 import X509
+import _CryptoExtras
 
 // Revocation checking's public pieces: the policy for unknown status, the OCSP fetcher protocol and the response cache.
 
@@ -43,7 +43,10 @@ public final class OCSPResponseCache: Sendable {
     func response(for id: OCSPCertID, at date: Date) -> [UInt8]? {
         entries.withLock { e in
             guard let hit = e[id] else { return nil }
-            if hit.until < date { e[id] = nil; return nil }
+            if hit.until < date {
+                e[id] = nil
+                return nil
+            }
             return hit.der
         }
     }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import QSSL
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writing private keys: readable by the owner only from the first byte, complete or not at all.
 extension CertificateFiles {
@@ -58,7 +59,7 @@ extension CertificateFiles {
             if isOpen { _ = close(fd) }
             if !renamed { _ = unlink(temporary) }
         }
-        try created(temporary)   // before fchmod: a test sees the mode open() gave the file
+        try created(temporary)  // before fchmod: a test sees the mode open() gave the file
         // The umask can only have removed bits from 0600; make it exactly 0600.
         guard fchmod(fd, 0o600) == 0 else { throw failure("fchmod") }
         var offset = 0
@@ -124,13 +125,17 @@ extension CertificateFiles {
         }
         let user = geteuid()
         guard info.st_uid == user || info.st_uid == 0 else {
-            throw SecretFileError(path: path, reason: "it holds \(what) but is owned by user \(info.st_uid), not by this user (\(user)) or root; "
-                + "another user could have written it")
+            throw SecretFileError(
+                path: path,
+                reason: "it holds \(what) but is owned by user \(info.st_uid), not by this user (\(user)) or root; "
+                    + "another user could have written it")
         }
         let permissions = info.st_mode & 0o777
         guard permissions & 0o077 == 0 else {
-            throw SecretFileError(path: path, reason: "it holds \(what) but group or others may access it (mode 0\(String(permissions, radix: 8))); "
-                + "run `chmod 600 \(path)`")
+            throw SecretFileError(
+                path: path,
+                reason: "it holds \(what) but group or others may access it (mode 0\(String(permissions, radix: 8))); "
+                    + "run `chmod 600 \(path)`")
         }
         guard info.st_size > 0 else { throw SecretFileError(path: path, reason: "it is empty") }
         guard Int(info.st_size) <= maximumSize else {

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Session-ticket keys shared by several servers through one file (PROTOCOL.md §4).
 ///
@@ -34,8 +35,10 @@ public final class TicketKeyFile: Sendable {
     ///     `--keep-hours` of whatever rotates the file, or that setting is cut short.
     /// - Throws: `TicketKeyFileError` when the file cannot be read, is group/world accessible,
     ///   or is not a valid key file.
-    public init(path: String, primitives: any CryptoPrimitives = SwiftCryptoPrimitives(), clock: any WallClock = SystemClock(),
-                keyLifetime: UInt32 = 129_600) throws(TicketKeyFileError) {
+    public init(
+        path: String, primitives: any CryptoPrimitives = SwiftCryptoPrimitives(), clock: any WallClock = SystemClock(),
+        keyLifetime: UInt32 = 129_600
+    ) throws(TicketKeyFileError) {
         let (keys, identity) = try Self.load(atPath: path)
         self.path = path
         keySet = TicketKeySet(keys: keys, primitives: primitives, clock: clock, keyLifetime: keyLifetime, rotatesAutomatically: false)
@@ -83,8 +86,10 @@ public final class TicketKeyFile: Sendable {
 
     /// `keys` with a new current key made at `now`, less the keys older than `keepSeconds`
     /// (the new key always stays): what a rotation writes back.
-    public static func rotated(_ keys: [TicketKey], now: UInt64, keepSeconds: UInt64,
-                               primitives: any CryptoPrimitives = SwiftCryptoPrimitives()) -> [TicketKey] {
+    public static func rotated(
+        _ keys: [TicketKey], now: UInt64, keepSeconds: UInt64,
+        primitives: any CryptoPrimitives = SwiftCryptoPrimitives()
+    ) -> [TicketKey] {
         let fresh = TicketKey.generate(primitives: primitives, createdAt: now)
         let limit = keepSeconds.multipliedReportingOverflow(by: 1000)
         // A key dated in the future (a clock that ran ahead) would stay the sealing key until
@@ -144,11 +149,11 @@ struct FileIdentity: Equatable, Sendable {
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         #if canImport(Darwin)
-        modified = info.st_mtimespec
-        changed = info.st_ctimespec
+            modified = info.st_mtimespec
+            changed = info.st_ctimespec
         #else
-        modified = info.st_mtim
-        changed = info.st_ctim
+            modified = info.st_mtim
+            changed = info.st_ctim
         #endif
     }
 
@@ -158,4 +163,3 @@ struct FileIdentity: Equatable, Sendable {
             && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
     }
 }
-

@@ -1,8 +1,8 @@
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
-import SwiftASN1
 import QSSLWire
+import SwiftASN1
 import X509
 
 /// An X.509 certificate parsed by Q-SSL itself (RFC 5280 §4.1), so that ML-DSA and composite
@@ -52,7 +52,7 @@ public struct X509Certificate: Sendable, Hashable {
             notBefore = fields.notBefore
             notAfter = fields.notAfter
             publicKey = try X509PublicKey(spki: fields.spki)
-            extensions = try Certificate.Extensions(fields.extensions)   // rejects duplicate OIDs
+            extensions = try Certificate.Extensions(fields.extensions)  // rejects duplicate OIDs
         } catch let error as TLSError {
             throw error
         } catch {
@@ -91,7 +91,8 @@ public struct X509Certificate: Sendable, Hashable {
                 if let n = node, n.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) {
                     version = try DER.explicitlyTagged(n, tagNumber: 0, tagClass: .contextSpecific) { try Int(derEncoded: $0) }
                     guard version == 1 || version == 2 else {
-                        throw ASN1Error.invalidASN1Object(reason: version == 0 ? "v1 encoded explicitly (DER omits the default)" : "unknown certificate version \(version)")
+                        throw ASN1Error.invalidASN1Object(
+                            reason: version == 0 ? "v1 encoded explicitly (DER omits the default)" : "unknown certificate version \(version)")
                     }
                     node = nodes.next()
                 }
@@ -128,14 +129,17 @@ public struct X509Certificate: Sendable, Hashable {
                     node = nodes.next()
                 }
                 if let n = node { throw ASN1Error.invalidASN1Object(reason: "unexpected element \(n.identifier) in TBSCertificate") }
-                result = TBSFields(serial: serial, innerAlgorithm: algorithmNode.encodedBytes, issuer: issuer, notBefore: nb, notAfter: na,
-                                   subject: subject, spki: spki, extensions: extensions)
+                result = TBSFields(
+                    serial: serial, innerAlgorithm: algorithmNode.encodedBytes, issuer: issuer, notBefore: nb, notAfter: na,
+                    subject: subject, spki: spki, extensions: extensions)
             }
             self = result
         }
 
-        init(serial: [UInt8], innerAlgorithm: ArraySlice<UInt8>, issuer: DistinguishedName, notBefore: Date, notAfter: Date,
-             subject: DistinguishedName, spki: ASN1Node, extensions: [Certificate.Extension]) {
+        init(
+            serial: [UInt8], innerAlgorithm: ArraySlice<UInt8>, issuer: DistinguishedName, notBefore: Date, notAfter: Date,
+            subject: DistinguishedName, spki: ASN1Node, extensions: [Certificate.Extension]
+        ) {
             self.serial = serial
             self.innerAlgorithm = innerAlgorithm
             self.issuer = issuer
@@ -152,7 +156,7 @@ public struct X509Certificate: Sendable, Hashable {
                 throw ASN1Error.invalidASN1Object(reason: "serialNumber is not an INTEGER")
             }
             guard first & 0x80 == 0 else { throw ASN1Error.invalidASN1Object(reason: "negative serialNumber") }
-            let magnitude = try ArraySlice<UInt8>(derEncoded: node)   // checks the minimal encoding
+            let magnitude = try ArraySlice<UInt8>(derEncoded: node)  // checks the minimal encoding
             guard magnitude.contains(where: { $0 != 0 }) else { throw ASN1Error.invalidASN1Object(reason: "serialNumber is zero") }
             guard magnitude.count <= 20 else { throw ASN1Error.invalidASN1Object(reason: "serialNumber longer than 20 octets") }
             return Array(magnitude)
@@ -200,7 +204,10 @@ enum X509Time {
         let seconds = Int(date.timeIntervalSince1970.rounded(.down))
         var days = seconds / 86400
         var rem = seconds % 86400
-        if rem < 0 { rem += 86400; days -= 1 }
+        if rem < 0 {
+            rem += 86400
+            days -= 1
+        }
         let z = days + 719468
         let era = (z >= 0 ? z : z - 146096) / 146097
         let doe = z - era * 146097
@@ -226,14 +233,19 @@ enum X509Time {
 
 /// Builds and signs v3 certificates for any Q-SSL key, PQ and composite included.
 enum CertificateWriter {
-    static func issue(serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
-                      subjectKey: SwiftCryptoSigningKey, extensions: Certificate.Extensions, issuerKey: SwiftCryptoSigningKey) throws -> X509Certificate {
-        try issue(serial: serial, issuer: issuer, subject: subject, notBefore: notBefore, notAfter: notAfter,
-                  subjectPublicKeyInfo: try subjectKey.subjectPublicKeyInfo(), extensions: extensions, signer: try CertificateSigner(issuerKey))
+    static func issue(
+        serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
+        subjectKey: SwiftCryptoSigningKey, extensions: Certificate.Extensions, issuerKey: SwiftCryptoSigningKey
+    ) throws -> X509Certificate {
+        try issue(
+            serial: serial, issuer: issuer, subject: subject, notBefore: notBefore, notAfter: notAfter,
+            subjectPublicKeyInfo: try subjectKey.subjectPublicKeyInfo(), extensions: extensions, signer: try CertificateSigner(issuerKey))
     }
 
-    static func issue(serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
-                      subjectPublicKeyInfo: [UInt8], extensions: Certificate.Extensions, signer: CertificateSigner) throws -> X509Certificate {
+    static func issue(
+        serial: [UInt8], issuer: DistinguishedName, subject: DistinguishedName, notBefore: Date, notAfter: Date,
+        subjectPublicKeyInfo: [UInt8], extensions: Certificate.Extensions, signer: CertificateSigner
+    ) throws -> X509Certificate {
         let algorithm = signer.algorithm
         var t = DER.Serializer()
         try t.appendConstructedNode(identifier: .sequence) { s in

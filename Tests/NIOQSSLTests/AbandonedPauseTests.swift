@@ -27,8 +27,9 @@ final class HeldCache: ServerSessionCache {
 struct AbandonedPauseTests {
     enum Abandon: String, CaseIterable, Sendable { case closed, handlerRemoved }
 
-    @Test("a session look-up answered after the server channel closed (or its handler was removed) writes nothing and raises nothing",
-          arguments: Abandon.allCases)
+    @Test(
+        "a session look-up answered after the server channel closed (or its handler was removed) writes nothing and raises nothing",
+        arguments: Abandon.allCases)
     func lateAnswer(abandon: Abandon) throws {
         let cache = HeldCache()
         var server = try ServerConfiguration(provider: .swiftCrypto, certificates: [pki.serverCertifiedKey])
@@ -53,9 +54,10 @@ struct AbandonedPauseTests {
 
         switch abandon {
         case .closed: try second.server.close().wait()
-        case .handlerRemoved: try second.server.pipeline.syncOperations.removeHandler(second.server.pipeline.syncOperations.handler(type: NIOQSSLHandler.self)).wait()
+        case .handlerRemoved:
+            try second.server.pipeline.syncOperations.removeHandler(second.server.pipeline.syncOperations.handler(type: NIOQSSLHandler.self)).wait()
         }
-        _ = try? second.server.readOutbound(as: ByteBuffer.self)   // whatever the abandonment itself wrote
+        _ = try? second.server.readOutbound(as: ByteBuffer.self)  // whatever the abandonment itself wrote
         while (try? second.server.readOutbound(as: ByteBuffer.self)) != nil {}
         let errorsBefore = second.serverApp.errors.count
 

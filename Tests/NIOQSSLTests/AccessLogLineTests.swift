@@ -4,10 +4,12 @@ import Testing
 
 @Suite("Access log lines")
 struct AccessLogLineTests {
-    @Test("text lines: keys in order; a value with a space, quote or control character is quoted and escaped, so a peer's or Redis's text cannot start a line of its own")
+    @Test(
+        "text lines: keys in order; a value with a space, quote or control character is quoted and escaped, so a peer's or Redis's text cannot start a line of its own"
+    )
     func textQuoting() {
         let metadata: Logger.Metadata = [
-            "sni": "shop.example", "empty": "", "spaced": "a b", "injected": "x\nfake_event key=1", "quote": "say \"hi\"", "bell": "\u{7}",
+            "sni": "shop.example", "empty": "", "spaced": "a b", "injected": "x\nfake_event key=1", "quote": "say \"hi\"", "bell": "\u{7}"
         ]
         let line = LineLogHandler.line(message: "connection", metadata: metadata, format: .text)
         #expect(line == #"connection bell="\u0007" empty="" injected="x\nfake_event key=1" quote="say \"hi\"" sni=shop.example spaced="a b""#)

@@ -9,11 +9,14 @@ import Testing
 
 @Suite("NIO client: sessions issued on a connection, offered on the next")
 struct ClientSessionTests {
-    @Test("waitForSession returns the ticket that follows the handshake; the store or an explicit session resumes",
-          arguments: [ProtocolVersion.tls13, .tls12])
+    @Test(
+        "waitForSession returns the ticket that follows the handshake; the store or an explicit session resumes",
+        arguments: [ProtocolVersion.tls13, .tls12])
     func sessions(version: ProtocolVersion) async throws {
-        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0,
-                                                   configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])) { [Echo()] }
+        let server = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0,
+            configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        ) { [Echo()] }
         defer { Task { try? await server.close() } }
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
         config.versions = [version]
@@ -21,20 +24,22 @@ struct ClientSessionTests {
         config.sessionStore = store
         let key = "127.0.0.1:\(server.port)"
 
-        let first = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: config, serverName: "localhost",
-                                                    sessionKey: key)
+        let first = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.port, configuration: config, serverName: "localhost",
+            sessionKey: key)
         #expect(!first.summary.resumed)
         let session = try #require(await first.waitForSession(timeout: .seconds(5)))
         #expect(session.state.version == version)
-        #expect(first.issuedSessions.contains(session))   // a second TLS 1.3 ticket may have followed
+        #expect(first.issuedSessions.contains(session))  // a second TLS 1.3 ticket may have followed
         await first.close()
         // Saved under the key given, not under the server name.
         #expect(store.sessionCount(for: config.sessionStoreKey(for: key)) > 0)
         #expect(store.sessionCount(for: config.sessionStoreKey(for: "localhost")) == 0)
 
         // From the store, by key.
-        let second = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: config, serverName: "localhost",
-                                                     sessionKey: key)
+        let second = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.port, configuration: config, serverName: "localhost",
+            sessionKey: key)
         #expect(second.summary.resumed)
         _ = await second.waitForSession(timeout: .seconds(5))
         await second.close()
@@ -42,8 +47,9 @@ struct ClientSessionTests {
         // Given explicitly, with no store at all.
         var storeless = config
         storeless.sessionStore = nil
-        let third = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: storeless, serverName: "localhost",
-                                                    session: session)
+        let third = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.port, configuration: storeless, serverName: "localhost",
+            session: session)
         #expect(third.summary.resumed)
         await third.close()
     }

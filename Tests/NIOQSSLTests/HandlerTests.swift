@@ -56,8 +56,14 @@ struct Pair {
     func interact() throws {
         for _ in 0..<50 {
             var moved = false
-            while let out = try client.readOutbound(as: ByteBuffer.self) { moved = true; if server.isActive { try server.writeInbound(out) } }
-            while let out = try server.readOutbound(as: ByteBuffer.self) { moved = true; if client.isActive { try client.writeInbound(out) } }
+            while let out = try client.readOutbound(as: ByteBuffer.self) {
+                moved = true
+                if server.isActive { try server.writeInbound(out) }
+            }
+            while let out = try server.readOutbound(as: ByteBuffer.self) {
+                moved = true
+                if client.isActive { try client.writeInbound(out) }
+            }
             if !moved { return }
         }
     }
@@ -122,16 +128,22 @@ struct HandlerTests {
 
     @Test("a failed handshake surfaces the TLS error, writes the alert and closes the channel")
     func failure() throws {
-        var client = ClientConfiguration(provider: .swiftCrypto, verifier: try DemoPKI().verifier)   // trusts another root
+        var client = ClientConfiguration(provider: .swiftCrypto, verifier: try DemoPKI().verifier)  // trusts another root
         client.alpnProtocols = ["h2"]
         let pair = try Pair(client: client)
         try pair.interact()
         let clientError = try #require(pair.clientApp.errors.first as? NIOQSSLError)
-        guard case .tls(let e) = clientError else { Issue.record("\(clientError)"); return }
+        guard case .tls(let e) = clientError else {
+            Issue.record("\(clientError)")
+            return
+        }
         #expect(e.alert == .unknownCA)
         #expect(!pair.client.isActive)
         let serverError = try #require(pair.serverApp.errors.first as? NIOQSSLError)
-        guard case .tls(let s) = serverError else { Issue.record("\(serverError)"); return }
+        guard case .tls(let s) = serverError else {
+            Issue.record("\(serverError)")
+            return
+        }
         #expect(s.code == .alertReceived(.unknownCA))
     }
 

@@ -32,14 +32,17 @@ final class Flood: ChannelInboundHandler, Sendable {
 struct HostileServerTests {
     @Test("a server that sends more than maxBufferedBytes is cut off there; read returns the first part and truncated is set")
     func receivedDataIsCapped() async throws {
-        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0,
-                                                   configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])) {
+        let server = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0,
+            configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        ) {
             [Flood(total: 8 << 20)]
         }
         defer { Task { try? await server.close() } }
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port,
-                                                     configuration: ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier),
-                                                     serverName: "localhost", maxBufferedBytes: 1 << 20)
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.port,
+            configuration: ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier),
+            serverName: "localhost", maxBufferedBytes: 1 << 20)
         let received = try await client.read(idleTimeout: .seconds(5))
         #expect(received.count == 1 << 20)
         #expect(client.truncated)
@@ -56,7 +59,7 @@ struct HostileServerTests {
         clientConfig.versions = [.tls13]
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: clientConfig, serverName: "localhost")
         try await client.send(Array("ping".utf8))
-        _ = try await client.read(expectedBytes: 4, idleTimeout: .seconds(5))   // the tickets came before the echo
+        _ = try await client.read(expectedBytes: 4, idleTimeout: .seconds(5))  // the tickets came before the echo
         #expect(client.issuedSessions.count == NIOQSSLClient.maxIssuedSessionsKept)
         await client.close()
     }

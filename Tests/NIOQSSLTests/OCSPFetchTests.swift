@@ -28,11 +28,13 @@ struct OCSPFetchTests {
             switch answers.mode.withLock({ $0 }) {
             case .good, .revoked:
                 let revoked = answers.mode.withLock { $0 } == .revoked
-                return (try? OCSPResponseWriter.response(certID: request.certID, status: revoked ? .revoked(at: Date(), reason: .keyCompromise) : .good,
-                                                         signer: ca, nonce: request.nonce, nextUpdate: Date().addingTimeInterval(600))) ?? []
+                return
+                    (try? OCSPResponseWriter.response(
+                        certID: request.certID, status: revoked ? .revoked(at: Date(), reason: .keyCompromise) : .good,
+                        signer: ca, nonce: request.nonce, nextUpdate: Date().addingTimeInterval(600))) ?? []
             case .garbage: return [0x30, 0x01, 0x00]
             case .silent:
-                Thread.sleep(forTimeInterval: 6)   // far longer than the verifier's 1 s timeout
+                Thread.sleep(forTimeInterval: 6)  // far longer than the verifier's 1 s timeout
                 return OCSPResponseWriter.error(3)
             }
         }
@@ -66,7 +68,7 @@ struct OCSPFetchTests {
         #expect(answers.requests.withLock { $0 } == 1, "the second verification used the cache")
 
         answers.mode.withLock { $0 = .revoked }
-        let fresh = Self.verifier(.softFail)   // another cache
+        let fresh = Self.verifier(.softFail)  // another cache
         await #expect(throws: TLSError(.certificateRejected(.revoked))) {
             try await fresh.verifyPeerAsynchronously(PeerVerificationRequest(chain: [leaf.der], role: .server(name: "localhost"), verifier: fresh))
         }

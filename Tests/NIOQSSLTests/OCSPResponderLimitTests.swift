@@ -14,8 +14,10 @@ struct OCSPResponderLimitTests {
     @Test("half a request is closed at the request timeout (not before, not much after)")
     func slowloris() async throws {
         // Its own loop, as the fetch tests' responder: a busy machine must not blur the timing.
-        let server = try await OCSPHTTPResponder.start(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
-                                                       requestTimeout: .seconds(2)) { _ in [] }
+        let server = try await OCSPHTTPResponder.start(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
+            requestTimeout: .seconds(2)
+        ) { _ in [] }
         defer { server.close(promise: nil) }
         let port = try #require(server.localAddress?.port)
         let started = ContinuousClock.now
@@ -29,8 +31,10 @@ struct OCSPResponderLimitTests {
 
     @Test("beyond maxConnections, a connection is closed at once; a slot frees when one closes")
     func connectionCap() async throws {
-        let server = try await OCSPHTTPResponder.start(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
-                                                       requestTimeout: .seconds(60), maxConnections: 2) { _ in [] }
+        let server = try await OCSPHTTPResponder.start(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
+            requestTimeout: .seconds(60), maxConnections: 2
+        ) { _ in [] }
         defer { server.close(promise: nil) }
         let port = try #require(server.localAddress?.port)
         let first = try await Self.connect(port)

@@ -77,17 +77,26 @@ final class CompletionCache: ServerSessionCache {
     let calls = Calls()
     init(mode: Mode) { self.mode = mode }
     var isSynchronous: Bool { false }
-    func lookUp(sessionID: [UInt8]) -> SessionState? { Issue.record("looked up on the event loop"); return nil }
+    func lookUp(sessionID: [UInt8]) -> SessionState? {
+        Issue.record("looked up on the event loop")
+        return nil
+    }
     func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
         calls.hit()
         let found = inner.lookUp(sessionID: sessionID)
         switch mode {
         case .atOnce: completion(found)
         case .laterOnTheLoop:
-            guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else { Issue.record("not called on an event loop"); return completion(nil) }
+            guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
+                Issue.record("not called on an event loop")
+                return completion(nil)
+            }
             loop.execute { completion(found) }
         case .fromAnotherThread:
-            Thread.detachNewThread { Thread.sleep(forTimeInterval: 0.01); completion(found) }
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: 0.01)
+                completion(found)
+            }
         }
     }
     func save(_ state: SessionState, sessionID: [UInt8]) { inner.save(state, sessionID: sessionID) }
@@ -100,12 +109,14 @@ struct PauseLoopbackTests {
     func allPauses(versions: [ProtocolVersion]) async throws {
         let (signs, verifies, selects) = (Calls(), Calls(), Calls())
         let certified = try pki.serverCertifiedKey
-        var chosen = ServerConfiguration(provider: .swiftCrypto,
-                                         certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: signs))])
+        var chosen = ServerConfiguration(
+            provider: .swiftCrypto,
+            certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: signs))])
         chosen.alpnProtocols = ["chosen"]
         // The base configuration has no usable key: only the selected one can complete.
-        var serverConfig = ServerConfiguration(provider: .swiftCrypto,
-                                               certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: Calls()))])
+        var serverConfig = ServerConfiguration(
+            provider: .swiftCrypto,
+            certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: Calls()))])
         serverConfig.configurationSelector = SlowSNISelector(configuration: chosen, calls: selects)
         let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [Echo()] }
         defer { Task { try? await server.close() } }
@@ -124,7 +135,9 @@ struct PauseLoopbackTests {
         await client.close()
     }
 
-    @Test("a TLS 1.2 session-ID cache answering through the completion form resumes, whether it answers at once, later on the loop or from another thread", arguments: CompletionCache.Mode.allCases)
+    @Test(
+        "a TLS 1.2 session-ID cache answering through the completion form resumes, whether it answers at once, later on the loop or from another thread",
+        arguments: CompletionCache.Mode.allCases)
     func completionFormLookUp(mode: CompletionCache.Mode) async throws {
         let cache = CompletionCache(mode: mode)
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
@@ -188,8 +201,9 @@ struct KeyExchangePauseTests {
     func slowTokenDoesNotStallTheLoop() async throws {
         let calls = Calls()
         let slow = SlowKeyExchange(inner: SwiftCryptoGroups.secp384r1MLKEM1024, delay: .milliseconds(600), calls: calls)
-        let provider = CryptoProvider(primitives: CryptoProvider.swiftCrypto.primitives,
-                                      keyExchangeGroups: CryptoProvider.swiftCrypto.keyExchangeGroups.map { $0.group == slow.group ? slow : $0 })
+        let provider = CryptoProvider(
+            primitives: CryptoProvider.swiftCrypto.primitives,
+            keyExchangeGroups: CryptoProvider.swiftCrypto.keyExchangeGroups.map { $0.group == slow.group ? slow : $0 })
         var serverConfig = ServerConfiguration(provider: provider, certificates: [try pki.serverCertifiedKey])
         serverConfig.groups = [.secp384r1MLKEM1024, .x25519]
         let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -208,7 +222,7 @@ struct KeyExchangePauseTests {
             defer { Task { await c.close() } }
             return (ContinuousClock.now - start, c.summary.group)
         }
-        try await Task.sleep(for: .milliseconds(150))   // the slow handshake is waiting for its key exchange
+        try await Task.sleep(for: .milliseconds(150))  // the slow handshake is waiting for its key exchange
         let fast = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: client(.x25519), serverName: "localhost")
         let fastDone = ContinuousClock.now - start
         await fast.close()

@@ -18,12 +18,16 @@ struct RetryTests {
 
     @Test("a narrow first attempt fails with handshake_failure; the retry with wider suites succeeds")
     func retries() async throws {
-        let server = try await Self.server { $0.cipherSuites = [.aes128GCMSHA256]; $0.versions = [.tls13] }
+        let server = try await Self.server {
+            $0.cipherSuites = [.aes128GCMSHA256]
+            $0.versions = [.tls13]
+        }
         var narrow = ClientConfiguration(provider: .swiftCrypto, verifier: Self.pki.verifier)
         narrow.cipherSuites = [.chaCha20Poly1305SHA256]
         let wide = ClientConfiguration(provider: .swiftCrypto, verifier: Self.pki.verifier)
-        let (client, retried) = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: narrow,
-                                                                serverName: "localhost", retryingWith: wide)
+        let (client, retried) = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.port, configuration: narrow,
+            serverName: "localhost", retryingWith: wide)
         #expect(retried)
         #expect(client.summary.cipherSuite == .tlsAES128GCMSHA256)
         try? await client.channel.close()
@@ -32,7 +36,10 @@ struct RetryTests {
 
     @Test("the retry keeps the post-quantum requirement: against a classical-only server it fails again")
     func keepsFloor() async throws {
-        let server = try await Self.server { $0.groups = [.x25519]; $0.tls12CipherSuites = TLS12CipherSuite.all.filter { !$0.isHybrid } }
+        let server = try await Self.server {
+            $0.groups = [.x25519]
+            $0.tls12CipherSuites = TLS12CipherSuite.all.filter { !$0.isHybrid }
+        }
         var strict = ClientConfiguration(provider: .swiftCrypto, verifier: Self.pki.verifier)
         strict.requirePostQuantum = true
         strict.cipherSuites = [.chaCha20Poly1305SHA256]

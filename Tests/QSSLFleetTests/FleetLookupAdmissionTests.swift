@@ -19,7 +19,8 @@ struct FleetLookupAdmissionTests {
             let store = try FleetStore(url: server.url, key: try randomKey(), settings: settings)
             defer { Task { await store.shutdown() } }
             let cache = RedisSessionCache(store: store, service: try ServiceIdentity(name: "shop"))
-            let id = randomID(), state = sampleSession()
+            let id = randomID()
+            let state = sampleSession()
             cache.save(state, sessionID: id)
             #expect(await eventually { cache.statistics.saved == 1 })
             // A connection read on this loop, so that look-ups from it take the GET-on-an-open-connection path.

@@ -53,8 +53,13 @@ final class FleetDirectory: @unchecked Sendable {
         let qssl = try qsslBinary()
         try check(runTool(qssl, ["cert", "ca", "--out", path("ca"), "--alg", "ecdsa-p256", "--subject", "CN=Fleet Test CA"]))
         for name in ["a", "b"] {
-            try check(runTool(qssl, ["cert", "issue", "--ca", path("ca"), "--alg", "ecdsa-p256", "--subject", "CN=localhost",
-                                     "--san", "DNS:localhost", "--out", path(name)]))
+            try check(
+                runTool(
+                    qssl,
+                    [
+                        "cert", "issue", "--ca", path("ca"), "--alg", "ecdsa-p256", "--subject", "CN=localhost",
+                        "--san", "DNS:localhost", "--out", path(name)
+                    ]))
         }
         try check(runTool(qssl, ["fleet-key", "generate", "--out", fleetKey]))
     }
@@ -80,9 +85,12 @@ final class ServeNode: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: try qsslBinary())
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--cert", dir.path(cert + ".pem"), "--key", dir.path(cert + ".key"),
-                             "--metrics", "127.0.0.1:\(metricsPort)", "--session-store", store, "--fleet-key", dir.fleetKey,
-                             "--session-timeout", "60", "--ticket-rotation", "6", "--ticket-distribution", "1"] + extra
+        process.arguments =
+            [
+                "serve", "--listen", "127.0.0.1:\(port)", "--cert", dir.path(cert + ".pem"), "--key", dir.path(cert + ".key"),
+                "--metrics", "127.0.0.1:\(metricsPort)", "--session-store", store, "--fleet-key", dir.fleetKey,
+                "--session-timeout", "60", "--ticket-rotation", "6", "--ticket-distribution", "1"
+            ] + extra
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
@@ -140,7 +148,8 @@ func sClient(_ dir: FleetDirectory, _ node: ServeNode, _ mechanism: Mechanism, s
     defer { try? FileManager.default.removeItem(atPath: output) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try RedisFixture.tool("openssl"))
-    var arguments = ["s_client", "-connect", "127.0.0.1:\(node.port)", "-servername", "localhost", "-CAfile", dir.ca, "-verify_return_error"]
+    var arguments =
+        ["s_client", "-connect", "127.0.0.1:\(node.port)", "-servername", "localhost", "-CAfile", dir.ca, "-verify_return_error"]
         + mechanism.flags
     if let sessionOut { arguments += ["-sess_out", sessionOut] }
     if let sessionIn { arguments += ["-sess_in", sessionIn] }
@@ -172,7 +181,9 @@ func sClient(_ dir: FleetDirectory, _ node: ServeNode, _ mechanism: Mechanism, s
 
 @Suite("Fleet: three qssl serve processes sharing resumption through Redis", .serialized)
 struct FleetProcessTests {
-    @Test("single Redis: TLS 1.2 session ID, TLS 1.2 ticket and TLS 1.3 ticket from any node resume at every other node; rotation with no failed resumption; Redis killed and restarted; garbage planted")
+    @Test(
+        "single Redis: TLS 1.2 session ID, TLS 1.2 ticket and TLS 1.3 ticket from any node resume at every other node; rotation with no failed resumption; Redis killed and restarted; garbage planted"
+    )
     func singleNode() async throws {
         try await withRedisServer { server in
             let dir = try FleetDirectory()
@@ -192,12 +203,15 @@ struct FleetProcessTests {
             }
             // What resumed: session IDs through the Redis cache, tickets through the shared keys.
             let hits = try nodes.map { try $0.metric("qssl_session_cache_lookups_total{result=\"hit\"}") }.reduce(0, +)
-            let tickets = try nodes.map { try $0.metric("qssl_tickets_accepted_total{key=\"current\"}") + $0.metric("qssl_tickets_accepted_total{key=\"previous\"}") }.reduce(0, +)
+            let tickets = try nodes.map {
+                try $0.metric("qssl_tickets_accepted_total{key=\"current\"}") + $0.metric("qssl_tickets_accepted_total{key=\"previous\"}")
+            }.reduce(0, +)
             #expect(hits >= 6, "session IDs resumed through Redis: \(hits)")
             #expect(tickets >= 12, "tickets opened under the fleet's keys: \(tickets)")
 
             // Rotation: 14 s, two rotations of 6 s; a session from a random node resumes at another.
-            var failed = 0, attempts = 0
+            var failed = 0
+            var attempts = 0
             let end = Date().addingTimeInterval(14)
             var round = 0
             while Date() < end {
@@ -206,21 +220,29 @@ struct FleetProcessTests {
                 let to = nodes.filter { $0 !== from }.randomElement()!
                 let session = dir.path("rotation-\(round).pem")
                 round += 1
-                guard try sClient(dir, from, mechanism, sessionOut: session) == "New" else { failed += 1; continue }
+                guard try sClient(dir, from, mechanism, sessionOut: session) == "New" else {
+                    failed += 1
+                    continue
+                }
                 attempts += 1
                 if try sClient(dir, to, mechanism, sessionIn: session) != "Reused" { failed += 1 }
             }
             #expect(attempts >= 10 && failed == 0, "\(failed) failed of \(attempts) resumptions across rotations")
             let learned = nodes.map { $0.logText.components(separatedBy: "ticket key of epoch").count - 1 }
             #expect(learned.allSatisfy { $0 >= 3 }, "every node created or learned the next keys: \(learned)")
-            let shown = try runTool(try qsslBinary(), ["ticket-keys", "show", "--session-store", server.url, "--fleet-key", dir.fleetKey,
-                                                       "--ticket-rotation", "6", "--ticket-distribution", "1", "--ticket-lifetime", "60"])
+            let shown = try runTool(
+                try qsslBinary(),
+                [
+                    "ticket-keys", "show", "--session-store", server.url, "--fleet-key", dir.fleetKey,
+                    "--ticket-rotation", "6", "--ticket-distribution", "1", "--ticket-lifetime", "60"
+                ])
             #expect(shown.status == 0 && shown.output.components(separatedBy: "sealing (and opening)").count == 2, "\(shown.output)")
             #expect(shown.output.contains("pending"), "\(shown.output)")
 
             // Redis killed mid-run: every connection still completes (full handshakes; tickets
             // still resume from the keys in memory).
-            let ticketSession = dir.path("before-kill.pem"), idSession = dir.path("before-kill-id.pem")
+            let ticketSession = dir.path("before-kill.pem")
+            let idSession = dir.path("before-kill-id.pem")
             #expect(try sClient(dir, nodes[0], .tls13Ticket, sessionOut: ticketSession) == "New")
             #expect(try sClient(dir, nodes[0], .tls12SessionID, sessionOut: idSession) == "New")
             server.stop()
@@ -294,12 +316,18 @@ struct FleetProcessTests {
         }
     }
 
-    @Test("rediss://: nodes reach a TLS-only Redis (OpenSSL 3.0 inside redis-server) through Q-SSL's client and share sessions; a node that does not trust Redis's certificate never talks to it and goes on with full handshakes")
+    @Test(
+        "rediss://: nodes reach a TLS-only Redis (OpenSSL 3.0 inside redis-server) through Q-SSL's client and share sessions; a node that does not trust Redis's certificate never talks to it and goes on with full handshakes"
+    )
     func redisOverTLS() async throws {
         let dir = try FleetDirectory()
         let qssl = try qsslBinary()
-        let issued = try runTool(qssl, ["cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p256", "--subject", "CN=redis.test",
-                                        "--san", "DNS:localhost", "--out", dir.path("redis")])
+        let issued = try runTool(
+            qssl,
+            [
+                "cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p256", "--subject", "CN=redis.test",
+                "--san", "DNS:localhost", "--out", dir.path("redis")
+            ])
         try #require(issued.status == 0, "\(issued.output)")
         // Another CA, which did not issue Redis's certificate.
         let other = try runTool(qssl, ["cert", "ca", "--out", dir.path("other-ca"), "--alg", "ecdsa-p256", "--subject", "CN=Other CA"])
@@ -307,9 +335,11 @@ struct FleetProcessTests {
         let tlsPort = try RedisFixture.freePort()
         // The plain port stays on loopback for the fixture's own readiness checks; the nodes know
         // only the TLS port.
-        try await withRedisServer(arguments: ["--tls-port", "\(tlsPort)", "--tls-cert-file", dir.path("redis.pem"),
-                                              "--tls-key-file", dir.path("redis.key"), "--tls-ca-cert-file", dir.ca,
-                                              "--tls-auth-clients", "no"]) { server in
+        try await withRedisServer(arguments: [
+            "--tls-port", "\(tlsPort)", "--tls-cert-file", dir.path("redis.pem"),
+            "--tls-key-file", dir.path("redis.key"), "--tls-ca-cert-file", dir.ca,
+            "--tls-auth-clients", "no"
+        ]) { server in
             let store = "rediss://localhost:\(tlsPort)"
             let a = try ServeNode(dir, store: store, extra: ["--session-store-ca", dir.ca])
             let b = try ServeNode(dir, store: store, extra: ["--session-store-ca", dir.ca])

@@ -1,15 +1,15 @@
-@_exported import QSSLTestSupport
-// The Redis session-ID cache against a real redis-server and a three-master cluster.
-
 import Foundation
 import NIOCore
 import NIOPosix
 import QSSL
 import QSSLFleet
 import QSSLRedis
+@_exported import QSSLTestSupport
 import QSSLWire
 import Synchronization
 import Testing
+
+// The Redis session-ID cache against a real redis-server and a three-master cluster.
 
 /// A clock the test moves.
 final class FakeClock: WallClock, @unchecked Sendable {
@@ -31,8 +31,10 @@ final class EventLog: @unchecked Sendable {
 func randomKey() throws -> FleetKey { try FleetKey(bytes: FleetKey.generateBytes()) }
 
 /// A node's store: its own Redis client (as a separate process would have).
-func makeStore(_ url: String, key: FleetKey, clock: any WallClock = SystemClock(), events: EventLog? = nil,
-               timeout: Duration = .milliseconds(50)) throws -> FleetStore {
+func makeStore(
+    _ url: String, key: FleetKey, clock: any WallClock = SystemClock(), events: EventLog? = nil,
+    timeout: Duration = .milliseconds(50)
+) throws -> FleetStore {
     var settings = FleetSettings()
     settings.lookupTimeout = timeout
     settings.redisCommandTimeout = .milliseconds(500)
@@ -42,9 +44,10 @@ func makeStore(_ url: String, key: FleetKey, clock: any WallClock = SystemClock(
 }
 
 func sampleSession(serverName: String? = "localhost", now: UInt64 = SystemClock().nowMilliseconds()) -> SessionState {
-    SessionState(version: .tls12, cipherSuite: CipherSuite(rawValue: 0xC02C), group: .x25519, extendedMasterSecret: true,
-                 serverName: serverName, alpnProtocol: nil, secret: SecretBytes((0..<48).map { _ in UInt8.random(in: 0...255) }),
-                 createdAt: now, issuedAt: now, lifetimeSeconds: 3600, peerIdentity: nil, trustBinding: [1, 0x53, 0])
+    SessionState(
+        version: .tls12, cipherSuite: CipherSuite(rawValue: 0xC02C), group: .x25519, extendedMasterSecret: true,
+        serverName: serverName, alpnProtocol: nil, secret: SecretBytes((0..<48).map { _ in UInt8.random(in: 0...255) }),
+        createdAt: now, issuedAt: now, lifetimeSeconds: 3600, peerIdentity: nil, trustBinding: [1, 0x53, 0])
 }
 
 func randomID() -> [UInt8] { (0..<32).map { _ in UInt8.random(in: 0...255) } }
@@ -65,14 +68,23 @@ struct FleetSessionCacheTests {
     func acrossNodesAndServices() async throws {
         try await withRedisServer { server in
             let key = try randomKey()
-            let a = try makeStore(server.url, key: key), b = try makeStore(server.url, key: key)
+            let a = try makeStore(server.url, key: key)
+            let b = try makeStore(server.url, key: key)
             let other = try makeStore(server.url, key: try randomKey())
-            defer { Task { await a.shutdown(); await b.shutdown(); await other.shutdown() } }
-            let shop = try ServiceIdentity(name: "shop"), api = try ServiceIdentity(name: "api")
+            defer {
+                Task {
+                    await a.shutdown()
+                    await b.shutdown()
+                    await other.shutdown()
+                }
+            }
+            let shop = try ServiceIdentity(name: "shop")
+            let api = try ServiceIdentity(name: "api")
             let onA = RedisSessionCache(store: a, service: shop)
             let onB = RedisSessionCache(store: b, service: shop)
             #expect(!onB.isSynchronous)
-            let state = sampleSession(), id = randomID()
+            let state = sampleSession()
+            let id = randomID()
             onA.save(state, sessionID: id)
             #expect(await eventually { onA.statistics.saved == 1 })
 
@@ -97,7 +109,9 @@ struct FleetSessionCacheTests {
         }
     }
 
-    @Test("hostile values — service A's value planted at service B's key, another session's value, garbage, truncated, huge — are refused and deleted; the node goes on")
+    @Test(
+        "hostile values — service A's value planted at service B's key, another session's value, garbage, truncated, huge — are refused and deleted; the node goes on"
+    )
     func hostileValues() async throws {
         try await withRedisServer { server in
             let key = try randomKey()
@@ -106,7 +120,8 @@ struct FleetSessionCacheTests {
             defer { Task { await store.shutdown() } }
             let a = RedisSessionCache(store: store, service: try ServiceIdentity(name: "service-a"))
             let b = RedisSessionCache(store: store, service: try ServiceIdentity(name: "service-b"))
-            let id = randomID(), otherID = randomID()
+            let id = randomID()
+            let otherID = randomID()
             a.save(sampleSession(), sessionID: id)
             a.save(sampleSession(), sessionID: otherID)
             #expect(await eventually { a.statistics.saved == 2 })
@@ -128,8 +143,10 @@ struct FleetSessionCacheTests {
             // dropped and reopened).
             var flipped = valueA
             flipped[flipped.count - 1] ^= 1
-            let plants: [[UInt8]] = [Array("garbage".utf8), Array(valueA.prefix(20)), flipped, [UInt8](repeating: 0x41, count: 100_000),
-                                     [UInt8](repeating: 0x42, count: 3 << 20), []]
+            let plants: [[UInt8]] = [
+                Array("garbage".utf8), Array(valueA.prefix(20)), flipped, [UInt8](repeating: 0x41, count: 100_000),
+                [UInt8](repeating: 0x42, count: 3 << 20), []
+            ]
             for plant in plants {
                 let victim = randomID()
                 try await store.redis.set(a.redisKey(victim), plant)
@@ -179,7 +196,8 @@ struct FleetSessionCacheTests {
             let store = try makeStore(server.url, key: try randomKey(), events: events, timeout: .milliseconds(50))
             defer { Task { await store.shutdown() } }
             let cache = RedisSessionCache(store: store, service: try ServiceIdentity(name: "shop"))
-            let id = randomID(), state = sampleSession()
+            let id = randomID()
+            let state = sampleSession()
             cache.save(state, sessionID: id)
             #expect(await eventually { cache.statistics.saved == 1 })
             #expect(await cache.lookUpAsynchronously(sessionID: id) != nil)
@@ -218,22 +236,26 @@ struct FleetSessionCacheTests {
         }
     }
 
-    @Test("the completion form (what a handshake's pause uses) answers on the caller's event loop once a connection is read there, and is bounded by the same wait")
+    @Test(
+        "the completion form (what a handshake's pause uses) answers on the caller's event loop once a connection is read there, and is bounded by the same wait"
+    )
     func completionOnTheCallersLoop() async throws {
         try await withRedisServer { server in
             let store = try makeStore(server.url, key: try randomKey(), timeout: .milliseconds(50))
             defer { Task { await store.shutdown() } }
             let cache = RedisSessionCache(store: store, service: try ServiceIdentity(name: "shop"))
-            let id = randomID(), state = sampleSession()
+            let id = randomID()
+            let state = sampleSession()
             cache.save(state, sessionID: id)
             #expect(await eventually { cache.statistics.saved == 1 })
             // Each event loop of the group gets its own connection (opened in the background on
             // first use); from then on the answer comes on the loop that asked.
             for loop in [MultiThreadedEventLoopGroup.singleton.next(), MultiThreadedEventLoopGroup.singleton.next()] {
-                #expect(await eventually {
-                    let answer = await lookUp(cache, id, from: loop)
-                    return answer.state?.secret == state.secret && answer.onLoop
-                })
+                #expect(
+                    await eventually {
+                        let answer = await lookUp(cache, id, from: loop)
+                        return answer.state?.secret == state.secret && answer.onLoop
+                    })
             }
             // An unknown ID is a miss; a slow Redis is a miss at the bound, not a long wait.
             #expect(await lookUp(cache, randomID(), from: MultiThreadedEventLoopGroup.singleton.next()).state == nil)
@@ -283,11 +305,13 @@ struct FleetSessionCacheTests {
             #expect(store.isRedisDown)
             #expect(events.count("redis_down") == 1, "one event per transition, not per look-up")
             try await server.start()
-            let fresh = randomID(), state = sampleSession()
-            #expect(await eventually(10) {
-                cache.save(state, sessionID: fresh)
-                return await cache.lookUpAsynchronously(sessionID: fresh)?.secret == state.secret
-            })
+            let fresh = randomID()
+            let state = sampleSession()
+            #expect(
+                await eventually(10) {
+                    cache.save(state, sessionID: fresh)
+                    return await cache.lookUpAsynchronously(sessionID: fresh)?.secret == state.secret
+                })
             #expect(events.count("redis_recovered") == 1)
             #expect(!store.isRedisDown)
         }
@@ -297,13 +321,21 @@ struct FleetSessionCacheTests {
     func cluster() async throws {
         try await withRedisCluster { cluster in
             let key = try randomKey()
-            let a = try makeStore(cluster.url, key: key), b = try makeStore(cluster.url, key: key)
-            defer { Task { await a.shutdown(); await b.shutdown() } }
+            let a = try makeStore(cluster.url, key: key)
+            let b = try makeStore(cluster.url, key: key)
+            defer {
+                Task {
+                    await a.shutdown()
+                    await b.shutdown()
+                }
+            }
             let service = try ServiceIdentity(name: "shop")
-            let onA = RedisSessionCache(store: a, service: service), onB = RedisSessionCache(store: b, service: service)
+            let onA = RedisSessionCache(store: a, service: service)
+            let onB = RedisSessionCache(store: b, service: service)
             var sessions: [([UInt8], SessionState)] = []
             for _ in 0..<60 {
-                let id = randomID(), state = sampleSession()
+                let id = randomID()
+                let state = sampleSession()
                 onA.save(state, sessionID: id)
                 sessions.append((id, state))
             }
@@ -332,11 +364,13 @@ struct FleetSessionCacheTests {
 
 extension RedisTestCluster {
     func migrate(slot: Int, keys: [String], from source: RedisServer, to target: RedisServer, finish: Bool) throws {
-        let sourceID = try id(of: source), targetID = try id(of: target)
+        let sourceID = try id(of: source)
+        let targetID = try id(of: target)
         #expect(try target.cli("CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", sourceID).contains("OK"))
         #expect(try source.cli("CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", targetID).contains("OK"))
         if !keys.isEmpty {
-            let output = try RedisFixture.run("redis-cli", ["-h", "127.0.0.1", "-p", "\(source.port)", "MIGRATE", "127.0.0.1", "\(target.port)", "", "0", "5000", "KEYS"] + keys)
+            let output = try RedisFixture.run(
+                "redis-cli", ["-h", "127.0.0.1", "-p", "\(source.port)", "MIGRATE", "127.0.0.1", "\(target.port)", "", "0", "5000", "KEYS"] + keys)
             #expect(output.contains("OK"), "MIGRATE: \(output)")
         }
         if finish {

@@ -4,8 +4,9 @@
 import Crypto
 import Foundation
 import QSSL
-@testable import QSSLFleet
 import Testing
+
+@testable import QSSLFleet
 
 @Suite("Fleet session keys and values")
 struct FleetSessionValuesTests {
@@ -29,9 +30,11 @@ struct FleetSessionValuesTests {
     @Test("a value sealed plainly with AES.GCM opens; any changed byte, another session ID or another service does not")
     func valuesOpenOnlyAsSealed() throws {
         let key = try randomKey()
-        let service = try ServiceIdentity(name: "shop"), other = try ServiceIdentity(name: "api")
+        let service = try ServiceIdentity(name: "shop")
+        let other = try ServiceIdentity(name: "api")
         let values = FleetSessionValues(key: key, service: service)
-        let id = randomID(), plaintext = (0..<90).map { _ in UInt8.random(in: 0...255) }
+        let id = randomID()
+        let plaintext = (0..<90).map { _ in UInt8.random(in: 0...255) }
         let redisKey = values.redisKey(id)
         var ad = Array("qssl-fleet-session-v1".utf8)
         ad.appendField(Array(key.fleetID.utf8))

@@ -16,7 +16,9 @@ struct TicketFleet {
 
     init(url: String, key: FleetKey, schedule: TicketKeySchedule, nodes: Int = 3, start: UInt64) throws {
         clock = FakeClock(start)
-        var stores: [FleetStore] = [], keys: [FleetTicketKeyStore] = [], events: [EventLog] = []
+        var stores: [FleetStore] = []
+        var keys: [FleetTicketKeyStore] = []
+        var events: [EventLog] = []
         for _ in 0..<nodes {
             let log = EventLog()
             let store = try makeStore(url, key: key, clock: clock, events: log)
@@ -54,7 +56,9 @@ struct FleetTicketKeyTests {
         return (now / 10_000 + 1) * 10_000 + offset
     }
 
-    @Test("three nodes agree on the keys without a leader; none seals before the distribution interval; every ticket opens on every node across rotations; old keys stop opening after their life")
+    @Test(
+        "three nodes agree on the keys without a leader; none seals before the distribution interval; every ticket opens on every node across rotations; old keys stop opening after their life"
+    )
     func rotationAcrossNodes() async throws {
         try await withRedisServer { server in
             let fleet = try TicketFleet(url: server.url, key: try randomKey(), schedule: Self.schedule, start: Self.epochStart(1000))
@@ -154,7 +158,7 @@ struct FleetTicketKeyTests {
             #expect(fleet.keys[1].sealer(for: service).open(ticket)?.plaintext == plaintext)
             #expect(fleet.keys[0].heldKeys.map(\.fingerprint) == before)
 
-            try await server.start()   // empty: no persistence
+            try await server.start()  // empty: no persistence
             #expect(await eventually(10) { await fleet.keys[0].refresh() })
             _ = await fleet.pollAll()
             #expect(fleet.keys[0].heldKeys.map(\.fingerprint) == before, "the same keys, put back")
@@ -169,7 +173,9 @@ struct FleetTicketKeyTests {
         }
     }
 
-    @Test("hostile ticket-key values: garbage and another epoch's genuine value are refused (and replaced when they are the current or next key); nothing crashes")
+    @Test(
+        "hostile ticket-key values: garbage and another epoch's genuine value are refused (and replaced when they are the current or next key); nothing crashes"
+    )
     func hostileKeyValues() async throws {
         try await withRedisServer { server in
             let fleet = try TicketFleet(url: server.url, key: try randomKey(), schedule: Self.schedule, nodes: 1, start: Self.epochStart(1000))

@@ -26,8 +26,10 @@ struct GoInteropTests {
         let dir = try ToolDirectory()
         let (go, port) = try GoPeer.ticketServer(cert: dir.cert, key: dir.key)
         defer { go.terminate() }
-        let run = try dir.tool(["connect", "127.0.0.1:\(port)", "--ca", dir.ca, "--server-name", "localhost", "--tls-versions", version,
-                                "--reconnect", "2", "--json", "--send", "x", "--wait", "1"])
+        let run = try dir.tool([
+            "connect", "127.0.0.1:\(port)", "--ca", dir.ca, "--server-name", "localhost", "--tls-versions", version,
+            "--reconnect", "2", "--json", "--send", "x", "--wait", "1"
+        ])
         let lines = run.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }

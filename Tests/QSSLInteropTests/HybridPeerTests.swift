@@ -7,7 +7,8 @@ import Testing
 /// Parses the one JSON line a Python peer prints.
 func peerResult(_ output: String) throws -> [String: Any] {
     guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-          let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+    else {
         throw PeerError("no result from peer:\n\(output)")
     }
     return object
@@ -21,9 +22,11 @@ struct OpenSSL4Tests {
     @Test("Q-SSL client ↔ OpenSSL 4 server", arguments: groups)
     func qsslClient(name: String, group: NamedGroup) async throws {
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("openssl4_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), name,
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("openssl4_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), name
+            ])
         defer { peer.terminate() }
         try peer.waitFor("ready")
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost")
@@ -41,9 +44,11 @@ struct OpenSSL4Tests {
     @Test("OpenSSL 4 client ↔ Q-SSL server", arguments: groups)
     func qsslServer(name: String, group: NamedGroup) async throws {
         let (server, outcomes) = try await startQSSLServer()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("openssl4_peer.py"), "client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"), "localhost", name,
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("openssl4_peer.py"), "client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"), "localhost", name
+            ])
         let result = try peerResult(peer.finish())
         try await server.close()
         #expect(result["ok"] as? Bool == true, "\(result)")
@@ -54,10 +59,12 @@ struct OpenSSL4Tests {
     @Test("an OpenSSL 4 client sharing only x25519 is moved to SecP384r1MLKEM1024 by HelloRetryRequest")
     func serverHelloRetryToHybrid() async throws {
         let (server, outcomes) = try await startQSSLServer()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("openssl4_peer.py"), "client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"), "localhost",
-            "x25519:SecP384r1MLKEM1024",
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("openssl4_peer.py"), "client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"), "localhost",
+                "x25519:SecP384r1MLKEM1024"
+            ])
         let result = try peerResult(peer.finish())
         try await server.close()
         #expect(result["ok"] as? Bool == true, "\(result)")
@@ -70,7 +77,7 @@ struct OpenSSL4Tests {
 @Suite("Interop: tlslite-ng with hybrid ML-KEM groups", .serialized)
 struct TLSLiteTests {
     static let groups: [(String, NamedGroup)] = [
-        ("secp384r1mlkem1024", .secp384r1MLKEM1024), ("x25519mlkem768", .x25519MLKEM768), ("secp256r1mlkem768", .secp256r1MLKEM768),
+        ("secp384r1mlkem1024", .secp384r1MLKEM1024), ("x25519mlkem768", .x25519MLKEM768), ("secp256r1mlkem768", .secp256r1MLKEM768)
     ]
 
     @Test("tlslite-ng client ↔ Q-SSL server", arguments: groups)
@@ -88,15 +95,18 @@ struct TLSLiteTests {
     @Test("Q-SSL client ↔ tlslite-ng server, reaching the hybrid through HelloRetryRequest", arguments: groups)
     func qsslClient(name: String, group: NamedGroup) async throws {
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), name,
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), name
+            ])
         defer { peer.terminate() }
         try peer.waitFor("ready")
         // Share only x25519, which the server does not accept: it must ask for the hybrid.
         let config = qsslClientConfig(groups: [group, .x25519], keyShares: [.x25519])
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
-                                                     timeout: .seconds(60))
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
+            timeout: .seconds(60))
         try await client.send(Array("hybrid".utf8))
         let echoed = try await client.read(expectedBytes: 6, idleTimeout: .seconds(20))
         await client.close()
@@ -110,9 +120,11 @@ struct TLSLiteTests {
     @Test("a tlslite-ng client sharing only x25519 is moved to SecP384r1MLKEM1024 by HelloRetryRequest")
     func serverHelloRetryToHybrid() async throws {
         let (server, outcomes) = try await startQSSLServer()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1mlkem1024", "x25519",
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1mlkem1024", "x25519"
+            ])
         let result = try peerResult(peer.finish(timeout: 60))
         try await server.close()
         #expect(result["ok"] as? Bool == true, "\(result)")
@@ -129,10 +141,12 @@ struct GnuTLSTests {
     @Test("Q-SSL client ↔ gnutls-serv", arguments: cases)
     func qsslClient(group: String, pki: String) async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("gnutls-serv"), [
-            "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("\(pki).pem"), "--x509keyfile", InteropPKI.shared.path("\(pki).key"),
-            "--echo", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-\(group)",
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("gnutls-serv"),
+            [
+                "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("\(pki).pem"), "--x509keyfile", InteropPKI.shared.path("\(pki).key"),
+                "--echo", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-\(group)"
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(pki: pki), serverName: "localhost")
@@ -146,10 +160,12 @@ struct GnuTLSTests {
     @Test("gnutls-cli ↔ Q-SSL server", arguments: cases)
     func qsslServer(group: String, pki: String) async throws {
         let (server, outcomes) = try await startQSSLServer(pki: pki)
-        let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
-            "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("\(pki)-ca.pem"),
-            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-\(group)", "localhost",
-        ], stdin: "hello-gnutls\n")
+        let client = try PeerProcess(
+            try Peers.executable("gnutls-cli"),
+            [
+                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("\(pki)-ca.pem"),
+                "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-\(group)", "localhost"
+            ], stdin: "hello-gnutls\n")
         try client.waitFor("Handshake was completed")
         try client.waitFor("hello-gnutls")
         client.terminate()

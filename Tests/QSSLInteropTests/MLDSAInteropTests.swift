@@ -33,8 +33,10 @@ struct MLDSAInteropTests {
     @Test("cryptography verifies Q-SSL's ML-DSA certificates and loads its seed-form PKCS#8 keys", arguments: [PKIBuilder.Algorithm.mldsa65, .mldsa87])
     func cryptographyReadsOurs(algorithm: PKIBuilder.Algorithm) throws {
         let (dir, _) = try Self.qsslFiles(algorithm)
-        let result = try peerResult(PeerProcess.run(try Peers.requirePython(),
-                                                    [Peers.script("mldsa_pki.py"), "check", dir + "/ca.pem", dir + "/server.pem", dir + "/server.key"]))
+        let result = try peerResult(
+            PeerProcess.run(
+                try Peers.requirePython(),
+                [Peers.script("mldsa_pki.py"), "check", dir + "/ca.pem", dir + "/server.pem", dir + "/server.key"]))
         #expect(result["ok"] as? Bool == true, "\(result)")
     }
 
@@ -53,7 +55,8 @@ struct MLDSAInteropTests {
         let dir = theirCertificate ? try Self.cryptographyFiles("mldsa65") : try Self.qsslFiles(.mldsa65).0
         let certified = try CertificateFiles.certifiedKey(chainPath: dir + "/server.pem", keyPath: dir + "/server.key")
         let (server, outcomes) = try await startQSSLServer { $0.certificates = [certified] }
-        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "client", "\(server.port)", dir + "/ca.pem", "localhost", "X25519MLKEM768"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "client", "\(server.port)", dir + "/ca.pem", "localhost", "X25519MLKEM768"])
         let result = try peerResult(peer.finish())
         try await server.close()
         #expect(result["ok"] as? Bool == true, "\(result)")
@@ -64,7 +67,8 @@ struct MLDSAInteropTests {
     func openssl4Server() async throws {
         let (dir, pki) = try Self.qsslFiles(.mldsa65)
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "SecP384r1MLKEM1024"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "SecP384r1MLKEM1024"])
         defer { peer.terminate() }
         try peer.waitFor("ready")
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
@@ -94,7 +98,8 @@ struct MLDSAInteropTests {
     func tlsliteServer() async throws {
         let (dir, pki) = try Self.qsslFiles(.mldsa65)
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "x25519mlkem768"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "x25519mlkem768"])
         defer { peer.terminate() }
         try peer.waitFor("ready")
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
@@ -117,7 +122,11 @@ struct MLDSA44InteropTests {
         guard let s = hex as? String else { return [] }
         var out: [UInt8] = []
         var i = s.startIndex
-        while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
         return out
     }
 
@@ -147,7 +156,8 @@ struct MLDSA44InteropTests {
         #expect(throws: Never.self) { _ = try verifier.verify(chain: chain.map(\.der), role: .server(name: "localhost")) }
 
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "X25519MLKEM768"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(), [Peers.script("openssl4_peer.py"), "server", "\(port)", dir + "/server.pem", dir + "/server.key", "X25519MLKEM768"])
         defer { peer.terminate() }
         try peer.waitFor("ready")
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: verifier)

@@ -36,11 +36,14 @@ struct MTLSInteropPKI: Sendable {
         let directory = InteropPKI.shared.directory + "/mtls"
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        func issue(_ algorithm: PKIBuilder.Algorithm, _ subject: String, by ca: PKIBuilder.Issuer, file: String,
-                   serverAuthOnly: Bool = false, notAfter: Date = Date().addingTimeInterval(365 * 86400)) throws -> CertifiedKey {
+        func issue(
+            _ algorithm: PKIBuilder.Algorithm, _ subject: String, by ca: PKIBuilder.Issuer, file: String,
+            serverAuthOnly: Bool = false, notAfter: Date = Date().addingTimeInterval(365 * 86400)
+        ) throws -> CertifiedKey {
             let key = try algorithm.generateKey()
-            let cert = try PKIBuilder.issue(subject: subject, key: key, by: ca, client: true, extendedKeyUsage: serverAuthOnly ? [.serverAuth] : nil,
-                                            notBefore: min(Date().addingTimeInterval(-3600), notAfter.addingTimeInterval(-2 * 86400)), notAfter: notAfter)
+            let cert = try PKIBuilder.issue(
+                subject: subject, key: key, by: ca, client: true, extendedKeyUsage: serverAuthOnly ? [.serverAuth] : nil,
+                notBefore: min(Date().addingTimeInterval(-3600), notAfter.addingTimeInterval(-2 * 86400)), notAfter: notAfter)
             try CertificateFiles.pem([cert]).write(toFile: directory + "/\(file).pem", atomically: true, encoding: .utf8)
             try CertificateFiles.pkcs8PEM(key).write(toFile: directory + "/\(file).key", atomically: true, encoding: .utf8)
             return try CertificateFiles.certifiedKey(chain: [cert], key: key)
@@ -52,10 +55,12 @@ struct MTLSInteropPKI: Sendable {
         }
         clientCA = try ca(.ecdsaP384, "CN=Q-SSL Interop Client CA, O=Q-SSL", file: "client-ca")
         ecdsaClient = try issue(.ecdsaP384, "CN=client-1, O=Q-SSL interop", by: clientCA, file: "client")
-        expiredClient = try issue(.ecdsaP384, "CN=expired-client, O=Q-SSL interop", by: clientCA, file: "expired",
-                                  notAfter: Date().addingTimeInterval(-3600))
-        serverOnlyClient = try issue(.ecdsaP384, "CN=server-only-client, O=Q-SSL interop", by: clientCA, file: "server-only",
-                                     serverAuthOnly: true)
+        expiredClient = try issue(
+            .ecdsaP384, "CN=expired-client, O=Q-SSL interop", by: clientCA, file: "expired",
+            notAfter: Date().addingTimeInterval(-3600))
+        serverOnlyClient = try issue(
+            .ecdsaP384, "CN=server-only-client, O=Q-SSL interop", by: clientCA, file: "server-only",
+            serverAuthOnly: true)
         rogueCA = try ca(.ecdsaP384, "CN=Rogue CA, O=Nobody", file: "rogue-ca")
         rogueClient = try issue(.ecdsaP384, "CN=rogue-client, O=Nobody", by: rogueCA, file: "rogue")
         mldsaCA = try ca(.mldsa65, "CN=Q-SSL Interop ML-DSA-65 Client CA, O=Q-SSL", file: "mldsa-client-ca")
@@ -139,8 +144,10 @@ final class MTLSServerRecord: @unchecked Sendable {
 }
 
 /// An in-process Q-SSL server (ECDSA P-384 interop certificate) asking for client certificates.
-func startMTLSServer(policy: ClientAuthenticationPolicy, clientRoots: [X509Certificate], requestAfterHandshake: Bool = false,
-                     configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> (NIOQSSLServer, MTLSServerRecord) {
+func startMTLSServer(
+    policy: ClientAuthenticationPolicy, clientRoots: [X509Certificate], requestAfterHandshake: Bool = false,
+    configure: (inout ServerConfiguration) -> Void = { _ in }
+) async throws -> (NIOQSSLServer, MTLSServerRecord) {
     var config = ServerConfiguration(provider: .swiftCrypto, certificates: [try InteropPKI.shared.ecdsa.serverCertifiedKey])
     config.clientAuthentication = policy
     config.clientCertificateVerifier = X509CertificateVerifier(roots: clientRoots)
@@ -154,8 +161,10 @@ func startMTLSServer(policy: ClientAuthenticationPolicy, clientRoots: [X509Certi
 }
 
 /// A Q-SSL client of the interop servers (which use the shared ECDSA P-384 server PKI).
-func mtlsClientConfig(_ certificate: CertifiedKey?, versions: [ProtocolVersion] = Defaults.versions,
-                      configure: (inout ClientConfiguration) -> Void = { _ in }) -> ClientConfiguration {
+func mtlsClientConfig(
+    _ certificate: CertifiedKey?, versions: [ProtocolVersion] = Defaults.versions,
+    configure: (inout ClientConfiguration) -> Void = { _ in }
+) -> ClientConfiguration {
     qsslClientConfig {
         $0.clientCertificate = certificate
         $0.versions = versions
@@ -166,11 +175,14 @@ func mtlsClientConfig(_ certificate: CertifiedKey?, versions: [ProtocolVersion] 
 /// Connects, sends `probe` and reads the answer; returns the TLS error the Q-SSL client ended
 /// with, if any. In TLS 1.3 the client's handshake completes before the server has judged the
 /// client's certificate, so the server's alert arrives after `connect` returns: it is read here.
-func mtlsClientFailure(port: Int, configuration: ClientConfiguration, probe: String = "GET / HTTP/1.0\r\n\r\n") async -> (error: TLSError?, handshakeCompleted: Bool, description: String) {
+func mtlsClientFailure(port: Int, configuration: ClientConfiguration, probe: String = "GET / HTTP/1.0\r\n\r\n") async -> (
+    error: TLSError?, handshakeCompleted: Bool, description: String
+) {
     let client: NIOQSSLClient
     do {
-        client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: configuration, serverName: "localhost",
-                                                 timeout: .seconds(30))
+        client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: configuration, serverName: "localhost",
+            timeout: .seconds(30))
     } catch {
         return (tlsError(error), false, "\(error)")
     }

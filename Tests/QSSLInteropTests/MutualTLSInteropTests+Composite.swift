@@ -30,8 +30,9 @@ struct MutualTLSInteropCompositeTests {
     func composite(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.compositeCA.certificate])
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port,
-                                                     configuration: mtlsClientConfig(pki.compositeClient, versions: [version]), serverName: "localhost")
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.port,
+            configuration: mtlsClientConfig(pki.compositeClient, versions: [version]), serverName: "localhost")
         try await client.send(Array("composite".utf8))
         let echoed = try await client.read(expectedBytes: 9)
         await client.close()
@@ -74,8 +75,9 @@ struct MutualTLSInteropCompositeTests {
         #expect(record.errors.isEmpty, "\(record.errors)")
     }
 
-    @Test("a composite CertificateVerify with one broken half is refused with decrypt_error on both sides (ML-DSA half, ECDSA half)",
-          arguments: [(ProtocolVersion.tls13, 10), (.tls13, -10), (.tls12, 10), (.tls12, -10)])
+    @Test(
+        "a composite CertificateVerify with one broken half is refused with decrypt_error on both sides (ML-DSA half, ECDSA half)",
+        arguments: [(ProtocolVersion.tls13, 10), (.tls13, -10), (.tls12, 10), (.tls12, -10)])
     func brokenHalf(version: ProtocolVersion, offset: Int) async throws {
         let pki = MTLSInteropPKI.shared
         var broken = pki.compositeClient

@@ -30,10 +30,12 @@ struct MutualTLSInteropMLDSATests {
         }
         let roots = try CertificateFiles.certificates(atPath: ca)
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: roots)
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("mtls_peer.py"), "openssl4-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"), "localhost",
-            "SecP384r1MLKEM1024", cert, key,
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("mtls_peer.py"), "openssl4-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"), "localhost",
+                "SecP384r1MLKEM1024", cert, key
+            ])
         let result = try peerResult(peer.finish(timeout: 60))
         await record.wait { !$0.summaries.isEmpty || !$0.errors.isEmpty }
         try await server.close()
@@ -52,14 +54,17 @@ struct MutualTLSInteropMLDSATests {
     func openssl4Server() async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("mtls_peer.py"), "openssl4-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"),
-            pki.path("mldsa-client-ca.pem"), "SecP384r1MLKEM1024",
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("mtls_peer.py"), "openssl4-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"),
+                pki.path("mldsa-client-ca.pem"), "SecP384r1MLKEM1024"
+            ])
         defer { peer.terminate() }
         try peer.waitFor("ready")
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.mldsaClient, versions: [.tls13]),
-                                                     serverName: "localhost", timeout: .seconds(30))
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.mldsaClient, versions: [.tls13]),
+            serverName: "localhost", timeout: .seconds(30))
         try await client.send(Array("ml-dsa-client".utf8))
         let echoed = try await client.read(expectedBytes: 13, idleTimeout: .seconds(10))
         await client.close()
@@ -79,10 +84,12 @@ struct MutualTLSInteropMLDSATests {
     func tlsliteClient() async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.mldsaCA.certificate])
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("mtls_peer.py"), "tlslite-client", "\(server.port)", "localhost", "x25519mlkem768",
-            pki.path("mldsa-client.pem"), pki.path("mldsa-client.key"),
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("mtls_peer.py"), "tlslite-client", "\(server.port)", "localhost", "x25519mlkem768",
+                pki.path("mldsa-client.pem"), pki.path("mldsa-client.key")
+            ])
         let result = try peerResult(peer.finish(timeout: 90))
         await record.wait { !$0.summaries.isEmpty || !$0.errors.isEmpty }
         try await server.close()
@@ -99,14 +106,17 @@ struct MutualTLSInteropMLDSATests {
     func tlsliteServer() async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("mtls_peer.py"), "tlslite-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"),
-            "secp384r1mlkem1024", pki.path("mldsa-client-ca.pem"),
-        ])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("mtls_peer.py"), "tlslite-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"),
+                "secp384r1mlkem1024", pki.path("mldsa-client-ca.pem")
+            ])
         defer { peer.terminate() }
         try peer.waitFor("ready")
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.mldsaClient, versions: [.tls13]),
-                                                     serverName: "localhost", timeout: .seconds(60))
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.mldsaClient, versions: [.tls13]),
+            serverName: "localhost", timeout: .seconds(60))
         try await client.send(Array("ml-dsa-client".utf8))
         let echoed = try await client.read(expectedBytes: 13, idleTimeout: .seconds(20))
         await client.close()

@@ -24,8 +24,9 @@ final class MTLSTypedInput {
 
     /// Starts `executable` with the pipe as its standard input (through sh's redirection).
     func start(_ executable: String, _ arguments: [String]) throws -> PeerProcess {
-        let peer = try PeerProcess("/bin/sh", ["-c", "exec \"$@\" < \"$QSSL_TYPED_INPUT\"", "sh", executable] + arguments,
-                                   environment: ["QSSL_TYPED_INPUT": path])
+        let peer = try PeerProcess(
+            "/bin/sh", ["-c", "exec \"$@\" < \"$QSSL_TYPED_INPUT\"", "sh", executable] + arguments,
+            environment: ["QSSL_TYPED_INPUT": path])
         // Opening the write end succeeds once the peer's shell has the read end open.
         let deadline = Date().addingTimeInterval(10)
         while fd < 0 {
@@ -60,10 +61,12 @@ struct MutualTLSInteropPostHandshakeTests {
     func sClientAnswersRequest() async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .none, clientRoots: [pki.clientCA.certificate], requestAfterHandshake: true)
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", "-tls1_3", "-enable_pha", "-cert", pki.path("client.pem"), "-key", pki.path("client.key"),
-        ], stdin: "hello-pha\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", "-tls1_3", "-enable_pha", "-cert", pki.path("client.pem"), "-key", pki.path("client.key")
+            ], stdin: "hello-pha\n")
         defer { client.terminate() }
         try client.waitFor("Verify return code: 0 (ok)")
         // The server tells the client who it proved to be once the answer has verified.
@@ -88,10 +91,12 @@ struct MutualTLSInteropPostHandshakeTests {
     func sClientDeclines() async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .none, clientRoots: [pki.clientCA.certificate], requestAfterHandshake: true)
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", "-tls1_3", "-enable_pha",
-        ], stdin: "hello-pha\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", "-tls1_3", "-enable_pha"
+            ], stdin: "hello-pha\n")
         defer { client.terminate() }
         try client.waitFor("authenticated:none", timeout: 15)
         client.terminate()
@@ -104,10 +109,12 @@ struct MutualTLSInteropPostHandshakeTests {
     func sClientDidNotOffer() async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .none, clientRoots: [pki.clientCA.certificate], requestAfterHandshake: true)
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", "-tls1_3", "-cert", pki.path("client.pem"), "-key", pki.path("client.key"),
-        ], stdin: "still-here\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", "-tls1_3", "-cert", pki.path("client.pem"), "-key", pki.path("client.key")
+            ], stdin: "still-here\n")
         defer { client.terminate() }
         try client.waitFor("still-here")
         await record.wait { !$0.requestResults.isEmpty }
@@ -129,14 +136,17 @@ struct MutualTLSInteropPostHandshakeTests {
         // OpenSSL 3.0's s_server has no option to defer the request to after the handshake:
         // -verify asks during the handshake too. Without it, `c` sets VERIFY_PEER and sends a
         // post-handshake CertificateRequest; the verify callback logs the chain either way.
-        return try input.start(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
-            "-CAfile", pki.path("client-ca.pem"), "-verify_return_error", "-tls1_3",
-        ] + (requestDuringHandshake ? ["-verify", "1"] : []))
+        return try input.start(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
+                "-CAfile", pki.path("client-ca.pem"), "-verify_return_error", "-tls1_3"
+            ] + (requestDuringHandshake ? ["-verify", "1"] : []))
     }
 
-    @Test("Q-SSL client offering post_handshake_auth ↔ s_server: typing `c` sends a CertificateRequest the client answers",
-          arguments: [false, true])
+    @Test(
+        "Q-SSL client offering post_handshake_auth ↔ s_server: typing `c` sends a CertificateRequest the client answers",
+        arguments: [false, true])
     func sServerRequests(requestDuringHandshake: Bool) async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
@@ -157,7 +167,8 @@ struct MutualTLSInteropPostHandshakeTests {
         try server.waitFor("SSL_do_handshake -> 1", timeout: 10)
         let deadline = Date().addingTimeInterval(10)
         while occurrences(verified, in: server.text) < (requestDuringHandshake ? 2 : 1) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(occurrences(verified, in: server.text) == (requestDuringHandshake ? 2 : 1), "s_server did not verify the post-handshake answer:\n\(server.text)")
+        #expect(
+            occurrences(verified, in: server.text) == (requestDuringHandshake ? 2 : 1), "s_server did not verify the post-handshake answer:\n\(server.text)")
 
         // Traffic goes on under the same keys, both ways.
         try await client.send(Array("after-pha\n".utf8))

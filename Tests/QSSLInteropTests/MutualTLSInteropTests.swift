@@ -35,13 +35,15 @@ struct MutualTLSInteropOpenSSL3Tests {
     func sClientWithCertificate(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.clientCA.certificate])
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", MutualTLSInteropOpenSSL3Tests.flag(version), "-cert", pki.path("client.pem"), "-key", pki.path("client.key"),
-        ], stdin: "hello-mtls\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", MutualTLSInteropOpenSSL3Tests.flag(version), "-cert", pki.path("client.pem"), "-key", pki.path("client.key")
+            ], stdin: "hello-mtls\n")
         defer { client.terminate() }
         try client.waitFor("Verify return code: 0 (ok)")
-        try client.waitFor("hello-mtls")   // s_client prints what it reads, never what it sends
+        try client.waitFor("hello-mtls")  // s_client prints what it reads, never what it sends
         let output = client.text
         client.terminate()
         try await server.close()
@@ -61,12 +63,15 @@ struct MutualTLSInteropOpenSSL3Tests {
     func sClientWithoutCertificate(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.clientCA.certificate])
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            MutualTLSInteropOpenSSL3Tests.flag(version),
-        ], stdin: "no-cert\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                MutualTLSInteropOpenSSL3Tests.flag(version)
+            ], stdin: "no-cert\n")
         defer { client.terminate() }
-        let expected: (AlertDescription, String) = version == .tls13 ? (.certificateRequired, "SSL alert number 116") : (.handshakeFailure, "SSL alert number 40")
+        let expected: (AlertDescription, String) =
+            version == .tls13 ? (.certificateRequired, "SSL alert number 116") : (.handshakeFailure, "SSL alert number 40")
         try client.waitFor(expected.1, timeout: 15)
         let output = client.text
         client.terminate()
@@ -81,15 +86,18 @@ struct MutualTLSInteropOpenSSL3Tests {
         [(v, "rogue", AlertDescription.unknownCA), (v, "expired", .certificateExpired), (v, "server-only", .unsupportedCertificate)]
     }
 
-    @Test("s_client with an untrusted / expired / serverAuth-only certificate: the Q-SSL server's alert reaches s_client",
-          arguments: rejections)
+    @Test(
+        "s_client with an untrusted / expired / serverAuth-only certificate: the Q-SSL server's alert reaches s_client",
+        arguments: rejections)
     func sClientRejected(version: ProtocolVersion, file: String, alert: AlertDescription) async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.clientCA.certificate])
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            MutualTLSInteropOpenSSL3Tests.flag(version), "-cert", pki.path("\(file).pem"), "-key", pki.path("\(file).key"),
-        ], stdin: "rejected\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                MutualTLSInteropOpenSSL3Tests.flag(version), "-cert", pki.path("\(file).pem"), "-key", pki.path("\(file).key")
+            ], stdin: "rejected\n")
         defer { client.terminate() }
         try client.waitFor("SSL alert number \(alert.rawValue)", timeout: 15)
         client.terminate()
@@ -103,14 +111,17 @@ struct MutualTLSInteropOpenSSL3Tests {
     func sServerVerifies(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
-            "-Verify", "1", "-verify_return_error", "-CAfile", pki.path("client-ca.pem"), "-www", MutualTLSInteropOpenSSL3Tests.flag(version),
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
+                "-Verify", "1", "-verify_return_error", "-CAfile", pki.path("client-ca.pem"), "-www", MutualTLSInteropOpenSSL3Tests.flag(version)
+            ])
         defer { server.terminate() }
         try server.waitFor("ACCEPT")
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.ecdsaClient),
-                                                     serverName: "localhost")
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.ecdsaClient),
+            serverName: "localhost")
         try await client.send(Array("GET / HTTP/1.0\r\n\r\n".utf8))
         let page = String(decoding: try await client.read(), as: UTF8.self)
         await client.close()
@@ -127,10 +138,12 @@ struct MutualTLSInteropOpenSSL3Tests {
     func sServerUnknownCA(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
-            "-Verify", "1", "-verify_return_error", "-CAfile", pki.path("client-ca.pem"), "-www", MutualTLSInteropOpenSSL3Tests.flag(version),
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
+                "-Verify", "1", "-verify_return_error", "-CAfile", pki.path("client-ca.pem"), "-www", MutualTLSInteropOpenSSL3Tests.flag(version)
+            ])
         defer { server.terminate() }
         try server.waitFor("ACCEPT")
         // s_server lists its CA, and the Q-SSL client would rightly not offer a certificate from
@@ -146,10 +159,12 @@ struct MutualTLSInteropOpenSSL3Tests {
     func sServerIssuerNotListed(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
-            "-Verify", "1", "-verify_return_error", "-CAfile", pki.path("client-ca.pem"), "-www", MutualTLSInteropOpenSSL3Tests.flag(version),
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"),
+                "-Verify", "1", "-verify_return_error", "-CAfile", pki.path("client-ca.pem"), "-www", MutualTLSInteropOpenSSL3Tests.flag(version)
+            ])
         defer { server.terminate() }
         try server.waitFor("ACCEPT")
         let outcome = await mtlsClientFailure(port: port, configuration: mtlsClientConfig(pki.rogueClient))
@@ -170,11 +185,13 @@ struct MutualTLSInteropGnuTLSTests {
     func gnutlsClient(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.clientCA.certificate])
-        let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
-            "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"),
-            "--x509certfile", pki.path("client.pem"), "--x509keyfile", pki.path("client.key"),
-            "--priority", gnutlsPriority(version), "localhost",
-        ], stdin: "hello-gnutls-mtls\n")
+        let client = try PeerProcess(
+            try Peers.executable("gnutls-cli"),
+            [
+                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "--x509certfile", pki.path("client.pem"), "--x509keyfile", pki.path("client.key"),
+                "--priority", gnutlsPriority(version), "localhost"
+            ], stdin: "hello-gnutls-mtls\n")
         defer { client.terminate() }
         try client.waitFor("Handshake was completed")
         try client.waitFor("hello-gnutls-mtls\n", timeout: 10)
@@ -193,9 +210,11 @@ struct MutualTLSInteropGnuTLSTests {
     func gnutlsClientWithoutCertificate(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.clientCA.certificate])
-        let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
-            "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", gnutlsPriority(version), "localhost",
-        ], stdin: "no-cert\n")
+        let client = try PeerProcess(
+            try Peers.executable("gnutls-cli"),
+            [
+                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", gnutlsPriority(version), "localhost"
+            ], stdin: "no-cert\n")
         defer { client.terminate() }
         let alert: AlertDescription = version == .tls13 ? .certificateRequired : .handshakeFailure
         try client.waitFor("Received alert [\(alert.rawValue)]", timeout: 15)
@@ -209,15 +228,18 @@ struct MutualTLSInteropGnuTLSTests {
     func gnutlsServer(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("gnutls-serv"), [
-            "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
-            "--x509cafile", pki.path("client-ca.pem"), "--require-client-cert", "--verify-client-cert", "--echo",
-            "--priority", gnutlsPriority(version),
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("gnutls-serv"),
+            [
+                "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
+                "--x509cafile", pki.path("client-ca.pem"), "--require-client-cert", "--verify-client-cert", "--echo",
+                "--priority", gnutlsPriority(version)
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.ecdsaClient),
-                                                     serverName: "localhost")
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: mtlsClientConfig(pki.ecdsaClient),
+            serverName: "localhost")
         try await client.send(Array("gnutls-mtls\n".utf8))
         let echoed = try await client.read(expectedBytes: 12, idleTimeout: .seconds(10))
         await client.close()
@@ -235,11 +257,13 @@ struct MutualTLSInteropGnuTLSTests {
     func gnutlsServerUnknownCA(version: ProtocolVersion) async throws {
         let pki = MTLSInteropPKI.shared
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("gnutls-serv"), [
-            "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
-            "--x509cafile", pki.path("client-ca.pem"), "--require-client-cert", "--verify-client-cert", "--echo",
-            "--priority", gnutlsPriority(version),
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("gnutls-serv"),
+            [
+                "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
+                "--x509cafile", pki.path("client-ca.pem"), "--require-client-cert", "--verify-client-cert", "--echo",
+                "--priority", gnutlsPriority(version)
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         var rogue = pki.rogueClient

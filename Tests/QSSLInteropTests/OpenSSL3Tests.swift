@@ -2,8 +2,8 @@ import Foundation
 import NIOQSSL
 import QSSL
 import QSSLSwiftCrypto
-import QSSLX509
 import QSSLWire
+import QSSLX509
 import Testing
 
 /// OpenSSL 3.0 (Debian's `openssl`): classical TLS 1.3 groups, ECDSA and RSA-PSS certificates.
@@ -11,17 +11,19 @@ import Testing
 struct OpenSSL3Tests {
     static let cases: [(String, String)] = [
         ("x25519", "ecdsa"), ("secp384r1", "ecdsa"), ("secp256r1", "ecdsa"),
-        ("x25519", "rsa"), ("secp384r1", "rsa"), ("secp256r1", "rsa"),
+        ("x25519", "rsa"), ("secp384r1", "rsa"), ("secp256r1", "rsa")
     ]
 
     @Test("Q-SSL client completes a handshake with s_server", arguments: cases)
     func qsslClient(group: String, pki: String) async throws {
         let pkiFiles = InteropPKI.shared
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", pkiFiles.path("\(pki).pem"), "-key", pkiFiles.path("\(pki).key"),
-            "-www", "-tls1_3", "-groups", group,
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", pkiFiles.path("\(pki).pem"), "-key", pkiFiles.path("\(pki).key"),
+                "-www", "-tls1_3", "-groups", group
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(pki: pki), serverName: "localhost")
@@ -39,10 +41,12 @@ struct OpenSSL3Tests {
     func qsslServer(group: String, pki: String) async throws {
         let (server, outcomes) = try await startQSSLServer(pki: pki)
         let pkiFiles = InteropPKI.shared
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", pkiFiles.path("\(pki)-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", "-tls1_3", "-groups", group,
-        ], stdin: "hello-from-openssl\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", pkiFiles.path("\(pki)-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", "-tls1_3", "-groups", group
+            ], stdin: "hello-from-openssl\n")
         try client.waitFor("Verify return code: 0 (ok)")
         try client.waitFor("---\nhello-from-openssl")
         client.terminate()
@@ -56,10 +60,12 @@ struct OpenSSL3Tests {
         let pki = InteropPKI.shared.ecdsa
         let key = SlowKey(inner: pki.serverKey)
         let (server, outcomes) = try await startQSSLServer { $0.certificates = [CertifiedKey(chain: try! pki.serverCertifiedKey.chain, key: key)] }
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-            "-servername", "localhost", "-verify_return_error", "-tls1_3",
-        ], stdin: "hsm\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "-servername", "localhost", "-verify_return_error", "-tls1_3"
+            ], stdin: "hsm\n")
         try client.waitFor("Verify return code: 0 (ok)")
         try client.waitFor("---\nhsm")
         client.terminate()
@@ -71,10 +77,12 @@ struct OpenSSL3Tests {
     @Test("a Q-SSL server preferring secp384r1 makes s_client retry with HelloRetryRequest")
     func serverHelloRetryRequest() async throws {
         let (server, outcomes) = try await startQSSLServer { $0.groups = [.secp384r1] }
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-            "-servername", "localhost", "-verify_return_error", "-tls1_3", "-groups", "x25519:secp384r1",
-        ], stdin: "hrr\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "-servername", "localhost", "-verify_return_error", "-tls1_3", "-groups", "x25519:secp384r1"
+            ], stdin: "hrr\n")
         try client.waitFor("Verify return code: 0 (ok)")
         try client.waitFor("---\nhrr")
         client.terminate()
@@ -86,10 +94,12 @@ struct OpenSSL3Tests {
     @Test("a PQ-required Q-SSL server refuses classical-only s_client with insufficient_security")
     func pqRequiredServer() async throws {
         let (server, outcomes) = try await startQSSLServer { $0.requirePostQuantum = true }
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-            "-servername", "localhost", "-tls1_3",
-        ], stdin: "x\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                "-servername", "localhost", "-tls1_3"
+            ], stdin: "x\n")
         let output = client.finish(timeout: 10)
         try await server.close()
         #expect(output.contains("alert insufficient security"), "s_client said: \(output)")
@@ -99,19 +109,23 @@ struct OpenSSL3Tests {
     @Test("a PQ-required Q-SSL client refuses classical-only s_server with insufficient_security")
     func pqRequiredClient() async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
-            "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3",
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3"
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         await #expect(throws: (any Error).self) {
-            _ = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.requirePostQuantum = true },
-                                                serverName: "localhost")
+            _ = try await NIOQSSLClient.connect(
+                host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.requirePostQuantum = true },
+                serverName: "localhost")
         }
         do {
-            _ = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.requirePostQuantum = true },
-                                                serverName: "localhost")
+            _ = try await NIOQSSLClient.connect(
+                host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.requirePostQuantum = true },
+                serverName: "localhost")
         } catch {
             #expect(tlsError(error)?.alert == .insufficientSecurity)
         }
@@ -121,10 +135,12 @@ struct OpenSSL3Tests {
     @Test("a Q-SSL client that does not trust the server's root sends unknown_ca to s_server")
     func unknownCA() async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("rsa.pem"),
-            "-key", InteropPKI.shared.path("rsa.key"), "-www", "-tls1_3",
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("rsa.pem"),
+                "-key", InteropPKI.shared.path("rsa.key"), "-www", "-tls1_3"
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         do {
@@ -160,7 +176,7 @@ struct PEMFileTests {
         ("PKCS#8 P-384", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", "KEY"]),
         ("PKCS#8 Ed25519", ["genpkey", "-algorithm", "ed25519", "-out", "KEY"]),
         ("PKCS#8 RSA-3072", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072", "-out", "KEY"]),
-        ("PKCS#1 RSA-2048", ["genrsa", "-traditional", "-out", "KEY", "2048"]),
+        ("PKCS#1 RSA-2048", ["genrsa", "-traditional", "-out", "KEY", "2048"])
     ]
 
     @Test("an openssl-made key and self-signed certificate serve s_client", arguments: keyKinds)
@@ -169,14 +185,20 @@ struct PEMFileTests {
         let dir = InteropPKI.shared.directory + "/pem-\(kind.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "#", with: ""))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         PeerProcess.run(openssl, generate.map { $0 == "KEY" ? dir + "/key.pem" : $0 })
-        PeerProcess.run(openssl, ["req", "-x509", "-new", "-key", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "2",
-                                  "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        PeerProcess.run(
+            openssl,
+            [
+                "req", "-x509", "-new", "-key", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "2",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"
+            ])
         let certified = try CertificateFiles.certifiedKey(chainPath: dir + "/cert.pem", keyPath: dir + "/key.pem")
         let (server, outcomes) = try await startQSSLServer { $0.certificates = [certified] }
-        let client = try PeerProcess(openssl, [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", dir + "/cert.pem", "-servername", "localhost",
-            "-verify_return_error", "-tls1_3",
-        ], stdin: "pem\n")
+        let client = try PeerProcess(
+            openssl,
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", dir + "/cert.pem", "-servername", "localhost",
+                "-verify_return_error", "-tls1_3"
+            ], stdin: "pem\n")
         try client.waitFor("Verify return code: 0 (ok)")
         try client.waitFor("---\npem")
         client.terminate()

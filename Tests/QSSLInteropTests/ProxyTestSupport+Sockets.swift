@@ -70,7 +70,8 @@ final class RawSocket: @unchecked Sendable {
 
 /// The first 50 bytes of a TLS 1.3 ClientHello whose record says 512 bytes follow: a handshake
 /// that never completes.
-let halfClientHello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03]
+let halfClientHello: [UInt8] =
+    [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03]
     + (0..<32).map { _ in UInt8.random(in: 0...255) } + [0x20] + [UInt8](repeating: 0x5A, count: 6)
 
 /// A PROXY protocol v2 header (PROXY, TCP over IPv4), written here rather than by Q-SSL's codec.
@@ -116,7 +117,10 @@ struct PrometheusSample: CustomStringConvertible {
                 var i = line.index(after: brace)
                 // key="value" pairs; values may hold \" \\ \n escapes.
                 while i < line.endIndex, line[i] != "}" {
-                    if line[i] == "," || line[i] == " " { i = line.index(after: i); continue }
+                    if line[i] == "," || line[i] == " " {
+                        i = line.index(after: i)
+                        continue
+                    }
                     guard let eq = line[i...].firstIndex(of: "=") else { return nil }
                     let key = String(line[i..<eq])
                     var j = line.index(after: eq)
@@ -142,12 +146,13 @@ struct PrometheusSample: CustomStringConvertible {
                 rest = parts.count > 1 ? parts[1] : ""
             }
             guard let token = rest.split(separator: " ").first else { return nil }
-            let value: Double? = switch token {
-            case "+Inf": .infinity
-            case "-Inf": -.infinity
-            case "NaN": .nan
-            default: Double(token)
-            }
+            let value: Double? =
+                switch token {
+                case "+Inf": .infinity
+                case "-Inf": -.infinity
+                case "NaN": .nan
+                default: Double(token)
+                }
             return value.map { PrometheusSample(name: name, labels: labels, value: $0) }
         }
     }

@@ -45,14 +45,20 @@ final class ServeProcess: @unchecked Sendable {
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             // End of file: stop watching (an empty read would otherwise repeat at once).
-            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
             guard let self else { return }
             self.lock.withLock { self.stdoutText += String(decoding: data, as: UTF8.self) }
         }
         err.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             // End of file: stop watching (an empty read would otherwise repeat at once).
-            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
             guard let self else { return }
             self.lock.withLock { self.stderrText += String(decoding: data, as: UTF8.self) }
         }
@@ -84,7 +90,8 @@ final class ServeProcess: @unchecked Sendable {
     var connections: [[String: Any]] {
         lines.compactMap { line in
             guard line.hasPrefix("{"), let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  o["event"] as? String == "connection" else { return nil }
+                o["event"] as? String == "connection"
+            else { return nil }
             return o
         }
     }
@@ -124,8 +131,9 @@ final class ServeProcess: @unchecked Sendable {
     /// VmRSS of the process, in bytes.
     var residentBytes: Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
         return kb * 1024
     }
 
@@ -203,7 +211,10 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 6
     process.standardInput = FileHandle.nullDevice
     do { try process.run() } catch { return ToolRun(status: -1, stdout: "", stderr: "\(error)") }
     let pid = process.processIdentifier
-    let watchdog = DispatchWorkItem { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
+    let watchdog = DispatchWorkItem {
+        kill(-pid, SIGKILL)
+        kill(pid, SIGKILL)
+    }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
     let errBox = ProxyDataBox()
     let errDone = DispatchSemaphore(value: 0)
@@ -215,8 +226,9 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 6
     process.waitUntilExit()
     errDone.wait()
     watchdog.cancel()
-    return ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errBox.data, as: UTF8.self))
+    return ToolRun(
+        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errBox.data, as: UTF8.self))
 }
 
 private final class ProxyDataBox: @unchecked Sendable {

@@ -12,8 +12,9 @@ import Testing
 extension ProxyTests {
     // MARK: - Certificates by SNI and by what the client can verify
 
-    @Test("ECDSA and composite ML-DSA-65+ECDSA-P384 pairs: qssl connect (offers 0xFE46) gets the composite chain; curl, OpenSSL 4 (no composite) get ECDSA",
-          arguments: [false, true])
+    @Test(
+        "ECDSA and composite ML-DSA-65+ECDSA-P384 pairs: qssl connect (offers 0xFE46) gets the composite chain; curl, OpenSSL 4 (no composite) get ECDSA",
+        arguments: [false, true])
     func certificateByClient(compositeFirst: Bool) throws {
         let curl = try Peers.executable("curl")
         let (compositeDir, _) = try MLDSAInteropTests.qsslFiles(.mldsa65ECDSAP384)
@@ -24,16 +25,21 @@ extension ProxyTests {
         let dir = try ToolDirectory()
 
         // Only the composite CA: the connection succeeds only with the composite chain.
-        let connect = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", compositeDir + "/ca.pem", "--server-name", "localhost", "--json"],
-                                   expectSuccess: false, timeout: 30)
+        let connect = try dir.tool(
+            ["connect", "127.0.0.1:\(server.port)", "--ca", compositeDir + "/ca.pem", "--server-name", "localhost", "--json"],
+            expectSuccess: false, timeout: 30)
         #expect(connect.status == 0, "\(connect.stdout)\(connect.stderr)")
         let object = (try? JSONSerialization.jsonObject(with: Data(connect.stdout.utf8))) as? [String: Any]
         #expect(object?["signature_scheme"] as? String == "qssl_mldsa65_ecdsa_secp384r1_sha512", "\(connect.stdout)")
         #expect((object?["peer_certificates"] as? [String])?.isEmpty == false)
 
         // Only the ECDSA CA: curl (OpenSSL 3.0, a browser-like client) gets the ECDSA chain.
-        let run = runCommand(curl, ["-sS", "-v", "--http1.1", "--cacert", Self.ecdsaCA, "--resolve", "localhost:\(server.port):127.0.0.1",
-                                    "-m", "20", "https://localhost:\(server.port)/"], timeout: 30)
+        let run = runCommand(
+            curl,
+            [
+                "-sS", "-v", "--http1.1", "--cacert", Self.ecdsaCA, "--resolve", "localhost:\(server.port):127.0.0.1",
+                "-m", "20", "https://localhost:\(server.port)/"
+            ], timeout: 30)
         #expect(run.status == 0, "curl: \(run.stderr)")
         #expect(run.stderr.contains("SSL certificate verify ok"), "\(run.stderr)")
 
@@ -47,8 +53,9 @@ extension ProxyTests {
         let dir = try ToolDirectory()
         let strict = try ServeProcess(["--echo", "--unknown-server-name", "reject", "--access-log", "json"])
         defer { strict.stop() }
-        let rejected = try dir.tool(["connect", "127.0.0.1:\(strict.port)", "--ca", Self.ecdsaCA, "--server-name", "unknown.example", "--json"],
-                                    expectSuccess: false, timeout: 30)
+        let rejected = try dir.tool(
+            ["connect", "127.0.0.1:\(strict.port)", "--ca", Self.ecdsaCA, "--server-name", "unknown.example", "--json"],
+            expectSuccess: false, timeout: 30)
         #expect(rejected.status != 0)
         let object = (try? JSONSerialization.jsonObject(with: Data(rejected.stdout.utf8))) as? [String: Any]
         #expect(object?["alert"] as? String == "unrecognized_name", "\(rejected.stdout)\(rejected.stderr)")
@@ -59,7 +66,7 @@ extension ProxyTests {
 
         let lenient = try ServeProcess(["--echo", "--unknown-server-name", "default"])
         defer { lenient.stop() }
-        let unknown = try tlsClient(["127.0.0.1:\(lenient.port)", "--sni", "unknown.example"])   // no --ca: the name is not checked
+        let unknown = try tlsClient(["127.0.0.1:\(lenient.port)", "--sni", "unknown.example"])  // no --ca: the name is not checked
         #expect(unknown["ok"] as? Bool == true, "\(unknown)")
         #expect(unknown["peer_subject"] as? String == "localhost")
     }
@@ -70,8 +77,10 @@ extension ProxyTests {
     func backendRefused() throws {
         let dead = try Peers.freePort()
         let metricsPort = try Peers.freePort()
-        let server = try ServeProcess(["--backend", "127.0.0.1:\(dead)", "--backend-connect-timeout", "2", "--metrics", "127.0.0.1:\(metricsPort)",
-                                       "--access-log", "json"])
+        let server = try ServeProcess([
+            "--backend", "127.0.0.1:\(dead)", "--backend-connect-timeout", "2", "--metrics", "127.0.0.1:\(metricsPort)",
+            "--access-log", "json"
+        ])
         defer { server.stop() }
         let result = try tlsClient(["127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--send", "", "--wait-close", "10"])
         if result["stage"] == nil {
@@ -135,8 +144,10 @@ extension ProxyTests {
         let sample = try sampleConfig()
         let etc = dir.path("etc")
         try FileManager.default.createDirectory(atPath: etc, withIntermediateDirectories: true)
-        for (name, source) in [("pq-chain.pem", Self.ecdsaCert), ("pq-key.pem", Self.ecdsaKey), ("fallback-chain.pem", Self.ecdsaCert),
-                               ("api-chain.pem", Self.ecdsaCert), ("api-key.pem", Self.ecdsaKey), ("client-cas.pem", Self.ecdsaCA)] {
+        for (name, source) in [
+            ("pq-chain.pem", Self.ecdsaCert), ("pq-key.pem", Self.ecdsaKey), ("fallback-chain.pem", Self.ecdsaCert),
+            ("api-chain.pem", Self.ecdsaCert), ("api-key.pem", Self.ecdsaKey), ("client-cas.pem", Self.ecdsaCA)
+        ] {
             try FileManager.default.copyItem(atPath: source, toPath: etc + "/" + name)
         }
         try "1234\n".write(toFile: etc + "/pin", atomically: true, encoding: .utf8)

@@ -12,7 +12,9 @@ import Testing
 extension ProxyTests {
     // MARK: - Lifecycle
 
-    @Test("SIGHUP reloads the certificate: an open connection keeps working, a new one sees the new certificate; a broken file keeps the old configuration (\"reload failed\")")
+    @Test(
+        "SIGHUP reloads the certificate: an open connection keeps working, a new one sees the new certificate; a broken file keeps the old configuration (\"reload failed\")"
+    )
     func reload() async throws {
         let dir = try ToolDirectory()
         let caKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
@@ -28,7 +30,7 @@ extension ProxyTests {
         defer { server.stop() }
 
         var config = ClientConfiguration(provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: [ca.certificate]))
-        config.sessionStore = nil   // full handshakes: a resumed one carries no certificate to look at
+        config.sessionStore = nil  // full handshakes: a resumed one carries no certificate to look at
         func leafSubject(_ client: NIOQSSLClient) -> String {
             client.summary.peerCertificates.first.flatMap { try? X509Certificate(der: $0) }.map { "\($0.subject)" } ?? "?"
         }
@@ -74,8 +76,9 @@ extension ProxyTests {
         server.signal(SIGTERM)
         try server.waitForText("drain", timeout: 10)
         await #expect(throws: (any Error).self, "a draining server accepts no new connection") {
-            let late = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: config, serverName: "localhost",
-                                                       timeout: .seconds(3))
+            let late = try await NIOQSSLClient.connect(
+                host: "127.0.0.1", port: server.port, configuration: config, serverName: "localhost",
+                timeout: .seconds(3))
             await late.close()
         }
         try await open.send(Array("during the drain".utf8))
@@ -108,7 +111,9 @@ extension ProxyTests {
 
     // MARK: - Observability
 
-    @Test("--metrics: after 3 handshakes and one stalled ClientHello, /metrics counts them (handshakes, handshake_timeout limit, bytes, open connections) and /healthz is 200 ok")
+    @Test(
+        "--metrics: after 3 handshakes and one stalled ClientHello, /metrics counts them (handshakes, handshake_timeout limit, bytes, open connections) and /healthz is 200 ok"
+    )
     func metrics() throws {
         let metricsPort = try Peers.freePort()
         let server = try ServeProcess(["--echo", "--handshake-timeout", "1", "--metrics", "127.0.0.1:\(metricsPort)", "--access-log", "json"])
@@ -132,8 +137,9 @@ extension ProxyTests {
         let samples = PrometheusSample.parse(scrape.body)
         let handshakes = samples.filter { $0.name == "qssl_handshakes_total" }
         #expect(handshakes.reduce(0) { $0 + $1.value } == Double(n), "qssl_handshakes_total: \(handshakes)")
-        #expect(handshakes.filter { $0.labels["group"] == "X25519MLKEM768" && $0.labels["post_quantum"] == "true" }.reduce(0) { $0 + $1.value } == Double(n),
-                "by group and post_quantum: \(handshakes)")
+        #expect(
+            handshakes.filter { $0.labels["group"] == "X25519MLKEM768" && $0.labels["post_quantum"] == "true" }.reduce(0) { $0 + $1.value } == Double(n),
+            "by group and post_quantum: \(handshakes)")
         #expect(handshakes.allSatisfy { $0.labels["version"] != nil && $0.labels["resumed"] != nil })
         #expect(PrometheusSample.sum(samples, "qssl_limit_actions_total", ["limit": "handshake_timeout"]) == 1)
         #expect(PrometheusSample.sum(samples, "qssl_handshake_duration_seconds_count") >= Double(n))
@@ -164,9 +170,12 @@ extension ProxyTests {
             let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
             #expect(object?["event"] is String, "not a JSON log line with an event: \(line)")
         }
-        let fields = ["client", "sni", "version", "cipher", "group", "post_quantum", "resumed", "client_subject",
-                      "bytes_from_client", "bytes_to_client", "duration_ms", "end"]
-        let endPattern = #/^(close_notify|closed|drain|refused:proxy_source|proxy_header:.+|timeout:(handshake|idle)|limit:(max_lifetime|max_handshakes|handshake_rate|max_connections)|alert:[a-z_0-9]+ (sent|received)|backend:.+)$/#
+        let fields = [
+            "client", "sni", "version", "cipher", "group", "post_quantum", "resumed", "client_subject",
+            "bytes_from_client", "bytes_to_client", "duration_ms", "end"
+        ]
+        let endPattern =
+            #/^(close_notify|closed|drain|refused:proxy_source|proxy_header:.+|timeout:(handshake|idle)|limit:(max_lifetime|max_handshakes|handshake_rate|max_connections)|alert:[a-z_0-9]+ (sent|received)|backend:.+)$/#
         for entry in connections {
             for field in fields { #expect(entry.keys.contains(field), "\(field) missing from \(entry)") }
             #expect((entry["client"] as? String)?.wholeMatch(of: #/127\.0\.0\.1:\d+/#) != nil, "\(entry)")
@@ -191,7 +200,8 @@ extension ProxyTests {
         #expect(second["group"] as? String == tls12["group"] as? String)
 
         let alert = connections.first { ($0["end"] as? String)?.hasPrefix("alert:") == true }
-        #expect(alert?["end"] as? String != nil && (alert?["end"] as? String)!.hasSuffix(" sent"),
-                "the plaintext request got an alert, logged as sent: \(connections)")
+        #expect(
+            alert?["end"] as? String != nil && (alert?["end"] as? String)!.hasSuffix(" sent"),
+            "the plaintext request got an alert, logged as sent: \(connections)")
     }
 }

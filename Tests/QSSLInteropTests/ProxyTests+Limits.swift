@@ -26,9 +26,12 @@ extension ProxyTests {
         #expect(entry["version"] is NSNull || entry["version"] == nil)
     }
 
-    @Test("--max-handshakes 1 --handshake-overflow refuse: with one handshake stalled, a second is refused at once (logged limit:max_handshakes); once the stalled one goes, handshakes work again")
+    @Test(
+        "--max-handshakes 1 --handshake-overflow refuse: with one handshake stalled, a second is refused at once (logged limit:max_handshakes); once the stalled one goes, handshakes work again"
+    )
     func maxHandshakesRefuse() async throws {
-        let server = try ServeProcess(["--echo", "--max-handshakes", "1", "--handshake-overflow", "refuse", "--handshake-timeout", "20", "--access-log", "json"])
+        let server = try ServeProcess(["--echo", "--max-handshakes", "1", "--handshake-overflow", "refuse", "--handshake-timeout", "20", "--access-log", "json"]
+        )
         defer { server.stop() }
         let stalled = try RawSocket(port: server.port)
         try stalled.send(halfClientHello)
@@ -87,7 +90,9 @@ extension ProxyTests {
                 address.sin_family = sa_family_t(AF_INET)
                 address.sin_port = in_port_t(UInt16(port).bigEndian)
                 address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                _ = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
                 usleep(1000)
                 close(fd)
             }
@@ -106,7 +111,7 @@ extension ProxyTests {
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: qsslClientConfig(), serverName: "localhost")
         try await client.channel.setOption(ChannelOptions.autoRead, value: false)
         let chunk = client.channel.allocator.buffer(repeating: 0x61, count: 64 * 1024)
-        for _ in 0..<200 { client.channel.writeAndFlush(chunk, promise: nil) }   // 12.5 MiB, echoed into a window nobody empties
+        for _ in 0..<200 { client.channel.writeAndFlush(chunk, promise: nil) }  // 12.5 MiB, echoed into a window nobody empties
         let started = ContinuousClock.now
         try await client.channel.closeFuture.get()
         let waited = ContinuousClock.now - started
@@ -144,8 +149,12 @@ extension ProxyTests {
             #expect(try await client.read(expectedBytes: text.utf8.count, idleTimeout: .seconds(5)) == Array(text.utf8))
         }
 
-        let third = try PeerProcess(try Peers.requirePython(), [Peers.script("tls_client.py"), "127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA,
-                                                                "--send", "third", "--timeout", "25"])
+        let third = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("tls_client.py"), "127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA,
+                "--send", "third", "--timeout", "25"
+            ])
         defer { third.terminate() }
         try await Task.sleep(for: .milliseconds(1500))
         #expect(!third.text.contains("\"ok\": true"), "a third connection was served while two were open: \(third.text)")
@@ -164,7 +173,9 @@ extension ProxyTests {
         await second.close()
     }
 
-    @Test("--handshake-rate 2: a burst of handshakes from 127.0.0.1 in under a second has some refused (logged limit:handshake_rate); after a pause handshakes work again")
+    @Test(
+        "--handshake-rate 2: a burst of handshakes from 127.0.0.1 in under a second has some refused (logged limit:handshake_rate); after a pause handshakes work again"
+    )
     func handshakeRate() async throws {
         let server = try ServeProcess(["--echo", "--handshake-rate", "2", "--access-log", "json"])
         defer { server.stop() }
@@ -175,8 +186,9 @@ extension ProxyTests {
             for _ in 0..<8 {
                 group.addTask {
                     do {
-                        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
-                                                                     timeout: .seconds(10))
+                        let client = try await NIOQSSLClient.connect(
+                            host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
+                            timeout: .seconds(10))
                         await client.close()
                         return true
                     } catch {

@@ -25,7 +25,9 @@ struct ProxyTests {
 
     // MARK: - Real clients through the proxy
 
-    @Test("curl (OpenSSL 3.0) → qssl serve --backend --proxy-protocol v2 → Python backend: the request is echoed; the backend reads the PROXY v2 TLVs (authority, SSL version/cipher, Q-SSL group TLV)")
+    @Test(
+        "curl (OpenSSL 3.0) → qssl serve --backend --proxy-protocol v2 → Python backend: the request is echoed; the backend reads the PROXY v2 TLVs (authority, SSL version/cipher, Q-SSL group TLV)"
+    )
     func curlThroughProxyV2() throws {
         let curl = try Peers.executable("curl")
         let dir = try ToolDirectory()
@@ -34,9 +36,13 @@ struct ProxyTests {
         let server = try ServeProcess(["--backend", "127.0.0.1:\(backend.port)", "--proxy-protocol", "v2", "--access-log", "json"])
         defer { server.stop() }
 
-        let run = runCommand(curl, ["-sS", "--http1.1", "--cacert", Self.ecdsaCA, "--resolve", "localhost:\(server.port):127.0.0.1",
-                                    "-m", "20", "--data-binary", "hello through the proxy from curl",
-                                    "-w", "\nHTTP-STATUS %{http_code}\n", "https://localhost:\(server.port)/proxy-echo"], timeout: 30)
+        let run = runCommand(
+            curl,
+            [
+                "-sS", "--http1.1", "--cacert", Self.ecdsaCA, "--resolve", "localhost:\(server.port):127.0.0.1",
+                "-m", "20", "--data-binary", "hello through the proxy from curl",
+                "-w", "\nHTTP-STATUS %{http_code}\n", "https://localhost:\(server.port)/proxy-echo"
+            ], timeout: 30)
         #expect(run.status == 0, "curl: \(run.stderr)")
         #expect(run.stdout.contains("HTTP-STATUS 200"), "\(run.stdout)")
         #expect(run.stdout.contains("POST /proxy-echo HTTP/1.1"), "the backend's page echoes the request: \(run.stdout)")
@@ -76,7 +82,9 @@ struct ProxyTests {
         #expect(entry["client"] as? String == "127.0.0.1:\(record["source_port"] as? Int ?? -1)")
     }
 
-    @Test("OpenSSL 4.0 client with SecP384r1MLKEM1024 through the proxy: data both ways, then close_notify + FIN: the backend reads EOF and its answer (EOF-SEEN) still reaches the client before the proxy's close_notify")
+    @Test(
+        "OpenSSL 4.0 client with SecP384r1MLKEM1024 through the proxy: data both ways, then close_notify + FIN: the backend reads EOF and its answer (EOF-SEEN) still reaches the client before the proxy's close_notify"
+    )
     func openssl4HalfClose() throws {
         let dir = try ToolDirectory()
         let backend = try ProxyBackend(dir, ["--expect-proxy", "v2"])
@@ -85,8 +93,10 @@ struct ProxyTests {
         defer { server.stop() }
 
         let message = "hello from OpenSSL 4 through the proxy"
-        let result = try tlsClient(["127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--sni", "localhost", "--groups", "SecP384r1MLKEM1024",
-                                    "--send", message, "--chunks", "4", "--chunk-size", "16384", "--half-close"])
+        let result = try tlsClient([
+            "127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--sni", "localhost", "--groups", "SecP384r1MLKEM1024",
+            "--send", message, "--chunks", "4", "--chunk-size", "16384", "--half-close"
+        ])
         #expect(result["ok"] as? Bool == true, "\(result)")
         #expect(result["version"] as? String == "TLSv1.3")
         #expect(result["group"] as? String == "SecP384r1MLKEM1024")
@@ -122,12 +132,16 @@ struct ProxyTests {
 
         let backend = try ProxyBackend(dir, ["--expect-proxy", "v2"])
         defer { backend.stop() }
-        let server = try ServeProcess(["--backend", "127.0.0.1:\(backend.port)", "--proxy-protocol", "v2", "--access-log", "json",
-                                       "--client-auth", "optional", "--client-ca", Self.ecdsaCA])
+        let server = try ServeProcess([
+            "--backend", "127.0.0.1:\(backend.port)", "--proxy-protocol", "v2", "--access-log", "json",
+            "--client-auth", "optional", "--client-ca", Self.ecdsaCA
+        ])
         defer { server.stop() }
 
-        let result = try tlsClient(["127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--groups", "X25519MLKEM768",
-                                    "--cert", dir.path("client.pem"), "--key", dir.path("client.key"), "--half-close"])
+        let result = try tlsClient([
+            "127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--groups", "X25519MLKEM768",
+            "--cert", dir.path("client.pem"), "--key", dir.path("client.key"), "--half-close"
+        ])
         #expect(result["ok"] as? Bool == true, "\(result)")
         let record = try #require(try backend.records(count: 1).first)
         let ssl = try #require(record["ssl"] as? [String: Any], "\(record)")
@@ -157,11 +171,15 @@ struct ProxyTests {
         // group) can be found by their command line and ended.
         let home = dir.path("chromium-home")
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-        let browser = try PeerProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                                                 "--disable-breakpad", "--disable-crash-reporter", "--ignore-certificate-errors",
-                                                 "--user-data-dir=\(home)/profile", "--host-resolver-rules=MAP localhost 127.0.0.1",
-                                                 "--dump-dom", "https://localhost:\(server.port)/chromium-test"],
-                                      environment: ["HOME": home, "XDG_CONFIG_HOME": home + "/config", "XDG_CACHE_HOME": home + "/cache"])
+        let browser = try PeerProcess(
+            chromium,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-breakpad", "--disable-crash-reporter", "--ignore-certificate-errors",
+                "--user-data-dir=\(home)/profile", "--host-resolver-rules=MAP localhost 127.0.0.1",
+                "--dump-dom", "https://localhost:\(server.port)/chromium-test"
+            ],
+            environment: ["HOME": home, "XDG_CONFIG_HOME": home + "/config", "XDG_CACHE_HOME": home + "/cache"])
         let output = browser.finish(timeout: 60)
         endProcesses(mentioning: home)
         #expect(output.contains("qssl-proxy-backend"), "Chromium's DOM has the backend's page: \(output.suffix(2000))")
@@ -192,12 +210,16 @@ struct ProxyTests {
                 _ = try server.waitForConnection { $0["client"] as? String == "203.0.113.7:4242" }
             } else {
                 #expect(result["ok"] as? Bool != true, "a peer outside \(prefixes) cannot claim an address: \(result)")
-                _ = try server.waitForConnection { $0["end"] as? String == "refused:proxy_source" && ($0["client"] as? String)?.hasPrefix("127.0.0.1:") == true }
+                _ = try server.waitForConnection {
+                    $0["end"] as? String == "refused:proxy_source" && ($0["client"] as? String)?.hasPrefix("127.0.0.1:") == true
+                }
             }
         }
     }
 
-    @Test("--accept-proxy-protocol: a v2 and a v1 header from the load balancer, then TLS: the access log shows the header's source; a malformed header closes only that connection")
+    @Test(
+        "--accept-proxy-protocol: a v2 and a v1 header from the load balancer, then TLS: the access log shows the header's source; a malformed header closes only that connection"
+    )
     func acceptProxyProtocol() throws {
         let server = try ServeProcess(["--echo", "--accept-proxy-protocol", "--access-log", "json"])
         defer { server.stop() }
@@ -215,8 +237,10 @@ struct ProxyTests {
 
         // Malformed: the v2 signature with version 3, and a v1 line that is not one. Each
         // connection is closed; the server goes on.
-        for malformed in [Array("\r\n\r\n\0\r\nQUIT\n".utf8) + [0x31, 0x11, 0x00, 0x0C] + [UInt8](repeating: 0, count: 12),
-                          Array("PROXY TCP4 not-an-address\r\n".utf8)] {
+        for malformed in [
+            Array("\r\n\r\n\0\r\nQUIT\n".utf8) + [0x31, 0x11, 0x00, 0x0C] + [UInt8](repeating: 0, count: 12),
+            Array("PROXY TCP4 not-an-address\r\n".utf8)
+        ] {
             let raw = try RawSocket(port: server.port)
             try raw.send(malformed)
             let closed = raw.waitClosed(timeout: 8)

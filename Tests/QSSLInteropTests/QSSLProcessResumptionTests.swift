@@ -13,14 +13,15 @@ import Testing
 struct QSSLProcessResumptionTests {
     // MARK: - A ticket issued by one server resumes on another
 
-    @Test("two qssl serve processes sharing one ticket-key file: a ticket from one resumes on the other; a server with other keys does not resume it",
-          arguments: ["1.3", "1.2"])
+    @Test(
+        "two qssl serve processes sharing one ticket-key file: a ticket from one resumes on the other; a server with other keys does not resume it",
+        arguments: ["1.3", "1.2"])
     func sharedTicketKeys(version: String) throws {
         let dir = try ToolDirectory()
         try dir.generateKeys()
         let a = try ToolServer(dir, ["--ticket-keys", dir.keys])
         let b = try ToolServer(dir, ["--ticket-keys", dir.keys])
-        let other = try ToolServer(dir, [])   // its own keys, in memory
+        let other = try ToolServer(dir, [])  // its own keys, in memory
         defer { [a, b, other].forEach { $0.stop() } }
 
         let first = try dir.connect(a, version, ["--session-out", dir.path("s1")])
@@ -37,8 +38,9 @@ struct QSSLProcessResumptionTests {
 
     // MARK: - Rotation
 
-    @Test("after qssl ticket-keys rotate (both servers reload), an old ticket still resumes and is replaced by one under the new key; once its key is dropped it no longer resumes",
-          arguments: ["1.3", "1.2"])
+    @Test(
+        "after qssl ticket-keys rotate (both servers reload), an old ticket still resumes and is replaced by one under the new key; once its key is dropped it no longer resumes",
+        arguments: ["1.3", "1.2"])
     func rotation(version: String) throws {
         let dir = try ToolDirectory()
         try dir.generateKeys()
@@ -73,8 +75,9 @@ struct QSSLProcessResumptionTests {
 
     // MARK: - Expiry
 
-    @Test("with --session-timeout 1, a session offered after it expired does not resume (full handshake, no error); qssl connect refuses an expired session file",
-          arguments: ["1.3", "1.2 ticket", "1.2 session ID"])
+    @Test(
+        "with --session-timeout 1, a session offered after it expired does not resume (full handshake, no error); qssl connect refuses an expired session file",
+        arguments: ["1.3", "1.2 ticket", "1.2 session ID"])
     func expiry(kind: String) throws {
         let dir = try ToolDirectory()
         let version = kind.hasPrefix("1.3") ? "1.3" : "1.2"
@@ -99,8 +102,11 @@ struct QSSLProcessResumptionTests {
         #expect(saved.state.lifetimeSeconds == 1, "the ticket's lifetime hint")
         Thread.sleep(forTimeInterval: 1.6)
         // The client sees the expiry itself and says so.
-        let refused = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
-                                    "--tls-versions", version, "--session-in", dir.path("s")], expectSuccess: false)
+        let refused = try dir.tool(
+            [
+                "connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                "--tls-versions", version, "--session-in", dir.path("s")
+            ], expectSuccess: false)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("has expired"))
 
@@ -116,16 +122,19 @@ struct QSSLProcessResumptionTests {
 
     // MARK: - The trust policy in force (second review)
 
-    @Test("two servers sharing ticket keys but trusting different client CAs: a session from one is not resumed at the other",
-          arguments: ["1.3", "1.2"])
+    @Test(
+        "two servers sharing ticket keys but trusting different client CAs: a session from one is not resumed at the other",
+        arguments: ["1.3", "1.2"])
     func clientCAAcrossServers(version: String) throws {
         let dir = try ToolDirectory()
         try dir.generateKeys()
         for ca in ["ca-a", "ca-b"] {
             try dir.tool(["cert", "ca", "--out", dir.path(ca), "--alg", "ecdsa-p384", "--subject", "CN=Client CA \(ca)"])
         }
-        try dir.tool(["cert", "issue", "--ca", dir.path("ca-a"), "--alg", "ecdsa-p384", "--subject", "CN=alice", "--client",
-                      "--out", dir.path("alice")])
+        try dir.tool([
+            "cert", "issue", "--ca", dir.path("ca-a"), "--alg", "ecdsa-p384", "--subject", "CN=alice", "--client",
+            "--out", dir.path("alice")
+        ])
         let a = try ToolServer(dir, ["--ticket-keys", dir.keys, "--client-auth", "required", "--client-ca", dir.path("ca-a") + "/ca.pem"])
         defer { a.stop() }
         let b = try ToolServer(dir, ["--ticket-keys", dir.keys, "--client-auth", "required", "--client-ca", dir.path("ca-b") + "/ca.pem"])
@@ -137,8 +146,11 @@ struct QSSLProcessResumptionTests {
         // … the other does not: a full handshake, which refuses alice (her CA is not trusted there).
         // In TLS 1.3 the server's refusal follows the client's Finished, so the client sends a
         // request and reads the alert.
-        let atB = try dir.tool(["connect", "127.0.0.1:\(b.port)", "--ca", dir.ca, "--server-name", "localhost", "--tls-versions", version,
-                                "--json", "--send", "ping", "--session-in", dir.path("s")] + mtls, expectSuccess: false)
+        let atB = try dir.tool(
+            [
+                "connect", "127.0.0.1:\(b.port)", "--ca", dir.ca, "--server-name", "localhost", "--tls-versions", version,
+                "--json", "--send", "ping", "--session-in", dir.path("s")
+            ] + mtls, expectSuccess: false)
         #expect(atB.status != 0, "\(atB.stdout)")
         #expect(!atB.stdout.contains("\"resumed\" : true") && !atB.stdout.contains("\"resumed\":true"))
         // In TLS 1.2 the refusal is in the handshake. In TLS 1.3 it follows the client's Finished:
@@ -148,13 +160,15 @@ struct QSSLProcessResumptionTests {
         if version == "1.2" {
             #expect(output.contains("handshake_failure"), "\(output)")
         } else {
-            #expect(output.contains("certificate_required") || output.contains("reset") || output.contains("broken pipe")
+            #expect(
+                output.contains("certificate_required") || output.contains("reset") || output.contains("broken pipe")
                     || output.contains("closed"), "\(output)")
         }
     }
 
-    @Test("a client with a stricter verifier does not resume a session it would not accept now: --ca other roots, --pq-certificates",
-          arguments: ["1.3", "1.2"])
+    @Test(
+        "a client with a stricter verifier does not resume a session it would not accept now: --ca other roots, --pq-certificates",
+        arguments: ["1.3", "1.2"])
     func stricterClient(version: String) throws {
         let dir = try ToolDirectory()
         let server = try ToolServer(dir, [])
@@ -162,8 +176,11 @@ struct QSSLProcessResumptionTests {
         #expect(try dir.connect(server, version, ["--session-out", dir.path("s")])["resumed"] as? Bool == false)
         try dir.tool(["cert", "ca", "--out", dir.path("other"), "--alg", "ecdsa-p384", "--subject", "CN=Other roots"])
         for (flags, name) in [(["--ca", dir.path("other") + "/ca.pem"], "other roots"), (["--ca", dir.ca, "--pq-certificates"], "PQ certificates")] {
-            let run = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--server-name", "localhost", "--tls-versions", version,
-                                    "--session-in", dir.path("s")] + flags, expectSuccess: false)
+            let run = try dir.tool(
+                [
+                    "connect", "127.0.0.1:\(server.port)", "--server-name", "localhost", "--tls-versions", version,
+                    "--session-in", dir.path("s")
+                ] + flags, expectSuccess: false)
             #expect(run.status == 2, "\(name): a full handshake, whose verification fails: \(run.stdout)\(run.stderr)")
         }
         #expect(try dir.connect(server, version, ["--session-in", dir.path("s")])["resumed"] as? Bool == true, "the same policy still resumes")
@@ -176,25 +193,34 @@ struct QSSLProcessResumptionTests {
         defer { server.stop() }
         _ = try dir.connect(server, "1.3", ["--session-out", dir.path("s")])
         #expect(chmod(dir.path("s"), 0o644) == 0)
-        let open = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
-                                 "--session-in", dir.path("s")], expectSuccess: false)
+        let open = try dir.tool(
+            [
+                "connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                "--session-in", dir.path("s")
+            ], expectSuccess: false)
         #expect(open.status == 1 && open.stderr.contains("chmod 600"), "\(open.stderr)")
         #expect(mkfifo(dir.path("fifo"), 0o600) == 0)
-        let fifo = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
-                                 "--session-in", dir.path("fifo")], expectSuccess: false, timeout: 20)
+        let fifo = try dir.tool(
+            [
+                "connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                "--session-in", dir.path("fifo")
+            ], expectSuccess: false, timeout: 20)
         #expect(fifo.status == 1 && fifo.stderr.contains("not a regular file"), "a FIFO is refused without blocking: \(fifo.stderr)")
     }
 
     // MARK: - --reconnect and session files
 
-    @Test("qssl connect --reconnect 2 --json: one JSON line per connection, the later ones resumed",
-          arguments: [("1.3", [String]()), ("1.2", []), ("1.2", ["--no-tickets"])])
+    @Test(
+        "qssl connect --reconnect 2 --json: one JSON line per connection, the later ones resumed",
+        arguments: [("1.3", [String]()), ("1.2", []), ("1.2", ["--no-tickets"])])
     func reconnect(version: String, serverFlags: [String]) throws {
         let dir = try ToolDirectory()
         let server = try ToolServer(dir, serverFlags)
         defer { server.stop() }
-        let run = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
-                                "--tls-versions", version, "--reconnect", "2", "--json", "--send", "hi", "--wait", "0.2"])
+        let run = try dir.tool([
+            "connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+            "--tls-versions", version, "--reconnect", "2", "--json", "--send", "hi", "--wait", "0.2"
+        ])
         let objects = try run.stdout.split(separator: "\n").map { line in
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         }
@@ -213,14 +239,20 @@ struct QSSLProcessResumptionTests {
         defer { server.stop() }
         try "not a session".write(toFile: dir.path("junk"), atomically: true, encoding: .utf8)
         #expect(chmod(dir.path("junk"), 0o600) == 0)
-        let junk = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
-                                 "--session-in", dir.path("junk")], expectSuccess: false)
+        let junk = try dir.tool(
+            [
+                "connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                "--session-in", dir.path("junk")
+            ], expectSuccess: false)
         #expect(junk.status != 0)
         #expect(junk.stderr.contains("not a Q-SSL session file"))
 
         try FileManager.default.createSymbolicLink(atPath: dir.path("link"), withDestinationPath: dir.path("target"))
-        let linked = try dir.tool(["connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
-                                   "--session-out", dir.path("link")], expectSuccess: false)
+        let linked = try dir.tool(
+            [
+                "connect", "127.0.0.1:\(server.port)", "--ca", dir.ca, "--server-name", "localhost",
+                "--session-out", dir.path("link")
+            ], expectSuccess: false)
         #expect(linked.status != 0)
         #expect(linked.stderr.contains("symbolic link"))
         #expect(!FileManager.default.fileExists(atPath: dir.path("target")))
@@ -291,8 +323,11 @@ final class ToolDirectory: @unchecked Sendable {
 
     /// `qssl connect` to a server with the test CA: the JSON object it printed.
     func connect(_ server: ToolServer, _ version: String, _ extra: [String]) throws -> [String: Any] {
-        let run = try tool(["connect", "127.0.0.1:\(server.port)", "--ca", ca, "--server-name", "localhost",
-                            "--tls-versions", version, "--json"] + extra)
+        let run = try tool(
+            [
+                "connect", "127.0.0.1:\(server.port)", "--ca", ca, "--server-name", "localhost",
+                "--tls-versions", version, "--json"
+            ] + extra)
         let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         return try #require(object, "qssl connect printed \(run.stdout)")
     }
@@ -323,8 +358,9 @@ final class ToolDirectory: @unchecked Sendable {
         process.waitUntilExit()
         errDone.wait()
         watchdog.cancel()
-        let run = ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                          stderr: String(decoding: errData.data, as: UTF8.self))
+        let run = ToolRun(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.data, as: UTF8.self))
         if expectSuccess && run.status != 0 {
             throw PeerError("qssl \(arguments.joined(separator: " ")) exited with \(run.status):\n\(run.stdout)\n\(run.stderr)")
         }

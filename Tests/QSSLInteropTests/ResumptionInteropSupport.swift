@@ -142,10 +142,13 @@ struct ClientExchange {
     let trace: [HandshakeTraceEntry]
 }
 
-func qsslExchange(port: Int, config: ClientConfiguration, request: String, expectedBytes: Int?,
-                  timeout: TimeAmount = .seconds(10)) async throws -> ClientExchange {
-    let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
-                                                 recordTrace: true, timeout: timeout)
+func qsslExchange(
+    port: Int, config: ClientConfiguration, request: String, expectedBytes: Int?,
+    timeout: TimeAmount = .seconds(10)
+) async throws -> ClientExchange {
+    let client = try await NIOQSSLClient.connect(
+        host: "127.0.0.1", port: port, configuration: config, serverName: "localhost",
+        recordTrace: true, timeout: timeout)
     try await client.send(Array(request.utf8))
     let answer = try await client.read(expectedBytes: expectedBytes, idleTimeout: timeout)
     let trace = try await client.channel.eventLoop.submit { client.handler.trace }.get()
@@ -181,10 +184,13 @@ extension PeerProcess {
 /// Checks what a Q-SSL client saw over a full handshake and the resumptions after it. (Values
 /// are taken out of the summaries first: a failed expectation on a summary would print its
 /// certificates.)
-func expectClientResumptions(_ exchanges: [ClientExchange], store: RecordingSessionStore, mechanism: ResumptionMechanism,
-                             group: NamedGroup? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClientResumptions(
+    _ exchanges: [ClientExchange], store: RecordingSessionStore, mechanism: ResumptionMechanism,
+    group: NamedGroup? = nil, sourceLocation: SourceLocation = #_sourceLocation
+) {
     guard let full = exchanges.first else { return }
-    let fullResumed = full.summary.resumed, fullVersion = full.summary.version
+    let fullResumed = full.summary.resumed
+    let fullVersion = full.summary.version
     #expect(!fullResumed, "the first handshake is a full one", sourceLocation: sourceLocation)
     #expect(fullVersion == mechanism.version, sourceLocation: sourceLocation)
     let fullCertificate = full.trace.contains { $0.direction == .received && $0.message == "Certificate" }
@@ -194,7 +200,10 @@ func expectClientResumptions(_ exchanges: [ClientExchange], store: RecordingSess
     #expect(firstOffered == false, "nothing is offered on the first connection", sourceLocation: sourceLocation)
     for (i, exchange) in exchanges.enumerated().dropFirst() {
         let s = exchange.summary
-        let resumed = s.resumed, version = s.version, suite = s.cipherSuite, negotiated = s.group
+        let resumed = s.resumed
+        let version = s.version
+        let suite = s.cipherSuite
+        let negotiated = s.group
         #expect(resumed, "connection \(i + 1) resumed", sourceLocation: sourceLocation)
         #expect(version == mechanism.version, sourceLocation: sourceLocation)
         let sameIdentity = s.peerIdentity != nil && s.peerIdentity == full.summary.peerIdentity
@@ -207,9 +216,10 @@ func expectClientResumptions(_ exchanges: [ClientExchange], store: RecordingSess
         if let group { #expect(negotiated == group, "connection \(i + 1)", sourceLocation: sourceLocation) }
         let session = i < offered.count ? offered[i] : nil
         let matches = session.map(mechanism.matches)
-        #expect(matches == true,
-                "connection \(i + 1) offered a \(mechanism): \(session.map { "v\($0.state.version) id \($0.sessionID.count) B, ticket \($0.ticket?.count ?? 0) B" } ?? "nothing")",
-                sourceLocation: sourceLocation)
+        #expect(
+            matches == true,
+            "connection \(i + 1) offered a \(mechanism): \(session.map { "v\($0.state.version) id \($0.sessionID.count) B, ticket \($0.ticket?.count ?? 0) B" } ?? "nothing")",
+            sourceLocation: sourceLocation)
     }
     if mechanism == .tls13PSK {
         // RFC 8446 §C.4: a ticket is offered once.
@@ -219,8 +229,10 @@ func expectClientResumptions(_ exchanges: [ClientExchange], store: RecordingSess
 }
 
 /// Checks what the Q-SSL server saw over a full handshake and the resumptions after it.
-func expectServerResumptions(_ outcomes: ResumptionOutcomes, count: Int, version: ProtocolVersion, group: NamedGroup? = nil,
-                             sourceLocation: SourceLocation = #_sourceLocation) {
+func expectServerResumptions(
+    _ outcomes: ResumptionOutcomes, count: Int, version: ProtocolVersion, group: NamedGroup? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     let handshakes = outcomes.handshakes
     #expect(handshakes.count == count, "\(handshakes.count) handshakes completed", sourceLocation: sourceLocation)
     #expect(outcomes.errors.isEmpty, "\(outcomes.errors)", sourceLocation: sourceLocation)
@@ -228,7 +240,10 @@ func expectServerResumptions(_ outcomes: ResumptionOutcomes, count: Int, version
     let fullResumed = full.summary.resumed
     #expect(!fullResumed, sourceLocation: sourceLocation)
     for (i, h) in handshakes.enumerated() {
-        let resumed = h.summary.resumed, negotiated = h.summary.group, suite = h.summary.cipherSuite, v = h.summary.version
+        let resumed = h.summary.resumed
+        let negotiated = h.summary.group
+        let suite = h.summary.cipherSuite
+        let v = h.summary.version
         #expect(v == version, sourceLocation: sourceLocation)
         if let group { #expect(negotiated == group, "connection \(i + 1)", sourceLocation: sourceLocation) }
         guard i > 0 else { continue }

@@ -16,16 +16,18 @@ extension ResumptionInteropTests {
         static let serverCases: [(ResumptionMechanism, [String], String)] = [
             (.sessionID, ["--noticket"], "NORMAL:-VERS-ALL:+VERS-TLS1.2"),
             (.tls12Ticket, ["--nodb"], "NORMAL:-VERS-ALL:+VERS-TLS1.2"),
-            (.tls13PSK, [], "NORMAL:-VERS-ALL:+VERS-TLS1.3"),
+            (.tls13PSK, [], "NORMAL:-VERS-ALL:+VERS-TLS1.3")
         ]
 
         @Test("Q-SSL client resumes with gnutls-serv", arguments: serverCases)
         func qsslClient(mechanism: ResumptionMechanism, flags: [String], priority: String) async throws {
             let port = try Peers.freePort()
-            let server = try PeerProcess(try Peers.executable("gnutls-serv"), [
-                "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
-                "--echo", "--priority", priority,
-            ] + flags)
+            let server = try PeerProcess(
+                try Peers.executable("gnutls-serv"),
+                [
+                    "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("ecdsa.pem"), "--x509keyfile", InteropPKI.shared.path("ecdsa.key"),
+                    "--echo", "--priority", priority
+                ] + flags)
             defer { server.terminate() }
             try Peers.waitForListener(port: port)
             let store = RecordingSessionStore()
@@ -47,15 +49,17 @@ extension ResumptionInteropTests {
         static let clientCases: [(ResumptionMechanism, String, [String])] = [
             (.sessionID, "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_TICKETS", []),
             (.tls12Ticket, "NORMAL:-VERS-ALL:+VERS-TLS1.2", []),
-            (.tls13PSK, "NORMAL:-VERS-ALL:+VERS-TLS1.3", ["--waitresumption"]),
+            (.tls13PSK, "NORMAL:-VERS-ALL:+VERS-TLS1.3", ["--waitresumption"])
         ]
 
         @Test("gnutls-cli --resume resumes with the Q-SSL server", arguments: clientCases)
         func qsslServer(mechanism: ResumptionMechanism, priority: String, flags: [String]) async throws {
             let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
-            let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
-                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", priority, "--resume",
-            ] + flags + ["localhost"], stdin: "hello-after-resumption\n")
+            let client = try PeerProcess(
+                try Peers.executable("gnutls-cli"),
+                [
+                    "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", priority, "--resume"
+                ] + flags + ["localhost"], stdin: "hello-after-resumption\n")
             defer { client.terminate() }
             try client.waitFor("This is a resumed session")
             try client.waitFor("hello-after-resumption")
@@ -70,10 +74,12 @@ extension ResumptionInteropTests {
                 onlyMechanism(.tls12Ticket)(&$0)
                 $0.ticketKeys = FirstTicketFromOlderKey()
             }
-            let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
-                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2",
-                "--resume", "localhost",
-            ], stdin: "hello-after-renewal\n")
+            let client = try PeerProcess(
+                try Peers.executable("gnutls-cli"),
+                [
+                    "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("ecdsa-ca.pem"), "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+                    "--resume", "localhost"
+                ], stdin: "hello-after-renewal\n")
             defer { client.terminate() }
             try client.waitFor("This is a resumed session")
             try client.waitFor("hello-after-renewal")

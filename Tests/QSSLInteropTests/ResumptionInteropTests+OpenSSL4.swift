@@ -16,14 +16,19 @@ extension ResumptionInteropTests {
         @Test("Q-SSL client resumes with an OpenSSL 4 server on SecP384r1MLKEM1024 (and under requirePostQuantum)", arguments: [false, true])
         func qsslClient(requirePostQuantum: Bool) async throws {
             let port = try Peers.freePort()
-            let peer = try PeerProcess(try Peers.requirePython(), [
-                Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
-                InteropPKI.shared.path("ecdsa.key"), "SecP384r1MLKEM1024", "3",
-            ])
+            let peer = try PeerProcess(
+                try Peers.requirePython(),
+                [
+                    Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
+                    InteropPKI.shared.path("ecdsa.key"), "SecP384r1MLKEM1024", "3"
+                ])
             defer { peer.terminate() }
             try peer.waitFor("ready")
             let store = RecordingSessionStore()
-            let config = qsslClientConfig { $0.sessionStore = store; $0.requirePostQuantum = requirePostQuantum }
+            let config = qsslClientConfig {
+                $0.sessionStore = store
+                $0.requirePostQuantum = requirePostQuantum
+            }
             var exchanges: [ClientExchange] = []
             for i in 0..<3 {
                 let message = "openssl4-resumption-\(i)"
@@ -36,8 +41,9 @@ extension ResumptionInteropTests {
             #expect(result["ok"] as? Bool == true, "\(result)")
             expectClientResumptions(exchanges, store: store, mechanism: .tls13PSK, group: .secp384r1MLKEM1024)
             for (i, exchange) in exchanges.enumerated() {
-                #expect((serverHelloLength(exchange.trace) ?? 0) >= hybridServerHelloMinimum,
-                        "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(exchange.trace) ?? 0) B)")
+                #expect(
+                    (serverHelloLength(exchange.trace) ?? 0) >= hybridServerHelloMinimum,
+                    "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(exchange.trace) ?? 0) B)")
             }
             let connections = result["connections"] as? [[String: Any]] ?? []
             #expect(connections.map { $0["reused"] as? Bool } == [false, true, true], "\(connections)")
@@ -47,10 +53,12 @@ extension ResumptionInteropTests {
         @Test("an OpenSSL 4 client resumes with the Q-SSL server on SecP384r1MLKEM1024 (and under requirePostQuantum)", arguments: [false, true])
         func qsslServer(requirePostQuantum: Bool) async throws {
             let (server, outcomes) = try await startResumptionServer { $0.requirePostQuantum = requirePostQuantum }
-            let peer = try PeerProcess(try Peers.requirePython(), [
-                Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
-                "localhost", "SecP384r1MLKEM1024", "3",
-            ])
+            let peer = try PeerProcess(
+                try Peers.requirePython(),
+                [
+                    Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "localhost", "SecP384r1MLKEM1024", "3"
+                ])
             let result = try peerResult(peer.finish(timeout: 60))
             try await server.close()
             #expect(result["ok"] as? Bool == true, "\(result)")
@@ -59,18 +67,21 @@ extension ResumptionInteropTests {
             #expect(connections.allSatisfy { $0["group"] as? String == "SecP384r1MLKEM1024" }, "\(connections)")
             expectServerResumptions(outcomes, count: 3, version: .tls13, group: .secp384r1MLKEM1024)
             for (i, h) in outcomes.handshakes.enumerated() {
-                #expect((serverHelloLength(h.trace) ?? 0) >= hybridServerHelloMinimum,
-                        "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(h.trace) ?? 0) B)")
+                #expect(
+                    (serverHelloLength(h.trace) ?? 0) >= hybridServerHelloMinimum,
+                    "connection \(i + 1): the ServerHello carries a hybrid share (\(serverHelloLength(h.trace) ?? 0) B)")
             }
         }
 
         @Test("an OpenSSL 4 client sharing only x25519 resumes with the Q-SSL server after a HelloRetryRequest to SecP384r1MLKEM1024")
         func qsslServerHelloRetry() async throws {
             let (server, outcomes) = try await startResumptionServer()
-            let peer = try PeerProcess(try Peers.requirePython(), [
-                Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
-                "localhost", "x25519:SecP384r1MLKEM1024", "3",
-            ])
+            let peer = try PeerProcess(
+                try Peers.requirePython(),
+                [
+                    Peers.script("openssl4_peer.py"), "resume-client", "\(server.port)", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "localhost", "x25519:SecP384r1MLKEM1024", "3"
+                ])
             let result = try peerResult(peer.finish(timeout: 60))
             try await server.close()
             #expect(result["ok"] as? Bool == true, "\(result)")
@@ -84,10 +95,12 @@ extension ResumptionInteropTests {
         @Test("a Q-SSL client sharing only x25519 resumes with an OpenSSL 4 server after a HelloRetryRequest to SecP384r1MLKEM1024")
         func qsslClientHelloRetry() async throws {
             let port = try Peers.freePort()
-            let peer = try PeerProcess(try Peers.requirePython(), [
-                Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
-                InteropPKI.shared.path("ecdsa.key"), "SecP384r1MLKEM1024", "3",
-            ])
+            let peer = try PeerProcess(
+                try Peers.requirePython(),
+                [
+                    Peers.script("openssl4_peer.py"), "resume-server", "\(port)", InteropPKI.shared.path("ecdsa.pem"),
+                    InteropPKI.shared.path("ecdsa.key"), "SecP384r1MLKEM1024", "3"
+                ])
             defer { peer.terminate() }
             try peer.waitFor("ready")
             let store = RecordingSessionStore()

@@ -34,16 +34,18 @@ extension ResumptionInteropTests {
             (.tls13PSK, ["-tls1_3"], .x25519, false),
             // s_server wants only secp384r1, which the Q-SSL client does not share at first: the
             // resumed ClientHello is retried too, and its binder recomputed over the retry.
-            (.tls13PSK, ["-tls1_3", "-groups", "secp384r1"], .secp384r1, true),
+            (.tls13PSK, ["-tls1_3", "-groups", "secp384r1"], .secp384r1, true)
         ]
 
         @Test("Q-SSL client resumes with s_server", arguments: serverCases)
         func qsslClient(mechanism: ResumptionMechanism, flags: [String], group: NamedGroup, retry: Bool) async throws {
             let port = try Peers.freePort()
-            let server = try PeerProcess(try Peers.executable("openssl"), [
-                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
-                "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
-            ] + flags)
+            let server = try PeerProcess(
+                try Peers.executable("openssl"),
+                [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www"
+                ] + flags)
             defer { server.terminate() }
             try Peers.waitForListener(port: port)
             let store = RecordingSessionStore()
@@ -67,7 +69,7 @@ extension ResumptionInteropTests {
         static let clientCases: [(ResumptionMechanism, [String])] = [
             (.sessionID, ["-tls1_2", "-no_ticket"]),
             (.tls12Ticket, ["-tls1_2"]),
-            (.tls13PSK, ["-tls1_3"]),
+            (.tls13PSK, ["-tls1_3"])
         ]
 
         @Test("s_client resumes with the Q-SSL server (-sess_out, then -sess_in)", arguments: clientCases)
@@ -78,10 +80,12 @@ extension ResumptionInteropTests {
             var outputs: [String] = []
             for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
                 let marker = "resumption-\(i)-\(UUID().uuidString.prefix(8))"
-                let client = try PeerProcess(try Peers.executable("openssl"), [
-                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-                    "-servername", "localhost", "-verify_return_error", sessionFlag, sessionFile,
-                ] + flags, stdin: marker + "\n")
+                let client = try PeerProcess(
+                    try Peers.executable("openssl"),
+                    [
+                        "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                        "-servername", "localhost", "-verify_return_error", sessionFlag, sessionFile
+                    ] + flags, stdin: marker + "\n")
                 defer { client.terminate() }
                 // The echo comes after the TLS 1.3 tickets, so -sess_out has been written by then.
                 try client.waitFor(marker)
@@ -98,14 +102,17 @@ extension ResumptionInteropTests {
             expectServerResumptions(outcomes, count: 2, version: mechanism.version)
         }
 
-        @Test("s_client -reconnect resumes five times with the Q-SSL server (TLS 1.2 session ID and ticket)",
-              arguments: [ResumptionMechanism.sessionID, .tls12Ticket])
+        @Test(
+            "s_client -reconnect resumes five times with the Q-SSL server (TLS 1.2 session ID and ticket)",
+            arguments: [ResumptionMechanism.sessionID, .tls12Ticket])
         func reconnect(mechanism: ResumptionMechanism) async throws {
             let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(mechanism))
-            let client = try PeerProcess(try Peers.executable("openssl"), [
-                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-                "-servername", "localhost", "-verify_return_error", "-tls1_2", "-reconnect",
-            ] + (mechanism == .sessionID ? ["-no_ticket"] : []), stdin: "")
+            let client = try PeerProcess(
+                try Peers.executable("openssl"),
+                [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-tls1_2", "-reconnect"
+                ] + (mechanism == .sessionID ? ["-no_ticket"] : []), stdin: "")
             defer { client.terminate() }
             try client.waitFor("Reused, TLSv1.2", count: 5)
             let output = client.text
@@ -115,19 +122,23 @@ extension ResumptionInteropTests {
             expectServerResumptions(outcomes, count: 6, version: .tls12)
         }
 
-        @Test("s_client -reconnect resumes with the Q-SSL server (TLS 1.3)",
-              .disabled("""
-                  peer limitation: OpenSSL 3.0's s_client -reconnect keeps the session it has when the handshake \
-                  completes, before the TLS 1.3 NewSessionTickets arrive, so it never resumes TLS 1.3 — not even \
-                  against OpenSSL's own s_server (measured: six 'New, TLSv1.3'). TLS 1.3 with s_client is covered \
-                  by -sess_out/-sess_in above.
-                  """))
+        @Test(
+            "s_client -reconnect resumes with the Q-SSL server (TLS 1.3)",
+            .disabled(
+                """
+                peer limitation: OpenSSL 3.0's s_client -reconnect keeps the session it has when the handshake \
+                completes, before the TLS 1.3 NewSessionTickets arrive, so it never resumes TLS 1.3 — not even \
+                against OpenSSL's own s_server (measured: six 'New, TLSv1.3'). TLS 1.3 with s_client is covered \
+                by -sess_out/-sess_in above.
+                """))
         func reconnectTLS13() async throws {
             let (server, outcomes) = try await startResumptionServer(configure: onlyMechanism(.tls13PSK))
-            let client = try PeerProcess(try Peers.executable("openssl"), [
-                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-                "-servername", "localhost", "-verify_return_error", "-tls1_3", "-reconnect",
-            ], stdin: "")
+            let client = try PeerProcess(
+                try Peers.executable("openssl"),
+                [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-tls1_3", "-reconnect"
+                ], stdin: "")
             defer { client.terminate() }
             try client.waitFor("Reused, TLSv1.3", count: 5)
             client.terminate()
@@ -144,31 +155,39 @@ extension ResumptionInteropTests {
             // -reconnect, not -sess_in/-sess_out: s_client 3.0 writes no -sess_out file after a
             // resumed TLS 1.2 handshake, renewed ticket or not (observed); -reconnect reuses the
             // connection's current session, which holds the renewed ticket.
-            let client = try PeerProcess(try Peers.executable("openssl"), [
-                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-                "-servername", "localhost", "-verify_return_error", "-tls1_2", "-reconnect",
-            ], stdin: "")
+            let client = try PeerProcess(
+                try Peers.executable("openssl"),
+                [
+                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                    "-servername", "localhost", "-verify_return_error", "-tls1_2", "-reconnect"
+                ], stdin: "")
             defer { client.terminate() }
             try client.waitFor("Reused, TLSv1.2", count: 5)
             client.terminate()
             try await server.close()
             expectServerResumptions(outcomes, count: 6, version: .tls12)
             let tickets = outcomes.handshakes.map(sentTicket)
-            #expect(tickets == [true, true, false, false, false, false],
-                    "ticket sent on: the full handshake, the renewal, then none for the renewed (current) ticket")
+            #expect(
+                tickets == [true, true, false, false, false, false],
+                "ticket sent on: the full handshake, the renewal, then none for the renewed (current) ticket")
         }
 
         @Test("s_client resumes with the Q-SSL server across a HelloRetryRequest (TLS 1.3)")
         func qsslServerHelloRetry() async throws {
-            let (server, outcomes) = try await startResumptionServer { $0.groups = [.secp384r1]; $0.versions = [.tls13] }
+            let (server, outcomes) = try await startResumptionServer {
+                $0.groups = [.secp384r1]
+                $0.versions = [.tls13]
+            }
             let sessionFile = InteropPKI.shared.directory + "/openssl-session-\(UUID().uuidString).pem"
             var outputs: [String] = []
             for (i, sessionFlag) in ["-sess_out", "-sess_in"].enumerated() {
                 let marker = "hrr-resumption-\(i)"
-                let client = try PeerProcess(try Peers.executable("openssl"), [
-                    "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
-                    "-servername", "localhost", "-verify_return_error", "-tls1_3", "-groups", "x25519:secp384r1", sessionFlag, sessionFile,
-                ], stdin: marker + "\n")
+                let client = try PeerProcess(
+                    try Peers.executable("openssl"),
+                    [
+                        "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"),
+                        "-servername", "localhost", "-verify_return_error", "-tls1_3", "-groups", "x25519:secp384r1", sessionFlag, sessionFile
+                    ], stdin: marker + "\n")
                 defer { client.terminate() }
                 try client.waitFor(marker)
                 client.terminate()
@@ -184,10 +203,12 @@ extension ResumptionInteropTests {
         @Test("s_server whose tickets allow early data (max_early_data): the Q-SSL client keeps them, resumes, sends none")
         func qsslClientEarlyDataTickets() async throws {
             let port = try Peers.freePort()
-            let server = try PeerProcess(try Peers.executable("openssl"), [
-                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
-                "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3", "-max_early_data", "16384",
-            ])
+            let server = try PeerProcess(
+                try Peers.executable("openssl"),
+                [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_3", "-max_early_data", "16384"
+                ])
             defer { server.terminate() }
             try Peers.waitForListener(port: port)
             let store = RecordingSessionStore()
@@ -204,8 +225,9 @@ extension ResumptionInteropTests {
             expectClientResumptions(exchanges, store: store, mechanism: .tls13PSK, group: .x25519)
         }
 
-        @Test("a Q-SSL client offering a session a restarted s_server does not know falls back to a full handshake",
-              arguments: [(ResumptionMechanism.sessionID, ["-tls1_2", "-no_ticket"]), (.tls12Ticket, ["-tls1_2", "-no_cache"]), (.tls13PSK, ["-tls1_3"])])
+        @Test(
+            "a Q-SSL client offering a session a restarted s_server does not know falls back to a full handshake",
+            arguments: [(ResumptionMechanism.sessionID, ["-tls1_2", "-no_ticket"]), (.tls12Ticket, ["-tls1_2", "-no_cache"]), (.tls13PSK, ["-tls1_3"])])
         func qsslClientUnknownSession(mechanism: ResumptionMechanism, flags: [String]) async throws {
             let store = RecordingSessionStore()
             let config = qsslClientConfig { $0.sessionStore = store }
@@ -214,10 +236,12 @@ extension ResumptionInteropTests {
             // an empty cache. Sessions are kept by server name, so the port does not matter.
             for _ in 0..<2 {
                 let port = try Peers.freePort()
-                let server = try PeerProcess(try Peers.executable("openssl"), [
-                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
-                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
-                ] + flags)
+                let server = try PeerProcess(
+                    try Peers.executable("openssl"),
+                    [
+                        "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                        "-key", InteropPKI.shared.path("ecdsa.key"), "-www"
+                    ] + flags)
                 defer { server.terminate() }
                 try Peers.waitForListener(port: port)
                 exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
@@ -233,24 +257,28 @@ extension ResumptionInteropTests {
             #expect(store.saved.count >= 2)
         }
 
-        @Test("a Q-SSL client holding a TLS 1.2 session meets a server that now speaks TLS 1.3: a full TLS 1.3 handshake (the echoed legacy_session_id is no resumption)",
-              arguments: [(ResumptionMechanism.sessionID, ["-no_ticket"]), (.tls12Ticket, [])])
+        @Test(
+            "a Q-SSL client holding a TLS 1.2 session meets a server that now speaks TLS 1.3: a full TLS 1.3 handshake (the echoed legacy_session_id is no resumption)",
+            arguments: [(ResumptionMechanism.sessionID, ["-no_ticket"]), (.tls12Ticket, [])])
         func qsslClientTLS12SessionToTLS13Server(mechanism: ResumptionMechanism, flags: [String]) async throws {
             let store = RecordingSessionStore()
             let config = qsslClientConfig { $0.sessionStore = store }
             var exchanges: [ClientExchange] = []
             for versionFlags in [["-tls1_2"], []] {
                 let port = try Peers.freePort()
-                let server = try PeerProcess(try Peers.executable("openssl"), [
-                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
-                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
-                ] + versionFlags + flags)
+                let server = try PeerProcess(
+                    try Peers.executable("openssl"),
+                    [
+                        "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                        "-key", InteropPKI.shared.path("ecdsa.key"), "-www"
+                    ] + versionFlags + flags)
                 defer { server.terminate() }
                 try Peers.waitForListener(port: port)
                 exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
                 server.terminate()
             }
-            let versions = exchanges.map(\.summary.version), resumed = exchanges.map(\.summary.resumed)
+            let versions = exchanges.map(\.summary.version)
+            let resumed = exchanges.map(\.summary.resumed)
             #expect(versions == [.tls12, .tls13])
             #expect(resumed == [false, false])
             #expect(exchanges[1].answer.contains("New, TLSv1.3"), "\(exchanges[1].answer)")
@@ -265,16 +293,19 @@ extension ResumptionInteropTests {
             var exchanges: [ClientExchange] = []
             for versionFlag in ["-tls1_3", "-tls1_2"] {
                 let port = try Peers.freePort()
-                let server = try PeerProcess(try Peers.executable("openssl"), [
-                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
-                    "-key", InteropPKI.shared.path("ecdsa.key"), "-www", versionFlag,
-                ])
+                let server = try PeerProcess(
+                    try Peers.executable("openssl"),
+                    [
+                        "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"),
+                        "-key", InteropPKI.shared.path("ecdsa.key"), "-www", versionFlag
+                    ])
                 defer { server.terminate() }
                 try Peers.waitForListener(port: port)
                 exchanges.append(try await qsslExchange(port: port, config: config, request: "GET / HTTP/1.0\r\n\r\n", expectedBytes: nil))
                 server.terminate()
             }
-            let versions = exchanges.map(\.summary.version), resumed = exchanges.map(\.summary.resumed)
+            let versions = exchanges.map(\.summary.version)
+            let resumed = exchanges.map(\.summary.resumed)
             #expect(versions == [.tls13, .tls12])
             #expect(resumed == [false, false])
             let offered = store.offered

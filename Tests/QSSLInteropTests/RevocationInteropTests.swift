@@ -21,9 +21,11 @@ struct RevocationInteropTests {
             dir = try ToolDirectory()
             responderPort = try Peers.freePort()
             try dir.tool(["cert", "ca", "--out", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=Revocation Interop CA"])
-            try dir.tool(["cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=localhost", "--san", "DNS:localhost",
-                          "--ocsp-url", "http://127.0.0.1:\(responderPort)/", "--crl-url", "http://127.0.0.1:\(responderPort)/ca.crl",
-                          "--out", dir.path("srv")])
+            try dir.tool([
+                "cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=localhost", "--san", "DNS:localhost",
+                "--ocsp-url", "http://127.0.0.1:\(responderPort)/", "--crl-url", "http://127.0.0.1:\(responderPort)/ca.crl",
+                "--out", dir.path("srv")
+            ])
             responder = try PeerProcess(try QSSLToolBinary.path(), ["ocsp-responder", "--ca", dir.path("ca"), "--listen", "127.0.0.1:\(responderPort)"])
             try responder.waitFor("OCSP responder")
         }
@@ -51,12 +53,14 @@ struct RevocationInteropTests {
         defer { own.terminate() }
         try own.waitFor("listening on")
 
-        let good = PeerProcess.run("/usr/bin/openssl", ["ocsp", "-issuer", s.ca, "-cert", s.leaf, "-url", "http://127.0.0.1:\(s.responderPort)/", "-CAfile", s.ca])
+        let good = PeerProcess.run(
+            "/usr/bin/openssl", ["ocsp", "-issuer", s.ca, "-cert", s.leaf, "-url", "http://127.0.0.1:\(s.responderPort)/", "-CAfile", s.ca])
         #expect(good.contains("Response verify OK") && good.contains(": good"), "\(good)")
         #expect(try s.connect(port, ["--revocation", "ocsp", "--hard-fail"]).status == 0)
 
         try s.dir.tool(["cert", "revoke", "--ca", s.dir.path("ca"), s.serial(), "--reason", "keyCompromise"])
-        let revoked = PeerProcess.run("/usr/bin/openssl", ["ocsp", "-issuer", s.ca, "-cert", s.leaf, "-url", "http://127.0.0.1:\(s.responderPort)/", "-CAfile", s.ca])
+        let revoked = PeerProcess.run(
+            "/usr/bin/openssl", ["ocsp", "-issuer", s.ca, "-cert", s.leaf, "-url", "http://127.0.0.1:\(s.responderPort)/", "-CAfile", s.ca])
         #expect(revoked.contains("Response verify OK") && revoked.contains(": revoked") && revoked.lowercased().contains("keycompromise"), "\(revoked)")
         let refused = try s.connect(port, ["--revocation", "ocsp"])
         #expect(refused.status == 2 && refused.stderr.contains("certificate_revoked") || refused.stdout.contains("certificate_revoked"), "\(refused)")
@@ -107,15 +111,23 @@ struct RevocationInteropTests {
         let s = try Setup()
         func staple(_ name: String) -> String {
             let path = s.dir.path(name)
-            PeerProcess.run("/usr/bin/openssl", ["ocsp", "-issuer", s.ca, "-cert", s.leaf, "-url", "http://127.0.0.1:\(s.responderPort)/",
-                                                 "-CAfile", s.ca, "-respout", path])
+            PeerProcess.run(
+                "/usr/bin/openssl",
+                [
+                    "ocsp", "-issuer", s.ca, "-cert", s.leaf, "-url", "http://127.0.0.1:\(s.responderPort)/",
+                    "-CAfile", s.ca, "-respout", path
+                ])
             return path
         }
         for (file, revoke) in [("good.der", false), ("revoked.der", true)] {
             if revoke { try s.dir.tool(["cert", "revoke", "--ca", s.dir.path("ca"), s.serial()]) }
             let port = try Peers.freePort()
-            let server = try PeerProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", s.leaf, "-key", s.key,
-                                                              "-status_file", staple(file), "-www"])
+            let server = try PeerProcess(
+                "/usr/bin/openssl",
+                [
+                    "s_server", "-accept", "127.0.0.1:\(port)", "-cert", s.leaf, "-key", s.key,
+                    "-status_file", staple(file), "-www"
+                ])
             defer { server.terminate() }
             try Peers.waitForListener(port: port)
             let run = try s.connect(port, ["--revocation", "staple", "--hard-fail"])
@@ -132,28 +144,42 @@ struct RevocationInteropTests {
         let dir = try ToolDirectory()
         let port = try Peers.freePort()
         try dir.tool(["cert", "ca", "--out", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=OpenSSL Responder CA"])
-        try dir.tool(["cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=localhost", "--san", "DNS:localhost",
-                      "--ocsp-url", "http://127.0.0.1:\(port)/", "--out", dir.path("srv")])
+        try dir.tool([
+            "cert", "issue", "--ca", dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=localhost", "--san", "DNS:localhost",
+            "--ocsp-url", "http://127.0.0.1:\(port)/", "--out", dir.path("srv")
+        ])
         let ca = dir.path("ca/ca.pem")
-        let serial = PeerProcess.run("/usr/bin/openssl", ["x509", "-in", dir.path("srv.pem"), "-noout", "-serial"])
+        let serial =
+            PeerProcess.run("/usr/bin/openssl", ["x509", "-in", dir.path("srv.pem"), "-noout", "-serial"])
             .split(separator: "\n").first { $0.hasPrefix("serial=") }.map { String($0.dropFirst(7)) } ?? ""
         let serverPort = try Peers.freePort()
-        let server = try PeerProcess(try QSSLToolBinary.path(), ["serve", "--listen", "127.0.0.1:\(serverPort)", "--cert", dir.path("srv.pem"),
-                                                                   "--key", dir.path("srv.key")])
+        let server = try PeerProcess(
+            try QSSLToolBinary.path(),
+            [
+                "serve", "--listen", "127.0.0.1:\(serverPort)", "--cert", dir.path("srv.pem"),
+                "--key", dir.path("srv.key")
+            ])
         defer { server.terminate() }
         try server.waitFor("listening on")
         for revoked in [false, true] {
-            let line = revoked ? "R\t351231235959Z\t261130000000Z,keyCompromise\t\(serial)\tunknown\t/CN=localhost\n"
-                               : "V\t351231235959Z\t\t\(serial)\tunknown\t/CN=localhost\n"
+            let line =
+                revoked
+                ? "R\t351231235959Z\t261130000000Z,keyCompromise\t\(serial)\tunknown\t/CN=localhost\n"
+                : "V\t351231235959Z\t\t\(serial)\tunknown\t/CN=localhost\n"
             try line.write(toFile: dir.path("index.txt"), atomically: true, encoding: .utf8)
-            let responder = try PeerProcess("/usr/bin/openssl", ["ocsp", "-index", dir.path("index.txt"), "-port", "\(port)", "-rsigner", ca,
-                                                                 "-rkey", dir.path("ca/ca.key"), "-CA", ca, "-ignore_err"])
+            let responder = try PeerProcess(
+                "/usr/bin/openssl",
+                [
+                    "ocsp", "-index", dir.path("index.txt"), "-port", "\(port)", "-rsigner", ca,
+                    "-rkey", dir.path("ca/ca.key"), "-CA", ca, "-ignore_err"
+                ])
             defer { responder.terminate() }
             // Not probed with a connection: openssl ocsp serves one connection at a time and would
             // sit on the probe.
             try responder.waitFor("waiting for OCSP client connections")
-            let run = try dir.tool(["connect", "127.0.0.1:\(serverPort)", "--ca", ca, "--server-name", "localhost", "--revocation", "ocsp", "--hard-fail"],
-                                   expectSuccess: false)
+            let run = try dir.tool(
+                ["connect", "127.0.0.1:\(serverPort)", "--ca", ca, "--server-name", "localhost", "--revocation", "ocsp", "--hard-fail"],
+                expectSuccess: false)
             if revoked {
                 #expect(run.status == 2 && (run.stdout + run.stderr).contains("certificate_revoked"), "\(run)")
             } else {

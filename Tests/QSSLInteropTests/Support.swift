@@ -33,7 +33,10 @@ final class PeerProcess: @unchecked Sendable {
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             // End of file: stop watching (an empty read would otherwise repeat at once).
-            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
             guard let self else { return }
             self.lock.lock()
             self.output += String(decoding: data, as: UTF8.self)
@@ -234,8 +237,10 @@ func startQSSLServer(pki: String = "ecdsa", configure: (inout ServerConfiguratio
     return (server, outcomes)
 }
 
-func qsslClientConfig(pki: String = "ecdsa", groups: [NamedGroup]? = nil, keyShares: [NamedGroup]? = nil,
-                      configure: (inout ClientConfiguration) -> Void = { _ in }) -> ClientConfiguration {
+func qsslClientConfig(
+    pki: String = "ecdsa", groups: [NamedGroup]? = nil, keyShares: [NamedGroup]? = nil,
+    configure: (inout ClientConfiguration) -> Void = { _ in }
+) -> ClientConfiguration {
     var config = ClientConfiguration(provider: .swiftCrypto, verifier: InteropPKI.shared.pki(pki).verifier)
     if let groups { config.groups = groups }
     if let keyShares { config.keyShareGroups = keyShares }

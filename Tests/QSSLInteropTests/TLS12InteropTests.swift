@@ -15,7 +15,7 @@ struct TLS12InteropTests {
         ("ECDHE-ECDSA-CHACHA20-POLY1305", .ecdheECDSAWithChaCha20Poly1305SHA256, "ecdsa"),
         ("ECDHE-RSA-AES256-GCM-SHA384", .ecdheRSAWithAES256GCMSHA384, "rsa"),
         ("ECDHE-RSA-AES128-GCM-SHA256", .ecdheRSAWithAES128GCMSHA256, "rsa"),
-        ("ECDHE-RSA-CHACHA20-POLY1305", .ecdheRSAWithChaCha20Poly1305SHA256, "rsa"),
+        ("ECDHE-RSA-CHACHA20-POLY1305", .ecdheRSAWithChaCha20Poly1305SHA256, "rsa")
     ]
     static let groups = ["x25519", "secp384r1", "secp256r1"]
 
@@ -26,10 +26,12 @@ struct TLS12InteropTests {
     @Test("Q-SSL client ↔ s_server over TLS 1.2", arguments: matrix)
     func qsslClient(cipher: String, suite: CipherSuite, pki: String, group: String) async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("\(pki).pem"), "-key", InteropPKI.shared.path("\(pki).key"),
-            "-www", "-tls1_2", "-cipher", cipher, "-groups", group,
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("\(pki).pem"), "-key", InteropPKI.shared.path("\(pki).key"),
+                "-www", "-tls1_2", "-cipher", cipher, "-groups", group
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(pki: pki), serverName: "localhost")
@@ -48,10 +50,12 @@ struct TLS12InteropTests {
         // RFC 8422 §5.1: a TLS 1.2 client must list the curve of an ECDSA certificate (P-384 here)
         // among its groups; the key exchange group is still the first.
         let groups = pki == "ecdsa" && group != "secp384r1" ? "\(group):secp384r1" : group
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("\(pki)-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", "-tls1_2", "-cipher", cipher, "-groups", groups,
-        ], stdin: "hello-tls12\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("\(pki)-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", "-tls1_2", "-cipher", cipher, "-groups", groups
+            ], stdin: "hello-tls12\n")
         try client.waitFor("Verify return code: 0 (ok)")
         try client.waitFor("---\nhello-tls12")
         let output = client.text
@@ -66,10 +70,12 @@ struct TLS12InteropTests {
     @Test("Q-SSL client ↔ gnutls-serv over TLS 1.2", arguments: [("ecdsa", "SECP384R1"), ("rsa", "X25519")])
     func gnutlsServer(pki: String, group: String) async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("gnutls-serv"), [
-            "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("\(pki).pem"), "--x509keyfile", InteropPKI.shared.path("\(pki).key"),
-            "--echo", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-\(group)",
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("gnutls-serv"),
+            [
+                "--port", "\(port)", "--x509certfile", InteropPKI.shared.path("\(pki).pem"), "--x509keyfile", InteropPKI.shared.path("\(pki).key"),
+                "--echo", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-\(group)"
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(pki: pki), serverName: "localhost")
@@ -84,10 +90,12 @@ struct TLS12InteropTests {
     func gnutlsClient(pki: String, group: String) async throws {
         let (server, outcomes) = try await startQSSLServer(pki: pki) { $0.groups = [NamedGroup(name: group.lowercased())!] + Defaults.groups }
         // RFC 8422 §5.1: the client lists the ECDSA certificate's curve (P-384) too.
-        let client = try PeerProcess(try Peers.executable("gnutls-cli"), [
-            "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("\(pki)-ca.pem"),
-            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-\(group):+GROUP-SECP384R1", "localhost",
-        ], stdin: "hello-gnutls12\n")
+        let client = try PeerProcess(
+            try Peers.executable("gnutls-cli"),
+            [
+                "--port", "\(server.port)", "--x509cafile", InteropPKI.shared.path("\(pki)-ca.pem"),
+                "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-\(group):+GROUP-SECP384R1", "localhost"
+            ], stdin: "hello-gnutls12\n")
         try client.waitFor("Handshake was completed")
         try client.waitFor("hello-gnutls12")
         client.terminate()
@@ -99,8 +107,9 @@ struct TLS12InteropTests {
     @Test("tlslite-ng client ↔ Q-SSL server over TLS 1.2")
     func tlsliteClient() async throws {
         let (server, outcomes) = try await startQSSLServer()
-        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1"],
-                                   environment: ["TLSLITE_VERSION": "1.2"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1"],
+            environment: ["TLSLITE_VERSION": "1.2"])
         let result = try peerResult(peer.finish(timeout: 60))
         try await server.close()
         #expect(result["ok"] as? Bool == true, "\(result)")
@@ -112,8 +121,9 @@ struct TLS12InteropTests {
     func legacyMasterSecret() async throws {
         // tlslite-ng client without EMS → Q-SSL server (standard suites only: the hybrid ones require EMS).
         let (server, outcomes) = try await startQSSLServer()
-        let peer = try PeerProcess(try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1"],
-                                   environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_NO_EMS": "1"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(), [Peers.script("tlslite_peer.py"), "client", "\(server.port)", "localhost", "x25519,secp384r1"],
+            environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_NO_EMS": "1"])
         let result = try peerResult(peer.finish(timeout: 60))
         try await server.close()
         #expect(result["ok"] as? Bool == true, "\(result)")
@@ -123,13 +133,17 @@ struct TLS12InteropTests {
 
         // Q-SSL client → tlslite-ng server without EMS.
         let port = try Peers.freePort()
-        let serverPeer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), "x25519,secp256r1",
-        ], environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_NO_EMS": "1"])
+        let serverPeer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"),
+                "x25519,secp256r1"
+            ], environment: ["TLSLITE_VERSION": "1.2", "TLSLITE_NO_EMS": "1"])
         defer { serverPeer.terminate() }
         try serverPeer.waitFor("ready")
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost",
-                                                     timeout: .seconds(60))
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost",
+            timeout: .seconds(60))
         try await client.send(Array("legacy".utf8))
         #expect(try await client.read(expectedBytes: 6, idleTimeout: .seconds(20)) == Array("legacy".utf8))
         await client.close()
@@ -140,13 +154,17 @@ struct TLS12InteropTests {
     @Test("Q-SSL client ↔ tlslite-ng server over TLS 1.2")
     func tlsliteServer() async throws {
         let port = try Peers.freePort()
-        let peer = try PeerProcess(try Peers.requirePython(), [
-            Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"), "x25519,secp256r1",
-        ], environment: ["TLSLITE_VERSION": "1.2"])
+        let peer = try PeerProcess(
+            try Peers.requirePython(),
+            [
+                Peers.script("tlslite_peer.py"), "server", "\(port)", InteropPKI.shared.path("ecdsa.pem"), InteropPKI.shared.path("ecdsa.key"),
+                "x25519,secp256r1"
+            ], environment: ["TLSLITE_VERSION": "1.2"])
         defer { peer.terminate() }
         try peer.waitFor("ready")
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost",
-                                                     timeout: .seconds(60))
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost",
+            timeout: .seconds(60))
         try await client.send(Array("tls12".utf8))
         let echoed = try await client.read(expectedBytes: 5, idleTimeout: .seconds(20))
         await client.close()
@@ -159,9 +177,12 @@ struct TLS12InteropTests {
     @Test("a client offering 1.2 and 1.3 gets what a version-limited s_server speaks", arguments: [("-tls1_2", ProtocolVersion.tls12), ("-tls1_3", .tls13)])
     func versionLimitedServer(flag: String, version: ProtocolVersion) async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"), "-www", flag,
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
+                flag
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig(), serverName: "localhost")
@@ -169,13 +190,17 @@ struct TLS12InteropTests {
         #expect(client.summary.version == version)
     }
 
-    @Test("a Q-SSL server speaking 1.2 and 1.3 answers a version-limited s_client in its version", arguments: [("-tls1_2", ProtocolVersion.tls12), ("-tls1_3", .tls13)])
+    @Test(
+        "a Q-SSL server speaking 1.2 and 1.3 answers a version-limited s_client in its version",
+        arguments: [("-tls1_2", ProtocolVersion.tls12), ("-tls1_3", .tls13)])
     func versionLimitedClient(flag: String, version: ProtocolVersion) async throws {
         let (server, outcomes) = try await startQSSLServer()
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
-            "-verify_return_error", flag,
-        ], stdin: "v\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", InteropPKI.shared.path("ecdsa-ca.pem"), "-servername", "localhost",
+                "-verify_return_error", flag
+            ], stdin: "v\n")
         try client.waitFor("Verify return code: 0 (ok)")
         client.terminate()
         try await server.close()
@@ -185,13 +210,17 @@ struct TLS12InteropTests {
     @Test("a TLS 1.3-only Q-SSL client and a TLS 1.2-only s_server fail with protocol_version")
     func noCommonVersion() async throws {
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"), "-www", "-tls1_2",
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", InteropPKI.shared.path("ecdsa.pem"), "-key", InteropPKI.shared.path("ecdsa.key"), "-www",
+                "-tls1_2"
+            ])
         defer { server.terminate() }
         try Peers.waitForListener(port: port)
         do {
-            _ = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.versions = [.tls13] }, serverName: "localhost")
+            _ = try await NIOQSSLClient.connect(
+                host: "127.0.0.1", port: port, configuration: qsslClientConfig { $0.versions = [.tls13] }, serverName: "localhost")
             Issue.record("handshake succeeded without a common version")
         } catch {
             #expect(tlsError(error)?.alertSentOrReceived == .protocolVersion, "\(error)")
@@ -201,9 +230,11 @@ struct TLS12InteropTests {
     @Test("a TLS 1.3-only Q-SSL server refuses a TLS 1.2-only s_client with protocol_version")
     func serverNoCommonVersion() async throws {
         let (server, outcomes) = try await startQSSLServer { $0.versions = [.tls13] }
-        let client = try PeerProcess(try Peers.executable("openssl"), [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_2",
-        ], stdin: "x\n")
+        let client = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_2"
+            ], stdin: "x\n")
         let output = client.finish(timeout: 10)
         try await server.close()
         #expect(output.contains("alert protocol version"), "\(output)")

@@ -47,7 +47,11 @@ final class CuttingRelay: @unchecked Sendable {
         }
     }
 
-    private func track(_ fd: Int32) { lock.lock(); open.append(fd); lock.unlock() }
+    private func track(_ fd: Int32) {
+        lock.lock()
+        open.append(fd)
+        lock.unlock()
+    }
 
     private func serve(_ client: Int32, upstreamPort: Int?, pass: Int, reply: [UInt8]) {
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -66,12 +70,18 @@ final class CuttingRelay: @unchecked Sendable {
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(up, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard connected else { shutdown(client, Int32(SHUT_RDWR)); return }
+        guard connected else {
+            shutdown(client, Int32(SHUT_RDWR))
+            return
+        }
         Thread.detachNewThread {
             var b = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = b.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-                if n <= 0 { shutdown(up, Int32(SHUT_RDWR)); return }
+                if n <= 0 {
+                    shutdown(up, Int32(SHUT_RDWR))
+                    return
+                }
                 _ = b.withUnsafeBytes { write(up, $0.baseAddress, n) }
             }
         }
@@ -94,7 +104,10 @@ final class CuttingRelay: @unchecked Sendable {
         stopped = true
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
-        for fd in open { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        for fd in open {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
         open = []
     }
 }

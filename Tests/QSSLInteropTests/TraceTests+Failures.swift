@@ -52,54 +52,54 @@ extension TraceTests {
     static func pythonRelay(_ dir: ToolDirectory, mode: String, upstream: Int, bytes: Int = 0) throws -> (port: Int, process: PeerProcess) {
         let script = dir.path("relay-\(mode).py")
         try """
-            import socket, sys, threading, struct
-            mode, port, up, nbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port)); s.listen(8)
-            def pump(c, u):
-                try:
-                    while True:
-                        d = c.recv(65536)
-                        if not d: break
-                        u.sendall(d)
-                except Exception: pass
-                try: u.shutdown(socket.SHUT_WR)
-                except Exception: pass
-            def forward(c):
-                u = socket.create_connection(('127.0.0.1', up))
-                u.sendall(c.recv(65536))
-                got = b''
-                while nbytes == 0 or len(got) < nbytes:
-                    try: d = u.recv(65536)
-                    except socket.timeout: break
+        import socket, sys, threading, struct
+        mode, port, up, nbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port)); s.listen(8)
+        def pump(c, u):
+            try:
+                while True:
+                    d = c.recv(65536)
                     if not d: break
-                    got += d
-                    u.settimeout(0.5)   # nbytes 0: the flight is what arrives before 0.5 s of silence
-                c.sendall(got[:nbytes] if nbytes else got); c.close(); u.close()
-            def split(c):
-                u = socket.create_connection(('127.0.0.1', up))
-                threading.Thread(target=pump, args=(c, u), daemon=True).start()
-                buf = b''; first = True
-                try:
-                    while True:
-                        d = u.recv(65536)
-                        if not d: break
-                        buf += d; out = b''
-                        while len(buf) >= 5:
-                            n = struct.unpack('>H', buf[3:5])[0]
-                            if len(buf) < 5 + n: break
-                            r, buf = buf[:5+n], buf[5+n:]
-                            if first and r[0] == 22:
-                                first = False; body = r[5:]
-                                out += r[:3] + struct.pack('>H', 10) + body[:10] + r[:3] + struct.pack('>H', len(body)-10) + body[10:]
-                            else:
-                                out += r
-                        c.sendall(out)
-                except Exception: pass
-                c.close()
-            print('relay ready', flush=True)
-            while True:
-                c, _ = s.accept(); threading.Thread(target=forward if mode == 'forward' else split, args=(c,), daemon=True).start()
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+                    u.sendall(d)
+            except Exception: pass
+            try: u.shutdown(socket.SHUT_WR)
+            except Exception: pass
+        def forward(c):
+            u = socket.create_connection(('127.0.0.1', up))
+            u.sendall(c.recv(65536))
+            got = b''
+            while nbytes == 0 or len(got) < nbytes:
+                try: d = u.recv(65536)
+                except socket.timeout: break
+                if not d: break
+                got += d
+                u.settimeout(0.5)   # nbytes 0: the flight is what arrives before 0.5 s of silence
+            c.sendall(got[:nbytes] if nbytes else got); c.close(); u.close()
+        def split(c):
+            u = socket.create_connection(('127.0.0.1', up))
+            threading.Thread(target=pump, args=(c, u), daemon=True).start()
+            buf = b''; first = True
+            try:
+                while True:
+                    d = u.recv(65536)
+                    if not d: break
+                    buf += d; out = b''
+                    while len(buf) >= 5:
+                        n = struct.unpack('>H', buf[3:5])[0]
+                        if len(buf) < 5 + n: break
+                        r, buf = buf[:5+n], buf[5+n:]
+                        if first and r[0] == 22:
+                            first = False; body = r[5:]
+                            out += r[:3] + struct.pack('>H', 10) + body[:10] + r[:3] + struct.pack('>H', len(body)-10) + body[10:]
+                        else:
+                            out += r
+                    c.sendall(out)
+            except Exception: pass
+            c.close()
+        print('relay ready', flush=True)
+        while True:
+            c, _ = s.accept(); threading.Thread(target=forward if mode == 'forward' else split, args=(c,), daemon=True).start()
+        """.write(toFile: script, atomically: true, encoding: .utf8)
         let port = try Peers.freePort()
         let process = try PeerProcess("/usr/bin/python3", [script, mode, "\(port)", "\(upstream)", "\(bytes)"])
         try process.waitFor("relay ready")
@@ -115,8 +115,9 @@ extension TraceTests {
         let relay = try Self.pythonRelay(dir, mode: "forward", upstream: server.port, bytes: 0)
         defer { relay.process.terminate() }
         for _ in 0..<3 {
-            let run = try dir.tool(["trace", "127.0.0.1:\(relay.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--tls-versions", "1.3", "--no-compare"],
-                                   expectSuccess: false)
+            let run = try dir.tool(
+                ["trace", "127.0.0.1:\(relay.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--tls-versions", "1.3", "--no-compare"],
+                expectSuccess: false)
             #expect(run.status == 0 || run.status == 1, "not killed by a signal: status \(run.status)\n\(run.stderr)")
             #expect(run.stdout.contains("CertificateVerify"), "the trace is written: \(run.stdout)")
             if run.status == 1 {
@@ -149,9 +150,11 @@ extension TraceTests {
     func recordPadding() throws {
         let dir = try ToolDirectory()
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", dir.cert, "-key", dir.key, "-www", "-tls1_3", "-record_padding", "512",
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", dir.cert, "-key", dir.key, "-www", "-tls1_3", "-record_padding", "512"
+            ])
         defer { server.terminate() }
         try server.waitFor("ACCEPT")
         let (doc, _) = try Self.traceJSON(dir, port: port, ca: dir.ca, ["--no-compare"])
@@ -179,10 +182,15 @@ extension TraceTests {
         let dir = try ToolDirectory()
         // Spread over three attributes: a CN holds at most 64 characters.
         let evil = "/CN=Evil <img src=x onerror=alert(1)>/O=%%{init: {\"theme\":\"dark\"}}%%/OU=\u{1B}[31mred\u{1B}[0m \u{202E}gpj.exe"
-        let key = dir.path("evil.key"), cert = dir.path("evil.pem")
+        let key = dir.path("evil.key")
+        let cert = dir.path("evil.pem")
         let openssl = try Peers.executable("openssl")
-        let gen = try PeerProcess(openssl, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-                                            "-days", "2", "-utf8", "-subj", evil, "-addext", "subjectAltName=DNS:localhost"])
+        let gen = try PeerProcess(
+            openssl,
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "2", "-utf8", "-subj", evil, "-addext", "subjectAltName=DNS:localhost"
+            ])
         _ = gen.finish(timeout: 30)
         #expect(FileManager.default.fileExists(atPath: cert))
         let port = try Peers.freePort()
@@ -213,10 +221,13 @@ extension TraceTests {
         let dir = try ToolDirectory()
         let server = try Self.compositeServer(dir)
         defer { server.stop() }
-        let hrr = try dir.tool(["trace", "127.0.0.1:\(server.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--tls-versions", "1.3",
-                                "--groups", "SecP384r1MLKEM1024,x25519", "--key-shares", "x25519"]).stdout
+        let hrr = try dir.tool([
+            "trace", "127.0.0.1:\(server.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--tls-versions", "1.3",
+            "--groups", "SecP384r1MLKEM1024,x25519", "--key-shares", "x25519"
+        ]).stdout
         #expect(hrr.contains("TLS 1.3 full +HRR") && hrr.contains("took 2 round trips (HelloRetryRequest)"), "\(hrr)")
-        let classical = try dir.tool(["trace", "127.0.0.1:\(server.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--groups", "x25519"]).stdout
+        let classical = try dir.tool(["trace", "127.0.0.1:\(server.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--groups", "x25519"])
+            .stdout
         #expect(!classical.contains("ML-KEM and ECDH"), "\(classical)")
         #expect(classical.contains("no ML-KEM in this handshake"), "\(classical)")
         let pq = try dir.tool(["trace", "127.0.0.1:\(server.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--no-compare"]).stdout
@@ -233,8 +244,9 @@ extension TraceTests {
         // A relay that passes the client's bytes on and only the first 3,000 of the server's.
         let relay = try CuttingRelay(upstreamPort: server.port, passServerBytes: 3000)
         defer { relay.stop() }
-        let run = try dir.tool(["trace", "127.0.0.1:\(relay.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--tls-versions", "1.3"],
-                               expectSuccess: false)
+        let run = try dir.tool(
+            ["trace", "127.0.0.1:\(relay.port)", "--ca", Self.composite.ca, "--server-name", "localhost", "--tls-versions", "1.3"],
+            expectSuccess: false)
         #expect(run.status == 1)
         #expect(run.stdout.contains("ServerHello"), "\(run.stdout)")
         #expect(!run.stdout.contains("CertificateVerify"))

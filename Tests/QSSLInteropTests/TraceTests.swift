@@ -24,21 +24,27 @@ struct TraceTests {
 
     static func compositeServer(_ dir: ToolDirectory, _ flags: [String] = []) throws -> TracedServer {
         let port = try Peers.freePort()
-        let process = try PeerProcess(try QSSLToolBinary.path(), ["serve", "--listen", "127.0.0.1:\(port)", "--cert", composite.cert, "--key", composite.key] + flags)
+        let process = try PeerProcess(
+            try QSSLToolBinary.path(), ["serve", "--listen", "127.0.0.1:\(port)", "--cert", composite.cert, "--key", composite.key] + flags)
         try process.waitFor("listening on")
         try Peers.waitForListener(port: port)
         return TracedServer(port: port, process: process)
     }
 
     /// `qssl trace … --format json`: the document.
-    static func traceJSON(_ dir: ToolDirectory, port: Int, ca: String, _ extra: [String], expectSuccess: Bool = true) throws -> (doc: [String: Any], run: ToolRun) {
-        let run = try dir.tool(["trace", "127.0.0.1:\(port)", "--ca", ca, "--server-name", "localhost", "--format", "json"] + extra, expectSuccess: expectSuccess)
+    static func traceJSON(_ dir: ToolDirectory, port: Int, ca: String, _ extra: [String], expectSuccess: Bool = true) throws -> (
+        doc: [String: Any], run: ToolRun
+    ) {
+        let run = try dir.tool(
+            ["trace", "127.0.0.1:\(port)", "--ca", ca, "--server-name", "localhost", "--format", "json"] + extra, expectSuccess: expectSuccess)
         let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         return (try #require(doc, "qssl trace printed \(run.stdout)\n\(run.stderr)"), run)
     }
 
     static func names(_ trace: [String: Any], _ direction: String? = nil) -> [String] {
-        ((trace["messages"] as? [[String: Any]]) ?? []).filter { direction == nil || $0["direction"] as? String == direction }.compactMap { $0["name"] as? String }
+        ((trace["messages"] as? [[String: Any]]) ?? []).filter { direction == nil || $0["direction"] as? String == direction }.compactMap {
+            $0["name"] as? String
+        }
     }
 
     /// Sizes that match the wire: the core's message sizes, plus 5 bytes per record, AEAD
@@ -51,8 +57,9 @@ struct TraceTests {
         #expect(sum == acc["total_read"], "\(acc)", sourceLocation: sourceLocation)
         #expect(acc["application_data_and_unattributed"] == 0, "\(acc)", sourceLocation: sourceLocation)
         let records = (trace["records"] as? [[String: Any]]) ?? []
-        #expect(records.filter { $0["direction"] as? String == "S->C" }.map { 5 + ($0["payload_length"] as? Int ?? 0) }.reduce(0, +) == acc["total_read"],
-                sourceLocation: sourceLocation)
+        #expect(
+            records.filter { $0["direction"] as? String == "S->C" }.map { 5 + ($0["payload_length"] as? Int ?? 0) }.reduce(0, +) == acc["total_read"],
+            sourceLocation: sourceLocation)
         let mss = trace["mss"] as? Int ?? 0
         let window = (trace["initial_window_segments"] as? Int ?? 0) * mss
         #expect(mss > 0 && window == 10 * mss, sourceLocation: sourceLocation)
@@ -65,11 +72,14 @@ struct TraceTests {
         // the messages as for the flights.
         let messages = (trace["messages"] as? [[String: Any]]) ?? []
         for m in messages {
-            let flight = m["flight"] as? Int ?? 0, direction = m["direction"] as? String
+            let flight = m["flight"] as? Int ?? 0
+            let direction = m["direction"] as? String
             let indices = Set(messages.filter { $0["flight"] as? Int == flight }.flatMap { ($0["records"] as? [Int]) ?? [] })
-            let flightStart = records.filter { $0["direction"] as? String == direction && indices.contains($0["index"] as? Int ?? -1) }
+            let flightStart =
+                records.filter { $0["direction"] as? String == direction && indices.contains($0["index"] as? Int ?? -1) }
                 .compactMap { $0["wire_offset"] as? Int }.min() ?? 0
-            let start = (m["wire_start"] as? Int ?? 0) - flightStart, end = (m["wire_end"] as? Int ?? 0) - flightStart
+            let start = (m["wire_start"] as? Int ?? 0) - flightStart
+            let end = (m["wire_end"] as? Int ?? 0) - flightStart
             #expect(m["first_segment"] as? Int == start / mss + 1, "\(m)", sourceLocation: sourceLocation)
             #expect(m["last_segment"] as? Int == max(start, end - 1) / mss + 1, "\(m)", sourceLocation: sourceLocation)
             let f = ((trace["flights"] as? [[String: Any]]) ?? []).first { $0["index"] as? Int == flight }
@@ -79,15 +89,20 @@ struct TraceTests {
 
     // MARK: - qssl serve
 
-    @Test("qssl serve, composite certificate, TLS 1.3: the message sequence, sizes matching the wire, segments, the client's work; companions for 1.2 and resumption")
+    @Test(
+        "qssl serve, composite certificate, TLS 1.3: the message sequence, sizes matching the wire, segments, the client's work; companions for 1.2 and resumption"
+    )
     func qsslServe13() throws {
         let dir = try ToolDirectory()
         let server = try Self.compositeServer(dir)
         defer { server.stop() }
         let (doc, _) = try Self.traceJSON(dir, port: server.port, ca: Self.composite.ca, ["--tls-versions", "1.3"])
         let trace = try #require(doc["trace"] as? [String: Any])
-        #expect(Self.names(trace) == ["ClientHello", "ServerHello", "ChangeCipherSpec", "EncryptedExtensions", "Certificate", "CertificateVerify", "Finished",
-                                      "ChangeCipherSpec", "Finished", "NewSessionTicket", "NewSessionTicket"])
+        #expect(
+            Self.names(trace) == [
+                "ClientHello", "ServerHello", "ChangeCipherSpec", "EncryptedExtensions", "Certificate", "CertificateVerify", "Finished",
+                "ChangeCipherSpec", "Finished", "NewSessionTicket", "NewSessionTicket"
+            ])
         #expect(trace["version"] as? String == "TLSv1.3")
         #expect(trace["group"] as? String == "SecP384r1MLKEM1024")
         #expect(trace["handshake_round_trips"] as? Int == 1)
@@ -146,8 +161,9 @@ struct TraceTests {
         let dir = try ToolDirectory()
         let server = try Self.compositeServer(dir)
         defer { server.stop() }
-        let (hrr, _) = try Self.traceJSON(dir, port: server.port, ca: Self.composite.ca,
-                                          ["--tls-versions", "1.3", "--groups", "SecP384r1MLKEM1024,x25519", "--key-shares", "x25519", "--no-compare"])
+        let (hrr, _) = try Self.traceJSON(
+            dir, port: server.port, ca: Self.composite.ca,
+            ["--tls-versions", "1.3", "--groups", "SecP384r1MLKEM1024,x25519", "--key-shares", "x25519", "--no-compare"])
         let trace = try #require(hrr["trace"] as? [String: Any])
         #expect(Self.names(trace, "S->C").first == "HelloRetryRequest")
         #expect(Self.names(trace, "C->S").filter { $0 == "ClientHello" }.count == 2)
@@ -157,7 +173,10 @@ struct TraceTests {
 
         let (t12, _) = try Self.traceJSON(dir, port: server.port, ca: Self.composite.ca, ["--tls-versions", "1.2", "--no-compare"])
         let trace12 = try #require(t12["trace"] as? [String: Any])
-        #expect(Self.names(trace12, "S->C") == ["ServerHello", "Certificate", "ServerKeyExchange", "ServerHelloDone", "NewSessionTicket", "ChangeCipherSpec", "Finished"])
+        #expect(
+            Self.names(trace12, "S->C") == [
+                "ServerHello", "Certificate", "ServerKeyExchange", "ServerHelloDone", "NewSessionTicket", "ChangeCipherSpec", "Finished"
+            ])
         #expect(Self.names(trace12, "C->S") == ["ClientHello", "ClientKeyExchange", "ChangeCipherSpec", "Finished"])
         Self.checkWire(trace12)
     }
@@ -169,8 +188,9 @@ struct TraceTests {
         let server = try Self.compositeServer(dir, ["--client-auth", "required", "--client-ca", mtls.path("composite-client-ca.pem")])
         defer { server.stop() }
         for version in ["1.3", "1.2"] {
-            let (doc, _) = try Self.traceJSON(dir, port: server.port, ca: Self.composite.ca,
-                                              ["--tls-versions", version, "--cert", mtls.path("composite-client.pem"), "--key", mtls.path("composite-client.key"), "--no-compare"])
+            let (doc, _) = try Self.traceJSON(
+                dir, port: server.port, ca: Self.composite.ca,
+                ["--tls-versions", version, "--cert", mtls.path("composite-client.pem"), "--key", mtls.path("composite-client.key"), "--no-compare"])
             let trace = try #require(doc["trace"] as? [String: Any])
             #expect(Self.names(trace, "S->C").contains("CertificateRequest"))
             #expect(Self.names(trace, "C->S").contains("Certificate") && Self.names(trace, "C->S").contains("CertificateVerify"))
@@ -185,16 +205,21 @@ struct TraceTests {
     func openSSL(flag: String) throws {
         let dir = try ToolDirectory()
         let port = try Peers.freePort()
-        let server = try PeerProcess(try Peers.executable("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", dir.cert, "-key", dir.key, "-www", flag,
-        ])
+        let server = try PeerProcess(
+            try Peers.executable("openssl"),
+            [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", dir.cert, "-key", dir.key, "-www", flag
+            ])
         defer { server.terminate() }
         try server.waitFor("ACCEPT")
         let (doc, _) = try Self.traceJSON(dir, port: port, ca: dir.ca, ["--no-compare"])
         let trace = try #require(doc["trace"] as? [String: Any])
         if flag == "-tls1_3" {
             #expect(trace["version"] as? String == "TLSv1.3")
-            #expect(Self.names(trace, "S->C").starts(with: ["ServerHello", "ChangeCipherSpec", "EncryptedExtensions", "Certificate", "CertificateVerify", "Finished"]))
+            #expect(
+                Self.names(trace, "S->C").starts(with: [
+                    "ServerHello", "ChangeCipherSpec", "EncryptedExtensions", "Certificate", "CertificateVerify", "Finished"
+                ]))
             #expect(trace["handshake_round_trips"] as? Int == 1)
         } else {
             #expect(trace["version"] as? String == "TLSv1.2")
@@ -218,13 +243,18 @@ struct TraceTests {
         #expect(text.contains("<svg"))
         #expect(text.contains("initial window"))
         #expect(!text.contains("<script") && !text.contains("http://") && !text.contains("https://") && !text.contains("@import") && !text.contains("url(http"))
-        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first(where: FileManager.default.isExecutableFile) else {
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first(where: FileManager.default.isExecutableFile)
+        else {
             Issue.record("chromium is not installed")
             return
         }
         let png = dir.path("trace.png")
-        let browser = try PeerProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--screenshot=\(png)",
-                                                 "--window-size=1200,2000", "file://\(html)"])
+        let browser = try PeerProcess(
+            chromium,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--screenshot=\(png)",
+                "--window-size=1200,2000", "file://\(html)"
+            ])
         defer { browser.terminate() }
         let deadline = Date().addingTimeInterval(60)
         func size() -> Int { ((try? FileManager.default.attributesOfItem(atPath: png))?[.size] as? Int) ?? 0 }

@@ -1,9 +1,10 @@
+import CQSSLConstantTime
 import Crypto
 import Foundation
-import Testing
-@testable import QSSLP384
-import CQSSLConstantTime
 import QSSLTestSupport
+import Testing
+
+@testable import QSSLP384
 
 func hex(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
@@ -26,13 +27,19 @@ func scalar48(_ s: String) -> [UInt8]? {
 struct P384KnownAnswerTests {
     // RFC 6979 A.2.6 (P-384, SHA-384), cross-checked with python-ecdsa's sign_deterministic.
     static let x = hex("6b9d3dad2e1b8c1c05b19875b6659f4de23c3b667bf297ba9aa47740787137d896d5724e4c70a825f872c9ea60d2edf5")
-    static let publicKey = hex("04ec3a4e415b4e19a4568618029f427fa5da9a8bc4ae92e02e06aae5286b300c64def8f0ea9055866064a254515480bc138015d9b72d7d57244ea8ef9ac0c621896708a59367f9dfb9f54ca84b3f1c9db1288b231c3ae0d4fe7344fd2533264720")
+    static let publicKey = hex(
+        "04ec3a4e415b4e19a4568618029f427fa5da9a8bc4ae92e02e06aae5286b300c64def8f0ea9055866064a254515480bc138015d9b72d7d57244ea8ef9ac0c621896708a59367f9dfb9f54ca84b3f1c9db1288b231c3ae0d4fe7344fd2533264720"
+    )
 
     @Test(arguments: [
-        ("sample", "94edbb92a5ecb8aad4736e56c691916b3f88140666ce9fa73d64c4ea95ad133c81a648152e44acf96e36dd1e80fabe46",
-         "99ef4aeb15f178cea1fe40db2603138f130e740a19624526203b6351d0a3a94fa329c145786e679e7b82c71a38628ac8"),
-        ("test", "8203b63d3c853e8d77227fb377bcf7b7b772e97892a80f36ab775d509d7a5feb0542a7f0812998da8f1dd3ca3cf023db",
-         "ddd0760448d42d8a43af45af836fce4de8be06b485e9b61b827c2f13173923e06a739f040649a667bf3b828246baa5a5"),
+        (
+            "sample", "94edbb92a5ecb8aad4736e56c691916b3f88140666ce9fa73d64c4ea95ad133c81a648152e44acf96e36dd1e80fabe46",
+            "99ef4aeb15f178cea1fe40db2603138f130e740a19624526203b6351d0a3a94fa329c145786e679e7b82c71a38628ac8"
+        ),
+        (
+            "test", "8203b63d3c853e8d77227fb377bcf7b7b772e97892a80f36ab775d509d7a5feb0542a7f0812998da8f1dd3ca3cf023db",
+            "ddd0760448d42d8a43af45af836fce4de8be06b485e9b61b827c2f13173923e06a739f040649a667bf3b828246baa5a5"
+        )
     ])
     func rfc6979(message: String, r: String, s: String) throws {
         let key = try NISTP384.PrivateKey(rawRepresentation: Self.x)
@@ -66,14 +73,17 @@ struct P384KnownAnswerTests {
     }
 
     @Test func cavpSigGen() throws {
-        let key = try NISTP384.PrivateKey(rawRepresentation: hex("201b432d8df14324182d6261db3e4b3f46a8284482d52e370da41e6cbdf45ec2952f5db7ccbce3bc29449f4fb080ac97"))
-        #expect(hexString(key.publicKey.x963Representation) == "04"
+        let key = try NISTP384.PrivateKey(
+            rawRepresentation: hex("201b432d8df14324182d6261db3e4b3f46a8284482d52e370da41e6cbdf45ec2952f5db7ccbce3bc29449f4fb080ac97"))
+        #expect(
+            hexString(key.publicKey.x963Representation) == "04"
                 + "c2b47944fb5de342d03285880177ca5f7d0f2fcad7678cce4229d6e1932fcac11bfc3c3e97d942a3c56bf34123013dbf"
                 + "37257906a8223866eda0743c519616a76a758ae58aee81c5fd35fbf3a855b7754a36d4a0672df95d6c44a81cf7620c2d")
         let digest = hex("31a452d6164d904bb5724c878280231eae705c29ce9d4bc7d58e020e1085f17eebcc1a38f0ed0bf2b344d81fbd896825")
         let k = Scalar(hex("dcedabf85978e090f733c6e16646fa34df9ded6e5ce28c6676a00f58a25283db8885e16ce5bf97f917c81e1f25c9c771").reversed().chunked())
         let signature = try #require(key.signature(digestInteger: Scalar.reducedOnce(NISTP384.bits2int(digest)), nonce: k))
-        #expect(hexString(signature.rawRepresentation)
+        #expect(
+            hexString(signature.rawRepresentation)
                 == "50835a9251bad008106177ef004b091a1e4235cd0da84fff54542b0ed755c1d6f251609d14ecf18f9e1ddfe69b946e32"
                 + "0475f3d30c6463b646e8d3bf2455830314611cbde404be518b14464fdb195fdcc92eb222e61f426a4a592c00a6a89721")
         #expect(key.publicKey.isValidSignature(signature, forDigest: digest))
@@ -104,7 +114,8 @@ struct P384KnownAnswerTests {
         var two = one
         two[47] = 2
         let reference = try P384.KeyAgreement.PrivateKey(rawRepresentation: two)
-        #expect(try NISTP384.PrivateKey(rawRepresentation: two).sharedSecret(with: peer)
+        #expect(
+            try NISTP384.PrivateKey(rawRepresentation: two).sharedSecret(with: peer)
                 == reference.sharedSecretFromKeyAgreement(with: .init(x963Representation: Self.publicKey)).withUnsafeBytes { Array($0) })
         // n·G through the variable-base path is the point at infinity
         let sum = ScalarMult.variable(Scalar(n.reversed().chunked()), .generator)
@@ -142,12 +153,12 @@ struct P384KnownAnswerTests {
         // the reference's DER matches ours byte for byte
         #expect(Array(try P384.Signing.ECDSASignature(rawRepresentation: signature.rawRepresentation).derRepresentation) == der)
         let bad: [[UInt8]] = [
-            der + [0],                                       // trailing byte
+            der + [0],  // trailing byte
             [0x30, 0x81, UInt8(der.count - 2)] + der[2...],  // non-minimal long-form length
-            Array(der.dropLast()),                           // truncated
-            [0x31] + der[1...],                              // SET instead of SEQUENCE
-            [0x30, 0],                                       // empty
-            [],
+            Array(der.dropLast()),  // truncated
+            [0x31] + der[1...],  // SET instead of SEQUENCE
+            [0x30, 0],  // empty
+            []
         ]
         for b in bad { #expect(throws: (any Error).self) { try NISTP384.Signature(derRepresentation: b) } }
         // r = 0, r = n and a negative s are refused
@@ -213,8 +224,9 @@ struct P384WycheproofTests {
             for t in group.tests {
                 let outcome: [UInt8]? = {
                     guard let d = scalar48(t.private!),
-                          let key = try? NISTP384.PrivateKey(rawRepresentation: d),
-                          let peer = try? NISTP384.PublicKey(x963Representation: hex(t.public!)) else { return nil }
+                        let key = try? NISTP384.PrivateKey(rawRepresentation: d),
+                        let peer = try? NISTP384.PublicKey(x963Representation: hex(t.public!))
+                    else { return nil }
                     return try? key.sharedSecret(with: peer)
                 }()
                 switch t.result {
@@ -242,7 +254,8 @@ struct P384WycheproofTests {
             let key = try NISTP384.PublicKey(x963Representation: hex(group.publicKey!.uncompressed))
             for t in group.tests {
                 let sigBytes = hex(t.sig!)
-                let signature = name.hasSuffix("p1363_test")
+                let signature =
+                    name.hasSuffix("p1363_test")
                     ? try? NISTP384.Signature(rawRepresentation: sigBytes)
                     : try? NISTP384.Signature(derRepresentation: sigBytes)
                 let valid = signature.map { key.isValidSignature($0, for: hex(t.msg!)) } ?? false
@@ -277,10 +290,12 @@ struct P384DifferentialTests {
 struct MontgomeryAssemblyTests {
     static func edges<F: MontgomeryField>(_: F.Type) -> [F] {
         let m = F.modulus
-        func minus(_ k: UInt64) -> F { F(m.v0 &- k, m.v1, m.v2, m.v3, m.v4, m.v5) }   // m.v0 ≥ k here
-        return [F(0, 0, 0, 0, 0, 0), F(1, 0, 0, 0, 0, 0), F(2, 0, 0, 0, 0, 0), minus(1), minus(2), minus(3),
-                F(0, 0, 0, 0, 0, 1 << 63), F(.max, .max, .max, 0, 0, 0), F(0, 0, 0, .max, .max, .max - 1),
-                F(.max, .max, .max, .max, .max, .max - 1), F.one, F.r2]
+        func minus(_ k: UInt64) -> F { F(m.v0 &- k, m.v1, m.v2, m.v3, m.v4, m.v5) }  // m.v0 ≥ k here
+        return [
+            F(0, 0, 0, 0, 0, 0), F(1, 0, 0, 0, 0, 0), F(2, 0, 0, 0, 0, 0), minus(1), minus(2), minus(3),
+            F(0, 0, 0, 0, 0, 1 << 63), F(.max, .max, .max, 0, 0, 0), F(0, 0, 0, .max, .max, .max - 1),
+            F(.max, .max, .max, .max, .max, .max - 1), F.one, F.r2
+        ]
     }
 
     static func random<F: MontgomeryField>(_: F.Type, _ rng: inout some RandomNumberGenerator) -> F {
@@ -300,25 +315,25 @@ struct MontgomeryAssemblyTests {
     }
 
     #if arch(x86_64) && !os(Windows)
-    @Test(.enabled(if: qssl_has_adx() != 0, "no ADX on this CPU, or QSSL_P384_PORTABLE=1: the assembly is not used"))
-    func assemblyAgreesWithSwift() {
-        var rng = SystemRandomNumberGenerator()
-        func check<F: MontgomeryField>(_ type: F.Type, mulADX: (F, F) -> F, mulSwift: (F, F) -> F, squareSwift: (F) -> F) {
-            var pairs: [(F, F)] = []
-            for a in Self.edges(type) { for b in Self.edges(type) { pairs.append((a, b)) } }
-            for _ in 0..<20_000 { pairs.append((Self.random(type, &rng), Self.random(type, &rng))) }
-            var bad = 0
-            for (a, b) in pairs {
-                if !Self.same(mulADX(a, b), mulSwift(a, b)) { bad += 1 }
-                if !Self.same(mulADX(a, a), squareSwift(a)) { bad += 1 }
+        @Test(.enabled(if: qssl_has_adx() != 0, "no ADX on this CPU, or QSSL_P384_PORTABLE=1: the assembly is not used"))
+        func assemblyAgreesWithSwift() {
+            var rng = SystemRandomNumberGenerator()
+            func check<F: MontgomeryField>(_ type: F.Type, mulADX: (F, F) -> F, mulSwift: (F, F) -> F, squareSwift: (F) -> F) {
+                var pairs: [(F, F)] = []
+                for a in Self.edges(type) { for b in Self.edges(type) { pairs.append((a, b)) } }
+                for _ in 0..<20_000 { pairs.append((Self.random(type, &rng), Self.random(type, &rng))) }
+                var bad = 0
+                for (a, b) in pairs {
+                    if !Self.same(mulADX(a, b), mulSwift(a, b)) { bad += 1 }
+                    if !Self.same(mulADX(a, a), squareSwift(a)) { bad += 1 }
+                }
+                #expect(bad == 0, "\(type): \(bad) disagreements in \(pairs.count) pairs")
             }
-            #expect(bad == 0, "\(type): \(bad) disagreements in \(pairs.count) pairs")
+            check(FieldElement.self, mulADX: FieldElement.mulADX, mulSwift: FieldElement.mulPortable, squareSwift: FieldElement.squarePortable)
+            check(Scalar.self, mulADX: Scalar.mulADX, mulSwift: Scalar.mulPortable, squareSwift: Scalar.squarePortable)
+            // and a known answer: one (2^384 mod p, Montgomery form of 1) times r2 is r2·2^384·2^-384
+            #expect(Self.same(FieldElement.mulADX(.one, .r2), FieldElement.r2))
+            #expect(Self.same(Scalar.mulADX(.r2, Scalar(1, 0, 0, 0, 0, 0)), Scalar.one))
         }
-        check(FieldElement.self, mulADX: FieldElement.mulADX, mulSwift: FieldElement.mulPortable, squareSwift: FieldElement.squarePortable)
-        check(Scalar.self, mulADX: Scalar.mulADX, mulSwift: Scalar.mulPortable, squareSwift: Scalar.squarePortable)
-        // and a known answer: one (2^384 mod p, Montgomery form of 1) times r2 is r2·2^384·2^-384
-        #expect(Self.same(FieldElement.mulADX(.one, .r2), FieldElement.r2))
-        #expect(Self.same(Scalar.mulADX(.r2, Scalar(1, 0, 0, 0, 0, 0)), Scalar.one))
-    }
     #endif
 }

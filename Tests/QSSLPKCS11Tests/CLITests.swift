@@ -19,7 +19,8 @@ struct CLITests {
     func list() async throws {
         let qssl = try requireTool()
         let f = try SoftHSM.cli
-        let result = try await run(qssl, ["hsm", "list", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--pin-file", f.pinFile], environment: f.environment)
+        let result = try await run(
+            qssl, ["hsm", "list", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--pin-file", f.pinFile], environment: f.environment)
         #expect(result.status == 0, "\(result.text)")
         #expect(result.text.contains("Token '\(SoftHSM.label)'"))
         #expect(result.text.contains("yes CKM_ECDSA"))
@@ -35,12 +36,20 @@ struct CLITests {
         let qssl = try requireTool()
         let f = try SoftHSM.cli
         let label = "cli-\(getpid())"
-        let made = try await run(qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "ecdsa-p384",
-                                  "--label", label, "--pin-file", f.pinFile], environment: f.environment)
+        let made = try await run(
+            qssl,
+            [
+                "hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "ecdsa-p384",
+                "--label", label, "--pin-file", f.pinFile
+            ], environment: f.environment)
         #expect(made.status == 0, "\(made.text)")
         #expect(made.text.contains("object=\(label);type=private"))
-        let refused = try await run(qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "mldsa65",
-                                     "--label", label + "-mldsa", "--pin-file", f.pinFile], environment: f.environment)
+        let refused = try await run(
+            qssl,
+            [
+                "hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "mldsa65",
+                "--label", label + "-mldsa", "--pin-file", f.pinFile
+            ], environment: f.environment)
         #expect(refused.status != 0)
         #expect(refused.text.contains("CKR_MECHANISM_INVALID") && refused.text.contains("CKM_ML_DSA_KEY_PAIR_GEN"), "\(refused.text)")
     }
@@ -56,21 +65,32 @@ struct CLITests {
         let hsm = ["--pkcs11-module", SoftHSM.modulePath!, "--pin-file", f.pinFile]
         var r = try await run(qssl, ["cert", "ca", "--out", dir, "--alg", "ecdsa-p384", "--subject", "CN=CLI CA"], environment: f.environment)
         #expect(r.status == 0, "\(r.text)")
-        r = try await run(qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "rsa3072", "--label", label, "--pin-file", f.pinFile], environment: f.environment)
+        r = try await run(
+            qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "rsa3072", "--label", label, "--pin-file", f.pinFile],
+            environment: f.environment)
         #expect(r.status == 0, "\(r.text)")
-        r = try await run(qssl, ["cert", "issue", "--ca", dir, "--key", key, "--subject", "CN=localhost", "--san", "DNS:localhost,IP:127.0.0.1",
-                           "--out", dir + "/server", "--store-in-token"] + hsm, environment: f.environment)
+        r = try await run(
+            qssl,
+            [
+                "cert", "issue", "--ca", dir, "--key", key, "--subject", "CN=localhost", "--san", "DNS:localhost,IP:127.0.0.1",
+                "--out", dir + "/server", "--store-in-token"
+            ] + hsm, environment: f.environment)
         #expect(r.status == 0, "\(r.text)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/server.key"))
         // The certificate from the PEM file, then from the token.
         for certificate in [dir + "/server.pem", "pkcs11:token=\(SoftHSM.label);object=\(label);type=cert"] {
             let port = Int.random(in: 20000..<40000)
-            let server = try Background(qssl, ["serve", "--listen", "127.0.0.1:\(port)", "--cert", certificate, "--key", key, "--hsm-threads", "2"] + hsm, environment: f.environment)
+            let server = try Background(
+                qssl, ["serve", "--listen", "127.0.0.1:\(port)", "--cert", certificate, "--key", key, "--hsm-threads", "2"] + hsm, environment: f.environment)
             defer { server.stop() }
             try await server.waitFor("listening on")
             #expect(server.text.contains("RSA 3072 key '\(label)' in token '\(SoftHSM.label)'"))
-            let client = try await run(openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", dir + "/ca.pem", "-servername", "localhost",
-                                           "-verify_return_error", "-brief", "-tls1_3"], timeout: 30)
+            let client = try await run(
+                openssl,
+                [
+                    "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", dir + "/ca.pem", "-servername", "localhost",
+                    "-verify_return_error", "-brief", "-tls1_3"
+                ], timeout: 30)
             #expect(client.status == 0 && client.text.contains("Verification: OK"), "\(client.text)\nserver: \(server.text)")
         }
     }
@@ -85,19 +105,27 @@ struct CLITests {
         let hsm = ["--pkcs11-module", SoftHSM.modulePath!, "--pin-file", f.pinFile, "--mldsa-key", dir + "/mldsa.key"]
         var r = try await run(qssl, ["cert", "ca", "--out", dir, "--alg", "mldsa65-ecdsa-p384", "--subject", "CN=CLI composite CA"], environment: f.environment)
         #expect(r.status == 0, "\(r.text)")
-        r = try await run(qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "mldsa65-ecdsa-p384", "--label", label,
-                           "--pin-file", f.pinFile, "--mldsa-out", dir + "/mldsa.key"], environment: f.environment)
+        r = try await run(
+            qssl,
+            [
+                "hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "mldsa65-ecdsa-p384", "--label", label,
+                "--pin-file", f.pinFile, "--mldsa-out", dir + "/mldsa.key"
+            ], environment: f.environment)
         #expect(r.status == 0 && r.text.contains("ML-DSA-65 half in software"), "\(r.text)")
-        r = try await run(qssl, ["cert", "issue", "--ca", dir, "--key", key, "--subject", "CN=localhost", "--san", "DNS:localhost", "--out", dir + "/server"] + hsm, environment: f.environment)
+        r = try await run(
+            qssl, ["cert", "issue", "--ca", dir, "--key", key, "--subject", "CN=localhost", "--san", "DNS:localhost", "--out", dir + "/server"] + hsm,
+            environment: f.environment)
         #expect(r.status == 0 && r.text.contains("composite"), "\(r.text)")
         let port = Int.random(in: 20000..<40000)
-        let server = try Background(qssl, ["serve", "--listen", "127.0.0.1:\(port)", "--cert", dir + "/server.pem", "--key", key] + hsm, environment: f.environment)
+        let server = try Background(
+            qssl, ["serve", "--listen", "127.0.0.1:\(port)", "--cert", dir + "/server.pem", "--key", key] + hsm, environment: f.environment)
         defer { server.stop() }
         try await server.waitFor("listening on")
         #expect(server.text.contains("ECDSA P-384 half in token '\(SoftHSM.label)'") && server.text.contains("ML-DSA-65 half in software"), "\(server.text)")
         let roots = try CertificateFiles.certificates(atPath: dir + "/ca.pem")
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: ClientConfiguration(provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: roots)),
-                                                     serverName: "localhost")
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: port, configuration: ClientConfiguration(provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: roots)),
+            serverName: "localhost")
         await client.close()
         #expect(client.summary.peerSignatureScheme == .qsslMLDSA65ECDSASecp384r1SHA512)
         #expect(client.summary.peerIdentity?.verifiedSignatureComponents.count == 2)
@@ -111,13 +139,21 @@ struct CLITests {
         let dir = f.directory + "/ca-\(UUID().uuidString.prefix(8))"
         let hsm = ["--pkcs11-module", SoftHSM.modulePath!, "--pin-file", f.pinFile]
         let caKey = "pkcs11:token=\(SoftHSM.label);object=cli-ca-\(getpid())"
-        var r = try await run(qssl, ["hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "rsa3072",
-                                     "--label", "cli-ca-\(getpid())", "--pin-file", f.pinFile], environment: f.environment)
+        var r = try await run(
+            qssl,
+            [
+                "hsm", "keygen", "--module", SoftHSM.modulePath!, "--token", SoftHSM.label, "--alg", "rsa3072",
+                "--label", "cli-ca-\(getpid())", "--pin-file", f.pinFile
+            ], environment: f.environment)
         #expect(r.status == 0, "\(r.text)")
         r = try await run(qssl, ["cert", "ca", "--out", dir, "--subject", "CN=Token CA", "--key", caKey] + hsm, environment: f.environment)
         #expect(r.status == 0 && r.text.contains("the CA key stays in the token"), "\(r.text)")
-        r = try await run(qssl, ["cert", "issue", "--ca", dir, "--ca-key", caKey, "--key", "pkcs11:token=\(SoftHSM.label);object=server-p384",
-                                 "--subject", "CN=localhost", "--out", dir + "/leaf"] + hsm, environment: f.environment)
+        r = try await run(
+            qssl,
+            [
+                "cert", "issue", "--ca", dir, "--ca-key", caKey, "--key", "pkcs11:token=\(SoftHSM.label);object=server-p384",
+                "--subject", "CN=localhost", "--out", dir + "/leaf"
+            ] + hsm, environment: f.environment)
         #expect(r.status == 0, "\(r.text)")
         let verified = try await run(openssl, ["verify", "-CAfile", dir + "/ca.pem", dir + "/leaf.pem"])
         #expect(verified.status == 0 && verified.text.contains("OK"), "\(verified.text)")
@@ -129,9 +165,13 @@ struct CLITests {
         let f = try SoftHSM.cli
         let wrong = f.directory + "/wrong-pin"
         try "wrong-pin-424242\n".write(toFile: wrong, atomically: true, encoding: .utf8)
-        #expect(chmod(wrong, 0o600) == 0)   // a PIN file others can read is refused before any login
-        let r = try await run(qssl, ["serve", "--listen", "127.0.0.1:0", "--cert", try SoftHSM.shared.caFile, "--key", "pkcs11:token=\(SoftHSM.pinTestLabel);object=x",
-                               "--pkcs11-module", SoftHSM.modulePath!, "--pin-file", wrong], environment: f.environment, timeout: 30)
+        #expect(chmod(wrong, 0o600) == 0)  // a PIN file others can read is refused before any login
+        let r = try await run(
+            qssl,
+            [
+                "serve", "--listen", "127.0.0.1:0", "--cert", try SoftHSM.shared.caFile, "--key", "pkcs11:token=\(SoftHSM.pinTestLabel);object=x",
+                "--pkcs11-module", SoftHSM.modulePath!, "--pin-file", wrong
+            ], environment: f.environment, timeout: 30)
         #expect(r.status != 0)
         #expect(r.text.contains("CKR_PIN_INCORRECT"), "\(r.text)")
         #expect(!r.text.contains("424242"))
@@ -141,8 +181,12 @@ struct CLITests {
     func serveModuleNotFound() async throws {
         let qssl = try requireTool()
         let f = try SoftHSM.cli
-        let r = try await run(qssl, ["serve", "--listen", "127.0.0.1:0", "--cert", try SoftHSM.shared.caFile, "--key", "pkcs11:token=x;object=y",
-                               "--pkcs11-module", "/nonexistent/module.so", "--pin-file", f.pinFile], environment: f.environment, timeout: 30)
+        let r = try await run(
+            qssl,
+            [
+                "serve", "--listen", "127.0.0.1:0", "--cert", try SoftHSM.shared.caFile, "--key", "pkcs11:token=x;object=y",
+                "--pkcs11-module", "/nonexistent/module.so", "--pin-file", f.pinFile
+            ], environment: f.environment, timeout: 30)
         #expect(r.status != 0)
         #expect(r.text.contains("no PKCS#11 module at /nonexistent/module.so"), "\(r.text)")
     }

@@ -34,16 +34,18 @@ struct PKCS11URITests {
         #expect(try PKCS11URI(uri.description) == uri)
     }
 
-    @Test("malformed URIs are rejected with the reason", arguments: [
-        ("file:/x", "does not start with pkcs11:"),
-        ("pkcs11:token=a;token=b", "appears twice"),
-        ("pkcs11:token=a;bogus=1", "unknown attribute bogus"),
-        ("pkcs11:object=%4", "malformed %-escape"),
-        ("pkcs11:object=%zz", "malformed %-escape"),
-        ("pkcs11:type=secret", "type secret"),
-        ("pkcs11:slot-id=x", "slot-id x"),
-        ("pkcs11:token", "has no value"),
-    ])
+    @Test(
+        "malformed URIs are rejected with the reason",
+        arguments: [
+            ("file:/x", "does not start with pkcs11:"),
+            ("pkcs11:token=a;token=b", "appears twice"),
+            ("pkcs11:token=a;bogus=1", "unknown attribute bogus"),
+            ("pkcs11:object=%4", "malformed %-escape"),
+            ("pkcs11:object=%zz", "malformed %-escape"),
+            ("pkcs11:type=secret", "type secret"),
+            ("pkcs11:slot-id=x", "slot-id x"),
+            ("pkcs11:token", "has no value")
+        ])
     func rejects(text: String, reason: String) {
         #expect {
             try PKCS11URI(text)

@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
-@testable import QSSLPKCS11
 import QSSL
 import Testing
+
+@testable import QSSLPKCS11
 
 /// What needs no token: encodings, error names, the signing threads.
 @Suite("PKCS#11 without a token")
@@ -60,14 +61,20 @@ struct PKCS11UnitTests {
         let executor = SigningExecutor(threads: 1, queueLimit: 1, name: "test")
         let gate = Gate()
         // One job runs (blocked), one waits: the third is refused.
-        async let first = executor.run(timeout: .seconds(10)) { gate.wait(); return [1] }
+        async let first = executor.run(timeout: .seconds(10)) {
+            gate.wait()
+            return [1]
+        }
         try await waitUntil { executor.statistics.running == 1 }
         async let second = executor.run(timeout: .seconds(10)) { [2] }
         try await waitUntil { executor.statistics.waiting == 1 }
         let started = ContinuousClock.now
         let third = await executor.run(timeout: .seconds(10)) { [3] }
         #expect(ContinuousClock.now - started < .seconds(8), "refused without waiting for the 10 s timeout")
-        guard case .failure(let error) = third else { Issue.record("the third job ran"); return }
+        guard case .failure(let error) = third else {
+            Issue.record("the third job ran")
+            return
+        }
         #expect(error.reason == .signingQueueFull)
         #expect(error.tlsError.alert == .internalError)
         gate.open()
@@ -82,9 +89,15 @@ struct PKCS11UnitTests {
         let executor = SigningExecutor(threads: 1, queueLimit: 4, name: "test")
         let gate = Gate()
         let started = ContinuousClock.now
-        let result = await executor.run(timeout: .milliseconds(200)) { gate.wait(); return [] }
+        let result = await executor.run(timeout: .milliseconds(200)) {
+            gate.wait()
+            return []
+        }
         #expect(ContinuousClock.now - started < .seconds(8), "the gate never opens: only the timeout ends it")
-        guard case .failure(let error) = result else { Issue.record("no timeout"); return }
+        guard case .failure(let error) = result else {
+            Issue.record("no timeout")
+            return
+        }
         #expect(error.reason == .signingTimedOut)
         gate.open()
         executor.shutdown()
@@ -113,11 +126,16 @@ final class Gate: @unchecked Sendable {
     private let condition = NSCondition()
     private var isOpen = false
     func wait() { condition.withLock { while !isOpen { condition.wait() } } }
-    func open() { condition.withLock { isOpen = true; condition.broadcast() } }
+    func open() {
+        condition.withLock {
+            isOpen = true
+            condition.broadcast()
+        }
+    }
 }
 
 func waitUntil(_ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)   // generous: CI machines are loaded
+    let deadline = ContinuousClock.now + .seconds(30)  // generous: CI machines are loaded
     while !condition() {
         guard ContinuousClock.now < deadline else { throw FixtureError("condition not reached") }
         try await Task.sleep(for: .milliseconds(5))

@@ -43,8 +43,12 @@ struct SoftHSMECDHTests {
         let f = try SoftHSM.shared
         let provider = try CryptoProvider.swiftCryptoWithTokenECDH(f.token)
         let (server, outcomes) = try await startServer(try f.certifiedKey(f.p384)) { $0.provider = provider }
-        let result = try await run(openssl, ["s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", f.caFile, "-servername", "localhost",
-                                             "-verify_return_error", "-brief", "-tls1_3", "-groups", "secp384r1"], timeout: 30)
+        let result = try await run(
+            openssl,
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", f.caFile, "-servername", "localhost",
+                "-verify_return_error", "-brief", "-tls1_3", "-groups", "secp384r1"
+            ], timeout: 30)
         try await server.close()
         #expect(result.status == 0 && result.text.contains("Verification: OK"), "\(result.text)")
         #expect(result.text.contains("Server Temp Key: ECDH, secp384r1") || result.text.contains("Server Temp Key: ECDH, P-384"), "\(result.text)")

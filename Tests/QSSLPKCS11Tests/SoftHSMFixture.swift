@@ -15,7 +15,7 @@ enum SoftHSM {
 
     static let modulePath: String? = [
         "/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so"
     ].first { FileManager.default.fileExists(atPath: $0) }
 
     static var isAvailable: Bool {
@@ -114,8 +114,9 @@ enum SoftHSM {
 
         /// A localhost certificate for a key's public half, from the test CA.
         func certificate(for spki: [UInt8]) throws -> X509Certificate {
-            try PKIBuilder.issue(subject: "CN=localhost", subjectPublicKeyInfo: spki, issuerCertificate: ca.certificate,
-                                 issuerSigner: try CertificateSigner(ca.key), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+            try PKIBuilder.issue(
+                subject: "CN=localhost", subjectPublicKeyInfo: spki, issuerCertificate: ca.certificate,
+                issuerSigner: try CertificateSigner(ca.key), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
         }
 
         func certifiedKey(_ key: PKCS11SigningKey) throws -> CertifiedKey {
@@ -158,7 +159,9 @@ struct FixtureError: Error, CustomStringConvertible {
 
 /// Runs a program to completion (SIGKILL after `timeout`) with stdin closed or fed `input`,
 /// waiting without holding a thread of the cooperative pool (the handshakes under test need it).
-func run(_ executable: String, _ arguments: [String], input: String? = nil, environment: [String: String] = [:], timeout: Double = 60) async throws -> (status: Int32, text: String) {
+func run(_ executable: String, _ arguments: [String], input: String? = nil, environment: [String: String] = [:], timeout: Double = 60) async throws -> (
+    status: Int32, text: String
+) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments

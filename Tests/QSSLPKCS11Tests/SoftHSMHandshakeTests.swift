@@ -3,12 +3,13 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOQSSL
-@testable import QSSLPKCS11
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import Testing
+
+@testable import QSSLPKCS11
 
 /// Handshakes whose signature is made in SoftHSM2, checked by OpenSSL 3.0 and by Q-SSL, and what
 /// a failing or overloaded token does to a handshake: internal_error, fast, never a hang.
@@ -24,10 +25,12 @@ struct SoftHSMHandshakeTests {
         let (server, outcomes) = try await startServer(try f.certifiedKey(key)) { $0.versions = [version == "1.3" ? .tls13 : .tls12] }
         let signedBefore = f.token.signingStatistics.completed
         let sigalg = keyName == "rsa" ? "rsa_pss_rsae_sha256" : "ecdsa_secp384r1_sha384"
-        let result = try await run(openssl, [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", f.caFile, "-servername", "localhost",
-            "-verify_return_error", "-brief", version == "1.3" ? "-tls1_3" : "-tls1_2", "-sigalgs", sigalg,
-        ], timeout: 30)
+        let result = try await run(
+            openssl,
+            [
+                "s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", f.caFile, "-servername", "localhost",
+                "-verify_return_error", "-brief", version == "1.3" ? "-tls1_3" : "-tls1_2", "-sigalgs", sigalg
+            ], timeout: 30)
         try await server.close()
         #expect(result.status == 0, "s_client: \(result.text)")
         #expect(result.text.contains("Verification: OK"), "s_client: \(result.text)")
@@ -53,7 +56,7 @@ struct SoftHSMHandshakeTests {
         let signedBefore = f.token.signingStatistics.completed
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.versions = [.tls13]
-        configuration.sessionStore = nil   // every handshake signs: no resumption
+        configuration.sessionStore = nil  // every handshake signs: no resumption
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
         await client.close()
         try await server.close()
@@ -70,8 +73,9 @@ struct SoftHSMHandshakeTests {
     @Test("a client certificate key in the token authenticates a Q-SSL client (mTLS)", arguments: [ProtocolVersion.tls13, .tls12])
     func clientKeyInToken(version: ProtocolVersion) async throws {
         let f = try SoftHSM.shared
-        let clientCertificate = try PKIBuilder.issue(subject: "CN=token client", subjectPublicKeyInfo: f.p256.subjectPublicKeyInfo,
-                                                     issuerCertificate: f.ca.certificate, issuerSigner: try CertificateSigner(f.ca.key), client: true)
+        let clientCertificate = try PKIBuilder.issue(
+            subject: "CN=token client", subjectPublicKeyInfo: f.p256.subjectPublicKeyInfo,
+            issuerCertificate: f.ca.certificate, issuerSigner: try CertificateSigner(f.ca.key), client: true)
         let serverKey = try DemoPKI().serverKey
         let serverCertificate = try PKIBuilder.issue(subject: "CN=localhost", key: serverKey, by: f.ca, dnsNames: ["localhost"])
         let (server, outcomes) = try await startServer(try CertificateFiles.certifiedKey(chain: [serverCertificate], key: serverKey)) {
@@ -80,7 +84,9 @@ struct SoftHSMHandshakeTests {
             $0.versions = [version]
         }
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
-        configuration.clientCertificates = [try CertificateFiles.certifiedKey(chain: [clientCertificate], key: f.p256, subjectPublicKeyInfo: f.p256.subjectPublicKeyInfo)]
+        configuration.clientCertificates = [
+            try CertificateFiles.certifiedKey(chain: [clientCertificate], key: f.p256, subjectPublicKeyInfo: f.p256.subjectPublicKeyInfo)
+        ]
         let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
         try await client.send(Array("ping".utf8))
         _ = try await client.read()
@@ -97,11 +103,11 @@ struct SoftHSMHandshakeTests {
         let (server, outcomes) = try await startServer(try f.certifiedKey(key))
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.versions = [.tls13]
-        configuration.sessionStore = nil   // every handshake signs: no resumption
+        configuration.sessionStore = nil  // every handshake signs: no resumption
         let first = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
         await first.close()
 
-        #expect(module.finalize())   // the token "goes away"
+        #expect(module.finalize())  // the token "goes away"
         let started = ContinuousClock.now
         await #expect {
             try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
@@ -124,7 +130,7 @@ struct SoftHSMHandshakeTests {
         #expect(module.functions.pointee.C_Finalize!(nil) == 0)
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.versions = [.tls13]
-        configuration.sessionStore = nil   // every handshake signs: no resumption
+        configuration.sessionStore = nil  // every handshake signs: no resumption
         let started = ContinuousClock.now
         await #expect {
             try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: configuration, serverName: "localhost")
@@ -138,17 +144,21 @@ struct SoftHSMHandshakeTests {
     @Test("with the token's signing threads busy and no queue, a handshake fails fast with internal_error")
     func queueFullFailsHandshakeFast() async throws {
         let f = try SoftHSM.shared
-        let token = try PKCS11Token.open(module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
-                                         configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 0))
+        let token = try PKCS11Token.open(
+            module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
+            configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 0))
         defer { token.close() }
         let key = try token.signingKey(matching: PKCS11URI(object: "server-p384"))
         let (server, outcomes) = try await startServer(try f.certifiedKey(key))
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.versions = [.tls13]
-        configuration.sessionStore = nil   // every handshake signs: no resumption
+        configuration.sessionStore = nil  // every handshake signs: no resumption
         // Occupy the one signing thread.
         let gate = Gate()
-        async let occupied = token.executor.run(timeout: .seconds(30)) { gate.wait(); return [] }
+        async let occupied = token.executor.run(timeout: .seconds(30)) {
+            gate.wait()
+            return []
+        }
         try await waitUntil { token.signingStatistics.running == 1 }
         let started = ContinuousClock.now
         await #expect {
@@ -168,23 +178,32 @@ struct SoftHSMHandshakeTests {
     @Test("while the token is busy, the event loop goes on serving other connections; the paused handshake completes when it answers")
     func eventLoopNotBlocked() async throws {
         let f = try SoftHSM.shared
-        let token = try PKCS11Token.open(module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
-                                         configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 8))
+        let token = try PKCS11Token.open(
+            module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
+            configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 8))
         defer { token.close() }
         let key = try token.signingKey(matching: PKCS11URI(object: "server-p384"))
         // One event loop thread for both servers: a blocking signature would stall the other.
         let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let hsmServer = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try f.certifiedKey(key)]),
-                                                      group: loop) { [Outcomes()] }
+        let hsmServer = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0, configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try f.certifiedKey(key)]),
+            group: loop
+        ) { [Outcomes()] }
         let memoryKey = SwiftCryptoSigningKey.p384(.init())
         let memoryCertificate = try PKIBuilder.issue(subject: "CN=localhost", key: memoryKey, by: f.ca, dnsNames: ["localhost"])
-        let memoryServer = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0,
-                                                         configuration: ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [memoryCertificate], key: memoryKey)]),
-                                                         group: loop) { [Outcomes()] }
+        let memoryServer = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0,
+            configuration: ServerConfiguration(
+                provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [memoryCertificate], key: memoryKey)]),
+            group: loop
+        ) { [Outcomes()] }
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.sessionStore = nil
         let gate = Gate()
-        async let occupied = token.executor.run(timeout: .seconds(30)) { gate.wait(); return [] }
+        async let occupied = token.executor.run(timeout: .seconds(30)) {
+            gate.wait()
+            return []
+        }
         try await waitUntil { token.signingStatistics.running == 1 }
         let client = configuration
         let paused = Task { try await NIOQSSLClient.connect(host: "127.0.0.1", port: hsmServer.port, configuration: client, serverName: "localhost") }
@@ -207,16 +226,20 @@ struct SoftHSMHandshakeTests {
     @Test("a token that does not answer within the signing timeout fails the handshake with internal_error")
     func signingTimeout() async throws {
         let f = try SoftHSM.shared
-        let token = try PKCS11Token.open(module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
-                                         configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 4, signingTimeout: .milliseconds(300)))
+        let token = try PKCS11Token.open(
+            module: f.module, label: SoftHSM.label, pin: .file(f.pinFile),
+            configuration: .init(sessionPoolSize: 1, signingThreads: 1, signingQueueLimit: 4, signingTimeout: .milliseconds(300)))
         defer { token.close() }
         let key = try token.signingKey(matching: PKCS11URI(object: "server-p384"))
         let (server, _) = try await startServer(try f.certifiedKey(key))
         var configuration = ClientConfiguration(provider: .swiftCrypto, verifier: f.verifier)
         configuration.versions = [.tls13]
-        configuration.sessionStore = nil   // every handshake signs: no resumption
+        configuration.sessionStore = nil  // every handshake signs: no resumption
         let gate = Gate()
-        async let occupied = token.executor.run(timeout: .seconds(30)) { gate.wait(); return [] }
+        async let occupied = token.executor.run(timeout: .seconds(30)) {
+            gate.wait()
+            return []
+        }
         try await waitUntil { token.signingStatistics.running == 1 }
         let started = ContinuousClock.now
         await #expect {

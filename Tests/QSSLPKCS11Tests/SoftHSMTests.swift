@@ -1,11 +1,12 @@
 import Crypto
 import Foundation
-@testable import QSSLPKCS11
 import QSSL
 import QSSLSwiftCrypto
 import QSSLX509
 import SwiftASN1
 import Testing
+
+@testable import QSSLPKCS11
 
 /// Tokens, keys and signatures against SoftHSM2, and every failure with a clear CKR_ error.
 @Suite("SoftHSM2: tokens and keys", .enabled(if: SoftHSM.isAvailable, SoftHSM.skipReason))
@@ -16,9 +17,9 @@ struct SoftHSMTests {
         #expect(f.module.info.manufacturer.contains("SoftHSM"))
         let slots = try f.module.slots()
         #expect(slots.contains { $0.token?.label == SoftHSM.label })
-        #expect(f.token.supports(mechanism: 0x1041))   // CKM_ECDSA
-        #expect(f.token.supports(mechanism: 0x0D))     // CKM_RSA_PKCS_PSS
-        #expect(!f.token.supportsMLDSA)                 // SoftHSM 2.6 has no PKCS#11 3.2 ML-DSA
+        #expect(f.token.supports(mechanism: 0x1041))  // CKM_ECDSA
+        #expect(f.token.supports(mechanism: 0x0D))  // CKM_RSA_PKCS_PSS
+        #expect(!f.token.supportsMLDSA)  // SoftHSM 2.6 has no PKCS#11 3.2 ML-DSA
         #expect(f.token.isLoggedIn)
     }
 
@@ -166,8 +167,9 @@ struct SoftHSMTests {
             let ca = try PKIBuilder.makeCA(subject: "CN=Token CA \(caKey.label)", signer: signer)
             #expect(ca.isSigned(by: ca))
             let leafKey = SwiftCryptoSigningKey.p256(.init())
-            let leaf = try PKIBuilder.issue(subject: "CN=localhost", subjectPublicKeyInfo: try leafKey.subjectPublicKeyInfo(), issuerCertificate: ca,
-                                            issuerSigner: signer, dnsNames: ["localhost"])
+            let leaf = try PKIBuilder.issue(
+                subject: "CN=localhost", subjectPublicKeyInfo: try leafKey.subjectPublicKeyInfo(), issuerCertificate: ca,
+                issuerSigner: signer, dnsNames: ["localhost"])
             _ = try X509CertificateVerifier(roots: [ca]).verify(chain: [leaf.der], role: .server(name: "localhost"))
         }
         // A certificate object under the key's label and id: the key's URI finds both.
@@ -179,4 +181,3 @@ struct SoftHSMTests {
         #expect(try f.token.destroyObjects(labelled: label) == 3)
     }
 }
-

@@ -6,7 +6,8 @@ import Testing
 struct EncodingTests {
     @Test("v2 PROXY TCP/IPv4, no TLVs")
     func v2TCP4() throws {
-        let expected = bytes("""
+        let expected = bytes(
+            """
             0d0a0d0a000d0a515549540a 21 11 000c \
             c0000201 c6336407 c822 01bb
             """)
@@ -16,7 +17,8 @@ struct EncodingTests {
     @Test("v2 PROXY TCP/IPv4 with ALPN and a CRC32C computed over the header")
     func v2TCP4WithCRC() throws {
         // CRC-32C of the header with the checksum field zeroed, computed independently: 0x9ABB9E6C.
-        let expected = bytes("""
+        let expected = bytes(
+            """
             0d0a0d0a000d0a515549540a 21 11 0018 \
             c0000201 c6336407 c822 01bb \
             01 0002 6832 \
@@ -36,7 +38,8 @@ struct EncodingTests {
 
     @Test("v2 PROXY TCP/IPv6")
     func v2TCP6() throws {
-        let expected = bytes("""
+        let expected = bytes(
+            """
             0d0a0d0a000d0a515549540a 21 21 0024 \
             20010db8000000000000000000000001 \
             20010db8000000010000000000000443 \
@@ -67,7 +70,8 @@ struct EncodingTests {
 
     @Test("v2 unix stream: two 108-byte zero-padded paths")
     func v2Unix() throws {
-        let src = ascii("/run/client.sock"), dst = ascii("/run/qssl.sock")
+        let src = ascii("/run/client.sock")
+        let dst = ascii("/run/qssl.sock")
         let body = src + [UInt8](repeating: 0, count: 108 - src.count) + dst + [UInt8](repeating: 0, count: 108 - dst.count)
         let expected = v2Signature + [0x21, 0x31, 0x00, 0xD8] + body
         #expect(try ProxyHeader(transport: .unix(source: src, destination: dst)).encodeV2() == expected)
@@ -120,9 +124,13 @@ struct EncodingTests {
         #expect(tooMuch?.kind == .cannotEncode)
         #expect(tooMuch?.message.contains("65536 bytes, more than 65535") == true)
         // Exactly 65535 bytes of addresses and TLVs is fine.
-        #expect(thrown { try ProxyHeader(transport: sampleTCP4, tlvs: [ProxyTLV(type: 0xE1, value: [UInt8](repeating: 0, count: 65535 - 3 - 12))]).encodeV2() } == nil)
+        #expect(
+            thrown { try ProxyHeader(transport: sampleTCP4, tlvs: [ProxyTLV(type: 0xE1, value: [UInt8](repeating: 0, count: 65535 - 3 - 12))]).encodeV2() }
+                == nil)
 
-        let twoCRC = thrown { try ProxyHeader(transport: .unspecified, tlvs: [ProxyTLV(type: 3, value: [0, 0, 0, 0]), ProxyTLV(type: 3, value: [0, 0, 0, 0])]).encodeV2() }
+        let twoCRC = thrown {
+            try ProxyHeader(transport: .unspecified, tlvs: [ProxyTLV(type: 3, value: [0, 0, 0, 0]), ProxyTLV(type: 3, value: [0, 0, 0, 0])]).encodeV2()
+        }
         #expect(twoCRC?.message.contains("more than one CRC32C") == true)
         let shortCRC = thrown { try ProxyHeader(transport: .unspecified, tlvs: [ProxyTLV(type: 3, value: [0, 0])]).encodeV2() }
         #expect(shortCRC?.message.contains("CRC32C TLV value of 2 bytes") == true)

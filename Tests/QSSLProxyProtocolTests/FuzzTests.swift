@@ -17,7 +17,7 @@ struct FuzzTests {
             try ProxyHeader(transport: sampleTCP6, tlvs: [.authority("example.com"), .noop(count: 2)]).encodeV2(),
             try ProxyHeader(transport: .unix(source: ascii("/a"), destination: ascii("/b")), tlvs: [ssl]).encodeV2(),
             try ProxyHeader.local(tlvs: [qssl]).encodeV2(addingChecksum: true),
-            try ProxyHeader(transport: .unspecified, tlvs: [ProxyTLV(type: 0xE5, value: [1, 2, 3])]).encodeV2(),
+            try ProxyHeader(transport: .unspecified, tlvs: [ProxyTLV(type: 0xE5, value: [1, 2, 3])]).encodeV2()
         ]
     }
 
@@ -65,8 +65,10 @@ struct FuzzTests {
     func mutations(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         let seeds = try Self.seeds()
-        let parsers = [ProxyHeaderParser(), ProxyHeaderParser(accepting: .v1), ProxyHeaderParser(accepting: .v2, maximumHeaderLength: 64),
-                       ProxyHeaderParser(verifiesChecksum: false)]
+        let parsers = [
+            ProxyHeaderParser(), ProxyHeaderParser(accepting: .v1), ProxyHeaderParser(accepting: .v2, maximumHeaderLength: 64),
+            ProxyHeaderParser(verifiesChecksum: false)
+        ]
         for _ in 0..<3000 {
             var input = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
@@ -102,11 +104,12 @@ struct FuzzTests {
         let parser = ProxyHeaderParser()
         for i in 0..<3000 {
             // Start with a signature often, so the random part reaches the deeper code.
-            var input: [UInt8] = switch i % 3 {
-            case 0: v2Signature + [0x21, UInt8.random(in: 0...0x40, using: &rng), 0, UInt8.random(in: 0...80, using: &rng)]
-            case 1: ascii("PROXY ")
-            default: []
-            }
+            var input: [UInt8] =
+                switch i % 3 {
+                case 0: v2Signature + [0x21, UInt8.random(in: 0...0x40, using: &rng), 0, UInt8.random(in: 0...80, using: &rng)]
+                case 1: ascii("PROXY ")
+                default: []
+                }
             input += (0..<Int.random(in: 0..<120, using: &rng)).map { _ in
                 i % 3 == 1 ? ascii("TCP46UNKOW .:0123456789abcdef\r\n")[Int.random(in: 0..<31, using: &rng)] : UInt8.random(in: 0...255, using: &rng)
             }

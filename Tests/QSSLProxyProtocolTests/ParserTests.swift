@@ -6,16 +6,18 @@ struct ParserTests {
     static let clientHello: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]
 
     static func samples() throws -> [([UInt8], ProxyHeader)] {
-        let withTLVs = ProxyHeader(transport: sampleTCP6, tlvs: [
-            .authority("example.com"), try .ssl(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256"), ProxyTLV(type: 0xEE, value: [1]),
-        ])
+        let withTLVs = ProxyHeader(
+            transport: sampleTCP6,
+            tlvs: [
+                .authority("example.com"), try .ssl(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256"), ProxyTLV(type: 0xEE, value: [1])
+            ])
         return [
             (try ProxyHeader(transport: sampleTCP4).encodeV1(), ProxyHeader(transport: sampleTCP4)),
             (try ProxyHeader(transport: sampleTCP6).encodeV1(), ProxyHeader(transport: sampleTCP6)),
             (ascii("PROXY UNKNOWN\r\n"), ProxyHeader(transport: .unspecified)),
             (try ProxyHeader(transport: sampleTCP4).encodeV2(), ProxyHeader(transport: sampleTCP4)),
             (try withTLVs.encodeV2(), withTLVs),
-            (try ProxyHeader.local().encodeV2(), ProxyHeader.local()),
+            (try ProxyHeader.local().encodeV2(), ProxyHeader.local())
         ]
     }
 
@@ -119,8 +121,11 @@ struct ParserTests {
         #expect(try parseComplete(unknown).2 == 107)
         let full = ascii("PROXY TCP6 2001:0DB8:0:0:0:0:0:1 ::FFFF:10.0.0.1 1 65535\r\n")
         let (h, _, _) = try parseComplete(full)
-        #expect(h.transport == .tcp6(source: IPv6Address("2001:db8::1")!, sourcePort: 1,
-                                     destination: IPv6Address(ipv4Mapped: IPv4Address(10, 0, 0, 1)), destinationPort: 65535))
+        #expect(
+            h.transport
+                == .tcp6(
+                    source: IPv6Address("2001:db8::1")!, sourcePort: 1,
+                    destination: IPv6Address(ipv4Mapped: IPv4Address(10, 0, 0, 1)), destinationPort: 65535))
     }
 
     @Test("unknown TLV types are kept in order; checksum verification can be turned off")

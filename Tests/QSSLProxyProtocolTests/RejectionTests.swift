@@ -6,8 +6,10 @@ struct RejectionTests {
     /// Checks that `input` is rejected with `kind` and a message containing `why`, and that no
     /// shorter prefix than `decidedAt` bytes is rejected (it is undecided there) while the
     /// `decidedAt`-byte prefix already is.
-    func expectRejected(_ input: [UInt8], _ kind: ProxyProtocolError.Kind, _ why: String, decidedAt: Int? = nil,
-                        parser: ProxyHeaderParser = ProxyHeaderParser(), sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectRejected(
+        _ input: [UInt8], _ kind: ProxyProtocolError.Kind, _ why: String, decidedAt: Int? = nil,
+        parser: ProxyHeaderParser = ProxyHeaderParser(), sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let error = rejection(input, parser)
         #expect(error?.kind == kind, "\(String(describing: error))", sourceLocation: sourceLocation)
         #expect(error?.message.contains(why) == true, "message: \(error?.message ?? "none")", sourceLocation: sourceLocation)
@@ -65,14 +67,16 @@ struct RejectionTests {
     @Test("v2 unassigned family/transport bytes", arguments: [UInt8(0x01), 0x02, 0x10, 0x13, 0x23, 0x30, 0x33, 0x41, 0xFF])
     func v2Family(_ family: UInt8) {
         let hex = String(family, radix: 16, uppercase: true)
-        expectRejected(v2(0x21, family, tcp4Addresses), .unsupportedFamily,
-                       "unknown address family/transport byte 0x\(hex.count == 1 ? "0" + hex : hex)", decidedAt: 14)
+        expectRejected(
+            v2(0x21, family, tcp4Addresses), .unsupportedFamily,
+            "unknown address family/transport byte 0x\(hex.count == 1 ? "0" + hex : hex)", decidedAt: 14)
     }
 
     @Test("v2 address block too short for the family")
     func v2AddressLength() {
-        expectRejected(v2(0x21, 0x11, Array(tcp4Addresses.prefix(7))), .addressLengthMismatch,
-                       "PROXY v2: address length 7 too short for TCP/IPv4 (needs 12)", decidedAt: 16)
+        expectRejected(
+            v2(0x21, 0x11, Array(tcp4Addresses.prefix(7))), .addressLengthMismatch,
+            "PROXY v2: address length 7 too short for TCP/IPv4 (needs 12)", decidedAt: 16)
         expectRejected(v2(0x21, 0x12, []), .addressLengthMismatch, "address length 0 too short for UDP/IPv4", decidedAt: 16)
         expectRejected(v2(0x21, 0x21, tcp4Addresses), .addressLengthMismatch, "address length 12 too short for TCP/IPv6 (needs 36)", decidedAt: 16)
         expectRejected(v2(0x21, 0x22, [UInt8](repeating: 0, count: 35)), .addressLengthMismatch, "35 too short for UDP/IPv6", decidedAt: 16)
@@ -85,8 +89,9 @@ struct RejectionTests {
         let header = v2Signature + [0x21, 0x11, 0x10, 0x00]  // 16 + 4096
         expectRejected(header, .headerTooLong, "header of 16 + 4096 bytes is longer than the maximum of 4096", decidedAt: 16)
         let max = v2Signature + [0x21, 0x11, 0xFF, 0xFF]
-        expectRejected(max, .headerTooLong, "16 + 65535 bytes is longer than the maximum of 200", decidedAt: 16,
-                       parser: ProxyHeaderParser(maximumHeaderLength: 200))
+        expectRejected(
+            max, .headerTooLong, "16 + 65535 bytes is longer than the maximum of 200", decidedAt: 16,
+            parser: ProxyHeaderParser(maximumHeaderLength: 200))
         // At the protocol maximum the parser waits for the bytes.
         #expect((try? ProxyHeaderParser(maximumHeaderLength: 65551).parse(max)) == .needMoreData)
     }
@@ -97,8 +102,9 @@ struct RejectionTests {
     func v2TLVs() {
         expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x01]), .malformedTLV, "truncated TLV header (1 byte left")
         expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x01, 0x00]), .malformedTLV, "truncated TLV header (2 bytes left")
-        expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x02, 0x00, 0x05, 0x61, 0x62]), .malformedTLV,
-                       "AUTHORITY TLV length 5 overruns the 2 bytes left")
+        expectRejected(
+            v2(0x21, 0x11, tcp4Addresses + [0x02, 0x00, 0x05, 0x61, 0x62]), .malformedTLV,
+            "AUTHORITY TLV length 5 overruns the 2 bytes left")
         expectRejected(v2(0x21, 0x00, [0xE4, 0xFF, 0xFF]), .malformedTLV, "0xE4 TLV length 65535 overruns the 0 bytes left")
         expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x04, 0, 0, 0x05, 0, 1]), .malformedTLV, "UNIQUE_ID TLV length 1 overruns the 0 bytes left")
     }
@@ -108,10 +114,12 @@ struct RejectionTests {
         expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x03, 0, 3, 1, 2, 3]), .malformedTLV, "CRC32C TLV value is 3 bytes (must be 4)")
         expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x03, 0, 4, 0, 0, 0, 0, 0x03, 0, 4, 0, 0, 0, 0]), .malformedTLV, "more than one CRC32C TLV")
         expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x20, 0, 4, 1, 0, 0, 0]), .malformedTLV, "SSL TLV of 4 bytes is shorter than 5")
-        expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x20, 0, 8, 1, 0, 0, 0, 0, 0x21, 0, 9]), .malformedTLV,
-                       "SSL TLV: 0x21 TLV length 9 overruns the 0 bytes left")
-        expectRejected(v2(0x21, 0x11, tcp4Addresses + [0x05, 0, 129] + [UInt8](repeating: 1, count: 129)), .malformedTLV,
-                       "UNIQUE_ID of 129 bytes is longer than 128")
+        expectRejected(
+            v2(0x21, 0x11, tcp4Addresses + [0x20, 0, 8, 1, 0, 0, 0, 0, 0x21, 0, 9]), .malformedTLV,
+            "SSL TLV: 0x21 TLV length 9 overruns the 0 bytes left")
+        expectRejected(
+            v2(0x21, 0x11, tcp4Addresses + [0x05, 0, 129] + [UInt8](repeating: 1, count: 129)), .malformedTLV,
+            "UNIQUE_ID of 129 bytes is longer than 128")
         #expect(rejection(v2(0x21, 0x11, tcp4Addresses + [0x05, 0, 128] + [UInt8](repeating: 1, count: 128))) == nil)
     }
 
@@ -163,29 +171,33 @@ struct RejectionTests {
         expectRejected(ascii("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n"), .malformedV1, why)
     }
 
-    @Test("v1 bad addresses", arguments: [
-        ("PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", "bad source address \"01.2.3.4\" for TCP4"),
-        ("PROXY TCP4 1.2.3.4 5.6.7.256 1 2\r\n", "bad destination address \"5.6.7.256\" for TCP4 (not a valid IPv4 address)"),
-        ("PROXY TCP4 ::1 5.6.7.8 1 2\r\n", "bad source address \"::1\" for TCP4"),
-        ("PROXY TCP6 1.2.3.4 ::1 1 2\r\n", "bad source address \"1.2.3.4\" for TCP6 (not a valid IPv6 address)"),
-        ("PROXY TCP6 ::1 ::g 1 2\r\n", "bad destination address \"::g\" for TCP6"),
-        ("PROXY TCP6 [::1] ::1 1 2\r\n", "bad source address \"[::1]\""),
-        ("PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n", "bad source address \"fe80::1%eth0\""),
-    ])
+    @Test(
+        "v1 bad addresses",
+        arguments: [
+            ("PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", "bad source address \"01.2.3.4\" for TCP4"),
+            ("PROXY TCP4 1.2.3.4 5.6.7.256 1 2\r\n", "bad destination address \"5.6.7.256\" for TCP4 (not a valid IPv4 address)"),
+            ("PROXY TCP4 ::1 5.6.7.8 1 2\r\n", "bad source address \"::1\" for TCP4"),
+            ("PROXY TCP6 1.2.3.4 ::1 1 2\r\n", "bad source address \"1.2.3.4\" for TCP6 (not a valid IPv6 address)"),
+            ("PROXY TCP6 ::1 ::g 1 2\r\n", "bad destination address \"::g\" for TCP6"),
+            ("PROXY TCP6 [::1] ::1 1 2\r\n", "bad source address \"[::1]\""),
+            ("PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n", "bad source address \"fe80::1%eth0\"")
+        ])
     func v1Addresses(_ line: String, _ why: String) {
         expectRejected(ascii(line), .malformedV1, why)
     }
 
-    @Test("v1 bad ports", arguments: [
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 080 443\r\n", "bad source port \"080\""),
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 80 0443\r\n", "bad destination port \"0443\""),
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 65536 1\r\n", "bad source port \"65536\" (must be 0-65535 in decimal, no leading zeros)"),
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 1 999999\r\n", "bad destination port \"999999\""),
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n", "bad source port \"-1\""),
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n", "bad source port \"+1\""),
-        ("PROXY TCP4 1.2.3.4 5.6.7.8 0x10 2\r\n", "bad source port \"0x10\""),
-        ("PROXY TCP6 ::1 ::2 00 2\r\n", "bad source port \"00\""),
-    ])
+    @Test(
+        "v1 bad ports",
+        arguments: [
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 080 443\r\n", "bad source port \"080\""),
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 80 0443\r\n", "bad destination port \"0443\""),
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 65536 1\r\n", "bad source port \"65536\" (must be 0-65535 in decimal, no leading zeros)"),
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 1 999999\r\n", "bad destination port \"999999\""),
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n", "bad source port \"-1\""),
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n", "bad source port \"+1\""),
+            ("PROXY TCP4 1.2.3.4 5.6.7.8 0x10 2\r\n", "bad source port \"0x10\""),
+            ("PROXY TCP6 ::1 ::2 00 2\r\n", "bad source port \"00\"")
+        ])
     func v1Ports(_ line: String, _ why: String) {
         expectRejected(ascii(line), .malformedV1, why)
     }
@@ -193,7 +205,10 @@ struct RejectionTests {
     @Test("v1 boundary values are accepted")
     func v1Boundaries() throws {
         let (h, _, _) = try parseComplete(ascii("PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n"))
-        #expect(h.transport == .tcp4(source: IPv4Address(0, 0, 0, 0), sourcePort: 0,
-                                     destination: IPv4Address(255, 255, 255, 255), destinationPort: 65535))
+        #expect(
+            h.transport
+                == .tcp4(
+                    source: IPv4Address(0, 0, 0, 0), sourcePort: 0,
+                    destination: IPv4Address(255, 255, 255, 255), destinationPort: 65535))
     }
 }

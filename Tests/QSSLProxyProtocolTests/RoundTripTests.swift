@@ -10,7 +10,7 @@ struct RoundTripTests {
         .unix(source: ascii("/var/run/a.sock"), destination: ascii("/var/run/b.sock")),
         .unix(source: [0] + ascii("abstract"), destination: []),  // abstract socket: leading NUL kept
         .unix(source: [UInt8](repeating: 0x61, count: 108), destination: [UInt8](repeating: 0x62, count: 108)),
-        .unixDatagram(source: ascii("/tmp/d1"), destination: ascii("/tmp/d2")),
+        .unixDatagram(source: ascii("/tmp/d1"), destination: ascii("/tmp/d2"))
     ]
 
     @Test("v2 PROXY round-trips every transport", arguments: transports)
@@ -33,9 +33,11 @@ struct RoundTripTests {
 
     @Test("v1 round-trips TCP4, TCP6 and UNKNOWN")
     func v1() throws {
-        for transport in [sampleTCP4, sampleTCP6, .unspecified,
-                          .tcp4(source: IPv4Address(0, 0, 0, 0), sourcePort: 0, destination: IPv4Address(255, 255, 255, 255), destinationPort: 65535),
-                          .tcp6(source: IPv6Address("::")!, sourcePort: 1, destination: IPv6Address("::ffff:1.2.3.4")!, destinationPort: 2)] {
+        for transport in [
+            sampleTCP4, sampleTCP6, .unspecified,
+            .tcp4(source: IPv4Address(0, 0, 0, 0), sourcePort: 0, destination: IPv4Address(255, 255, 255, 255), destinationPort: 65535),
+            .tcp6(source: IPv6Address("::")!, sourcePort: 1, destination: IPv6Address("::ffff:1.2.3.4")!, destinationPort: 2)
+        ] {
             let header = ProxyHeader(transport: transport)
             let wire = try header.encodeV1()
             let (parsed, version, consumed) = try parseComplete(wire)
@@ -50,15 +52,18 @@ struct RoundTripTests {
 
     @Test("v2 with every standard TLV, the SSL TLV and the Q-SSL TLV, with a checksum")
     func v2AllTLVs() throws {
-        let ssl = try ProxyTLV.ssl(version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384",
-                                   clientCertificate: .presented(verified: true), commonName: "client.example",
-                                   signatureAlgorithm: "ML-DSA-65", keyAlgorithm: "ML-DSA-65",
-                                   group: "X25519MLKEM768", signatureScheme: "mldsa65")
+        let ssl = try ProxyTLV.ssl(
+            version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384",
+            clientCertificate: .presented(verified: true), commonName: "client.example",
+            signatureAlgorithm: "ML-DSA-65", keyAlgorithm: "ML-DSA-65",
+            group: "X25519MLKEM768", signatureScheme: "mldsa65")
         let qssl = try ProxyTLV.qssl(.init(groupCodePoint: 0x11EC, groupName: "X25519MLKEM768", postQuantum: true, resumed: false))
-        let header = ProxyHeader(transport: sampleTCP6, tlvs: [
-            .alpn(ascii("h2")), .authority("www.example.com"), try .uniqueID([UInt8](repeating: 7, count: 128)),
-            ssl, .netns("blue"), qssl, .noop(count: 4), ProxyTLV(type: 0xF3, value: ascii("experimental")),
-        ])
+        let header = ProxyHeader(
+            transport: sampleTCP6,
+            tlvs: [
+                .alpn(ascii("h2")), .authority("www.example.com"), try .uniqueID([UInt8](repeating: 7, count: 128)),
+                ssl, .netns("blue"), qssl, .noop(count: 4), ProxyTLV(type: 0xF3, value: ascii("experimental"))
+            ])
         let wire = try header.encodeV2(addingChecksum: true)
         let (parsed, _, _) = try parseComplete(wire)
         #expect(Array(parsed.tlvs.dropLast()) == header.tlvs)

@@ -15,13 +15,15 @@ struct TLVTests {
         #expect(info.commonName == nil)
     }
 
-    @Test("client certificate states map to flags and verify", arguments: [
-        (ProxyTLV.ClientCertificate.none, UInt8(0x01), UInt32(1), false),
-        (.presented(verified: true), 0x07, 0, true),
-        (.presented(verified: false), 0x07, 1, false),
-        (.presentedEarlierInSession(verified: true), 0x05, 0, true),
-        (.presentedEarlierInSession(verified: false), 0x05, 1, false),
-    ])
+    @Test(
+        "client certificate states map to flags and verify",
+        arguments: [
+            (ProxyTLV.ClientCertificate.none, UInt8(0x01), UInt32(1), false),
+            (.presented(verified: true), 0x07, 0, true),
+            (.presented(verified: false), 0x07, 1, false),
+            (.presentedEarlierInSession(verified: true), 0x05, 0, true),
+            (.presentedEarlierInSession(verified: false), 0x05, 1, false)
+        ])
     func certificateFlags(_ cert: ProxyTLV.ClientCertificate, _ flags: UInt8, _ verify: UInt32, _ verified: Bool) throws {
         let info = try #require(try ProxyTLV.ssl(version: nil, cipher: nil, clientCertificate: cert).sslInfo)
         #expect(info.client.rawValue == flags)
@@ -31,10 +33,11 @@ struct TLVTests {
 
     @Test("SSL info round-trips every field, unknown sub-TLVs kept")
     func sslRoundTrip() throws {
-        let info = ProxyTLV.SSLInfo(client: [.ssl, .certificateOnConnection], verify: 0x0102_0304, version: "TLSv1.2",
-                                    commonName: "Ünïcode CN", cipher: "ECDHE-RSA-AES128-GCM-SHA256", signatureAlgorithm: "SHA256",
-                                    keyAlgorithm: "RSA2048", group: "secp256r1", signatureScheme: "rsa_pss_rsae_sha256",
-                                    clientCertificate: [0x30, 0x82, 0x01], otherSubTLVs: [ProxyTLV(type: 0x2F, value: [9])])
+        let info = ProxyTLV.SSLInfo(
+            client: [.ssl, .certificateOnConnection], verify: 0x0102_0304, version: "TLSv1.2",
+            commonName: "Ünïcode CN", cipher: "ECDHE-RSA-AES128-GCM-SHA256", signatureAlgorithm: "SHA256",
+            keyAlgorithm: "RSA2048", group: "secp256r1", signatureScheme: "rsa_pss_rsae_sha256",
+            clientCertificate: [0x30, 0x82, 0x01], otherSubTLVs: [ProxyTLV(type: 0x2F, value: [9])])
         let value = try info.encode()
         #expect(Array(value[0..<5]) == [0x03, 0x01, 0x02, 0x03, 0x04])
         #expect(try ProxyTLV.SSLInfo(decoding: value) == info)
@@ -45,7 +48,10 @@ struct TLVTests {
     @Test("SSL TLV decoding rejects malformed values")
     func sslRejects() {
         func why(_ value: [UInt8]) -> String? {
-            do { _ = try ProxyTLV.SSLInfo(decoding: value); return nil } catch { return error.message }
+            do {
+                _ = try ProxyTLV.SSLInfo(decoding: value)
+                return nil
+            } catch { return error.message }
         }
         #expect(why([1, 0, 0, 0]).map { $0.contains("shorter than 5") } == true)
         #expect(why([1, 0, 0, 0, 0, 0x21, 0]).map { $0.contains("truncated TLV header") } == true)
@@ -76,7 +82,10 @@ struct TLVTests {
         let lenient = try ProxyTLV.QSSLInfo(decoding: [1, 0x11, 0xEC, 0xFD, 2] + ascii("ab") + [0xEE, 0xEE])
         #expect(lenient == ProxyTLV.QSSLInfo(groupCodePoint: 0x11EC, groupName: "ab", postQuantum: true, resumed: false))
         func why(_ value: [UInt8]) -> String? {
-            do { _ = try ProxyTLV.QSSLInfo(decoding: value); return nil } catch { return error.message }
+            do {
+                _ = try ProxyTLV.QSSLInfo(decoding: value)
+                return nil
+            } catch { return error.message }
         }
         #expect(why([1, 0, 0, 0]).map { $0.contains("shorter than the 5-byte") } == true)
         #expect(why([2, 0, 0, 0, 0]).map { $0.contains("unsupported format version 2") } == true)

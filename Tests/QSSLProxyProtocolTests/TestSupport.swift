@@ -1,7 +1,6 @@
-@_exported import QSSLTestSupport
 import QSSLProxyProtocol
+@_exported import QSSLTestSupport
 import Testing
-
 
 func bytes(_ hex: String) -> [UInt8] {
     let digits = Array(hex.utf8).filter { $0 != UInt8(ascii: " ") }
@@ -27,8 +26,10 @@ func rejection(_ input: [UInt8], _ parser: ProxyHeaderParser = ProxyHeaderParser
 }
 
 /// Parses `input`, requiring a complete header.
-func parseComplete(_ input: [UInt8], _ parser: ProxyHeaderParser = ProxyHeaderParser(),
-                   sourceLocation: SourceLocation = #_sourceLocation) throws -> (ProxyHeader, ProxyHeader.Version, Int) {
+func parseComplete(
+    _ input: [UInt8], _ parser: ProxyHeaderParser = ProxyHeaderParser(),
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> (ProxyHeader, ProxyHeader.Version, Int) {
     guard case .header(let h, let v, let n) = try parser.parse(input) else {
         Issue.record("expected a complete header", sourceLocation: sourceLocation)
         throw ProxyProtocolError(.malformedV1, "incomplete")
@@ -45,10 +46,12 @@ func v2(_ verCmd: UInt8 = 0x21, _ family: UInt8, _ body: [UInt8]) -> [UInt8] {
 
 let tcp4Addresses = bytes("c0000201 c6336407 c822 01bb")  // 192.0.2.1:51234 -> 198.51.100.7:443
 
-let sampleTCP4 = ProxyHeader.Transport.tcp4(source: IPv4Address(192, 0, 2, 1), sourcePort: 51234,
-                                            destination: IPv4Address(198, 51, 100, 7), destinationPort: 443)
-let sampleTCP6 = ProxyHeader.Transport.tcp6(source: IPv6Address("2001:db8::1")!, sourcePort: 40000,
-                                            destination: IPv6Address("2001:db8:0:1::443")!, destinationPort: 8443)
+let sampleTCP4 = ProxyHeader.Transport.tcp4(
+    source: IPv4Address(192, 0, 2, 1), sourcePort: 51234,
+    destination: IPv4Address(198, 51, 100, 7), destinationPort: 443)
+let sampleTCP6 = ProxyHeader.Transport.tcp6(
+    source: IPv6Address("2001:db8::1")!, sourcePort: 40000,
+    destination: IPv6Address("2001:db8:0:1::443")!, destinationPort: 8443)
 
 /// The `ProxyProtocolError` that `body` throws, or nil if it returns.
 func thrown<T>(_ body: () throws -> T) -> ProxyProtocolError? {

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+
 @testable import QSSLRedis
 
 /// Every outcome a callback was given, and on which thread.
@@ -17,8 +18,10 @@ final class OutcomeLog: Sendable {
 
 /// Sends a GET through `getIfConnected` from `loop` and waits for its first outcome; the log
 /// keeps every outcome (a second one would be a bug).
-func callbackGet(_ client: RedisClient, _ key: String, within: TimeAmount?, log: OutcomeLog = OutcomeLog(),
-                 from loop: any EventLoop) async -> (sent: Bool, outcome: RedisGetOutcome?) {
+func callbackGet(
+    _ client: RedisClient, _ key: String, within: TimeAmount?, log: OutcomeLog = OutcomeLog(),
+    from loop: any EventLoop
+) async -> (sent: Bool, outcome: RedisGetOutcome?) {
     await withCheckedContinuation { continuation in
         loop.execute {
             let once = Mutex(Optional(continuation))
@@ -49,7 +52,9 @@ extension RedisGetOutcome {
 
 extension RedisIntegrationTests {
     @Suite struct CallbackSend {
-        @Test("a GET without a future answers once on the asking loop; past its bound it is told late once, the connection stays open and the late reply is dropped")
+        @Test(
+            "a GET without a future answers once on the asking loop; past its bound it is told late once, the connection stays open and the late reply is dropped"
+        )
         func lateThenOnTime() async throws {
             try await withRedisServer { server in
                 // One loop and one connection: a GET that finds it open proves it stayed open.
@@ -57,7 +62,12 @@ extension RedisIntegrationTests {
                 configuration.maximumConnectionsPerNode = 1
                 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
                 let client = try RedisClient(configuration: configuration, eventLoopGroup: group)
-                defer { Task { await client.shutdown(); try? await group.shutdownGracefully() } }
+                defer {
+                    Task {
+                        await client.shutdown()
+                        try? await group.shutdownGracefully()
+                    }
+                }
                 let loop = group.next()
                 #expect(try await client.set(Array("a".utf8), Array("first".utf8)))
                 #expect(try await client.set(Array("b".utf8), Array("second".utf8)))
@@ -105,11 +115,12 @@ extension RedisIntegrationTests {
                 let failures = [outcomes[1].outcome?.error, outcomes[2].outcome?.error].compactMap { $0 }
                 #expect(failures.count == 2 && failures.allSatisfy { $0.isConnectionFailure }, "\(failures)")
                 // After Redis answers again, a new connection serves; each callback had one outcome.
-                #expect(await eventually(5) {
-                    let r = await callbackGet(client, "a", within: .seconds(1), from: loop)
-                    if !r.sent { _ = try? await client.get(Array("a".utf8)) }  // connects
-                    return r.outcome?.value == .some(Array("x".utf8))
-                })
+                #expect(
+                    await eventually(5) {
+                        let r = await callbackGet(client, "a", within: .seconds(1), from: loop)
+                        if !r.sent { _ = try? await client.get(Array("a".utf8)) }  // connects
+                        return r.outcome?.value == .some(Array("x".utf8))
+                    })
                 #expect(logs.allSatisfy { $0.all.count == 1 })
             }
         }
@@ -117,8 +128,9 @@ extension RedisIntegrationTests {
         @Test("a GET told late in the same timer turn as another command's timeout still gets exactly one outcome")
         func lateAndTimeoutTogether() async throws {
             try await withRedisServer { server in
-                let connection = try await RedisConnection.connect(to: RedisEndpoint(host: "127.0.0.1", port: server.port),
-                                                                   configuration: try fastConfiguration(server.url))
+                let connection = try await RedisConnection.connect(
+                    to: RedisEndpoint(host: "127.0.0.1", port: server.port),
+                    configuration: try fastConfiguration(server.url))
                 _ = try server.cli("CLIENT", "PAUSE", "600", "ALL")
                 // The first GET's bound (50 ms) and the second's timeout (100 ms) fall due in one
                 // timer turn: the loop is held past both before its timer can fire.
@@ -133,8 +145,9 @@ extension RedisIntegrationTests {
                         case .replies: log.record(.value(nil), onLoop: true)
                         }
                     }
-                    let future = RedisConnection.writeFuture("GET a", [RedisCommand("GET", "a")], timeout: .milliseconds(100),
-                                                             on: connection.channel)
+                    let future = RedisConnection.writeFuture(
+                        "GET a", [RedisCommand("GET", "a")], timeout: .milliseconds(100),
+                        on: connection.channel)
                     usleep(200_000)
                     return future
                 }.get()
@@ -153,8 +166,9 @@ extension RedisIntegrationTests {
         @Test("a request that expects no reply is refused before it is written, and the connection goes on matching replies to requests")
         func requestWithoutRepliesRefused() async throws {
             try await withRedisServer { server in
-                let connection = try await RedisConnection.connect(to: RedisEndpoint(host: "127.0.0.1", port: server.port),
-                                                                   configuration: try fastConfiguration(server.url))
+                let connection = try await RedisConnection.connect(
+                    to: RedisEndpoint(host: "127.0.0.1", port: server.port),
+                    configuration: try fastConfiguration(server.url))
                 _ = try server.cli("SET", "k", "v")
                 var bytes = connection.allocator.buffer(capacity: 32)
                 RESPEncoder.encode(RedisCommand("GET", "k"), into: &bytes)

@@ -2,6 +2,7 @@
 // and MOVED/ASK parsing.
 
 import Testing
+
 @testable import QSSLRedis
 
 @Suite struct ClusterSlotTests {
@@ -38,10 +39,17 @@ import Testing
 
     @Test func slotMapFromClusterSlots() throws {
         let reply = RESPValue.array([
-            .array([.integer(0), .integer(5460), .array([.bulkString(Array("10.0.0.1".utf8)), .integer(7000),
-                                                           .bulkString(Array("id1".utf8))])]),
-            .array([.integer(5461), .integer(16383), .array([.bulkString([]), .integer(7001)]),
-                    .array([.bulkString(Array("10.0.0.9".utf8)), .integer(7009)])]),
+            .array([
+                .integer(0), .integer(5460),
+                .array([
+                    .bulkString(Array("10.0.0.1".utf8)), .integer(7000),
+                    .bulkString(Array("id1".utf8))
+                ])
+            ]),
+            .array([
+                .integer(5461), .integer(16383), .array([.bulkString([]), .integer(7001)]),
+                .array([.bulkString(Array("10.0.0.9".utf8)), .integer(7009)])
+            ])
         ])
         let map = try #require(SlotMap.fromSlots(reply, queried: RedisEndpoint(host: "seed", port: 7001)))
         #expect(map.master(for: 0) == RedisEndpoint(host: "10.0.0.1", port: 7000))
@@ -59,17 +67,19 @@ import Testing
             let pairs: [(String, RESPValue)] = [
                 ("id", .bulkString(Array("abc".utf8))), ("port", .integer(port)), ("ip", .bulkString(Array(ip.utf8))),
                 ("endpoint", .bulkString(Array(ip.utf8))), ("role", .bulkString(Array(role.utf8))),
-                ("health", .bulkString(Array("online".utf8))),
+                ("health", .bulkString(Array("online".utf8)))
             ]
-            return resp3 ? .map(pairs.map { RESPMapEntry(key: .bulkString(Array($0.0.utf8)), value: $0.1) })
+            return resp3
+                ? .map(pairs.map { RESPMapEntry(key: .bulkString(Array($0.0.utf8)), value: $0.1) })
                 : .array(pairs.flatMap { [.bulkString(Array($0.0.utf8)), $0.1] })
         }
         for resp3 in [false, true] {
             let shard: [(String, RESPValue)] = [
                 ("slots", .array([.integer(0), .integer(100), .integer(200), .integer(300)])),
-                ("nodes", .array([node("127.0.0.2", 6380, "replica", resp3: resp3), node("127.0.0.1", 6379, "master", resp3: resp3)])),
+                ("nodes", .array([node("127.0.0.2", 6380, "replica", resp3: resp3), node("127.0.0.1", 6379, "master", resp3: resp3)]))
             ]
-            let value: RESPValue = resp3
+            let value: RESPValue =
+                resp3
                 ? .map(shard.map { RESPMapEntry(key: .bulkString(Array($0.0.utf8)), value: $0.1) })
                 : .array(shard.flatMap { [.bulkString(Array($0.0.utf8)), $0.1] })
             let map = try #require(SlotMap.fromShards(.array([value]), queried: RedisEndpoint(host: "q"), tls: false))
@@ -87,8 +97,10 @@ import Testing
         #expect(ClusterRedirection("ASK 1 ::1:6381", current: here)?.endpoint == RedisEndpoint(host: "::1", port: 6381))
         #expect(ClusterRedirection("ASK 1 [::1]:6381", current: here)?.kind == .ask)
         #expect(ClusterRedirection("MOVED 12 :7002", current: here)?.endpoint == RedisEndpoint(host: "10.1.1.1", port: 7002))
-        for bad in ["MOVED", "MOVED 16384 a:1", "MOVED -1 a:1", "MOVED 1 a", "MOVED 1 a:0", "MOVED 1 a:99999", "ERR x y",
-                    "MOVED x a:1", "ASK 1 a:1 extra"] {
+        for bad in [
+            "MOVED", "MOVED 16384 a:1", "MOVED -1 a:1", "MOVED 1 a", "MOVED 1 a:0", "MOVED 1 a:99999", "ERR x y",
+            "MOVED x a:1", "ASK 1 a:1 extra"
+        ] {
             #expect(ClusterRedirection(bad, current: here) == nil, "\(bad)")
         }
     }

@@ -2,13 +2,15 @@
 
 import Foundation
 import Testing
+
 @testable import QSSLRedis
 
 extension RedisTestCluster {
     /// Starts moving `slot` from `source` to `target`: IMPORTING on the target, MIGRATING on the
     /// source, then MIGRATE of `keys`. With `finish`, assigns the slot to the target on every node.
     func migrate(slot: Int, keys: [String], from source: RedisServer, to target: RedisServer, finish: Bool) throws {
-        let sourceID = try id(of: source), targetID = try id(of: target)
+        let sourceID = try id(of: source)
+        let targetID = try id(of: target)
         #expect(try target.cli("CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", sourceID).contains("OK"))
         #expect(try source.cli("CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", targetID).contains("OK"))
         if !keys.isEmpty {
@@ -111,7 +113,9 @@ extension RedisIntegrationTests {
         @Test func followsASKDuringAMigration() async throws {
             try await withRedisCluster { cluster in
                 let client = try RedisClient(configuration: try fastConfiguration(cluster.url))
-                let moved = "{migrating}moved", stays = "{migrating}stays", fresh = "{migrating}fresh"
+                let moved = "{migrating}moved"
+                let stays = "{migrating}stays"
+                let fresh = "{migrating}fresh"
                 let slot = RedisClusterSlot.slot(for: moved)
                 #expect(try await client.set(moved.bytes, "m".bytes))
                 #expect(try await client.set(stays.bytes, "s".bytes))

@@ -1,10 +1,11 @@
 // A fake server that answers garbage, huge lengths, deep nesting or nothing at all: the client
 // must fail with an error, quickly, and never crash or hang.
 
-import NIOCore
 import Foundation
+import NIOCore
 import NIOPosix
 import Testing
+
 @testable import QSSLRedis
 
 /// What the fake server answers to the n-th command (0 is HELLO) on a connection; `nil` is no answer.
@@ -64,7 +65,7 @@ private let hostilePayloads: [(String, [UInt8])] = [
     ("endless line", Array(("+" + String(repeating: "a", count: 2 << 20)).utf8)),
     ("bulk without CRLF", Array("$3\r\nabcXY".utf8)),
     ("bare LF", Array("+OK\n".utf8)),
-    ("binary noise", (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }),
+    ("binary noise", (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) })
 ]
 
 private let refuseHello = Array("-ERR unknown command 'HELLO', with args beginning with: '3'\r\n".utf8)
@@ -84,8 +85,9 @@ extension RedisIntegrationTests {
             let server = try await FakeRedisServer.start { index, command in
                 switch command.first?.uppercased() {
                 case "HELLO": return refuseHello
-                case "AUTH": return command.count == 3 && command[1] == "u" && command[2] == "p"
-                    ? Array("+OK\r\n".utf8) : Array("-WRONGPASS invalid username-password pair\r\n".utf8)
+                case "AUTH":
+                    return command.count == 3 && command[1] == "u" && command[2] == "p"
+                        ? Array("+OK\r\n".utf8) : Array("-WRONGPASS invalid username-password pair\r\n".utf8)
                 case "SELECT": return Array("+OK\r\n".utf8)
                 case "GET": return Array("$3\r\nbar\r\n".utf8)
                 default: return Array("-ERR unexpected\r\n".utf8)
@@ -141,7 +143,10 @@ extension RedisIntegrationTests {
             let (error2, seconds2) = await measure {
                 await failure { () async throws(RedisError) in try await client2.ping() }
             }
-            guard case .unavailable(_, let reason)? = error2 else { Issue.record("\(String(describing: error2))"); return }
+            guard case .unavailable(_, let reason)? = error2 else {
+                Issue.record("\(String(describing: error2))")
+                return
+            }
             #expect(reason.contains("timed out"))
             #expect(seconds2 < 2)
             await client2.shutdown()

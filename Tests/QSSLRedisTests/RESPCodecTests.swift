@@ -1,10 +1,11 @@
-@_exported import QSSLTestSupport
-// The RESP2/RESP3 decoder and encoder: every type, every split, malformed and hostile input.
-
 import NIOCore
 import NIOEmbedded
+@_exported import QSSLTestSupport
 import Testing
+
 @testable import QSSLRedis
+
+// The RESP2/RESP3 decoder and encoder: every type, every split, malformed and hostile input.
 
 private func buffer(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
@@ -72,17 +73,25 @@ let wireSamples: [(String, RESPValue)] = [
     ("(-12\r\n", .bigNumber("-12")),
     ("!21\r\nSYNTAX invalid syntax\r\n", .error("SYNTAX invalid syntax")),
     ("=15\r\ntxt:Some string\r\n", .verbatimString(format: "txt", text: Array("Some string".utf8))),
-    ("%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n#f\r\n", .map([
-        RESPMapEntry(key: .simpleString("first"), value: .integer(1)),
-        RESPMapEntry(key: .bulkString(Array("second".utf8)), value: .boolean(false)),
-    ])),
+    (
+        "%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n#f\r\n",
+        .map([
+            RESPMapEntry(key: .simpleString("first"), value: .integer(1)),
+            RESPMapEntry(key: .bulkString(Array("second".utf8)), value: .boolean(false))
+        ])
+    ),
     ("%0\r\n", .map([])),
     ("~3\r\n+a\r\n:1\r\n_\r\n", .set([.simpleString("a"), .integer(1), .null])),
-    (">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n", .push([.bulkString(Array("message".utf8)),
-                                                         .bulkString(Array("ch".utf8)), .bulkString(Array("hi".utf8))])),
+    (
+        ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+        .push([
+            .bulkString(Array("message".utf8)),
+            .bulkString(Array("ch".utf8)), .bulkString(Array("hi".utf8))
+        ])
+    ),
     // Attributes are skipped, at the top level and inside aggregates.
     ("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n:42\r\n", .integer(42)),
-    ("*2\r\n|1\r\n+ttl\r\n:3600\r\n+a\r\n+b\r\n", .array([.simpleString("a"), .simpleString("b")])),
+    ("*2\r\n|1\r\n+ttl\r\n:3600\r\n+a\r\n+b\r\n", .array([.simpleString("a"), .simpleString("b")]))
 ]
 
 @Suite struct RESPCodecTests {
@@ -92,7 +101,10 @@ let wireSamples: [(String, RESPValue)] = [
             #expect(values == [expected], "\(wire.debugDescription)")
         }
         let nan = try decodeAll(Array(",nan\r\n".utf8))
-        guard case .double(let d) = nan.first else { Issue.record("nan: \(nan)"); return }
+        guard case .double(let d) = nan.first else {
+            Issue.record("nan: \(nan)")
+            return
+        }
         #expect(d.isNaN)
     }
 
@@ -123,7 +135,7 @@ let wireSamples: [(String, RESPValue)] = [
         "?x\r\n", "x\r\n", "\r\n", ":abc\r\n", ":\r\n", ":99999999999999999999\r\n", ":1.5\r\n", "$abc\r\n", "$-2\r\n",
         "$\r\n", "$+3\r\nabc\r\n", "$3\r\nabcd\r\n", "$3\r\nab\r\n\r\n", "*-2\r\n", "*x\r\n", "%-1\r\n", "~-1\r\n", ">-1\r\n",
         "#x\r\n", "#\r\n", "#tt\r\n", "_x\r\n", ",abc\r\n", ",\r\n", ",1 2\r\n", "(12a\r\n", "(\r\n", "(-\r\n", "+ok\rX",
-        "+ok\n", "=3\r\nabc\r\n", "=5\r\ntxtab\r\n", "*1\r\n?\r\n", "$99999999999999999999999\r\n",
+        "+ok\n", "=3\r\nabc\r\n", "=5\r\ntxtab\r\n", "*1\r\n?\r\n", "$99999999999999999999999\r\n"
     ])
     func malformedInputIsRejected(_ wire: String) {
         var input = buffer(wire)
@@ -131,8 +143,10 @@ let wireSamples: [(String, RESPValue)] = [
     }
 
     @Test func hugeDeclaredLengthsAreRejectedFromTheHeaderAlone() {
-        for header in ["$2147483648\r\n", "$1048577\r\n", "*1000000000\r\n", "%600000\r\n", "~9223372036854775807\r\n",
-                       "!2147483648\r\n", "=2147483648\r\n", ">400000\r\n"] {
+        for header in [
+            "$2147483648\r\n", "$1048577\r\n", "*1000000000\r\n", "%600000\r\n", "~9223372036854775807\r\n",
+            "!2147483648\r\n", "=2147483648\r\n", ">400000\r\n"
+        ] {
             var input = buffer(header)
             #expect(throws: RESPDecodingError.replyTooLarge(limit: 1 << 20), "\(header)") {
                 _ = try RESPDecoder().decode(&input)
@@ -268,13 +282,16 @@ let wireSamples: [(String, RESPValue)] = [
     @Test func encodesCommandsAsArraysOfBulkStrings() throws {
         var again = ByteBuffer()
         RESPEncoder.encode(RedisCommand("SET", "k", [0, 255, 13, 10] as [UInt8], "PX", 100), into: &again)
-        let expected: [UInt8] = Array("*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 255, 13, 10]
+        let expected: [UInt8] =
+            Array("*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 255, 13, 10]
             + Array("\r\n$2\r\nPX\r\n$3\r\n100\r\n".utf8)
         #expect(Array(again.readableBytesView) == expected)
-        #expect(try RESPDecoder().decode(&again) == .array([
-            .bulkString(Array("SET".utf8)), .bulkString(Array("k".utf8)), .bulkString([0, 255, 13, 10]),
-            .bulkString(Array("PX".utf8)), .bulkString(Array("100".utf8)),
-        ]))
+        #expect(
+            try RESPDecoder().decode(&again)
+                == .array([
+                    .bulkString(Array("SET".utf8)), .bulkString(Array("k".utf8)), .bulkString([0, 255, 13, 10]),
+                    .bulkString(Array("PX".utf8)), .bulkString(Array("100".utf8))
+                ]))
     }
 
     @Test func valuesWrittenByWriteDecodeToThemselves() throws {
@@ -304,5 +321,3 @@ let wireSamples: [(String, RESPValue)] = [
         _ = try? channel.finish()
     }
 }
-
-

@@ -2,6 +2,7 @@
 
 import Foundation
 import Testing
+
 @testable import QSSLRedis
 
 @Suite struct RedisURLTests {
@@ -31,9 +32,13 @@ import Testing
 
     @Test func clusterURLs() throws {
         var c = try RedisConfiguration(url: "redis+cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002/")
-        #expect(c.mode == .cluster(seeds: [RedisEndpoint(host: "10.0.0.1", port: 7000),
-                                           RedisEndpoint(host: "10.0.0.2", port: 7001),
-                                           RedisEndpoint(host: "::1", port: 7002)]))
+        #expect(
+            c.mode
+                == .cluster(seeds: [
+                    RedisEndpoint(host: "10.0.0.1", port: 7000),
+                    RedisEndpoint(host: "10.0.0.2", port: 7001),
+                    RedisEndpoint(host: "::1", port: 7002)
+                ]))
         #expect(!c.useTLS)
         c = try RedisConfiguration(url: "rediss+cluster://u:p@node1")
         #expect(c.mode == .cluster(seeds: [RedisEndpoint(host: "node1", port: 6379)]))
@@ -61,14 +66,17 @@ import Testing
         ("redis://user@host", "without a password"),
         ("redis://u:%zz@host", "percent-encoding"),
         ("redis://host?timeout=1", "query"),
-        ("redis://ho st", "invalid host"),
+        ("redis://ho st", "invalid host")
     ])
     func invalidURLs(_ url: String, _ reason: String) {
         do {
             _ = try RedisConfiguration(url: url)
             Issue.record("accepted \(url)")
         } catch {
-            guard case .invalidURL(_, let why) = error else { Issue.record("\(error)"); return }
+            guard case .invalidURL(_, let why) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(why.contains(reason), "\(url): \(why)")
         }
     }

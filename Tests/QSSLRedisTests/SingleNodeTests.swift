@@ -3,6 +3,7 @@
 import Foundation
 import NIOCore
 import Testing
+
 @testable import QSSLRedis
 
 /// All suites that start servers run one test at a time, so that timings are not skewed by the
@@ -50,7 +51,10 @@ extension RedisIntegrationTests {
                 _ = try await client.send("RPUSH", "list", "a")
                 await #expect(throws: RedisError.self) { try await client.get("list".bytes) }
                 let wrongType = await failure { () async throws(RedisError) in try await client.incr("list".bytes) }
-                guard case .server(let message)? = wrongType else { Issue.record("\(String(describing: wrongType))"); return }
+                guard case .server(let message)? = wrongType else {
+                    Issue.record("\(String(describing: wrongType))")
+                    return
+                }
                 #expect(message.hasPrefix("WRONGTYPE"))
                 await #expect(throws: RedisError.self) { try await client.set("x".bytes, "y".bytes, px: 0) }
                 // The generic command: RESP3 maps come back as maps.
@@ -123,7 +127,8 @@ extension RedisIntegrationTests {
                         #expect(seconds < 2)
                         if bad != nil || version == .resp3 {
                             guard case .authenticationFailed(let message)? = error else {
-                                Issue.record("\(String(describing: error))"); continue
+                                Issue.record("\(String(describing: error))")
+                                continue
                             }
                             #expect(message.contains("WRONGPASS") || message.contains("NOAUTH"))
                         }
@@ -154,7 +159,10 @@ extension RedisIntegrationTests {
                 configuration.tlsHandlerFactory = { _ in throw FixtureError.startFailed("no TLS configured") }
                 let failing = try RedisClient(configuration: configuration)
                 let error = await failure { () async throws(RedisError) in try await failing.ping() }
-                guard case .unavailable(_, let reason)? = error else { Issue.record("\(String(describing: error))"); return }
+                guard case .unavailable(_, let reason)? = error else {
+                    Issue.record("\(String(describing: error))")
+                    return
+                }
                 #expect(reason.contains("no TLS configured"))
             }
         }
@@ -182,7 +190,10 @@ extension RedisIntegrationTests {
                 let (error, seconds) = await measure {
                     await failure { () async throws(RedisError) in try await client.send("BLPOP", "empty-list", "2") }
                 }
-                guard case .timeout(let command, let ms)? = error else { Issue.record("\(String(describing: error))"); return }
+                guard case .timeout(let command, let ms)? = error else {
+                    Issue.record("\(String(describing: error))")
+                    return
+                }
                 #expect(command == "BLPOP empty-list" && ms == 300)
                 #expect(seconds >= 0.25 && seconds < 1.5)
                 // The late reply must not be taken for the next command's: a new connection is used.

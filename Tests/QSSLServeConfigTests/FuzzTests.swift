@@ -1,7 +1,7 @@
 @_exported import QSSLTestSupport
 import Testing
-@testable import QSSLServeConfig
 
+@testable import QSSLServeConfig
 
 @Suite struct FuzzTests {
     static let fragments = [
@@ -9,7 +9,7 @@ import Testing
         "---", "...", "%YAML 1.2\n", "\r\n", "\u{85}", "\u{2028}", "\u{FEFF}", "\u{0}", "\u{1}", "é", "🦊",
         "listeners:", "- listen: ", "[::1]:1", "unix:/x", "0", "-1", "99999999999999999999", "1.5s", "10ms", "true",
         "null", "~", "pkcs11:", "*.", "limits:", "max-handshakes: ", "defaults:", "certificates:", "cert: /c", "key: /k",
-        "server-names: [a.b, a.b]", "__qssl_dup_0__", "<<: *a",
+        "server-names: [a.b, a.b]", "__qssl_dup_0__", "<<: *a"
     ]
 
     /// Mutates the sample (and a minimal file) at random: no input may trap, and every failure

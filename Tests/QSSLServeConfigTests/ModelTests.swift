@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QSSLServeConfig
 
 @Suite struct ModelTests {
@@ -20,11 +21,13 @@ import Testing
         #expect(web.backendConnectTimeout == .seconds(5))
         #expect(web.proxyProtocol == .v2)
         #expect(web.acceptProxyProtocol == .off)
-        #expect(web.certificates == [
-            CertificatePair(cert: .file("/etc/qssl/pq-chain.pem"), key: .file("/etc/qssl/pq-key.pem"),
-                            serverNames: ["www.example.com", "*.example.com"], line: 41),
-            CertificatePair(cert: .file("/etc/qssl/fallback-chain.pem"), key: .pkcs11("pkcs11:token=qssl;object=fallback-key"), line: 44),
-        ])
+        #expect(
+            web.certificates == [
+                CertificatePair(
+                    cert: .file("/etc/qssl/pq-chain.pem"), key: .file("/etc/qssl/pq-key.pem"),
+                    serverNames: ["www.example.com", "*.example.com"], line: 41),
+                CertificatePair(cert: .file("/etc/qssl/fallback-chain.pem"), key: .pkcs11("pkcs11:token=qssl;object=fallback-key"), line: 44)
+            ])
         #expect(web.tlsVersions == [.tls13, .tls12])
         #expect(web.groups == ["SecP384r1MLKEM1024", "X25519MLKEM768", "x25519"])
         #expect(web.alpn == ["h2", "http/1.1"])
@@ -59,8 +62,9 @@ import Testing
         #expect(config.hsm == nil)
         #expect(config.drainTimeout == .seconds(30))
         let l = try #require(config.listeners.first)
-        var expected = ListenerConfig(listen: [.tcp(host: "127.0.0.1", port: 8443)], backend: .echo,
-                                      certificates: [CertificatePair(cert: .file("/c.pem"), key: .file("/k.pem"), line: 5)])
+        var expected = ListenerConfig(
+            listen: [.tcp(host: "127.0.0.1", port: 8443)], backend: .echo,
+            certificates: [CertificatePair(cert: .file("/c.pem"), key: .file("/k.pem"), line: 5)])
         expected.line = 2
         #expect(l == expected)
         #expect(l.groups == ListenerConfig.defaultGroups)
@@ -72,30 +76,33 @@ import Testing
     }
 
     @Test func defaultsMergeIntoEveryListener() throws {
-        let config = try #require(parsed("""
-        defaults:
-          certificates:
-            - cert: /shared.pem
-              key: /shared.key
-          groups: [X25519MLKEM768]
-          ticket-keys: none
-          limits:
-            max-handshakes: 64
-            idle-timeout: 0
-        listeners:
-          - listen: 127.0.0.1:1
-            backend: http
-          - listen: unix:/run/x.sock
-            backend: "[::1]:80"
-            groups: [x25519]
-            certificates:
-              - {cert: /own.pem, key: /own.key}
-            limits:
-              max-connections: 5
-              idle-timeout: 1m
-        """))
+        let config = try #require(
+            parsed(
+                """
+                defaults:
+                  certificates:
+                    - cert: /shared.pem
+                      key: /shared.key
+                  groups: [X25519MLKEM768]
+                  ticket-keys: none
+                  limits:
+                    max-handshakes: 64
+                    idle-timeout: 0
+                listeners:
+                  - listen: 127.0.0.1:1
+                    backend: http
+                  - listen: unix:/run/x.sock
+                    backend: "[::1]:80"
+                    groups: [x25519]
+                    certificates:
+                      - {cert: /own.pem, key: /own.key}
+                    limits:
+                      max-connections: 5
+                      idle-timeout: 1m
+                """))
         try #require(config.listeners.count == 2)
-        let a = config.listeners[0], b = config.listeners[1]
+        let a = config.listeners[0]
+        let b = config.listeners[1]
         #expect(a.certificates.map(\.cert) == [.file("/shared.pem")])
         #expect(a.groups == ["X25519MLKEM768"])
         #expect(a.ticketKeys == .disabled)
@@ -109,18 +116,20 @@ import Testing
     }
 
     @Test func flexibleSpellings() throws {
-        let config = try #require(parsed("""
-        drain-timeout: 90
-        listeners:
-          - listen: LOCALHOST:443
-            backend: HTTP
-            tls-versions: [1.3]
-            groups: x25519mlkem768
-            accept-proxy-protocol: true
-            crl: /one.crl
-            certificates: [{cert: /c, key: /k, server-names: WWW.Example.COM}]
-            limits: {handshake-timeout: 1m30s, max-lifetime: 2d, max-request-bytes: 1_048_576, handshake-rate-per-source: 20}
-        """))
+        let config = try #require(
+            parsed(
+                """
+                drain-timeout: 90
+                listeners:
+                  - listen: LOCALHOST:443
+                    backend: HTTP
+                    tls-versions: [1.3]
+                    groups: x25519mlkem768
+                    accept-proxy-protocol: true
+                    crl: /one.crl
+                    certificates: [{cert: /c, key: /k, server-names: WWW.Example.COM}]
+                    limits: {handshake-timeout: 1m30s, max-lifetime: 2d, max-request-bytes: 1_048_576, handshake-rate-per-source: 20}
+                """))
         let l = try #require(config.listeners.first)
         #expect(config.drainTimeout == .seconds(90))
         #expect(l.listen == [.tcp(host: "localhost", port: 443)])
@@ -137,13 +146,16 @@ import Testing
     }
 
     @Test func severalCertificatesWithoutServerNamesAreFine() {
-        #expect(issues("""
-        listeners:
-          - listen: 127.0.0.1:1
-            backend: echo
-            certificates:
-              - {cert: /mldsa.pem, key: /mldsa.key}
-              - {cert: /ecdsa.pem, key: /ecdsa.key}
-        """).isEmpty)
+        #expect(
+            issues(
+                """
+                listeners:
+                  - listen: 127.0.0.1:1
+                    backend: echo
+                    certificates:
+                      - {cert: /mldsa.pem, key: /mldsa.key}
+                      - {cert: /ecdsa.pem, key: /ecdsa.key}
+                """
+            ).isEmpty)
     }
 }

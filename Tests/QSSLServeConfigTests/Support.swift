@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QSSLServeConfig
 
 /// The issues of a configuration (none when it parses).
@@ -20,21 +21,24 @@ func parsed(_ yaml: String, sourceLocation: SourceLocation = #_sourceLocation) -
 }
 
 /// Expects an issue at line:column with this path whose message contains `text`.
-func expectIssue(_ found: [ConfigIssue], line: Int, column: Int? = nil, path: String, _ text: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+func expectIssue(
+    _ found: [ConfigIssue], line: Int, column: Int? = nil, path: String, _ text: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     let match = found.contains {
         $0.line == line && (column == nil || $0.column == column) && $0.path == path && $0.message.contains(text)
     }
-    #expect(match, "no issue \(line):\(column.map(String.init) ?? "*") \(path): …\(text)… in:\n\(found.map(\.description).joined(separator: "\n"))",
-            sourceLocation: sourceLocation)
+    #expect(
+        match, "no issue \(line):\(column.map(String.init) ?? "*") \(path): …\(text)… in:\n\(found.map(\.description).joined(separator: "\n"))",
+        sourceLocation: sourceLocation)
 }
 
 /// A valid listener body, indented for a `listeners:` list item.
 let minimalYAML = """
-listeners:
-  - listen: 127.0.0.1:8443
-    backend: echo
-    certificates:
-      - cert: /c.pem
-        key: /k.pem
-"""
+    listeners:
+      - listen: 127.0.0.1:8443
+        backend: echo
+        certificates:
+          - cert: /c.pem
+            key: /k.pem
+    """

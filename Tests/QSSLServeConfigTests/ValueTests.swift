@@ -1,12 +1,14 @@
 import Foundation
 import Testing
+
 @testable import QSSLServeConfig
 
 @Suite struct ValueTests {
-    @Test(arguments: [
-        ("10s", 10_000), ("500ms", 500), ("5m", 300_000), ("1h", 3_600_000), ("30", 30_000), ("0", 0),
-        ("1h30m", 5_400_000), ("2d", 172_800_000), (" 7S ", 7_000), ("1m1s1ms", 61_001),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("10s", 10_000), ("500ms", 500), ("5m", 300_000), ("1h", 3_600_000), ("30", 30_000), ("0", 0),
+            ("1h30m", 5_400_000), ("2d", 172_800_000), (" 7S ", 7_000), ("1m1s1ms", 61_001)
+        ] as [(String, Int64)])
     func durations(text: String, milliseconds: Int64) throws {
         #expect(try Values.milliseconds(text).get() == milliseconds)
     }
@@ -23,8 +25,10 @@ import Testing
         #expect(try Values.address("Example.COM:80", allowUnix: false).get() == .tcp(host: "example.com", port: 80))
         #expect(try Values.address("unix:/run/a.sock", allowUnix: true).get() == .unix(path: "/run/a.sock"))
         #expect(NetworkAddress.tcp(host: "::1", port: 8).description == "[::1]:8")
-        for bad in ["", ":443", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:+1", "[::1:443", "[1.2.3.4]:1", "unix:/" + String(repeating: "a", count: 110),
-                    "-a.com:1", "a..b:1", "[]:1", "[::1%]:1", "1.2.3:4"] {
+        for bad in [
+            "", ":443", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:+1", "[::1:443", "[1.2.3.4]:1", "unix:/" + String(repeating: "a", count: 110),
+            "-a.com:1", "a..b:1", "[]:1", "[::1%]:1", "1.2.3:4"
+        ] {
             #expect(throws: ValueError.self, "\(bad)") { try Values.address(bad, allowUnix: true).get() }
         }
     }
@@ -33,8 +37,10 @@ import Testing
         for good in ["www.example.com", "*.example.com", "localhost", "xn--bcher-kva.example", "a-b.c1"] {
             #expect(Values.serverNameProblem(good) == nil, "\(good)")
         }
-        for bad in ["", "*", "*.", "*.*.example.com", "w*.example.com", "example.com.", "-a.example", "a_b.example",
-                    "1.2.3.4", String(repeating: "a", count: 64) + ".com", "ünï.example", "a..b"] {
+        for bad in [
+            "", "*", "*.", "*.*.example.com", "w*.example.com", "example.com.", "-a.example", "a_b.example",
+            "1.2.3.4", String(repeating: "a", count: 64) + ".com", "ünï.example", "a..b"
+        ] {
             #expect(Values.serverNameProblem(bad) != nil, "\(bad)")
         }
     }
@@ -54,18 +60,18 @@ import Testing
         let cert = dir + "/cert.pem"
         #expect(FileManager.default.createFile(atPath: cert, contents: Data("x".utf8)))
         let yaml = """
-        hsm: {module: \(dir)/missing.so, pin-file: \(dir)}
-        listeners:
-          - listen: 127.0.0.1:1
-            backend: echo
-            client-auth: optional
-            client-ca: \(dir)/ca.pem
-            crl: [\(cert), \(dir)/x.crl]
-            ticket-keys: \(dir)/tk
-            certificates:
-              - {cert: \(cert), key: "pkcs11:object=k"}
-              - {cert: \(cert), key: \(dir)/key.pem}
-        """
+            hsm: {module: \(dir)/missing.so, pin-file: \(dir)}
+            listeners:
+              - listen: 127.0.0.1:1
+                backend: echo
+                client-auth: optional
+                client-ca: \(dir)/ca.pem
+                crl: [\(cert), \(dir)/x.crl]
+                ticket-keys: \(dir)/tk
+                certificates:
+                  - {cert: \(cert), key: "pkcs11:object=k"}
+                  - {cert: \(cert), key: \(dir)/key.pem}
+            """
         #expect(issues(yaml).isEmpty)
         let found = issues(yaml, checkFiles: true)
         expectIssue(found, line: 1, path: "hsm.module", "no such file")

@@ -1,17 +1,18 @@
 import Foundation
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import Testing
+
+@testable import QSSL
+@testable import QSSLX509
 
 /// PROTOCOL.md §5 as one matrix (issue 11): every row, in both versions and with each side as
 /// the detector where the row applies, through a real handshake. The side that detects sends the
 /// alert and fails; the other receives it by name; both are closed.
 enum AlertRow: String, CaseIterable, Sendable {
     case certificateExpired, certificateRevoked, unknownCA, badCertificate, noCommonCipherSuite,
-         finishedMismatch, badCertificateVerify, certificateRequiredAbsent, postQuantumNotMet,
-         malformedMessage, illegalValue, recordMAC
+        finishedMismatch, badCertificateVerify, certificateRequiredAbsent, postQuantumNotMet,
+        malformedMessage, illegalValue, recordMAC
 
     /// The alert PROTOCOL.md §5 names for this row in `version`.
     func alert(_ version: ProtocolVersion) -> AlertDescription {
@@ -71,7 +72,7 @@ struct AlertMatrixTests {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         var table: Set<UInt8> = []
         for line in text.split(separator: "\n") where line.hasPrefix("| ") && !line.hasPrefix("| situation") {
-            let alertColumn = line.split(separator: "|").dropFirst().first ?? ""   // "| situation | alert |"
+            let alertColumn = line.split(separator: "|").dropFirst().first ?? ""  // "| situation | alert |"
             var rest = Substring(alertColumn)
             while let open = rest.firstIndex(of: "("), let close = rest[open...].firstIndex(of: ")") {
                 if let code = UInt8(rest[rest.index(after: open)..<close]) { table.insert(code) }
@@ -102,28 +103,39 @@ struct AlertMatrixTests {
     // MARK: - Provoking each row
 
     static func client(_ v: ProtocolVersion, _ configure: (inout ClientConfiguration) -> Void = { _ in }) -> ClientConfiguration {
-        clientConfig { $0.versions = [v]; configure(&$0) }
+        clientConfig {
+            $0.versions = [v]
+            configure(&$0)
+        }
     }
 
     static func server(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> ServerConfiguration {
-        try serverConfig { $0.tls13TicketCount = 0; configure(&$0) }
+        try serverConfig {
+            $0.tls13TicketCount = 0
+            configure(&$0)
+        }
     }
 
     /// A server certificate (for the client to reject) or a client certificate (for the server).
-    static func leaf(client: Bool, by ca: PKIBuilder.Issuer = sharedPKI.ca, notAfter: Date = Date().addingTimeInterval(86400),
-                     corruptSignature: Bool = false) throws -> CertifiedKey {
+    static func leaf(
+        client: Bool, by ca: PKIBuilder.Issuer = sharedPKI.ca, notAfter: Date = Date().addingTimeInterval(86400),
+        corruptSignature: Bool = false
+    ) throws -> CertifiedKey {
         let key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
-        let cert = try PKIBuilder.issue(subject: client ? "CN=matrix client" : "CN=localhost", key: key, by: ca, dnsNames: client ? [] : ["localhost"],
-                                        client: client, notBefore: notAfter.addingTimeInterval(-2 * 86400), notAfter: notAfter)
+        let cert = try PKIBuilder.issue(
+            subject: client ? "CN=matrix client" : "CN=localhost", key: key, by: ca, dnsNames: client ? [] : ["localhost"],
+            client: client, notBefore: notAfter.addingTimeInterval(-2 * 86400), notAfter: notAfter)
         var der = cert.der
         if corruptSignature { der[der.count - 5] ^= 0x01 }
         var certified = CertifiedKey(chain: [der], key: key)
-        certified.issuerNames = nil   // always offered, so that the server's verifier decides
+        certified.issuerNames = nil  // always offered, so that the server's verifier decides
         return certified
     }
 
-    static func withCertificate(_ v: ProtocolVersion, detector: AlertRow.Side, _ certificate: CertifiedKey,
-                                crls: [CertificateRevocationList] = []) throws -> PairOutcome {
+    static func withCertificate(
+        _ v: ProtocolVersion, detector: AlertRow.Side, _ certificate: CertifiedKey,
+        crls: [CertificateRevocationList] = []
+    ) throws -> PairOutcome {
         var verifier = sharedPKI.verifier
         verifier.crls = crls
         if detector == .client {
@@ -131,20 +143,25 @@ struct AlertMatrixTests {
             c.verifier = verifier
             return try runPair(client: c, server: try server { $0.certificates = [certificate] })
         }
-        return try runPair(client: client(v) { $0.clientCertificate = certificate },
-                           server: try server { $0.clientAuthentication = .required; $0.clientCertificateVerifier = verifier })
+        return try runPair(
+            client: client(v) { $0.clientCertificate = certificate },
+            server: try server {
+                $0.clientAuthentication = .required
+                $0.clientCertificateVerifier = verifier
+            })
     }
 
     static func provoke(_ row: AlertRow, _ v: ProtocolVersion, _ d: AlertRow.Side) throws -> PairOutcome {
-        let isClient = d == .server   // the certificate being judged belongs to the other side
+        let isClient = d == .server  // the certificate being judged belongs to the other side
         switch row {
         case .certificateExpired:
             return try withCertificate(v, detector: d, try leaf(client: isClient, notAfter: Date().addingTimeInterval(-3600)))
         case .certificateRevoked:
             let certified = try leaf(client: isClient)
             let serial = try X509Certificate(der: certified.chain[0]).serialNumber
-            let crl = try CRLWriter.issue(by: sharedPKI.ca, entries: [.init(serial: serial, revocationDate: Date(), reason: .keyCompromise)],
-                                          number: 1, nextUpdate: Date().addingTimeInterval(3600))
+            let crl = try CRLWriter.issue(
+                by: sharedPKI.ca, entries: [.init(serial: serial, revocationDate: Date(), reason: .keyCompromise)],
+                number: 1, nextUpdate: Date().addingTimeInterval(3600))
             return try withCertificate(v, detector: d, certified, crls: [crl])
         case .unknownCA:
             let other = try PKIBuilder.makeCA(subject: "CN=Matrix Other CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
@@ -154,8 +171,9 @@ struct AlertMatrixTests {
         case .noCommonCipherSuite:
             return v == .tls13
                 ? try runPair(client: client(v) { $0.cipherSuites = [.chaCha20Poly1305SHA256] }, server: try server { $0.cipherSuites = [.aes256GCMSHA384] })
-                : try runPair(client: client(v) { $0.tls12CipherSuites = [.ecdheECDSAWithChaCha20Poly1305SHA256] },
-                              server: try server { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] })
+                : try runPair(
+                    client: client(v) { $0.tls12CipherSuites = [.ecdheECDSAWithChaCha20Poly1305SHA256] },
+                    server: try server { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] })
         case .finishedMismatch:
             if v == .tls13 {
                 // SHA-256 suite and a P-384 exchange: FaultyFinishedPrimitives' shape (see AuthenticationTests).
@@ -181,15 +199,28 @@ struct AlertMatrixTests {
             certified.key = HalfCorruptingKey(inner: certified.key, offset: -3)
             return try withCertificate(v, detector: .server, certified)
         case .certificateRequiredAbsent:
-            return try runPair(client: client(v), server: try server { $0.clientAuthentication = .required; $0.clientCertificateVerifier = sharedPKI.verifier })
+            return try runPair(
+                client: client(v),
+                server: try server {
+                    $0.clientAuthentication = .required
+                    $0.clientCertificateVerifier = sharedPKI.verifier
+                })
         case .postQuantumNotMet:
             if d == .server {
-                return try runPair(client: client(v) { $0.groups = [.x25519, .secp384r1]; $0.keyShareGroups = [.x25519]
-                    $0.tls12CipherSuites = TLS12CipherSuite.all.filter { !$0.isHybrid } },
-                                   server: try server { $0.requirePostQuantum = true })
+                return try runPair(
+                    client: client(v) {
+                        $0.groups = [.x25519, .secp384r1]
+                        $0.keyShareGroups = [.x25519]
+                        $0.tls12CipherSuites = TLS12CipherSuite.all.filter { !$0.isHybrid }
+                    },
+                    server: try server { $0.requirePostQuantum = true })
             }
-            return try runPair(client: client(v) { $0.requirePostQuantum = true },
-                               server: try server { $0.groups = [.x25519, .secp384r1]; $0.tls12CipherSuites = TLS12CipherSuite.all.filter { !$0.isHybrid } })
+            return try runPair(
+                client: client(v) { $0.requirePostQuantum = true },
+                server: try server {
+                    $0.groups = [.x25519, .secp384r1]
+                    $0.tls12CipherSuites = TLS12CipherSuite.all.filter { !$0.isHybrid }
+                })
         case .malformedMessage:
             return try tamperFirst(v, toServer: d == .server) { message in Array(message.dropLast(3)) }
         case .illegalValue:

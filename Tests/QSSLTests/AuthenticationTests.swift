@@ -41,7 +41,9 @@ final class FaultyFinishedPrimitives: CryptoPrimitives, @unchecked Sendable {
 struct AuthenticationTests {
     static func p384Client(_ primitives: (any CryptoPrimitives)? = nil) -> ClientConfiguration {
         clientConfig {
-            $0.groups = [.secp384r1]; $0.keyShareGroups = [.secp384r1]; $0.cipherSuites = [.aes128GCMSHA256]
+            $0.groups = [.secp384r1]
+            $0.keyShareGroups = [.secp384r1]
+            $0.cipherSuites = [.aes128GCMSHA256]
             if let primitives { $0.provider.primitives = primitives }
         }
     }
@@ -96,17 +98,21 @@ struct AuthenticationTests {
     @Test("a certificate whose signature does not verify → bad_certificate")
     func badSignature() throws {
         var der = sharedPKI.serverCertificate.der
-        der[der.count - 5] ^= 0x01   // inside the ECDSA signature value
-        let o = try runPair(client: clientConfig(), server: ServerConfiguration(
-            provider: .swiftCrypto, certificates: [CertifiedKey(chain: [der], key: sharedPKI.serverKey)]))
+        der[der.count - 5] ^= 0x01  // inside the ECDSA signature value
+        let o = try runPair(
+            client: clientConfig(),
+            server: ServerConfiguration(
+                provider: .swiftCrypto, certificates: [CertifiedKey(chain: [der], key: sharedPKI.serverKey)]))
         #expect(o.clientError?.alert == .badCertificate)
         #expect(o.serverError?.code == .alertReceived(.badCertificate))
     }
 
     @Test("a malformed certificate → bad_certificate")
     func malformed() throws {
-        let o = try runPair(client: clientConfig(), server: ServerConfiguration(
-            provider: .swiftCrypto, certificates: [CertifiedKey(chain: [[0x30, 0x03, 0x02, 0x01, 0x00]], key: sharedPKI.serverKey)]))
+        let o = try runPair(
+            client: clientConfig(),
+            server: ServerConfiguration(
+                provider: .swiftCrypto, certificates: [CertifiedKey(chain: [[0x30, 0x03, 0x02, 0x01, 0x00]], key: sharedPKI.serverKey)]))
         #expect(o.clientError?.alert == .badCertificate)
         #expect(o.serverError?.code == .alertReceived(.badCertificate))
     }
@@ -119,10 +125,12 @@ struct AuthenticationTests {
         #expect(o.serverError?.code == .alertReceived(.badCertificate))
     }
 
-    @Test("names: IP addresses and wildcards match as RFC 9525 says", arguments: [
-        ("127.0.0.1", true), ("::1", true), ("0:0:0:0:0:0:0:1", true), ("127.0.0.2", false), ("localhost", true), ("LOCALHOST", true),
-        ("sub.localhost", false),
-    ])
+    @Test(
+        "names: IP addresses and wildcards match as RFC 9525 says",
+        arguments: [
+            ("127.0.0.1", true), ("::1", true), ("0:0:0:0:0:0:0:1", true), ("127.0.0.2", false), ("localhost", true), ("LOCALHOST", true),
+            ("sub.localhost", false)
+        ])
     func names(name: String, ok: Bool) throws {
         let o = try runPair(client: clientConfig(), server: serverConfig(), serverName: name)
         #expect((o.clientError == nil) == ok, "\(String(describing: o.clientError))")
@@ -130,10 +138,13 @@ struct AuthenticationTests {
 
     func expectCertificateAlert(_ alert: AlertDescription, notBefore: Date, notAfter: Date) throws {
         let key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
-        let cert = try PKIBuilder.issue(subject: "CN=localhost", key: key, by: sharedPKI.ca, dnsNames: ["localhost"],
-                                        notBefore: notBefore, notAfter: notAfter)
-        let o = try runPair(client: clientConfig(), server: ServerConfiguration(
-            provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [cert], key: key)]))
+        let cert = try PKIBuilder.issue(
+            subject: "CN=localhost", key: key, by: sharedPKI.ca, dnsNames: ["localhost"],
+            notBefore: notBefore, notAfter: notAfter)
+        let o = try runPair(
+            client: clientConfig(),
+            server: ServerConfiguration(
+                provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [cert], key: key)]))
         #expect(o.clientError?.alert == alert)
         #expect(o.serverError?.code == .alertReceived(alert))
     }
@@ -214,7 +225,7 @@ struct RecordLayerTests {
 
     @Test("random and truncated input never crashes or hangs: every input ends in a failure with an alert, or a clean wait")
     func garbage() throws {
-        var rng = SplitMix64(seed: 0x5153_534C)   // fixed: a failure reproduces
+        var rng = SplitMix64(seed: 0x5153_534C)  // fixed: a failure reproduces
         let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
         let hello = client.takeOutput()
         let server = try TLSConnection.server(configuration: serverConfig())
@@ -235,8 +246,9 @@ struct RecordLayerTests {
                         #expect(out.last == alert.rawValue, "\(what): the plaintext alert is the error's")
                     }
                 } else {
-                    #expect(error.code.receivedAlert != nil,
-                            "\(what): only a received alert ends a connection without sending one: \(error)")
+                    #expect(
+                        error.code.receivedAlert != nil,
+                        "\(what): only a received alert ends a connection without sending one: \(error)")
                 }
                 #expect(throws: error) { try connection.receive([0x17]) }
             }
@@ -261,42 +273,44 @@ struct RecordLayerTests {
             // (and no more than a server accepts of that message type: the documented bounds of
             // `maxHandshakeMessageLength`, written out here); otherwise it has failed.
             let declared = junk.count >= 4 ? Int(junk[1]) << 16 | Int(junk[2]) << 8 | Int(junk[3]) : 0
-            let bound: Int = switch junk.first {
-            case 1: 16_384          // ClientHello
-            case 11: 65_536         // Certificate
-            case 15: 8_192          // CertificateVerify
-            case 16: 4_096          // ClientKeyExchange
-            case 20: 64             // Finished
-            case 5, 24: 16          // EndOfEarlyData, KeyUpdate
-            default: 16_384
-            }
+            let bound: Int =
+                switch junk.first {
+                case 1: 16_384  // ClientHello
+                case 11: 65_536  // Certificate
+                case 15: 8_192  // CertificateVerify
+                case 16: 4_096  // ClientKeyExchange
+                case 20: 64  // Finished
+                case 5, 24: 16  // EndOfEarlyData, KeyUpdate
+                default: 16_384
+                }
             let incomplete = junk.count < 4 || (declared + 4 > junk.count && declared <= bound)
             #expect((s2.failure == nil) == incomplete, "junk \(i): \(junk.count) bytes declaring \(declared)")
         }
     }
 }
 
-
 @Suite("Error → alert mapping (PROTOCOL.md §5)")
 struct AlertMappingTests {
-    @Test("the seed's alert table", arguments: [
-        (TLSError.rejected(.expired), AlertDescription.certificateExpired),
-        (.rejected(.notYetValid), .certificateExpired),
-        (.rejected(.revoked), .certificateRevoked),
-        (.rejected(.unknownIssuer), .unknownCA),
-        (.rejected(.badSignature), .badCertificate),
-        (.rejected(.malformed), .badCertificate),
-        (.incompatible(.noCommonCipherSuite), .handshakeFailure),
-        (.incompatible(.noCommonGroup), .handshakeFailure),
-        (.incompatible(.noCommonSignatureScheme), .handshakeFailure),
-        (.misbehaved(.sentWrongFinished), .decryptError),
-        (.misbehaved(.sentInvalidSignature), .decryptError),
-        (.incompatible(.postQuantumKeyExchangeRequired), .insufficientSecurity),
-        (.decode(.truncated(field: "x")), .decodeError),
-        (.misbehaved(.sentInvalidKeyShare), .illegalParameter),
-        (TLSError(.decryptFailed), .badRecordMAC),
-        (.crypto("x"), .internalError),
-    ])
+    @Test(
+        "the seed's alert table",
+        arguments: [
+            (TLSError.rejected(.expired), AlertDescription.certificateExpired),
+            (.rejected(.notYetValid), .certificateExpired),
+            (.rejected(.revoked), .certificateRevoked),
+            (.rejected(.unknownIssuer), .unknownCA),
+            (.rejected(.badSignature), .badCertificate),
+            (.rejected(.malformed), .badCertificate),
+            (.incompatible(.noCommonCipherSuite), .handshakeFailure),
+            (.incompatible(.noCommonGroup), .handshakeFailure),
+            (.incompatible(.noCommonSignatureScheme), .handshakeFailure),
+            (.misbehaved(.sentWrongFinished), .decryptError),
+            (.misbehaved(.sentInvalidSignature), .decryptError),
+            (.incompatible(.postQuantumKeyExchangeRequired), .insufficientSecurity),
+            (.decode(.truncated(field: "x")), .decodeError),
+            (.misbehaved(.sentInvalidKeyShare), .illegalParameter),
+            (TLSError(.decryptFailed), .badRecordMAC),
+            (.crypto("x"), .internalError)
+        ])
     func table(error: TLSError, alert: AlertDescription) {
         #expect(error.alert == alert)
     }
@@ -305,28 +319,34 @@ struct AlertMappingTests {
     /// without a row here fails `everyCaseHasARow`.
     static let misbehaviourAlerts: [PeerMisbehavior: AlertDescription] = {
         var t: [PeerMisbehavior: AlertDescription] = [:]
-        for c: PeerMisbehavior in [.sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
-                                   .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
-                                   .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentKeyUpdateWithPendingHandshakeData,
-                                   .sentTooMuchEarlyData, .sentUnexpectedNewSessionTicket] { t[c] = .unexpectedMessage }
+        for c: PeerMisbehavior in [
+            .sentRecordWithInvalidContentType, .sentEmptyHandshakeRecord, .sentHandshakeMessageSpanningKeyChange,
+            .sentUnexpectedChangeCipherSpec, .sentApplicationDataBeforeHandshake, .sentUnexpectedMessage,
+            .sentTooManyEmptyRecordsOrWarnings, .sentTooMuchWhileWaiting, .sentKeyUpdateWithPendingHandshakeData,
+            .sentTooMuchEarlyData, .sentUnexpectedNewSessionTicket
+        ] { t[c] = .unexpectedMessage }
         // Resumption (RFC 8446 §4.2.9–§4.2.11, RFC 5246 §7.4.1.3)
         t[.sentPSKWithoutKeyExchangeModes] = .missingExtension
         t[.sentWrongPSKBinder] = .decryptError
-        for c: PeerMisbehavior in [.sentPreSharedKeyNotLast, .selectedUnofferedPSK, .sentEarlyDataAfterHelloRetryRequest,
-                                   .resumedUnofferedSession, .changedSessionParametersOnResumption] { t[c] = .illegalParameter }
+        for c: PeerMisbehavior in [
+            .sentPreSharedKeyNotLast, .selectedUnofferedPSK, .sentEarlyDataAfterHelloRetryRequest,
+            .resumedUnofferedSession, .changedSessionParametersOnResumption
+        ] { t[c] = .illegalParameter }
         t[.sentOversizedRecord] = .recordOverflow
         for c: PeerMisbehavior in [.sentOversizedHandshakeMessage, .sentInvalidAlert, .sentEmptyCertificateChain] { t[c] = .decodeError }
         for c: PeerMisbehavior in [.sentMissingKeyShare, .sentMissingSupportedGroups, .sentMissingSignatureAlgorithms] { t[c] = .missingExtension }
         t[.sentUnsolicitedExtension] = .unsupportedExtension
         for c: PeerMisbehavior in [.sentInvalidSignature, .sentWrongFinished] { t[c] = .decryptError }
-        for c: PeerMisbehavior in [.offeredNullCompressionMissing, .selectedUnofferedCipherSuite, .selectedUnofferedVersion, .selectedUnofferedGroup,
-                                   .sentKeyShareForUnofferedGroup, .helloRetryRequestChangedNothing, .helloRetryRequestForGroupAlreadyShared,
-                                   .sentSecondHelloRetryRequest, .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest,
-                                   .sentWrongCookie, .sentCookieTooLargeToEcho, .changedClientHelloAfterHelloRetryRequest, .sentDuplicateKeyShare,
-                                   .sentKeyShareNotInSupportedGroups, .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression,
-                                   .sentForbiddenExtension, .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,
-                                   .sentPointNotOnCurve, .sentKeyShareWrongLength, .sentInvalidMLKEMKey, .sentMLKEMCiphertextWrongLength,
-                                   .sentAllZeroSharedSecret, .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext] { t[c] = .illegalParameter }
+        for c: PeerMisbehavior in [
+            .offeredNullCompressionMissing, .selectedUnofferedCipherSuite, .selectedUnofferedVersion, .selectedUnofferedGroup,
+            .sentKeyShareForUnofferedGroup, .helloRetryRequestChangedNothing, .helloRetryRequestForGroupAlreadyShared,
+            .sentSecondHelloRetryRequest, .changedCipherSuiteAfterHelloRetryRequest, .sentWrongKeyShareAfterHelloRetryRequest,
+            .sentWrongCookie, .sentCookieTooLargeToEcho, .changedClientHelloAfterHelloRetryRequest, .sentDuplicateKeyShare,
+            .sentKeyShareNotInSupportedGroups, .echoedWrongSessionID, .sentDowngradeSentinel, .sentNonZeroCompression,
+            .sentForbiddenExtension, .selectedUnofferedApplicationProtocol, .sentInvalidKeyShare, .sentPointNotUncompressed,
+            .sentPointNotOnCurve, .sentKeyShareWrongLength, .sentInvalidMLKEMKey, .sentMLKEMCiphertextWrongLength,
+            .sentAllZeroSharedSecret, .usedUnofferedSignatureScheme, .sentNonEmptyCertificateRequestContext
+        ] { t[c] = .illegalParameter }
         return t
     }()
 
@@ -349,7 +369,7 @@ struct AlertMappingTests {
             .noCommonCipherSuite: .handshakeFailure, .noCommonGroup: .handshakeFailure, .noCommonSignatureScheme: .handshakeFailure,
             .extendedMasterSecretRequired: .handshakeFailure, .secureRenegotiationFailed: .handshakeFailure,
             // PROTOCOL.md §5: a required client certificate that is absent.
-            .clientCertificateRequired: .certificateRequired, .clientCertificateRequiredTLS12: .handshakeFailure,
+            .clientCertificateRequired: .certificateRequired, .clientCertificateRequiredTLS12: .handshakeFailure
         ]
         let expected = try #require(table[i], "no row for \(i)")
         #expect(TLSError.incompatible(i).alert == expected)

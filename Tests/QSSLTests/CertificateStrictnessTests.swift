@@ -1,15 +1,17 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import SwiftASN1
 import Testing
+
+@testable import QSSLX509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Rebuilds a certificate from TBSCertificate elements and signs it again with the issuer's key,
 /// so that the structural edit is the only thing wrong with it.
@@ -21,8 +23,9 @@ struct CertificateSurgeon {
     init() throws {
         let caKey = try PKIBuilder.Algorithm.ecdsaP256.generateKey()
         issuer = try PKIBuilder.makeCA(subject: "CN=Surgeon CA", key: caKey)
-        let leaf = try PKIBuilder.issue(subject: "CN=localhost", key: try PKIBuilder.Algorithm.ecdsaP256.generateKey(), by: issuer,
-                                        dnsNames: ["localhost"])
+        let leaf = try PKIBuilder.issue(
+            subject: "CN=localhost", key: try PKIBuilder.Algorithm.ecdsaP256.generateKey(), by: issuer,
+            dnsNames: ["localhost"])
         var tbsElements: [[UInt8]] = []
         var algorithm: [UInt8] = []
         guard case .constructed(let top) = try DER.parse(leaf.der).content else { throw ASN1Error.invalidASN1Object(reason: "test") }
@@ -35,7 +38,10 @@ struct CertificateSurgeon {
     }
 
     /// Index of each TBSCertificate element in a v3 certificate as PKIBuilder writes it.
-    enum Field: Int { case version = 0, serial, signature, issuer, validity, subject, spki, extensions }
+    enum Field: Int {
+        case version = 0
+        case serial, signature, issuer, validity, subject, spki, extensions
+    }
 
     func element(_ f: Field) -> [UInt8] { elements[f.rawValue] }
 
@@ -60,7 +66,10 @@ enum DERBytes {
         } else {
             var n = content.count
             var bytes: [UInt8] = []
-            while n > 0 { bytes.insert(UInt8(n & 0xFF), at: 0); n >>= 8 }
+            while n > 0 {
+                bytes.insert(UInt8(n & 0xFF), at: 0)
+                n >>= 8
+            }
             length = [0x80 | UInt8(bytes.count)] + bytes
         }
         return [tag] + length + content
@@ -92,12 +101,14 @@ struct CertificateStrictnessTests {
         #expect(verdict(try s.certificate(e)) == nil)
     }
 
-    @Test("malformed TBSCertificates are bad_certificate (malformed)", arguments: [
-        "second extensions block", "trailing junk after extensions", "junk between key and extensions", "empty extensions",
-        "inner algorithm with NULL parameters", "outer algorithm with NULL parameters", "serial zero", "serial negative",
-        "serial of 21 octets", "v1 with extensions", "explicit v1", "version 4", "duplicate extension",
-        "unique identifiers after extensions", "v1 with a unique identifier",
-    ])
+    @Test(
+        "malformed TBSCertificates are bad_certificate (malformed)",
+        arguments: [
+            "second extensions block", "trailing junk after extensions", "junk between key and extensions", "empty extensions",
+            "inner algorithm with NULL parameters", "outer algorithm with NULL parameters", "serial zero", "serial negative",
+            "serial of 21 octets", "v1 with extensions", "explicit v1", "version 4", "duplicate extension",
+            "unique identifiers after extensions", "v1 with a unique identifier"
+        ])
     func malformed(_ edit: String) throws {
         let s = Self.surgeon
         typealias F = CertificateSurgeon.Field
@@ -121,8 +132,10 @@ struct CertificateStrictnessTests {
             // [3] { SEQUENCE { ext, ext, … } }: repeat the first extension.
             let ext = s.element(.extensions)
             guard case .constructed(let wrapper) = try DER.parse(ext).content, let seq = wrapper.first(where: { _ in true }),
-                  case .constructed(let list) = seq.content, let first = list.first(where: { _ in true }) else {
-                Issue.record("cannot take the extensions apart"); return
+                case .constructed(let list) = seq.content, let first = list.first(where: { _ in true })
+            else {
+                Issue.record("cannot take the extensions apart")
+                return
             }
             let all = list.flatMap { Array($0.encodedBytes) } + Array(first.encodedBytes)
             e[F.extensions.rawValue] = DERBytes.tlv(0xA3, DERBytes.tlv(0x30, all))
@@ -131,7 +144,9 @@ struct CertificateStrictnessTests {
             e.remove(at: F.extensions.rawValue)
             e.remove(at: F.version.rawValue)
             e.append([0x81, 0x02, 0x00, 0x01])
-        default: Issue.record("unknown edit \(edit)"); return
+        default:
+            Issue.record("unknown edit \(edit)")
+            return
         }
         let der = try s.certificate(e, outerAlgorithm: outer)
         #expect(throws: TLSError.rejected(.malformed)) { _ = try X509Certificate(der: der) }
@@ -157,8 +172,10 @@ struct CertificateStrictnessTests {
 
     @Test("every committed certificate (OpenSSL chains, the composite draft's) still parses")
     func committedCertificatesParse() throws {
-        for name in ["root", "int-permit", "int-exclude", "int-email", "nc-localhost", "nc-allowed", "nc-cn-only",
-                     "ex-dns", "ex-ip", "ex-ok", "em-leaf", "crit-unknown", "noncrit-unknown"] {
+        for name in [
+            "root", "int-permit", "int-exclude", "int-email", "nc-localhost", "nc-allowed", "nc-cn-only",
+            "ex-dns", "ex-ip", "ex-ok", "em-leaf", "crit-unknown", "noncrit-unknown"
+        ] {
             #expect(throws: Never.self, "\(name)") { _ = try HardeningChains.certificate(name) }
         }
         let (_, t) = try CompositeVectors.load()

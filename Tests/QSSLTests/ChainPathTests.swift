@@ -1,9 +1,10 @@
 import Foundation
 import QSSL
 import QSSLSwiftCrypto
-@testable import QSSLX509
 import Testing
 import X509
+
+@testable import QSSLX509
 
 /// Path building with backtracking (ChainVerifier+PathBuilding.swift): the first candidate
 /// issuer a peer sends must not decide the outcome when another one leads to a trust anchor.
@@ -30,7 +31,8 @@ struct ChainPathTests {
 
     @Test("a cross-signed intermediate sent first (by an untrusted old root) does not hide the copy signed by the trusted new root")
     func crossSigned() throws {
-        let oldRoot = try Self.root("CN=Old Root"), newRoot = try Self.root("CN=New Root")
+        let oldRoot = try Self.root("CN=Old Root")
+        let newRoot = try Self.root("CN=New Root")
         let key = try Self.key()
         let crossSigned = try PKIBuilder.issue(subject: "CN=Issuing CA", key: key, by: oldRoot, isCA: true)
         let direct = try PKIBuilder.issue(subject: "CN=Issuing CA", key: key, by: newRoot, isCA: true)
@@ -48,7 +50,8 @@ struct ChainPathTests {
     @Test("of two same-named issuers, the first with another key (its signature fails), the second is used")
     func wrongKeyFirst() throws {
         let root = try Self.root("CN=Root")
-        let rightKey = try Self.key(), wrongKey = try Self.key()
+        let rightKey = try Self.key()
+        let wrongKey = try Self.key()
         let right = try PKIBuilder.issue(subject: "CN=Issuing CA", key: rightKey, by: root, isCA: true)
         let wrong = try PKIBuilder.issue(subject: "CN=Issuing CA", key: wrongKey, by: root, isCA: true)
         // A leaf without an authority key identifier: the name alone picks the candidates.
@@ -74,8 +77,9 @@ struct ChainPathTests {
     func expiredFirst() throws {
         let root = try Self.root("CN=Root")
         let key = try Self.key()
-        let expired = try PKIBuilder.issue(subject: "CN=Issuing CA", key: key, by: root, isCA: true,
-                                           notBefore: Date().addingTimeInterval(-3 * 86400), notAfter: Date().addingTimeInterval(-86400))
+        let expired = try PKIBuilder.issue(
+            subject: "CN=Issuing CA", key: key, by: root, isCA: true,
+            notBefore: Date().addingTimeInterval(-3 * 86400), notAfter: Date().addingTimeInterval(-86400))
         let current = try PKIBuilder.issue(subject: "CN=Issuing CA", key: key, by: root, isCA: true)
         let leaf = try Self.leaf(by: PKIBuilder.Issuer(certificate: current, key: key))
         let roots = [root.certificate]
@@ -123,7 +127,8 @@ struct ChainPathTests {
         var issuers = [root]
         for i in 0..<10 {
             let key = try Self.key()
-            issuers.append(PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=Intermediate \(i)", key: key, by: issuers[i], isCA: true), key: key))
+            issuers.append(
+                PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=Intermediate \(i)", key: key, by: issuers[i], isCA: true), key: key))
         }
         let intermediates = Array(issuers.dropFirst().map(\.certificate).reversed())
         // Leaf + 9 intermediates: 10 certificates below the root.

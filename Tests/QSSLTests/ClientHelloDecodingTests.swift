@@ -1,8 +1,9 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import Synchronization
 import Testing
+
+@testable import QSSL
 
 /// A selector that always answers with one configuration, and counts how often it is asked.
 private final class FixedSelector: ServerConfigurationSelector, @unchecked Sendable {
@@ -37,8 +38,9 @@ private func negotiate(client: ClientConfiguration, server: ServerConfiguration)
         }
         return bytes
     }
-    let n = Negotiated(client: o.clientSummary, server: o.serverSummary, serverHelloSuite: serverHello?.cipherSuite,
-                       serverHelloExtensions: serverHello?.extensions.types ?? [])
+    let n = Negotiated(
+        client: o.clientSummary, server: o.serverSummary, serverHelloSuite: serverHello?.cipherSuite,
+        serverHelloExtensions: serverHello?.extensions.types ?? [])
     return (n, o)
 }
 
@@ -54,8 +56,11 @@ struct ClientHelloDecodingTests {
             hello.extensions.items.insert(hello.extensions.items[hello.extensions.items.count - 1], at: hello.extensions.items.count - 1)
         }
         try expectServerAlert(.illegalParameter, client: client) { hello in
-            hello.extensions.items.insert(contentsOf: [Extension(type: ExtensionType(rawValue: 0x7A7A), data: []),
-                                                       Extension(type: ExtensionType(rawValue: 0x7A7A), data: [1])], at: 0)
+            hello.extensions.items.insert(
+                contentsOf: [
+                    Extension(type: ExtensionType(rawValue: 0x7A7A), data: []),
+                    Extension(type: ExtensionType(rawValue: 0x7A7A), data: [1])
+                ], at: 0)
         }
     }
 
@@ -112,16 +117,20 @@ struct ClientHelloDecodingTests {
         }
     }
 
-    @Test("each ClientHello's extensions are decoded exactly once, on every path", arguments: [
-        "tls13", "tls12", "helloRetryRequest", "selectorInPlace", "selectorPaused", "selectorTLS12", "resumed13", "resumed12",
-    ])
+    @Test(
+        "each ClientHello's extensions are decoded exactly once, on every path",
+        arguments: [
+            "tls13", "tls12", "helloRetryRequest", "selectorInPlace", "selectorPaused", "selectorTLS12", "resumed13", "resumed12"
+        ])
     func decodedOnce(path: String) throws {
         var client = clientConfig()
         var server = try serverConfig()
         var expected = 1
         switch path {
         case "tls12", "resumed12": client.versions = [.tls12]
-        case "helloRetryRequest": client.keyShareGroups = [.x25519]; expected = 2
+        case "helloRetryRequest":
+            client.keyShareGroups = [.x25519]
+            expected = 2
         case "selectorInPlace": server.configurationSelector = FixedSelector(try serverConfig(), synchronous: true)
         case "selectorPaused": server.configurationSelector = FixedSelector(try serverConfig(), synchronous: false)
         case "selectorTLS12":
@@ -140,9 +149,11 @@ struct ClientHelloDecodingTests {
         #expect(o.server.context.clientHelloExtensionDecodes == expected)
     }
 
-    @Test("a selector choosing a configuration negotiates exactly what that configuration negotiates alone", arguments: [
-        "tls13", "tls12", "helloRetryRequest", "alpn", "classical", "mutual",
-    ])
+    @Test(
+        "a selector choosing a configuration negotiates exactly what that configuration negotiates alone",
+        arguments: [
+            "tls13", "tls12", "helloRetryRequest", "alpn", "classical", "mutual"
+        ])
     func selectorSameNegotiation(path: String) throws {
         // No resumption: each run is a full handshake on its own.
         var client = clientConfig { $0.sessionStore = nil }

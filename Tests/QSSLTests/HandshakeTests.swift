@@ -1,8 +1,9 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import Testing
+
+@testable import QSSL
 
 @Suite("TLS 1.3 handshakes between Q-SSL peers")
 struct HandshakeTests {
@@ -25,12 +26,18 @@ struct HandshakeTests {
         #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData(Array("pong".utf8))])
     }
 
-    @Test("every group and cipher suite completes a handshake", arguments: [
-        NamedGroup.secp384r1MLKEM1024, .x25519MLKEM768, .secp256r1MLKEM768, .mlkem1024, .x25519, .secp384r1, .secp256r1,
-    ], [TLS13CipherSuite.aes128GCMSHA256, .aes256GCMSHA384, .chaCha20Poly1305SHA256])
+    @Test(
+        "every group and cipher suite completes a handshake",
+        arguments: [
+            NamedGroup.secp384r1MLKEM1024, .x25519MLKEM768, .secp256r1MLKEM768, .mlkem1024, .x25519, .secp384r1, .secp256r1
+        ], [TLS13CipherSuite.aes128GCMSHA256, .aes256GCMSHA384, .chaCha20Poly1305SHA256])
     func everyGroup(group: NamedGroup, suite: TLS13CipherSuite) throws {
         let o = try runPair(
-            client: clientConfig { $0.groups = [group]; $0.keyShareGroups = [group]; $0.cipherSuites = [suite] },
+            client: clientConfig {
+                $0.groups = [group]
+                $0.keyShareGroups = [group]
+                $0.cipherSuites = [suite]
+            },
             server: serverConfig { $0.groups = Defaults.groups + [.mlkem1024] })
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(o.client.summary?.group == group)
@@ -39,7 +46,11 @@ struct HandshakeTests {
 
     @Test("pure MLKEM1024 is opt-in: a default server refuses it with handshake_failure")
     func pureMLKEMOptIn() throws {
-        let o = try runPair(client: clientConfig { $0.groups = [.mlkem1024]; $0.keyShareGroups = [.mlkem1024] }, server: serverConfig())
+        let o = try runPair(
+            client: clientConfig {
+                $0.groups = [.mlkem1024]
+                $0.keyShareGroups = [.mlkem1024]
+            }, server: serverConfig())
         #expect(o.serverError?.alert == .handshakeFailure)
         #expect(o.clientError?.alertSentOrReceived == .handshakeFailure)
     }
@@ -47,12 +58,13 @@ struct HandshakeTests {
     @Test("server certificates of every algorithm authenticate, PQ and composite included", arguments: PKIBuilder.Algorithm.allCases.filter { $0 != .mldsa44 })
     func certificateAlgorithms(algorithm: PKIBuilder.Algorithm) throws {
         let pki = try DemoPKI(algorithm: algorithm)
-        let o = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier),
-                            server: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey]))
+        let o = try runPair(
+            client: ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier),
+            server: ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey]))
         #expect(o.clientError == nil && o.serverError == nil)
         let expected: [PKIBuilder.Algorithm: SignatureScheme] = [
             .ecdsaP384: .ecdsaSecp384r1SHA384, .ecdsaP256: .ecdsaSecp256r1SHA256, .ed25519: .ed25519, .rsa3072PSS: .rsaPSSRSAESHA384,
-            .mldsa65: .mldsa65, .mldsa87: .mldsa87, .mldsa65ECDSAP384: .qsslMLDSA65ECDSASecp384r1SHA512,
+            .mldsa65: .mldsa65, .mldsa87: .mldsa87, .mldsa65ECDSAP384: .qsslMLDSA65ECDSASecp384r1SHA512
         ]
         #expect(o.client.summary?.peerSignatureScheme == expected[algorithm])
     }
@@ -145,10 +157,10 @@ struct HandshakeTests {
 
     @Test("ALPN picks the server's first protocol the client offers")
     func alpn() throws {
-        let o = try runPair(client: clientConfig { $0.alpnProtocols = ["http/1.1", "h2"] },
-                            server: serverConfig { $0.alpnProtocols = ["h2", "http/1.1"] })
+        let o = try runPair(
+            client: clientConfig { $0.alpnProtocols = ["http/1.1", "h2"] },
+            server: serverConfig { $0.alpnProtocols = ["h2", "http/1.1"] })
         #expect(o.client.summary?.alpnProtocol == "h2")
         #expect(o.server.summary?.alpnProtocol == "h2")
     }
 }
-

@@ -1,8 +1,9 @@
 import Crypto
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import Testing
+
+@testable import QSSL
 
 /// The record layer seals in place in its outgoing buffer and opens from its incoming buffer
 /// straight into the plaintext it returns. These tests drive a writer and a reader RecordLayer
@@ -32,8 +33,9 @@ struct InPlaceRecordTests {
         var writer = RecordLayer()
         writer.writeProtection = RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: SecretBytes(kind.key)), iv: kind.iv, framing: kind.framing)
         var reader = RecordLayer()
-        reader.installReadKeys(RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: SecretBytes(kind.key)), iv: kind.iv, framing: kind.framing),
-                               duringHandshake: false)
+        reader.installReadKeys(
+            RecordProtection(cipher: try primitives.makeAEAD(kind.aead, key: SecretBytes(kind.key)), iv: kind.iv, framing: kind.framing),
+            duringHandshake: false)
         return (writer, reader)
     }
 
@@ -45,8 +47,9 @@ struct InPlaceRecordTests {
         return records
     }
 
-    @Test("sequence numbers advance over many records of every size class; zero-length records come out empty",
-          arguments: Kind.allCases)
+    @Test(
+        "sequence numbers advance over many records of every size class; zero-length records come out empty",
+        arguments: Kind.allCases)
     func manyRecords(kind: Kind) throws {
         var (writer, reader) = try Self.layers(kind)
         let sizes = [0, 1, 15, 16, 17, 255, 4096, maxPlaintextLength - 1, maxPlaintextLength]
@@ -55,7 +58,7 @@ struct InPlaceRecordTests {
             let payload = (0..<sizes[i % sizes.count]).map { UInt8(truncatingIfNeeded: $0 &+ i) }
             sent.append(payload)
             try writer.writeRawForTesting(.applicationData, payload, padding: 0)
-            if i % 7 == 0 {   // deliver in uneven batches, some records split across feeds
+            if i % 7 == 0 {  // deliver in uneven batches, some records split across feeds
                 let wire = writer.takeOutbound()
                 let cut = wire.count / 3
                 var got = try Self.readAll(&reader, Array(wire[..<cut]))
@@ -71,8 +74,9 @@ struct InPlaceRecordTests {
         #expect(reader.readProtection?.sequence == 600)
     }
 
-    @Test("the wire format is RFC 8446 §5.2 / RFC 5288 / RFC 7905: swift-crypto's public API opens what we seal, and we open what it seals",
-          arguments: Kind.allCases)
+    @Test(
+        "the wire format is RFC 8446 §5.2 / RFC 5288 / RFC 7905: swift-crypto's public API opens what we seal, and we open what it seals",
+        arguments: Kind.allCases)
     func wireFormat(kind: Kind) throws {
         var (writer, reader) = try Self.layers(kind)
         let payload = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 31) }
@@ -132,8 +136,9 @@ struct InPlaceRecordTests {
         #expect(got.count == 1 && got.first?.0 == .handshake && got.first?.1 == flight)
     }
 
-    @Test("a flipped bit anywhere in the header, explicit nonce, ciphertext or tag → decrypt failure, and nothing is returned",
-          arguments: Kind.allCases)
+    @Test(
+        "a flipped bit anywhere in the header, explicit nonce, ciphertext or tag → decrypt failure, and nothing is returned",
+        arguments: Kind.allCases)
     func tampering(kind: Kind) throws {
         var (writer, _) = try Self.layers(kind)
         try writer.write(.applicationData, Array("attack at dawn".utf8))
@@ -155,8 +160,9 @@ struct InPlaceRecordTests {
         #expect(try Self.readAll(&reader, record).first?.1 == Array("attack at dawn".utf8))
     }
 
-    @Test("records too short for the tag (and explicit nonce) are decrypt failures, never reads out of bounds",
-          arguments: Kind.allCases)
+    @Test(
+        "records too short for the tag (and explicit nonce) are decrypt failures, never reads out of bounds",
+        arguments: Kind.allCases)
     func shortRecords(kind: Kind) throws {
         let minimum = kind.explicitNonceLength + 16
         for length in 0..<minimum {
@@ -197,8 +203,9 @@ struct InPlaceRecordTests {
         #expect(throws: TLSError(.peerMisbehaved(.sentOversizedRecord))) { _ = try reader2.readRecord() }
     }
 
-    @Test("TLS 1.2: plaintext of exactly 2^14 bytes is accepted, 2^14 + 1 is record_overflow, a header over 2^14 + 2048 is refused unread",
-          arguments: [Kind.tls12AES256, .tls12ChaCha])
+    @Test(
+        "TLS 1.2: plaintext of exactly 2^14 bytes is accepted, 2^14 + 1 is record_overflow, a header over 2^14 + 2048 is refused unread",
+        arguments: [Kind.tls12AES256, .tls12ChaCha])
     func tls12Limits(kind: Kind) throws {
         var (writer, reader) = try Self.layers(kind)
         let full = [UInt8](repeating: 0x61, count: maxPlaintextLength)
@@ -231,8 +238,9 @@ struct InPlaceRecordTests {
         #expect(got.first?.0 == .handshake && got.first?.1 == [1, 0, 0, 0])
     }
 
-    @Test("the provider's in-place open leaves no plaintext behind when the tag fails (separate and aliased output)",
-          arguments: [AEADAlgorithm.aes128GCM, .aes256GCM, .chaCha20Poly1305])
+    @Test(
+        "the provider's in-place open leaves no plaintext behind when the tag fails (separate and aliased output)",
+        arguments: [AEADAlgorithm.aes128GCM, .aes256GCM, .chaCha20Poly1305])
     func providerWipesOnFailure(aead: AEADAlgorithm) throws {
         let cipher = try SwiftCryptoPrimitives().makeAEAD(aead, key: SecretBytes([UInt8](repeating: 9, count: aead.keyLength)))
         let nonce = try #require(AEADNonce([UInt8](repeating: 1, count: 12)))
@@ -251,7 +259,8 @@ struct InPlaceRecordTests {
         var buffer = sealed
         let failedInPlace = buffer.withUnsafeMutableBytes { b in
             [UInt8(5)].withUnsafeBytes { a in
-                (try? cipher.open(nonce: nonce, aad: a, ciphertext: UnsafeRawBufferPointer(b), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<100]))) == nil
+                (try? cipher.open(nonce: nonce, aad: a, ciphertext: UnsafeRawBufferPointer(b), into: UnsafeMutableRawBufferPointer(rebasing: b[0..<100])))
+                    == nil
             }
         }
         #expect(failedInPlace)

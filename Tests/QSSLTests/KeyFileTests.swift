@@ -1,15 +1,17 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import SwiftASN1
 import Testing
+
+@testable import QSSLX509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 @Suite("X.509 hardening: private key files", .serialized)
 struct KeyFileTests {

@@ -1,19 +1,23 @@
 import Foundation
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import Testing
 import X509
 
+@testable import QSSL
+@testable import QSSLX509
+
 /// Client certificates for the mTLS tests, issued by the shared demo CA.
 enum ClientPKI {
-    static func certified(_ algorithm: PKIBuilder.Algorithm = .ecdsaP384, subject: String = "CN=client-1, O=Q-SSL tests",
-                          by issuer: PKIBuilder.Issuer = sharedPKI.ca, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
-                          notAfter: Date = Date().addingTimeInterval(86400)) throws -> CertifiedKey {
+    static func certified(
+        _ algorithm: PKIBuilder.Algorithm = .ecdsaP384, subject: String = "CN=client-1, O=Q-SSL tests",
+        by issuer: PKIBuilder.Issuer = sharedPKI.ca, extendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil,
+        notAfter: Date = Date().addingTimeInterval(86400)
+    ) throws -> CertifiedKey {
         let key = try algorithm.generateKey()
-        let cert = try PKIBuilder.issue(subject: subject, key: key, by: issuer, client: true, extendedKeyUsage: extendedKeyUsage,
-                                        notBefore: notAfter.addingTimeInterval(-2 * 86400), notAfter: notAfter)
+        let cert = try PKIBuilder.issue(
+            subject: subject, key: key, by: issuer, client: true, extendedKeyUsage: extendedKeyUsage,
+            notBefore: notAfter.addingTimeInterval(-2 * 86400), notAfter: notAfter)
         return try CertificateFiles.certifiedKey(chain: [cert], key: key)
     }
     static let ecdsa = try! certified()
@@ -52,8 +56,12 @@ struct MutualTLSTests {
 
     @Test("required: the client proves its certificate; the server sees its identity", arguments: versions)
     func required(version: ProtocolVersion) throws {
-        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.ecdsa },
-                            server: try mtlsServer(.required))
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = [version]
+                $0.clientCertificate = ClientPKI.ecdsa
+            },
+            server: try mtlsServer(.required))
         #expect(o.clientError == nil && o.serverError == nil)
         let server = try #require(summary(o.serverEvents))
         let client = try #require(summary(o.clientEvents))
@@ -65,8 +73,12 @@ struct MutualTLSTests {
 
     @Test("composite client certificates: both halves verified, TLS 1.3 and the TLS 1.2 hybrid suites", arguments: versions)
     func composite(version: ProtocolVersion) throws {
-        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.composite },
-                            server: try mtlsServer(.required))
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = [version]
+                $0.clientCertificate = ClientPKI.composite
+            },
+            server: try mtlsServer(.required))
         #expect(o.clientError == nil && o.serverError == nil)
         let identity = try #require(summary(o.serverEvents)?.peerIdentity)
         #expect(identity.handshakeSignatureScheme == .qsslMLDSA65ECDSASecp384r1SHA512)
@@ -74,12 +86,17 @@ struct MutualTLSTests {
         if version == .tls12 { #expect(summary(o.serverEvents)?.cipherSuite == .ecdheMLKEMECDSAWithAES256GCMSHA384) }
     }
 
-    @Test("a composite CertificateVerify with one bad half is decrypt_error (ML-DSA half, then ECDSA half)",
-          arguments: [(ProtocolVersion.tls13, 10), (.tls13, -10), (.tls12, 10), (.tls12, -10)])
+    @Test(
+        "a composite CertificateVerify with one bad half is decrypt_error (ML-DSA half, then ECDSA half)",
+        arguments: [(ProtocolVersion.tls13, 10), (.tls13, -10), (.tls12, 10), (.tls12, -10)])
     func compositeHalf(version: ProtocolVersion, offset: Int) throws {
         var bad = ClientPKI.composite
         bad.key = HalfCorruptingKey(inner: bad.key, offset: offset)
-        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = bad }, server: try mtlsServer(.required))
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = [version]
+                $0.clientCertificate = bad
+            }, server: try mtlsServer(.required))
         #expect(o.serverError?.alert == .decryptError, "\(String(describing: o.serverError))")
         #expect(o.clientError?.code == .alertReceived(.decryptError))
     }
@@ -100,8 +117,9 @@ struct MutualTLSTests {
         #expect(summary(o.clientEvents)?.clientCertificateSent == false)
     }
 
-    @Test("untrusted → unknown_ca, expired → certificate_expired, server-only EKU → unsupported_certificate, key mismatch → decrypt_error",
-          arguments: versions)
+    @Test(
+        "untrusted → unknown_ca, expired → certificate_expired, server-only EKU → unsupported_certificate, key mismatch → decrypt_error",
+        arguments: versions)
     func rejections(version: ProtocolVersion) throws {
         // The client must send these even though their issuer is not listed: clear the issuer names.
         var untrusted = try ClientPKI.certified(by: ClientPKI.otherCA)
@@ -110,10 +128,16 @@ struct MutualTLSTests {
         let serverOnly = try ClientPKI.certified(extendedKeyUsage: [.serverAuth])
         var mismatched = ClientPKI.ecdsa
         mismatched.key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
-        for (certificate, alert) in [(untrusted, AlertDescription.unknownCA), (expired, .certificateExpired),
-                                     (serverOnly, .unsupportedCertificate), (mismatched, .decryptError)] {
-            let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = certificate },
-                                server: try mtlsServer(.optional))
+        for (certificate, alert) in [
+            (untrusted, AlertDescription.unknownCA), (expired, .certificateExpired),
+            (serverOnly, .unsupportedCertificate), (mismatched, .decryptError)
+        ] {
+            let o = try runPair(
+                client: clientConfig {
+                    $0.versions = [version]
+                    $0.clientCertificate = certificate
+                },
+                server: try mtlsServer(.optional))
             #expect(o.serverError?.alert == alert, "\(alert): \(String(describing: o.serverError))")
             #expect(o.clientError?.code == .alertReceived(alert), "\(alert)")
         }
@@ -122,7 +146,11 @@ struct MutualTLSTests {
     @Test("the client sends no certificate whose issuer the server does not list", arguments: versions)
     func issuerNotListed(version: ProtocolVersion) throws {
         let other = try ClientPKI.certified(by: ClientPKI.otherCA)
-        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = other }, server: try mtlsServer(.optional))
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = [version]
+                $0.clientCertificate = other
+            }, server: try mtlsServer(.optional))
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(summary(o.clientEvents)?.clientCertificateSent == false)
         #expect(summary(o.serverEvents)?.peerIdentity == nil)
@@ -132,8 +160,12 @@ struct MutualTLSTests {
     func pauses(version: ProtocolVersion) throws {
         var cert = ClientPKI.ecdsa
         cert.key = AsynchronousKey(inner: cert.key)
-        let o = try runPair(client: clientConfig { $0.versions = [version]; $0.clientCertificate = cert },
-                            server: try mtlsServer(.required) { $0.clientCertificateVerifier = WaitingVerifier(inner: sharedPKI.verifier) })
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = [version]
+                $0.clientCertificate = cert
+            },
+            server: try mtlsServer(.required) { $0.clientCertificateVerifier = WaitingVerifier(inner: sharedPKI.verifier) })
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(o.clientEvents.contains { $0.decision?.signatureRequest != nil })
         #expect(o.serverEvents.contains { $0.decision?.peerVerification?.role == .client })
@@ -143,7 +175,10 @@ struct MutualTLSTests {
     @Test("a resumed session keeps the client identity it was created with", arguments: versions)
     func resumptionKeepsIdentity(version: ProtocolVersion) throws {
         let server = try mtlsServer(.required)
-        let client = clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.ecdsa }
+        let client = clientConfig {
+            $0.versions = [version]
+            $0.clientCertificate = ClientPKI.ecdsa
+        }
         let first = try runPair(client: client, server: server)
         let original = try #require(summary(first.serverEvents)?.peerIdentity)
         let second = try runPair(client: client, server: server)
@@ -184,16 +219,24 @@ struct WaitingVerifier: CertificateVerifier {
 struct PostHandshakeAuthTests {
     /// An established TLS 1.3 pair whose client offered post_handshake_auth.
     static func established(certificate: CertifiedKey?, policy: ClientAuthenticationPolicy = .none, offer: Bool = true) throws -> PairOutcome {
-        let o = try runPair(client: clientConfig { $0.versions = [.tls13]; $0.offerPostHandshakeAuthentication = offer
-                                $0.clientCertificate = certificate },
-                            server: try mtlsServer(policy) { $0.tls13TicketCount = 0; $0.allowPostHandshakeAuthentication = true })
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = [.tls13]
+                $0.offerPostHandshakeAuthentication = offer
+                $0.clientCertificate = certificate
+            },
+            server: try mtlsServer(policy) {
+                $0.tls13TicketCount = 0
+                $0.allowPostHandshakeAuthentication = true
+            })
         try #require(o.client.isHandshakeComplete && o.server.isHandshakeComplete)
         return o
     }
 
     /// Moves bytes both ways until quiet, answering pauses; returns the server's events.
     static func exchange(_ o: PairOutcome) throws -> (server: [TLSEvent], client: [TLSEvent]) {
-        var server: [TLSEvent] = [], client: [TLSEvent] = []
+        var server: [TLSEvent] = []
+        var client: [TLSEvent] = []
         for _ in 0..<6 {
             let toClient = o.server.takeOutput()
             if !toClient.isEmpty {
@@ -238,7 +281,7 @@ struct PostHandshakeAuthTests {
         try o.server.requestClientCertificate()
         let clientEvents = try o.client.receive(o.server.takeOutput())
         #expect(clientEvents.contains { $0.decision?.signatureRequest != nil })
-        try o.client.send([7])      // queued while paused
+        try o.client.send([7])  // queued while paused
         var resumed = try o.client.resume(with: answerInPlace(try #require(o.client.pendingDecision)))
         resumed += []
         let serverEvents = try o.server.receive(o.client.takeOutput())
@@ -287,7 +330,10 @@ struct SessionIdentityReviewTests {
     @Test("a copy of a configuration with other client certificates does not resume the first one's session", arguments: [ProtocolVersion.tls13, .tls12])
     func copiesDoNotShareIdentity(version: ProtocolVersion) throws {
         let server = try mtlsServer(.optional)
-        let a = clientConfig { $0.versions = [version]; $0.clientCertificate = ClientPKI.ecdsa }
+        let a = clientConfig {
+            $0.versions = [version]
+            $0.clientCertificate = ClientPKI.ecdsa
+        }
         var b = a
         b.clientCertificate = nil
         let first = try runPair(client: a, server: server)
@@ -302,8 +348,9 @@ struct SessionIdentityReviewTests {
     @Test("a composite client chain with an intermediate still resumes (tickets carry the leaf, not the path)")
     func compositeChainResumes() throws {
         let interKey = try PKIBuilder.Algorithm.mldsa65ECDSAP384.generateKey()
-        let inter = PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=Composite Intermediate", key: interKey, by: sharedPKI.ca, isCA: true),
-                                      key: interKey)
+        let inter = PKIBuilder.Issuer(
+            certificate: try PKIBuilder.issue(subject: "CN=Composite Intermediate", key: interKey, by: sharedPKI.ca, isCA: true),
+            key: interKey)
         let leafKey = try PKIBuilder.Algorithm.mldsa65ECDSAP384.generateKey()
         let leaf = try PKIBuilder.issue(subject: "CN=composite leaf", key: leafKey, by: inter, client: true)
         let certified = try CertificateFiles.certifiedKey(chain: [leaf, inter.certificate], key: leafKey)
@@ -317,11 +364,14 @@ struct SessionIdentityReviewTests {
         #expect(second.server.peerIdentity?.subject.contains("composite leaf") == true)
     }
 
-    @Test("a server whose ticket keys cannot seal still completes handshakes (no ticket), both versions",
-          arguments: [ProtocolVersion.tls13, .tls12])
+    @Test(
+        "a server whose ticket keys cannot seal still completes handshakes (no ticket), both versions",
+        arguments: [ProtocolVersion.tls13, .tls12])
     func unsealableTickets(version: ProtocolVersion) throws {
-        let server = try serverConfig { $0.ticketKeys = TicketKeySet(keys: [], primitives: $0.provider.primitives, rotatesAutomatically: false)
-            $0.sessionCache = nil }
+        let server = try serverConfig {
+            $0.ticketKeys = TicketKeySet(keys: [], primitives: $0.provider.primitives, rotatesAutomatically: false)
+            $0.sessionCache = nil
+        }
         let o = try runPair(client: clientConfig { $0.versions = [version] }, server: server)
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(!o.clientEvents.contains { $0.issuedSession != nil })

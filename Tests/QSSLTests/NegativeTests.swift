@@ -37,8 +37,10 @@ func changeServerShare(_ hello: inout ServerHello, _ change: (inout KeyShareEntr
 
 /// Runs a pair where `tamper` rewrites the client's first flight, and checks that the server
 /// sent `alert` and the client received it.
-func expectServerAlert(_ alert: AlertDescription, client: ClientConfiguration = clientConfig(), server: ServerConfiguration? = nil,
-                       sourceLocation: SourceLocation = #_sourceLocation, tamperHello: @escaping (inout ClientHello) -> Void) throws {
+func expectServerAlert(
+    _ alert: AlertDescription, client: ClientConfiguration = clientConfig(), server: ServerConfiguration? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation, tamperHello: @escaping (inout ClientHello) -> Void
+) throws {
     var first = true
     let o = try runPair(client: client, server: server ?? serverConfig()) { toServer, bytes in
         guard toServer, first else { return bytes }
@@ -50,8 +52,10 @@ func expectServerAlert(_ alert: AlertDescription, client: ClientConfiguration = 
 }
 
 /// The same for checks the client makes on the server's first flight.
-func expectClientAlert(_ alert: AlertDescription, client: ClientConfiguration = clientConfig(), server: ServerConfiguration? = nil,
-                       sourceLocation: SourceLocation = #_sourceLocation, tamperHello: @escaping (inout ServerHello) -> Void) throws {
+func expectClientAlert(
+    _ alert: AlertDescription, client: ClientConfiguration = clientConfig(), server: ServerConfiguration? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation, tamperHello: @escaping (inout ServerHello) -> Void
+) throws {
     var first = true
     let o = try runPair(client: client, server: server ?? serverConfig()) { toServer, bytes in
         guard !toServer, first else { return bytes }
@@ -65,7 +69,12 @@ func expectClientAlert(_ alert: AlertDescription, client: ClientConfiguration = 
 @Suite("PROTOCOL.md §1 key-share validation: exact alerts on both sides")
 struct KeyShareValidationTests {
     static let hybrid = clientConfig { $0.keyShareGroups = [.secp384r1MLKEM1024] }
-    static func only(_ g: NamedGroup) -> ClientConfiguration { clientConfig { $0.groups = [g]; $0.keyShareGroups = [g] } }
+    static func only(_ g: NamedGroup) -> ClientConfiguration {
+        clientConfig {
+            $0.groups = [g]
+            $0.keyShareGroups = [g]
+        }
+    }
 
     @Test("server: compressed P-384 point in a secp384r1 share → illegal_parameter")
     func compressedPoint() throws {
@@ -120,14 +129,20 @@ struct KeyShareValidationTests {
     func badMLKEMKey() throws {
         try expectServerAlert(.illegalParameter, client: Self.hybrid) { hello in
             // The first 12-bit coefficient becomes 0xFFF ≥ q = 3329.
-            changeClientShare(&hello, group: .secp384r1MLKEM1024) { $0[97] = 0xFF; $0[98] |= 0x0F }
+            changeClientShare(&hello, group: .secp384r1MLKEM1024) {
+                $0[97] = 0xFF
+                $0[98] |= 0x0F
+            }
         }
     }
 
     @Test("server: ML-KEM-768 key failing the modulus check in X25519MLKEM768 (ML-KEM first) → illegal_parameter")
     func badMLKEM768Key() throws {
         try expectServerAlert(.illegalParameter, client: Self.only(.x25519MLKEM768)) { hello in
-            changeClientShare(&hello, group: .x25519MLKEM768) { $0[0] = 0xFF; $0[1] |= 0x0F }
+            changeClientShare(&hello, group: .x25519MLKEM768) {
+                $0[0] = 0xFF
+                $0[1] |= 0x0F
+            }
         }
     }
 
@@ -227,32 +242,42 @@ struct KeyShareValidationTests {
 struct NegotiationFailureTests {
     @Test("PQ-required server against a classical-only client → insufficient_security on both sides")
     func pqRequiredServer() throws {
-        let o = try runPair(client: clientConfig { $0.groups = [.x25519, .secp384r1]; $0.keyShareGroups = [.x25519] },
-                            server: serverConfig { $0.requirePostQuantum = true })
+        let o = try runPair(
+            client: clientConfig {
+                $0.groups = [.x25519, .secp384r1]
+                $0.keyShareGroups = [.x25519]
+            },
+            server: serverConfig { $0.requirePostQuantum = true })
         #expect(o.serverError?.alert == .insufficientSecurity)
         #expect(o.clientError?.code == .alertReceived(.insufficientSecurity))
     }
 
     @Test("PQ-required client against a classical-only server → insufficient_security on both sides")
     func pqRequiredClient() throws {
-        let o = try runPair(client: clientConfig { $0.requirePostQuantum = true },
-                            server: serverConfig { $0.groups = [.x25519, .secp384r1] })
+        let o = try runPair(
+            client: clientConfig { $0.requirePostQuantum = true },
+            server: serverConfig { $0.groups = [.x25519, .secp384r1] })
         #expect(o.clientError?.alert == .insufficientSecurity)
         #expect(o.serverError?.code == .alertReceived(.insufficientSecurity))
     }
 
     @Test("no common cipher suite → handshake_failure on both sides")
     func noCommonSuite() throws {
-        let o = try runPair(client: clientConfig { $0.cipherSuites = [.chaCha20Poly1305SHA256] },
-                            server: serverConfig { $0.cipherSuites = [.aes256GCMSHA384] })
+        let o = try runPair(
+            client: clientConfig { $0.cipherSuites = [.chaCha20Poly1305SHA256] },
+            server: serverConfig { $0.cipherSuites = [.aes256GCMSHA384] })
         #expect(o.serverError?.alert == .handshakeFailure)
         #expect(o.clientError?.code == .alertReceived(.handshakeFailure))
     }
 
     @Test("no common group → handshake_failure on both sides")
     func noCommonGroup() throws {
-        let o = try runPair(client: clientConfig { $0.groups = [.secp256r1]; $0.keyShareGroups = [.secp256r1] },
-                            server: serverConfig { $0.groups = [.x25519] })
+        let o = try runPair(
+            client: clientConfig {
+                $0.groups = [.secp256r1]
+                $0.keyShareGroups = [.secp256r1]
+            },
+            server: serverConfig { $0.groups = [.x25519] })
         #expect(o.serverError?.alert == .handshakeFailure)
         #expect(o.clientError?.code == .alertReceived(.handshakeFailure))
     }
@@ -275,7 +300,9 @@ struct NegotiationFailureTests {
 
     @Test("a ClientHello offering only TLS 1.2 to a TLS 1.3-only server → protocol_version on both sides")
     func onlyTLS12() throws {
-        try expectServerAlert(.protocolVersion, server: try serverConfig { $0.versions = [.tls13] }) { hello in hello.extensions.items.removeAll { $0.type == .supportedVersions } }
+        try expectServerAlert(.protocolVersion, server: try serverConfig { $0.versions = [.tls13] }) { hello in
+            hello.extensions.items.removeAll { $0.type == .supportedVersions }
+        }
     }
 
     @Test("a ClientHello without key_share → missing_extension")
@@ -301,17 +328,21 @@ struct NegotiationFailureTests {
             flights += 1
             guard flights == 2 else { return bytes }
             // The second flight is the compatibility CCS record, then ClientHello2.
-            return Array(bytes.prefix(6)) + rewriteFirstMessage(Array(bytes.dropFirst(6)), as: ClientHello.self) { hello in
-                if breakCookie {
-                    var cookie = try! ExtensionBody.cookie(hello.extensions[.cookie]!)
-                    cookie[0] ^= 1
-                    replace(&hello.extensions, .cookie, try! ExtensionBody.encodeCookie(cookie))
-                } else {
-                    changeClientShare(&hello, group: .secp384r1MLKEM1024) { _ in }
-                    let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
-                    replace(&hello.extensions, .keyShare, try! ExtensionBody.encodeClientKeyShares(shares.map { KeyShareEntry(group: .x25519, keyExchange: Array($0.keyExchange.prefix(32))) }))
+            return Array(bytes.prefix(6))
+                + rewriteFirstMessage(Array(bytes.dropFirst(6)), as: ClientHello.self) { hello in
+                    if breakCookie {
+                        var cookie = try! ExtensionBody.cookie(hello.extensions[.cookie]!)
+                        cookie[0] ^= 1
+                        replace(&hello.extensions, .cookie, try! ExtensionBody.encodeCookie(cookie))
+                    } else {
+                        changeClientShare(&hello, group: .secp384r1MLKEM1024) { _ in }
+                        let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
+                        replace(
+                            &hello.extensions, .keyShare,
+                            try! ExtensionBody.encodeClientKeyShares(
+                                shares.map { KeyShareEntry(group: .x25519, keyExchange: Array($0.keyExchange.prefix(32))) }))
+                    }
                 }
-            }
         }
         #expect(o.serverError?.alert == .illegalParameter)
         #expect(o.serverError?.code == .peerMisbehaved(breakCookie ? .sentWrongCookie : .sentWrongKeyShareAfterHelloRetryRequest))
@@ -326,7 +357,9 @@ struct NegotiationFailureTests {
             let groups = try! ExtensionBody.supportedGroups(hello.extensions[.supportedGroups]!)
             replace(&hello.extensions, .supportedGroups, try! ExtensionBody.encodeU16List([0x1A1A] + groups.map(\.rawValue)))
             let shares = try! ExtensionBody.clientKeyShares(hello.extensions[.keyShare]!)
-            replace(&hello.extensions, .keyShare, try! ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: NamedGroup(rawValue: 0x1A1A), keyExchange: [0])] + shares))
+            replace(
+                &hello.extensions, .keyShare,
+                try! ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: NamedGroup(rawValue: 0x1A1A), keyExchange: [0])] + shares))
             let schemes = try! ExtensionBody.signatureAlgorithms(hello.extensions[.signatureAlgorithms]!)
             replace(&hello.extensions, .signatureAlgorithms, try! ExtensionBody.encodeU16List([0x0A0A] + schemes.map(\.rawValue)))
             hello.extensions.items.insert(Extension(type: ExtensionType(rawValue: 0x2A2A), data: []), at: 0)
@@ -338,7 +371,8 @@ struct NegotiationFailureTests {
         #expect(server.failure == nil)
         // A ServerHello (handshake record, message type 2) that picked the hybrid, not a GREASE value.
         #expect(Array(flight.prefix(6)) == [22, 3, 3, flight[3], flight[4], 2])
-        let serverHello = try HandshakeMessage(type: .serverHello, body: Array(flight[9..<(5 + (Int(flight[3]) << 8 | Int(flight[4])))])).decode(as: ServerHello.self)
+        let serverHello = try HandshakeMessage(type: .serverHello, body: Array(flight[9..<(5 + (Int(flight[3]) << 8 | Int(flight[4])))])).decode(
+            as: ServerHello.self)
         #expect(try ExtensionBody.serverKeyShare(serverHello.extensions[.keyShare]!).group == .secp384r1MLKEM1024)
     }
 }

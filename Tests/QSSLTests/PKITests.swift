@@ -2,16 +2,19 @@ import Foundation
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import SwiftASN1
 import Testing
+
+@testable import QSSLX509
 
 @Suite("Hybrid PKI: ML-DSA and composite certificates")
 struct PKITests {
     static let composite = try! DemoPKI(algorithm: .mldsa65ECDSAP384)
 
-    static func pair(_ pki: DemoPKI, serverName: String? = "localhost", key: (any SigningKey)? = nil, chain: [[UInt8]]? = nil,
-                     client: (inout ClientConfiguration) -> Void = { _ in }) throws -> PairOutcome {
+    static func pair(
+        _ pki: DemoPKI, serverName: String? = "localhost", key: (any SigningKey)? = nil, chain: [[UInt8]]? = nil,
+        client: (inout ClientConfiguration) -> Void = { _ in }
+    ) throws -> PairOutcome {
         var c = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
         client(&c)
         let certified = try pki.serverCertifiedKey
@@ -54,10 +57,16 @@ struct PKITests {
             try s.serialize(ASN1OctetString(contentBytes: expanded[...]))
         }
         let bothPEM = PEMDocument(type: "PRIVATE KEY", derBytes: try CertificateFiles.oneAsymmetricKey(X509OID.mldsa65, both.serializedBytes)).pemString
-        guard case .mldsa65(let loaded) = try CertificateFiles.privateKey(fromPEM: bothPEM) else { Issue.record("wrong key type"); return }
+        guard case .mldsa65(let loaded) = try CertificateFiles.privateKey(fromPEM: bothPEM) else {
+            Issue.record("wrong key type")
+            return
+        }
         #expect(loaded.publicKey.rawRepresentation == k.publicKey.rawRepresentation)
-        let expandedPEM = PEMDocument(type: "PRIVATE KEY", derBytes: try CertificateFiles.oneAsymmetricKey(
-            X509OID.mldsa65, try CertificateFiles.octetString(expanded))).pemString
+        let expandedPEM = PEMDocument(
+            type: "PRIVATE KEY",
+            derBytes: try CertificateFiles.oneAsymmetricKey(
+                X509OID.mldsa65, try CertificateFiles.octetString(expanded))
+        ).pemString
         #expect(throws: CertificateFiles.LoadError.self) { _ = try CertificateFiles.privateKey(fromPEM: expandedPEM) }
     }
 
@@ -71,9 +80,11 @@ struct PKITests {
         #expect(o12.client.summary?.peerSignatureScheme == .qsslMLDSA65ECDSASecp384r1SHA512)
     }
 
-    @Test("a composite CertificateVerify with either half broken → decrypt_error naming the half", arguments: [
-        (0.25, "ML-DSA-65"), (0.999, "ECDSA-P384"),
-    ])
+    @Test(
+        "a composite CertificateVerify with either half broken → decrypt_error naming the half",
+        arguments: [
+            (0.25, "ML-DSA-65"), (0.999, "ECDSA-P384")
+        ])
     func compositeHalfBroken(position: Double, half: String) throws {
         let key = PositionCorruptingKey(inner: Self.composite.serverKey, position: position)
         let o = try Self.pair(Self.composite, key: key)
@@ -98,11 +109,13 @@ struct PKITests {
     func expiredMLDSA() throws {
         let pki = try DemoPKI(algorithm: .mldsa65)
         let key = try PKIBuilder.Algorithm.mldsa65.generateKey()
-        let cert = try PKIBuilder.issue(subject: "CN=localhost", key: key, by: pki.ca, dnsNames: ["localhost"],
-                                        notBefore: Date().addingTimeInterval(-7200), notAfter: Date().addingTimeInterval(-60))
+        let cert = try PKIBuilder.issue(
+            subject: "CN=localhost", key: key, by: pki.ca, dnsNames: ["localhost"],
+            notBefore: Date().addingTimeInterval(-7200), notAfter: Date().addingTimeInterval(-60))
         var c = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
         c.versions = [.tls13]
-        let o = try runPair(client: c, server: ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [cert], key: key)]))
+        let o = try runPair(
+            client: c, server: ServerConfiguration(provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chain: [cert], key: key)]))
         #expect(o.clientError?.alert == .certificateExpired)
         #expect(o.serverError?.code == .alertReceived(.certificateExpired))
     }
@@ -147,8 +160,10 @@ struct PKITests {
         let ecdsa = sharedPKI
         let server = ServerConfiguration(provider: .swiftCrypto, certificates: [try Self.composite.serverCertifiedKey, try ecdsa.serverCertifiedKey])
         // A PQ-aware client gets the composite chain.
-        let pq = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: [Self.composite.ca.certificate, ecdsa.ca.certificate])),
-                             server: server)
+        let pq = try runPair(
+            client: ClientConfiguration(
+                provider: .swiftCrypto, verifier: X509CertificateVerifier(roots: [Self.composite.ca.certificate, ecdsa.ca.certificate])),
+            server: server)
         #expect(pq.client.summary?.peerSignatureScheme == .qsslMLDSA65ECDSASecp384r1SHA512)
         // A classical client (OpenSSL 3.0 offers no PQ schemes) gets the ECDSA chain.
         var classical = X509CertificateVerifier(roots: [ecdsa.ca.certificate])

@@ -1,11 +1,11 @@
-@testable import QSSL
 import QSSLSwiftCrypto
+// The pair driver, the deterministic generator and the test PKI are in QSSLTestSupport.
+@_exported import QSSLTestSupport
 import QSSLWire
 import QSSLX509
 import Testing
 
-// The pair driver, the deterministic generator and the test PKI are in QSSLTestSupport.
-@_exported import QSSLTestSupport
+@testable import QSSL
 
 /// Shared PKI: key generation is slow enough to do once.
 var sharedPKI: DemoPKI { TestPKI.shared }

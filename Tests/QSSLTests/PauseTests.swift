@@ -1,8 +1,9 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import Testing
+
+@testable import QSSL
 
 /// Chooses the server configuration by SNI, asynchronously (a proxy serving many names).
 struct SNISelector: ServerConfigurationSelector {
@@ -34,8 +35,12 @@ struct PauseTests {
 
     @Test("verifyPeer pauses the client; the answer completes the handshake and exposes the peer's identity", arguments: versions)
     func verifyPeerAnswered(versions: [ProtocolVersion]) throws {
-        let o = try runPair(client: clientConfig { $0.versions = versions; $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier) },
-                            server: try serverConfig())
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = versions
+                $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier)
+            },
+            server: try serverConfig())
         let pauses = Self.decisions(o.clientEvents)
         #expect(pauses.count == 1)
         let request = try #require(pauses.first?.peerVerification)
@@ -53,8 +58,12 @@ struct PauseTests {
 
     /// Drives a client to its verify-peer pause and returns both ends.
     static func pausedClient(versions: [ProtocolVersion]) throws -> (client: TLSConnection, server: TLSConnection) {
-        let client = try TLSConnection.client(configuration: clientConfig { $0.versions = versions; $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier) },
-                                              serverName: "localhost")
+        let client = try TLSConnection.client(
+            configuration: clientConfig {
+                $0.versions = versions
+                $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier)
+            },
+            serverName: "localhost")
         let server = try TLSConnection.server(configuration: try serverConfig())
         _ = try server.receive(client.takeOutput())
         let events = try client.receive(server.takeOutput())
@@ -151,8 +160,12 @@ struct PauseTests {
 
     @Test("selectServerConfiguration pauses the server on the ClientHello; the chosen configuration is used", arguments: versions)
     func selectConfiguration(versions: [ProtocolVersion]) throws {
-        let o = try runPair(client: clientConfig { $0.versions = versions; $0.alpnProtocols = ["http/1.1", "h2"] },
-                            server: try Self.selectingServer(synchronous: false))
+        let o = try runPair(
+            client: clientConfig {
+                $0.versions = versions
+                $0.alpnProtocols = ["http/1.1", "h2"]
+            },
+            server: try Self.selectingServer(synchronous: false))
         let hello = try #require(Self.decisions(o.serverEvents).first?.clientHello)
         #expect(hello.serverName == "localhost")
         #expect(hello.alpnProtocols == ["http/1.1", "h2"])
@@ -170,8 +183,12 @@ struct PauseTests {
 
     @Test("no configuration for the name: unrecognized_name on both sides")
     func unknownName() throws {
-        let o = try runPair(client: clientConfig { $0.alpnProtocols = ["h2"]; $0.dangerouslySkipServerNameVerification = true },
-                            server: try Self.selectingServer(synchronous: false), serverName: "unknown.example")
+        let o = try runPair(
+            client: clientConfig {
+                $0.alpnProtocols = ["h2"]
+                $0.dangerouslySkipServerNameVerification = true
+            },
+            server: try Self.selectingServer(synchronous: false), serverName: "unknown.example")
         #expect(o.serverError?.alert == .unrecognizedName)
         #expect(o.clientError?.code == .alertReceived(.unrecognizedName))
     }

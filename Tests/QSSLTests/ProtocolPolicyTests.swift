@@ -1,6 +1,7 @@
-@testable import QSSL
 import QSSLWire
 import Testing
+
+@testable import QSSL
 
 @Suite("ProtocolPolicy: one value for what both sides configure, validated once")
 struct ProtocolPolicyTests {
@@ -16,18 +17,28 @@ struct ProtocolPolicyTests {
         policy.alpnProtocols = ["h2"]
         policy.requirePostQuantum = true
         let ways: [(inout ClientConfiguration, inout ServerConfiguration) -> Void] = [
-            { c, s in c.policy = policy; s.policy = policy },
             { c, s in
-                          c.versions = policy.versions; c.groups = policy.groups; c.cipherSuites = policy.cipherSuites
-                          c.tls12CipherSuites = policy.tls12CipherSuites; c.alpnProtocols = policy.alpnProtocols
-                          c.requirePostQuantum = policy.requirePostQuantum
-                          s.versions = policy.versions; s.groups = policy.groups; s.cipherSuites = policy.cipherSuites
-                          s.tls12CipherSuites = policy.tls12CipherSuites; s.alpnProtocols = policy.alpnProtocols
-                          s.requirePostQuantum = policy.requirePostQuantum
+                c.policy = policy
+                s.policy = policy
             },
+            { c, s in
+                c.versions = policy.versions
+                c.groups = policy.groups
+                c.cipherSuites = policy.cipherSuites
+                c.tls12CipherSuites = policy.tls12CipherSuites
+                c.alpnProtocols = policy.alpnProtocols
+                c.requirePostQuantum = policy.requirePostQuantum
+                s.versions = policy.versions
+                s.groups = policy.groups
+                s.cipherSuites = policy.cipherSuites
+                s.tls12CipherSuites = policy.tls12CipherSuites
+                s.alpnProtocols = policy.alpnProtocols
+                s.requirePostQuantum = policy.requirePostQuantum
+            }
         ]
         for apply in ways {
-            var c = client, s = server
+            var c = client
+            var s = server
             apply(&c, &s)
             #expect(c.policy == policy && s.policy == policy)
             #expect(c.versions == [.tls12] && s.groups == [.x25519MLKEM768, .x25519] && c.requirePostQuantum && s.alpnProtocols == ["h2"])
@@ -39,9 +50,11 @@ struct ProtocolPolicyTests {
         #expect(o.server.summary?.usedPostQuantumKeyExchange == true)
     }
 
-    @Test("a client and a server refuse the same broken policy with the same misuse", arguments: [
-        "noGroups", "noVersions", "ssl3", "noTLS13Suites", "noTLS12Suites", "pqWithoutMLKEM",
-    ])
+    @Test(
+        "a client and a server refuse the same broken policy with the same misuse",
+        arguments: [
+            "noGroups", "noVersions", "ssl3", "noTLS13Suites", "noTLS12Suites", "pqWithoutMLKEM"
+        ])
     func sameValidation(broken: String) throws {
         var policy = ProtocolPolicy()
         switch broken {
@@ -50,7 +63,9 @@ struct ProtocolPolicyTests {
         case "ssl3": policy.versions = [ProtocolVersion(rawValue: 0x0300)]
         case "noTLS13Suites": policy.cipherSuites = []
         case "noTLS12Suites": policy.tls12CipherSuites = []
-        default: policy.groups = [.x25519]; policy.requirePostQuantum = true
+        default:
+            policy.groups = [.x25519]
+            policy.requirePostQuantum = true
         }
         var client = clientConfig()
         client.policy = policy
@@ -81,4 +96,3 @@ struct ProtocolPolicyTests {
         #expect(throws: TLSError.incompatible(.noCommonVersion)) { try chosen.within(floor, serverName: nil) }
     }
 }
-

@@ -1,7 +1,8 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import Synchronization
 import Testing
+
+@testable import QSSL
 
 /// A provider that implements only `hmac` (and what is not a derivation): HKDF-Extract,
 /// HKDF-Expand and P_hash are the protocol's defaults over it.
@@ -21,16 +22,21 @@ struct RFC5869Case: Sendable, CustomStringConvertible {
     var description: String { name }
 
     static let all = [
-        RFC5869Case(name: "A.1 basic", ikm: [UInt8](repeating: 0x0B, count: 22), salt: hex("000102030405060708090a0b0c"),
-                     info: hex("f0f1f2f3f4f5f6f7f8f9"), length: 42,
-                     prk: hex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"),
-                     okm: hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")),
-        RFC5869Case(name: "A.2 longer inputs and outputs", ikm: Array(0x00...0x4F), salt: Array(0x60...0xAF), info: Array(0xB0...0xFF), length: 82,
-                     prk: hex("06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244"),
-                     okm: hex("b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87")),
-        RFC5869Case(name: "A.3 no salt, no info", ikm: [UInt8](repeating: 0x0B, count: 22), salt: nil, info: [], length: 42,
-                     prk: hex("19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04"),
-                     okm: hex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")),
+        RFC5869Case(
+            name: "A.1 basic", ikm: [UInt8](repeating: 0x0B, count: 22), salt: hex("000102030405060708090a0b0c"),
+            info: hex("f0f1f2f3f4f5f6f7f8f9"), length: 42,
+            prk: hex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"),
+            okm: hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")),
+        RFC5869Case(
+            name: "A.2 longer inputs and outputs", ikm: Array(0x00...0x4F), salt: Array(0x60...0xAF), info: Array(0xB0...0xFF), length: 82,
+            prk: hex("06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244"),
+            okm: hex(
+                "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87"
+            )),
+        RFC5869Case(
+            name: "A.3 no salt, no info", ikm: [UInt8](repeating: 0x0B, count: 22), salt: nil, info: [], length: 42,
+            prk: hex("19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04"),
+            okm: hex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"))
     ]
 }
 

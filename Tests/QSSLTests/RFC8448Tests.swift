@@ -1,11 +1,12 @@
 import Crypto
 import Foundation
-import SwiftASN1
-import _CryptoExtras
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
+import SwiftASN1
 import Testing
+import _CryptoExtras
+
+@testable import QSSL
 
 /// The values of RFC 8448 §3, parsed from the RFC's own text (Resources/rfc8448-section3.txt).
 struct RFC8448Trace {
@@ -81,7 +82,8 @@ struct RFC8448Tests {
 
         let early = TLS13KeySchedule.Early(hkdf: hkdf)
         #expect(early.secret == (try rfc("{server} extract secret \"early\"", "secret")))
-        #expect(hkdf.deriveSecret(early.secret, label: "derived", transcriptHash: hkdf.emptyHash)
+        #expect(
+            hkdf.deriveSecret(early.secret, label: "derived", transcriptHash: hkdf.emptyHash)
                 == (try rfc("{server} derive secret for handshake \"tls13 derived\"", "expanded")))
         let handshake = early.handshake(sharedSecret: SecretBytes(ikm))
         #expect(handshake.secret == (try rfc("{server} extract secret \"handshake\"", "secret")))
@@ -103,16 +105,19 @@ struct RFC8448Tests {
         #expect(clientKeys.iv == (try rfc("{server} derive read traffic keys for handshake data", "iv expanded")))
 
         let master = handshake.master()
-        #expect(hkdf.deriveSecret(handshake.secret, label: "derived", transcriptHash: hkdf.emptyHash)
+        #expect(
+            hkdf.deriveSecret(handshake.secret, label: "derived", transcriptHash: hkdf.emptyHash)
                 == (try rfc("{server} derive secret for master \"tls13 derived\"", "expanded")))
         #expect(master.secret == (try rfc("{server} extract secret \"master\"", "secret")))
 
         // Server Finished covers ClientHello … CertificateVerify.
         let flight = try serverFlight
         transcript.append(raw: Array(flight.prefix(40 + 445 + 136)))
-        #expect(hkdf.expandLabel(secret: sHS, label: "finished", context: [], length: 32)
+        #expect(
+            hkdf.expandLabel(secret: sHS, label: "finished", context: [], length: 32)
                 == (try rfc("{server} calculate finished \"tls13 finished\"", "expanded")))
-        #expect(TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: sHS, transcriptHash: transcript.hash(hkdf))
+        #expect(
+            TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: sHS, transcriptHash: transcript.hash(hkdf))
                 == (try rfc("{server} calculate finished \"tls13 finished\"", "finished")))
 
         transcript.append(raw: Array(flight.suffix(36)))
@@ -130,7 +135,8 @@ struct RFC8448Tests {
         #expect(cAPKeys.key == (try rfc("{client} derive write traffic keys for application data", "key expanded")))
         #expect(cAPKeys.iv == (try rfc("{client} derive write traffic keys for application data", "iv expanded")))
 
-        #expect(hkdf.expandLabel(secret: cHS, label: "finished", context: [], length: 32)
+        #expect(
+            hkdf.expandLabel(secret: cHS, label: "finished", context: [], length: 32)
                 == (try rfc("{client} calculate finished \"tls13 finished\"", "expanded")))
         let clientFinished = TLS13KeySchedule.finishedVerifyData(hkdf: hkdf, baseSecret: cHS, transcriptHash: th2)
         #expect(clientFinished == (try rfc("{client} calculate finished \"tls13 finished\"", "finished")))
@@ -153,7 +159,10 @@ struct RFC8448Tests {
         config.cipherSuites = [.aes128GCMSHA256]
         var state = ExpectServerHello(
             config: config, serverName: "server", clientHello: hello,
-            pending: [FixedX25519(key: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: trace("{client} create an ephemeral x25519 key pair", "private key")))])
+            pending: [
+                FixedX25519(
+                    key: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: trace("{client} create an ephemeral x25519 key pair", "private key")))
+            ])
         state.transcript.append(raw: helloBytes)
         var connection = TLSConnection.replayingClient(state, context: context)
         _ = context
@@ -222,9 +231,11 @@ struct RFC8448Verifier: CertificateVerifier {
     var trustPolicyDigest: [UInt8] { Array("RFC 8448 test verifier".utf8) }
     func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {}
     func verifyPeer(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer {
-        VerifiedPeer(publicKey: try key(request.chain),
-                     identity: PeerIdentity(verifiedChain: request.chain, subject: "CN=rsa", subjectAlternativeNames: [],
-                                            keyAlgorithm: "RSA-1024", certificateSignatureAlgorithm: "sha256WithRSAEncryption"))
+        VerifiedPeer(
+            publicKey: try key(request.chain),
+            identity: PeerIdentity(
+                verifiedChain: request.chain, subject: "CN=rsa", subjectAlternativeNames: [],
+                keyAlgorithm: "RSA-1024", certificateSignatureAlgorithm: "sha256WithRSAEncryption"))
     }
     func key(_ chain: [[UInt8]]) throws(TLSError) -> any PeerPublicKey {
         do {
@@ -232,7 +243,8 @@ struct RFC8448Verifier: CertificateVerifier {
             // TBSCertificate by hand: version, serial, signature, issuer, validity, subject, SPKI.
             let certificate = try DER.parse(chain[0])
             guard case .constructed(let outer) = certificate.content, let tbs = outer.first(where: { _ in true }),
-                  case .constructed(let fields) = tbs.content else { throw TLSError.rejected(.malformed) }
+                case .constructed(let fields) = tbs.content
+            else { throw TLSError.rejected(.malformed) }
             let spki = Array(fields)[6]
             return SwiftCryptoPublicKey.rsa(try _RSA.Signing.PublicKey(unsafeDERRepresentation: Array(spki.encodedBytes)))
         } catch let error as TLSError {

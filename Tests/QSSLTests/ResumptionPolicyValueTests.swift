@@ -1,6 +1,7 @@
-@testable import QSSL
 import QSSLWire
 import Testing
+
+@testable import QSSL
 
 private func issued(_ events: [TLSEvent]) -> [TLSSession] {
     events.compactMap(\.issuedSession)
@@ -12,7 +13,10 @@ struct ResumptionPolicyValueTests {
     func rules(version: ProtocolVersion) throws {
         let clock = FakeClock()
         let server = try serverConfig { $0.clock = clock }
-        let client = clientConfig { $0.clock = clock; $0.versions = [version] }
+        let client = clientConfig {
+            $0.clock = clock
+            $0.versions = [version]
+        }
         // A real client session (with the server's identity) and the server's view of one.
         let full = try runPair(client: client, server: server)
         let clientState = try #require(issued(full.clientEvents).first).state
@@ -22,13 +26,18 @@ struct ResumptionPolicyValueTests {
         serverState.trustBinding = ResumptionPolicy.binding(server)
         let other: ProtocolVersion = version == .tls13 ? .tls12 : .tls13
 
-        func both(_ s: ServerConfiguration, _ c: ClientConfiguration, name: String? = "localhost",
-                  change: (inout SessionState) -> Void = { _ in }) -> [Bool] {
-            var ss = serverState, cs = clientState
+        func both(
+            _ s: ServerConfiguration, _ c: ClientConfiguration, name: String? = "localhost",
+            change: (inout SessionState) -> Void = { _ in }
+        ) -> [Bool] {
+            var ss = serverState
+            var cs = clientState
             change(&ss)
             change(&cs)
-            return [ResumptionPolicy.server(s, serverName: name).admits(ss, version: version),
-                    ResumptionPolicy.client(c, serverName: name).admits(cs, version: version)]
+            return [
+                ResumptionPolicy.server(s, serverName: name).admits(ss, version: version),
+                ResumptionPolicy.client(c, serverName: name).admits(cs, version: version)
+            ]
         }
         #expect(both(server, client) == [true, true])
         #expect(ResumptionPolicy.server(server, serverName: "localhost").admits(serverState, version: other) == false)
@@ -36,18 +45,50 @@ struct ResumptionPolicyValueTests {
         // Another name.
         #expect(both(server, client, name: "other.example") == [false, false])
         // A version no longer enabled.
-        #expect(both(try serverConfig { $0.clock = clock; $0.versions = [other] }, clientConfig { $0.clock = clock; $0.versions = [other] })
+        #expect(
+            both(
+                try serverConfig {
+                    $0.clock = clock
+                    $0.versions = [other]
+                },
+                clientConfig {
+                    $0.clock = clock
+                    $0.versions = [other]
+                })
                 == [false, false])
         // A classical session under the PQ policy.
-        #expect(both(try serverConfig { $0.clock = clock; $0.requirePostQuantum = true }, clientConfig { $0.clock = clock; $0.versions = [version]; $0.requirePostQuantum = true },
-                     change: { $0.group = .x25519 }) == [false, false])
+        #expect(
+            both(
+                try serverConfig {
+                    $0.clock = clock
+                    $0.requirePostQuantum = true
+                },
+                clientConfig {
+                    $0.clock = clock
+                    $0.versions = [version]
+                    $0.requirePostQuantum = true
+                },
+                change: { $0.group = .x25519 }) == [false, false])
         // Another trust policy.
-        let mtls = try serverConfig { $0.clock = clock; $0.clientAuthentication = .optional; $0.clientCertificateVerifier = sharedPKI.verifier }
-        let skipping = clientConfig { $0.clock = clock; $0.versions = [version]; $0.dangerouslySkipServerNameVerification = true }
+        let mtls = try serverConfig {
+            $0.clock = clock
+            $0.clientAuthentication = .optional
+            $0.clientCertificateVerifier = sharedPKI.verifier
+        }
+        let skipping = clientConfig {
+            $0.clock = clock
+            $0.versions = [version]
+            $0.dangerouslySkipServerNameVerification = true
+        }
         #expect(both(mtls, skipping) == [false, false])
         // A server whose configured lifetime was shortened below the session's age.
         clock.advance(seconds: 120)
-        #expect(both(try serverConfig { $0.clock = clock; $0.sessionLifetimeSeconds = 60 }, client) == [false, true])
+        #expect(
+            both(
+                try serverConfig {
+                    $0.clock = clock
+                    $0.sessionLifetimeSeconds = 60
+                }, client) == [false, true])
         // Past the session's own lifetime.
         clock.advance(seconds: UInt64(max(clientState.lifetimeSeconds, serverState.lifetimeSeconds)))
         #expect(both(server, client) == [false, false])

@@ -1,8 +1,9 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import Synchronization
 import Testing
+
+@testable import QSSL
 
 private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
     events.lazy.compactMap(\.handshakeSummary).first
@@ -41,10 +42,14 @@ struct ResumptionTests {
 }
 
 extension ResumptionTests {
-    @Test("TLS 1.2: a ticket resumes (abbreviated handshake, server Finished first); without tickets the session ID does",
-          arguments: [true, false])
+    @Test(
+        "TLS 1.2: a ticket resumes (abbreviated handshake, server Finished first); without tickets the session ID does",
+        arguments: [true, false])
     func tls12Resumption(tickets: Bool) throws {
-        let client = clientConfig { $0.versions = [.tls12]; $0.tls12SessionTickets = tickets }
+        let client = clientConfig {
+            $0.versions = [.tls12]
+            $0.tls12SessionTickets = tickets
+        }
         let server = try serverConfig()
         let first = try runPair(client: client, server: server)
         #expect(first.clientError == nil && first.serverError == nil)
@@ -76,7 +81,8 @@ extension ResumptionTests {
 @Suite("Resumption: tampering, expiry, policy, early data")
 struct ResumptionEdgeTests {
     /// A client configuration whose store holds sessions from one full handshake with `server`.
-    static func primed(_ server: ServerConfiguration, _ configure: (inout ClientConfiguration) -> Void = { _ in }) throws -> (ClientConfiguration, [TLSSession]) {
+    static func primed(_ server: ServerConfiguration, _ configure: (inout ClientConfiguration) -> Void = { _ in }) throws -> (ClientConfiguration, [TLSSession])
+    {
         let client = clientConfig(configure)
         let o = try runPair(client: client, server: server)
         try #require(o.client.isHandshakeComplete && o.clientError == nil)
@@ -87,7 +93,7 @@ struct ResumptionEdgeTests {
 
     @Test("a tampered ticket is a full handshake, never an error", arguments: [ProtocolVersion.tls13, .tls12])
     func tamperedTicket(version: ProtocolVersion) throws {
-        let server = try serverConfig { $0.sessionCache = nil }   // else the TLS 1.2 session ID resumes from the cache
+        let server = try serverConfig { $0.sessionCache = nil }  // else the TLS 1.2 session ID resumes from the cache
         var (client, sessions) = try Self.primed(server) { $0.versions = [version] }
         var session = try #require(sessions.first)
         session.ticket![session.ticket!.count / 2] ^= 1
@@ -137,19 +143,23 @@ struct ResumptionEdgeTests {
         var (client, sessions) = try Self.primed(server)
         var session = try #require(sessions.first)
         #expect(session.state.serverName == "localhost")
-        session.state.serverName = "127.0.0.1"    // the client's copy; the sealed ticket says localhost
+        session.state.serverName = "127.0.0.1"  // the client's copy; the sealed ticket says localhost
         client.sessionStore = nil
         let o = try runPairOffering(session, client: client, server: server, serverName: "127.0.0.1")
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(Self.resumed(o) == false)
     }
 
-    @Test("an expired session is a full handshake (server clock past the lifetime; client clock not)",
-          arguments: [ProtocolVersion.tls13, .tls12])
+    @Test(
+        "an expired session is a full handshake (server clock past the lifetime; client clock not)",
+        arguments: [ProtocolVersion.tls13, .tls12])
     func expired(version: ProtocolVersion) throws {
         let clock = FakeClock()
-        let server = try serverConfig { $0.clock = clock; $0.ticketKeys = TicketKeySet(primitives: $0.provider.primitives, clock: clock)
-            $0.sessionCache = InMemorySessionCache(clock: clock) }
+        let server = try serverConfig {
+            $0.clock = clock
+            $0.ticketKeys = TicketKeySet(primitives: $0.provider.primitives, clock: clock)
+            $0.sessionCache = InMemorySessionCache(clock: clock)
+        }
         let (client, _) = try Self.primed(server) { $0.versions = [version] }
         clock.advance(seconds: 3601)
         let o = try runPair(client: client, server: server)
@@ -161,7 +171,10 @@ struct ResumptionEdgeTests {
     func clientExpiry() throws {
         let clock = FakeClock()
         let server = try serverConfig()
-        let (client, _) = try Self.primed(server) { $0.clock = clock; $0.sessionStore = InMemoryClientSessionStore(clock: clock) }
+        let (client, _) = try Self.primed(server) {
+            $0.clock = clock
+            $0.sessionStore = InMemoryClientSessionStore(clock: clock)
+        }
         clock.advance(seconds: 3601)
         let (o, hello, _) = try runPairCapturingHellos(client: client, server: server)
         #expect(Self.resumed(o) == false)
@@ -171,9 +184,12 @@ struct ResumptionEdgeTests {
     @Test("ticket age outside the tolerance is a full handshake")
     func ticketAgeSkew() throws {
         let clock = FakeClock()
-        let server = try serverConfig { $0.clock = clock; $0.ticketKeys = TicketKeySet(primitives: $0.provider.primitives, clock: clock) }
-        let (client, _) = try Self.primed(server)   // the client's real clock: its ticket age is ~0
-        clock.advance(seconds: 60)                   // the server thinks a minute passed
+        let server = try serverConfig {
+            $0.clock = clock
+            $0.ticketKeys = TicketKeySet(primitives: $0.provider.primitives, clock: clock)
+        }
+        let (client, _) = try Self.primed(server)  // the client's real clock: its ticket age is ~0
+        clock.advance(seconds: 60)  // the server thinks a minute passed
         let o = try runPair(client: client, server: server)
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(Self.resumed(o) == false)
@@ -209,7 +225,7 @@ struct ResumptionEdgeTests {
         #expect(!sh.extensions.contains(.keyShare), "psk_ke: no key share")
         #expect(summary(o.clientEvents)?.group == .secp384r1MLKEM1024, "the session keeps its original group")
 
-        let strictServer = try serverConfig()   // psk_ke not accepted
+        let strictServer = try serverConfig()  // psk_ke not accepted
         let (client2, _) = try Self.primed(strictServer) { $0.offerPSKWithoutKeyExchange = true }
         let (o2, _, sh2) = try runPairCapturingHellos(client: client2, server: strictServer)
         #expect(Self.resumed(o2) == true)
@@ -226,8 +242,9 @@ struct ResumptionEdgeTests {
         #expect(s.resumed && s.helloRetryRequest && s.group == .secp384r1MLKEM1024)
     }
 
-    @Test("0-RTT is skipped, never accepted: the handshake completes; too much of it is unexpected_message",
-          arguments: [1, 3])
+    @Test(
+        "0-RTT is skipped, never accepted: the handshake completes; too much of it is unexpected_message",
+        arguments: [1, 3])
     func earlyDataSkipped(records: Int) throws {
         let server = try serverConfig()
         let (client, _) = try Self.primed(server) { $0.offerEarlyDataForTesting = true }
@@ -241,7 +258,7 @@ struct ResumptionEdgeTests {
         }
         #expect(o.clientError == nil && o.serverError == nil)
         #expect(Self.resumed(o) == true)
-        let ee = o.server.trace   // nothing to check in the trace; EncryptedExtensions never accepts
+        let ee = o.server.trace  // nothing to check in the trace; EncryptedExtensions never accepts
         _ = ee
 
         let (client2, _) = try Self.primed(server) { $0.offerEarlyDataForTesting = true }
@@ -260,7 +277,10 @@ struct ResumptionEdgeTests {
     @Test("0-RTT records after the first ClientHello are skipped when a HelloRetryRequest follows; early_data in ClientHello2 is illegal_parameter")
     func earlyDataAndRetry() throws {
         let server = try serverConfig()
-        let client = clientConfig { $0.offerEarlyDataForTesting = true; $0.keyShareGroups = [.x25519] }
+        let client = clientConfig {
+            $0.offerEarlyDataForTesting = true
+            $0.keyShareGroups = [.x25519]
+        }
         var first = true
         let o = try runPair(client: client, server: server) { toServer, bytes in
             guard toServer, first else { return bytes }
@@ -274,10 +294,17 @@ struct ResumptionEdgeTests {
     @Test("TLS 1.2: a ticket from a rotated-out key still resumes and is replaced; past the key lifetime it does not")
     func tls12Rotation() throws {
         let clock = FakeClock()
-        let server = try serverConfig { $0.clock = clock; $0.sessionLifetimeSeconds = 604_800; $0.sessionCache = nil
-            $0.ticketKeys = TicketKeySet(primitives: $0.provider.primitives, clock: clock) }
-        let (client, sessions) = try Self.primed(server) { $0.versions = [.tls12]; $0.clock = clock
-            $0.sessionStore = InMemoryClientSessionStore(clock: clock) }
+        let server = try serverConfig {
+            $0.clock = clock
+            $0.sessionLifetimeSeconds = 604_800
+            $0.sessionCache = nil
+            $0.ticketKeys = TicketKeySet(primitives: $0.provider.primitives, clock: clock)
+        }
+        let (client, sessions) = try Self.primed(server) {
+            $0.versions = [.tls12]
+            $0.clock = clock
+            $0.sessionStore = InMemoryClientSessionStore(clock: clock)
+        }
         let original = try #require(sessions.first?.ticket)
         clock.advance(seconds: 13 * 3600)
         let o = try runPair(client: client, server: server)
@@ -297,7 +324,7 @@ struct ResumptionEdgeTests {
 
     @Test("TLS 1.2 RFC 7627 §5.3: an EMS session without EMS in the ClientHello is handshake_failure; a session without EMS is not resumed into one with it")
     func extendedMasterSecretRules() throws {
-        let server = try serverConfig { $0.ticketKeys = nil }   // session IDs only
+        let server = try serverConfig { $0.ticketKeys = nil }  // session IDs only
         let (client, sessions) = try Self.primed(server) { $0.versions = [.tls12] }
         #expect(sessions.first?.state.extendedMasterSecret == true)
         try expectServerAlert(.handshakeFailure, client: client, server: server) { hello in
@@ -344,7 +371,10 @@ struct ResumptionEdgeTests {
             func save(_ state: SessionState, sessionID: [UInt8]) { inner.save(state, sessionID: sessionID) }
             func remove(sessionID: [UInt8]) { inner.remove(sessionID: sessionID) }
         }
-        let server = try serverConfig { $0.sessionCache = SlowCache(); $0.ticketKeys = nil }
+        let server = try serverConfig {
+            $0.sessionCache = SlowCache()
+            $0.ticketKeys = nil
+        }
         let (client, _) = try Self.primed(server) { $0.versions = [.tls12] }
         let o = try runPair(client: client, server: server)
         #expect(o.serverEvents.contains { $0.decision?.sessionLookup != nil })

@@ -1,10 +1,11 @@
 import Foundation
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import Testing
 import X509
+
+@testable import QSSL
+@testable import QSSLX509
 
 /// How a TLS 1.2 session comes back: by its RFC 5077 ticket or by its session ID.
 enum ResumptionMechanism: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -21,8 +22,10 @@ private func summary(_ events: [TLSEvent]) -> HandshakeSummary? {
 
 /// Two mTLS servers that share their ticket keys and session cache (a fleet, or one server
 /// restarted with the same keys), with client verifiers made by `first` and `second`.
-private func serverPair(_ mechanism: ResumptionMechanism, first: X509CertificateVerifier,
-                        second: X509CertificateVerifier) throws -> (ServerConfiguration, ServerConfiguration) {
+private func serverPair(
+    _ mechanism: ResumptionMechanism, first: X509CertificateVerifier,
+    second: X509CertificateVerifier
+) throws -> (ServerConfiguration, ServerConfiguration) {
     let a = try mtlsServer(.required) {
         $0.clientCertificateVerifier = first
         if mechanism == .sessionID { $0.ticketKeys = nil } else { $0.sessionCache = nil }
@@ -35,11 +38,15 @@ private func serverPair(_ mechanism: ResumptionMechanism, first: X509Certificate
 @Suite("Resumption honours the trust policy in force (server: client authentication)")
 struct ServerResumptionTrustTests {
     static func client(_ version: ProtocolVersion, _ certificate: CertifiedKey = ClientPKI.ecdsa) -> ClientConfiguration {
-        clientConfig { $0.versions = [version]; $0.clientCertificate = certificate }
+        clientConfig {
+            $0.versions = [version]
+            $0.clientCertificate = certificate
+        }
     }
 
-    @Test("a session whose client certificate chains to a CA the server no longer trusts is a full handshake, which refuses it",
-          arguments: resumptionPaths)
+    @Test(
+        "a session whose client certificate chains to a CA the server no longer trusts is a full handshake, which refuses it",
+        arguments: resumptionPaths)
     func otherTrustAnchors(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
         var otherRoots = X509CertificateVerifier(roots: [ClientPKI.otherCA.certificate])
         otherRoots.now = { Date() }
@@ -56,8 +63,9 @@ struct ServerResumptionTrustTests {
         #expect(second.clientError?.code == .alertReceived(refusal))
     }
 
-    @Test("an unchanged policy still resumes, with a verifier built anew from the same anchors (another process)",
-          arguments: resumptionPaths)
+    @Test(
+        "an unchanged policy still resumes, with a verifier built anew from the same anchors (another process)",
+        arguments: resumptionPaths)
     func samePolicyResumes(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
         let (a, b) = try serverPair(mechanism, first: sharedPKI.verifier, second: X509CertificateVerifier(roots: [sharedPKI.ca.certificate]))
         let client = Self.client(version)
@@ -68,14 +76,18 @@ struct ServerResumptionTrustTests {
         #expect(summary(second.serverEvents)?.peerIdentity?.subject == "O=Q-SSL tests,CN=client-1")
     }
 
-    @Test("a CRL that now lists the client's certificate ends its sessions: full handshake, certificate_revoked",
-          arguments: resumptionPaths)
+    @Test(
+        "a CRL that now lists the client's certificate ends its sessions: full handshake, certificate_revoked",
+        arguments: resumptionPaths)
     func revokedSinceTheSession(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
         let certified = try ClientPKI.certified(subject: "CN=revoked-later, O=Q-SSL tests")
         let serial = try X509Certificate(der: certified.chain[0]).serialNumber
         var withCRL = sharedPKI.verifier
-        withCRL.crls = [try CRLWriter.issue(by: sharedPKI.ca, entries: [.init(serial: serial, revocationDate: Date(), reason: .keyCompromise)],
-                                            number: 7, nextUpdate: Date().addingTimeInterval(3600))]
+        withCRL.crls = [
+            try CRLWriter.issue(
+                by: sharedPKI.ca, entries: [.init(serial: serial, revocationDate: Date(), reason: .keyCompromise)],
+                number: 7, nextUpdate: Date().addingTimeInterval(3600))
+        ]
         // The CA published a CRL before the session too, listing nothing: the CRL's contents
         // change, not its presence (so the policy digest is the same; the leaf check acts).
         var before = sharedPKI.verifier
@@ -98,7 +110,7 @@ struct ServerResumptionTrustTests {
     @Test("a client certificate that expired since the session is a full handshake, certificate_expired", arguments: resumptionPaths)
     func expiredSinceTheSession(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
         var later = sharedPKI.verifier
-        later.now = { Date().addingTimeInterval(2 * 86400) }   // ClientPKI.ecdsa expires in a day
+        later.now = { Date().addingTimeInterval(2 * 86400) }  // ClientPKI.ecdsa expires in a day
         let (a, b) = try serverPair(mechanism, first: sharedPKI.verifier, second: later)
         let client = Self.client(version)
         _ = try runPair(client: client, server: a)
@@ -128,17 +140,29 @@ struct ServerResumptionTrustTests {
     func digestCoversThePolicy() throws {
         let base = sharedPKI.verifier
         var variants: [(String, X509CertificateVerifier)] = []
-        var v = base; v.roots.append(ClientPKI.otherCA.certificate); variants.append(("another root", v))
-        v = base; v.requirePostQuantumChains(); variants.append(("PQ-only chains", v))
-        v = base; v.allowedKeySchemes = [.ecdsaSecp384r1SHA384]; variants.append(("key schemes", v))
-        v = base; v.supportedSchemes = [.ecdsaSecp384r1SHA384]; variants.append(("handshake schemes", v))
-        v = base; v.revocationPolicy = .hardFail; variants.append(("hard-fail", v))
-        v = base; v.crls = [try CRLWriter.issue(by: sharedPKI.ca, entries: [], number: 1, nextUpdate: Date().addingTimeInterval(60))]
+        var v = base
+        v.roots.append(ClientPKI.otherCA.certificate)
+        variants.append(("another root", v))
+        v = base
+        v.requirePostQuantumChains()
+        variants.append(("PQ-only chains", v))
+        v = base
+        v.allowedKeySchemes = [.ecdsaSecp384r1SHA384]
+        variants.append(("key schemes", v))
+        v = base
+        v.supportedSchemes = [.ecdsaSecp384r1SHA384]
+        variants.append(("handshake schemes", v))
+        v = base
+        v.revocationPolicy = .hardFail
+        variants.append(("hard-fail", v))
+        v = base
+        v.crls = [try CRLWriter.issue(by: sharedPKI.ca, entries: [], number: 1, nextUpdate: Date().addingTimeInterval(60))]
         variants.append(("a CA's CRL", v))
         let digests = [base.trustPolicyDigest] + variants.map(\.1.trustPolicyDigest)
         #expect(Set(digests).count == digests.count, "each variant differs: \(variants.map(\.0))")
         #expect(base.trustPolicyDigest.count == 32)
-        v = base; v.now = { Date().addingTimeInterval(1e6) }
+        v = base
+        v.now = { Date().addingTimeInterval(1e6) }
         #expect(v.trustPolicyDigest == base.trustPolicyDigest)
         // Root order does not matter; the set does.
         let two = X509CertificateVerifier(roots: [sharedPKI.ca.certificate, ClientPKI.otherCA.certificate])
@@ -167,9 +191,10 @@ private struct TwoLevelPKI {
         var v = X509CertificateVerifier(roots: [root.certificate])
         let thisUpdate = min(Date(), nextUpdate.addingTimeInterval(-60))
         v.crls = [
-            try CRLWriter.issue(by: root, entries: revokedByRoot.map { .init(serial: $0, revocationDate: thisUpdate, reason: nil) }, number: 1,
-                                thisUpdate: thisUpdate, nextUpdate: nextUpdate),
-            try CRLWriter.issue(by: intermediate, entries: [], number: 1, thisUpdate: thisUpdate, nextUpdate: nextUpdate),
+            try CRLWriter.issue(
+                by: root, entries: revokedByRoot.map { .init(serial: $0, revocationDate: thisUpdate, reason: nil) }, number: 1,
+                thisUpdate: thisUpdate, nextUpdate: nextUpdate),
+            try CRLWriter.issue(by: intermediate, entries: [], number: 1, thisUpdate: thisUpdate, nextUpdate: nextUpdate)
         ]
         v.revocationPolicy = hardFail ? .hardFail : .softFail
         return v
@@ -187,9 +212,13 @@ struct ResumptionPathTests {
     @Test("an intermediate revoked since the session ends it: full handshake, certificate_revoked", arguments: resumptionPaths)
     func revokedIntermediate(version: ProtocolVersion, mechanism: ResumptionMechanism) throws {
         let pki = try TwoLevelPKI()
-        let (a, b) = try serverPair(mechanism, first: try pki.verifier(),
-                                    second: try pki.verifier(revokedByRoot: [pki.intermediate.certificate.serialNumber]))
-        let client = clientConfig { $0.versions = [version]; $0.clientCertificate = pki.client }
+        let (a, b) = try serverPair(
+            mechanism, first: try pki.verifier(),
+            second: try pki.verifier(revokedByRoot: [pki.intermediate.certificate.serialNumber]))
+        let client = clientConfig {
+            $0.versions = [version]
+            $0.clientCertificate = pki.client
+        }
         let first = try runPair(client: client, server: a)
         #expect(first.serverError == nil && summary(first.serverEvents)?.peerIdentity?.pathReferences.count == 2)
         #expect(summary(try runPair(client: client, server: a).serverEvents)?.resumed == true, "the same policy resumes")
@@ -203,7 +232,10 @@ struct ResumptionPathTests {
         let pki = try TwoLevelPKI()
         let stale = try pki.verifier(nextUpdate: Date().addingTimeInterval(-3600), hardFail: true)
         let (a, b) = try serverPair(mechanism, first: try pki.verifier(hardFail: true), second: stale)
-        let client = clientConfig { $0.versions = [version]; $0.clientCertificate = pki.client }
+        let client = clientConfig {
+            $0.versions = [version]
+            $0.clientCertificate = pki.client
+        }
         _ = try runPair(client: client, server: a)
         let second = try runPair(client: client, server: b)
         #expect(summary(second.serverEvents)?.resumed != true)
@@ -239,12 +271,16 @@ struct ResumptionPathTests {
 
 @Suite("Resumption honours the trust policy in force (client: server verification)")
 struct ClientResumptionTrustTests {
-    @Test("a session is not offered under a verifier with other roots or a PQ-only policy: the full handshake fails as it should",
-          arguments: [ProtocolVersion.tls13, .tls12])
+    @Test(
+        "a session is not offered under a verifier with other roots or a PQ-only policy: the full handshake fails as it should",
+        arguments: [ProtocolVersion.tls13, .tls12])
     func stricterClient(version: ProtocolVersion) throws {
         let server = try serverConfig()
         let store = InMemoryClientSessionStore()
-        let loose = clientConfig { $0.versions = [version]; $0.sessionStore = store }
+        let loose = clientConfig {
+            $0.versions = [version]
+            $0.sessionStore = store
+        }
         let first = try runPair(client: loose, server: server)
         let session = try #require(first.clientEvents.compactMap(\.issuedSession).last)
 
@@ -277,7 +313,7 @@ struct ClientResumptionTrustTests {
         let session = try #require(first.clientEvents.compactMap(\.issuedSession).last)
         var later = client
         var verifier = sharedPKI.verifier
-        verifier.now = { Date().addingTimeInterval(400 * 86400) }   // the demo server certificate lives a year
+        verifier.now = { Date().addingTimeInterval(400 * 86400) }  // the demo server certificate lives a year
         later.verifier = verifier
         #expect(later.verifier.trustPolicyDigest == client.verifier.trustPolicyDigest)
         let o = try runPairOffering(session, client: later, server: server)
@@ -330,7 +366,12 @@ struct TicketModesTests {
             return flights
         }
         #expect(try serverFlights(clientConfig { $0.versions = [.tls13] }) == 2, "the handshake flight, then the tickets")
-        #expect(try serverFlights(clientConfig { $0.versions = [.tls13]; $0.sessionStore = nil }) == 1, "no modes, no tickets")
+        #expect(
+            try serverFlights(
+                clientConfig {
+                    $0.versions = [.tls13]
+                    $0.sessionStore = nil
+                }) == 1, "no modes, no tickets")
     }
 }
 
@@ -395,7 +436,10 @@ struct HandshakeBoundsTests {
         var sent = 0
         var refused = false
         while sent < 1 << 20 {
-            do { _ = try server.receive(junk) } catch { refused = true; break }
+            do { _ = try server.receive(junk) } catch {
+                refused = true
+                break
+            }
             sent += junk.count
         }
         #expect(refused && sent <= 128 * 1024, "refused after \(sent) bytes")
@@ -409,8 +453,9 @@ struct RevocationKeyUsageTests {
         let caKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
         let ca = try PKIBuilder.makeCA(subject: "CN=No CRL CA", key: caKey, keyUsage: KeyUsage(digitalSignature: true, keyCertSign: true))
         let (cert, key) = try RevocationTests.leaf(from: ca)
-        let crl = try CRLWriter.issue(by: ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: nil)], number: 1,
-                                      nextUpdate: Date().addingTimeInterval(3600))
+        let crl = try CRLWriter.issue(
+            by: ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: nil)], number: 1,
+            nextUpdate: Date().addingTimeInterval(3600))
         #expect(crl.isSigned(by: ca.certificate), "the signature itself is fine")
         var verifier = X509CertificateVerifier(roots: [ca.certificate])
         verifier.crls = [crl]
@@ -426,8 +471,11 @@ struct RevocationKeyUsageTests {
         let good = try PKIBuilder.makeCA(subject: "CN=CRL CA", key: caKey)
         let (cert2, key2) = try RevocationTests.leaf(from: good)
         var v2 = X509CertificateVerifier(roots: [good.certificate])
-        v2.crls = [try CRLWriter.issue(by: good, entries: [.init(serial: cert2.serialNumber, revocationDate: Date(), reason: nil)], number: 1,
-                                       nextUpdate: Date().addingTimeInterval(3600))]
+        v2.crls = [
+            try CRLWriter.issue(
+                by: good, entries: [.init(serial: cert2.serialNumber, revocationDate: Date(), reason: nil)], number: 1,
+                nextUpdate: Date().addingTimeInterval(3600))
+        ]
         let revoked = try RevocationTests.handshake(server: try RevocationTests.server(chain: [cert2], key: key2), verifier: v2)
         #expect(revoked.clientError?.alert == .certificateRevoked)
     }
@@ -435,13 +483,15 @@ struct RevocationKeyUsageTests {
     @Test("a delegated OCSP responder whose keyUsage lacks digitalSignature is not trusted")
     func responderDigitalSignature() throws {
         let key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
-        let responder = try PKIBuilder.issue(subject: "CN=OCSP responder (keyCertSign only)", key: key, by: OCSPTests.ca,
-                                             extendedKeyUsage: [ExtendedKeyUsage.Usage(oid: OCSPOID.ocspSigning)],
-                                             keyUsage: KeyUsage(nonRepudiation: true))
+        let responder = try PKIBuilder.issue(
+            subject: "CN=OCSP responder (keyCertSign only)", key: key, by: OCSPTests.ca,
+            extendedKeyUsage: [ExtendedKeyUsage.Usage(oid: OCSPOID.ocspSigning)],
+            keyUsage: KeyUsage(nonRepudiation: true))
         let (server, cert) = try OCSPTests.server(staple: nil)
-        let der = try OCSPResponseWriter.response(certID: try OCSPCertID(certificate: cert, issuer: OCSPTests.ca.certificate), status: .good,
-                                                  signer: PKIBuilder.Issuer(certificate: responder, key: key), nonce: nil,
-                                                  nextUpdate: Date().addingTimeInterval(3600), including: [responder])
+        let der = try OCSPResponseWriter.response(
+            certID: try OCSPCertID(certificate: cert, issuer: OCSPTests.ca.certificate), status: .good,
+            signer: PKIBuilder.Issuer(certificate: responder, key: key), nonce: nil,
+            nextUpdate: Date().addingTimeInterval(3600), including: [responder])
         server.certificates[0].ocspStaple?.update(der)
         let o = try OCSPTests.run(server, version: .tls13, policy: .hardFail)
         #expect(o.clientError?.alert == .badCertificateStatusResponse, "\(String(describing: o.clientError))")

@@ -1,10 +1,11 @@
 import Foundation
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import Testing
 import X509
+
+@testable import QSSL
+@testable import QSSLX509
 
 private func resource(_ name: String) throws -> URL {
     try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Resources/crl"))
@@ -62,13 +63,15 @@ struct RevocationTests {
         }
     }
 
-    @Test("Q-SSL's own CRLs, signed by ECDSA and composite CAs, revoke server and client certificates",
-          arguments: [PKIBuilder.Algorithm.ecdsaP384, .mldsa65ECDSAP384])
+    @Test(
+        "Q-SSL's own CRLs, signed by ECDSA and composite CAs, revoke server and client certificates",
+        arguments: [PKIBuilder.Algorithm.ecdsaP384, .mldsa65ECDSAP384])
     func ownCRL(algorithm: PKIBuilder.Algorithm) throws {
         let ca = try PKIBuilder.makeCA(subject: "CN=CRL CA \(algorithm.rawValue)", key: algorithm.generateKey())
         let (cert, key) = try Self.leaf(from: ca)
-        let crl = try CRLWriter.issue(by: ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: .superseded)],
-                                      number: 7, nextUpdate: Date().addingTimeInterval(86400))
+        let crl = try CRLWriter.issue(
+            by: ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: .superseded)],
+            number: 7, nextUpdate: Date().addingTimeInterval(86400))
         #expect(crl.isSigned(by: ca.certificate))
         #expect(try CertificateRevocationList(der: crl.der) == crl, "re-parses")
         #expect(crl.revoked[cert.serialNumber] == .some(.superseded))
@@ -81,15 +84,17 @@ struct RevocationTests {
         // The same CRL keeps a revoked client certificate out (mTLS).
         let clientKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
         let clientCert = try PKIBuilder.issue(subject: "CN=revoked client", key: clientKey, by: ca, client: true)
-        let clientCRL = try CRLWriter.issue(by: ca, entries: [.init(serial: clientCert.serialNumber, revocationDate: Date(), reason: nil)],
-                                            number: 8, nextUpdate: Date().addingTimeInterval(86400))
+        let clientCRL = try CRLWriter.issue(
+            by: ca, entries: [.init(serial: clientCert.serialNumber, revocationDate: Date(), reason: nil)],
+            number: 8, nextUpdate: Date().addingTimeInterval(86400))
         var clientVerifier = X509CertificateVerifier(roots: [ca.certificate])
         clientVerifier.crls = [clientCRL]
         var server = try serverConfig()
         server.clientAuthentication = .required
         server.clientCertificateVerifier = clientVerifier
-        let m = try runPair(client: clientConfig { $0.clientCertificate = try? CertificateFiles.certifiedKey(chain: [clientCert], key: clientKey) },
-                            server: server)
+        let m = try runPair(
+            client: clientConfig { $0.clientCertificate = try? CertificateFiles.certifiedKey(chain: [clientCert], key: clientKey) },
+            server: server)
         #expect(m.serverError?.alert == .certificateRevoked)
         #expect(m.clientError?.code == .alertReceived(.certificateRevoked))
     }
@@ -97,13 +102,15 @@ struct RevocationTests {
     @Test("policy: an out-of-date, foreign-signed or missing CRL is ignored under soft-fail and rejects under hard-fail")
     func policy() throws {
         let ca = try PKIBuilder.makeCA(subject: "CN=Policy CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
-        let other = try PKIBuilder.makeCA(subject: "CN=Policy CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())   // same name, other key
+        let other = try PKIBuilder.makeCA(subject: "CN=Policy CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())  // same name, other key
         let (cert, key) = try Self.leaf(from: ca)
         let server = try Self.server(chain: [cert], key: key)
-        let stale = try CRLWriter.issue(by: ca, entries: [], number: 1, thisUpdate: Date().addingTimeInterval(-7200),
-                                        nextUpdate: Date().addingTimeInterval(-3600))
-        let forged = try CRLWriter.issue(by: other, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: nil)],
-                                         number: 1, nextUpdate: Date().addingTimeInterval(3600))
+        let stale = try CRLWriter.issue(
+            by: ca, entries: [], number: 1, thisUpdate: Date().addingTimeInterval(-7200),
+            nextUpdate: Date().addingTimeInterval(-3600))
+        let forged = try CRLWriter.issue(
+            by: other, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: nil)],
+            number: 1, nextUpdate: Date().addingTimeInterval(3600))
         for crls in [[stale], [forged], []] {
             var verifier = X509CertificateVerifier(roots: [ca.certificate])
             verifier.crls = crls
@@ -122,7 +129,7 @@ struct RevocationTests {
         for i in 0..<min(der.count, 64) {
             var bad = der
             bad[i] ^= 0xFF
-            _ = try? CertificateRevocationList(der: bad)   // decodes or throws; must not trap
+            _ = try? CertificateRevocationList(der: bad)  // decodes or throws; must not trap
         }
     }
 }
@@ -138,10 +145,13 @@ struct OCSPTests {
         return (ServerConfiguration(provider: .swiftCrypto, certificates: [certified]), cert)
     }
 
-    static func response(for cert: X509Certificate, _ status: OCSPCertStatus, signer: PKIBuilder.Issuer = ca,
-                         nextUpdate: Date = Date().addingTimeInterval(3600)) throws -> [UInt8] {
-        try OCSPResponseWriter.response(certID: try OCSPCertID(certificate: cert, issuer: ca.certificate), status: status, signer: signer,
-                                        nonce: nil, nextUpdate: nextUpdate)
+    static func response(
+        for cert: X509Certificate, _ status: OCSPCertStatus, signer: PKIBuilder.Issuer = ca,
+        nextUpdate: Date = Date().addingTimeInterval(3600)
+    ) throws -> [UInt8] {
+        try OCSPResponseWriter.response(
+            certID: try OCSPCertID(certificate: cert, issuer: ca.certificate), status: status, signer: signer,
+            nonce: nil, nextUpdate: nextUpdate)
     }
 
     static func run(_ server: ServerConfiguration, version: ProtocolVersion, policy: RevocationPolicy = .softFail) throws -> PairOutcome {
@@ -156,7 +166,7 @@ struct OCSPTests {
     func goodAndRevoked(version: ProtocolVersion) throws {
         let (server, cert) = try Self.server(staple: nil)
         server.certificates[0].ocspStaple?.update(try Self.response(for: cert, .good))
-        let ok = try Self.run(server, version: version, policy: .hardFail)   // the staple establishes the status
+        let ok = try Self.run(server, version: version, policy: .hardFail)  // the staple establishes the status
         #expect(ok.clientError == nil && ok.serverError == nil, "\(String(describing: ok.clientError))")
 
         server.certificates[0].ocspStaple?.update(try Self.response(for: cert, .revoked(at: Date(), reason: .keyCompromise)))
@@ -165,21 +175,23 @@ struct OCSPTests {
         #expect(revoked.serverError?.code == .alertReceived(.certificateRevoked))
     }
 
-    @Test("a bad staple is bad_certificate_status_response: garbage, another certificate, expired, signed by a stranger, a delegate without OCSPSigning",
-          arguments: [ProtocolVersion.tls13, .tls12])
+    @Test(
+        "a bad staple is bad_certificate_status_response: garbage, another certificate, expired, signed by a stranger, a delegate without OCSPSigning",
+        arguments: [ProtocolVersion.tls13, .tls12])
     func badStaples(version: ProtocolVersion) throws {
         let (server, cert) = try Self.server(staple: nil)
         let (_, other) = try Self.server(staple: nil)
         let stranger = try PKIBuilder.makeCA(subject: "CN=OCSP CA", key: PKIBuilder.Algorithm.ecdsaP384.generateKey())
         let delegateKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
-        let delegate = PKIBuilder.Issuer(certificate: try PKIBuilder.issue(subject: "CN=not a responder", key: delegateKey, by: Self.ca),
-                                         key: delegateKey)
+        let delegate = PKIBuilder.Issuer(
+            certificate: try PKIBuilder.issue(subject: "CN=not a responder", key: delegateKey, by: Self.ca),
+            key: delegateKey)
         let cases: [(String, [UInt8])] = [
             ("garbage", [0x30, 0x03, 0x0A, 0x01, 0x00]),
             ("another certificate", try Self.response(for: other, .good)),
             ("expired", try Self.response(for: cert, .good, nextUpdate: Date().addingTimeInterval(-3600))),
             ("stranger", try Self.response(for: cert, .good, signer: stranger)),
-            ("delegate without EKU", try Self.response(for: cert, .good, signer: delegate)),
+            ("delegate without EKU", try Self.response(for: cert, .good, signer: delegate))
         ]
         for (name, staple) in cases {
             server.certificates[0].ocspStaple?.update(staple)
@@ -192,12 +204,14 @@ struct OCSPTests {
     @Test("a delegated responder with id-kp-OCSPSigning may sign for its CA")
     func delegatedResponder() throws {
         let key = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
-        let responder = try PKIBuilder.issue(subject: "CN=OCSP responder", key: key, by: Self.ca,
-                                             extendedKeyUsage: [ExtendedKeyUsage.Usage(oid: OCSPOID.ocspSigning)])
+        let responder = try PKIBuilder.issue(
+            subject: "CN=OCSP responder", key: key, by: Self.ca,
+            extendedKeyUsage: [ExtendedKeyUsage.Usage(oid: OCSPOID.ocspSigning)])
         let (server, cert) = try Self.server(staple: nil)
-        let der = try OCSPResponseWriter.response(certID: try OCSPCertID(certificate: cert, issuer: Self.ca.certificate), status: .good,
-                                                  signer: PKIBuilder.Issuer(certificate: responder, key: key), nonce: nil,
-                                                  nextUpdate: Date().addingTimeInterval(3600), including: [responder])
+        let der = try OCSPResponseWriter.response(
+            certID: try OCSPCertID(certificate: cert, issuer: Self.ca.certificate), status: .good,
+            signer: PKIBuilder.Issuer(certificate: responder, key: key), nonce: nil,
+            nextUpdate: Date().addingTimeInterval(3600), including: [responder])
         server.certificates[0].ocspStaple?.update(der)
         let o = try Self.run(server, version: .tls13, policy: .hardFail)
         #expect(o.clientError == nil, "\(String(describing: o.clientError))")
@@ -242,8 +256,9 @@ struct RevocationReviewTests {
     func crlBeatsGoodStaple() throws {
         let (server, cert) = try OCSPTests.server(staple: nil)
         server.certificates[0].ocspStaple?.update(try OCSPTests.response(for: cert, .good))
-        let crl = try CRLWriter.issue(by: OCSPTests.ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: .keyCompromise)],
-                                      number: 2, nextUpdate: Date().addingTimeInterval(3600))
+        let crl = try CRLWriter.issue(
+            by: OCSPTests.ca, entries: [.init(serial: cert.serialNumber, revocationDate: Date(), reason: .keyCompromise)],
+            number: 2, nextUpdate: Date().addingTimeInterval(3600))
         var verifier = X509CertificateVerifier(roots: [OCSPTests.ca.certificate])
         verifier.crls = [crl]
         let o = try runPair(client: ClientConfiguration(provider: .swiftCrypto, verifier: verifier), server: server)

@@ -1,13 +1,16 @@
-@testable import QSSL
 import Synchronization
 import Testing
 
-@Suite("SecretBytes", .serialized)   // the wipe observer is one global hook
+@testable import QSSL
+
+@Suite("SecretBytes", .serialized)  // the wipe observer is one global hook
 struct SecretBytesTests {
     @Test("never printed: description, debug description, reflection and interpolation are redacted")
     func redacted() {
         let secret = SecretBytes([0xDE, 0xAD, 0xBE, 0xEF])
-        for text in ["\(secret)", String(describing: secret), String(reflecting: secret), "\([secret])", "\(Mirror(reflecting: secret).children.map { "\($0.value)" })"] {
+        for text in [
+            "\(secret)", String(describing: secret), String(reflecting: secret), "\([secret])", "\(Mirror(reflecting: secret).children.map { "\($0.value)" })"
+        ] {
             #expect(!text.contains("222") && !text.contains("173") && !text.contains("190") && !text.contains("239"), "\(text)")
         }
         #expect("\(secret)" == "SecretBytes(4 bytes, redacted)")

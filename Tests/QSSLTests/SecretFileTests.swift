@@ -45,9 +45,13 @@ struct SecretFileTests {
             "\($0)".contains("not a regular file")
         }
         #expect(Date().timeIntervalSince(started) < 30, "no blocking open")
-        #expect { try CertificateFiles.readSecretFile(atPath: dir, holding: "a test secret", maximumSize: 16) } throws: { "\($0)".contains("not a regular file") }
+        #expect { try CertificateFiles.readSecretFile(atPath: dir, holding: "a test secret", maximumSize: 16) } throws: {
+            "\($0)".contains("not a regular file")
+        }
         try Self.write(dir + "/big", [UInt8](repeating: 7, count: 17), mode: 0o600)
-        #expect { try CertificateFiles.readSecretFile(atPath: dir + "/big", holding: "a test secret", maximumSize: 16) } throws: { "\($0)".contains("too large") }
+        #expect { try CertificateFiles.readSecretFile(atPath: dir + "/big", holding: "a test secret", maximumSize: 16) } throws: {
+            "\($0)".contains("too large")
+        }
     }
 
     @Test("a file owned by another user is refused (checked as root: CI runs the tests as root)")

@@ -1,15 +1,18 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import Synchronization
 import Testing
+
+@testable import QSSL
 
 /// What the provider hands back is a `SecretBytes` whose own storage is wiped when it goes: the
 /// debug wipe observer must see the very buffer the secret was read from (same address, so not
 /// a copy made on the way out while the original stays in memory), all zero.
 extension SecretBytesTests {
     /// Makes a secret with `make`, drops it, and checks the wipe of its storage.
-    static func expectWipedOnRelease(_ what: String, sourceLocation: SourceLocation = #_sourceLocation,
-                                     _ make: () throws -> SecretBytes) rethrows {
+    static func expectWipedOnRelease(
+        _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+        _ make: () throws -> SecretBytes
+    ) rethrows {
         let watched = Mutex<(address: Int, count: Int)?>(nil)
         let seen = Mutex<[[UInt8]]>([])
         SecretBytes.wipeObserver.withLock {

@@ -1,8 +1,9 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import Testing
+
+@testable import QSSL
 
 /// The findings of the outside security review (issue 7), each provoked the way an attacker
 /// would: an on-path proxy rewriting, dropping or injecting records, or a fake server.
@@ -23,13 +24,14 @@ struct SecurityReviewTests {
         return nil
     }
 
-    @Test("a plaintext close_notify injected after the peer's first record was dropped is unexpected_message, never a clean close",
-          arguments: [(victimIsClient: true, tls12: false), (false, false), (true, true), (false, true)])
+    @Test(
+        "a plaintext close_notify injected after the peer's first record was dropped is unexpected_message, never a clean close",
+        arguments: [(victimIsClient: true, tls12: false), (false, false), (true, true), (false, true)])
     func forgedClose(victimIsClient: Bool, tls12: Bool) throws {
         let o = try Self.established(tls12: tls12)
         let (sender, victim) = victimIsClient ? (o.server, o.client) : (o.client, o.server)
         try sender.send(Array("hello".utf8))
-        _ = sender.takeOutput()   // the attacker drops it
+        _ = sender.takeOutput()  // the attacker drops it
         #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try victim.receive(Self.forgedCloseNotify) }
         #expect(!victim.receivedCloseNotify)
         #expect(Self.alertSeenBy(sender, from: victim) == .unexpectedMessage)
@@ -87,8 +89,9 @@ struct SecurityReviewTests {
         var ext = ExtensionList()
         ext.append(.supportedVersions, [0x03, 0x04])
         ext.append(.cookie, try ExtensionBody.encodeCookie(Array(repeating: 0xAB, count: 65_000)))
-        let hrr = ServerHello(random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
-                              cipherSuite: .tlsAES256GCMSHA384, extensions: ext)
+        let hrr = ServerHello(
+            random: ServerHello.helloRetryRequestRandom, legacySessionIDEcho: hello.legacySessionID,
+            cipherSuite: .tlsAES256GCMSHA384, extensions: ext)
         #expect(throws: TLSError(.peerMisbehaved(.sentCookieTooLargeToEcho))) { try client.receive(Self.records(try HandshakeMessage(hrr))) }
         #expect(client.failure?.alert == .illegalParameter)
         // The alert is the only output: a plaintext fatal illegal_parameter.
@@ -155,8 +158,9 @@ struct SecurityReviewTests {
         #expect(try o.client.receive(o.server.takeOutput()).count == 3 * TLSConnection.maxConsecutiveIgnoredRecords)
     }
 
-    @Test("no alert, CCS or application data between the fragments of a handshake message",
-          arguments: [[0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00], [0x14, 0x03, 0x03, 0x00, 0x01, 0x01], [0x17, 0x03, 0x03, 0x00, 0x01, 0x41]] as [[UInt8]])
+    @Test(
+        "no alert, CCS or application data between the fragments of a handshake message",
+        arguments: [[0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00], [0x14, 0x03, 0x03, 0x00, 0x01, 0x01], [0x17, 0x03, 0x03, 0x00, 0x01, 0x41]] as [[UInt8]])
     func interleaving(intruder: [UInt8]) throws {
         let client = try TLSConnection.client(configuration: clientConfig(), serverName: "localhost")
         let server = try TLSConnection.server(configuration: try serverConfig())
@@ -164,7 +168,8 @@ struct SecurityReviewTests {
         let length = Int(wire[3]) << 8 | Int(wire[4])
         let body = Array(wire[5..<(5 + length)])
         let half = body.count / 2
-        let split = [0x16, 0x03, 0x01, UInt8(half >> 8), UInt8(half & 0xFF)] + body[..<half] + intruder
+        let split =
+            [0x16, 0x03, 0x01, UInt8(half >> 8), UInt8(half & 0xFF)] + body[..<half] + intruder
             + [0x16, 0x03, 0x01, UInt8((body.count - half) >> 8), UInt8((body.count - half) & 0xFF)] + body[half...]
         #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try server.receive(split) }
         #expect(server.failure?.alert == .unexpectedMessage)
@@ -215,8 +220,9 @@ struct SecurityReviewTests {
         #expect(o.serverError?.code == .alertReceived(.illegalParameter))
     }
 
-    @Test("conformance: a zero-length alert record → unexpected_message (application keys, with and without padding; plaintext)",
-          arguments: [(tls12: false, padding: 0), (false, 5), (true, 0)])
+    @Test(
+        "conformance: a zero-length alert record → unexpected_message (application keys, with and without padding; plaintext)",
+        arguments: [(tls12: false, padding: 0), (false, 5), (true, 0)])
     func zeroLengthAlert(tls12: Bool, padding: Int) throws {
         let o = try Self.established(tls12: tls12)
         try o.server.sendRawRecordForTesting(.alert, [], padding: padding)
@@ -239,8 +245,9 @@ struct SecurityReviewTests {
         #expect(TLSError.decode(.lengthOutOfRange(field: "x", length: 0)).alert == .decodeError)
     }
 
-    @Test("conformance: a ClientHello with legacy_version SSL 3.0 or lower → protocol_version, even offering TLS 1.3",
-          arguments: [0x0300, 0x0200, 0x0000] as [UInt16])
+    @Test(
+        "conformance: a ClientHello with legacy_version SSL 3.0 or lower → protocol_version, even offering TLS 1.3",
+        arguments: [0x0300, 0x0200, 0x0000] as [UInt16])
     func oldLegacyVersion(version: UInt16) throws {
         try expectServerAlert(.protocolVersion) { $0.legacyVersion = ProtocolVersion(rawValue: version) }
     }
@@ -252,7 +259,7 @@ struct SecurityReviewTests {
             try o.server.updateKeys(requestPeerUpdate: true)
         }
         #expect(try o.client.receive(o.server.takeOutput()).count == TLSConnection.maxPostHandshakeMessagesBetweenData)
-        _ = try o.server.receive(o.client.takeOutput())   // the client's answers
+        _ = try o.server.receive(o.client.takeOutput())  // the client's answers
         try o.server.send([1])
         #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData([1])], "data resets the count")
         for _ in 0...TLSConnection.maxPostHandshakeMessagesBetweenData { try o.server.updateKeys(requestPeerUpdate: true) }
@@ -310,8 +317,9 @@ struct SecurityReviewTests {
         }
     }
 
-    @Test("fuzzer find: data sent before the handshake completed goes out before a close_notify asked for meanwhile",
-          arguments: [false, true])
+    @Test(
+        "fuzzer find: data sent before the handshake completed goes out before a close_notify asked for meanwhile",
+        arguments: [false, true])
     func dataBeforeCloseNotify(tls12: Bool) throws {
         let client = try TLSConnection.client(configuration: clientConfig { if tls12 { $0.versions = [.tls12] } }, serverName: "localhost")
         let server = try TLSConnection.server(configuration: try serverConfig())

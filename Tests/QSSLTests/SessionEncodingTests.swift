@@ -1,27 +1,32 @@
-@testable import QSSL
 import QSSLWire
 import Testing
+
+@testable import QSSL
 
 /// Sessions for the resumption tests: every optional field set or not, both versions.
 enum SessionSamples {
     static let epoch: UInt64 = 1_700_000_000_000
 
     static func identity(scheme: SignatureScheme? = .mldsa65) -> PeerIdentity {
-        var identity = PeerIdentity(verifiedChain: [Array(repeating: 0x30, count: 700), [0x30, 0x82, 0x01], Array(0...255)],
-                                    subject: "CN=server.example, O=Q-SSL, C=KR", subjectAlternativeNames: ["server.example", "192.0.2.1", "ünïcode.example"],
-                                    keyAlgorithm: "ML-DSA-65 + ECDSA P-384 (composite)", certificateSignatureAlgorithm: "ML-DSA-65")
+        var identity = PeerIdentity(
+            verifiedChain: [Array(repeating: 0x30, count: 700), [0x30, 0x82, 0x01], Array(0...255)],
+            subject: "CN=server.example, O=Q-SSL, C=KR", subjectAlternativeNames: ["server.example", "192.0.2.1", "ünïcode.example"],
+            keyAlgorithm: "ML-DSA-65 + ECDSA P-384 (composite)", certificateSignatureAlgorithm: "ML-DSA-65")
         identity.handshakeSignatureScheme = scheme
         identity.verifiedSignatureComponents = scheme == nil ? [] : ["ML-DSA-65", "ECDSA P-384"]
         return identity
     }
 
-    static func state(version: ProtocolVersion = .tls13, createdAt: UInt64 = epoch, issuedAt: UInt64? = nil, lifetime: UInt32 = 7200,
-                      serverName: String? = "server.example", alpn: String? = "h2", identity: PeerIdentity? = identity(),
-                      secret: [UInt8] = Array(repeating: 0xA5, count: 48)) -> SessionState {
-        SessionState(version: version, cipherSuite: version == .tls13 ? .tlsAES256GCMSHA384 : CipherSuite(rawValue: 0xC030),
-                     group: .x25519MLKEM768, extendedMasterSecret: true, serverName: serverName, alpnProtocol: alpn,
-                     secret: SecretBytes(secret), createdAt: createdAt, issuedAt: issuedAt ?? createdAt, lifetimeSeconds: lifetime,
-                     ageAdd: version == .tls13 ? 0xDEAD_BEEF : 0, peerIdentity: identity)
+    static func state(
+        version: ProtocolVersion = .tls13, createdAt: UInt64 = epoch, issuedAt: UInt64? = nil, lifetime: UInt32 = 7200,
+        serverName: String? = "server.example", alpn: String? = "h2", identity: PeerIdentity? = identity(),
+        secret: [UInt8] = Array(repeating: 0xA5, count: 48)
+    ) -> SessionState {
+        SessionState(
+            version: version, cipherSuite: version == .tls13 ? .tlsAES256GCMSHA384 : CipherSuite(rawValue: 0xC030),
+            group: .x25519MLKEM768, extendedMasterSecret: true, serverName: serverName, alpnProtocol: alpn,
+            secret: SecretBytes(secret), createdAt: createdAt, issuedAt: issuedAt ?? createdAt, lifetimeSeconds: lifetime,
+            ageAdd: version == .tls13 ? 0xDEAD_BEEF : 0, peerIdentity: identity)
     }
 
     static var variety: [SessionState] {
@@ -32,7 +37,7 @@ enum SessionSamples {
             state(serverName: nil, alpn: "http/1.1", identity: nil),
             state(identity: PeerIdentity(verifiedChain: [], subject: "", subjectAlternativeNames: [], keyAlgorithm: "", certificateSignatureAlgorithm: "")),
             state(secret: [7]),
-            state(createdAt: .max, issuedAt: .max, lifetime: .max),
+            state(createdAt: .max, issuedAt: .max, lifetime: .max)
         ]
     }
 }
@@ -80,7 +85,7 @@ struct SessionEncodingTests {
             bad[offset] = 2
             #expect(throws: DecodeError.self, "offset \(offset)") { try SessionState(decoding: bad) }
         }
-        bytes[bytes.count - 1] = 0x80   // the peer identity flag is last
+        bytes[bytes.count - 1] = 0x80  // the peer identity flag is last
         #expect(throws: DecodeError.self) { try SessionState(decoding: bytes) }
     }
 
@@ -100,10 +105,13 @@ struct SessionEncodingTests {
         #expect(throws: DecodeError.self) { try SessionState(decoding: bytes) }
     }
 
-    @Test("any single corrupted byte is refused with a DecodeError or decodes to a state that encodes back to exactly those bytes (no second reading of one state)")
+    @Test(
+        "any single corrupted byte is refused with a DecodeError or decodes to a state that encodes back to exactly those bytes (no second reading of one state)"
+    )
     func corruptedBytes() throws {
         let bytes = try SessionSamples.state().encoded()
-        var refused = 0, decoded = 0
+        var refused = 0
+        var decoded = 0
         for position in bytes.indices {
             for value: UInt8 in [0x00, 0x01, 0x7F, 0xFF, bytes[position] ^ 0x01] where value != bytes[position] {
                 var bad = bytes
@@ -136,7 +144,7 @@ struct SessionEncodingTests {
         let sessions = [
             TLSSession(state: SessionSamples.state(), ticket: Array(repeating: 9, count: 300), sessionID: [], receivedAt: 42),
             TLSSession(state: SessionSamples.state(version: .tls12, identity: nil), ticket: nil, sessionID: Array(repeating: 3, count: 32), receivedAt: .max),
-            TLSSession(state: SessionSamples.state(version: .tls12), ticket: [], sessionID: [1], receivedAt: 0),
+            TLSSession(state: SessionSamples.state(version: .tls12), ticket: [], sessionID: [1], receivedAt: 0)
         ]
         for session in sessions {
             let bytes = try session.encoded()

@@ -1,7 +1,8 @@
-@testable import QSSL
 import QSSLWire
 import Synchronization
 import Testing
+
+@testable import QSSL
 
 /// A wall clock the test moves by hand.
 final class FakeClock: WallClock {
@@ -23,7 +24,7 @@ struct LRUTableTests {
     @Test("agrees with a naive model over a long run of mixed operations")
     func modelCheck() {
         var table = LRUTable<Int, Int>()
-        var model: [(key: Int, value: Int)] = []   // most recent first
+        var model: [(key: Int, value: Int)] = []  // most recent first
         var rng = SplitMix(seed: 7)
         for step in 0..<20_000 {
             let key = Int(rng.next() % 64)
@@ -76,7 +77,7 @@ struct ServerSessionCacheTests {
         let cache = InMemorySessionCache(maxEntries: 3, clock: clock)
         let state = SessionSamples.state(version: .tls12)
         for n in 0..<3 { cache.save(state, sessionID: sessionID(n)) }
-        #expect(cache.lookUp(sessionID: sessionID(0)) == state)      // 1 is now the oldest
+        #expect(cache.lookUp(sessionID: sessionID(0)) == state)  // 1 is now the oldest
         cache.save(state, sessionID: sessionID(3))
         #expect(cache.count == 3)
         #expect(cache.lookUp(sessionID: sessionID(1)) == nil)
@@ -94,11 +95,11 @@ struct ServerSessionCacheTests {
         cache.save(large, sessionID: sessionID(0))
         cache.save(large, sessionID: sessionID(1))
         #expect(cache.byteCount == 2 * largeCost)
-        cache.save(small, sessionID: sessionID(2))                 // over budget: 0 goes
+        cache.save(small, sessionID: sessionID(2))  // over budget: 0 goes
         #expect(cache.count == 2)
         #expect(cache.byteCount == largeCost + smallCost)
         #expect(cache.lookUp(sessionID: sessionID(0)) == nil)
-        cache.save(small, sessionID: sessionID(1))                 // replacing an entry recounts it
+        cache.save(small, sessionID: sessionID(1))  // replacing an entry recounts it
         #expect(cache.byteCount == 2 * smallCost)
         #expect(cache.averageBytesPerEntry == Double(smallCost))
         cache.remove(sessionID: sessionID(1))
@@ -178,8 +179,9 @@ struct ServerSessionCacheTests {
 @Suite("Client session store")
 struct ClientSessionStoreTests {
     static func session(_ version: ProtocolVersion, ticket: UInt8, clock: FakeClock, lifetime: UInt32 = 7200) -> TLSSession {
-        TLSSession(state: SessionSamples.state(version: version, createdAt: clock.nowMilliseconds(), lifetime: lifetime),
-                   ticket: [ticket], sessionID: [], receivedAt: clock.nowMilliseconds())
+        TLSSession(
+            state: SessionSamples.state(version: version, createdAt: clock.nowMilliseconds(), lifetime: lifetime),
+            ticket: [ticket], sessionID: [], receivedAt: clock.nowMilliseconds())
     }
 
     @Test("a TLS 1.3 ticket is handed out once, newest first")
@@ -259,8 +261,10 @@ struct ClientSessionStoreTests {
         let clock = FakeClock()
         let store = InMemoryClientSessionStore(maxSessionsPerKey: 1_000, clock: clock)
         for t in 0..<800 {
-            store.save(TLSSession(state: SessionSamples.state(createdAt: clock.nowMilliseconds()), ticket: sessionID(t), sessionID: [],
-                                  receivedAt: 0), for: "k")
+            store.save(
+                TLSSession(
+                    state: SessionSamples.state(createdAt: clock.nowMilliseconds()), ticket: sessionID(t), sessionID: [],
+                    receivedAt: 0), for: "k")
         }
         let taken = await withTaskGroup(of: [[UInt8]].self) { group in
             for _ in 0..<8 {

@@ -1,8 +1,9 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 import Testing
+
+@testable import QSSL
 
 func hex(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
@@ -20,15 +21,25 @@ struct TLS12PRFTests {
     @Test("P_SHA256: the TLS working group's published vector")
     func sha256() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha256)
-        let out = prf(secret: SecretBytes(hex("9bbe436ba940f017b17652849a71db35")), label: "test label", seed: hex("a0ba9f936cda311827a6f796ffd5198c"), length: 100)
-        #expect(out == hex("e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"))
+        let out = prf(
+            secret: SecretBytes(hex("9bbe436ba940f017b17652849a71db35")), label: "test label", seed: hex("a0ba9f936cda311827a6f796ffd5198c"), length: 100)
+        #expect(
+            out
+                == hex(
+                    "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"
+                ))
     }
 
     @Test("P_SHA384: the vector OpenSSL's TLS1-PRF produces")
     func sha384() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha384)
-        let out = prf(secret: SecretBytes(hex("b80b733d6ceefcdc71566ea48e5567df")), label: "test label", seed: hex("cd665cf6a8447dd6ff8b27555edb7465"), length: 148)
-        #expect(out == hex("7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cde9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd8bfa961144c9e8d792eca722a7b32fc3d416d473ebc2c5fd4abfdad05d9184259b5bf8cd4d90fa0d31e2dec479e4f1a26066f2eea9a69236a3e52655c9e9aee691c8f3a26854308d5eaa3be85e0990703d73e56f"))
+        let out = prf(
+            secret: SecretBytes(hex("b80b733d6ceefcdc71566ea48e5567df")), label: "test label", seed: hex("cd665cf6a8447dd6ff8b27555edb7465"), length: 148)
+        #expect(
+            out
+                == hex(
+                    "7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cde9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd8bfa961144c9e8d792eca722a7b32fc3d416d473ebc2c5fd4abfdad05d9184259b5bf8cd4d90fa0d31e2dec479e4f1a26066f2eea9a69236a3e52655c9e9aee691c8f3a26854308d5eaa3be85e0990703d73e56f"
+                ))
     }
 
     /// A provider that keeps the protocol's default P_hash (an HMAC call per step).
@@ -41,15 +52,25 @@ struct TLS12PRFTests {
         func randomBytes(_ count: Int) -> [UInt8] { inner.randomBytes(count) }
     }
 
-    @Test("the default P_hash (HMAC per step) and swift-crypto's keyed one agree with the vector and with each other for every length up to 200", arguments: [HashAlgorithm.sha256, .sha384])
+    @Test(
+        "the default P_hash (HMAC per step) and swift-crypto's keyed one agree with the vector and with each other for every length up to 200",
+        arguments: [HashAlgorithm.sha256, .sha384])
     func defaultAndKeyedAgree(hash: HashAlgorithm) {
-        let secret = SecretBytes(hex("9bbe436ba940f017b17652849a71db35")), seed = hex("a0ba9f936cda311827a6f796ffd5198c")
-        let keyed = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: hash), plain = TLS12PRF(primitives: DefaultPHash(), hash: hash)
+        let secret = SecretBytes(hex("9bbe436ba940f017b17652849a71db35"))
+        let seed = hex("a0ba9f936cda311827a6f796ffd5198c")
+        let keyed = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: hash)
+        let plain = TLS12PRF(primitives: DefaultPHash(), hash: hash)
         for length in 1...200 {
-            #expect(keyed(secret: secret, label: "test label", seed: seed, length: length) == plain(secret: secret, label: "test label", seed: seed, length: length), "\(length)")
+            #expect(
+                keyed(secret: secret, label: "test label", seed: seed, length: length)
+                    == plain(secret: secret, label: "test label", seed: seed, length: length), "\(length)")
         }
         if hash == .sha256 {
-            #expect(plain(secret: secret, label: "test label", seed: seed, length: 100) == hex("e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"))
+            #expect(
+                plain(secret: secret, label: "test label", seed: seed, length: 100)
+                    == hex(
+                        "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"
+                    ))
         }
     }
 
@@ -57,7 +78,8 @@ struct TLS12PRFTests {
     func randomness() {
         let p = SwiftCryptoPrimitives()
         #expect(p.randomBytes(0).isEmpty)
-        let a = p.randomBytes(32), b = p.randomBytes(32)
+        let a = p.randomBytes(32)
+        let b = p.randomBytes(32)
         #expect(a.count == 32 && b.count == 32 && a != b)
         #expect(Set(p.randomBytes(4096)).count > 200, "all byte values occur")
     }
@@ -65,8 +87,9 @@ struct TLS12PRFTests {
     @Test("extended master secret (RFC 7627 §4) matches OpenSSL's TLS1-PRF with its label")
     func extendedMasterSecret() {
         let prf = TLS12PRF(primitives: SwiftCryptoPrimitives(), hash: .sha384)
-        let ms = prf.masterSecret(preMasterSecret: SecretBytes([UInt8](repeating: 0xAA, count: 48)), sessionHash: [UInt8](repeating: 0xBB, count: 48),
-                                  clientRandom: [], serverRandom: [])
+        let ms = prf.masterSecret(
+            preMasterSecret: SecretBytes([UInt8](repeating: 0xAA, count: 48)), sessionHash: [UInt8](repeating: 0xBB, count: 48),
+            clientRandom: [], serverRandom: [])
         #expect(ms == hex("4dbe56eb1d9d2ec3d1bcfe9263083ad96d1dc7f2bba847a253fcc746f76cab39d6843a4fb16147584ce065a036ac6efe"))
     }
 
@@ -114,20 +137,28 @@ struct TLS12HandshakeTests {
         #expect(try o.server.receive(o.client.takeOutput()) == [.closeNotify])
     }
 
-    @Test("every standard suite with every classical group", arguments: [
-        TLS12CipherSuite.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithChaCha20Poly1305SHA256,
-    ], [NamedGroup.x25519, .secp384r1, .secp256r1])
+    @Test(
+        "every standard suite with every classical group",
+        arguments: [
+            TLS12CipherSuite.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithChaCha20Poly1305SHA256
+        ], [NamedGroup.x25519, .secp384r1, .secp256r1])
     func standardECDSA(suite: TLS12CipherSuite, group: NamedGroup) throws {
-        let o = try runPair(client: Self.config12 { $0.tls12CipherSuites = [suite]; $0.groups = [group, .secp384r1] },
-                            server: Self.server { $0.groups = [group] + Defaults.groups })
+        let o = try runPair(
+            client: Self.config12 {
+                $0.tls12CipherSuites = [suite]
+                $0.groups = [group, .secp384r1]
+            },
+            server: Self.server { $0.groups = [group] + Defaults.groups })
         #expect(o.clientError == nil && o.serverError == nil, "\(String(describing: o.clientError)) \(String(describing: o.serverError))")
         #expect(o.client.summary?.cipherSuite == suite.suite)
         #expect(o.client.summary?.group == group)
     }
 
-    @Test("RSA suites, standard and hybrid, with an RSA certificate", arguments: [
-        TLS12CipherSuite.ecdheRSAWithAES256GCMSHA384, .ecdheRSAWithAES128GCMSHA256, .ecdheRSAWithChaCha20Poly1305SHA256, .ecdheMLKEMRSAWithAES256GCMSHA384,
-    ])
+    @Test(
+        "RSA suites, standard and hybrid, with an RSA certificate",
+        arguments: [
+            TLS12CipherSuite.ecdheRSAWithAES256GCMSHA384, .ecdheRSAWithAES128GCMSHA256, .ecdheRSAWithChaCha20Poly1305SHA256, .ecdheMLKEMRSAWithAES256GCMSHA384
+        ])
     func rsa(suite: TLS12CipherSuite) throws {
         let o = try runPair(client: Self.config12(Self.rsaPKI) { $0.tls12CipherSuites = [suite] }, server: Self.server(Self.rsaPKI))
         #expect(o.clientError == nil && o.serverError == nil, "\(String(describing: o.clientError))")
@@ -173,23 +204,36 @@ struct TLS12HandshakeTests {
 
     @Test("standard suites never negotiate an ML-KEM group: ML-KEM-only groups with standard suites → handshake_failure")
     func hybridGroupsOnlyWithHybridSuites() throws {
-        let o = try runPair(client: Self.config12 { $0.groups = [.secp384r1MLKEM1024]; $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] },
-                            server: Self.server())
+        let o = try runPair(
+            client: Self.config12 {
+                $0.groups = [.secp384r1MLKEM1024]
+                $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384]
+            },
+            server: Self.server())
         #expect(o.serverError?.alert == .handshakeFailure)
         #expect(o.clientError?.code == .alertReceived(.handshakeFailure))
     }
 
     @Test("an ECDSA certificate's curve must be among the client's groups in TLS 1.2 (RFC 8422 §5.1)")
     func certificateCurve() throws {
-        let o = try runPair(client: Self.config12 { $0.groups = [.x25519]; $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] }, server: Self.server())
+        let o = try runPair(
+            client: Self.config12 {
+                $0.groups = [.x25519]
+                $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384]
+            }, server: Self.server())
         #expect(o.serverError?.alert == .handshakeFailure)
-        let ok = try runPair(client: Self.config12 { $0.groups = [.x25519, .secp384r1]; $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] }, server: Self.server())
+        let ok = try runPair(
+            client: Self.config12 {
+                $0.groups = [.x25519, .secp384r1]
+                $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384]
+            }, server: Self.server())
         #expect(ok.client.summary?.group == .x25519)
     }
 
     @Test("a peer offering only standard suites never lands on a hybrid suite")
     func standardOnlyPeer() throws {
-        let o = try runPair(client: Self.config12 { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithAES128GCMSHA256] }, server: Self.server())
+        let o = try runPair(
+            client: Self.config12 { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithAES128GCMSHA256] }, server: Self.server())
         #expect(o.client.summary?.cipherSuite == .ecdheECDSAWithAES256GCMSHA384)
         #expect(o.client.summary?.group == .x25519)
     }
@@ -224,10 +268,12 @@ struct TLS12HandshakeTests {
 
     @Test("PQ-required: a 1.2 client refuses a standard suite, a 1.2 server refuses a standard-only client → insufficient_security")
     func pqRequired() throws {
-        let c = try runPair(client: Self.config12 { $0.requirePostQuantum = true }, server: Self.server { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] })
+        let c = try runPair(
+            client: Self.config12 { $0.requirePostQuantum = true }, server: Self.server { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] })
         #expect(c.clientError?.alert == .insufficientSecurity)
         #expect(c.serverError?.code == .alertReceived(.insufficientSecurity))
-        let s = try runPair(client: Self.config12 { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] }, server: Self.server { $0.requirePostQuantum = true })
+        let s = try runPair(
+            client: Self.config12 { $0.tls12CipherSuites = [.ecdheECDSAWithAES256GCMSHA384] }, server: Self.server { $0.requirePostQuantum = true })
         #expect(s.serverError?.alert == .insufficientSecurity)
         #expect(s.clientError?.code == .alertReceived(.insufficientSecurity))
     }
@@ -259,8 +305,9 @@ struct TLS12HandshakeTests {
 
     @Test("a malformed hybrid ClientKeyExchange (short ML-KEM ciphertext) → illegal_parameter")
     func shortCiphertext() throws {
-        var o = PairOutcome(client: try TLSConnection.client(configuration: Self.config12(), serverName: "localhost"),
-                            server: try TLSConnection.server(configuration: Self.server()))
+        var o = PairOutcome(
+            client: try TLSConnection.client(configuration: Self.config12(), serverName: "localhost"),
+            server: try TLSConnection.server(configuration: Self.server()))
         _ = try o.server.receive(o.client.takeOutput())
         _ = try o.client.receive(o.server.takeOutput())
         let flight = o.client.takeOutput()
@@ -268,7 +315,9 @@ struct TLS12HandshakeTests {
         let recordLength = Int(flight[3]) << 8 | Int(flight[4])
         var body = Array(flight[5..<(5 + recordLength)])
         let exchange = Array(body[6...].dropLast())
-        body = [16] + [0, UInt8((exchange.count + 2) >> 8), UInt8((exchange.count + 2) & 0xFF)] + [UInt8(exchange.count >> 8), UInt8(exchange.count & 0xFF)] + exchange
+        body =
+            [16] + [0, UInt8((exchange.count + 2) >> 8), UInt8((exchange.count + 2) & 0xFF)] + [UInt8(exchange.count >> 8), UInt8(exchange.count & 0xFF)]
+            + exchange
         let record = [22, 3, 3, UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body
         #expect(throws: TLSError.misbehaved(.sentKeyShareWrongLength)) { _ = try o.server.receive(record) }
         #expect(try o.server.takeOutput() == [21, 3, 3, 0, 2, 2, 47])
@@ -327,7 +376,7 @@ struct FinishedLabelFault: CryptoPrimitives {
     func randomBytes(_ n: Int) -> [UInt8] { inner.randomBytes(n) }
     func hmac(_ a: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] {
         var out = inner.hmac(a, key: key, data: data)
-        if data.starts(with: Array(label.utf8)) { out[0] ^= 1 }   // A(1) of P_hash over this label
+        if data.starts(with: Array(label.utf8)) { out[0] ^= 1 }  // A(1) of P_hash over this label
         return out
     }
 }

@@ -1,6 +1,7 @@
-@testable import QSSL
 import QSSLTestSupport
 import Testing
+
+@testable import QSSL
 
 @Suite("TLSEvent: constructors and accessors")
 struct TLSEventTests {
@@ -14,9 +15,11 @@ struct TLSEventTests {
         var issuedSession: TLSSession?
         var clientAuthentication: ClientAuthenticationEvent?
 
-        init(handshakeSummary: HandshakeSummary? = nil, applicationData: [UInt8]? = nil, isCloseNotify: Bool = false,
-             isPeerKeyUpdate: Bool = false, decision: PendingDecision? = nil, issuedSession: TLSSession? = nil,
-             clientAuthentication: ClientAuthenticationEvent? = nil) {
+        init(
+            handshakeSummary: HandshakeSummary? = nil, applicationData: [UInt8]? = nil, isCloseNotify: Bool = false,
+            isPeerKeyUpdate: Bool = false, decision: PendingDecision? = nil, issuedSession: TLSSession? = nil,
+            clientAuthentication: ClientAuthenticationEvent? = nil
+        ) {
             self.handshakeSummary = handshakeSummary
             self.applicationData = applicationData
             self.isCloseNotify = isCloseNotify
@@ -27,9 +30,10 @@ struct TLSEventTests {
         }
 
         init(_ event: TLSEvent) {
-            self.init(handshakeSummary: event.handshakeSummary, applicationData: event.applicationData,
-                      isCloseNotify: event.isCloseNotify, isPeerKeyUpdate: event.isPeerKeyUpdate, decision: event.decision,
-                      issuedSession: event.issuedSession, clientAuthentication: event.clientAuthentication)
+            self.init(
+                handshakeSummary: event.handshakeSummary, applicationData: event.applicationData,
+                isCloseNotify: event.isCloseNotify, isPeerKeyUpdate: event.isPeerKeyUpdate, decision: event.decision,
+                issuedSession: event.issuedSession, clientAuthentication: event.clientAuthentication)
         }
 
         var description: String {
@@ -43,8 +47,9 @@ struct TLSEventTests {
     func accessors() throws {
         // Real payloads: a client whose verifier answers asynchronously pauses once, then completes
         // and receives tickets.
-        let o = try runPair(client: clientConfig { $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier) },
-                            server: try serverConfig())
+        let o = try runPair(
+            client: clientConfig { $0.verifier = AsynchronousVerifier(inner: sharedPKI.verifier) },
+            server: try serverConfig())
         let summary = try #require(o.client.summary)
         let session = try #require(o.clientEvents.compactMap(\.issuedSession).first)
         let decision = try #require(o.clientEvents.compactMap(\.decision).first)
@@ -59,7 +64,7 @@ struct TLSEventTests {
             (.decisionNeeded(decision), Answers(decision: decision)),
             (.sessionIssued(session), Answers(issuedSession: session)),
             (.clientAuthenticated(identity), Answers(clientAuthentication: ClientAuthenticationEvent(identity: identity))),
-            (.clientAuthenticated(nil), Answers(clientAuthentication: ClientAuthenticationEvent(identity: nil))),
+            (.clientAuthenticated(nil), Answers(clientAuthentication: ClientAuthenticationEvent(identity: nil)))
         ]
         for (event, expected) in cases {
             #expect(Answers(event) == expected, "\(event)")

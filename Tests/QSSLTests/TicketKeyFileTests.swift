@@ -1,13 +1,15 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import QSSL
 import QSSLSwiftCrypto
-@testable import QSSLX509
 import Testing
+
+@testable import QSSLX509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 @Suite("Ticket key files", .serialized)
 struct TicketKeyFileTests {
@@ -125,7 +127,7 @@ struct TicketKeyFileTests {
     @Test("rotated: a new current key first, keys older than the keep time dropped, younger ones kept")
     func rotation() {
         let now = SessionSamples.epoch
-        let keys = Self.fresh(5, now: now)       // 0, 1, 2, 3 and 4 hours old
+        let keys = Self.fresh(5, now: now)  // 0, 1, 2, 3 and 4 hours old
         let rotated = TicketKeyFile.rotated(keys, now: now, keepSeconds: 3 * 3600, primitives: Self.primitives)
         #expect(rotated.count == 4)
         #expect(rotated[0].createdAt == now && !keys.contains(rotated[0]))

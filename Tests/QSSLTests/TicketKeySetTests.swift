@@ -1,7 +1,8 @@
-@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
 import Testing
+
+@testable import QSSL
 
 @Suite("Ticket keys")
 struct TicketKeySetTests {
@@ -53,8 +54,9 @@ struct TicketKeySetTests {
         #expect(ours.open(try theirs.seal([1, 2, 3])) == nil)
         // Same name, other key bytes: the tag fails.
         let a = TicketKeySet(keys: [Self.key(1)], primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
-        let b = TicketKeySet(keys: [try TicketKey(name: Self.key(1).name, key: SecretBytes(Array(repeating: 9, count: 32)), createdAt: 0)],
-                             primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
+        let b = TicketKeySet(
+            keys: [try TicketKey(name: Self.key(1).name, key: SecretBytes(Array(repeating: 9, count: 32)), createdAt: 0)],
+            primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
         #expect(b.open(try a.seal([1])) == nil)
     }
 
@@ -72,7 +74,7 @@ struct TicketKeySetTests {
         let second = try set.seal([2])
         #expect(Array(second.prefix(16)) != Array(first.prefix(16)))
         #expect(set.open(second)?.byCurrentKey == true)
-        clock.advance(seconds: 24 * Self.hour)          // the first key is 36 h old
+        clock.advance(seconds: 24 * Self.hour)  // the first key is 36 h old
         #expect(set.open(first) == nil)
         #expect(set.open(second)?.byCurrentKey == false)
         #expect(set.keys.count == 2)
@@ -81,8 +83,9 @@ struct TicketKeySetTests {
     @Test("a set loaded from a shared file never makes keys of its own, and keeps its current key however old")
     func noAutomaticRotation() throws {
         let clock = FakeClock()
-        let set = TicketKeySet(keys: [Self.key(1), Self.key(2, createdAt: SessionSamples.epoch - 40 * Self.hour * 1000)],
-                               primitives: Self.primitives, clock: clock, rotatesAutomatically: false)
+        let set = TicketKeySet(
+            keys: [Self.key(1), Self.key(2, createdAt: SessionSamples.epoch - 40 * Self.hour * 1000)],
+            primitives: Self.primitives, clock: clock, rotatesAutomatically: false)
         #expect(set.keys.map(\.name) == [Self.key(1).name], "the older key is past the 36 h lifetime")
         let ticket = try set.seal([5])
         clock.advance(seconds: 100 * Self.hour)
@@ -141,7 +144,10 @@ struct TicketKeySetTests {
                     for i in 0..<200 {
                         if i % 50 == 0 && task == 0 { clock.advance(seconds: 1) }
                         let plaintext = [UInt8(task), UInt8(i)]
-                        guard let ticket = try? set.seal(plaintext), set.open(ticket)?.plaintext == plaintext else { failures += 1; continue }
+                        guard let ticket = try? set.seal(plaintext), set.open(ticket)?.plaintext == plaintext else {
+                            failures += 1
+                            continue
+                        }
                     }
                     return failures
                 }
@@ -177,7 +183,7 @@ struct TicketKeySetTests {
         #expect(throws: DecodeError.self) { try TicketKeySet.decodeKeyFile(bytes + [0]) }
         #expect(throws: DecodeError.self) { try TicketKeySet.decodeKeyFile(Array(bytes.prefix(9)) + [0, 0]) }
         var duplicate = bytes
-        duplicate.replaceSubrange(11 + 56 ..< 11 + 56 + 16, with: Self.key(1).name)
+        duplicate.replaceSubrange(11 + 56..<11 + 56 + 16, with: Self.key(1).name)
         #expect(throws: DecodeError.self) { try TicketKeySet.decodeKeyFile(duplicate) }
         var miscounted = bytes
         miscounted[10] = 3

@@ -1,15 +1,17 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import QSSL
 import QSSLSwiftCrypto
 import QSSLWire
-@testable import QSSLX509
 import SwiftASN1
 import Testing
+
+@testable import QSSLX509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The OpenSSL-made chains of Resources/x509-hardening (see make.sh there).
 enum HardeningChains {
@@ -97,8 +99,9 @@ struct NameConstraintTests {
         let intermediate = try HardeningChains.certificate("int-permit")
         let keyURL = try #require(Bundle.module.url(forResource: "nc-localhost", withExtension: "key", subdirectory: "Resources/x509-hardening"))
         let key = try CertificateFiles.privateKey(fromPEM: String(contentsOf: keyURL, encoding: .utf8))
-        let server = ServerConfiguration(provider: .swiftCrypto,
-                                         certificates: [try CertificateFiles.certifiedKey(chain: [leaf, intermediate], key: key)])
+        let server = ServerConfiguration(
+            provider: .swiftCrypto,
+            certificates: [try CertificateFiles.certifiedKey(chain: [leaf, intermediate], key: key)])
         let client = ClientConfiguration(provider: .swiftCrypto, verifier: try HardeningChains.verifier)
         let o = try runPair(client: client, server: server, serverName: "localhost")
         #expect(o.clientError?.alert == .badCertificate, "\(String(describing: o.clientError))")

@@ -9,8 +9,9 @@ struct CodecTests {
         ext.append(.supportedGroups, try ExtensionBody.encodeU16List([NamedGroup.secp384r1MLKEM1024.rawValue, NamedGroup.x25519.rawValue]))
         ext.append(.keyShare, try ExtensionBody.encodeClientKeyShares([KeyShareEntry(group: .x25519, keyExchange: Array(repeating: 7, count: 32))]))
         ext.append(.alpn, try ExtensionBody.encodeALPN(["h2", "http/1.1"]))
-        let hello = ClientHello(random: Array(repeating: 1, count: 32), legacySessionID: Array(repeating: 2, count: 32),
-                                cipherSuites: [.tlsAES128GCMSHA256, .tlsAES256GCMSHA384], extensions: ext)
+        let hello = ClientHello(
+            random: Array(repeating: 1, count: 32), legacySessionID: Array(repeating: 2, count: 32),
+            cipherSuites: [.tlsAES128GCMSHA256, .tlsAES256GCMSHA384], extensions: ext)
         var sext = ExtensionList()
         try sext.append(.supportedVersions) { $0.write(ProtocolVersion.tls13.rawValue) }
         let serverHello = ServerHello(random: Array(repeating: 3, count: 32), legacySessionIDEcho: [], cipherSuite: .tlsAES128GCMSHA256, extensions: sext)
@@ -20,7 +21,9 @@ struct CodecTests {
             try HandshakeMessage(CertificateVerify(scheme: .ecdsaSecp384r1SHA384, signature: [9, 9, 9])),
             try HandshakeMessage(NewSessionTicket(lifetime: 7200, ageAdd: 5, nonce: [0], ticket: [1, 2, 3])),
             try HandshakeMessage(KeyUpdate(requestUpdate: true)),
-            try HandshakeMessage(CertificateRequest(requestContext: [], extensions: ExtensionList([Extension(type: .signatureAlgorithms, data: try ExtensionBody.encodeU16List([0x0503]))]))),
+            try HandshakeMessage(
+                CertificateRequest(
+                    requestContext: [], extensions: ExtensionList([Extension(type: .signatureAlgorithms, data: try ExtensionBody.encodeU16List([0x0503]))])))
         ]
     }
 
@@ -47,11 +50,12 @@ struct CodecTests {
     func prefixesFail(message: HandshakeMessage) {
         // ClientHello and ServerHello may legally end before their extensions block (RFC 5246),
         // so the prefix that stops exactly there decodes; every other prefix must fail.
-        let extensionsStart: Int? = switch message.type {
-        case .clientHello, .serverHello:
-            message.body.count - (try! ByteReader(message.body).extensionsBlockLength(for: message))
-        default: nil
-        }
+        let extensionsStart: Int? =
+            switch message.type {
+            case .clientHello, .serverHello:
+                message.body.count - (try! ByteReader(message.body).extensionsBlockLength(for: message))
+            default: nil
+            }
         for n in 0..<message.body.count where n != extensionsStart {
             let prefix = HandshakeMessage(type: message.type, body: Array(message.body.prefix(n)))
             #expect(throws: DecodeError.self, "prefix of \(n) bytes of \(message.type)") { _ = try Self.roundTrip(prefix) }
@@ -74,8 +78,8 @@ struct CodecTests {
     @Test("length-prefix policy: empty vectors where the RFC forbids them")
     func emptyVectors() {
         #expect(throws: DecodeError.illegalEmptyList("supported_groups")) { _ = try ExtensionBody.supportedGroups([0, 0]) }
-        #expect(throws: DecodeError.self) { _ = try ExtensionBody.supportedGroups([0, 3, 0, 1, 2]) }   // odd length
-        #expect(throws: DecodeError.self) { _ = try ExtensionBody.alpn([0, 1, 0]) }                     // empty protocol name
+        #expect(throws: DecodeError.self) { _ = try ExtensionBody.supportedGroups([0, 3, 0, 1, 2]) }  // odd length
+        #expect(throws: DecodeError.self) { _ = try ExtensionBody.alpn([0, 1, 0]) }  // empty protocol name
     }
 
     @Test("server_name: one host name, printable ASCII")
@@ -116,18 +120,18 @@ struct CertificateEntryExtensionTests {
     func ocspStaple() throws {
         #expect(try ExtensionBody.ocspStatus([1, 0, 0, 3, 0xAA, 0xBB, 0xCC]) == [0xAA, 0xBB, 0xCC])
         #expect(throws: DecodeError.illegalValue(field: "CertificateStatus.status_type")) { try ExtensionBody.ocspStatus([2, 0, 0, 1, 0]) }
-        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 4, 0xAA]) }          // truncated
-        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 1, 0xAA, 0xBB]) }    // trailing
-        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 0]) }                // empty response
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 4, 0xAA]) }  // truncated
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 1, 0xAA, 0xBB]) }  // trailing
+        #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([1, 0, 0, 0]) }  // empty response
         #expect(throws: DecodeError.self) { try ExtensionBody.ocspStatus([]) }
     }
 
     @Test("an SCT list: 16-bit list of non-empty 16-bit SCTs, exactly")
     func scts() throws {
         #expect(try ExtensionBody.signedCertificateTimestamps([0, 7, 0, 2, 1, 2, 0, 1, 3]) == [[1, 2], [3]])
-        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 0]) }                 // empty list
-        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 2, 0, 0]) }           // empty SCT
-        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 5, 0, 9, 1, 2, 3]) } // SCT overruns
-        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 3, 0, 1, 1, 9]) }    // trailing
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 0]) }  // empty list
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 2, 0, 0]) }  // empty SCT
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 5, 0, 9, 1, 2, 3]) }  // SCT overruns
+        #expect(throws: DecodeError.self) { try ExtensionBody.signedCertificateTimestamps([0, 3, 0, 1, 1, 9]) }  // trailing
     }
 }

@@ -19,22 +19,24 @@ func handshake(client: ClientConfiguration, server: ServerConfiguration) throws 
         if !b.isEmpty { _ = try c.receive(b) }
         if a.isEmpty && b.isEmpty { throw Failure(description: "handshake stalled") }
     }
-    let tickets = s.takeOutput()   // TLS 1.3 tickets follow the handshake
+    let tickets = s.takeOutput()  // TLS 1.3 tickets follow the handshake
     if !tickets.isEmpty { _ = try c.receive(tickets) }
     return (c, s)
 }
 
 /// Counts allocations over `count` runs of `body` (after two warm-up runs) and prints them per run.
 func count(_ label: String, _ count: Int, _ body: () throws -> Void) rethrows {
-    try body(); try body()
+    try body()
+    try body()
     MallocInterposerSwift.initialize()
     MallocInterposerSwift.hook()
     for _ in 0..<count { try body() }
     MallocInterposerSwift.unhook()
     let stats = MallocInterposerSwift.getStatistics()
     let n = Double(count)
-    print(label.padding(toLength: 66, withPad: " ", startingAt: 0)
-          + String(format: " %9.1f mallocs  %11.0f bytes  (%d runs)", Double(stats.mallocCount) / n, Double(stats.mallocBytesCount) / n, count))
+    print(
+        label.padding(toLength: 66, withPad: " ", startingAt: 0)
+            + String(format: " %9.1f mallocs  %11.0f bytes  (%d runs)", Double(stats.mallocCount) / n, Double(stats.mallocBytesCount) / n, count))
 }
 
 let arguments = CommandLine.arguments.dropFirst()

@@ -26,7 +26,8 @@ func disagree(_ what: String) -> Never { fatalError("QSSLP384 and swift-crypto d
 
 func ecdh(_ body: [UInt8]) {
     guard body.count >= 48 else { return }
-    let scalar = Array(body.prefix(48)), point = Array(body.dropFirst(48))
+    let scalar = Array(body.prefix(48))
+    let point = Array(body.dropFirst(48))
     let ours = try? NISTP384.PrivateKey(rawRepresentation: scalar)
     let reference = try? P384.KeyAgreement.PrivateKey(rawRepresentation: scalar)
     guard (ours == nil) == (reference == nil) else { disagree("private scalar acceptance") }
@@ -44,10 +45,12 @@ func ecdh(_ body: [UInt8]) {
 
 func verify(_ body: [UInt8]) {
     guard body.count >= 97 + 48 else { return }
-    let point = Array(body.prefix(97)), digest = Array(body.suffix(48))
+    let point = Array(body.prefix(97))
+    let digest = Array(body.suffix(48))
     let der = Array(body.dropFirst(97).dropLast(48))
     guard let ourKey = try? NISTP384.PublicKey(x963Representation: point),
-          let referenceKey = try? P384.Signing.PublicKey(x963Representation: point) else { return }
+        let referenceKey = try? P384.Signing.PublicKey(x963Representation: point)
+    else { return }
     let ourSignature = try? NISTP384.Signature(derRepresentation: der)
     let referenceSignature = try? P384.Signing.ECDSASignature(derRepresentation: der)
     let ours = ourSignature.map { ourKey.isValidSignature($0, forDigest: digest) } ?? false
@@ -58,15 +61,19 @@ func verify(_ body: [UInt8]) {
 
 func sign(_ body: [UInt8]) {
     guard body.count >= 48 else { return }
-    let scalar = Array(body.prefix(48)), message = Array(body.dropFirst(48))
+    let scalar = Array(body.prefix(48))
+    let message = Array(body.dropFirst(48))
     guard let ours = try? NISTP384.PrivateKey(rawRepresentation: scalar),
-          let reference = try? P384.Signing.PrivateKey(rawRepresentation: scalar) else { return }
+        let reference = try? P384.Signing.PrivateKey(rawRepresentation: scalar)
+    else { return }
     let signature = ours.signature(for: message)
     guard let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature.derRepresentation),
-          reference.publicKey.isValidSignature(parsed, for: message) else { disagree("our signature does not verify") }
+        reference.publicKey.isValidSignature(parsed, for: message)
+    else { disagree("our signature does not verify") }
     guard let theirs = try? reference.signature(for: message),
-          let back = try? NISTP384.Signature(derRepresentation: theirs.derRepresentation),
-          ours.publicKey.isValidSignature(back, for: message) else { disagree("their signature does not verify") }
+        let back = try? NISTP384.Signature(derRepresentation: theirs.derRepresentation),
+        ours.publicKey.isValidSignature(back, for: message)
+    else { disagree("their signature does not verify") }
 }
 
 /// A 48-byte digest given as is, for swift-crypto's digest-taking verifier.

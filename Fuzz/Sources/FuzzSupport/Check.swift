@@ -22,7 +22,8 @@ public func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosur
 enum KnownIssues {
     static let patterns: [String] = {
         guard let path = ProcessInfo.processInfo.environment["QSSL_FUZZ_KNOWN_ISSUES"],
-              let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+        else { return [] }
         return text.split(separator: "\n").compactMap { line in
             let pattern = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces)
             return pattern.isEmpty ? nil : pattern
@@ -39,7 +40,10 @@ public func splitRecords(_ bytes: [UInt8]) -> [[UInt8]] {
     var out: [[UInt8]] = []
     var i = 0
     while i < bytes.count {
-        guard bytes.count - i >= 5 else { out.append(Array(bytes[i...])); break }
+        guard bytes.count - i >= 5 else {
+            out.append(Array(bytes[i...]))
+            break
+        }
         let end = min(bytes.count, i + 5 + (Int(bytes[i + 3]) << 8 | Int(bytes[i + 4])))
         out.append(Array(bytes[i..<end]))
         i = end
@@ -122,8 +126,10 @@ public struct Endpoint {
         guard let summary else { violated("sessionIssued before handshakeCompleted") }
         let state = session.state
         require(state.version == summary.version, "issued a \(state.version) session on a \(summary.version) connection")
-        require(state.serverName == summary.serverName && state.alpnProtocol == summary.alpnProtocol,
-                "issued session for \(String(describing: state.serverName))/\(String(describing: state.alpnProtocol)), connection \(String(describing: summary.serverName))/\(String(describing: summary.alpnProtocol))")
+        require(
+            state.serverName == summary.serverName && state.alpnProtocol == summary.alpnProtocol,
+            "issued session for \(String(describing: state.serverName))/\(String(describing: state.alpnProtocol)), connection \(String(describing: summary.serverName))/\(String(describing: summary.alpnProtocol))"
+        )
         if state.version == .tls13 {
             require(!(session.ticket ?? []).isEmpty && session.sessionID.isEmpty, "a TLS 1.3 session without a ticket, or with a session ID")
         } else {
@@ -148,7 +154,7 @@ public struct Endpoint {
             if !connection.sentCloseNotify { sentData += data }
             return takeOutput()
         } catch {
-            if error.code.isAPIMisuse, !wasFailed { return takeOutput() }   // send after close
+            if error.code.isAPIMisuse, !wasFailed { return takeOutput() }  // send after close
             return failed(with: error, wasFailed: wasFailed)
         }
     }
@@ -245,7 +251,10 @@ public struct Endpoint {
     private var lastSealed: [SealedRecord] = []
     private var wroteCloseNotify = false
 
-    struct Alert { var description: UInt8; var last: Bool }
+    struct Alert {
+        var description: UInt8
+        var last: Bool
+    }
 
     /// The records of `out` with their real content types: plaintext records read as they are,
     /// protected ones (the last `lastSealed.count` records) by what the AEAD saw before sealing.

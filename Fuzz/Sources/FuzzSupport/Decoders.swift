@@ -5,7 +5,7 @@ public enum MessageDecoders {
     public static let names = [
         "ClientHello", "ServerHello", "EncryptedExtensions", "Certificate", "CertificateRequest", "CertificateVerify",
         "Finished", "NewSessionTicket", "KeyUpdate", "TLS12Certificate", "ServerKeyExchange", "ClientKeyExchange",
-        "ClientKeyExchange(hybrid)", "TLS12CertificateRequest", "ServerHelloDone", "stream", "TLS12NewSessionTicket",
+        "ClientKeyExchange(hybrid)", "TLS12CertificateRequest", "ServerHelloDone", "stream", "TLS12NewSessionTicket"
     ]
 
     /// Selectors whose decoder reads a message of this handshake type (TLS 1.3 and 1.2 readings).
@@ -59,7 +59,8 @@ public enum MessageDecoders {
         let message = HandshakeMessage(type: M.handshakeType, body: body)
         guard let decoded = try? message.decode(as: M.self) else { return }
         if let extensions = (decoded as? ClientHello)?.extensions ?? (decoded as? ServerHello)?.extensions
-            ?? (decoded as? NewSessionTicket)?.extensions {
+            ?? (decoded as? NewSessionTicket)?.extensions
+        {
             ExtensionDecoders.decodeAll(extensions)
         }
         guard let again = try? HandshakeMessage(decoded) else { return }
@@ -88,7 +89,7 @@ public enum ExtensionDecoders {
         "supported_groups", "signature_algorithms", "supported_versions(client)", "supported_versions(server)",
         "key_share(client)", "key_share(server)", "key_share(HelloRetryRequest)", "server_name", "alpn", "cookie",
         "psk_key_exchange_modes", "ExtensionList", "KeyShareEntry", "u16 list(uint16, may be empty)",
-        "ExtensionList(non-empty)", "by type", "pre_shared_key(client)", "pre_shared_key(server)", "early_data(NewSessionTicket)",
+        "ExtensionList(non-empty)", "by type", "pre_shared_key(client)", "pre_shared_key(server)", "early_data(NewSessionTicket)"
     ]
 
     /// The selectors that read an extension of this type.
@@ -136,13 +137,17 @@ public enum ExtensionDecoders {
         case 0:
             if let v = try? ExtensionBody.supportedGroups(data) { canonical(data, try? ExtensionBody.encodeU16List(v.map(\.rawValue)), "supported_groups") }
         case 1:
-            if let v = try? ExtensionBody.signatureAlgorithms(data) { canonical(data, try? ExtensionBody.encodeU16List(v.map(\.rawValue)), "signature_algorithms") }
+            if let v = try? ExtensionBody.signatureAlgorithms(data) {
+                canonical(data, try? ExtensionBody.encodeU16List(v.map(\.rawValue)), "signature_algorithms")
+            }
         case 2:
             if let v = try? ExtensionBody.clientSupportedVersions(data) {
                 canonical(data, try? ExtensionBody.encodeU16List(v.map(\.rawValue), prefix: .uint8(allowEmpty: false)), "supported_versions")
             }
         case 3:
-            if let v = try? ExtensionBody.serverSupportedVersion(data) { canonical(data, [UInt8(v.rawValue >> 8), UInt8(v.rawValue & 0xFF)], "selected_version") }
+            if let v = try? ExtensionBody.serverSupportedVersion(data) {
+                canonical(data, [UInt8(v.rawValue >> 8), UInt8(v.rawValue & 0xFF)], "selected_version")
+            }
         case 4:
             if let v = try? ExtensionBody.clientKeyShares(data) { canonical(data, try? ExtensionBody.encodeClientKeyShares(v), "client key_share") }
         case 5:
@@ -157,7 +162,8 @@ public enum ExtensionDecoders {
             // Names are decoded leniently (invalid UTF-8 becomes U+FFFD, up to 3 bytes for 1), so
             // only names that still fit their 8-bit length are encoded again.
             if let v = try? ExtensionBody.alpn(data), v.allSatisfy({ $0.utf8.count <= 255 }), v.reduce(0, { $0 + $1.utf8.count + 1 }) <= 65535,
-               let encoded = try? ExtensionBody.encodeALPN(v) {
+                let encoded = try? ExtensionBody.encodeALPN(v)
+            {
                 require((try? ExtensionBody.alpn(encoded)) == v, "alpn: decode(encode(x)) != x")
             }
         case 9:
@@ -187,7 +193,9 @@ public enum ExtensionDecoders {
         case 17:
             if let v = try? ExtensionBody.selectedPSKIdentity(data) { canonical(data, [UInt8(v >> 8), UInt8(v & 0xFF)], "selected_identity") }
         case 18:
-            if let v = try? ExtensionBody.maxEarlyDataSize(data) { canonical(data, (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) }, "max_early_data_size") }
+            if let v = try? ExtensionBody.maxEarlyDataSize(data) {
+                canonical(data, (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) }, "max_early_data_size")
+            }
         default:
             // 15: a type, then the body, read by every decoder of that type.
             var r = ByteReader(data)
@@ -203,7 +211,8 @@ public enum ExtensionDecoders {
     /// off the ClientHello to check the binders, a client to compute them).
     static func offeredPSKs(_ v: OfferedPSKs, _ data: [UInt8]) {
         require(!v.identities.isEmpty && v.identities.count == v.binders.count, "pre_shared_key: \(v.identities.count) identities, \(v.binders.count) binders")
-        require(v.identities.allSatisfy { !$0.identity.isEmpty } && v.binders.allSatisfy { $0.count >= 32 }, "pre_shared_key: an empty identity or a short binder")
+        require(
+            v.identities.allSatisfy { !$0.identity.isEmpty } && v.binders.allSatisfy { $0.count >= 32 }, "pre_shared_key: an empty identity or a short binder")
         guard let encoded = try? v.encoded() else { violated("pre_shared_key: a decoded value does not encode") }
         canonical(data, encoded, "pre_shared_key")
         require((try? OfferedPSKs(decoding: encoded)) == v, "pre_shared_key: decode(encode(x)) != x")

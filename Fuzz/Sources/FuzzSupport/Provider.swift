@@ -5,7 +5,8 @@ import QSSLWire
 
 /// Which end of an in-process pair a provider belongs to.
 public enum Side: Int, Sendable {
-    case client = 0, server = 1
+    case client = 0
+    case server = 1
     public var other: Side { self == .client ? .server : .client }
 }
 
@@ -105,8 +106,10 @@ struct TapCipher: AEADCipher {
     let inner: any AEADCipher
     let side: Side
 
-    func seal(nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
-              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+    func seal(
+        nonce: AEADNonce, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(TLSError) {
         // the plaintext may lie in `output` (sealing in place): copy it before the tap mutates it
         var p = Array(plaintext)
         Tap.seal(side, aad: Array(aad), plaintext: &p)
@@ -117,8 +120,10 @@ struct TapCipher: AEADCipher {
         if let failure { throw failure }
     }
 
-    func open(nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
-              into output: UnsafeMutableRawBufferPointer) throws(TLSError) {
+    func open(
+        nonce: AEADNonce, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(TLSError) {
         try inner.open(nonce: nonce, aad: aad, ciphertext: ciphertext, into: output)
     }
 }

@@ -87,28 +87,34 @@ public struct Pair {
 
     /// Checks that hold at the end of any run.
     public func checkOutcome() {
-        let c = ends[0], s = ends[1]
+        let c = ends[0]
+        let s = ends[1]
         if let a = c.summary, let b = s.summary {
-            require(a.version == b.version && a.cipherSuite == b.cipherSuite && a.group == b.group && a.alpnProtocol == b.alpnProtocol,
-                    "the two ends completed with different parameters: \(a) vs \(b)")
+            require(
+                a.version == b.version && a.cipherSuite == b.cipherSuite && a.group == b.group && a.alpnProtocol == b.alpnProtocol,
+                "the two ends completed with different parameters: \(a) vs \(b)")
             require(a.resumed == b.resumed, "one end resumed and the other did not: client \(a.resumed), server \(b.resumed)")
-            require(a.helloRetryRequest == b.helloRetryRequest,
-                    "the ends disagree on HelloRetryRequest: client \(a.helloRetryRequest), server \(b.helloRetryRequest)")
+            require(
+                a.helloRetryRequest == b.helloRetryRequest,
+                "the ends disagree on HelloRetryRequest: client \(a.helloRetryRequest), server \(b.helloRetryRequest)")
         }
         if let a = c.summary, a.resumed {
             // Only the offered session can be resumed, and a resumption neither adds nor drops
             // who the server proved to be on the full handshake.
             guard let offered = config.session else { violated("the client resumed without offering a session") }
             // RFC 8446 §4.2.11 lets TLS 1.3 resume under another suite of the same hash.
-            require(a.version == offered.state.version && (a.version == .tls13 || a.cipherSuite == offered.state.cipherSuite),
-                    "resumed \(a.version) \(a.cipherSuite), the session was \(offered.state.version) \(offered.state.cipherSuite)")
+            require(
+                a.version == offered.state.version && (a.version == .tls13 || a.cipherSuite == offered.state.cipherSuite),
+                "resumed \(a.version) \(a.cipherSuite), the session was \(offered.state.version) \(offered.state.cipherSuite)")
             require(a.peerIdentity == offered.state.peerIdentity, "the resumed connection's peer identity is not the session's")
         }
         for side in [Side.client, .server] {
-            let receiver = ends[side.rawValue], sender = ends[side.other.rawValue]
+            let receiver = ends[side.rawValue]
+            let sender = ends[side.other.rawValue]
             if !Tap.mutatedSeals[side.other.rawValue] {
-                require(sender.sentData.starts(with: receiver.receivedData),
-                        "\(side) received application data its peer never sent (\(receiver.receivedData.count) bytes)")
+                require(
+                    sender.sentData.starts(with: receiver.receivedData),
+                    "\(side) received application data its peer never sent (\(receiver.receivedData.count) bytes)")
             }
         }
         // The core cuts off a peer that sends only KeyUpdates, renegotiation requests, empty
@@ -121,7 +127,9 @@ public struct Pair {
                 || f.code.receivedAlert == .unexpectedMessage
         }
         if benign && !floodLimit {
-            require(c.failure == nil && s.failure == nil, "an untampered run failed: client \(String(describing: c.failure)), server \(String(describing: s.failure))")
+            require(
+                c.failure == nil && s.failure == nil,
+                "an untampered run failed: client \(String(describing: c.failure)), server \(String(describing: s.failure))")
             require(c.isComplete && s.isComplete, "an untampered run did not complete the handshake")
             require(c.receivedData == s.sentData && s.receivedData == c.sentData, "an untampered run lost application data")
             if config.resumes {
@@ -152,8 +160,9 @@ public enum PairScript {
         guard FuzzSetup.checkDeterminism else { return }
         let second = body()
         require(first.fed == second.fed, "nondeterministic: the same input fed different bytes the second time")
-        require(zip(first.ends, second.ends).allSatisfy { $0.failure == $1.failure && $0.summary == $1.summary && $0.issuedSessions == $1.issuedSessions },
-                "nondeterministic: the same input ended differently the second time")
+        require(
+            zip(first.ends, second.ends).allSatisfy { $0.failure == $1.failure && $0.summary == $1.summary && $0.issuedSessions == $1.issuedSessions },
+            "nondeterministic: the same input ended differently the second time")
     }
 
     @discardableResult
@@ -166,8 +175,10 @@ public enum PairScript {
         }
         var pair = Pair(config)
         pair.recordFeeds = FuzzSetup.checkDeterminism
-        let v = victim.rawValue, peer = victim.other
-        var ops = 0, keyUpdates = 0
+        let v = victim.rawValue
+        let peer = victim.other
+        var ops = 0
+        var keyUpdates = 0
         while !r.isEmpty, ops < 256 {
             ops += 1
             let op = r.byte()
@@ -175,8 +186,9 @@ public enum PairScript {
             case 0: pair.deliver(to: victim)
             case 1: pair.deliver(to: peer)
             case 2: pair.pump(limit: Int(op >> 4) + 1)
-            case 3, 4, 5:   // flip a byte, set a byte, truncate: the next record to the victim
-                let offset = r.u16(), value = r.byte()
+            case 3, 4, 5:  // flip a byte, set a byte, truncate: the next record to the victim
+                let offset = r.u16()
+                let value = r.byte()
                 guard var chunk = pair.queues[v].first, !chunk.isEmpty else { continue }
                 switch op & 0x0F {
                 case 3: chunk[offset % chunk.count] ^= value == 0 ? 0x01 : value
@@ -186,26 +198,38 @@ public enum PairScript {
                 pair.queues[v][0] = chunk
                 pair.benign = false
             case 6:
-                if !pair.queues[v].isEmpty { pair.queues[v].removeFirst(); pair.benign = false }
+                if !pair.queues[v].isEmpty {
+                    pair.queues[v].removeFirst()
+                    pair.benign = false
+                }
             case 7:
-                if let first = pair.queues[v].first { pair.queues[v].insert(first, at: 0); pair.benign = false }
-            case 8:   // inject raw bytes (they may hold several records, or a part of one)
+                if let first = pair.queues[v].first {
+                    pair.queues[v].insert(first, at: 0)
+                    pair.benign = false
+                }
+            case 8:  // inject raw bytes (they may hold several records, or a part of one)
                 let n = Int(r.byte())
                 pair.queues[v].insert(r.take(n), at: 0)
                 pair.benign = false
             case 9:
-                if pair.queues[v].count >= 2 { pair.queues[v].swapAt(0, 1); pair.benign = false }
-            case 10:   // split the next record in two deliveries (TCP may do that)
+                if pair.queues[v].count >= 2 {
+                    pair.queues[v].swapAt(0, 1)
+                    pair.benign = false
+                }
+            case 10:  // split the next record in two deliveries (TCP may do that)
                 let at = r.u16()
                 if let first = pair.queues[v].first, first.count >= 2 {
                     let k = 1 + at % (first.count - 1)
                     pair.queues[v].replaceSubrange(0..<1, with: [Array(first[..<k]), Array(first[k...])])
                 }
-            case 11:   // change the plaintext of a record the peer will seal, before it is encrypted
-                let how = r.byte(), offset = r.u16(), value = r.byte()
+            case 11:  // change the plaintext of a record the peer will seal, before it is encrypted
+                let how = r.byte()
+                let offset = r.u16()
+                let value = r.byte()
                 // Bit 3 of `how`: TLS 1.3 content type := value (then offset is unused).
-                Tap.armed[peer.rawValue] = Tap.Mutation(skip: Int(how & 7), offset: offset, xor: value,
-                                                        retype: how & 8 != 0 ? value : nil)
+                Tap.armed[peer.rawValue] = Tap.Mutation(
+                    skip: Int(how & 7), offset: offset, xor: value,
+                    retype: how & 8 != 0 ? value : nil)
                 pair.benign = false
             case 12:
                 let side = Side(rawValue: Int(op >> 4) & 1)!
@@ -224,7 +248,7 @@ public enum PairScript {
                 // Data from the script: with op 11's retype it becomes any post-handshake message.
                 let data = r.take(Int(r.byte()))
                 pair.enqueue(pair.ends[side.rawValue].send(data), to: side.other)
-            default:   // 15: two records to the victim in one receive call
+            default:  // 15: two records to the victim in one receive call
                 if pair.queues[v].count >= 2 {
                     let second = pair.queues[v].remove(at: 1)
                     pair.queues[v][0] += second
@@ -251,7 +275,7 @@ public enum PairScript {
         repeat {
             let n = chunk == 0 ? bytes.count : chunk
             let out = end.receive(Array(bytes[i..<min(bytes.count, i + n)]))
-            if pair.recordFeeds { pair.fed[victim.other.rawValue].append(out) }   // what the victim answered
+            if pair.recordFeeds { pair.fed[victim.other.rawValue].append(out) }  // what the victim answered
             i += n
         } while i < bytes.count
         pair.ends[victim.rawValue] = end

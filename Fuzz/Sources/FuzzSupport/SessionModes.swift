@@ -6,11 +6,11 @@ import QSSLWire
 /// What decodes must encode to the same bytes and decode to the same value.
 public enum SessionModes {
     public static let names = [
-        "SessionState", "TLSSession", "ticket key file", "ticket (fuzz keys)", "seal, open, tamper",
+        "SessionState", "TLSSession", "ticket key file", "ticket (fuzz keys)", "seal, open, tamper"
     ]
 
     public static func run(_ selector: Int, _ bytes: [UInt8]) {
-        FuzzRandom.reset()   // ticket nonces
+        FuzzRandom.reset()  // ticket nonces
         switch selector % names.count {
         case 0:
             if let state = try? SessionState(decoding: bytes) { sessionState(state, bytes) }

@@ -15,7 +15,7 @@ public enum FuzzSetup {
         if let dir = ProcessInfo.processInfo.environment["QSSL_FUZZ_MAKE_CORPUS"] {
             var maker = CorpusMaker(root: dir)
             maker.makeAll()
-            _exit(0)   // not exit(): LeakSanitizer would report swift-crypto's RSA key generation
+            _exit(0)  // not exit(): LeakSanitizer would report swift-crypto's RSA key generation
 
         }
         selfTest()
@@ -78,7 +78,7 @@ struct CorpusMaker {
             ("truncate", [0x05, 0x00, 0x40, 0x00, 0xF2]),
             ("drop-dup-swap", [0x02, 0x07, 0x02, 0x06, 0x09, 0xF2]),
             ("inject-ccs", [0x08, 6, 20, 3, 3, 0, 1, 1, 0xF2]),
-            ("inject-alert", [0x02, 0x08, 7, 21, 3, 3, 0, 2, 1, 0, 0xF2]),
+            ("inject-alert", [0x02, 0x08, 7, 21, 3, 3, 0, 2, 1, 0, 0xF2])
         ]
         if tls13 {
             // The peer's application data, retyped before sealing: post-handshake messages.
@@ -89,7 +89,7 @@ struct CorpusMaker {
                 ("post-handshake-keyupdate", [0xF2, 0x0B, 0x08, 0, 0, 22, p, UInt8(keyUpdate.count)] + keyUpdate + [0xF2]),
                 ("post-handshake-ticket", [0xF2, 0x0B, 0x08, 0, 0, 22, p, UInt8(ticket.count)] + ticket + [0xF2]),
                 ("post-handshake-hello", [0xF2, 0x0B, 0x08, 0, 0, 22, p, UInt8(hello.count)] + hello + [0xF2]),
-                ("post-handshake-alert", [0xF2, 0x0B, 0x08, 0, 0, 21, p, 2, 2, 40, 0xF2]),
+                ("post-handshake-alert", [0xF2, 0x0B, 0x08, 0, 0, 21, p, 2, 2, 40, 0xF2])
             ]
         }
         return all
@@ -105,7 +105,8 @@ struct CorpusMaker {
             pair.enqueue(pair.ends[1].send(Array("HTTP/1.0 200 OK\r\n\r\nhello".utf8)), to: .client)
             pair.pump()
             Tap.captureAll = false
-            let toServer = Array(pair.fed[1].joined()), toClient = Array(pair.fed[0].joined())
+            let toServer = Array(pair.fed[1].joined())
+            let toClient = Array(pair.fed[0].joined())
             let c = UInt8(i << 1)
             write(server, "raw-\(i)", [c | 1, 0] + toServer)
             write(client, "raw-\(i)", [c | 1, 0] + toClient)
@@ -157,7 +158,7 @@ struct CorpusMaker {
                 all.append(("flip-ticket", flip(at + ticket.count / 2)))
                 all.append(("flip-ticket-name", flip(at + 3)))
                 if session.state.version == .tls13 {
-                    all.append(("ticket-age-skew", flip(at + ticket.count)))   // the obfuscated age's top byte
+                    all.append(("ticket-age-skew", flip(at + ticket.count)))  // the obfuscated age's top byte
                 }
             }
             if !session.sessionID.isEmpty, let at = firstIndex(of: session.sessionID, in: hello) {
@@ -222,7 +223,8 @@ struct CorpusMaker {
     mutating func x509() {
         let t = "FuzzX509"
         func u16(_ b: [UInt8]) -> [UInt8] { [UInt8(b.count >> 8), UInt8(b.count & 0xFF)] + b }
-        let leaf = FuzzPKI.leaf.der, root = FuzzPKI.root.der
+        let leaf = FuzzPKI.leaf.der
+        let root = FuzzPKI.root.der
         write(t, "der-leaf", [0] + leaf)
         write(t, "der-root", [0] + root)
         write(t, "chain-leaf-root", [1] + u16(leaf) + u16(root))

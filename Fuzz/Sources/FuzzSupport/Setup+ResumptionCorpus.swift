@@ -45,9 +45,10 @@ extension CorpusMaker {
     mutating func earlyData() {
         for (i, config) in FuzzConfigs.tls13.enumerated() where i == 0 || i == 1 || config.resumes {
             guard let flight = flights[config.name], let first = flight.toServer.first else { continue }
-            let psk = config.session?.state.secret.withUnsafeBytes { Array($0) }   // a corpus tool recomputing binders offline
+            let psk = config.session?.state.secret.withUnsafeBytes { Array($0) }  // a corpus tool recomputing binders offline
             guard let (hello1, hash1) = Self.addEarlyData(to: first, psk: psk, transcriptBefore: []),
-                  let (same1, sameHash1) = Self.addEarlyData(to: first, psk: psk, transcriptBefore: [], addExtension: false) else { continue }
+                let (same1, sameHash1) = Self.addEarlyData(to: first, psk: psk, transcriptBefore: [], addExtension: false)
+            else { continue }
             // The binder computed here for the unchanged hello must be the client's own.
             if same1 != first { violated("corpus: the binder recomputed for '\(config.name)' differs from the client's") }
             let fake = (0..<2).map { k in [23, 3, 3, 0, 40] + [UInt8](repeating: UInt8(0x30 + k), count: 40) }
@@ -55,12 +56,14 @@ extension CorpusMaker {
             // After a HelloRetryRequest, the second ClientHello's binder covers message_hash of
             // the first hello and the HelloRetryRequest.
             if let hrr = flight.toClient.first, Self.isHelloRetryRequest(hrr),
-               let at = rest.firstIndex(where: { $0.first == ContentType.handshake.rawValue }) {
+                let at = rest.firstIndex(where: { $0.first == ContentType.handshake.rawValue })
+            {
                 let hrrMessage = Array(hrr.dropFirst(5))
                 let prefix = [254, 0, 0, UInt8(hash1.count)] + hash1 + hrrMessage
                 let samePrefix = [254, 0, 0, UInt8(sameHash1.count)] + sameHash1 + hrrMessage
                 guard let (hello2, _) = Self.addEarlyData(to: rest[at], psk: psk, transcriptBefore: prefix, addExtension: false),
-                      let (same2, _) = Self.addEarlyData(to: rest[at], psk: psk, transcriptBefore: samePrefix, addExtension: false) else { continue }
+                    let (same2, _) = Self.addEarlyData(to: rest[at], psk: psk, transcriptBefore: samePrefix, addExtension: false)
+                else { continue }
                 if same2 != rest[at] { violated("corpus: the second binder recomputed for '\(config.name)' differs from the client's") }
                 rest[at] = hello2
             }
@@ -127,11 +130,13 @@ extension CorpusMaker {
         write("FuzzExtensions", "early_data-max-size", [18, 0, 0, 0x40, 0])
         write("FuzzExtensions", "psk-modes-both", [10, 2, 1, 0])
         write("FuzzExtensions", "psk-selected-1", [17, 0, 1])
-        let two = OfferedPSKs(identities: [PSKIdentity(identity: [1, 2, 3], obfuscatedTicketAge: 7), PSKIdentity(identity: [4], obfuscatedTicketAge: 0)],
-                              binders: [[UInt8](repeating: 0xB1, count: 32), [UInt8](repeating: 0xB2, count: 48)])
+        let two = OfferedPSKs(
+            identities: [PSKIdentity(identity: [1, 2, 3], obfuscatedTicketAge: 7), PSKIdentity(identity: [4], obfuscatedTicketAge: 0)],
+            binders: [[UInt8](repeating: 0xB1, count: 32), [UInt8](repeating: 0xB2, count: 48)])
         if let data = try? two.encoded() { write("FuzzExtensions", "pre_shared_key-two", [16] + data) }
-        let ticket = NewSessionTicket(lifetime: 3600, ageAdd: 0x01020304, nonce: [0], ticket: [9, 9, 9],
-                                      extensions: ExtensionList([Extension(type: .earlyData, data: [0, 0, 0x40, 0])]))
+        let ticket = NewSessionTicket(
+            lifetime: 3600, ageAdd: 0x0102_0304, nonce: [0], ticket: [9, 9, 9],
+            extensions: ExtensionList([Extension(type: .earlyData, data: [0, 0, 0x40, 0])]))
         if let m = try? HandshakeMessage(ticket) { write("FuzzHandshakeMessages", "nst13-early-data", [7] + m.body) }
         let ticket12 = TLS12NewSessionTicket(lifetimeHint: 0, ticket: [])
         if let m = try? HandshakeMessage(ticket12) { write("FuzzHandshakeMessages", "nst12-empty", [16] + m.body) }

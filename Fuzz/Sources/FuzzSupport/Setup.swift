@@ -50,11 +50,13 @@ public struct FuzzTicketPrimitives: CryptoPrimitives {
 /// the fixed clock it never would, and `rotatesAutomatically: false` says so). Opening and
 /// sealing do not change the set, so sharing it across inputs keeps every input reproducible.
 public enum FuzzTicketKeys {
-    public static let current = try! TicketKey(name: Array("QSSL-fuzz-key-1.".utf8), key: SecretBytes((0..<32).map { UInt8($0) }),
-                                               createdAt: FuzzClock.now)
+    public static let current = try! TicketKey(
+        name: Array("QSSL-fuzz-key-1.".utf8), key: SecretBytes((0..<32).map { UInt8($0) }),
+        createdAt: FuzzClock.now)
     /// An hour older: its tickets still open, as `byCurrentKey: false` (TLS 1.2 renews them).
-    public static let previous = try! TicketKey(name: Array("QSSL-fuzz-key-0.".utf8), key: SecretBytes((0..<32).map { UInt8(0xA0 ^ $0) }),
-                                                createdAt: FuzzClock.now - 3_600_000)
+    public static let previous = try! TicketKey(
+        name: Array("QSSL-fuzz-key-0.".utf8), key: SecretBytes((0..<32).map { UInt8(0xA0 ^ $0) }),
+        createdAt: FuzzClock.now - 3_600_000)
     /// What every fuzz server seals and opens with.
     public static let shared = set([current, previous])
 
@@ -139,16 +141,19 @@ public enum FuzzConfigs {
         var c = base("1.3 default")
         c.server.versions = [.tls13]
         all.append(c)
-        var hrr = c; hrr.name = "1.3 HelloRetryRequest to secp256r1"
+        var hrr = c
+        hrr.name = "1.3 HelloRetryRequest to secp256r1"
         hrr.server.groups = [.secp256r1]
         all.append(hrr)
-        var chacha = c; chacha.name = "1.3 ChaCha20 + ALPN"
+        var chacha = c
+        chacha.name = "1.3 ChaCha20 + ALPN"
         chacha.server.cipherSuites = [.chaCha20Poly1305SHA256]
         chacha.client.alpnProtocols = ["h2", "http/1.1"]
         chacha.server.alpnProtocols = ["http/1.1"]
         all.append(chacha)
         // An IP literal: no SNI is sent (a nil name is refused by newer cores).
-        var plain = c; plain.name = "1.3 AES-128, no middlebox compatibility, no SNI (127.0.0.1)"
+        var plain = c
+        plain.name = "1.3 AES-128, no middlebox compatibility, no SNI (127.0.0.1)"
         plain.server.cipherSuites = [.aes128GCMSHA256]
         plain.client.middleboxCompatibility = false
         plain.serverName = "127.0.0.1"
@@ -156,18 +161,21 @@ public enum FuzzConfigs {
         var both = base("1.3 both versions on both sides")
         both.client.keyShareGroups = [.secp256r1, .x25519]
         all.append(both)
-        var p256 = c; p256.name = "1.3 secp256r1 only client"
+        var p256 = c
+        p256.name = "1.3 secp256r1 only client"
         p256.client.groups = [.secp256r1]
         p256.client.keyShareGroups = [.secp256r1]
         p256.client.versions = [.tls13]
         all.append(p256)
-        var hrrALPN = hrr; hrrALPN.name = "1.3 HelloRetryRequest + ChaCha20 + ALPN, no middlebox compatibility"
+        var hrrALPN = hrr
+        hrrALPN.name = "1.3 HelloRetryRequest + ChaCha20 + ALPN, no middlebox compatibility"
         hrrALPN.server.cipherSuites = [.chaCha20Poly1305SHA256, .aes256GCMSHA384]
         hrrALPN.client.alpnProtocols = ["h2"]
         hrrALPN.server.alpnProtocols = ["h2"]
         hrrALPN.client.middleboxCompatibility = false
         all.append(hrrALPN)
-        var ip = c; ip.name = "1.3 server name LOCALHOST."
+        var ip = c
+        ip.name = "1.3 server name LOCALHOST."
         ip.serverName = "LOCALHOST."
         all.append(ip)
         return all
@@ -177,10 +185,13 @@ public enum FuzzConfigs {
     static let resumption13: [PairConfig] = {
         var c = plain13[0]
         c.clientKeepsSessions = true
-        var ticket = c; ticket.name = "1.3 resumption: ticket PSK (psk_dhe_ke)"
-        var hrr = plain13[1]; hrr.name = "1.3 resumption across HelloRetryRequest (binder over both hellos)"
+        var ticket = c
+        ticket.name = "1.3 resumption: ticket PSK (psk_dhe_ke)"
+        var hrr = plain13[1]
+        hrr.name = "1.3 resumption across HelloRetryRequest (binder over both hellos)"
         hrr.clientKeepsSessions = true
-        var pskKE = c; pskKE.name = "1.3 resumption: psk_ke, allowed on both sides, ALPN"
+        var pskKE = c
+        pskKE.name = "1.3 resumption: psk_ke, allowed on both sides, ALPN"
         pskKE.client.offerPSKWithoutKeyExchange = true
         pskKE.server.acceptPSKWithoutKeyExchange = true
         pskKE.client.alpnProtocols = ["h2"]
@@ -198,19 +209,23 @@ public enum FuzzConfigs {
         c.client.versions = [.tls12]
         c.server.versions = [.tls12]
         all.append(c)
-        var aes128 = c; aes128.name = "1.2 ECDHE-ECDSA-AES128-GCM, secp256r1"
+        var aes128 = c
+        aes128.name = "1.2 ECDHE-ECDSA-AES128-GCM, secp256r1"
         aes128.server.tls12CipherSuites = [.ecdheECDSAWithAES128GCMSHA256]
         aes128.server.groups = [.secp256r1]
         all.append(aes128)
-        var chacha = c; chacha.name = "1.2 ECDHE-ECDSA-CHACHA20-POLY1305 + ALPN"
+        var chacha = c
+        chacha.name = "1.2 ECDHE-ECDSA-CHACHA20-POLY1305 + ALPN"
         chacha.server.tls12CipherSuites = [.ecdheECDSAWithChaCha20Poly1305SHA256]
         chacha.client.alpnProtocols = ["h2", "http/1.1"]
         chacha.server.alpnProtocols = ["http/1.1"]
         all.append(chacha)
-        var downgrade = c; downgrade.name = "1.2 server, client offering 1.3 and 1.2"
+        var downgrade = c
+        downgrade.name = "1.2 server, client offering 1.3 and 1.2"
         downgrade.client.versions = [.tls13, .tls12]
         all.append(downgrade)
-        var sentinel = c; sentinel.name = "1.2 client, server offering 1.3 and 1.2, no SNI (127.0.0.1)"
+        var sentinel = c
+        sentinel.name = "1.2 client, server offering 1.3 and 1.2, no SNI (127.0.0.1)"
         sentinel.server.versions = [.tls13, .tls12]
         sentinel.serverName = "127.0.0.1"
         all.append(sentinel)
@@ -223,13 +238,18 @@ public enum FuzzConfigs {
     static let resumption12: [PairConfig] = {
         var c = plain12[0]
         c.clientKeepsSessions = true
-        var ticket = c; ticket.name = "1.2 resumption: RFC 5077 ticket"
-        var renewed = plain12[2]; renewed.name = "1.2 resumption: ticket of the previous key, renewed; ChaCha20 + ALPN"
+        var ticket = c
+        ticket.name = "1.2 resumption: RFC 5077 ticket"
+        var renewed = plain12[2]
+        renewed.name = "1.2 resumption: ticket of the previous key, renewed; ChaCha20 + ALPN"
         renewed.clientKeepsSessions = true
-        var id = c; id.name = "1.2 resumption: session ID (no tickets)"
+        var id = c
+        id.name = "1.2 resumption: session ID (no tickets)"
         id.client.tls12SessionTickets = false
-        return [Resumption.prime(ticket), Resumption.prime(renewed, setupKeys: FuzzTicketKeys.set([FuzzTicketKeys.previous])),
-                Resumption.prime(id)]
+        return [
+            Resumption.prime(ticket), Resumption.prime(renewed, setupKeys: FuzzTicketKeys.set([FuzzTicketKeys.previous])),
+            Resumption.prime(id)
+        ]
     }()
 
     /// TLS 1.2 variants; the resumption ones last.

@@ -8,7 +8,7 @@ public enum X509Modes {
     public static let names = [
         "certificate DER", "chain (u16-prefixed DERs) for localhost", "leaf + presented intermediates (client role)",
         "server name against the fixture leaf", "PEM certificates", "PEM private key", "PKCS#8 DER private key",
-        "SEC1 / PKCS#1 DER private key",
+        "SEC1 / PKCS#1 DER private key"
     ]
 
     static let schemes: [SignatureScheme] = X509CertificateVerifier.defaultSchemes + [.rsaPKCS1SHA256, .ecdsaSecp521r1SHA512, SignatureScheme(rawValue: 0x0101)]

@@ -19,9 +19,11 @@ final class ClientHandshakeCore {
     /// Where sessions the server issues on this connection are kept.
     let sessionKey: String
 
-    init(config: ClientConfiguration, serverName: String?, offered: Set<ExtensionType>, suite: TLS13CipherSuite, hkdf: HKDF,
-         schedule: TLS13KeySchedule.Handshake, clientSecret: SecretBytes, serverSecret: SecretBytes, group: NamedGroup,
-         helloRetryRequest: Bool, sessionKey: String) {
+    init(
+        config: ClientConfiguration, serverName: String?, offered: Set<ExtensionType>, suite: TLS13CipherSuite, hkdf: HKDF,
+        schedule: TLS13KeySchedule.Handshake, clientSecret: SecretBytes, serverSecret: SecretBytes, group: NamedGroup,
+        helloRetryRequest: Bool, sessionKey: String
+    ) {
         self.config = config
         self.serverName = serverName
         self.offered = offered

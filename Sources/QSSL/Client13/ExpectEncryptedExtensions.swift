@@ -9,8 +9,9 @@ struct ExpectEncryptedExtensions {
 
     func handle(_ message: HandshakeMessage) throws(TLSError) -> ClientState {
         let ee = try message.require(EncryptedExtensions.self)
-        try checkServerExtensions(ee.extensions, offered: core.offered, permitted: [.serverName, .supportedGroups, .alpn, .recordSizeLimit, .earlyData],
-                                  message: "EncryptedExtensions")
+        try checkServerExtensions(
+            ee.extensions, offered: core.offered, permitted: [.serverName, .supportedGroups, .alpn, .recordSizeLimit, .earlyData],
+            message: "EncryptedExtensions")
         if let sni = ee.extensions[.serverName], !sni.isEmpty { throw .decode(.trailingData(in: "server_name acknowledgement")) }
         var alpn: String?
         if let data = ee.extensions[.alpn] {
@@ -23,8 +24,10 @@ struct ExpectEncryptedExtensions {
         var transcript = self.transcript
         transcript.append(message)
         if let resumption {
-            return .expectFinished(ExpectServerFinished(core: core, transcript: transcript, alpn: alpn, certificateRequest: nil, peerChain: [],
-                                                        peerScheme: nil, server: .resumption(resumption)))
+            return .expectFinished(
+                ExpectServerFinished(
+                    core: core, transcript: transcript, alpn: alpn, certificateRequest: nil, peerChain: [],
+                    peerScheme: nil, server: .resumption(resumption)))
         }
         return .expectCertificateOrCertificateRequest(ExpectServerCertificate(core: core, transcript: transcript, alpn: alpn, certificateRequest: nil))
     }

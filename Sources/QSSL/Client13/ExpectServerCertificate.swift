@@ -30,17 +30,22 @@ struct ExpectServerCertificate {
             throw .misbehaved(.sentUnsolicitedExtension, "status_request in a CertificateEntry we did not ask for")
         }
         let staple = try leaf[.statusRequest].map { (d) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.ocspStatus(d) } }
-        let scts = try leaf[.signedCertificateTimestamp].map { (d) throws(TLSError) in
-            try decodeExtension { () throws(DecodeError) in try ExtensionBody.signedCertificateTimestamps(d) }
-        } ?? []
+        let scts =
+            try leaf[.signedCertificateTimestamp].map { (d) throws(TLSError) in
+                try decodeExtension { () throws(DecodeError) in try ExtensionBody.signedCertificateTimestamps(d) }
+            } ?? []
         var transcript = self.transcript
         transcript.append(message)
-        let request = PeerVerificationRequest(chain: chain, stapledOCSPResponse: staple, signedCertificateTimestamps: scts,
-                                              role: .server(name: core.serverName), verifier: core.config.verifier)
+        let request = PeerVerificationRequest(
+            chain: chain, stapledOCSPResponse: staple, signedCertificateTimestamps: scts,
+            role: .server(name: core.serverName), verifier: core.config.verifier)
         let (core, alpn, certificateRequest) = (self.core, self.alpn, self.certificateRequest)
         return try verifyPeerOrPause(request, side: .client) { (peer) in
-            .client(.expectCertificateVerify(ExpectServerCertificateVerify(core: core, transcript: transcript, alpn: alpn,
-                                                                           certificateRequest: certificateRequest, peerChain: chain, peer: peer)))
+            .client(
+                .expectCertificateVerify(
+                    ExpectServerCertificateVerify(
+                        core: core, transcript: transcript, alpn: alpn,
+                        certificateRequest: certificateRequest, peerChain: chain, peer: peer)))
         }
     }
 }

@@ -18,7 +18,8 @@ struct ExpectServerCertificateVerify {
         let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
         var transcript = self.transcript
         transcript.append(message)
-        return ExpectServerFinished(core: core, transcript: transcript, alpn: alpn, certificateRequest: certificateRequest, peerChain: peerChain,
-                                    peerScheme: verify.scheme, server: .certificate(verified))
+        return ExpectServerFinished(
+            core: core, transcript: transcript, alpn: alpn, certificateRequest: certificateRequest, peerChain: peerChain,
+            peerScheme: verify.scheme, server: .certificate(verified))
     }
 }

@@ -26,8 +26,9 @@ struct ExpectServerFinished {
         let clientApp = master.clientTrafficSecret(transcriptHash: thServerFinished)
         let serverApp = master.serverTrafficSecret(transcriptHash: thServerFinished)
         try context.installReadKeys(secret: serverApp, suite: core.suite, duringHandshake: false)
-        var flight = ClientFinalFlight(server: self, transcript: transcript, master: master, clientApp: clientApp, serverApp: serverApp,
-                                       finished: finishedVerified)
+        var flight = ClientFinalFlight(
+            server: self, transcript: transcript, master: master, clientApp: clientApp, serverApp: serverApp,
+            finished: finishedVerified)
         guard let request = certificateRequest else { return .traffic(try flight.finish(context: &context)) }
         // RFC 8446 §4.4.2: a certificate the server can accept, or an empty Certificate.
         guard let (certificate, scheme) = chooseClientCertificate(core.config.clientCertificates, request: request) else {
@@ -38,9 +39,10 @@ struct ExpectServerFinished {
         let content = certificateVerifyContent(server: false, transcriptHash: flight.transcript.hash(hkdf))
         let awaiting = ClientAwaitingSignature13(flight: flight, request: SignatureRequest(message: content, scheme: scheme, key: certificate.key))
         guard certificate.key.isSynchronous else {
-            return .paused(.signature(awaiting.request, side: .client) { (signature, context) throws(TLSError) in
-                .traffic(try awaiting.complete(signature: signature, context: &context))
-            })
+            return .paused(
+                .signature(awaiting.request, side: .client) { (signature, context) throws(TLSError) in
+                    .traffic(try awaiting.complete(signature: signature, context: &context))
+                })
         }
         return .traffic(try awaiting.complete(signature: try certificate.key.sign(content, scheme: scheme), context: &context))
     }
@@ -75,15 +77,18 @@ struct ClientFinalFlight {
         // The tickets that follow are bound to the transcript through our Finished (RFC 8446 §4.6.1).
         let tickets = config.sessionStore.map { store in
             ClientTicketReceiver(
-                session: TLS13TicketSession(suite: core.suite, hkdf: hkdf, group: core.group, serverName: core.serverName, alpn: server.alpn,
-                                            peerIdentity: server.server.identity, trustBinding: ResumptionPolicy.binding(config)),
+                session: TLS13TicketSession(
+                    suite: core.suite, hkdf: hkdf, group: core.group, serverName: core.serverName, alpn: server.alpn,
+                    peerIdentity: server.server.identity, trustBinding: ResumptionPolicy.binding(config)),
                 resumptionMasterSecret: master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)),
                 createdAt: resumed?.state.createdAt ?? config.clock.nowMilliseconds(), store: store, key: core.sessionKey, clock: config.clock)
         }
-        let pha = config.offerPostHandshakeAuthentication
+        let pha =
+            config.offerPostHandshakeAuthentication
             ? PostHandshakeAuthentication(base: transcript, hkdf: hkdf, side: .client(certificates: config.clientCertificates)) : nil
-        return TrafficState(tls13: TLS13TrafficSecrets(suite: core.suite, hkdf: hkdf, client: clientApp, server: serverApp),
-                            summary: summary, finished: finished, peer: .server(server.server), tickets: tickets, postHandshakeAuth: pha)
+        return TrafficState(
+            tls13: TLS13TrafficSecrets(suite: core.suite, hkdf: hkdf, client: clientApp, server: serverApp),
+            summary: summary, finished: finished, peer: .server(server.server), tickets: tickets, postHandshakeAuth: pha)
     }
 }
 

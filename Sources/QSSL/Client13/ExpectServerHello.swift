@@ -20,8 +20,10 @@ struct ExpectServerHello {
     var sessionKey: String = ""
 
     /// Builds and sends the first ClientHello.
-    static func start(config: ClientConfiguration, serverName: String?, session: TLSSession?, sessionKey: String,
-                      context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
+    static func start(
+        config: ClientConfiguration, serverName: String?, session: TLSSession?, sessionKey: String,
+        context: inout HandshakeContext
+    ) throws(TLSError) -> ExpectServerHello {
         var pending: [any PendingKeyExchange] = []
         var shares: [KeyShareEntry] = []
         let offersTLS13 = config.versions.contains(.tls13)
@@ -41,10 +43,13 @@ struct ExpectServerHello {
             ext.append(.serverName, try encoding { () throws(EncodeError) in try ExtensionBody.encodeServerName(serverName) })
         }
         ext.append(.supportedGroups, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.groups.map(\.rawValue)) })
-        ext.append(.signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.verifier.supportedSchemes.map(\.rawValue)) })
+        ext.append(
+            .signatureAlgorithms, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.verifier.supportedSchemes.map(\.rawValue)) })
         // RFC 8446 §4.2.3: certificates may be signed with schemes we never accept in
         // CertificateVerify (RSA PKCS#1 v1.5 above all), so list those separately.
-        ext.append(.signatureAlgorithmsCert, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.verifier.supportedCertificateSchemes.map(\.rawValue)) })
+        ext.append(
+            .signatureAlgorithmsCert,
+            try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.verifier.supportedCertificateSchemes.map(\.rawValue)) })
         if !config.alpnProtocols.isEmpty { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN(config.alpnProtocols) }) }
         var suites: [CipherSuite] = []
         if offersTLS13 { suites += config.cipherSuites.map(\.suite) }
@@ -59,15 +64,17 @@ struct ExpectServerHello {
         }
         if config.versions.contains(.tls12) {
             suites += config.tls12CipherSuites.map(\.suite)
-            ext.append(.ecPointFormats, [1, 0])              // RFC 8422 §5.1.2: uncompressed only
-            ext.append(.extendedMasterSecret, [])          // RFC 7627
-            ext.append(.renegotiationInfo, [0])            // RFC 5746 §3.4: empty renegotiated_connection
+            ext.append(.ecPointFormats, [1, 0])  // RFC 8422 §5.1.2: uncompressed only
+            ext.append(.extendedMasterSecret, [])  // RFC 7627
+            ext.append(.renegotiationInfo, [0])  // RFC 5746 §3.4: empty renegotiated_connection
             if config.tls12SessionTickets || tls12Session?.ticket != nil {
                 ext.append(.sessionTicket, tls12Session?.ticket ?? [])
             }
         }
         if offersTLS13 {
-            ext.append(.supportedVersions, try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)) })
+            ext.append(
+                .supportedVersions,
+                try encoding { () throws(EncodeError) in try ExtensionBody.encodeU16List(config.versions.map(\.rawValue), prefix: .uint8(allowEmpty: false)) })
             ext.append(.keyShare, try encoding { () throws(EncodeError) in try ExtensionBody.encodeClientKeyShares(shares) })
         }
         if offersTLS13 && config.offerPostHandshakeAuthentication { ext.append(.postHandshakeAuth, []) }
@@ -88,8 +95,9 @@ struct ExpectServerHello {
         if let pskOffer {
             try pskOffer.attach(to: &hello, transcriptBefore: Transcript(), now: config.clock.nowMilliseconds(), primitives: context.primitives)
         }
-        var state = ExpectServerHello(config: config, serverName: serverName, clientHello: hello, pending: pending,
-                                      pskOffer: pskOffer, tls12Session: tls12Session, sessionKey: sessionKey)
+        var state = ExpectServerHello(
+            config: config, serverName: serverName, clientHello: hello, pending: pending,
+            pskOffer: pskOffer, tls12Session: tls12Session, sessionKey: sessionKey)
         context.records.useLegacyRecordVersion = true
         try context.send(hello, transcript: &state.transcript)
         try context.flush()
@@ -105,7 +113,7 @@ struct ExpectServerHello {
             return .client12(try processTLS12ServerHello(hello, message, context: &context))
         }
         try checkServerHello(hello)
-        let suite = TLS13CipherSuite.named(hello.cipherSuite)!   // checked to be one we offered
+        let suite = TLS13CipherSuite.named(hello.cipherSuite)!  // checked to be one we offered
         if hello.isHelloRetryRequest {
             return .client(.expectServerHello(try processHelloRetryRequest(hello, message, suite: suite, context: &context)))
         }
@@ -130,17 +138,21 @@ struct ExpectServerHello {
             throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
         }
         guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
-        let permitted: Set<ExtensionType> = hello.isHelloRetryRequest
+        let permitted: Set<ExtensionType> =
+            hello.isHelloRetryRequest
             ? [.supportedVersions, .keyShare, .cookie] : [.supportedVersions, .keyShare, .preSharedKey]
-        try checkServerExtensions(hello.extensions, offered: offeredExtensions.union([.cookie]), permitted: permitted,
-                                  message: hello.isHelloRetryRequest ? "HelloRetryRequest" : "ServerHello")
+        try checkServerExtensions(
+            hello.extensions, offered: offeredExtensions.union([.cookie]), permitted: permitted,
+            message: hello.isHelloRetryRequest ? "HelloRetryRequest" : "ServerHello")
         if let retry, hello.cipherSuite != retry.suite.suite {
             throw .misbehaved(.changedCipherSuiteAfterHelloRetryRequest)
         }
     }
 
     /// RFC 8446 §4.1.4: answer a HelloRetryRequest with a second ClientHello.
-    private func processHelloRetryRequest(_ hrr: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ExpectServerHello {
+    private func processHelloRetryRequest(_ hrr: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext)
+        throws(TLSError) -> ExpectServerHello
+    {
         guard retry == nil else { throw .misbehaved(.sentSecondHelloRetryRequest) }
         var group: NamedGroup?
         if let data = hrr.extensions[.keyShare] {
@@ -152,7 +164,9 @@ struct ExpectServerHello {
             }
             group = selected
         }
-        let cookie = try hrr.extensions[.cookie].map { (data) throws(TLSError) in try decodeExtension { () throws(DecodeError) in try ExtensionBody.cookie(data) } }
+        let cookie = try hrr.extensions[.cookie].map { (data) throws(TLSError) in
+            try decodeExtension { () throws(DecodeError) in try ExtensionBody.cookie(data) }
+        }
         guard group != nil || cookie != nil else { throw .misbehaved(.helloRetryRequestChangedNothing) }
 
         var next = self
@@ -193,8 +207,9 @@ struct ExpectServerHello {
             // RFC 8446 §4.1.2: the PSK stays (last, with a fresh age and a binder over both
             // hellos) only if its hash matches the suite the server chose.
             if let offer = pskOffer, offer.hash == suite.hash {
-                try offer.attach(to: &next.clientHello, transcriptBefore: next.transcript, now: config.clock.nowMilliseconds(),
-                                 primitives: context.primitives)
+                try offer.attach(
+                    to: &next.clientHello, transcriptBefore: next.transcript, now: config.clock.nowMilliseconds(),
+                    primitives: context.primitives)
             } else {
                 next.pskOffer = nil
             }
@@ -210,7 +225,9 @@ struct ExpectServerHello {
         return next
     }
 
-    private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext) throws(TLSError) -> ExpectEncryptedExtensions {
+    private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext)
+        throws(TLSError) -> ExpectEncryptedExtensions
+    {
         // RFC 8446 §4.2.11: the server may select the one PSK we offered, with a suite of its hash.
         var resumption: ResumptionAccepted?
         if let data = hello.extensions[.preSharedKey] {
@@ -238,7 +255,7 @@ struct ExpectServerHello {
             // psk_ke: only if we offered it (never under the PQ policy); the session keeps its group.
             guard let resumption, pskOffer?.modes.contains(.pskKE) == true else { throw .misbehaved(.sentMissingKeyShare) }
             group = resumption.state.group
-            sharedSecret = nil   // no (EC)DHE input: HashLen zeros
+            sharedSecret = nil  // no (EC)DHE input: HashLen zeros
         }
 
         var transcript = self.transcript
@@ -260,9 +277,10 @@ struct ExpectServerHello {
         }
         // From here on the client's alerts are protected with its handshake keys.
         try context.installWriteKeys(secret: clientSecret, suite: suite)
-        let core = ClientHandshakeCore(config: config, serverName: serverName, offered: offeredExtensions, suite: suite, hkdf: hkdf,
-                                       schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret, group: group,
-                                       helloRetryRequest: retry != nil, sessionKey: sessionKey)
+        let core = ClientHandshakeCore(
+            config: config, serverName: serverName, offered: offeredExtensions, suite: suite, hkdf: hkdf,
+            schedule: handshake, clientSecret: clientSecret, serverSecret: serverSecret, group: group,
+            helloRetryRequest: retry != nil, sessionKey: sessionKey)
         return ExpectEncryptedExtensions(core: core, transcript: transcript, resumption: resumption)
     }
 }

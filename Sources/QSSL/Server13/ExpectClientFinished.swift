@@ -21,17 +21,20 @@ struct ExpectClientFinished {
         let config = core.config
         var issuer = core.issuer
         issuer.session.peerIdentity = client.identity
-        try issuer.issue(resumptionMasterSecret: core.master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config,
-                         context: &context)
+        try issuer.issue(
+            resumptionMasterSecret: core.master.resumptionMasterSecret(transcriptHash: transcript.hash(hkdf)), config: config,
+            context: &context)
         var summary = core.summary
         if summary.peerCertificates.isEmpty { summary.peerCertificates = clientChain }
         if case .certificate(let proof) = client { summary.peerSignatureScheme = proof.identity.handshakeSignatureScheme }
         var pha: PostHandshakeAuthentication?
         if core.clientOffersPostHandshakeAuth, config.allowPostHandshakeAuthentication, let verifier = config.clientCertificateVerifier {
-            pha = PostHandshakeAuthentication(base: transcript, hkdf: hkdf,
-                                              side: .server(.init(policy: config.clientAuthentication, verifier: verifier)))
+            pha = PostHandshakeAuthentication(
+                base: transcript, hkdf: hkdf,
+                side: .server(.init(policy: config.clientAuthentication, verifier: verifier)))
         }
-        return TrafficState(tls13: TLS13TrafficSecrets(suite: core.suite, hkdf: hkdf, client: core.clientApp, server: core.serverApp),
-                            summary: summary, finished: verified, peer: .client(client), postHandshakeAuth: pha)
+        return TrafficState(
+            tls13: TLS13TrafficSecrets(suite: core.suite, hkdf: hkdf, client: core.clientApp, server: core.serverApp),
+            summary: summary, finished: verified, peer: .client(client), postHandshakeAuth: pha)
     }
 }

@@ -15,8 +15,10 @@ final class ServerHandshakeCore {
     let issuer: TicketIssuer
     let clientOffersPostHandshakeAuth: Bool
 
-    init(suite: TLS13CipherSuite, hkdf: HKDF, clientHandshakeSecret: SecretBytes, master: TLS13KeySchedule.Master, clientApp: SecretBytes,
-         serverApp: SecretBytes, summary: HandshakeSummary, config: ServerConfiguration, issuer: TicketIssuer, clientOffersPostHandshakeAuth: Bool) {
+    init(
+        suite: TLS13CipherSuite, hkdf: HKDF, clientHandshakeSecret: SecretBytes, master: TLS13KeySchedule.Master, clientApp: SecretBytes,
+        serverApp: SecretBytes, summary: HandshakeSummary, config: ServerConfiguration, issuer: TicketIssuer, clientOffersPostHandshakeAuth: Bool
+    ) {
         self.suite = suite
         self.hkdf = hkdf
         self.clientHandshakeSecret = clientHandshakeSecret

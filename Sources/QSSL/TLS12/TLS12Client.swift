@@ -26,8 +26,9 @@ enum TLS12ClientState {
                 staple = try message.require(CertificateStatus.self).ocspResponse
                 hs.transcript.append(message)
             }
-            let request = PeerVerificationRequest(chain: hs.peerChain, stapledOCSPResponse: staple, role: .server(name: hs.serverName),
-                                                  verifier: hs.config.verifier)
+            let request = PeerVerificationRequest(
+                chain: hs.peerChain, stapledOCSPResponse: staple, role: .server(name: hs.serverName),
+                verifier: hs.config.verifier)
             let handshake = hs
             // Without a CertificateStatus, this message is the ServerKeyExchange: handled once the peer is verified.
             let held = staple == nil ? message : nil
@@ -81,10 +82,13 @@ extension ExpectServerHello {
             throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
         }
         guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
-        try checkServerExtensions(hello.extensions, offered: offeredExtensions,
-                                  permitted: [.serverName, .ecPointFormats, .extendedMasterSecret, .renegotiationInfo, .alpn, .sessionTicket,
-                                              .statusRequest],
-                                  message: "ServerHello")
+        try checkServerExtensions(
+            hello.extensions, offered: offeredExtensions,
+            permitted: [
+                .serverName, .ecPointFormats, .extendedMasterSecret, .renegotiationInfo, .alpn, .sessionTicket,
+                .statusRequest
+            ],
+            message: "ServerHello")
         // RFC 5746 §3.4: on an initial handshake the server's renegotiated_connection is empty.
         if let reneg = hello.extensions[.renegotiationInfo], reneg != [0] {
             throw .incompatible(.secureRenegotiationFailed, "non-empty renegotiation_info on an initial handshake")
@@ -121,17 +125,21 @@ extension ExpectServerHello {
             let summary = HandshakeSummary(
                 version: .tls12, cipherSuite: suite.suite, group: state.group, peerSignatureScheme: nil, localSignatureScheme: nil,
                 helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: alpn, serverName: serverName)
-            let keep = TLS12ClientSessionKeeping(config: config, key: sessionKey, state: state, sessionID: session.sessionID,
-                                                 offeredTicket: session.ticket, expectsTicket: expectsTicket)
-            return .finishing(.expectChangeCipherSpec(TLS12ClientFinishing(
-                keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
-                server: .resumption(ResumptionAccepted(echoed: session)), respondsWithFinished: true, session: keep)))
+            let keep = TLS12ClientSessionKeeping(
+                config: config, key: sessionKey, state: state, sessionID: session.sessionID,
+                offeredTicket: session.ticket, expectsTicket: expectsTicket)
+            return .finishing(
+                .expectChangeCipherSpec(
+                    TLS12ClientFinishing(
+                        keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
+                        server: .resumption(ResumptionAccepted(echoed: session)), respondsWithFinished: true, session: keep)))
         }
-        return .expectCertificate(TLS12ClientHandshake(
-            config: config, serverName: serverName, suite: suite, prf: prf,
-            clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn,
-            sessionID: hello.legacySessionIDEcho, expectsTicket: expectsTicket, sessionKey: sessionKey,
-            expectsCertificateStatus: hello.extensions.contains(.statusRequest)))
+        return .expectCertificate(
+            TLS12ClientHandshake(
+                config: config, serverName: serverName, suite: suite, prf: prf,
+                clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn,
+                sessionID: hello.legacySessionIDEcho, expectsTicket: expectsTicket, sessionKey: sessionKey,
+                expectsCertificateStatus: hello.extensions.contains(.statusRequest)))
     }
 }
 
@@ -173,10 +181,13 @@ struct TLS12ClientHandshake {
     }
 
     /// RFC 8422 §5.4 / PROTOCOL.md §3: check the group and the signature, then answer the share.
-    mutating func processServerKeyExchange(_ message: HandshakeMessage, peer: VerifiedPeer, context: inout HandshakeContext) throws(TLSError) -> TLS12ClientKeyShare {
+    mutating func processServerKeyExchange(_ message: HandshakeMessage, peer: VerifiedPeer, context: inout HandshakeContext) throws(TLSError)
+        -> TLS12ClientKeyShare
+    {
         let ske = try message.require(ServerKeyExchange.self)
         guard config.groups.contains(ske.group), ske.group.isPostQuantum == suite.isHybrid,
-              let kx = config.provider.keyExchange(for: ske.group) else {
+            let kx = config.provider.keyExchange(for: ske.group)
+        else {
             throw .misbehaved(.selectedUnofferedGroup, "\(ske.group) with \(suite.suite.tls12Name ?? "")")
         }
         guard config.verifier.supportedSchemes.contains(ske.scheme), suite.permits(ske.scheme) else {
@@ -205,7 +216,8 @@ struct TLS12ClientHandshake {
             chosen = chooseClientCertificate(config.clientCertificates, request: request, permits: { tls12ClientSignatureAllowed($0, suite: suite) })
             try context.send(TLS12Certificate(certificates: chosen?.0.chain ?? []), transcript: &transcript)
         }
-        context.send(try encoding { () throws(EncodeError) in try ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid) }, transcript: &transcript)
+        context.send(
+            try encoding { () throws(EncodeError) in try ClientKeyExchange(exchange: share.exchange).message(hybrid: suite.isHybrid) }, transcript: &transcript)
         let pms = tls12PreMasterSecret(share.secret, hybrid: suite.isHybrid, primitives: context.primitives)
         // RFC 7627 §4: the session hash covers the messages through ClientKeyExchange.
         let sessionHash = extendedMasterSecret ? context.primitives.hash(suite.hash, transcript.bytes) : nil
@@ -219,12 +231,17 @@ struct TLS12ClientHandshake {
         // RFC 5246 §7.4.8: the signature covers every handshake message so far.
         let awaiting = TLS12ClientAwaitingSignature(final: final, request: SignatureRequest(message: transcript.bytes, scheme: scheme, key: certificate.key))
         guard certificate.key.isSynchronous else {
-            return .paused(.signature(awaiting.request, side: .client) { (signature, context) throws(TLSError) in
-                .client12(.finishing(.expectChangeCipherSpec(try awaiting.complete(signature: signature, context: &context))))
-            })
+            return .paused(
+                .signature(awaiting.request, side: .client) { (signature, context) throws(TLSError) in
+                    .client12(.finishing(.expectChangeCipherSpec(try awaiting.complete(signature: signature, context: &context))))
+                })
         }
-        return .client12(.finishing(.expectChangeCipherSpec(try awaiting.complete(signature: try certificate.key.sign(transcript.bytes, scheme: scheme),
-                                                                                   context: &context))))
+        return .client12(
+            .finishing(
+                .expectChangeCipherSpec(
+                    try awaiting.complete(
+                        signature: try certificate.key.sign(transcript.bytes, scheme: scheme),
+                        context: &context))))
     }
 }
 
@@ -248,8 +265,9 @@ struct TLS12ClientFinal {
         let hs = handshake
         let suite = hs.suite
         var transcript = self.transcript
-        let keys = TLS12FinishedKeys(suite: suite, prf: hs.prf, masterSecret: master,
-                                     keys: TLS12KeyBlock(prf: hs.prf, masterSecret: master, clientRandom: hs.clientRandom, serverRandom: hs.serverRandom, suite: suite))
+        let keys = TLS12FinishedKeys(
+            suite: suite, prf: hs.prf, masterSecret: master,
+            keys: TLS12KeyBlock(prf: hs.prf, masterSecret: master, clientRandom: hs.clientRandom, serverRandom: hs.serverRandom, suite: suite))
         try keys.sendChangeCipherSpecAndFinished(asClient: true, transcript: &transcript, context: &context)
         var summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: share.group, peerSignatureScheme: hs.peerScheme, localSignatureScheme: signedWith,
@@ -260,10 +278,12 @@ struct TLS12ClientFinal {
             version: .tls12, cipherSuite: suite.suite, group: share.group, extendedMasterSecret: hs.extendedMasterSecret,
             serverName: hs.serverName, alpnProtocol: hs.alpn, secret: master, createdAt: now, issuedAt: now,
             lifetimeSeconds: 86_400, peerIdentity: share.proof.identity, trustBinding: ResumptionPolicy.binding(hs.config))
-        let keep = TLS12ClientSessionKeeping(config: hs.config, key: hs.sessionKey, state: state, sessionID: hs.sessionID, offeredTicket: nil,
-                                             expectsTicket: hs.expectsTicket)
-        return TLS12ClientFinishing(keys: keys, transcript: transcript, summary: summary, server: .certificate(share.proof),
-                                    respondsWithFinished: false, session: keep)
+        let keep = TLS12ClientSessionKeeping(
+            config: hs.config, key: hs.sessionKey, state: state, sessionID: hs.sessionID, offeredTicket: nil,
+            expectsTicket: hs.expectsTicket)
+        return TLS12ClientFinishing(
+            keys: keys, transcript: transcript, summary: summary, server: .certificate(share.proof),
+            respondsWithFinished: false, session: keep)
     }
 }
 

@@ -12,8 +12,10 @@ struct TLS12FinishedKeys {
     let keys: TLS12KeyBlock
 
     /// The peer's Finished over `transcript`, compared in constant time.
-    func checkFinished(_ message: HandshakeMessage, fromClient: Bool, transcript: Transcript,
-                       context: inout HandshakeContext) throws(TLSError) -> FinishedVerified {
+    func checkFinished(
+        _ message: HandshakeMessage, fromClient: Bool, transcript: Transcript,
+        context: inout HandshakeContext
+    ) throws(TLSError) -> FinishedVerified {
         let finished = try message.require(Finished.self)
         let expected = prf.verifyData(masterSecret: masterSecret, client: fromClient, transcriptHash: context.primitives.hash(suite.hash, transcript.bytes))
         return try FinishedVerified(expected: expected, received: finished.verifyData)
@@ -56,8 +58,9 @@ enum TLS12ClientFinishingState {
         case .expectChangeCipherSpec(var finishing):
             // RFC 5077 §3.3: the ticket the server announced in its ServerHello, before its CCS.
             guard message.type == .newSessionTicket, finishing.session.expectsTicket, finishing.session.receivedTicket == nil else {
-                throw .misbehaved(message.type == .newSessionTicket ? .sentUnexpectedNewSessionTicket : .sentUnexpectedMessage,
-                                  "\(message.type) before ChangeCipherSpec")
+                throw .misbehaved(
+                    message.type == .newSessionTicket ? .sentUnexpectedNewSessionTicket : .sentUnexpectedMessage,
+                    "\(message.type) before ChangeCipherSpec")
             }
             finishing.session.receivedTicket = try message.require(TLS12NewSessionTicket.self)
             finishing.transcript.append(message)
@@ -109,7 +112,8 @@ struct TLS12ServerKeyExchanged {
     func processClientCertificateVerify(_ message: HandshakeMessage, peer client: VerifiedPeer) throws(TLSError) -> TLS12ServerFinishing {
         let verify = try message.require(CertificateVerify.self)
         guard let verifier = clientCertificateVerifier, verifier.supportedSchemes.contains(verify.scheme),
-              tls12ClientSignatureAllowed(verify.scheme, suite: keys.suite) else {
+            tls12ClientSignatureAllowed(verify.scheme, suite: keys.suite)
+        else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
         }
         let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: transcript.bytes, peer: client)
@@ -139,8 +143,9 @@ enum TLS12ServerFinishingState {
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> TLS12FinishingStep<TLS12ServerFinishingState> {
         guard case .expectFinished(let finishing) = self else {
-            throw .misbehaved(message.type == .newSessionTicket ? .sentUnexpectedNewSessionTicket : .sentUnexpectedMessage,
-                              "\(message.type) before ChangeCipherSpec")
+            throw .misbehaved(
+                message.type == .newSessionTicket ? .sentUnexpectedNewSessionTicket : .sentUnexpectedMessage,
+                "\(message.type) before ChangeCipherSpec")
         }
         let verified = try finishing.keys.checkFinished(message, fromClient: true, transcript: finishing.transcript, context: &context)
         if finishing.respondsWithFinished {
@@ -201,8 +206,9 @@ struct TLS12ServerSessionIssue {
         if plan.issueTicket, let sealer = config.ticketKeys {
             // RFC 5077 §3.3: an empty ticket when none can be made; the handshake goes on.
             let ticket = sealTicket(state, sealer) ?? []
-            try context.send(TLS12NewSessionTicket(lifetimeHint: ticket.isEmpty ? 0 : config.sessionLifetimeSeconds, ticket: ticket),
-                             transcript: &transcript)
+            try context.send(
+                TLS12NewSessionTicket(lifetimeHint: ticket.isEmpty ? 0 : config.sessionLifetimeSeconds, ticket: ticket),
+                transcript: &transcript)
         }
         if !plan.sessionID.isEmpty, let cache = config.sessionCache {
             var compact = state

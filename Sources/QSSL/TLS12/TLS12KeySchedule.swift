@@ -11,21 +11,29 @@ public struct TLS12CipherSuite: Hashable, Sendable {
     /// Negotiated only with a hybrid ECDHE + ML-KEM group and extended master secret.
     public let isHybrid: Bool
 
-    public static let ecdheMLKEMECDSAWithAES256GCMSHA384 = TLS12CipherSuite(suite: .ecdheMLKEMECDSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .ecdsa, isHybrid: true)
-    public static let ecdheMLKEMRSAWithAES256GCMSHA384 = TLS12CipherSuite(suite: .ecdheMLKEMRSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .rsa, isHybrid: true)
-    public static let ecdheECDSAWithAES256GCMSHA384 = TLS12CipherSuite(suite: .ecdheECDSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .ecdsa, isHybrid: false)
-    public static let ecdheRSAWithAES256GCMSHA384 = TLS12CipherSuite(suite: .ecdheRSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .rsa, isHybrid: false)
-    public static let ecdheECDSAWithChaCha20Poly1305SHA256 = TLS12CipherSuite(suite: .ecdheECDSAWithChaCha20Poly1305SHA256, hash: .sha256, aead: .chaCha20Poly1305, authentication: .ecdsa, isHybrid: false)
-    public static let ecdheRSAWithChaCha20Poly1305SHA256 = TLS12CipherSuite(suite: .ecdheRSAWithChaCha20Poly1305SHA256, hash: .sha256, aead: .chaCha20Poly1305, authentication: .rsa, isHybrid: false)
-    public static let ecdheECDSAWithAES128GCMSHA256 = TLS12CipherSuite(suite: .ecdheECDSAWithAES128GCMSHA256, hash: .sha256, aead: .aes128GCM, authentication: .ecdsa, isHybrid: false)
-    public static let ecdheRSAWithAES128GCMSHA256 = TLS12CipherSuite(suite: .ecdheRSAWithAES128GCMSHA256, hash: .sha256, aead: .aes128GCM, authentication: .rsa, isHybrid: false)
+    public static let ecdheMLKEMECDSAWithAES256GCMSHA384 = TLS12CipherSuite(
+        suite: .ecdheMLKEMECDSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .ecdsa, isHybrid: true)
+    public static let ecdheMLKEMRSAWithAES256GCMSHA384 = TLS12CipherSuite(
+        suite: .ecdheMLKEMRSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .rsa, isHybrid: true)
+    public static let ecdheECDSAWithAES256GCMSHA384 = TLS12CipherSuite(
+        suite: .ecdheECDSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .ecdsa, isHybrid: false)
+    public static let ecdheRSAWithAES256GCMSHA384 = TLS12CipherSuite(
+        suite: .ecdheRSAWithAES256GCMSHA384, hash: .sha384, aead: .aes256GCM, authentication: .rsa, isHybrid: false)
+    public static let ecdheECDSAWithChaCha20Poly1305SHA256 = TLS12CipherSuite(
+        suite: .ecdheECDSAWithChaCha20Poly1305SHA256, hash: .sha256, aead: .chaCha20Poly1305, authentication: .ecdsa, isHybrid: false)
+    public static let ecdheRSAWithChaCha20Poly1305SHA256 = TLS12CipherSuite(
+        suite: .ecdheRSAWithChaCha20Poly1305SHA256, hash: .sha256, aead: .chaCha20Poly1305, authentication: .rsa, isHybrid: false)
+    public static let ecdheECDSAWithAES128GCMSHA256 = TLS12CipherSuite(
+        suite: .ecdheECDSAWithAES128GCMSHA256, hash: .sha256, aead: .aes128GCM, authentication: .ecdsa, isHybrid: false)
+    public static let ecdheRSAWithAES128GCMSHA256 = TLS12CipherSuite(
+        suite: .ecdheRSAWithAES128GCMSHA256, hash: .sha256, aead: .aes128GCM, authentication: .rsa, isHybrid: false)
 
     /// Preference order: hybrids first, then AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM.
     public static let all: [TLS12CipherSuite] = [
         .ecdheMLKEMECDSAWithAES256GCMSHA384, .ecdheMLKEMRSAWithAES256GCMSHA384,
         .ecdheECDSAWithAES256GCMSHA384, .ecdheRSAWithAES256GCMSHA384,
         .ecdheECDSAWithChaCha20Poly1305SHA256, .ecdheRSAWithChaCha20Poly1305SHA256,
-        .ecdheECDSAWithAES128GCMSHA256, .ecdheRSAWithAES128GCMSHA256,
+        .ecdheECDSAWithAES128GCMSHA256, .ecdheRSAWithAES128GCMSHA256
     ]
 
     public static func named(_ suite: CipherSuite) -> TLS12CipherSuite? { all.first { $0.suite == suite } }

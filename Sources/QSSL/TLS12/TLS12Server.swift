@@ -64,7 +64,8 @@ struct TLS12ServerStart {
     /// through the cache (which may pause), else a full handshake.
     func proceed(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         if let ticket = hello.extensions.sessionTicket, !ticket.isEmpty, let sealer = config.ticketKeys,
-           var (plaintext, byCurrentKey) = sealer.open(ticket) {
+            var (plaintext, byCurrentKey) = sealer.open(ticket)
+        {
             let decoded = try? SessionState(decoding: plaintext)
             plaintext.withUnsafeMutableBytes { zeroise($0) }
             if let state = decoded, let (suite, proof) = try resumable(state) {
@@ -74,9 +75,12 @@ struct TLS12ServerStart {
         if !hello.legacySessionID.isEmpty, let cache = config.sessionCache {
             guard cache.isSynchronous else {
                 let request = SessionLookupRequest(sessionID: hello.legacySessionID, cache: cache)
-                return .paused(.server(.session(Awaiting(decision: PendingDecision(kind: .lookUpSession(request))) { (cached, context) throws(TLSError) in
-                    try proceed(withCached: cached, context: &context)
-                })))
+                return .paused(
+                    .server(
+                        .session(
+                            Awaiting(decision: PendingDecision(kind: .lookUpSession(request))) { (cached, context) throws(TLSError) in
+                                try proceed(withCached: cached, context: &context)
+                            })))
             }
             return try proceed(withCached: cache.lookUp(sessionID: hello.legacySessionID), context: &context)
         }
@@ -92,8 +96,9 @@ struct TLS12ServerStart {
     }
 
     private func full(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
-        let plan = TLS12SessionPlan(sessionID: config.sessionCache != nil ? context.primitives.randomBytes(32) : [],
-                                    issueTicket: hello.extensions.sessionTicket != nil && config.ticketKeys != nil)
+        let plan = TLS12SessionPlan(
+            sessionID: config.sessionCache != nil ? context.primitives.randomBytes(32) : [],
+            issueTicket: hello.extensions.sessionTicket != nil && config.ticketKeys != nil)
         return try sendTLS12ServerFlight(hello: hello, negotiation: negotiation, plan: plan, transcript: transcript, config: config, context: &context)
     }
 
@@ -103,9 +108,9 @@ struct TLS12ServerStart {
         // The fit to this handshake (a suite configured and offered, hybrid under the PQ policy),
         // then the policy every resumption answers to.
         guard state.secret.count == 48,
-              let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
-              hello.cipherSuites.contains(state.cipherSuite), !config.requirePostQuantum || suite.isHybrid,
-              let proof = ResumptionAccepted(admitting: state, under: .server(config, serverName: negotiation.names.serverName), version: .tls12)
+            let suite = TLS12CipherSuite.named(state.cipherSuite), config.tls12CipherSuites.contains(suite),
+            hello.cipherSuites.contains(state.cipherSuite), !config.requirePostQuantum || suite.isHybrid,
+            let proof = ResumptionAccepted(admitting: state, under: .server(config, serverName: negotiation.names.serverName), version: .tls12)
         else { return nil }
         // RFC 7627 §5.3: a session with extended master secret is not resumed by a ClientHello
         // without it (abort); one without it is not resumed into a connection with it (full).
@@ -118,7 +123,9 @@ struct TLS12ServerStart {
 
     /// RFC 5246 §7.3 abbreviated handshake: ServerHello, [NewSessionTicket], ChangeCipherSpec,
     /// Finished; then the client's.
-    private func resume(_ proof: ResumptionAccepted, suite: TLS12CipherSuite, renewTicket: Bool, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+    private func resume(_ proof: ResumptionAccepted, suite: TLS12CipherSuite, renewTicket: Bool, context: inout HandshakeContext) throws(TLSError)
+        -> ConnectionPhase
+    {
         let state = proof.state
         let n = negotiation
         let random = serverRandom(config: config, context: &context)
@@ -128,16 +135,18 @@ struct TLS12ServerStart {
         if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
         if renewTicket { ext.append(.sessionTicket, []) }
         var transcript = self.transcript
-        try context.send(ServerHello(random: random, legacySessionIDEcho: hello.legacySessionID, cipherSuite: suite.suite, extensions: ext),
-                         transcript: &transcript)
+        try context.send(
+            ServerHello(random: random, legacySessionIDEcho: hello.legacySessionID, cipherSuite: suite.suite, extensions: ext),
+            transcript: &transcript)
         // A ticket opened with an older key is replaced by one under the current key.
         if renewTicket, let sealer = config.ticketKeys {
             var renewed = state
             renewed.issuedAt = config.clock.nowMilliseconds()
             // RFC 5077 §3.3: an empty ticket when none can be made; the handshake goes on.
             let ticket = sealTicket(renewed, sealer) ?? []
-            try context.send(TLS12NewSessionTicket(lifetimeHint: ticket.isEmpty ? 0 : config.sessionLifetimeSeconds, ticket: ticket),
-                             transcript: &transcript)
+            try context.send(
+                TLS12NewSessionTicket(lifetimeHint: ticket.isEmpty ? 0 : config.sessionLifetimeSeconds, ticket: ticket),
+                transcript: &transcript)
         }
         let prf = TLS12PRF(primitives: context.primitives, hash: suite.hash)
         let keys = TLS12KeyBlock(prf: prf, masterSecret: state.secret, clientRandom: hello.random, serverRandom: random, suite: suite)
@@ -148,9 +157,12 @@ struct TLS12ServerStart {
         let summary = HandshakeSummary(
             version: .tls12, cipherSuite: suite.suite, group: state.group, peerSignatureScheme: nil, localSignatureScheme: nil,
             helloRetryRequest: false, resumed: true, peerCertificates: [], alpnProtocol: n.names.alpn, serverName: n.names.serverName)
-        return .server12(.finishing(.expectChangeCipherSpec(TLS12ServerFinishing(
-            keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
-            client: .resumption(proof), respondsWithFinished: false, session: nil))))
+        return .server12(
+            .finishing(
+                .expectChangeCipherSpec(
+                    TLS12ServerFinishing(
+                        keys: TLS12FinishedKeys(suite: suite, prf: prf, masterSecret: state.secret, keys: keys), transcript: transcript, summary: summary,
+                        client: .resumption(proof), respondsWithFinished: false, session: nil))))
     }
 }
 
@@ -198,19 +210,28 @@ func negotiateTLS12(_ hello: ReceivedClientHello, config: ServerConfiguration) t
     var refusedForPostQuantum = false
     var refusedForEMS = false
     for suite in config.tls12CipherSuites where hello.cipherSuites.contains(suite.suite) {
-        if config.requirePostQuantum && !suite.isHybrid { refusedForPostQuantum = true; continue }
-        if suite.isHybrid && !ems { refusedForEMS = true; continue }
+        if config.requirePostQuantum && !suite.isHybrid {
+            refusedForPostQuantum = true
+            continue
+        }
+        if suite.isHybrid && !ems {
+            refusedForEMS = true
+            continue
+        }
         // PROTOCOL.md §1, §3: hybrid groups only with the hybrid suites, classical ones only with standard suites.
-        guard let group = config.groups.first(where: {
-            clientGroups.contains($0) && $0.isPostQuantum == suite.isHybrid && $0 != .mlkem1024 && config.provider.keyExchange(for: $0) != nil
-        }) else { continue }
+        guard
+            let group = config.groups.first(where: {
+                clientGroups.contains($0) && $0.isPostQuantum == suite.isHybrid && $0 != .mlkem1024 && config.provider.keyExchange(for: $0) != nil
+            })
+        else { continue }
         for candidate in config.certificates {
             if let scheme = candidate.key.supportedSchemes.first(where: {
                 schemes.contains($0) && suite.permits($0) && (suite.isHybrid || certificateCurveAllowed($0, clientGroups))
             }) {
-                return TLS12ServerNegotiation(suite: suite, group: group, certificate: candidate, scheme: scheme, names: names,
-                                              extendedMasterSecret: ems, secureRenegotiation: secureRenegotiation,
-                                              pointFormats: ext.ecPointFormats)
+                return TLS12ServerNegotiation(
+                    suite: suite, group: group, certificate: candidate, scheme: scheme, names: names,
+                    extendedMasterSecret: ems, secureRenegotiation: secureRenegotiation,
+                    pointFormats: ext.ecPointFormats)
             }
         }
     }
@@ -220,8 +241,10 @@ func negotiateTLS12(_ hello: ReceivedClientHello, config: ServerConfiguration) t
 }
 
 /// ServerHello, Certificate, ServerKeyExchange, ServerHelloDone (RFC 5246 §7.3).
-func sendTLS12ServerFlight(hello: ReceivedClientHello, negotiation n: TLS12ServerNegotiation, plan: TLS12SessionPlan, transcript: Transcript,
-                           config: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
+func sendTLS12ServerFlight(
+    hello: ReceivedClientHello, negotiation n: TLS12ServerNegotiation, plan: TLS12SessionPlan, transcript: Transcript,
+    config: ServerConfiguration, context: inout HandshakeContext
+) throws(TLSError) -> ConnectionPhase {
     let random = serverRandom(config: config, context: &context)
     var ext = ExtensionList()
     if n.secureRenegotiation { ext.append(.renegotiationInfo, [0]) }
@@ -231,24 +254,28 @@ func sendTLS12ServerFlight(hello: ReceivedClientHello, negotiation n: TLS12Serve
     if let alpn = n.names.alpn { ext.append(.alpn, try encoding { () throws(EncodeError) in try ExtensionBody.encodeALPN([alpn]) }) }
     if plan.issueTicket { ext.append(.sessionTicket, []) }
     let staple = stapleRequested(hello.extensions, n.certificate)
-    if staple != nil { ext.append(.statusRequest, []) }   // RFC 6066 §8: a CertificateStatus follows
+    if staple != nil { ext.append(.statusRequest, []) }  // RFC 6066 §8: a CertificateStatus follows
     var transcript = transcript
-    try context.send(ServerHello(random: random, legacySessionIDEcho: plan.sessionID, cipherSuite: n.suite.suite, extensions: ext),
-                 transcript: &transcript)
+    try context.send(
+        ServerHello(random: random, legacySessionIDEcho: plan.sessionID, cipherSuite: n.suite.suite, extensions: ext),
+        transcript: &transcript)
     try context.send(TLS12Certificate(certificates: n.certificate.chain), transcript: &transcript)
     if let staple { try context.send(CertificateStatus(ocspResponse: staple), transcript: &transcript) }
     guard let kx = config.provider.keyExchange(for: n.group) else { throw .crypto("group \(n.group) vanished") }
     // PROTOCOL.md §3: the server owns the (hybrid) key pair and publishes the client-share layout.
     let (publicValue, pending) = try kx.generateClientShare()
-    let params = try encoding { () throws(EncodeError) in try ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: []).params() }
+    let params = try encoding { () throws(EncodeError) in
+        try ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: []).params()
+    }
     let paused = TLS12ServerAwaitingSignature(
         negotiation: n, plan: plan, config: config, clientRandom: hello.random, serverRandom: random, publicValue: publicValue,
         pending: pending, transcript: transcript,
         request: SignatureRequest(message: hello.random + random + params, scheme: n.scheme, key: n.certificate.key))
     guard n.certificate.key.isSynchronous else {
-        return .paused(.signature(paused.request, side: .server) { (signature, context) throws(TLSError) in
-            .server12(try paused.complete(signature: signature, context: &context))
-        })
+        return .paused(
+            .signature(paused.request, side: .server) { (signature, context) throws(TLSError) in
+                .server12(try paused.complete(signature: signature, context: &context))
+            })
     }
     return .server12(try paused.complete(signature: try n.certificate.key.sign(paused.request.message, scheme: n.scheme), context: &context))
 }
@@ -268,22 +295,27 @@ struct TLS12ServerAwaitingSignature {
     func complete(signature: [UInt8], context: inout HandshakeContext) throws(TLSError) -> TLS12ServerState {
         let n = negotiation
         var transcript = self.transcript
-        try context.send(ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: signature),
-                     transcript: &transcript)
+        try context.send(
+            ServerKeyExchange(group: n.group, publicValue: publicValue, scheme: n.scheme, signature: signature),
+            transcript: &transcript)
         let requestsCertificate = config.clientAuthentication != .none
         if requestsCertificate, let verifier = config.clientCertificateVerifier {
             // RFC 5246 §7.4.4 / RFC 8422 §5.5: ecdsa_sign and rsa_sign, the schemes we verify.
             let schemes = verifier.supportedSchemes.filter { tls12ClientSignatureAllowed($0, suite: n.suite) }
-            try context.send(TLS12CertificateRequest(certificateTypes: [64, 1], schemes: schemes, authorities: verifier.acceptableIssuerNames),
-                             transcript: &transcript)
+            try context.send(
+                TLS12CertificateRequest(certificateTypes: [64, 1], schemes: schemes, authorities: verifier.acceptableIssuerNames),
+                transcript: &transcript)
         }
         try context.send(ServerHelloDone(), transcript: &transcript)
         let handshake = TLS12ServerHandshake(
             negotiation: n, plan: plan, config: config, prf: TLS12PRF(primitives: context.primitives, hash: n.suite.hash), clientRandom: clientRandom,
             serverRandom: serverRandom, pending: pending, transcript: transcript)
         if requestsCertificate { return .expectCertificate(handshake) }
-        return .expectClientKeyExchange(handshake, .none(try AnonymousClientPermitted(
-            policy: config.clientAuthentication, refusal: .crypto("a certificate is required but none was requested"))))
+        return .expectClientKeyExchange(
+            handshake,
+            .none(
+                try AnonymousClientPermitted(
+                    policy: config.clientAuthentication, refusal: .crypto("a certificate is required but none was requested"))))
     }
 }
 
@@ -306,8 +338,12 @@ struct TLS12ServerHandshake {
         hs.transcript.append(message)
         guard !certificate.certificates.isEmpty else {
             // An empty Certificate: refused unless the policy lets a client through without one.
-            return .server12(.expectClientKeyExchange(hs, .none(try AnonymousClientPermitted(
-                policy: config.clientAuthentication, refusal: .incompatible(.clientCertificateRequiredTLS12, "the client sent no certificate")))))
+            return .server12(
+                .expectClientKeyExchange(
+                    hs,
+                    .none(
+                        try AnonymousClientPermitted(
+                            policy: config.clientAuthentication, refusal: .incompatible(.clientCertificateRequiredTLS12, "the client sent no certificate")))))
         }
         guard let verifier = config.clientCertificateVerifier else { throw .misbehaved(.sentUnexpectedMessage) }
         hs.clientChain = certificate.certificates
@@ -339,9 +375,10 @@ struct TLS12ServerHandshake {
             version: .tls12, cipherSuite: n.suite.suite, group: n.group, extendedMasterSecret: n.extendedMasterSecret,
             serverName: n.names.serverName, alpnProtocol: n.names.alpn, secret: master, createdAt: now, issuedAt: now,
             lifetimeSeconds: config.sessionLifetimeSeconds, peerIdentity: nil, trustBinding: ResumptionPolicy.binding(config))
-        return TLS12ServerKeyExchanged(keys: TLS12FinishedKeys(suite: n.suite, prf: prf, masterSecret: master, keys: keys), transcript: transcript,
-                                       summary: summary, session: TLS12ServerSessionIssue(plan: plan, state: session, config: config),
-                                       clientCertificateVerifier: config.clientCertificateVerifier)
+        return TLS12ServerKeyExchanged(
+            keys: TLS12FinishedKeys(suite: n.suite, prf: prf, masterSecret: master, keys: keys), transcript: transcript,
+            summary: summary, session: TLS12ServerSessionIssue(plan: plan, state: session, config: config),
+            clientCertificateVerifier: config.clientCertificateVerifier)
     }
 }
 
