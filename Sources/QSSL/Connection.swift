@@ -224,7 +224,7 @@ public final class TLSConnection {
 
     /// A server: the handshake messages its state accepts now, so that anything else is refused
     /// at its header (a peer cannot make a state buffer a message it would never take).
-    private var serverExpectedMessages: Set<HandshakeType>? {
+    private var serverExpectedMessages: HandshakeTypeSet? {
         switch phase {
         case .server(.expectClientHello), .server(.expectClientHelloAfterRetry): return [.clientHello]
         case .server(.expectCertificate), .server12(.expectCertificate): return [.certificate]

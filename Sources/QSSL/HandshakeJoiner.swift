@@ -78,11 +78,11 @@ struct HandshakeJoiner {
     /// - Parameter receivedByClient: which side reads, for `maxHandshakeMessageLength(_:receivedByClient:)`.
     /// - Parameter expected: the types the state accepts now, when known: any other type is
     ///   refused as soon as its header is in (unexpected_message), before its body is buffered.
-    mutating func next(receivedByClient: Bool, expected: Set<HandshakeType>? = nil) throws(TLSError) -> HandshakeMessage? {
+    mutating func next(receivedByClient: Bool, expected: HandshakeTypeSet? = nil) throws(TLSError) -> HandshakeMessage? {
         guard buffer.count - start >= 4 else { return nil }
         let type = HandshakeType(rawValue: buffer[start])
         if let expected, !expected.contains(type) {
-            throw .misbehaved(.sentUnexpectedMessage, "\(type) where \(expected.map(\.description).sorted().joined(separator: " or ")) was expected")
+            throw .misbehaved(.sentUnexpectedMessage, "\(type) where \(expected.names.joined(separator: " or ")) was expected")
         }
         let length = Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
         let maximum = maxHandshakeMessageLength(type, receivedByClient: receivedByClient)
@@ -98,4 +98,25 @@ struct HandshakeJoiner {
         }
         return message
     }
+}
+
+/// A few handshake message types, as a bit mask: what a state accepts, checked for every
+/// message and computed on every pass of the driver, so it allocates nothing. The types a
+/// state may expect are all below 64; any other is never in the set.
+struct HandshakeTypeSet: ExpressibleByArrayLiteral {
+    private let bits: UInt64
+
+    init(arrayLiteral types: HandshakeType...) {
+        var bits: UInt64 = 0
+        for type in types {
+            precondition(type.rawValue < 64, "handshake type \(type) cannot be expected")  // local invariant: the literals below
+            bits |= 1 << type.rawValue
+        }
+        self.bits = bits
+    }
+
+    func contains(_ type: HandshakeType) -> Bool { type.rawValue < 64 && bits & (1 << type.rawValue) != 0 }
+
+    /// The types' names, sorted (for the error that names what was expected).
+    var names: [String] { (0..<64).filter { bits & (1 << $0) != 0 }.map { "\(HandshakeType(rawValue: UInt8($0)))" }.sorted() }
 }
