@@ -148,9 +148,15 @@ func verifyPeerOrPause(
     guard request.verifier.isSynchronous else {
         return .paused(.verification(request, side: side) { (peer, _) throws(TLSError) in try next(peer) })
     }
+    return try next(try verifyPeerInPlace(request))
+}
+
+/// The peer verified by a verifier that answers at once, the answer checked against the
+/// certificate the peer sent (`checkAnswers`), as every in-place verification must be.
+func verifyPeerInPlace(_ request: PeerVerificationRequest) throws(TLSError) -> VerifiedPeer {
     let peer = try request.verifier.verifyPeer(request)
     try checkAnswers(request, peer)
-    return try next(peer)
+    return peer
 }
 
 /// A verification answer must be about the certificate the peer sent: a cached or mixed-up

@@ -130,8 +130,7 @@ extension TrafficState {
                             return .traffic(traffic)
                         })
                 }
-                let peer = try server.verifier.verifyPeer(verification)
-                try checkAnswers(verification, peer)
+                let peer = try verifyPeerInPlace(verification)
                 acceptVerifiedClient(peer, requestContext: requestContext, transcript: transcript)
                 return .none
             case (.expectCertificateVerify(let requestContext, var transcript, let peer), .certificateVerify):

@@ -37,9 +37,7 @@ enum TLS12ClientState {
                 return try TLS12ClientState.expectServerKeyExchange(handshake, peer).handle(held, context: &context)
             }
             guard request.verifier.isSynchronous else { return .paused(.verification(request, side: .client, then: verified)) }
-            let peer = try request.verifier.verifyPeer(request)
-            try checkAnswers(request, peer)
-            return try verified(peer, &context)
+            return try verified(try verifyPeerInPlace(request), &context)
         case .expectServerKeyExchange(var hs, let peer):
             let share = try hs.processServerKeyExchange(message, peer: peer, context: &context)
             return .client12(.expectCertificateRequestOrServerHelloDone(hs, share))
