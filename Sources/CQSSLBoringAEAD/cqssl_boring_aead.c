@@ -74,3 +74,97 @@ int CCryptoBoringSSL_RAND_bytes(uint8_t *buf, size_t len);
 void cqssl_random_bytes(uint8_t *out, size_t len) {
     (void)CCryptoBoringSSL_RAND_bytes(out, len);
 }
+
+// BoringSSL's digests, HMAC and HKDF (include/openssl/{digest,hmac,hkdf,mem}.h).
+const struct env_md_st *CCryptoBoringSSL_EVP_sha256(void);
+const struct env_md_st *CCryptoBoringSSL_EVP_sha384(void);
+uint8_t *CCryptoBoringSSL_HMAC(const struct env_md_st *evp_md, const void *key, size_t key_len, const uint8_t *data,
+                               size_t data_len, uint8_t *out, unsigned int *out_len);
+int CCryptoBoringSSL_HKDF_extract(uint8_t *out_key, size_t *out_len, const struct env_md_st *digest,
+                                  const uint8_t *secret, size_t secret_len, const uint8_t *salt, size_t salt_len);
+int CCryptoBoringSSL_HKDF_expand(uint8_t *out_key, size_t out_len, const struct env_md_st *digest, const uint8_t *prk,
+                                 size_t prk_len, const uint8_t *info, size_t info_len);
+void CCryptoBoringSSL_OPENSSL_cleanse(void *ptr, size_t len);
+
+static const struct env_md_st *cqssl_digest(int sha384) {
+    return sha384 ? CCryptoBoringSSL_EVP_sha384() : CCryptoBoringSSL_EVP_sha256();
+}
+
+static size_t cqssl_digest_length(int sha384) { return sha384 ? 48 : 32; }
+
+int cqssl_hmac(int sha384, const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len, uint8_t *out) {
+    unsigned int written = 0;
+    if (CCryptoBoringSSL_HMAC(cqssl_digest(sha384), key, key_len, data, data_len, out, &written) == NULL ||
+        written != cqssl_digest_length(sha384)) {
+        CCryptoBoringSSL_ERR_clear_error();
+        memset(out, 0, cqssl_digest_length(sha384));
+        return 0;
+    }
+    return 1;
+}
+
+int cqssl_hkdf_extract(int sha384, const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len, uint8_t *out) {
+    size_t written = 0;
+    if (!CCryptoBoringSSL_HKDF_extract(out, &written, cqssl_digest(sha384), ikm, ikm_len, salt, salt_len) ||
+        written != cqssl_digest_length(sha384)) {
+        CCryptoBoringSSL_ERR_clear_error();
+        memset(out, 0, cqssl_digest_length(sha384));
+        return 0;
+    }
+    return 1;
+}
+
+int cqssl_hkdf_expand(int sha384, const uint8_t *prk, size_t prk_len, const uint8_t *info, size_t info_len, uint8_t *out,
+                      size_t out_len) {
+    if (out_len == 0) return 1;
+    if (!CCryptoBoringSSL_HKDF_expand(out, out_len, cqssl_digest(sha384), prk, prk_len, info, info_len)) {
+        CCryptoBoringSSL_ERR_clear_error();
+        memset(out, 0, out_len);
+        return 0;
+    }
+    return 1;
+}
+
+// A(i) ‖ seed in one buffer, so that each block is one HMAC call: the seeds of the TLS 1.2 PRF
+// (a label and two randoms, or a label and a transcript hash) are under 128 bytes.
+enum { CQSSL_P_HASH_MAX_SEED = 256 };
+
+int cqssl_tls12_p_hash(int sha384, const uint8_t *secret, size_t secret_len, const uint8_t *seed, size_t seed_len,
+                       uint8_t *out, size_t out_len) {
+    const struct env_md_st *md = cqssl_digest(sha384);
+    const size_t hash_len = cqssl_digest_length(sha384);
+    if (seed_len > CQSSL_P_HASH_MAX_SEED) {
+        memset(out, 0, out_len);
+        return 0;
+    }
+    uint8_t a_and_seed[48 + CQSSL_P_HASH_MAX_SEED];
+    uint8_t block[48];
+    unsigned int written = 0;
+    int ok = 1;
+    memcpy(a_and_seed + hash_len, seed, seed_len);
+    // A(1) = HMAC(secret, seed)
+    if (CCryptoBoringSSL_HMAC(md, secret, secret_len, seed, seed_len, a_and_seed, &written) == NULL) ok = 0;
+    size_t offset = 0;
+    while (ok && offset < out_len) {
+        // P_hash block = HMAC(secret, A(i) ‖ seed)
+        if (CCryptoBoringSSL_HMAC(md, secret, secret_len, a_and_seed, hash_len + seed_len, block, &written) == NULL) {
+            ok = 0;
+            break;
+        }
+        size_t n = out_len - offset < hash_len ? out_len - offset : hash_len;
+        memcpy(out + offset, block, n);
+        offset += n;
+        // A(i+1) = HMAC(secret, A(i))
+        if (offset < out_len &&
+            CCryptoBoringSSL_HMAC(md, secret, secret_len, a_and_seed, hash_len, a_and_seed, &written) == NULL) {
+            ok = 0;
+        }
+    }
+    CCryptoBoringSSL_OPENSSL_cleanse(a_and_seed, sizeof a_and_seed);
+    CCryptoBoringSSL_OPENSSL_cleanse(block, sizeof block);
+    if (!ok) {
+        CCryptoBoringSSL_ERR_clear_error();
+        memset(out, 0, out_len);
+    }
+    return ok;
+}

@@ -30,13 +30,13 @@ extension TLSConnection {
             guard payload == [0x01] else { throw .misbehaved(.sentUnexpectedChangeCipherSpec) }
             context.note(.received, "ChangeCipherSpec", 1)
             switch phase {
-            case .client12(let state):
+            case .client12, .server12:
                 // RFC 5246 §7.1: the peer's CCS switches our reading keys.
-                phase = .transitioning
-                phase = try state.handleChangeCipherSpec(context: &context)
-            case .server12(let state):
-                phase = .transitioning
-                phase = try state.handleChangeCipherSpec(context: &context)
+                switch takePhase() {
+                case .client12(let state): phase = try state.handleChangeCipherSpec(context: &context)
+                case .server12(let state): phase = try state.handleChangeCipherSpec(context: &context)
+                default: preconditionFailure("the phase changed between two reads")  // local invariant: nothing ran in between
+                }
             case .client, .server:
                 // RFC 8446 §5: a compatibility CCS is ignored between the first ClientHello
                 // and the peer's Finished.
@@ -87,13 +87,12 @@ extension TLSConnection {
     }
 
     func handle(_ message: HandshakeMessage, into events: inout [TLSEvent]) throws(TLSError) {
-        let current = phase
-        phase = .transitioning
+        let current = takePhase()
         let next: ConnectionPhase
         // Traced: all the work the message caused (its own steps are noted inside).
         let mark = isInTraffic && tracedPostHandshakeMessages >= Self.maxTracedPostHandshakeMessages ? nil : context.traceMark()
         defer { if mark != nil { context.noteComputation("processing \(traceName(message))", since: mark) } }
-        switch current {
+        switch consume current {
         case .client(let state):
             traceReceived(message)
             next = try state.handle(message, context: &context)
@@ -146,7 +145,7 @@ extension TLSConnection {
 
     /// Surfaces a pause, or completes the handshake when traffic was reached.
     func afterTransition(into events: inout [TLSEvent]) throws(TLSError) {
-        if case .paused(let p) = phase {
+        if isPaused, case .paused(let p) = phase {
             try context.flush()  // what precedes the pause goes out now
             events.append(.decisionNeeded(p.decision))
         }
@@ -155,7 +154,7 @@ extension TLSConnection {
 
     private func completeIfTraffic(into events: inout [TLSEvent]) throws(TLSError) {
         // Back in traffic after a post-handshake pause: data queued meanwhile goes out now.
-        if case .traffic = phase, summary != nil, !bufferedApplicationData.isEmpty {
+        if isInTraffic, summary != nil, !bufferedApplicationData.isEmpty {
             try context.flush()
             for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
             bufferedApplicationData = []
@@ -164,7 +163,7 @@ extension TLSConnection {
                 try context.records.writeAlert(.warning, .closeNotify)
             }
         }
-        if case .traffic(let traffic) = phase, summary == nil {
+        if isInTraffic, summary == nil, case .traffic(let traffic) = phase {
             summary = traffic.summary
             events.append(.handshakeCompleted(traffic.summary))
             if let session = traffic.issuedSession { events.append(.sessionIssued(session)) }

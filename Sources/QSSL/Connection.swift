@@ -19,15 +19,40 @@ import QSSLWire
 /// numbers, and so AEAD nonces. It is not `Sendable`; use it from one thread (or event loop)
 /// at a time.
 public final class TLSConnection {
+    /// The state, read in place (`_read`): matching on a copy would retain every reference in
+    /// the state's payload, configuration included, on each look. Every assignment refreshes
+    /// the flags below, which the driver and the per-record paths consult instead of the enum.
     var phase: ConnectionPhase {
-        didSet {
-            if case .traffic = phase { isInTraffic = true } else { isInTraffic = false }
+        _read { yield storedPhase }
+        set {
+            refreshPhaseFlags(newValue)
+            storedPhase = newValue
         }
     }
-    /// Whether `phase` is `.traffic`, kept beside it: matching the enum itself copies its
-    /// payload (retaining every reference in the traffic state), which the per-record paths
-    /// (`send`, application data in `process`) would otherwise pay on every record.
-    var isInTraffic = false
+    private var storedPhase: ConnectionPhase
+    /// Whether `phase` is `.traffic`, `.paused` or `.failed`, kept beside it.
+    private(set) var isInTraffic = false
+    private(set) var isPaused = false
+    private(set) var isFailed = false
+    /// A server: the handshake messages its state accepts now, so that anything else is refused
+    /// at its header (a peer cannot make a state buffer a message it would never take).
+    private var serverExpectedMessages: HandshakeTypeSet?
+
+    /// Moves the state out for a transition, leaving `.transitioning`: no copy, no retains.
+    func takePhase() -> ConnectionPhase {
+        var taken = ConnectionPhase.transitioning
+        swap(&taken, &storedPhase)
+        refreshPhaseFlags(.transitioning)
+        return taken
+    }
+
+    private func refreshPhaseFlags(_ phase: ConnectionPhase) {
+        let flags = phase.flags(server: !isClient)
+        isInTraffic = flags.traffic
+        isPaused = flags.paused
+        isFailed = flags.failed
+        serverExpectedMessages = flags.serverExpected
+    }
     var context: HandshakeContext
     var bufferedApplicationData: [[UInt8]] = []
     var receivedFirstClientHello: Bool
@@ -100,10 +125,11 @@ public final class TLSConnection {
     }
 
     private init(phase: ConnectionPhase, context: HandshakeContext, isClient: Bool) {
-        self.phase = phase
+        self.storedPhase = phase
         self.context = context
         self.isClient = isClient
         self.receivedFirstClientHello = isClient
+        refreshPhaseFlags(phase)
     }
 
     public var isHandshakeComplete: Bool { summary != nil }
@@ -177,7 +203,7 @@ public final class TLSConnection {
 
     /// Feeds bytes read from the peer and returns what happened.
     public func receive<C: Collection>(_ bytes: C) throws(TLSError) -> [TLSEvent] where C.Element == UInt8 {
-        if case .failed(let error) = phase { throw error }
+        if isFailed, case .failed(let error) = phase { throw error }
         // After the peer's close_notify nothing more is read: do not buffer what follows.
         guard !receivedCloseNotify else { return [] }
         // While a decision is pending nothing is processed, so what arrives is only buffered:
@@ -220,27 +246,6 @@ public final class TLSConnection {
             try process(type, payload, into: &events)
         }
         try context.flush()
-    }
-
-    /// A server: the handshake messages its state accepts now, so that anything else is refused
-    /// at its header (a peer cannot make a state buffer a message it would never take).
-    private var serverExpectedMessages: HandshakeTypeSet? {
-        switch phase {
-        case .server(.expectClientHello), .server(.expectClientHelloAfterRetry): return [.clientHello]
-        case .server(.expectCertificate), .server12(.expectCertificate): return [.certificate]
-        case .server(.expectCertificateVerify), .server12(.expectCertificateVerify): return [.certificateVerify]
-        case .server(.expectFinished), .server12(.finishing): return [.finished]
-        case .server12(.expectClientKeyExchange): return [.clientKeyExchange]
-        // After the handshake: KeyUpdate and post-handshake authentication (TLS 1.3), or a
-        // renegotiating ClientHello (TLS 1.2), which is refused by its handler.
-        case .traffic: return [.keyUpdate, .certificate, .certificateVerify, .finished, .clientHello]
-        default: return nil
-        }
-    }
-
-    private var isPaused: Bool {
-        if case .paused = phase { return true }
-        return false
     }
 
     /// The decision the handshake waits for, if it is paused.
@@ -293,7 +298,7 @@ public final class TLSConnection {
             }
             return
         }
-        if case .failed(let error) = phase { throw error }
+        if isFailed, case .failed(let error) = phase { throw error }
         guard !sentCloseNotify else { throw .misuse("send after close") }
         guard case .traffic = phase else {
             bufferedApplicationData.append(Array(data))
@@ -385,6 +390,28 @@ public final class TLSConnection {
         } catch {
             fail(with: error)
             throw error
+        }
+    }
+}
+
+extension ConnectionPhase {
+    /// What the connection keeps beside its phase. A method on the phase: it switches over
+    /// `self` in place, where a switch over the connection's stored property copies the phase
+    /// (retaining every reference in it) first.
+    func flags(server: Bool) -> (traffic: Bool, paused: Bool, failed: Bool, serverExpected: HandshakeTypeSet?) {
+        switch self {
+        case .traffic:
+            // After the handshake: KeyUpdate and post-handshake authentication (TLS 1.3), or a
+            // renegotiating ClientHello (TLS 1.2), which is refused by its handler.
+            return (true, false, false, server ? [.keyUpdate, .certificate, .certificateVerify, .finished, .clientHello] : nil)
+        case .paused: return (false, true, false, nil)
+        case .failed: return (false, false, true, nil)
+        case .server(.expectClientHello), .server(.expectClientHelloAfterRetry): return (false, false, false, [.clientHello])
+        case .server(.expectCertificate), .server12(.expectCertificate): return (false, false, false, [.certificate])
+        case .server(.expectCertificateVerify), .server12(.expectCertificateVerify): return (false, false, false, [.certificateVerify])
+        case .server(.expectFinished), .server12(.finishing): return (false, false, false, [.finished])
+        case .server12(.expectClientKeyExchange): return (false, false, false, [.clientKeyExchange])
+        default: return (false, false, false, nil)
         }
     }
 }

@@ -33,8 +33,13 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { $1 } }
+        // The handler's own metadata is usually empty: no merge (a dictionary rebuilt per line).
+        let all: Logger.Metadata
+        if let extra = event.metadata {
+            all = metadata.isEmpty ? extra : metadata.merging(extra) { $1 }
+        } else {
+            all = metadata
+        }
         sink(Self.line(message: "\(event.message)", metadata: all, format: format))
     }
 

@@ -11,72 +11,76 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
         algorithm == .sha256 ? Array(SHA256.hash(data: data)) : Array(SHA384.hash(data: data))
     }
 
+    // HMAC, HKDF and P_hash go through BoringSSL's own HMAC and HKDF (CQSSLBoringAEAD.h):
+    // swift-crypto's HMAC<H> keyed, copied and finalized a copy-on-write digest per block,
+    // several allocations and copies each, a large share of a resumed handshake's CPU.
+
     public func hmac(_ algorithm: HashAlgorithm, key: SecretBytes, data: [UInt8]) -> [UInt8] {
-        let k = Self.symmetricKey(key)
-        return algorithm == .sha256
-            ? Array(HMAC<SHA256>.authenticationCode(for: data, using: k))
-            : Array(HMAC<SHA384>.authenticationCode(for: data, using: k))
+        let sha384: Int32 = algorithm == .sha384 ? 1 : 0
+        return [UInt8](unsafeUninitializedCapacity: algorithm.digestLength) { out, initialized in
+            let ok = key.withUnsafeBytes { k in
+                data.withUnsafeBufferPointer { d in
+                    cqssl_hmac(sha384, k.baseAddress, k.count, d.baseAddress, d.count, out.baseAddress!)
+                }
+            }
+            precondition(ok == 1, "HMAC failed")  // only on allocation failure inside BoringSSL
+            initialized = algorithm.digestLength
+        }
     }
 
-    /// RFC 5869 §2.2: HMAC(salt, IKM), written straight into the PRK's storage.
+    /// RFC 5869 §2.2: HMAC(salt, IKM), written straight into the PRK's storage. An absent salt
+    /// is HashLen zeros, which HMAC pads to the same block as an empty key.
     public func hkdfExtract(_ algorithm: HashAlgorithm, salt: SecretBytes?, inputKeyMaterial: SecretBytes) -> SecretBytes {
-        // An absent salt is HashLen zeros, which HMAC pads to the same block as an empty key.
-        let key = salt.map(Self.symmetricKey) ?? SymmetricKey(data: [UInt8]())
-        return algorithm == .sha256
-            ? Self.mac(HMAC<SHA256>(key: key), inputKeyMaterial)
-            : Self.mac(HMAC<SHA384>(key: key), inputKeyMaterial)
+        let sha384: Int32 = algorithm == .sha384 ? 1 : 0
+        return SecretBytes(count: algorithm.digestLength) { out in
+            let ok = inputKeyMaterial.withUnsafeBytes { ikm in
+                (salt ?? SecretBytes(zeros: 0)).withUnsafeBytes { salt in
+                    cqssl_hkdf_extract(
+                        sha384, salt.baseAddress, salt.count, ikm.baseAddress, ikm.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
+            }
+            precondition(ok == 1, "HKDF-Extract failed")
+        }
     }
 
-    /// RFC 5869 §2.3 with the HMAC keyed once; each block goes straight into the output's
-    /// storage, and T(i) is read back from there for the next block.
+    /// RFC 5869 §2.3, straight into the output's storage.
     public func hkdfExpand(_ algorithm: HashAlgorithm, pseudoRandomKey: SecretBytes, info: [UInt8], length: Int) -> SecretBytes {
         // RFC 5869 §2.3: L <= 255·HashLen (a one-byte block counter); the core asks for at most 48.
         precondition(length >= 0 && length <= 255 * algorithm.digestLength, "HKDF-Expand of \(length) bytes exceeds 255 blocks")
-        let key = Self.symmetricKey(pseudoRandomKey)
-        return algorithm == .sha256
-            ? Self.expand(HMAC<SHA256>(key: key), info: info, length: length)
-            : Self.expand(HMAC<SHA384>(key: key), info: info, length: length)
-    }
-
-    /// P_hash with the HMAC keyed once: each step copies the keyed state (the inner and outer
-    /// pads already absorbed) instead of hashing the key again. Output blocks go straight into
-    /// the result's storage.
-    public func tls12PHash(_ algorithm: HashAlgorithm, secret: SecretBytes, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
-        let key = Self.symmetricKey(secret)
-        return algorithm == .sha256
-            ? Self.pHash(HMAC<SHA256>(key: key), labelAndSeed: labelAndSeed, length: length)
-            : Self.pHash(HMAC<SHA384>(key: key), labelAndSeed: labelAndSeed, length: length)
-    }
-
-    /// swift-crypto's key type, which zeroes its own copy when released.
-    private static func symmetricKey(_ secret: SecretBytes) -> SymmetricKey {
-        secret.withUnsafeBytes { SymmetricKey(data: $0) }
-    }
-
-    private static func mac<H: HashFunction>(_ keyed: HMAC<H>, _ data: SecretBytes) -> SecretBytes {
-        var hmac = keyed
-        data.withUnsafeBytes { hmac.update(data: $0) }
-        let code = hmac.finalize()
-        return code.withUnsafeBytes { SecretBytes(copying: $0) }
-    }
-
-    private static func expand<H: HashFunction>(_ keyed: HMAC<H>, info: [UInt8], length: Int) -> SecretBytes {
-        SecretBytes(count: length) { out in
-            var offset = 0
-            var counter: UInt8 = 1
-            while offset < length {
-                var block = keyed
-                let previous = UnsafeRawBufferPointer(rebasing: out[max(0, offset - H.Digest.byteCount)..<offset])
-                block.update(data: previous)  // T(i-1), empty for T(1)
-                block.update(data: info)
-                withUnsafeBytes(of: counter) { block.update(data: $0) }
-                let n = min(H.Digest.byteCount, length - offset)
-                block.finalize().withUnsafeBytes {
-                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n]))
+        let sha384: Int32 = algorithm == .sha384 ? 1 : 0
+        return SecretBytes(count: length) { out in
+            guard length > 0 else { return }
+            let ok = pseudoRandomKey.withUnsafeBytes { prk in
+                info.withUnsafeBufferPointer { info in
+                    cqssl_hkdf_expand(
+                        sha384, prk.baseAddress, prk.count, info.baseAddress, info.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        length)
                 }
-                offset += n
-                counter &+= 1
             }
+            precondition(ok == 1, "HKDF-Expand failed")
+        }
+    }
+
+    /// P_hash: each block one HMAC call over A(i) ‖ seed, straight into the result's storage.
+    /// Seeds longer than the C buffer (never one the core makes) take swift-crypto's HMAC.
+    public func tls12PHash(_ algorithm: HashAlgorithm, secret: SecretBytes, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
+        guard labelAndSeed.count <= 256 else {
+            let key = secret.withUnsafeBytes { SymmetricKey(data: $0) }
+            return algorithm == .sha256
+                ? Self.pHash(HMAC<SHA256>(key: key), labelAndSeed: labelAndSeed, length: length)
+                : Self.pHash(HMAC<SHA384>(key: key), labelAndSeed: labelAndSeed, length: length)
+        }
+        let sha384: Int32 = algorithm == .sha384 ? 1 : 0
+        return SecretBytes(count: length) { out in
+            guard length > 0 else { return }
+            let ok = secret.withUnsafeBytes { secret in
+                labelAndSeed.withUnsafeBufferPointer { seed in
+                    cqssl_tls12_p_hash(
+                        sha384, secret.baseAddress, secret.count, seed.baseAddress, seed.count,
+                        out.baseAddress!.assumingMemoryBound(to: UInt8.self), length)
+                }
+            }
+            precondition(ok == 1, "P_hash failed")
         }
     }
 

@@ -51,6 +51,26 @@ int cqssl_aead_open(const cqssl_aead_ctx *ctx, uint8_t *out, const uint8_t nonce
 /// reseeded and fork-safe). It cannot fail: BoringSSL aborts rather than return bad randomness.
 void cqssl_random_bytes(uint8_t *out, size_t len);
 
+// HMAC, HKDF and the TLS 1.2 P_hash on BoringSSL's HMAC and HKDF: swift-crypto's HMAC<H> is a
+// generic value over a copy-on-write digest, and keying it, copying it and finalizing it
+// allocated and copied several times for each block of a key schedule. `sha384` selects
+// SHA-384, else SHA-256. Each returns 1, or 0 on failure (out then zeroed). Nothing secret is
+// left on the stack: intermediate blocks are wiped.
+
+/// HMAC(key, data) into `out` (32 or 48 bytes).
+int cqssl_hmac(int sha384, const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len, uint8_t *out);
+
+/// RFC 5869 HKDF-Extract(salt, ikm) into `out` (32 or 48 bytes); an empty salt is HashLen zeros.
+int cqssl_hkdf_extract(int sha384, const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len, uint8_t *out);
+
+/// RFC 5869 HKDF-Expand(prk, info, out_len): at most 255 blocks.
+int cqssl_hkdf_expand(int sha384, const uint8_t *prk, size_t prk_len, const uint8_t *info, size_t info_len, uint8_t *out,
+                      size_t out_len);
+
+/// RFC 5246 §5 P_hash(secret, seed) of `out_len` bytes (the seed is the label and seed together).
+int cqssl_tls12_p_hash(int sha384, const uint8_t *secret, size_t secret_len, const uint8_t *seed, size_t seed_len,
+                       uint8_t *out, size_t out_len);
+
 #ifdef __cplusplus
 }
 #endif
