@@ -141,7 +141,7 @@ int cqssl_tls12_p_hash(int sha384, const uint8_t *secret, size_t secret_len, con
     uint8_t block[48];
     unsigned int written = 0;
     int ok = 1;
-    memcpy(a_and_seed + hash_len, seed, seed_len);
+    if (seed_len > 0) memcpy(a_and_seed + hash_len, seed, seed_len);
     // A(1) = HMAC(secret, seed)
     if (CCryptoBoringSSL_HMAC(md, secret, secret_len, seed, seed_len, a_and_seed, &written) == NULL) ok = 0;
     size_t offset = 0;

@@ -87,10 +87,12 @@ extension TLSConnection {
     }
 
     func handle(_ message: HandshakeMessage, into events: inout [TLSEvent]) throws(TLSError) {
+        // Traced: all the work the message caused (its own steps are noted inside); after the
+        // handshake, only for the first few post-handshake messages (read before the phase is
+        // moved out, which clears the flag).
+        let mark = isInTraffic && tracedPostHandshakeMessages >= Self.maxTracedPostHandshakeMessages ? nil : context.traceMark()
         let current = takePhase()
         let next: ConnectionPhase
-        // Traced: all the work the message caused (its own steps are noted inside).
-        let mark = isInTraffic && tracedPostHandshakeMessages >= Self.maxTracedPostHandshakeMessages ? nil : context.traceMark()
         defer { if mark != nil { context.noteComputation("processing \(traceName(message))", since: mark) } }
         switch consume current {
         case .client(let state):

@@ -107,6 +107,10 @@ struct HandshakeContext {
         }
     }
 
+    /// The trace keeps its first entries only: a handshake makes a few dozen, and a peer that
+    /// keeps a traced connection busy with post-handshake messages cannot make it grow for ever.
+    static let maxTraceEntries = 1024
+
     /// A computation's start, for `noteComputation`; nil unless tracing.
     func traceMark() -> (instant: ContinuousClock.Instant, cpu: Int64?)? {
         guard recordTrace else { return nil }
@@ -121,6 +125,7 @@ struct HandshakeContext {
         entry.isComputation = true
         entry.durationNanoseconds = ns(now - mark.instant)
         if let cpu = mark.cpu, let end = traceCPUClock?() { entry.cpuNanoseconds = end - cpu }
+        guard trace.count < Self.maxTraceEntries else { return }
         trace.append(entry)
     }
 
@@ -129,6 +134,7 @@ struct HandshakeContext {
         let now = ContinuousClock.now
         let d = now - started
         let ns = d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+        guard trace.count < Self.maxTraceEntries else { return }
         trace.append(HandshakeTraceEntry(direction: direction, message: message, length: length, elapsedNanoseconds: ns, instant: now))
     }
 }

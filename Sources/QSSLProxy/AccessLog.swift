@@ -68,12 +68,14 @@ public struct LineLogHandler: LogHandler {
         switch format {
         case .json:
             var out = "{\"event\":" + jsonString(message)
+            out.reserveCapacity(384)  // an access-log line, grown once
             for key in keys {
                 out += "," + jsonString(key) + ":" + jsonValue(metadata[key]!)
             }
             return out + "}"
         case .text:
             var out = needsQuoting(message) ? jsonString(message) : message
+            out.reserveCapacity(384)
             for key in keys {
                 let value = "\(metadata[key]!)"
                 // Quoted and escaped when it holds a space, a quote or a control character: a

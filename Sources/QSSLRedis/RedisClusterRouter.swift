@@ -65,6 +65,11 @@ final class RedisClusterRouter: Sendable {
     func master(forKey key: [UInt8]) async throws(RedisError) -> RedisEndpoint {
         try await ensureSlotMap()
         let slot = RedisClusterSlot.slot(for: key)
+        if let master = state.withLock({ $0.slots.master(for: slot) }) { return master }
+        // A dark slot: the map is stale (a failover, a slot being assigned) or the cluster is
+        // down there. The map is asked again, at most once per minimum interval (a refresh
+        // deferred by the interval still runs later, and the next command finds the slot).
+        try? await refreshTask(force: false)?.value
         guard let master = state.withLock({ $0.slots.master(for: slot) }) else {
             throw .clusterUnavailable("no master known for slot \(slot)")
         }
@@ -101,6 +106,20 @@ final class RedisClusterRouter: Sendable {
                 if let message = reply.errorMessage, message.hasPrefix("CLUSTERDOWN") { triggerRefresh() }
                 return reply
             }
+            // A redirection is followed only into the cluster's own topology: to a master of
+            // the slot map or a configured seed. An endpoint that neither names is looked up by
+            // a refresh of the map (a failover promotes a node we did not know as a master);
+            // if the cluster does not list it either, the command fails: one error reply does
+            // not make this client connect, and send its credentials, wherever it says.
+            if !isInTopology(redirection.endpoint) {
+                try? await refreshTask(force: true)?.value
+                guard isInTopology(redirection.endpoint) else {
+                    logger.warning(
+                        "Redis Cluster redirection to a node outside the cluster's slot map refused",
+                        metadata: ["reply": "\(message)", "from": "\(target)"])
+                    throw .unexpectedReply(command: command.label, reply: "redirection to \(redirection.endpoint), which is not in the slot map")
+                }
+            }
             target = redirection.endpoint
             switch redirection.kind {
             case .moved:
@@ -115,6 +134,10 @@ final class RedisClusterRouter: Sendable {
             logger.debug("Redis Cluster redirection", metadata: ["reply": "\(message)", "command": "\(command)"])
         }
         throw .tooManyRedirections(command: command.label, limit: configuration.maximumRedirections)
+    }
+
+    private func isInTopology(_ endpoint: RedisEndpoint) -> Bool {
+        seeds.contains(endpoint) || state.withLock { $0.slots.masters.contains(endpoint) }
     }
 
     /// Loads the slot map if there is none yet (waiting for it).

@@ -82,6 +82,7 @@ struct SlotMap: Sendable {
                 var host = info["endpoint"]?.string ?? ""
                 if host.isEmpty || host == "?" { host = info["ip"]?.string ?? "" }
                 if host.isEmpty || host == "?" { host = queried.host }
+                guard RedisEndpoint.isPlausibleHost(host) else { continue }
                 master = RedisEndpoint(host: host, port: Int(port))
             }
             guard let master else { continue }
@@ -109,6 +110,7 @@ struct SlotMap: Sendable {
                 let port = node[1].int, port > 0, port <= 65535
             else { return nil }
             if host.isEmpty || host == "?" { host = queried.host }
+            guard RedisEndpoint.isPlausibleHost(host) else { return nil }
             map.assign(Int(lower)...Int(upper), to: RedisEndpoint(host: host, port: Int(port)))
         }
         return map
@@ -147,6 +149,7 @@ struct ClusterRedirection: Sendable, Hashable {
         else { return nil }
         var host = parts[2][..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard host.isEmpty || RedisEndpoint.isPlausibleHost(host) else { return nil }
         self.slot = slot
         self.endpoint = RedisEndpoint(host: host.isEmpty ? current.host : String(host), port: port)
     }

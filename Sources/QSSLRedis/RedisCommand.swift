@@ -83,6 +83,22 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
+
+    /// Whether `host` can be a host name or an IP address literal: 1–253 characters of letters,
+    /// digits, `.`, `-`, `_`, `:` and `%` (an IPv6 zone). A cluster node's reply (MOVED, ASK, the
+    /// slot map) names the hosts this client connects to and sends its credentials to; one
+    /// that is not even a host name (control characters, spaces, a megabyte) is refused.
+    static func isPlausibleHost(_ host: some StringProtocol) -> Bool {
+        let utf8 = host.utf8
+        guard !utf8.isEmpty, utf8.count <= 253 else { return false }
+        return utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "%"): true
+            default: false
+            }
+        }
+    }
 }
 
 /// Every error that this module throws.

@@ -60,6 +60,11 @@ import Testing
         #expect(map.masters.count == 2)
         #expect(SlotMap.fromSlots(.array([.array([.integer(0), .integer(99999)])]), queried: RedisEndpoint(host: "x")) == nil)
         #expect(SlotMap.fromSlots(.simpleString("OK"), queried: RedisEndpoint(host: "x")) == nil)
+        // A node named by something that is not a host name makes the whole reply unusable.
+        let hostile = RESPValue.array([
+            .array([.integer(0), .integer(16383), .array([.bulkString(Array("10.0.0.1\r\nAUTH".utf8)), .integer(7000)])])
+        ])
+        #expect(SlotMap.fromSlots(hostile, queried: RedisEndpoint(host: "x")) == nil)
     }
 
     @Test func slotMapFromClusterShardsInBothProtocols() throws {
@@ -99,7 +104,9 @@ import Testing
         #expect(ClusterRedirection("MOVED 12 :7002", current: here)?.endpoint == RedisEndpoint(host: "10.1.1.1", port: 7002))
         for bad in [
             "MOVED", "MOVED 16384 a:1", "MOVED -1 a:1", "MOVED 1 a", "MOVED 1 a:0", "MOVED 1 a:99999", "ERR x y",
-            "MOVED x a:1", "ASK 1 a:1 extra"
+            "MOVED x a:1", "ASK 1 a:1 extra",
+            // Not a host name: a control character, a slash, 254 characters.
+            "MOVED 1 ev\u{07}il:6379", "MOVED 1 a/b:6379", "ASK 1 \(String(repeating: "a", count: 254)):6379"
         ] {
             #expect(ClusterRedirection(bad, current: here) == nil, "\(bad)")
         }

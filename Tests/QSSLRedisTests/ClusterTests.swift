@@ -174,6 +174,84 @@ extension RedisIntegrationTests {
     }
 }
 
+extension RedisIntegrationTests.Cluster {
+    @Test func aRedirectionOutsideTheSlotMapIsRefusedWithoutConnectingThere() async throws {
+        // A hostile (or confused) node that owns every slot but answers each command with MOVED
+        // to another server, which its own slot map (asked again) does not list: the client must
+        // not connect there and hand it its HELLO, AUTH and command.
+        let elsewhereCommands = PortBox()
+        let elsewhere = try await FakeRedisServer.start { _, _ in
+            elsewhereCommands.value += 1
+            return Array("+OK\r\n".utf8)
+        }
+        defer { Task { await elsewhere.stop() } }
+        let port = PortBox()
+        let slotMapRequests = PortBox()
+        let node = try await FakeRedisServer.start { _, command in
+            switch command.first?.uppercased() {
+            case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
+            case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS":
+                return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
+            case "CLUSTER":
+                slotMapRequests.value += 1
+                return Array("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port.value)\r\n".utf8)
+            default:
+                return Array("-MOVED 12182 127.0.0.1:\(elsewhere.endpoint.port)\r\n".utf8)
+            }
+        }
+        defer { Task { await node.stop() } }
+        port.value = node.endpoint.port
+        let client = try RedisClient(configuration: try fastConfiguration("redis+cluster://127.0.0.1:\(port.value)"))
+        let error = await failure { () async throws(RedisError) in try await client.get("foo".bytes) }
+        guard case .unexpectedReply(_, let reply)? = error else {
+            Issue.record("expected the redirection to be refused, got \(String(describing: error))")
+            await client.shutdown()
+            return
+        }
+        #expect(reply.contains("not in the slot map"))
+        #expect(elsewhereCommands.value == 0, "the client talked to the node it was redirected to")
+        #expect(slotMapRequests.value >= 2, "the slot map was not asked again before refusing")
+        await client.shutdown()
+    }
+}
+
+extension RedisIntegrationTests.Cluster {
+    @Test func aDarkSlotIsLookedUpAgainAndServedOnceTheMapCoversIt() async throws {
+        // The first slot map leaves "foo"'s slot 12182 without a master (as during a failover);
+        // the next one covers it. A command on that slot asks for the map again (no sooner than
+        // the minimum interval) instead of failing until some unrelated error refreshes it.
+        let port = PortBox()
+        let slotMapRequests = PortBox()
+        let node = try await FakeRedisServer.start { _, command in
+            switch command.first?.uppercased() {
+            case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
+            case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS":
+                return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
+            case "CLUSTER":
+                slotMapRequests.value += 1
+                let upper = slotMapRequests.value == 1 ? 10000 : 16383
+                return Array("*1\r\n*3\r\n:0\r\n:\(upper)\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port.value)\r\n".utf8)
+            case "GET": return Array("$3\r\nbar\r\n".utf8)
+            default: return Array("+OK\r\n".utf8)
+            }
+        }
+        defer { Task { await node.stop() } }
+        port.value = node.endpoint.port
+        let client = try RedisClient(configuration: try fastConfiguration("redis+cluster://127.0.0.1:\(port.value)"))
+        // Within the minimum interval after the first map the slot is dark and the command fails
+        // at once with a refresh deferred to the end of the interval; later, the refresh runs
+        // before the command. Without a refresh on a dark slot, it would fail for good.
+        var value: [UInt8]?
+        for _ in 0..<50 where value == nil {
+            try await Task.sleep(for: .milliseconds(50))
+            value = try? await client.get("foo".bytes)
+        }
+        #expect(value == Array("bar".utf8))
+        #expect(slotMapRequests.value >= 2)
+        await client.shutdown()
+    }
+}
+
 final class PortBox: @unchecked Sendable {
     private let lock = NSLock()
     private var stored = 0

@@ -54,8 +54,9 @@ void cqssl_random_bytes(uint8_t *out, size_t len);
 // HMAC, HKDF and the TLS 1.2 P_hash on BoringSSL's HMAC and HKDF: swift-crypto's HMAC<H> is a
 // generic value over a copy-on-write digest, and keying it, copying it and finalizing it
 // allocated and copied several times for each block of a key schedule. `sha384` selects
-// SHA-384, else SHA-256. Each returns 1, or 0 on failure (out then zeroed). Nothing secret is
-// left on the stack: intermediate blocks are wiped.
+// SHA-384, else SHA-256. Each returns 1, or 0 on failure (out then zeroed). The P_hash
+// intermediates (A(i), each block) are wiped here; BoringSSL's HMAC and HKDF do not wipe their
+// own stack copies of the padded key and last block, no more than swift-crypto's HMAC did.
 
 /// HMAC(key, data) into `out` (32 or 48 bytes).
 int cqssl_hmac(int sha384, const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len, uint8_t *out);
