@@ -151,14 +151,15 @@ public final class FleetTicketKeyStore: Sendable {
         let n = Self.valuePrefix.count
         guard let nonce = try? AES.GCM.Nonce(data: value[n..<(n + 12)]),
             let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: value[(n + 12)..<(value.count - 16)], tag: value[(value.count - 16)...]),
-            var plaintext = try? Array(AES.GCM.open(box, using: store.key.ticketWrapKey, authenticating: associatedData(k))),
-            plaintext.count == 40
+            var opened = try? AES.GCM.open(box, using: store.key.ticketWrapKey, authenticating: associatedData(k))
         else { return nil }
-        defer { SecretBytes.wipe(&plaintext) }
-        let material = SecretBytes(Array(plaintext[8...]))
-        return Held(
-            epoch: k, material: material, createdAt: plaintext[...].readUInt64(at: 0),
-            fingerprint: Self.fingerprint(material), current: true)
+        // The ticket key is copied once, straight into SecretBytes; swift-crypto's Data that
+        // held it is zeroed (it is uniquely ours, so in place), whatever the length was.
+        defer { opened.resetBytes(in: 0..<opened.count) }
+        guard opened.count == 40 else { return nil }
+        let createdAt = Array(opened.prefix(8))[...].readUInt64(at: 0)
+        let material = opened.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[8...])) }
+        return Held(epoch: k, material: material, createdAt: createdAt, fingerprint: Self.fingerprint(material), current: true)
     }
 
     func fresh(epoch k: Int64, now: UInt64) -> Held {
