@@ -64,20 +64,35 @@ public struct LineLogHandler: LogHandler {
 
     /// The line for `message` and `metadata`, keys in order (stable for tools).
     public static func line(message: String, metadata: Logger.Metadata, format: LogFormat) -> String {
-        let keys = metadata.keys.sorted()
+        line(message: message, sortedEntries: metadata.sorted { $0.key < $1.key }, format: format)
+    }
+
+    /// The access log's line for `record`, written straight to this handler's sink: the same
+    /// line as `log(event:)` would write for `record.metadata`, without building, merging and
+    /// sorting a metadata dictionary for every connection. With metadata of the handler's own,
+    /// it goes the general way.
+    func logAccess(_ message: String, _ record: AccessLogRecord) {
+        guard metadata.isEmpty else {
+            return log(event: LogEvent(level: .info, message: "\(message)", metadata: record.metadata, source: "QSSLProxy", file: #fileID, function: #function, line: #line))
+        }
+        sink(Self.line(message: message, sortedEntries: record.sortedEntries, format: format))
+    }
+
+    /// The line for entries already in key order.
+    static func line(message: String, sortedEntries: some Sequence<(key: String, value: Logger.Metadata.Value)>, format: LogFormat) -> String {
         switch format {
         case .json:
             var out = "{\"event\":" + jsonString(message)
             out.reserveCapacity(384)  // an access-log line, grown once
-            for key in keys {
-                out += "," + jsonString(key) + ":" + jsonValue(metadata[key]!)
+            for (key, value) in sortedEntries {
+                out += "," + jsonString(key) + ":" + jsonValue(value)
             }
             return out + "}"
         case .text:
             var out = needsQuoting(message) ? jsonString(message) : message
             out.reserveCapacity(384)
-            for key in keys {
-                let value = "\(metadata[key]!)"
+            for (key, value) in sortedEntries {
+                let value = "\(value)"
                 // Quoted and escaped when it holds a space, a quote or a control character: a
                 // value from a peer or a Redis reply cannot start a line of its own.
                 let quote = value.isEmpty || value.utf8.contains { $0 == 0x20 || $0 == 0x22 } || needsQuoting(value)
@@ -158,22 +173,27 @@ public struct AccessLogRecord: Sendable {
     }
 
     public var metadata: Logger.Metadata {
+        Logger.Metadata(uniqueKeysWithValues: sortedEntries.lazy.map { ($0.key, $0.value) })
+    }
+
+    /// The fields in key order, as the log line lists them.
+    var sortedEntries: [(key: String, value: Logger.Metadata.Value)] {
         func opt(_ s: String?) -> Logger.Metadata.Value { s.map { .string($0) } ?? .stringConvertible(NullValue()) }
         let s = summary
         return [
-            "listener": .string(listener),
-            "client": .string(client),
-            "sni": opt(s?.serverName ?? serverName),
-            "version": opt(s?.version.description),
-            "cipher": opt(s?.cipherSuite.description),
-            "group": opt(s?.group.description),
-            "post_quantum": s.map { .stringConvertible($0.usedPostQuantumKeyExchange) } ?? .stringConvertible(NullValue()),
-            "resumed": s.map { .stringConvertible($0.resumed) } ?? .stringConvertible(NullValue()),
-            "client_subject": opt(s?.peerIdentity?.subject),
-            "bytes_from_client": .stringConvertible(bytesFromClient),
-            "bytes_to_client": .stringConvertible(bytesToClient),
-            "duration_ms": .stringConvertible(Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)),
-            "end": .string(end)
+            ("bytes_from_client", .stringConvertible(bytesFromClient)),
+            ("bytes_to_client", .stringConvertible(bytesToClient)),
+            ("cipher", opt(s?.cipherSuite.description)),
+            ("client", .string(client)),
+            ("client_subject", opt(s?.peerIdentity?.subject)),
+            ("duration_ms", .stringConvertible(Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000))),
+            ("end", .string(end)),
+            ("group", opt(s?.group.description)),
+            ("listener", .string(listener)),
+            ("post_quantum", s.map { .stringConvertible($0.usedPostQuantumKeyExchange) } ?? .stringConvertible(NullValue())),
+            ("resumed", s.map { .stringConvertible($0.resumed) } ?? .stringConvertible(NullValue())),
+            ("sni", opt(s?.serverName ?? serverName)),
+            ("version", opt(s?.version.description))
         ]
     }
 }

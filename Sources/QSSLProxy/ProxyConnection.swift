@@ -18,6 +18,9 @@ final class ListenerRuntime: Sendable {
     let metrics: ProxyMetrics?
     let logger: Logger
     let connections: ConnectionRegistry
+    /// `logger`'s handler when it is the line handler `qssl serve` installs: the access log is
+    /// then written straight from the record (see `LineLogHandler.logAccess`).
+    private let lineHandler: LineLogHandler?
 
     init(settings: ListenerSettings, gate: ConnectionGate, metrics: ProxyMetrics?, logger: Logger, connections: ConnectionRegistry) {
         self.settings = settings
@@ -25,6 +28,17 @@ final class ListenerRuntime: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.connections = connections
+        self.lineHandler = logger.handler as? LineLogHandler
+    }
+
+    /// Writes `record` to the access log (at info level).
+    func logAccess(_ record: AccessLogRecord) {
+        guard logger.logLevel <= .info else { return }
+        if let lineHandler {
+            lineHandler.logAccess("connection", record)
+        } else {
+            logger.info("connection", metadata: record.metadata)
+        }
     }
 
     /// A connection refused before it had a pipeline (a limit at accept).
@@ -32,7 +46,7 @@ final class ListenerRuntime: Sendable {
         if counted { metrics?.limitActed(limit) }
         var record = AccessLogRecord(listener: settings.name, client: describe(channel.remoteAddress))
         record.end = counted ? "limit:\(limit)" : "refused:\(limit)"
-        logger.info("connection", metadata: record.metadata)
+        logAccess(record)
         channel.close(promise: nil)
     }
 }
@@ -367,7 +381,7 @@ final class ProxyConnection: @unchecked Sendable {
             runtime.metrics?.handshakeFailed(reason: reason)
         }
         runtime.metrics?.bytes(fromClient: record.bytesFromClient, toClient: record.bytesToClient)
-        runtime.logger.info("connection", metadata: record.metadata)
+        runtime.logAccess(record)
     }
 
     // MARK: - Timers and reading
