@@ -93,7 +93,24 @@ func commonName(ofCertificate der: [UInt8]) -> String? {
 func describe(_ address: SocketAddress?) -> String {
     guard let address else { return "?" }
     switch address {
-    case .v4, .v6:
+    case .v4(let v4):
+        // Every connection's access-log field: written out directly (NIO's ipAddress goes
+        // through inet_ntop and several String copies, 1.4% of a resumed handshake).
+        let ip = UInt32(bigEndian: v4.address.sin_addr.s_addr)
+        let port = UInt16(bigEndian: v4.address.sin_port)
+        var text = ""
+        text.reserveCapacity(21)
+        text += String(ip >> 24)
+        text += "."
+        text += String((ip >> 16) & 0xFF)
+        text += "."
+        text += String((ip >> 8) & 0xFF)
+        text += "."
+        text += String(ip & 0xFF)
+        text += ":"
+        text += String(port)
+        return text
+    case .v6:
         let ip = address.ipAddress ?? "?"
         return (ip.contains(":") ? "[\(ip)]" : ip) + ":\(address.port ?? 0)"
     case .unixDomainSocket:

@@ -79,11 +79,12 @@ public final class ProxyServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     // The accepted channel's options, set synchronously here: as bootstrap child
                     // options each took a chain of futures per connection (3–4% of a resumed
-                    // handshake's server CPU). TCP_NODELAY on TCP only (a Unix socket has none).
+                    // handshake's server CPU). TCP_NODELAY on TCP only (a Unix socket has none); at IPPROTO_TCP: as
+                    // `.socketOption(.tcp_nodelay)` it was SOL_SOCKET's option 1, SO_DEBUG.
                     if let options = channel.syncOptions {
                         try options.setOption(.allowRemoteHalfClosure, value: true)
                         try options.setOption(.writeBufferWaterMark, value: .init(low: limits.writeBufferHighWater / 2, high: limits.writeBufferHighWater))
-                        if case .tcp = address { try options.setOption(.socketOption(.tcp_nodelay), value: 1) }
+                        if case .tcp = address { try options.setOption(.tcpOption(.tcp_nodelay), value: 1) }
                     }
                     if runtime.settings.acceptProxyProtocol, !runtime.settings.trustedProxySources.isEmpty,
                         !runtime.settings.trustedProxySources.contains(where: { $0.contains(addressBytes(channel.remoteAddress)) })

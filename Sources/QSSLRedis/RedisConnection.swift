@@ -58,7 +58,7 @@ public final class RedisConnection: Sendable {
         let health = RedisConnectionHealth()
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(configuration.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)  // IPPROTO_TCP (at SOL_SOCKET, 1 is SO_DEBUG)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

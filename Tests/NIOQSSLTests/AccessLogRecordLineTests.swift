@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import Synchronization
 import Testing
 
@@ -55,5 +56,16 @@ struct AccessLogRecordLineTests {
         handler.logAccess("connection", Self.records()[0])
         #expect(lines.all.count == 1)
         #expect(lines.all.first?.contains(" node=n1 ") == true)
+    }
+
+    @Test("client addresses are written as the access log always wrote them: a.b.c.d:port, [v6]:port")
+    func addresses() throws {
+        for (ip, port, text) in [
+            ("192.0.2.7", 51000, "192.0.2.7:51000"), ("0.0.0.0", 0, "0.0.0.0:0"), ("255.255.255.255", 65535, "255.255.255.255:65535"),
+            ("10.0.0.1", 443, "10.0.0.1:443"), ("2001:db8::1", 443, "[2001:db8::1]:443"), ("::1", 8443, "[::1]:8443")
+        ] {
+            #expect(describe(try SocketAddress(ipAddress: ip, port: port)) == text)
+        }
+        #expect(describe(nil) == "?")
     }
 }
