@@ -158,7 +158,8 @@ public struct ServerConfiguration: Sendable {
     /// Lifetime of sessions and tickets, in seconds (TLS 1.2 lifetime hint, TLS 1.3
     /// ticket_lifetime; at most 604800).
     public var sessionLifetimeSeconds: UInt32 = 3600
-    /// TLS 1.3 NewSessionTicket messages sent after each handshake.
+    /// TLS 1.3 NewSessionTicket messages sent after a full handshake (0 for none). After a
+    /// resumption one is sent, replacing the ticket the client used (as OpenSSL does).
     public var tls13TicketCount = 2
     /// Resume with psk_ke (no fresh key exchange: faster, but without forward secrecy or a fresh
     /// ML-KEM part) when the client offers it. Off by default (psk_dhe_ke); never under

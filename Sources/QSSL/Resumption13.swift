@@ -146,7 +146,10 @@ struct TicketIssuer {
         guard clientAcceptsTickets, let sealer = config.ticketKeys, config.tls13TicketCount > 0 else { return }
         let now = config.clock.nowMilliseconds()
         var scratch = Transcript()  // post-handshake messages are not part of the transcript
-        for i in 0..<config.tls13TicketCount {
+        // After a resumption, one ticket replaces the one the client used (as OpenSSL does);
+        // `tls13TicketCount` after a full handshake, for a client's parallel connections.
+        let count = createdAt == nil ? config.tls13TicketCount : 1
+        for i in 0..<count {
             let nonce = [UInt8(truncatingIfNeeded: i)]
             let ageAdd = context.primitives.randomBytes(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             let state = session.state(

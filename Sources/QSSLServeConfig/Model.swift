@@ -229,7 +229,8 @@ public struct ListenerConfig: Sendable, Hashable {
     public var sessionTimeout: Duration = .seconds(3600)
     /// `session-cache`: keep a TLS 1.2 session-ID cache. Default `true`.
     public var sessionCache = true
-    /// `tls13-tickets`: NewSessionTicket messages after each TLS 1.3 handshake, 0 to 16. Default 2.
+    /// `tls13-tickets`: NewSessionTicket messages after a full TLS 1.3 handshake, 0 to 16 (one after
+    /// a resumption). Default 2.
     public var tls13Tickets = 2
     /// `staple`: staple OCSP responses. Default `false`.
     public var staple = false

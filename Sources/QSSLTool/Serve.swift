@@ -101,7 +101,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Issue and accept no session tickets (TLS 1.2 RFC 5077 and TLS 1.3).")
     var noTickets = false
 
-    @Option(help: ArgumentHelp("TLS 1.3 NewSessionTicket messages sent after each handshake (0 to 16).", valueName: "N"))
+    @Option(help: ArgumentHelp("TLS 1.3 NewSessionTicket messages sent after a full handshake (0 to 16; one after a resumption).", valueName: "N"))
     var tls13Tickets: Int?
 
     @Option(help: ArgumentHelp("Trusted roots for client certificates (PEM); with --client-auth optional or required.", valueName: "CAS.pem"))
