@@ -49,6 +49,12 @@ struct TLS13ServerAwaitingKeyExchange {
         guard !share.isEmpty, !secret.isEmpty, share.count <= 0xFFFF else {
             throw .crypto("the \(request.group) key exchange answered without a share or secret")
         }
+        // Nor one of the wrong size: a truncated secret would key the connection weakly.
+        if let expected = request.group.responseLengths, share.count != expected.share || secret.count != expected.secret {
+            throw .crypto(
+                "the \(request.group) key exchange answered a \(share.count)-byte share and a \(secret.count)-byte secret "
+                    + "(expected \(expected.share) and \(expected.secret))")
+        }
         return try sendServerFlight(
             hello: hello, negotiation: negotiation, exchanged: (share, secret), psk: psk, earlyData: earlyData,
             transcript: transcript, retried: retried, config: config, context: &context)

@@ -121,6 +121,28 @@ public struct NamedGroup: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let x25519MLKEM768 = NamedGroup(rawValue: 0x11EC)
     public static let secp384r1MLKEM1024 = NamedGroup(rawValue: 0x11ED)
 
+    /// The sizes of a key-share answer in this group: the responder's share (an EC point, an
+    /// ML-KEM ciphertext, or both as the hybrid concatenates them) and the shared secret. Nil
+    /// for a group Q-SSL does not define. A provider's answer (a token's, say) of any other size
+    /// is refused before it is used.
+    public var responseLengths: (share: Int, secret: Int)? {
+        switch self {
+        case .x25519: return (32, 32)
+        case .x448: return (56, 56)
+        case .secp256r1: return (65, 32)
+        case .secp384r1: return (97, 48)
+        case .secp521r1: return (133, 66)
+        case .mlkem512: return (768, 32)
+        case .mlkem768: return (1088, 32)
+        case .mlkem1024: return (1568, 32)
+        // draft-ietf-tls-ecdhe-mlkem: the EC part first, except in X25519MLKEM768.
+        case .secp256r1MLKEM768: return (65 + 1088, 32 + 32)
+        case .x25519MLKEM768: return (1088 + 32, 32 + 32)
+        case .secp384r1MLKEM1024: return (97 + 1568, 48 + 32)
+        default: return nil
+        }
+    }
+
     /// The IANA name, as the command line accepts it.
     public var name: String? {
         switch self {

@@ -58,5 +58,41 @@ struct KeyExchangePauseCoreTests {
         #expect(throws: TLSError.self) { _ = try s2.resume(with: .keyExchange(share: [], secret: SecretBytes([1]))) }
         let sent = s2.takeOutput()
         #expect(sent.first != 0x16, "no handshake record (no ServerHello) after an empty share")
+
+        // Nor after a share or a secret of the wrong size (a token answering truncated output).
+        let good = try inner.respond(toClientShare: try inner.generateClientShare().share)
+        let truncated = good.secret.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
+        for (share, secret) in [(good.share, truncated), (Array(good.share.dropLast()), good.secret), (good.share + [0], good.secret)] {
+            let c3 = try TLSConnection.client(configuration: client, serverName: "localhost")
+            let s3 = try TLSConnection.server(configuration: ok)
+            _ = try s3.receive(c3.takeOutput())
+            _ = s3.takeOutput()
+            #expect(throws: TLSError.self) { _ = try s3.resume(with: .keyExchange(share: share, secret: secret)) }
+            #expect(s3.failure?.alert == .internalError)
+            #expect(s3.takeOutput().first != 0x16, "no ServerHello after a \(share.count)-byte share and \(secret.count)-byte secret")
+        }
+        // The right sizes complete the handshake.
+        let c4 = try TLSConnection.client(configuration: client, serverName: "localhost")
+        let s4 = try TLSConnection.server(configuration: ok)
+        _ = try s4.receive(c4.takeOutput())
+        let request = try #require(s4.pendingDecision?.keyExchange)
+        let answer = try inner.respond(toClientShare: request.clientShare)
+        _ = try s4.resume(with: .keyExchange(share: answer.share, secret: answer.secret))
+        #expect(s4.failure == nil)
+    }
+}
+
+@Suite("Key-share answer sizes")
+struct KeyShareLengthTests {
+    @Test("every group the swift-crypto provider implements answers with the sizes NamedGroup.responseLengths names")
+    func lengthsMatchTheProvider() throws {
+        let provider = CryptoProvider.swiftCrypto
+        #expect(provider.keyExchangeGroups.count >= 5)
+        for kx in provider.keyExchangeGroups {
+            let expected = try #require(kx.group.responseLengths, "no sizes for \(kx.group)")
+            let answer = try kx.respond(toClientShare: try kx.generateClientShare().share)
+            #expect(answer.share.count == expected.share, "\(kx.group) share")
+            #expect(answer.secret.count == expected.secret, "\(kx.group) secret")
+        }
     }
 }
