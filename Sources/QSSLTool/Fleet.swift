@@ -255,19 +255,15 @@ final class FleetRuntime: @unchecked Sendable {
         return Shared(store: store, keys: keys)
     }
 
-    /// Reads the ticket keys once (at most 2 s, so that a node starts with them if Redis is
-    /// up), then polls in the background.
+    /// Reads the ticket keys of every store once, all at once and for at most 2 s together (so
+    /// that a node starts with them if Redis is up), then polls in the background. A read still
+    /// running at 2 s goes on in the background: a task group would wait for it, however long a
+    /// Redis that accepts and never answers makes it, and one store after another would add up.
     func start() async {
-        for s in shared.values {
-            guard let keys = s.keys else { continue }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { _ = await keys.refresh() }
-                group.addTask { try? await Task.sleep(for: .seconds(2)) }
-                await group.next()
-                group.cancelAll()
-            }
-            keys.start()
-        }
+        let stores = shared.values.compactMap(\.keys)
+        let reads = stores.map { keys in Task { _ = await keys.refresh() } }
+        await waitAtMost(.seconds(2), for: reads)
+        for keys in stores { keys.start() }
     }
 
     func stop() {
