@@ -41,7 +41,7 @@ let package = Package(
         // Q-SSL's own constant-time P-384 (ECDH, ECDSA); swift-crypto only for SHA-384/HMAC.
         .target(
             name: "QSSLP384",
-            dependencies: ["CQSSLConstantTime", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CQSSLConstantTime", "CQSSLBoringAEAD", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Q-SSL's declarations of the few BoringSSL AEAD calls inside swift-crypto that let the
         // record layer seal and open in place (see its header).

@@ -155,7 +155,7 @@ public final class FleetTicketKeyStore: Sendable {
         else { return nil }
         // The ticket key is copied once, straight into SecretBytes; swift-crypto's Data that
         // held it is zeroed (it is uniquely ours, so in place), whatever the length was.
-        defer { opened.resetBytes(in: 0..<opened.count) }
+        defer { opened.resetBytes(in: opened.startIndex..<opened.endIndex) }
         guard opened.count == 40 else { return nil }
         let createdAt = Array(opened.prefix(8))[...].readUInt64(at: 0)
         let material = opened.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[8...])) }

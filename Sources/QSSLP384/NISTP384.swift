@@ -1,3 +1,4 @@
+import CQSSLBoringAEAD
 import CQSSLConstantTime
 import Crypto
 import Foundation
@@ -93,13 +94,10 @@ public enum NISTP384 {
             var extra: [UInt8] = []
             defer { wipe(&extra) }
             if hedged {
-                // six 64-bit draws, not 48 one-byte draws (each draw is a system call)
-                var rng = SystemRandomNumberGenerator()
-                extra.reserveCapacity(48)
-                for _ in 0..<6 {
-                    let word = rng.next()
-                    for k in 0..<8 { extra.append(UInt8(truncatingIfNeeded: word &>> UInt64(8 * k))) }
-                }
+                // BoringSSL's per-thread DRBG (seeded from the kernel, fork-safe): the system
+                // generator cost a getrandom call per 8 bytes, six per signature.
+                extra = [UInt8](repeating: 0, count: 48)
+                extra.withUnsafeMutableBufferPointer { cqssl_random_bytes($0.baseAddress!, 48) }
             }
             return signature(forDigest: digest, additionalData: extra)
         }
@@ -338,17 +336,18 @@ struct DERReader {
 }
 
 /// RFC 6979 §3.2 HMAC-DRBG with SHA-384 (hlen = qlen = 384), with §3.6's additional data.
-/// The arrays this file allocates for V, the copy of d and each K are overwritten before they
-/// are released, and K is held in a SymmetricKey (which zeroes its storage). Not wiped: the
-/// copies swift-crypto's HMAC makes of K inside HMAC.init (its key and pad arrays), and the
-/// nonce's Montgomery form and inverse left on the stack by the scalar arithmetic.
+/// HMAC is BoringSSL's one-shot HMAC (CQSSLBoringAEAD), seven calls per signature: swift-crypto's
+/// HMAC<SHA384> allocated and copied its key and digests for each. K and V are updated in place
+/// and wiped; so are the concatenated inputs (which hold a copy of d). Not wiped: BoringSSL's
+/// own stack copies inside HMAC, and the nonce's Montgomery form and inverse left on the stack
+/// by the scalar arithmetic.
 struct RFC6979 {
-    private var key: SymmetricKey
+    private var key: [UInt8]
     private var v: [UInt8]
 
     init(privateKey d: Scalar, digestInteger h: Scalar, additionalData: [UInt8]) {
         v = [UInt8](repeating: 0x01, count: 48)
-        key = SymmetricKey(data: [UInt8](repeating: 0x00, count: 48))
+        key = [UInt8](repeating: 0x00, count: 48)
         var x = d.bigEndianBytes
         defer { wipe(&x) }
         let hBytes = h.bigEndianBytes
@@ -358,22 +357,32 @@ struct RFC6979 {
         step()
     }
 
-    private func mac(_ parts: [[UInt8]]) -> [UInt8] {
-        var hmac = HMAC<SHA384>(key: key)
-        for part in parts { hmac.update(data: part) }
-        return Array(hmac.finalize())
+    /// HMAC_K(parts…) into `out` (48 bytes).
+    private func mac(_ parts: [[UInt8]], into out: inout [UInt8]) {
+        var input: [UInt8] = []
+        input.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for part in parts { input += part }
+        defer { wipe(&input) }
+        let ok = key.withUnsafeBufferPointer { k in
+            input.withUnsafeBufferPointer { d in
+                out.withUnsafeMutableBufferPointer { o in cqssl_hmac(1, k.baseAddress, k.count, d.baseAddress, d.count, o.baseAddress!) }
+            }
+        }
+        precondition(ok == 1, "HMAC-SHA-384 failed")  // only on allocation failure inside BoringSSL
     }
 
     /// K = HMAC_K(parts…).
     private mutating func rekey(_ parts: [UInt8]...) {
-        var k = mac(parts)
-        key = SymmetricKey(data: k)
-        wipe(&k)
+        var k = [UInt8](repeating: 0, count: 48)
+        mac(parts, into: &k)
+        wipe(&key)
+        key = k
     }
 
     /// V = HMAC_K(V).
     private mutating func step() {
-        let next = mac([v])
+        var next = [UInt8](repeating: 0, count: 48)
+        mac([v], into: &next)
         wipe(&v)
         v = next
     }
@@ -392,9 +401,9 @@ struct RFC6979 {
         }
     }
 
-    /// Overwrites V; K goes with its SymmetricKey.
+    /// Overwrites V and K.
     mutating func wipeState() {
         wipe(&v)
-        key = SymmetricKey(data: [UInt8](repeating: 0, count: 48))
+        wipe(&key)
     }
 }

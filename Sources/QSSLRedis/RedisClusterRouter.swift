@@ -23,6 +23,9 @@ final class RedisClusterRouter: Sendable {
         var lastRefresh: ContinuousClock.Instant?
         /// A refresh deferred by the rate limit, to run when the interval has passed.
         var deferredRefresh: Task<Void, Never>?
+        /// The last look-up of a redirection's target, and the one running.
+        var lastTargetCheck: ContinuousClock.Instant?
+        var checkingTarget: Task<Void, any Error>?
         var isShutDown = false
     }
 
@@ -108,11 +111,13 @@ final class RedisClusterRouter: Sendable {
             }
             // A redirection is followed only into the cluster's own topology: to a master of
             // the slot map or a configured seed. An endpoint that neither names is looked up by
-            // a refresh of the map (a failover promotes a node we did not know as a master);
-            // if the cluster does not list it either, the command fails: one error reply does
-            // not make this client connect, and send its credentials, wherever it says.
+            // a refresh of the map asked of the seeds first and never of the node that
+            // redirected (a failover promotes a node we did not know as a master; a node
+            // cannot vouch for its own redirection), at most once per minimum refresh interval.
+            // If the map does not list it either, the command fails: one error reply does not
+            // make this client connect, and send its credentials, wherever it says.
             if !isInTopology(redirection.endpoint) {
-                try? await refreshTask(force: true)?.value
+                try? await targetCheck(excluding: target)?.value
                 guard isInTopology(redirection.endpoint) else {
                     logger.warning(
                         "Redis Cluster redirection to a node outside the cluster's slot map refused",
@@ -183,11 +188,38 @@ final class RedisClusterRouter: Sendable {
         }
     }
 
+    /// A refresh to look up a redirection's target: the seeds first, then the other known
+    /// masters, never `redirecting`; nil when one ran within the minimum interval (the map as
+    /// it stands decides) or the client is shut down.
+    private func targetCheck(excluding redirecting: RedisEndpoint) -> Task<Void, any Error>? {
+        state.withLock { state -> Task<Void, any Error>? in
+            guard !state.isShutDown else { return nil }
+            if let running = state.checkingTarget { return running }
+            let interval = Duration.nanoseconds(configuration.minimumSlotRefreshInterval.nanoseconds)
+            if let last = state.lastTargetCheck, ContinuousClock.now - last < interval { return nil }
+            state.lastTargetCheck = ContinuousClock.now
+            let known = state.slots.masters
+            let task = Task { [self] in
+                defer { self.state.withLock { $0.checkingTarget = nil } }
+                var candidates = seeds.filter { $0 != redirecting }
+                for node in known.shuffled() where node != redirecting && !candidates.contains(node) { candidates.append(node) }
+                try await self.refresh(candidates: candidates)
+            }
+            state.checkingTarget = task
+            return task
+        }
+    }
+
     /// Asks the known masters, then the seeds, for the slot map until one answers.
     private func refresh() async throws(RedisError) {
         let known = state.withLock { $0.slots.masters }
         var candidates = known.shuffled()
         for seed in seeds where !candidates.contains(seed) { candidates.append(seed) }
+        try await refresh(candidates: candidates)
+    }
+
+    /// Asks `candidates` in order for the slot map until one answers, and installs it.
+    private func refresh(candidates: [RedisEndpoint]) async throws(RedisError) {
         var failures: [String] = []
         for node in candidates {
             do throws(RedisError) {
@@ -230,6 +262,7 @@ final class RedisClusterRouter: Sendable {
             state.isShutDown = true
             state.refreshing?.cancel()
             state.deferredRefresh?.cancel()
+            state.checkingTarget?.cancel()
             return Array(state.pools.values)
         }
         for pool in pools { await pool.shutdown() }

@@ -176,41 +176,61 @@ extension RedisIntegrationTests {
 
 extension RedisIntegrationTests.Cluster {
     @Test func aRedirectionOutsideTheSlotMapIsRefusedWithoutConnectingThere() async throws {
-        // A hostile (or confused) node that owns every slot but answers each command with MOVED
-        // to another server, which its own slot map (asked again) does not list: the client must
-        // not connect there and hand it its HELLO, AUTH and command.
+        // Node A answers each command with MOVED to another server and, asked for the slot map
+        // again, would list that server (a poisoned map). Node B, the other seed, gives the
+        // cluster's real map. The client looks the target up with B, never with A (a node does
+        // not vouch for its own redirection), refuses, and never talks to the target; further
+        // redirections within the minimum refresh interval are refused without asking again.
         let elsewhereCommands = PortBox()
         let elsewhere = try await FakeRedisServer.start { _, _ in
             elsewhereCommands.value += 1
             return Array("+OK\r\n".utf8)
         }
         defer { Task { await elsewhere.stop() } }
-        let port = PortBox()
-        let slotMapRequests = PortBox()
-        let node = try await FakeRedisServer.start { _, command in
+        let portA = PortBox()
+        let mapRequestsA = PortBox()
+        let mapRequestsB = PortBox()
+        @Sendable func slots(_ port: Int) -> [UInt8] { Array("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port)\r\n".utf8) }
+        @Sendable func common(_ command: [String]) -> [UInt8]? {
             switch command.first?.uppercased() {
             case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
-            case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS":
-                return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
-            case "CLUSTER":
-                slotMapRequests.value += 1
-                return Array("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port.value)\r\n".utf8)
-            default:
-                return Array("-MOVED 12182 127.0.0.1:\(elsewhere.endpoint.port)\r\n".utf8)
+            case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS": return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
+            default: return nil
             }
         }
-        defer { Task { await node.stop() } }
-        port.value = node.endpoint.port
-        let client = try RedisClient(configuration: try fastConfiguration("redis+cluster://127.0.0.1:\(port.value)"))
-        let error = await failure { () async throws(RedisError) in try await client.get("foo".bytes) }
-        guard case .unexpectedReply(_, let reply)? = error else {
-            Issue.record("expected the redirection to be refused, got \(String(describing: error))")
-            await client.shutdown()
-            return
+        let nodeA = try await FakeRedisServer.start { _, command in
+            if let reply = common(command) { return reply }
+            if command.first?.uppercased() == "CLUSTER" {
+                mapRequestsA.value += 1
+                return slots(mapRequestsA.value == 1 ? portA.value : elsewhere.endpoint.port)
+            }
+            return Array("-MOVED 12182 127.0.0.1:\(elsewhere.endpoint.port)\r\n".utf8)
         }
-        #expect(reply.contains("not in the slot map"))
+        defer { Task { await nodeA.stop() } }
+        portA.value = nodeA.endpoint.port
+        let nodeB = try await FakeRedisServer.start { _, command in
+            if let reply = common(command) { return reply }
+            if command.first?.uppercased() == "CLUSTER" {
+                mapRequestsB.value += 1
+                return slots(portA.value)
+            }
+            return Array("+OK\r\n".utf8)
+        }
+        defer { Task { await nodeB.stop() } }
+        var configuration = try fastConfiguration("redis+cluster://127.0.0.1:\(portA.value),127.0.0.1:\(nodeB.endpoint.port)")
+        configuration.minimumSlotRefreshInterval = .seconds(30)
+        let client = try RedisClient(configuration: configuration)
+        for attempt in 0..<3 {
+            let error = await failure { () async throws(RedisError) in try await client.get("foo".bytes) }
+            guard case .unexpectedReply(_, let reply)? = error else {
+                Issue.record("attempt \(attempt): expected the redirection to be refused, got \(String(describing: error))")
+                break
+            }
+            #expect(reply.contains("not in the slot map"))
+        }
         #expect(elsewhereCommands.value == 0, "the client talked to the node it was redirected to")
-        #expect(slotMapRequests.value >= 2, "the slot map was not asked again before refusing")
+        #expect(mapRequestsA.value == 1, "the redirecting node was asked to vouch for its redirection")
+        #expect(mapRequestsB.value == 1, "the target was looked up with the other seed once, then not again within the interval")
         await client.shutdown()
     }
 }
