@@ -9,11 +9,14 @@ import Synchronization
 /// key file) does so inside the closure. There is no property that hands out an array, so a
 /// secret never lives on in a plain `[UInt8]` that nobody wipes.
 public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    private final class Storage: @unchecked Sendable {
+    // Usable from inlinable code: the two scoped accessors below are specialized in their
+    // callers (the crypto provider, in another module) instead of going through generic
+    // Result and closure thunks on every HKDF step.
+    @usableFromInline final class Storage: @unchecked Sendable {
         // Owned by this object alone (lent for one call at most, never kept elsewhere), so the
         // wipe below reaches the very buffer the secret was written to, not a copy of it.
-        var bytes: [UInt8]
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        @usableFromInline var bytes: [UInt8]
+        @usableFromInline init(_ bytes: [UInt8]) { self.bytes = bytes }
         deinit {
             bytes.withUnsafeMutableBytes { buffer in
                 zeroise(buffer)
@@ -28,7 +31,7 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
         /// test can see what is left in memory then (nothing), and where.
         static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
     #endif
-    private let storage: Storage
+    @usableFromInline let storage: Storage
 
     /// Takes `bytes` over: pass an array nothing else keeps (a fresh primitive's output), so
     /// that the buffer wiped on release is the only one that held the secret.
@@ -36,6 +39,7 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
 
     /// `count` bytes written by `initialize` straight into the secret's own storage (zero
     /// before it runs). If it throws, what it wrote is wiped with the storage.
+    @inlinable
     public init<E: Error>(count: Int, initializingWith initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
         storage = Storage([UInt8](repeating: 0, count: count))
         // Array's closures rethrow untyped errors: the typed one is carried out in a Result.
@@ -62,6 +66,7 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
     public var isEmpty: Bool { storage.bytes.isEmpty }
 
     /// Calls `body` with the bytes. Do not let them escape the closure.
+    @inlinable
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         let result: Result<R, E> = storage.bytes.withUnsafeBytes { buffer in
             do throws(E) { return .success(try body(buffer)) } catch { return .failure(error) }
