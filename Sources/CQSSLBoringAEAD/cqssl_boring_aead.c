@@ -1,5 +1,7 @@
 #include "CQSSLBoringAEAD.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 // BoringSSL's EVP_AEAD API (include/openssl/aead.h), as swift-crypto links it.
@@ -125,19 +127,25 @@ int cqssl_hkdf_expand(int sha384, const uint8_t *prk, size_t prk_len, const uint
     return 1;
 }
 
-// A(i) ‖ seed in one buffer, so that each block is one HMAC call: the seeds of the TLS 1.2 PRF
-// (a label and two randoms, or a label and a transcript hash) are under 128 bytes.
-enum { CQSSL_P_HASH_MAX_SEED = 256 };
+// A(i) ‖ seed in one buffer, so that each block is one HMAC call. The seeds of the TLS 1.2 PRF
+// (a label and two randoms, or a label and a transcript hash) are under 128 bytes and use the
+// stack; a longer one (no caller in Q-SSL makes one) uses the heap, wiped and freed likewise.
+enum { CQSSL_P_HASH_STACK_SEED = 256 };
 
 int cqssl_tls12_p_hash(int sha384, const uint8_t *secret, size_t secret_len, const uint8_t *seed, size_t seed_len,
                        uint8_t *out, size_t out_len) {
     const struct env_md_st *md = cqssl_digest(sha384);
     const size_t hash_len = cqssl_digest_length(sha384);
-    if (seed_len > CQSSL_P_HASH_MAX_SEED) {
-        memset(out, 0, out_len);
-        return 0;
+    uint8_t stack_buffer[48 + CQSSL_P_HASH_STACK_SEED];
+    uint8_t *a_and_seed = stack_buffer;
+    const size_t buffer_len = seed_len > CQSSL_P_HASH_STACK_SEED ? 48 + seed_len : sizeof stack_buffer;
+    if (seed_len > CQSSL_P_HASH_STACK_SEED) {
+        a_and_seed = seed_len <= SIZE_MAX - 48 ? malloc(buffer_len) : NULL;
+        if (a_and_seed == NULL) {
+            memset(out, 0, out_len);
+            return 0;
+        }
     }
-    uint8_t a_and_seed[48 + CQSSL_P_HASH_MAX_SEED];
     uint8_t block[48];
     unsigned int written = 0;
     int ok = 1;
@@ -160,7 +168,8 @@ int cqssl_tls12_p_hash(int sha384, const uint8_t *secret, size_t secret_len, con
             ok = 0;
         }
     }
-    CCryptoBoringSSL_OPENSSL_cleanse(a_and_seed, sizeof a_and_seed);
+    CCryptoBoringSSL_OPENSSL_cleanse(a_and_seed, buffer_len);
+    if (a_and_seed != stack_buffer) free(a_and_seed);
     CCryptoBoringSSL_OPENSSL_cleanse(block, sizeof block);
     if (!ok) {
         CCryptoBoringSSL_ERR_clear_error();

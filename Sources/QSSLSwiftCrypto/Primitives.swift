@@ -62,14 +62,7 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
     }
 
     /// P_hash: each block one HMAC call over A(i) ‖ seed, straight into the result's storage.
-    /// Seeds longer than the C buffer (never one the core makes) take swift-crypto's HMAC.
     public func tls12PHash(_ algorithm: HashAlgorithm, secret: SecretBytes, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
-        guard labelAndSeed.count <= 256 else {
-            let key = secret.withUnsafeBytes { SymmetricKey(data: $0) }
-            return algorithm == .sha256
-                ? Self.pHash(HMAC<SHA256>(key: key), labelAndSeed: labelAndSeed, length: length)
-                : Self.pHash(HMAC<SHA384>(key: key), labelAndSeed: labelAndSeed, length: length)
-        }
         let sha384: Int32 = algorithm == .sha384 ? 1 : 0
         return SecretBytes(count: length) { out in
             guard length > 0 else { return }
@@ -81,30 +74,6 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
                 }
             }
             precondition(ok == 1, "P_hash failed")
-        }
-    }
-
-    private static func pHash<H: HashFunction>(_ keyed: HMAC<H>, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
-        var step = keyed
-        step.update(data: labelAndSeed)
-        var a = step.finalize()  // A(1)
-        return SecretBytes(count: length) { out in
-            var offset = 0
-            while offset < length {
-                var block = keyed
-                a.withUnsafeBytes { block.update(data: $0) }
-                block.update(data: labelAndSeed)
-                let n = min(H.Digest.byteCount, length - offset)
-                block.finalize().withUnsafeBytes {
-                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<n]))
-                }
-                offset += n
-                if offset < length {
-                    var next = keyed
-                    a.withUnsafeBytes { next.update(data: $0) }
-                    a = next.finalize()
-                }
-            }
         }
     }
 

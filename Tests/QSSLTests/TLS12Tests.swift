@@ -53,7 +53,7 @@ struct TLS12PRFTests {
     }
 
     @Test(
-        "the default P_hash (HMAC per step) and swift-crypto's keyed one agree with the vector and with each other for every length up to 200",
+        "the default P_hash (HMAC per step) and the provider's one-call-per-block one agree with the vector and with each other for every length up to 200 and every seed length",
         arguments: [HashAlgorithm.sha256, .sha384])
     func defaultAndKeyedAgree(hash: HashAlgorithm) {
         let secret = SecretBytes(hex("9bbe436ba940f017b17652849a71db35"))
@@ -64,6 +64,14 @@ struct TLS12PRFTests {
             #expect(
                 keyed(secret: secret, label: "test label", seed: seed, length: length)
                     == plain(secret: secret, label: "test label", seed: seed, length: length), "\(length)")
+        }
+        // Seeds around the C implementation's stack buffer (256 bytes with the label): short,
+        // at the edge and past it (the heap path) give what the default P_hash gives.
+        for seedLength in [0, 16, 245, 246, 247, 300, 4096] {
+            let long = (0..<seedLength).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            #expect(
+                keyed(secret: secret, label: "test label", seed: long, length: 104)
+                    == plain(secret: secret, label: "test label", seed: long, length: 104), "seed of \(seedLength) bytes")
         }
         if hash == .sha256 {
             #expect(
