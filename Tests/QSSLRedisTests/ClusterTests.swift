@@ -150,15 +150,9 @@ extension RedisIntegrationTests {
             // A fake cluster node that owns every slot yet answers every command with MOVED to itself.
             let port = PortBox()
             let node = try await FakeRedisServer.start { _, command in
-                switch command.first?.uppercased() {
-                case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
-                case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS":
-                    return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
-                case "CLUSTER":
-                    return Array("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port.value)\r\n".utf8)
-                default:
-                    return Array("-MOVED 12182 127.0.0.1:\(port.value)\r\n".utf8)
-                }
+                if let reply = fakeNodeProtocolReply(command) { return reply }
+                if command.first?.uppercased() == "CLUSTER" { return fakeSlotMap(port: port.value) }
+                return Array("-MOVED 12182 127.0.0.1:\(port.value)\r\n".utf8)
             }
             defer { Task { await node.stop() } }
             port.value = node.endpoint.port
@@ -190,29 +184,21 @@ extension RedisIntegrationTests.Cluster {
         let portA = PortBox()
         let mapRequestsA = PortBox()
         let mapRequestsB = PortBox()
-        @Sendable func slots(_ port: Int) -> [UInt8] { Array("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port)\r\n".utf8) }
-        @Sendable func common(_ command: [String]) -> [UInt8]? {
-            switch command.first?.uppercased() {
-            case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
-            case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS": return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
-            default: return nil
-            }
-        }
         let nodeA = try await FakeRedisServer.start { _, command in
-            if let reply = common(command) { return reply }
+            if let reply = fakeNodeProtocolReply(command) { return reply }
             if command.first?.uppercased() == "CLUSTER" {
                 mapRequestsA.value += 1
-                return slots(mapRequestsA.value == 1 ? portA.value : elsewhere.endpoint.port)
+                return fakeSlotMap(port: mapRequestsA.value == 1 ? portA.value : elsewhere.endpoint.port)
             }
             return Array("-MOVED 12182 127.0.0.1:\(elsewhere.endpoint.port)\r\n".utf8)
         }
         defer { Task { await nodeA.stop() } }
         portA.value = nodeA.endpoint.port
         let nodeB = try await FakeRedisServer.start { _, command in
-            if let reply = common(command) { return reply }
+            if let reply = fakeNodeProtocolReply(command) { return reply }
             if command.first?.uppercased() == "CLUSTER" {
                 mapRequestsB.value += 1
-                return slots(portA.value)
+                return fakeSlotMap(port: portA.value)
             }
             return Array("+OK\r\n".utf8)
         }
@@ -243,14 +229,11 @@ extension RedisIntegrationTests.Cluster {
         let port = PortBox()
         let slotMapRequests = PortBox()
         let node = try await FakeRedisServer.start { _, command in
+            if let reply = fakeNodeProtocolReply(command) { return reply }
             switch command.first?.uppercased() {
-            case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
-            case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS":
-                return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
             case "CLUSTER":
                 slotMapRequests.value += 1
-                let upper = slotMapRequests.value == 1 ? 10000 : 16383
-                return Array("*1\r\n*3\r\n:0\r\n:\(upper)\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port.value)\r\n".utf8)
+                return fakeSlotMap(port: port.value, upper: slotMapRequests.value == 1 ? 10000 : 16383)
             case "GET": return Array("$3\r\nbar\r\n".utf8)
             default: return Array("+OK\r\n".utf8)
             }
@@ -270,6 +253,21 @@ extension RedisIntegrationTests.Cluster {
         #expect(slotMapRequests.value >= 2)
         await client.shutdown()
     }
+}
+
+/// What every fake cluster node here answers alike: HELLO refused (so RESP2) and CLUSTER
+/// SHARDS refused (so CLUSTER SLOTS); nil for any other command.
+@Sendable func fakeNodeProtocolReply(_ command: [String]) -> [UInt8]? {
+    switch command.first?.uppercased() {
+    case "HELLO": return Array("-ERR unknown command 'HELLO'\r\n".utf8)
+    case "CLUSTER" where command.count > 1 && command[1].uppercased() == "SHARDS": return Array("-ERR unknown subcommand 'SHARDS'\r\n".utf8)
+    default: return nil
+    }
+}
+
+/// A CLUSTER SLOTS reply: slots 0...upper served by 127.0.0.1:port.
+@Sendable func fakeSlotMap(port: Int, upper: Int = 16383) -> [UInt8] {
+    Array("*1\r\n*3\r\n:0\r\n:\(upper)\r\n*2\r\n$9\r\n127.0.0.1\r\n:\(port)\r\n".utf8)
 }
 
 final class PortBox: @unchecked Sendable {
