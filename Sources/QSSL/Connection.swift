@@ -19,9 +19,10 @@ import QSSLWire
 /// numbers, and so AEAD nonces. It is not `Sendable`; use it from one thread (or event loop)
 /// at a time.
 public final class TLSConnection {
-    /// The state, read in place (`_read`): matching on a copy would retain every reference in
-    /// the state's payload, configuration included, on each look. Every assignment refreshes
-    /// the flags below, which the driver and the per-record paths consult instead of the enum.
+    /// The state. Every assignment refreshes the flags below, which the driver and the
+    /// per-record paths consult instead of matching the enum: a match may copy it (retaining
+    /// every reference in its payload, configuration included) unless the optimiser removes
+    /// the copy. A transition moves it out with `takePhase()`, which never copies.
     var phase: ConnectionPhase {
         _read { yield storedPhase }
         set {
@@ -395,9 +396,7 @@ public final class TLSConnection {
 }
 
 extension ConnectionPhase {
-    /// What the connection keeps beside its phase. A method on the phase: it switches over
-    /// `self` in place, where a switch over the connection's stored property copies the phase
-    /// (retaining every reference in it) first.
+    /// What the connection keeps beside its phase, computed once per assignment.
     func flags(server: Bool) -> (traffic: Bool, paused: Bool, failed: Bool, serverExpected: HandshakeTypeSet?) {
         switch self {
         case .traffic:
