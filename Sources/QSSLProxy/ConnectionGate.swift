@@ -6,7 +6,7 @@ import Synchronization
 /// and handshakes per second per client address. Shared by the listener's event loops; each
 /// operation is O(1) under one lock (the rate table is swept when it grows).
 public final class ConnectionGate: Sendable {
-    public enum HandshakeAdmission: Sendable {
+    public enum HandshakeAdmission: Sendable, Equatable {
         case granted
         /// Queued: `resume` is called (on any thread) when a slot is granted to this waiter.
         case queued(id: UInt64)
@@ -104,6 +104,9 @@ public final class ConnectionGate: Sendable {
         let next = state.withLock { s -> (@Sendable () -> Void)? in
             if s.waiterHead < s.waiters.count {
                 let w = s.waiters[s.waiterHead]
+                // The granted entry stays in the array until it is compacted: without its closure,
+                // which holds the waiting connection (and its channel) alive.
+                s.waiters[s.waiterHead].resume = {}
                 s.waiterHead += 1
                 if s.waiterHead > 1024 && s.waiterHead * 2 > s.waiters.count {
                     s.waiters.removeFirst(s.waiterHead)

@@ -4,9 +4,6 @@ import NIOPosix
 import NIOQSSL
 import QSSL
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `qssl serve`: listeners that terminate TLS and forward plaintext to backends, with limits,
 /// a reload that keeps open connections on their configuration, and a drain.
@@ -26,15 +23,8 @@ public final class ProxyServer: Sendable {
     }
 
     /// The bound addresses, by listener ("name", "127.0.0.1:8443").
-    /// (One entry per address, though a TCP address has a listening socket per event loop.)
     public var boundAddresses: [(listener: String, address: String)] {
-        var seen = Set<String>()
-        return listeners.flatMap { l in
-            l.channels.compactMap { c -> (String, String)? in
-                let address = describe(c.localAddress)
-                return seen.insert(l.runtime.settings.name + " " + address).inserted ? (l.runtime.settings.name, address) : nil
-            }
-        }
+        listeners.flatMap { l in l.channels.map { (l.runtime.settings.name, describe($0.localAddress)) } }
     }
 
     /// Open client connections, all listeners.
@@ -66,8 +56,15 @@ public final class ProxyServer: Sendable {
                     settings: s, gate: gate, metrics: metrics,
                     logger: logger, connections: ConnectionRegistry())
                 var bound: [Channel] = []
-                for address in s.addresses {
-                    bound += try await bind(address, runtime: runtime, group: group)
+                do {
+                    for address in s.addresses {
+                        bound.append(try await bind(address, runtime: runtime, group: group))
+                    }
+                } catch {
+                    // This listener's addresses bound before the failure: closed too, not left
+                    // accepting into a runtime nothing drains.
+                    for c in bound { try? await c.close() }
+                    throw error
                 }
                 serverChannels.withLock { $0 = bound }
                 listeners.append(Listener(runtime: runtime, channels: bound))
@@ -79,61 +76,9 @@ public final class ProxyServer: Sendable {
         return ProxyServer(listeners: listeners, group: group)
     }
 
-    /// Binds one address. A TCP address gets one listening socket per event loop (SO_REUSEPORT),
-    /// each accepting onto its own loop: with a single acceptor, the connections it hands to the
-    /// other loops cross threads through an eventfd wake-up, which measured 30–40% of the server CPU
-    /// of a resumed TLS 1.2 handshake on two loops. Another process cannot join the port
-    /// unnoticed by mistake: the address is first checked free with a plain bind (no SO_REUSEPORT),
-    /// so a second `qssl serve` on the same port fails with "address already in use" as before.
-    /// (Linux lets only sockets of the same user share a port this way.) A Unix socket has one listener.
-    private static func bind(_ address: ListenAddress, runtime: ListenerRuntime, group: EventLoopGroup) async throws -> [Channel] {
-        switch address {
-        case .unix(let path):
-            return [try await bootstrap(address, runtime: runtime, group: group, childGroup: group)
-                .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()]
-        case .tcp(let host, let port):
-            let loops = Array(group.makeIterator())
-            guard loops.count > 1 else {
-                return [try await bootstrap(address, runtime: runtime, group: group, childGroup: group).bind(host: host, port: port).get()]
-            }
-            let target = try SocketAddress.makeAddressResolvingHost(host, port: port)
-            if port != 0 { try checkFree(target) }
-            var channels: [Channel] = []
-            do {
-                var local = target
-                for loop in loops {
-                    let channel = try await bootstrap(address, runtime: runtime, group: loop, childGroup: loop)
-                        .serverChannelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-                        .bind(to: local).get()
-                    channels.append(channel)
-                    // The first bind fixes the port (it may have been 0) for the others.
-                    if channels.count == 1, let bound = channel.localAddress { local = bound }
-                }
-            } catch {
-                for c in channels { try? await c.close() }
-                throw error
-            }
-            return channels
-        }
-    }
-
-    /// Throws the bind error if a plain socket (SO_REUSEADDR, no SO_REUSEPORT) cannot bind to `address`.
-    private static func checkFree(_ address: SocketAddress) throws {
-        let family = address.protocol.rawValue
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
-        defer { Glibc.close(fd) }
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let result = address.withSockAddr { pointer, size in Glibc.bind(fd, pointer, socklen_t(size)) }
-        guard result == 0 else { throw IOError(errnoCode: errno, reason: "bind(descriptor:ptr:bytes:)") }
-    }
-
-    private static func bootstrap(
-        _ address: ListenAddress, runtime: ListenerRuntime, group: EventLoopGroup, childGroup: EventLoopGroup
-    ) -> ServerBootstrap {
+    private static func bind(_ address: ListenAddress, runtime: ListenerRuntime, group: EventLoopGroup) async throws -> Channel {
         let limits = runtime.settings.limits
-        return ServerBootstrap(group: group, childGroup: childGroup)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -153,12 +98,13 @@ public final class ProxyServer: Sendable {
                         runtime.refused(channel, limit: "proxy_source", counted: false)
                         return
                     }
+                    // Made before the gate counts the connection: if it throws, the channel
+                    // closes with no slot taken that nothing would give back.
+                    let tls = try NIOQSSLHandler(server: runtime.settings.tls.configuration, allowsHalfClosure: true)
                     guard runtime.gate.open() else {
                         runtime.refused(channel, limit: "max_connections")
                         return
                     }
-                    let configuration = runtime.settings.tls.configuration
-                    let tls = try NIOQSSLHandler(server: configuration, allowsHalfClosure: true)
                     let connection = ProxyConnection(runtime: runtime, channel: channel)
                     var handlers: [ChannelHandler] = []
                     if runtime.settings.acceptProxyProtocol {
@@ -166,9 +112,18 @@ public final class ProxyServer: Sendable {
                     }
                     handlers.append(tls)
                     handlers.append(FrontHandler(connection: connection))
-                    try channel.pipeline.syncOperations.addHandlers(handlers)
+                    do {
+                        try channel.pipeline.syncOperations.addHandlers(handlers)
+                    } catch {
+                        runtime.gate.close()  // no FrontHandler to give the slot back
+                        throw error
+                    }
                 }
             }
+        switch address {
+        case .tcp(let host, let port): return try await bootstrap.bind(host: host, port: port).get()
+        case .unix(let path): return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        }
     }
 
     /// Reloaded configurations take effect for new connections from here on.

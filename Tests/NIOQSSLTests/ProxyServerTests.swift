@@ -4,12 +4,13 @@ import NIOPosix
 import NIOQSSL
 import QSSL
 import QSSLSwiftCrypto
+import Synchronization
 import Testing
 
 @testable import QSSLProxy
 
 /// `ProxyServer` in process: what it leaves behind, and how it binds.
-@Suite("qssl serve's engine: connections freed, one port per address", .serialized)
+@Suite("qssl serve's engine: connections freed, bind failures", .serialized)
 struct ProxyServerTests {
     private func settings(port: Int = 0) throws -> ListenerSettings {
         ListenerSettings(
@@ -45,24 +46,12 @@ struct ProxyServerTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("a TCP address is one listening socket per event loop on one port, and a second server there is refused")
-    func onePortPerAddress() async throws {
+    @Test("a second server on a bound port is refused, and a listener that fails to bind closes the addresses it had bound")
+    func bindFailures() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let server = try await ProxyServer.start(listeners: [try settings()], metrics: nil, logger: logger, group: group)
-        #expect(server.boundAddresses.count == 1, "\(server.boundAddresses)")
-        #expect(server.closeFutures.count == 2, "a listening socket per loop")
         let address = try #require(server.boundAddresses.first?.address)
         let port = try #require(Int(address.split(separator: ":").last ?? ""))
-        // Both listening sockets accept, whichever the kernel picks: a few connections all echo.
-        let config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-        for _ in 0..<4 {
-            let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost")
-            try await client.send(Array("hi".utf8))
-            #expect(try await client.read(expectedBytes: 2) == Array("hi".utf8))
-            await client.close()
-        }
-        // The port is shared only among this server's own sockets (SO_REUSEPORT): another start
-        // on it fails as a bind does, and starts nothing.
         do {
             let second = try await ProxyServer.start(listeners: [try settings(port: port)], metrics: nil, logger: logger, group: group)
             Issue.record("a second server bound \(second.boundAddresses)")
@@ -70,7 +59,39 @@ struct ProxyServerTests {
         } catch let error as IOError {
             #expect(error.errnoCode == EADDRINUSE, "\(error)")
         }
+        // Two addresses, the second taken: the first (a free port) must not stay bound.
+        let free = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let freePort = try #require(free.localAddress?.port)
+        try await free.close()
+        var two = try settings()
+        two.addresses = [.tcp(host: "127.0.0.1", port: freePort), .tcp(host: "127.0.0.1", port: port)]
+        await #expect(throws: IOError.self) { _ = try await ProxyServer.start(listeners: [two], metrics: nil, logger: logger, group: group) }
+        let again = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: freePort).get()
+        try await again.close()
         await server.drain(timeout: .zero)
         try await group.shutdownGracefully()
+    }
+
+    @Test("a handshake waiter granted its slot is not kept by the gate")
+    func grantedWaiterIsReleased() {
+        final class Waiter: Sendable {}
+        var limits = ProxyLimits()
+        limits.maxHandshakes = 1
+        let gate = ConnectionGate(limits: limits)
+        #expect(gate.admitHandshake(resume: {}) == .granted)
+        weak var weakWaiter: Waiter?
+        let granted = Mutex(false)
+        do {
+            let waiter = Waiter()
+            weakWaiter = waiter
+            guard case .queued = gate.admitHandshake(resume: { _ = waiter; granted.withLock { $0 = true } }) else {
+                Issue.record("the second handshake was not queued")
+                return
+            }
+        }
+        #expect(weakWaiter != nil, "queued: the gate holds it")
+        gate.releaseHandshake()
+        #expect(granted.withLock { $0 })
+        #expect(weakWaiter == nil, "granted: the gate still holds the waiter's connection")
     }
 }
