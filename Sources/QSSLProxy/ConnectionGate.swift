@@ -20,7 +20,13 @@ public final class ConnectionGate: Sendable {
         var waiterHead = 0
         var nextWaiter: UInt64 = 1
         var rate: [String: (second: UInt64, count: Int)] = [:]
+        var ratePrunedAt: UInt64 = .max
     }
+
+    /// The most client addresses whose handshake rate is counted at once.
+    static let maximumTrackedSources = 50_000
+    /// How many addresses' rates are being counted (for tests).
+    var trackedSources: Int { state.withLock { $0.rate.count } }
 
     private let state = Mutex(State())
     public let limits: ProxyLimits
@@ -65,7 +71,17 @@ public final class ConnectionGate: Sendable {
     public func allowHandshake(from source: String, nowSeconds: UInt64) -> Bool {
         guard let perSecond = limits.handshakeRatePerSource else { return true }
         return state.withLock { s -> Bool in
-            if s.rate.count > 50_000 { s.rate = s.rate.filter { $0.value.second == nowSeconds } }
+            if s.rate.count >= Self.maximumTrackedSources && s.rate[source] == nil {
+                // Pruned at most once a second: a flood from more distinct addresses than the
+                // table holds, all within one second, would otherwise make every handshake scan
+                // it. What is still current stays; a source it has no room for is not limited
+                // (the handshake and connection limits still apply) and not remembered.
+                if s.ratePrunedAt != nowSeconds {
+                    s.ratePrunedAt = nowSeconds
+                    s.rate = s.rate.filter { $0.value.second == nowSeconds }
+                }
+                if s.rate.count >= Self.maximumTrackedSources { return true }
+            }
             var entry = s.rate[source] ?? (nowSeconds, 0)
             if entry.second != nowSeconds { entry = (nowSeconds, 0) }
             entry.count += 1

@@ -95,3 +95,25 @@ struct ProxyServerTests {
         #expect(weakWaiter == nil, "granted: the gate still holds the waiter's connection")
     }
 }
+
+@Suite("qssl serve's handshake rate per client address")
+struct HandshakeRateTests {
+    @Test("a flood from more addresses than the table holds neither grows it nor limits the addresses beyond")
+    func distinctSourceFlood() {
+        var limits = ProxyLimits()
+        limits.handshakeRatePerSource = 1
+        let gate = ConnectionGate(limits: limits)
+        let cap = ConnectionGate.maximumTrackedSources
+        for i in 0..<cap { #expect(gate.allowHandshake(from: "10.\(i >> 16).\((i >> 8) & 255).\(i & 255)", nowSeconds: 7)) }
+        #expect(gate.trackedSources == cap)
+        // A tracked address is still limited; a new one in the same second is let through untracked.
+        #expect(!gate.allowHandshake(from: "10.0.0.0", nowSeconds: 7))
+        #expect(gate.allowHandshake(from: "192.0.2.1", nowSeconds: 7))
+        #expect(gate.allowHandshake(from: "192.0.2.1", nowSeconds: 7), "untracked: not limited")
+        #expect(gate.trackedSources == cap)
+        // The next second, the stale entries go at the first new address, which is counted again.
+        #expect(gate.allowHandshake(from: "192.0.2.1", nowSeconds: 8))
+        #expect(gate.trackedSources == 1)
+        #expect(!gate.allowHandshake(from: "192.0.2.1", nowSeconds: 8))
+    }
+}
