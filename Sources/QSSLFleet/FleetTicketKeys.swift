@@ -98,7 +98,14 @@ public final class FleetTicketKeyStore: Sendable {
         var keys: [Held] = []
         var generation: UInt64 = 0
         var couldSeal = false
+        /// The latest-started refresh whose answer was taken.
+        var mergedRefresh: UInt64 = 0
     }
+
+    /// Numbers the refreshes in the order they start: one that started earlier and answers
+    /// later (the start-up read left running past its bound, overtaken by the poller) is
+    /// dropped, not merged over the newer answer.
+    private let refreshes = Atomic<UInt64>(0)
 
     public init(store: FleetStore, schedule: TicketKeySchedule) throws(FleetError) {
         try schedule.validate()
@@ -197,6 +204,7 @@ public final class FleetTicketKeyStore: Sendable {
     /// answered; when it did not, the keys held so far stay.
     @discardableResult
     public func refresh() async -> Bool {
+        let sequence = refreshes.add(1, ordering: .relaxed).newValue
         let now = store.clock.nowMilliseconds()
         let e = epoch(at: now)
         let lifetimeMs = UInt64(schedule.ticketLifetimeSeconds) * 1000
@@ -240,21 +248,24 @@ public final class FleetTicketKeyStore: Sendable {
                     seen.append(winner)
                 }
             }
-            merge(seen, now: now)
+            merge(seen, now: now, refresh: sequence)
             store.redisSucceeded()
             return true
         } catch {
             store.redisFailed(error, during: "the ticket-key poll")
             store.emit(FleetEvent(kind: "ticket_keys_refresh_failed", message: "\(error)", level: .warning, logWorthy: false))
-            merge([], now: now)
+            merge([], now: now, refresh: sequence)
             return false
         }
     }
 
-    /// Takes the keys read from Redis; drops the keys past their life.
-    private func merge(_ seen: [Held], now: UInt64) {
+    /// Takes the keys read from Redis by refresh number `refresh`; drops the keys past their
+    /// life. An answer older than one already taken is dropped.
+    func merge(_ seen: [Held], now: UInt64, refresh: UInt64) {
         var learned: [Held] = []
         let lostSealing = state.withLock { s -> Bool? in
+            guard refresh > s.mergedRefresh else { return nil }
+            s.mergedRefresh = refresh
             var changed = false
             for held in seen {
                 if let i = s.keys.firstIndex(where: { $0.fingerprint == held.fingerprint && $0.epoch == held.epoch }) {

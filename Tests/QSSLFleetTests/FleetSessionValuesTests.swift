@@ -63,3 +63,25 @@ struct FleetSessionValuesTests {
         #expect(values.open(Array(value.prefix(20)), sessionID: id, key: redisKey).malformed)
     }
 }
+
+@Suite("Fleet ticket keys: answers taken in the order their reads started")
+struct TicketKeyRefreshOrderTests {
+    @Test("a read that started before an answer already taken (the start-up read overtaken by the poller) is dropped")
+    func staleReadDropped() throws {
+        // Nothing listens on port 1: the store is only constructed, never used.
+        let store = try FleetStore(url: "redis://127.0.0.1:1", key: try randomKey(), settings: FleetSettings())
+        let keys = try FleetTicketKeyStore(store: store, schedule: TicketKeySchedule())
+        let now = store.clock.nowMilliseconds()
+        let e = keys.epoch(at: now)
+        let older = keys.fresh(epoch: e, now: now)
+        let newer = keys.fresh(epoch: e, now: now)
+        keys.merge([newer], now: now, refresh: 2)
+        keys.merge([older], now: now, refresh: 1)
+        let held = keys.snapshot(now: now).keys
+        #expect(held.map(\.fingerprint) == [newer.fingerprint], "the stale read's key was taken")
+        #expect(held.allSatisfy { $0.current })
+        // A newer read is taken as usual.
+        keys.merge([older], now: now, refresh: 3)
+        #expect(keys.snapshot(now: now).keys.first { $0.current }?.fingerprint == older.fingerprint)
+    }
+}
