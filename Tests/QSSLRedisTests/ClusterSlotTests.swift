@@ -94,6 +94,33 @@ import Testing
         }
     }
 
+    @Test func clusterShardsNamingNoUsableMasterAssignNoSlots() throws {
+        // A shard whose master is named by something that is not a host name, or whose port is
+        // out of range, leaves its slots without a master (a dark slot), never a connection there.
+        func shard(slots: [Int64], endpoint: String, port: Int64) -> RESPValue {
+            let node: [(String, RESPValue)] = [
+                ("port", .integer(port)), ("ip", .bulkString(Array(endpoint.utf8))), ("endpoint", .bulkString(Array(endpoint.utf8))),
+                ("role", .bulkString(Array("master".utf8)))
+            ]
+            let fields: [(String, RESPValue)] = [
+                ("slots", .array(slots.map { .integer($0) })),
+                ("nodes", .array([.array(node.flatMap { [.bulkString(Array($0.0.utf8)), $0.1] })]))
+            ]
+            return .array(fields.flatMap { [.bulkString(Array($0.0.utf8)), $0.1] })
+        }
+        let reply = RESPValue.array([
+            shard(slots: [0, 99], endpoint: "10.0.0.1\r\nAUTH x", port: 6379),
+            shard(slots: [100, 199], endpoint: String(repeating: "a", count: 254), port: 6379),
+            shard(slots: [200, 299], endpoint: "10.0.0.3", port: 0),
+            shard(slots: [300, 399], endpoint: "10.0.0.4", port: 70000),
+            shard(slots: [400, 16383], endpoint: "10.0.0.5", port: 6379)
+        ])
+        let map = try #require(SlotMap.fromShards(reply, queried: RedisEndpoint(host: "q"), tls: false))
+        for slot in [0, 99, 100, 199, 200, 299, 300, 399] { #expect(map.master(for: slot) == nil, "slot \(slot)") }
+        #expect(map.master(for: 400) == RedisEndpoint(host: "10.0.0.5", port: 6379))
+        #expect(map.masters == [RedisEndpoint(host: "10.0.0.5", port: 6379)])
+    }
+
     @Test func redirections() {
         let here = RedisEndpoint(host: "10.1.1.1", port: 7000)
         let moved = ClusterRedirection("MOVED 3999 127.0.0.1:6381", current: here)
