@@ -15,35 +15,36 @@ public enum Defaults {
     public static let versions: [ProtocolVersion] = [.tls13, .tls12]
 }
 
-/// Protocol configuration of a client. One value, built once, shared by many connections.
-public struct ClientConfiguration: Sendable {
-    public var provider: CryptoProvider
-    /// Verifies the server's chain. Required unless verification is dangerously disabled.
-    public var verifier: any CertificateVerifier
-    /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
-    /// server's, forwarded below under their usual names).
-    public var policy = ProtocolPolicy()
-    /// Groups offered in supported_groups, in preference order.
+/// A configuration embedding a `ProtocolPolicy`: its fields under their usual names, written
+/// once for both sides.
+public protocol ProtocolPolicyHolder {
+    var policy: ProtocolPolicy { get set }
+}
+
+extension ProtocolPolicyHolder {
+    /// Key exchange groups in preference order (a client offers them in supported_groups; a
+    /// server accepts them, its order first).
     public var groups: [NamedGroup] {
         get { policy.groups }
         set { policy.groups = newValue }
     }
-    /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
-    public var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
+    /// TLS 1.3 suites in preference order.
     public var cipherSuites: [TLS13CipherSuite] {
         get { policy.cipherSuites }
         set { policy.cipherSuites = newValue }
     }
-    /// TLS 1.2 suites offered when `versions` includes TLS 1.2.
+    /// TLS 1.2 suites in preference order, used when `versions` includes TLS 1.2.
     public var tls12CipherSuites: [TLS12CipherSuite] {
         get { policy.tls12CipherSuites }
         set { policy.tls12CipherSuites = newValue }
     }
-    /// Versions offered, most preferred first.
+    /// Versions, most preferred first (a client offers them; a server chooses the highest the
+    /// client also offers).
     public var versions: [ProtocolVersion] {
         get { policy.versions }
         set { policy.versions = newValue }
     }
+    /// ALPN protocols in preference order (a server's order decides); empty: not negotiated.
     public var alpnProtocols: [String] {
         get { policy.alpnProtocols }
         set { policy.alpnProtocols = newValue }
@@ -53,6 +54,18 @@ public struct ClientConfiguration: Sendable {
         get { policy.requirePostQuantum }
         set { policy.requirePostQuantum = newValue }
     }
+}
+
+/// Protocol configuration of a client. One value, built once, shared by many connections.
+public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
+    public var provider: CryptoProvider
+    /// Verifies the server's chain. Required unless verification is dangerously disabled.
+    public var verifier: any CertificateVerifier
+    /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
+    /// server's, forwarded below under their usual names).
+    public var policy = ProtocolPolicy()
+    /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
+    public var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
     public var middleboxCompatibility = true
     /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
@@ -99,7 +112,7 @@ public struct ClientConfiguration: Sendable {
 }
 
 /// Protocol configuration of a server.
-public struct ServerConfiguration: Sendable {
+public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var provider: CryptoProvider
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
     public var certificates: [CertifiedKey]
@@ -111,33 +124,6 @@ public struct ServerConfiguration: Sendable {
     /// Versions, groups, suites, ALPN and the PQ requirement accepted (the same fields as a
     /// client's, forwarded below under their usual names).
     public var policy = ProtocolPolicy()
-    public var groups: [NamedGroup] {
-        get { policy.groups }
-        set { policy.groups = newValue }
-    }
-    public var cipherSuites: [TLS13CipherSuite] {
-        get { policy.cipherSuites }
-        set { policy.cipherSuites = newValue }
-    }
-    /// TLS 1.2 suites in server preference order.
-    public var tls12CipherSuites: [TLS12CipherSuite] {
-        get { policy.tls12CipherSuites }
-        set { policy.tls12CipherSuites = newValue }
-    }
-    /// Versions accepted; the highest the client also offers is chosen.
-    public var versions: [ProtocolVersion] {
-        get { policy.versions }
-        set { policy.versions = newValue }
-    }
-    /// Server-preference ALPN list; empty means ALPN is not negotiated.
-    public var alpnProtocols: [String] {
-        get { policy.alpnProtocols }
-        set { policy.alpnProtocols = newValue }
-    }
-    public var requirePostQuantum: Bool {
-        get { policy.requirePostQuantum }
-        set { policy.requirePostQuantum = newValue }
-    }
     /// Whether clients are asked for a certificate (CertificateRequest).
     public var clientAuthentication: ClientAuthenticationPolicy = .none
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
