@@ -292,6 +292,7 @@ public final class TLSConnection {
         if isInTraffic && !sentCloseNotify {
             do {
                 try context.records.write(.applicationData, data)
+                if !data.isEmpty { context.repliesSinceDataSent = PeerCausedReplies() }
                 try updateKeysIfWornOut()
             } catch {
                 fail(with: error)
@@ -307,6 +308,7 @@ public final class TLSConnection {
         }
         do {
             try context.records.write(.applicationData, data)
+            if !data.isEmpty { context.repliesSinceDataSent = PeerCausedReplies() }
             try updateKeysIfWornOut()
         } catch {
             fail(with: error)

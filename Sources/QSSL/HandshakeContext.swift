@@ -11,6 +11,10 @@ struct HandshakeContext {
     let started = ContinuousClock.now
     let recordTrace: Bool
     private var pendingHandshake: [UInt8] = []
+    /// Replies the peer's post-handshake messages caused since this end last sent application
+    /// data (see `TrafficState.handlePostHandshake`): a peer that never reads cannot make them
+    /// pile up by slipping a byte of data between its requests.
+    var repliesSinceDataSent = PeerCausedReplies()
     #if DEBUG
         /// How many times a ClientHello's extensions were decoded (`ReceivedClientHello`): once per
         /// ClientHello received, whatever path the handshake takes.
@@ -188,4 +192,14 @@ func checkServerExtensions(_ extensions: ExtensionList, offered: Set<ExtensionTy
             throw .misbehaved(.sentForbiddenExtension, "\(type) is not allowed in \(message)")
         }
     }
+}
+
+/// What a peer's post-handshake messages made this end send since it last sent application data.
+struct PeerCausedReplies {
+    /// A KeyUpdate answering update_requested is queued: RFC 8446 §4.6.3 asks for one before this
+    /// end's next application data record, so further requests until then need none (BoringSSL
+    /// coalesces them the same way).
+    var keyUpdateAnswered = false
+    /// no_renegotiation warnings sent.
+    var renegotiationsRefused = 0
 }

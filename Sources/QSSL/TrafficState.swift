@@ -55,6 +55,15 @@ struct TrafficState {
             guard message.type == (isClient ? .helloRequest : .clientHello) else {
                 throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake")
             }
+            // A few refusals between this end's own application data; beyond them a
+            // HelloRequest is ignored (RFC 5246 §7.4.1.1 allows it) and a ClientHello ends the
+            // connection: each refusal is a sealed alert the peer could otherwise have us queue
+            // for every byte of data it slips between its requests.
+            guard context.repliesSinceDataSent.renegotiationsRefused < TLSConnection.maxRefusedRenegotiations else {
+                if isClient { return .none }
+                throw .misbehaved(.sentUnexpectedMessage, "renegotiation asked for again after \(TLSConnection.maxRefusedRenegotiations) refusals")
+            }
+            context.repliesSinceDataSent.renegotiationsRefused += 1
             try context.records.writeAlert(.warning, .noRenegotiation)
             return .none
         }
@@ -71,7 +80,10 @@ struct TrafficState {
                 try context.installReadKeys(secret: secrets.client, suite: secrets.suite, duringHandshake: false)
             }
             tls13 = secrets
-            if update.requestUpdate { try sendKeyUpdate(request: false, context: &context) }
+            if update.requestUpdate && !context.repliesSinceDataSent.keyUpdateAnswered {
+                try sendKeyUpdate(request: false, context: &context)
+                context.repliesSinceDataSent.keyUpdateAnswered = true
+            }
             return .event(.peerKeyUpdate)
         case .newSessionTicket where isClient:
             let ticket = try message.require(NewSessionTicket.self)

@@ -347,3 +347,69 @@ struct SecurityReviewTests {
         #expect(throws: TLSError(.peerMisbehaved(.sentRecordWithInvalidContentType))) { try server.updateKeys(requestPeerUpdate: false) }
     }
 }
+
+@Suite("Replies a peer's post-handshake messages cause are bounded by this end's own data")
+struct PeerCausedReplyTests {
+    /// Whether `victim` queued anything (a reply) since its output was last taken.
+    private static func replied(_ victim: TLSConnection) -> Bool { !victim.takeOutput().isEmpty }
+
+    @Test("KeyUpdates asking for an update, each batch followed by a byte of data, are answered once until this end sends data")
+    func keyUpdateRequestsWithDataBetween() throws {
+        let o = try SecurityReviewTests.established(tls12: false)
+        for batch in 0..<4 {
+            for _ in 0..<5 { try o.server.updateKeys(requestPeerUpdate: true) }
+            try o.server.send([UInt8(batch)])
+            let events = try o.client.receive(o.server.takeOutput())
+            #expect(events.last == .applicationData([UInt8(batch)]))
+            let reply = o.client.takeOutput()
+            #expect(!reply.isEmpty == (batch == 0), "batch \(batch): one KeyUpdate answers them all until the client sends data")
+            #expect(try o.server.receive(reply) == (batch == 0 ? [.peerKeyUpdate] : []))
+        }
+        // The server's read keys follow the one answer; the client's data after it reads fine.
+        try o.client.send([9])
+        #expect(try o.server.receive(o.client.takeOutput()).contains(.applicationData([9])))
+        // Having sent data, the client answers the next request again.
+        try o.server.updateKeys(requestPeerUpdate: true)
+        _ = try o.client.receive(o.server.takeOutput())
+        try o.client.send([10])
+        #expect(try o.server.receive(o.client.takeOutput()) == [.peerKeyUpdate, .applicationData([10])])
+    }
+
+    @Test("a renegotiating client that slips data between its ClientHellos is refused a few times, then cut off")
+    func renegotiationWithDataFromThePeerOnly() throws {
+        let o = try SecurityReviewTests.established(tls12: true)
+        let hello = HandshakeMessage(type: .clientHello, body: Array(repeating: 0, count: 40))
+        for i in 0..<TLSConnection.maxRefusedRenegotiations {
+            try o.client.sendRawHandshakeForTesting(hello)
+            try o.client.send([UInt8(i)])
+            #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([UInt8(i)])])
+            #expect(Self.replied(o.server), "no_renegotiation \(i)")
+        }
+        try o.client.sendRawHandshakeForTesting(hello)
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o.server.receive(o.client.takeOutput()) }
+    }
+
+    @Test("with data both ways between them, renegotiation requests are refused every time")
+    func renegotiationWithDataBothWays() throws {
+        let o = try SecurityReviewTests.established(tls12: true)
+        let hello = HandshakeMessage(type: .clientHello, body: Array(repeating: 0, count: 40))
+        for i in 0..<(2 * TLSConnection.maxRefusedRenegotiations) {
+            try o.client.sendRawHandshakeForTesting(hello)
+            try o.client.send([UInt8(i)])
+            #expect(try o.server.receive(o.client.takeOutput()) == [.applicationData([UInt8(i)])])
+            try o.server.send([UInt8(i)])
+            #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData([UInt8(i)])], "refusal \(i)")
+        }
+    }
+
+    @Test("HelloRequests beyond the refusals, with data between them, are ignored by a client")
+    func helloRequestsIgnored() throws {
+        let o = try SecurityReviewTests.established(tls12: true)
+        for i in 0..<(2 * TLSConnection.maxRefusedRenegotiations) {
+            try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .helloRequest, body: []))
+            try o.server.send([UInt8(i)])
+            #expect(try o.client.receive(o.server.takeOutput()) == [.applicationData([UInt8(i)])])
+            #expect(Self.replied(o.client) == (i < TLSConnection.maxRefusedRenegotiations), "request \(i)")
+        }
+    }
+}
