@@ -371,8 +371,7 @@ final class ProxyConnection: @unchecked Sendable {
         lifetimeTimer?.cancel()
         releaseSlot()
         backend?.close(promise: nil)
-        runtime.connections.remove(channel)
-        runtime.gate.close()
+        runtime.connections.remove(channel)  // (the gate's count drops when the channel closes)
         runtime.metrics?.connectionClosed()
         record.duration = ContinuousClock.now - started
         record.end = endReason ?? (clientInputClosed ? "close_notify" : "closed")

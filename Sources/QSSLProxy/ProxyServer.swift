@@ -105,6 +105,9 @@ public final class ProxyServer: Sendable {
                         runtime.refused(channel, limit: "max_connections")
                         return
                     }
+                    // Given back when the channel closes, however it closes: one that NIO closes
+                    // before it is active (registration failed) never reaches channelInactive.
+                    channel.closeFuture.whenComplete { _ in runtime.gate.close() }
                     let connection = ProxyConnection(runtime: runtime, channel: channel)
                     var handlers: [ChannelHandler] = []
                     if runtime.settings.acceptProxyProtocol {
@@ -112,12 +115,7 @@ public final class ProxyServer: Sendable {
                     }
                     handlers.append(tls)
                     handlers.append(FrontHandler(connection: connection))
-                    do {
-                        try channel.pipeline.syncOperations.addHandlers(handlers)
-                    } catch {
-                        runtime.gate.close()  // no FrontHandler to give the slot back
-                        throw error
-                    }
+                    try channel.pipeline.syncOperations.addHandlers(handlers)
                 }
             }
         switch address {
