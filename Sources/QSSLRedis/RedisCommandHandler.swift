@@ -203,6 +203,9 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             if let answerBy = entry.answerBy {
                 if answerBy <= now {
                     pending[index].answerBy = nil
+                    // Told `.late` below, it hears nothing more: the waiting caller (a handshake,
+                    // its channel) is released now, not when the late reply or the timeout comes.
+                    pending[index].request.target = Self.answered
                     late.append(entry.request.target)
                 } else {
                     due = answerBy
@@ -259,6 +262,9 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         entry.request.settled?()
         if entry.request.answerWithin == nil || entry.answerBy != nil { deliver(outcome, to: entry.request.target) }
     }
+
+    /// The target of a callback already told `.late`.
+    private static let answered = RedisReplyTarget.callback { _ in }
 
     private static func deliver(_ outcome: RedisReplyOutcome, to target: RedisReplyTarget) {
         switch (target, outcome) {

@@ -81,6 +81,25 @@ extension RedisIntegrationTests {
                 let lateLog = OutcomeLog()
                 let late = await callbackGet(client, "a", within: .milliseconds(20), log: lateLog, from: loop)
                 #expect(late.sent && late.outcome?.isLate == true)
+                // A caller told late is let go then (its handshake and channel with it), while
+                // Redis is still paused and the reply not yet read.
+                final class Held: Sendable {}
+                final class WeakRef: @unchecked Sendable { weak var value: Held? }
+                let ref = WeakRef()
+                let toldLate: Bool = await withCheckedContinuation { continuation in
+                    loop.execute {
+                        let held = Held()
+                        ref.value = held
+                        let once = Mutex(Optional(continuation))
+                        let sent = client.getIfConnected(Array("a".utf8), preferring: loop, answerWithin: .milliseconds(20)) { outcome in
+                            _ = held
+                            once.withLock { $0.take() }?.resume(returning: outcome.isLate)
+                        }
+                        if !sent { once.withLock { $0.take() }?.resume(returning: false) }
+                    }
+                }
+                #expect(toldLate)
+                #expect(try await eventually(0.15) { try await loop.submit { ref.value == nil }.get() }, "the late caller is held until its reply comes")
                 // The next GET on the same connection gets its own value, not the late reply
                 // to "a", which has been read and dropped by then (replies come in order).
                 let next = await callbackGet(client, "b", within: .seconds(5), from: loop)
