@@ -29,7 +29,11 @@ final class ServeRuntime: @unchecked Sendable {
         var fleetSealer: (any TicketSealer)?
         /// Keys in an HSM, loaded once (by certificate and key URI) and kept across reloads.
         var hsmKeys: [String: (CertifiedKey, CryptoProvider)] = [:]
-        var staples: [String: OCSPStaple] = [:]
+        /// OCSP staples by certificate file, each with the task keeping it fresh: the ones in use,
+        /// and those a configuration being built made for a new certificate (taken into use,
+        /// their refresh started and the old one's stopped, only if that configuration is).
+        var staples: [String: StapleSlot] = [:]
+        var pendingStaples: [String: StapleSlot] = [:]
         /// The files the TLS configuration was read from, and what they were.
         var watched: [String: FileStamp] = [:]
 
@@ -141,6 +145,7 @@ final class ServeRuntime: @unchecked Sendable {
 
     /// A listener's TLS configuration, read from its files now.
     func makeTLSConfiguration(_ l: Listener) throws -> ServerConfiguration {
+        l.pendingStaples = [:]
         let c = l.config
         var entries: [CertificateSelector.Entry] = []
         var provider = CryptoProvider.swiftCrypto
@@ -174,10 +179,18 @@ final class ServeRuntime: @unchecked Sendable {
                 throw Failure(message: "\(keyPath): a certificate in a token needs its key in the token too (key pkcs11:…)", code: 64)
             }
             if c.staple {
-                let stapleKey = pair.cert.description
-                let staple = l.staples[stapleKey] ?? OCSPStaple()
-                l.staples[stapleKey] = staple
-                certified.ocspStaple = staple
+                // One staple per certificate, not per file: a renewed certificate must not be
+                // served with the response for the one it replaced.
+                let path = pair.cert.description
+                let leaf = certified.chain.first ?? []
+                let slot: StapleSlot
+                if let current = l.staples[path], current.leaf == leaf {
+                    slot = current
+                } else {
+                    slot = StapleSlot(chain: certified.chain.compactMap { try? X509Certificate(der: $0) }, leaf: leaf)
+                    l.pendingStaples[path] = slot
+                }
+                certified.ocspStaple = slot.staple
             }
             entries.append(CertificateSelector.Entry(certified, names: pair.serverNames.isEmpty ? nil : pair.serverNames))
         }
@@ -261,7 +274,10 @@ final class ServeRuntime: @unchecked Sendable {
             }
             // Only once every listener's files were good: the ticket keys too, then the swap.
             for l in listeners { if let file = l.ticketFile { _ = try? file.reloadIfChanged() } }
-            for (l, configuration) in fresh { server.replaceTLSConfiguration(listener: l.name, with: configuration) }
+            for (l, configuration) in fresh {
+                server.replaceTLSConfiguration(listener: l.name, with: configuration)
+                commitStaples(l)
+            }
             let subjects = fresh.flatMap { $0.1.certificates.compactMap { $0.chain.first.flatMap { try? X509Certificate(der: $0) }.map { "\($0.subject)" } } }
             logger.info(
                 "reloaded",
@@ -284,12 +300,7 @@ final class ServeRuntime: @unchecked Sendable {
             if let cache = l.cache {
                 tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(60), delay: .seconds(60)) { _ in cache.removeExpired() })
             }
-            for (certPath, staple) in l.staples {
-                if let chain = try? loadCertificates(certPath) {
-                    let logger = self.logger
-                    Task { await StapleRefresher(chain: chain, staple: staple) { logger.info("\($0.text)") }.run() }
-                }
-            }
+            commitStaples(l)
         }
         // The file watch runs on the reload queue: a slow or blocking file never stalls a loop.
         for l in listeners { attempted[l.name] = l.watched }
@@ -307,7 +318,20 @@ final class ServeRuntime: @unchecked Sendable {
 
     private var fileWatch: DispatchSourceTimer?
 
+    /// Takes the staples made for `l`'s new configuration into use: each starts being refreshed,
+    /// and the one it replaces stops (connections already made keep what they were sent).
+    private func commitStaples(_ l: Listener) {
+        for (path, slot) in l.pendingStaples {
+            l.staples[path]?.task?.cancel()
+            let logger = self.logger
+            slot.task = Task { await StapleRefresher(chain: slot.chain, staple: slot.staple) { logger.info("\($0.text)") }.run() }
+            l.staples[path] = slot
+        }
+        l.pendingStaples = [:]
+    }
+
     func stopBackgroundTasks() {
+        for l in listeners { for slot in l.staples.values { slot.task?.cancel() } }
         fileWatch?.cancel()
         fleet.stop()
         for task in tasks { task.cancel() }
@@ -346,5 +370,18 @@ extension ListenerConfig {
         }
         if let clientCA { paths.append(clientCA) }
         return paths + crl
+    }
+}
+
+/// An OCSP staple for one certificate, and the task keeping it fresh.
+final class StapleSlot: @unchecked Sendable {  // changed only under the runtime's reload lock, or at start
+    let staple = OCSPStaple()
+    let chain: [X509Certificate]
+    let leaf: [UInt8]
+    var task: Task<Void, Never>?
+
+    init(chain: [X509Certificate], leaf: [UInt8]) {
+        self.chain = chain
+        self.leaf = leaf
     }
 }

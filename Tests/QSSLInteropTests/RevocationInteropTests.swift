@@ -106,6 +106,33 @@ struct RevocationInteropTests {
         #expect(refused.status == 2 && (refused.stdout + refused.stderr).contains("certificate_revoked"), "\(refused)")
     }
 
+    @Test("qssl serve --staple: a renewed certificate file, reloaded, is stapled with its own response, not its predecessor's")
+    func staplingAfterRenewal() throws {
+        let s = try Setup()
+        let port = try Peers.freePort()
+        let server = try PeerProcess(try QSSLToolBinary.path(), ["serve", "--listen", "127.0.0.1:\(port)", "--cert", s.leaf, "--key", s.key, "--staple"])
+        defer { server.terminate() }
+        try server.waitFor("staple: ")
+        let before = s.serial()
+        #expect(try s.connect(port, ["--revocation", "staple", "--hard-fail"]).status == 0)
+        // The renewal: a new certificate and key in place of the files (the file watch reloads).
+        try s.dir.tool([
+            "cert", "issue", "--ca", s.dir.path("ca"), "--alg", "ecdsa-p384", "--subject", "CN=localhost", "--san", "DNS:localhost",
+            "--ocsp-url", "http://127.0.0.1:\(s.responderPort)/", "--out", s.dir.path("renewed")
+        ])
+        try FileManager.default.removeItem(atPath: s.leaf)
+        try FileManager.default.removeItem(atPath: s.key)
+        try FileManager.default.copyItem(atPath: s.dir.path("renewed.key"), toPath: s.key)
+        try FileManager.default.copyItem(atPath: s.dir.path("renewed.pem"), toPath: s.leaf)
+        #expect(s.serial() != before)
+        try server.waitFor("reloaded", count: 1)
+        try server.waitFor("staple: ", count: 2)
+        let run = try s.connect(port, ["--revocation", "staple", "--hard-fail"])
+        #expect(run.status == 0, "\(run)")
+        let seen = PeerProcess.run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost", "-status", "-CAfile", s.ca])
+        #expect(seen.contains("Cert Status: good") && seen.contains("Serial Number: \(s.serial())"), "\(seen)")
+    }
+
     @Test("Q-SSL's client verifies OpenSSL's s_server -status_file staple (good, then revoked)")
     func opensslStaple() throws {
         let s = try Setup()

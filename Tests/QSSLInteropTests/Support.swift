@@ -53,6 +53,10 @@ final class PeerProcess: @unchecked Sendable {
     @discardableResult
     static func run(_ executable: String, _ arguments: [String]) -> String {
         guard let p = try? PeerProcess(executable, arguments) else { return "" }
+        // Its standard input at end of file: a command that reads it (s_client, after its
+        // handshake) ends instead of waiting out the timeout.
+        try? p.keepInput?.fileHandleForWriting.close()
+        p.keepInput = nil
         return p.finish(timeout: 60)
     }
 
