@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// `--metrics ADDR`: `GET /metrics` (Prometheus text format) and `GET /healthz` (200 "ok" while
 /// the server accepts; 503 "draining" during a drain). Requests are small and answered at once;
@@ -16,15 +17,28 @@ public final class MetricsServer: Sendable {
         host: String, port: Int, metrics: ProxyMetrics, healthy: @escaping @Sendable () -> Bool,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> MetricsServer {
+        let open = OpenCount()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Scrapers are few: beyond `maximumConnections` at once a connection is
+                    // closed at accept, so that this port cannot take the descriptors the
+                    // proxy's clients need.
+                    guard open.enter(below: Self.maximumConnections) else {
+                        channel.close(promise: nil)
+                        return
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(metrics: metrics, healthy: healthy))
-                    // A scrape takes milliseconds: a connection idle for 10 s is closed.
-                    channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+                    // A scrape takes milliseconds: a connection idle for 10 s is closed (the
+                    // timer goes with the connection, not 10 s later).
+                    let idle = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+                    channel.closeFuture.whenComplete { _ in
+                        idle.cancel()
+                        open.leave()
+                    }
                 }
             }
             .bind(host: host, port: port).get()
@@ -32,6 +46,23 @@ public final class MetricsServer: Sendable {
     }
 
     public func close() async { try? await channel.close() }
+
+    /// Connections served at once.
+    static let maximumConnections = 64
+}
+
+/// Connections open on the metrics port.
+final class OpenCount: Sendable {
+    private let count = Mutex(0)
+    func enter(below limit: Int) -> Bool {
+        count.withLock { n in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        }
+    }
+    func leave() { count.withLock { $0 -= 1 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 final class MetricsHTTPHandler: ChannelInboundHandler {

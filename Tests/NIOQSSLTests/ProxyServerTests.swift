@@ -117,3 +117,56 @@ struct HandshakeRateTests {
         #expect(!gate.allowHandshake(from: "192.0.2.1", nowSeconds: 8))
     }
 }
+
+@Suite("qssl serve's metrics port")
+struct MetricsServerLimitTests {
+    /// Collects what the server sends.
+    final class Collect: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var text = ""
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            text += buffer.readString(length: buffer.readableBytes) ?? ""
+        }
+    }
+
+    @Test("connections beyond the maximum are closed at accept; once some end, scrapes are served again")
+    func connectionCap() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await MetricsServer.start(host: "127.0.0.1", port: 0, metrics: ProxyMetrics(), healthy: { true }, group: group)
+        let port = try #require(server.channel.localAddress?.port)
+        func connect() async throws -> (Channel, Collect) {
+            let collect = Collect()
+            let channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collect) } }
+                .connect(host: "127.0.0.1", port: port).get()
+            return (channel, collect)
+        }
+        var idle: [Channel] = []
+        for _ in 0..<MetricsServer.maximumConnections { idle.append(try await connect().0) }
+        let (refused, _) = try await connect()
+        // Closed by the server at once (well within its 10 s idle timeout).
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await refused.closeFuture.get() }
+            tasks.addTask {
+                try await Task.sleep(for: .seconds(5))
+                throw CancellationError()
+            }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
+        for channel in idle { try await channel.close() }
+        // The server sees the closes a moment later.
+        var answer = ""
+        for _ in 0..<100 where !answer.contains("200 OK") {
+            let (channel, collect) = try await connect()
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await channel.closeFuture.get()
+            answer = try await channel.eventLoop.submit { collect.text }.get()
+            if !answer.contains("200 OK") { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answer.contains("200 OK") && answer.contains("ok"), "\(answer)")
+        await server.close()
+        try await group.shutdownGracefully()
+    }
+}
