@@ -202,7 +202,9 @@ final class RedisClusterRouter: Sendable {
             let task = Task { [self] in
                 defer { self.state.withLock { $0.checkingTarget = nil } }
                 var candidates = seeds.filter { $0 != redirecting }
-                for node in known.shuffled() where node != redirecting && !candidates.contains(node) { candidates.append(node) }
+                for node in known.shuffled().prefix(Self.knownMastersAsked) where node != redirecting && !candidates.contains(node) {
+                    candidates.append(node)
+                }
                 try await self.refresh(candidates: candidates)
             }
             state.checkingTarget = task
@@ -210,18 +212,31 @@ final class RedisClusterRouter: Sendable {
         }
     }
 
-    /// Asks the known masters, then the seeds, for the slot map until one answers.
+    /// Asks some known masters, then the seeds, for the slot map until one answers.
     private func refresh() async throws(RedisError) {
         let known = state.withLock { $0.slots.masters }
-        var candidates = known.shuffled()
+        var candidates = Array(known.shuffled().prefix(Self.knownMastersAsked))
         for seed in seeds where !candidates.contains(seed) { candidates.append(seed) }
         try await refresh(candidates: candidates)
     }
 
-    /// Asks `candidates` in order for the slot map until one answers, and installs it.
+    /// Known masters asked for the map in one refresh, before the seeds: each unreachable one
+    /// costs a connection timeout, and the map may name many.
+    static let knownMastersAsked = 8
+    /// How long one refresh may go on asking before it gives up (look-ups on slots it would
+    /// serve wait for it).
+    static let refreshBudget: Duration = .seconds(5)
+
+    /// Asks `candidates` in order for the slot map until one answers, and installs it; gives
+    /// up after `refreshBudget`.
     private func refresh(candidates: [RedisEndpoint]) async throws(RedisError) {
         var failures: [String] = []
+        let deadline = ContinuousClock.now + Self.refreshBudget
         for node in candidates {
+            guard ContinuousClock.now < deadline else {
+                failures.append("gave up after \(Self.refreshBudget)")
+                break
+            }
             do throws(RedisError) {
                 let connection = try await pool(for: node).connection()
                 var map: SlotMap?

@@ -52,6 +52,28 @@ struct SlotMap: Sendable {
         return index >= 0 ? masters[index] : nil
     }
 
+    /// The most masters a usable map names (Redis Cluster is meant for up to 1000 nodes): each
+    /// is a pool the client may open and a candidate it may ask for the map.
+    static let maximumMasters = 1000
+
+    /// The map without the masters that own no slot (a later range took all theirs), or nil when
+    /// more than `maximumMasters` remain: a node listing thousands of endpoints is not followed.
+    func compacted() -> SlotMap? {
+        var used = Array(repeating: false, count: masters.count)
+        for owner in owners where owner >= 0 { used[Int(owner)] = true }
+        var renumbered = Array(repeating: Int16(-1), count: masters.count)
+        var kept: [RedisEndpoint] = []
+        for (index, master) in masters.enumerated() where used[index] {
+            renumbered[index] = Int16(kept.count)
+            kept.append(master)
+        }
+        guard kept.count <= Self.maximumMasters else { return nil }
+        var map = SlotMap()
+        map.masters = kept
+        map.owners = owners.map { $0 >= 0 ? renumbered[Int($0)] : -1 }
+        return map
+    }
+
     mutating func assign(_ slots: ClosedRange<Int>, to master: RedisEndpoint) {
         let lower = max(slots.lowerBound, 0)
         let upper = min(slots.upperBound, RedisClusterSlot.count - 1)
@@ -96,7 +118,7 @@ struct SlotMap: Sendable {
                 index += 2
             }
         }
-        return map
+        return map.compacted()
     }
 
     /// Parses a `CLUSTER SLOTS` reply; an empty host means the node that was queried.
@@ -113,7 +135,7 @@ struct SlotMap: Sendable {
             guard RedisEndpoint.isPlausibleHost(host) else { return nil }
             map.assign(Int(lower)...Int(upper), to: RedisEndpoint(host: host, port: Int(port)))
         }
-        return map
+        return map.compacted()
     }
 
     /// A RESP3 map, or a RESP2 array of alternating names and values, keyed by name.

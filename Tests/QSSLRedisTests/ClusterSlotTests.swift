@@ -121,6 +121,25 @@ import Testing
         #expect(map.masters == [RedisEndpoint(host: "10.0.0.5", port: 6379)])
     }
 
+    @Test func slotMapsKeepOnlyMastersOwningSlotsAndNameAFewHundredAtMost() throws {
+        func range(_ lower: Int64, _ upper: Int64, _ host: String, _ port: Int64) -> RESPValue {
+            .array([.integer(lower), .integer(upper), .array([.bulkString(Array(host.utf8)), .integer(port)])])
+        }
+        // A later range takes all of 10.0.0.1's slots: it is not kept as a master (a pool, a
+        // candidate to ask for the map).
+        let overwritten = RESPValue.array([range(0, 100, "10.0.0.1", 7000), range(0, 16383, "10.0.0.2", 7000)])
+        let map = try #require(SlotMap.fromSlots(overwritten, queried: RedisEndpoint(host: "q")))
+        #expect(map.masters == [RedisEndpoint(host: "10.0.0.2", port: 7000)])
+        #expect(map.master(for: 50) == RedisEndpoint(host: "10.0.0.2", port: 7000))
+        // One master per slot for the first slots: more masters than a cluster has is refused.
+        let many = RESPValue.array(
+            (0...Int64(SlotMap.maximumMasters)).map { range($0, $0, "10.0.\($0 >> 8).\($0 & 255)", 7000) })
+        #expect(SlotMap.fromSlots(many, queried: RedisEndpoint(host: "q")) == nil)
+        let enough = RESPValue.array(
+            (0..<Int64(SlotMap.maximumMasters)).map { range($0, $0, "10.0.\($0 >> 8).\($0 & 255)", 7000) })
+        #expect(SlotMap.fromSlots(enough, queried: RedisEndpoint(host: "q"))?.masters.count == SlotMap.maximumMasters)
+    }
+
     @Test func redirections() {
         let here = RedisEndpoint(host: "10.1.1.1", port: 7000)
         let moved = ClusterRedirection("MOVED 3999 127.0.0.1:6381", current: here)
