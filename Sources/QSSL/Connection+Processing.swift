@@ -158,7 +158,7 @@ extension TLSConnection {
         // Back in traffic after a post-handshake pause: data queued meanwhile goes out now.
         if isInTraffic, summary != nil, !bufferedApplicationData.isEmpty {
             try context.flush()
-            for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
+            for data in bufferedApplicationData { try context.writeApplicationData(data) }
             bufferedApplicationData = []
             if closeAfterBufferedData {
                 closeAfterBufferedData = false
@@ -170,7 +170,7 @@ extension TLSConnection {
             events.append(.handshakeCompleted(traffic.summary))
             if let session = traffic.issuedSession { events.append(.sessionIssued(session)) }
             try context.flush()
-            for data in bufferedApplicationData { try context.records.write(.applicationData, data) }
+            for data in bufferedApplicationData { try context.writeApplicationData(data) }
             bufferedApplicationData = []
             if closeAfterBufferedData {
                 closeAfterBufferedData = false

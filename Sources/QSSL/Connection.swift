@@ -78,7 +78,9 @@ public final class TLSConnection {
         didSet { if receivedWarnings.count > 8 { receivedWarnings.removeFirst() } }
     }
     public internal(set) var summary: HandshakeSummary?
-    public private(set) var sentCloseNotify = false
+    public private(set) var sentCloseNotify = false {
+        didSet { context.closeNotifySent = sentCloseNotify }
+    }
     public internal(set) var receivedCloseNotify = false
     public let isClient: Bool
 
@@ -291,8 +293,7 @@ public final class TLSConnection {
     public func send(_ data: UnsafeRawBufferPointer) throws(TLSError) {
         if isInTraffic && !sentCloseNotify {
             do {
-                try context.records.write(.applicationData, data)
-                if !data.isEmpty { context.repliesSinceDataSent = PeerCausedReplies() }
+                try context.writeApplicationData(data)
                 try updateKeysIfWornOut()
             } catch {
                 fail(with: error)
@@ -307,8 +308,7 @@ public final class TLSConnection {
             return
         }
         do {
-            try context.records.write(.applicationData, data)
-            if !data.isEmpty { context.repliesSinceDataSent = PeerCausedReplies() }
+            try context.writeApplicationData(data)
             try updateKeysIfWornOut()
         } catch {
             fail(with: error)

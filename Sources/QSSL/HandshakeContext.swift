@@ -15,6 +15,20 @@ struct HandshakeContext {
     /// data (see `TrafficState.handlePostHandshake`): a peer that never reads cannot make them
     /// pile up by slipping a byte of data between its requests.
     var repliesSinceDataSent = PeerCausedReplies()
+    /// This end sent (or queued) close_notify: nothing more is sent in reply to the peer.
+    var closeNotifySent = false
+
+    /// Writes an application data record: the one place that does, so that the replies counted
+    /// in `repliesSinceDataSent` start again whenever this end's data goes out.
+    mutating func writeApplicationData(_ data: UnsafeRawBufferPointer) throws(TLSError) {
+        try records.write(.applicationData, data)
+        repliesSinceDataSent = PeerCausedReplies()
+    }
+
+    mutating func writeApplicationData(_ data: [UInt8]) throws(TLSError) {
+        try records.write(.applicationData, data)
+        repliesSinceDataSent = PeerCausedReplies()
+    }
     #if DEBUG
         /// How many times a ClientHello's extensions were decoded (`ReceivedClientHello`): once per
         /// ClientHello received, whatever path the handshake takes.

@@ -59,6 +59,7 @@ struct TrafficState {
             // HelloRequest is ignored (RFC 5246 §7.4.1.1 allows it) and a ClientHello ends the
             // connection: each refusal is a sealed alert the peer could otherwise have us queue
             // for every byte of data it slips between its requests.
+            guard !context.closeNotifySent else { return .none }  // RFC 8446 §6.1: nothing after close_notify
             guard context.repliesSinceDataSent.renegotiationsRefused < TLSConnection.maxRefusedRenegotiations else {
                 if isClient { return .none }
                 throw .misbehaved(.sentUnexpectedMessage, "renegotiation asked for again after \(TLSConnection.maxRefusedRenegotiations) refusals")
@@ -80,7 +81,8 @@ struct TrafficState {
                 try context.installReadKeys(secret: secrets.client, suite: secrets.suite, duringHandshake: false)
             }
             tls13 = secrets
-            if update.requestUpdate && !context.repliesSinceDataSent.keyUpdateAnswered {
+            // RFC 8446 §6.1: after close_notify this end sends nothing more, an answer included.
+            if update.requestUpdate && !context.repliesSinceDataSent.keyUpdateAnswered && !context.closeNotifySent {
                 try sendKeyUpdate(request: false, context: &context)
                 context.repliesSinceDataSent.keyUpdateAnswered = true
             }

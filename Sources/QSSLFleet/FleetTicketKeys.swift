@@ -254,18 +254,22 @@ public final class FleetTicketKeyStore: Sendable {
         } catch {
             store.redisFailed(error, during: "the ticket-key poll")
             store.emit(FleetEvent(kind: "ticket_keys_refresh_failed", message: "\(error)", level: .warning, logWorthy: false))
-            merge([], now: now, refresh: sequence)
+            // Nothing was read: only keys past their life go. The refresh number is not taken,
+            // so an earlier read that does answer still counts.
+            merge([], now: now, refresh: nil)
             return false
         }
     }
 
-    /// Takes the keys read from Redis by refresh number `refresh`; drops the keys past their
-    /// life. An answer older than one already taken is dropped.
-    func merge(_ seen: [Held], now: UInt64, refresh: UInt64) {
+    /// Takes the keys read from Redis by refresh number `refresh` (nil: a refresh that read
+    /// nothing); drops the keys past their life. An answer older than one already taken is dropped.
+    func merge(_ seen: [Held], now: UInt64, refresh: UInt64?) {
         var learned: [Held] = []
         let lostSealing = state.withLock { s -> Bool? in
-            guard refresh > s.mergedRefresh else { return nil }
-            s.mergedRefresh = refresh
+            if let refresh {
+                guard refresh > s.mergedRefresh else { return nil }
+                s.mergedRefresh = refresh
+            }
             var changed = false
             for held in seen {
                 if let i = s.keys.firstIndex(where: { $0.fingerprint == held.fingerprint && $0.epoch == held.epoch }) {

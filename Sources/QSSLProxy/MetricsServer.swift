@@ -30,15 +30,16 @@ public final class MetricsServer: Sendable {
                         channel.close(promise: nil)
                         return
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(metrics: metrics, healthy: healthy))
                     // A scrape takes milliseconds: a connection idle for 10 s is closed (the
-                    // timer goes with the connection, not 10 s later).
+                    // timer goes with the connection, not 10 s later). Both set up before
+                    // anything that may throw, so the count always comes back.
                     let idle = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
                     channel.closeFuture.whenComplete { _ in
                         idle.cancel()
                         open.leave()
                     }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(metrics: metrics, healthy: healthy))
                 }
             }
             .bind(host: host, port: port).get()

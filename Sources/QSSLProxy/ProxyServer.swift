@@ -13,7 +13,7 @@ public final class ProxyServer: Sendable {
         let channels: [Channel]
     }
 
-    private let listeners: [Listener]
+    let listeners: [Listener]
     public let group: EventLoopGroup
     private let draining = Mutex(false)
 

@@ -130,7 +130,7 @@ final class RedisClusterRouter: Sendable {
             case .moved:
                 moved.add(1, ordering: .relaxed)
                 asking = false
-                state.withLock { $0.slots.assign(redirection.slot...redirection.slot, to: redirection.endpoint) }
+                state.withLock { $0.slots.move(redirection.slot, to: redirection.endpoint) }
                 triggerRefresh()
             case .ask:
                 asks.add(1, ordering: .relaxed)
@@ -227,16 +227,22 @@ final class RedisClusterRouter: Sendable {
     /// serve wait for it).
     static let refreshBudget: Duration = .seconds(5)
 
-    /// Asks `candidates` in order for the slot map until one answers, and installs it; gives
-    /// up after `refreshBudget`.
+    /// Asks `candidates` in order for the slot map until one answers, and installs it. Past
+    /// `refreshBudget` only the first seed and the first known master not yet asked are still
+    /// tried: dead nodes of one kind (an outdated seed list, masters that went away) never keep
+    /// the other kind from being asked.
     private func refresh(candidates: [RedisEndpoint]) async throws(RedisError) {
         var failures: [String] = []
         let deadline = ContinuousClock.now + Self.refreshBudget
+        var askedSeed = false
+        var askedKnown = false
         for node in candidates {
-            guard ContinuousClock.now < deadline else {
-                failures.append("gave up after \(Self.refreshBudget)")
-                break
+            let isSeed = seeds.contains(node)
+            guard ContinuousClock.now < deadline || (isSeed ? !askedSeed : !askedKnown) else {
+                failures.append("\(node): not asked, past \(Self.refreshBudget)")
+                continue
             }
+            if isSeed { askedSeed = true } else { askedKnown = true }
             do throws(RedisError) {
                 let connection = try await pool(for: node).connection()
                 var map: SlotMap?

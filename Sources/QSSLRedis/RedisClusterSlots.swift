@@ -39,6 +39,12 @@ struct SlotMap: Sendable {
     private(set) var owners: [Int16]
     private(set) var masters: [RedisEndpoint]
 
+    /// While a reply is parsed: where each master is in `masters`, and whether the reply went
+    /// past what any honest map needs (see `assign`).
+    private var masterIndex: [RedisEndpoint: Int16] = [:]
+    private var slotsAssigned = 0
+    private var overflowed = false
+
     init() {
         owners = Array(repeating: -1, count: RedisClusterSlot.count)
         masters = []
@@ -67,24 +73,52 @@ struct SlotMap: Sendable {
             renumbered[index] = Int16(kept.count)
             kept.append(master)
         }
-        guard kept.count <= Self.maximumMasters else { return nil }
+        guard !overflowed, kept.count <= Self.maximumMasters else { return nil }
         var map = SlotMap()
         map.masters = kept
         map.owners = owners.map { $0 >= 0 ? renumbered[Int($0)] : -1 }
+        for (index, master) in kept.enumerated() { map.masterIndex[master] = Int16(index) }
         return map
     }
 
+    /// After a MOVED (to a master of this map or a seed): `slot` is `master`'s now.
+    mutating func move(_ slot: Int, to master: RedisEndpoint) {
+        guard slot >= 0, slot < owners.count else { return }
+        if let known = masterIndex[master] {
+            owners[slot] = known
+        } else if masters.count < 2 * Self.maximumMasters {
+            masterIndex[master] = Int16(masters.count)
+            owners[slot] = Int16(masters.count)
+            masters.append(master)
+        }
+    }
+
+    /// Gives `slots` to `master`, parsing a reply. A reply that assigns more slots than four whole maps, or names
+    /// more than twice `maximumMasters`, is given up at once (and the map is refused): the work
+    /// a hostile reply can cause stays linear and small.
     mutating func assign(_ slots: ClosedRange<Int>, to master: RedisEndpoint) {
+        guard !overflowed else { return }
         let lower = max(slots.lowerBound, 0)
         let upper = min(slots.upperBound, RedisClusterSlot.count - 1)
         guard lower <= upper else { return }
-        var index = masters.firstIndex(of: master)
-        if index == nil {
-            guard masters.count < Int(Int16.max) else { return }
-            masters.append(master)
-            index = masters.count - 1
+        slotsAssigned += upper - lower + 1
+        guard slotsAssigned <= 4 * RedisClusterSlot.count else {
+            overflowed = true
+            return
         }
-        for slot in lower...upper { owners[slot] = Int16(index!) }
+        let index: Int16
+        if let known = masterIndex[master] {
+            index = known
+        } else {
+            guard masters.count < 2 * Self.maximumMasters else {
+                overflowed = true
+                return
+            }
+            index = Int16(masters.count)
+            masters.append(master)
+            masterIndex[master] = index
+        }
+        for slot in lower...upper { owners[slot] = index }
     }
 
     /// Parses a `CLUSTER SHARDS` reply (Redis 7); `queried` replaces an unknown endpoint.

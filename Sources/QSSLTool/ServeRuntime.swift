@@ -184,10 +184,10 @@ final class ServeRuntime: @unchecked Sendable {
                 let path = pair.cert.description
                 let leaf = certified.chain.first ?? []
                 let slot: StapleSlot
-                if let current = l.staples[path], current.leaf == leaf {
+                if let current = l.pendingStaples[path] ?? l.staples[path], current.leaf == leaf {
                     slot = current
                 } else {
-                    slot = StapleSlot(chain: certified.chain.compactMap { try? X509Certificate(der: $0) }, leaf: leaf)
+                    slot = StapleSlot(chain: try certified.chain.map { try X509Certificate(der: $0) }, leaf: leaf)
                     l.pendingStaples[path] = slot
                 }
                 certified.ocspStaple = slot.staple
@@ -317,10 +317,16 @@ final class ServeRuntime: @unchecked Sendable {
     }
 
     private var fileWatch: DispatchSourceTimer?
+    /// Set by `stopBackgroundTasks` (under the reload lock): no staple refresher starts after it.
+    private var stopped = false
 
     /// Takes the staples made for `l`'s new configuration into use: each starts being refreshed,
     /// and the one it replaces stops (connections already made keep what they were sent).
     private func commitStaples(_ l: Listener) {
+        guard !stopped else {
+            l.pendingStaples = [:]
+            return
+        }
         for (path, slot) in l.pendingStaples {
             l.staples[path]?.task?.cancel()
             let logger = self.logger
@@ -331,7 +337,12 @@ final class ServeRuntime: @unchecked Sendable {
     }
 
     func stopBackgroundTasks() {
-        for l in listeners { for slot in l.staples.values { slot.task?.cancel() } }
+        // Under the reload lock: a reload running on the reload queue finishes first, and none
+        // after this one starts a refresher.
+        reloading.withLock { _ in
+            stopped = true
+            for l in listeners { for slot in l.staples.values { slot.task?.cancel() } }
+        }
         fileWatch?.cancel()
         fleet.stop()
         for task in tasks { task.cancel() }

@@ -42,6 +42,8 @@ struct ProxyServerTests {
         }
         #expect(ProxyConnection.unfreed.load(ordering: .relaxed) == before, "connections the proxy ended and never freed")
         #expect(server.openConnections == 0)
+        // And the max-connections count has every slot back (given back as each channel closed).
+        #expect(server.listeners.allSatisfy { $0.runtime.gate.openConnections == 0 })
         await server.drain(timeout: .zero)
         try await group.shutdownGracefully()
     }

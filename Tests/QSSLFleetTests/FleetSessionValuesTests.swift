@@ -80,6 +80,9 @@ struct TicketKeyRefreshOrderTests {
         let held = keys.snapshot(now: now).keys
         #expect(held.map(\.fingerprint) == [newer.fingerprint], "the stale read's key was taken")
         #expect(held.allSatisfy { $0.current })
+        // A read that failed (nothing read) takes no number: an earlier read answering after it
+        // still counts.
+        keys.merge([], now: now, refresh: nil)
         // A newer read is taken as usual.
         keys.merge([older], now: now, refresh: 3)
         #expect(keys.snapshot(now: now).keys.first { $0.current }?.fingerprint == older.fingerprint)

@@ -77,7 +77,8 @@ extension RedisIntegrationTests {
                 #expect(await callbackGet(client, "missing", within: nil, from: loop).outcome?.value == .some(nil))
 
                 // Paused Redis: the GET is late (once); the command timeout (1 s) is not reached.
-                _ = try server.cli("CLIENT", "PAUSE", "300", "ALL")
+                _ = try server.cli("CLIENT", "PAUSE", "800", "ALL")
+                let pausedUntil = ContinuousClock.now + .milliseconds(800)
                 let lateLog = OutcomeLog()
                 let late = await callbackGet(client, "a", within: .milliseconds(20), log: lateLog, from: loop)
                 #expect(late.sent && late.outcome?.isLate == true)
@@ -99,7 +100,8 @@ extension RedisIntegrationTests {
                     }
                 }
                 #expect(toldLate)
-                #expect(try await eventually(0.15) { try await loop.submit { ref.value == nil }.get() }, "the late caller is held until its reply comes")
+                let released = try await eventually(0.3) { try await loop.submit { ref.value == nil }.get() }
+                #expect(released && ContinuousClock.now < pausedUntil, "the late caller was held until its reply came")
                 // The next GET on the same connection gets its own value, not the late reply
                 // to "a", which has been read and dropped by then (replies come in order).
                 let next = await callbackGet(client, "b", within: .seconds(5), from: loop)

@@ -138,6 +138,16 @@ import Testing
         let enough = RESPValue.array(
             (0..<Int64(SlotMap.maximumMasters)).map { range($0, $0, "10.0.\($0 >> 8).\($0 & 255)", 7000) })
         #expect(SlotMap.fromSlots(enough, queried: RedisEndpoint(host: "q"))?.masters.count == SlotMap.maximumMasters)
+        // The same full range over and over (work without end for a hostile node) is given up.
+        let repeated = RESPValue.array(Array(repeating: range(0, 16383, "10.0.0.1", 7000), count: 5))
+        #expect(SlotMap.fromSlots(repeated, queried: RedisEndpoint(host: "q")) == nil)
+        // A MOVED to a master the map names reuses it; to another endpoint, adds it once.
+        var moved = try #require(SlotMap.fromSlots(overwritten, queried: RedisEndpoint(host: "q")))
+        moved.move(7, to: RedisEndpoint(host: "10.0.0.2", port: 7000))
+        moved.move(8, to: RedisEndpoint(host: "10.0.0.3", port: 7000))
+        moved.move(9, to: RedisEndpoint(host: "10.0.0.3", port: 7000))
+        #expect(moved.masters == [RedisEndpoint(host: "10.0.0.2", port: 7000), RedisEndpoint(host: "10.0.0.3", port: 7000)])
+        #expect(moved.master(for: 9) == RedisEndpoint(host: "10.0.0.3", port: 7000))
     }
 
     @Test func redirections() {

@@ -375,6 +375,21 @@ struct PeerCausedReplyTests {
         #expect(try o.server.receive(o.client.takeOutput()) == [.peerKeyUpdate, .applicationData([10])])
     }
 
+    @Test("after this end's close_notify, a KeyUpdate asking for an update or a renegotiation gets no answer", arguments: [true, false])
+    func nothingAfterCloseNotify(tls12: Bool) throws {
+        let o = try SecurityReviewTests.established(tls12: tls12)
+        o.client.close()
+        _ = try o.server.receive(o.client.takeOutput())
+        if tls12 {
+            try o.server.sendRawHandshakeForTesting(HandshakeMessage(type: .helloRequest, body: []))
+        } else {
+            try o.server.updateKeys(requestPeerUpdate: true)
+        }
+        try o.server.send([7])
+        #expect(try o.client.receive(o.server.takeOutput()).contains(.applicationData([7])), "the server's data still reads")
+        #expect(o.client.takeOutput().isEmpty, "an answer after close_notify")
+    }
+
     @Test("a renegotiating client that slips data between its ClientHellos is refused a few times, then cut off")
     func renegotiationWithDataFromThePeerOnly() throws {
         let o = try SecurityReviewTests.established(tls12: true)
