@@ -146,7 +146,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("On SIGTERM, seconds open connections may take to finish before they are closed (default 30).", valueName: "SECONDS"))
     var drainTimeout: Double?
 
-    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and GET /healthz on this address.", valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and GET /healthz on this address (at most 64 connections at once, each closed after 10 s).", valueName: "HOST:PORT"))
     var metrics: String?
 
     @OptionGroup(title: "Fleet: session IDs and ticket keys shared through Redis")
