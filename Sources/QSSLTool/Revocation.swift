@@ -248,28 +248,40 @@ struct StapleRefresher: Sendable {
     let staple: OCSPStaple
     let log: @Sendable (LogLine) -> Void
 
-    func run() async {
+    /// One fetch: on success the staple holds the response. Returns the status and when the
+    /// response is good until (its nextUpdate, if it says).
+    func fetchOnce() async throws -> (status: String, url: String, nextUpdate: Date?) {
+        guard chain.count > 1 else { throw OCSPError("the chain has no issuer certificate; nothing to staple") }
+        let leaf = chain[0]
+        let issuer = chain[1]
+        guard let url = leaf.ocspResponderURL else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
+        let id = try OCSPCertID(certificate: leaf, issuer: issuer)
+        let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: .seconds(5))
+        let response = try OCSPResponse(der: der)
+        let status = try response.status(of: leaf, issuer: issuer, at: Date())
+        staple.update(der)
+        return ("\(status)", "\(url)", response.basic?.responses.first { $0.certID == id }?.nextUpdate)
+    }
+
+    /// Refreshes the staple until cancelled (again at half its remaining validity, every minute
+    /// after a failure). `fetched`: the first fetch was already made (before a reload took the
+    /// certificate into use), and this is when its response is good until.
+    func run(fetched: Date?? = nil) async {
         guard chain.count > 1 else {
             log(LogLine(text: "staple: the chain has no issuer certificate; nothing to staple", json: "{\"event\":\"staple\",\"error\":\"no issuer\"}"))
             return
         }
-        var verifier = X509CertificateVerifier(roots: [chain[chain.count - 1]])
-        verifier.ocspFetcher = NIOOCSPFetcher()
         var stapleExpires: Date?
+        if let fetched {
+            stapleExpires = fetched ?? Date().addingTimeInterval(86400)
+            try? await Task.sleep(for: .seconds(Self.wait(until: fetched)))
+        }
         while !Task.isCancelled {
             var wait: TimeInterval = 60
             do {
-                let leaf = chain[0]
-                let issuer = chain[1]
-                guard let url = leaf.ocspResponderURL else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
-                let id = try OCSPCertID(certificate: leaf, issuer: issuer)
-                let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: .seconds(5))
-                let response = try OCSPResponse(der: der)
-                let status = try response.status(of: leaf, issuer: issuer, at: Date())
-                staple.update(der)
-                let next = response.basic?.responses.first { $0.certID == id }?.nextUpdate
+                let (status, url, next) = try await fetchOnce()
                 stapleExpires = next ?? Date().addingTimeInterval(86400)
-                if let next { wait = max(60, next.timeIntervalSinceNow / 2) }
+                wait = Self.wait(until: next)
                 log(LogLine(text: "staple: \(status) from \(url), refreshed in \(Int(wait)) s", json: "{\"event\":\"staple\",\"status\":\"\(status)\"}"))
             } catch {
                 // An expired staple would fail every client (bad_certificate_status_response):
@@ -282,5 +294,11 @@ struct StapleRefresher: Sendable {
             }
             try? await Task.sleep(for: .seconds(wait))
         }
+    }
+
+    /// Half the time left of a response good until `next` (at least a minute); a minute without one.
+    static func wait(until next: Date?) -> TimeInterval {
+        guard let next else { return 60 }
+        return max(60, next.timeIntervalSinceNow / 2)
     }
 }

@@ -274,6 +274,7 @@ final class ServeRuntime: @unchecked Sendable {
             }
             // Only once every listener's files were good: the ticket keys too, then the swap.
             for l in listeners { if let file = l.ticketFile { _ = try? file.reloadIfChanged() } }
+            prefetchStaples(fresh.map(\.0))
             for (l, configuration) in fresh {
                 server.replaceTLSConfiguration(listener: l.name, with: configuration)
                 commitStaples(l)
@@ -320,6 +321,33 @@ final class ServeRuntime: @unchecked Sendable {
     /// Set by `stopBackgroundTasks` (under the reload lock): no staple refresher starts after it.
     private var stopped = false
 
+    /// A renewed certificate's first staple, fetched before the reload takes it into use (for at
+    /// most `stapleFetchBeforeReload`, on the reload queue, not on a loop): served without a
+    /// staple meanwhile, it would fail clients that require one. The refresher takes over from
+    /// this fetch; one that did not finish in time leaves the certificate unstapled until then.
+    private func prefetchStaples(_ listeners: [Listener]) {
+        let slots = listeners.flatMap { $0.pendingStaples.values }
+        guard !slots.isEmpty else { return }
+        let done = DispatchGroup()
+        for slot in slots {
+            done.enter()
+            let logger = self.logger
+            Task {
+                defer { done.leave() }
+                do {
+                    let (status, url, next) = try await StapleRefresher(chain: slot.chain, staple: slot.staple) { _ in }.fetchOnce()
+                    slot.fetched.withLock { $0 = .some(next) }
+                    logger.info("staple: \(status) from \(url), for the certificate being reloaded")
+                } catch {
+                    logger.info("staple: \(error), for the certificate being reloaded; it is served without a staple until a fetch succeeds")
+                }
+            }
+        }
+        _ = done.wait(timeout: .now() + .milliseconds(Int(Self.stapleFetchBeforeReload.components.seconds * 1000)))
+    }
+
+    static let stapleFetchBeforeReload: Duration = .seconds(3)
+
     /// Takes the staples made for `l`'s new configuration into use: each starts being refreshed,
     /// and the one it replaces stops (connections already made keep what they were sent).
     private func commitStaples(_ l: Listener) {
@@ -330,7 +358,8 @@ final class ServeRuntime: @unchecked Sendable {
         for (path, slot) in l.pendingStaples {
             l.staples[path]?.task?.cancel()
             let logger = self.logger
-            slot.task = Task { await StapleRefresher(chain: slot.chain, staple: slot.staple) { logger.info("\($0.text)") }.run() }
+            let fetched = slot.fetched.withLock { $0 }
+            slot.task = Task { await StapleRefresher(chain: slot.chain, staple: slot.staple) { logger.info("\($0.text)") }.run(fetched: fetched) }
             l.staples[path] = slot
         }
         l.pendingStaples = [:]
@@ -390,6 +419,9 @@ final class StapleSlot: @unchecked Sendable {  // changed only under the runtime
     let chain: [X509Certificate]
     let leaf: [UInt8]
     var task: Task<Void, Never>?
+    /// Set when a fetch before the reload succeeded: when its response is good until (nil
+    /// inside: it did not say).
+    let fetched = Mutex<Date??>(nil)
 
     init(chain: [X509Certificate], leaf: [UInt8]) {
         self.chain = chain
