@@ -83,9 +83,8 @@ func acceptPSK(
     let policy = ResumptionPolicy.server(config, serverName: serverName)
     let now = policy.now
     for (index, identity) in offered.identities.prefix(maxPSKIdentitiesTried).enumerated() {
-        guard var (plaintext, _) = sealer.open(identity.identity) else { continue }
+        guard let (plaintext, _) = sealer.open(identity.identity) else { continue }
         let decoded = try? SessionState(decoding: plaintext)
-        plaintext.withUnsafeMutableBytes { zeroise($0) }
         // The fit to this handshake: a suite of the same hash, a secret of its length.
         guard let state = decoded,
             let sessionSuite = TLS13CipherSuite.named(state.cipherSuite), sessionSuite.hash == suite.hash,
@@ -265,8 +264,8 @@ let maxIssuedTicketLength = 8 * 1024
 func sealTicket(_ state: SessionState, _ sealer: any TicketSealer) -> [UInt8]? {
     var compact = state
     compact.peerIdentity = state.peerIdentity.map(compactIdentity)
-    guard var plaintext = try? compact.encoded() else { return nil }
-    defer { plaintext.withUnsafeMutableBytes { zeroise($0) } }
+    guard let encoded = try? compact.encoded() else { return nil }
+    let plaintext = SecretBytes(encoded)  // takes the array over: wiped when dropped
     guard plaintext.count + 64 <= maxIssuedTicketLength, let ticket = try? sealer.seal(plaintext) else { return nil }
     return ticket
 }

@@ -150,11 +150,14 @@ extension ServerSessionCache {
 
 /// Seals and opens session tickets (RFC 5077, RFC 8446 §4.6.1) with the server's ticket keys:
 /// ticket = key_name (16) ‖ nonce (12) ‖ AES-256-GCM(state) ‖ tag (16), key_name as AAD.
+///
+/// The plaintext is an encoded session, master secret or PSK included: it crosses this
+/// boundary as `SecretBytes` both ways, wiped when the last copy is dropped.
 public protocol TicketSealer: Sendable {
     /// Seals with the current key.
-    func seal(_ plaintext: [UInt8]) throws(TLSError) -> [UInt8]
+    func seal(_ plaintext: SecretBytes) throws(TLSError) -> [UInt8]
     /// Opens a ticket, or nil when it is malformed, its key is unknown or retired, or its tag
     /// fails. `byCurrentKey` is false for a ticket sealed by an older key: it is still accepted
     /// and replaced by a fresh one.
-    func open(_ ticket: [UInt8]) -> (plaintext: [UInt8], byCurrentKey: Bool)?
+    func open(_ ticket: [UInt8]) -> (plaintext: SecretBytes, byCurrentKey: Bool)?
 }

@@ -134,7 +134,7 @@ public final class TicketKeySet: TicketSealer {
 
     /// Seals `plaintext` under the current key.
     /// - Throws: `TLSError` when there is no key or the AEAD fails.
-    public func seal(_ plaintext: [UInt8]) throws(TLSError) -> [UInt8] {
+    public func seal(_ plaintext: SecretBytes) throws(TLSError) -> [UInt8] {
         let now = clock.nowMilliseconds()
         let current = prepared.withLock { keys -> PreparedKey? in
             rotateIfDue(&keys, now: now)
@@ -143,7 +143,7 @@ public final class TicketKeySet: TicketSealer {
         guard let current else { throw .misuse("no ticket key to seal with") }
         let nonce = primitives.randomBytes(Self.nonceLength)
         guard nonce.count == Self.nonceLength else { throw .crypto("random nonce of \(nonce.count) bytes") }
-        let sealed = try current.cipher.get().seal(nonce: nonce, aad: current.key.name, plaintext: plaintext[...])
+        let sealed = try current.cipher.get().seal(nonce: nonce, aad: current.key.name, plaintext: plaintext.storage.bytes[...])
         var ticket: [UInt8] = []
         ticket.reserveCapacity(TicketKey.nameLength + nonce.count + sealed.count)
         ticket += current.key.name
@@ -154,7 +154,7 @@ public final class TicketKeySet: TicketSealer {
 
     /// Opens a ticket; nil when it is too short, its key is unknown or retired, or its tag
     /// fails (the caller then runs a full handshake). Never throws, never traps.
-    public func open(_ ticket: [UInt8]) -> (plaintext: [UInt8], byCurrentKey: Bool)? {
+    public func open(_ ticket: [UInt8]) -> (plaintext: SecretBytes, byCurrentKey: Bool)? {
         guard ticket.count >= Self.overhead else { return nil }
         let nameEnd = TicketKey.nameLength
         let nonceEnd = nameEnd + Self.nonceLength
@@ -169,7 +169,7 @@ public final class TicketKeySet: TicketSealer {
         guard let plaintext = try? cipher.open(nonce: Array(ticket[nameEnd..<nonceEnd]), aad: name, ciphertext: ticket[nonceEnd...]) else {
             return nil
         }
-        return (plaintext, isCurrent)
+        return (SecretBytes(plaintext), isCurrent)
     }
 
     // MARK: - Schedule (under the lock)

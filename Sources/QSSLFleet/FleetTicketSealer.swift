@@ -55,17 +55,17 @@ public final class FleetTicketSealer: TicketSealer {
         return (table.byName, sealingFingerprint.flatMap { table.byFingerprint[$0] })
     }
 
-    public func seal(_ plaintext: [UInt8]) throws(TLSError) -> [UInt8] {
+    public func seal(_ plaintext: SecretBytes) throws(TLSError) -> [UInt8] {
         guard let key = current().sealing else { throw .misuse("no fleet ticket key is ready to seal with") }
         do {
-            let box = try AES.GCM.seal(plaintext, using: key.key, authenticating: key.name + service.id)
+            let box = try plaintext.withUnsafeBytes { bytes in try AES.GCM.seal(bytes, using: key.key, authenticating: key.name + service.id) }
             return key.name + Array(box.nonce) + box.ciphertext + box.tag
         } catch {
             throw .crypto("sealing a ticket: \(error)")
         }
     }
 
-    public func open(_ ticket: [UInt8]) -> (plaintext: [UInt8], byCurrentKey: Bool)? {
+    public func open(_ ticket: [UInt8]) -> (plaintext: SecretBytes, byCurrentKey: Bool)? {
         guard ticket.count >= 16 + 12 + 16 else { return nil }
         let (byName, sealing) = current()
         guard let key = byName[Array(ticket[..<16])],
@@ -73,6 +73,10 @@ public final class FleetTicketSealer: TicketSealer {
             let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ticket[28..<(ticket.count - 16)], tag: ticket[(ticket.count - 16)...]),
             let plaintext = try? AES.GCM.open(box, using: key.key, authenticating: key.name + service.id)
         else { return nil }
-        return (Array(plaintext), key.fingerprint == sealing?.fingerprint)
+        // Copied once into the secret's own storage; swift-crypto's Data that held it is zeroed
+        // (uniquely ours, so in place).
+        var opened = plaintext
+        defer { opened.resetBytes(in: opened.startIndex..<opened.endIndex) }
+        return (opened.withUnsafeBytes { SecretBytes(copying: $0) }, key.fingerprint == sealing?.fingerprint)
     }
 }

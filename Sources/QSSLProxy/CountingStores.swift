@@ -51,9 +51,9 @@ public struct CountingTicketSealer: TicketSealer {
         metrics.count("qssl_tickets_accepted_total", [("key", "previous")], by: 0)
     }
 
-    public func seal(_ plaintext: [UInt8]) throws(TLSError) -> [UInt8] { try inner.seal(plaintext) }
+    public func seal(_ plaintext: SecretBytes) throws(TLSError) -> [UInt8] { try inner.seal(plaintext) }
 
-    public func open(_ ticket: [UInt8]) -> (plaintext: [UInt8], byCurrentKey: Bool)? {
+    public func open(_ ticket: [UInt8]) -> (plaintext: SecretBytes, byCurrentKey: Bool)? {
         let opened = inner.open(ticket)
         if let opened { metrics.count("qssl_tickets_accepted_total", [("key", opened.byCurrentKey ? "current" : "previous")]) }
         return opened

@@ -44,7 +44,7 @@ struct TicketFleet {
 }
 
 /// A TLS session state's bytes stand in for the plaintext of a ticket.
-func ticketPlaintext() -> [UInt8] { (0..<120).map { _ in UInt8.random(in: 0...255) } }
+func ticketPlaintext() -> SecretBytes { SecretBytes((0..<120).map { _ in UInt8.random(in: 0...255) }) }
 
 @Suite("Fleet ticket keys in Redis", .serialized)
 struct FleetTicketKeyTests {
@@ -75,7 +75,7 @@ struct FleetTicketKeyTests {
             fleet.clock.advance(milliseconds: 2000)
             _ = await fleet.pollAll()
 
-            var issued: [(ticket: [UInt8], plaintext: [UInt8], at: UInt64)] = []
+            var issued: [(ticket: [UInt8], plaintext: SecretBytes, at: UInt64)] = []
             var failures = 0
             var sealingKeys: Set<String> = []
             // 45 s in 500 ms steps: four rotations; each step a random node seals, every node opens

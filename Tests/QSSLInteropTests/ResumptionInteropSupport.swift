@@ -117,12 +117,12 @@ final class FirstTicketFromOlderKey: TicketSealer, @unchecked Sendable {
 
     init() { inner = TicketKeySet(primitives: CryptoProvider.swiftCrypto.primitives) }
 
-    func seal(_ plaintext: [UInt8]) throws(TLSError) -> [UInt8] {
+    func seal(_ plaintext: SecretBytes) throws(TLSError) -> [UInt8] {
         let ticket = try inner.seal(plaintext)
         lock.withLock { if first == nil { first = ticket } }
         return ticket
     }
-    func open(_ ticket: [UInt8]) -> (plaintext: [UInt8], byCurrentKey: Bool)? {
+    func open(_ ticket: [UInt8]) -> (plaintext: SecretBytes, byCurrentKey: Bool)? {
         guard let opened = inner.open(ticket) else { return nil }
         let isFirst = lock.withLock { ticket == first }
         return (opened.plaintext, opened.byCurrentKey && !isFirst)

@@ -83,7 +83,7 @@ struct TicketKeyFileTests {
         try TicketKeyFile.writeKeys(first, toPath: path)
         let clock = FakeClock()
         let file = try TicketKeyFile(path: path, primitives: Self.primitives, clock: clock)
-        let ticket = try file.keySet.seal([1, 2, 3])
+        let ticket = try file.keySet.seal(SecretBytes([1, 2, 3]))
         #expect(try file.reloadIfChanged() == false)
 
         let rotated = TicketKeyFile.rotated(first, now: clock.nowMilliseconds() + 1000, keepSeconds: 36 * 3600, primitives: Self.primitives)

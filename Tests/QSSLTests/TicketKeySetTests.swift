@@ -16,20 +16,20 @@ struct TicketKeySetTests {
     @Test("a sealed ticket opens to its plaintext, by the current key, in the documented layout")
     func roundTrip() throws {
         let set = TicketKeySet(primitives: Self.primitives, clock: FakeClock())
-        let plaintext = try SessionSamples.state().encoded()
+        let plaintext = SecretBytes(try SessionSamples.state().encoded())
         let ticket = try set.seal(plaintext)
         #expect(ticket.count == plaintext.count + 16 + 12 + 16)
         #expect(Array(ticket.prefix(16)) == set.keys[0].name)
         let opened = try #require(set.open(ticket))
         #expect(opened.plaintext == plaintext && opened.byCurrentKey)
         #expect(try set.seal(plaintext) != ticket, "a fresh nonce every time")
-        #expect(set.open(try set.seal([]))?.plaintext == [])
+        #expect(set.open(try set.seal(SecretBytes([])))?.plaintext == SecretBytes([]))
     }
 
     @Test("flipping any bit of a ticket, name, nonce, ciphertext or tag, makes it fail to open")
     func tampering() throws {
         let set = TicketKeySet(primitives: Self.primitives, clock: FakeClock())
-        let ticket = try set.seal(Array("resumption state".utf8))
+        let ticket = try set.seal(SecretBytes(Array("resumption state".utf8)))
         for position in ticket.indices {
             for bit in [0x01, 0x80] as [UInt8] {
                 var bad = ticket
@@ -42,7 +42,7 @@ struct TicketKeySetTests {
     @Test("a ticket cut short at any length, or lengthened, opens to nothing")
     func truncated() throws {
         let set = TicketKeySet(primitives: Self.primitives, clock: FakeClock())
-        let ticket = try set.seal([1, 2, 3])
+        let ticket = try set.seal(SecretBytes([1, 2, 3]))
         for length in 0..<ticket.count { #expect(set.open(Array(ticket.prefix(length))) == nil, "length \(length)") }
         #expect(set.open(ticket + [0]) == nil)
     }
@@ -51,27 +51,27 @@ struct TicketKeySetTests {
     func unknownKey() throws {
         let ours = TicketKeySet(primitives: Self.primitives, clock: FakeClock())
         let theirs = TicketKeySet(primitives: Self.primitives, clock: FakeClock())
-        #expect(ours.open(try theirs.seal([1, 2, 3])) == nil)
+        #expect(ours.open(try theirs.seal(SecretBytes([1, 2, 3]))) == nil)
         // Same name, other key bytes: the tag fails.
         let a = TicketKeySet(keys: [Self.key(1)], primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
         let b = TicketKeySet(
             keys: [try TicketKey(name: Self.key(1).name, key: SecretBytes(Array(repeating: 9, count: 32)), createdAt: 0)],
             primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
-        #expect(b.open(try a.seal([1])) == nil)
+        #expect(b.open(try a.seal(SecretBytes([1]))) == nil)
     }
 
     @Test("after 12 h a new key seals and the old one still opens (not by the current key); after 36 h it is gone")
     func schedule() throws {
         let clock = FakeClock()
         let set = TicketKeySet(primitives: Self.primitives, clock: clock)
-        let first = try set.seal([1])
+        let first = try set.seal(SecretBytes([1]))
         clock.advance(seconds: 12 * Self.hour - 1)
         #expect(set.open(first)?.byCurrentKey == true)
         clock.advance(seconds: 1)
         let opened = try #require(set.open(first))
-        #expect(opened.plaintext == [1] && !opened.byCurrentKey)
+        #expect(opened.plaintext == SecretBytes([1]) && !opened.byCurrentKey)
         #expect(set.keys.count == 2)
-        let second = try set.seal([2])
+        let second = try set.seal(SecretBytes([2]))
         #expect(Array(second.prefix(16)) != Array(first.prefix(16)))
         #expect(set.open(second)?.byCurrentKey == true)
         clock.advance(seconds: 24 * Self.hour)  // the first key is 36 h old
@@ -87,7 +87,7 @@ struct TicketKeySetTests {
             keys: [Self.key(1), Self.key(2, createdAt: SessionSamples.epoch - 40 * Self.hour * 1000)],
             primitives: Self.primitives, clock: clock, rotatesAutomatically: false)
         #expect(set.keys.map(\.name) == [Self.key(1).name], "the older key is past the 36 h lifetime")
-        let ticket = try set.seal([5])
+        let ticket = try set.seal(SecretBytes([5]))
         clock.advance(seconds: 100 * Self.hour)
         #expect(set.open(ticket)?.byCurrentKey == true)
         #expect(set.keys.count == 1)
@@ -101,29 +101,29 @@ struct TicketKeySetTests {
         let set = TicketKeySet(keys: [older, clash, newer], primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
         #expect(set.keys == [newer, older])
         let olderSet = TicketKeySet(keys: [older], primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: false)
-        #expect(set.open(try olderSet.seal([3]))?.byCurrentKey == false)
+        #expect(set.open(try olderSet.seal(SecretBytes([3])))?.byCurrentKey == false)
     }
 
     @Test("replaceKeys and rotate: tickets of a dropped key stop opening, of a kept one go on")
     func replaceAndRotate() throws {
         let clock = FakeClock()
         let set = TicketKeySet(keys: [Self.key(1)], primitives: Self.primitives, clock: clock, rotatesAutomatically: false)
-        let ticket = try set.seal([1])
+        let ticket = try set.seal(SecretBytes([1]))
         set.rotate()
         #expect(set.keys.count == 2 && set.keys[1] == Self.key(1))
         #expect(set.open(ticket)?.byCurrentKey == false)
         set.replaceKeys([Self.key(2)])
         #expect(set.open(ticket) == nil)
         set.replaceKeys([])
-        #expect(throws: TLSError.self) { try set.seal([1]) }
+        #expect(throws: TLSError.self) { try set.seal(SecretBytes([1])) }
         #expect(set.open(ticket) == nil)
     }
 
     @Test("a rotating set with no keys makes one on first use")
     func emptyRotating() throws {
         let set = TicketKeySet(keys: [], primitives: Self.primitives, clock: FakeClock(), rotatesAutomatically: true)
-        let ticket = try set.seal([9])
-        #expect(set.open(ticket)?.plaintext == [9])
+        let ticket = try set.seal(SecretBytes([9]))
+        #expect(set.open(ticket)?.plaintext == SecretBytes([9]))
         #expect(set.keys.count == 1)
     }
 
@@ -143,7 +143,7 @@ struct TicketKeySetTests {
                     var failures = 0
                     for i in 0..<200 {
                         if i % 50 == 0 && task == 0 { clock.advance(seconds: 1) }
-                        let plaintext = [UInt8(task), UInt8(i)]
+                        let plaintext = SecretBytes([UInt8(task), UInt8(i)])
                         guard let ticket = try? set.seal(plaintext), set.open(ticket)?.plaintext == plaintext else {
                             failures += 1
                             continue

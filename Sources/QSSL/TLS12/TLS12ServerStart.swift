@@ -22,10 +22,9 @@ struct TLS12ServerStart {
     /// through the cache (which may pause), else a full handshake.
     func proceed(context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         if let ticket = hello.extensions.sessionTicket, !ticket.isEmpty, let sealer = config.ticketKeys,
-            var (plaintext, byCurrentKey) = sealer.open(ticket)
+            let (plaintext, byCurrentKey) = sealer.open(ticket)
         {
             let decoded = try? SessionState(decoding: plaintext)
-            plaintext.withUnsafeMutableBytes { zeroise($0) }
             if let state = decoded, let (suite, proof) = try resumable(state) {
                 return try resume(proof, suite: suite, renewTicket: !byCurrentKey, context: &context)
             }
