@@ -73,6 +73,8 @@ public final class TLSConnection {
     /// Each refusal costs a sealed warning: a few are answered, then the peer is cut off (a
     /// stream of 4-byte HelloRequests must not become a stream of 31-byte alerts).
     static let maxRefusedRenegotiations = 3
+    /// Post-handshake CertificateRequests a client answers between its own application data.
+    static let maxPostHandshakeAuthAnswers = 8
     /// TLS 1.2 warning alerts received and ignored (the last few), for tests and diagnostics.
     var receivedWarnings: [AlertDescription] = [] {
         didSet { if receivedWarnings.count > 8 { receivedWarnings.removeFirst() } }

@@ -216,4 +216,6 @@ struct PeerCausedReplies {
     var keyUpdateAnswered = false
     /// no_renegotiation warnings sent.
     var renegotiationsRefused = 0
+    /// Post-handshake CertificateRequests answered (a certificate and a signature each).
+    var certificateRequestsAnswered = 0
 }

@@ -79,6 +79,17 @@ extension TrafficState {
         case .client(let certificates):
             guard message.type == .certificateRequest else { throw .misbehaved(.sentUnexpectedMessage, "\(message.type) after the handshake") }
             let request = try ClientCertificateRequest(try message.require(CertificateRequest.self))
+            // Each answer is a signature and a certificate chain: a server that asks again and
+            // again, with a byte of data between its requests, would otherwise have the client
+            // sign and send kilobytes for every 60-byte request. A few answers between this end's
+            // own application data; none after its close_notify (RFC 8446 §6.1).
+            if context.closeNotifySent { return .none }
+            guard context.repliesSinceDataSent.certificateRequestsAnswered < TLSConnection.maxPostHandshakeAuthAnswers else {
+                throw .misbehaved(
+                    .sentUnexpectedMessage,
+                    "more than \(TLSConnection.maxPostHandshakeAuthAnswers) CertificateRequests without application data from the client between them")
+            }
+            context.repliesSinceDataSent.certificateRequestsAnswered += 1
             var transcript = pha.base
             transcript.append(message)
             let answer = ClientPostHandshakeAnswer(hkdf: pha.hkdf, clientSecret: secrets.client, requestContext: request.context, transcript: transcript)

@@ -377,3 +377,44 @@ struct SessionIdentityReviewTests {
         #expect(!o.clientEvents.contains { $0.issuedSession != nil })
     }
 }
+
+@Suite("Post-handshake CertificateRequests a client answers are bounded by its own data")
+struct PostHandshakeAuthFloodTests {
+    @Test("a server asking again and again, with data between its requests, is answered a bounded number of times, then cut off")
+    func requestFlood() throws {
+        let o = try PostHandshakeAuthTests.established(certificate: ClientPKI.ecdsa)
+        for i in 0..<TLSConnection.maxPostHandshakeAuthAnswers {
+            try o.server.requestClientCertificate()
+            try o.server.send([UInt8(i)])
+            let events = try o.client.receive(o.server.takeOutput())
+            #expect(events.contains(.applicationData([UInt8(i)])))
+            let answer = o.client.takeOutput()
+            #expect(!answer.isEmpty, "answer \(i)")
+            _ = try o.server.receive(answer)  // (the server's own API allows few unanswered requests)
+        }
+        try o.server.requestClientCertificate()
+        #expect(throws: TLSError(.peerMisbehaved(.sentUnexpectedMessage))) { try o.client.receive(o.server.takeOutput()) }
+    }
+
+    @Test("the client's own data between requests lets it answer every one")
+    func requestsWithClientData() throws {
+        let o = try PostHandshakeAuthTests.established(certificate: ClientPKI.ecdsa)
+        for i in 0..<(2 * TLSConnection.maxPostHandshakeAuthAnswers) {
+            try o.server.requestClientCertificate()
+            _ = try o.client.receive(o.server.takeOutput())
+            try o.client.send([UInt8(i)])
+            let events = try o.server.receive(o.client.takeOutput())
+            #expect(events.contains { $0.clientAuthentication?.identity != nil } && events.contains(.applicationData([UInt8(i)])), "request \(i)")
+        }
+    }
+
+    @Test("after the client's close_notify a CertificateRequest gets no answer")
+    func nothingAfterClose() throws {
+        let o = try PostHandshakeAuthTests.established(certificate: ClientPKI.ecdsa)
+        o.client.close()
+        _ = try o.server.receive(o.client.takeOutput())
+        try o.server.requestClientCertificate()
+        _ = try o.client.receive(o.server.takeOutput())
+        #expect(o.client.takeOutput().isEmpty)
+    }
+}
