@@ -130,14 +130,16 @@ func summaryLines(_ s: HandshakeSummary, handshakeMilliseconds: Double?) -> [Str
         "HelloRetryRequest: \(s.helloRetryRequest ? "yes" : "no")",
         "Resumed:           \(s.resumed ? "yes" : "no")"
     ]
-    if let alpn = s.alpnProtocol { lines.append("ALPN:              \(alpn)") }
+    // The ALPN name, names and subjects come from the server: printed without their control
+    // characters (an escape sequence in a certificate must not reach the terminal).
+    if let alpn = s.alpnProtocol { lines.append("ALPN:              \(sanitizeServerText(alpn))") }
     if s.clientCertificateSent { lines.append("Client cert sent:  yes") }
-    if let identity = s.peerIdentity { lines.append("Peer identity:     \(identityLine(identity))") }
+    if let identity = s.peerIdentity { lines.append("Peer identity:     \(sanitizeServerText(identityLine(identity), limit: 2000))") }
     if let ms = handshakeMilliseconds { lines.append(String(format: "Handshake time:    %.2f ms", ms)) }
     let subs = subjects(s.peerCertificates)
     if !subs.isEmpty {
         lines.append("Peer certificates:")
-        for (i, sub) in subs.enumerated() { lines.append("  \(i): \(sub)") }
+        for (i, sub) in subs.enumerated() { lines.append("  \(i): \(sanitizeServerText(sub, limit: 2000))") }
     }
     return lines
 }

@@ -251,7 +251,7 @@ struct Connect: AsyncParsableCommand {
         }
         if !received.isEmpty {
             print("--- received \(received.count) bytes ---")
-            print(String(decoding: received, as: UTF8.self))
+            print(terminalSafe(String(decoding: received, as: UTF8.self)))
         }
     }
 
@@ -299,4 +299,23 @@ func systemRoots() throws -> [X509Certificate] {
         return (try PEMDocument.parseMultiple(pemString: pem)).compactMap { try? X509Certificate(der: $0.derBytes) }
     }
     return []
+}
+
+/// What a server sent, for standard output: as is into a pipe or file (it may be the data the
+/// caller wants), but on a terminal with control characters other than newline and tab shown
+/// as `\u{…}` escapes, so that no escape sequence from the server reaches the terminal.
+func terminalSafe(_ text: String, isTerminal: Bool = isatty(STDOUT_FILENO) != 0) -> String {
+    guard isTerminal else { return text }
+    var out = ""
+    for u in text.unicodeScalars {
+        let v = u.value
+        if (v < 0x20 && v != 0x0A && v != 0x09) || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v)
+            || (0x2066...0x2069).contains(v)
+        {
+            out += "\\u{\(String(v, radix: 16))}"
+        } else {
+            out.unicodeScalars.append(u)
+        }
+    }
+    return out
 }

@@ -207,6 +207,15 @@ extension TraceTests {
                 #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x202E }, "\(format): no ESC, no bidi override")
             }
         }
+        // qssl connect too: the rejection's message (which names the issuer) and, with the
+        // certificate trusted, the summary's subjects.
+        for trust in [dir.ca, cert] {
+            let run = try dir.tool(["connect", "127.0.0.1:\(port)", "--ca", trust, "--server-name", "localhost"], expectSuccess: false)
+            for text in [run.stdout, run.stderr] {
+                #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x202E }, "connect: no ESC, no bidi override: \(text)")
+            }
+            #expect((run.stdout + run.stderr).contains("onerror"), "the name is still shown: \(run)")
+        }
         let text = try #require(outputs["text"])
         #expect(text.stdout.contains("onerror"), "the name is still shown: \(text.stdout)")
         let mermaid = try #require(outputs["mermaid"]).stdout
