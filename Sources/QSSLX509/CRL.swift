@@ -209,16 +209,20 @@ public struct CertificateRevocationList: Sendable, Hashable {
 
     public func isRevoked(serial: [UInt8]) -> Bool { revoked[serial] != nil }
 
-    /// Loads every CRL of a file: PEM (`X509 CRL` blocks) or one DER CRL.
+    /// The largest CRL file `load` reads (a large public CA's CRL is tens of megabytes).
+    public static let maximumFileSize = 256 << 20
+
+    /// Loads every CRL of a file: PEM (`X509 CRL` blocks) or one DER CRL. The file is read as
+    /// certificate files are: a FIFO without a writer never blocks, and at most `maximumFileSize`.
     public static func load(path: String) throws -> [CertificateRevocationList] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        if let text = String(data: data, encoding: .utf8), text.contains("-----BEGIN") {
+        let data = try CertificateFiles.readFile(atPath: path, what: "CRL file", maximumSize: maximumFileSize)
+        if let text = String(bytes: data, encoding: .utf8), text.contains("-----BEGIN") {
             let documents = try PEMDocument.parseMultiple(pemString: text)
             let crls = try documents.filter { $0.discriminator == "X509 CRL" }.map { try CertificateRevocationList(der: $0.derBytes) }
             guard !crls.isEmpty else { throw LoadError(reason: "\(path) has no X509 CRL block") }
             return crls
         }
-        return [try CertificateRevocationList(der: Array(data))]
+        return [try CertificateRevocationList(der: data)]
     }
 
     public var pem: String { PEMDocument(type: "X509 CRL", derBytes: der).pemString + "\n" }

@@ -124,6 +124,18 @@ public enum CertificateFiles {
     /// (`--ca <(…)`) is read to its end. A directory, a socket, more than `maximumSize` bytes
     /// or bytes that are not UTF-8 are refused with a reason.
     public static func readTextFile(atPath path: String, what: String, maximumSize: Int = maximumTextFileSize) throws(FileError) -> String {
+        let bytes = try readFile(atPath: path, what: what, maximumSize: maximumSize)
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            throw FileError(
+                .notPEM, path: path, what: what,
+                reason: "it holds binary data (DER? convert it with `openssl x509 -inform der` or `openssl pkey -inform der`)")
+        }
+        return text
+    }
+
+    /// The whole of a file's bytes, read as `readTextFile` reads (never blocking on a FIFO
+    /// without a writer, at most `maximumSize` bytes, a directory or socket refused).
+    public static func readFile(atPath path: String, what: String, maximumSize: Int) throws(FileError) -> [UInt8] {
         func unreadable(_ reason: String) -> FileError { FileError(.unreadable, path: path, what: what, reason: reason) }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw unreadable(errnoReason(errno)) }
@@ -151,12 +163,7 @@ public enum CertificateFiles {
             bytes += buffer[0..<n]
             guard bytes.count <= maximumSize else { throw unreadable("larger than \(maximumSize) bytes") }
         }
-        guard let text = String(bytes: bytes, encoding: .utf8) else {
-            throw FileError(
-                .notPEM, path: path, what: what,
-                reason: "it holds binary data (DER? convert it with `openssl x509 -inform der` or `openssl pkey -inform der`)")
-        }
-        return text
+        return bytes
     }
 
     /// "no such file", "permission denied", … for an errno.

@@ -121,6 +121,23 @@ struct RevocationTests {
         }
     }
 
+    @Test("a CRL path that is a FIFO with no writer, a directory or an endless device is refused with a reason, without blocking or reading without end")
+    func crlFilesThatAreNotFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qssl-crl-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/crl.fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: (any Error).self) { try CertificateRevocationList.load(path: fifo) }
+        #expect(throws: (any Error).self) { try CertificateRevocationList.load(path: dir) }
+        do {
+            _ = try CertificateRevocationList.load(path: "/dev/zero")
+            Issue.record("/dev/zero loaded")
+        } catch let error as CertificateFiles.FileError {
+            #expect(error.description.contains("larger than"), "\(error)")
+        }
+    }
+
     @Test("malformed CRLs are refused with a reason, never a crash (every truncation, every flipped byte of the header)")
     func malformed() throws {
         let der = try #require(try CertificateRevocationList.load(path: try resource("ca.crl.der").path).first).der
