@@ -26,6 +26,7 @@ enum CKR {
     static let userAlreadyLoggedIn: CK_RV = 0x100
     static let userNotLoggedIn: CK_RV = 0x101
     static let bufferTooSmall: CK_RV = 0x150
+    static let operationActive: CK_RV = 0x90
     static let cryptokiNotInitialized: CK_RV = 0x190
     static let cryptokiAlreadyInitialized: CK_RV = 0x191
     static let functionNotSupported: CK_RV = 0x54

@@ -119,14 +119,29 @@ public struct PKCS11SigningKey: SigningKey, CustomStringConvertible {
             var rv = f.C_Sign!(session, &input, CK_ULONG(input.count), &output, &length)
             if rv == CKR.bufferTooSmall {
                 // The operation stays active after CKR_BUFFER_TOO_SMALL (PKCS#11 2.40 §5.2).
+                // A length no signature has is the token's error, not an allocation to make
+                // (the session then ends: see `PKCS11Token.endsSession`).
+                guard length <= CK_ULONG(maximumSignatureLength) else {
+                    throw PKCS11Error.call("C_Sign", CKR.operationActive, "the token asked for a \(length)-byte signature buffer")
+                }
                 output = [UInt8](repeating: 0, count: Int(length))
                 rv = f.C_Sign!(session, &input, CK_ULONG(input.count), &output, &length)
             }
+            // C_Sign ends the operation unless it answers CKR_BUFFER_TOO_SMALL (PKCS#11 2.40
+            // §5.2): a second one leaves it active, reported as such so that the session is
+            // closed instead of going back to the pool, where every later C_SignInit would fail.
+            if rv == CKR.bufferTooSmall {
+                throw PKCS11Error.call("C_Sign", CKR.operationActive, "the token found the signature buffer too small twice")
+            }
             try check(rv, "C_Sign", "\(CKM.name(operation.mechanism)) with \(self)")
-            return Array(output.prefix(Int(length)))
+            return Array(output.prefix(min(Int(length), output.count)))
         }
     }
 }
+
+/// Longer than any signature a supported key makes (ML-DSA-87: 4627 bytes): a token asking for a
+/// larger buffer is answered with an error, not an allocation.
+let maximumSignatureLength = 16 * 1024
 
 /// One signature's mechanism, input and output encoding.
 struct SignOperation: Sendable {

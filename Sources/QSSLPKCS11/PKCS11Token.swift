@@ -198,7 +198,10 @@ final class SessionPool: @unchecked Sendable {
         guard let rv = error.returnValue.map(CK_RV.init) else { return error.reason == .finalized }
         return [
             CKR.sessionHandleInvalid, CKR.sessionClosed, CKR.deviceRemoved, CKR.tokenNotPresent,
-            CKR.cryptokiNotInitialized, CKR.deviceError
+            CKR.cryptokiNotInitialized, CKR.deviceError,
+            // An operation left active (a C_Sign that failed part-way): every later C_SignInit
+            // on this session would fail.
+            CKR.operationActive
         ].contains(rv)
     }
 

@@ -29,6 +29,12 @@ struct PKCS11UnitTests {
         #expect(throws: PKCS11Error.self) { try SignOperation.derECDSASignature(rawRS: [UInt8](repeating: 1, count: 95), curve: .ecdsaP384) }
     }
 
+    @Test("a session whose signing operation is left active is closed, not pooled; one failed C_Sign is not enough")
+    func operationLeftActiveEndsTheSession() {
+        #expect(SessionPool.endsSession(PKCS11Error.call("C_Sign", CKR.operationActive)))
+        #expect(!SessionPool.endsSession(PKCS11Error.call("C_Sign", 0x06)), "CKR_FUNCTION_FAILED ends the operation, not the session")
+    }
+
     @Test("a failed call names the function and the CKR_ code")
     func errorNamesReturnValue() {
         let error = PKCS11Error.call("C_Login", 0xA0, "token 'x'")
