@@ -264,8 +264,9 @@ let maxIssuedTicketLength = 8 * 1024
 func sealTicket(_ state: SessionState, _ sealer: any TicketSealer) -> [UInt8]? {
     var compact = state
     compact.peerIdentity = state.peerIdentity.map(compactIdentity)
-    guard let encoded = try? compact.encoded() else { return nil }
-    let plaintext = SecretBytes(encoded)  // takes the array over: wiped when dropped
+    // The encoded array goes straight into the secret (no other reference to it remains, so
+    // the wipe on release reaches the buffer that held the secret, not a copy of it).
+    guard let plaintext = try? SecretBytes(compact.encoded()) else { return nil }
     guard plaintext.count + 64 <= maxIssuedTicketLength, let ticket = try? sealer.seal(plaintext) else { return nil }
     return ticket
 }

@@ -53,15 +53,15 @@ extension SessionState {
         return try writer.finish()
     }
 
-    /// Decodes a session encoded by `encoded()`.
-    /// - Throws: `DecodeError` for another format version, a truncated or over-long field, a
-    ///   flag other than 0 or 1, a string that is not UTF-8, or bytes left over.
     /// Decodes an encoded session held as a secret (an opened ticket), reading the secret's own
     /// storage: no copy of it is made that would need wiping.
     public init(decoding secret: SecretBytes) throws(DecodeError) {
         try self.init(decoding: secret.storage.bytes)
     }
 
+    /// Decodes a session encoded by `encoded()`.
+    /// - Throws: `DecodeError` for another format version, a truncated or over-long field, a
+    ///   flag other than 0 or 1, a string that is not UTF-8, or bytes left over.
     public init(decoding bytes: [UInt8]) throws(DecodeError) {
         var reader = ByteReader(bytes)
         try self.init(reading: &reader)

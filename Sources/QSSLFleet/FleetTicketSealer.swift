@@ -71,12 +71,11 @@ public final class FleetTicketSealer: TicketSealer {
         guard let key = byName[Array(ticket[..<16])],
             let nonce = try? AES.GCM.Nonce(data: ticket[16..<28]),
             let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ticket[28..<(ticket.count - 16)], tag: ticket[(ticket.count - 16)...]),
-            let plaintext = try? AES.GCM.open(box, using: key.key, authenticating: key.name + service.id)
+            var plaintext = try? AES.GCM.open(box, using: key.key, authenticating: key.name + service.id)
         else { return nil }
         // Copied once into the secret's own storage; swift-crypto's Data that held it is zeroed
-        // (uniquely ours, so in place).
-        var opened = plaintext
-        defer { opened.resetBytes(in: opened.startIndex..<opened.endIndex) }
-        return (opened.withUnsafeBytes { SecretBytes(copying: $0) }, key.fingerprint == sealing?.fingerprint)
+        // (this binding is its only owner, so in place).
+        defer { plaintext.resetBytes(in: plaintext.startIndex..<plaintext.endIndex) }
+        return (plaintext.withUnsafeBytes { SecretBytes(copying: $0) }, key.fingerprint == sealing?.fingerprint)
     }
 }

@@ -134,7 +134,12 @@ public struct PKCS11SigningKey: SigningKey, CustomStringConvertible {
                 throw PKCS11Error.call("C_Sign", CKR.operationActive, "the token found the signature buffer too small twice")
             }
             try check(rv, "C_Sign", "\(CKM.name(operation.mechanism)) with \(self)")
-            return Array(output.prefix(min(Int(length), output.count)))
+            // A length past the buffer (CK_UNAVAILABLE_INFORMATION, say) is the token's error:
+            // never a trap, never a signature cut short.
+            guard length <= CK_ULONG(output.count) else {
+                throw PKCS11Error.call("C_Sign", CKR.generalError, "the token reported a \(length)-byte signature in a \(output.count)-byte buffer")
+            }
+            return Array(output.prefix(Int(length)))
         }
     }
 }

@@ -307,10 +307,14 @@ func systemRoots() throws -> [X509Certificate] {
 func terminalSafe(_ text: String, isTerminal: Bool = isatty(STDOUT_FILENO) != 0) -> String {
     guard isTerminal else { return text }
     var out = ""
-    for u in text.unicodeScalars {
+    let scalars = Array(text.unicodeScalars)
+    for (i, u) in scalars.enumerated() {
         let v = u.value
-        if (v < 0x20 && v != 0x0A && v != 0x09) || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v)
-            || (0x2066...0x2069).contains(v)
+        // CR only as the first half of CRLF (an HTTP answer's line ends); alone it could return
+        // the cursor and overwrite what was printed.
+        let lineEnd = v == 0x0D && i + 1 < scalars.count && scalars[i + 1].value == 0x0A
+        if (v < 0x20 && v != 0x0A && v != 0x09 && !lineEnd) || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v)
+            || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C
         {
             out += "\\u{\(String(v, radix: 16))}"
         } else {

@@ -44,7 +44,7 @@ func failureExitCode(for error: Error) -> Int32 {
 /// Messages may quote what a server sent (a certificate's names): control characters and
 /// bidirectional overrides are dropped, so none reaches the terminal.
 func printFailure(_ line: String) {
-    FileHandle.standardError.write(Data("qssl: \(sanitizeServerText(oneLine(line), limit: 4000))\n".utf8))
+    FileHandle.standardError.write(Data("qssl: \(sanitizeServerText(oneLine(line), limit: .max))\n".utf8))
 }
 
 /// Whether an error is a network failure before or outside TLS (DNS, refused, reset, timed out),

@@ -250,13 +250,13 @@ struct StapleRefresher: Sendable {
 
     /// One fetch: on success the staple holds the response. Returns the status and when the
     /// response is good until (its nextUpdate, if it says).
-    func fetchOnce() async throws -> (status: String, url: String, nextUpdate: Date?) {
+    func fetchOnce(timeout: Duration = .seconds(5)) async throws -> (status: String, url: String, nextUpdate: Date?) {
         guard chain.count > 1 else { throw OCSPError("the chain has no issuer certificate; nothing to staple") }
         let leaf = chain[0]
         let issuer = chain[1]
         guard let url = leaf.ocspResponderURL else { throw OCSPError("the certificate names no OCSP responder (AIA)") }
         let id = try OCSPCertID(certificate: leaf, issuer: issuer)
-        let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: .seconds(5))
+        let der = try await NIOOCSPFetcher().fetch(url: url, request: try OCSPRequest(certID: id, nonce: nil).der(), timeout: timeout)
         let response = try OCSPResponse(der: der)
         let status = try response.status(of: leaf, issuer: issuer, at: Date())
         staple.update(der)

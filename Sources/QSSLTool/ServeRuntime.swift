@@ -327,7 +327,7 @@ final class ServeRuntime: @unchecked Sendable {
     /// this fetch; one that did not finish in time leaves the certificate unstapled until then.
     private func prefetchStaples(_ listeners: [Listener]) {
         let slots = listeners.flatMap { $0.pendingStaples.values }
-        guard !slots.isEmpty else { return }
+        guard !slots.isEmpty, !stopped else { return }
         let done = DispatchGroup()
         for slot in slots {
             done.enter()
@@ -335,7 +335,7 @@ final class ServeRuntime: @unchecked Sendable {
             Task {
                 defer { done.leave() }
                 do {
-                    let (status, url, next) = try await StapleRefresher(chain: slot.chain, staple: slot.staple) { _ in }.fetchOnce()
+                    let (status, url, next) = try await StapleRefresher(chain: slot.chain, staple: slot.staple) { _ in }.fetchOnce(timeout: Self.stapleFetchBeforeReload)
                     slot.fetched.withLock { $0 = .some(next) }
                     logger.info("staple: \(status) from \(url), for the certificate being reloaded")
                 } catch {

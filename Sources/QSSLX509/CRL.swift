@@ -214,8 +214,8 @@ public struct CertificateRevocationList: Sendable, Hashable {
 
     /// Loads every CRL of a file: PEM (`X509 CRL` blocks) or one DER CRL. The file is read as
     /// certificate files are: a FIFO without a writer never blocks, and at most `maximumFileSize`.
-    public static func load(path: String) throws -> [CertificateRevocationList] {
-        let data = try CertificateFiles.readFile(atPath: path, what: "CRL file", maximumSize: maximumFileSize)
+    public static func load(path: String, maximumSize: Int = maximumFileSize) throws -> [CertificateRevocationList] {
+        let data = try CertificateFiles.readFile(atPath: path, what: "CRL file", maximumSize: maximumSize)
         if let text = String(bytes: data, encoding: .utf8), text.contains("-----BEGIN") {
             let documents = try PEMDocument.parseMultiple(pemString: text)
             let crls = try documents.filter { $0.discriminator == "X509 CRL" }.map { try CertificateRevocationList(der: $0.derBytes) }
