@@ -32,9 +32,9 @@ public enum SessionModes {
         require(encoded == bytes, "SessionState: encode(decode(b)) != b")
         require((try? SessionState(decoding: encoded)) == state, "SessionState: decode(encode(x)) != x")
         // What a server does with it: seal it into a ticket that opens to the same bytes.
-        guard let sealed = try? FuzzTicketKeys.shared.seal(encoded) else { violated("SessionState: sealing failed") }
+        guard let sealed = try? FuzzTicketKeys.shared.seal(SecretBytes(encoded)) else { violated("SessionState: sealing failed") }
         guard let opened = FuzzTicketKeys.shared.open(sealed) else { violated("SessionState: a fresh ticket does not open") }
-        require(opened.plaintext == encoded && opened.byCurrentKey, "SessionState: a fresh ticket opens to other bytes or an old key")
+        require(opened.plaintext == SecretBytes(encoded) && opened.byCurrentKey, "SessionState: a fresh ticket opens to other bytes or an old key")
     }
 
     static func tlsSession(_ session: TLSSession, _ bytes: [UInt8]) {
@@ -60,11 +60,11 @@ public enum SessionModes {
         require(inForce.first == newest, "ticket key file: the current key is not the newest")
         require(inForce.allSatisfy { keys.contains($0) }, "ticket key file: the set holds a key the file does not")
         let plaintext: [UInt8] = [1, 2, 3]
-        guard let sealed = try? set.seal(plaintext) else { violated("ticket key file: the set cannot seal") }
+        guard let sealed = try? set.seal(SecretBytes(plaintext)) else { violated("ticket key file: the set cannot seal") }
         require(Array(sealed.prefix(TicketKey.nameLength)) == newest.name, "ticket key file: sealed under another key's name")
         require(sealed.count == plaintext.count + TicketKeySet.overhead, "ticket key file: a ticket of \(sealed.count) bytes")
         guard let opened = set.open(sealed) else { violated("ticket key file: a fresh ticket does not open") }
-        require(opened.plaintext == plaintext && opened.byCurrentKey, "ticket key file: a fresh ticket opens wrong")
+        require(opened.plaintext == SecretBytes(plaintext) && opened.byCurrentKey, "ticket key file: a fresh ticket opens wrong")
     }
 
     /// Arbitrary bytes as a ticket to the fuzz servers' keys: most do not open; one that does
@@ -75,15 +75,15 @@ public enum SessionModes {
         require(name == FuzzTicketKeys.current.name || name == FuzzTicketKeys.previous.name, "ticket: opened under an unknown key name")
         require(opened.byCurrentKey == (name == FuzzTicketKeys.current.name), "ticket: byCurrentKey is wrong")
         require(bytes.count == opened.plaintext.count + TicketKeySet.overhead, "ticket: \(bytes.count) bytes opened to \(opened.plaintext.count)")
-        if let state = try? SessionState(decoding: opened.plaintext) { sessionState(state, opened.plaintext) }
+        if let state = try? SessionState(decoding: opened.plaintext) { sessionState(state, opened.plaintext.withUnsafeBytes { Array($0) }) }
     }
 
     /// open(seal(p)) == p by the current key; any changed byte makes the ticket not open.
     static func sealOpenTamper(_ plaintext: [UInt8], position: Int) {
         let keys = FuzzTicketKeys.shared
-        guard let sealed = try? keys.seal(plaintext) else { violated("seal failed") }
+        guard let sealed = try? keys.seal(SecretBytes(plaintext)) else { violated("seal failed") }
         guard let opened = keys.open(sealed) else { violated("a fresh ticket does not open") }
-        require(opened.plaintext == plaintext && opened.byCurrentKey, "a fresh ticket opens to other bytes or an old key")
+        require(opened.plaintext == SecretBytes(plaintext) && opened.byCurrentKey, "a fresh ticket opens to other bytes or an old key")
         var tampered = sealed
         tampered[position % tampered.count] ^= 0x01
         require(keys.open(tampered) == nil, "a ticket with byte \(position % tampered.count) changed still opens")
