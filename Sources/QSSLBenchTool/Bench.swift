@@ -106,22 +106,33 @@ struct Bench {
     /// Resumed handshakes next to the matching full ones, same process, same run: TLS 1.3
     /// psk_dhe_ke with the hybrid and psk_ke, TLS 1.2 by ticket and by session ID; then what a
     /// cached session costs.
-    func resumptionFigures(pki: DemoPKI, resumptions n: Int) throws -> [[String: Any]] {
+    func resumptionFigures(pki: DemoPKI, resumptions n: Int, only: String? = nil) throws -> [[String: Any]] {
         var results: [[String: Any]] = []
         if !json { print("-- resumption (client + server CPU per handshake, \(n) of each; full handshakes with nothing to resume)") }
         let hybrid = NamedGroup.secp384r1MLKEM1024
 
         func row(_ label: String, kind: String, client: ClientConfiguration, server: ServerConfiguration, full fullRate: Double?) throws -> Double {
-            let (rate, allocations) = try measure(client: client, server: server, count: n, resumed: fullRate != nil)
-            var entry: [String: Any] = ["kind": "resumption", "handshake": kind, "handshakes_per_second": rate, "ms_per_handshake_both_sides": 1000 / rate]
-            if let fullRate { entry["speedup_vs_full"] = rate / fullRate }
-            if let allocations { entry["allocations_per_handshake_both_sides"] = allocations }
+            if let only, !kind.contains(only) { return .nan }  // a resumed row then prints no "vs full"
+            let (rate, allocations, side) = try measure(client: client, server: server, count: n, resumed: fullRate != nil)
+            let serverMilliseconds = side.time / .milliseconds(1) / Double(n)
+            var entry: [String: Any] = [
+                "kind": "resumption", "handshake": kind, "handshakes_per_second": rate, "ms_per_handshake_both_sides": 1000 / rate,
+                "server_ms_per_handshake": serverMilliseconds
+            ]
+            if let fullRate, fullRate.isFinite { entry["speedup_vs_full"] = rate / fullRate }
+            if let allocations {
+                entry["allocations_per_handshake_both_sides"] = allocations
+                entry["server_allocations_per_handshake"] = Double(side.allocations) / Double(n)
+            }
             results.append(entry)
             if !json {
-                let vs = fullRate.map { String(format: "  ×%.1f vs full, −%.0f%% time", rate / $0, (1 - $0 / rate) * 100) } ?? ""
-                let allocated = allocations.map { String(format: "  %.0f allocations", $0) } ?? ""
+                let vs = fullRate.flatMap { $0.isFinite ? $0 : nil }.map { String(format: "  ×%.1f vs full, −%.0f%% time", rate / $0, (1 - $0 / rate) * 100) } ?? ""
+                let allocated = allocations.map {
+                    String(format: "  %.0f allocations (server %.0f)", $0, Double(side.allocations) / Double(n))
+                } ?? ""
                 print(
-                    label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: " %9.1f handshakes/s  (%.3f ms)", rate, 1000 / rate)
+                    label.padding(toLength: 46, withPad: " ", startingAt: 0)
+                        + String(format: " %9.1f handshakes/s  (%.3f ms; server %.3f ms)", rate, 1000 / rate, serverMilliseconds)
                         + vs + allocated)
             }
             return rate
@@ -172,6 +183,7 @@ struct Bench {
         byID.sessionStore = InMemoryClientSessionStore()
         _ = try row("TLS 1.2 resumed by session ID", kind: "tls12_session_id", client: byID, server: server12, full: full12IDRate)
 
+        if only != nil { return results }
         // What a session costs the server: a session-ID cache entry, or the ticket the client carries.
         let cache = InMemorySessionCache()
         var cached = server12
@@ -205,19 +217,20 @@ struct Bench {
     private func measure(
         client: ClientConfiguration, server: ServerConfiguration, count: Int,
         resumed: Bool
-    ) throws -> (rate: Double, allocations: Double?) {
+    ) throws -> (rate: Double, allocations: Double?, server: ServerSide) {
         _ = try handshake(client: client, server: server)  // warm-up, and the first session
         let allocationsBefore = allocationCount()
+        var side = ServerSide()
         let start = ContinuousClock.now
         for _ in 0..<count {
-            let (c, _) = try handshake(client: client, server: server)
+            let (c, _) = try handshake(client: client, server: server, serverSide: &side)
             guard c.summary?.resumed == resumed else {
                 throw BenchError("a handshake that should \(resumed ? "" : "not ")resume did\(resumed ? " not" : "")")
             }
         }
         let elapsed = seconds(since: start)
         let allocations = allocationsBefore.flatMap { before in allocationCount().map { Double($0 - before) / Double(count) } }
-        return (Double(count) / elapsed, allocations)
+        return (Double(count) / elapsed, allocations, side)
     }
 
     /// The size of the ServerHello on a resumption (one full handshake first, for a ticket).
@@ -253,16 +266,40 @@ struct Bench {
     /// One full (or resumed) handshake in memory; the TLS 1.3 tickets that follow it are given
     /// to the client, which keeps them for the next one when it has a session store.
     func handshake(client: ClientConfiguration, server: ServerConfiguration) throws -> (TLSConnection, TLSConnection) {
+        var side = ServerSide()
+        return try handshake(client: client, server: server, serverSide: &side)
+    }
+
+    /// The server's share of in-process handshakes: time and allocations inside its calls
+    /// (creation, `receive`, `takeOutput`), summed.
+    struct ServerSide {
+        var time: Duration = .zero
+        var allocations: UInt64 = 0
+    }
+
+    /// A handshake, the server's calls measured into `serverSide`.
+    func handshake(
+        client: ClientConfiguration, server: ServerConfiguration, serverSide: inout ServerSide
+    ) throws -> (TLSConnection, TLSConnection) {
+        func onServer<T>(_ body: () throws -> T) rethrows -> T {
+            let allocationsBefore = allocationCount()
+            let start = ContinuousClock.now
+            defer {
+                serverSide.time += ContinuousClock.now - start
+                if let allocationsBefore, let now = allocationCount() { serverSide.allocations += now - allocationsBefore }
+            }
+            return try body()
+        }
         let c = try TLSConnection.client(configuration: client, serverName: "localhost")
-        let s = try TLSConnection.server(configuration: server)
+        let s = try onServer { try TLSConnection.server(configuration: server) }
         while !(c.isHandshakeComplete && s.isHandshakeComplete) {
             let a = c.takeOutput()
-            if !a.isEmpty { _ = try s.receive(a) }
-            let b = s.takeOutput()
+            if !a.isEmpty { _ = try onServer { try s.receive(a) } }
+            let b = onServer { s.takeOutput() }
             if !b.isEmpty { _ = try c.receive(b) }
             if a.isEmpty && b.isEmpty { throw BenchError("handshake stalled") }
         }
-        let tickets = s.takeOutput()
+        let tickets = onServer { s.takeOutput() }
         if !tickets.isEmpty { _ = try c.receive(tickets) }
         return (c, s)
     }

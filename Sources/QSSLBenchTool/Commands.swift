@@ -66,6 +66,12 @@ struct ResumptionOptions: ParsableArguments {
     @Option(help: "Resumed handshakes per kind (and full handshakes to compare them with).")
     var resumptions: Int = 1000
 
+    @Option(
+        help: ArgumentHelp(
+            "Only the kinds whose name contains this (tls13_full, tls13_psk_dhe_ke, tls13_psk_ke, tls12_full, tls12_ticket, "
+                + "tls12_full_no_ticket, tls12_session_id): for profiling one kind."))
+    var only: String?
+
     func validate() throws {
         guard resumptions >= 1 else { throw ValidationError("--resumptions must be at least 1") }
     }
@@ -145,7 +151,7 @@ struct ResumptionCommand: ParsableCommand {
 
     func run() throws {
         let bench = Bench(json: output.json)
-        try bench.finish(try bench.resumptionFigures(pki: try DemoPKI(), resumptions: options.resumptions))
+        try bench.finish(try bench.resumptionFigures(pki: try DemoPKI(), resumptions: options.resumptions, only: options.only))
     }
 }
 
