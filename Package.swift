@@ -152,7 +152,10 @@ let package = Package(
             dependencies: [
                 "QSSL", "QSSLWire", "QSSLSwiftCrypto", "QSSLX509", "QSSLP384", "QSSLTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),  // the raw primitives next to Q-SSL's
-                .product(name: "ArgumentParser", package: "swift-argument-parser")
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "NIOQSSL",  // tls-echo: the adapter without the proxy layer
+                .product(name: "NIOCore", package: "swift-nio"),  // tcp-echo: the transport's floor
+                .product(name: "NIOPosix", package: "swift-nio")
             ],
             path: "Sources/QSSLBenchTool"
         ),

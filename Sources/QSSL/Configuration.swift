@@ -58,16 +58,92 @@ extension ProtocolPolicyHolder {
 
 /// Protocol configuration of a client. One value, built once, shared by many connections.
 public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
-    public var provider: CryptoProvider
+    /// The fields, in one reference: a configuration is copied into every connection and
+    /// through its handshake states, and a copy then costs one retain, not one per field.
+    /// Copied on write (`mutableStorage`).
+    private final class Storage: @unchecked Sendable {
+        var provider: CryptoProvider
+        var verifier: any CertificateVerifier
+        var policy: ProtocolPolicy
+        var keyShareGroups: [NamedGroup]
+        var middleboxCompatibility: Bool
+        var clientCertificates: [CertifiedKey]
+        var offerPostHandshakeAuthentication: Bool
+        var dangerouslySkipServerNameVerification: Bool
+        var sessionStore: (any ClientSessionStore)?
+        var offerPSKWithoutKeyExchange: Bool
+        var requestOCSPStaple: Bool
+        var tls12SessionTickets: Bool
+        var clock: any WallClock
+        var offerEarlyDataForTesting: Bool
+
+        init(provider: CryptoProvider, verifier: any CertificateVerifier) {
+            self.provider = provider
+            self.verifier = verifier
+            self.policy = ProtocolPolicy()
+            self.keyShareGroups = Defaults.clientKeyShares
+            self.middleboxCompatibility = true
+            self.clientCertificates = []
+            self.offerPostHandshakeAuthentication = false
+            self.dangerouslySkipServerNameVerification = false
+            self.sessionStore = InMemoryClientSessionStore()
+            self.offerPSKWithoutKeyExchange = false
+            self.requestOCSPStaple = true
+            self.tls12SessionTickets = true
+            self.clock = SystemClock()
+            self.offerEarlyDataForTesting = false
+        }
+
+        init(copying other: Storage) {
+            provider = other.provider
+            verifier = other.verifier
+            policy = other.policy
+            keyShareGroups = other.keyShareGroups
+            middleboxCompatibility = other.middleboxCompatibility
+            clientCertificates = other.clientCertificates
+            offerPostHandshakeAuthentication = other.offerPostHandshakeAuthentication
+            dangerouslySkipServerNameVerification = other.dangerouslySkipServerNameVerification
+            sessionStore = other.sessionStore
+            offerPSKWithoutKeyExchange = other.offerPSKWithoutKeyExchange
+            requestOCSPStaple = other.requestOCSPStaple
+            tls12SessionTickets = other.tls12SessionTickets
+            clock = other.clock
+            offerEarlyDataForTesting = other.offerEarlyDataForTesting
+        }
+    }
+    private var storage: Storage
+    private var mutableStorage: Storage {
+        mutating get {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            return storage
+        }
+    }
+
+    public var provider: CryptoProvider {
+        get { storage.provider }
+        set { mutableStorage.provider = newValue }
+    }
     /// Verifies the server's chain. Required unless verification is dangerously disabled.
-    public var verifier: any CertificateVerifier
+    public var verifier: any CertificateVerifier {
+        get { storage.verifier }
+        set { mutableStorage.verifier = newValue }
+    }
     /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
     /// server's, forwarded below under their usual names).
-    public var policy = ProtocolPolicy()
+    public var policy: ProtocolPolicy {
+        get { storage.policy }
+        set { mutableStorage.policy = newValue }
+    }
     /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
-    public var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
+    public var keyShareGroups: [NamedGroup] {
+        get { storage.keyShareGroups }
+        set { mutableStorage.keyShareGroups = newValue }
+    }
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
-    public var middleboxCompatibility = true
+    public var middleboxCompatibility: Bool {
+        get { storage.middleboxCompatibility }
+        set { mutableStorage.middleboxCompatibility = newValue }
+    }
     /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
     /// the server listed, and an issuer among its certificate_authorities when both are known).
     public var clientCertificate: CertifiedKey? {
@@ -75,35 +151,61 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
         set { clientCertificates = newValue.map { [$0] } ?? [] }
     }
     /// Client certificates to choose from, in preference order.
-    public var clientCertificates: [CertifiedKey] = []
+    public var clientCertificates: [CertifiedKey] {
+        get { storage.clientCertificates }
+        set { mutableStorage.clientCertificates = newValue }
+    }
     /// Offer post-handshake client authentication (RFC 8446 §4.6.2) to TLS 1.3 servers.
-    public var offerPostHandshakeAuthentication = false
+    public var offerPostHandshakeAuthentication: Bool {
+        get { storage.offerPostHandshakeAuthentication }
+        set { mutableStorage.offerPostHandshakeAuthentication = newValue }
+    }
     /// Connect without a server name: the chain is still verified, but a certificate for ANY
     /// name is accepted. Only for tests and for peers identified some other way.
-    public var dangerouslySkipServerNameVerification = false
+    public var dangerouslySkipServerNameVerification: Bool {
+        get { storage.dangerouslySkipServerNameVerification }
+        set { mutableStorage.dangerouslySkipServerNameVerification = newValue }
+    }
     /// Where sessions the server issues are kept and offered from (PROTOCOL.md §4); nil turns
     /// resumption off. Copies of a configuration share the store (it is a class): give a
     /// configuration with another trust policy (verifier) a store of its own. Sessions are kept
     /// apart by the client certificates a configuration presents. The default keeps them in memory, shared by connections that share this
     /// configuration, keyed by server name (or the key passed to `TLSConnection.client`).
-    public var sessionStore: (any ClientSessionStore)? = InMemoryClientSessionStore()
+    public var sessionStore: (any ClientSessionStore)? {
+        get { storage.sessionStore }
+        set { mutableStorage.sessionStore = newValue }
+    }
     /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
     /// or a fresh ML-KEM part). Off by default, and never offered under `requirePostQuantum`.
-    public var offerPSKWithoutKeyExchange = false
+    public var offerPSKWithoutKeyExchange: Bool {
+        get { storage.offerPSKWithoutKeyExchange }
+        set { mutableStorage.offerPSKWithoutKeyExchange = newValue }
+    }
     /// Ask servers to staple an OCSP response (status_request, RFC 6066 §8); the verifier checks
     /// what arrives.
-    public var requestOCSPStaple = true
+    public var requestOCSPStaple: Bool {
+        get { storage.requestOCSPStaple }
+        set { mutableStorage.requestOCSPStaple = newValue }
+    }
     /// Ask TLS 1.2 servers for RFC 5077 tickets.
-    public var tls12SessionTickets = true
+    public var tls12SessionTickets: Bool {
+        get { storage.tls12SessionTickets }
+        set { mutableStorage.tls12SessionTickets = newValue }
+    }
     /// The clock for ticket ages and session lifetimes.
-    public var clock: any WallClock = SystemClock()
+    public var clock: any WallClock {
+        get { storage.clock }
+        set { mutableStorage.clock = newValue }
+    }
     /// Test hook: sends an early_data extension (without early data support, to see servers
     /// skip 0-RTT records).
-    var offerEarlyDataForTesting = false
+    var offerEarlyDataForTesting: Bool {
+        get { storage.offerEarlyDataForTesting }
+        set { mutableStorage.offerEarlyDataForTesting = newValue }
+    }
 
     public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
-        self.provider = provider
-        self.verifier = verifier
+        storage = Storage(provider: provider, verifier: verifier)
     }
 
     func validate() throws(TLSError) {
@@ -113,56 +215,163 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
 
 /// Protocol configuration of a server.
 public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
-    public var provider: CryptoProvider
+    /// The fields, in one reference: a configuration is copied into every connection and
+    /// through its handshake states, and a copy then costs one retain, not one per field.
+    /// Copied on write (`mutableStorage`).
+    private final class Storage: @unchecked Sendable {
+        var provider: CryptoProvider
+        var certificates: [CertifiedKey]
+        var configurationSelector: (any ServerConfigurationSelector)?
+        var policy: ProtocolPolicy
+        var clientAuthentication: ClientAuthenticationPolicy
+        var clientCertificateVerifier: (any CertificateVerifier)?
+        var allowPostHandshakeAuthentication: Bool
+        var sessionCache: (any ServerSessionCache)?
+        var ticketKeys: (any TicketSealer)?
+        var sessionLifetimeSeconds: UInt32
+        var tls13TicketCount: Int
+        var acceptPSKWithoutKeyExchange: Bool
+        var ticketAgeToleranceMilliseconds: UInt64
+        var maxSkippedEarlyData: Int
+        var clock: any WallClock
+
+        init(provider: CryptoProvider, certificates: [CertifiedKey]) {
+            self.provider = provider
+            self.certificates = certificates
+            self.configurationSelector = nil
+            self.policy = ProtocolPolicy()
+            self.clientAuthentication = .none
+            self.clientCertificateVerifier = nil
+            self.allowPostHandshakeAuthentication = false
+            self.sessionCache = InMemorySessionCache()
+            self.ticketKeys = TicketKeySet(primitives: provider.primitives)
+            self.sessionLifetimeSeconds = 3600
+            self.tls13TicketCount = 2
+            self.acceptPSKWithoutKeyExchange = false
+            self.ticketAgeToleranceMilliseconds = 10_000
+            self.maxSkippedEarlyData = 16 * 1024 + 256
+            self.clock = SystemClock()
+        }
+
+        init(copying other: Storage) {
+            provider = other.provider
+            certificates = other.certificates
+            configurationSelector = other.configurationSelector
+            policy = other.policy
+            clientAuthentication = other.clientAuthentication
+            clientCertificateVerifier = other.clientCertificateVerifier
+            allowPostHandshakeAuthentication = other.allowPostHandshakeAuthentication
+            sessionCache = other.sessionCache
+            ticketKeys = other.ticketKeys
+            sessionLifetimeSeconds = other.sessionLifetimeSeconds
+            tls13TicketCount = other.tls13TicketCount
+            acceptPSKWithoutKeyExchange = other.acceptPSKWithoutKeyExchange
+            ticketAgeToleranceMilliseconds = other.ticketAgeToleranceMilliseconds
+            maxSkippedEarlyData = other.maxSkippedEarlyData
+            clock = other.clock
+        }
+    }
+    private var storage: Storage
+    private var mutableStorage: Storage {
+        mutating get {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            return storage
+        }
+    }
+
+    public var provider: CryptoProvider {
+        get { storage.provider }
+        set { mutableStorage.provider = newValue }
+    }
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
-    public var certificates: [CertifiedKey]
+    public var certificates: [CertifiedKey] {
+        get { storage.certificates }
+        set { mutableStorage.certificates = newValue }
+    }
     /// Chooses the configuration for each ClientHello (by SNI, say): synchronously in place, or
     /// through the pause (`TLSEvent.decisionNeeded`). The chosen configuration, provider included,
     /// replaces this one for the connection, within this one's policy (requirePostQuantum and
     /// versions are a floor).
-    public var configurationSelector: (any ServerConfigurationSelector)?
+    public var configurationSelector: (any ServerConfigurationSelector)? {
+        get { storage.configurationSelector }
+        set { mutableStorage.configurationSelector = newValue }
+    }
     /// Versions, groups, suites, ALPN and the PQ requirement accepted (the same fields as a
     /// client's, forwarded below under their usual names).
-    public var policy = ProtocolPolicy()
+    public var policy: ProtocolPolicy {
+        get { storage.policy }
+        set { mutableStorage.policy = newValue }
+    }
     /// Whether clients are asked for a certificate (CertificateRequest).
-    public var clientAuthentication: ClientAuthenticationPolicy = .none
+    public var clientAuthentication: ClientAuthenticationPolicy {
+        get { storage.clientAuthentication }
+        set { mutableStorage.clientAuthentication = newValue }
+    }
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
     /// make the certificate_authorities list. Required unless `clientAuthentication` is none.
-    public var clientCertificateVerifier: (any CertificateVerifier)?
+    public var clientCertificateVerifier: (any CertificateVerifier)? {
+        get { storage.clientCertificateVerifier }
+        set { mutableStorage.clientCertificateVerifier = newValue }
+    }
     /// Keep what post-handshake client authentication needs (the handshake transcript) for
     /// clients that offer it, so that `requestClientCertificate()` can be used. Off by default:
     /// it costs the transcript's bytes for each such connection's lifetime.
-    public var allowPostHandshakeAuthentication = false
+    public var allowPostHandshakeAuthentication: Bool {
+        get { storage.allowPostHandshakeAuthentication }
+        set { mutableStorage.allowPostHandshakeAuthentication = newValue }
+    }
     /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
     /// default is in memory; a cache that answers asynchronously (another process) is asked
     /// through the pause.
-    public var sessionCache: (any ServerSessionCache)? = InMemorySessionCache()
+    public var sessionCache: (any ServerSessionCache)? {
+        get { storage.sessionCache }
+        set { mutableStorage.sessionCache = newValue }
+    }
     /// Seals TLS 1.2 (RFC 5077) and TLS 1.3 tickets; nil: no tickets are issued or accepted.
     /// The default is a rotating in-memory key set (12 h rotation, 36 h kept); several servers
     /// share tickets by loading one key file.
-    public var ticketKeys: (any TicketSealer)?
+    public var ticketKeys: (any TicketSealer)? {
+        get { storage.ticketKeys }
+        set { mutableStorage.ticketKeys = newValue }
+    }
     /// Lifetime of sessions and tickets, in seconds (TLS 1.2 lifetime hint, TLS 1.3
     /// ticket_lifetime; at most 604800).
-    public var sessionLifetimeSeconds: UInt32 = 3600
+    public var sessionLifetimeSeconds: UInt32 {
+        get { storage.sessionLifetimeSeconds }
+        set { mutableStorage.sessionLifetimeSeconds = newValue }
+    }
     /// TLS 1.3 NewSessionTicket messages sent after a full handshake (0 for none). After a
     /// resumption one is sent, replacing the ticket the client used (as OpenSSL does).
-    public var tls13TicketCount = 2
+    public var tls13TicketCount: Int {
+        get { storage.tls13TicketCount }
+        set { mutableStorage.tls13TicketCount = newValue }
+    }
     /// Resume with psk_ke (no fresh key exchange: faster, but without forward secrecy or a fresh
     /// ML-KEM part) when the client offers it. Off by default (psk_dhe_ke); never under
     /// `requirePostQuantum`.
-    public var acceptPSKWithoutKeyExchange = false
+    public var acceptPSKWithoutKeyExchange: Bool {
+        get { storage.acceptPSKWithoutKeyExchange }
+        set { mutableStorage.acceptPSKWithoutKeyExchange = newValue }
+    }
     /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.
-    public var ticketAgeToleranceMilliseconds: UInt64 = 10_000
+    public var ticketAgeToleranceMilliseconds: UInt64 {
+        get { storage.ticketAgeToleranceMilliseconds }
+        set { mutableStorage.ticketAgeToleranceMilliseconds = newValue }
+    }
     /// Early data a client sends is never accepted; up to this many bytes of it are skipped
     /// (RFC 8446 §4.2.10) before the connection is failed.
-    public var maxSkippedEarlyData = 16 * 1024 + 256
+    public var maxSkippedEarlyData: Int {
+        get { storage.maxSkippedEarlyData }
+        set { mutableStorage.maxSkippedEarlyData = newValue }
+    }
     /// The clock for session lifetimes and ticket ages.
-    public var clock: any WallClock = SystemClock()
+    public var clock: any WallClock {
+        get { storage.clock }
+        set { mutableStorage.clock = newValue }
+    }
 
     public init(provider: CryptoProvider, certificates: [CertifiedKey]) {
-        self.provider = provider
-        self.certificates = certificates
-        self.ticketKeys = TicketKeySet(primitives: provider.primitives)
+        storage = Storage(provider: provider, certificates: certificates)
     }
 
     func validate() throws(TLSError) {

@@ -8,7 +8,7 @@ import QSSLX509
 /// product of the package (the shipped `qssl` has no benchmarks but `qssl hsm bench`, which
 /// measures the operator's own token).
 @main
-struct QSSLBench: ParsableCommand {
+struct QSSLBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qssl-bench",
         abstract: "Q-SSL's in-process benchmarks (client and server in one process, no sockets) and P-384 checks.",
@@ -17,7 +17,7 @@ struct QSSLBench: ParsableCommand {
             + "Figures are noisy on shared machines: compare within one run.",
         subcommands: [
             AllCommand.self, HandshakesCommand.self, RecordCommand.self, ResumptionCommand.self,
-            P384Command.self, P384TimingCommand.self, P384DifferentialCommand.self
+            P384Command.self, P384TimingCommand.self, P384DifferentialCommand.self, TCPEchoCommand.self, TLSEchoCommand.self
         ])
 }
 

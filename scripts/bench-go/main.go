@@ -70,7 +70,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: qssl-bench-go p384 [N] | server ADDR CERT KEY | ticket-server ADDR CERT KEY | load ADDR CA N [C] |\n" +
 			"  backend ADDR echo|discard | proxyload ADDR CA N C CURVE | relay ADDR CA SECONDS CURVE [C] |\n" +
 			"  latency ADDR CA RATE SECONDS CURVE | idle ADDR CA N CURVE [C] | echo-server ADDR CERT KEY |\n" +
-			"  resumeload ADDR CA N 1.2|1.3 CURVE resume|full")
+			"  resumeload ADDR CA N 1.2|1.3 CURVE resume|full | tcpload ADDR N")
 		os.Exit(64)
 	}
 	switch os.Args[1] {
@@ -95,6 +95,9 @@ func main() {
 		backend(os.Args[2], os.Args[3])
 	case "echo-server":
 		echoServer(os.Args[2], os.Args[3], os.Args[4])
+	case "tcpload":
+		n, _ := strconv.Atoi(os.Args[3])
+		tcpLoad(os.Args[2], n)
 	case "resumeload":
 		n, _ := strconv.Atoi(os.Args[4])
 		resumeLoad(os.Args[2], os.Args[3], n, os.Args[5], os.Args[6], os.Args[7] == "resume")
@@ -519,6 +522,31 @@ func echoServer(addr, certFile, keyFile string) {
 		config.MinVersion = tls.VersionTLS12
 		config.CurvePreferences = []tls.CurveID{tls.X25519, tls.SecP384r1MLKEM1024, tls.CurveP384}
 	}, true, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// tcpLoad: resumeLoad's connection pattern without TLS (connect, one byte echoed, close): the
+// transport's share of each connection, for a server's floor. Prints "n connections_per_second".
+func tcpLoad(addr string, n int) {
+	one := func() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			panic(err)
+		}
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			panic(err)
+		}
+	}
+	one()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		one()
+	}
+	fmt.Printf("%d %.1f\n", n, float64(n)/time.Since(start).Seconds())
 }
 
 // resumeLoad: N sequential connections, each a handshake, one byte echoed (which also delivers

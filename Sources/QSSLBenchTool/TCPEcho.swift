@@ -1,0 +1,87 @@
+import ArgumentParser
+import NIOCore
+import NIOPosix
+import NIOQSSL
+import QSSL
+import QSSLSwiftCrypto
+import QSSLWire
+import QSSLX509
+
+/// `qssl-bench tcp-echo ADDR PORT`: a plain TCP echo server on SwiftNIO, set up as `qssl serve`'s
+/// listener is (the shared event-loop group, TCP_NODELAY, one channel per connection), with no
+/// TLS: scripts/bench-resumption measures the transport's share of a connection with it, next
+/// to Go's plain echo server (`qssl-bench-go backend ADDR echo`).
+struct TCPEchoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tcp-echo",
+        abstract: "A plain TCP echo server on SwiftNIO (no TLS), for the transport's floor in scripts/bench-resumption.")
+
+    @Argument(help: "Address to listen on.")
+    var host: String
+
+    @Argument(help: "Port to listen on.")
+    var port: Int
+
+    func run() throws {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) }
+            }
+            .bind(host: host, port: port).wait()
+        print("listening on \(channel.localAddress.map { "\($0)" } ?? "?")")
+        try channel.closeFuture.wait()
+    }
+
+    /// Writes back what it reads; closes when the client has closed its side.
+    final class Echo: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.write(data, promise: nil)
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            context.flush()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// `qssl-bench tls-echo HOST PORT CHAIN KEY`: a TLS echo server on the NIO adapter alone
+/// (`NIOQSSLServer`, no proxy layer: no limits, timers, access log or metrics), configured as
+/// scripts/bench-resumption configures `qssl serve`: between the plain TCP floor and `qssl
+/// serve`, it shows which layer a connection's server CPU goes to.
+struct TLSEchoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tls-echo",
+        abstract: "A TLS echo server on NIOQSSLServer alone (no proxy layer), for scripts/bench-resumption's layer rows.")
+
+    @Argument(help: "Address to listen on.")
+    var host: String
+
+    @Argument(help: "Port to listen on.")
+    var port: Int
+
+    @Argument(help: "Certificate chain (PEM).")
+    var chain: String
+
+    @Argument(help: "Private key (PEM).")
+    var key: String
+
+    func run() async throws {
+        var configuration = ServerConfiguration(
+            provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chainPath: chain, keyPath: key)])
+        configuration.groups = [.x25519, .secp384r1MLKEM1024, .secp384r1]
+        configuration.versions = [.tls13, .tls12]
+        let server = try await NIOQSSLServer.start(host: host, port: port, configuration: configuration) { [TCPEchoCommand.Echo()] }
+        print("listening on \(server.localAddress)")
+        try await server.channel.closeFuture.get()
+    }
+}
