@@ -173,10 +173,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: summary.alpnProtocol))
                 context.fireUserInboundEventTriggered(QSSLUserEvent.handshakeCompleted(summary))
                 // Writes made during the handshake go out now, behind our last flight.
-                let pending = pendingWrites
-                pendingWrites = []
-                for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
-                if !pending.isEmpty { context.flush() }
+                writePending(context: context)
                 handshakeJustCompleted = true
             } else if let bytes = event.applicationData {
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
@@ -248,10 +245,21 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             fail(context: context, error: error)
             return
         }
+        // Writes held during a post-handshake pause go out behind what the resumption sent.
+        if !paused && connection.isHandshakeComplete && !failed { writePending(context: context) }
         if !paused && readPending {
             readPending = false
             context.read()
         }
+    }
+
+    /// Sends the writes held back (during the handshake or a pause), in order.
+    private func writePending(context: ChannelHandlerContext) {
+        guard !pendingWrites.isEmpty else { return }
+        let pending = pendingWrites
+        pendingWrites = []
+        for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
+        context.flush()
     }
 
     /// While a decision is pending, reads are held back (and replayed on resume).
@@ -293,6 +301,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
         abandonPause()
+        // Writes never sent are failed, not dropped with their promises.
+        for (_, promise) in pendingWrites { promise?.fail(ChannelError.ioOnClosedChannel) }
+        pendingWrites = []
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -307,7 +318,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let buffer = unwrapOutboundIn(data)
-        guard connection.isHandshakeComplete else {
+        // Held here until the handshake completes, and during a post-handshake pause (client
+        // authentication verified asynchronously): the core would keep them unsent while their
+        // promises reported them written.
+        guard connection.isHandshakeComplete, !paused else {
             pendingWrites.append((buffer, promise))
             return
         }

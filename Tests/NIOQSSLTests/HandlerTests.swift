@@ -71,6 +71,18 @@ struct Pair {
 
 @Suite("NIOQSSLHandler back to back on EmbeddedChannels")
 struct HandlerTests {
+    @Test("a write held until the handshake completes is failed, not dropped, when the handler is removed first")
+    func heldWriteFailsOnRemoval() throws {
+        let pair = try Pair()
+        let promise = pair.client.eventLoop.makePromise(of: Void.self)
+        pair.client.pipeline.write(NIOAny(pair.client.allocator.buffer(bytes: [1, 2, 3])), promise: promise)
+        let handler = try pair.client.pipeline.syncOperations.handler(type: NIOQSSLHandler.self)
+        try pair.client.pipeline.syncOperations.removeHandler(handler).wait()
+        var failed: Error?
+        promise.futureResult.whenFailure { failed = $0 }
+        #expect(failed is ChannelError, "the promise of a held write completes when its handler goes")
+    }
+
     @Test("the handshake fires TLSUserEvent.handshakeCompleted with the ALPN protocol on both sides")
     func handshakeEvents() throws {
         let pair = try Pair()
