@@ -97,6 +97,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var failed = false
     private var closing = false
+    /// A half-closure (`close(mode: .output)`) asked for while writes were held: carried out
+    /// once they have gone out.
+    private var heldOutputClose: (promise: EventLoopPromise<Void>?, requested: Bool) = (nil, false)
     /// A decision is being resolved off the loop: reads wait.
     private var paused = false
     private var readPending = false
@@ -170,10 +173,11 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func handle(_ events: [TLSEvent], context: ChannelHandlerContext) {
         for event in events {
             if let summary = event.handshakeSummary {
+                // Writes made during the handshake go out now, behind our last flight and
+                // before anything the application writes on hearing of the completion.
+                writePending(context: context)
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: summary.alpnProtocol))
                 context.fireUserInboundEventTriggered(QSSLUserEvent.handshakeCompleted(summary))
-                // Writes made during the handshake go out now, behind our last flight.
-                writePending(context: context)
                 handshakeJustCompleted = true
             } else if let bytes = event.applicationData {
                 context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
@@ -239,27 +243,56 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         paused = false
         resolving = nil
         guard !failed, !removed, context.channel.isActive else { return }
+        let events: [TLSEvent]
         do {
-            handle(try connection.resume(with: answer), context: context)
+            events = try connection.resume(with: answer)
         } catch {
             fail(context: context, error: error)
             return
         }
-        // Writes held during a post-handshake pause go out behind what the resumption sent.
-        if !paused && connection.isHandshakeComplete && !failed { writePending(context: context) }
+        // Writes held during a post-handshake pause go out behind what the resumption sent,
+        // before the events it caused reach the application (which may write or close on them).
+        if connection.isHandshakeComplete && connection.pendingDecision == nil {
+            writePending(context: context)
+            performHeldOutputClose(context: context)
+        }
+        handle(events, context: context)
         if !paused && readPending {
             readPending = false
             context.read()
         }
     }
 
-    /// Sends the writes held back (during the handshake or a pause), in order.
+    /// Sends the writes held back (during the handshake or a pause), in order. One that fails
+    /// fails the connection, and the ones behind it with the same error.
     private func writePending(context: ChannelHandlerContext) {
         guard !pendingWrites.isEmpty else { return }
         let pending = pendingWrites
         pendingWrites = []
-        for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
+        for (index, (data, promise)) in pending.enumerated() {
+            guard !failed else {
+                for (_, promise) in pending[index...] { promise?.fail(ChannelError.ioOnClosedChannel) }
+                return
+            }
+            write(context: context, data: wrapOutboundOut(data), promise: promise)
+        }
         context.flush()
+    }
+
+    /// The half-closure asked for while writes were held, once they are out.
+    private func performHeldOutputClose(context: ChannelHandlerContext) {
+        guard heldOutputClose.requested, pendingWrites.isEmpty, !paused else { return }
+        let promise = heldOutputClose.promise
+        heldOutputClose = (nil, false)
+        close(context: context, mode: .output, promise: promise)
+    }
+
+    /// A held half-closure that will not happen (the connection failed or went away).
+    private func failHeldOutputClose(_ error: Error) {
+        guard heldOutputClose.requested else { return }
+        let promise = heldOutputClose.promise
+        heldOutputClose = (nil, false)
+        promise?.fail(error)
     }
 
     /// While a decision is pending, reads are held back (and replayed on resume).
@@ -304,6 +337,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         // Writes never sent are failed, not dropped with their promises.
         for (_, promise) in pendingWrites { promise?.fail(ChannelError.ioOnClosedChannel) }
         pendingWrites = []
+        failHeldOutputClose(ChannelError.ioOnClosedChannel)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -313,6 +347,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         for (_, promise) in pendingWrites { promise?.fail(ChannelError.ioOnClosedChannel) }
         pendingWrites = []
+        failHeldOutputClose(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
@@ -321,7 +356,13 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         // Held here until the handshake completes, and during a post-handshake pause (client
         // authentication verified asynchronously): the core would keep them unsent while their
         // promises reported them written.
-        guard connection.isHandshakeComplete, !paused else {
+        guard !failed else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        // Behind writes already held: a write made while the handler drains them (from an
+        // event it fires) must not overtake them.
+        guard connection.isHandshakeComplete, !paused, pendingWrites.isEmpty else {
             pendingWrites.append((buffer, promise))
             return
         }
@@ -362,6 +403,16 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // Half-closure behind held writes (a post-handshake pause): after them, once it ends;
+        // sent now, close_notify would cancel the pause and lose them.
+        if mode == .output && allowsHalfClosure && !failed && connection.isHandshakeComplete && (paused || !pendingWrites.isEmpty) {
+            if heldOutputClose.requested, let first = heldOutputClose.promise {
+                if let promise { first.futureResult.cascade(to: promise) }
+            } else {
+                heldOutputClose = (promise, true)
+            }
+            return
+        }
         // Half-closure: close_notify, then the TCP write side; the input stays open.
         if mode == .output && allowsHalfClosure && !failed && connection.isHandshakeComplete && !connection.sentCloseNotify {
             connection.close()
@@ -374,6 +425,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         // Closing mid-decision cancels the handshake (the core sends user_canceled, close_notify).
         let cancelsPause = mode == .all && paused
         guard cancelsPause || (mode == .all && !failed && connection.isHandshakeComplete && !connection.sentCloseNotify) else {
+            // This end's own close (before the handshake completed, say) is not the peer's
+            // truncation: no uncleanShutdown for it.
+            if mode == .all { closing = true }
             context.close(mode: mode, promise: promise)
             return
         }
@@ -425,6 +479,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.fireErrorCaught(NIOQSSLError.tls(error))
         for (_, promise) in pendingWrites { promise?.fail(NIOQSSLError.tls(error)) }
         pendingWrites = []
+        failHeldOutputClose(NIOQSSLError.tls(error))
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         Self.closeWhenWritten(written, context: context, mode: .all, promise: nil, bound: bound)
     }

@@ -15,10 +15,13 @@ public final class NIOQSSLServer: Sendable {
 
     /// Binds and starts accepting.
     /// - Parameters:
+    ///   - handshakeTimeout: a connection whose handshake has not completed by then is closed
+    ///     (`NIOQSSLHandshakeTimeoutHandler`); nil for none.
     ///   - onHandler: called with each connection's TLS handler, on its event loop.
     ///   - applicationHandlers: the handlers behind TLS for one connection.
     public static func start(
         host: String, port: Int, configuration: ServerConfiguration, recordTrace: Bool = false,
+        handshakeTimeout: TimeAmount? = .seconds(10),
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
         applicationHandlers: @escaping @Sendable () -> [ChannelHandler]
@@ -31,6 +34,9 @@ public final class NIOQSSLServer: Sendable {
                     let tls = try NIOQSSLHandler(server: configuration, recordTrace: recordTrace)
                     onHandler?(tls)
                     try channel.pipeline.syncOperations.addHandler(tls)
+                    if let handshakeTimeout {
+                        try channel.pipeline.syncOperations.addHandler(NIOQSSLHandshakeTimeoutHandler(timeout: handshakeTimeout))
+                    }
                     try channel.pipeline.syncOperations.addHandlers(applicationHandlers())
                 }
             }

@@ -122,27 +122,32 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     public var provider: CryptoProvider {
         get { storage.provider }
         set { mutableStorage.provider = newValue }
+        _modify { yield &mutableStorage.provider }
     }
     /// Verifies the server's chain. Required unless verification is dangerously disabled.
     public var verifier: any CertificateVerifier {
         get { storage.verifier }
         set { mutableStorage.verifier = newValue }
+        _modify { yield &mutableStorage.verifier }
     }
     /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
     /// server's, forwarded below under their usual names).
     public var policy: ProtocolPolicy {
         get { storage.policy }
         set { mutableStorage.policy = newValue }
+        _modify { yield &mutableStorage.policy }
     }
     /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
     public var keyShareGroups: [NamedGroup] {
         get { storage.keyShareGroups }
         set { mutableStorage.keyShareGroups = newValue }
+        _modify { yield &mutableStorage.keyShareGroups }
     }
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
     public var middleboxCompatibility: Bool {
         get { storage.middleboxCompatibility }
         set { mutableStorage.middleboxCompatibility = newValue }
+        _modify { yield &mutableStorage.middleboxCompatibility }
     }
     /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
     /// the server listed, and an issuer among its certificate_authorities when both are known).
@@ -154,17 +159,20 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     public var clientCertificates: [CertifiedKey] {
         get { storage.clientCertificates }
         set { mutableStorage.clientCertificates = newValue }
+        _modify { yield &mutableStorage.clientCertificates }
     }
     /// Offer post-handshake client authentication (RFC 8446 §4.6.2) to TLS 1.3 servers.
     public var offerPostHandshakeAuthentication: Bool {
         get { storage.offerPostHandshakeAuthentication }
         set { mutableStorage.offerPostHandshakeAuthentication = newValue }
+        _modify { yield &mutableStorage.offerPostHandshakeAuthentication }
     }
     /// Connect without a server name: the chain is still verified, but a certificate for ANY
     /// name is accepted. Only for tests and for peers identified some other way.
     public var dangerouslySkipServerNameVerification: Bool {
         get { storage.dangerouslySkipServerNameVerification }
         set { mutableStorage.dangerouslySkipServerNameVerification = newValue }
+        _modify { yield &mutableStorage.dangerouslySkipServerNameVerification }
     }
     /// Where sessions the server issues are kept and offered from (PROTOCOL.md §4); nil turns
     /// resumption off. Copies of a configuration share the store (it is a class): give a
@@ -174,34 +182,40 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     public var sessionStore: (any ClientSessionStore)? {
         get { storage.sessionStore }
         set { mutableStorage.sessionStore = newValue }
+        _modify { yield &mutableStorage.sessionStore }
     }
     /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
     /// or a fresh ML-KEM part). Off by default, and never offered under `requirePostQuantum`.
     public var offerPSKWithoutKeyExchange: Bool {
         get { storage.offerPSKWithoutKeyExchange }
         set { mutableStorage.offerPSKWithoutKeyExchange = newValue }
+        _modify { yield &mutableStorage.offerPSKWithoutKeyExchange }
     }
     /// Ask servers to staple an OCSP response (status_request, RFC 6066 §8); the verifier checks
     /// what arrives.
     public var requestOCSPStaple: Bool {
         get { storage.requestOCSPStaple }
         set { mutableStorage.requestOCSPStaple = newValue }
+        _modify { yield &mutableStorage.requestOCSPStaple }
     }
     /// Ask TLS 1.2 servers for RFC 5077 tickets.
     public var tls12SessionTickets: Bool {
         get { storage.tls12SessionTickets }
         set { mutableStorage.tls12SessionTickets = newValue }
+        _modify { yield &mutableStorage.tls12SessionTickets }
     }
     /// The clock for ticket ages and session lifetimes.
     public var clock: any WallClock {
         get { storage.clock }
         set { mutableStorage.clock = newValue }
+        _modify { yield &mutableStorage.clock }
     }
     /// Test hook: sends an early_data extension (without early data support, to see servers
     /// skip 0-RTT records).
     var offerEarlyDataForTesting: Bool {
         get { storage.offerEarlyDataForTesting }
         set { mutableStorage.offerEarlyDataForTesting = newValue }
+        _modify { yield &mutableStorage.offerEarlyDataForTesting }
     }
 
     public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
@@ -282,11 +296,13 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var provider: CryptoProvider {
         get { storage.provider }
         set { mutableStorage.provider = newValue }
+        _modify { yield &mutableStorage.provider }
     }
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
     public var certificates: [CertifiedKey] {
         get { storage.certificates }
         set { mutableStorage.certificates = newValue }
+        _modify { yield &mutableStorage.certificates }
     }
     /// Chooses the configuration for each ClientHello (by SNI, say): synchronously in place, or
     /// through the pause (`TLSEvent.decisionNeeded`). The chosen configuration, provider included,
@@ -295,23 +311,27 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var configurationSelector: (any ServerConfigurationSelector)? {
         get { storage.configurationSelector }
         set { mutableStorage.configurationSelector = newValue }
+        _modify { yield &mutableStorage.configurationSelector }
     }
     /// Versions, groups, suites, ALPN and the PQ requirement accepted (the same fields as a
     /// client's, forwarded below under their usual names).
     public var policy: ProtocolPolicy {
         get { storage.policy }
         set { mutableStorage.policy = newValue }
+        _modify { yield &mutableStorage.policy }
     }
     /// Whether clients are asked for a certificate (CertificateRequest).
     public var clientAuthentication: ClientAuthenticationPolicy {
         get { storage.clientAuthentication }
         set { mutableStorage.clientAuthentication = newValue }
+        _modify { yield &mutableStorage.clientAuthentication }
     }
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
     /// make the certificate_authorities list. Required unless `clientAuthentication` is none.
     public var clientCertificateVerifier: (any CertificateVerifier)? {
         get { storage.clientCertificateVerifier }
         set { mutableStorage.clientCertificateVerifier = newValue }
+        _modify { yield &mutableStorage.clientCertificateVerifier }
     }
     /// Keep what post-handshake client authentication needs (the handshake transcript) for
     /// clients that offer it, so that `requestClientCertificate()` can be used. Off by default:
@@ -319,6 +339,7 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var allowPostHandshakeAuthentication: Bool {
         get { storage.allowPostHandshakeAuthentication }
         set { mutableStorage.allowPostHandshakeAuthentication = newValue }
+        _modify { yield &mutableStorage.allowPostHandshakeAuthentication }
     }
     /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
     /// default is in memory; a cache that answers asynchronously (another process) is asked
@@ -326,6 +347,7 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var sessionCache: (any ServerSessionCache)? {
         get { storage.sessionCache }
         set { mutableStorage.sessionCache = newValue }
+        _modify { yield &mutableStorage.sessionCache }
     }
     /// Seals TLS 1.2 (RFC 5077) and TLS 1.3 tickets; nil: no tickets are issued or accepted.
     /// The default is a rotating in-memory key set (12 h rotation, 36 h kept); several servers
@@ -333,18 +355,21 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var ticketKeys: (any TicketSealer)? {
         get { storage.ticketKeys }
         set { mutableStorage.ticketKeys = newValue }
+        _modify { yield &mutableStorage.ticketKeys }
     }
     /// Lifetime of sessions and tickets, in seconds (TLS 1.2 lifetime hint, TLS 1.3
     /// ticket_lifetime; at most 604800).
     public var sessionLifetimeSeconds: UInt32 {
         get { storage.sessionLifetimeSeconds }
         set { mutableStorage.sessionLifetimeSeconds = newValue }
+        _modify { yield &mutableStorage.sessionLifetimeSeconds }
     }
     /// TLS 1.3 NewSessionTicket messages sent after a full handshake (0 for none). After a
     /// resumption one is sent, replacing the ticket the client used (as OpenSSL does).
     public var tls13TicketCount: Int {
         get { storage.tls13TicketCount }
         set { mutableStorage.tls13TicketCount = newValue }
+        _modify { yield &mutableStorage.tls13TicketCount }
     }
     /// Resume with psk_ke (no fresh key exchange: faster, but without forward secrecy or a fresh
     /// ML-KEM part) when the client offers it. Off by default (psk_dhe_ke); never under
@@ -352,22 +377,26 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     public var acceptPSKWithoutKeyExchange: Bool {
         get { storage.acceptPSKWithoutKeyExchange }
         set { mutableStorage.acceptPSKWithoutKeyExchange = newValue }
+        _modify { yield &mutableStorage.acceptPSKWithoutKeyExchange }
     }
     /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.
     public var ticketAgeToleranceMilliseconds: UInt64 {
         get { storage.ticketAgeToleranceMilliseconds }
         set { mutableStorage.ticketAgeToleranceMilliseconds = newValue }
+        _modify { yield &mutableStorage.ticketAgeToleranceMilliseconds }
     }
     /// Early data a client sends is never accepted; up to this many bytes of it are skipped
     /// (RFC 8446 §4.2.10) before the connection is failed.
     public var maxSkippedEarlyData: Int {
         get { storage.maxSkippedEarlyData }
         set { mutableStorage.maxSkippedEarlyData = newValue }
+        _modify { yield &mutableStorage.maxSkippedEarlyData }
     }
     /// The clock for session lifetimes and ticket ages.
     public var clock: any WallClock {
         get { storage.clock }
         set { mutableStorage.clock = newValue }
+        _modify { yield &mutableStorage.clock }
     }
 
     public init(provider: CryptoProvider, certificates: [CertifiedKey]) {

@@ -151,6 +151,16 @@ struct Bench {
         var dhe = client13
         dhe.sessionStore = InMemoryClientSessionStore()
         _ = try row("TLS 1.3 resumed, psk_dhe_ke SecP384r1MLKEM1024", kind: "tls13_psk_dhe_ke", client: dhe, server: server13, full: full13Rate)
+        // The same with x25519 (the classical group scripts/bench-resumption compares with Go).
+        var server13X25519 = server13
+        server13X25519.groups = [.x25519]
+        var dheX25519 = dhe
+        dheX25519.sessionStore = InMemoryClientSessionStore()
+        dheX25519.groups = [.x25519]
+        dheX25519.keyShareGroups = [.x25519]
+        _ = try row(
+            "TLS 1.3 resumed, psk_dhe_ke x25519", kind: "tls13_psk_dhe_ke_x25519", client: dheX25519, server: server13X25519,
+            full: .nan)
         var pskKE = client13
         pskKE.sessionStore = InMemoryClientSessionStore()
         pskKE.offerPSKWithoutKeyExchange = true
@@ -308,8 +318,12 @@ struct Bench {
 /// The process's allocation count so far, when scripts/malloc-count.c is preloaded
 /// (`scripts/bench --allocations`); nil otherwise.
 func allocationCount() -> UInt64? {
-    guard let symbol = dlsym(nil, "qssl_malloc_count") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) () -> UInt64).self)()
+    mallocCounter?()
+}
+
+/// scripts/malloc-count.c's counter, looked up once (not in every timed call).
+private let mallocCounter: (@convention(c) () -> UInt64)? = dlsym(nil, "qssl_malloc_count").map {
+    unsafeBitCast($0, to: (@convention(c) () -> UInt64).self)
 }
 
 /// `text` left-aligned in `width` columns (String(format:)'s `%-20@` does not pad on Linux).

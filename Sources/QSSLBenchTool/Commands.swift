@@ -68,7 +68,7 @@ struct ResumptionOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Only the kinds whose name contains this (tls13_full, tls13_psk_dhe_ke, tls13_psk_ke, tls12_full, tls12_ticket, "
+            "Only the kinds whose name contains this (tls13_full, tls13_psk_dhe_ke, tls13_psk_dhe_ke_x25519, tls13_psk_ke, tls12_full, tls12_ticket, "
                 + "tls12_full_no_ticket, tls12_session_id): for profiling one kind."))
     var only: String?
 

@@ -7,10 +7,11 @@ import QSSLSwiftCrypto
 import QSSLWire
 import QSSLX509
 
-/// `qssl-bench tcp-echo ADDR PORT`: a plain TCP echo server on SwiftNIO, set up as `qssl serve`'s
-/// listener is (the shared event-loop group, TCP_NODELAY, one channel per connection), with no
-/// TLS: scripts/bench-resumption measures the transport's share of a connection with it, next
-/// to Go's plain echo server (`qssl-bench-go backend ADDR echo`).
+/// `qssl-bench tcp-echo ADDR PORT`: a plain TCP echo server on SwiftNIO, set up as
+/// `NIOQSSLServer` is (the shared event-loop group, NIO's default child options, TCP_NODELAY
+/// among them, one channel per connection), with no TLS: scripts/bench-resumption measures the
+/// transport's share of a connection with it, next to Go's plain echo server (`qssl-bench-go
+/// backend ADDR echo`).
 struct TCPEchoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tcp-echo",
@@ -26,7 +27,6 @@ struct TCPEchoCommand: ParsableCommand {
         let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) }
             }
@@ -55,9 +55,10 @@ struct TCPEchoCommand: ParsableCommand {
 }
 
 /// `qssl-bench tls-echo HOST PORT CHAIN KEY`: a TLS echo server on the NIO adapter alone
-/// (`NIOQSSLServer`, no proxy layer: no limits, timers, access log or metrics), configured as
-/// scripts/bench-resumption configures `qssl serve`: between the plain TCP floor and `qssl
-/// serve`, it shows which layer a connection's server CPU goes to.
+/// (`NIOQSSLServer`: its handshake timeout, but none of the proxy layer's limits, access log,
+/// metrics, half-closure or write watermarks), with scripts/bench-resumption's groups and
+/// versions for `qssl serve`: between the plain TCP floor and `qssl serve`, it shows which layer
+/// a connection's server CPU goes to.
 struct TLSEchoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tls-echo",

@@ -71,6 +71,15 @@ struct Pair {
 
 @Suite("NIOQSSLHandler back to back on EmbeddedChannels")
 struct HandlerTests {
+    @Test("the application closing before the handshake completed is not reported to it as the peer's unclean shutdown")
+    func ownCloseBeforeHandshakeIsClean() throws {
+        let pair = try Pair()
+        try pair.client.close().wait()
+        #expect(!pair.clientApp.errors.contains { ($0 as? NIOQSSLError).map { if case .uncleanShutdown = $0 { true } else { false } } ?? false },
+            "\(pair.clientApp.errors)")
+        #expect(!pair.client.isActive)
+    }
+
     @Test("a write held until the handshake completes is failed, not dropped, when the handler is removed first")
     func heldWriteFailsOnRemoval() throws {
         let pair = try Pair()
