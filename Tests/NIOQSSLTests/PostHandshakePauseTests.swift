@@ -35,6 +35,9 @@ final class GatedVerifier: CertificateVerifier, Sendable {
 final class ServerApplication: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    /// Whether it writes "+auth" when a client certificate it asked for is verified.
+    let answersAuthentication: Bool
+    init(answersAuthentication: Bool = true) { self.answersAuthentication = answersAuthentication }
     private let lock = NIOLock()
     private var stored: ChannelHandlerContext?
     var context: ChannelHandlerContext? { lock.withLock { stored } }
@@ -47,7 +50,7 @@ final class ServerApplication: ChannelInboundHandler, @unchecked Sendable {
         if let event = event as? QSSLUserEvent {
             if event.handshakeSummary != nil { completed.withLock { $0 = true } }
             // Answers a certificate it asked for at once: behind anything written before.
-            if event.clientAuthentication?.identity != nil {
+            if answersAuthentication, event.clientAuthentication?.identity != nil {
                 context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: Array("+auth".utf8))), promise: nil)
             }
         }
@@ -55,12 +58,25 @@ final class ServerApplication: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-@Suite("NIO adapter: writes during a post-handshake pause")
-struct PostHandshakePauseTests {
-    @Test(
-        "a write made while the server verifies a post-handshake client certificate is held, not reported written, and goes out when the pause ends, before what the application writes on the answer",
-        .timeLimit(.minutes(1)))
-    func writesWaitForThePause() async throws {
+/// Set once, from any thread.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+/// A server paused in post-handshake client authentication, and its client (the context is
+/// used only on its event loop).
+struct PausedPair: @unchecked Sendable {
+    let verifier: GatedVerifier
+    let application: ServerApplication
+    let server: Channel
+    let client: NIOQSSLClient
+    let context: ChannelHandlerContext
+
+    /// Connects, asks the client for its certificate after the handshake, and returns once the
+    /// server waits for the verifier. `allowsHalfClosure`: the server's TLS handler's.
+    static func make(allowsHalfClosure: Bool = false, answersAuthentication: Bool = true) async throws -> PausedPair {
         let pki = try DemoPKI()
         let clientKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
         let clientCertificate = try PKIBuilder.issue(subject: "CN=client-1", key: clientKey, by: pki.ca, client: true)
@@ -70,39 +86,88 @@ struct PostHandshakePauseTests {
         serverConfig.tls13TicketCount = 0
         serverConfig.allowPostHandshakeAuthentication = true
         serverConfig.clientCertificateVerifier = verifier
-        let application = ServerApplication()
-        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [application] }
-        defer { Task { try? await server.close() } }
+        let application = ServerApplication(answersAuthentication: answersAuthentication)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.allowRemoteHalfClosure, value: allowsHalfClosure)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOQSSLHandler(server: serverConfig, allowsHalfClosure: allowsHalfClosure))
+                    try channel.pipeline.syncOperations.addHandler(application)
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
 
         var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
         clientConfig.versions = [.tls13]
         clientConfig.offerPostHandshakeAuthentication = true
         clientConfig.clientCertificate = try CertificateFiles.certifiedKey(chain: [clientCertificate], key: clientKey)
-        let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: server.port, configuration: clientConfig, serverName: "localhost")
-        defer {
-            verifier.release()
-            Task { await client.close() }
-        }
+        let client = try await NIOQSSLClient.connect(
+            host: "127.0.0.1", port: server.localAddress?.port ?? 0, configuration: clientConfig, serverName: "localhost")
 
         let deadline = ContinuousClock.now + .seconds(20)
         while !application.handshakeCompleted && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         let context = try #require(application.context)
-        let loop = context.eventLoop
-        try await loop.submit { context.triggerUserOutboundEvent(QSSLOutboundRequest.requestClientCertificate, promise: nil) }.get()
+        try await context.eventLoop.submit { context.triggerUserOutboundEvent(QSSLOutboundRequest.requestClientCertificate, promise: nil) }.get()
         while !verifier.entered && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         try #require(verifier.entered, "the server paused to verify the client's certificate")
+        return PausedPair(verifier: verifier, application: application, server: server, client: client, context: context)
+    }
 
-        let written = Mutex(false)
-        let promise = loop.makePromise(of: Void.self)
-        promise.futureResult.whenSuccess { written.withLock { $0 = true } }
-        try await loop.submit {
-            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: Array("held".utf8))), promise: promise)
+    /// Writes `text` from the server's application, on its loop; the returned flag says whether
+    /// the write has been reported done.
+    func write(_ text: String) async throws -> Flag {
+        let written = Flag()
+        let context = self.context
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenSuccess { written.set() }
+        try await context.eventLoop.submit {
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: Array(text.utf8))), promise: promise)
         }.get()
-        try await Task.sleep(for: .milliseconds(150))
-        #expect(!written.withLock { $0 }, "reported written while the handshake was paused")
+        return written
+    }
 
+    func close() async {
         verifier.release()
-        try await promise.futureResult.get()
-        #expect(try await client.read(expectedBytes: 9) == Array("held+auth".utf8), "sent once the pause ended, in order")
+        await client.close()
+        try? await server.close()
+    }
+}
+
+@Suite("NIO adapter: writes during a post-handshake pause")
+struct PostHandshakePauseTests {
+    @Test(
+        "a write made while the server verifies a post-handshake client certificate is held, not reported written, and goes out when the pause ends, before what the application writes on the answer",
+        .timeLimit(.minutes(1)))
+    func writesWaitForThePause() async throws {
+        let pair = try await PausedPair.make()
+        defer { Task { await pair.close() } }
+        let written = try await pair.write("held")
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(!written.isSet, "reported written while the handshake was paused")
+        pair.verifier.release()
+        for _ in 0..<2000 where !written.isSet { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(written.isSet)
+        #expect(try await pair.client.read(expectedBytes: 9) == Array("held+auth".utf8), "sent once the pause ended, in order")
+    }
+
+    @Test(
+        "a half-closure asked for during the pause waits for the held writes, then sends close_notify, instead of cancelling the authentication",
+        .timeLimit(.minutes(1)))
+    func halfClosureWaitsForHeldWrites() async throws {
+        let pair = try await PausedPair.make(allowsHalfClosure: true, answersAuthentication: false)
+        defer { Task { await pair.close() } }
+        _ = try await pair.write("held")
+        let context = pair.context
+        let closed = try await context.eventLoop.submit { () -> EventLoopFuture<Void> in
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.close(mode: .output, promise: promise)
+            return promise.futureResult
+        }.get()
+        try await Task.sleep(for: .milliseconds(100))
+        pair.verifier.release()
+        try await closed.get()
+        #expect(try await pair.client.read(expectedBytes: 4) == Array("held".utf8), "the held write went out before close_notify")
+        #expect(!pair.client.truncated)
     }
 }
