@@ -1,4 +1,5 @@
 import QSSLWire
+import Synchronization
 
 /// Defaults and their reasons (PROTOCOL.md §1).
 public enum Defaults {
@@ -62,6 +63,9 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     /// through its handshake states, and a copy then costs one retain, not one per field.
     /// Copied on write (`mutableStorage`).
     private final class Storage: @unchecked Sendable {
+        /// Whether these fields passed `validate()`: every connection validates its
+        /// configuration, and connections share one. Cleared by any change (`mutableStorage`).
+        let validated = Atomic(false)
         var provider: CryptoProvider
         var verifier: any CertificateVerifier
         var policy: ProtocolPolicy
@@ -115,6 +119,7 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     private var mutableStorage: Storage {
         mutating get {
             if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            storage.validated.store(false, ordering: .relaxed)
             return storage
         }
     }
@@ -223,7 +228,9 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     }
 
     func validate() throws(TLSError) {
+        if storage.validated.load(ordering: .acquiring) { return }
         try policy.validate(provider: provider)
+        storage.validated.store(true, ordering: .releasing)
     }
 }
 
@@ -233,6 +240,9 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     /// through its handshake states, and a copy then costs one retain, not one per field.
     /// Copied on write (`mutableStorage`).
     private final class Storage: @unchecked Sendable {
+        /// Whether these fields passed `validate()`: every connection validates its
+        /// configuration, and connections share one. Cleared by any change (`mutableStorage`).
+        let validated = Atomic(false)
         var provider: CryptoProvider
         var certificates: [CertifiedKey]
         var configurationSelector: (any ServerConfigurationSelector)?
@@ -289,6 +299,7 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     private var mutableStorage: Storage {
         mutating get {
             if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            storage.validated.store(false, ordering: .relaxed)
             return storage
         }
     }
@@ -404,6 +415,12 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     }
 
     func validate() throws(TLSError) {
+        if storage.validated.load(ordering: .acquiring) { return }
+        try validateFields()
+        storage.validated.store(true, ordering: .releasing)
+    }
+
+    private func validateFields() throws(TLSError) {
         guard !certificates.isEmpty else { throw .misuse("no server certificate configured") }
         try policy.validate(provider: provider)
         guard sessionLifetimeSeconds > 0, sessionLifetimeSeconds <= 604_800 else {
