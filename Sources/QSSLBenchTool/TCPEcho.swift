@@ -76,7 +76,11 @@ struct TLSEchoCommand: AsyncParsableCommand {
     @Argument(help: "Private key (PEM).")
     var key: String
 
+    @Option(help: "Event-loop threads (NIO's shared group; default: one per core).")
+    var threads: Int?
+
     func run() async throws {
+        if let threads { NIOSingletons.groupLoopCountSuggestion = threads }
         var configuration = ServerConfiguration(
             provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chainPath: chain, keyPath: key)])
         configuration.groups = [.x25519, .secp384r1MLKEM1024, .secp384r1]

@@ -97,7 +97,7 @@ struct ListenerFields {
 }
 
 enum Keys {
-    static let top = ["access-log", "metrics", "drain-timeout", "hsm", "defaults", "listeners"]
+    static let top = ["access-log", "metrics", "drain-timeout", "threads", "hsm", "defaults", "listeners"]
     static let hsm = ["module", "pin-file", "sign-threads"]
     static let listener = [
         "name", "listen", "backend", "backend-connect-timeout", "proxy-protocol", "accept-proxy-protocol",

@@ -9,6 +9,9 @@ public struct ServeConfigFile: Sendable, Hashable {
     public var metrics: NetworkAddress?
     /// `drain-timeout`: on shutdown, how long open connections may finish. Default 30 s (0 to 24 h).
     public var drainTimeout: Duration = .seconds(30)
+    /// `threads`: event-loop threads serving every listener (1 to 1024), read at start only.
+    /// Default `nil`: one per core.
+    public var threads: Int?
     /// `hsm`: the PKCS#11 module for `pkcs11:` certificates and keys. Default `nil`.
     public var hsm: HSMConfig?
     /// `listeners`: at least one.

@@ -12,6 +12,7 @@ extension ServeConfigFile {
         access-log: json                   # text (default) or json: one line per connection
         metrics: 127.0.0.1:9100            # Prometheus /metrics and /healthz; default: off
         drain-timeout: 30s                 # on shutdown, time for open connections to finish (default 30s)
+        threads: 2                         # event-loop threads, 1 to 1024, read at start (default: one per core)
 
         hsm:                               # only needed for pkcs11: certificates and keys
           module: /usr/lib/softhsm/libsofthsm2.so

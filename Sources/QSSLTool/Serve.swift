@@ -146,6 +146,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("On SIGTERM, seconds open connections may take to finish before they are closed (default 30).", valueName: "SECONDS"))
     var drainTimeout: Double?
 
+    @Option(
+        help: ArgumentHelp(
+            "Event-loop threads serving every listener, 1 to 1024 (default: one per core). Read at start; a reload does not change it. "
+                + "Fewer than the cores leaves them to a backend or a load generator on the same machine.",
+            valueName: "N"))
+    var threads: Int?
+
     @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and GET /healthz on this address (at most 64 connections at once, each closed after 10 s).", valueName: "HOST:PORT"))
     var metrics: String?
 
@@ -162,6 +169,7 @@ struct Serve: AsyncParsableCommand {
             guard cert.count == key.count else { throw ValidationError("give one --key for each --cert (\(cert.count) certificates, \(key.count) keys)") }
         }
         if let clientAuth, !["none", "optional", "required"].contains(clientAuth) { throw ValidationError("--client-auth is none, optional or required") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024") }
         if let clientAuth, clientAuth != "none", clientCA == nil, config == nil {
             throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem")
         }
@@ -195,6 +203,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let file = try loadConfiguration()
+        // Before anything uses SwiftNIO's shared event-loop group (it may be set only once).
+        if let threads = file.threads { NIOSingletons.groupLoopCountSuggestion = threads }
         let format: LogFormat = json ? .json : accessLog.flatMap(LogFormat.init(rawValue:)) ?? (file.accessLog == .json ? .json : .text)
         let logger = Logger(label: "qssl.serve") { _ in LineLogHandler(format: format) }
         let metricsRegistry = file.metrics.map { _ in ProxyMetrics() }
@@ -294,6 +304,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let metrics { file.metrics = try parseNetworkAddress(metrics) }
         if let drainTimeout { file.drainTimeout = .milliseconds(Int64(drainTimeout * 1000)) }
+        if let threads { file.threads = threads }
         for i in file.listeners.indices { try applyFlags(to: &file.listeners[i]) }
         return file
     }

@@ -71,6 +71,27 @@ extension ProxyTests {
         #expect(unknown["peer_subject"] as? String == "localhost")
     }
 
+    @Test("--threads N: the server runs N event-loop threads and serves on them; --threads 0 is refused")
+    func eventLoopThreads() throws {
+        func eventLoopThreads(_ pid: Int32) -> Int {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            return tasks.filter { task in
+                ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? "").hasPrefix("NIO-SGLTN")
+            }.count
+        }
+        for threads in [1, 3] {
+            let server = try ServeProcess(["--echo", "--threads", "\(threads)"])
+            defer { server.stop() }
+            let served = try tlsClient(["127.0.0.1:\(server.port)", "--ca", Self.ecdsaCA, "--sni", "localhost"])
+            #expect(served["ok"] as? Bool == true, "\(served)")
+            #expect(eventLoopThreads(server.pid) == threads, "--threads \(threads)")
+        }
+        let dir = try ToolDirectory()
+        let refused = try dir.tool(
+            ["serve", "--listen", "127.0.0.1:1", "--cert", Self.ecdsaCA, "--key", Self.ecdsaCA, "--threads", "0"], expectSuccess: false, timeout: 30)
+        #expect(refused.status != 0 && refused.stderr.contains("--threads must be 1 to 1024"), "\(refused.stderr)")
+    }
+
     // MARK: - Backends and listeners
 
     @Test("a backend that refuses: the client's connection is closed cleanly, logged backend:…, counted in qssl_backend_connect_failures_total")

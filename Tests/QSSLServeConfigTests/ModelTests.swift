@@ -8,6 +8,7 @@ import Testing
         #expect(config.accessLog == .json)
         #expect(config.metrics == .tcp(host: "127.0.0.1", port: 9100))
         #expect(config.drainTimeout == .seconds(30))
+        #expect(config.threads == 2)
         var hsm = HSMConfig(module: "/usr/lib/softhsm/libsofthsm2.so")
         hsm.pinFile = "/etc/qssl/pin"
         hsm.signThreads = 4
@@ -25,8 +26,8 @@ import Testing
             web.certificates == [
                 CertificatePair(
                     cert: .file("/etc/qssl/pq-chain.pem"), key: .file("/etc/qssl/pq-key.pem"),
-                    serverNames: ["www.example.com", "*.example.com"], line: 41),
-                CertificatePair(cert: .file("/etc/qssl/fallback-chain.pem"), key: .pkcs11("pkcs11:token=qssl;object=fallback-key"), line: 44)
+                    serverNames: ["www.example.com", "*.example.com"], line: 42),
+                CertificatePair(cert: .file("/etc/qssl/fallback-chain.pem"), key: .pkcs11("pkcs11:token=qssl;object=fallback-key"), line: 45)
             ])
         #expect(web.tlsVersions == [.tls13, .tls12])
         #expect(web.groups == ["SecP384r1MLKEM1024", "X25519MLKEM768", "x25519"])
@@ -120,6 +121,7 @@ import Testing
             parsed(
                 """
                 drain-timeout: 90
+                threads: 1
                 listeners:
                   - listen: LOCALHOST:443
                     backend: HTTP
@@ -132,6 +134,7 @@ import Testing
                 """))
         let l = try #require(config.listeners.first)
         #expect(config.drainTimeout == .seconds(90))
+        #expect(config.threads == 1)
         #expect(l.listen == [.tcp(host: "localhost", port: 443)])
         #expect(l.backend == .http)
         #expect(l.tlsVersions == [.tls13])
