@@ -84,12 +84,13 @@ struct HandlerTests {
     func heldWriteFailsOnRemoval() throws {
         let pair = try Pair()
         let promise = pair.client.eventLoop.makePromise(of: Void.self)
-        pair.client.pipeline.write(NIOAny(pair.client.allocator.buffer(bytes: [1, 2, 3])), promise: promise)
+        pair.client.pipeline.write(pair.client.allocator.buffer(bytes: [1, 2, 3]), promise: promise)
         let handler = try pair.client.pipeline.syncOperations.handler(type: NIOQSSLHandler.self)
         try pair.client.pipeline.syncOperations.removeHandler(handler).wait()
-        var failed: Error?
-        promise.futureResult.whenFailure { failed = $0 }
-        #expect(failed is ChannelError, "the promise of a held write completes when its handler goes")
+        final class Outcome: @unchecked Sendable { var error: Error? }  // set on the embedded loop, this thread
+        let outcome = Outcome()
+        promise.futureResult.whenFailure { outcome.error = $0 }
+        #expect(outcome.error is ChannelError, "the promise of a held write completes when its handler goes")
     }
 
     @Test("the handshake fires TLSUserEvent.handshakeCompleted with the ALPN protocol on both sides")
