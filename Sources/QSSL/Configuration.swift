@@ -57,102 +57,80 @@ extension ProtocolPolicyHolder {
     }
 }
 
+/// A configuration's fields in one reference, copied on write by the configuration. Also keeps
+/// whether they passed validation: every connection validates its configuration, and
+/// connections share one; any change clears it.
+final class CopyOnWriteFields<Fields: Sendable>: @unchecked Sendable {
+    // Unchecked: `fields` is changed only through a configuration that holds the one reference
+    // (isKnownUniquelyReferenced), so never while another thread reads it.
+    var fields: Fields
+    let validated = Atomic(false)
+
+    init(_ fields: Fields) {
+        self.fields = fields
+    }
+}
+
 /// Protocol configuration of a client. One value, built once, shared by many connections.
 public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
-    /// The fields, in one reference: a configuration is copied into every connection and
-    /// through its handshake states, and a copy then costs one retain, not one per field.
-    /// Copied on write (`mutableStorage`).
-    private final class Storage: @unchecked Sendable {
-        /// Whether these fields passed `validate()`: every connection validates its
-        /// configuration, and connections share one. Cleared by any change (`mutableStorage`).
-        let validated = Atomic(false)
+    /// The fields, kept in one copy-on-write reference (`CopyOnWriteFields`): a configuration is
+    /// copied into every connection and through its handshake states, and a copy then costs
+    /// one retain, not one per field.
+    struct Fields: Sendable {
         var provider: CryptoProvider
         var verifier: any CertificateVerifier
-        var policy: ProtocolPolicy
-        var keyShareGroups: [NamedGroup]
-        var middleboxCompatibility: Bool
-        var clientCertificates: [CertifiedKey]
-        var offerPostHandshakeAuthentication: Bool
-        var dangerouslySkipServerNameVerification: Bool
-        var sessionStore: (any ClientSessionStore)?
-        var offerPSKWithoutKeyExchange: Bool
-        var requestOCSPStaple: Bool
-        var tls12SessionTickets: Bool
-        var clock: any WallClock
-        var offerEarlyDataForTesting: Bool
-
-        init(provider: CryptoProvider, verifier: any CertificateVerifier) {
-            self.provider = provider
-            self.verifier = verifier
-            self.policy = ProtocolPolicy()
-            self.keyShareGroups = Defaults.clientKeyShares
-            self.middleboxCompatibility = true
-            self.clientCertificates = []
-            self.offerPostHandshakeAuthentication = false
-            self.dangerouslySkipServerNameVerification = false
-            self.sessionStore = InMemoryClientSessionStore()
-            self.offerPSKWithoutKeyExchange = false
-            self.requestOCSPStaple = true
-            self.tls12SessionTickets = true
-            self.clock = SystemClock()
-            self.offerEarlyDataForTesting = false
-        }
-
-        init(copying other: Storage) {
-            provider = other.provider
-            verifier = other.verifier
-            policy = other.policy
-            keyShareGroups = other.keyShareGroups
-            middleboxCompatibility = other.middleboxCompatibility
-            clientCertificates = other.clientCertificates
-            offerPostHandshakeAuthentication = other.offerPostHandshakeAuthentication
-            dangerouslySkipServerNameVerification = other.dangerouslySkipServerNameVerification
-            sessionStore = other.sessionStore
-            offerPSKWithoutKeyExchange = other.offerPSKWithoutKeyExchange
-            requestOCSPStaple = other.requestOCSPStaple
-            tls12SessionTickets = other.tls12SessionTickets
-            clock = other.clock
-            offerEarlyDataForTesting = other.offerEarlyDataForTesting
-        }
+        var policy: ProtocolPolicy = ProtocolPolicy()
+        var keyShareGroups: [NamedGroup] = Defaults.clientKeyShares
+        var middleboxCompatibility: Bool = true
+        var clientCertificates: [CertifiedKey] = []
+        var offerPostHandshakeAuthentication: Bool = false
+        var dangerouslySkipServerNameVerification: Bool = false
+        var sessionStore: (any ClientSessionStore)? = InMemoryClientSessionStore()
+        var offerPSKWithoutKeyExchange: Bool = false
+        var requestOCSPStaple: Bool = true
+        var tls12SessionTickets: Bool = true
+        var clock: any WallClock = SystemClock()
+        var offerEarlyDataForTesting: Bool = false
     }
-    private var storage: Storage
-    private var mutableStorage: Storage {
+    private var storage: CopyOnWriteFields<Fields>
+    /// The fields for a change: copied first when shared, and their validation cleared.
+    private var mutableFields: CopyOnWriteFields<Fields> {
         mutating get {
-            if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWriteFields(storage.fields) }
             storage.validated.store(false, ordering: .relaxed)
             return storage
         }
     }
 
     public var provider: CryptoProvider {
-        get { storage.provider }
-        set { mutableStorage.provider = newValue }
-        _modify { yield &mutableStorage.provider }
+        get { storage.fields.provider }
+        set { mutableFields.fields.provider = newValue }
+        _modify { yield &mutableFields.fields.provider }
     }
     /// Verifies the server's chain. Required unless verification is dangerously disabled.
     public var verifier: any CertificateVerifier {
-        get { storage.verifier }
-        set { mutableStorage.verifier = newValue }
-        _modify { yield &mutableStorage.verifier }
+        get { storage.fields.verifier }
+        set { mutableFields.fields.verifier = newValue }
+        _modify { yield &mutableFields.fields.verifier }
     }
     /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
     /// server's, forwarded below under their usual names).
     public var policy: ProtocolPolicy {
-        get { storage.policy }
-        set { mutableStorage.policy = newValue }
-        _modify { yield &mutableStorage.policy }
+        get { storage.fields.policy }
+        set { mutableFields.fields.policy = newValue }
+        _modify { yield &mutableFields.fields.policy }
     }
     /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
     public var keyShareGroups: [NamedGroup] {
-        get { storage.keyShareGroups }
-        set { mutableStorage.keyShareGroups = newValue }
-        _modify { yield &mutableStorage.keyShareGroups }
+        get { storage.fields.keyShareGroups }
+        set { mutableFields.fields.keyShareGroups = newValue }
+        _modify { yield &mutableFields.fields.keyShareGroups }
     }
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
     public var middleboxCompatibility: Bool {
-        get { storage.middleboxCompatibility }
-        set { mutableStorage.middleboxCompatibility = newValue }
-        _modify { yield &mutableStorage.middleboxCompatibility }
+        get { storage.fields.middleboxCompatibility }
+        set { mutableFields.fields.middleboxCompatibility = newValue }
+        _modify { yield &mutableFields.fields.middleboxCompatibility }
     }
     /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
     /// the server listed, and an issuer among its certificate_authorities when both are known).
@@ -162,22 +140,22 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     }
     /// Client certificates to choose from, in preference order.
     public var clientCertificates: [CertifiedKey] {
-        get { storage.clientCertificates }
-        set { mutableStorage.clientCertificates = newValue }
-        _modify { yield &mutableStorage.clientCertificates }
+        get { storage.fields.clientCertificates }
+        set { mutableFields.fields.clientCertificates = newValue }
+        _modify { yield &mutableFields.fields.clientCertificates }
     }
     /// Offer post-handshake client authentication (RFC 8446 §4.6.2) to TLS 1.3 servers.
     public var offerPostHandshakeAuthentication: Bool {
-        get { storage.offerPostHandshakeAuthentication }
-        set { mutableStorage.offerPostHandshakeAuthentication = newValue }
-        _modify { yield &mutableStorage.offerPostHandshakeAuthentication }
+        get { storage.fields.offerPostHandshakeAuthentication }
+        set { mutableFields.fields.offerPostHandshakeAuthentication = newValue }
+        _modify { yield &mutableFields.fields.offerPostHandshakeAuthentication }
     }
     /// Connect without a server name: the chain is still verified, but a certificate for ANY
     /// name is accepted. Only for tests and for peers identified some other way.
     public var dangerouslySkipServerNameVerification: Bool {
-        get { storage.dangerouslySkipServerNameVerification }
-        set { mutableStorage.dangerouslySkipServerNameVerification = newValue }
-        _modify { yield &mutableStorage.dangerouslySkipServerNameVerification }
+        get { storage.fields.dangerouslySkipServerNameVerification }
+        set { mutableFields.fields.dangerouslySkipServerNameVerification = newValue }
+        _modify { yield &mutableFields.fields.dangerouslySkipServerNameVerification }
     }
     /// Where sessions the server issues are kept and offered from (PROTOCOL.md §4); nil turns
     /// resumption off. Copies of a configuration share the store (it is a class): give a
@@ -185,46 +163,46 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     /// apart by the client certificates a configuration presents. The default keeps them in memory, shared by connections that share this
     /// configuration, keyed by server name (or the key passed to `TLSConnection.client`).
     public var sessionStore: (any ClientSessionStore)? {
-        get { storage.sessionStore }
-        set { mutableStorage.sessionStore = newValue }
-        _modify { yield &mutableStorage.sessionStore }
+        get { storage.fields.sessionStore }
+        set { mutableFields.fields.sessionStore = newValue }
+        _modify { yield &mutableFields.fields.sessionStore }
     }
     /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
     /// or a fresh ML-KEM part). Off by default, and never offered under `requirePostQuantum`.
     public var offerPSKWithoutKeyExchange: Bool {
-        get { storage.offerPSKWithoutKeyExchange }
-        set { mutableStorage.offerPSKWithoutKeyExchange = newValue }
-        _modify { yield &mutableStorage.offerPSKWithoutKeyExchange }
+        get { storage.fields.offerPSKWithoutKeyExchange }
+        set { mutableFields.fields.offerPSKWithoutKeyExchange = newValue }
+        _modify { yield &mutableFields.fields.offerPSKWithoutKeyExchange }
     }
     /// Ask servers to staple an OCSP response (status_request, RFC 6066 §8); the verifier checks
     /// what arrives.
     public var requestOCSPStaple: Bool {
-        get { storage.requestOCSPStaple }
-        set { mutableStorage.requestOCSPStaple = newValue }
-        _modify { yield &mutableStorage.requestOCSPStaple }
+        get { storage.fields.requestOCSPStaple }
+        set { mutableFields.fields.requestOCSPStaple = newValue }
+        _modify { yield &mutableFields.fields.requestOCSPStaple }
     }
     /// Ask TLS 1.2 servers for RFC 5077 tickets.
     public var tls12SessionTickets: Bool {
-        get { storage.tls12SessionTickets }
-        set { mutableStorage.tls12SessionTickets = newValue }
-        _modify { yield &mutableStorage.tls12SessionTickets }
+        get { storage.fields.tls12SessionTickets }
+        set { mutableFields.fields.tls12SessionTickets = newValue }
+        _modify { yield &mutableFields.fields.tls12SessionTickets }
     }
     /// The clock for ticket ages and session lifetimes.
     public var clock: any WallClock {
-        get { storage.clock }
-        set { mutableStorage.clock = newValue }
-        _modify { yield &mutableStorage.clock }
+        get { storage.fields.clock }
+        set { mutableFields.fields.clock = newValue }
+        _modify { yield &mutableFields.fields.clock }
     }
     /// Test hook: sends an early_data extension (without early data support, to see servers
     /// skip 0-RTT records).
     var offerEarlyDataForTesting: Bool {
-        get { storage.offerEarlyDataForTesting }
-        set { mutableStorage.offerEarlyDataForTesting = newValue }
-        _modify { yield &mutableStorage.offerEarlyDataForTesting }
+        get { storage.fields.offerEarlyDataForTesting }
+        set { mutableFields.fields.offerEarlyDataForTesting = newValue }
+        _modify { yield &mutableFields.fields.offerEarlyDataForTesting }
     }
 
     public init(provider: CryptoProvider, verifier: any CertificateVerifier) {
-        storage = Storage(provider: provider, verifier: verifier)
+        storage = CopyOnWriteFields(Fields(provider: provider, verifier: verifier))
     }
 
     func validate() throws(TLSError) {
@@ -236,182 +214,144 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
 
 /// Protocol configuration of a server.
 public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
-    /// The fields, in one reference: a configuration is copied into every connection and
-    /// through its handshake states, and a copy then costs one retain, not one per field.
-    /// Copied on write (`mutableStorage`).
-    private final class Storage: @unchecked Sendable {
-        /// Whether these fields passed `validate()`: every connection validates its
-        /// configuration, and connections share one. Cleared by any change (`mutableStorage`).
-        let validated = Atomic(false)
+    /// The fields, kept in one copy-on-write reference (`CopyOnWriteFields`): a configuration is
+    /// copied into every connection and through its handshake states, and a copy then costs
+    /// one retain, not one per field.
+    struct Fields: Sendable {
         var provider: CryptoProvider
         var certificates: [CertifiedKey]
-        var configurationSelector: (any ServerConfigurationSelector)?
-        var policy: ProtocolPolicy
-        var clientAuthentication: ClientAuthenticationPolicy
-        var clientCertificateVerifier: (any CertificateVerifier)?
-        var allowPostHandshakeAuthentication: Bool
-        var sessionCache: (any ServerSessionCache)?
+        var configurationSelector: (any ServerConfigurationSelector)? = nil
+        var policy: ProtocolPolicy = ProtocolPolicy()
+        var clientAuthentication: ClientAuthenticationPolicy = .none
+        var clientCertificateVerifier: (any CertificateVerifier)? = nil
+        var allowPostHandshakeAuthentication: Bool = false
+        var sessionCache: (any ServerSessionCache)? = InMemorySessionCache()
         var ticketKeys: (any TicketSealer)?
-        var sessionLifetimeSeconds: UInt32
-        var tls13TicketCount: Int
-        var acceptPSKWithoutKeyExchange: Bool
-        var ticketAgeToleranceMilliseconds: UInt64
-        var maxSkippedEarlyData: Int
-        var clock: any WallClock
-
-        init(provider: CryptoProvider, certificates: [CertifiedKey]) {
-            self.provider = provider
-            self.certificates = certificates
-            self.configurationSelector = nil
-            self.policy = ProtocolPolicy()
-            self.clientAuthentication = .none
-            self.clientCertificateVerifier = nil
-            self.allowPostHandshakeAuthentication = false
-            self.sessionCache = InMemorySessionCache()
-            self.ticketKeys = TicketKeySet(primitives: provider.primitives)
-            self.sessionLifetimeSeconds = 3600
-            self.tls13TicketCount = 2
-            self.acceptPSKWithoutKeyExchange = false
-            self.ticketAgeToleranceMilliseconds = 10_000
-            self.maxSkippedEarlyData = 16 * 1024 + 256
-            self.clock = SystemClock()
-        }
-
-        init(copying other: Storage) {
-            provider = other.provider
-            certificates = other.certificates
-            configurationSelector = other.configurationSelector
-            policy = other.policy
-            clientAuthentication = other.clientAuthentication
-            clientCertificateVerifier = other.clientCertificateVerifier
-            allowPostHandshakeAuthentication = other.allowPostHandshakeAuthentication
-            sessionCache = other.sessionCache
-            ticketKeys = other.ticketKeys
-            sessionLifetimeSeconds = other.sessionLifetimeSeconds
-            tls13TicketCount = other.tls13TicketCount
-            acceptPSKWithoutKeyExchange = other.acceptPSKWithoutKeyExchange
-            ticketAgeToleranceMilliseconds = other.ticketAgeToleranceMilliseconds
-            maxSkippedEarlyData = other.maxSkippedEarlyData
-            clock = other.clock
-        }
+        var sessionLifetimeSeconds: UInt32 = 3600
+        var tls13TicketCount: Int = 2
+        var acceptPSKWithoutKeyExchange: Bool = false
+        var ticketAgeToleranceMilliseconds: UInt64 = 10_000
+        var maxSkippedEarlyData: Int = 16 * 1024 + 256
+        var clock: any WallClock = SystemClock()
     }
-    private var storage: Storage
-    private var mutableStorage: Storage {
+    private var storage: CopyOnWriteFields<Fields>
+    /// The fields for a change: copied first when shared, and their validation cleared.
+    private var mutableFields: CopyOnWriteFields<Fields> {
         mutating get {
-            if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWriteFields(storage.fields) }
             storage.validated.store(false, ordering: .relaxed)
             return storage
         }
     }
 
     public var provider: CryptoProvider {
-        get { storage.provider }
-        set { mutableStorage.provider = newValue }
-        _modify { yield &mutableStorage.provider }
+        get { storage.fields.provider }
+        set { mutableFields.fields.provider = newValue }
+        _modify { yield &mutableFields.fields.provider }
     }
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
     public var certificates: [CertifiedKey] {
-        get { storage.certificates }
-        set { mutableStorage.certificates = newValue }
-        _modify { yield &mutableStorage.certificates }
+        get { storage.fields.certificates }
+        set { mutableFields.fields.certificates = newValue }
+        _modify { yield &mutableFields.fields.certificates }
     }
     /// Chooses the configuration for each ClientHello (by SNI, say): synchronously in place, or
     /// through the pause (`TLSEvent.decisionNeeded`). The chosen configuration, provider included,
     /// replaces this one for the connection, within this one's policy (requirePostQuantum and
     /// versions are a floor).
     public var configurationSelector: (any ServerConfigurationSelector)? {
-        get { storage.configurationSelector }
-        set { mutableStorage.configurationSelector = newValue }
-        _modify { yield &mutableStorage.configurationSelector }
+        get { storage.fields.configurationSelector }
+        set { mutableFields.fields.configurationSelector = newValue }
+        _modify { yield &mutableFields.fields.configurationSelector }
     }
     /// Versions, groups, suites, ALPN and the PQ requirement accepted (the same fields as a
     /// client's, forwarded below under their usual names).
     public var policy: ProtocolPolicy {
-        get { storage.policy }
-        set { mutableStorage.policy = newValue }
-        _modify { yield &mutableStorage.policy }
+        get { storage.fields.policy }
+        set { mutableFields.fields.policy = newValue }
+        _modify { yield &mutableFields.fields.policy }
     }
     /// Whether clients are asked for a certificate (CertificateRequest).
     public var clientAuthentication: ClientAuthenticationPolicy {
-        get { storage.clientAuthentication }
-        set { mutableStorage.clientAuthentication = newValue }
-        _modify { yield &mutableStorage.clientAuthentication }
+        get { storage.fields.clientAuthentication }
+        set { mutableFields.fields.clientAuthentication = newValue }
+        _modify { yield &mutableFields.fields.clientAuthentication }
     }
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
     /// make the certificate_authorities list. Required unless `clientAuthentication` is none.
     public var clientCertificateVerifier: (any CertificateVerifier)? {
-        get { storage.clientCertificateVerifier }
-        set { mutableStorage.clientCertificateVerifier = newValue }
-        _modify { yield &mutableStorage.clientCertificateVerifier }
+        get { storage.fields.clientCertificateVerifier }
+        set { mutableFields.fields.clientCertificateVerifier = newValue }
+        _modify { yield &mutableFields.fields.clientCertificateVerifier }
     }
     /// Keep what post-handshake client authentication needs (the handshake transcript) for
     /// clients that offer it, so that `requestClientCertificate()` can be used. Off by default:
     /// it costs the transcript's bytes for each such connection's lifetime.
     public var allowPostHandshakeAuthentication: Bool {
-        get { storage.allowPostHandshakeAuthentication }
-        set { mutableStorage.allowPostHandshakeAuthentication = newValue }
-        _modify { yield &mutableStorage.allowPostHandshakeAuthentication }
+        get { storage.fields.allowPostHandshakeAuthentication }
+        set { mutableFields.fields.allowPostHandshakeAuthentication = newValue }
+        _modify { yield &mutableFields.fields.allowPostHandshakeAuthentication }
     }
     /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
     /// default is in memory; a cache that answers asynchronously (another process) is asked
     /// through the pause.
     public var sessionCache: (any ServerSessionCache)? {
-        get { storage.sessionCache }
-        set { mutableStorage.sessionCache = newValue }
-        _modify { yield &mutableStorage.sessionCache }
+        get { storage.fields.sessionCache }
+        set { mutableFields.fields.sessionCache = newValue }
+        _modify { yield &mutableFields.fields.sessionCache }
     }
     /// Seals TLS 1.2 (RFC 5077) and TLS 1.3 tickets; nil: no tickets are issued or accepted.
     /// The default is a rotating in-memory key set (12 h rotation, 36 h kept); several servers
     /// share tickets by loading one key file.
     public var ticketKeys: (any TicketSealer)? {
-        get { storage.ticketKeys }
-        set { mutableStorage.ticketKeys = newValue }
-        _modify { yield &mutableStorage.ticketKeys }
+        get { storage.fields.ticketKeys }
+        set { mutableFields.fields.ticketKeys = newValue }
+        _modify { yield &mutableFields.fields.ticketKeys }
     }
     /// Lifetime of sessions and tickets, in seconds (TLS 1.2 lifetime hint, TLS 1.3
     /// ticket_lifetime; at most 604800).
     public var sessionLifetimeSeconds: UInt32 {
-        get { storage.sessionLifetimeSeconds }
-        set { mutableStorage.sessionLifetimeSeconds = newValue }
-        _modify { yield &mutableStorage.sessionLifetimeSeconds }
+        get { storage.fields.sessionLifetimeSeconds }
+        set { mutableFields.fields.sessionLifetimeSeconds = newValue }
+        _modify { yield &mutableFields.fields.sessionLifetimeSeconds }
     }
     /// TLS 1.3 NewSessionTicket messages sent after a full handshake (0 for none). After a
     /// resumption one is sent, replacing the ticket the client used (as OpenSSL does).
     public var tls13TicketCount: Int {
-        get { storage.tls13TicketCount }
-        set { mutableStorage.tls13TicketCount = newValue }
-        _modify { yield &mutableStorage.tls13TicketCount }
+        get { storage.fields.tls13TicketCount }
+        set { mutableFields.fields.tls13TicketCount = newValue }
+        _modify { yield &mutableFields.fields.tls13TicketCount }
     }
     /// Resume with psk_ke (no fresh key exchange: faster, but without forward secrecy or a fresh
     /// ML-KEM part) when the client offers it. Off by default (psk_dhe_ke); never under
     /// `requirePostQuantum`.
     public var acceptPSKWithoutKeyExchange: Bool {
-        get { storage.acceptPSKWithoutKeyExchange }
-        set { mutableStorage.acceptPSKWithoutKeyExchange = newValue }
-        _modify { yield &mutableStorage.acceptPSKWithoutKeyExchange }
+        get { storage.fields.acceptPSKWithoutKeyExchange }
+        set { mutableFields.fields.acceptPSKWithoutKeyExchange = newValue }
+        _modify { yield &mutableFields.fields.acceptPSKWithoutKeyExchange }
     }
     /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.
     public var ticketAgeToleranceMilliseconds: UInt64 {
-        get { storage.ticketAgeToleranceMilliseconds }
-        set { mutableStorage.ticketAgeToleranceMilliseconds = newValue }
-        _modify { yield &mutableStorage.ticketAgeToleranceMilliseconds }
+        get { storage.fields.ticketAgeToleranceMilliseconds }
+        set { mutableFields.fields.ticketAgeToleranceMilliseconds = newValue }
+        _modify { yield &mutableFields.fields.ticketAgeToleranceMilliseconds }
     }
     /// Early data a client sends is never accepted; up to this many bytes of it are skipped
     /// (RFC 8446 §4.2.10) before the connection is failed.
     public var maxSkippedEarlyData: Int {
-        get { storage.maxSkippedEarlyData }
-        set { mutableStorage.maxSkippedEarlyData = newValue }
-        _modify { yield &mutableStorage.maxSkippedEarlyData }
+        get { storage.fields.maxSkippedEarlyData }
+        set { mutableFields.fields.maxSkippedEarlyData = newValue }
+        _modify { yield &mutableFields.fields.maxSkippedEarlyData }
     }
     /// The clock for session lifetimes and ticket ages.
     public var clock: any WallClock {
-        get { storage.clock }
-        set { mutableStorage.clock = newValue }
-        _modify { yield &mutableStorage.clock }
+        get { storage.fields.clock }
+        set { mutableFields.fields.clock = newValue }
+        _modify { yield &mutableFields.fields.clock }
     }
 
     public init(provider: CryptoProvider, certificates: [CertifiedKey]) {
-        storage = Storage(provider: provider, certificates: certificates)
+        storage = CopyOnWriteFields(Fields(provider: provider, certificates: certificates, ticketKeys: TicketKeySet(primitives: provider.primitives)))
     }
 
     func validate() throws(TLSError) {
