@@ -1,4 +1,5 @@
 import NIOCore
+import NIOTLS
 import QSSL
 
 /// Why a connection was closed by `NIOQSSLHandshakeTimeoutHandler`: its TLS handshake had not
@@ -12,8 +13,8 @@ public struct NIOQSSLHandshakeTimeoutError: Error, CustomStringConvertible {
 /// `NIOQSSLHandler`. A client that connects and sends nothing, or trickles its ClientHello,
 /// would otherwise hold its connection (and its socket) for as long as it likes.
 /// `NIOQSSLServer` adds one to every connection. The timer starts when the channel is active
-/// and stops at `QSSLUserEvent.handshakeCompleted`; on expiry the error goes down the pipeline
-/// (`errorCaught`) and the channel is closed.
+/// and stops at `QSSLUserEvent.handshakeCompleted` (or NIO's `TLSUserEvent.handshakeCompleted`);
+/// on expiry the error goes down the pipeline (`errorCaught`) and the channel is closed.
 public final class NIOQSSLHandshakeTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = NIOAny
 
@@ -35,7 +36,11 @@ public final class NIOQSSLHandshakeTimeoutHandler: ChannelInboundHandler, Remova
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if (event as? QSSLUserEvent)?.handshakeSummary != nil {
+        // Q-SSL's completion, or NIO's usual one (another TLS handler in front, or a handler
+        // between that passes on only that one).
+        var completes = (event as? QSSLUserEvent)?.handshakeSummary != nil
+        if case .handshakeCompleted? = event as? TLSUserEvent { completes = true }
+        if completes {
             completed = true
             stop()
         }

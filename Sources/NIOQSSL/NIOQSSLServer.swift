@@ -17,11 +17,15 @@ public final class NIOQSSLServer: Sendable {
     /// - Parameters:
     ///   - handshakeTimeout: a connection whose handshake has not completed by then is closed
     ///     (`NIOQSSLHandshakeTimeoutHandler`); nil for none.
+    ///   - idleTimeout: a connection that has read and written nothing for this long is closed
+    ///     (SwiftNIO's `IdleStateHandler`); nil (the default) for none. Without one, a client
+    ///     that completes a handshake and then stays silent keeps its socket.
     ///   - onHandler: called with each connection's TLS handler, on its event loop.
     ///   - applicationHandlers: the handlers behind TLS for one connection.
     public static func start(
         host: String, port: Int, configuration: ServerConfiguration, recordTrace: Bool = false,
         handshakeTimeout: TimeAmount? = .seconds(10),
+        idleTimeout: TimeAmount? = nil,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onHandler: (@Sendable (NIOQSSLHandler) -> Void)? = nil,
         applicationHandlers: @escaping @Sendable () -> [ChannelHandler]
@@ -37,6 +41,9 @@ public final class NIOQSSLServer: Sendable {
                     if let handshakeTimeout {
                         try channel.pipeline.syncOperations.addHandler(NIOQSSLHandshakeTimeoutHandler(timeout: handshakeTimeout))
                     }
+                    if let idleTimeout {
+                        try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: idleTimeout), IdleCloser()])
+                    }
                     try channel.pipeline.syncOperations.addHandlers(applicationHandlers())
                 }
             }
@@ -46,5 +53,18 @@ public final class NIOQSSLServer: Sendable {
 
     public func close() async throws {
         try await channel.close()
+    }
+}
+
+/// Closes a channel on SwiftNIO's `IdleStateEvent` (`NIOQSSLServer`'s idle timeout).
+final class IdleCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -57,8 +57,11 @@ struct SelectingServerConfiguration {
     /// floor that no name can lower (post-quantum requirement, versions).
     func proceed(with configuration: ServerConfiguration, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         var chosen = configuration
-        chosen.configurationSelector = nil  // chosen once per connection
-        chosen.policy = try chosen.policy.within(base.policy, serverName: summary.serverName)
+        // Chosen once per connection. Each field is set only when it changes: a change copies
+        // the configuration's fields and drops the validation kept with them.
+        if chosen.configurationSelector != nil { chosen.configurationSelector = nil }
+        let policy = try chosen.policy.within(base.policy, serverName: summary.serverName)
+        if policy != chosen.policy { chosen.policy = policy }
         do { try chosen.validate() } catch {
             throw .crypto("the selected server configuration is unusable within the base policy: \(error)")
         }

@@ -79,6 +79,10 @@ struct TLSEchoCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads (NIO's shared group; default: one per core).")
     var threads: Int?
 
+    func validate() throws {
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024") }
+    }
+
     func run() async throws {
         if let threads { NIOSingletons.groupLoopCountSuggestion = threads }
         var configuration = ServerConfiguration(

@@ -40,11 +40,16 @@ struct MuteRedisTests {
             let first = Date()
             #expect(try sClient(dir, node, mechanism, sessionOut: session) == "New", "\(mechanism)")
             #expect(Date().timeIntervalSince(first) < 5, "\(mechanism): \(Date().timeIntervalSince(first)) s")
-            // The session (if one was issued) is offered back: a look-up that Redis never
-            // answers ends at the 50 ms bound in a full handshake, not a failure.
+            // A session ID is issued whatever Redis does (its SET is what fails); tickets need
+            // the fleet's keys, which a mute Redis never gave: none is expected.
+            if mechanism == .tls12SessionID {
+                #expect(FileManager.default.fileExists(atPath: session), "a session ID was issued")
+            }
+            // An offered session is looked up in a Redis that never answers: at the 50 ms bound
+            // the handshake goes on, full, instead of failing.
             if FileManager.default.fileExists(atPath: session) {
                 let again = Date()
-                #expect(try sClient(dir, node, mechanism, sessionIn: session) != nil, "\(mechanism): the offer did not fail the connection")
+                #expect(try sClient(dir, node, mechanism, sessionIn: session) == "New", "\(mechanism): a full handshake, not a failure")
                 #expect(Date().timeIntervalSince(again) < 5, "\(mechanism): \(Date().timeIntervalSince(again)) s")
             }
         }

@@ -16,16 +16,22 @@ struct ConfigurationStorageTests {
         #expect(original.tls13TicketCount == 2 && copy.tls13TicketCount == 5)
         #expect(!original.groups.contains(.secp256r1) || original.groups.count < copy.groups.count)
         #expect(original.alpnProtocols.isEmpty && copy.alpnProtocols == ["h2"])
+        // The per-configuration defaults are shared by copies, not made again.
+        #expect(copy.sessionCache as AnyObject === original.sessionCache as AnyObject)
+        #expect(copy.ticketKeys as AnyObject === original.ticketKeys as AnyObject)
         var client = clientConfig()
         let clientCopy = client
         client.keyShareGroups = [.x25519]
         #expect(clientCopy.keyShareGroups == Defaults.clientKeyShares && client.keyShareGroups == [.x25519])
+        #expect(client.sessionStore as AnyObject === clientCopy.sessionStore as AnyObject)
     }
 
     @Test("a configuration that passed validation and is then changed (in place or in a copy) is validated again")
     func changesAreValidatedAgain() throws {
         var config = try serverConfig()
         _ = try TLSConnection.server(configuration: config)  // validated, and the result kept
+        // A change to a shared configuration copies its fields, which start unvalidated; the
+        // change in place (below, `solo`) is what needs the kept result cleared.
         var copy = config
         config.tls13TicketCount = 99
         #expect(throws: TLSError.misuse("tls13TicketCount must be 0 to 16")) { _ = try TLSConnection.server(configuration: config) }
