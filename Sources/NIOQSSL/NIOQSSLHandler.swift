@@ -87,6 +87,12 @@ public enum NIOQSSLError: Error, CustomStringConvertible {
 /// Carries a Q-SSL connection over a NIO `Channel`: ciphertext `ByteBuffer`s below,
 /// plaintext `ByteBuffer`s above. Translation and lifecycle only; every protocol decision is
 /// the core's.
+///
+/// Writes made before the handshake completes, or during a pause after it (a client
+/// certificate verified asynchronously), are held here and sent in order when it ends; their
+/// promises complete then. They are not counted in the channel's writability: an application
+/// that may write much while a pause lasts should bound what it writes until its promises
+/// complete, as it would for any channel.
 public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
