@@ -4,6 +4,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import QSSLRedis
@@ -120,6 +121,40 @@ extension RedisIntegrationTests {
             guard case .protocolViolation? = error else {
                 Issue.record("\(name): \(String(describing: error))")
                 return
+            }
+            await client.shutdown()
+        }
+
+        @Test("a server at its client limit (HELLO answered with an error): every command fails at once, and connection attempts back off instead of following each command")
+        func aFullServerIsRetriedWithBackoff() async throws {
+            let attempts = Mutex(0)
+            let full = try await FakeRedisServer.start { index, _ in
+                guard index == 0 else { return nil }
+                attempts.withLock { $0 += 1 }
+                return Array("-ERR max number of clients reached\r\n".utf8)
+            }
+            defer { Task { await full.stop() } }
+            var configuration = RedisConfiguration(mode: .standalone(full.endpoint))
+            configuration.connectTimeout = .milliseconds(500)
+            configuration.commandTimeout = .milliseconds(500)
+            configuration.reconnectBackoff = .init(initial: .milliseconds(200), maximum: .milliseconds(800))
+            let client = try RedisClient(configuration: configuration)
+            let started = ContinuousClock.now
+            var failures = 0
+            while ContinuousClock.now - started < .seconds(1) {
+                let (error, seconds) = await measure {
+                    await failure { () async throws(RedisError) in try await client.get("k".bytes) }
+                }
+                #expect(error != nil)
+                #expect(seconds < 1, "a command against a full server fails without waiting for a timeout")
+                failures += 1
+            }
+            // Backoff from 200 ms doubling: at most a handful of attempts in a second, whatever
+            // the number of commands.
+            #expect(failures > 10, "\(failures) commands")
+            #expect((1...6).contains(attempts.withLock { $0 }), "\(attempts.withLock { $0 }) connection attempts for \(failures) commands")
+            if case .unavailable(_, let reason)? = await failure({ () async throws(RedisError) in try await client.get("k".bytes) }) {
+                #expect(reason.contains("max number of clients") || reason.contains("down"), "\(reason)")
             }
             await client.shutdown()
         }
