@@ -278,3 +278,27 @@ final class PortBox: @unchecked Sendable {
         set { lock.withLock { stored = newValue } }
     }
 }
+
+extension RedisIntegrationTests.Cluster {
+    @Test("a slot-map refresh over seeds that accept and never answer gives up after its budget (5 s), not after one connect timeout per seed")
+    func aRefreshOverSilentSeedsIsBounded() async throws {
+        // 16 seeds that accept and never answer HELLO: each costs a 500 ms connect timeout, 8 s
+        // in all without the budget.
+        var silent: [FakeRedisServer] = []
+        for _ in 0..<16 { silent.append(try await FakeRedisServer.start { _, _ in nil }) }
+        defer { for server in silent { Task { await server.stop() } } }
+        let seeds = silent.map { "127.0.0.1:\($0.endpoint.port)" }.joined(separator: ",")
+        let client = try RedisClient(configuration: try fastConfiguration("redis+cluster://\(seeds)"))
+        let (error, seconds) = await measure {
+            await failure { () async throws(RedisError) in try await client.get("foo".bytes) }
+        }
+        guard case .clusterUnavailable(let reason)? = error else {
+            Issue.record("expected no slot map, got \(String(describing: error))")
+            await client.shutdown()
+            return
+        }
+        #expect(reason.contains("not asked, past"), "seeds beyond the budget were skipped: \(reason.prefix(300))")
+        #expect(seconds >= 4.5 && seconds < 7.5, "gave up after \(seconds) s")
+        await client.shutdown()
+    }
+}
