@@ -212,8 +212,12 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         close(context: context, mode: .output, promise: promise)
     }
 
-    /// A held half-closure that will not happen (the connection failed or went away).
-    private func failHeldOutputClose(_ error: Error) {
+    /// Held writes and a held half-closure that will not happen (the connection failed or
+    /// went away): their promises fail with `error`.
+    private func failHeld(_ error: Error) {
+        let writes = pendingWrites
+        pendingWrites = []
+        for (_, promise) in writes { promise?.fail(error) }
         guard heldOutputClose.requested else { return }
         let promise = heldOutputClose.promise
         heldOutputClose = (nil, false)
@@ -260,9 +264,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         removed = true
         abandonPause()
         // Writes never sent are failed, not dropped with their promises.
-        for (_, promise) in pendingWrites { promise?.fail(ChannelError.ioOnClosedChannel) }
-        pendingWrites = []
-        failHeldOutputClose(ChannelError.ioOnClosedChannel)
+        failHeld(ChannelError.ioOnClosedChannel)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -270,9 +272,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         if !failed && !connection.receivedCloseNotify && !closing {
             context.fireErrorCaught(NIOQSSLError.uncleanShutdown)
         }
-        for (_, promise) in pendingWrites { promise?.fail(ChannelError.ioOnClosedChannel) }
-        pendingWrites = []
-        failHeldOutputClose(ChannelError.ioOnClosedChannel)
+        failHeld(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
@@ -402,9 +402,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             written = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output)))
         }
         context.fireErrorCaught(NIOQSSLError.tls(error))
-        for (_, promise) in pendingWrites { promise?.fail(NIOQSSLError.tls(error)) }
-        pendingWrites = []
-        failHeldOutputClose(NIOQSSLError.tls(error))
+        failHeld(NIOQSSLError.tls(error))
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         Self.closeWhenWritten(written, context: context, mode: .all, promise: nil, bound: bound)
     }

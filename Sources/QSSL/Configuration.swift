@@ -69,6 +69,20 @@ final class CopyOnWriteFields<Fields: Sendable>: @unchecked Sendable {
     init(_ fields: Fields) {
         self.fields = fields
     }
+
+    /// `storage` ready for a change: copied first when shared, its validation cleared.
+    static func forChange(_ storage: inout CopyOnWriteFields) -> CopyOnWriteFields {
+        if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWriteFields(storage.fields) }
+        storage.validated.store(false, ordering: .relaxed)
+        return storage
+    }
+
+    /// Runs `check` unless these fields already passed it; a pass is kept.
+    func validateOnce(_ check: () throws(TLSError) -> Void) throws(TLSError) {
+        if validated.load(ordering: .acquiring) { return }
+        try check()
+        validated.store(true, ordering: .releasing)
+    }
 }
 
 /// Protocol configuration of a client. One value, built once, shared by many connections.
@@ -95,41 +109,32 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     private var storage: CopyOnWriteFields<Fields>
     /// The fields for a change: copied first when shared, and their validation cleared.
     private var mutableFields: CopyOnWriteFields<Fields> {
-        mutating get {
-            if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWriteFields(storage.fields) }
-            storage.validated.store(false, ordering: .relaxed)
-            return storage
-        }
+        mutating get { CopyOnWriteFields.forChange(&storage) }
     }
 
     public var provider: CryptoProvider {
         get { storage.fields.provider }
-        set { mutableFields.fields.provider = newValue }
         _modify { yield &mutableFields.fields.provider }
     }
     /// Verifies the server's chain. Required unless verification is dangerously disabled.
     public var verifier: any CertificateVerifier {
         get { storage.fields.verifier }
-        set { mutableFields.fields.verifier = newValue }
         _modify { yield &mutableFields.fields.verifier }
     }
     /// Versions, groups, suites, ALPN and the PQ requirement offered (the same fields as a
     /// server's, forwarded below under their usual names).
     public var policy: ProtocolPolicy {
         get { storage.fields.policy }
-        set { mutableFields.fields.policy = newValue }
         _modify { yield &mutableFields.fields.policy }
     }
     /// Groups for which a share is sent in the first ClientHello (a subset of `groups`).
     public var keyShareGroups: [NamedGroup] {
         get { storage.fields.keyShareGroups }
-        set { mutableFields.fields.keyShareGroups = newValue }
         _modify { yield &mutableFields.fields.keyShareGroups }
     }
     /// Sends a 32-byte legacy_session_id and change_cipher_spec (RFC 8446 Appendix D.4).
     public var middleboxCompatibility: Bool {
         get { storage.fields.middleboxCompatibility }
-        set { mutableFields.fields.middleboxCompatibility = newValue }
         _modify { yield &mutableFields.fields.middleboxCompatibility }
     }
     /// A client certificate, sent if the server asks for one and accepts it (a signature scheme
@@ -141,20 +146,17 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     /// Client certificates to choose from, in preference order.
     public var clientCertificates: [CertifiedKey] {
         get { storage.fields.clientCertificates }
-        set { mutableFields.fields.clientCertificates = newValue }
         _modify { yield &mutableFields.fields.clientCertificates }
     }
     /// Offer post-handshake client authentication (RFC 8446 §4.6.2) to TLS 1.3 servers.
     public var offerPostHandshakeAuthentication: Bool {
         get { storage.fields.offerPostHandshakeAuthentication }
-        set { mutableFields.fields.offerPostHandshakeAuthentication = newValue }
         _modify { yield &mutableFields.fields.offerPostHandshakeAuthentication }
     }
     /// Connect without a server name: the chain is still verified, but a certificate for ANY
     /// name is accepted. Only for tests and for peers identified some other way.
     public var dangerouslySkipServerNameVerification: Bool {
         get { storage.fields.dangerouslySkipServerNameVerification }
-        set { mutableFields.fields.dangerouslySkipServerNameVerification = newValue }
         _modify { yield &mutableFields.fields.dangerouslySkipServerNameVerification }
     }
     /// Where sessions the server issues are kept and offered from (PROTOCOL.md §4); nil turns
@@ -164,40 +166,34 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     /// configuration, keyed by server name (or the key passed to `TLSConnection.client`).
     public var sessionStore: (any ClientSessionStore)? {
         get { storage.fields.sessionStore }
-        set { mutableFields.fields.sessionStore = newValue }
         _modify { yield &mutableFields.fields.sessionStore }
     }
     /// Also offer psk_ke (resumption without a fresh key exchange, so without forward secrecy
     /// or a fresh ML-KEM part). Off by default, and never offered under `requirePostQuantum`.
     public var offerPSKWithoutKeyExchange: Bool {
         get { storage.fields.offerPSKWithoutKeyExchange }
-        set { mutableFields.fields.offerPSKWithoutKeyExchange = newValue }
         _modify { yield &mutableFields.fields.offerPSKWithoutKeyExchange }
     }
     /// Ask servers to staple an OCSP response (status_request, RFC 6066 §8); the verifier checks
     /// what arrives.
     public var requestOCSPStaple: Bool {
         get { storage.fields.requestOCSPStaple }
-        set { mutableFields.fields.requestOCSPStaple = newValue }
         _modify { yield &mutableFields.fields.requestOCSPStaple }
     }
     /// Ask TLS 1.2 servers for RFC 5077 tickets.
     public var tls12SessionTickets: Bool {
         get { storage.fields.tls12SessionTickets }
-        set { mutableFields.fields.tls12SessionTickets = newValue }
         _modify { yield &mutableFields.fields.tls12SessionTickets }
     }
     /// The clock for ticket ages and session lifetimes.
     public var clock: any WallClock {
         get { storage.fields.clock }
-        set { mutableFields.fields.clock = newValue }
         _modify { yield &mutableFields.fields.clock }
     }
     /// Test hook: sends an early_data extension (without early data support, to see servers
     /// skip 0-RTT records).
     var offerEarlyDataForTesting: Bool {
         get { storage.fields.offerEarlyDataForTesting }
-        set { mutableFields.fields.offerEarlyDataForTesting = newValue }
         _modify { yield &mutableFields.fields.offerEarlyDataForTesting }
     }
 
@@ -206,9 +202,7 @@ public struct ClientConfiguration: Sendable, ProtocolPolicyHolder {
     }
 
     func validate() throws(TLSError) {
-        if storage.validated.load(ordering: .acquiring) { return }
-        try policy.validate(provider: provider)
-        storage.validated.store(true, ordering: .releasing)
+        try storage.validateOnce { () throws(TLSError) in try policy.validate(provider: provider) }
     }
 }
 
@@ -237,22 +231,16 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     private var storage: CopyOnWriteFields<Fields>
     /// The fields for a change: copied first when shared, and their validation cleared.
     private var mutableFields: CopyOnWriteFields<Fields> {
-        mutating get {
-            if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWriteFields(storage.fields) }
-            storage.validated.store(false, ordering: .relaxed)
-            return storage
-        }
+        mutating get { CopyOnWriteFields.forChange(&storage) }
     }
 
     public var provider: CryptoProvider {
         get { storage.fields.provider }
-        set { mutableFields.fields.provider = newValue }
         _modify { yield &mutableFields.fields.provider }
     }
     /// Certificate chains with their keys; the first whose key can sign with a scheme the client offers is used.
     public var certificates: [CertifiedKey] {
         get { storage.fields.certificates }
-        set { mutableFields.fields.certificates = newValue }
         _modify { yield &mutableFields.fields.certificates }
     }
     /// Chooses the configuration for each ClientHello (by SNI, say): synchronously in place, or
@@ -261,27 +249,23 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     /// versions are a floor).
     public var configurationSelector: (any ServerConfigurationSelector)? {
         get { storage.fields.configurationSelector }
-        set { mutableFields.fields.configurationSelector = newValue }
         _modify { yield &mutableFields.fields.configurationSelector }
     }
     /// Versions, groups, suites, ALPN and the PQ requirement accepted (the same fields as a
     /// client's, forwarded below under their usual names).
     public var policy: ProtocolPolicy {
         get { storage.fields.policy }
-        set { mutableFields.fields.policy = newValue }
         _modify { yield &mutableFields.fields.policy }
     }
     /// Whether clients are asked for a certificate (CertificateRequest).
     public var clientAuthentication: ClientAuthenticationPolicy {
         get { storage.fields.clientAuthentication }
-        set { mutableFields.fields.clientAuthentication = newValue }
         _modify { yield &mutableFields.fields.clientAuthentication }
     }
     /// Verifies client certificates (with role `.client`: EKU clientAuth); its trust anchors
     /// make the certificate_authorities list. Required unless `clientAuthentication` is none.
     public var clientCertificateVerifier: (any CertificateVerifier)? {
         get { storage.fields.clientCertificateVerifier }
-        set { mutableFields.fields.clientCertificateVerifier = newValue }
         _modify { yield &mutableFields.fields.clientCertificateVerifier }
     }
     /// Keep what post-handshake client authentication needs (the handshake transcript) for
@@ -289,7 +273,6 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     /// it costs the transcript's bytes for each such connection's lifetime.
     public var allowPostHandshakeAuthentication: Bool {
         get { storage.fields.allowPostHandshakeAuthentication }
-        set { mutableFields.fields.allowPostHandshakeAuthentication = newValue }
         _modify { yield &mutableFields.fields.allowPostHandshakeAuthentication }
     }
     /// TLS 1.2 session-ID cache (stateful resumption); nil: no session IDs are issued. The
@@ -297,7 +280,6 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     /// through the pause.
     public var sessionCache: (any ServerSessionCache)? {
         get { storage.fields.sessionCache }
-        set { mutableFields.fields.sessionCache = newValue }
         _modify { yield &mutableFields.fields.sessionCache }
     }
     /// Seals TLS 1.2 (RFC 5077) and TLS 1.3 tickets; nil: no tickets are issued or accepted.
@@ -305,21 +287,18 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     /// share tickets by loading one key file.
     public var ticketKeys: (any TicketSealer)? {
         get { storage.fields.ticketKeys }
-        set { mutableFields.fields.ticketKeys = newValue }
         _modify { yield &mutableFields.fields.ticketKeys }
     }
     /// Lifetime of sessions and tickets, in seconds (TLS 1.2 lifetime hint, TLS 1.3
     /// ticket_lifetime; at most 604800).
     public var sessionLifetimeSeconds: UInt32 {
         get { storage.fields.sessionLifetimeSeconds }
-        set { mutableFields.fields.sessionLifetimeSeconds = newValue }
         _modify { yield &mutableFields.fields.sessionLifetimeSeconds }
     }
     /// TLS 1.3 NewSessionTicket messages sent after a full handshake (0 for none). After a
     /// resumption one is sent, replacing the ticket the client used (as OpenSSL does).
     public var tls13TicketCount: Int {
         get { storage.fields.tls13TicketCount }
-        set { mutableFields.fields.tls13TicketCount = newValue }
         _modify { yield &mutableFields.fields.tls13TicketCount }
     }
     /// Resume with psk_ke (no fresh key exchange: faster, but without forward secrecy or a fresh
@@ -327,26 +306,22 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     /// `requirePostQuantum`.
     public var acceptPSKWithoutKeyExchange: Bool {
         get { storage.fields.acceptPSKWithoutKeyExchange }
-        set { mutableFields.fields.acceptPSKWithoutKeyExchange = newValue }
         _modify { yield &mutableFields.fields.acceptPSKWithoutKeyExchange }
     }
     /// How far a client's ticket age may be from ours (RFC 8446 §8.3), in milliseconds.
     public var ticketAgeToleranceMilliseconds: UInt64 {
         get { storage.fields.ticketAgeToleranceMilliseconds }
-        set { mutableFields.fields.ticketAgeToleranceMilliseconds = newValue }
         _modify { yield &mutableFields.fields.ticketAgeToleranceMilliseconds }
     }
     /// Early data a client sends is never accepted; up to this many bytes of it are skipped
     /// (RFC 8446 §4.2.10) before the connection is failed.
     public var maxSkippedEarlyData: Int {
         get { storage.fields.maxSkippedEarlyData }
-        set { mutableFields.fields.maxSkippedEarlyData = newValue }
         _modify { yield &mutableFields.fields.maxSkippedEarlyData }
     }
     /// The clock for session lifetimes and ticket ages.
     public var clock: any WallClock {
         get { storage.fields.clock }
-        set { mutableFields.fields.clock = newValue }
         _modify { yield &mutableFields.fields.clock }
     }
 
@@ -355,9 +330,7 @@ public struct ServerConfiguration: Sendable, ProtocolPolicyHolder {
     }
 
     func validate() throws(TLSError) {
-        if storage.validated.load(ordering: .acquiring) { return }
-        try validateFields()
-        storage.validated.store(true, ordering: .releasing)
+        try storage.validateOnce(validateFields)
     }
 
     private func validateFields() throws(TLSError) {

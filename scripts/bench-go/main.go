@@ -524,6 +524,17 @@ func echoServer(addr, certFile, keyFile string) {
 	}, true, func(c net.Conn) { io.Copy(c, c) })
 }
 
+// echoOneByte writes one byte on c and reads its echo; a failure ends the load.
+func echoOneByte(c net.Conn) {
+	if _, err := c.Write([]byte{'x'}); err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		panic(err)
+	}
+}
+
 // tcpLoad: resumeLoad's connection pattern without TLS (connect, one byte echoed, close): the
 // transport's share of each connection, for a server's floor. Prints "n connections_per_second".
 func tcpLoad(addr string, n int) {
@@ -533,13 +544,7 @@ func tcpLoad(addr string, n int) {
 			panic(err)
 		}
 		defer c.Close()
-		if _, err := c.Write([]byte{'x'}); err != nil {
-			panic(err)
-		}
-		buf := make([]byte, 1)
-		if _, err := io.ReadFull(c, buf); err != nil {
-			panic(err)
-		}
+		echoOneByte(c)
 	}
 	one()
 	start := time.Now()
@@ -575,13 +580,7 @@ func resumeLoad(addr, caFile string, n int, version, curve string, resume bool) 
 			panic(err)
 		}
 		defer c.Close()
-		if _, err := c.Write([]byte{'x'}); err != nil {
-			panic(err)
-		}
-		buf := make([]byte, 1)
-		if _, err := io.ReadFull(c, buf); err != nil {
-			panic(err)
-		}
+		echoOneByte(c)
 		return c.ConnectionState().DidResume
 	}
 	one()
