@@ -12,6 +12,8 @@ public struct ServeConfigFile: Sendable, Hashable {
     /// `threads`: event-loop threads serving every listener (1 to 1024), read at start only.
     /// Default `nil`: one per core.
     public var threads: Int?
+    /// The thread counts `threads` (and `qssl serve --threads`) accept.
+    public static let threadCounts = 1...1024
     /// `hsm`: the PKCS#11 module for `pkcs11:` certificates and keys. Default `nil`.
     public var hsm: HSMConfig?
     /// `listeners`: at least one.

@@ -68,7 +68,7 @@ struct ConfigParser {
         if let e = top["drain-timeout"], let ms = reader.duration(e, range: 1...86_400_000, zeroAllowed: true) {
             config.drainTimeout = .milliseconds(ms.value)
         }
-        if let e = top["threads"], let n = reader.integer(e, range: 1...1024) { config.threads = n.value }
+        if let e = top["threads"], let n = reader.integer(e, range: ServeConfigFile.threadCounts) { config.threads = n.value }
         var files: [Located<String>] = []
         if let e = top["hsm"] { config.hsm = hsm(e, files: &files) }
 

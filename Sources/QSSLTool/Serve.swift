@@ -169,7 +169,9 @@ struct Serve: AsyncParsableCommand {
             guard cert.count == key.count else { throw ValidationError("give one --key for each --cert (\(cert.count) certificates, \(key.count) keys)") }
         }
         if let clientAuth, !["none", "optional", "required"].contains(clientAuth) { throw ValidationError("--client-auth is none, optional or required") }
-        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024") }
+        if let threads, !ServeConfigFile.threadCounts.contains(threads) {
+            throw ValidationError("--threads must be \(ServeConfigFile.threadCounts.lowerBound) to \(ServeConfigFile.threadCounts.upperBound)")
+        }
         if let clientAuth, clientAuth != "none", clientCA == nil, config == nil {
             throw ValidationError("--client-auth \(clientAuth) needs --client-ca CAS.pem")
         }
