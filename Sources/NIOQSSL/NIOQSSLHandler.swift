@@ -25,8 +25,12 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A half-closure (`close(mode: .output)`) asked for while writes were held: carried out
     /// once they have gone out.
     private var heldOutputClose: (promise: EventLoopPromise<Void>?, requested: Bool) = (nil, false)
-    /// A decision is being resolved off the loop: reads wait.
+    /// A decision is being resolved off the loop.
     private var paused = false
+    /// Bytes arrived during this pause (the core holds them, bounded): from then on reads wait
+    /// for the pause to end. Until then they go on, so a pause the peer sends nothing during
+    /// (it waits for our flight) costs no change of the socket's read interest.
+    private var receivedWhilePaused = false
     private var readPending = false
     /// The task resolving it, cancelled if the connection goes away first.
     private var resolving: Task<Void, Never>?
@@ -84,6 +88,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
+        if paused { receivedWhilePaused = true }
         let buffer = unwrapInboundIn(data)
         let events: [TLSEvent]
         do {
@@ -127,10 +132,11 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             } else if let decision = event.decision {
                 // The core's one pause (a signature in an HSM, a peer verification that fetches
                 // OCSP, a configuration chosen by SNI): resolved off the event loop so that it
-                // never stalls other connections, and resumed on the loop. Reads stop meanwhile
-                // (back-pressure); what already arrived waits in the core.
+                // never stalls other connections, and resumed on the loop. What arrives
+                // meanwhile waits in the core, and reads stop once something has (back-pressure).
                 flushOutput(context: context)
                 paused = true
+                receivedWhilePaused = false
                 pauseGeneration &+= 1
                 let generation = pauseGeneration
                 let loop = context.eventLoop
@@ -224,9 +230,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         promise?.fail(error)
     }
 
-    /// While a decision is pending, reads are held back (and replayed on resume).
+    /// While a decision is pending and bytes have arrived during it, reads are held back (and
+    /// replayed on resume).
     public func read(context: ChannelHandlerContext) {
-        if paused {
+        if paused && receivedWhilePaused {
             readPending = true
         } else {
             context.read()
