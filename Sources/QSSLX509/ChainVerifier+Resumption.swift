@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import QSSL
 import QSSLWire
+import Synchronization
 import X509
 
 // MARK: - Resumption: the policy a session was verified under
@@ -48,8 +49,8 @@ extension X509CertificateVerifier {
     /// handshake, which checks everything, so it can cost a handshake but never admit a peer.
     public func checkResumedPeer(_ identity: PeerIdentity, role: PeerRole) throws(TLSError) {
         guard let der = identity.verifiedChain.first else { throw .rejected(.malformed, "the session keeps no certificate") }
-        let leaf: X509Certificate
-        do { leaf = try X509Certificate(der: der) } catch { throw .rejected(.malformed, "the session's certificate: \(error)") }
+        let leaf: ResumedLeafCache.Validity
+        do { leaf = try resumedLeaves.validity(of: der) } catch { throw .rejected(.malformed, "the session's certificate: \(error)") }
         let date = now()
         if date < leaf.notBefore { throw .rejected(.notYetValid, "\(leaf.subject) is not valid before \(leaf.notBefore)") }
         if date > leaf.notAfter { throw .rejected(.expired, "\(leaf.subject) expired at \(leaf.notAfter)") }
@@ -73,4 +74,37 @@ extension X509CertificateVerifier {
             }
         }
     }
+}
+
+/// The validity period of the leaves of resumed sessions, by DER: without it a session's leaf
+/// is parsed again on every resumption (and on every offer a client weighs), the largest part
+/// of a client's resumption. Shared by copies of a verifier; a certificate's validity never
+/// changes, so an entry never goes stale. Bounded: when full it starts again empty.
+final class ResumedLeafCache: Sendable {
+    struct Validity: Sendable {
+        let notBefore: Date
+        let notAfter: Date
+        let subject: DistinguishedName
+    }
+
+    let capacity: Int
+    private let entries = Mutex<[[UInt8]: Validity]>([:])
+
+    init(capacity: Int = 256) {
+        self.capacity = capacity
+    }
+
+    /// The leaf's validity: from the cache, or parsed (and kept) the first time.
+    func validity(of der: [UInt8]) throws -> Validity {
+        if let known = entries.withLock({ $0[der] }) { return known }
+        let leaf = try X509Certificate(der: der)
+        let validity = Validity(notBefore: leaf.notBefore, notAfter: leaf.notAfter, subject: leaf.subject)
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[der] = validity
+        }
+        return validity
+    }
+
+    var count: Int { entries.withLock { $0.count } }
 }

@@ -60,6 +60,8 @@ public struct X509CertificateVerifier: CertificateVerifier {
     public var ocspTimeout: Duration = .seconds(5)
     /// Fetched responses, kept until their nextUpdate (shared by copies of this verifier).
     public var ocspCache = OCSPResponseCache()
+    /// The validity of resumed sessions' leaves, parsed once each (shared by copies).
+    let resumedLeaves = ResumedLeafCache()
 
     public init(roots: [X509Certificate]) {
         self.roots = roots
