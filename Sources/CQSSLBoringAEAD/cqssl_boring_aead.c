@@ -127,49 +127,49 @@ int cqssl_hkdf_expand(int sha384, const uint8_t *prk, size_t prk_len, const uint
     return 1;
 }
 
-// A(i) ‖ seed in one buffer, so that each block is one HMAC call. The seeds of the TLS 1.2 PRF
-// (a label and two randoms, or a label and a transcript hash) are under 128 bytes and use the
-// stack; a longer one (no caller in Q-SSL makes one) uses the heap, wiped and freed likewise.
-enum { CQSSL_P_HASH_STACK_SEED = 256 };
+// BoringSSL's HMAC_CTX (include/openssl/hmac.h), opaque here. HMAC_Init_ex with a NULL key and
+// the same hash reuses the key's padded blocks: P_hash hashes them once, not once per HMAC.
+struct hmac_ctx_st;
+struct hmac_ctx_st *CCryptoBoringSSL_HMAC_CTX_new(void);
+void CCryptoBoringSSL_HMAC_CTX_free(struct hmac_ctx_st *ctx);
+int CCryptoBoringSSL_HMAC_Init_ex(struct hmac_ctx_st *ctx, const void *key, size_t key_len, const struct env_md_st *md,
+                                  void *impl);
+int CCryptoBoringSSL_HMAC_Update(struct hmac_ctx_st *ctx, const uint8_t *data, size_t data_len);
+int CCryptoBoringSSL_HMAC_Final(struct hmac_ctx_st *ctx, uint8_t *out, unsigned int *out_len);
 
+// RFC 5246 §5: P_hash(secret, seed) = HMAC(secret, A(1) ‖ seed) ‖ HMAC(secret, A(2) ‖ seed) ‖ …
+// with A(0) = seed, A(i) = HMAC(secret, A(i-1)). One HMAC context keyed once (HMAC_CTX_free
+// cleanses it); A(i) and each block are on the stack and wiped.
 int cqssl_tls12_p_hash(int sha384, const uint8_t *secret, size_t secret_len, const uint8_t *seed, size_t seed_len,
                        uint8_t *out, size_t out_len) {
     const struct env_md_st *md = cqssl_digest(sha384);
     const size_t hash_len = cqssl_digest_length(sha384);
-    uint8_t stack_buffer[48 + CQSSL_P_HASH_STACK_SEED];
-    uint8_t *a_and_seed = stack_buffer;
-    const size_t buffer_len = seed_len > CQSSL_P_HASH_STACK_SEED ? 48 + seed_len : sizeof stack_buffer;
-    if (seed_len > CQSSL_P_HASH_STACK_SEED) {
-        a_and_seed = seed_len <= SIZE_MAX - 48 ? malloc(buffer_len) : NULL;
-        if (a_and_seed == NULL) {
-            memset(out, 0, out_len);
-            return 0;
-        }
-    }
+    struct hmac_ctx_st *ctx = CCryptoBoringSSL_HMAC_CTX_new();
+    uint8_t a[48];
     uint8_t block[48];
     unsigned int written = 0;
-    int ok = 1;
-    if (seed_len > 0) memcpy(a_and_seed + hash_len, seed, seed_len);
     // A(1) = HMAC(secret, seed)
-    if (CCryptoBoringSSL_HMAC(md, secret, secret_len, seed, seed_len, a_and_seed, &written) == NULL) ok = 0;
+    int ok = ctx != NULL && CCryptoBoringSSL_HMAC_Init_ex(ctx, secret, secret_len, md, NULL) &&
+             CCryptoBoringSSL_HMAC_Update(ctx, seed, seed_len) && CCryptoBoringSSL_HMAC_Final(ctx, a, &written) &&
+             written == hash_len;
     size_t offset = 0;
     while (ok && offset < out_len) {
-        // P_hash block = HMAC(secret, A(i) ‖ seed)
-        if (CCryptoBoringSSL_HMAC(md, secret, secret_len, a_and_seed, hash_len + seed_len, block, &written) == NULL) {
-            ok = 0;
-            break;
-        }
+        // The block: HMAC(secret, A(i) ‖ seed)
+        ok = CCryptoBoringSSL_HMAC_Init_ex(ctx, NULL, 0, NULL, NULL) && CCryptoBoringSSL_HMAC_Update(ctx, a, hash_len) &&
+             CCryptoBoringSSL_HMAC_Update(ctx, seed, seed_len) && CCryptoBoringSSL_HMAC_Final(ctx, block, &written) &&
+             written == hash_len;
+        if (!ok) break;
         size_t n = out_len - offset < hash_len ? out_len - offset : hash_len;
         memcpy(out + offset, block, n);
         offset += n;
         // A(i+1) = HMAC(secret, A(i))
-        if (offset < out_len &&
-            CCryptoBoringSSL_HMAC(md, secret, secret_len, a_and_seed, hash_len, a_and_seed, &written) == NULL) {
-            ok = 0;
+        if (offset < out_len) {
+            ok = CCryptoBoringSSL_HMAC_Init_ex(ctx, NULL, 0, NULL, NULL) && CCryptoBoringSSL_HMAC_Update(ctx, a, hash_len) &&
+                 CCryptoBoringSSL_HMAC_Final(ctx, a, &written) && written == hash_len;
         }
     }
-    CCryptoBoringSSL_OPENSSL_cleanse(a_and_seed, buffer_len);
-    if (a_and_seed != stack_buffer) free(a_and_seed);
+    if (ctx != NULL) CCryptoBoringSSL_HMAC_CTX_free(ctx);
+    CCryptoBoringSSL_OPENSSL_cleanse(a, sizeof a);
     CCryptoBoringSSL_OPENSSL_cleanse(block, sizeof block);
     if (!ok) {
         CCryptoBoringSSL_ERR_clear_error();
