@@ -56,6 +56,41 @@ struct HandshakeTimeoutTests {
         #expect(try await client.read(expectedBytes: 10) == Array("still here".utf8))
     }
 
+    @Test(
+        "a client that trickles its ClientHello a byte at a time is disconnected at the handshake timeout: bytes do not extend it",
+        .timeLimit(.minutes(1)))
+    func tricklingClientIsClosed() async throws {
+        let configuration = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
+        let server = try await NIOQSSLServer.start(
+            host: "127.0.0.1", port: 0, configuration: configuration, handshakeTimeout: .seconds(2)
+        ) { [Echo()] }
+        defer { Task { try? await server.close() } }
+
+        // A real ClientHello's first bytes (a record header and the start of the message): each
+        // is a valid prefix, so the server waits for more rather than failing the handshake.
+        var client = Self.cheapClient
+        client.sessionStore = nil
+        let connection = try TLSConnection.client(configuration: client, serverName: "localhost")
+        let hello = connection.takeOutput()
+        try #require(hello.count > 60)
+        let started = ContinuousClock.now
+        let trickler = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: server.port).get()
+        // One byte every 100 ms: 50 bytes would take 5 s, well past the 2 s timeout.
+        let sending = Task {
+            for byte in hello.prefix(50) {
+                guard trickler.isActive else { return }
+                try? await trickler.writeAndFlush(trickler.allocator.buffer(bytes: [byte])).get()
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { sending.cancel() }
+        #expect(try await Self.closes(trickler, within: .seconds(20)), "the server closed the trickling connection")
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(1900), "not before the timeout")
+        #expect(elapsed < .milliseconds(6500), "at the timeout, not a timeout restarted by the last byte (about 7 s) (\(elapsed))")
+    }
+
     @Test("with an idle timeout, a connection that completed its handshake and then stays silent is closed; none by default", .timeLimit(.minutes(1)))
     func idleConnectionIsClosed() async throws {
         let configuration = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])

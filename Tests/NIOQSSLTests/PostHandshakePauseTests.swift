@@ -176,4 +176,33 @@ struct PostHandshakePauseTests {
         #expect(await pair.client.error == nil, "a clean close_notify, not user_canceled or an error")
         #expect(pair.application.authenticated.isSet, "the authentication went on")
     }
+
+    @Test(
+        "a peer that closes its connection during the pause fails the held writes (their promises do not hang) and the server's channel closes",
+        .timeLimit(.minutes(1)))
+    func peerClosingDuringThePauseFailsHeldWrites() async throws {
+        let pair = try await PausedPair.make(answersAuthentication: false)
+        defer { Task { await pair.close() } }
+        let context = pair.context
+        let failed = Flag()
+        let succeeded = Flag()
+        let serverChannel = try await context.eventLoop.submit { () -> Channel in
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { result in
+                if case .success = result { succeeded.set() } else { failed.set() }
+            }
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: Array("held".utf8))), promise: promise)
+            return context.channel
+        }.get()
+        // The client goes away (close_notify and FIN) while the verifier still holds its answer.
+        try await pair.client.channel.close()
+        for _ in 0..<2000 where !failed.isSet && !succeeded.isSet { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(failed.isSet, "the held write's promise failed")
+        #expect(!succeeded.isSet, "a write that never went out was not reported written")
+        try await serverChannel.closeFuture.get()
+        // The verifier's late answer finds nothing to resume.
+        pair.verifier.release()
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!pair.application.authenticated.isSet, "no authentication reported for a connection that went away")
+    }
 }
