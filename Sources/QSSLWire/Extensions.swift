@@ -18,12 +18,12 @@ public struct ExtensionList: Hashable, Sendable, WireEncodable {
 
     public init(from reader: inout ByteReader, context: String, allowEmpty: Bool = true) throws(DecodeError) {
         var body = try reader.readLengthPrefixed(.uint16(allowEmpty: allowEmpty), "\(context).extensions")
-        var seen = Set<UInt16>()
+        var seen = SeenExtensionTypes()
         var items: [Extension] = []
         while !body.isEmpty {
             let type = ExtensionType(rawValue: try body.readUInt16("\(context).extension_type"))
             let data = try body.readOpaque(.uint16(allowEmpty: true), "\(context).\(type).extension_data")
-            guard seen.insert(type.rawValue).inserted else { throw .duplicateExtension(type) }
+            guard seen.insert(type.rawValue) else { throw .duplicateExtension(type) }
             items.append(Extension(type: type, data: data))
         }
         self.items = items
@@ -49,6 +49,31 @@ public struct ExtensionList: Hashable, Sendable, WireEncodable {
         var w = ByteWriter()
         body(&w)
         items.append(Extension(type: type, data: try w.finish()))
+    }
+}
+
+/// The extension types of one block, for duplicate detection without a hash set in the usual
+/// case: the types under 64 (every one a ClientHello commonly carries) in a bit set, a few
+/// others (GREASE, renegotiation_info, ECH) in a short list, and only a block with many of
+/// those (a hostile one: up to 16,383 empty extensions) in a set, so the work stays linear.
+struct SeenExtensionTypes {
+    private var low: UInt64 = 0
+    private var high: [UInt16] = []
+    private var many: Set<UInt16>?
+    static let listLimit = 16
+
+    /// Adds `type`; false if it was already there.
+    mutating func insert(_ type: UInt16) -> Bool {
+        if type < 64 {
+            let bit = UInt64(1) << type
+            defer { low |= bit }
+            return low & bit == 0
+        }
+        if many != nil { return many!.insert(type).inserted }
+        if high.contains(type) { return false }
+        high.append(type)
+        if high.count > Self.listLimit { many = Set(high) }
+        return true
     }
 }
 

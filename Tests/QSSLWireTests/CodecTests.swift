@@ -75,6 +75,37 @@ struct CodecTests {
         #expect(throws: DecodeError.duplicateExtension(.alpn)) { _ = try ExtensionList(from: &r, context: "test") }
     }
 
+    /// An extension block of empty extensions of these types, decoded.
+    static func decodeBlock(_ types: [UInt16]) throws(DecodeError) -> ExtensionList {
+        var w = ByteWriter()
+        ExtensionList(types.map { Extension(type: ExtensionType(rawValue: $0), data: []) }).encode(to: &w)
+        var r = ByteReader((try? w.finish()) ?? [])
+        return try ExtensionList(from: &r, context: "test")
+    }
+
+    @Test(
+        "a duplicate is found among low types, among a few high ones (GREASE, renegotiation_info) and among many high ones, wherever it comes",
+        arguments: [
+            [0, 10, 13, 63, 10],  // low types (a bit set)
+            [0x0a0a, 0xff01, 16, 0xff01],  // a few high ones (a list)
+            Array(0x1000..<0x1020) + [0x1003],  // many high ones (a set, past the list's limit)
+            Array(0x1000..<0x1010) + [0x1000],  // at the list's limit exactly
+        ] as [[UInt16]])
+    func duplicatesInEveryRegime(types: [UInt16]) throws {
+        #expect(throws: DecodeError.duplicateExtension(ExtensionType(rawValue: types.last!))) { _ = try Self.decodeBlock(types) }
+        let distinct = try Self.decodeBlock(Array(types.dropLast()))
+        #expect(distinct.items.map(\.type.rawValue) == Array(types.dropLast()))
+    }
+
+    @Test("a hostile block of 16,383 distinct empty extensions (the most 65,535 bytes hold) decodes, and one more duplicate in it is found")
+    func largestBlock() throws {
+        let types = (0..<16383).map { UInt16($0) &* 3 &+ 64 }  // distinct, all past the bit set
+        #expect(try Self.decodeBlock(types).items.count == 16383)
+        #expect(throws: DecodeError.duplicateExtension(ExtensionType(rawValue: types[100]))) {
+            _ = try Self.decodeBlock(Array(types.prefix(16382)) + [types[100]])
+        }
+    }
+
     @Test("length-prefix policy: empty vectors where the RFC forbids them")
     func emptyVectors() {
         #expect(throws: DecodeError.illegalEmptyList("supported_groups")) { _ = try ExtensionBody.supportedGroups([0, 0]) }
