@@ -75,8 +75,9 @@ struct DecodedClientHelloExtensions {
 }
 
 /// A ClientHello as the server works with it: the message (for the transcript and PSK
-/// binders), its fields, and its extensions decoded once.
-struct ReceivedClientHello {
+/// binders), its fields, and its extensions decoded once. A class: it rides through the
+/// negotiation steps and states, and a copy is one reference, not twenty.
+final class ReceivedClientHello: Sendable {
     let hello: ClientHello
     let message: HandshakeMessage
     let extensions: DecodedClientHelloExtensions
