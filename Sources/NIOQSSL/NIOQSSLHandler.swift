@@ -27,11 +27,16 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var heldOutputClose: (promise: EventLoopPromise<Void>?, requested: Bool) = (nil, false)
     /// A decision is being resolved off the loop.
     private var paused = false
-    /// Bytes arrived during this pause (the core holds them, bounded): from then on reads wait
-    /// for the pause to end. Until then they go on, so a pause the peer sends nothing during
-    /// (it waits for our flight) costs no change of the socket's read interest.
-    private var receivedWhilePaused = false
+    /// Whether reads wait for the pause to end (back-pressure: what arrives meanwhile is only
+    /// held, bounded, in the core). They do once the peer is sending during the pause: bytes
+    /// held since before it, bytes arriving in it, or a pause to verify the peer's certificate,
+    /// whose flight (and data) follows. Otherwise the peer waits for our flight and sends
+    /// nothing, and reads go on: the socket's read interest is not turned off and on again.
+    private var readsWaitForPause = false
     private var readPending = false
+    /// The transport's input closed during a pause: judged once the bytes held before it
+    /// (a close_notify among them) have been processed.
+    private var inputClosedDuringPause = false
     /// The task resolving it, cancelled if the connection goes away first.
     private var resolving: Task<Void, Never>?
     /// Which pause an answer belongs to: one for an abandoned pause is dropped.
@@ -88,7 +93,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        if paused { receivedWhilePaused = true }
+        if paused { readsWaitForPause = true }
         let buffer = unwrapInboundIn(data)
         let events: [TLSEvent]
         do {
@@ -136,7 +141,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 // meanwhile waits in the core, and reads stop once something has (back-pressure).
                 flushOutput(context: context)
                 paused = true
-                receivedWhilePaused = false
+                readsWaitForPause = connection.holdsUnprocessedInput || decision.peerVerification != nil
                 pauseGeneration &+= 1
                 let generation = pauseGeneration
                 let loop = context.eventLoop
@@ -188,6 +193,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             performHeldOutputClose(context: context)
         }
         handle(events, context: context)
+        if !paused && inputClosedDuringPause {
+            inputClosedDuringPause = false
+            inputClosed(context: context)
+        }
         if !paused && readPending {
             readPending = false
             context.read()
@@ -233,7 +242,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// While a decision is pending and bytes have arrived during it, reads are held back (and
     /// replayed on resume).
     public func read(context: ChannelHandlerContext) {
-        if paused && receivedWhilePaused {
+        if paused && readsWaitForPause {
             readPending = true
         } else {
             context.read()
@@ -248,19 +257,31 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         // The transport's own half-closure (with allowRemoteHalfClosure): after close_notify it
         // was already reported; without one, it is a truncation.
         if case .inputClosed? = event as? ChannelEvent {
-            if connection.receivedCloseNotify || inputClosedFired { return }
-            guard !failed else { return }
-            failed = true
-            context.fireErrorCaught(NIOQSSLError.uncleanShutdown)
-            context.close(promise: nil)
+            // Bytes held during a pause may hold the peer's close_notify: judged after them.
+            if paused {
+                inputClosedDuringPause = true
+                return
+            }
+            inputClosed(context: context)
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// The transport's half-closure: after close_notify it was already reported (or is
+    /// nothing to report); without one, it is a truncation.
+    private func inputClosed(context: ChannelHandlerContext) {
+        if connection.receivedCloseNotify || inputClosedFired { return }
+        guard !failed else { return }
+        failed = true
+        context.fireErrorCaught(NIOQSSLError.uncleanShutdown)
+        context.close(promise: nil)
+    }
+
     /// A pending decision is abandoned: its work is cancelled and the core cancels the handshake.
     private func abandonPause() {
         guard paused else { return }
+        paused = false
         resolving?.cancel()
         resolving = nil
         pauseGeneration &+= 1
@@ -270,6 +291,11 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
         abandonPause()
+        // A read held for the pause goes on to the handlers that stay.
+        if readPending {
+            readPending = false
+            context.read()
+        }
         // Writes never sent are failed, not dropped with their promises.
         failHeld(ChannelError.ioOnClosedChannel)
     }
