@@ -61,7 +61,8 @@ public struct SwiftCryptoPrimitives: CryptoPrimitives {
         }
     }
 
-    /// P_hash: each block one HMAC call over A(i) ‖ seed, straight into the result's storage.
+    /// P_hash in one C call (one HMAC context keyed once for all its blocks), straight into the
+    /// result's storage.
     public func tls12PHash(_ algorithm: HashAlgorithm, secret: SecretBytes, labelAndSeed: [UInt8], length: Int) -> SecretBytes {
         let sha384: Int32 = algorithm == .sha384 ? 1 : 0
         return SecretBytes(count: length) { out in

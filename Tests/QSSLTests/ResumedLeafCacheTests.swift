@@ -27,7 +27,7 @@ struct ResumedLeafCacheTests {
             try later.checkResumedPeer(identity, role: .server(name: "localhost"))
             Issue.record("an expired leaf was admitted")
         } catch {
-            #expect(error.alert == .certificateExpired, "\(error)")
+            #expect(error.code.certificateRejection == .expired, "\(error)")
         }
         var earlier = verifier
         earlier.now = { Date.distantPast }
@@ -35,7 +35,7 @@ struct ResumedLeafCacheTests {
             try earlier.checkResumedPeer(identity, role: .server(name: "localhost"))
             Issue.record("a leaf not yet valid was admitted")
         } catch {
-            #expect(error.alert == .certificateExpired, "\(error)")
+            #expect(error.code.certificateRejection == .notYetValid, "\(error)")
         }
         #expect(verifier.resumedLeaves.count == 1)
     }

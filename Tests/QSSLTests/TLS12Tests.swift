@@ -53,7 +53,7 @@ struct TLS12PRFTests {
     }
 
     @Test(
-        "the default P_hash (HMAC per step) and the provider's one-call-per-block one agree with the vector and with each other for every length up to 200 and every seed length",
+        "the default P_hash (HMAC per step) and the provider's (one HMAC key for all its blocks) agree with the vector and with each other for every length up to 200, every seed length and every secret length",
         arguments: [HashAlgorithm.sha256, .sha384])
     func defaultAndKeyedAgree(hash: HashAlgorithm) {
         let secret = SecretBytes(hex("9bbe436ba940f017b17652849a71db35"))
@@ -65,13 +65,20 @@ struct TLS12PRFTests {
                 keyed(secret: secret, label: "test label", seed: seed, length: length)
                     == plain(secret: secret, label: "test label", seed: seed, length: length), "\(length)")
         }
-        // Seeds around the C implementation's stack buffer (256 bytes with the label): short,
-        // at the edge and past it (the heap path) give what the default P_hash gives.
+        // Seeds of every size (one or many hash blocks) give what the default P_hash gives.
         for seedLength in [0, 16, 245, 246, 247, 300, 4096] {
             let long = (0..<seedLength).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
             #expect(
                 keyed(secret: secret, label: "test label", seed: long, length: 104)
                     == plain(secret: secret, label: "test label", seed: long, length: 104), "seed of \(seedLength) bytes")
+        }
+        // Secrets of every size: empty, short, a hash block and past it (HMAC then hashes the
+        // key first: a long pre-master secret, a PSK), the key reused for every block.
+        for secretLength in [0, 1, 48, 64, 65, 128, 129, 300] {
+            let key = SecretBytes((0..<secretLength).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) })
+            #expect(
+                keyed(secret: key, label: "test label", seed: seed, length: 150)
+                    == plain(secret: key, label: "test label", seed: seed, length: 150), "secret of \(secretLength) bytes")
         }
         if hash == .sha256 {
             #expect(

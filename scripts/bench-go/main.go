@@ -100,6 +100,10 @@ func main() {
 		n, _ := strconv.Atoi(os.Args[3])
 		tcpLoad(os.Args[2], n)
 	case "inproc":
+		if len(os.Args) < 8 {
+			fmt.Fprintln(os.Stderr, "usage: qssl-bench-go inproc CERT KEY CA N 1.2|1.3 CURVE")
+			os.Exit(64)
+		}
 		n, _ := strconv.Atoi(os.Args[5])
 		inProcess(os.Args[2], os.Args[3], os.Args[4], n, os.Args[6], os.Args[7])
 	case "resumeload":
