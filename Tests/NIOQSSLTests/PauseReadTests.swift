@@ -86,6 +86,16 @@ struct PauseReadTests {
         #expect(counter.reads == 0, "the peer is sending during the pause: reads wait")
     }
 
+    @Test("a read held for a pause is passed on when the TLS handler is removed: the channel does not stall")
+    func removalPassesTheHeldReadOn() throws {
+        let (pair, counter, _) = try Self.pausedOnLookUp(feedingExtra: [0x16])
+        pair.server.pipeline.read()
+        #expect(counter.reads == 0)
+        let handler = try pair.server.pipeline.syncOperations.handler(type: NIOQSSLHandler.self)
+        try pair.server.pipeline.syncOperations.removeHandler(handler).wait()
+        #expect(counter.reads == 1)
+    }
+
     @Test("a pause to verify the client's certificate holds the reads at once: its flight, and its data, follow")
     func peerVerificationHoldsReads() throws {
         let clientKey = try PKIBuilder.Algorithm.ecdsaP384.generateKey()
