@@ -138,7 +138,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 // The core's one pause (a signature in an HSM, a peer verification that fetches
                 // OCSP, a configuration chosen by SNI): resolved off the event loop so that it
                 // never stalls other connections, and resumed on the loop. What arrives
-                // meanwhile waits in the core, and reads stop once something has (back-pressure).
+                // meanwhile waits in the core; reads stop once the peer is sending (back-pressure).
                 flushOutput(context: context)
                 paused = true
                 readsWaitForPause = connection.holdsUnprocessedInput || decision.peerVerification != nil
@@ -239,8 +239,8 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         promise?.fail(error)
     }
 
-    /// While a decision is pending and bytes have arrived during it, reads are held back (and
-    /// replayed on resume).
+    /// While a decision is pending and the peer is sending during it (`readsWaitForPause`),
+    /// reads are held back (and replayed on resume).
     public func read(context: ChannelHandlerContext) {
         if paused && readsWaitForPause {
             readPending = true
@@ -254,8 +254,7 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The transport's own half-closure (with allowRemoteHalfClosure): after close_notify it
-        // was already reported; without one, it is a truncation.
+        // The transport's own half-closure (with allowRemoteHalfClosure).
         if case .inputClosed? = event as? ChannelEvent {
             // Bytes held during a pause may hold the peer's close_notify: judged after them.
             if paused {
