@@ -21,6 +21,20 @@ final class HeldCache: ServerSessionCache {
         inner.save(state, sessionID: sessionID)
     }
     func remove(sessionID: [UInt8]) { inner.remove(sessionID: sessionID) }
+
+    /// A TLS 1.2 client that resumes by session ID, and a server with a new cache of this kind
+    /// (no tickets): its second handshake pauses on the look-up.
+    static func sessionIDConfigurations() throws -> (HeldCache, ClientConfiguration, ServerConfiguration) {
+        let cache = HeldCache()
+        var server = try ServerConfiguration(provider: .swiftCrypto, certificates: [pki.serverCertifiedKey])
+        server.sessionCache = cache
+        server.ticketKeys = nil
+        var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        client.versions = [.tls12]
+        client.tls12SessionTickets = false
+        client.sessionStore = InMemoryClientSessionStore()
+        return (cache, client, server)
+    }
 }
 
 @Suite("An answer to a pause the connection abandoned is dropped")
@@ -31,14 +45,7 @@ struct AbandonedPauseTests {
         "a session look-up answered after the server channel closed (or its handler was removed) writes nothing and raises nothing",
         arguments: Abandon.allCases)
     func lateAnswer(abandon: Abandon) throws {
-        let cache = HeldCache()
-        var server = try ServerConfiguration(provider: .swiftCrypto, certificates: [pki.serverCertifiedKey])
-        server.sessionCache = cache
-        server.ticketKeys = nil
-        var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-        client.versions = [.tls12]
-        client.tls12SessionTickets = false
-        client.sessionStore = InMemoryClientSessionStore()
+        let (cache, client, server) = try HeldCache.sessionIDConfigurations()
 
         // A full handshake leaves a session in the cache (no look-up: the client offered no ID).
         let first = try Pair(client: client, server: server)

@@ -21,21 +21,7 @@ final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
 struct PauseReadTests {
     @Test("reads go on while the peer sends nothing during a pause, stop once it does, and resume with the handshake")
     func readsStopOnlyWhenBytesArrive() throws {
-        let cache = HeldCache()
-        var server = try ServerConfiguration(provider: .swiftCrypto, certificates: [pki.serverCertifiedKey])
-        server.sessionCache = cache
-        server.ticketKeys = nil
-        var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-        client.versions = [.tls12]
-        client.tls12SessionTickets = false
-        client.sessionStore = InMemoryClientSessionStore()
-        try Pair(client: client, server: server).interact()  // a session in the cache
-
-        // The second handshake offers the session's ID: the server pauses on the look-up.
-        let pair = try Pair(client: client, server: server)
-        let counter = ReadCounter()
-        try pair.server.pipeline.syncOperations.addHandler(counter, position: .first)
-        try pair.interact()
+        let (pair, counter, cache) = try Self.pausedOnLookUp()
         let completion = try #require(cache.held.withLock { $0.first })
 
         // NIO asks for the next read after the ClientHello: nothing has come since the pause
@@ -59,14 +45,7 @@ struct PauseReadTests {
     /// A server paused on its session look-up (the second handshake offering the first's
     /// session ID), a read counter first in its pipeline, and the look-up's completion.
     static func pausedOnLookUp(feedingExtra extra: [UInt8] = []) throws -> (Pair, ReadCounter, HeldCache) {
-        let cache = HeldCache()
-        var server = try ServerConfiguration(provider: .swiftCrypto, certificates: [pki.serverCertifiedKey])
-        server.sessionCache = cache
-        server.ticketKeys = nil
-        var client = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
-        client.versions = [.tls12]
-        client.tls12SessionTickets = false
-        client.sessionStore = InMemoryClientSessionStore()
+        let (cache, client, server) = try HeldCache.sessionIDConfigurations()
         try Pair(client: client, server: server).interact()
         let pair = try Pair(client: client, server: server)
         let counter = ReadCounter()
