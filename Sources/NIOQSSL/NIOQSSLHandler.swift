@@ -25,14 +25,8 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A half-closure (`close(mode: .output)`) asked for while writes were held: carried out
     /// once they have gone out.
     private var heldOutputClose: (promise: EventLoopPromise<Void>?, requested: Bool) = (nil, false)
-    /// A decision is being resolved off the loop.
+    /// A decision is being resolved off the loop: reads wait.
     private var paused = false
-    /// Whether reads wait for the pause to end (back-pressure: what arrives meanwhile is only
-    /// held, bounded, in the core). They do once the peer is sending during the pause: bytes
-    /// held since before it, bytes arriving in it, or a pause to verify the peer's certificate,
-    /// whose flight (and data) follows. Otherwise the peer waits for our flight and sends
-    /// nothing, and reads go on: the socket's read interest is not turned off and on again.
-    private var readsWaitForPause = false
     private var readPending = false
     /// The transport's input closed during a pause: judged once the bytes held before it
     /// (a close_notify among them) have been processed.
@@ -93,7 +87,6 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        if paused { readsWaitForPause = true }
         let buffer = unwrapInboundIn(data)
         let events: [TLSEvent]
         do {
@@ -137,11 +130,10 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             } else if let decision = event.decision {
                 // The core's one pause (a signature in an HSM, a peer verification that fetches
                 // OCSP, a configuration chosen by SNI): resolved off the event loop so that it
-                // never stalls other connections, and resumed on the loop. What arrives
-                // meanwhile waits in the core; reads stop once the peer is sending (back-pressure).
+                // never stalls other connections, and resumed on the loop. Reads stop meanwhile
+                // (back-pressure); what already arrived waits in the core.
                 flushOutput(context: context)
                 paused = true
-                readsWaitForPause = connection.holdsUnprocessedInput || decision.peerVerification != nil
                 pauseGeneration &+= 1
                 let generation = pauseGeneration
                 let loop = context.eventLoop
@@ -239,10 +231,9 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         promise?.fail(error)
     }
 
-    /// While a decision is pending and the peer is sending during it (`readsWaitForPause`),
-    /// reads are held back (and replayed on resume).
+    /// While a decision is pending, reads are held back (and replayed on resume).
     public func read(context: ChannelHandlerContext) {
-        if paused && readsWaitForPause {
+        if paused {
             readPending = true
         } else {
             context.read()

@@ -253,10 +253,6 @@ public final class TLSConnection {
         try context.flush()
     }
 
-    /// Whether bytes received from the peer wait unprocessed (held while a decision is
-    /// pending): a record or a handshake message behind the one that caused the pause.
-    public var holdsUnprocessedInput: Bool { context.records.hasBufferedInput || !context.joiner.isEmpty }
-
     /// The decision the handshake waits for, if it is paused.
     public var pendingDecision: PendingDecision? {
         if case .paused(let p) = phase { return p.decision }
