@@ -196,19 +196,13 @@ public final class NIOQSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Sends the writes held back (during the handshake or a pause), in order. One that fails
-    /// fails the connection, and the ones behind it with the same error.
+    /// fails the connection; `write` then fails the ones behind it (ioOnClosedChannel).
     private func writePending(context: ChannelHandlerContext) {
         guard !pendingWrites.isEmpty else { return }
         let pending = pendingWrites
         pendingWrites = []
-        for (index, (data, promise)) in pending.enumerated() {
-            guard !failed else {
-                for (_, promise) in pending[index...] { promise?.fail(ChannelError.ioOnClosedChannel) }
-                return
-            }
-            write(context: context, data: wrapOutboundOut(data), promise: promise)
-        }
-        context.flush()
+        for (data, promise) in pending { write(context: context, data: wrapOutboundOut(data), promise: promise) }
+        if !failed { context.flush() }
     }
 
     /// The half-closure asked for while writes were held, once they are out.

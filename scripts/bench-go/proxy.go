@@ -67,11 +67,12 @@ func (f *failureCount) add(err error) {
 	f.mu.Unlock()
 }
 
-func proxyLoad(addr string, config *tls.Config, n, concurrency int) {
+// runHandshakes makes n echoHandshake connections, concurrency at a time, and hands each one
+// that succeeded to keep (from several goroutines at once); the failures are counted.
+func runHandshakes(addr string, config *tls.Config, n, concurrency int, keep func(net.Conn)) *failureCount {
 	var wg sync.WaitGroup
 	var failures failureCount
 	var next atomic.Int64
-	start := time.Now()
 	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func() {
@@ -82,11 +83,17 @@ func proxyLoad(addr string, config *tls.Config, n, concurrency int) {
 					failures.add(err)
 					continue
 				}
-				conn.Close()
+				keep(conn)
 			}
 		}()
 	}
 	wg.Wait()
+	return &failures
+}
+
+func proxyLoad(addr string, config *tls.Config, n, concurrency int) {
+	start := time.Now()
+	failures := runHandshakes(addr, config, n, concurrency, func(c net.Conn) { c.Close() })
 	elapsed := time.Since(start).Seconds()
 	fmt.Printf("%d handshakes (%d failed) in %.2f s: %.1f handshakes/s\n", n, failures.count, elapsed, float64(n-failures.count)/elapsed)
 }
@@ -175,28 +182,13 @@ func latency(addr string, config *tls.Config, rate, seconds float64) {
 }
 
 func idle(addr string, config *tls.Config, n, concurrency int) {
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var failures failureCount
-	var next atomic.Int64
 	conns := make([]net.Conn, 0, n)
-	for w := 0; w < concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				conn, _, _, err := echoHandshake(addr, config)
-				if err != nil {
-					failures.add(err)
-					continue
-				}
-				mu.Lock()
-				conns = append(conns, conn)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	failures := runHandshakes(addr, config, n, concurrency, func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	})
 	fmt.Printf("idle %d ok %d failed\n", len(conns), failures.count)
 	os.Stdout.Sync()
 	done := make(chan os.Signal, 1)
