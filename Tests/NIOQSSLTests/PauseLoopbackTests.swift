@@ -118,7 +118,7 @@ struct PauseLoopbackTests {
             provider: .swiftCrypto,
             certificates: [CertifiedKey(chain: certified.chain, key: SlowKey(inner: pki.serverKey, calls: Calls()))])
         serverConfig.configurationSelector = SlowSNISelector(configuration: chosen, calls: selects)
-        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [Echo()] }
+        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig, handshakeTimeout: .seconds(60)) { [Echo()] }
         defer { Task { try? await server.close() } }
 
         var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: SlowVerifier(inner: pki.verifier, calls: verifies))
@@ -162,7 +162,7 @@ struct PauseLoopbackTests {
     func selectionFails() async throws {
         var serverConfig = ServerConfiguration(provider: .swiftCrypto, certificates: [try pki.serverCertifiedKey])
         serverConfig.configurationSelector = SlowSNISelector(configuration: serverConfig, calls: Calls())
-        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig) { [Echo()] }
+        let server = try await NIOQSSLServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig, handshakeTimeout: .seconds(60)) { [Echo()] }
         defer { Task { try? await server.close() } }
         var clientConfig = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
         clientConfig.dangerouslySkipServerNameVerification = true

@@ -152,7 +152,8 @@ struct MetricsServerLimitTests {
             tasks.addTask { try await refused.closeFuture.get() }
             tasks.addTask {
                 try await Task.sleep(for: .seconds(5))
-                throw CancellationError()
+                // A busy test process may run this first though the close came in time.
+                if refused.isActive { throw CancellationError() }
             }
             try await tasks.next()
             tasks.cancelAll()
