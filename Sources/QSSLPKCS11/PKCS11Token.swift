@@ -235,16 +235,18 @@ final class SessionPool: @unchecked Sendable {
 
     private func release(_ session: CK_SESSION_HANDLE, broken: Bool) {
         condition.lock()
-        defer { condition.unlock() }
-        if broken || closed {
-            // A broken session is closed too (harmless if the token already dropped it); a
-            // replacement is opened when next needed.
+        let discard = broken || closed
+        if discard {
+            // A replacement is opened when next needed.
             openCount -= 1
-            _ = try? module.call { f in f.C_CloseSession!(session) }
         } else {
             idle.append(session)
         }
         condition.signal()
+        condition.unlock()
+        // A broken session is closed too (harmless if the token already dropped it), outside
+        // the lock: a token slow to close must not hold up every other signer.
+        if discard { _ = try? module.call { f in f.C_CloseSession!(session) } }
     }
 
     func closeAll() {

@@ -69,7 +69,11 @@ final class SigningExecutor: @unchecked Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, PKCS11Error>, Never>) in
                 // Every success is `work`'s own value, so the cast back cannot fail.
                 let job = Job(work: { () throws(PKCS11Error) -> any Sendable in try work() }) { continuation.resume(returning: $0.map { $0 as! T }) }
-                holder.set(job)
+                // A cancellation that came before the job existed is delivered now.
+                guard holder.set(job) else {
+                    job.finish(.failure(Self.cancelled))
+                    return
+                }
                 if let refusal = submit(job) {
                     job.finish(.failure(refusal))
                     return
@@ -83,9 +87,11 @@ final class SigningExecutor: @unchecked Sendable {
                 }
             }
         } onCancel: {
-            holder.job?.finish(.failure(PKCS11Error(.signingTimedOut, "signing cancelled: the connection went away")))
+            holder.cancel()?.finish(.failure(Self.cancelled))
         }
     }
+
+    private static var cancelled: PKCS11Error { PKCS11Error(.signingTimedOut, "signing cancelled: the connection went away") }
 
     /// Queues a job, or says why not.
     private func submit(_ job: Job) -> PKCS11Error? {
@@ -174,9 +180,26 @@ public struct SigningStatistics: Sendable, CustomStringConvertible {
     }
 }
 
+/// Where the cancellation handler finds the job, which may not exist yet when it runs (the
+/// task cancelled before its continuation's body ran): whichever comes second delivers it.
 private final class JobHolder: @unchecked Sendable {
     private let lock = NSLock()
-    private var _job: SigningExecutor.Job?
-    func set(_ job: SigningExecutor.Job) { lock.withLock { _job = job } }
-    var job: SigningExecutor.Job? { lock.withLock { _job } }
+    private var job: SigningExecutor.Job?
+    private var cancelled = false
+
+    /// Records the job; false if the task was cancelled already (the job must not run).
+    func set(_ job: SigningExecutor.Job) -> Bool {
+        lock.withLock {
+            self.job = job
+            return !cancelled
+        }
+    }
+
+    /// Marks the task cancelled; returns the job to finish, if it exists yet.
+    func cancel() -> SigningExecutor.Job? {
+        lock.withLock {
+            cancelled = true
+            return job
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import QSSL
+import Synchronization
 import Testing
 
 @testable import QSSLPKCS11
@@ -106,6 +107,32 @@ struct PKCS11UnitTests {
         }
         #expect(error.reason == .signingTimedOut)
         gate.open()
+        executor.shutdown()
+    }
+
+    @Test("a signature whose task is cancelled before it starts never reaches the token and fails at once")
+    func cancelledBeforeStarting() async throws {
+        let executor = SigningExecutor(threads: 1, queueLimit: 4, name: "test")
+        let ran = Mutex(false)
+        let started = ContinuousClock.now
+        let result = await Task {
+            // Cancelled before `run` installs its handler: the handler runs before the job exists.
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await executor.run(timeout: .seconds(20)) {
+                ran.withLock { $0 = true }
+                return [1]
+            }
+        }.value
+        #expect(ContinuousClock.now - started < .seconds(15), "only the 20 s timeout ended it: the cancellation was lost")
+        guard case .failure(let error) = result else {
+            Issue.record("the cancelled job ran")
+            return
+        }
+        #expect(error.description.contains("cancelled"))
+        // Were it queued, the one thread would have run it by now.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(ran.withLock { $0 } == false)
+        #expect(executor.statistics.submitted == 0)
         executor.shutdown()
     }
 
