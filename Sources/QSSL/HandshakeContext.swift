@@ -195,19 +195,6 @@ func decodeExtension<T>(_ body: () throws(DecodeError) -> T) throws(TLSError) ->
     do { return try body() } catch { throw .decode(error) }
 }
 
-/// RFC 8446 §4.2: checks the extensions a server sent in `message` against what the client
-/// offered and what the message may carry.
-func checkServerExtensions(_ extensions: ExtensionList, offered: Set<ExtensionType>, permitted: Set<ExtensionType>, message: String) throws(TLSError) {
-    for type in extensions.types {
-        guard offered.contains(type) else {
-            throw .misbehaved(.sentUnsolicitedExtension, "\(type) in \(message) was not offered")
-        }
-        guard permitted.contains(type) else {
-            throw .misbehaved(.sentForbiddenExtension, "\(type) is not allowed in \(message)")
-        }
-    }
-}
-
 /// What a peer's post-handshake messages made this end send since it last sent application data.
 struct PeerCausedReplies {
     /// A KeyUpdate answering update_requested is queued: RFC 8446 §4.6.3 asks for one before this

@@ -232,6 +232,59 @@ struct KeyShareValidationTests {
         }
     }
 
+    /// A TLS 1.2 handshake (both sides 1.2 only) whose ServerHello is tampered with; the client's
+    /// error, which must also be the alert the server receives.
+    static func tls12ClientError(_ tamper: @escaping (inout ServerHello) -> Void) throws -> TLSError? {
+        var first = true
+        let o = try runPair(client: clientConfig { $0.versions = [.tls12] }, server: try serverConfig { $0.versions = [.tls12] }) { toServer, bytes in
+            guard !toServer, first else { return bytes }
+            first = false
+            return rewriteFirstMessage(bytes, as: ServerHello.self, tamper)
+        }
+        if let alert = o.clientError?.alert { #expect(o.serverError?.code == .alertReceived(alert)) }
+        return o.clientError
+    }
+
+    @Test(
+        "client: a TLS 1.2 ServerHello acknowledging with data where RFC 6066, 7627 and 5077 say empty → decode_error",
+        arguments: [ExtensionType.extendedMasterSecret, .sessionTicket, .serverName])
+    func tls12AcknowledgementWithData(type: ExtensionType) throws {
+        let error = try Self.tls12ClientError { hello in
+            hello.extensions.items.removeAll { $0.type == type }
+            hello.extensions.append(type, [0])
+        }
+        #expect(error?.alert == .decodeError, "\(String(describing: error))")
+        #expect(error?.code.decodeError == .trailingData(in: "\(type == .extendedMasterSecret ? "extended_master_secret" : type == .sessionTicket ? "session_ticket acknowledgement" : "server_name acknowledgement")"))
+    }
+
+    @Test("client: a TLS 1.2 ServerHello carrying an offered TLS 1.3-only extension → illegal_parameter")
+    func tls12ServerHelloWithTLS13Extension() throws {
+        // A 1.2-only client offers no key_share; signature_algorithms it does offer, and no
+        // server hello may carry it.
+        let error = try Self.tls12ClientError { hello in
+            hello.extensions.append(.signatureAlgorithms, [0, 2, 0x05, 0x03])
+        }
+        #expect(error?.code.misbehavior == .sentForbiddenExtension, "\(String(describing: error))")
+        #expect(error?.alert == .illegalParameter)
+    }
+
+    @Test("client: a TLS 1.2 ServerHello with an unsolicited extension → unsupported_extension")
+    func tls12UnsolicitedExtension() throws {
+        let error = try Self.tls12ClientError { hello in hello.extensions.append(.alpn, try! ExtensionBody.encodeALPN(["h2"])) }
+        #expect(error?.code.misbehavior == .sentUnsolicitedExtension, "\(String(describing: error))")
+        #expect(error?.alert == .unsupportedExtension)
+    }
+
+    @Test("client: a HelloRetryRequest carrying an offered extension only a ServerHello or EncryptedExtensions may carry → illegal_parameter")
+    func helloRetryRequestWithForbiddenExtension() throws {
+        // The client shares only X25519: the server asks for its hybrid group. server_name was
+        // offered (an acknowledgement is allowed in EncryptedExtensions, never in an HRR).
+        try expectClientAlert(.illegalParameter, client: clientConfig { $0.keyShareGroups = [.x25519] }) { hrr in
+            #expect(hrr.isHelloRetryRequest)
+            hrr.extensions.append(.serverName, [])
+        }
+    }
+
     @Test("client: ServerHello echoing the wrong session ID → illegal_parameter")
     func wrongSessionID() throws {
         try expectClientAlert(.illegalParameter) { hello in hello.legacySessionIDEcho[0] ^= 1 }

@@ -9,13 +9,9 @@ struct ExpectEncryptedExtensions {
 
     func handle(_ message: HandshakeMessage) throws(TLSError) -> ClientState {
         let ee = try message.require(EncryptedExtensions.self)
-        try checkServerExtensions(
-            ee.extensions, offered: core.offered, permitted: [.serverName, .supportedGroups, .alpn, .recordSizeLimit, .earlyData],
-            message: "EncryptedExtensions")
-        if let sni = ee.extensions[.serverName], !sni.isEmpty { throw .decode(.trailingData(in: "server_name acknowledgement")) }
+        let ext = try DecodedServerExtensions(ee.extensions, in: .encryptedExtensions, offered: core.offered)
         var alpn: String?
-        if let data = ee.extensions[.alpn] {
-            let list = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
+        if let list = ext.alpn {
             guard list.count == 1, core.config.alpnProtocols.contains(list[0]) else {
                 throw .misbehaved(.selectedUnofferedApplicationProtocol, "\(list)")
             }

@@ -109,20 +109,21 @@ struct ExpectServerHello {
 
     func handle(_ message: HandshakeMessage, context: inout HandshakeContext) throws(TLSError) -> ConnectionPhase {
         let hello = try message.require(ServerHello.self)
-        if hello.extensions[.supportedVersions] == nil && !hello.isHelloRetryRequest && retry == nil {
+        if !hello.extensions.contains(.supportedVersions) && !hello.isHelloRetryRequest && retry == nil {
             return .client12(try processTLS12ServerHello(hello, message, context: &context))
         }
-        try checkServerHello(hello)
+        let ext = try checkServerHello(hello)
         let suite = TLS13CipherSuite.named(hello.cipherSuite)!  // checked to be one we offered
         if hello.isHelloRetryRequest {
-            return .client(.expectServerHello(try processHelloRetryRequest(hello, message, suite: suite, context: &context)))
+            return .client(.expectServerHello(try processHelloRetryRequest(hello, ext, message, suite: suite, context: &context)))
         }
-        return .client(.expectEncryptedExtensions(try processServerHello(hello, message, suite: suite, context: &context)))
+        return .client(.expectEncryptedExtensions(try processServerHello(hello, ext, message, suite: suite, context: &context)))
     }
 
-    /// Checks ServerHello and HelloRetryRequest share (RFC 8446 §4.1.3, §4.1.4).
-    private func checkServerHello(_ hello: ServerHello) throws(TLSError) {
-        guard let versionExt = hello.extensions[.supportedVersions] else {
+    /// Checks what ServerHello and HelloRetryRequest share (RFC 8446 §4.1.3, §4.1.4), and
+    /// decodes the extensions, once.
+    private func checkServerHello(_ hello: ServerHello) throws(TLSError) -> DecodedServerExtensions {
+        guard hello.extensions.contains(.supportedVersions) else {
             // A server that does not select TLS 1.3 must not be talking to a 1.3-capable
             // client through a downgrade: RFC 8446 §4.1.3.
             if hello.random.suffix(8).elementsEqual(ServerHello.downgradeTLS12) || hello.random.suffix(8).elementsEqual(ServerHello.downgradeTLS11) {
@@ -130,33 +131,31 @@ struct ExpectServerHello {
             }
             throw .incompatible(.noCommonVersion, "server selected \(hello.legacyVersion); only TLS 1.3 was offered")
         }
-        let version = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverSupportedVersion(versionExt) }
-        guard version == .tls13 else { throw .misbehaved(.selectedUnofferedVersion, "server selected \(version)") }
+        let ext = try DecodedServerExtensions(
+            hello.extensions, in: hello.isHelloRetryRequest ? .helloRetryRequest : .serverHello13, offered: offeredExtensions.union([.cookie]))
+        // Present (checked above), so decoded.
+        guard ext.selectedVersion == .tls13 else { throw .misbehaved(.selectedUnofferedVersion, "server selected \(ext.selectedVersion.map { "\($0)" } ?? "none")") }
         guard hello.legacyVersion == .tls12 else { throw .misbehaved(.selectedUnofferedVersion, "legacy_version \(hello.legacyVersion)") }
         guard hello.legacySessionIDEcho == clientHello.legacySessionID else { throw .misbehaved(.echoedWrongSessionID) }
         guard clientHello.cipherSuites.contains(hello.cipherSuite), TLS13CipherSuite.named(hello.cipherSuite) != nil else {
             throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
         }
         guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
-        let permitted: Set<ExtensionType> =
-            hello.isHelloRetryRequest
-            ? [.supportedVersions, .keyShare, .cookie] : [.supportedVersions, .keyShare, .preSharedKey]
-        try checkServerExtensions(
-            hello.extensions, offered: offeredExtensions.union([.cookie]), permitted: permitted,
-            message: hello.isHelloRetryRequest ? "HelloRetryRequest" : "ServerHello")
         if let retry, hello.cipherSuite != retry.suite.suite {
             throw .misbehaved(.changedCipherSuiteAfterHelloRetryRequest)
         }
+        return ext
     }
 
     /// RFC 8446 §4.1.4: answer a HelloRetryRequest with a second ClientHello.
-    private func processHelloRetryRequest(_ hrr: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext)
+    private func processHelloRetryRequest(
+        _ hrr: ServerHello, _ ext: DecodedServerExtensions, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext
+    )
         throws(TLSError) -> ExpectServerHello
     {
         guard retry == nil else { throw .misbehaved(.sentSecondHelloRetryRequest) }
         var group: NamedGroup?
-        if let data = hrr.extensions[.keyShare] {
-            let selected = try decodeExtension { () throws(DecodeError) in try ExtensionBody.helloRetryKeyShare(data) }
+        if let selected = ext.retryGroup {
             guard config.groups.contains(selected) else { throw .misbehaved(.selectedUnofferedGroup, "\(selected)") }
             guard !pending.contains(where: { $0.group == selected }) else { throw .misbehaved(.helloRetryRequestForGroupAlreadyShared, "\(selected)") }
             if config.requirePostQuantum && !selected.isPostQuantum {
@@ -164,9 +163,7 @@ struct ExpectServerHello {
             }
             group = selected
         }
-        let cookie = try hrr.extensions[.cookie].map { (data) throws(TLSError) in
-            try decodeExtension { () throws(DecodeError) in try ExtensionBody.cookie(data) }
-        }
+        let cookie = ext.cookie
         guard group != nil || cookie != nil else { throw .misbehaved(.helloRetryRequestChangedNothing) }
 
         var next = self
@@ -225,21 +222,21 @@ struct ExpectServerHello {
         return next
     }
 
-    private func processServerHello(_ hello: ServerHello, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext)
+    private func processServerHello(
+        _ hello: ServerHello, _ ext: DecodedServerExtensions, _ message: HandshakeMessage, suite: TLS13CipherSuite, context: inout HandshakeContext
+    )
         throws(TLSError) -> ExpectEncryptedExtensions
     {
         // RFC 8446 §4.2.11: the server may select the one PSK we offered, with a suite of its hash.
         var resumption: ResumptionAccepted?
-        if let data = hello.extensions[.preSharedKey] {
-            let index = try decodeExtension { () throws(DecodeError) in try ExtensionBody.selectedPSKIdentity(data) }
+        if let index = ext.selectedIdentity {
             guard let offer = pskOffer, index == 0 else { throw .misbehaved(.selectedUnofferedPSK, "identity \(index)") }
             guard offer.hash == suite.hash else { throw .misbehaved(.selectedUnofferedPSK, "\(suite.suite) does not match the session's hash") }
             resumption = ResumptionAccepted(selected: offer)
         }
         let group: NamedGroup
         let sharedSecret: SecretBytes?
-        if let data = hello.extensions[.keyShare] {
-            let share = try decodeExtension { () throws(DecodeError) in try ExtensionBody.serverKeyShare(data) }
+        if let share = ext.keyShare {
             guard let kx = pending.first(where: { $0.group == share.group }) else {
                 throw .misbehaved(.sentKeyShareForUnofferedGroup, "\(share.group)")
             }

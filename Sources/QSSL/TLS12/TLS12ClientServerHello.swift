@@ -18,32 +18,25 @@ extension ExpectServerHello {
             throw .misbehaved(.selectedUnofferedCipherSuite, "\(hello.cipherSuite)")
         }
         guard hello.legacyCompressionMethod == 0 else { throw .misbehaved(.sentNonZeroCompression) }
-        try checkServerExtensions(
-            hello.extensions, offered: offeredExtensions,
-            permitted: [
-                .serverName, .ecPointFormats, .extendedMasterSecret, .renegotiationInfo, .alpn, .sessionTicket,
-                .statusRequest
-            ],
-            message: "ServerHello")
+        let ext = try DecodedServerExtensions(hello.extensions, in: .serverHello12, offered: offeredExtensions)
         // RFC 5746 §3.4: on an initial handshake the server's renegotiated_connection is empty.
-        if let reneg = hello.extensions[.renegotiationInfo], reneg != [0] {
+        if let reneg = ext.renegotiationInfo, reneg != [0] {
             throw .incompatible(.secureRenegotiationFailed, "non-empty renegotiation_info on an initial handshake")
         }
-        let ems = hello.extensions.contains(.extendedMasterSecret)
+        let ems = ext.extendedMasterSecret
         // PROTOCOL.md §3: the hybrid suites require extended master secret.
         if suite.isHybrid && !ems { throw .incompatible(.extendedMasterSecretRequired, "hybrid suite without extended master secret") }
         if config.requirePostQuantum && !suite.isHybrid {
             throw .incompatible(.postQuantumKeyExchangeRequired, "server selected \(suite.suite.tls12Name ?? "\(suite.suite)")")
         }
         var alpn: String?
-        if let data = hello.extensions[.alpn] {
-            let list = try decodeExtension { () throws(DecodeError) in try ExtensionBody.alpn(data) }
+        if let list = ext.alpn {
             guard list.count == 1, config.alpnProtocols.contains(list[0]) else { throw .misbehaved(.selectedUnofferedApplicationProtocol) }
             alpn = list[0]
         }
         var transcript = self.transcript
         transcript.append(message)
-        let expectsTicket = hello.extensions.contains(.sessionTicket)
+        let expectsTicket = ext.sessionTicket
         let prf = TLS12PRF(primitives: context.primitives, hash: suite.hash)
         // RFC 5246 §7.4.1.3, RFC 5077 §3.4: the server echoing our session ID resumes the session
         // we offered; it cannot resume one we did not (our ID may be a random one for middleboxes).
@@ -75,6 +68,6 @@ extension ExpectServerHello {
                 config: config, serverName: serverName, suite: suite, prf: prf,
                 clientRandom: clientHello.random, serverRandom: hello.random, transcript: transcript, extendedMasterSecret: ems, alpn: alpn,
                 sessionID: hello.legacySessionIDEcho, expectsTicket: expectsTicket, sessionKey: sessionKey,
-                expectsCertificateStatus: hello.extensions.contains(.statusRequest)))
+                expectsCertificateStatus: ext.statusRequest))
     }
 }
