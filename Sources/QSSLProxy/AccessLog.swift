@@ -2,12 +2,6 @@ import Logging
 import QSSL
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// How log lines are written: one line each, as text or as a JSON object.
 public enum LogFormat: String, Sendable {
     case text, json
@@ -43,24 +37,9 @@ public struct LineLogHandler: LogHandler {
         sink(Self.line(message: "\(event.message)", metadata: all, format: format))
     }
 
-    static let writeLock = Mutex(())
-
-    /// Writes a line to standard output at once (a log line must not sit in a buffer).
-    public static let standardOutput: @Sendable (String) -> Void = { line in
-        writeLock.withLock { _ in
-            var bytes = Array(line.utf8)
-            bytes.append(0x0A)
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-                if n <= 0 {
-                    if n < 0 && errno == EINTR { continue }
-                    break
-                }
-                offset += n
-            }
-        }
-    }
+    /// Writes a line to standard output without waiting for it (`LineWriter.standardOutput`):
+    /// a slow reader of the log never holds up the event loop that logs.
+    public static let standardOutput: @Sendable (String) -> Void = { line in LineWriter.standardOutput.write(line) }
 
     /// The line for `message` and `metadata`, keys in order (stable for tools).
     public static func line(message: String, metadata: Logger.Metadata, format: LogFormat) -> String {
