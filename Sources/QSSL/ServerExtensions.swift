@@ -36,8 +36,8 @@ enum ServerExtensionMessage {
 /// Every extension must have been offered (unsolicited: unsupported_extension) and be one the
 /// message may carry (illegal_parameter); duplicates were refused when the message was decoded.
 /// Extensions that only acknowledge (server_name, extended_master_secret, session_ticket and
-/// status_request in a server's hello) must be empty: RFC 6066 §3 and §8, RFC 7627 §5.1,
-/// RFC 5077 §3.2.
+/// status_request in a server's hello, early_data in EncryptedExtensions) must be empty: RFC 6066
+/// §3 and §8, RFC 7627 §5.1, RFC 5077 §3.2, RFC 8446 §4.2.10.
 struct DecodedServerExtensions {
     /// supported_versions: the version the server selected.
     var selectedVersion: ProtocolVersion?
@@ -87,6 +87,7 @@ struct DecodedServerExtensions {
         case .sessionTicket: sessionTicket = try Self.empty(d, "session_ticket acknowledgement")
         case .statusRequest: statusRequest = try Self.empty(d, "status_request acknowledgement")
         case .renegotiationInfo: renegotiationInfo = d
+        case .earlyData: _ = try Self.empty(d, "early_data acknowledgement")  // RFC 8446 §4.2.10, in EncryptedExtensions
         default: break  // permitted, and nothing the client acts on (supported_groups, record_size_limit, ec_point_formats)
         }
     }

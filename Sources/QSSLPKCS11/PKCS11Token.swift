@@ -234,19 +234,22 @@ final class SessionPool: @unchecked Sendable {
     }
 
     private func release(_ session: CK_SESSION_HANDLE, broken: Bool) {
-        condition.lock()
-        let discard = broken || closed
-        if discard {
-            // A replacement is opened when next needed.
-            openCount -= 1
-        } else {
+        let pooled = condition.withLock { () -> Bool in
+            guard !broken && !closed else { return false }
             idle.append(session)
+            condition.signal()
+            return true
         }
-        condition.signal()
-        condition.unlock()
-        // A broken session is closed too (harmless if the token already dropped it), outside
-        // the lock: a token slow to close must not hold up every other signer.
-        if discard { _ = try? module.call { f in f.C_CloseSession!(session) } }
+        if pooled { return }
+        // A broken session (or one returned after closeAll) is closed, outside the lock: a token
+        // slow to close must not hold up every other signer. Its slot is given back only after:
+        // a replacement opened first could be handed the same handle number by the token (and
+        // this close would end it), or exceed a token's session cap.
+        _ = try? module.call { f in f.C_CloseSession!(session) }
+        condition.withLock {
+            openCount -= 1
+            condition.signal()
+        }
     }
 
     func closeAll() {

@@ -98,7 +98,15 @@ final class SigningExecutor: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !stopped else { return PKCS11Error(.finalized, "the token was closed") }
-        let waiting = queue.count - queueHead
+        var waiting = queue.count - queueHead
+        // Jobs whose callers gave up (timed out, cancelled) hold no place: a burst of clients
+        // that leave while the token is slow must not fill the queue for the ones that stay.
+        if waiting + running >= threads + queueLimit {
+            queue.removeSubrange(..<queueHead)
+            queueHead = 0
+            queue.removeAll { $0.isFinished }
+            waiting = queue.count
+        }
         // Capacity: one job per thread running, plus queueLimit waiting.
         guard waiting + running < threads + queueLimit else {
             counters.rejected += 1

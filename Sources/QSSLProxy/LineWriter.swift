@@ -7,15 +7,20 @@ import Synchronization
     import Darwin
 #endif
 
-/// Writes log lines to a file descriptor from a thread of its own, so that an event loop that
-/// logs never waits on the reader: standard output is often a pipe to a log collector, and a
-/// collector that stalls would otherwise stall every connection on the loop with it. Lines are
-/// written in order, in batches (one `write` for all the lines that came while the last one was
-/// written).
+/// Writes log lines to a file descriptor without making the caller wait on the reader:
+/// standard output is often a pipe to a log collector, and a collector that stalls would
+/// otherwise stall every connection of the event loop that logs.
 ///
-/// Bounded: when more than `limit` bytes are waiting, further lines are dropped, and once the
-/// backlog is written a line says how many were ("log: N lines dropped …"). `flush()` writes
-/// what is waiting before it returns; standard output's writer does so at exit.
+/// A short line goes straight out when nothing is waiting and the output can take it at once
+/// (a pipe with room takes up to PIPE_BUF bytes whole; a file or /dev/null always; never on a
+/// terminal, which can hold a write back). Otherwise a thread of the writer's own writes the
+/// lines, in order, in batches; to a pipe in pieces of at most PIPE_BUF bytes that end at a line's
+/// end, so that another writer of the same pipe (stderr through `2>&1`) cannot land inside a line.
+///
+/// Bounded: when more than `limit` bytes wait, further lines are dropped, and once the backlog is
+/// written a line says how many were ("log: N lines dropped …"). With the batch being written,
+/// memory is at most about twice the limit. `flush()` writes what waits before it returns;
+/// standard output's writer does so at exit, for at most a second.
 public final class LineWriter: Sendable {
     private struct State {
         var pending: [UInt8] = []
@@ -25,17 +30,29 @@ public final class LineWriter: Sendable {
 
     private let descriptor: Int32
     private let limit: Int
+    /// Whether lines may be written on the caller's thread.
+    private let direct: Bool
+    /// A pipe: only writes of at most PIPE_BUF bytes are whole.
+    private let isPipe: Bool
     private let state = Mutex(State())
     /// Held while a batch is taken and written: batches go out in the order they were taken.
     private let writing = Mutex(())
     private let thread: NIOThreadPool
 
+    /// POSIX's PIPE_BUF on Linux: the most a pipe writes whole.
+    static let pipeBuffer = 4096
+
     /// - Parameters:
     ///   - descriptor: where lines go (not closed by the writer).
     ///   - limit: bytes that may wait; beyond it, lines are dropped and counted.
-    public init(descriptor: Int32, limit: Int = 8 << 20) {
+    ///   - direct: whether a line may go out on the caller's thread when the output can take it
+    ///     at once (never on a terminal).
+    public init(descriptor: Int32, limit: Int = 8 << 20, direct: Bool = true) {
         self.descriptor = descriptor
         self.limit = limit
+        var info = stat()
+        isPipe = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
+        self.direct = direct && isatty(descriptor) == 0
         thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
     }
@@ -45,16 +62,16 @@ public final class LineWriter: Sendable {
         thread.shutdownGracefully { _ in }
     }
 
-    /// Standard output's writer, flushed at exit (for at most a second: an exit must not hang
-    /// on a reader that stopped reading).
+    /// Standard output's writer, flushed at exit.
     public static let standardOutput: LineWriter = {
         let writer = LineWriter(descriptor: 1)
         atexit { LineWriter.standardOutput.flushAtExit() }
         return writer
     }()
 
-    /// Queues `line` and a newline; returns at once.
+    /// Writes `line` and a newline, or queues them; returns at once.
     public func write(_ line: String) {
+        if direct, line.utf8.count < Self.pipeBuffer, writeDirectly(line) { return }
         let scheduleDrain = state.withLock { s -> Bool in
             let count = line.utf8.count + 1
             guard s.pending.count + count <= limit else {
@@ -69,65 +86,113 @@ public final class LineWriter: Sendable {
         }
         guard scheduleDrain else { return }
         thread.submit { [self] _ in
-            while drainOnce() {}
+            while drainOnce(until: nil) {}
         }
+    }
+
+    /// The line, at once, if nothing waits and the output takes it without blocking.
+    private func writeDirectly(_ line: String) -> Bool {
+        writing.withLockIfAvailable { _ -> Bool in
+            guard state.withLock({ $0.pending.isEmpty && !$0.draining && $0.dropped == 0 }) else { return false }
+            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            guard poll(&entry, 1, 0) == 1, entry.revents & Int16(POLLOUT) != 0 else { return false }
+            var bytes = Array(line.utf8)
+            bytes.append(0x0A)
+            return writeAll(bytes[...], until: nil)
+        } ?? false
     }
 
     /// Writes everything queued so far, on the caller's thread, before returning.
     public func flush() {
-        while drainOnce() {}
+        while drainOnce(until: nil) {}
     }
 
-    /// What is waiting, unless a write is in progress (it may be blocked on the reader), and
-    /// each write only once the output takes it within a second.
+    /// What waits, within a second in all: an exit must not hang on a reader that stopped
+    /// reading, nor on a batch the writer's thread is blocked in.
     func flushAtExit() {
-        _ = writing.withLockIfAvailable { _ in
-            let batch = state.withLock { s -> [UInt8] in
-                defer { s.pending = [] }
-                return s.pending
+        let deadline = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < deadline {
+            let done = writing.withLockIfAvailable { _ -> Bool in
+                while drainOnce(locked: true, until: deadline) {}
+                return true
             }
-            writeAll(batch, waiting: 1000)
+            if done == true { return }
+            usleep(1000)
         }
     }
 
     /// Lines dropped since the last notice was written.
     var droppedLines: Int { state.withLock { $0.dropped } }
 
-    /// Takes what is waiting and writes it; false when nothing was (and no drain is running).
-    private func drainOnce() -> Bool {
-        writing.withLock { _ in
-            let (batch, dropped) = state.withLock { s -> ([UInt8], Int) in
-                let taken = (s.pending, s.dropped)
-                s.pending = []
-                s.dropped = 0
-                if taken.0.isEmpty && taken.1 == 0 { s.draining = false }
-                return taken
-            }
-            if batch.isEmpty && dropped == 0 { return false }
-            writeAll(batch)
-            if dropped > 0 {
-                writeAll(Array("log: \(dropped) lines dropped (more than \(limit) bytes of log were waiting for the output)\n".utf8))
-            }
-            return true
-        }
+    /// Takes what waits and writes it; false when nothing did (and then no drain runs).
+    private func drainOnce(locked: Bool = false, until deadline: ContinuousClock.Instant?) -> Bool {
+        guard !locked else { return drainTaken(until: deadline) }
+        return writing.withLock { _ in drainTaken(until: deadline) }
     }
 
-    /// Writes all of `bytes`; with `waiting` (milliseconds), only while the output becomes
-    /// writable within it each time.
-    private func writeAll(_ bytes: [UInt8], waiting: Int32? = nil) {
-        var offset = 0
-        while offset < bytes.count {
-            if let waiting {
+    /// `drainOnce` with `writing` held.
+    private func drainTaken(until deadline: ContinuousClock.Instant?) -> Bool {
+        let (batch, dropped) = state.withLock { s -> ([UInt8], Int) in
+            let taken = (s.pending, s.dropped)
+            s.pending = []
+            s.dropped = 0
+            if taken.0.isEmpty && taken.1 == 0 { s.draining = false }
+            return taken
+        }
+        if batch.isEmpty && dropped == 0 { return false }
+        guard writeAll(batch[...], until: deadline) else {
+            // Lost with the output (or the exit's deadline); a later line tries again.
+            state.withLock { $0.draining = false }
+            return false
+        }
+        if dropped > 0 {
+            let notice = "log: \(dropped) lines dropped (more than \(limit) bytes of log were waiting for the output)\n"
+            _ = writeAll(Array(notice.utf8)[...], until: deadline)
+        }
+        return true
+    }
+
+    /// Writes all of `bytes`: to a pipe in pieces of at most PIPE_BUF bytes ending at a line's
+    /// end. Waits for the output while it is full (a descriptor another process made
+    /// non-blocking), until `deadline` if there is one. False if the output failed or the
+    /// deadline passed; what was not written is lost then.
+    private func writeAll(_ bytes: ArraySlice<UInt8>, until deadline: ContinuousClock.Instant?) -> Bool {
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
+            var end = bytes.endIndex
+            if isPipe && end - offset > Self.pipeBuffer {
+                // The last line's end within PIPE_BUF; a longer line goes alone (it cannot be whole).
+                let window = bytes[offset..<(offset + Self.pipeBuffer)]
+                if let newline = window.lastIndex(of: 0x0A) {
+                    end = newline + 1
+                } else if let newline = bytes[offset...].firstIndex(of: 0x0A) {
+                    end = newline + 1
+                }
+            }
+            if let deadline {
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else { return false }
                 var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                guard poll(&entry, 1, waiting) == 1 else { return }
+                guard poll(&entry, 1, Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))) == 1 else {
+                    return false
+                }
             }
-            let n = bytes.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 {
-                if n < 0 && errno == EINTR { continue }
-                return  // the output is gone (a closed pipe): nothing more can be done with the lines
+            let n = bytes.withUnsafeBytes { all in
+                systemWrite(descriptor, all.baseAddress! + (offset - bytes.startIndex), end - offset)
             }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&entry, 1, deadline == nil ? 1000 : 1)
+                    continue
+                }
+                return false  // the output is gone (a closed pipe): nothing more can be done
+            }
+            if n == 0 { return false }
             offset += n
         }
+        return true
     }
 }
 

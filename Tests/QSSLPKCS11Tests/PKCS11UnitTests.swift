@@ -91,6 +91,32 @@ struct PKCS11UnitTests {
         executor.shutdown()
     }
 
+    @Test("a waiting job whose caller gave up (timed out) holds no place in the queue")
+    func abandonedJobsFreeTheQueue() async throws {
+        let executor = SigningExecutor(threads: 1, queueLimit: 1, name: "test")
+        let gate = Gate()
+        async let first = executor.run(timeout: .seconds(20)) {
+            gate.wait()
+            return [1]
+        }
+        try await waitUntil { executor.statistics.running == 1 }
+        // Queued behind the blocked one, and given up on after 100 ms.
+        let second = await executor.run(timeout: .milliseconds(100)) { [2] }
+        guard case .failure(let timedOut) = second else {
+            Issue.record("the second job ran though the thread was blocked")
+            return
+        }
+        #expect(timedOut.reason == .signingTimedOut)
+        // The queue's one place is held only by the abandoned job: the third is taken.
+        async let third = executor.run(timeout: .seconds(20)) { [3] }
+        try await waitUntil { executor.statistics.submitted == 3 || executor.statistics.rejected > 0 }
+        #expect(executor.statistics.rejected == 0)
+        gate.open()
+        #expect(try await first.get() == [1])
+        #expect(try await third.get() == [3])
+        executor.shutdown()
+    }
+
     @Test("a token that does not answer fails the signature after the timeout")
     func timeout() async throws {
         let executor = SigningExecutor(threads: 1, queueLimit: 4, name: "test")

@@ -247,14 +247,18 @@ struct KeyShareValidationTests {
 
     @Test(
         "client: a TLS 1.2 ServerHello acknowledging with data where RFC 6066, 7627 and 5077 say empty → decode_error",
-        arguments: [ExtensionType.extendedMasterSecret, .sessionTicket, .serverName])
+        arguments: [ExtensionType.extendedMasterSecret, .sessionTicket, .serverName, .statusRequest])
     func tls12AcknowledgementWithData(type: ExtensionType) throws {
         let error = try Self.tls12ClientError { hello in
             hello.extensions.items.removeAll { $0.type == type }
             hello.extensions.append(type, [0])
         }
         #expect(error?.alert == .decodeError, "\(String(describing: error))")
-        #expect(error?.code.decodeError == .trailingData(in: "\(type == .extendedMasterSecret ? "extended_master_secret" : type == .sessionTicket ? "session_ticket acknowledgement" : "server_name acknowledgement")"))
+        let names: [ExtensionType: String] = [
+            .extendedMasterSecret: "extended_master_secret", .sessionTicket: "session_ticket acknowledgement",
+            .serverName: "server_name acknowledgement", .statusRequest: "status_request acknowledgement"
+        ]
+        #expect(error?.code.decodeError == .trailingData(in: names[type] ?? "?"))
     }
 
     @Test("client: a TLS 1.2 ServerHello carrying an offered TLS 1.3-only extension → illegal_parameter")
