@@ -161,9 +161,17 @@ func verifyPeerInPlace(_ request: PeerVerificationRequest) throws(TLSError) -> V
 
 /// A verification answer must be about the certificate the peer sent: a cached or mixed-up
 /// answer for another certificate would let the handshake signature be checked against a key
-/// the peer never presented.
+/// the peer never presented. The leaf must be the one sent, and the key, when it states where it
+/// came from, that leaf's.
 func checkAnswers(_ request: PeerVerificationRequest, _ peer: VerifiedPeer) throws(TLSError) {
     guard let leaf = peer.identity.verifiedChain.first, let sent = request.chain.first, leaf == sent else {
         throw .rejected(.other("the verification answer is for another certificate than the peer's"))
+    }
+    if let stated = peer.publicKey.subjectPublicKeyInfo {
+        let spki: ArraySlice<UInt8>
+        do { spki = try CertificateFields.subjectPublicKeyInfo(sent) } catch { throw .rejected(.malformed, "the peer's certificate: \(error)") }
+        guard stated.elementsEqual(spki) else {
+            throw .rejected(.other("the verification answer's key is not the key of the peer's certificate"))
+        }
     }
 }

@@ -299,6 +299,15 @@ public protocol PeerPublicKey: Sendable {
     func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError)
     /// Schemes this key can be verified with.
     var supportedSchemes: [SignatureScheme] { get }
+    /// The subjectPublicKeyInfo DER of the certificate this key was taken from. When a
+    /// verifier's answer carries it, the handshake checks it against the certificate the peer
+    /// sent: an answer whose key is not that certificate's is refused. Defaults to nil (not
+    /// stated, not checked); Q-SSL's X.509 verifier always states it.
+    var subjectPublicKeyInfo: [UInt8]? { get }
+}
+
+extension PeerPublicKey {
+    public var subjectPublicKeyInfo: [UInt8]? { nil }
 }
 
 /// Verifies a peer's certificate chain and yields its leaf key and identity.

@@ -221,3 +221,21 @@ extension SwiftCryptoSigningKey {
         }
     }
 }
+
+/// A certificate's key, verifying handshake signatures, with the subjectPublicKeyInfo DER it was
+/// read from.
+public struct CertificatePublicKey: PeerPublicKey {
+    public let key: SwiftCryptoPublicKey
+    public let subjectPublicKeyInfo: [UInt8]?
+
+    public init(key: SwiftCryptoPublicKey, subjectPublicKeyInfo: [UInt8]) {
+        self.key = key
+        self.subjectPublicKeyInfo = subjectPublicKeyInfo
+    }
+
+    public var supportedSchemes: [SignatureScheme] { key.supportedSchemes }
+
+    public func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
+        try key.verify(signature: signature, scheme: scheme, message: message)
+    }
+}

@@ -366,11 +366,12 @@ public struct X509CertificateVerifier: CertificateVerifier {
         }
     }
 
-    /// The leaf's key as a verifier of handshake signatures.
+    /// The leaf's key as a verifier of handshake signatures, stating the subjectPublicKeyInfo it
+    /// came from (the handshake checks it against the certificate the peer sent).
     public static func publicKey(of cert: X509Certificate) throws(TLSError) -> any PeerPublicKey {
         if case .rsa(let k) = cert.publicKey.key, k.keySizeInBits < 2048 {
             throw .rejected(.unsupportedAlgorithm, "RSA key of \(k.keySizeInBits) bits")
         }
-        return cert.publicKey.key
+        return CertificatePublicKey(key: cert.publicKey.key, subjectPublicKeyInfo: cert.publicKey.spki)
     }
 }

@@ -203,6 +203,22 @@ struct PauseTests {
         #expect(throws: TLSError(.alertReceived(.badCertificate))) { try server.receive(client.takeOutput()) }
     }
 
+    @Test("a verification answer naming the peer's certificate but carrying another certificate's key is bad_certificate")
+    func answerWithAnotherKey() throws {
+        let (client, server) = try Self.pausedClient(versions: [.tls13])
+        let right = answerInPlace(try #require(client.pendingDecision))
+        let rightPeer = try #require(right.peerAnswer)
+        let other = try DemoPKI()
+        let foreign = try other.verifier.verify(chain: [other.serverCertificate.der], role: .server(name: "localhost"))
+        // The identity (the leaf DER) is the peer's; the key is not.
+        let mixed = VerifiedPeer(publicKey: foreign.publicKey, identity: rightPeer.identity)
+        #expect { try client.resume(with: .peerVerified(mixed)) } throws: {
+            ($0 as? TLSError)?.description.contains("not the key of the peer's certificate") == true
+        }
+        #expect(client.failure?.alert == .badCertificate)
+        #expect(throws: TLSError(.alertReceived(.badCertificate))) { try server.receive(client.takeOutput()) }
+    }
+
     @Test("double resume is misuse; resume after a failure rethrows the failure")
     func doubleResume() throws {
         let (client, _) = try Self.pausedClient(versions: [.tls13])
