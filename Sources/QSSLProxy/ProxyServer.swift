@@ -5,6 +5,12 @@ import NIOQSSL
 import QSSL
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// `qssl serve`: listeners that terminate TLS and forward plaintext to backends, with limits,
 /// a reload that keeps open connections on their configuration, and a drain.
 public final class ProxyServer: Sendable {
@@ -24,7 +30,9 @@ public final class ProxyServer: Sendable {
 
     /// The bound addresses, by listener ("name", "127.0.0.1:8443").
     public var boundAddresses: [(listener: String, address: String)] {
-        listeners.flatMap { l in l.channels.map { (l.runtime.settings.name, describe($0.localAddress)) } }
+        var seen = Set<String>()
+        // One entry per address, though a TCP address has a socket per event loop.
+        return listeners.flatMap { l in l.channels.map { (l.runtime.settings.name, describe($0.localAddress)) } }.filter { seen.insert("\($0.0) \($0.1)").inserted }
     }
 
     /// Open client connections, all listeners.
@@ -58,7 +66,7 @@ public final class ProxyServer: Sendable {
                 var bound: [Channel] = []
                 do {
                     for address in s.addresses {
-                        bound.append(try await bind(address, runtime: runtime, group: group))
+                        bound += try await bind(address, runtime: runtime, group: group)
                     }
                 } catch {
                     // This listener's addresses bound before the failure: closed too, not left
@@ -76,11 +84,71 @@ public final class ProxyServer: Sendable {
         return ProxyServer(listeners: listeners, group: group)
     }
 
-    private static func bind(_ address: ListenAddress, runtime: ListenerRuntime, group: EventLoopGroup) async throws -> Channel {
+    /// Binds `address`: a TCP address once per event loop, each socket accepting for its own loop
+    /// (SO_REUSEPORT; the kernel spreads the connections over them). A connection is then served
+    /// on the loop that accepted it: no hand-off to another loop's thread, whose wake-up cost
+    /// about a fifth of a resumed handshake's server CPU with one connection at a time
+    /// (`qssl serve --threads 1` against two loops, paired rounds). Before that, the address is bound
+    /// once without SO_REUSEPORT (and without listening): a server already listening on it (a
+    /// second `qssl serve` among them) makes this fail, as it would without SO_REUSEPORT, instead
+    /// of sharing its port. (A process of the same user that binds with SO_REUSEPORT after us can
+    /// still join the port: the kernel allows that, as for nginx's and HAProxy's per-thread
+    /// listeners.)
+    /// A Unix socket, or a single loop, has one socket whose connections go to the group's loops.
+    private static func bind(_ address: ListenAddress, runtime: ListenerRuntime, group: EventLoopGroup) async throws -> [Channel] {
+        var loops: [any EventLoop] = []
+        for loop in group.makeIterator() { loops.append(loop) }
+        switch address {
+        case .unix(let path):
+            return [try await bootstrap(runtime: runtime, address: address, group: group, childGroup: group, reusePort: false)
+                .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()]
+        case .tcp(let host, let port) where loops.count == 1:
+            return [try await bootstrap(runtime: runtime, address: address, group: group, childGroup: group, reusePort: false)
+                .bind(host: host, port: port).get()]
+        case .tcp(let host, var port):
+            if port != 0 { try checkNotListening(host: host, port: port) }
+            var channels: [Channel] = []
+            do {
+                for loop in loops {
+                    let channel = try await bootstrap(runtime: runtime, address: address, group: loop, childGroup: loop, reusePort: true)
+                        .bind(host: host, port: port).get()
+                    channels.append(channel)
+                    // An ephemeral port (0) is the first socket's for the others.
+                    if port == 0 { port = channel.localAddress?.port ?? 0 }
+                }
+            } catch {
+                for channel in channels { try? await channel.close() }
+                throw error
+            }
+            return channels
+        }
+    }
+
+    /// Throws EADDRINUSE when a socket is bound to the address already (a listener with or without
+    /// SO_REUSEPORT): a bind without SO_REUSEPORT, and without listen, so that nothing is accepted.
+    private static func checkNotListening(host: String, port: Int) throws {
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        #if canImport(Glibc)
+            let fd = socket(address.protocolFamily, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+            let fd = socket(address.protocolFamily, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        defer { close(fd) }
+        var one: CInt = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        let result = address.withSockAddr { pointer, size in systemBind(fd, pointer, socklen_t(size)) }
+        guard result == 0 else { throw IOError(errnoCode: errno, reason: "bind(descriptor:ptr:bytes:)") }
+    }
+
+    private static func bootstrap(
+        runtime: ListenerRuntime, address: ListenAddress, group: any EventLoopGroup, childGroup: any EventLoopGroup, reusePort: Bool
+    ) -> ServerBootstrap {
         let limits = runtime.settings.limits
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group, childGroup: childGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))), value: reusePort ? 1 : 0)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The accepted channel's options, set synchronously here: as bootstrap child
@@ -118,10 +186,6 @@ public final class ProxyServer: Sendable {
                     try channel.pipeline.syncOperations.addHandlers(handlers)
                 }
             }
-        switch address {
-        case .tcp(let host, let port): return try await bootstrap.bind(host: host, port: port).get()
-        case .unix(let path): return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-        }
     }
 
     /// Reloaded configurations take effect for new connections from here on.
@@ -173,4 +237,8 @@ func addressBytes(_ address: SocketAddress?) -> [UInt8] {
     case .v6(let a)?: return withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
     default: return []
     }
+}
+
+private func systemBind(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+    bind(fd, address, length)
 }

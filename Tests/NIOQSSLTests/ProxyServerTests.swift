@@ -74,6 +74,33 @@ struct ProxyServerTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("a TCP address has a socket per event loop on one port, listed once; the kernel spreads connections over them")
+    func socketPerLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = try await ProxyServer.start(listeners: [try settings()], metrics: nil, logger: logger, group: group)
+        let channels = try #require(server.listeners.first?.channels)
+        #expect(channels.count == 2)
+        #expect(channels[0].eventLoop !== channels[1].eventLoop)
+        #expect(Set(channels.compactMap { $0.localAddress?.port }).count == 1)
+        #expect(server.boundAddresses.count == 1)
+        let port = try #require(channels[0].localAddress?.port)
+        // Sixteen connections held open: both loops serve some (all on one: a chance of 2^-15).
+        let config = ClientConfiguration(provider: .swiftCrypto, verifier: pki.verifier)
+        var clients: [NIOQSSLClient] = []
+        for i in 0..<16 {
+            let client = try await NIOQSSLClient.connect(host: "127.0.0.1", port: port, configuration: config, serverName: "localhost")
+            try await client.send(Array("ping \(i)".utf8))
+            _ = try await client.read(expectedBytes: 6)
+            clients.append(client)
+        }
+        let served = try #require(server.listeners.first?.runtime.connections.all.map { $0.0.eventLoop })
+        #expect(served.count == 16)
+        #expect(served.contains { $0 === channels[0].eventLoop } && served.contains { $0 === channels[1].eventLoop })
+        for client in clients { await client.close() }
+        await server.drain(timeout: .zero)
+        try await group.shutdownGracefully()
+    }
+
     @Test("a handshake waiter granted its slot is not kept by the gate")
     func grantedWaiterIsReleased() {
         final class Waiter: Sendable {}
