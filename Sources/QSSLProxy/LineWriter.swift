@@ -11,11 +11,11 @@ import Synchronization
 /// standard output is often a pipe to a log collector, and a collector that stalls would
 /// otherwise stall every connection of the event loop that logs.
 ///
-/// A short line goes straight out when nothing is waiting and the output can take it at once
-/// (a pipe with room takes up to PIPE_BUF bytes whole; a file or /dev/null always; never on a
-/// terminal, which can hold a write back). Otherwise a thread of the writer's own writes the
-/// lines, in order, in batches; to a pipe in pieces of at most PIPE_BUF bytes that end at a line's
-/// end, so that another writer of the same pipe (stderr through `2>&1`) cannot land inside a line.
+/// To a file or /dev/null a line goes straight out when nothing is waiting (such a write does not
+/// wait on a reader). To a pipe, a socket or a terminal, which can hold a write back for as long
+/// as their reader likes, a thread of the writer's own writes the lines, in order, in batches; to
+/// a pipe in pieces of at most PIPE_BUF bytes that end at a line's end, so that another writer of
+/// the same pipe (stderr through `2>&1`) cannot land inside a line.
 ///
 /// Bounded: when more than `limit` bytes wait, further lines are dropped, and once the backlog is
 /// written a line says how many were ("log: N lines dropped …"). With the batch being written,
@@ -30,7 +30,8 @@ public final class LineWriter: Sendable {
 
     private let descriptor: Int32
     private let limit: Int
-    /// Whether lines may be written on the caller's thread.
+    /// Whether lines may be written on the caller's thread: the output is a regular file or a
+    /// character device other than a terminal (/dev/null).
     private let direct: Bool
     /// A pipe: only writes of at most PIPE_BUF bytes are whole.
     private let isPipe: Bool
@@ -39,20 +40,26 @@ public final class LineWriter: Sendable {
     private let writing = Mutex(())
     private let thread: NIOThreadPool
 
-    /// POSIX's PIPE_BUF on Linux: the most a pipe writes whole.
-    static let pipeBuffer = 4096
+    /// PIPE_BUF: the most a pipe writes whole.
+    #if os(Linux)
+        static let pipeBuffer = 4096
+    #else
+        static let pipeBuffer = 512
+    #endif
 
     /// - Parameters:
     ///   - descriptor: where lines go (not closed by the writer).
     ///   - limit: bytes that may wait; beyond it, lines are dropped and counted.
-    ///   - direct: whether a line may go out on the caller's thread when the output can take it
-    ///     at once (never on a terminal).
+    ///   - direct: whether a line may go out on the caller's thread when the output is a file or
+    ///     /dev/null.
     public init(descriptor: Int32, limit: Int = 8 << 20, direct: Bool = true) {
         self.descriptor = descriptor
         self.limit = limit
         var info = stat()
-        isPipe = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
-        self.direct = direct && isatty(descriptor) == 0
+        let known = fstat(descriptor, &info) == 0
+        let kind = info.st_mode & S_IFMT
+        isPipe = known && kind == S_IFIFO
+        self.direct = direct && known && (kind == S_IFREG || kind == S_IFCHR) && isatty(descriptor) == 0
         thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
     }
@@ -71,7 +78,7 @@ public final class LineWriter: Sendable {
 
     /// Writes `line` and a newline, or queues them; returns at once.
     public func write(_ line: String) {
-        if direct, line.utf8.count < Self.pipeBuffer, writeDirectly(line) { return }
+        if direct, writeDirectly(line) { return }
         let scheduleDrain = state.withLock { s -> Bool in
             let count = line.utf8.count + 1
             guard s.pending.count + count <= limit else {
@@ -90,15 +97,15 @@ public final class LineWriter: Sendable {
         }
     }
 
-    /// The line, at once, if nothing waits and the output takes it without blocking.
+    /// The line, at once, if nothing waits (a file or /dev/null). True once it was tried: a line
+    /// that failed is counted as dropped, never queued again (its start may be out already).
     private func writeDirectly(_ line: String) -> Bool {
         writing.withLockIfAvailable { _ -> Bool in
             guard state.withLock({ $0.pending.isEmpty && !$0.draining && $0.dropped == 0 }) else { return false }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-            guard poll(&entry, 1, 0) == 1, entry.revents & Int16(POLLOUT) != 0 else { return false }
             var bytes = Array(line.utf8)
             bytes.append(0x0A)
-            return writeAll(bytes[...], until: nil)
+            if !writeAll(bytes[...], until: nil) { state.withLock { $0.dropped += 1 } }
+            return true
         } ?? false
     }
 
@@ -141,8 +148,12 @@ public final class LineWriter: Sendable {
         }
         if batch.isEmpty && dropped == 0 { return false }
         guard writeAll(batch[...], until: deadline) else {
-            // Lost with the output (or the exit's deadline); a later line tries again.
-            state.withLock { $0.draining = false }
+            // Lost with the output (or the exit's deadline), and counted; a later line tries again.
+            let lines = batch.lazy.filter { $0 == 0x0A }.count
+            state.withLock {
+                $0.draining = false
+                $0.dropped += lines + dropped
+            }
             return false
         }
         if dropped > 0 {
@@ -152,15 +163,16 @@ public final class LineWriter: Sendable {
         return true
     }
 
-    /// Writes all of `bytes`: to a pipe in pieces of at most PIPE_BUF bytes ending at a line's
-    /// end. Waits for the output while it is full (a descriptor another process made
-    /// non-blocking), until `deadline` if there is one. False if the output failed or the
-    /// deadline passed; what was not written is lost then.
+    /// Writes all of `bytes`: to a pipe, and to any output when there is a deadline, in pieces of
+    /// at most PIPE_BUF bytes ending at a line's end (with a deadline, each piece only once the
+    /// output polls writable within it). Waits for the output while it is full (a descriptor
+    /// another process made non-blocking). False if the output failed or the deadline passed;
+    /// what was not written is lost then.
     private func writeAll(_ bytes: ArraySlice<UInt8>, until deadline: ContinuousClock.Instant?) -> Bool {
         var offset = bytes.startIndex
         while offset < bytes.endIndex {
             var end = bytes.endIndex
-            if isPipe && end - offset > Self.pipeBuffer {
+            if (isPipe || deadline != nil) && end - offset > Self.pipeBuffer {
                 // The last line's end within PIPE_BUF; a longer line goes alone (it cannot be whole).
                 let window = bytes[offset..<(offset + Self.pipeBuffer)]
                 if let newline = window.lastIndex(of: 0x0A) {

@@ -81,6 +81,9 @@ public final class ProxyServer: Sendable {
             for l in listeners { for c in l.channels { try? await c.close() } }
             throw error
         }
+        for l in listeners {
+            for channel in l.channels { channel.eventLoop.execute { channel.setAutoRead(!l.runtime.gate.isFull) } }
+        }
         return ProxyServer(listeners: listeners, group: group)
     }
 
@@ -102,19 +105,21 @@ public final class ProxyServer: Sendable {
         case .unix(let path):
             return [try await bootstrap(runtime: runtime, address: address, group: group, childGroup: group, reusePort: false)
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()]
-        case .tcp(let host, let port) where loops.count == 1:
+        case .tcp(let host, let port) where loops.count == 1 || !spreadsReusePort:
             return [try await bootstrap(runtime: runtime, address: address, group: group, childGroup: group, reusePort: false)
                 .bind(host: host, port: port).get()]
-        case .tcp(let host, var port):
-            if port != 0 { try checkNotListening(host: host, port: port) }
+        case .tcp(let host, let port):
+            // Resolved once: every socket on the one address the check saw.
+            var resolved = try SocketAddress.makeAddressResolvingHost(host, port: port)
+            if port != 0 { try checkNotListening(resolved) }
             var channels: [Channel] = []
             do {
                 for loop in loops {
                     let channel = try await bootstrap(runtime: runtime, address: address, group: loop, childGroup: loop, reusePort: true)
-                        .bind(host: host, port: port).get()
+                        .bind(to: resolved).get()
                     channels.append(channel)
                     // An ephemeral port (0) is the first socket's for the others.
-                    if port == 0 { port = channel.localAddress?.port ?? 0 }
+                    if port == 0, let bound = channel.localAddress { resolved = bound }
                 }
             } catch {
                 for channel in channels { try? await channel.close() }
@@ -124,10 +129,18 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// Whether the kernel spreads a port's connections over the sockets sharing it with
+    /// SO_REUSEPORT: Linux does; macOS and the BSDs (without SO_REUSEPORT_LB) give them all to one,
+    /// which would put every connection on one loop.
+    #if os(Linux)
+        static let spreadsReusePort = true
+    #else
+        static let spreadsReusePort = false
+    #endif
+
     /// Throws EADDRINUSE when a socket is bound to the address already (a listener with or without
     /// SO_REUSEPORT): a bind without SO_REUSEPORT, and without listen, so that nothing is accepted.
-    private static func checkNotListening(host: String, port: Int) throws {
-        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+    private static func checkNotListening(_ address: SocketAddress) throws {
         #if canImport(Glibc)
             let fd = socket(address.protocolFamily, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -146,6 +159,9 @@ public final class ProxyServer: Sendable {
     ) -> ServerBootstrap {
         let limits = runtime.settings.limits
         return ServerBootstrap(group: group, childGroup: childGroup)
+            // Accepting starts once every listener is bound (`start`): none accepted by a socket
+            // whose siblings then fail to bind.
+            .serverChannelOption(.autoRead, value: false)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))), value: reusePort ? 1 : 0)

@@ -1,6 +1,12 @@
 import ArgumentParser
 import QSSL
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 @main
 struct QSSLCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +27,7 @@ struct QSSLCommand: AsyncParsableCommand {
     /// documented exit code. Parsing, --help, --version and usage errors (ValidationError) take
     /// ArgumentParser's own path.
     static func main() async {
+        openStandardDescriptors()
         var command: ParsableCommand
         do {
             command = try await asyncParseAsRoot(nil)
@@ -43,6 +50,19 @@ struct QSSLCommand: AsyncParsableCommand {
         } catch {
             printFailure(describe(error))
             exit(withError: ExitCode(failureExitCode(for: error)))
+        }
+    }
+}
+
+/// Standard input, output and error closed at start (`qssl serve >&-`, a daemonizer) are opened on
+/// /dev/null: otherwise the next file opened or connection accepted takes descriptor 1, and log
+/// lines (other clients' addresses and names) would be written into it.
+func openStandardDescriptors() {
+    for fd in Int32(0)...2 where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+        let opened = open("/dev/null", O_RDWR)
+        if opened >= 0 && opened != fd {
+            _ = dup2(opened, fd)
+            close(opened)
         }
     }
 }

@@ -228,9 +228,17 @@ public struct CertificatePublicKey: PeerPublicKey {
     public let key: SwiftCryptoPublicKey
     public let subjectPublicKeyInfo: [UInt8]?
 
-    public init(key: SwiftCryptoPublicKey, subjectPublicKeyInfo: [UInt8]) {
-        self.key = key
-        self.subjectPublicKeyInfo = subjectPublicKeyInfo
+    /// The key of a parsed certificate: its bytes and the key are the same field, parsed once.
+    init(_ publicKey: X509PublicKey) {
+        key = publicKey.key
+        subjectPublicKeyInfo = publicKey.spki
+    }
+
+    /// Parses a subjectPublicKeyInfo (DER): the key cannot differ from the bytes it states.
+    public init(subjectPublicKeyInfo der: [UInt8]) throws(TLSError) {
+        let node: ASN1Node
+        do { node = try DER.parse(der) } catch { throw .rejected(.malformed, "subjectPublicKeyInfo: \(error)") }
+        self.init(try X509PublicKey(spki: node))
     }
 
     public var supportedSchemes: [SignatureScheme] { key.supportedSchemes }

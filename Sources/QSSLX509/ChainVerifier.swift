@@ -372,6 +372,6 @@ public struct X509CertificateVerifier: CertificateVerifier {
         if case .rsa(let k) = cert.publicKey.key, k.keySizeInBits < 2048 {
             throw .rejected(.unsupportedAlgorithm, "RSA key of \(k.keySizeInBits) bits")
         }
-        return CertificatePublicKey(key: cert.publicKey.key, subjectPublicKeyInfo: cert.publicKey.spki)
+        return CertificatePublicKey(cert.publicKey)
     }
 }
