@@ -1,6 +1,5 @@
 import Logging
 import QSSL
-import Synchronization
 
 /// How log lines are written: one line each, as text or as a JSON object.
 public enum LogFormat: String, Sendable {

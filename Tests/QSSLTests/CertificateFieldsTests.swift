@@ -35,4 +35,18 @@ struct CertificateFieldsTests {
         #expect(throws: DecodeError.self) { _ = try CertificateFields.subjectPublicKeyInfo([0x30, 0x85, 0, 0, 0, 0, 1, 0]) }
         #expect(throws: DecodeError.self) { _ = try CertificateFields.subjectPublicKeyInfo([0x30, 0x80, 0, 0]) }
     }
+
+    @Test("a CertificatePublicKey made from a subjectPublicKeyInfo verifies that key's signatures and states those bytes; garbage is refused")
+    func keyFromItsBytes() throws {
+        let pki = try DemoPKI(algorithm: .ecdsaP384)
+        let spki = pki.serverCertificate.publicKey.spki
+        let key = try CertificatePublicKey(subjectPublicKeyInfo: spki)
+        #expect(key.subjectPublicKeyInfo == spki)
+        let message = Array("the CertificateVerify content".utf8)
+        let signature = try pki.serverKey.sign(message, scheme: .ecdsaSecp384r1SHA384)
+        try key.verify(signature: signature, scheme: .ecdsaSecp384r1SHA384, message: message)
+        #expect(throws: TLSError.self) { try key.verify(signature: signature, scheme: .ecdsaSecp384r1SHA384, message: message + [0]) }
+        #expect(throws: TLSError.self) { _ = try CertificatePublicKey(subjectPublicKeyInfo: Array(spki.dropLast())) }
+        #expect(throws: TLSError.self) { _ = try CertificatePublicKey(subjectPublicKeyInfo: [0x30, 0x00]) }
+    }
 }
