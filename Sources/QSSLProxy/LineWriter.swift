@@ -120,7 +120,7 @@ public final class LineWriter: Sendable {
         let deadline = ContinuousClock.now + .seconds(1)
         while ContinuousClock.now < deadline {
             let done = writing.withLockIfAvailable { _ -> Bool in
-                while drainOnce(locked: true, until: deadline) {}
+                while drainTaken(until: deadline) {}
                 return true
             }
             if done == true { return }
@@ -132,9 +132,8 @@ public final class LineWriter: Sendable {
     var droppedLines: Int { state.withLock { $0.dropped } }
 
     /// Takes what waits and writes it; false when nothing did (and then no drain runs).
-    private func drainOnce(locked: Bool = false, until deadline: ContinuousClock.Instant?) -> Bool {
-        guard !locked else { return drainTaken(until: deadline) }
-        return writing.withLock { _ in drainTaken(until: deadline) }
+    private func drainOnce(until deadline: ContinuousClock.Instant?) -> Bool {
+        writing.withLock { _ in drainTaken(until: deadline) }
     }
 
     /// `drainOnce` with `writing` held.
@@ -184,8 +183,7 @@ public final class LineWriter: Sendable {
             if let deadline {
                 let left = deadline - ContinuousClock.now
                 guard left > .zero else { return false }
-                var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                guard poll(&entry, 1, Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))) == 1 else {
+                guard waitWritable(milliseconds: Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))) else {
                     return false
                 }
             }
@@ -195,8 +193,7 @@ public final class LineWriter: Sendable {
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
-                    var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&entry, 1, deadline == nil ? 1000 : 1)
+                    _ = waitWritable(milliseconds: deadline == nil ? 1000 : 1)
                     continue
                 }
                 return false  // the output is gone (a closed pipe): nothing more can be done
@@ -205,6 +202,12 @@ public final class LineWriter: Sendable {
             offset += n
         }
         return true
+    }
+
+    /// Whether the output became writable within `milliseconds`.
+    private func waitWritable(milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        return poll(&entry, 1, milliseconds) == 1
     }
 }
 
