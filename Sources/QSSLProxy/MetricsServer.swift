@@ -15,7 +15,8 @@ public final class MetricsServer: Sendable {
 
     public static func start(
         host: String, port: Int, metrics: ProxyMetrics, healthy: @escaping @Sendable () -> Bool,
-        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        idleTimeout: TimeAmount = MetricsServer.idleTimeout
     ) async throws -> MetricsServer {
         let open = OpenCount()
         let channel = try await ServerBootstrap(group: group)
@@ -30,10 +31,10 @@ public final class MetricsServer: Sendable {
                         channel.close(promise: nil)
                         return
                     }
-                    // A scrape takes milliseconds: a connection idle for 10 s is closed (the
-                    // timer goes with the connection, not 10 s later). Both set up before
+                    // A scrape takes milliseconds: a connection idle for `idleTimeout` is
+                    // closed (the timer goes with the connection, not later). Both set up before
                     // anything that may throw, so the count always comes back.
-                    let idle = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+                    let idle = channel.eventLoop.scheduleTask(in: idleTimeout) { channel.close(promise: nil) }
                     channel.closeFuture.whenComplete { _ in
                         idle.cancel()
                         open.leave()
@@ -50,6 +51,8 @@ public final class MetricsServer: Sendable {
 
     /// Connections served at once.
     static let maximumConnections = 64
+    /// A connection that has not finished with the port by then is closed.
+    public static let idleTimeout = TimeAmount.seconds(10)
 }
 
 /// Connections open on the metrics port.
