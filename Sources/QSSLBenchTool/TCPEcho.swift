@@ -79,6 +79,22 @@ struct TLSEchoCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads (NIO's shared group; default: one per core).")
     var threads: Int?
 
+    /// How the TLS 1.2 session-ID cache answers (scripts/bench-fleet's pause rows).
+    enum SessionCacheMode: String, ExpressibleByArgument, CaseIterable {
+        /// The in-memory cache, looked up in the handshake (no pause).
+        case memory
+        /// The same cache, answered through the core's pause (resumed on the event loop's next
+        /// turn): the cost of the asynchronous look-up itself, with no store behind it.
+        case memoryAsync = "memory-async"
+        case none
+    }
+
+    @Option(help: "Session-ID cache: memory, memory-async (the same, answered through the pause on the loop's next turn) or none.")
+    var sessionCache: SessionCacheMode = .memory
+
+    @Flag(help: "Issue no session tickets.")
+    var noTickets = false
+
     func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024") }
     }
@@ -89,8 +105,36 @@ struct TLSEchoCommand: AsyncParsableCommand {
             provider: .swiftCrypto, certificates: [try CertificateFiles.certifiedKey(chainPath: chain, keyPath: key)])
         configuration.groups = [.x25519, .secp384r1MLKEM1024, .secp384r1]
         configuration.versions = [.tls13, .tls12]
+        switch sessionCache {
+        case .memory: configuration.sessionCache = InMemorySessionCache()
+        case .memoryAsync: configuration.sessionCache = NextTurnSessionCache(InMemorySessionCache())
+        case .none: configuration.sessionCache = nil
+        }
+        if noTickets { configuration.ticketKeys = nil }
         let server = try await NIOQSSLServer.start(host: host, port: port, configuration: configuration) { [TCPEchoCommand.Echo()] }
         print("listening on \(server.localAddress)")
         try await server.channel.closeFuture.get()
     }
+}
+
+/// A session cache whose answers come through the core's pause (`isSynchronous` false): the
+/// in-memory look-up, answered at once from the adapter's call, which NIOQSSLHandler resumes on
+/// the event loop's next turn. What an asynchronous store costs before any I/O of its own.
+struct NextTurnSessionCache: ServerSessionCache {
+    let inner: InMemorySessionCache
+
+    init(_ inner: InMemorySessionCache) { self.inner = inner }
+
+    var isSynchronous: Bool { false }
+
+    func lookUp(sessionID: [UInt8]) -> SessionState? { inner.lookUp(sessionID: sessionID) }
+
+    /// Not the protocol's default, which answers from a task (a thread hop: another cost).
+    func lookUp(sessionID: [UInt8], completion: @escaping @Sendable (SessionState?) -> Void) {
+        completion(inner.lookUp(sessionID: sessionID))
+    }
+
+    func save(_ state: SessionState, sessionID: [UInt8]) { inner.save(state, sessionID: sessionID) }
+
+    func remove(sessionID: [UInt8]) { inner.remove(sessionID: sessionID) }
 }

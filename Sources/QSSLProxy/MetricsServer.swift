@@ -13,11 +13,15 @@ public final class MetricsServer: Sendable {
 
     public var localAddress: String { describe(channel.localAddress) }
 
+    /// Serves `/metrics` and `/healthz` on `host:port`, at most `maximumConnections` at once.
+    /// - Parameter connectionTimeout: how long after accept a connection is closed, finished or
+    ///   not (more than zero; 10 s by default).
     public static func start(
         host: String, port: Int, metrics: ProxyMetrics, healthy: @escaping @Sendable () -> Bool,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        idleTimeout: TimeAmount = MetricsServer.idleTimeout
+        connectionTimeout: TimeAmount = MetricsServer.connectionTimeout
     ) async throws -> MetricsServer {
+        precondition(connectionTimeout > .zero, "the metrics port's connection timeout must be more than zero")
         let open = OpenCount()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
@@ -31,10 +35,10 @@ public final class MetricsServer: Sendable {
                         channel.close(promise: nil)
                         return
                     }
-                    // A scrape takes milliseconds: a connection idle for `idleTimeout` is
-                    // closed (the timer goes with the connection, not later). Both set up before
+                    // A scrape takes milliseconds: a connection still open `connectionTimeout`
+                    // after accept is closed, busy or not (the timer goes with the connection). Both set up before
                     // anything that may throw, so the count always comes back.
-                    let idle = channel.eventLoop.scheduleTask(in: idleTimeout) { channel.close(promise: nil) }
+                    let idle = channel.eventLoop.scheduleTask(in: connectionTimeout) { channel.close(promise: nil) }
                     channel.closeFuture.whenComplete { _ in
                         idle.cancel()
                         open.leave()
@@ -51,8 +55,8 @@ public final class MetricsServer: Sendable {
 
     /// Connections served at once.
     static let maximumConnections = 64
-    /// A connection that has not finished with the port by then is closed.
-    public static let idleTimeout = TimeAmount.seconds(10)
+    /// How long after accept a connection is closed, finished or not.
+    public static let connectionTimeout = TimeAmount.seconds(10)
 }
 
 /// Connections open on the metrics port.
