@@ -36,11 +36,11 @@ public final class MetricsServer: Sendable {
                         return
                     }
                     // A scrape takes milliseconds: a connection still open `connectionTimeout`
-                    // after accept is closed, busy or not (the timer goes with the connection). Both set up before
-                    // anything that may throw, so the count always comes back.
-                    let idle = channel.eventLoop.scheduleTask(in: connectionTimeout) { channel.close(promise: nil) }
+                    // after accept is closed, busy or not (the timer goes with the connection).
+                    // Both set up before anything that may throw, so the count always comes back.
+                    let deadline = channel.eventLoop.scheduleTask(in: connectionTimeout) { channel.close(promise: nil) }
                     channel.closeFuture.whenComplete { _ in
-                        idle.cancel()
+                        deadline.cancel()
                         open.leave()
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
