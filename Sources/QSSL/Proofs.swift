@@ -21,8 +21,13 @@ struct FinishedVerified {
 struct PeerSignatureVerified {
     let identity: PeerIdentity
 
-    init(signature: [UInt8], scheme: SignatureScheme, content: [UInt8], peer: VerifiedPeer) throws(TLSError) {
-        try peer.publicKey.verify(signature: signature, scheme: scheme, message: content)
+    /// `tls12`: the scheme is read as TLS 1.2 reads it (`PeerPublicKey.verifyTLS12`).
+    init(signature: [UInt8], scheme: SignatureScheme, content: [UInt8], peer: VerifiedPeer, tls12: Bool = false) throws(TLSError) {
+        if tls12 {
+            try peer.publicKey.verifyTLS12(signature: signature, scheme: scheme, message: content)
+        } else {
+            try peer.publicKey.verify(signature: signature, scheme: scheme, message: content)
+        }
         var identity = peer.identity
         identity.handshakeSignatureScheme = scheme
         // PROTOCOL.md §2: a composite signature verifies only when both halves do.

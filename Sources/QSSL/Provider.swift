@@ -297,6 +297,12 @@ public enum PeerRole: Sendable, Hashable {
 public protocol PeerPublicKey: Sendable {
     /// Throws `.misbehaved(.sentInvalidSignature)` (decrypt_error) when the signature is invalid.
     func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError)
+    /// The same for a TLS 1.2 signature (ServerKeyExchange, CertificateVerify), where a code point
+    /// names a hash and a signature algorithm only: `ecdsa_secp256r1_sha256` (0x0403) is ECDSA
+    /// with SHA-256 on whatever curve the certificate's key is on (RFC 5246 §7.4.1.4.1, RFC 8422
+    /// §5.10; RFC 8446 §4.2.3 binds the curve only in TLS 1.3). BoringSSL servers sign that way
+    /// with P-384 keys. Defaults to `verify`.
+    func verifyTLS12(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError)
     /// Schemes this key can be verified with.
     var supportedSchemes: [SignatureScheme] { get }
     /// The subjectPublicKeyInfo DER of the certificate this key was taken from. When a
@@ -308,6 +314,10 @@ public protocol PeerPublicKey: Sendable {
 
 extension PeerPublicKey {
     public var subjectPublicKeyInfo: [UInt8]? { nil }
+
+    public func verifyTLS12(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
+        try verify(signature: signature, scheme: scheme, message: message)
+    }
 }
 
 /// Verifies a peer's certificate chain and yields its leaf key and identity.

@@ -141,6 +141,34 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
         }
         guard valid else { throw .misbehaved(.sentInvalidSignature, "\(scheme) signature does not verify") }
     }
+
+    /// TLS 1.2: an ECDSA code point names the hash, not the curve (see `PeerPublicKey`). A P-256
+    /// or P-384 key is checked with the named hash; everything else as in `verify`.
+    public func verifyTLS12(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
+        let valid: Bool
+        switch (self, scheme) {
+        case (.p256, .ecdsaSecp256r1SHA256), (.p384, .ecdsaSecp384r1SHA384):
+            return try verify(signature: signature, scheme: scheme, message: message)
+        case (.p256(let k), .ecdsaSecp384r1SHA384):
+            valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA384.hash(data: message)) } ?? false
+        case (.p256(let k), .ecdsaSecp521r1SHA512):
+            valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA512.hash(data: message)) } ?? false
+        case (.p384(let k), .ecdsaSecp256r1SHA256), (.p384(let k), .ecdsaSecp521r1SHA512):
+            // Q-SSL's own P-384 checks SHA-384 only: swift-crypto's takes any digest.
+            guard let key = try? P384.Signing.PublicKey(x963Representation: k.x963Representation),
+                let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature)
+            else {
+                valid = false
+                break
+            }
+            valid = scheme == .ecdsaSecp256r1SHA256
+                ? key.isValidSignature(parsed, for: SHA256.hash(data: message))
+                : key.isValidSignature(parsed, for: SHA512.hash(data: message))
+        default:
+            return try verify(signature: signature, scheme: scheme, message: message)
+        }
+        guard valid else { throw .misbehaved(.sentInvalidSignature, "\(scheme) signature does not verify") }
+    }
 }
 
 extension P384.Signing.PrivateKey {

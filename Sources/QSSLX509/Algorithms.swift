@@ -246,4 +246,8 @@ public struct CertificatePublicKey: PeerPublicKey {
     public func verify(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
         try key.verify(signature: signature, scheme: scheme, message: message)
     }
+
+    public func verifyTLS12(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
+        try key.verifyTLS12(signature: signature, scheme: scheme, message: message)
+    }
 }

@@ -116,7 +116,7 @@ struct TLS12ServerKeyExchanged {
         else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
         }
-        let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: transcript.bytes, peer: client)
+        let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: transcript.bytes, peer: client, tls12: true)
         var next = self
         next.transcript.append(message)
         next.summary.peerSignatureScheme = verify.scheme

@@ -1,0 +1,81 @@
+import Crypto
+import QSSL
+import QSSLSwiftCrypto
+import QSSLX509
+import QSSLWire
+import Testing
+
+/// TLS 1.2 reads an ECDSA code point as a hash and ECDSA on any curve (RFC 5246 §7.4.1.4.1,
+/// RFC 8422 §5.10); TLS 1.3 binds the curve too (RFC 8446 §4.2.3). BoringSSL servers with a
+/// P-384 key sign their ServerKeyExchange as ecdsa_secp256r1_sha256 (found by the swift-nio-ssl
+/// interop suite).
+@Suite("TLS 1.2's reading of ECDSA signature schemes")
+struct TLS12SignatureSchemeTests {
+    static let message = Array("ServerKeyExchange: client_random ‖ server_random ‖ params".utf8)
+
+    /// The key as the handshake gets it from a certificate (Q-SSL's own P-384 inside).
+    static func p384Key(_ k: P384.Signing.PrivateKey) throws -> CertificatePublicKey {
+        try CertificatePublicKey(subjectPublicKeyInfo: Array(k.publicKey.derRepresentation))
+    }
+
+    @Test("a P-384 key's SHA-256 signature verifies as TLS 1.2's ecdsa_secp256r1_sha256, not as TLS 1.3's")
+    func p384WithSHA256() throws {
+        let signer = P384.Signing.PrivateKey()
+        let key = try Self.p384Key(signer)
+        let signature = Array(try signer.signature(for: SHA256.hash(data: Self.message)).derRepresentation)
+        try key.verifyTLS12(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message)
+        // TLS 1.3: the scheme does not suit a P-384 key.
+        #expect(throws: TLSError.self) { try key.verify(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message) }
+        do {
+            try key.verify(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message)
+        } catch {
+            #expect(error.code.misbehavior == .usedUnofferedSignatureScheme)
+        }
+    }
+
+    @Test("the hash is the scheme's: a SHA-384 signature presented as SHA-256, or another message, does not verify")
+    func hashMustMatch() throws {
+        let signer = P384.Signing.PrivateKey()
+        let key = try Self.p384Key(signer)
+        let sha384 = Array(try signer.signature(for: SHA384.hash(data: Self.message)).derRepresentation)
+        let sha256 = Array(try signer.signature(for: SHA256.hash(data: Self.message)).derRepresentation)
+        for (signature, scheme, message) in [
+            (sha384, SignatureScheme.ecdsaSecp256r1SHA256, Self.message),
+            (sha256, .ecdsaSecp384r1SHA384, Self.message),
+            (sha256, .ecdsaSecp256r1SHA256, Self.message + [0]),
+            (Array(sha256.dropLast()), .ecdsaSecp256r1SHA256, Self.message)
+        ] {
+            do {
+                try key.verifyTLS12(signature: signature, scheme: scheme, message: message)
+                Issue.record("\(scheme) verified what it should not")
+            } catch {
+                #expect(error.code.misbehavior == .sentInvalidSignature, "\(error)")
+            }
+        }
+        // The matching pair goes the TLS 1.3 way.
+        try key.verifyTLS12(signature: sha384, scheme: .ecdsaSecp384r1SHA384, message: Self.message)
+    }
+
+    @Test("a P-256 key's SHA-384 and SHA-512 signatures verify under TLS 1.2's schemes")
+    func p256WithLongerHashes() throws {
+        let signer = P256.Signing.PrivateKey()
+        let key = SwiftCryptoPublicKey.p256(signer.publicKey)
+        let sha384 = Array(try signer.signature(for: SHA384.hash(data: Self.message)).derRepresentation)
+        let sha512 = Array(try signer.signature(for: SHA512.hash(data: Self.message)).derRepresentation)
+        try key.verifyTLS12(signature: sha384, scheme: .ecdsaSecp384r1SHA384, message: Self.message)
+        try key.verifyTLS12(signature: sha512, scheme: .ecdsaSecp521r1SHA512, message: Self.message)
+        #expect(throws: TLSError.self) { try key.verifyTLS12(signature: sha384, scheme: .ecdsaSecp521r1SHA512, message: Self.message) }
+    }
+
+    @Test("other keys are not loosened: an ECDSA scheme on an RSA or ML-DSA key is refused in TLS 1.2 too")
+    func otherKeysUnchanged() throws {
+        let pki = try DemoPKI(algorithm: .mldsa65)
+        let key = try X509CertificateVerifier.publicKey(of: pki.serverCertificate)
+        do {
+            try key.verifyTLS12(signature: [0x30, 0x00], scheme: .ecdsaSecp256r1SHA256, message: Self.message)
+            Issue.record("an ECDSA scheme verified on an ML-DSA key")
+        } catch {
+            #expect(error.code.misbehavior == .usedUnofferedSignatureScheme, "\(error)")
+        }
+    }
+}
