@@ -184,4 +184,34 @@ struct NIOSSLInteropTests {
         #expect(summary.localSignatureScheme == .mldsa65)
         #expect(summary.group.isPostQuantum, "swift-nio-ssl's default groups start with X25519MLKEM768: \(summary.group)")
     }
+
+    @Test("a swift-nio-ssl client authenticates with its ECDSA P-384 certificate to a Q-SSL server", arguments: [TLSVersion.tlsv13, .tlsv12])
+    func mutualTLS(_ version: TLSVersion) async throws {
+        let pki = MTLSInteropPKI.shared
+        let (server, record) = try await startMTLSServer(policy: .required, clientRoots: [pki.clientCA.certificate])
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = version
+        tls.maximumTLSVersion = version
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(InteropPKI.shared.path("ecdsa-ca.pem")))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.path("client.pem")).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.path("client.key"), format: .pem))
+        let message = Array("hello, it is me".utf8)
+        let reply: [UInt8]
+        do {
+            reply = try await Self.niosslRoundTrip(port: server.port, tls: tls, message: message)
+        } catch {
+            try await server.close()
+            throw error
+        }
+        try await server.close()
+        #expect(reply == message)
+        let summary = try #require(record.summaries.first)
+        #expect(summary.version == (version == .tlsv13 ? .tls13 : .tls12))
+        #expect(summary.peerIdentity?.subject.contains("client-1") == true, "\(String(describing: summary.peerIdentity))")
+        #expect(summary.peerIdentity?.keyAlgorithm == "ECDSA P-384")
+        // BoringSSL signs TLS 1.2's CertificateVerify with SHA-256 on its P-384 key
+        // (ecdsa_secp256r1_sha256, which in TLS 1.2 names the hash only); TLS 1.3 binds the curve.
+        #expect(summary.peerSignatureScheme == (version == .tlsv13 ? .ecdsaSecp384r1SHA384 : .ecdsaSecp256r1SHA256))
+        #expect(record.errors.isEmpty, "\(record.errors)")
+    }
 }
