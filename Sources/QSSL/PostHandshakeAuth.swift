@@ -148,7 +148,7 @@ extension TrafficState {
                 let verify = try message.require(CertificateVerify.self)
                 guard server.verifier.supportedSchemes.contains(verify.scheme) else { throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)") }
                 let content = certificateVerifyContent(server: false, transcriptHash: transcript.hash(pha.hkdf))
-                let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
+                let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer, reading: .strict)
                 transcript.append(message)
                 server.progress = .expectFinished(context: requestContext, transcript: transcript, proof: proof)
                 pha.side = .server(server)

@@ -21,12 +21,25 @@ struct FinishedVerified {
 struct PeerSignatureVerified {
     let identity: PeerIdentity
 
-    /// `tls12`: the scheme is read as TLS 1.2 reads it (`PeerPublicKey.verifyTLS12`).
-    init(signature: [UInt8], scheme: SignatureScheme, content: [UInt8], peer: VerifiedPeer, tls12: Bool = false) throws(TLSError) {
-        if tls12 {
-            try peer.publicKey.verifyTLS12(signature: signature, scheme: scheme, message: content)
-        } else {
+    /// How a signature scheme is read.
+    enum SchemeReading {
+        /// TLS 1.3 (and Q-SSL's hybrid TLS 1.2 suites): the scheme must suit the key exactly.
+        case strict
+        /// TLS 1.2 (`PeerPublicKey.verifyTLS12`): an ECDSA code point names the hash only. The
+        /// key's own kind must still be one we accept (one of its exact schemes is in
+        /// `accepting`), so a list without ecdsa_secp256r1_sha256 still refuses P-256 keys.
+        case tls12(accepting: [SignatureScheme])
+    }
+
+    init(signature: [UInt8], scheme: SignatureScheme, content: [UInt8], peer: VerifiedPeer, reading: SchemeReading) throws(TLSError) {
+        switch reading {
+        case .strict:
             try peer.publicKey.verify(signature: signature, scheme: scheme, message: content)
+        case .tls12(let accepting):
+            guard peer.publicKey.supportedSchemes.contains(where: accepting.contains) else {
+                throw .misbehaved(.usedUnofferedSignatureScheme, "the certificate's key suits none of the schemes we accept")
+            }
+            try peer.publicKey.verifyTLS12(signature: signature, scheme: scheme, message: content)
         }
         var identity = peer.identity
         identity.handshakeSignatureScheme = scheme

@@ -155,9 +155,11 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
             valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA512.hash(data: message)) } ?? false
         case (.p384(let k), .ecdsaSecp256r1SHA256), (.p384(let k), .ecdsaSecp521r1SHA512):
             // Q-SSL's own P-384 checks SHA-384 only: swift-crypto's takes any digest.
-            guard let key = try? P384.Signing.PublicKey(x963Representation: k.x963Representation),
-                let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature)
-            else {
+            let key: P384.Signing.PublicKey
+            do { key = try P384.Signing.PublicKey(x963Representation: k.x963Representation) } catch {
+                throw .crypto("P-384 public key for a TLS 1.2 signature: \(error)")
+            }
+            guard let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature) else {
                 valid = false
                 break
             }

@@ -1,5 +1,5 @@
 import Crypto
-import QSSL
+@testable import QSSL
 import QSSLSwiftCrypto
 import QSSLX509
 import QSSLWire
@@ -25,7 +25,6 @@ struct TLS12SignatureSchemeTests {
         let signature = Array(try signer.signature(for: SHA256.hash(data: Self.message)).derRepresentation)
         try key.verifyTLS12(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message)
         // TLS 1.3: the scheme does not suit a P-384 key.
-        #expect(throws: TLSError.self) { try key.verify(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message) }
         do {
             try key.verify(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message)
         } catch {
@@ -67,15 +66,64 @@ struct TLS12SignatureSchemeTests {
         #expect(throws: TLSError.self) { try key.verifyTLS12(signature: sha384, scheme: .ecdsaSecp521r1SHA512, message: Self.message) }
     }
 
-    @Test("other keys are not loosened: an ECDSA scheme on an RSA or ML-DSA key is refused in TLS 1.2 too")
+    @Test("other keys are not loosened: an ECDSA scheme on an RSA, Ed25519, ML-DSA or composite key is refused in TLS 1.2 too")
     func otherKeysUnchanged() throws {
-        let pki = try DemoPKI(algorithm: .mldsa65)
-        let key = try X509CertificateVerifier.publicKey(of: pki.serverCertificate)
+        for algorithm in [PKIBuilder.Algorithm.rsa3072PSS, .ed25519, .mldsa65, .mldsa65ECDSAP384] {
+            let pki = try DemoPKI(algorithm: algorithm)
+            let key = try X509CertificateVerifier.publicKey(of: pki.serverCertificate)
+            for scheme in [SignatureScheme.ecdsaSecp256r1SHA256, .ecdsaSecp384r1SHA384] {
+                do {
+                    try key.verifyTLS12(signature: [0x30, 0x00], scheme: scheme, message: Self.message)
+                    Issue.record("\(scheme) verified on a \(algorithm) key")
+                } catch {
+                    #expect(error.code.misbehavior == .usedUnofferedSignatureScheme, "\(algorithm): \(error)")
+                }
+            }
+        }
+    }
+
+    static func peer(_ key: any PeerPublicKey) -> VerifiedPeer {
+        VerifiedPeer(
+            publicKey: key,
+            identity: PeerIdentity(
+                verifiedChain: [], subject: "CN=peer", subjectAlternativeNames: [], keyAlgorithm: "ECDSA", certificateSignatureAlgorithm: "ECDSA"))
+    }
+
+    @Test("the handshake's proof: strict for TLS 1.3 and the hybrid suites; TLS 1.2's reading only for a key kind we accept")
+    func proofReadings() throws {
+        let p384 = P384.Signing.PrivateKey()
+        let peer = Self.peer(try Self.p384Key(p384))
+        let sha256 = Array(try p384.signature(for: SHA256.hash(data: Self.message)).derRepresentation)
+        // TLS 1.3 CertificateVerify (client, server, post-handshake) and the hybrid TLS 1.2 suites.
         do {
-            try key.verifyTLS12(signature: [0x30, 0x00], scheme: .ecdsaSecp256r1SHA256, message: Self.message)
-            Issue.record("an ECDSA scheme verified on an ML-DSA key")
+            _ = try PeerSignatureVerified(signature: sha256, scheme: .ecdsaSecp256r1SHA256, content: Self.message, peer: peer, reading: .strict)
+            Issue.record("the strict reading accepted SHA-256 on a P-384 key")
         } catch {
-            #expect(error.code.misbehavior == .usedUnofferedSignatureScheme, "\(error)")
+            #expect(error.code.misbehavior == .usedUnofferedSignatureScheme)
+        }
+        // TLS 1.2, accepting P-384 keys (their own scheme is in the list).
+        let proof = try PeerSignatureVerified(
+            signature: sha256, scheme: .ecdsaSecp256r1SHA256, content: Self.message, peer: peer,
+            reading: .tls12(accepting: [.ecdsaSecp256r1SHA256, .ecdsaSecp384r1SHA384]))
+        #expect(proof.identity.handshakeSignatureScheme == .ecdsaSecp256r1SHA256)
+        // TLS 1.2 with a list that accepts P-256 keys only: a P-384 key is refused, whatever it signs.
+        do {
+            _ = try PeerSignatureVerified(
+                signature: sha256, scheme: .ecdsaSecp256r1SHA256, content: Self.message, peer: peer, reading: .tls12(accepting: [.ecdsaSecp256r1SHA256]))
+            Issue.record("a P-384 key passed a list without P-384")
+        } catch {
+            #expect(error.code.misbehavior == .usedUnofferedSignatureScheme)
+        }
+        // And a P-256 key against a P-384-only list, though it signs with SHA-384.
+        let p256 = P256.Signing.PrivateKey()
+        let sha384 = Array(try p256.signature(for: SHA384.hash(data: Self.message)).derRepresentation)
+        do {
+            _ = try PeerSignatureVerified(
+                signature: sha384, scheme: .ecdsaSecp384r1SHA384, content: Self.message, peer: Self.peer(SwiftCryptoPublicKey.p256(p256.publicKey)),
+                reading: .tls12(accepting: [.ecdsaSecp384r1SHA384]))
+            Issue.record("a P-256 key passed a P-384-only list")
+        } catch {
+            #expect(error.code.misbehavior == .usedUnofferedSignatureScheme)
         }
     }
 }

@@ -15,7 +15,7 @@ struct ExpectServerCertificateVerify {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
         }
         let content = certificateVerifyContent(server: true, transcriptHash: transcript.hash(core.hkdf))
-        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
+        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer, reading: .strict)
         var transcript = self.transcript
         transcript.append(message)
         return ExpectServerFinished(

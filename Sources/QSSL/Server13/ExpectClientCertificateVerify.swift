@@ -14,7 +14,7 @@ struct ExpectClientCertificateVerify {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
         }
         let content = certificateVerifyContent(server: false, transcriptHash: transcript.hash(core.hkdf))
-        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer)
+        let verified = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: content, peer: peer, reading: .strict)
         var transcript = self.transcript
         transcript.append(message)
         return ExpectClientFinished(core: core, transcript: transcript, clientChain: clientChain, client: .certificate(verified))

@@ -55,7 +55,9 @@ struct TLS12ClientHandshake {
         }
         let content = clientRandom + serverRandom + (try encoding { () throws(EncodeError) in try ske.params() })
         let proof = try context.measure("signature check \(ske.scheme)") { () throws(TLSError) in
-            try PeerSignatureVerified(signature: ske.signature, scheme: ske.scheme, content: content, peer: peer, tls12: true)
+            try PeerSignatureVerified(
+                signature: ske.signature, scheme: ske.scheme, content: content, peer: peer,
+                reading: suite.isHybrid ? .strict : .tls12(accepting: config.verifier.supportedSchemes))
         }
         // The server owns the key pair here; the client answers as a TLS 1.3 server would.
         let (exchange, secret) = try context.measure("key exchange \(ske.group)") { () throws(TLSError) in try kx.respond(toClientShare: ske.publicValue) }

@@ -116,7 +116,9 @@ struct TLS12ServerKeyExchanged {
         else {
             throw .misbehaved(.usedUnofferedSignatureScheme, "\(verify.scheme)")
         }
-        let proof = try PeerSignatureVerified(signature: verify.signature, scheme: verify.scheme, content: transcript.bytes, peer: client, tls12: true)
+        let proof = try PeerSignatureVerified(
+            signature: verify.signature, scheme: verify.scheme, content: transcript.bytes, peer: client,
+            reading: keys.suite.isHybrid ? .strict : .tls12(accepting: verifier.supportedSchemes))
         var next = self
         next.transcript.append(message)
         next.summary.peerSignatureScheme = verify.scheme
