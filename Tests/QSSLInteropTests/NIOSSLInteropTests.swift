@@ -107,6 +107,14 @@ struct NIOSSLInteropTests {
         return try await done.futureResult.get()
     }
 
+    /// `niosslRoundTrip` to `server`, which is closed afterwards, whatever happened.
+    static func roundTrip(closing server: NIOQSSLServer, tls: TLSConfiguration, message: [UInt8]) async throws -> [UInt8] {
+        let result: Result<[UInt8], Error>
+        do { result = .success(try await niosslRoundTrip(port: server.port, tls: tls, message: message)) } catch { result = .failure(error) }
+        try await server.close()
+        return try result.get()
+    }
+
     @Test("swift-nio-ssl client ↔ Q-SSL server", arguments: cases)
     func niosslClient(_ c: Case) async throws {
         let (server, outcomes) = try await startQSSLServer(pki: c.pki)
@@ -116,14 +124,7 @@ struct NIOSSLInteropTests {
         tls.curves = [c.curve]
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(InteropPKI.shared.path("\(c.pki)-ca.pem")))
         let message = Array("hello from swift-nio-ssl".utf8)
-        let echoed: [UInt8]
-        do {
-            echoed = try await Self.niosslRoundTrip(port: server.port, tls: tls, message: message)
-        } catch {
-            try await server.close()
-            throw error
-        }
-        try await server.close()
+        let echoed = try await Self.roundTrip(closing: server, tls: tls, message: message)
         #expect(echoed == message)
         let summary = try #require(outcomes.summaries.first)
         #expect(summary.version == c.qsslVersion)
@@ -202,14 +203,7 @@ struct NIOSSLInteropTests {
         // BoringSSL verifies ML-DSA-65 (0x0905) when asked to; it is not in its default list.
         tls.verifySignatureAlgorithms = [SignatureAlgorithm(rawValue: 0x0905)]
         let message = Array("post-quantum signatures".utf8)
-        let echoed: [UInt8]
-        do {
-            echoed = try await Self.niosslRoundTrip(port: server.port, tls: tls, message: message)
-        } catch {
-            try await server.close()
-            throw error
-        }
-        try await server.close()
+        let echoed = try await Self.roundTrip(closing: server, tls: tls, message: message)
         #expect(echoed == message)
         let summary = try #require(outcomes.summaries.first)
         #expect(summary.localSignatureScheme == .mldsa65)
@@ -227,14 +221,7 @@ struct NIOSSLInteropTests {
         tls.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.path("client.pem")).map { .certificate($0) }
         tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.path("client.key"), format: .pem))
         let message = Array("hello, it is me".utf8)
-        let reply: [UInt8]
-        do {
-            reply = try await Self.niosslRoundTrip(port: server.port, tls: tls, message: message)
-        } catch {
-            try await server.close()
-            throw error
-        }
-        try await server.close()
+        let reply = try await Self.roundTrip(closing: server, tls: tls, message: message)
         #expect(reply == message)
         let summary = try #require(record.summaries.first)
         #expect(summary.version == (version == .tlsv13 ? .tls13 : .tls12))
