@@ -145,28 +145,27 @@ public enum SwiftCryptoPublicKey: PeerPublicKey {
     /// TLS 1.2: an ECDSA code point names the hash, not the curve (see `PeerPublicKey`). A P-256
     /// or P-384 key is checked with the named hash; everything else as in `verify`.
     public func verifyTLS12(signature: [UInt8], scheme: SignatureScheme, message: [UInt8]) throws(TLSError) {
+        /// The hash the ECDSA code point names, of `message` (asked for by the cross cases only).
+        func digest() -> any Digest {
+            switch scheme {
+            case .ecdsaSecp256r1SHA256: return SHA256.hash(data: message)
+            case .ecdsaSecp384r1SHA384: return SHA384.hash(data: message)
+            default: return SHA512.hash(data: message)
+            }
+        }
         let valid: Bool
         switch (self, scheme) {
-        case (.p256, .ecdsaSecp256r1SHA256), (.p384, .ecdsaSecp384r1SHA384):
-            return try verify(signature: signature, scheme: scheme, message: message)
-        case (.p256(let k), .ecdsaSecp384r1SHA384):
-            valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA384.hash(data: message)) } ?? false
-        case (.p256(let k), .ecdsaSecp521r1SHA512):
-            valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: SHA512.hash(data: message)) } ?? false
+        case (.p256(let k), .ecdsaSecp384r1SHA384), (.p256(let k), .ecdsaSecp521r1SHA512):
+            valid = (try? P256.Signing.ECDSASignature(derRepresentation: signature)).map { k.isValidSignature($0, for: digest()) } ?? false
         case (.p384(let k), .ecdsaSecp256r1SHA256), (.p384(let k), .ecdsaSecp521r1SHA512):
             // Q-SSL's own P-384 checks SHA-384 only: swift-crypto's takes any digest.
             let key: P384.Signing.PublicKey
             do { key = try P384.Signing.PublicKey(x963Representation: k.x963Representation) } catch {
                 throw .crypto("P-384 public key for a TLS 1.2 signature: \(error)")
             }
-            guard let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature) else {
-                valid = false
-                break
-            }
-            valid = scheme == .ecdsaSecp256r1SHA256
-                ? key.isValidSignature(parsed, for: SHA256.hash(data: message))
-                : key.isValidSignature(parsed, for: SHA512.hash(data: message))
+            valid = (try? P384.Signing.ECDSASignature(derRepresentation: signature)).map { key.isValidSignature($0, for: digest()) } ?? false
         default:
+            // The curve's own hash, or not an ECDSA key (refused there as in TLS 1.3).
             return try verify(signature: signature, scheme: scheme, message: message)
         }
         guard valid else { throw .misbehaved(.sentInvalidSignature, "\(scheme) signature does not verify") }
