@@ -55,6 +55,28 @@ struct TLS12SignatureSchemeTests {
         try key.verifyTLS12(signature: sha384, scheme: .ecdsaSecp384r1SHA384, message: Self.message)
     }
 
+    @Test("malformed signatures on the cross-curve path: empty, cut, trailing bytes, long-form lengths, 4 KiB of garbage, zero r and s: decrypt_error, no crash")
+    func malformedSignatures() throws {
+        let signer = P384.Signing.PrivateKey()
+        let key = try Self.p384Key(signer)
+        let good = Array(try signer.signature(for: SHA256.hash(data: Self.message)).derRepresentation)
+        var longForm = good
+        longForm.replaceSubrange(1..<2, with: [0x81, good[1]])  // SEQUENCE length in long form (not DER)
+        let cases: [[UInt8]] = [
+            [], [0x30], Array(good.prefix(good.count / 2)), good + [0x00], longForm,
+            [UInt8](repeating: 0xFF, count: 4096), [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00]
+        ]
+        for signature in cases {
+            do {
+                try key.verifyTLS12(signature: signature, scheme: .ecdsaSecp256r1SHA256, message: Self.message)
+                Issue.record("a malformed signature of \(signature.count) bytes verified")
+            } catch {
+                #expect(error.code.misbehavior == .sentInvalidSignature, "\(signature.count) bytes: \(error)")
+            }
+        }
+        try key.verifyTLS12(signature: good, scheme: .ecdsaSecp256r1SHA256, message: Self.message)
+    }
+
     @Test("a P-256 key's SHA-384 and SHA-512 signatures verify under TLS 1.2's schemes")
     func p256WithLongerHashes() throws {
         let signer = P256.Signing.PrivateKey()
